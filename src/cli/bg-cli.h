@@ -1,0 +1,75 @@
+/* bg-cli.h: what the banger command groups share. */
+#pragma once
+
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+/* Exit codes, documented in banger --help and the man page. */
+#define BG_EXIT_OK       0
+#define BG_EXIT_FAILURE  1
+#define BG_EXIT_USAGE    2
+
+typedef struct {
+  gboolean  json;
+  gboolean  verbose;
+  gboolean  is_tty;
+} BgCli;
+
+typedef gboolean (*BgCommandFunc) (BgCli    *cli,
+                                   int       argc,
+                                   char    **argv,
+                                   GError  **error);
+
+typedef struct {
+  const char    *name;
+  const char    *params;      /* shown after the command, e.g. "NAME" */
+  const char    *summary;
+  BgCommandFunc  func;
+} BgCommand;
+
+typedef struct {
+  const char      *name;
+  const char      *summary;
+  const BgCommand *commands;  /* NULL-terminated by name */
+} BgCommandGroup;
+
+extern const BgCommand bg_vm_commands[];
+extern const BgCommand bg_image_commands[];
+extern const BgCommand bg_system_commands[];
+
+/* Parses a command's own options (plus the global ones) and leaves the
+ * positional arguments in argv. Returns FALSE with a G_OPTION_ERROR that
+ * main() turns into exit code 2. */
+gboolean bg_cli_parse (BgCli         *cli,
+                       const char    *command_path,
+                       const char    *params,
+                       const char    *summary,
+                       GOptionEntry  *entries,
+                       int           *argc,
+                       char        ***argv,
+                       GError       **error);
+gboolean bg_cli_expect_args (const char  *command_path,
+                             int          argc,
+                             int          min,
+                             int          max,
+                             GError     **error);
+
+void     bg_cli_print_json  (JsonNode    *node);
+void     bg_cli_warn        (const char  *format,
+                             ...) G_GNUC_PRINTF (1, 2);
+char    *bg_cli_format_age  (gint64       since_unix);
+
+/* A text table: columns padded to their widest cell. */
+typedef struct _BgTable BgTable;
+BgTable *bg_table_new       (const char  *first_header,
+                             ...) G_GNUC_NULL_TERMINATED;
+void     bg_table_add_row   (BgTable     *table,
+                             const char  *first_cell,
+                             ...) G_GNUC_NULL_TERMINATED;
+void     bg_table_print     (BgTable     *table);
+void     bg_table_free      (BgTable     *table);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgTable, bg_table_free)
+
+G_END_DECLS

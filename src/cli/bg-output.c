@@ -1,0 +1,210 @@
+/* bg-output.c: printing for people (tables) and scripts (--json). */
+#include <stdio.h>
+#include <unistd.h>
+
+#include "bg-cli.h"
+
+static GOptionEntry global_entries[] = {
+  { "json", 0, 0, G_OPTION_ARG_NONE, NULL,
+    "Print machine-readable JSON instead of text", NULL },
+  { "verbose", 'v', 0, G_OPTION_ARG_NONE, NULL,
+    "Say more about what is happening", NULL },
+  { NULL }
+};
+
+gboolean
+bg_cli_parse (BgCli         *cli,
+              const char    *command_path,
+              const char    *params,
+              const char    *summary,
+              GOptionEntry  *entries,
+              int           *argc,
+              char        ***argv,
+              GError       **error)
+{
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GArray) all = g_array_new (TRUE, TRUE, sizeof (GOptionEntry));
+
+  /* The global options are listed with each command's own, so every
+   * --help shows everything that command accepts. */
+  for (GOptionEntry *e = entries; e != NULL && e->long_name != NULL; e++)
+    g_array_append_val (all, *e);
+  for (guint i = 0; global_entries[i].long_name != NULL; i++)
+    {
+      GOptionEntry e = global_entries[i];
+      e.arg_data = i == 0 ? (gpointer) &cli->json : (gpointer) &cli->verbose;
+      g_array_append_val (all, e);
+    }
+
+  context = g_option_context_new (params ? params : "");
+  g_option_context_set_summary (context, summary);
+  g_option_context_add_main_entries (context, (GOptionEntry *) (gpointer) all->data, NULL);
+
+  /* GOptionContext prints "Usage: <prgname> ..."; make that the full
+   * command path so --help reads "Usage: banger vm ls [OPTION…]". */
+  g_set_prgname (command_path);
+  if (!g_option_context_parse (context, argc, argv, error))
+    return FALSE;
+
+  /* "--" only separates; it is not an argument. */
+  if (*argc > 1 && g_strcmp0 ((*argv)[1], "--") == 0)
+    {
+      memmove (&(*argv)[1], &(*argv)[2], (*argc - 1) * sizeof (char *));
+      (*argc)--;
+    }
+  return TRUE;
+}
+
+gboolean
+bg_cli_expect_args (const char  *command_path,
+                    int          argc,
+                    int          min,
+                    int          max,
+                    GError     **error)
+{
+  int n = argc - 1;
+
+  if (n < min)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                   "'%s' needs %d argument%s; see '%s --help'",
+                   command_path, min, min == 1 ? "" : "s", command_path);
+      return FALSE;
+    }
+  if (max >= 0 && n > max)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                   "'%s' takes at most %d argument%s; see '%s --help'",
+                   command_path, max, max == 1 ? "" : "s", command_path);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+bg_cli_print_json (JsonNode *node)
+{
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  g_autofree char *text = NULL;
+
+  json_generator_set_pretty (gen, TRUE);
+  json_generator_set_root (gen, node);
+  text = json_generator_to_data (gen, NULL);
+  g_print ("%s\n", text);
+}
+
+void
+bg_cli_warn (const char *format,
+             ...)
+{
+  g_autofree char *msg = NULL;
+  va_list args;
+
+  va_start (args, format);
+  msg = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_printerr ("banger: warning: %s\n", msg);
+}
+
+char *
+bg_cli_format_age (gint64 since_unix)
+{
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  gint64 s = since_unix > 0 && now > since_unix ? now - since_unix : 0;
+
+  if (since_unix <= 0)
+    return g_strdup ("-");
+  if (s < 60)
+    return g_strdup_printf ("%" G_GINT64_FORMAT "s", s);
+  if (s < 3600)
+    return g_strdup_printf ("%" G_GINT64_FORMAT "m", s / 60);
+  if (s < 86400)
+    return g_strdup_printf ("%" G_GINT64_FORMAT "h%02" G_GINT64_FORMAT "m", s / 3600, (s % 3600) / 60);
+  return g_strdup_printf ("%" G_GINT64_FORMAT "d%02" G_GINT64_FORMAT "h", s / 86400, (s % 86400) / 3600);
+}
+
+struct _BgTable {
+  guint      n_columns;
+  GPtrArray *rows;   /* of GStrv */
+};
+
+static char **
+collect_cells (const char *first,
+               va_list     args)
+{
+  GPtrArray *cells = g_ptr_array_new ();
+
+  for (const char *c = first; c != NULL; c = va_arg (args, const char *))
+    g_ptr_array_add (cells, g_strdup (c));
+  g_ptr_array_add (cells, NULL);
+  return (char **) g_ptr_array_free (cells, FALSE);
+}
+
+BgTable *
+bg_table_new (const char *first_header,
+              ...)
+{
+  BgTable *table = g_new0 (BgTable, 1);
+  va_list args;
+  char **header;
+
+  va_start (args, first_header);
+  header = collect_cells (first_header, args);
+  va_end (args);
+  table->n_columns = g_strv_length (header);
+  table->rows = g_ptr_array_new_with_free_func ((GDestroyNotify) g_strfreev);
+  g_ptr_array_add (table->rows, header);
+  return table;
+}
+
+void
+bg_table_add_row (BgTable    *table,
+                  const char *first_cell,
+                  ...)
+{
+  va_list args;
+  char **row;
+
+  va_start (args, first_cell);
+  row = collect_cells (first_cell, args);
+  va_end (args);
+  g_return_if_fail (g_strv_length (row) == table->n_columns);
+  g_ptr_array_add (table->rows, row);
+}
+
+void
+bg_table_print (BgTable *table)
+{
+  g_autofree gsize *widths = g_new0 (gsize, table->n_columns);
+
+  for (guint r = 0; r < table->rows->len; r++)
+    {
+      char **row = table->rows->pdata[r];
+      for (guint c = 0; c < table->n_columns; c++)
+        widths[c] = MAX (widths[c], (gsize) g_utf8_strlen (row[c], -1));
+    }
+
+  for (guint r = 0; r < table->rows->len; r++)
+    {
+      char **row = table->rows->pdata[r];
+      g_autoptr(GString) line = g_string_new (NULL);
+
+      for (guint c = 0; c < table->n_columns; c++)
+        {
+          g_string_append (line, row[c]);
+          if (c + 1 < table->n_columns)
+            for (gsize pad = (gsize) g_utf8_strlen (row[c], -1); pad < widths[c] + 2; pad++)
+              g_string_append_c (line, ' ');
+        }
+      g_print ("%s\n", line->str);
+    }
+}
+
+void
+bg_table_free (BgTable *table)
+{
+  if (table == NULL)
+    return;
+  g_ptr_array_unref (table->rows);
+  g_free (table);
+}

@@ -1,0 +1,545 @@
+/* bg-config.c: the user's banger.conf.
+ *
+ * A GKeyFile with documented defaults (see data/banger.conf.example).
+ * Unknown keys are warnings, not errors, so an older banger can read a
+ * newer file; a bad value is an error naming the file, line and key,
+ * because silently using a default would hide the user's intent.
+ */
+#include <errno.h>
+#include <gio/gio.h>
+
+#include "bg-config.h"
+#include "bg-error.h"
+#include "bg-names.h"
+#include "bg-paths.h"
+
+typedef struct {
+  const char *group;
+  const char *key;
+} KnownKey;
+
+static const KnownKey known_keys[] = {
+  { "vm", "cpus" },
+  { "vm", "memory" },
+  { "vm", "disk-size" },
+  { "vm", "image" },
+  { "vm", "disk-mode" },
+  { "guest", "user" },
+  { "ssh", "key" },
+  { "ssh", "authorized-keys" },
+  { "sync", "paths" },
+  { "sync", "max-size" },
+};
+
+static const char * const disk_modes[] = {
+  [BG_DISK_MODE_AUTO] = "auto",
+  [BG_DISK_MODE_REFLINK] = "reflink",
+  [BG_DISK_MODE_DM_SNAPSHOT] = "dm-snapshot",
+  [BG_DISK_MODE_COPY] = "copy",
+};
+
+const char *
+bg_disk_mode_to_string (BgDiskMode mode)
+{
+  g_return_val_if_fail (mode < G_N_ELEMENTS (disk_modes), "auto");
+  return disk_modes[mode];
+}
+
+gboolean
+bg_disk_mode_from_string (const char *str,
+                          BgDiskMode *out)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (disk_modes); i++)
+    if (g_strcmp0 (str, disk_modes[i]) == 0)
+      {
+        *out = i;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+/* Sizes are binary multiples: "512M", "8G", "8GiB", "1T" or plain bytes. */
+gboolean
+bg_parse_size (const char  *str,
+               guint64     *out_bytes,
+               GError     **error)
+{
+  const char *p = str;
+  char *end = NULL;
+  guint64 value;
+  guint shift = 0;
+
+  if (str == NULL || !g_ascii_isdigit (*p))
+    goto bad;
+
+  errno = 0;
+  value = g_ascii_strtoull (p, &end, 10);
+  if (errno != 0 || end == p)
+    goto bad;
+
+  switch (g_ascii_toupper (*end))
+    {
+    case '\0':
+    case 'B': shift = 0; break;
+    case 'K': shift = 10; end++; break;
+    case 'M': shift = 20; end++; break;
+    case 'G': shift = 30; end++; break;
+    case 'T': shift = 40; end++; break;
+    default: goto bad;
+    }
+  if (shift > 0)
+    {
+      if (g_ascii_strcasecmp (end, "iB") == 0 || g_ascii_strcasecmp (end, "B") == 0)
+        end += strlen (end);
+    }
+  else if (g_ascii_strcasecmp (end, "B") == 0)
+    end++;
+  if (*end != '\0')
+    goto bad;
+
+  if (shift > 0 && value > (G_MAXUINT64 >> shift))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                   "size \"%s\" is too large", str);
+      return FALSE;
+    }
+
+  *out_bytes = value << shift;
+  return TRUE;
+
+bad:
+  {
+    g_autofree char *shown = g_strescape (str ? str : "", NULL);
+    g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                 "invalid size \"%s\"; use a number with an optional K, M, G or T suffix, like 8G",
+                 shown);
+  }
+  return FALSE;
+}
+
+char *
+bg_format_size (guint64 bytes)
+{
+  static const char units[] = "KMGT";
+
+  for (int i = 3; i >= 0; i--)
+    {
+      guint64 unit = G_GUINT64_CONSTANT (1) << (10 * (i + 1));
+
+      if (bytes >= unit && bytes % unit == 0)
+        return g_strdup_printf ("%" G_GUINT64_FORMAT "%c", bytes / unit, units[i]);
+    }
+  return g_strdup_printf ("%" G_GUINT64_FORMAT, bytes);
+}
+
+/* Firecracker takes 1..32 vCPUs, "either 1 or an even number". */
+gboolean
+bg_validate_cpus (const char  *field,
+                  gint64       cpus,
+                  GError     **error)
+{
+  if (cpus < 1 || cpus > BG_MAX_CPUS || (cpus != 1 && cpus % 2 != 0))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                   "%s%s%" G_GINT64_FORMAT " vCPUs is not allowed; use 1 or an even number up to %d",
+                   field ? field : "", field ? ": " : "", cpus, BG_MAX_CPUS);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+bg_validate_memory (const char  *field,
+                    gint64       mib,
+                    GError     **error)
+{
+  if (mib < BG_MIN_MEMORY_MIB || mib > BG_MAX_MEMORY_MIB)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                   "%s%s%" G_GINT64_FORMAT " MiB is out of range; use %d to %d MiB",
+                   field ? field : "", field ? ": " : "", mib, BG_MIN_MEMORY_MIB, BG_MAX_MEMORY_MIB);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+bg_validate_disk_size (const char  *field,
+                       guint64      bytes,
+                       GError     **error)
+{
+  if (bytes < BG_MIN_DISK_BYTES || bytes > BG_MAX_DISK_BYTES)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                   "%s%ssize is out of range; use 256M to 16T",
+                   field ? field : "", field ? ": " : "");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+BgConfig *
+bg_config_new_defaults (void)
+{
+  BgConfig *config = g_new0 (BgConfig, 1);
+  g_autofree char *data_dir = bg_paths_data_dir ();
+
+  config->cpus = BG_DEFAULT_CPUS;
+  config->memory_mib = BG_DEFAULT_MEMORY_MIB;
+  config->disk_bytes = BG_DEFAULT_DISK_BYTES;
+  config->image = g_strdup (BG_DEFAULT_IMAGE);
+  config->disk_mode = BG_DISK_MODE_AUTO;
+  config->guest_user = g_strdup (BG_DEFAULT_GUEST_USER);
+  config->ssh_key = g_build_filename (data_dir, "ssh", "id_ed25519", NULL);
+  config->authorized_keys = g_new0 (char *, 1);
+  config->sync_paths = g_new0 (char *, 1);
+  config->sync_limit = BG_DEFAULT_SYNC_LIMIT;
+  config->warnings = g_ptr_array_new_with_free_func (g_free);
+  return config;
+}
+
+void
+bg_config_free (BgConfig *config)
+{
+  if (config == NULL)
+    return;
+  g_free (config->path);
+  g_free (config->image);
+  g_free (config->guest_user);
+  g_free (config->ssh_key);
+  g_strfreev (config->authorized_keys);
+  g_strfreev (config->sync_paths);
+  g_ptr_array_unref (config->warnings);
+  g_free (config);
+}
+
+/* GKeyFile does not keep line numbers, so find the key's line in the text
+ * ourselves: the last "key =" inside the last "[group]" wins, as in
+ * GKeyFile. Returns 0 when not found. */
+static guint
+find_line (const char *text,
+           const char *group,
+           const char *key)
+{
+  g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
+  gboolean in_group = FALSE;
+  guint found = 0;
+  gsize key_len = key ? strlen (key) : 0;
+
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      const char *l = lines[i];
+
+      while (*l == ' ' || *l == '\t')
+        l++;
+      if (*l == '[')
+        {
+          const char *close = strchr (l, ']');
+
+          in_group = close != NULL && (gsize) (close - l - 1) == strlen (group) &&
+                     strncmp (l + 1, group, close - l - 1) == 0;
+          if (in_group && key == NULL)
+            found = i + 1;
+          continue;
+        }
+      if (in_group && key != NULL && strncmp (l, key, key_len) == 0)
+        {
+          const char *rest = l + key_len;
+
+          while (*rest == ' ' || *rest == '\t')
+            rest++;
+          if (*rest == '=')
+            found = i + 1;
+        }
+    }
+  return found;
+}
+
+static gboolean
+is_known_key (const char *group,
+              const char *key)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (known_keys); i++)
+    if (g_str_equal (known_keys[i].group, group) &&
+        (key == NULL || g_str_equal (known_keys[i].key, key)))
+      return TRUE;
+  return FALSE;
+}
+
+typedef struct {
+  const char *path;
+  const char *text;
+  GKeyFile   *kf;
+} Parser;
+
+static gboolean
+value_error (Parser      *p,
+             const char  *group,
+             const char  *key,
+             GError      *cause,
+             GError     **error)
+{
+  g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+               "%s:%u: [%s] %s: %s", p->path,
+               find_line (p->text, group, key), group, key, cause->message);
+  g_error_free (cause);
+  return FALSE;
+}
+
+static char *
+expand_home (const char *value)
+{
+  if (g_str_has_prefix (value, "~/"))
+    return g_build_filename (g_get_home_dir (), value + 2, NULL);
+  return g_strdup (value);
+}
+
+static gboolean
+get_string (Parser      *p,
+            const char  *group,
+            const char  *key,
+            char       **out,
+            GError     **error)
+{
+  g_autofree char *value = NULL;
+  GError *local = NULL;
+
+  if (!g_key_file_has_key (p->kf, group, key, NULL))
+    return TRUE;
+  value = g_key_file_get_string (p->kf, group, key, &local);
+  if (value == NULL)
+    return value_error (p, group, key, local, error);
+  g_free (*out);
+  *out = g_steal_pointer (&value);
+  return TRUE;
+}
+
+static gboolean
+get_strv (Parser      *p,
+          const char  *group,
+          const char  *key,
+          char      ***out,
+          GError     **error)
+{
+  g_auto(GStrv) values = NULL;
+  GError *local = NULL;
+  GPtrArray *expanded;
+
+  if (!g_key_file_has_key (p->kf, group, key, NULL))
+    return TRUE;
+  values = g_key_file_get_string_list (p->kf, group, key, NULL, &local);
+  if (values == NULL)
+    return value_error (p, group, key, local, error);
+
+  expanded = g_ptr_array_new ();
+  for (guint i = 0; values[i] != NULL; i++)
+    {
+      g_autofree char *v = g_strstrip (g_strdup (values[i]));
+
+      if (*v == '\0')
+        continue;
+      if (!g_str_has_prefix (v, "~/") && !g_path_is_absolute (v))
+        {
+          g_ptr_array_free (expanded, TRUE);
+          return value_error (p, group, key,
+                              g_error_new (BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                                           "\"%s\" must be an absolute path or start with ~/", v),
+                              error);
+        }
+      g_ptr_array_add (expanded, expand_home (v));
+    }
+  g_ptr_array_add (expanded, NULL);
+  g_strfreev (*out);
+  *out = (char **) g_ptr_array_free (expanded, FALSE);
+  return TRUE;
+}
+
+static gboolean
+get_int (Parser      *p,
+         const char  *group,
+         const char  *key,
+         gint64      *out,
+         gboolean    *present,
+         GError     **error)
+{
+  g_autofree char *raw = NULL;
+  gint64 value;
+
+  *present = g_key_file_has_key (p->kf, group, key, NULL);
+  if (!*present)
+    return TRUE;
+  raw = g_strstrip (g_key_file_get_value (p->kf, group, key, NULL));
+  if (!g_ascii_string_to_signed (raw, 10, G_MININT64, G_MAXINT64, &value, NULL))
+    return value_error (p, group, key,
+                        g_error_new (BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                                     "\"%s\" is not a whole number", raw),
+                        error);
+  *out = value;
+  return TRUE;
+}
+
+static gboolean
+get_size (Parser      *p,
+          const char  *group,
+          const char  *key,
+          guint64     *out,
+          gboolean    *present,
+          GError     **error)
+{
+  g_autofree char *raw = NULL;
+  GError *local = NULL;
+
+  *present = g_key_file_has_key (p->kf, group, key, NULL);
+  if (!*present)
+    return TRUE;
+  raw = g_strstrip (g_key_file_get_value (p->kf, group, key, NULL));
+  if (!bg_parse_size (raw, out, &local))
+    return value_error (p, group, key, local, error);
+  return TRUE;
+}
+
+static void
+collect_unknown (Parser   *p,
+                 BgConfig *config)
+{
+  g_auto(GStrv) groups = g_key_file_get_groups (p->kf, NULL);
+
+  for (guint i = 0; groups[i] != NULL; i++)
+    {
+      g_auto(GStrv) keys = NULL;
+
+      if (!is_known_key (groups[i], NULL))
+        {
+          g_ptr_array_add (config->warnings,
+                           g_strdup_printf ("%s:%u: unknown group [%s] ignored", p->path,
+                                            find_line (p->text, groups[i], NULL), groups[i]));
+          continue;
+        }
+      keys = g_key_file_get_keys (p->kf, groups[i], NULL, NULL);
+      for (guint j = 0; keys && keys[j] != NULL; j++)
+        if (!is_known_key (groups[i], keys[j]))
+          g_ptr_array_add (config->warnings,
+                           g_strdup_printf ("%s:%u: unknown key '%s' in [%s] ignored", p->path,
+                                            find_line (p->text, groups[i], keys[j]),
+                                            keys[j], groups[i]));
+    }
+}
+
+BgConfig *
+bg_config_load (const char  *path,
+                GError     **error)
+{
+  g_autoptr(BgConfig) config = bg_config_new_defaults ();
+  g_autoptr(GKeyFile) kf = g_key_file_new ();
+  g_autofree char *text = NULL;
+  g_autoptr(GError) local = NULL;
+  g_autofree char *mode = NULL;
+  Parser p;
+  gint64 ival;
+  gboolean present;
+
+  config->path = g_strdup (path);
+  if (!g_file_get_contents (path, &text, NULL, &local))
+    {
+      if (g_error_matches (local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+        return g_steal_pointer (&config);
+      g_propagate_prefixed_error (error, g_steal_pointer (&local), "Cannot read config: ");
+      return NULL;
+    }
+  if (!g_key_file_load_from_data (kf, text, -1, G_KEY_FILE_NONE, &local))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                   "%s: %s", path, local->message);
+      return NULL;
+    }
+
+  p = (Parser) { path, text, kf };
+  collect_unknown (&p, config);
+
+  if (!get_int (&p, "vm", "cpus", &ival, &present, error))
+    return NULL;
+  if (present)
+    {
+      GError *e = NULL;
+      if (!bg_validate_cpus (NULL, ival, &e))
+        return value_error (&p, "vm", "cpus", e, error), NULL;
+      config->cpus = ival;
+    }
+
+  if (!get_int (&p, "vm", "memory", &ival, &present, error))
+    return NULL;
+  if (present)
+    {
+      GError *e = NULL;
+      if (!bg_validate_memory (NULL, ival, &e))
+        return value_error (&p, "vm", "memory", e, error), NULL;
+      config->memory_mib = ival;
+    }
+
+  if (!get_size (&p, "vm", "disk-size", &config->disk_bytes, &present, error))
+    return NULL;
+  if (present)
+    {
+      GError *e = NULL;
+      if (!bg_validate_disk_size (NULL, config->disk_bytes, &e))
+        return value_error (&p, "vm", "disk-size", e, error), NULL;
+    }
+
+  if (!get_string (&p, "vm", "image", &config->image, error))
+    return NULL;
+  {
+    GError *e = NULL;
+    if (!bg_name_validate ("image", config->image, &e))
+      return value_error (&p, "vm", "image", e, error), NULL;
+  }
+
+  if (!get_string (&p, "vm", "disk-mode", &mode, error))
+    return NULL;
+  if (mode != NULL && !bg_disk_mode_from_string (g_strstrip (mode), &config->disk_mode))
+    return value_error (&p, "vm", "disk-mode",
+                        g_error_new (BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                                     "\"%s\" is not one of auto, reflink, dm-snapshot, copy", mode),
+                        error), NULL;
+
+  if (!get_string (&p, "guest", "user", &config->guest_user, error))
+    return NULL;
+  {
+    GError *e = NULL;
+    /* The guest user name follows the same rule: it reaches useradd and
+     * file names inside the guest. */
+    if (!bg_name_validate ("user", config->guest_user, &e))
+      return value_error (&p, "guest", "user", e, error), NULL;
+  }
+
+  {
+    g_autofree char *key = NULL;
+    if (!get_string (&p, "ssh", "key", &key, error))
+      return NULL;
+    if (key != NULL)
+      {
+        if (!g_str_has_prefix (key, "~/") && !g_path_is_absolute (key))
+          return value_error (&p, "ssh", "key",
+                              g_error_new (BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                                           "\"%s\" must be an absolute path or start with ~/", key),
+                              error), NULL;
+        g_free (config->ssh_key);
+        config->ssh_key = expand_home (key);
+      }
+  }
+  if (!get_strv (&p, "ssh", "authorized-keys", &config->authorized_keys, error))
+    return NULL;
+  if (!get_strv (&p, "sync", "paths", &config->sync_paths, error))
+    return NULL;
+  if (!get_size (&p, "sync", "max-size", &config->sync_limit, &present, error))
+    return NULL;
+
+  return g_steal_pointer (&config);
+}
+
+BgConfig *
+bg_config_load_default (GError **error)
+{
+  g_autofree char *path = bg_paths_config_file ();
+
+  return bg_config_load (path, error);
+}

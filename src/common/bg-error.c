@@ -1,0 +1,40 @@
+/* bg-error.c: the error domain and its D-Bus names. */
+#include <gio/gio.h>
+
+#include "bg-error.h"
+
+static const GDBusErrorEntry bg_error_entries[] = {
+  { BG_ERROR_FAILED,           "org.banger.Mechanism1.Error.Failed" },
+  { BG_ERROR_INVALID_ARGUMENT, "org.banger.Mechanism1.Error.InvalidArgument" },
+  { BG_ERROR_NOT_AUTHORIZED,   "org.banger.Mechanism1.Error.NotAuthorized" },
+  { BG_ERROR_NOT_OWNER,        "org.banger.Mechanism1.Error.NotOwner" },
+  { BG_ERROR_NOT_FOUND,        "org.banger.Mechanism1.Error.NotFound" },
+  { BG_ERROR_BUSY,             "org.banger.Mechanism1.Error.Busy" },
+  { BG_ERROR_TIMEOUT,          "org.banger.Mechanism1.Error.Timeout" },
+  { BG_ERROR_EXISTS,           "org.banger.Mechanism1.Error.Exists" },
+  { BG_ERROR_UNSAFE,           "org.banger.Mechanism1.Error.Unsafe" },
+  { BG_ERROR_CORRUPT,          "org.banger.Mechanism1.Error.Corrupt" },
+  { BG_ERROR_NOT_SUPPORTED,    "org.banger.Mechanism1.Error.NotSupported" },
+};
+
+G_STATIC_ASSERT (G_N_ELEMENTS (bg_error_entries) == BG_ERROR_N_ERRORS);
+
+GQuark
+bg_error_quark (void)
+{
+  static gsize quark = 0;
+
+  g_dbus_error_register_error_domain ("bg-error-quark", &quark,
+                                      bg_error_entries,
+                                      G_N_ELEMENTS (bg_error_entries));
+  return (GQuark) quark;
+}
+
+/* The short name of a code ("NotOwner"), for messages and --json output. */
+const char *
+bg_error_code_nick (gint code)
+{
+  if (code < 0 || code >= BG_ERROR_N_ERRORS)
+    return "Failed";
+  return strrchr (bg_error_entries[code].dbus_error_name, '.') + 1;
+}

@@ -1,0 +1,514 @@
+/* bg-state.c: per-VM records under $XDG_STATE_HOME/banger/vms/<name>/vm.json.
+ *
+ * Every write is write-temp + fsync + rename (g_file_set_contents_full with
+ * DURABLE), so a reader sees the old or the new record, never half of one.
+ * Read-modify-write cycles hold an flock() on vms/.lock, so two banger
+ * processes updating the same VM never lose one of the updates.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+
+#include "bg-error.h"
+#include "bg-names.h"
+#include "bg-paths.h"
+#include "bg-state.h"
+
+struct _BgStateStore {
+  char *dir;
+};
+
+struct _BgStateLock {
+  int fd;
+};
+
+BgVmRecord *
+bg_vm_record_new (const char *name)
+{
+  BgVmRecord *record = g_new0 (BgVmRecord, 1);
+
+  record->name = g_strdup (name);
+  record->state = g_strdup ("created");
+  record->created_at = g_get_real_time () / G_USEC_PER_SEC;
+  record->updated_at = record->created_at;
+  return record;
+}
+
+void
+bg_vm_record_free (BgVmRecord *record)
+{
+  if (record == NULL)
+    return;
+  g_free (record->name);
+  g_free (record->image);
+  g_free (record->state);
+  g_free (record->disk_mode);
+  g_free (record->tap);
+  g_free (record->address);
+  g_free (record->gateway);
+  g_free (record->mac);
+  g_free (record->api_socket);
+  g_free (record->vsock_socket);
+  g_free (record);
+}
+
+static void
+add_string (JsonBuilder *b,
+            const char  *key,
+            const char  *value)
+{
+  if (value == NULL)
+    return;
+  json_builder_set_member_name (b, key);
+  json_builder_add_string_value (b, value);
+}
+
+static void
+add_int (JsonBuilder *b,
+         const char  *key,
+         gint64       value)
+{
+  json_builder_set_member_name (b, key);
+  json_builder_add_int_value (b, value);
+}
+
+JsonNode *
+bg_vm_record_to_json (const BgVmRecord *r)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  add_int (b, "version", 1);
+  add_string (b, "name", r->name);
+  add_string (b, "image", r->image);
+  add_string (b, "state", r->state);
+  add_int (b, "cpus", r->cpus);
+  add_int (b, "memory_mib", r->memory_mib);
+  add_int (b, "disk_bytes", (gint64) r->disk_bytes);
+  add_string (b, "disk_mode", r->disk_mode);
+  add_int (b, "created_at", r->created_at);
+  add_int (b, "updated_at", r->updated_at);
+  add_int (b, "started_at", r->started_at);
+  add_string (b, "tap", r->tap);
+  add_string (b, "address", r->address);
+  add_string (b, "gateway", r->gateway);
+  add_int (b, "prefix", r->prefix);
+  add_string (b, "mac", r->mac);
+  add_int (b, "cid", r->cid);
+  add_int (b, "pid", r->pid);
+  add_string (b, "api_socket", r->api_socket);
+  add_string (b, "vsock_socket", r->vsock_socket);
+  add_int (b, "counter", r->counter);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+/* Typed getters that refuse a member of the wrong type instead of letting
+ * json-glib coerce it or warn. */
+static gboolean
+get_member_string (JsonObject  *o,
+                   const char  *key,
+                   gboolean     required,
+                   char       **out,
+                   const char  *source,
+                   GError     **error)
+{
+  JsonNode *n = json_object_get_member (o, key);
+
+  if (n == NULL || JSON_NODE_HOLDS_NULL (n))
+    {
+      if (!required)
+        return TRUE;
+      g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT,
+                   "%s: missing member \"%s\"", source, key);
+      return FALSE;
+    }
+  if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT,
+                   "%s: member \"%s\" must be a string", source, key);
+      return FALSE;
+    }
+  *out = g_strdup (json_node_get_string (n));
+  return TRUE;
+}
+
+static gboolean
+get_member_int (JsonObject  *o,
+                const char  *key,
+                gint64       min,
+                gint64       max,
+                gint64      *out,
+                const char  *source,
+                GError     **error)
+{
+  JsonNode *n = json_object_get_member (o, key);
+  gint64 v;
+
+  if (n == NULL)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_INT64)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT,
+                   "%s: member \"%s\" must be an integer", source, key);
+      return FALSE;
+    }
+  v = json_node_get_int (n);
+  if (v < min || v > max)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT,
+                   "%s: member \"%s\" is out of range", source, key);
+      return FALSE;
+    }
+  *out = v;
+  return TRUE;
+}
+
+BgVmRecord *
+bg_vm_record_from_json (JsonNode    *node,
+                        const char  *source,
+                        GError     **error)
+{
+  g_autoptr(BgVmRecord) r = g_new0 (BgVmRecord, 1);
+  JsonObject *o;
+  gint64 v;
+
+  if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT,
+                   "%s: %s, not a JSON object", source,
+                   node == NULL ? "empty" : "an array or value");
+      return NULL;
+    }
+  o = json_node_get_object (node);
+
+#define STR(key, req, field) \
+  if (!get_member_string (o, key, req, &r->field, source, error)) return NULL
+#define INT(key, min, max, field) \
+  v = r->field; \
+  if (!get_member_int (o, key, min, max, &v, source, error)) return NULL; \
+  r->field = v
+
+  STR ("name", TRUE, name);
+  STR ("image", FALSE, image);
+  STR ("state", TRUE, state);
+  INT ("cpus", 0, 1024, cpus);
+  INT ("memory_mib", 0, G_MAXUINT32, memory_mib);
+  INT ("disk_bytes", 0, G_MAXINT64, disk_bytes);
+  STR ("disk_mode", FALSE, disk_mode);
+  INT ("created_at", 0, G_MAXINT64, created_at);
+  INT ("updated_at", 0, G_MAXINT64, updated_at);
+  INT ("started_at", 0, G_MAXINT64, started_at);
+  STR ("tap", FALSE, tap);
+  STR ("address", FALSE, address);
+  STR ("gateway", FALSE, gateway);
+  INT ("prefix", 0, 32, prefix);
+  STR ("mac", FALSE, mac);
+  INT ("cid", 0, G_MAXUINT32, cid);
+  INT ("pid", 0, G_MAXINT32, pid);
+  STR ("api_socket", FALSE, api_socket);
+  STR ("vsock_socket", FALSE, vsock_socket);
+  INT ("counter", G_MININT64, G_MAXINT64, counter);
+#undef STR
+#undef INT
+
+  if (!bg_name_is_valid (r->name))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT,
+                   "%s: member \"name\" is not a valid VM name", source);
+      return NULL;
+    }
+
+  return g_steal_pointer (&r);
+}
+
+BgStateStore *
+bg_state_store_new (const char *vms_dir)
+{
+  BgStateStore *store = g_new0 (BgStateStore, 1);
+
+  store->dir = g_strdup (vms_dir);
+  return store;
+}
+
+BgStateStore *
+bg_state_store_new_default (void)
+{
+  g_autofree char *dir = bg_paths_vms_dir ();
+
+  return bg_state_store_new (dir);
+}
+
+void
+bg_state_store_free (BgStateStore *store)
+{
+  if (store == NULL)
+    return;
+  g_free (store->dir);
+  g_free (store);
+}
+
+const char *
+bg_state_store_get_dir (BgStateStore *store)
+{
+  return store->dir;
+}
+
+char *
+bg_state_store_vm_dir (BgStateStore *store,
+                       const char   *name)
+{
+  g_return_val_if_fail (bg_name_is_valid (name), NULL);
+  return g_build_filename (store->dir, name, NULL);
+}
+
+static char *
+record_path (BgStateStore *store,
+             const char   *name)
+{
+  return g_build_filename (store->dir, name, "vm.json", NULL);
+}
+
+BgStateLock *
+bg_state_store_lock (BgStateStore  *store,
+                     GError       **error)
+{
+  g_autofree char *path = g_build_filename (store->dir, ".lock", NULL);
+  BgStateLock *lock;
+  int fd;
+
+  if (!bg_paths_mkdir_private (store->dir, error))
+    return NULL;
+
+  fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    {
+      int errsv = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                   "Cannot open lock file %s: %s", path, g_strerror (errsv));
+      return NULL;
+    }
+  while (flock (fd, LOCK_EX) < 0)
+    {
+      int errsv = errno;
+      if (errsv == EINTR)
+        continue;
+      close (fd);
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                   "Cannot lock %s: %s", path, g_strerror (errsv));
+      return NULL;
+    }
+
+  lock = g_new0 (BgStateLock, 1);
+  lock->fd = fd;
+  return lock;
+}
+
+void
+bg_state_lock_release (BgStateLock *lock)
+{
+  if (lock == NULL)
+    return;
+  /* Closing the fd drops the flock. */
+  close (lock->fd);
+  g_free (lock);
+}
+
+BgVmRecord *
+bg_state_store_load (BgStateStore  *store,
+                     const char    *name,
+                     GError       **error)
+{
+  g_autofree char *path = NULL;
+  g_autofree char *text = NULL;
+  gsize len;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) local = NULL;
+  BgVmRecord *record;
+
+  if (!bg_name_validate ("name", name, error))
+    return NULL;
+
+  path = record_path (store, name);
+  if (!g_file_get_contents (path, &text, &len, &local))
+    {
+      if (g_error_matches (local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+        g_set_error (error, BG_ERROR, BG_ERROR_NOT_FOUND,
+                     "No VM named \"%s\"; see 'banger vm ls'", name);
+      else
+        g_propagate_error (error, g_steal_pointer (&local));
+      return NULL;
+    }
+
+  if (!json_parser_load_from_data (parser, text, len, &local))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT,
+                   "%s is not valid JSON (%s); move it away or remove the VM's directory",
+                   path, local->message);
+      return NULL;
+    }
+
+  record = bg_vm_record_from_json (json_parser_get_root (parser), path, error);
+  if (record != NULL && g_strcmp0 (record->name, name) != 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT,
+                   "%s records VM \"%s\", not \"%s\"", path, record->name, name);
+      g_clear_pointer (&record, bg_vm_record_free);
+    }
+  return record;
+}
+
+/* Callers that read-modify-write must hold the store lock; a plain save of
+ * a record the caller owns outright (a new VM) is atomic on its own. */
+gboolean
+bg_state_store_save (BgStateStore      *store,
+                     const BgVmRecord  *record,
+                     GError           **error)
+{
+  g_autofree char *dir = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *text = NULL;
+  g_autoptr(JsonNode) node = NULL;
+
+  if (!bg_name_validate ("name", record->name, error))
+    return FALSE;
+
+  dir = bg_state_store_vm_dir (store, record->name);
+  if (!bg_paths_mkdir_private (dir, error))
+    return FALSE;
+
+  node = bg_vm_record_to_json (record);
+  text = json_to_string (node, TRUE);
+  path = record_path (store, record->name);
+
+  return g_file_set_contents_full (path, text, -1,
+                                   G_FILE_SET_CONTENTS_CONSISTENT |
+                                   G_FILE_SET_CONTENTS_DURABLE,
+                                   0600, error);
+}
+
+gboolean
+bg_state_store_update (BgStateStore       *store,
+                       const char         *name,
+                       BgStateUpdateFunc   func,
+                       gpointer            user_data,
+                       GError            **error)
+{
+  g_autoptr(BgStateLock) lock = NULL;
+  g_autoptr(BgVmRecord) current = NULL;
+  g_autoptr(GError) local = NULL;
+  BgVmRecord *updated;
+  gboolean ok;
+
+  if (!bg_name_validate ("name", name, error))
+    return FALSE;
+
+  lock = bg_state_store_lock (store, error);
+  if (lock == NULL)
+    return FALSE;
+
+  current = bg_state_store_load (store, name, &local);
+  if (current == NULL && !g_error_matches (local, BG_ERROR, BG_ERROR_NOT_FOUND))
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+
+  updated = func (current, user_data, error);
+  if (updated == NULL)
+    return FALSE;
+  if (updated != current)
+    g_clear_pointer (&current, bg_vm_record_free);
+  else
+    current = NULL;
+
+  updated->updated_at = g_get_real_time () / G_USEC_PER_SEC;
+  ok = bg_state_store_save (store, updated, error);
+  bg_vm_record_free (updated);
+  return ok;
+}
+
+gboolean
+bg_state_store_delete (BgStateStore  *store,
+                       const char    *name,
+                       GError       **error)
+{
+  g_autofree char *path = NULL;
+  g_autofree char *dir = NULL;
+
+  if (!bg_name_validate ("name", name, error))
+    return FALSE;
+
+  path = record_path (store, name);
+  if (g_unlink (path) < 0 && errno != ENOENT)
+    {
+      int errsv = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                   "Cannot remove %s: %s", path, g_strerror (errsv));
+      return FALSE;
+    }
+  dir = bg_state_store_vm_dir (store, name);
+  if (g_rmdir (dir) < 0 && errno != ENOENT)
+    {
+      int errsv = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                   "Cannot remove %s: %s (it still holds files)", dir, g_strerror (errsv));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gint
+compare_records (gconstpointer a,
+                 gconstpointer b)
+{
+  const BgVmRecord *ra = *(BgVmRecord **) a;
+  const BgVmRecord *rb = *(BgVmRecord **) b;
+
+  return g_strcmp0 (ra->name, rb->name);
+}
+
+/* All records, sorted by name. A record that cannot be read does not hide
+ * the others: it is described in @problems (if given) and skipped. */
+GPtrArray *
+bg_state_store_list (BgStateStore  *store,
+                     GPtrArray    **problems,
+                     GError       **error)
+{
+  g_autoptr(GPtrArray) records = g_ptr_array_new_with_free_func ((GDestroyNotify) bg_vm_record_free);
+  g_autoptr(GDir) dir = NULL;
+  g_autoptr(GError) local = NULL;
+  const char *entry;
+
+  if (problems != NULL)
+    *problems = g_ptr_array_new_with_free_func (g_free);
+
+  dir = g_dir_open (store->dir, 0, &local);
+  if (dir == NULL)
+    {
+      if (g_error_matches (local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+        return g_steal_pointer (&records);
+      g_propagate_error (error, g_steal_pointer (&local));
+      return NULL;
+    }
+
+  while ((entry = g_dir_read_name (dir)) != NULL)
+    {
+      g_autoptr(GError) e = NULL;
+      BgVmRecord *record;
+
+      if (!bg_name_is_valid (entry))
+        continue;
+      record = bg_state_store_load (store, entry, &e);
+      if (record != NULL)
+        g_ptr_array_add (records, record);
+      else if (problems != NULL && !g_error_matches (e, BG_ERROR, BG_ERROR_NOT_FOUND))
+        g_ptr_array_add (*problems, g_strdup (e->message));
+    }
+
+  g_ptr_array_sort (records, compare_records);
+  return g_steal_pointer (&records);
+}

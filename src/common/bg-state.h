@@ -1,0 +1,81 @@
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+/* One VM as the CLI remembers it. The record is what banger last wrote;
+ * commands that show state check it against reality before trusting it. */
+typedef struct {
+  char    *name;
+  char    *image;
+  char    *state;          /* "created", "running", "stopped", ... */
+  guint    cpus;
+  guint    memory_mib;
+  guint64  disk_bytes;
+  char    *disk_mode;      /* strategy that made the disk */
+  gint64   created_at;     /* unix seconds */
+  gint64   updated_at;
+  gint64   started_at;     /* 0 when not running */
+  char    *tap;
+  char    *address;
+  char    *gateway;
+  guint    prefix;
+  char    *mac;
+  guint    cid;
+  gint64   pid;
+  char    *api_socket;
+  char    *vsock_socket;
+  gint64   counter;        /* free-running update counter, see tests */
+} BgVmRecord;
+
+BgVmRecord *bg_vm_record_new        (const char  *name);
+void        bg_vm_record_free       (BgVmRecord  *record);
+JsonNode   *bg_vm_record_to_json    (const BgVmRecord *record);
+BgVmRecord *bg_vm_record_from_json  (JsonNode    *node,
+                                     const char  *source,
+                                     GError     **error);
+
+typedef struct _BgStateStore BgStateStore;
+typedef struct _BgStateLock  BgStateLock;
+
+/* Called with the store locked; @record is the current record, or NULL
+ * when there is none. Return the record to save (it may be @record,
+ * changed in place, or a new one), or NULL with @error set to abort. */
+typedef BgVmRecord *(*BgStateUpdateFunc) (BgVmRecord  *record,
+                                          gpointer     user_data,
+                                          GError     **error);
+
+BgStateStore *bg_state_store_new      (const char    *vms_dir);
+BgStateStore *bg_state_store_new_default (void);
+void          bg_state_store_free     (BgStateStore  *store);
+const char   *bg_state_store_get_dir  (BgStateStore  *store);
+char         *bg_state_store_vm_dir   (BgStateStore  *store,
+                                       const char    *name);
+BgStateLock  *bg_state_store_lock     (BgStateStore  *store,
+                                       GError       **error);
+void          bg_state_lock_release   (BgStateLock   *lock);
+BgVmRecord   *bg_state_store_load     (BgStateStore  *store,
+                                       const char    *name,
+                                       GError       **error);
+gboolean      bg_state_store_save     (BgStateStore  *store,
+                                       const BgVmRecord *record,
+                                       GError       **error);
+gboolean      bg_state_store_update   (BgStateStore  *store,
+                                       const char    *name,
+                                       BgStateUpdateFunc func,
+                                       gpointer       user_data,
+                                       GError       **error);
+gboolean      bg_state_store_delete   (BgStateStore  *store,
+                                       const char    *name,
+                                       GError       **error);
+GPtrArray    *bg_state_store_list     (BgStateStore  *store,
+                                       GPtrArray    **problems,
+                                       GError       **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgVmRecord, bg_vm_record_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgStateStore, bg_state_store_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgStateLock, bg_state_lock_release)
+
+G_END_DECLS

@@ -1,0 +1,2 @@
+#include <gio/gio.h>
+int main (int argc, char **argv) { return 0; }
