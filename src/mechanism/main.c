@@ -1,2 +1,96 @@
+/* banger-mechanism: the privileged half of banger. Started by D-Bus
+ * activation; see data/dbus and data/systemd. */
+#include <locale.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <gio/gio.h>
-int main (int argc, char **argv) { return 0; }
+
+#include "daemon.h"
+
+#define DEFAULT_IDLE_TIMEOUT 30
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GKeyFile) conf = g_key_file_new ();
+  g_autofree char *conf_path = NULL;
+  g_autofree char *run_dir = NULL;
+  g_autofree char *config_dir = NULL;
+  gint idle_timeout = -1;
+  gboolean no_idle = FALSE, replace = FALSE, verbose = FALSE, version = FALSE;
+  BgDaemonOptions options = { 0 };
+  BgDaemon *daemon;
+  int rc;
+  GOptionEntry entries[] = {
+    { "idle-timeout", 0, 0, G_OPTION_ARG_INT, &idle_timeout,
+      "Exit after SECONDS without calls or pending work (default 30)", "SECONDS" },
+    { "no-idle", 0, 0, G_OPTION_ARG_NONE, &no_idle, "Never exit when idle (debugging)", NULL },
+    { "replace", 'r', 0, G_OPTION_ARG_NONE, &replace, "Replace a running instance (debugging)", NULL },
+    { "run-dir", 0, 0, G_OPTION_ARG_FILENAME, &run_dir,
+      "Registry directory (default " BG_RUNDIR ")", "DIR" },
+    { "config-dir", 0, 0, G_OPTION_ARG_FILENAME, &config_dir,
+      "Configuration directory (default " BG_SYSCONFDIR ")", "DIR" },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log debug messages", NULL },
+    { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
+    { NULL }
+  };
+
+  /* Whatever the mechanism creates is private unless it says otherwise;
+   * sockets in particular are born 0600. */
+  umask (077);
+  setlocale (LC_ALL, "");
+  signal (SIGPIPE, SIG_IGN);
+
+  context = g_option_context_new (NULL);
+  g_option_context_set_summary (context,
+                                "banger's privileged mechanism. It is started by D-Bus on demand;\n"
+                                "you do not run it yourself.");
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      g_printerr ("banger-mechanism: %s\n", error->message);
+      return 2;
+    }
+  if (version)
+    {
+      g_print ("banger-mechanism %s\n", PACKAGE_VERSION);
+      return 0;
+    }
+  if (geteuid () != 0)
+    {
+      g_printerr ("banger-mechanism: must run as root (it is started by D-Bus)\n");
+      return 1;
+    }
+  if (verbose)
+    g_setenv ("G_MESSAGES_DEBUG", "all", TRUE);
+
+  options.run_dir = run_dir ? run_dir : BG_RUNDIR;
+  options.config_dir = config_dir ? config_dir : BG_SYSCONFDIR;
+  conf_path = g_build_filename (options.config_dir, "mechanism.conf", NULL);
+  if (!g_key_file_load_from_file (conf, conf_path, G_KEY_FILE_NONE, &error) &&
+      !g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+    g_warning ("Ignoring %s: %s", conf_path, error->message);
+  g_clear_error (&error);
+  if (idle_timeout < 0)
+    {
+      idle_timeout = DEFAULT_IDLE_TIMEOUT;
+      if (g_key_file_has_key (conf, "mechanism", "idle-timeout", NULL))
+        idle_timeout = g_key_file_get_integer (conf, "mechanism", "idle-timeout", NULL);
+    }
+  options.idle_timeout = no_idle ? 0 : (guint) MAX (idle_timeout, 1);
+  options.replace = replace;
+
+  daemon = bg_daemon_new (&options, &error);
+  if (daemon == NULL)
+    {
+      g_printerr ("banger-mechanism: %s\n", error->message);
+      return 1;
+    }
+  rc = bg_daemon_run (daemon);
+  bg_daemon_free (daemon);
+  return rc;
+}

@@ -1,0 +1,53 @@
+#pragma once
+
+#include <gio/gio.h>
+#include <polkit/polkit.h>
+
+#include "bg-dbus-generated.h"
+#include "registry.h"
+
+G_BEGIN_DECLS
+
+typedef struct _BgDaemon BgDaemon;
+
+typedef struct {
+  const char *run_dir;        /* registry and runtime files */
+  const char *config_dir;     /* mechanism.conf, network.conf */
+  guint       idle_timeout;   /* seconds; 0 = never exit */
+  gboolean    replace;
+} BgDaemonOptions;
+
+/* A kind of resource the mechanism creates. Each kind knows how to check a
+ * caller-supplied name for it and how to undo one (tolerating that it is
+ * already gone, as after a crash). */
+typedef struct {
+  const char *kind;
+  const char *action;
+  gboolean  (*validate_name) (const char  *field,
+                              const char  *name,
+                              GError     **error);
+  gboolean  (*release)       (BgDaemon    *daemon,
+                              BgResource  *resource,
+                              GError     **error);
+} BgResourceKind;
+
+BgDaemon        *bg_daemon_new           (const BgDaemonOptions *options,
+                                          GError               **error);
+void             bg_daemon_free          (BgDaemon              *daemon);
+int              bg_daemon_run           (BgDaemon              *daemon);
+void             bg_daemon_hold          (BgDaemon              *daemon);
+void             bg_daemon_release       (BgDaemon              *daemon);
+PolkitAuthority *bg_daemon_get_authority (BgDaemon              *daemon);
+BgRegistry      *bg_daemon_get_registry  (BgDaemon              *daemon);
+BgMechanism1    *bg_daemon_get_skeleton  (BgDaemon              *daemon);
+const char      *bg_daemon_get_config_dir (BgDaemon             *daemon);
+const char      *bg_daemon_get_run_dir   (BgDaemon              *daemon);
+struct _BgNetwork *bg_daemon_get_network (BgDaemon            *daemon);
+void             bg_daemon_test_hook     (BgDaemon              *daemon,
+                                          const char            *step);
+const BgResourceKind *bg_daemon_lookup_kind (const char         *kind);
+gboolean         bg_daemon_release_resource (BgDaemon           *daemon,
+                                             BgResource         *resource,
+                                             GError            **error);
+
+G_END_DECLS

@@ -1,0 +1,223 @@
+/* libnss_banger: resolves NAME.<domain> to a banger VM's address.
+ *
+ * Reads the hosts file banger-mechanism writes (root-owned, rewritten
+ * atomically) under its run directory: one "ADDRESS NAME.DOMAIN" per
+ * line. Enable it with "hosts: files banger dns" in /etc/nsswitch.conf.
+ *
+ * This code runs inside every process that resolves a name, so it is
+ * plain C with no dependencies, allocates nothing, and is strict about
+ * buffer sizes. IPv4 only, like banger's network.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <nss.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#ifndef BG_NSS_HOSTS
+#define BG_NSS_HOSTS "/run/banger/hosts"
+#endif
+
+#define ALIGN_PTR(n) (((n) + sizeof (void *) - 1) & ~(sizeof (void *) - 1))
+
+enum nss_status _nss_banger_gethostbyname4_r (const char *name, struct gaih_addrtuple **pat,
+                                              char *buffer, size_t buflen, int *errnop,
+                                              int *h_errnop, int32_t *ttlp);
+enum nss_status _nss_banger_gethostbyname3_r (const char *name, int af, struct hostent *host,
+                                              char *buffer, size_t buflen, int *errnop,
+                                              int *h_errnop, int32_t *ttlp, char **canonp);
+enum nss_status _nss_banger_gethostbyname2_r (const char *name, int af, struct hostent *host,
+                                              char *buffer, size_t buflen, int *errnop,
+                                              int *h_errnop);
+enum nss_status _nss_banger_gethostbyname_r (const char *name, struct hostent *host,
+                                             char *buffer, size_t buflen, int *errnop,
+                                             int *h_errnop);
+
+/* The test suite points this at its own file; secure_getenv() ignores the
+ * variable in setuid programs, so it cannot redirect a privileged lookup. */
+static const char *
+hosts_path (void)
+{
+  const char *p = secure_getenv ("BANGER_NSS_HOSTS");
+  return p && *p ? p : BG_NSS_HOSTS;
+}
+
+/* Finds @name; returns 1 and the address, 0 when absent, -1 on error. */
+static int
+lookup (const char     *name,
+        struct in_addr *addr)
+{
+  char line[512];
+  FILE *f;
+  int found = 0;
+
+  f = fopen (hosts_path (), "re");
+  if (f == NULL)
+    return errno == ENOENT ? 0 : -1;
+
+  while (!found && fgets (line, sizeof line, f) != NULL)
+    {
+      char *save = NULL;
+      char *ip = strtok_r (line, " \t\n", &save);
+      char *host = strtok_r (NULL, " \t\n", &save);
+
+      if (ip == NULL || host == NULL || ip[0] == '#')
+        continue;
+      if (strcasecmp (host, name) == 0 && inet_pton (AF_INET, ip, addr) == 1)
+        found = 1;
+    }
+  fclose (f);
+  return found;
+}
+
+static int
+is_candidate (const char *name)
+{
+  /* Only dotted names can be ours; a bare name never is. */
+  return name != NULL && strchr (name, '.') != NULL && strlen (name) < 256;
+}
+
+enum nss_status
+_nss_banger_gethostbyname4_r (const char             *name,
+                              struct gaih_addrtuple **pat,
+                              char                   *buffer,
+                              size_t                  buflen,
+                              int                    *errnop,
+                              int                    *h_errnop,
+                              int32_t                *ttlp)
+{
+  struct in_addr addr;
+  struct gaih_addrtuple *tuple;
+  size_t name_len, need;
+  int r;
+
+  if (!is_candidate (name))
+    goto not_found;
+  r = lookup (name, &addr);
+  if (r < 0)
+    {
+      *errnop = errno;
+      *h_errnop = NO_RECOVERY;
+      return NSS_STATUS_UNAVAIL;
+    }
+  if (r == 0)
+    goto not_found;
+
+  name_len = strlen (name) + 1;
+  need = ALIGN_PTR (name_len) + sizeof (struct gaih_addrtuple);
+  if (buflen < need)
+    {
+      *errnop = ERANGE;
+      *h_errnop = NETDB_INTERNAL;
+      return NSS_STATUS_TRYAGAIN;
+    }
+  memcpy (buffer, name, name_len);
+  tuple = (struct gaih_addrtuple *) (buffer + ALIGN_PTR (name_len));
+  memset (tuple, 0, sizeof *tuple);
+  tuple->name = buffer;
+  tuple->family = AF_INET;
+  memcpy (tuple->addr, &addr, sizeof addr);
+  if (*pat != NULL)
+    **pat = *tuple;
+  else
+    *pat = tuple;
+  if (ttlp)
+    *ttlp = 0;
+  return NSS_STATUS_SUCCESS;
+
+not_found:
+  *errnop = ENOENT;
+  *h_errnop = HOST_NOT_FOUND;
+  return NSS_STATUS_NOTFOUND;
+}
+
+enum nss_status
+_nss_banger_gethostbyname3_r (const char     *name,
+                              int             af,
+                              struct hostent *host,
+                              char           *buffer,
+                              size_t          buflen,
+                              int            *errnop,
+                              int            *h_errnop,
+                              int32_t        *ttlp,
+                              char          **canonp)
+{
+  struct in_addr addr;
+  size_t name_len, offset;
+  char **aliases, **addr_list;
+  int r;
+
+  if (af == AF_UNSPEC)
+    af = AF_INET;
+  if (af != AF_INET || !is_candidate (name))
+    goto not_found;
+  r = lookup (name, &addr);
+  if (r < 0)
+    {
+      *errnop = errno;
+      *h_errnop = NO_RECOVERY;
+      return NSS_STATUS_UNAVAIL;
+    }
+  if (r == 0)
+    goto not_found;
+
+  /* Layout: name, aliases (NULL), address, address list (addr, NULL). */
+  name_len = strlen (name) + 1;
+  offset = ALIGN_PTR (name_len);
+  if (buflen < offset + sizeof (char *) + ALIGN_PTR (sizeof addr) + 2 * sizeof (char *))
+    {
+      *errnop = ERANGE;
+      *h_errnop = NETDB_INTERNAL;
+      return NSS_STATUS_TRYAGAIN;
+    }
+  memcpy (buffer, name, name_len);
+  aliases = (char **) (buffer + offset);
+  aliases[0] = NULL;
+  offset += sizeof (char *);
+  memcpy (buffer + offset, &addr, sizeof addr);
+  addr_list = (char **) (buffer + offset + ALIGN_PTR (sizeof addr));
+  addr_list[0] = buffer + offset;
+  addr_list[1] = NULL;
+
+  host->h_name = buffer;
+  host->h_aliases = aliases;
+  host->h_addrtype = AF_INET;
+  host->h_length = sizeof addr;
+  host->h_addr_list = addr_list;
+  if (ttlp)
+    *ttlp = 0;
+  if (canonp)
+    *canonp = buffer;
+  return NSS_STATUS_SUCCESS;
+
+not_found:
+  *errnop = ENOENT;
+  *h_errnop = HOST_NOT_FOUND;
+  return NSS_STATUS_NOTFOUND;
+}
+
+enum nss_status
+_nss_banger_gethostbyname2_r (const char     *name,
+                              int             af,
+                              struct hostent *host,
+                              char           *buffer,
+                              size_t          buflen,
+                              int            *errnop,
+                              int            *h_errnop)
+{
+  return _nss_banger_gethostbyname3_r (name, af, host, buffer, buflen, errnop, h_errnop, NULL, NULL);
+}
+
+enum nss_status
+_nss_banger_gethostbyname_r (const char     *name,
+                             struct hostent *host,
+                             char           *buffer,
+                             size_t          buflen,
+                             int            *errnop,
+                             int            *h_errnop)
+{
+  return _nss_banger_gethostbyname3_r (name, AF_INET, host, buffer, buflen, errnop, h_errnop, NULL, NULL);
+}

@@ -1,0 +1,71 @@
+/* The integration harness: a private system bus, the real polkitd with
+ * banger's real policy, and the mechanism from the build directory,
+ * activated by that bus, all inside a fresh network namespace. */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#define BG_TEST_USER_A "bg-test-a"
+#define BG_TEST_USER_B "bg-test-b"
+#define BG_TEST_GROUP  "bg-test"
+
+typedef struct {
+  char            *tmp;
+  char            *bus_address;
+  char            *run_dir;
+  char            *config_dir;
+  char            *rules_dir;
+  GPid             dbus_pid;
+  GPid             polkit_pid;
+  GDBusConnection *bus;        /* the harness's own (root) connection */
+} BgHarness;
+
+typedef struct {
+  gboolean  ok;
+  char     *error_name;        /* e.g. "org.banger.Mechanism1.Error.NotOwner" */
+  char     *message;
+  char     *reply;             /* the reply, printed as a GVariant */
+  gboolean  open_failed;       /* the user could not open a --fd file */
+} BgCallResult;
+
+int           bg_harness_main          (int          *argc,
+                                        char       ***argv,
+                                        void        (*add_tests) (void));
+BgHarness    *bg_harness_start         (guint         idle_timeout);
+void          bg_harness_stop          (BgHarness    *h);
+BgCallResult *bg_harness_call          (BgHarness    *h,
+                                        const char   *user,
+                                        const char   *method,
+                                        const char   *args,
+                                        ...) G_GNUC_NULL_TERMINATED;
+void          bg_call_result_free      (BgCallResult *r);
+void          bg_harness_set_group_rule (BgHarness   *h,
+                                        gboolean      enabled);
+guint32       bg_harness_uid           (const char   *user);
+GPid          bg_harness_mechanism_pid (BgHarness    *h);
+gboolean      bg_harness_wait_name_gone (BgHarness   *h,
+                                        guint         timeout_s);
+void          bg_harness_run_argv      (const char * const *argv,
+                                        char        **out,
+                                        int          *status);
+void          bg_harness_write_config  (BgHarness    *h,
+                                        const char   *name,
+                                        const char   *text);
+
+#define bg_assert_call_ok(r) \
+  G_STMT_START { if (!(r)->ok) g_error ("call failed: %s: %s", (r)->error_name, (r)->message); } G_STMT_END
+#define bg_assert_call_error(r, name, substr) \
+  G_STMT_START { \
+    if ((r)->ok) g_error ("call succeeded, expected %s", name); \
+    if (g_strcmp0 ((r)->error_name, name) != 0) \
+      g_error ("expected %s, got %s: %s", name, (r)->error_name, (r)->message); \
+    { const char *_want = (substr); \
+      if (_want != NULL && strstr ((r)->message, _want) == NULL) \
+        g_error ("error message \"%s\" lacks \"%s\"", (r)->message, _want); } \
+  } G_STMT_END
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgCallResult, bg_call_result_free)
+
+G_END_DECLS

@@ -1,0 +1,271 @@
+/* The mechanism on a private system bus with the real polkitd and policy,
+ * called as root and as unprivileged test users. */
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define E_NOT_AUTHORIZED "org.banger.Mechanism1.Error.NotAuthorized"
+#define E_INVALID        "org.banger.Mechanism1.Error.InvalidArgument"
+#define E_NOT_OWNER      "org.banger.Mechanism1.Error.NotOwner"
+#define E_NOT_FOUND      "org.banger.Mechanism1.Error.NotFound"
+
+typedef struct {
+  BgHarness *h;
+} Fixture;
+
+static void
+setup (Fixture *f, gconstpointer data)
+{
+  f->h = bg_harness_start (GPOINTER_TO_UINT (data) ? GPOINTER_TO_UINT (data) : 60);
+}
+
+static void
+teardown (Fixture *f, gconstpointer data)
+{
+  bg_harness_stop (f->h);
+}
+
+static void
+test_ping_reports_caller_uid_from_the_bus (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgCallResult) root = bg_harness_call (f->h, NULL, "Ping", NULL, NULL);
+  g_autoptr(BgCallResult) user = bg_harness_call (f->h, BG_TEST_USER_A, "Ping", NULL, NULL);
+  g_autofree char *expect_root = g_strdup_printf ("('%s', uint32 0)", PACKAGE_VERSION);
+  g_autofree char *expect_user = g_strdup_printf ("('%s', uint32 %u)", PACKAGE_VERSION,
+                                                  bg_harness_uid (BG_TEST_USER_A));
+
+  bg_assert_call_ok (root);
+  g_assert_cmpstr (root->reply, ==, expect_root);
+  /* Ping needs no authorization, and the uid is the bus's word. */
+  bg_assert_call_ok (user);
+  g_assert_cmpstr (user->reply, ==, expect_user);
+}
+
+static void
+test_unprivileged_refused_without_rule (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgCallResult) list = bg_harness_call (f->h, BG_TEST_USER_A, "ListResources", "(@a{sv} {},)", NULL);
+  g_autoptr(BgCallResult) ensure = bg_harness_call (f->h, BG_TEST_USER_A, "EnsureNetwork", "(@a{sv} {},)", NULL);
+  g_autoptr(BgCallResult) tap = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", "('dev',)", NULL);
+
+  bg_assert_call_error (list, E_NOT_AUTHORIZED, "org.banger.network");
+  bg_assert_call_error (ensure, E_NOT_AUTHORIZED, "org.banger.network");
+  bg_assert_call_error (tap, E_NOT_AUTHORIZED, "org.banger.network");
+}
+
+static void
+test_unprivileged_allowed_with_rule (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgCallResult) before = NULL;
+  g_autoptr(BgCallResult) after = NULL;
+  g_autoptr(BgCallResult) admin = NULL;
+  g_autoptr(BgCallResult) removed = NULL;
+
+  before = bg_harness_call (f->h, BG_TEST_USER_A, "ListResources", "(@a{sv} {},)", NULL);
+  bg_assert_call_error (before, E_NOT_AUTHORIZED, NULL);
+
+  bg_harness_set_group_rule (f->h, TRUE);
+  after = bg_harness_call (f->h, BG_TEST_USER_A, "ListResources", "(@a{sv} {},)", NULL);
+  bg_assert_call_ok (after);
+  g_assert_cmpstr (after->reply, ==, "(@a(ssutsa{sv}) [],)");
+  /* The group rule never grants acting on other users' resources. */
+  admin = bg_harness_call (f->h, BG_TEST_USER_A, "ListResources", "({'all-users': <true>},)", NULL);
+  bg_assert_call_error (admin, E_NOT_AUTHORIZED, "org.banger.admin");
+
+  bg_harness_set_group_rule (f->h, FALSE);
+  removed = bg_harness_call (f->h, BG_TEST_USER_A, "ListResources", "(@a{sv} {},)", NULL);
+  bg_assert_call_error (removed, E_NOT_AUTHORIZED, NULL);
+}
+
+static void
+test_root_is_allowed (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgCallResult) list = bg_harness_call (f->h, NULL, "ListResources", "({'all-users': <true>},)", NULL);
+  bg_assert_call_ok (list);
+}
+
+static void
+test_invalid_input_names_the_field (Fixture *f, gconstpointer data)
+{
+  static const struct { const char *method; const char *args; const char *field; } cases[] = {
+    { "ListResources", "({'bogus': <true>},)", "options: unknown key \"bogus\"" },
+    { "ListResources", "({'all-users': <'yes'>},)", "options: key \"all-users\" must have type 'b'" },
+    { "ListResources", "({'kind': <'frob'>},)", "options: key \"kind\"" },
+    { "ReleaseResource", "('frob', 'x', @a{sv} {})", "kind: unknown resource kind" },
+    { "ReleaseResource", "('tap', '../x', @a{sv} {})", "name:" },
+    { "ReleaseResource", "('tap', 'bg-0123456789ab', {'x': <1>})", "options: unknown key" },
+    { "EnsureNetwork", "({'force': <true>},)", "options: unknown key \"force\"" },
+    { "CreateTap", "('Bad Name',)", "vm_name: invalid name" },
+    { "CreateTap", "('',)", "vm_name: must not be empty" },
+    { "CreateTap", "('../../etc',)", "vm_name: invalid name" },
+    { "CreateTap", "('abcdefghijklmnopqrstuvwxyz0123456789',)", "vm_name: invalid name" },
+    { "DeleteTap", "('eth0',)", "tap: \"eth0\" is not a banger tap name" },
+    { "DeleteTap", "('banger0',)", "tap: " },
+    { "DeleteTap", "('../x',)", "tap: " },
+    { "DeleteTap", "('bg-0123456789abcdef',)", "tap: " },
+  };
+
+  bg_harness_set_group_rule (f->h, TRUE);
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      /* As root (authorized for everything) and as an allowed user. */
+      g_autoptr(BgCallResult) root = bg_harness_call (f->h, NULL, cases[i].method, cases[i].args, NULL);
+      g_autoptr(BgCallResult) user = bg_harness_call (f->h, BG_TEST_USER_A, cases[i].method, cases[i].args, NULL);
+
+      bg_assert_call_error (root, E_INVALID, cases[i].field);
+      bg_assert_call_error (user, E_INVALID, cases[i].field);
+    }
+}
+
+static void
+test_wrong_types_are_refused (Fixture *f, gconstpointer data)
+{
+  static const struct { const char *method; const char *args; } cases[] = {
+    { "Ping", "('extra',)" },
+    { "CreateTap", "(42,)" },
+    { "CreateTap", "('a', 'b')" },
+    { "ListResources", "('not a dict',)" },
+    { "DeleteTap", "(@as [],)" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(BgCallResult) r = bg_harness_call (f->h, NULL, cases[i].method, cases[i].args, NULL);
+      bg_assert_call_error (r, "org.freedesktop.DBus.Error.InvalidArgs", "does not match expected type");
+    }
+}
+
+static void
+test_other_user_gets_not_owner (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgCallResult) create = NULL;
+  g_autoptr(BgCallResult) del_b = NULL;
+  g_autoptr(BgCallResult) rel_b = NULL;
+  g_autoptr(BgCallResult) list_b = NULL;
+  g_autoptr(BgCallResult) list_a = NULL;
+  g_autoptr(BgCallResult) missing = NULL;
+  g_autoptr(BgCallResult) del_root = NULL;
+  g_auto(GStrv) fields = NULL;
+  g_autofree char *args = NULL;
+
+  bg_harness_set_group_rule (f->h, TRUE);
+  create = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", "('alpha',)", NULL);
+  bg_assert_call_ok (create);
+  /* ('bg-…', '172…', '172…', '02:…', uint32 24) */
+  fields = g_strsplit_set (create->reply, "'", -1);
+  args = g_strdup_printf ("('%s',)", fields[1]);
+
+  del_b = bg_harness_call (f->h, BG_TEST_USER_B, "DeleteTap", args, NULL);
+  bg_assert_call_error (del_b, E_NOT_OWNER, "another user");
+  {
+    g_autofree char *rel_args = g_strdup_printf ("('tap', '%s', @a{sv} {})", fields[1]);
+    rel_b = bg_harness_call (f->h, BG_TEST_USER_B, "ReleaseResource", rel_args, NULL);
+    bg_assert_call_error (rel_b, E_NOT_OWNER, NULL);
+  }
+  /* B does not even see A's tap; A does. */
+  list_b = bg_harness_call (f->h, BG_TEST_USER_B, "ListResources", "(@a{sv} {},)", NULL);
+  bg_assert_call_ok (list_b);
+  g_assert_null (strstr (list_b->reply, fields[1]));
+  list_a = bg_harness_call (f->h, BG_TEST_USER_A, "ListResources", "(@a{sv} {},)", NULL);
+  bg_assert_call_ok (list_a);
+  g_assert_nonnull (strstr (list_a->reply, fields[1]));
+
+  missing = bg_harness_call (f->h, BG_TEST_USER_A, "DeleteTap", "('bg-000000000000',)", NULL);
+  bg_assert_call_error (missing, E_NOT_FOUND, "no tap named bg-000000000000");
+
+  /* An administrator (root) may act on anyone's resource. */
+  del_root = bg_harness_call (f->h, NULL, "DeleteTap", args, NULL);
+  bg_assert_call_ok (del_root);
+}
+
+static void
+test_idle_exit_and_reactivation (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgCallResult) first = bg_harness_call (f->h, NULL, "Ping", NULL, NULL);
+  g_autoptr(BgCallResult) second = NULL;
+  GPid pid1, pid2;
+
+  bg_assert_call_ok (first);
+  pid1 = bg_harness_mechanism_pid (f->h);
+  g_assert_cmpint (pid1, >, 0);
+
+  /* Started with --idle-timeout 2: it must give its name up by itself. */
+  g_assert_true (bg_harness_wait_name_gone (f->h, 30));
+  g_assert_cmpint (bg_harness_mechanism_pid (f->h), ==, 0);
+
+  /* The next call activates a fresh instance. */
+  second = bg_harness_call (f->h, NULL, "Ping", NULL, NULL);
+  bg_assert_call_ok (second);
+  pid2 = bg_harness_mechanism_pid (f->h);
+  g_assert_cmpint (pid2, >, 0);
+  g_assert_cmpint (pid2, !=, pid1);
+}
+
+static void
+test_registry_survives_restart (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgCallResult) create = NULL;
+  g_autoptr(BgCallResult) list = NULL;
+  GPid pid;
+
+  create = bg_harness_call (f->h, NULL, "CreateTap", "('keeper',)", NULL);
+  bg_assert_call_ok (create);
+  pid = bg_harness_mechanism_pid (f->h);
+  kill (pid, SIGKILL);
+  g_assert_true (bg_harness_wait_name_gone (f->h, 20));
+
+  list = bg_harness_call (f->h, NULL, "ListResources", "(@a{sv} {},)", NULL);
+  bg_assert_call_ok (list);
+  g_assert_nonnull (strstr (list->reply, "'keeper'"));
+  g_assert_nonnull (strstr (list->reply, "'ready'"));
+}
+
+static void
+test_introspection_is_documented (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgCallResult) r = bg_harness_call (f->h, NULL, "org.freedesktop.DBus.Introspectable.Introspect",
+                                                NULL, NULL);
+  g_autoptr(BgCallResult) version = bg_harness_call (f->h, BG_TEST_USER_B, "org.freedesktop.DBus.Properties.Get",
+                                                      "('org.banger.Mechanism1', 'Version')", NULL);
+  const char *methods[] = { "Ping", "ListResources", "ReleaseResource", "EnsureNetwork",
+                            "NetworkInfo", "CreateTap", "DeleteTap", "TeardownNetwork" };
+
+  bg_assert_call_ok (r);
+  for (guint i = 0; i < G_N_ELEMENTS (methods); i++)
+    {
+      g_autofree char *m = g_strdup_printf ("<method name=\"%s\">", methods[i]);
+      g_autofree char *doc = NULL;
+      const char *at = strstr (r->reply, m);
+
+      g_assert_nonnull (at);
+      /* Each method carries its description. */
+      doc = g_strndup (at, strstr (at, "</method>") - at);
+      g_assert_nonnull (strstr (doc, "org.freedesktop.DBus.Description"));
+    }
+  bg_assert_call_ok (version);
+  g_assert_nonnull (strstr (version->reply, PACKAGE_VERSION));
+}
+
+static void
+add_tests (void)
+{
+#define ADD(path, fn, idle) g_test_add (path, Fixture, GUINT_TO_POINTER (idle), setup, fn, teardown)
+  ADD ("/mechanism/ping-reports-caller-uid-from-the-bus", test_ping_reports_caller_uid_from_the_bus, 0);
+  ADD ("/mechanism/unprivileged-refused-without-rule", test_unprivileged_refused_without_rule, 0);
+  ADD ("/mechanism/unprivileged-allowed-with-rule", test_unprivileged_allowed_with_rule, 0);
+  ADD ("/mechanism/root-is-allowed", test_root_is_allowed, 0);
+  ADD ("/mechanism/invalid-input-names-the-field", test_invalid_input_names_the_field, 0);
+  ADD ("/mechanism/wrong-types-are-refused", test_wrong_types_are_refused, 0);
+  ADD ("/mechanism/other-user-gets-not-owner", test_other_user_gets_not_owner, 0);
+  ADD ("/mechanism/idle-exit-and-reactivation", test_idle_exit_and_reactivation, 2);
+  ADD ("/mechanism/registry-survives-restart", test_registry_survives_restart, 0);
+  ADD ("/mechanism/introspection-is-documented", test_introspection_is_documented, 0);
+}
+
+int
+main (int argc, char **argv)
+{
+  return bg_harness_main (&argc, &argv, add_tests);
+}
