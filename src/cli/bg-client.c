@@ -34,8 +34,11 @@ agent_start (void)
 
   if (agent_pid != 0 || !isatty (STDIN_FILENO) || g_getenv ("BANGER_NO_AGENT"))
     return;
-  if (g_find_program_in_path ("pkttyagent") == NULL)
-    return;
+  {
+    g_autofree char *agent = g_find_program_in_path ("pkttyagent");
+    if (agent == NULL)
+      return;
+  }
   if (pipe2 (notify, O_CLOEXEC) < 0)
     return;
 

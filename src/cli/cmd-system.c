@@ -300,7 +300,139 @@ cmd_status (BgCli    *cli,
   return TRUE;
 }
 
+static void
+add_variant_member (JsonBuilder *b,
+                    const char  *key,
+                    GVariant    *value)
+{
+  json_builder_set_member_name (b, key);
+  json_builder_add_value (b, json_gvariant_serialize (value));
+}
+
+static gboolean
+cmd_network (BgCli    *cli,
+             int       argc,
+             char    **argv,
+             GError  **error)
+{
+  g_autoptr(GVariant) info_reply = NULL;
+  g_autoptr(GVariant) list_reply = NULL;
+  g_autoptr(GVariant) info = NULL;
+  g_autoptr(GVariant) taps = NULL;
+  GVariantDict options;
+
+  if (!bg_cli_parse (cli, argv[0], NULL,
+                     "Show the VM network: bridge, subnet, NAT, DNS and your taps.",
+                     NULL, &argc, &argv, error) ||
+      !bg_cli_expect_args (argv[0], argc, 0, 0, error))
+    return FALSE;
+
+  info_reply = bg_client_call ("NetworkInfo", NULL, G_VARIANT_TYPE ("(a{sv})"), NULL, NULL, error);
+  if (info_reply == NULL)
+    return FALSE;
+  g_variant_dict_init (&options, NULL);
+  g_variant_dict_insert (&options, "kind", "s", "tap");
+  list_reply = bg_client_call ("ListResources", g_variant_new ("(@a{sv})", g_variant_dict_end (&options)),
+                               G_VARIANT_TYPE ("(a(ssutsa{sv}))"), NULL, NULL, error);
+  bg_client_shutdown ();
+  if (list_reply == NULL)
+    return FALSE;
+  info = g_variant_get_child_value (info_reply, 0);
+  taps = g_variant_get_child_value (list_reply, 0);
+
+  if (cli->json)
+    {
+      g_autoptr(JsonBuilder) b = json_builder_new ();
+      g_autoptr(JsonNode) root = NULL;
+      GVariantIter iter;
+      const char *key;
+      GVariant *value;
+
+      json_builder_begin_object (b);
+      g_variant_iter_init (&iter, info);
+      while (g_variant_iter_next (&iter, "{&sv}", &key, &value))
+        {
+          add_variant_member (b, key, value);
+          g_variant_unref (value);
+        }
+      json_builder_set_member_name (b, "taps");
+      json_builder_begin_array (b);
+      for (gsize i = 0; i < g_variant_n_children (taps); i++)
+        {
+          g_autoptr(GVariant) t = g_variant_get_child_value (taps, i);
+          g_autoptr(GVariant) details = g_variant_get_child_value (t, 5);
+          const char *name, *state;
+
+          g_variant_get_child (t, 1, "&s", &name);
+          g_variant_get_child (t, 4, "&s", &state);
+          json_builder_begin_object (b);
+          json_builder_set_member_name (b, "tap");
+          json_builder_add_string_value (b, name);
+          json_builder_set_member_name (b, "state");
+          json_builder_add_string_value (b, state);
+          g_variant_iter_init (&iter, details);
+          while (g_variant_iter_next (&iter, "{&sv}", &key, &value))
+            {
+              add_variant_member (b, key, value);
+              g_variant_unref (value);
+            }
+          json_builder_end_object (b);
+        }
+      json_builder_end_array (b);
+      json_builder_end_object (b);
+      root = json_builder_get_root (b);
+      bg_cli_print_json (root);
+      return TRUE;
+    }
+
+  {
+    const char *bridge = "", *subnet = "", *gateway = "", *uplink = "", *domain = "";
+    g_autofree const char **dns = NULL;
+    gboolean nat = FALSE;
+    g_autofree char *dns_text = NULL;
+
+    g_variant_lookup (info, "bridge", "&s", &bridge);
+    g_variant_lookup (info, "subnet", "&s", &subnet);
+    g_variant_lookup (info, "gateway", "&s", &gateway);
+    g_variant_lookup (info, "uplink", "&s", &uplink);
+    g_variant_lookup (info, "domain", "&s", &domain);
+    g_variant_lookup (info, "nat", "b", &nat);
+    g_variant_lookup (info, "dns", "^a&s", &dns);
+    dns_text = dns && dns[0] ? g_strjoinv (", ", (char **) dns) : g_strdup ("none found (guests get no DNS)");
+
+    g_print ("Bridge:   %s\n", bridge);
+    g_print ("Subnet:   %s\n", *subnet ? subnet : "not set up yet ('banger vm up' sets it up)");
+    g_print ("Gateway:  %s\n", *gateway ? gateway : "-");
+    g_print ("Uplink:   %s\n", *uplink ? uplink : "-");
+    g_print ("NAT:      %s\n", nat ? "on (nftables table ip banger)" : "off");
+    g_print ("Names:    NAME.%s\n", domain);
+    g_print ("DNS:      %s\n", dns_text);
+    if (g_variant_n_children (taps) > 0)
+      {
+        g_autoptr(BgTable) table = bg_table_new ("TAP", "VM", "ADDRESS", "MAC", "STATE", NULL);
+
+        g_print ("\n");
+        for (gsize i = 0; i < g_variant_n_children (taps); i++)
+          {
+            g_autoptr(GVariant) t = g_variant_get_child_value (taps, i);
+            g_autoptr(GVariant) details = g_variant_get_child_value (t, 5);
+            const char *name, *state, *vm = "-", *address = "-", *mac = "-";
+
+            g_variant_get_child (t, 1, "&s", &name);
+            g_variant_get_child (t, 4, "&s", &state);
+            g_variant_lookup (details, "vm", "&s", &vm);
+            g_variant_lookup (details, "address", "&s", &address);
+            g_variant_lookup (details, "mac", "&s", &mac);
+            bg_table_add_row (table, name, vm, address, mac, state, NULL);
+          }
+        bg_table_print (table);
+      }
+  }
+  return TRUE;
+}
+
 const BgCommand bg_system_commands[] = {
   { "status", NULL, "Check that this host can run banger VMs", cmd_status },
+  { "network", NULL, "Show the VM network and your taps", cmd_network },
   { NULL }
 };

@@ -1,6 +1,7 @@
 /* daemon.c: bus name, object, idle exit, and the system-wide methods
  * (Ping, ListResources, ReleaseResource). Each privileged concern lives in
  * its own file and connects its own handlers (network.c, ...). */
+#include <errno.h>
 #include <signal.h>
 #include <unistd.h>
 #include <glib-unix.h>
@@ -373,6 +374,16 @@ bg_daemon_new (const BgDaemonOptions  *options,
   daemon->options.config_dir = daemon->config_dir;
   daemon->loop = g_main_loop_new (NULL, FALSE);
 
+  /* The run dir holds the hosts file every resolver reads (0644); the
+   * registry below it is 0700. */
+  if (g_mkdir_with_parents (daemon->run_dir, 0755) < 0 || g_chmod (daemon->run_dir, 0755) < 0)
+    {
+      int errsv = errno;
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s",
+                   daemon->run_dir, g_strerror (errsv));
+      bg_daemon_free (daemon);
+      return NULL;
+    }
   registry_dir = g_build_filename (daemon->run_dir, "registry", NULL);
   daemon->registry = bg_registry_open (registry_dir, error);
   if (daemon->registry == NULL)

@@ -27,6 +27,7 @@
 #include <nftables/libnftables.h>
 
 #include "bg-error.h"
+#include "bg-file.h"
 #include "bg-names.h"
 #include "auth.h"
 #include "network.h"
@@ -730,8 +731,7 @@ write_hosts (BgNetwork  *network,
         g_string_append_printf (text, "%s %s.%s\n", ip, vm, domain);
     }
   /* World-readable: every process's resolver reads it. */
-  return g_file_set_contents_full (path, text->str, text->len,
-                                   G_FILE_SET_CONTENTS_CONSISTENT, 0644, error);
+  return bg_file_replace (path, text->str, text->len, 0644, error);
 }
 
 /* ---- the bridge ---- */
@@ -961,6 +961,7 @@ network_ensure (BgNetwork  *network,
   scan.skip_ifindex = rtnl_link_get_ifindex (link);
   if (!scan_routes (sk, &scan, error))
     goto rollback;
+  g_clear_pointer (&scan.clash, g_free);
   if (c->uplink != NULL)
     s->uplink = g_strdup (c->uplink);
   else

@@ -83,8 +83,13 @@ write_entry (BgRegistry  *registry,
   json_builder_add_int_value (b, r->created);
   json_builder_set_member_name (b, "state");
   json_builder_add_string_value (b, state_names[r->state]);
+  /* Details keep their exact GVariant types (a JSON number would come
+   * back as int64 whatever it was), so they are stored as typed text. */
   json_builder_set_member_name (b, "details");
-  json_builder_add_value (b, json_gvariant_serialize (r->details));
+  {
+    g_autofree char *details = g_variant_print (r->details, TRUE);
+    json_builder_add_string_value (b, details);
+  }
   json_builder_end_object (b);
   root = json_builder_get_root (b);
   text = json_to_string (root, TRUE);
@@ -123,7 +128,9 @@ read_entry (const char  *path,
       !json_object_has_member (o, "owner") || !json_object_has_member (o, "state") ||
       !json_object_has_member (o, "details"))
     goto corrupt;
-  details = json_gvariant_deserialize (json_object_get_member (o, "details"), "a{sv}", &local);
+  details = g_variant_parse (G_VARIANT_TYPE ("a{sv}"),
+                             json_object_get_string_member_with_default (o, "details", ""),
+                             NULL, NULL, &local);
   if (details == NULL)
     goto corrupt;
 

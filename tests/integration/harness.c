@@ -184,8 +184,11 @@ missing_prerequisite (void)
   if (getpwnam ("polkitd") == NULL)
     return "needs the polkitd user";
   for (guint i = 0; programs[i]; i++)
-    if (g_find_program_in_path (programs[i]) == NULL)
-      return "needs dbus-daemon, useradd, groupadd, ip and nft";
+    {
+      g_autofree char *path = g_find_program_in_path (programs[i]);
+      if (path == NULL)
+        return "needs dbus-daemon, useradd, groupadd, ip and nft";
+    }
   if (!g_file_test ("/dev/net/tun", G_FILE_TEST_EXISTS))
     return "needs /dev/net/tun";
   return NULL;
@@ -224,10 +227,14 @@ bg_harness_main (int    *argc,
     }
 
   /* Everything from here on, the mechanism included, lives in a fresh
-   * network namespace: the host's network is never touched. */
-  if (unshare (CLONE_NEWNET) < 0)
+   * network namespace: the host's network is never touched. A private
+   * mount namespace with its own sysfs makes /sys/class/net show this
+   * namespace's devices, and keeps `ip netns add` mounts to ourselves. */
+  if (unshare (CLONE_NEWNET | CLONE_NEWNS) < 0 ||
+      mount ("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+      mount ("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL) < 0)
     {
-      g_print ("1..0 # SKIP cannot create a network namespace: %s\n", g_strerror (errno));
+      g_print ("1..0 # SKIP cannot create network and mount namespaces: %s\n", g_strerror (errno));
       return 0;
     }
   bring_up_loopback ();
@@ -525,9 +532,9 @@ bg_harness_start (guint idle_timeout)
   bus_conf_path = g_build_filename (h->tmp, "bus.conf", NULL);
   {
     g_autofree char *arg = g_strdup_printf ("--config-file=%s", bus_conf_path);
-    const char *argv[] = { "dbus-daemon", arg, "--nofork", "--nopidfile", "--print-address=1", NULL };
-    const char *path = g_find_program_in_path ("dbus-daemon");
-    argv[0] = path;
+    g_autofree char *path = g_find_program_in_path ("dbus-daemon");
+    const char *argv[] = { path, arg, "--nofork", "--nopidfile", "--print-address=1", NULL };
+
     h->dbus_pid = spawn (argv, pdeath_child_setup, NULL, envp, &out_fd);
   }
   /* dbus-daemon prints its address once it listens. */
@@ -666,6 +673,14 @@ bg_harness_set_group_rule (BgHarness *h,
   sub = g_dbus_connection_signal_subscribe (h->bus, NULL, "org.freedesktop.PolicyKit1.Authority",
                                             "Changed", "/org/freedesktop/PolicyKit1/Authority", NULL,
                                             G_DBUS_SIGNAL_FLAGS_NONE, on_polkit_changed, &w, NULL);
+  /* The match rule is sent asynchronously; a synchronous call after it
+   * returns only once the bus has processed it, so the Changed signal
+   * cannot slip past before we listen. */
+  {
+    g_autoptr(GVariant) id = g_dbus_connection_call_sync (h->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                                          "org.freedesktop.DBus", "GetId", NULL, NULL,
+                                                          G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
+  }
   if (enabled)
     {
       GString *text;
@@ -691,4 +706,63 @@ bg_harness_write_config (BgHarness  *h,
                          const char *text)
 {
   write_file (h->config_dir, name, text, 0644);
+}
+
+/* Runs the real banger CLI as @user (root when NULL) against the test bus,
+ * with a home and runtime dir of its own below the harness's tmp dir. */
+int
+bg_harness_run_cli (BgHarness   *h,
+                    const char  *user,
+                    char       **out,
+                    char       **err,
+                    const char  *first_arg,
+                    ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *home = g_strdup_printf ("%s/home-%s", h->tmp, user ? user : "root");
+  g_autofree char *runtime = g_strdup_printf ("%s/runtime-%s", h->tmp, user ? user : "root");
+  g_auto(GStrv) envp = g_get_environ ();
+  g_autoptr(GError) error = NULL;
+  struct passwd *pw = user ? getpwnam (user) : NULL;
+  const char *a;
+  int status;
+  va_list ap;
+
+  if (!g_file_test (home, G_FILE_TEST_IS_DIR))
+    {
+      g_assert_no_errno (g_mkdir (home, 0700));
+      g_assert_no_errno (g_mkdir (runtime, 0700));
+      if (pw != NULL)
+        {
+          g_assert_no_errno (chown (home, pw->pw_uid, pw->pw_gid));
+          g_assert_no_errno (chown (runtime, pw->pw_uid, pw->pw_gid));
+        }
+    }
+  envp = g_environ_setenv (envp, "DBUS_SYSTEM_BUS_ADDRESS", h->bus_address, TRUE);
+  envp = g_environ_setenv (envp, "HOME", home, TRUE);
+  envp = g_environ_setenv (envp, "XDG_RUNTIME_DIR", runtime, TRUE);
+  envp = g_environ_unsetenv (envp, "XDG_CONFIG_HOME");
+  envp = g_environ_unsetenv (envp, "XDG_DATA_HOME");
+  envp = g_environ_unsetenv (envp, "XDG_STATE_HOME");
+  envp = g_environ_setenv (envp, "BANGER_NO_AGENT", "1", TRUE);
+
+  if (pw != NULL)
+    {
+      g_ptr_array_add (argv, g_strdup ("setpriv"));
+      g_ptr_array_add (argv, g_strdup_printf ("--reuid=%u", pw->pw_uid));
+      g_ptr_array_add (argv, g_strdup_printf ("--regid=%u", pw->pw_gid));
+      g_ptr_array_add (argv, g_strdup ("--init-groups"));
+      g_ptr_array_add (argv, g_strdup ("--"));
+    }
+  g_ptr_array_add (argv, g_strdup (g_getenv ("BANGER_CLI")));
+  va_start (ap, first_arg);
+  for (a = first_arg; a != NULL; a = va_arg (ap, const char *))
+    g_ptr_array_add (argv, g_strdup (a));
+  va_end (ap);
+  g_ptr_array_add (argv, NULL);
+
+  if (!g_spawn_sync (home, (char **) argv->pdata, envp, G_SPAWN_SEARCH_PATH, NULL, NULL, out, err,
+                     &status, &error))
+    g_error ("%s", error->message);
+  return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
 }

@@ -50,6 +50,12 @@ gboolean      bg_harness_wait_name_gone (BgHarness   *h,
 void          bg_harness_run_argv      (const char * const *argv,
                                         char        **out,
                                         int          *status);
+int           bg_harness_run_cli       (BgHarness    *h,
+                                        const char   *user,
+                                        char        **out,
+                                        char        **err,
+                                        const char   *first_arg,
+                                        ...) G_GNUC_NULL_TERMINATED;
 void          bg_harness_write_config  (BgHarness    *h,
                                         const char   *name,
                                         const char   *text);

@@ -249,6 +249,22 @@ test_introspection_is_documented (Fixture *f, gconstpointer data)
 }
 
 static void
+test_cli_status_sees_the_mechanism (Fixture *f, gconstpointer data)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  g_autofree char *out2 = NULL, *err2 = NULL;
+  g_autofree char *expect = g_strdup_printf ("banger-mechanism %s answers (it sees you as uid %u)",
+                                             PACKAGE_VERSION, bg_harness_uid (BG_TEST_USER_A));
+
+  bg_harness_run_cli (f->h, BG_TEST_USER_A, &out, &err, "system", "status", "--json", NULL);
+  g_assert_nonnull (strstr (out, expect));
+
+  /* Without authorization the CLI says so in one clear line. */
+  g_assert_cmpint (bg_harness_run_cli (f->h, BG_TEST_USER_A, &out2, &err2, "system", "network", NULL), ==, 1);
+  g_assert_cmpstr (err2, ==, "banger: not authorized: polkit refused org.banger.network\n");
+}
+
+static void
 add_tests (void)
 {
 #define ADD(path, fn, idle) g_test_add (path, Fixture, GUINT_TO_POINTER (idle), setup, fn, teardown)
@@ -262,6 +278,7 @@ add_tests (void)
   ADD ("/mechanism/idle-exit-and-reactivation", test_idle_exit_and_reactivation, 2);
   ADD ("/mechanism/registry-survives-restart", test_registry_survives_restart, 0);
   ADD ("/mechanism/introspection-is-documented", test_introspection_is_documented, 0);
+  ADD ("/mechanism/cli-status-sees-the-mechanism", test_cli_status_sees_the_mechanism, 0);
 }
 
 int

@@ -1,1 +1,571 @@
-int main(void){return 77;}
+/* The network steps, for real, inside a fresh network namespace (see
+ * harness.c): bridge, taps, forwarding, NAT and names. */
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <netdb.h>
+#include <nss.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <json-glib/json-glib.h>
+
+#include "harness.h"
+
+#define E_INVALID   "org.banger.Mechanism1.Error.InvalidArgument"
+#define E_NOT_OWNER "org.banger.Mechanism1.Error.NotOwner"
+#define E_NOT_FOUND "org.banger.Mechanism1.Error.NotFound"
+#define E_BUSY      "org.banger.Mechanism1.Error.Busy"
+#define E_EXISTS    "org.banger.Mechanism1.Error.Exists"
+
+typedef struct {
+  BgHarness *h;
+} Fixture;
+
+typedef struct {
+  char   *tap;
+  char   *address;
+  char   *gateway;
+  char   *mac;
+  guint32 prefix;
+} Tap;
+
+static void
+tap_free (Tap *t)
+{
+  g_free (t->tap);
+  g_free (t->address);
+  g_free (t->gateway);
+  g_free (t->mac);
+  g_free (t);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Tap, tap_free)
+
+static void
+setup (Fixture *f, gconstpointer data)
+{
+  f->h = bg_harness_start (60);
+  bg_harness_set_group_rule (f->h, TRUE);
+}
+
+static void
+teardown (Fixture *f, gconstpointer data)
+{
+  bg_harness_stop (f->h);
+}
+
+static char *
+run (const char *first, ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  const char *a;
+  char *out = NULL;
+  int status;
+  va_list ap;
+
+  va_start (ap, first);
+  for (a = first; a != NULL; a = va_arg (ap, const char *))
+    g_ptr_array_add (argv, (char *) a);
+  va_end (ap);
+  g_ptr_array_add (argv, NULL);
+  bg_harness_run_argv ((const char * const *) argv->pdata, &out, &status);
+  if (status != 0)
+    g_clear_pointer (&out, g_free);
+  return out;
+}
+
+/* Test setup that must work, or the test proves nothing. */
+#define must(...) g_free (must_run (__VA_ARGS__))
+static char *
+must_run (const char *first, ...) G_GNUC_NULL_TERMINATED;
+
+static char *
+must_run (const char *first, ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  const char *a;
+  char *out = NULL;
+  int status;
+  va_list ap;
+
+  va_start (ap, first);
+  for (a = first; a != NULL; a = va_arg (ap, const char *))
+    g_ptr_array_add (argv, (char *) a);
+  va_end (ap);
+  g_ptr_array_add (argv, NULL);
+  bg_harness_run_argv ((const char * const *) argv->pdata, &out, &status);
+  if (status != 0)
+    g_error ("test setup failed: %s ... exited %d", first, status);
+  return out;
+}
+
+static gboolean
+link_exists (const char *name)
+{
+  g_autofree char *path = g_strdup_printf ("/sys/class/net/%s", name);
+  return g_file_test (path, G_FILE_TEST_EXISTS);
+}
+
+static char *
+sys_read (const char *ifname, const char *attr)
+{
+  g_autofree char *path = g_strdup_printf ("/sys/class/net/%s/%s", ifname, attr);
+  char *text = NULL;
+
+  if (!g_file_get_contents (path, &text, NULL, NULL))
+    return NULL;
+  return g_strstrip (text);
+}
+
+static char *
+master_of (const char *ifname)
+{
+  g_autofree char *path = g_strdup_printf ("/sys/class/net/%s/master", ifname);
+  g_autofree char *target = g_file_read_link (path, NULL);
+  return target ? g_path_get_basename (target) : NULL;
+}
+
+static Tap *
+create_tap (Fixture *f, const char *user, const char *vm)
+{
+  g_autofree char *args = g_strdup_printf ("('%s',)", vm);
+  g_autoptr(BgCallResult) r = bg_harness_call (f->h, user, "CreateTap", args, NULL);
+  g_autoptr(GVariant) v = NULL;
+  Tap *t = g_new0 (Tap, 1);
+
+  bg_assert_call_ok (r);
+  v = g_variant_parse (G_VARIANT_TYPE ("(ssssu)"), r->reply, NULL, NULL, NULL);
+  g_assert_nonnull (v);
+  g_variant_get (v, "(ssssu)", &t->tap, &t->address, &t->gateway, &t->mac, &t->prefix);
+  return t;
+}
+
+static BgCallResult *
+delete_tap (Fixture *f, const char *user, const char *tap)
+{
+  g_autofree char *args = g_strdup_printf ("('%s',)", tap);
+  return bg_harness_call (f->h, user, "DeleteTap", args, NULL);
+}
+
+static void
+test_ensure_network_is_complete_and_idempotent (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgCallResult) first = bg_harness_call (f->h, BG_TEST_USER_A, "EnsureNetwork", "(@a{sv} {},)", NULL);
+  g_autoptr(BgCallResult) second = NULL;
+  g_autofree char *ruleset1 = NULL, *ruleset2 = NULL, *links1 = NULL, *links2 = NULL;
+  g_autofree char *addrs = NULL, *fwd = NULL, *table = NULL;
+
+  bg_assert_call_ok (first);
+  g_assert_nonnull (strstr (first->reply, "'bridge': <'banger0'>"));
+  g_assert_nonnull (strstr (first->reply, "'subnet': <'172.30.0.0/24'>"));
+  g_assert_nonnull (strstr (first->reply, "'gateway': <'172.30.0.1'>"));
+  g_assert_nonnull (strstr (first->reply, "'nat': <true>"));
+
+  g_assert_true (link_exists ("banger0"));
+  addrs = run ("ip", "-o", "-4", "addr", "show", "dev", "banger0", NULL);
+  g_assert_nonnull (strstr (addrs, "172.30.0.1/24"));
+  fwd = sys_read ("banger0", "operstate");
+  g_assert_nonnull (fwd);
+  g_clear_pointer (&fwd, g_free);
+  g_file_get_contents ("/proc/sys/net/ipv4/conf/banger0/forwarding", &fwd, NULL, NULL);
+  g_assert_cmpstr (g_strstrip (fwd), ==, "1");
+  table = run ("nft", "list", "table", "ip", "banger", NULL);
+  g_assert_nonnull (table);
+  g_assert_nonnull (strstr (table, "ip saddr 172.30.0.0/24 oifname != \"banger0\" masquerade"));
+
+  ruleset1 = run ("nft", "-j", "list", "ruleset", NULL);
+  links1 = run ("ip", "-j", "addr", "show", NULL);
+  second = bg_harness_call (f->h, BG_TEST_USER_A, "EnsureNetwork", "(@a{sv} {},)", NULL);
+  bg_assert_call_ok (second);
+  ruleset2 = run ("nft", "-j", "list", "ruleset", NULL);
+  links2 = run ("ip", "-j", "addr", "show", NULL);
+  /* Nothing changed: same rules (same handles), same links and addresses. */
+  g_assert_cmpstr (ruleset1, ==, ruleset2);
+  g_assert_cmpstr (links1, ==, links2);
+  g_assert_cmpstr (first->reply, ==, second->reply);
+}
+
+static void
+test_tap_is_owned_by_caller_and_attached (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Tap) t = create_tap (f, BG_TEST_USER_A, "owned");
+  g_autofree char *owner = sys_read (t->tap, "owner");
+  g_autofree char *master = master_of (t->tap);
+  g_autofree char *flags = sys_read (t->tap, "flags");
+  g_autofree char *node_a = g_build_filename (f->h->run_dir, "..", "tun-a", NULL);
+  g_autofree char *node_b = g_build_filename (f->h->run_dir, "..", "tun-b", NULL);
+  g_autofree char *as_a = NULL, *as_b = NULL;
+  g_autofree char *uid_a = g_strdup_printf ("%u", bg_harness_uid (BG_TEST_USER_A));
+  g_autoptr(Tap) again = NULL;
+
+  g_assert_true (g_str_has_prefix (t->tap, "bg-"));
+  g_assert_cmpuint (strlen (t->tap), <=, 15);
+  g_assert_cmpstr (owner, ==, uid_a);
+  g_assert_cmpstr (master, ==, "banger0");
+  g_assert_true (strtoul (flags, NULL, 16) & 0x1); /* IFF_UP */
+  g_assert_true (g_str_has_prefix (t->address, "172.30.0."));
+  g_assert_cmpstr (t->gateway, ==, "172.30.0.1");
+  g_assert_cmpuint (t->prefix, ==, 24);
+  g_assert_true (g_str_has_prefix (t->mac, "02:"));
+
+  /* There is no udev here and /dev/net/tun is 0600 root: give each user a
+   * private node of its own, as a jail does. */
+  g_assert_no_errno (mknod (node_a, S_IFCHR | 0600, makedev (10, 200)));
+  g_assert_no_errno (chown (node_a, bg_harness_uid (BG_TEST_USER_A), 0));
+  g_assert_no_errno (mknod (node_b, S_IFCHR | 0600, makedev (10, 200)));
+  g_assert_no_errno (chown (node_b, bg_harness_uid (BG_TEST_USER_B), 0));
+  as_a = run (g_getenv ("BANGER_TEST_NET"), "open-tap", BG_TEST_USER_A, node_a, t->tap, NULL);
+  as_b = run (g_getenv ("BANGER_TEST_NET"), "open-tap", BG_TEST_USER_B, node_b, t->tap, NULL);
+  g_assert_cmpstr (as_a, ==, "OK\n");
+  g_assert_cmpstr (as_b, ==, "TUNSETIFF: Operation not permitted\n");
+
+  /* Asking again for the same VM gives the same tap. */
+  again = create_tap (f, BG_TEST_USER_A, "owned");
+  g_assert_cmpstr (again->tap, ==, t->tap);
+  g_assert_cmpstr (again->address, ==, t->address);
+  g_assert_cmpstr (again->mac, ==, t->mac);
+}
+
+static void
+test_fifty_taps_get_distinct_addresses (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GHashTable) addresses = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GHashTable) macs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GHashTable) taps = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+
+  for (guint i = 0; i < 50; i++)
+    {
+      g_autofree char *vm = g_strdup_printf ("vm%u", i);
+      g_autoptr(Tap) t = create_tap (f, i % 2 ? BG_TEST_USER_A : BG_TEST_USER_B, vm);
+
+      g_assert_false (g_hash_table_contains (addresses, t->address));
+      g_assert_false (g_hash_table_contains (macs, t->mac));
+      g_assert_false (g_hash_table_contains (taps, t->tap));
+      g_hash_table_add (addresses, g_strdup (t->address));
+      g_hash_table_add (macs, g_strdup (t->mac));
+      g_hash_table_add (taps, g_strdup (t->tap));
+      g_assert_true (link_exists (t->tap));
+    }
+  g_assert_cmpuint (g_hash_table_size (addresses), ==, 50);
+}
+
+static void
+test_pool_exhaustion_is_a_clear_error (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgCallResult) full = NULL;
+
+  /* A /28 holds 13 VMs: .2 to .14 (.1 gateway, .15 broadcast). */
+  bg_harness_write_config (f->h, "network.conf", "[network]\nsubnet=10.99.0.16/28\n");
+  for (guint i = 0; i < 13; i++)
+    {
+      g_autofree char *vm = g_strdup_printf ("small%u", i);
+      g_autoptr(Tap) t = create_tap (f, BG_TEST_USER_A, vm);
+      g_assert_true (g_str_has_prefix (t->address, "10.99.0."));
+    }
+  full = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", "('one-too-many',)", NULL);
+  bg_assert_call_error (full, E_BUSY, "no free address left in 10.99.0.16/28");
+  /* And it left nothing behind. */
+  g_assert_false (g_file_test ("/sys/class/net/bg-one-too-many", G_FILE_TEST_EXISTS));
+}
+
+static int
+netns_pid_spawn (const char *ns, const char * const *cmd, int *stdout_fd)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  GPid pid;
+
+  g_ptr_array_add (argv, "ip");
+  g_ptr_array_add (argv, "netns");
+  g_ptr_array_add (argv, "exec");
+  g_ptr_array_add (argv, (char *) ns);
+  for (guint i = 0; cmd[i]; i++)
+    g_ptr_array_add (argv, (char *) cmd[i]);
+  g_ptr_array_add (argv, NULL);
+  if (!g_spawn_async_with_pipes (NULL, (char **) argv->pdata, NULL,
+                                 G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid,
+                                 NULL, stdout_fd, NULL, &error))
+    g_error ("%s", error->message);
+  return pid;
+}
+
+static void
+test_masquerade_rewrites_source (Fixture *f, gconstpointer data)
+{
+  g_autofree char *far = g_strdup_printf ("bgt%d-far", (int) getppid ());
+  g_autofree char *guest = g_strdup_printf ("bgt%d-guest", (int) getppid ());
+  g_autofree char *guest_addr = NULL, *seen = NULL;
+  g_autoptr(Tap) t = NULL;
+  g_autoptr(BgCallResult) ensure = NULL;
+  const char *serve[] = { g_getenv ("BANGER_TEST_NET"), "serve", "7777", NULL };
+  char line[64] = { 0 };
+  int out_fd, status;
+  GPid server;
+
+  /* The "outside": a namespace behind a veth that stands in for the
+   * uplink, with the default route through it. */
+  must ("ip", "netns", "add", far, NULL);
+  must ("ip", "netns", "add", guest, NULL);
+  must ("ip", "link", "add", "up0", "type", "veth", "peer", "name", "far0", "netns", far, NULL);
+  must ("ip", "addr", "add", "198.51.100.2/24", "dev", "up0", NULL);
+  must ("ip", "link", "set", "up0", "up", NULL);
+  must ("ip", "-n", far, "addr", "add", "198.51.100.1/24", "dev", "far0", NULL);
+  must ("ip", "-n", far, "link", "set", "far0", "up", NULL);
+  must ("ip", "-n", far, "link", "set", "lo", "up", NULL);
+  must ("ip", "route", "add", "default", "via", "198.51.100.1", NULL);
+
+  ensure = bg_harness_call (f->h, BG_TEST_USER_A, "EnsureNetwork", "(@a{sv} {},)", NULL);
+  bg_assert_call_ok (ensure);
+  g_assert_nonnull (strstr (ensure->reply, "'uplink': <'up0'>"));
+  {
+    g_autofree char *fwd = NULL;
+    g_file_get_contents ("/proc/sys/net/ipv4/conf/up0/forwarding", &fwd, NULL, NULL);
+    g_assert_cmpstr (g_strstrip (fwd), ==, "1");
+  }
+
+  /* The "guest": a namespace attached to the bridge through a veth (a
+   * tap-like device), using the address banger allocated for a VM. */
+  t = create_tap (f, BG_TEST_USER_A, "guest");
+  guest_addr = g_strdup_printf ("%s/%u", t->address, t->prefix);
+  must ("ip", "link", "add", "gvh", "type", "veth", "peer", "name", "gv0", "netns", guest, NULL);
+  must ("ip", "link", "set", "gvh", "master", "banger0", "up", NULL);
+  must ("ip", "-n", guest, "addr", "add", guest_addr, "dev", "gv0", NULL);
+  must ("ip", "-n", guest, "link", "set", "gv0", "up", NULL);
+  must ("ip", "-n", guest, "route", "add", "default", "via", t->gateway, NULL);
+
+  server = netns_pid_spawn (far, serve, &out_fd);
+  g_assert_cmpint (read (out_fd, line, sizeof line - 1), >, 0);
+  g_assert_cmpstr (line, ==, "listening\n");
+  close (out_fd);
+
+  {
+    const char *cmd[] = { "ip", "netns", "exec", guest, g_getenv ("BANGER_TEST_NET"), "connect",
+                          "198.51.100.1", "7777", NULL };
+    bg_harness_run_argv (cmd, &seen, &status);
+  }
+  waitpid (server, NULL, 0);
+  /* The far side saw the uplink's address, not the guest's. */
+  g_assert_cmpint (status, ==, 0);
+  g_assert_cmpstr (seen, ==, "198.51.100.2\n");
+
+  must ("ip", "netns", "del", far, NULL);
+  must ("ip", "netns", "del", guest, NULL);
+}
+
+typedef enum nss_status (*ByName2) (const char *, int, struct hostent *, char *, size_t, int *, int *);
+typedef enum nss_status (*ByName4) (const char *, struct gaih_addrtuple **, char *, size_t, int *, int *,
+                                    int32_t *);
+
+static char *
+nss_lookup (const char *name)
+{
+  void *module = dlopen (g_getenv ("BANGER_NSS"), RTLD_NOW);
+  ByName2 by2 = dlsym (module, "_nss_banger_gethostbyname2_r");
+  ByName4 by4 = dlsym (module, "_nss_banger_gethostbyname4_r");
+  struct hostent he;
+  struct gaih_addrtuple *pat = NULL;
+  char buf[1024], buf4[1024], ip[INET_ADDRSTRLEN];
+  int err, herr;
+  int32_t ttl;
+  enum nss_status s2, s4;
+
+  g_assert_nonnull (by2);
+  g_assert_nonnull (by4);
+  s2 = by2 (name, AF_INET, &he, buf, sizeof buf, &err, &herr);
+  s4 = by4 (name, &pat, buf4, sizeof buf4, &err, &herr, &ttl);
+  g_assert_cmpint (s2, ==, s4);
+  if (s2 != NSS_STATUS_SUCCESS)
+    return NULL;
+  g_assert_cmpint (he.h_addrtype, ==, AF_INET);
+  g_assert_cmpint (memcmp (he.h_addr_list[0], pat->addr, 4), ==, 0);
+  return g_strdup (inet_ntop (AF_INET, he.h_addr_list[0], ip, sizeof ip));
+}
+
+static void
+test_names_resolve_while_tap_exists (Fixture *f, gconstpointer data)
+{
+  g_autofree char *hosts = g_build_filename (f->h->run_dir, "hosts", NULL);
+  g_autoptr(Tap) t = NULL;
+  g_autoptr(BgCallResult) del = NULL;
+  g_autofree char *found = NULL, *upper = NULL, *gone = NULL, *other = NULL;
+  struct stat st;
+
+  g_setenv ("BANGER_NSS_HOSTS", hosts, TRUE);
+  g_assert_null (nss_lookup ("named.banger"));
+
+  t = create_tap (f, BG_TEST_USER_A, "named");
+  found = nss_lookup ("named.banger");
+  g_assert_cmpstr (found, ==, t->address);
+  upper = nss_lookup ("NAMED.Banger");
+  g_assert_cmpstr (upper, ==, t->address);
+  other = nss_lookup ("unnamed.banger");
+  g_assert_null (other);
+  /* Readable by every process that resolves names; written only by root. */
+  g_assert_no_errno (stat (hosts, &st));
+  g_assert_cmpuint (st.st_mode & 0777, ==, 0644);
+  g_assert_cmpuint (st.st_uid, ==, 0);
+
+  del = delete_tap (f, BG_TEST_USER_A, t->tap);
+  bg_assert_call_ok (del);
+  gone = nss_lookup ("named.banger");
+  g_assert_null (gone);
+  g_assert_false (link_exists (t->tap));
+}
+
+static void
+test_delete_tap_errors (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Tap) t = create_tap (f, BG_TEST_USER_A, "mine");
+  g_autoptr(BgCallResult) other = delete_tap (f, BG_TEST_USER_B, t->tap);
+  g_autoptr(BgCallResult) missing = delete_tap (f, BG_TEST_USER_A, "bg-123456789abc");
+  g_autoptr(BgCallResult) taken = bg_harness_call (f->h, BG_TEST_USER_B, "CreateTap", "('mine',)", NULL);
+  const char *bad[] = { "eth0", "banger0", "../x", "bg-0123456789abcdef", "" };
+
+  bg_assert_call_error (other, E_NOT_OWNER, NULL);
+  g_assert_true (link_exists (t->tap));
+  bg_assert_call_error (missing, E_NOT_FOUND, NULL);
+  /* mine.banger can name only one VM. */
+  bg_assert_call_error (taken, E_EXISTS, "vm_name: another user's VM");
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr(BgCallResult) r = delete_tap (f, BG_TEST_USER_A, bad[i]);
+      bg_assert_call_error (r, E_INVALID, "tap: ");
+    }
+}
+
+static void
+crash_at (Fixture *f, const char *step)
+{
+  g_autofree char *path = g_build_filename (f->h->run_dir, "crash-at", NULL);
+  g_assert_true (g_file_set_contents (path, step, -1, NULL));
+}
+
+static void
+test_crash_between_tap_and_registry_leaves_nothing (Fixture *f, gconstpointer data)
+{
+  const char *steps[] = { "create-tap-recorded", "create-tap-created" };
+
+  if (g_getenv ("BANGER_TEST_HOOKS") == NULL)
+    {
+      g_test_skip ("built without -Dtest_hooks=true, so the mechanism cannot be told where to crash");
+      return;
+    }
+
+  for (guint i = 0; i < G_N_ELEMENTS (steps); i++)
+    {
+      g_autoptr(BgCallResult) ensure = bg_harness_call (f->h, BG_TEST_USER_A, "EnsureNetwork", "(@a{sv} {},)", NULL);
+      g_autoptr(BgCallResult) crashed = NULL;
+      g_autoptr(BgCallResult) list = NULL;
+      g_autofree char *vm = g_strdup_printf ("crash%u", i);
+      g_autofree char *args = g_strdup_printf ("('%s',)", vm);
+      g_autofree char *links = NULL;
+
+      bg_assert_call_ok (ensure);
+      crash_at (f, steps[i]);
+      crashed = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", args, NULL);
+      g_assert_false (crashed->ok);
+      g_assert_true (bg_harness_wait_name_gone (f->h, 20));
+
+      /* The next call starts a fresh mechanism, which reconciles. */
+      list = bg_harness_call (f->h, BG_TEST_USER_A, "ListResources", "({'kind': <'tap'>},)", NULL);
+      bg_assert_call_ok (list);
+      g_assert_cmpstr (list->reply, ==, "(@a(ssutsa{sv}) [],)");
+      links = run ("ip", "-o", "link", "show", NULL);
+      g_assert_null (strstr (links, "bg-"));
+    }
+}
+
+static void
+test_subnet_clash_is_detected (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgCallResult) r = NULL;
+
+  /* Any device with a route will do (this kernel has no dummy driver). */
+  must ("ip", "link", "add", "clash0", "type", "bridge", NULL);
+  must ("ip", "addr", "add", "10.77.0.1/16", "dev", "clash0", NULL);
+  must ("ip", "link", "set", "clash0", "up", NULL);
+  bg_harness_write_config (f->h, "network.conf", "[network]\nsubnet=10.77.3.0/24\n");
+  r = bg_harness_call (f->h, NULL, "EnsureNetwork", "(@a{sv} {},)", NULL);
+  bg_assert_call_error (r, E_EXISTS, "clashes with the route 10.77.0.0/16 on clash0");
+  g_assert_false (link_exists ("banger0"));
+}
+
+static void
+test_teardown_only_when_no_taps_remain (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Tap) t = create_tap (f, BG_TEST_USER_A, "last");
+  g_autoptr(BgCallResult) busy = bg_harness_call (f->h, NULL, "TeardownNetwork", NULL, NULL);
+  g_autoptr(BgCallResult) user = bg_harness_call (f->h, BG_TEST_USER_A, "TeardownNetwork", NULL, NULL);
+  g_autoptr(BgCallResult) del = NULL;
+  g_autoptr(BgCallResult) done = NULL;
+  g_autofree char *table = NULL;
+
+  bg_assert_call_error (user, "org.banger.Mechanism1.Error.NotAuthorized", "org.banger.admin");
+  bg_assert_call_error (busy, E_BUSY, "1 tap");
+  /* Deleting the last tap leaves the bridge for others. */
+  del = delete_tap (f, BG_TEST_USER_A, t->tap);
+  bg_assert_call_ok (del);
+  g_assert_true (link_exists ("banger0"));
+
+  done = bg_harness_call (f->h, NULL, "TeardownNetwork", NULL, NULL);
+  bg_assert_call_ok (done);
+  g_assert_false (link_exists ("banger0"));
+  table = run ("nft", "list", "table", "ip", "banger", NULL);
+  g_assert_null (table);
+}
+
+static void
+test_cli_system_network_shows_taps (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Tap) t = create_tap (f, BG_TEST_USER_A, "shown");
+  g_autoptr(Tap) other = create_tap (f, BG_TEST_USER_B, "hidden");
+  g_autofree char *out = NULL, *err = NULL, *text = NULL, *err2 = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+  JsonObject *o;
+  JsonArray *taps;
+
+  g_assert_cmpint (bg_harness_run_cli (f->h, BG_TEST_USER_A, &out, &err, "system", "network", "--json", NULL), ==, 0);
+  json_parser_load_from_data (parser, out, -1, &error);
+  g_assert_no_error (error);
+  o = json_node_get_object (json_parser_get_root (parser));
+  g_assert_cmpstr (json_object_get_string_member (o, "bridge"), ==, "banger0");
+  g_assert_cmpstr (json_object_get_string_member (o, "subnet"), ==, "172.30.0.0/24");
+  g_assert_true (json_object_get_boolean_member (o, "nat"));
+  taps = json_object_get_array_member (o, "taps");
+  /* Only the caller's own taps. */
+  g_assert_cmpuint (json_array_get_length (taps), ==, 1);
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (taps, 0), "tap"), ==, t->tap);
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (taps, 0), "address"),
+                   ==, t->address);
+
+  g_assert_cmpint (bg_harness_run_cli (f->h, BG_TEST_USER_A, &text, &err2, "system", "network", NULL), ==, 0);
+  g_assert_nonnull (strstr (text, "Bridge:   banger0"));
+  g_assert_nonnull (strstr (text, t->tap));
+  g_assert_null (strstr (text, other->tap));
+}
+
+static void
+add_tests (void)
+{
+#define ADD(path, fn) g_test_add (path, Fixture, NULL, setup, fn, teardown)
+  ADD ("/network/ensure-is-complete-and-idempotent", test_ensure_network_is_complete_and_idempotent);
+  ADD ("/network/tap-is-owned-by-caller-and-attached", test_tap_is_owned_by_caller_and_attached);
+  ADD ("/network/fifty-taps-get-distinct-addresses", test_fifty_taps_get_distinct_addresses);
+  ADD ("/network/pool-exhaustion-is-a-clear-error", test_pool_exhaustion_is_a_clear_error);
+  ADD ("/network/masquerade-rewrites-source", test_masquerade_rewrites_source);
+  ADD ("/network/names-resolve-while-tap-exists", test_names_resolve_while_tap_exists);
+  ADD ("/network/delete-tap-errors", test_delete_tap_errors);
+  ADD ("/network/crash-between-tap-and-registry-leaves-nothing", test_crash_between_tap_and_registry_leaves_nothing);
+  ADD ("/network/subnet-clash-is-detected", test_subnet_clash_is_detected);
+  ADD ("/network/teardown-only-when-no-taps-remain", test_teardown_only_when_no_taps_remain);
+  ADD ("/network/cli-system-network-shows-taps", test_cli_system_network_shows_taps);
+}
+
+int
+main (int argc, char **argv)
+{
+  return bg_harness_main (&argc, &argv, add_tests);
+}

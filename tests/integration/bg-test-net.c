@@ -1,0 +1,116 @@
+/* bg-test-net: network probes for the netns tests.
+ *
+ *   bg-test-net serve PORT          accept one TCP connection, send back the
+ *                                   peer's address, exit ("listening" first)
+ *   bg-test-net connect IP PORT     connect, print what the server sent
+ *   bg-test-net open-tap USER NODE TAP
+ *                                   as USER, open the tun device node NODE
+ *                                   and attach to TAP; print OK or the error
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int
+serve (int port)
+{
+  struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons (port) };
+  struct sockaddr_in peer;
+  socklen_t len = sizeof peer;
+  char text[64];
+  int one = 1;
+  int s = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int c;
+
+  setsockopt (s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind (s, (struct sockaddr *) &addr, sizeof addr) < 0 || listen (s, 1) < 0)
+    {
+      perror ("bind");
+      return 1;
+    }
+  printf ("listening\n");
+  fflush (stdout);
+  c = accept (s, (struct sockaddr *) &peer, &len);
+  if (c < 0)
+    return 1;
+  snprintf (text, sizeof text, "%s\n", inet_ntoa (peer.sin_addr));
+  if (write (c, text, strlen (text)) < 0)
+    return 1;
+  close (c);
+  return 0;
+}
+
+static int
+connect_to (const char *ip, int port)
+{
+  struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons (port) };
+  struct timeval tv = { 10, 0 };
+  char buf[64] = { 0 };
+  int s = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  inet_pton (AF_INET, ip, &addr.sin_addr);
+  setsockopt (s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt (s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (connect (s, (struct sockaddr *) &addr, sizeof addr) < 0)
+    {
+      printf ("connect failed: %s\n", strerror (errno));
+      return 1;
+    }
+  if (read (s, buf, sizeof buf - 1) <= 0)
+    return 1;
+  printf ("%s", buf);
+  return 0;
+}
+
+static int
+open_tap (const char *user, const char *node, const char *tap)
+{
+  struct passwd *pw = getpwnam (user);
+  struct ifreq ifr = { 0 };
+  int fd;
+
+  if (pw == NULL || initgroups (user, pw->pw_gid) < 0 || setresgid (pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
+      setresuid (pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
+    {
+      printf ("cannot become %s\n", user);
+      return 1;
+    }
+  fd = open (node, O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    {
+      printf ("open: %s\n", strerror (errno));
+      return 0;
+    }
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  strncpy (ifr.ifr_name, tap, IFNAMSIZ - 1);
+  if (ioctl (fd, TUNSETIFF, &ifr) < 0)
+    printf ("TUNSETIFF: %s\n", strerror (errno));
+  else
+    printf ("OK\n");
+  close (fd);
+  return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc == 3 && strcmp (argv[1], "serve") == 0)
+    return serve (atoi (argv[2]));
+  if (argc == 4 && strcmp (argv[1], "connect") == 0)
+    return connect_to (argv[2], atoi (argv[3]));
+  if (argc == 5 && strcmp (argv[1], "open-tap") == 0)
+    return open_tap (argv[2], argv[3], argv[4]);
+  fprintf (stderr, "usage: see the source\n");
+  return 2;
+}
