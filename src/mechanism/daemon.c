@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "daemon.h"
 #include "network.h"
+#include "vm.h"
 #include "validate.h"
 
 #define OBJECT_PATH "/org/banger/Mechanism1"
@@ -21,11 +22,13 @@ struct _BgDaemon {
   BgDaemonOptions  options;
   char            *run_dir;
   char            *config_dir;
+  char            *state_dir;
   GMainLoop       *loop;
   BgMechanism1    *skeleton;
   PolkitAuthority *authority;
   BgRegistry      *registry;
   BgNetwork       *network;
+  BgVms           *vms;
   guint            owner_id;
   guint            idle_source;
   guint            holds;
@@ -36,6 +39,7 @@ struct _BgDaemon {
 static const BgResourceKind *kinds[] = {
   &bg_network_bridge_kind,
   &bg_network_tap_kind,
+  &bg_vm_kind,
   NULL
 };
 
@@ -370,8 +374,10 @@ bg_daemon_new (const BgDaemonOptions  *options,
   daemon->options = *options;
   daemon->run_dir = g_strdup (options->run_dir);
   daemon->config_dir = g_strdup (options->config_dir);
+  daemon->state_dir = g_strdup (options->state_dir);
   daemon->options.run_dir = daemon->run_dir;
   daemon->options.config_dir = daemon->config_dir;
+  daemon->options.state_dir = daemon->state_dir;
   daemon->loop = g_main_loop_new (NULL, FALSE);
 
   /* The run dir holds the hosts file every resolver reads (0644); the
@@ -397,14 +403,17 @@ bg_daemon_new (const BgDaemonOptions  *options,
     g_warning ("polkit is not available, every privileged call will be refused: %s", local->message);
 
   daemon->network = bg_network_new (daemon);
+  daemon->vms = bg_vms_new (daemon);
   daemon->skeleton = bg_mechanism1_skeleton_new ();
   bg_mechanism1_set_version (daemon->skeleton, PACKAGE_VERSION);
   g_signal_connect (daemon->skeleton, "handle-ping", G_CALLBACK (handle_ping), daemon);
   g_signal_connect (daemon->skeleton, "handle-list-resources", G_CALLBACK (handle_list_resources), daemon);
   g_signal_connect (daemon->skeleton, "handle-release-resource", G_CALLBACK (handle_release_resource), daemon);
   bg_network_connect (daemon->network, daemon->skeleton);
+  bg_vms_connect (daemon->vms, daemon->skeleton);
 
   reconcile (daemon);
+  bg_vms_recover (daemon->vms);
   return daemon;
 }
 
@@ -419,12 +428,14 @@ bg_daemon_free (BgDaemon *daemon)
   if (daemon->skeleton != NULL)
     g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (daemon->skeleton));
   g_clear_object (&daemon->skeleton);
+  g_clear_pointer (&daemon->vms, bg_vms_free);
   g_clear_pointer (&daemon->network, bg_network_free);
   g_clear_object (&daemon->authority);
   g_clear_pointer (&daemon->registry, bg_registry_free);
   g_clear_pointer (&daemon->loop, g_main_loop_unref);
   g_free (daemon->run_dir);
   g_free (daemon->config_dir);
+  g_free (daemon->state_dir);
   g_free (daemon);
 }
 
@@ -501,4 +512,16 @@ bg_daemon_test_hook (BgDaemon   *daemon,
       kill (getpid (), SIGKILL);
     }
 #endif
+}
+
+BgVms *
+bg_daemon_get_vms (BgDaemon *daemon)
+{
+  return daemon->vms;
+}
+
+const char *
+bg_daemon_get_state_dir (BgDaemon *daemon)
+{
+  return daemon->state_dir;
 }

@@ -13,6 +13,7 @@ typedef struct _BgDaemon BgDaemon;
 typedef struct {
   const char *run_dir;        /* registry and runtime files */
   const char *config_dir;     /* mechanism.conf, network.conf */
+  const char *state_dir;      /* jails */
   guint       idle_timeout;   /* seconds; 0 = never exit */
   gboolean    replace;
 } BgDaemonOptions;
@@ -43,6 +44,8 @@ BgMechanism1    *bg_daemon_get_skeleton  (BgDaemon              *daemon);
 const char      *bg_daemon_get_config_dir (BgDaemon             *daemon);
 const char      *bg_daemon_get_run_dir   (BgDaemon              *daemon);
 struct _BgNetwork *bg_daemon_get_network (BgDaemon            *daemon);
+struct _BgVms   *bg_daemon_get_vms       (BgDaemon              *daemon);
+const char      *bg_daemon_get_state_dir (BgDaemon              *daemon);
 void             bg_daemon_test_hook     (BgDaemon              *daemon,
                                           const char            *step);
 const BgResourceKind *bg_daemon_lookup_kind (const char         *kind);

@@ -20,6 +20,7 @@ main (int    argc,
   g_autofree char *conf_path = NULL;
   g_autofree char *run_dir = NULL;
   g_autofree char *config_dir = NULL;
+  g_autofree char *state_dir = NULL;
   gint idle_timeout = -1;
   gboolean no_idle = FALSE, replace = FALSE, verbose = FALSE, version = FALSE;
   BgDaemonOptions options = { 0 };
@@ -32,6 +33,8 @@ main (int    argc,
     { "replace", 'r', 0, G_OPTION_ARG_NONE, &replace, "Replace a running instance (debugging)", NULL },
     { "run-dir", 0, 0, G_OPTION_ARG_FILENAME, &run_dir,
       "Registry directory (default " BG_RUNDIR ")", "DIR" },
+    { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
+      "Directory for jails (default " BG_STATEDIR ")", "DIR" },
     { "config-dir", 0, 0, G_OPTION_ARG_FILENAME, &config_dir,
       "Configuration directory (default " BG_SYSCONFDIR ")", "DIR" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log debug messages", NULL },
@@ -70,6 +73,7 @@ main (int    argc,
 
   options.run_dir = run_dir ? run_dir : BG_RUNDIR;
   options.config_dir = config_dir ? config_dir : BG_SYSCONFDIR;
+  options.state_dir = state_dir ? state_dir : BG_STATEDIR;
   conf_path = g_build_filename (options.config_dir, "mechanism.conf", NULL);
   if (!g_key_file_load_from_file (conf, conf_path, G_KEY_FILE_NONE, &error) &&
       !g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_NOENT))

@@ -93,8 +93,8 @@ bad:
   return FALSE;
 }
 
-static gboolean
-validate_tap_name (const char  *field,
+gboolean
+bg_network_validate_tap_name (const char  *field,
                    const char  *name,
                    GError     **error)
 {
@@ -1057,6 +1057,34 @@ tap_create (const char  *name,
   return TRUE;
 }
 
+/* Re-owns a persistent tap: to a VM's jail uid while the VM runs (the
+ * jailed VMM opens it itself), back to its owner afterwards. */
+gboolean
+bg_network_tap_set_owner (const char  *tap,
+                          uid_t        owner,
+                          GError     **error)
+{
+  struct ifreq ifr = { 0 };
+  int fd = open ("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+  if (fd < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED, "cannot open /dev/net/tun: %s", g_strerror (errno));
+      return FALSE;
+    }
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  g_strlcpy (ifr.ifr_name, tap, IFNAMSIZ);
+  if (ioctl (fd, TUNSETIFF, &ifr) < 0 || ioctl (fd, TUNSETOWNER, (unsigned long) owner) < 0)
+    {
+      int errsv = errno;
+      close (fd);
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot re-own tap %s: %s", tap, g_strerror (errsv));
+      return FALSE;
+    }
+  close (fd);
+  return TRUE;
+}
+
 static gboolean
 release_tap (BgDaemon    *daemon,
              BgResource  *resource,
@@ -1072,7 +1100,7 @@ release_tap (BgDaemon    *daemon,
 const BgResourceKind bg_network_tap_kind = {
   .kind = "tap",
   .action = "org.banger.network",
-  .validate_name = validate_tap_name,
+  .validate_name = bg_network_validate_tap_name,
   .release = release_tap,
 };
 
@@ -1298,7 +1326,7 @@ handle_delete_tap (BgMechanism1          *skeleton,
   TapData *d;
   BgCall *call;
 
-  if (!validate_tap_name ("tap", tap, &error))
+  if (!bg_network_validate_tap_name ("tap", tap, &error))
     {
       g_dbus_method_invocation_return_gerror (invocation, error);
       return G_DBUS_METHOD_INVOCATION_HANDLED;

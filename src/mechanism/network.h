@@ -22,6 +22,12 @@ char      *bg_network_tap_name        (guint32      owner,
                                        const char  *vm_name);
 char      *bg_network_guest_mac       (guint32      owner,
                                        const char  *vm_name);
+gboolean   bg_network_validate_tap_name (const char  *field,
+                                         const char  *name,
+                                         GError     **error);
+gboolean   bg_network_tap_set_owner   (const char  *tap,
+                                       uid_t        owner,
+                                       GError     **error);
 gboolean   bg_network_parse_subnet    (const char  *text,
                                        guint32     *network,
                                        guint       *prefix,

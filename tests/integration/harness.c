@@ -522,9 +522,9 @@ bg_harness_start (guint idle_timeout)
 
   service = g_strdup_printf ("[D-BUS Service]\n"
                              "Name=org.banger.Mechanism1\n"
-                             "Exec=%s --run-dir %s --config-dir %s --idle-timeout %u --verbose\n"
+                             "Exec=%s --run-dir %s --config-dir %s --state-dir %s/state --idle-timeout %u --verbose\n"
                              "User=root\n",
-                             g_getenv ("BANGER_MECHANISM"), h->run_dir, h->config_dir, idle_timeout);
+                             g_getenv ("BANGER_MECHANISM"), h->run_dir, h->config_dir, h->tmp, idle_timeout);
   write_file (services, "org.banger.Mechanism1.service", service, 0644);
 
   envp = g_environ_setenv (envp, "DBUS_SYSTEM_BUS_ADDRESS", h->bus_address, TRUE);
@@ -765,4 +765,14 @@ bg_harness_run_cli (BgHarness   *h,
                      &status, &error))
     g_error ("%s", error->message);
   return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+/* Points the mechanism at @vmm_path, as an administrator would in
+ * /etc/banger/mechanism.conf. */
+void
+bg_harness_use_vmm (BgHarness  *h,
+                    const char *vmm_path)
+{
+  g_autofree char *conf = g_strdup_printf ("[vmm]\nfirecracker=%s\n", vmm_path);
+  bg_harness_write_config (h, "mechanism.conf", conf);
 }

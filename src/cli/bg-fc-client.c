@@ -1,0 +1,268 @@
+/* bg-fc-client.c: Firecracker's HTTP API over its unix socket, libsoup-3.
+ *
+ * The session's "remote-connectable" is the socket, so every request goes
+ * there whatever the URL's host. Bodies are JSON built with json-glib;
+ * a 4xx/5xx answer becomes an error carrying Firecracker's fault_message.
+ * Paths inside bodies are the jail-relative ones the mechanism returned.
+ */
+#include <libsoup/soup.h>
+
+#include "bg-error.h"
+#include "bg-fc-client.h"
+
+/* A VMM answers in milliseconds; one that takes this long is stuck. */
+#define REQUEST_TIMEOUT_S 10
+
+struct _BgFcClient {
+  SoupSession *session;
+  char        *socket;
+};
+
+BgFcClient *
+bg_fc_client_new (const char *api_socket)
+{
+  BgFcClient *client = g_new0 (BgFcClient, 1);
+  g_autoptr(GSocketAddress) address = g_unix_socket_address_new (api_socket);
+
+  client->socket = g_strdup (api_socket);
+  client->session = soup_session_new_with_options ("remote-connectable", address,
+                                                   "timeout", REQUEST_TIMEOUT_S,
+                                                   "max-conns-per-host", 1,
+                                                   NULL);
+  return client;
+}
+
+void
+bg_fc_client_free (BgFcClient *client)
+{
+  if (client == NULL)
+    return;
+  g_clear_object (&client->session);
+  g_free (client->socket);
+  g_free (client);
+}
+
+static char *
+fault_message (GBytes *bytes)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  JsonNode *root;
+  gsize len = 0;
+  const char *data = bytes ? g_bytes_get_data (bytes, &len) : NULL;
+
+  if (data && json_parser_load_from_data (parser, data, len, NULL) &&
+      (root = json_parser_get_root (parser)) != NULL && JSON_NODE_HOLDS_OBJECT (root) &&
+      json_object_has_member (json_node_get_object (root), "fault_message"))
+    return g_strdup (json_object_get_string_member (json_node_get_object (root), "fault_message"));
+  return data && len ? g_strndup (data, MIN (len, 512)) : g_strdup ("(no message)");
+}
+
+/* Returns the parsed answer, or a JSON null for an empty (204) one. */
+JsonNode *
+bg_fc_client_request (BgFcClient  *client,
+                      const char  *method,
+                      const char  *path,
+                      JsonNode    *body,
+                      GError     **error)
+{
+  g_autofree char *url = g_strdup_printf ("http://localhost%s", path);
+  g_autoptr(SoupMessage) msg = soup_message_new (method, url);
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) local = NULL;
+  guint status;
+
+  if (msg == NULL)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "bad API path %s", path);
+      return NULL;
+    }
+  if (body != NULL)
+    {
+      char *text = json_to_string (body, FALSE);
+      g_autoptr(GBytes) bytes = g_bytes_new_take (text, strlen (text));
+      soup_message_set_request_body_from_bytes (msg, "application/json", bytes);
+    }
+  soup_message_headers_replace (soup_message_get_request_headers (msg), "Accept", "application/json");
+
+  reply = soup_session_send_and_read (client->session, msg, NULL, &local);
+  if (reply == NULL)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot reach the VMM at %s: %s",
+                   client->socket, local->message);
+      return NULL;
+    }
+  status = soup_message_get_status (msg);
+  if (status >= 400)
+    {
+      g_autofree char *fault = fault_message (reply);
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "Firecracker refused %s %s (%u): %s",
+                   method, path, status, fault);
+      return NULL;
+    }
+  if (g_bytes_get_size (reply) == 0)
+    return json_node_new (JSON_NODE_NULL);
+  {
+    g_autoptr(JsonParser) parser = json_parser_new ();
+    gsize len;
+    const char *data = g_bytes_get_data (reply, &len);
+
+    if (!json_parser_load_from_data (parser, data, len, &local))
+      {
+        g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "the VMM answered %s %s with invalid JSON: %s",
+                     method, path, local->message);
+        return NULL;
+      }
+    return json_node_copy (json_parser_get_root (parser));
+  }
+}
+
+static gboolean
+send_object (BgFcClient  *client,
+             const char  *method,
+             const char  *path,
+             JsonBuilder *b,
+             GError     **error)
+{
+  g_autoptr(JsonNode) body = json_builder_get_root (b);
+  g_autoptr(JsonNode) reply = bg_fc_client_request (client, method, path, body, error);
+
+  return reply != NULL;
+}
+
+#define MEMBER_STRING(b, k, v) G_STMT_START { json_builder_set_member_name (b, k); json_builder_add_string_value (b, v); } G_STMT_END
+#define MEMBER_INT(b, k, v)    G_STMT_START { json_builder_set_member_name (b, k); json_builder_add_int_value (b, v); } G_STMT_END
+#define MEMBER_BOOL(b, k, v)   G_STMT_START { json_builder_set_member_name (b, k); json_builder_add_boolean_value (b, v); } G_STMT_END
+
+gboolean
+bg_fc_configure_machine (BgFcClient  *client,
+                         guint        vcpus,
+                         guint        mem_mib,
+                         GError     **error)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  MEMBER_INT (b, "vcpu_count", vcpus);
+  MEMBER_INT (b, "mem_size_mib", mem_mib);
+  json_builder_end_object (b);
+  return send_object (client, "PUT", "/machine-config", b, error);
+}
+
+gboolean
+bg_fc_set_boot_source (BgFcClient  *client,
+                       const char  *kernel,
+                       const char  *boot_args,
+                       const char  *initrd,
+                       GError     **error)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  MEMBER_STRING (b, "kernel_image_path", kernel);
+  if (boot_args)
+    MEMBER_STRING (b, "boot_args", boot_args);
+  if (initrd)
+    MEMBER_STRING (b, "initrd_path", initrd);
+  json_builder_end_object (b);
+  return send_object (client, "PUT", "/boot-source", b, error);
+}
+
+gboolean
+bg_fc_add_drive (BgFcClient  *client,
+                 const char  *drive_id,
+                 const char  *path,
+                 gboolean     is_root,
+                 gboolean     read_only,
+                 GError     **error)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autofree char *url = g_strdup_printf ("/drives/%s", drive_id);
+
+  json_builder_begin_object (b);
+  MEMBER_STRING (b, "drive_id", drive_id);
+  MEMBER_STRING (b, "path_on_host", path);
+  MEMBER_BOOL (b, "is_root_device", is_root);
+  MEMBER_BOOL (b, "is_read_only", read_only);
+  json_builder_end_object (b);
+  return send_object (client, "PUT", url, b, error);
+}
+
+gboolean
+bg_fc_add_network (BgFcClient  *client,
+                   const char  *iface_id,
+                   const char  *tap,
+                   const char  *guest_mac,
+                   GError     **error)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autofree char *url = g_strdup_printf ("/network-interfaces/%s", iface_id);
+
+  json_builder_begin_object (b);
+  MEMBER_STRING (b, "iface_id", iface_id);
+  MEMBER_STRING (b, "host_dev_name", tap);
+  if (guest_mac)
+    MEMBER_STRING (b, "guest_mac", guest_mac);
+  json_builder_end_object (b);
+  return send_object (client, "PUT", url, b, error);
+}
+
+gboolean
+bg_fc_set_vsock (BgFcClient  *client,
+                 guint32      guest_cid,
+                 const char  *uds_path,
+                 GError     **error)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  MEMBER_INT (b, "guest_cid", guest_cid);
+  MEMBER_STRING (b, "uds_path", uds_path);
+  json_builder_end_object (b);
+  return send_object (client, "PUT", "/vsock", b, error);
+}
+
+gboolean
+bg_fc_action (BgFcClient  *client,
+              const char  *action_type,
+              GError     **error)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  MEMBER_STRING (b, "action_type", action_type);
+  json_builder_end_object (b);
+  return send_object (client, "PUT", "/actions", b, error);
+}
+
+/* "Paused" or "Resumed". */
+gboolean
+bg_fc_set_state (BgFcClient  *client,
+                 const char  *state,
+                 GError     **error)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  MEMBER_STRING (b, "state", state);
+  json_builder_end_object (b);
+  return send_object (client, "PATCH", "/vm", b, error);
+}
+
+/* "Not started", "Running" or "Paused", from GET /. */
+char *
+bg_fc_get_state (BgFcClient  *client,
+                 GError     **error)
+{
+  g_autoptr(JsonNode) info = bg_fc_client_request (client, "GET", "/", NULL, error);
+  JsonObject *o;
+
+  if (info == NULL)
+    return NULL;
+  if (!JSON_NODE_HOLDS_OBJECT (info) ||
+      !json_object_has_member ((o = json_node_get_object (info)), "state"))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "the VMM's instance info lacks its state");
+      return NULL;
+    }
+  return g_strdup (json_object_get_string_member (o, "state"));
+}

@@ -1,0 +1,59 @@
+#pragma once
+
+#include <gio/gio.h>
+#include <sys/types.h>
+
+G_BEGIN_DECLS
+
+/* Per-VM uids/gids come from 0x70000000 + [0, 65536): above systemd's
+ * container range (524288..1878982655), below 2^31 (which some tools treat
+ * as negative), and documented by systemd as unused. A uid is refused if
+ * the user database knows it. */
+#define BG_JAIL_UID_BASE  0x70000000u
+#define BG_JAIL_UID_COUNT 65536u
+
+#define BG_JAIL_EXEC_NAME "firecracker"
+#define BG_JAIL_API_SOCKET "firecracker.socket"
+#define BG_JAIL_VSOCK_SOCKET "vsock.sock"
+
+typedef struct {
+  char    *id;
+  char    *dir;       /* <state>/jail/<id>: root-owned, caller may traverse */
+  char    *root;      /* <dir>/root: the VMM's / */
+  char    *run;       /* <root>/run: where its sockets appear */
+  uid_t    uid;
+  gid_t    gid;
+  gboolean dynamic;   /* the VMM needs the host's libraries */
+} BgJail;
+
+gboolean bg_jail_check_vmm     (const char   *path,
+                                gboolean     *dynamic,
+                                GError      **error);
+BgJail  *bg_jail_create        (const char   *state_dir,
+                                const char   *id,
+                                uid_t         caller,
+                                uid_t         jail_uid,
+                                const char   *vmm_path,
+                                gboolean      dynamic,
+                                GError      **error);
+gboolean bg_jail_add_file      (BgJail       *jail,
+                                const char   *name,
+                                int           fd,
+                                GError      **error);
+gboolean bg_jail_add_block     (BgJail       *jail,
+                                const char   *name,
+                                dev_t         dev,
+                                GError      **error);
+GPid     bg_jail_spawn         (BgJail       *jail,
+                                const char * const *argv,
+                                int           output_fd,
+                                GError      **error);
+gboolean bg_jail_destroy       (const char   *state_dir,
+                                const char   *id,
+                                GError      **error);
+void     bg_jail_free          (BgJail       *jail);
+char   **bg_jail_build_argv    (const char   *id);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgJail, bg_jail_free)
+
+G_END_DECLS

@@ -1,0 +1,471 @@
+/* Launching jailed VMMs through the mechanism, with the test VMM standing
+ * in for Firecracker, and driving them with banger's API client. */
+#include <pwd.h>
+#include <sys/stat.h>
+#include <signal.h>
+#include <unistd.h>
+#include <glib/gstdio.h>
+
+#include "harness.h"
+
+#define E_FAILED    "org.banger.Mechanism1.Error.Failed"
+#define E_TIMEOUT   "org.banger.Mechanism1.Error.Timeout"
+#define E_UNSAFE    "org.banger.Mechanism1.Error.Unsafe"
+#define E_NOT_OWNER "org.banger.Mechanism1.Error.NotOwner"
+#define JAIL_UID    0x70000000u
+
+typedef struct {
+  BgHarness *h;
+  char      *files;     /* user A's directory with kernel, rootfs, log */
+  GMainLoop *loop;
+  guint      sub;
+  GPtrArray *exits;     /* "name status" of VmExited signals seen */
+} Fixture;
+
+typedef struct {
+  char   *api;
+  char   *vsock;
+  guint64 pid;
+  char   *jail;
+} Launched;
+
+static void
+launched_free (Launched *l)
+{
+  g_free (l->api);
+  g_free (l->vsock);
+  g_free (l->jail);
+  g_free (l);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Launched, launched_free)
+
+static void
+on_vm_exited (GDBusConnection *c, const char *sender, const char *path, const char *iface,
+              const char *signal, GVariant *params, gpointer data)
+{
+  Fixture *f = data;
+  const char *name;
+  guint32 owner;
+  gint32 status;
+
+  g_variant_get (params, "(&sui)", &name, &owner, &status);
+  g_ptr_array_add (f->exits, g_strdup_printf ("%s %d", name, status));
+  g_main_loop_quit (f->loop);
+}
+
+static gboolean
+quit_loop (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_REMOVE;
+}
+
+/* Waits (bounded) for the VmExited signal of @vm; returns its status. */
+static int
+wait_exit (Fixture *f, const char *vm)
+{
+  g_autofree char *prefix = g_strdup_printf ("%s ", vm);
+  guint timeout = g_timeout_add_seconds (30, quit_loop, f->loop);
+
+  for (;;)
+    {
+      for (guint i = 0; i < f->exits->len; i++)
+        if (g_str_has_prefix (f->exits->pdata[i], prefix))
+          {
+            int status = atoi ((char *) f->exits->pdata[i] + strlen (prefix));
+            g_ptr_array_remove_index (f->exits, i);
+            g_source_remove (timeout);
+            return status;
+          }
+      if (g_main_context_find_source_by_id (NULL, timeout) == NULL)
+        g_error ("no VmExited for %s", vm);
+      g_main_loop_run (f->loop);
+    }
+}
+
+static void
+write_owned (const char *path, gsize size, uid_t uid)
+{
+  g_autofree char *data = g_malloc0 (size);
+
+  g_assert_true (g_file_set_contents_full (path, data, size, G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+  g_assert_no_errno (chown (path, uid, uid));
+}
+
+static void
+setup (Fixture *f, gconstpointer data)
+{
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+  g_autofree char *kernel = NULL, *rootfs = NULL, *console = NULL;
+
+  f->h = bg_harness_start (60);
+  bg_harness_set_group_rule (f->h, TRUE);
+  f->exits = g_ptr_array_new_with_free_func (g_free);
+  f->loop = g_main_loop_new (NULL, FALSE);
+  f->sub = g_dbus_connection_signal_subscribe (f->h->bus, NULL, "org.banger.Mechanism1", "VmExited",
+                                               "/org/banger/Mechanism1", NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+                                               on_vm_exited, f, NULL);
+  {
+    /* Make sure the match rule is in place before anything can exit. */
+    g_autoptr(GVariant) id = g_dbus_connection_call_sync (f->h->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                                          "org.freedesktop.DBus", "GetId", NULL, NULL,
+                                                          G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
+  }
+
+  /* The user's own files, which only the user can open. */
+  f->files = g_build_filename (f->h->tmp, "files-a", NULL);
+  g_assert_no_errno (g_mkdir (f->files, 0700));
+  g_assert_no_errno (chown (f->files, pw->pw_uid, pw->pw_gid));
+  kernel = g_build_filename (f->files, "vmlinux", NULL);
+  rootfs = g_build_filename (f->files, "rootfs.ext4", NULL);
+  console = g_build_filename (f->files, "console.log", NULL);
+  write_owned (kernel, 4096, pw->pw_uid);
+  write_owned (rootfs, 4 << 20, pw->pw_uid);
+  write_owned (console, 0, pw->pw_uid);
+  bg_harness_use_vmm (f->h, g_getenv ("BANGER_TEST_VMM"));
+}
+
+static void
+teardown (Fixture *f, gconstpointer data)
+{
+  g_dbus_connection_signal_unsubscribe (f->h->bus, f->sub);
+  bg_harness_stop (f->h);
+  g_main_loop_unref (f->loop);
+  g_ptr_array_unref (f->exits);
+  g_free (f->files);
+}
+
+static BgCallResult *
+launch_call (Fixture *f, const char *user, const char *vm, const char *extra_options)
+{
+  g_autofree char *kernel = g_strdup_printf ("--fd=%s/vmlinux", f->files);
+  g_autofree char *rootfs = g_strdup_printf ("--fd=%s/rootfs.ext4:rw", f->files);
+  g_autofree char *console = g_strdup_printf ("--fd=%s/console.log:rw", f->files);
+  g_autofree char *args = g_strdup_printf ("('%s', {'console': <@h 2>%s%s}, @h 0, @h 1)", vm,
+                                           extra_options ? ", " : "", extra_options ? extra_options : "");
+
+  return bg_harness_call (f->h, user, "LaunchVm", args, kernel, rootfs, console, NULL);
+}
+
+static Launched *
+launch (Fixture *f, const char *user, const char *vm, const char *extra_options)
+{
+  g_autoptr(BgCallResult) r = launch_call (f, user, vm, extra_options);
+  g_autoptr(GVariant) v = NULL;
+  g_autoptr(GVariant) paths = NULL;
+  Launched *l = g_new0 (Launched, 1);
+
+  bg_assert_call_ok (r);
+  v = g_variant_parse (G_VARIANT_TYPE ("(ssta{sv})"), r->reply, NULL, NULL, NULL);
+  g_assert_nonnull (v);
+  g_variant_get (v, "(sst@a{sv})", &l->api, &l->vsock, &l->pid, &paths);
+  g_assert_true (g_variant_lookup (paths, "jail", "s", &l->jail));
+  return l;
+}
+
+static char *
+fc (const char *user, const char *socket, const char *cmd, const char *a1, const char *a2)
+{
+  g_autofree char *user_arg = user ? g_strdup_printf ("--user=%s", user) : g_strdup ("--user=root");
+  const char *argv[] = { g_getenv ("BANGER_TEST_FC"), user_arg, socket, cmd, a1, a2, NULL };
+  char *out = NULL;
+
+  bg_harness_run_argv (argv, &out, NULL);
+  return g_strstrip (out);
+}
+
+static gboolean
+nothing_left (Fixture *f, const char *id)
+{
+  g_autoptr(BgCallResult) list = bg_harness_call (f->h, NULL, "ListResources",
+                                                  "({'all-users': <true>, 'kind': <'vm'>},)", NULL);
+  g_autofree char *jail = g_strdup_printf ("%s/state/jail/%s", f->h->tmp, id);
+
+  bg_assert_call_ok (list);
+  return g_str_equal (list->reply, "(@a(ssutsa{sv}) [],)") && !g_file_test (jail, G_FILE_TEST_EXISTS);
+}
+
+static char *
+id_of (const char *user, const char *vm)
+{
+  return g_strdup_printf ("u%u-%s", bg_harness_uid (user), vm);
+}
+
+static void
+test_api_socket_is_handed_to_the_caller (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Launched) l = launch (f, BG_TEST_USER_A, "hand", NULL);
+  g_autofree char *as_a = NULL, *as_b = NULL;
+  g_autoptr(BgCallResult) kill = NULL;
+  struct stat st;
+
+  /* The reply came only after this was true. */
+  g_assert_no_errno (lstat (l->api, &st));
+  g_assert_true (S_ISSOCK (st.st_mode));
+  g_assert_cmpuint (st.st_uid, ==, bg_harness_uid (BG_TEST_USER_A));
+  g_assert_cmpuint (st.st_mode & 0777, ==, 0600);
+
+  as_a = fc (BG_TEST_USER_A, l->api, "get", NULL, NULL);
+  g_assert_cmpstr (as_a, ==, "Not started");
+  /* Another user cannot even reach it. */
+  as_b = fc (BG_TEST_USER_B, l->api, "get", NULL, NULL);
+  g_assert_true (g_str_has_prefix (as_b, "ERROR cannot reach the VMM"));
+  g_assert_nonnull (strstr (as_b, "ermission denied"));
+
+  kill = bg_harness_call (f->h, BG_TEST_USER_A, "KillVm", "('hand',)", NULL);
+  bg_assert_call_ok (kill);
+  g_assert_cmpint (wait_exit (f, "hand"), ==, 128 + 9);
+}
+
+static void
+collect_tree (const char *dir, const char *prefix, GPtrArray *out)
+{
+  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+  const char *e;
+
+  while (d && (e = g_dir_read_name (d)))
+    {
+      g_autofree char *path = g_build_filename (dir, e, NULL);
+      g_autofree char *rel = prefix ? g_strdup_printf ("%s/%s", prefix, e) : g_strdup (e);
+
+      if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK))
+        collect_tree (path, rel, out);
+      else
+        g_ptr_array_add (out, g_steal_pointer (&rel));
+    }
+}
+
+static void
+test_jail_confines_the_vmm (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Launched) l = launch (f, BG_TEST_USER_A, "confined", NULL);
+  g_autofree char *status_path = g_strdup_printf ("/proc/%" G_GUINT64_FORMAT "/status", l->pid);
+  g_autofree char *status = NULL;
+  g_autofree char *uids = g_strdup_printf ("Uid:\t%u\t%u\t%u\t%u", JAIL_UID, JAIL_UID, JAIL_UID, JAIL_UID);
+  g_autofree char *gids = g_strdup_printf ("Gid:\t%u\t%u\t%u\t%u", JAIL_UID, JAIL_UID, JAIL_UID, JAIL_UID);
+  g_autofree char *root = g_strdup_printf ("/proc/%" G_GUINT64_FORMAT "/root", l->pid);
+  g_autofree char *home = g_build_filename (root, "home", NULL);
+  g_autofree char *shadow = g_build_filename (root, "etc", "shadow", NULL);
+  g_autofree char *dev = g_build_filename (root, "dev", NULL);
+  g_autofree char *fds = g_strdup_printf ("/proc/%" G_GUINT64_FORMAT "/fd", l->pid);
+  g_autoptr(GPtrArray) devices = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(BgCallResult) kill = NULL;
+  g_autoptr(GDir) fd_dir = NULL;
+  const char *e;
+
+  g_assert_true (g_file_get_contents (status_path, &status, NULL, NULL));
+  g_assert_nonnull (strstr (status, uids));
+  g_assert_nonnull (strstr (status, gids));
+  g_assert_nonnull (strstr (status, "Groups:\t \n"));
+  g_assert_nonnull (strstr (status, "NoNewPrivs:\t1"));
+  /* PID 1 of its own namespace. */
+  g_assert_nonnull (strstr (status, "NSpid:"));
+  g_assert_nonnull (g_strrstr (strstr (status, "NSpid:"), "\t1\n"));
+
+  g_assert_false (g_file_test (home, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (shadow, G_FILE_TEST_EXISTS));
+  collect_tree (dev, NULL, devices);
+  g_ptr_array_sort (devices, (GCompareFunc) g_strcmp0);
+  g_assert_cmpuint (devices->len, ==, 3);
+  {
+    g_autofree char *joined = NULL;
+    g_ptr_array_add (devices, NULL);
+    joined = g_strjoinv (",", (char **) devices->pdata);
+    /* sorted by pointer order is not by name; compare as a set */
+    g_assert_nonnull (strstr (joined, "kvm"));
+    g_assert_nonnull (strstr (joined, "net/tun"));
+    g_assert_nonnull (strstr (joined, "urandom"));
+  }
+
+  /* No descriptor of the mechanism leaked in: only stdio and what the
+   * VMM opened itself (sockets, anon inodes, the API socket's). */
+  fd_dir = g_dir_open (fds, 0, NULL);
+  while ((e = g_dir_read_name (fd_dir)))
+    {
+      g_autofree char *link = g_build_filename (fds, e, NULL);
+      g_autofree char *target = g_file_read_link (link, NULL);
+
+      if (target == NULL || atoi (e) <= 2)
+        continue;
+      if (!g_str_has_prefix (target, "socket:") && !g_str_has_prefix (target, "anon_inode:") &&
+          !g_str_has_prefix (target, "pipe:"))
+        g_error ("unexpected fd %s -> %s in the VMM", e, target);
+    }
+
+  kill = bg_harness_call (f->h, BG_TEST_USER_A, "KillVm", "('confined',)", NULL);
+  bg_assert_call_ok (kill);
+  g_assert_cmpint (wait_exit (f, "confined"), ==, 137);
+}
+
+static void
+test_symlink_in_place_of_socket_is_not_followed (Fixture *f, gconstpointer data)
+{
+  const char *target = "/tmp/bg-symlink-target";
+  g_autoptr(BgCallResult) r = NULL;
+  g_autofree char *id = id_of (BG_TEST_USER_A, "hostile");
+  struct stat st;
+
+  g_assert_true (g_file_set_contents (target, "mine", -1, NULL));
+  g_assert_no_errno (chown (target, 0, 0));
+  bg_harness_use_vmm (f->h, g_getenv ("BANGER_VMM_SYMLINK"));
+
+  r = launch_call (f, BG_TEST_USER_A, "hostile", NULL);
+  bg_assert_call_error (r, E_UNSAFE, "not a socket the VMM made");
+  wait_exit (f, "hostile");
+  g_assert_no_errno (lstat (target, &st));
+  g_assert_cmpuint (st.st_uid, ==, 0);
+  g_assert_true (nothing_left (f, id));
+  unlink (target);
+}
+
+static void
+test_vmm_exiting_at_once_fails_with_its_output (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgCallResult) r = NULL;
+  g_autofree char *id = id_of (BG_TEST_USER_A, "crash");
+
+  bg_harness_use_vmm (f->h, g_getenv ("BANGER_VMM_CRASH"));
+  r = launch_call (f, BG_TEST_USER_A, "crash", NULL);
+  bg_assert_call_error (r, E_FAILED, "simulated failure for the tests");
+  g_assert_cmpint (wait_exit (f, "crash"), ==, 1);
+  g_assert_true (nothing_left (f, id));
+}
+
+static void
+test_vmm_without_socket_times_out (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgCallResult) r = NULL;
+  g_autofree char *id = id_of (BG_TEST_USER_A, "silent");
+
+  bg_harness_use_vmm (f->h, g_getenv ("BANGER_VMM_SILENT"));
+  r = launch_call (f, BG_TEST_USER_A, "silent", "'timeout-ms': <uint32 300>");
+  bg_assert_call_error (r, E_TIMEOUT, "did not create its API socket in time");
+  g_assert_cmpint (wait_exit (f, "silent"), ==, 137);
+  g_assert_true (nothing_left (f, id));
+}
+
+static void
+test_full_sequence_through_the_api_client (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgCallResult) tap_r = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", "('seq',)", NULL);
+  g_autoptr(GVariant) tap_v = NULL;
+  g_autoptr(Launched) l = NULL;
+  g_autofree char *tap = NULL, *addr = NULL, *gw = NULL, *mac = NULL;
+  g_autofree char *opt = NULL, *bad = NULL, *boot = NULL, *config = NULL, *cad = NULL, *owner = NULL;
+  g_autofree char *uid_a = g_strdup_printf ("%u", bg_harness_uid (BG_TEST_USER_A));
+  g_autofree char *id = id_of (BG_TEST_USER_A, "seq");
+  guint32 prefix;
+  struct stat st;
+
+  bg_assert_call_ok (tap_r);
+  tap_v = g_variant_parse (G_VARIANT_TYPE ("(ssssu)"), tap_r->reply, NULL, NULL, NULL);
+  g_variant_get (tap_v, "(ssssu)", &tap, &addr, &gw, &mac, &prefix);
+  opt = g_strdup_printf ("'tap': <'%s'>", tap);
+  l = launch (f, BG_TEST_USER_A, "seq", opt);
+
+  /* A body Firecracker rejects surfaces its fault_message. */
+  bad = fc (BG_TEST_USER_A, l->api, "bad", NULL, NULL);
+  g_assert_cmpstr (bad, ==, "ERROR Firecracker refused PUT /machine-config (400): The vCPU number is invalid! "
+                   "The vCPU number can only be 1 or an even number when SMT is enabled.");
+
+  boot = fc (BG_TEST_USER_A, l->api, "boot", tap, mac);
+  g_assert_cmpstr (boot, ==, "Not started|Running|Paused|Running");
+  config = fc (BG_TEST_USER_A, l->api, "config", NULL, NULL);
+  g_assert_nonnull (strstr (config, "\"vcpu_count\":2"));
+  g_assert_nonnull (strstr (config, "\"mem_size_mib\":256"));
+  g_assert_nonnull (strstr (config, "\"path_on_host\":\"/rootfs\""));
+  g_assert_nonnull (strstr (config, tap));
+  g_assert_nonnull (strstr (config, "\"uds_path\":\"/run/vsock.sock\""));
+
+  /* The vsock socket is handed over when it appears; there is no signal
+   * for that, so wait for it, bounded. */
+  for (int i = 0; i < 500; i++)
+    {
+      if (lstat (l->vsock, &st) == 0 && st.st_uid == bg_harness_uid (BG_TEST_USER_A))
+        break;
+      g_usleep (10000);
+    }
+  g_assert_cmpuint (st.st_uid, ==, bg_harness_uid (BG_TEST_USER_A));
+  g_assert_cmpuint (st.st_mode & 0777, ==, 0600);
+
+  cad = fc (BG_TEST_USER_A, l->api, "ctrl-alt-del", NULL, NULL);
+  g_assert_cmpstr (cad, ==, "OK");
+  g_assert_cmpint (wait_exit (f, "seq"), ==, 0);
+  g_assert_true (nothing_left (f, id));
+  /* The tap is the user's again. */
+  {
+    g_autofree char *path = g_strdup_printf ("/sys/class/net/%s/owner", tap);
+    g_assert_true (g_file_get_contents (path, &owner, NULL, NULL));
+    g_assert_cmpstr (g_strstrip (owner), ==, uid_a);
+  }
+}
+
+static void
+test_kill_vm_by_other_user_is_not_owner (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Launched) l = launch (f, BG_TEST_USER_A, "victim", NULL);
+  g_autofree char *id = id_of (BG_TEST_USER_A, "victim");
+  g_autofree char *args = g_strdup_printf ("('%s',)", id);
+  g_autoptr(BgCallResult) by_b = bg_harness_call (f->h, BG_TEST_USER_B, "KillVm", args, NULL);
+  g_autoptr(BgCallResult) own_b = bg_harness_call (f->h, BG_TEST_USER_B, "KillVm", "('victim',)", NULL);
+  g_autoptr(BgCallResult) by_a = NULL;
+
+  bg_assert_call_error (by_b, E_NOT_OWNER, NULL);
+  /* B's own "victim" does not exist. */
+  bg_assert_call_error (own_b, "org.banger.Mechanism1.Error.NotFound", NULL);
+  g_assert_true (kill (l->pid, 0) == 0);
+
+  by_a = bg_harness_call (f->h, BG_TEST_USER_A, "KillVm", "('victim',)", NULL);
+  bg_assert_call_ok (by_a);
+  g_assert_cmpint (wait_exit (f, "victim"), ==, 137);
+  g_assert_true (nothing_left (f, id));
+}
+
+static void
+test_launch_refuses_bad_fds_and_options (Fixture *f, gconstpointer data)
+{
+  g_autofree char *kernel = g_strdup_printf ("--fd=%s/vmlinux", f->files);
+  g_autofree char *rootfs_ro = g_strdup_printf ("--fd=%s/rootfs.ext4", f->files);
+  g_autofree char *dir = g_strdup_printf ("--fd=%s", f->files);
+  g_autoptr(BgCallResult) ro = bg_harness_call (f->h, BG_TEST_USER_A, "LaunchVm",
+                                                "('x', @a{sv} {}, @h 0, @h 1)", kernel, rootfs_ro, NULL);
+  g_autoptr(BgCallResult) a_dir = bg_harness_call (f->h, BG_TEST_USER_A, "LaunchVm",
+                                                   "('x', @a{sv} {}, @h 0, @h 1)", dir, rootfs_ro, NULL);
+  g_autoptr(BgCallResult) missing = bg_harness_call (f->h, BG_TEST_USER_A, "LaunchVm",
+                                                     "('x', @a{sv} {}, @h 0, @h 7)", kernel, NULL);
+  g_autoptr(BgCallResult) key = bg_harness_call (f->h, BG_TEST_USER_A, "LaunchVm",
+                                                 "('x', {'vmm': <'/bin/sh'>}, @h 0, @h 1)", kernel, rootfs_ro, NULL);
+  g_autoptr(BgCallResult) tap = bg_harness_call (f->h, BG_TEST_USER_A, "LaunchVm",
+                                                 "('x', {'tap': <'eth0'>}, @h 0, @h 1)", kernel, rootfs_ro, NULL);
+  /* The user cannot produce an fd for a file it cannot read. */
+  g_autoptr(BgCallResult) shadow = bg_harness_call (f->h, BG_TEST_USER_A, "LaunchVm",
+                                                    "('x', @a{sv} {}, @h 0, @h 1)", "--fd=/etc/shadow",
+                                                    rootfs_ro, NULL);
+
+  bg_assert_call_error (ro, "org.banger.Mechanism1.Error.InvalidArgument", "rootfs: must be opened for writing");
+  bg_assert_call_error (a_dir, "org.banger.Mechanism1.Error.InvalidArgument", "kernel: must be a regular file");
+  bg_assert_call_error (missing, "org.banger.Mechanism1.Error.InvalidArgument", "rootfs: no such file descriptor");
+  bg_assert_call_error (key, "org.banger.Mechanism1.Error.InvalidArgument", "options: unknown key \"vmm\"");
+  bg_assert_call_error (tap, "org.banger.Mechanism1.Error.InvalidArgument", "options: tap");
+  g_assert_true (shadow->open_failed);
+}
+
+static void
+add_tests (void)
+{
+#define ADD(path, fn) g_test_add (path, Fixture, NULL, setup, fn, teardown)
+  ADD ("/vm/api-socket-is-handed-to-the-caller", test_api_socket_is_handed_to_the_caller);
+  ADD ("/vm/jail-confines-the-vmm", test_jail_confines_the_vmm);
+  ADD ("/vm/symlink-in-place-of-socket-is-not-followed", test_symlink_in_place_of_socket_is_not_followed);
+  ADD ("/vm/vmm-exiting-at-once-fails-with-its-output", test_vmm_exiting_at_once_fails_with_its_output);
+  ADD ("/vm/vmm-without-socket-times-out", test_vmm_without_socket_times_out);
+  ADD ("/vm/full-sequence-through-the-api-client", test_full_sequence_through_the_api_client);
+  ADD ("/vm/kill-vm-by-other-user-is-not-owner", test_kill_vm_by_other_user_is_not_owner);
+  ADD ("/vm/launch-refuses-bad-fds-and-options", test_launch_refuses_bad_fds_and_options);
+}
+
+int
+main (int argc, char **argv)
+{
+  return bg_harness_main (&argc, &argv, add_tests);
+}
