@@ -1,39 +1,14 @@
 /* cmd-image.c: banger image … — the images VMs are made from. */
+#include <signal.h>
+#include <unistd.h>
+
 #include "bg-cli.h"
 #include "bg-config.h"
 #include "bg-error.h"
+#include "bg-image.h"
 #include "bg-names.h"
 #include "bg-paths.h"
-
-/* Reads images/<name>/image.json; a file that cannot be parsed is an
- * error naming it, never a crash. */
-static JsonNode *
-load_image (const char  *name,
-            GError     **error)
-{
-  g_autofree char *dir = bg_paths_images_dir ();
-  g_autofree char *path = g_build_filename (dir, name, "image.json", NULL);
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  g_autoptr(GError) local = NULL;
-  JsonNode *root;
-
-  if (!json_parser_load_from_mapped_file (parser, path, &local))
-    {
-      if (g_error_matches (local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-        g_set_error (error, BG_ERROR, BG_ERROR_NOT_FOUND,
-                     "No image named \"%s\"; see 'banger image ls'", name);
-      else
-        g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT, "%s: %s", path, local->message);
-      return NULL;
-    }
-  root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT, "%s: not a JSON object", path);
-      return NULL;
-    }
-  return json_node_copy (root);
-}
+#include "bg-state.h"
 
 static gint
 compare_names (gconstpointer a,
@@ -52,7 +27,8 @@ cmd_ls (BgCli    *cli,
   g_autoptr(GDir) dir = NULL;
   g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(JsonArray) array = json_array_new ();
-  g_autoptr(BgTable) table = bg_table_new ("NAME", "ROOTFS", "CREATED", NULL);
+  g_autoptr(BgTable) table = bg_table_new ("NAME", "KERNEL", "ROOTFS", "INITRD", "CREATED", NULL);
+  guint shown = 0;
   const char *entry;
 
   if (!bg_cli_parse (cli, argv[0], NULL, "List your images.", NULL, &argc, &argv, error) ||
@@ -68,26 +44,25 @@ cmd_ls (BgCli    *cli,
   for (guint i = 0; i < names->len; i++)
     {
       g_autoptr(GError) e = NULL;
-      g_autoptr(JsonNode) node = load_image (names->pdata[i], &e);
-      JsonObject *o;
+      g_autoptr(BgImage) image = bg_image_load (dir_path, names->pdata[i], &e);
 
-      if (node == NULL)
+      if (image == NULL)
         {
           if (!g_error_matches (e, BG_ERROR, BG_ERROR_NOT_FOUND))
             bg_cli_warn ("%s", e->message);
           continue;
         }
-      o = json_node_get_object (node);
+      shown++;
       if (cli->json)
-        json_array_add_element (array, json_node_copy (node));
+        json_array_add_element (array, bg_image_to_json (image));
       else
         {
-          g_autofree char *size = bg_format_size (json_object_get_int_member_with_default (o, "rootfs_bytes", 0));
-          g_autoptr(GDateTime) dt = g_date_time_new_from_unix_local (
-              json_object_get_int_member_with_default (o, "created_at", 0));
+          g_autofree char *k = bg_format_size (image->kernel_bytes);
+          g_autofree char *r = bg_format_size (image->rootfs_bytes);
+          g_autoptr(GDateTime) dt = g_date_time_new_from_unix_local (image->created_at);
           g_autofree char *created = dt ? g_date_time_format (dt, "%Y-%m-%d %H:%M") : g_strdup ("-");
 
-          bg_table_add_row (table, (char *) names->pdata[i], size, created, NULL);
+          bg_table_add_row (table, image->name, k, r, image->initrd ? "yes" : "no", created, NULL);
         }
     }
 
@@ -97,10 +72,10 @@ cmd_ls (BgCli    *cli,
       json_node_set_array (root, array);
       bg_cli_print_json (root);
     }
-  else if (names->len > 0)
+  else if (shown > 0)
     bg_table_print (table);
   else if (cli->is_tty)
-    g_print ("No images yet. 'banger image import' or 'banger image build' makes one.\n");
+    g_print ("No images yet. 'banger image import' makes one.\n");
   return TRUE;
 }
 
@@ -110,36 +85,184 @@ cmd_show (BgCli    *cli,
           char    **argv,
           GError  **error)
 {
+  g_autofree char *dir = bg_paths_images_dir ();
+  g_autoptr(BgImage) image = NULL;
   g_autoptr(JsonNode) node = NULL;
-  JsonObject *o;
-  g_autoptr(GList) members = NULL;
 
   if (!bg_cli_parse (cli, argv[0], "NAME", "Show an image's details.", NULL, &argc, &argv, error) ||
       !bg_cli_expect_args (argv[0], argc, 1, 1, error) ||
       !bg_name_validate ("NAME", argv[1], error))
     return FALSE;
 
-  node = load_image (argv[1], error);
-  if (node == NULL)
+  image = bg_image_load (dir, argv[1], error);
+  if (image == NULL)
     return FALSE;
+  node = bg_image_to_json (image);
   if (cli->json)
     {
       bg_cli_print_json (node);
       return TRUE;
     }
-  o = json_node_get_object (node);
-  members = json_object_get_members (o);
-  for (GList *l = members; l != NULL; l = l->next)
+  {
+    g_autofree char *k = bg_format_size (image->kernel_bytes);
+    g_autofree char *r = bg_format_size (image->rootfs_bytes);
+
+    g_print ("Name:      %s\n", image->name);
+    g_print ("Kernel:    %s (%s), sha256 %s\n", image->kernel, k, image->kernel_sha256);
+    g_print ("Rootfs:    %s (%s), sha256 %s\n", image->rootfs, r, image->rootfs_sha256);
+    g_print ("Initrd:    %s\n", image->initrd ? image->initrd : "none");
+    g_print ("Cmdline:   %s\n", image->cmdline ? image->cmdline : "(banger's default)");
+    g_print ("Source:    %s\n", image->source ? image->source : "-");
+  }
+  return TRUE;
+}
+
+static void
+on_interrupt (int sig)
+{
+  bg_interrupted = 1;
+}
+
+static void
+show_progress (const char *stage,
+               guint64     done,
+               guint64     total,
+               gpointer    user_data)
+{
+  BgCli *cli = user_data;
+  static char *last_stage;
+  static gint64 last_update;
+  gint64 now = g_get_monotonic_time ();
+
+  if (cli->json)
+    return;
+  if (!cli->is_tty)
     {
-      JsonNode *v = json_object_get_member (o, l->data);
-      g_autofree char *text = json_to_string (v, FALSE);
-      g_print ("%-16s %s\n", (char *) l->data, text);
+      /* Plain lines, one per stage, for logs. */
+      if (g_strcmp0 (last_stage, stage) != 0)
+        g_printerr ("%s\n", stage);
     }
+  else if (g_strcmp0 (last_stage, stage) != 0 || now - last_update > 100000 || done == total)
+    {
+      if (total > 0)
+        g_printerr ("\r\033[K%s: %3d%% (%" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " MiB)", stage,
+                    (int) (done * 100 / total), done >> 20, total >> 20);
+      else
+        g_printerr ("\r\033[K%s", stage);
+      last_update = now;
+    }
+  g_free (last_stage);
+  last_stage = g_strdup (stage);
+}
+
+static gboolean
+cmd_import (BgCli    *cli,
+            int       argc,
+            char    **argv,
+            GError  **error)
+{
+  g_autofree char *kernel = NULL, *rootfs = NULL, *initrd = NULL, *cmdline = NULL;
+  g_autofree char *dir = bg_paths_images_dir ();
+  g_autoptr(BgImage) image = NULL;
+  struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
+  GOptionEntry entries[] = {
+    { "kernel", 0, 0, G_OPTION_ARG_FILENAME, &kernel, "The kernel: an x86-64 vmlinux, or a bzImage (gzip, xz or zstd) to extract one from", "FILE" },
+    { "rootfs", 0, 0, G_OPTION_ARG_FILENAME, &rootfs, "The root filesystem: an ext4 image", "FILE" },
+    { "initrd", 0, 0, G_OPTION_ARG_FILENAME, &initrd, "An initrd to boot with", "FILE" },
+    { "cmdline", 0, 0, G_OPTION_ARG_STRING, &cmdline, "Extra kernel command line arguments", "ARGS" },
+    { NULL }
+  };
+
+  if (!bg_cli_parse (cli, argv[0], "NAME",
+                     "Import a kernel and a root filesystem as an image.\n\n"
+                     "The files are copied (shared with reflink where the filesystem can);\n"
+                     "an interrupted import leaves nothing behind.",
+                     entries, &argc, &argv, error) ||
+      !bg_cli_expect_args (argv[0], argc, 1, 1, error) ||
+      !bg_name_validate ("NAME", argv[1], error))
+    return FALSE;
+  if (kernel == NULL || rootfs == NULL)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "--kernel and --rootfs are required");
+      return FALSE;
+    }
+
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGINT, &sa, &old_int);
+  sigaction (SIGTERM, &sa, &old_term);
+  image = bg_image_import (dir, argv[1], kernel, rootfs, initrd, cmdline, show_progress, cli, error);
+  sigaction (SIGINT, &old_int, NULL);
+  sigaction (SIGTERM, &old_term, NULL);
+  if (cli->is_tty && !cli->json)
+    g_printerr ("\r\033[K");
+  if (image == NULL)
+    {
+      if (bg_interrupted)
+        g_prefix_error (error, "import of %s stopped, nothing was kept: ", argv[1]);
+      return FALSE;
+    }
+
+  if (cli->json)
+    {
+      g_autoptr(JsonNode) node = bg_image_to_json (image);
+      bg_cli_print_json (node);
+    }
+  else
+    g_print ("Imported image %s. Start a VM with 'banger vm up --image %s'.\n", image->name, image->name);
+  return TRUE;
+}
+
+static gboolean
+cmd_rm (BgCli    *cli,
+        int       argc,
+        char    **argv,
+        GError  **error)
+{
+  g_autofree char *dir = bg_paths_images_dir ();
+  g_autoptr(BgStateStore) store = bg_state_store_new_default ();
+  g_autoptr(GPtrArray) records = NULL;
+  g_autoptr(GString) users = g_string_new (NULL);
+  gboolean force = FALSE;
+  GOptionEntry entries[] = {
+    { "force", 'f', 0, G_OPTION_ARG_NONE, &force,
+      "Remove it even though VMs use it: they keep their disks but cannot be recreated from it", NULL },
+    { NULL }
+  };
+
+  if (!bg_cli_parse (cli, argv[0], "NAME", "Remove an image.", entries, &argc, &argv, error) ||
+      !bg_cli_expect_args (argv[0], argc, 1, 1, error) ||
+      !bg_name_validate ("NAME", argv[1], error))
+    return FALSE;
+
+  records = bg_state_store_list (store, NULL, error);
+  if (records == NULL)
+    return FALSE;
+  for (guint i = 0; i < records->len; i++)
+    {
+      BgVmRecord *r = records->pdata[i];
+      if (g_strcmp0 (r->image, argv[1]) == 0)
+        g_string_append_printf (users, "%s%s", users->len ? ", " : "", r->name);
+    }
+  if (users->len > 0 && !force)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_BUSY,
+                   "image %s is used by VM%s %s; remove %s first, or use --force "
+                   "(the VMs keep their own disks, but 'banger vm up' cannot make them anew)",
+                   argv[1], strchr (users->str, ',') ? "s" : "", users->str,
+                   strchr (users->str, ',') ? "them" : "it");
+      return FALSE;
+    }
+  if (!bg_image_remove (dir, argv[1], error))
+    return FALSE;
+  if (!cli->json)
+    g_print ("Removed image %s%s%s.\n", argv[1], users->len ? "; it was used by " : "", users->str);
   return TRUE;
 }
 
 const BgCommand bg_image_commands[] = {
   { "ls", NULL, "List your images", cmd_ls },
   { "show", "NAME", "Show an image's details", cmd_show },
+  { "import", "NAME", "Import a kernel and root filesystem as an image", cmd_import },
+  { "rm", "NAME", "Remove an image", cmd_rm },
   { NULL }
 };

@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "daemon.h"
 #include "network.h"
+#include "storage.h"
 #include "vm.h"
 #include "validate.h"
 
@@ -29,6 +30,7 @@ struct _BgDaemon {
   BgRegistry      *registry;
   BgNetwork       *network;
   BgVms           *vms;
+  BgStorage       *storage;
   guint            owner_id;
   guint            idle_source;
   guint            holds;
@@ -40,6 +42,7 @@ static const BgResourceKind *kinds[] = {
   &bg_network_bridge_kind,
   &bg_network_tap_kind,
   &bg_vm_kind,
+  &bg_loop_kind,
   NULL
 };
 
@@ -81,7 +84,9 @@ reconcile (BgDaemon *daemon)
       g_autoptr(GError) error = NULL;
       g_autofree char *what = NULL;
 
-      if (r->state == BG_RESOURCE_READY)
+      /* A loop device lives only while its fd is held: after a restart
+       * every recorded loop is stale, whatever its state. */
+      if (r->state == BG_RESOURCE_READY && !g_str_equal (r->kind, "loop"))
         continue;
       what = g_strdup_printf ("%s %s (%s)", r->kind, r->name, bg_resource_state_to_string (r->state));
       if (!bg_daemon_release_resource (daemon, r, &error))
@@ -404,6 +409,7 @@ bg_daemon_new (const BgDaemonOptions  *options,
 
   daemon->network = bg_network_new (daemon);
   daemon->vms = bg_vms_new (daemon);
+  daemon->storage = bg_storage_new (daemon);
   daemon->skeleton = bg_mechanism1_skeleton_new ();
   bg_mechanism1_set_version (daemon->skeleton, PACKAGE_VERSION);
   g_signal_connect (daemon->skeleton, "handle-ping", G_CALLBACK (handle_ping), daemon);
@@ -411,6 +417,7 @@ bg_daemon_new (const BgDaemonOptions  *options,
   g_signal_connect (daemon->skeleton, "handle-release-resource", G_CALLBACK (handle_release_resource), daemon);
   bg_network_connect (daemon->network, daemon->skeleton);
   bg_vms_connect (daemon->vms, daemon->skeleton);
+  bg_storage_connect (daemon->storage, daemon->skeleton);
 
   reconcile (daemon);
   bg_vms_recover (daemon->vms);
@@ -429,6 +436,7 @@ bg_daemon_free (BgDaemon *daemon)
     g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (daemon->skeleton));
   g_clear_object (&daemon->skeleton);
   g_clear_pointer (&daemon->vms, bg_vms_free);
+  g_clear_pointer (&daemon->storage, bg_storage_free);
   g_clear_pointer (&daemon->network, bg_network_free);
   g_clear_object (&daemon->authority);
   g_clear_pointer (&daemon->registry, bg_registry_free);
@@ -524,4 +532,10 @@ const char *
 bg_daemon_get_state_dir (BgDaemon *daemon)
 {
   return daemon->state_dir;
+}
+
+BgStorage *
+bg_daemon_get_storage (BgDaemon *daemon)
+{
+  return daemon->storage;
 }

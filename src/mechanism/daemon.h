@@ -44,6 +44,7 @@ BgMechanism1    *bg_daemon_get_skeleton  (BgDaemon              *daemon);
 const char      *bg_daemon_get_config_dir (BgDaemon             *daemon);
 const char      *bg_daemon_get_run_dir   (BgDaemon              *daemon);
 struct _BgNetwork *bg_daemon_get_network (BgDaemon            *daemon);
+struct _BgStorage *bg_daemon_get_storage (BgDaemon            *daemon);
 struct _BgVms   *bg_daemon_get_vms       (BgDaemon              *daemon);
 const char      *bg_daemon_get_state_dir (BgDaemon              *daemon);
 void             bg_daemon_test_hook     (BgDaemon              *daemon,

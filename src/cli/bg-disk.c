@@ -1,0 +1,247 @@
+/* bg-disk.c: a VM's own writable disk, made from its image.
+ *
+ * Strategies, cheapest first (disk-mode = auto picks the first that
+ * works here):
+ *  - reflink: FICLONE shares every extent with the image; O(1), rootless,
+ *    on XFS (reflink=1), btrfs and friends;
+ *  - dm-snapshot: a device-mapper snapshot of a loop-attached base through
+ *    the mechanism, where the kernel has device-mapper;
+ *  - copy: copies only data extents (SEEK_DATA/SEEK_HOLE with
+ *    copy_file_range), so holes stay holes.
+ * The disk is then grown to the requested size and its ext4 resized
+ * offline (e2fsck, resize2fs: argv, no shell) before first boot.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <glib/gstdio.h>
+
+#include "bg-disk.h"
+#include "bg-error.h"
+
+#define CHUNK (8 << 20)
+
+gboolean
+bg_disk_reflink (int      src_fd,
+                 int      dst_fd,
+                 GError **error)
+{
+  if (ioctl (dst_fd, FICLONE, src_fd) < 0)
+    {
+      int errsv = errno;
+      g_set_error (error, BG_ERROR, errsv == EOPNOTSUPP || errsv == EXDEV || errsv == EINVAL
+                                      ? BG_ERROR_NOT_SUPPORTED : BG_ERROR_FAILED,
+                   "cannot reflink: %s", g_strerror (errsv));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+interrupted (GError **error)
+{
+  if (!bg_interrupted)
+    return FALSE;
+  g_set_error_literal (error, BG_ERROR, BG_ERROR_FAILED, "interrupted");
+  return TRUE;
+}
+
+/* Copies the data extents of @src_fd to @dst_fd and sizes @dst_fd to
+ * match; holes stay holes. With @checksum, every byte (holes as zeros) is
+ * fed to it, so the digest is the file's. */
+gboolean
+bg_disk_copy_sparse (int             src_fd,
+                     int             dst_fd,
+                     GChecksum      *checksum,
+                     BgProgressFunc  progress,
+                     gpointer        user_data,
+                     GError        **error)
+{
+  struct stat st;
+  off_t pos = 0;
+  g_autofree guint8 *buf = checksum ? g_malloc (CHUNK) : NULL;
+  g_autofree guint8 *zeros = checksum ? g_malloc0 (CHUNK) : NULL;
+
+  if (fstat (src_fd, &st) < 0 || ftruncate (dst_fd, st.st_size) < 0)
+    goto fail;
+
+  while (pos < st.st_size)
+    {
+      off_t data = lseek (src_fd, pos, SEEK_DATA);
+      off_t hole;
+
+      if (data < 0)
+        {
+          if (errno != ENXIO)
+            goto fail;
+          data = st.st_size;   /* only a hole is left */
+        }
+      for (off_t z = pos; checksum && z < data; z += MIN (CHUNK, data - z))
+        g_checksum_update (checksum, zeros, MIN (CHUNK, data - z));
+      if (data >= st.st_size)
+        break;
+      hole = lseek (src_fd, data, SEEK_HOLE);
+      if (hole < 0)
+        goto fail;
+
+      for (off_t off = data; off < hole;)
+        {
+          gsize want = MIN ((off_t) CHUNK, hole - off);
+          ssize_t n;
+
+          if (interrupted (error))
+            return FALSE;
+          if (checksum)
+            {
+              n = pread (src_fd, buf, want, off);
+              if (n <= 0 || pwrite (dst_fd, buf, n, off) != n)
+                goto fail;
+              g_checksum_update (checksum, buf, n);
+            }
+          else
+            {
+              off_t in = off, out = off;
+              n = copy_file_range (src_fd, &in, dst_fd, &out, want, 0);
+              if (n <= 0)
+                goto fail;
+            }
+          off += n;
+          if (progress)
+            progress ("copying", off, st.st_size, user_data);
+        }
+      pos = hole;
+    }
+  return TRUE;
+
+fail:
+  {
+    int errsv = errno;
+    g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot copy the disk: %s", g_strerror (errsv));
+  }
+  return FALSE;
+}
+
+gboolean
+bg_disk_dm_available (char **reason)
+{
+  if (!g_file_test ("/dev/mapper/control", G_FILE_TEST_EXISTS))
+    {
+      if (reason)
+        *reason = g_strdup ("this kernel has no device-mapper (/dev/mapper/control is missing)");
+      return FALSE;
+    }
+  if (reason)
+    *reason = g_strdup ("device-mapper snapshots through the mechanism are not implemented yet");
+  return FALSE;
+}
+
+static gboolean
+run_tool (const char * const  *argv,
+          GError             **error)
+{
+  g_autofree char *err = NULL;
+  int status;
+
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
+                     NULL, NULL, NULL, &err, &status, error))
+    return FALSE;
+  /* e2fsck exits 1 when it fixed something: that is fine here. */
+  if (WIFEXITED (status) && (WEXITSTATUS (status) == 0 ||
+                             (g_str_equal (argv[0], "e2fsck") && WEXITSTATUS (status) == 1)))
+    return TRUE;
+  g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "%s failed: %s", argv[0], g_strstrip (err));
+  return FALSE;
+}
+
+static gboolean
+grow (const char  *dest,
+      int          fd,
+      guint64      size,
+      GError     **error)
+{
+  struct stat st;
+  const char *fsck[] = { "e2fsck", "-f", "-y", dest, NULL };
+  const char *resize[] = { "resize2fs", "-f", dest, NULL };
+
+  if (fstat (fd, &st) < 0)
+    return FALSE;
+  if (size <= (guint64) st.st_size)
+    return TRUE;
+  if (ftruncate (fd, size) < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot grow %s: %s", dest, g_strerror (errno));
+      return FALSE;
+    }
+  return run_tool (fsck, error) && run_tool (resize, error);
+}
+
+gboolean
+bg_disk_create (const char     *image_rootfs,
+                const char     *dest,
+                BgDiskMode      mode,
+                guint64         size,
+                BgDiskMode     *used,
+                BgProgressFunc  progress,
+                gpointer        user_data,
+                GError        **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autofree char *reason = NULL;
+  int src, dst;
+  gboolean ok = FALSE;
+
+  src = open (image_rootfs, O_RDONLY | O_CLOEXEC);
+  if (src < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_NOT_FOUND, "cannot open %s: %s", image_rootfs, g_strerror (errno));
+      return FALSE;
+    }
+  dst = open (dest, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (dst < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_EXISTS, "cannot create %s: %s", dest, g_strerror (errno));
+      close (src);
+      return FALSE;
+    }
+
+  switch (mode)
+    {
+    case BG_DISK_MODE_REFLINK:
+      ok = bg_disk_reflink (src, dst, error);
+      *used = BG_DISK_MODE_REFLINK;
+      break;
+    case BG_DISK_MODE_DM_SNAPSHOT:
+      bg_disk_dm_available (&reason);
+      g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED, "disk-mode dm-snapshot: %s", reason);
+      break;
+    case BG_DISK_MODE_COPY:
+      ok = bg_disk_copy_sparse (src, dst, NULL, progress, user_data, error);
+      *used = BG_DISK_MODE_COPY;
+      break;
+    case BG_DISK_MODE_AUTO:
+    default:
+      if (bg_disk_reflink (src, dst, &local))
+        {
+          ok = TRUE;
+          *used = BG_DISK_MODE_REFLINK;
+        }
+      else
+        {
+          ok = bg_disk_copy_sparse (src, dst, NULL, progress, user_data, error);
+          *used = BG_DISK_MODE_COPY;
+        }
+      break;
+    }
+
+  if (ok)
+    ok = grow (dest, dst, size, error);
+  close (src);
+  close (dst);
+  if (!ok)
+    g_unlink (dest);
+  return ok;
+}

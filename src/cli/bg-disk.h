@@ -1,0 +1,27 @@
+#pragma once
+
+#include "bg-config.h"
+#include "bg-image.h"
+
+G_BEGIN_DECLS
+
+gboolean bg_disk_reflink     (int            src_fd,
+                              int            dst_fd,
+                              GError       **error);
+gboolean bg_disk_copy_sparse (int            src_fd,
+                              int            dst_fd,
+                              GChecksum     *checksum,
+                              BgProgressFunc progress,
+                              gpointer       user_data,
+                              GError       **error);
+gboolean bg_disk_create      (const char    *image_rootfs,
+                              const char    *dest,
+                              BgDiskMode     mode,
+                              guint64        size,
+                              BgDiskMode    *used,
+                              BgProgressFunc progress,
+                              gpointer       user_data,
+                              GError       **error);
+gboolean bg_disk_dm_available (char        **reason);
+
+G_END_DECLS

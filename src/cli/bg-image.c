@@ -1,0 +1,591 @@
+/* bg-image.c: images under $XDG_DATA_HOME/banger/images/NAME/.
+ *
+ * An image is a kernel Firecracker can boot (an x86-64 ELF vmlinux; a
+ * bzImage is decompressed into one, since released Firecracker does not
+ * boot bzImages), an ext4 root filesystem, an optional initrd, and
+ * image.json. Imports are built in a hidden temporary directory and
+ * renamed into place, so an interrupted import leaves nothing.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <lzma.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+#include <glib/gstdio.h>
+
+#include "bg-disk.h"
+#include "bg-error.h"
+#include "bg-file.h"
+#include "bg-image.h"
+#include "bg-names.h"
+
+volatile int bg_interrupted;
+
+BgKernelFormat
+bg_kernel_detect (int      fd,
+                  GError **error)
+{
+  guint8 head[0x250] = { 0 };
+  ssize_t n = pread (fd, head, sizeof head, 0);
+  Elf64_Ehdr *eh = (Elf64_Ehdr *) head;
+
+  if (n >= (ssize_t) sizeof (Elf64_Ehdr) && memcmp (eh->e_ident, ELFMAG, SELFMAG) == 0)
+    {
+      if (eh->e_ident[EI_CLASS] == ELFCLASS64 && eh->e_machine == EM_X86_64 && eh->e_type == ET_EXEC)
+        return BG_KERNEL_VMLINUX;
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                   "kernel: an ELF file, but not an x86-64 kernel image (vmlinux)");
+      return BG_KERNEL_UNKNOWN;
+    }
+  if (n >= 0x250 && memcmp (head + 0x202, "HdrS", 4) == 0)
+    return BG_KERNEL_BZIMAGE;
+  g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+               "kernel: not a Linux kernel (neither an ELF vmlinux nor a bzImage)");
+  return BG_KERNEL_UNKNOWN;
+}
+
+gboolean
+bg_rootfs_check_ext4 (int      fd,
+                      GError **error)
+{
+  guint8 magic[2];
+
+  /* The superblock is at 1024; s_magic 0xEF53 at offset 0x38 in it. */
+  if (pread (fd, magic, 2, 1024 + 0x38) != 2 || magic[0] != 0x53 || magic[1] != 0xEF)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                   "rootfs: not an ext2/3/4 filesystem image (no ext superblock)");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+write_all (int          fd,
+           const void  *data,
+           gsize        len,
+           GError     **error)
+{
+  const guint8 *p = data;
+
+  while (len > 0)
+    {
+      ssize_t n = write (fd, p, len);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        {
+          g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot write: %s", g_strerror (errno));
+          return FALSE;
+        }
+      p += n;
+      len -= n;
+    }
+  return TRUE;
+}
+
+static gboolean
+inflate_gzip (const guint8 *in, gsize len, int out, GError **error)
+{
+  z_stream z = { 0 };
+  g_autofree guint8 *buf = g_malloc (1 << 20);
+  int r;
+
+  if (inflateInit2 (&z, 16 + MAX_WBITS) != Z_OK)
+    return FALSE;
+  z.next_in = (guint8 *) in;
+  z.avail_in = len;
+  do
+    {
+      z.next_out = buf;
+      z.avail_out = 1 << 20;
+      r = inflate (&z, Z_NO_FLUSH);
+      if (r != Z_OK && r != Z_STREAM_END)
+        {
+          inflateEnd (&z);
+          g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "kernel: corrupt gzip payload (%d)", r);
+          return FALSE;
+        }
+      if (!write_all (out, buf, (1 << 20) - z.avail_out, error))
+        {
+          inflateEnd (&z);
+          return FALSE;
+        }
+    }
+  while (r != Z_STREAM_END);
+  inflateEnd (&z);
+  return TRUE;
+}
+
+static gboolean
+inflate_xz (const guint8 *in, gsize len, int out, GError **error)
+{
+  lzma_stream s = LZMA_STREAM_INIT;
+  g_autofree guint8 *buf = g_malloc (1 << 20);
+  lzma_ret r;
+
+  if (lzma_stream_decoder (&s, UINT64_MAX, 0) != LZMA_OK)
+    return FALSE;
+  s.next_in = in;
+  s.avail_in = len;
+  do
+    {
+      s.next_out = buf;
+      s.avail_out = 1 << 20;
+      r = lzma_code (&s, LZMA_FINISH);
+      if (r != LZMA_OK && r != LZMA_STREAM_END)
+        {
+          lzma_end (&s);
+          g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "kernel: corrupt xz payload (%d)", r);
+          return FALSE;
+        }
+      if (!write_all (out, buf, (1 << 20) - s.avail_out, error))
+        {
+          lzma_end (&s);
+          return FALSE;
+        }
+    }
+  while (r != LZMA_STREAM_END);
+  lzma_end (&s);
+  return TRUE;
+}
+
+static gboolean
+inflate_zstd (const guint8 *in, gsize len, int out, GError **error)
+{
+  ZSTD_DStream *z = ZSTD_createDStream ();
+  g_autofree guint8 *buf = g_malloc (ZSTD_DStreamOutSize ());
+  ZSTD_inBuffer input = { in, len, 0 };
+  size_t r = 1;
+
+  ZSTD_initDStream (z);
+  while (r != 0 && input.pos < input.size)
+    {
+      ZSTD_outBuffer output = { buf, ZSTD_DStreamOutSize (), 0 };
+      r = ZSTD_decompressStream (z, &output, &input);
+      if (ZSTD_isError (r))
+        {
+          g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "kernel: corrupt zstd payload: %s",
+                       ZSTD_getErrorName (r));
+          ZSTD_freeDStream (z);
+          return FALSE;
+        }
+      if (!write_all (out, buf, output.pos, error))
+        {
+          ZSTD_freeDStream (z);
+          return FALSE;
+        }
+    }
+  ZSTD_freeDStream (z);
+  return TRUE;
+}
+
+/* The compressed payload of a bzImage (boot protocol >= 2.08 says where)
+ * decompressed to the ELF vmlinux inside it. */
+gboolean
+bg_kernel_extract_vmlinux (int      bzimage_fd,
+                           int      out_fd,
+                           GError **error)
+{
+  g_autoptr(GMappedFile) map = NULL;
+  g_autofree char *path = g_strdup_printf ("/proc/self/fd/%d", bzimage_fd);
+  const guint8 *data;
+  gsize len, start;
+  guint setup_sects;
+  guint32 offset, plen;
+  guint16 version;
+  const guint8 *payload;
+  gboolean ok;
+
+  map = g_mapped_file_new (path, FALSE, error);
+  if (map == NULL)
+    return FALSE;
+  data = (const guint8 *) g_mapped_file_get_contents (map);
+  len = g_mapped_file_get_length (map);
+  if (len < 0x250)
+    goto bad;
+  version = data[0x206] | data[0x207] << 8;
+  if (version < 0x208)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED,
+                   "kernel: bzImage boot protocol %x.%02x is too old to find its payload",
+                   version >> 8, version & 0xff);
+      return FALSE;
+    }
+  setup_sects = data[0x1f1] ? data[0x1f1] : 4;
+  memcpy (&offset, data + 0x248, 4);
+  memcpy (&plen, data + 0x24c, 4);
+  offset = GUINT32_FROM_LE (offset);
+  plen = GUINT32_FROM_LE (plen);
+  start = (setup_sects + 1) * 512 + offset;
+  if (start >= len || plen > len - start)
+    goto bad;
+  payload = data + start;
+
+  if (plen > 2 && payload[0] == 0x1f && payload[1] == 0x8b)
+    ok = inflate_gzip (payload, plen, out_fd, error);
+  else if (plen > 6 && memcmp (payload, "\xfd" "7zXZ\0", 6) == 0)
+    ok = inflate_xz (payload, plen, out_fd, error);
+  else if (plen > 4 && memcmp (payload, "\x28\xb5\x2f\xfd", 4) == 0)
+    ok = inflate_zstd (payload, plen, out_fd, error);
+  else
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED,
+                   "kernel: the bzImage payload is compressed with a method banger does not handle "
+                   "(gzip, xz and zstd are); extract vmlinux yourself with the kernel's "
+                   "scripts/extract-vmlinux");
+      return FALSE;
+    }
+  if (!ok)
+    return FALSE;
+  if (bg_kernel_detect (out_fd, NULL) != BG_KERNEL_VMLINUX)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "kernel: the bzImage payload is not an x86-64 vmlinux");
+      return FALSE;
+    }
+  return TRUE;
+
+bad:
+  g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "kernel: truncated or corrupt bzImage");
+  return FALSE;
+}
+
+void
+bg_image_free (BgImage *image)
+{
+  if (image == NULL)
+    return;
+  g_free (image->name);
+  g_free (image->dir);
+  g_free (image->kernel);
+  g_free (image->rootfs);
+  g_free (image->initrd);
+  g_free (image->cmdline);
+  g_free (image->kernel_sha256);
+  g_free (image->rootfs_sha256);
+  g_free (image->source);
+  g_free (image);
+}
+
+JsonNode *
+bg_image_to_json (const BgImage *image)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+
+#define S(k, v) if (v) { json_builder_set_member_name (b, k); json_builder_add_string_value (b, v); }
+#define I(k, v) json_builder_set_member_name (b, k); json_builder_add_int_value (b, v)
+  json_builder_begin_object (b);
+  I ("version", 1);
+  S ("name", image->name);
+  S ("cmdline", image->cmdline);
+  I ("kernel_bytes", image->kernel_bytes);
+  I ("rootfs_bytes", image->rootfs_bytes);
+  S ("kernel_sha256", image->kernel_sha256);
+  S ("rootfs_sha256", image->rootfs_sha256);
+  json_builder_set_member_name (b, "initrd");
+  json_builder_add_boolean_value (b, image->initrd != NULL);
+  I ("created_at", image->created_at);
+  S ("source", image->source);
+  json_builder_end_object (b);
+#undef S
+#undef I
+  return json_builder_get_root (b);
+}
+
+BgImage *
+bg_image_load (const char  *images_dir,
+               const char  *name,
+               GError     **error)
+{
+  g_autoptr(BgImage) image = g_new0 (BgImage, 1);
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) local = NULL;
+  g_autofree char *path = NULL;
+  JsonObject *o;
+  JsonNode *root;
+
+  if (!bg_name_validate ("image", name, error))
+    return NULL;
+  image->name = g_strdup (name);
+  image->dir = g_build_filename (images_dir, name, NULL);
+  path = g_build_filename (image->dir, "image.json", NULL);
+  if (!json_parser_load_from_mapped_file (parser, path, &local))
+    {
+      if (g_error_matches (local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+        g_set_error (error, BG_ERROR, BG_ERROR_NOT_FOUND,
+                     "No image named \"%s\"; see 'banger image ls', or make one with "
+                     "'banger image import %s --kernel FILE --rootfs FILE'", name, name);
+      else
+        g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT, "%s: %s", path, local->message);
+      return NULL;
+    }
+  root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT, "%s: not a JSON object", path);
+      return NULL;
+    }
+  o = json_node_get_object (root);
+  image->cmdline = g_strdup (json_object_get_string_member_with_default (o, "cmdline", NULL));
+  image->kernel_bytes = json_object_get_int_member_with_default (o, "kernel_bytes", 0);
+  image->rootfs_bytes = json_object_get_int_member_with_default (o, "rootfs_bytes", 0);
+  image->kernel_sha256 = g_strdup (json_object_get_string_member_with_default (o, "kernel_sha256", NULL));
+  image->rootfs_sha256 = g_strdup (json_object_get_string_member_with_default (o, "rootfs_sha256", NULL));
+  image->created_at = json_object_get_int_member_with_default (o, "created_at", 0);
+  image->source = g_strdup (json_object_get_string_member_with_default (o, "source", NULL));
+  image->kernel = g_build_filename (image->dir, "vmlinux", NULL);
+  image->rootfs = g_build_filename (image->dir, "rootfs.ext4", NULL);
+  if (json_object_get_boolean_member_with_default (o, "initrd", FALSE))
+    image->initrd = g_build_filename (image->dir, "initrd.img", NULL);
+  return g_steal_pointer (&image);
+}
+
+static gboolean
+remove_dir (const char  *dir,
+            GError     **error)
+{
+  const char *argv[] = { "rm", "-rf", "--", dir, NULL };
+  int status;
+
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status, error))
+    return FALSE;
+  return g_spawn_check_wait_status (status, error);
+}
+
+static char *
+sha256_of_fd (int             fd,
+              BgProgressFunc  progress,
+              gpointer        user_data,
+              GError        **error)
+{
+  g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autofree guint8 *buf = g_malloc (1 << 20);
+  struct stat st;
+  guint64 done = 0;
+  ssize_t n;
+
+  fstat (fd, &st);
+  while ((n = pread (fd, buf, 1 << 20, done)) > 0)
+    {
+      if (bg_interrupted)
+        {
+          g_set_error_literal (error, BG_ERROR, BG_ERROR_FAILED, "interrupted");
+          return NULL;
+        }
+      g_checksum_update (sum, buf, n);
+      done += n;
+      if (progress)
+        progress ("checksumming", done, st.st_size, user_data);
+    }
+  if (n < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot read: %s", g_strerror (errno));
+      return NULL;
+    }
+  return g_strdup (g_checksum_get_string (sum));
+}
+
+static int
+open_input (const char  *field,
+            const char  *path,
+            GError     **error)
+{
+  struct stat st;
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+
+  if (fd < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "%s: cannot open %s: %s",
+                   field, path, g_strerror (errno));
+      return -1;
+    }
+  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
+    {
+      close (fd);
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "%s: %s is not a regular file", field, path);
+      return -1;
+    }
+  return fd;
+}
+
+static gboolean
+import_into (BgImage        *image,
+             const char     *tmp,
+             const char     *kernel,
+             const char     *rootfs,
+             const char     *initrd,
+             BgProgressFunc  progress,
+             gpointer        user_data,
+             GError        **error)
+{
+  g_autofree char *k_out = g_build_filename (tmp, "vmlinux", NULL);
+  g_autofree char *r_out = g_build_filename (tmp, "rootfs.ext4", NULL);
+  g_autofree char *i_out = g_build_filename (tmp, "initrd.img", NULL);
+  g_autoptr(GChecksum) sum = NULL;
+  int kfd = -1, rfd = -1, out = -1;
+  gboolean ok = FALSE;
+  BgKernelFormat format;
+  struct stat st;
+
+  if ((kfd = open_input ("kernel", kernel, error)) < 0 ||
+      (format = bg_kernel_detect (kfd, error)) == BG_KERNEL_UNKNOWN ||
+      (rfd = open_input ("rootfs", rootfs, error)) < 0 ||
+      !bg_rootfs_check_ext4 (rfd, error))
+    goto out;
+
+  if (progress)
+    progress (format == BG_KERNEL_BZIMAGE ? "extracting vmlinux from the bzImage" : "copying the kernel",
+              0, 0, user_data);
+  out = open (k_out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (out < 0)
+    goto io_fail;
+  if (format == BG_KERNEL_BZIMAGE ? !bg_kernel_extract_vmlinux (kfd, out, error)
+                                  : !bg_disk_copy_sparse (kfd, out, NULL, NULL, NULL, error))
+    goto out;
+  fstat (out, &st);
+  image->kernel_bytes = st.st_size;
+  if ((image->kernel_sha256 = sha256_of_fd (out, NULL, NULL, error)) == NULL)
+    goto out;
+  close (out);
+
+  /* The root filesystem: shared extents when the filesystem can, else
+   * the data extents only. */
+  out = open (r_out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (out < 0)
+    goto io_fail;
+  if (bg_disk_reflink (rfd, out, NULL))
+    {
+      if (progress)
+        progress ("shared the rootfs extents (reflink)", 0, 0, user_data);
+      image->rootfs_sha256 = sha256_of_fd (rfd, progress, user_data, error);
+    }
+  else
+    {
+      sum = g_checksum_new (G_CHECKSUM_SHA256);
+      if (bg_disk_copy_sparse (rfd, out, sum, progress, user_data, error))
+        image->rootfs_sha256 = g_strdup (g_checksum_get_string (sum));
+    }
+  if (image->rootfs_sha256 == NULL)
+    goto out;
+  fstat (out, &st);
+  image->rootfs_bytes = st.st_size;
+  close (out);
+  out = -1;
+
+  if (initrd != NULL)
+    {
+      int ifd = open_input ("initrd", initrd, error);
+      if (ifd < 0)
+        goto out;
+      out = open (i_out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      ok = out >= 0 && bg_disk_copy_sparse (ifd, out, NULL, NULL, NULL, error);
+      close (ifd);
+      if (!ok)
+        goto out;
+      ok = FALSE;
+      image->initrd = g_strdup (i_out);
+    }
+  ok = TRUE;
+  goto out;
+
+io_fail:
+  g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot write into %s: %s", tmp, g_strerror (errno));
+out:
+  if (kfd >= 0)
+    close (kfd);
+  if (rfd >= 0)
+    close (rfd);
+  if (out >= 0)
+    close (out);
+  return ok;
+}
+
+BgImage *
+bg_image_import (const char      *images_dir,
+                 const char      *name,
+                 const char      *kernel,
+                 const char      *rootfs,
+                 const char      *initrd,
+                 const char      *cmdline,
+                 BgProgressFunc   progress,
+                 gpointer         user_data,
+                 GError         **error)
+{
+  g_autoptr(BgImage) image = g_new0 (BgImage, 1);
+  g_autofree char *final = NULL, *tmp = NULL, *json = NULL, *json_path = NULL;
+  g_autoptr(JsonNode) node = NULL;
+
+  if (!bg_name_validate ("NAME", name, error))
+    return NULL;
+  final = g_build_filename (images_dir, name, NULL);
+  if (g_file_test (final, G_FILE_TEST_EXISTS))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_EXISTS,
+                   "an image named \"%s\" exists; remove it first with 'banger image rm %s'", name, name);
+      return NULL;
+    }
+  if (g_mkdir_with_parents (images_dir, 0700) < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s", images_dir, g_strerror (errno));
+      return NULL;
+    }
+  tmp = g_strdup_printf ("%s/.import-%s-XXXXXX", images_dir, name);
+  if (g_mkdtemp_full (tmp, 0700) == NULL)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s", tmp, g_strerror (errno));
+      return NULL;
+    }
+
+  image->name = g_strdup (name);
+  image->cmdline = g_strdup (cmdline);
+  image->created_at = g_get_real_time () / G_USEC_PER_SEC;
+  image->source = g_strdup_printf ("import: kernel %s, rootfs %s", kernel, rootfs);
+  if (!import_into (image, tmp, kernel, rootfs, initrd, progress, user_data, error))
+    goto fail;
+
+  node = bg_image_to_json (image);
+  json = json_to_string (node, TRUE);
+  json_path = g_build_filename (tmp, "image.json", NULL);
+  if (!bg_file_replace (json_path, json, -1, 0600, error))
+    goto fail;
+  /* The one step that makes the image exist. */
+  if (rename (tmp, final) < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot move the image into place: %s", g_strerror (errno));
+      goto fail;
+    }
+  return bg_image_load (images_dir, name, error);
+
+fail:
+  remove_dir (tmp, NULL);
+  return NULL;
+}
+
+gboolean
+bg_image_remove (const char  *images_dir,
+                 const char  *name,
+                 GError     **error)
+{
+  g_autofree char *dir = NULL;
+  g_autofree char *trash = NULL;
+
+  if (!bg_name_validate ("NAME", name, error))
+    return FALSE;
+  dir = g_build_filename (images_dir, name, NULL);
+  if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_NOT_FOUND, "No image named \"%s\"; see 'banger image ls'", name);
+      return FALSE;
+    }
+  /* Renamed away first, so a half-removed image never looks whole. */
+  trash = g_strdup_printf ("%s/.removing-%s-%" G_GINT64_FORMAT, images_dir, name, g_get_real_time ());
+  if (rename (dir, trash) < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot remove %s: %s", dir, g_strerror (errno));
+      return FALSE;
+    }
+  return remove_dir (trash, error);
+}

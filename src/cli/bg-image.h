@@ -1,0 +1,67 @@
+#pragma once
+
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+typedef enum {
+  BG_KERNEL_UNKNOWN,
+  BG_KERNEL_VMLINUX,   /* an x86-64 ELF, as Firecracker boots */
+  BG_KERNEL_BZIMAGE,   /* a compressed kernel with a Linux boot header */
+} BgKernelFormat;
+
+typedef struct {
+  char    *name;
+  char    *dir;
+  char    *kernel;      /* absolute paths inside dir */
+  char    *rootfs;
+  char    *initrd;      /* NULL when the image has none */
+  char    *cmdline;
+  guint64  kernel_bytes;
+  guint64  rootfs_bytes;
+  char    *kernel_sha256;
+  char    *rootfs_sha256;
+  gint64   created_at;
+  char    *source;
+} BgImage;
+
+/* Progress: called with a stage name and done/total bytes (total 0 when
+ * unknown). */
+typedef void (*BgProgressFunc) (const char *stage,
+                                guint64     done,
+                                guint64     total,
+                                gpointer    user_data);
+
+BgKernelFormat bg_kernel_detect       (int          fd,
+                                       GError     **error);
+gboolean       bg_rootfs_check_ext4   (int          fd,
+                                       GError     **error);
+gboolean       bg_kernel_extract_vmlinux (int        bzimage_fd,
+                                       int          out_fd,
+                                       GError     **error);
+
+BgImage       *bg_image_load          (const char  *images_dir,
+                                       const char  *name,
+                                       GError     **error);
+void           bg_image_free          (BgImage     *image);
+JsonNode      *bg_image_to_json       (const BgImage *image);
+BgImage       *bg_image_import        (const char  *images_dir,
+                                       const char  *name,
+                                       const char  *kernel,
+                                       const char  *rootfs,
+                                       const char  *initrd,
+                                       const char  *cmdline,
+                                       BgProgressFunc progress,
+                                       gpointer     user_data,
+                                       GError     **error);
+gboolean       bg_image_remove        (const char  *images_dir,
+                                       const char  *name,
+                                       GError     **error);
+
+/* Set from a signal handler to abort long work cleanly. */
+extern volatile int bg_interrupted;
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgImage, bg_image_free)
+
+G_END_DECLS

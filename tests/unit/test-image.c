@@ -1,0 +1,382 @@
+#include <elf.h>
+#include <fcntl.h>
+#include <lzma.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+#include <glib/gstdio.h>
+
+#include "bg-disk.h"
+#include "bg-error.h"
+#include "bg-image.h"
+
+typedef struct {
+  char *tmp;
+} Fixture;
+
+static void
+setup (Fixture *f, gconstpointer data)
+{
+  f->tmp = g_dir_make_tmp ("banger-image-XXXXXX", NULL);
+  bg_interrupted = 0;
+}
+
+static void
+teardown (Fixture *f, gconstpointer data)
+{
+  const char *argv[] = { "rm", "-rf", "--", f->tmp, NULL };
+  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
+  g_free (f->tmp);
+}
+
+/* A minimal x86-64 executable ELF image, as a vmlinux starts. */
+static GBytes *
+fake_vmlinux (guint16 machine)
+{
+  gsize len = 64 * 1024;
+  guint8 *data = g_malloc0 (len);
+  Elf64_Ehdr *eh = (Elf64_Ehdr *) data;
+
+  memcpy (eh->e_ident, ELFMAG, SELFMAG);
+  eh->e_ident[EI_CLASS] = ELFCLASS64;
+  eh->e_ident[EI_DATA] = ELFDATA2LSB;
+  eh->e_ident[EI_VERSION] = EV_CURRENT;
+  eh->e_type = ET_EXEC;
+  eh->e_machine = machine;
+  for (gsize i = sizeof *eh; i < len; i++)
+    data[i] = (guint8) (i * 7);
+  return g_bytes_new_take (data, len);
+}
+
+static char *
+write_file (Fixture *f, const char *name, const void *data, gsize len)
+{
+  char *path = g_build_filename (f->tmp, name, NULL);
+  g_assert_true (g_file_set_contents (path, data, len, NULL));
+  return path;
+}
+
+static GBytes *
+squeeze (GBytes *in, const char *method)
+{
+  gsize len;
+  const guint8 *src = g_bytes_get_data (in, &len);
+  gsize cap = len + 65536;
+  guint8 *out = g_malloc (cap);
+  gsize n = 0;
+
+  if (g_str_equal (method, "gzip"))
+    {
+      z_stream z = { 0 };
+      deflateInit2 (&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+      z.next_in = (guint8 *) src;
+      z.avail_in = len;
+      z.next_out = out;
+      z.avail_out = cap;
+      g_assert_cmpint (deflate (&z, Z_FINISH), ==, Z_STREAM_END);
+      n = z.total_out;
+      deflateEnd (&z);
+    }
+  else if (g_str_equal (method, "xz"))
+    g_assert_cmpint (lzma_easy_buffer_encode (6, LZMA_CHECK_CRC32, NULL, src, len, out, &n, cap), ==, LZMA_OK);
+  else
+    n = ZSTD_compress (out, cap, src, len, 3);
+  return g_bytes_new_take (out, n);
+}
+
+/* A bzImage as the boot protocol lays it out: setup sectors with the
+ * header, then the protected-mode part holding the payload. */
+static GBytes *
+fake_bzimage (GBytes *payload)
+{
+  gsize plen;
+  const guint8 *p = g_bytes_get_data (payload, &plen);
+  guint setup_sects = 4;
+  gsize start = (setup_sects + 1) * 512 + 256;   /* payload_offset 256 */
+  gsize len = start + plen + 4;
+  guint8 *data = g_malloc0 (len);
+  guint32 off = GUINT32_TO_LE (256), l = GUINT32_TO_LE (plen);
+
+  data[0x1f1] = setup_sects;
+  memcpy (data + 0x202, "HdrS", 4);
+  data[0x206] = 0x0f;
+  data[0x207] = 0x02;
+  memcpy (data + 0x248, &off, 4);
+  memcpy (data + 0x24c, &l, 4);
+  memcpy (data + start, p, plen);
+  return g_bytes_new_take (data, len);
+}
+
+static char *
+make_ext4 (Fixture *f, const char *name, const char *size)
+{
+  char *path = g_build_filename (f->tmp, name, NULL);
+  const char *argv[] = { "mke2fs", "-q", "-F", "-t", "ext4", path, size, NULL };
+  int status;
+
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
+                               &status, NULL));
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  return path;
+}
+
+static BgKernelFormat
+detect_path (const char *path, GError **error)
+{
+  int fd = open (path, O_RDONLY);
+  BgKernelFormat k = bg_kernel_detect (fd, error);
+  close (fd);
+  return k;
+}
+
+static void
+test_kernel_format_detection (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GBytes) elf = fake_vmlinux (EM_X86_64);
+  g_autoptr(GBytes) arm = fake_vmlinux (EM_AARCH64);
+  g_autoptr(GBytes) gz = squeeze (elf, "gzip");
+  g_autoptr(GBytes) bz = fake_bzimage (gz);
+  g_autofree char *p_elf = write_file (f, "vmlinux", g_bytes_get_data (elf, NULL), g_bytes_get_size (elf));
+  g_autofree char *p_arm = write_file (f, "arm", g_bytes_get_data (arm, NULL), g_bytes_get_size (arm));
+  g_autofree char *p_bz = write_file (f, "bzImage", g_bytes_get_data (bz, NULL), g_bytes_get_size (bz));
+  g_autofree char *p_junk = write_file (f, "junk", "not a kernel at all, just words", 31);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_cmpint (detect_path (p_elf, NULL), ==, BG_KERNEL_VMLINUX);
+  g_assert_cmpint (detect_path (p_bz, NULL), ==, BG_KERNEL_BZIMAGE);
+  g_assert_cmpint (detect_path (p_arm, &error), ==, BG_KERNEL_UNKNOWN);
+  g_assert_nonnull (strstr (error->message, "not an x86-64 kernel"));
+  g_clear_error (&error);
+  g_assert_cmpint (detect_path (p_junk, &error), ==, BG_KERNEL_UNKNOWN);
+  g_assert_nonnull (strstr (error->message, "kernel: not a Linux kernel"));
+}
+
+static void
+test_bzimage_payloads_decompress_to_vmlinux (Fixture *f, gconstpointer data)
+{
+  const char *methods[] = { "gzip", "xz", "zstd" };
+  g_autoptr(GBytes) elf = fake_vmlinux (EM_X86_64);
+
+  for (guint i = 0; i < G_N_ELEMENTS (methods); i++)
+    {
+      g_autoptr(GBytes) payload = squeeze (elf, methods[i]);
+      g_autoptr(GBytes) bz = fake_bzimage (payload);
+      g_autofree char *in = write_file (f, methods[i], g_bytes_get_data (bz, NULL), g_bytes_get_size (bz));
+      g_autofree char *out_path = g_strdup_printf ("%s.vmlinux", in);
+      g_autofree char *got = NULL;
+      g_autoptr(GError) error = NULL;
+      gsize len;
+      int ifd = open (in, O_RDONLY), ofd = open (out_path, O_RDWR | O_CREAT, 0600);
+
+      g_assert_true (bg_kernel_extract_vmlinux (ifd, ofd, &error));
+      g_assert_no_error (error);
+      close (ifd);
+      close (ofd);
+      g_assert_true (g_file_get_contents (out_path, &got, &len, NULL));
+      g_assert_cmpmem (got, len, g_bytes_get_data (elf, NULL), g_bytes_get_size (elf));
+    }
+}
+
+static void
+test_rootfs_must_be_ext4 (Fixture *f, gconstpointer data)
+{
+  g_autofree char *ext4 = make_ext4 (f, "root.ext4", "8M");
+  g_autofree char *junk = write_file (f, "junk.img", "\0\0\0\0", 4);
+  g_autoptr(GError) error = NULL;
+  int a = open (ext4, O_RDONLY), b = open (junk, O_RDONLY);
+
+  g_assert_true (bg_rootfs_check_ext4 (a, NULL));
+  g_assert_false (bg_rootfs_check_ext4 (b, &error));
+  g_assert_nonnull (strstr (error->message, "rootfs: not an ext2/3/4"));
+  close (a);
+  close (b);
+}
+
+static void
+test_import_round_trip (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GBytes) elf = fake_vmlinux (EM_X86_64);
+  g_autoptr(GBytes) xz = squeeze (elf, "xz");
+  g_autoptr(GBytes) bz = fake_bzimage (xz);
+  g_autofree char *kernel = write_file (f, "bzImage", g_bytes_get_data (bz, NULL), g_bytes_get_size (bz));
+  g_autofree char *rootfs = make_ext4 (f, "root.ext4", "16M");
+  g_autofree char *initrd = write_file (f, "initrd", "070701", 6);
+  g_autofree char *images = g_build_filename (f->tmp, "images", NULL);
+  g_autofree char *rootfs_data = NULL;
+  g_autofree char *want_sha = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BgImage) image = NULL;
+  g_autoptr(BgImage) back = NULL;
+  g_autoptr(GDir) dir = NULL;
+  gsize len;
+
+  image = bg_image_import (images, "deb", kernel, rootfs, initrd, "quiet", NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (image->kernel_bytes, ==, g_bytes_get_size (elf));
+  back = bg_image_load (images, "deb", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (back->cmdline, ==, "quiet");
+  g_assert_nonnull (back->initrd);
+  g_assert_cmpuint (back->rootfs_bytes, ==, 16 << 20);
+  g_assert_true (g_file_get_contents (rootfs, &rootfs_data, &len, NULL));
+  want_sha = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (guint8 *) rootfs_data, len);
+  g_assert_cmpstr (back->rootfs_sha256, ==, want_sha);
+  g_assert_cmpint (detect_path (back->kernel, NULL), ==, BG_KERNEL_VMLINUX);
+
+  /* Importing the same name again is refused and changes nothing. */
+  g_clear_pointer (&image, bg_image_free);
+  image = bg_image_import (images, "deb", kernel, rootfs, NULL, NULL, NULL, NULL, &error);
+  g_assert_null (image);
+  g_assert_error (error, BG_ERROR, BG_ERROR_EXISTS);
+
+  /* Nothing but the image itself in the images dir. */
+  dir = g_dir_open (images, 0, NULL);
+  g_assert_cmpstr (g_dir_read_name (dir), ==, "deb");
+  g_assert_null (g_dir_read_name (dir));
+}
+
+static void
+interrupt_soon (const char *stage, guint64 done, guint64 total, gpointer data)
+{
+  bg_interrupted = 1;
+}
+
+static void
+test_interrupted_import_leaves_nothing (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GBytes) elf = fake_vmlinux (EM_X86_64);
+  g_autofree char *kernel = write_file (f, "vmlinux", g_bytes_get_data (elf, NULL), g_bytes_get_size (elf));
+  g_autofree char *rootfs = make_ext4 (f, "root.ext4", "16M");
+  g_autofree char *images = g_build_filename (f->tmp, "images", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BgImage) image = NULL;
+  g_autoptr(GDir) dir = NULL;
+
+  image = bg_image_import (images, "half", kernel, rootfs, NULL, NULL, interrupt_soon, NULL, &error);
+  g_assert_null (image);
+  g_assert_nonnull (strstr (error->message, "interrupted"));
+  dir = g_dir_open (images, 0, NULL);
+  g_assert_null (g_dir_read_name (dir));
+}
+
+static void
+test_bad_inputs_name_the_field (Fixture *f, gconstpointer data)
+{
+  g_autofree char *junk = write_file (f, "junk", "xxxxxxxx", 8);
+  g_autofree char *rootfs = make_ext4 (f, "root.ext4", "8M");
+  g_autofree char *images = g_build_filename (f->tmp, "images", NULL);
+  g_autoptr(GBytes) elf = fake_vmlinux (EM_X86_64);
+  g_autofree char *kernel = write_file (f, "vmlinux", g_bytes_get_data (elf, NULL), g_bytes_get_size (elf));
+  g_autoptr(GError) e1 = NULL, e2 = NULL, e3 = NULL, e4 = NULL;
+
+  g_assert_null (bg_image_import (images, "a", junk, rootfs, NULL, NULL, NULL, NULL, &e1));
+  g_assert_true (g_str_has_prefix (e1->message, "kernel: "));
+  g_assert_null (bg_image_import (images, "a", kernel, junk, NULL, NULL, NULL, NULL, &e2));
+  g_assert_true (g_str_has_prefix (e2->message, "rootfs: "));
+  g_assert_null (bg_image_import (images, "a", kernel, "/nonexistent", NULL, NULL, NULL, NULL, &e3));
+  g_assert_true (g_str_has_prefix (e3->message, "rootfs: cannot open"));
+  g_assert_null (bg_image_import (images, "Bad/Name", kernel, rootfs, NULL, NULL, NULL, NULL, &e4));
+  g_assert_true (g_str_has_prefix (e4->message, "NAME: "));
+}
+
+static void
+test_sparse_copy_keeps_holes (Fixture *f, gconstpointer data)
+{
+  g_autofree char *src = g_build_filename (f->tmp, "sparse", NULL);
+  g_autofree char *dst = g_build_filename (f->tmp, "copy", NULL);
+  g_autofree char *a = NULL, *b = NULL;
+  g_autofree guint8 *chunk = g_malloc (1 << 20);
+  g_autoptr(GError) error = NULL;
+  struct stat s1, s2;
+  gsize la, lb;
+  int in, out;
+
+  memset (chunk, 0xab, 1 << 20);
+  in = open (src, O_RDWR | O_CREAT, 0600);
+  g_assert_cmpint (ftruncate (in, 256 << 20), ==, 0);          /* 256 MiB, mostly hole */
+  g_assert_cmpint (pwrite (in, chunk, 1 << 20, 100 << 20), ==, 1 << 20);
+  g_assert_cmpint (pwrite (in, chunk, 1 << 20, 0), ==, 1 << 20);
+  out = open (dst, O_RDWR | O_CREAT, 0600);
+  g_assert_true (bg_disk_copy_sparse (in, out, NULL, NULL, NULL, &error));
+  g_assert_no_error (error);
+  fstat (in, &s1);
+  fstat (out, &s2);
+  close (in);
+  close (out);
+
+  g_assert_cmpint (s2.st_size, ==, s1.st_size);
+  /* Only the 2 MiB of data was written. */
+  g_assert_cmpint (s2.st_blocks, <=, s1.st_blocks + 64);
+  g_assert_cmpint (s2.st_blocks * 512, <, 4 << 20);
+  g_assert_true (g_file_get_contents (src, &a, &la, NULL));
+  g_assert_true (g_file_get_contents (dst, &b, &lb, NULL));
+  g_assert_cmpmem (a, la, b, lb);
+}
+
+static void
+test_strategy_selection (Fixture *f, gconstpointer data)
+{
+  g_autofree char *rootfs = make_ext4 (f, "base.ext4", "32M");
+  g_autofree char *d1 = g_build_filename (f->tmp, "d1", NULL);
+  g_autofree char *d2 = g_build_filename (f->tmp, "d2", NULL);
+  g_autofree char *d3 = g_build_filename (f->tmp, "d3", NULL);
+  g_autoptr(GError) error = NULL;
+  struct stat st;
+  BgDiskMode used;
+  int fd;
+  gboolean reflinks;
+
+  /* Whether this filesystem reflinks decides what auto must pick. */
+  {
+    g_autofree char *probe = g_build_filename (f->tmp, "probe", NULL);
+    int a = open (rootfs, O_RDONLY), b = open (probe, O_RDWR | O_CREAT, 0600);
+    reflinks = bg_disk_reflink (a, b, NULL);
+    close (a);
+    close (b);
+  }
+
+  g_assert_true (bg_disk_create (rootfs, d1, BG_DISK_MODE_AUTO, 64 << 20, &used, NULL, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (used, ==, reflinks ? BG_DISK_MODE_REFLINK : BG_DISK_MODE_COPY);
+  /* Grown, and the filesystem with it. */
+  g_assert_no_errno (stat (d1, &st));
+  g_assert_cmpint (st.st_size, ==, 64 << 20);
+  {
+    const char *argv[] = { "e2fsck", "-fn", d1, NULL };
+    int status;
+    g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL |
+                                 G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL, NULL, &status, NULL));
+    g_assert_true (g_spawn_check_wait_status (status, NULL));
+  }
+
+  if (!reflinks)
+    {
+      g_assert_false (bg_disk_create (rootfs, d2, BG_DISK_MODE_REFLINK, 0, &used, NULL, NULL, &error));
+      g_assert_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED);
+      g_clear_error (&error);
+      /* A failed attempt leaves no file. */
+      g_assert_false (g_file_test (d2, G_FILE_TEST_EXISTS));
+    }
+  g_assert_false (bg_disk_create (rootfs, d3, BG_DISK_MODE_DM_SNAPSHOT, 0, &used, NULL, NULL, &error));
+  g_assert_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED);
+  g_assert_nonnull (strstr (error->message, "device-mapper"));
+  fd = open (d3, O_RDONLY);
+  g_assert_cmpint (fd, <, 0);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+#define ADD(path, fn) g_test_add (path, Fixture, NULL, setup, fn, teardown)
+  ADD ("/image/kernel-format-detection", test_kernel_format_detection);
+  ADD ("/image/bzimage-payloads-decompress-to-vmlinux", test_bzimage_payloads_decompress_to_vmlinux);
+  ADD ("/image/rootfs-must-be-ext4", test_rootfs_must_be_ext4);
+  ADD ("/image/import-round-trip", test_import_round_trip);
+  ADD ("/image/interrupted-import-leaves-nothing", test_interrupted_import_leaves_nothing);
+  ADD ("/image/bad-inputs-name-the-field", test_bad_inputs_name_the_field);
+  ADD ("/disk/sparse-copy-keeps-holes", test_sparse_copy_keeps_holes);
+  ADD ("/disk/strategy-selection", test_strategy_selection);
+  return g_test_run ();
+}
