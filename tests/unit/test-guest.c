@@ -1,0 +1,370 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+
+#include "bg-error.h"
+#include "bg-guest.h"
+
+typedef struct {
+  char *tmp;
+} Fixture;
+
+static void
+setup (Fixture *f, gconstpointer data)
+{
+  f->tmp = g_dir_make_tmp ("banger-guest-XXXXXX", NULL);
+  g_assert_no_errno (chmod (f->tmp, 0755));
+}
+
+static void
+teardown (Fixture *f, gconstpointer data)
+{
+  const char *argv[] = { "rm", "-rf", "--", f->tmp, NULL };
+  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
+  g_free (f->tmp);
+}
+
+static char *
+run_out (const char * const *argv)
+{
+  g_auto(GStrv) envp = g_environ_setenv (g_get_environ (), "MTOOLS_SKIP_CHECK", "1", TRUE);
+  char *out = NULL;
+  int status;
+
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL,
+                               NULL, NULL, &out, NULL, &status, NULL));
+  if (!g_spawn_check_wait_status (status, NULL))
+    g_clear_pointer (&out, g_free);
+  return out;
+}
+
+static BgGuestConfig *
+sample_config (void)
+{
+  BgGuestConfig *c = g_new0 (BgGuestConfig, 1);
+  const char *dns[] = { "192.0.2.53", NULL };
+  const char *keys[] = { "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2xMg banger", NULL };
+
+  c->name = g_strdup ("devbox");
+  c->domain = g_strdup ("banger");
+  c->user = g_strdup ("dev");
+  c->address = g_strdup ("172.30.0.7");
+  c->prefix = 24;
+  c->gateway = g_strdup ("172.30.0.1");
+  c->mac = g_strdup ("02:aa:bb:cc:dd:ee");
+  c->dns = g_strdupv ((char **) dns);
+  c->authorized_keys = g_strdupv ((char **) keys);
+  c->host_key_private = g_strdup ("-----BEGIN OPENSSH PRIVATE KEY-----\nabc\"quote\n-----END OPENSSH PRIVATE KEY-----\n");
+  c->host_key_public = g_strdup ("ssh-ed25519 AAAAhost banger-host");
+  c->instance_id = g_strdup ("banger-devbox-1");
+  return c;
+}
+
+static JsonObject *
+parse_object (const char *text)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+
+  json_parser_load_from_data (parser, text, -1, &error);
+  g_assert_no_error (error);
+  return json_object_ref (json_node_get_object (json_parser_get_root (parser)));
+}
+
+static void
+test_config_drive_is_nocloud (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgGuestConfig) c = sample_config ();
+  g_autofree char *drive = g_build_filename (f->tmp, "cidata.img", NULL);
+  g_autofree char *gitconfig = g_build_filename (f->tmp, ".gitconfig", NULL);
+  g_autoptr(GPtrArray) files = g_ptr_array_new ();
+  g_autofree char *label = NULL, *meta = NULL, *user = NULL, *net = NULL;
+  g_autoptr(JsonObject) m = NULL, u = NULL, n = NULL;
+  BgSyncEntry entry = { gitconfig, (char *) ".gitconfig", 0640, FALSE };
+  pid_t pid;
+  int status;
+
+  g_assert_true (g_file_set_contents (gitconfig, "[user]\n\tname = Dev\n", -1, NULL));
+  g_assert_no_errno (chmod (gitconfig, 0644));
+  g_ptr_array_add (files, &entry);
+
+  /* Built by an unprivileged process: no mount, no root. */
+  pid = fork ();
+  if (pid == 0)
+    {
+      g_autoptr(GError) error = NULL;
+      if (geteuid () == 0 && (chown (f->tmp, 65534, 65534) < 0 || setresgid (65534, 65534, 65534) < 0 ||
+                              setresuid (65534, 65534, 65534) < 0))
+        _exit (3);
+      _exit (bg_config_drive_build (c, files, drive, &error) ? 0 : 1);
+    }
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+
+  {
+    const char *argv[] = { "fatlabel", drive, NULL };
+    label = run_out (argv);
+    g_assert_cmpstr (g_strstrip (label), ==, "CIDATA");
+  }
+  {
+    const char *a1[] = { "mtype", "-i", drive, "::/meta-data", NULL };
+    const char *a2[] = { "mtype", "-i", drive, "::/user-data", NULL };
+    const char *a3[] = { "mtype", "-i", drive, "::/network-config", NULL };
+    meta = run_out (a1);
+    user = run_out (a2);
+    net = run_out (a3);
+  }
+  g_assert_nonnull (meta);
+  g_assert_nonnull (user);
+  g_assert_nonnull (net);
+
+  m = parse_object (meta);
+  g_assert_cmpstr (json_object_get_string_member (m, "local-hostname"), ==, "devbox");
+  g_assert_cmpstr (json_object_get_string_member (m, "instance-id"), ==, "banger-devbox-1");
+
+  /* network-config: JSON is valid YAML; cloud-init's version 2. */
+  n = parse_object (net);
+  g_assert_cmpint (json_object_get_int_member (n, "version"), ==, 2);
+  {
+    JsonObject *eth0 = json_object_get_object_member (json_object_get_object_member (n, "ethernets"), "eth0");
+    JsonObject *route = json_array_get_object_element (json_object_get_array_member (eth0, "routes"), 0);
+    JsonObject *ns = json_object_get_object_member (eth0, "nameservers");
+
+    g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (eth0, "match"), "macaddress"),
+                     ==, "02:aa:bb:cc:dd:ee");
+    g_assert_cmpstr (json_array_get_string_element (json_object_get_array_member (eth0, "addresses"), 0),
+                     ==, "172.30.0.7/24");
+    g_assert_cmpstr (json_object_get_string_member (route, "via"), ==, "172.30.0.1");
+    g_assert_cmpstr (json_array_get_string_element (json_object_get_array_member (ns, "addresses"), 0),
+                     ==, "192.0.2.53");
+  }
+
+  g_assert_true (g_str_has_prefix (user, "#cloud-config\n"));
+  u = parse_object (user + strlen ("#cloud-config\n"));
+  {
+    JsonObject *dev = json_array_get_object_element (json_object_get_array_member (u, "users"), 0);
+    JsonObject *keys = json_object_get_object_member (u, "ssh_keys");
+    JsonObject *wf = json_array_get_object_element (json_object_get_array_member (u, "write_files"), 0);
+    g_autofree guchar *content = NULL;
+    gsize len;
+
+    g_assert_cmpstr (json_object_get_string_member (dev, "name"), ==, "dev");
+    g_assert_cmpstr (json_array_get_string_element (json_object_get_array_member (dev, "ssh_authorized_keys"), 0),
+                     ==, c->authorized_keys[0]);
+    g_assert_cmpstr (json_object_get_string_member (keys, "ed25519_private"), ==, c->host_key_private);
+    g_assert_cmpstr (json_object_get_string_member (keys, "ed25519_public"), ==, c->host_key_public);
+    g_assert_cmpstr (json_object_get_string_member (wf, "path"), ==, "/home/dev/.gitconfig");
+    g_assert_cmpstr (json_object_get_string_member (wf, "permissions"), ==, "0640");
+    content = g_base64_decode (json_object_get_string_member (wf, "content"), &len);
+    g_assert_cmpmem (content, len, "[user]\n\tname = Dev\n", 19);
+  }
+}
+
+static gboolean
+kh_finds (const char *kh, const char *host)
+{
+  const char *argv[] = { "ssh-keygen", "-F", host, "-f", kh, NULL };
+  g_autofree char *out = run_out (argv);
+  return out != NULL && *out != '\0';
+}
+
+static void
+test_known_hosts_pin_and_forget (Fixture *f, gconstpointer data)
+{
+  g_autofree char *kh = g_build_filename (f->tmp, "state", "known_hosts", NULL);
+  g_autofree char *priv1 = NULL, *pub1 = NULL, *priv2 = NULL, *pub2 = NULL;
+  g_autofree char *d1 = g_build_filename (f->tmp, "vm1", NULL);
+  g_autofree char *d2 = g_build_filename (f->tmp, "vm2", NULL);
+  g_autoptr(GError) error = NULL;
+  struct stat st;
+
+  g_mkdir (d1, 0700);
+  g_mkdir (d2, 0700);
+  g_assert_true (bg_ssh_generate_host_key (d1, &priv1, &pub1, &error));
+  g_assert_true (bg_ssh_generate_host_key (d2, &priv2, &pub2, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_str_has_prefix (pub1, "ssh-ed25519 "));
+  g_assert_nonnull (strstr (priv1, "OPENSSH PRIVATE KEY"));
+
+  g_assert_true (bg_known_hosts_add (kh, "one.banger", "172.30.0.2", pub1, &error));
+  g_assert_true (bg_known_hosts_add (kh, "two.banger", "172.30.0.3", pub2, &error));
+  g_assert_no_errno (stat (kh, &st));
+  g_assert_cmpuint (st.st_mode & 0777, ==, 0600);
+  /* ssh's own lookup finds them by alias and by address. */
+  g_assert_true (kh_finds (kh, "one.banger"));
+  g_assert_true (kh_finds (kh, "172.30.0.2"));
+  g_assert_true (kh_finds (kh, "two.banger"));
+
+  /* Re-pinning replaces, never duplicates. */
+  g_assert_true (bg_known_hosts_add (kh, "one.banger", "172.30.0.2", pub1, &error));
+  {
+    g_autofree char *text = NULL;
+    g_assert_true (g_file_get_contents (kh, &text, NULL, NULL));
+    g_assert_cmpuint (g_strv_length (g_strsplit (text, "\n", -1)), ==, 3);
+  }
+
+  g_assert_true (bg_known_hosts_remove (kh, "one.banger", "172.30.0.2", &error));
+  g_assert_false (kh_finds (kh, "one.banger"));
+  g_assert_false (kh_finds (kh, "172.30.0.2"));
+  g_assert_true (kh_finds (kh, "two.banger"));
+}
+
+static void
+test_ssh_argv_is_exact (Fixture *f, gconstpointer data)
+{
+  const char *cmd[] = { "cat", "/etc/hostname; echo pwned", NULL };
+  g_auto(GStrv) argv = bg_ssh_build_argv ("/k/id", "/s/known_hosts", "dev.banger", "dev", "172.30.0.9", cmd, FALSE);
+  const char *want[] = { "ssh", "-i", "/k/id", "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=/s/known_hosts",
+                         "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
+                         "-o", "HostKeyAlias=dev.banger", "-l", "dev", "172.30.0.9", "cat",
+                         "/etc/hostname; echo pwned", NULL };
+
+  g_assert_cmpstrv (argv, want);
+}
+
+static void
+test_ssh_config_block (Fixture *f, gconstpointer data)
+{
+  g_autofree char *block = bg_ssh_config_block ("dev", "dev.banger", "172.30.0.9", "dev", "/k/id", "/s/kh");
+
+  g_assert_true (g_str_has_prefix (block, "Host dev dev.banger\n"));
+  g_assert_nonnull (strstr (block, "    StrictHostKeyChecking yes\n"));
+  g_assert_nonnull (strstr (block, "    HostKeyAlias dev.banger\n"));
+  g_assert_nonnull (strstr (block, "    UserKnownHostsFile /s/kh\n"));
+}
+
+static char *
+home_file (const char *home, const char *rel, const char *text, int mode)
+{
+  char *path = g_build_filename (home, rel, NULL);
+  g_autofree char *dir = g_path_get_dirname (path);
+
+  g_mkdir_with_parents (dir, 0755);
+  g_assert_true (g_file_set_contents (path, text, -1, NULL));
+  g_assert_no_errno (chmod (path, mode));
+  return path;
+}
+
+static void
+test_sync_refuses_escapes (Fixture *f, gconstpointer data)
+{
+  g_autofree char *home = g_build_filename (f->tmp, "home", NULL);
+  g_autofree char *p_git = NULL, *p_init = NULL, *p_big = NULL;
+  g_autofree char *homelink = g_build_filename (f->tmp, "homelink", NULL);
+  struct {
+    const char *path;       /* relative to home, or absolute */
+    const char *expect;
+  } bad[] = {
+    { "passwd-link", "resolves to /etc/passwd, outside your home" },
+    { "../../../../../etc/passwd", "outside your home" },
+    { "etc-dir", "resolves to /etc, outside your home" },
+    { "fifo", "is not a regular file or directory" },
+    { "big.bin", "over the" },
+    { "missing", "No such file" },
+  };
+  g_autoptr(GPtrArray) skipped = NULL;
+  g_autoptr(GPtrArray) good = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *big = g_strnfill (2048, 'x');
+  g_autofree char *fifo = g_build_filename (home, "fifo", NULL);
+
+  g_mkdir (home, 0755);
+  p_git = home_file (home, ".gitconfig", "[user]\n", 0640);
+  p_init = home_file (home, ".config/nvim/init.lua", "-- lua\n", 0600);
+  p_big = home_file (home, "big.bin", big, 0644);
+  {
+    g_autofree char *l1 = g_build_filename (home, "passwd-link", NULL);
+    g_autofree char *l2 = g_build_filename (home, "etc-dir", NULL);
+    g_autofree char *l3 = g_build_filename (home, ".config/nvim/escape", NULL);
+    g_assert_no_errno (symlink ("/etc/passwd", l1));
+    g_assert_no_errno (symlink ("/etc", l2));
+    g_assert_no_errno (symlink ("/etc/hostname", l3));
+  }
+  g_assert_no_errno (mkfifo (fifo, 0600));
+  g_assert_no_errno (symlink (home, homelink));
+
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autofree char *p = g_path_is_absolute (bad[i].path) ? g_strdup (bad[i].path)
+                                                           : g_build_filename (home, bad[i].path, NULL);
+      char *paths[] = { p, NULL };
+      g_autoptr(GPtrArray) r = bg_sync_resolve (home, paths, 1024, NULL, &error);
+
+      g_assert_null (r);
+      if (strstr (error->message, bad[i].expect) == NULL || strstr (error->message, bad[i].path) == NULL)
+        g_error ("%s: \"%s\" lacks \"%s\" or the path", bad[i].path, error->message, bad[i].expect);
+      g_clear_error (&error);
+    }
+
+  /* A home that is itself a symlink is refused outright. */
+  {
+    char *paths[] = { p_git, NULL };
+    g_assert_null (bg_sync_resolve (homelink, paths, 1 << 20, NULL, &error));
+    g_assert_nonnull (strstr (error->message, "is a symlink"));
+    g_assert_nonnull (strstr (error->message, homelink));
+    g_clear_error (&error);
+  }
+
+  /* The good ones land with their modes; the link inside the directory
+   * is skipped and reported, never followed. */
+  {
+    g_autofree char *nvim = g_build_filename (home, ".config/nvim", NULL);
+    char *paths[] = { p_git, nvim, NULL };
+    good = bg_sync_resolve (home, paths, 1 << 20, &skipped, &error);
+  }
+  g_assert_no_error (error);
+  g_assert_cmpuint (good->len, ==, 2);
+  g_assert_cmpstr (((BgSyncEntry *) good->pdata[0])->relative, ==, ".gitconfig");
+  g_assert_cmpuint (((BgSyncEntry *) good->pdata[0])->mode, ==, 0640);
+  g_assert_cmpstr (((BgSyncEntry *) good->pdata[1])->relative, ==, ".config/nvim/init.lua");
+  g_assert_cmpuint (((BgSyncEntry *) good->pdata[1])->mode, ==, 0600);
+  g_assert_cmpuint (skipped->len, ==, 1);
+  g_assert_nonnull (strstr (skipped->pdata[0], "escape (a symlink to /etc/hostname, outside your home)"));
+}
+
+static void
+test_readiness_times_out_with_console_tail (Fixture *f, gconstpointer data)
+{
+  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  socklen_t len = sizeof sa;
+  g_autofree char *log = g_build_filename (f->tmp, "console.log", NULL);
+  g_autofree char *port = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *ssh[] = { "ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=1", "-o", "StrictHostKeyChecking=yes",
+                        "-o", "UserKnownHostsFile=/dev/null", "-p", NULL, "127.0.0.1", "true", NULL };
+  int s = socket (AF_INET, SOCK_STREAM, 0);
+
+  /* Listens, never accepts, never speaks SSH. */
+  g_assert_no_errno (bind (s, (struct sockaddr *) &sa, sizeof sa));
+  g_assert_no_errno (listen (s, 16));
+  getsockname (s, (struct sockaddr *) &sa, &len);
+  port = g_strdup_printf ("%u", ntohs (sa.sin_port));
+  ssh[10] = port;
+  g_assert_true (g_file_set_contents (log, "[    0.1] Booting\n[    1.2] Reached target Multi-User\n", -1, NULL));
+
+  g_assert_false (bg_guest_wait_ready ("127.0.0.1", ntohs (sa.sin_port), ssh, 1500, log, &error));
+  g_assert_error (error, BG_ERROR, BG_ERROR_TIMEOUT);
+  g_assert_nonnull (strstr (error->message, "did not answer SSH with its pinned host key"));
+  g_assert_nonnull (strstr (error->message, "Reached target Multi-User"));
+  g_assert_nonnull (strstr (error->message, "banger vm logs"));
+  close (s);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+#define ADD(path, fn) g_test_add (path, Fixture, NULL, setup, fn, teardown)
+  ADD ("/guest/config-drive-is-nocloud", test_config_drive_is_nocloud);
+  ADD ("/guest/known-hosts-pin-and-forget", test_known_hosts_pin_and_forget);
+  ADD ("/guest/ssh-argv-is-exact", test_ssh_argv_is_exact);
+  ADD ("/guest/ssh-config-block", test_ssh_config_block);
+  ADD ("/guest/sync-refuses-escapes", test_sync_refuses_escapes);
+  ADD ("/guest/readiness-times-out-with-console-tail", test_readiness_times_out_with_console_tail);
+  return g_test_run ();
+}
