@@ -161,3 +161,11 @@ bg_client_call (const char          *method,
     translate_error (*error);
   return reply;
 }
+
+GDBusConnection *
+bg_client_get_connection (GError **error)
+{
+  if (!ensure_connection (error))
+    return NULL;
+  return connection;
+}

@@ -16,5 +16,6 @@ GVariant *bg_client_call (const char          *method,
                           GUnixFDList        **out_fd_list,
                           GError             **error);
 void      bg_client_shutdown (void);
+GDBusConnection *bg_client_get_connection (GError **error);
 
 G_END_DECLS

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -270,7 +271,10 @@ bg_ssh_ensure_client_key (const char  *key_path,
                           GError     **error)
 {
   g_autofree char *dir = g_path_get_dirname (key_path);
+  g_autofree char *lock_path = g_strdup_printf ("%s.lock", key_path);
   const char *argv[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "banger", "-f", key_path, NULL };
+  gboolean ok;
+  int lock;
 
   if (g_file_test (key_path, G_FILE_TEST_EXISTS))
     return TRUE;
@@ -279,7 +283,15 @@ bg_ssh_ensure_client_key (const char  *key_path,
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s", dir, g_strerror (errno));
       return FALSE;
     }
-  return run (argv, error);
+  /* Several first runs at once must make one key, not race ssh-keygen. */
+  lock = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (lock >= 0)
+    while (flock (lock, LOCK_EX) < 0 && errno == EINTR)
+      ;
+  ok = g_file_test (key_path, G_FILE_TEST_EXISTS) || run (argv, error);
+  if (lock >= 0)
+    close (lock);
+  return ok;
 }
 
 char *
@@ -350,6 +362,29 @@ known_hosts_without (const char *path,
   return out;
 }
 
+/* Parallel `vm up`s edit the same file: serialize on a lock beside it. */
+static int
+known_hosts_lock (const char *path)
+{
+  g_autofree char *lock = g_strdup_printf ("%s.lock", path);
+  g_autofree char *dir = g_path_get_dirname (path);
+  int fd;
+
+  g_mkdir_with_parents (dir, 0700);
+  fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0)
+    while (flock (fd, LOCK_EX) < 0 && errno == EINTR)
+      ;
+  return fd;
+}
+
+static void
+known_hosts_unlock (int fd)
+{
+  if (fd >= 0)
+    close (fd);
+}
+
 gboolean
 bg_known_hosts_add (const char  *path,
                     const char  *alias,
@@ -357,19 +392,23 @@ bg_known_hosts_add (const char  *path,
                     const char  *public_key,
                     GError     **error)
 {
-  g_autoptr(GString) text = known_hosts_without (path, alias, address);
   g_auto(GStrv) key = g_strsplit (public_key, " ", 3);
-  g_autofree char *dir = g_path_get_dirname (path);
+  g_autoptr(GString) text = NULL;
+  int lock;
+  gboolean ok;
 
   if (g_strv_length (key) < 2)
     {
       g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "not an SSH public key: %.40s", public_key);
       return FALSE;
     }
+  lock = known_hosts_lock (path);
+  text = known_hosts_without (path, alias, address);
   g_string_append_printf (text, "%s%s%s %s %s\n", alias, address ? "," : "", address ? address : "",
                           key[0], key[1]);
-  g_mkdir_with_parents (dir, 0700);
-  return bg_file_replace (path, text->str, text->len, 0600, error);
+  ok = bg_file_replace (path, text->str, text->len, 0600, error);
+  known_hosts_unlock (lock);
+  return ok;
 }
 
 gboolean
@@ -378,11 +417,17 @@ bg_known_hosts_remove (const char  *path,
                        const char  *address,
                        GError     **error)
 {
-  g_autoptr(GString) text = known_hosts_without (path, alias, address);
+  g_autoptr(GString) text = NULL;
+  int lock;
+  gboolean ok;
 
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     return TRUE;
-  return bg_file_replace (path, text->str, text->len, 0600, error);
+  lock = known_hosts_lock (path);
+  text = known_hosts_without (path, alias, address);
+  ok = bg_file_replace (path, text->str, text->len, 0600, error);
+  known_hosts_unlock (lock);
+  return ok;
 }
 
 /* The exact ssh command line: banger's key only, banger's known_hosts

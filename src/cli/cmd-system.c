@@ -9,7 +9,10 @@
 #include "bg-client.h"
 #include "bg-config.h"
 #include "bg-error.h"
+#include "bg-guest.h"
 #include "bg-paths.h"
+#include "bg-state.h"
+#include "bg-vm.h"
 
 typedef struct {
   const char *name;
@@ -431,7 +434,200 @@ cmd_network (BgCli    *cli,
   return TRUE;
 }
 
+typedef struct {
+  char *kind;
+  char *name;
+  char *why;
+  guint32 owner;
+} Leftover;
+
+static void
+leftover_free (Leftover *l)
+{
+  g_free (l->kind);
+  g_free (l->name);
+  g_free (l->why);
+  g_free (l);
+}
+
+/* What a crash can leave: records stuck in "creating" (a `vm up` killed
+ * midway, with their files, tap and pinned key), and mechanism resources
+ * no live VM of ours explains: a VMM whose record is not running, a tap
+ * no record names, a loop device (only a running step holds one). */
+static GPtrArray *
+find_leftovers (gboolean    all_users,
+                GPtrArray **stale_records,
+                GError    **error)
+{
+  g_autoptr(BgStateStore) store = bg_state_store_new_default ();
+  g_autoptr(GPtrArray) records = bg_state_store_list (store, NULL, error);
+  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) leftover_free);
+  g_autoptr(GHashTable) taps = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GHashTable) running = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) list = NULL;
+  GVariantDict opts;
+  guint32 me = getuid ();
+
+  if (records == NULL)
+    return NULL;
+  *stale_records = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < records->len; i++)
+    {
+      BgVmRecord *r = records->pdata[i];
+      g_autofree char *state = bg_vm_probe_state (r);
+
+      if (g_str_equal (r->state, "creating"))
+        {
+          g_ptr_array_add (*stale_records, g_strdup (r->name));
+          continue;
+        }
+      if (r->tap)
+        g_hash_table_add (taps, r->tap);
+      if (g_str_equal (state, "running") || g_str_equal (state, "paused") || g_str_equal (state, "starting"))
+        g_hash_table_add (running, r->name);
+    }
+
+  g_variant_dict_init (&opts, NULL);
+  if (all_users)
+    g_variant_dict_insert (&opts, "all-users", "b", TRUE);
+  reply = bg_client_call ("ListResources", g_variant_new ("(@a{sv})", g_variant_dict_end (&opts)),
+                          G_VARIANT_TYPE ("(a(ssutsa{sv}))"), NULL, NULL, error);
+  if (reply == NULL)
+    return NULL;
+  list = g_variant_get_child_value (reply, 0);
+  for (gsize i = 0; i < g_variant_n_children (list); i++)
+    {
+      g_autoptr(GVariant) details = NULL;
+      const char *kind, *name, *state, *vm = NULL;
+      guint32 owner;
+      guint64 created;
+      const char *why = NULL;
+
+      g_variant_get_child (list, i, "(&s&sut&s@a{sv})", &kind, &name, &owner, &created, &state, &details);
+      g_variant_lookup (details, "vm", "&s", &vm);
+      if (owner != me)
+        {
+          /* Other users' VMs and taps are theirs to judge; a VMM without
+           * a live process the mechanism already reconciled. Loops and
+           * half-made entries are leftovers for anyone. */
+          if (g_str_equal (kind, "loop") || !g_str_equal (state, "ready"))
+            why = "left half-made or unheld";
+        }
+      else if (g_str_equal (kind, "vm") && !(vm && g_hash_table_contains (running, vm)))
+        why = "a VMM no running VM of yours explains";
+      else if (g_str_equal (kind, "tap") && !g_hash_table_contains (taps, name))
+        why = "a tap no VM of yours uses";
+      else if (g_str_equal (kind, "loop"))
+        why = "a loop device nothing holds";
+      else if (!g_str_equal (state, "ready"))
+        why = "left half-made";
+      if (why == NULL)
+        continue;
+      {
+        Leftover *l = g_new0 (Leftover, 1);
+        l->kind = g_strdup (kind);
+        l->name = g_strdup (name);
+        l->why = g_strdup (why);
+        l->owner = owner;
+        g_ptr_array_add (out, l);
+      }
+    }
+  return g_steal_pointer (&out);
+}
+
+static gboolean
+cmd_cleanup (BgCli    *cli,
+             int       argc,
+             char    **argv,
+             GError  **error)
+{
+  gboolean dry_run = FALSE, all_users = FALSE;
+  GOptionEntry entries[] = {
+    { "dry-run", 'n', 0, G_OPTION_ARG_NONE, &dry_run, "Only say what would be removed", NULL },
+    { "all-users", 0, 0, G_OPTION_ARG_NONE, &all_users, "Also other users' leftovers (needs an administrator)", NULL },
+    { NULL }
+  };
+  g_autoptr(GPtrArray) leftovers = NULL;
+  g_autoptr(GPtrArray) stale = NULL;
+  g_autoptr(BgStateStore) store = bg_state_store_new_default ();
+  guint failed = 0;
+
+  if (!bg_cli_parse (cli, argv[0], NULL,
+                     "Find and remove what a crash left behind: half-made VMs, and taps, VMMs,\n"
+                     "loop devices and jails no VM of yours explains.",
+                     entries, &argc, &argv, error) ||
+      !bg_cli_expect_args (argv[0], argc, 0, 0, error))
+    return FALSE;
+
+  /* Half-made VMs first: their own undo removes their resources. */
+  leftovers = find_leftovers (all_users, &stale, error);
+  if (leftovers == NULL)
+    return FALSE;
+  for (guint i = 0; i < stale->len; i++)
+    {
+      const char *name = stale->pdata[i];
+      g_autoptr(GError) e = NULL;
+
+      g_print ("%s VM %s (left half-made by an interrupted 'vm up')\n", dry_run ? "would remove" : "removing", name);
+      if (!dry_run && !bg_vm_remove (cli, name, TRUE, &e))
+        {
+          /* Its record is unusable as a VM; remove what we can by hand. */
+          g_autoptr(BgVmRecord) r = bg_state_store_load (store, name, NULL);
+          g_autofree char *dir = bg_vm_dir (name);
+          g_autofree char *kh = bg_known_hosts_path ();
+          const char *rm[] = { "rm", "-rf", "--", dir, NULL };
+
+          if (r && r->domain)
+            {
+              g_autofree char *alias = g_strdup_printf ("%s.%s", name, r->domain);
+              bg_known_hosts_remove (kh, alias, r->address, NULL);
+            }
+          g_spawn_sync (NULL, (char **) rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
+          bg_state_store_delete (store, name, NULL);
+        }
+    }
+  if (stale->len > 0 && !dry_run)
+    {
+      g_clear_pointer (&leftovers, g_ptr_array_unref);
+      g_clear_pointer (&stale, g_ptr_array_unref);
+      leftovers = find_leftovers (all_users, &stale, error);
+      if (leftovers == NULL)
+        return FALSE;
+    }
+
+  for (guint i = 0; i < leftovers->len; i++)
+    {
+      Leftover *l = leftovers->pdata[i];
+      g_autoptr(GError) e = NULL;
+      g_autoptr(GVariant) r = NULL;
+
+      g_print ("%s %s %s of uid %u (%s)\n", dry_run ? "would remove" : "removing", l->kind, l->name, l->owner, l->why);
+      if (dry_run)
+        continue;
+      r = bg_client_call ("ReleaseResource", g_variant_new ("(ss@a{sv})", l->kind, l->name,
+                                                           g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0)),
+                          NULL, NULL, NULL, &e);
+      if (r == NULL && !g_error_matches (e, BG_ERROR, BG_ERROR_NOT_FOUND))
+        {
+          bg_cli_warn ("could not remove %s %s: %s", l->kind, l->name, e->message);
+          failed++;
+        }
+    }
+  bg_client_shutdown ();
+  if (leftovers->len == 0 && stale->len == 0)
+    g_print ("Nothing to clean up.\n");
+  if (failed > 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "%u leftover%s could not be removed (see above)",
+                   failed, failed == 1 ? "" : "s");
+      return FALSE;
+    }
+  return TRUE;
+}
+
 const BgCommand bg_system_commands[] = {
+  { "cleanup", NULL, "Remove what a crash left behind", cmd_cleanup },
   { "status", NULL, "Check that this host can run banger VMs", cmd_status },
   { "network", NULL, "Show the VM network and your taps", cmd_network },
   { NULL }

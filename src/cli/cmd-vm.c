@@ -3,7 +3,13 @@
 #include "bg-config.h"
 #include "bg-error.h"
 #include "bg-names.h"
+#include "bg-guest.h"
+#include "bg-paths.h"
 #include "bg-state.h"
+#include "bg-vm.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 static char *
 format_memory (guint mib)
@@ -33,6 +39,15 @@ cmd_ls (BgCli    *cli,
     return FALSE;
   for (guint i = 0; i < problems->len; i++)
     bg_cli_warn ("%s", (char *) problems->pdata[i]);
+
+  /* Shown as it is, not as it was last written. */
+  for (guint i = 0; i < records->len; i++)
+    {
+      BgVmRecord *r = records->pdata[i];
+      char *real = bg_vm_probe_state (r);
+      g_free (r->state);
+      r->state = real;
+    }
 
   if (cli->json)
     {
@@ -90,6 +105,11 @@ cmd_show (BgCli    *cli,
   r = bg_state_store_load (store, argv[1], error);
   if (r == NULL)
     return FALSE;
+  {
+    char *real = bg_vm_probe_state (r);
+    g_free (r->state);
+    r->state = real;
+  }
 
   if (cli->json)
     {
@@ -120,8 +140,313 @@ cmd_show (BgCli    *cli,
   return TRUE;
 }
 
+static gboolean
+parse_name (BgCli        *cli,
+            int          *argc,
+            char       ***argv,
+            const char   *summary,
+            GOptionEntry *entries,
+            GError      **error)
+{
+  return bg_cli_parse (cli, (*argv)[0], "NAME", summary, entries, argc, argv, error) &&
+         bg_cli_expect_args ((*argv)[0], *argc, 1, 1, error) &&
+         bg_name_validate ("NAME", (*argv)[1], error);
+}
+
+static gboolean
+cmd_up (BgCli    *cli,
+        int       argc,
+        char    **argv,
+        GError  **error)
+{
+  g_autoptr(BgConfig) config = NULL;
+  g_autofree char *image = NULL, *disk = NULL;
+  gint cpus = -1, memory = -1, timeout = 120;
+  gboolean no_wait = FALSE;
+  BgUpOptions o = { 0 };
+  GOptionEntry entries[] = {
+    { "image", 'i', 0, G_OPTION_ARG_STRING, &image, "Image to make the VM from (default from banger.conf)", "IMAGE" },
+    { "cpus", 'c', 0, G_OPTION_ARG_INT, &cpus, "vCPUs: 1 or an even number up to 32", "N" },
+    { "memory", 'm', 0, G_OPTION_ARG_INT, &memory, "Memory in MiB", "MIB" },
+    { "disk", 'd', 0, G_OPTION_ARG_STRING, &disk, "Root disk size, e.g. 20G", "SIZE" },
+    { "no-wait", 0, 0, G_OPTION_ARG_NONE, &no_wait, "Return once the VM started; do not wait for SSH", NULL },
+    { "timeout", 't', 0, G_OPTION_ARG_INT, &timeout, "Seconds to wait for SSH (default 120)", "SECONDS" },
+    { NULL }
+  };
+
+  if (!bg_cli_parse (cli, argv[0], "[NAME]",
+                     "Create and start a VM, or start it again, and wait until SSH answers.\n\n"
+                     "Without NAME, a name is made up. Running it on a running VM just prints\n"
+                     "its summary. A failure or Ctrl-C removes whatever this run created.",
+                     entries, &argc, &argv, error) ||
+      !bg_cli_expect_args (argv[0], argc, 0, 1, error))
+    return FALSE;
+  if (argc == 2 && !bg_name_validate ("NAME", argv[1], error))
+    return FALSE;
+  if ((image && !bg_name_validate ("--image", image, error)) ||
+      (cpus != -1 && !bg_validate_cpus ("--cpus", cpus, error)) ||
+      (memory != -1 && !bg_validate_memory ("--memory", memory, error)))
+    return FALSE;
+  if (disk != NULL)
+    {
+      if (!bg_parse_size (disk, &o.disk_bytes, error))
+        {
+          g_prefix_error (error, "--disk: ");
+          return FALSE;
+        }
+      if (!bg_validate_disk_size ("--disk", o.disk_bytes, error))
+        return FALSE;
+    }
+  if (timeout < 1 || timeout > 3600)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "--timeout: use 1 to 3600 seconds");
+      return FALSE;
+    }
+
+  config = bg_config_load_default (error);
+  if (config == NULL)
+    return FALSE;
+  for (guint i = 0; i < config->warnings->len; i++)
+    bg_cli_warn ("%s", (char *) config->warnings->pdata[i]);
+
+  o.name = argc == 2 ? argv[1] : NULL;
+  o.image = image;
+  o.cpus = cpus;
+  o.memory_mib = memory;
+  o.no_wait = no_wait;
+  o.ready_timeout_s = timeout;
+  return bg_vm_up (cli, config, &o, error);
+}
+
+static gboolean
+cmd_start (BgCli *cli, int argc, char **argv, GError **error)
+{
+  g_autoptr(BgConfig) config = NULL;
+  g_autoptr(BgStateStore) store = bg_state_store_new_default ();
+  g_autoptr(BgVmRecord) r = NULL;
+  gboolean no_wait = FALSE;
+  GOptionEntry entries[] = {
+    { "no-wait", 0, 0, G_OPTION_ARG_NONE, &no_wait, "Do not wait for SSH", NULL },
+    { NULL }
+  };
+  BgUpOptions o = { 0 };
+
+  if (!parse_name (cli, &argc, &argv, "Start a stopped VM with its disk, address and keys.", entries, error))
+    return FALSE;
+  /* Unlike up, start never creates. */
+  if ((r = bg_state_store_load (store, argv[1], error)) == NULL ||
+      (config = bg_config_load_default (error)) == NULL)
+    return FALSE;
+  o.name = argv[1];
+  o.no_wait = no_wait;
+  o.ready_timeout_s = 120;
+  return bg_vm_up (cli, config, &o, error);
+}
+
+static gboolean
+cmd_stop (BgCli *cli, int argc, char **argv, GError **error)
+{
+  gboolean force = FALSE;
+  gint timeout = 30;
+  GOptionEntry entries[] = {
+    { "force", 'f', 0, G_OPTION_ARG_NONE, &force, "Kill it at once instead of Ctrl-Alt-Del", NULL },
+    { "timeout", 't', 0, G_OPTION_ARG_INT, &timeout, "Seconds to wait for a clean shutdown before killing (default 30)", "SECONDS" },
+    { NULL }
+  };
+
+  if (!parse_name (cli, &argc, &argv, "Stop a VM: Ctrl-Alt-Del, then kill after a timeout.", entries, error))
+    return FALSE;
+  if (!bg_vm_stop (cli, argv[1], force, MAX (timeout, 1), error))
+    return FALSE;
+  if (!cli->json)
+    g_print ("Stopped %s.\n", argv[1]);
+  return TRUE;
+}
+
+static gboolean
+cmd_restart (BgCli *cli, int argc, char **argv, GError **error)
+{
+  g_autoptr(BgConfig) config = NULL;
+  BgUpOptions o = { 0 };
+
+  if (!parse_name (cli, &argc, &argv, "Stop a VM and start it again.", NULL, error) ||
+      !bg_vm_stop (cli, argv[1], FALSE, 30, error) ||
+      (config = bg_config_load_default (error)) == NULL)
+    return FALSE;
+  o.name = argv[1];
+  o.ready_timeout_s = 120;
+  return bg_vm_up (cli, config, &o, error);
+}
+
+static gboolean
+cmd_pause (BgCli *cli, int argc, char **argv, GError **error)
+{
+  return parse_name (cli, &argc, &argv, "Pause a running VM.", NULL, error) &&
+         bg_vm_set_paused (argv[1], TRUE, error);
+}
+
+static gboolean
+cmd_resume (BgCli *cli, int argc, char **argv, GError **error)
+{
+  return parse_name (cli, &argc, &argv, "Resume a paused VM.", NULL, error) &&
+         bg_vm_set_paused (argv[1], FALSE, error);
+}
+
+static gboolean
+cmd_rm (BgCli *cli, int argc, char **argv, GError **error)
+{
+  gboolean force = FALSE;
+  GOptionEntry entries[] = {
+    { "force", 'f', 0, G_OPTION_ARG_NONE, &force, "Kill a running VM instead of shutting it down", NULL },
+    { NULL }
+  };
+
+  if (!parse_name (cli, &argc, &argv,
+                   "Remove a VM: stop it, then delete its disk, tap, name, pinned key and state.",
+                   entries, error) ||
+      !bg_vm_remove (cli, argv[1], force, error))
+    return FALSE;
+  if (!cli->json)
+    g_print ("Removed %s.\n", argv[1]);
+  return TRUE;
+}
+
+static gboolean
+cmd_logs (BgCli *cli, int argc, char **argv, GError **error)
+{
+  g_autofree char *dir = NULL, *path = NULL;
+  gboolean follow = FALSE;
+  GOptionEntry entries[] = {
+    { "follow", 'f', 0, G_OPTION_ARG_NONE, &follow, "Keep printing as the console writes", NULL },
+    { NULL }
+  };
+  char buf[8192];
+  ssize_t n;
+  int fd;
+
+  if (!parse_name (cli, &argc, &argv, "Print a VM's console log.", entries, error))
+    return FALSE;
+  {
+    g_autoptr(BgStateStore) store = bg_state_store_new_default ();
+    g_autoptr(BgVmRecord) r = bg_state_store_load (store, argv[1], error);
+    if (r == NULL)
+      return FALSE;
+  }
+  dir = bg_vm_dir (argv[1]);
+  path = g_build_filename (dir, "console.log", NULL);
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_NOT_FOUND, "%s has no console log yet", argv[1]);
+      return FALSE;
+    }
+  for (;;)
+    {
+      while ((n = read (fd, buf, sizeof buf)) > 0)
+        if (write (STDOUT_FILENO, buf, n) != n)
+          break;
+      if (!follow)
+        break;
+      g_usleep (200 * 1000);
+    }
+  close (fd);
+  return TRUE;
+}
+
+static BgVmRecord *
+load_running (const char *name, GError **error)
+{
+  g_autoptr(BgStateStore) store = bg_state_store_new_default ();
+  BgVmRecord *r = bg_state_store_load (store, name, error);
+
+  if (r != NULL && r->address == NULL)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_BUSY, "VM %s has no address yet; start it with 'banger vm up %s'",
+                   name, name);
+      g_clear_pointer (&r, bg_vm_record_free);
+    }
+  return r;
+}
+
+static gboolean
+cmd_ssh (BgCli *cli, int argc, char **argv, GError **error)
+{
+  g_autoptr(BgConfig) config = NULL;
+  g_autoptr(BgVmRecord) r = NULL;
+  g_autofree char *kh = bg_known_hosts_path ();
+  g_autofree char *alias = NULL;
+  g_auto(GStrv) ssh = NULL;
+
+  if (!bg_cli_parse (cli, argv[0], "NAME [-- COMMAND [ARG…]]",
+                     "Open a shell in a VM, or run a command there, over SSH with the pinned host key.\n\n"
+                     "The remote command's exit status is banger's.", NULL, &argc, &argv, error) ||
+      !bg_cli_expect_args (argv[0], argc, 1, -1, error) ||
+      !bg_name_validate ("NAME", argv[1], error))
+    return FALSE;
+  if ((config = bg_config_load_default (error)) == NULL || (r = load_running (argv[1], error)) == NULL)
+    return FALSE;
+  alias = g_strdup_printf ("%s.%s", r->name, r->domain ? r->domain : "banger");
+  ssh = bg_ssh_build_argv (config->ssh_key, kh, alias, r->guest_user ? r->guest_user : config->guest_user,
+                           r->address, (const char * const *) argv + 2, FALSE);
+  /* exec: ssh's exit status becomes ours. */
+  execvp (ssh[0], ssh);
+  g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED, "cannot run ssh: %s (install openssh-client)",
+               g_strerror (errno));
+  return FALSE;
+}
+
+static gboolean
+cmd_ssh_config (BgCli *cli, int argc, char **argv, GError **error)
+{
+  g_autoptr(BgConfig) config = NULL;
+  g_autoptr(BgStateStore) store = bg_state_store_new_default ();
+  g_autoptr(GPtrArray) records = NULL;
+  g_autofree char *kh = bg_known_hosts_path ();
+
+  if (!bg_cli_parse (cli, argv[0], "[NAME]",
+                     "Print ssh_config Host blocks for your VMs, for ssh, scp, rsync and editors.\n\n"
+                     "  banger vm ssh-config >> ~/.ssh/config   then   ssh NAME.banger",
+                     NULL, &argc, &argv, error) ||
+      !bg_cli_expect_args (argv[0], argc, 0, 1, error) ||
+      (argc == 2 && !bg_name_validate ("NAME", argv[1], error)))
+    return FALSE;
+  if ((config = bg_config_load_default (error)) == NULL || (records = bg_state_store_list (store, NULL, error)) == NULL)
+    return FALSE;
+  if (argc == 2)
+    {
+      BgVmRecord *r = bg_state_store_load (store, argv[1], error);
+      if (r == NULL)
+        return FALSE;
+      g_ptr_array_set_size (records, 0);
+      g_ptr_array_add (records, r);
+    }
+  for (guint i = 0; i < records->len; i++)
+    {
+      BgVmRecord *r = records->pdata[i];
+      g_autofree char *alias = g_strdup_printf ("%s.%s", r->name, r->domain ? r->domain : "banger");
+      g_autofree char *block = NULL;
+
+      if (r->address == NULL)
+        continue;
+      block = bg_ssh_config_block (r->name, alias, r->address, r->guest_user ? r->guest_user : config->guest_user,
+                                   config->ssh_key, kh);
+      g_print ("%s%s", i ? "\n" : "", block);
+    }
+  return TRUE;
+}
+
 const BgCommand bg_vm_commands[] = {
+  { "up", "[NAME]", "Create and start a VM, or start it again", cmd_up },
   { "ls", NULL, "List your VMs", cmd_ls },
   { "show", "NAME", "Show a VM's details", cmd_show },
+  { "ssh", "NAME", "Open a shell or run a command in a VM", cmd_ssh },
+  { "ssh-config", "[NAME]", "Print ssh_config blocks for your VMs", cmd_ssh_config },
+  { "stop", "NAME", "Stop a VM", cmd_stop },
+  { "start", "NAME", "Start a stopped VM", cmd_start },
+  { "restart", "NAME", "Stop and start a VM", cmd_restart },
+  { "pause", "NAME", "Pause a VM", cmd_pause },
+  { "resume", "NAME", "Resume a paused VM", cmd_resume },
+  { "logs", "NAME", "Print a VM's console log", cmd_logs },
+  { "rm", "NAME", "Remove a VM and everything it has", cmd_rm },
   { NULL }
 };

@@ -52,6 +52,8 @@ bg_vm_record_free (BgVmRecord *record)
   g_free (record->mac);
   g_free (record->api_socket);
   g_free (record->vsock_socket);
+  g_free (record->domain);
+  g_free (record->guest_user);
   g_free (record);
 }
 
@@ -101,6 +103,8 @@ bg_vm_record_to_json (const BgVmRecord *r)
   add_int (b, "pid", r->pid);
   add_string (b, "api_socket", r->api_socket);
   add_string (b, "vsock_socket", r->vsock_socket);
+  add_string (b, "domain", r->domain);
+  add_string (b, "guest_user", r->guest_user);
   add_int (b, "counter", r->counter);
   json_builder_end_object (b);
   return json_builder_get_root (b);
@@ -211,6 +215,8 @@ bg_vm_record_from_json (JsonNode    *node,
   INT ("pid", 0, G_MAXINT32, pid);
   STR ("api_socket", FALSE, api_socket);
   STR ("vsock_socket", FALSE, vsock_socket);
+  STR ("domain", FALSE, domain);
+  STR ("guest_user", FALSE, guest_user);
   INT ("counter", G_MININT64, G_MAXINT64, counter);
 #undef STR
 #undef INT

@@ -27,6 +27,8 @@ typedef struct {
   gint64   pid;
   char    *api_socket;
   char    *vsock_socket;
+  char    *domain;         /* DNS domain the VM's name lives in */
+  char    *guest_user;
   gint64   counter;        /* free-running update counter, see tests */
 } BgVmRecord;
 

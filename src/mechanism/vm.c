@@ -51,6 +51,7 @@ typedef struct {
   int       pidfd;
   guint     pidfd_source;
   int       loop_fd;
+  int       config_loop_fd;
   char     *tap;
   int       output_fd;
   guint     output_source;
@@ -141,6 +142,8 @@ vm_free (Vm *vm)
     close (vm->pidfd);
   if (vm->loop_fd >= 0)
     close (vm->loop_fd);
+  if (vm->config_loop_fd >= 0)
+    close (vm->config_loop_fd);
   if (vm->output_fd >= 0)
     close (vm->output_fd);
   if (vm->console_fd >= 0)
@@ -169,7 +172,7 @@ vm_new (BgVms      *vms,
   vm->vm_name = g_strdup (vm_name);
   vm->owner = owner;
   vm->id = vm_id (owner, vm_name);
-  vm->pidfd = vm->loop_fd = vm->output_fd = vm->console_fd = vm->inotify_fd = -1;
+  vm->pidfd = vm->loop_fd = vm->config_loop_fd = vm->output_fd = vm->console_fd = vm->inotify_fd = -1;
   vm->tail = g_string_new (NULL);
   /* A running VMM (or one being started) is pending work: no idle exit. */
   bg_daemon_hold (vms->daemon);
@@ -371,6 +374,14 @@ launch_reply (Vm *vm)
   g_variant_builder_add (&paths, "{sv}", "kernel", g_variant_new_string ("/vmlinux"));
   g_variant_builder_add (&paths, "{sv}", "rootfs", g_variant_new_string ("/rootfs"));
   g_variant_builder_add (&paths, "{sv}", "vsock", g_variant_new_string ("/run/" BG_JAIL_VSOCK_SOCKET));
+  if (vm->config_loop_fd >= 0)
+    g_variant_builder_add (&paths, "{sv}", "config-drive", g_variant_new_string ("/cidata"));
+  if (g_file_test (vm->jail->root, G_FILE_TEST_EXISTS))
+    {
+      g_autofree char *initrd = g_build_filename (vm->jail->root, "initrd", NULL);
+      if (g_file_test (initrd, G_FILE_TEST_EXISTS))
+        g_variant_builder_add (&paths, "{sv}", "initrd", g_variant_new_string ("/initrd"));
+    }
   g_variant_builder_add (&paths, "{sv}", "uid", g_variant_new_uint32 (vm->jail->uid));
   g_variant_builder_add (&paths, "{sv}", "jail", g_variant_new_string (vm->jail->root));
   return g_variant_new ("(sst@a{sv})", api, vsock, (guint64) vm->pid, g_variant_builder_end (&paths));
@@ -469,6 +480,7 @@ typedef struct {
   int       rootfs_fd;
   int       initrd_fd;
   int       console_fd;
+  int       config_fd;
   guint     timeout_ms;
   gboolean  read_only;
 } LaunchData;
@@ -478,7 +490,7 @@ launch_data_free (LaunchData *d)
 {
   g_free (d->vm_name);
   g_free (d->tap);
-  for (int *fd = &d->kernel_fd; fd <= &d->console_fd; fd++)
+  for (int *fd = &d->kernel_fd; fd <= &d->config_fd; fd++)
     if (*fd >= 0)
       close (*fd);
   g_free (d);
@@ -602,6 +614,13 @@ launch_authorized (BgCall *call)
   vm->loop_fd = bg_loop_attach (d->rootfs_fd, d->read_only, &rdev, NULL, &error);
   if (vm->loop_fd < 0 || !bg_jail_add_block (vm->jail, "rootfs", rdev, &error))
     goto fail;
+  if (d->config_fd >= 0)
+    {
+      /* The guest's configuration: read-only, a second disk. */
+      vm->config_loop_fd = bg_loop_attach (d->config_fd, TRUE, &rdev, NULL, &error);
+      if (vm->config_loop_fd < 0 || !bg_jail_add_block (vm->jail, "cidata", rdev, &error))
+        goto fail;
+    }
   if (d->tap != NULL)
     {
       /* The jailed VMM opens the tap itself: it must be the jail uid's
@@ -654,6 +673,7 @@ launch_authorized (BgCall *call)
 
   vm->pending = call;
   vm->timeout_source = g_timeout_add (d->timeout_ms, on_launch_timeout, vm);
+  bg_daemon_test_hook (call->daemon, "launch-spawned");
   return;
 
 fail:
@@ -740,6 +760,7 @@ handle_launch_vm (BgMechanism1          *skeleton,
     { "console", "h" },
     { "timeout-ms", "u" },
     { "read-only", "b" },
+    { "config-drive", "h" },
     { NULL }
   };
   g_autoptr(GError) error = NULL;
@@ -747,7 +768,7 @@ handle_launch_vm (BgMechanism1          *skeleton,
   GVariant *v;
   BgCall *call;
 
-  d->kernel_fd = d->rootfs_fd = d->initrd_fd = d->console_fd = -1;
+  d->kernel_fd = d->rootfs_fd = d->initrd_fd = d->console_fd = d->config_fd = -1;
   if (!bg_name_validate ("vm_name", vm_name, &error) ||
       !bg_validate_options (options, specs, &error))
     goto bad;
@@ -772,6 +793,13 @@ handle_launch_vm (BgMechanism1          *skeleton,
       d->initrd_fd = take_fd (fd_list, v, "options: initrd", &error);
       g_variant_unref (v);
       if (d->initrd_fd < 0 || !check_fd (d->initrd_fd, "options: initrd", FALSE, TRUE, &error))
+        goto bad;
+    }
+  if ((v = g_variant_lookup_value (options, "config-drive", G_VARIANT_TYPE_HANDLE)) != NULL)
+    {
+      d->config_fd = take_fd (fd_list, v, "options: config-drive", &error);
+      g_variant_unref (v);
+      if (d->config_fd < 0 || !check_fd (d->config_fd, "options: config-drive", FALSE, TRUE, &error))
         goto bad;
     }
   if ((v = g_variant_lookup_value (options, "console", G_VARIANT_TYPE_HANDLE)) != NULL)

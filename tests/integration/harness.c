@@ -582,6 +582,7 @@ bg_harness_stop (BgHarness *h)
   g_free (h->run_dir);
   g_free (h->config_dir);
   g_free (h->rules_dir);
+  g_free (h->cli_path_prefix);
   g_free (h);
 }
 
@@ -745,6 +746,11 @@ bg_harness_run_cli (BgHarness   *h,
   envp = g_environ_unsetenv (envp, "XDG_DATA_HOME");
   envp = g_environ_unsetenv (envp, "XDG_STATE_HOME");
   envp = g_environ_setenv (envp, "BANGER_NO_AGENT", "1", TRUE);
+  if (h->cli_path_prefix != NULL)
+    {
+      g_autofree char *path = g_strdup_printf ("%s:%s", h->cli_path_prefix, g_environ_getenv (envp, "PATH"));
+      envp = g_environ_setenv (envp, "PATH", path, TRUE);
+    }
 
   if (pw != NULL)
     {

@@ -20,6 +20,7 @@ typedef struct {
   GPid             dbus_pid;
   GPid             polkit_pid;
   GDBusConnection *bus;        /* the harness's own (root) connection */
+  char            *cli_path_prefix; /* prepended to PATH for CLI runs */
 } BgHarness;
 
 typedef struct {

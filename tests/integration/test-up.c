@@ -1,0 +1,528 @@
+/* `banger vm up` end to end, as an unprivileged user, with the test VMM
+ * standing in for Firecracker: the real CLI, the real mechanism on the
+ * test bus with the real polkitd, a real bridge, taps, loop devices and
+ * jails, in a fresh network namespace. */
+#include <elf.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+
+#include "harness.h"
+
+typedef struct {
+  BgHarness *h;
+  char      *home;
+} Fixture;
+
+static char *
+home_of (Fixture *f)
+{
+  return g_strdup_printf ("%s/home-%s", f->h->tmp, BG_TEST_USER_A);
+}
+
+static int
+cli (Fixture *f, char **out, char **err, const char *first, ...) G_GNUC_NULL_TERMINATED;
+
+static int
+cli (Fixture *f, char **out, char **err, const char *first, ...)
+{
+  const char *args[16] = { first };
+  va_list ap;
+  int n = 1;
+
+  va_start (ap, first);
+  while (n < 15 && (args[n] = va_arg (ap, const char *)) != NULL)
+    n++;
+  va_end (ap);
+  args[n] = NULL;
+  return bg_harness_run_cli (f->h, BG_TEST_USER_A, out, err, args[0], args[1], args[2], args[3], args[4],
+                             args[5], args[6], args[7], args[8], args[9], args[10], NULL);
+}
+
+static void
+write_user_file (Fixture *f, const char *name, const void *data, gsize len)
+{
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+  g_autofree char *path = g_build_filename (f->home, name, NULL);
+
+  g_assert_true (g_file_set_contents (path, data, len, NULL));
+  g_assert_no_errno (chown (path, pw->pw_uid, pw->pw_gid));
+}
+
+static void
+setup (Fixture *f, gconstpointer data)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  g_autofree char *rootfs = NULL;
+  guint8 elf[4096] = { 0 };
+  Elf64_Ehdr *eh = (Elf64_Ehdr *) elf;
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+  int status;
+
+  f->h = bg_harness_start (60);
+  bg_harness_set_group_rule (f->h, TRUE);
+  bg_harness_use_vmm (f->h, g_getenv ("BANGER_TEST_VMM"));
+  /* The first CLI run makes the user's home. */
+  bg_harness_run_cli (f->h, BG_TEST_USER_A, NULL, NULL, "--version", NULL);
+  f->home = home_of (f);
+
+  /* An image: an x86-64 ELF kernel and a real ext4 root filesystem. */
+  memcpy (eh->e_ident, ELFMAG, SELFMAG);
+  eh->e_ident[EI_CLASS] = ELFCLASS64;
+  eh->e_type = ET_EXEC;
+  eh->e_machine = EM_X86_64;
+  write_user_file (f, "vmlinux", elf, sizeof elf);
+  rootfs = g_build_filename (f->home, "rootfs.ext4", NULL);
+  {
+    const char *argv[] = { "mke2fs", "-q", "-F", "-t", "ext4", rootfs, "64M", NULL };
+    bg_harness_run_argv (argv, NULL, &status);
+    g_assert_cmpint (status, ==, 0);
+  }
+  g_assert_no_errno (chown (rootfs, pw->pw_uid, pw->pw_gid));
+  g_assert_cmpint (cli (f, &out, &err, "image", "import", "default", "--kernel", "vmlinux", "--rootfs",
+                        "rootfs.ext4", NULL), ==, 0);
+}
+
+static void
+teardown (Fixture *f, gconstpointer data)
+{
+  bg_harness_stop (f->h);
+  g_free (f->home);
+}
+
+static JsonNode *
+json (const char *text)
+{
+  g_autoptr(JsonParser) p = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+
+  if (!json_parser_load_from_data (p, text, -1, &error))
+    g_error ("not JSON (%s): %s", error->message, text);
+  return json_node_copy (json_parser_get_root (p));
+}
+
+/* Everything banger could leave behind, as one string to compare. */
+static char *
+snapshot (Fixture *f)
+{
+  g_autoptr(GString) s = g_string_new (NULL);
+  g_autofree char *links = NULL, *jails = NULL, *vms = NULL, *kh = NULL;
+  g_autoptr(BgCallResult) reg = bg_harness_call (f->h, NULL, "ListResources",
+                                                 "({'all-users': <true>, 'kind': <'tap'>},)", NULL);
+  g_autoptr(BgCallResult) reg_vm = bg_harness_call (f->h, NULL, "ListResources",
+                                                    "({'all-users': <true>, 'kind': <'vm'>},)", NULL);
+  g_autoptr(BgCallResult) reg_loop = bg_harness_call (f->h, NULL, "ListResources",
+                                                      "({'all-users': <true>, 'kind': <'loop'>},)", NULL);
+  g_autoptr(GDir) blocks = g_dir_open ("/sys/block", 0, NULL);
+  const char *e;
+  const char *ls[] = { "ip", "-o", "link", "show", NULL };
+
+  bg_harness_run_argv (ls, &links, NULL);
+  g_string_append_printf (s, "links:\n");
+  {
+    g_auto(GStrv) lines = g_strsplit (links, "\n", -1);
+    for (guint i = 0; lines[i]; i++)
+      if (strstr (lines[i], ": bg-"))
+        g_string_append_printf (s, "  %s\n", strstr (lines[i], "bg-"));
+  }
+  g_string_append_printf (s, "registry: %s %s %s\n", reg->reply, reg_vm->reply, reg_loop->reply);
+  while (blocks && (e = g_dir_read_name (blocks)))
+    {
+      g_autofree char *bf = g_strdup_printf ("/sys/block/%s/loop/backing_file", e);
+      g_autofree char *backing = NULL;
+      if (g_file_get_contents (bf, &backing, NULL, NULL) && strstr (backing, f->h->tmp))
+        g_string_append_printf (s, "loop %s -> %s", e, backing);
+    }
+  {
+    g_autofree char *jdir = g_build_filename (f->h->tmp, "state", "jail", NULL);
+    g_autoptr(GDir) d = g_dir_open (jdir, 0, NULL);
+    while (d && (e = g_dir_read_name (d)))
+      g_string_append_printf (s, "jail %s\n", e);
+  }
+  {
+    g_autofree char *vdir = g_build_filename (f->home, ".local", "state", "banger", "vms", NULL);
+    g_autoptr(GDir) d = g_dir_open (vdir, 0, NULL);
+    while (d && (e = g_dir_read_name (d)))
+      if (*e != '.')
+        g_string_append_printf (s, "vm dir %s\n", e);
+  }
+  {
+    g_autofree char *path = g_build_filename (f->home, ".local", "state", "banger", "known_hosts", NULL);
+    if (g_file_get_contents (path, &kh, NULL, NULL) && *kh)
+      g_string_append_printf (s, "known_hosts: %s", kh);
+  }
+  {
+    g_autofree char *hosts = g_build_filename (f->h->run_dir, "hosts", NULL);
+    g_autofree char *text = NULL;
+    if (g_file_get_contents (hosts, &text, NULL, NULL))
+      {
+        g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
+        for (guint i = 0; lines[i]; i++)
+          if (*lines[i] && *lines[i] != '#')
+            g_string_append_printf (s, "name %s\n", lines[i]);
+      }
+  }
+  return g_string_free (g_steal_pointer (&s), FALSE);
+}
+
+static char *
+fc (const char *socket, const char *cmd)
+{
+  const char *argv[] = { g_getenv ("BANGER_TEST_FC"), "--user=" BG_TEST_USER_A, socket, cmd, NULL };
+  char *out = NULL;
+  bg_harness_run_argv (argv, &out, NULL);
+  return out;
+}
+
+static void
+test_up_configures_the_vmm_and_rm_leaves_nothing (Fixture *f, gconstpointer data)
+{
+  g_autofree char *before = snapshot (f);
+  g_autofree char *out = NULL, *err = NULL, *ls = NULL, *ls_err = NULL, *show = NULL, *show_err = NULL;
+  g_autofree char *config = NULL, *hosts = NULL, *stop_out = NULL, *stop_err = NULL;
+  g_autofree char *ls2 = NULL, *ls2_err = NULL, *rm_out = NULL, *rm_err = NULL, *after = NULL;
+  g_autoptr(JsonNode) vm = NULL, list = NULL, list2 = NULL;
+  JsonObject *o;
+  const char *api, *tap, *mac, *address;
+
+  if (cli (f, &out, &err, "vm", "up", "dev", "--no-wait", "--cpus", "2", "--memory", "512", "--json", NULL) != 0)
+    g_error ("vm up failed: %s", err);
+  vm = json (out);
+  o = json_node_get_object (vm);
+  g_assert_cmpstr (json_object_get_string_member (o, "state"), ==, "running");
+  api = json_object_get_string_member (o, "api_socket");
+  tap = json_object_get_string_member (o, "tap");
+  mac = json_object_get_string_member (o, "mac");
+  address = json_object_get_string_member (o, "address");
+
+  /* The VMM received exactly what was asked. */
+  config = fc (api, "config");
+  g_assert_nonnull (strstr (config, "\"vcpu_count\":2"));
+  g_assert_nonnull (strstr (config, "\"mem_size_mib\":512"));
+  g_assert_nonnull (strstr (config, "\"kernel_image_path\":\"/vmlinux\""));
+  g_assert_nonnull (strstr (config, "\"path_on_host\":\"/rootfs\""));
+  g_assert_nonnull (strstr (config, "\"path_on_host\":\"/cidata\""));
+  g_assert_nonnull (strstr (config, tap));
+  g_assert_nonnull (strstr (config, mac));
+  g_assert_nonnull (strstr (config, "\"uds_path\":\"/run/vsock.sock\""));
+  g_assert_nonnull (strstr (fc (api, "get"), "Running"));
+
+  /* State file, tap, disk, name. */
+  {
+    g_autofree char *dir = g_build_filename (f->home, ".local/state/banger/vms/dev", NULL);
+    g_autofree char *disk = g_build_filename (dir, "disk.ext4", NULL);
+    g_autofree char *record = g_build_filename (dir, "vm.json", NULL);
+    g_autofree char *link = g_strdup_printf ("/sys/class/net/%s", tap);
+    g_autofree char *hosts_path = g_build_filename (f->h->run_dir, "hosts", NULL);
+    g_autofree char *line = g_strdup_printf ("%s dev.banger", address);
+
+    g_assert_true (g_file_test (disk, G_FILE_TEST_EXISTS));
+    g_assert_true (g_file_test (record, G_FILE_TEST_EXISTS));
+    g_assert_true (g_file_test (link, G_FILE_TEST_EXISTS));
+    g_assert_true (g_file_get_contents (hosts_path, &hosts, NULL, NULL));
+    g_assert_nonnull (strstr (hosts, line));
+  }
+
+  g_assert_cmpint (cli (f, &ls, &ls_err, "vm", "ls", "--json", NULL), ==, 0);
+  list = json (ls);
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (json_node_get_array (list), 0),
+                                                  "state"), ==, "running");
+
+  /* Stop is Ctrl-Alt-Del through the API; the VMM exits on its own. */
+  if (cli (f, &stop_out, &stop_err, "vm", "stop", "dev", "--verbose", NULL) != 0)
+    g_error ("vm stop failed: %s", stop_err);
+  g_assert_nonnull (strstr (stop_err, "dev shut down"));
+  g_assert_cmpint (cli (f, &ls2, &ls2_err, "vm", "ls", "--json", NULL), ==, 0);
+  list2 = json (ls2);
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (json_node_get_array (list2), 0),
+                                                  "state"), ==, "stopped");
+
+  if (cli (f, &rm_out, &rm_err, "vm", "rm", "dev", NULL) != 0)
+    g_error ("vm rm failed: %s", rm_err);
+  after = snapshot (f);
+  g_assert_cmpstr (after, ==, before);
+}
+
+static void
+test_up_again_restarts_with_same_address (Fixture *f, gconstpointer data)
+{
+  g_autofree char *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL, *o3 = NULL, *e3 = NULL;
+  g_autofree char *o4 = NULL, *e4 = NULL, *o5 = NULL, *e5 = NULL;
+  g_autoptr(JsonNode) a = NULL, b = NULL;
+
+  g_assert_cmpint (cli (f, &o1, &e1, "vm", "up", "again", "--no-wait", "--json", NULL), ==, 0);
+  a = json (o1);
+  /* On a running VM: the summary, exit 0. */
+  g_assert_cmpint (cli (f, &o2, &e2, "vm", "up", "again", "--no-wait", NULL), ==, 0);
+  g_assert_nonnull (strstr (o2, "VM again is"));
+  g_assert_cmpint (cli (f, &o3, &e3, "vm", "stop", "again", NULL), ==, 0);
+  g_assert_cmpint (cli (f, &o4, &e4, "vm", "up", "again", "--no-wait", "--json", NULL), ==, 0);
+  b = json (o4);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (a), "address"), ==,
+                   json_object_get_string_member (json_node_get_object (b), "address"));
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (a), "mac"), ==,
+                   json_object_get_string_member (json_node_get_object (b), "mac"));
+  g_assert_cmpint (cli (f, &o5, &e5, "vm", "rm", "again", "--force", NULL), ==, 0);
+}
+
+static void
+test_parallel_ups_get_distinct_resources (Fixture *f, gconstpointer data)
+{
+  GPid pids[16];
+  int errs[16];
+  g_autofree char *ls = NULL, *err = NULL;
+  g_autoptr(JsonNode) list = NULL;
+  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+  JsonArray *a;
+
+  for (int i = 0; i < 16; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("p%d", i);
+      g_autofree char *uid = g_strdup_printf ("--reuid=%u", pw->pw_uid);
+      g_autofree char *gid = g_strdup_printf ("--regid=%u", pw->pw_gid);
+      g_auto(GStrv) envp = g_get_environ ();
+      const char *argv[] = { "setpriv", uid, gid, "--init-groups", "--", g_getenv ("BANGER_CLI"), "vm", "up", name,
+                             "--no-wait", NULL };
+      g_autoptr(GError) error = NULL;
+
+      envp = g_environ_setenv (envp, "DBUS_SYSTEM_BUS_ADDRESS", f->h->bus_address, TRUE);
+      envp = g_environ_setenv (envp, "HOME", f->home, TRUE);
+      envp = g_environ_setenv (envp, "XDG_RUNTIME_DIR", f->home, TRUE);
+      envp = g_environ_setenv (envp, "BANGER_NO_AGENT", "1", TRUE);
+      g_assert_true (g_spawn_async_with_pipes (f->home, (char **) argv, envp,
+                                               G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
+                                               G_SPAWN_STDOUT_TO_DEV_NULL,
+                                               NULL, NULL, &pids[i], NULL, NULL, &errs[i], &error));
+    }
+  for (int i = 0; i < 16; i++)
+    {
+      char msg[8192] = { 0 };
+      gsize used = 0;
+      ssize_t n;
+      int status;
+
+      /* Drain stderr before reaping, so a full pipe cannot block it. */
+      while (used < sizeof msg - 1 && (n = read (errs[i], msg + used, sizeof msg - 1 - used)) > 0)
+        used += n;
+      close (errs[i]);
+      g_assert_cmpint (waitpid (pids[i], &status, 0), ==, pids[i]);
+      if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+        g_error ("vm up p%d failed (%d): %s [%zu bytes]", i, status, msg, used);
+    }
+
+  g_assert_cmpint (cli (f, &ls, &err, "vm", "ls", "--json", NULL), ==, 0);
+  list = json (ls);
+  a = json_node_get_array (list);
+  g_assert_cmpuint (json_array_get_length (a), ==, 16);
+  for (guint i = 0; i < 16; i++)
+    {
+      JsonObject *o = json_array_get_object_element (a, i);
+      const char *keys[] = { "address", "tap", "mac", "name" };
+
+      g_assert_cmpstr (json_object_get_string_member (o, "state"), ==, "running");
+      for (guint k = 0; k < G_N_ELEMENTS (keys); k++)
+        {
+          g_autofree char *key = g_strdup_printf ("%s=%s", keys[k], json_object_get_string_member (o, keys[k]));
+          g_assert_false (g_hash_table_contains (seen, key));
+          g_hash_table_add (seen, g_steal_pointer (&key));
+        }
+      {
+        g_autofree char *cid = g_strdup_printf ("cid=%" G_GINT64_FORMAT, json_object_get_int_member (o, "cid"));
+        g_assert_false (g_hash_table_contains (seen, cid));
+        g_hash_table_add (seen, g_steal_pointer (&cid));
+      }
+    }
+  for (int i = 0; i < 16; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("p%d", i);
+      g_autofree char *o = NULL, *e = NULL;
+      g_assert_cmpint (cli (f, &o, &e, "vm", "rm", name, "--force", NULL), ==, 0);
+    }
+}
+
+static void
+test_killed_at_any_step_cleanup_leaves_nothing (Fixture *f, gconstpointer data)
+{
+  const char *steps[] = { "network", "tap", "disk", "keys", "config-drive", "launch", "launched",
+                          "configure", "start", "saved" };
+  g_autofree char *before = snapshot (f);
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+
+  if (g_getenv ("BANGER_TEST_HOOKS") == NULL)
+    {
+      g_test_skip ("built without -Dtest_hooks=true: the CLI cannot be paused at a step");
+      return;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (steps); i++)
+    {
+      g_autofree char *name = g_strdup_printf ("k%u", i);
+      g_autofree char *uid = g_strdup_printf ("--reuid=%u", pw->pw_uid);
+      g_autofree char *gid = g_strdup_printf ("--regid=%u", pw->pw_gid);
+      g_autofree char *o = NULL, *e = NULL, *after = NULL;
+      g_auto(GStrv) envp = g_get_environ ();
+      const char *argv[] = { "setpriv", uid, gid, "--init-groups", "--", g_getenv ("BANGER_CLI"), "vm", "up", name,
+                             "--no-wait", NULL };
+      g_autoptr(GError) error = NULL;
+      GPid pid;
+      int status;
+
+      envp = g_environ_setenv (envp, "DBUS_SYSTEM_BUS_ADDRESS", f->h->bus_address, TRUE);
+      envp = g_environ_setenv (envp, "HOME", f->home, TRUE);
+      envp = g_environ_setenv (envp, "XDG_RUNTIME_DIR", f->home, TRUE);
+      envp = g_environ_setenv (envp, "BANGER_NO_AGENT", "1", TRUE);
+      envp = g_environ_setenv (envp, "BANGER_TEST_PAUSE_AT", steps[i], TRUE);
+      g_assert_true (g_spawn_async (f->home, (char **) argv, envp,
+                                    G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL |
+                                    G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &pid, &error));
+      /* Wait until it stops itself at the step, then kill it there. */
+      g_assert_cmpint (waitpid (pid, &status, WUNTRACED), ==, pid);
+      if (!WIFSTOPPED (status))
+        g_error ("vm up did not reach step %s (status %d)", steps[i], status);
+      kill (pid, SIGKILL);
+      waitpid (pid, &status, 0);
+
+      if (cli (f, &o, &e, "system", "cleanup", NULL) != 0)
+        g_error ("cleanup after a kill at %s failed: %s", steps[i], e);
+      /* A VM killed after it was saved is a VM, not a leftover: rm it. */
+      if (g_str_equal (steps[i], "saved"))
+        {
+          g_autofree char *o2 = NULL, *e2 = NULL;
+          g_assert_cmpint (cli (f, &o2, &e2, "vm", "rm", name, "--force", NULL), ==, 0);
+        }
+      after = snapshot (f);
+      if (g_strcmp0 (after, before) != 0)
+        g_error ("killed at %s, cleanup left:\n%s\nexpected:\n%s", steps[i], after, before);
+    }
+}
+
+static void
+test_mechanism_killed_mid_launch_leaves_nothing (Fixture *f, gconstpointer data)
+{
+  g_autofree char *before = snapshot (f);
+  g_autofree char *o = NULL, *e = NULL, *o2 = NULL, *e2 = NULL, *after = NULL;
+  g_autofree char *crash = g_build_filename (f->h->run_dir, "crash-at", NULL);
+
+  if (g_getenv ("BANGER_TEST_HOOKS") == NULL)
+    {
+      g_test_skip ("built without -Dtest_hooks=true: the mechanism cannot be told where to crash");
+      return;
+    }
+  g_assert_true (g_file_set_contents (crash, "launch-spawned", -1, NULL));
+  g_assert_cmpint (cli (f, &o, &e, "vm", "up", "victim", "--no-wait", NULL), ==, 1);
+  g_assert_nonnull (strstr (e, "everything this run created was removed"));
+  g_assert_cmpint (cli (f, &o2, &e2, "system", "cleanup", NULL), ==, 0);
+  after = snapshot (f);
+  g_assert_cmpstr (after, ==, before);
+}
+
+static void
+test_bad_input_creates_nothing (Fixture *f, gconstpointer data)
+{
+  g_autofree char *before = snapshot (f);
+  g_autofree char *after = NULL;
+  struct { const char *args[4]; int code; const char *msg; } cases[] = {
+    { { "--memory", "0", NULL }, 2, "--memory: 0 MiB is out of range" },
+    { { "--cpus", "1000", NULL }, 2, "--cpus: 1000 vCPUs is not allowed" },
+    { { "--disk", "1Q", NULL }, 2, "--disk: invalid size \"1Q\"" },
+    { { "--image", "nothere", NULL }, 1, "No image named \"nothere\"" },
+    { { "Bad_Name", NULL }, 2, "NAME: invalid name" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *o = NULL, *e = NULL;
+      int rc = cli (f, &o, &e, "vm", "up", cases[i].args[0], cases[i].args[1], cases[i].args[2], NULL);
+
+      g_assert_cmpint (rc, ==, cases[i].code);
+      if (strstr (e, cases[i].msg) == NULL)
+        g_error ("\"%s\" lacks \"%s\"", e, cases[i].msg);
+    }
+  after = snapshot (f);
+  g_assert_cmpstr (after, ==, before);
+}
+
+static void
+test_vm_ssh_uses_the_pinned_key (Fixture *f, gconstpointer data)
+{
+  g_autofree char *o = NULL, *e = NULL, *o2 = NULL, *e2 = NULL, *o3 = NULL, *e3 = NULL, *o4 = NULL, *e4 = NULL;
+  g_autofree char *bin = g_build_filename (f->home, "bin", NULL);
+  g_autofree char *fake = g_build_filename (bin, "ssh", NULL);
+  g_autofree char *argv_log = g_build_filename (f->home, "ssh-argv", NULL);
+  g_autofree char *recorded = NULL, *script = NULL, *kh = NULL, *key = NULL, *expect = NULL;
+  g_autoptr(JsonNode) vm = NULL;
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+  const char *address;
+
+  g_assert_cmpint (cli (f, &o, &e, "vm", "up", "sshme", "--no-wait", "--json", NULL), ==, 0);
+  vm = json (o);
+  address = json_object_get_string_member (json_node_get_object (vm), "address");
+
+  /* A fake ssh first on PATH: records its argv, exits as a remote
+   * `exit 7` would. (This test tool is a script; banger runs no shell.) */
+  g_assert_no_errno (g_mkdir (bin, 0755));
+  script = g_strdup_printf ("#!/bin/sh\nprintf '%%s\\n' \"$@\" > %s\nexit 7\n", argv_log);
+  g_assert_true (g_file_set_contents (fake, script, -1, NULL));
+  g_assert_no_errno (chmod (fake, 0755));
+  g_assert_no_errno (chown (bin, pw->pw_uid, pw->pw_gid));
+  f->h->cli_path_prefix = g_strdup (bin);
+  g_assert_cmpint (cli (f, &o2, &e2, "vm", "ssh", "sshme", "--", "cat", "/etc/hostname", NULL), ==, 7);
+  g_clear_pointer (&f->h->cli_path_prefix, g_free);
+
+  g_assert_true (g_file_get_contents (argv_log, &recorded, NULL, NULL));
+  kh = g_build_filename (f->home, ".local/state/banger/known_hosts", NULL);
+  key = g_build_filename (f->home, ".local/share/banger/ssh/id_ed25519", NULL);
+  expect = g_strdup_printf ("-i\n%s\n-o\nIdentitiesOnly=yes\n-o\nUserKnownHostsFile=%s\n-o\n"
+                            "GlobalKnownHostsFile=/dev/null\n-o\nStrictHostKeyChecking=yes\n-o\n"
+                            "HostKeyAlias=sshme.banger\n-l\ndev\n%s\ncat\n/etc/hostname\n", key, kh, address);
+  g_assert_cmpstr (recorded, ==, expect);
+
+  /* The key it will check is the one pinned for this VM. */
+  {
+    g_autofree char *text = NULL;
+    g_autofree char *pub = NULL;
+    g_autofree char *hostkey = g_build_filename (f->home, ".local/state/banger/vms/sshme/ssh_host_ed25519_key.pub",
+                                                 NULL);
+    g_auto(GStrv) fields = NULL;
+
+    g_assert_true (g_file_get_contents (kh, &text, NULL, NULL));
+    g_assert_true (g_file_get_contents (hostkey, &pub, NULL, NULL));
+    fields = g_strsplit (pub, " ", 3);
+    g_assert_nonnull (strstr (text, fields[1]));
+    g_assert_nonnull (strstr (text, "sshme.banger,"));
+  }
+
+  g_assert_cmpint (cli (f, &o3, &e3, "vm", "ssh-config", "sshme", NULL), ==, 0);
+  g_assert_nonnull (strstr (o3, "Host sshme sshme.banger\n"));
+  g_assert_nonnull (strstr (o3, "StrictHostKeyChecking yes"));
+  g_assert_cmpint (cli (f, &o4, &e4, "vm", "rm", "sshme", "--force", NULL), ==, 0);
+  /* rm forgets the pinned key. */
+  {
+    g_autofree char *text = NULL;
+    g_file_get_contents (kh, &text, NULL, NULL);
+    g_assert_null (strstr (text ? text : "", "sshme.banger"));
+  }
+}
+
+static void
+add_tests (void)
+{
+#define ADD(path, fn) g_test_add (path, Fixture, NULL, setup, fn, teardown)
+  ADD ("/up/configures-the-vmm-and-rm-leaves-nothing", test_up_configures_the_vmm_and_rm_leaves_nothing);
+  ADD ("/up/again-restarts-with-same-address", test_up_again_restarts_with_same_address);
+  ADD ("/up/parallel-ups-get-distinct-resources", test_parallel_ups_get_distinct_resources);
+  ADD ("/up/killed-at-any-step-cleanup-leaves-nothing", test_killed_at_any_step_cleanup_leaves_nothing);
+  ADD ("/up/mechanism-killed-mid-launch-leaves-nothing", test_mechanism_killed_mid_launch_leaves_nothing);
+  ADD ("/up/bad-input-creates-nothing", test_bad_input_creates_nothing);
+  ADD ("/up/vm-ssh-uses-the-pinned-key", test_vm_ssh_uses_the_pinned_key);
+}
+
+int
+main (int argc, char **argv)
+{
+  return bg_harness_main (&argc, &argv, add_tests);
+}
