@@ -60,39 +60,9 @@ bg_harness_uid (const char *user)
 
 /* ---- users ---- */
 
-static gboolean created_group, created_a, created_b;
-
-static gboolean
-ensure_user (const char *name)
-{
-  const char *argv[] = { "useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                         "--groups", BG_TEST_GROUP, name, NULL };
-  int status;
-
-  if (getpwnam (name) != NULL)
-    return FALSE;
-  bg_harness_run_argv (argv, NULL, &status);
-  if (status != 0)
-    g_error ("useradd %s failed", name);
-  return TRUE;
-}
-
-static void
-setup_users (void)
-{
-  if (getgrnam (BG_TEST_GROUP) == NULL)
-    {
-      const char *argv[] = { "groupadd", "--system", BG_TEST_GROUP, NULL };
-      int status;
-      bg_harness_run_argv (argv, NULL, &status);
-      if (status != 0)
-        g_error ("groupadd failed");
-      created_group = TRUE;
-    }
-  created_a = ensure_user (BG_TEST_USER_A);
-  created_b = ensure_user (BG_TEST_USER_B);
-}
-
+/* The bg-test* names belong to this harness: whatever a killed earlier
+ * run left under them is deleted and made anew, so every run starts from
+ * known users and removes them at the end. */
 static void
 remove_users (void)
 {
@@ -100,12 +70,38 @@ remove_users (void)
   const char *del_b[] = { "userdel", BG_TEST_USER_B, NULL };
   const char *del_g[] = { "groupdel", BG_TEST_GROUP, NULL };
 
-  if (created_a)
+  if (getpwnam (BG_TEST_USER_A) != NULL)
     bg_harness_run_argv (del_a, NULL, NULL);
-  if (created_b)
+  if (getpwnam (BG_TEST_USER_B) != NULL)
     bg_harness_run_argv (del_b, NULL, NULL);
-  if (created_group)
+  if (getgrnam (BG_TEST_GROUP) != NULL)
     bg_harness_run_argv (del_g, NULL, NULL);
+}
+
+static void
+create_user (const char *name)
+{
+  const char *argv[] = { "useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                         "--groups", BG_TEST_GROUP, name, NULL };
+  int status;
+
+  bg_harness_run_argv (argv, NULL, &status);
+  if (status != 0)
+    g_error ("useradd %s failed", name);
+}
+
+static void
+setup_users (void)
+{
+  const char *argv[] = { "groupadd", "--system", BG_TEST_GROUP, NULL };
+  int status;
+
+  remove_users ();
+  bg_harness_run_argv (argv, NULL, &status);
+  if (status != 0)
+    g_error ("groupadd failed");
+  create_user (BG_TEST_USER_A);
+  create_user (BG_TEST_USER_B);
 }
 
 /* ---- supervisor ---- */

@@ -204,8 +204,10 @@ test_known_hosts_pin_and_forget (Fixture *f, gconstpointer data)
   g_assert_true (bg_known_hosts_add (kh, "one.banger", "172.30.0.2", pub1, &error));
   {
     g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
     g_assert_true (g_file_get_contents (kh, &text, NULL, NULL));
-    g_assert_cmpuint (g_strv_length (g_strsplit (text, "\n", -1)), ==, 3);
+    lines = g_strsplit (text, "\n", -1);
+    g_assert_cmpuint (g_strv_length (lines), ==, 3);
   }
 
   g_assert_true (bg_known_hosts_remove (kh, "one.banger", "172.30.0.2", &error));
