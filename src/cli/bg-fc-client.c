@@ -84,7 +84,17 @@ bg_fc_client_request (BgFcClient  *client,
     }
   soup_message_headers_replace (soup_message_get_request_headers (msg), "Accept", "application/json");
 
-  reply = soup_session_send_and_read (client->session, msg, NULL, &local);
+  /* The socket file exists from bind(); a VMM that has not reached
+   * listen() yet refuses the connection for a moment. */
+  for (int attempt = 0; ; attempt++)
+    {
+      reply = soup_session_send_and_read (client->session, msg, NULL, &local);
+      if (reply != NULL || attempt >= 100 ||
+          !g_error_matches (local, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED))
+        break;
+      g_clear_error (&local);
+      g_usleep (2000);
+    }
   if (reply == NULL)
     {
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot reach the VMM at %s: %s",

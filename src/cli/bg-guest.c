@@ -245,19 +245,37 @@ bg_config_drive_build (const BgGuestConfig  *config,
     if (!run (mkfs, error))
       goto out;
   }
-  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
-    {
-      g_autofree char *src = g_build_filename (tmp, names[i], NULL);
-      g_autofree char *dst = g_strdup_printf ("::/%s", names[i]);
-      const char *mcopy[] = { "mcopy", "-i", path, "-o", src, dst, NULL };
+  {
+    /* One mcopy for all three files. */
+    g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
 
-      if (!bg_file_replace (src, bodies[i], -1, 0600, error) || !run (mcopy, error))
-        goto out;
-      g_unlink (src);
-    }
+    g_ptr_array_add (argv, g_strdup ("mcopy"));
+    g_ptr_array_add (argv, g_strdup ("-i"));
+    g_ptr_array_add (argv, g_strdup (path));
+    g_ptr_array_add (argv, g_strdup ("-o"));
+    for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+      {
+        char *src = g_build_filename (tmp, names[i], NULL);
+        if (!bg_file_replace (src, bodies[i], -1, 0600, error))
+          {
+            g_free (src);
+            goto out;
+          }
+        g_ptr_array_add (argv, src);
+      }
+    g_ptr_array_add (argv, g_strdup ("::/"));
+    g_ptr_array_add (argv, NULL);
+    if (!run ((const char * const *) argv->pdata, error))
+      goto out;
+  }
   ok = TRUE;
 
 out:
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      g_autofree char *src = g_build_filename (tmp, names[i], NULL);
+      g_unlink (src);
+    }
   g_rmdir (tmp);
   if (!ok)
     g_unlink (path);

@@ -470,6 +470,25 @@ import_into (BgImage        *image,
     }
   if (image->rootfs_sha256 == NULL)
     goto out;
+  /* Checked once here (read-only), so every VM disk made from it can be
+   * grown without an fsck of its own. */
+  {
+    const char *fsck[] = { "e2fsck", "-f", "-n", r_out, NULL };
+    g_autofree char *err = NULL;
+    int status;
+
+    if (progress)
+      progress ("checking the root filesystem", 0, 0, user_data);
+    if (!g_spawn_sync (NULL, (char **) fsck, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
+                       NULL, NULL, NULL, &err, &status, error))
+      goto out;
+    if (!g_spawn_check_wait_status (status, NULL))
+      {
+        g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                     "rootfs: the filesystem has errors (e2fsck -fn); repair it with e2fsck first");
+        goto out;
+      }
+  }
   fstat (out, &st);
   image->rootfs_bytes = st.st_size;
   close (out);

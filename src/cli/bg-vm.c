@@ -43,12 +43,30 @@ typedef struct {
   const char *vm;
   int         step;
   int         steps;
+  gint64      started;
+  GString    *timings;   /* with BANGER_TIMINGS=1: "what=ms" per step */
+  const char *current;
 } Progress;
+
+static void
+progress_mark (Progress *p)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (p->timings != NULL && p->current != NULL)
+    {
+      g_autofree char *key = g_strdelimit (g_strdup (p->current), " ", '-');
+      g_string_append_printf (p->timings, " %s=%.2f", key, (now - p->started) / 1000.0);
+    }
+  p->started = now;
+}
 
 static void
 progress_step (Progress   *p,
                const char *what)
 {
+  progress_mark (p);
+  p->current = what;
   p->step++;
   if (p->cli->json)
     return;
@@ -63,6 +81,13 @@ progress_done (Progress *p)
 {
   if (p->cli->is_tty && !p->cli->json)
     g_printerr ("\r\033[K");
+  progress_mark (p);
+  p->current = NULL;
+  if (p->timings != NULL && p->timings->len > 0)
+    {
+      g_printerr ("banger: timings:%s\n", p->timings->str);
+      g_string_truncate (p->timings, 0);
+    }
 }
 
 /* Test builds only: BANGER_TEST_PAUSE_AT=<step> stops the process there,
@@ -477,7 +502,8 @@ bg_vm_up (BgCli        *cli,
   g_autoptr(GError) local = NULL;
   g_autofree char *name = NULL, *dir = NULL, *images = bg_paths_images_dir ();
   struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
-  Progress p = { cli, NULL, 0, 0 };
+  Progress p = { cli, NULL, 0, 0, g_get_monotonic_time (),
+                 g_getenv ("BANGER_TIMINGS") ? g_string_new (NULL) : NULL, NULL };
   gboolean existing = FALSE, ok = FALSE;
 
   name = o->name ? g_strdup (o->name) : generate_name (store);
@@ -602,6 +628,8 @@ out:
   sigaction (SIGINT, &old_int, NULL);
   sigaction (SIGTERM, &old_term, NULL);
   bg_client_shutdown ();
+  if (p.timings)
+    g_string_free (p.timings, TRUE);
   return ok;
 }
 
