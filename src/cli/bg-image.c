@@ -9,6 +9,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <lz4.h>
 #include <lzma.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -183,6 +184,41 @@ inflate_zstd (const guint8 *in, gsize len, int out, GError **error)
   return TRUE;
 }
 
+/* LZ4's legacy frame, as the kernel's build writes it: a magic, then
+ * blocks of at most 8 MiB uncompressed, each preceded by its compressed
+ * size; the kernel appends its uncompressed size (4 bytes) at the end. */
+static gboolean
+inflate_lz4_legacy (const guint8 *in, gsize len, int out, GError **error)
+{
+  const gsize block_max = 8 << 20;
+  g_autofree char *buf = g_malloc (block_max);
+  gsize pos = 4;
+
+  while (pos + 4 <= len)
+    {
+      guint32 size;
+      int n;
+
+      memcpy (&size, in + pos, 4);
+      size = GUINT32_FROM_LE (size);
+      pos += 4;
+      if (size == 0x184C2102)   /* another legacy frame follows */
+        continue;
+      if (size == 0 || size > len - pos)
+        break;                  /* the trailing uncompressed size */
+      n = LZ4_decompress_safe ((const char *) in + pos, buf, size, block_max);
+      if (n < 0)
+        {
+          g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "kernel: corrupt lz4 payload");
+          return FALSE;
+        }
+      if (!write_all (out, buf, n, error))
+        return FALSE;
+      pos += size;
+    }
+  return TRUE;
+}
+
 /* The compressed payload of a bzImage (boot protocol >= 2.08 says where)
  * decompressed to the ELF vmlinux inside it. */
 gboolean
@@ -231,11 +267,13 @@ bg_kernel_extract_vmlinux (int      bzimage_fd,
     ok = inflate_xz (payload, plen, out_fd, error);
   else if (plen > 4 && memcmp (payload, "\x28\xb5\x2f\xfd", 4) == 0)
     ok = inflate_zstd (payload, plen, out_fd, error);
+  else if (plen > 8 && memcmp (payload, "\x02\x21\x4c\x18", 4) == 0)
+    ok = inflate_lz4_legacy (payload, plen, out_fd, error);
   else
     {
       g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED,
                    "kernel: the bzImage payload is compressed with a method banger does not handle "
-                   "(gzip, xz and zstd are); extract vmlinux yourself with the kernel's "
+                   "(gzip, xz, zstd and lz4 are); extract vmlinux yourself with the kernel's "
                    "scripts/extract-vmlinux");
       return FALSE;
     }

@@ -16,6 +16,7 @@
 #include <gio/gunixfdlist.h>
 #include <glib/gstdio.h>
 
+#include "bg-build.h"
 #include "bg-client.h"
 #include "bg-disk.h"
 #include "bg-error.h"
@@ -537,9 +538,24 @@ bg_vm_up (BgCli        *cli,
       existing = TRUE;
     }
 
-  image = bg_image_load (images, existing ? r->image : (o->image ? o->image : config->image), error);
+  image = bg_image_load (images, existing ? r->image : (o->image ? o->image : config->image), &local);
+  if (image == NULL && !existing && o->image == NULL &&
+      g_error_matches (local, BG_ERROR, BG_ERROR_NOT_FOUND))
+    {
+      /* The default image is built on first use, after saying so. */
+      BgBuildOptions b = { "bookworm", NULL, NULL, G_GUINT64_CONSTANT (2) << 30 };
+
+      g_clear_error (&local);
+      if (!cli->json)
+        g_printerr ("banger: there is no image \"%s\" yet; building it now with 'banger image build %s' "
+                    "(Debian bookworm, a few minutes, once)\n", config->image, config->image);
+      image = bg_image_build (images, config->image, &b, NULL, NULL, &local);
+    }
   if (image == NULL)
-    return FALSE;
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
 
   sigemptyset (&sa.sa_mask);
   sigaction (SIGINT, &sa, &old_int);

@@ -5,6 +5,7 @@
 #include "bg-cli.h"
 #include "bg-config.h"
 #include "bg-error.h"
+#include "bg-build.h"
 #include "bg-image.h"
 #include "bg-names.h"
 #include "bg-paths.h"
@@ -212,6 +213,106 @@ cmd_import (BgCli    *cli,
   return TRUE;
 }
 
+/* Package names go to mmdebstrap's --include: Debian's rule, so nothing
+ * can pass as an option. */
+static gboolean
+valid_package (const char *p)
+{
+  if (p == NULL || !g_ascii_isalnum (p[0]) || g_ascii_isupper (p[0]) || strlen (p) > 100)
+    return FALSE;
+  for (const char *c = p; *c; c++)
+    if (!(g_ascii_islower (*c) || g_ascii_isdigit (*c) || *c == '+' || *c == '-' || *c == '.'))
+      return FALSE;
+  return TRUE;
+}
+
+static gboolean
+cmd_build (BgCli    *cli,
+           int       argc,
+           char    **argv,
+           GError  **error)
+{
+  g_autofree char *suite = g_strdup ("bookworm"), *mirror = NULL, *packages = NULL, *size = NULL;
+  g_autofree char *dir = bg_paths_images_dir ();
+  g_auto(GStrv) pkgs = NULL;
+  g_autoptr(BgImage) image = NULL;
+  struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
+  BgBuildOptions o = { 0 };
+  GOptionEntry entries[] = {
+    { "suite", 0, 0, G_OPTION_ARG_STRING, &suite, "Debian suite (default bookworm)", "SUITE" },
+    { "mirror", 0, 0, G_OPTION_ARG_STRING, &mirror, "Debian mirror URL (default: Debian's)", "URL" },
+    { "packages", 0, 0, G_OPTION_ARG_STRING, &packages, "More packages, comma-separated", "A,B" },
+    { "size", 0, 0, G_OPTION_ARG_STRING, &size, "Root filesystem size (default 2G)", "SIZE" },
+    { NULL }
+  };
+
+  if (!bg_cli_parse (cli, argv[0], "NAME",
+                     "Build a Debian image without root: mmdebstrap in a user namespace, an ext4\n"
+                     "made with mke2fs -d, the kernel's vmlinux and initrd. Needs a subordinate\n"
+                     "uid range for you in /etc/subuid (usermod --add-subuids).",
+                     entries, &argc, &argv, error) ||
+      !bg_cli_expect_args (argv[0], argc, 1, 1, error) ||
+      !bg_name_validate ("NAME", argv[1], error))
+    return FALSE;
+  for (const char *c = suite; *c; c++)
+    if (!g_ascii_islower (*c) && *c != '-')
+      {
+        g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "--suite: \"%s\" is not a suite name", suite);
+        return FALSE;
+      }
+  if (mirror && !(g_str_has_prefix (mirror, "http://") || g_str_has_prefix (mirror, "https://") ||
+                  g_str_has_prefix (mirror, "file://")) )
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "--mirror: use an http://, https:// or file:// URL");
+      return FALSE;
+    }
+  if (mirror && strpbrk (mirror, " \t\n"))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "--mirror: a URL has no spaces");
+      return FALSE;
+    }
+  if (packages)
+    {
+      pkgs = g_strsplit (packages, ",", -1);
+      for (guint i = 0; pkgs[i]; i++)
+        if (!valid_package (pkgs[i]))
+          {
+            g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "--packages: \"%s\" is not a package name",
+                         pkgs[i]);
+            return FALSE;
+          }
+    }
+  o.size = G_GUINT64_CONSTANT (2) << 30;
+  if (size && (!bg_parse_size (size, &o.size, error) || !bg_validate_disk_size ("--size", o.size, error)))
+    return FALSE;
+  o.suite = suite;
+  o.mirror = mirror;
+  o.packages = pkgs;
+
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGINT, &sa, &old_int);
+  sigaction (SIGTERM, &sa, &old_term);
+  image = bg_image_build (dir, argv[1], &o, show_progress, cli, error);
+  sigaction (SIGINT, &old_int, NULL);
+  sigaction (SIGTERM, &old_term, NULL);
+  if (cli->is_tty && !cli->json)
+    g_printerr ("\r\033[K");
+  if (image == NULL)
+    {
+      if (bg_interrupted)
+        g_prefix_error (error, "build of %s stopped, nothing was kept: ", argv[1]);
+      return FALSE;
+    }
+  if (cli->json)
+    {
+      g_autoptr(JsonNode) node = bg_image_to_json (image);
+      bg_cli_print_json (node);
+    }
+  else
+    g_print ("Built image %s. Start a VM with 'banger vm up --image %s'.\n", image->name, image->name);
+  return TRUE;
+}
+
 static gboolean
 cmd_rm (BgCli    *cli,
         int       argc,
@@ -263,6 +364,7 @@ const BgCommand bg_image_commands[] = {
   { "ls", NULL, "List your images", cmd_ls },
   { "show", "NAME", "Show an image's details", cmd_show },
   { "import", "NAME", "Import a kernel and root filesystem as an image", cmd_import },
+  { "build", "NAME", "Build a Debian image without root", cmd_build },
   { "rm", "NAME", "Remove an image", cmd_rm },
   { NULL }
 };

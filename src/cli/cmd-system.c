@@ -222,15 +222,61 @@ check_config (Check *c)
     c->detail = g_strdup_printf ("%s", config->path);
 }
 
+/* One line per VM that needs attention: its VMM died, or a 'vm up' was
+ * killed halfway. */
+static void
+check_vms (Check *c)
+{
+  g_autoptr(BgStateStore) store = bg_state_store_new_default ();
+  g_autoptr(GPtrArray) problems = NULL;
+  g_autoptr(GPtrArray) records = NULL;
+  g_autoptr(GString) bad = g_string_new (NULL);
+  g_autoptr(GError) error = NULL;
+  guint running = 0;
+
+  c->name = "vms";
+  records = bg_state_store_list (store, &problems, &error);
+  if (records == NULL)
+    {
+      c->detail = g_strdup (error->message);
+      c->hint = g_strdup ("fix or move away the file named");
+      return;
+    }
+  for (guint i = 0; i < records->len; i++)
+    {
+      BgVmRecord *r = records->pdata[i];
+      g_autofree char *state = bg_vm_probe_state (r);
+
+      if (g_str_equal (state, "crashed"))
+        g_string_append_printf (bad, "%s%s crashed (its VMM is gone)", bad->len ? "; " : "", r->name);
+      else if (g_str_equal (state, "creating"))
+        g_string_append_printf (bad, "%s%s is half-made (a 'vm up' was interrupted)", bad->len ? "; " : "", r->name);
+      else if (g_str_equal (state, "running") || g_str_equal (state, "paused"))
+        running++;
+    }
+  for (guint i = 0; i < problems->len; i++)
+    g_string_append_printf (bad, "%s%s", bad->len ? "; " : "", (char *) problems->pdata[i]);
+  if (bad->len > 0)
+    {
+      c->detail = g_strdup (bad->str);
+      c->hint = g_strdup ("'banger system cleanup' removes half-made VMs; 'banger vm start NAME' restarts a "
+                          "crashed one, 'banger vm rm NAME' removes it");
+      return;
+    }
+  c->ok = TRUE;
+  c->detail = g_strdup_printf ("%u VM%s, %u running, none needs attention", records->len,
+                               records->len == 1 ? "" : "s", running);
+}
+
 static gboolean
 cmd_status (BgCli    *cli,
             int       argc,
             char    **argv,
             GError  **error)
 {
-  Check checks[6] = { { 0 } };
+  Check checks[7] = { { 0 } };
   void (*run[]) (Check *) = {
-    check_mechanism, check_polkit, check_kvm, check_firecracker, check_runtime_dir, check_config,
+    check_mechanism, check_polkit, check_kvm, check_firecracker, check_runtime_dir, check_config, check_vms,
   };
   gboolean all_ok = TRUE;
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <gio/gunixinputstream.h>
 
 static char *
 format_memory (guint mib)
@@ -435,6 +436,78 @@ cmd_ssh_config (BgCli *cli, int argc, char **argv, GError **error)
   return TRUE;
 }
 
+static gboolean
+cmd_sync (BgCli *cli, int argc, char **argv, GError **error)
+{
+  g_autoptr(BgConfig) config = NULL;
+  g_autoptr(BgVmRecord) r = NULL;
+  g_autoptr(GPtrArray) files = NULL;
+  g_autoptr(GPtrArray) skipped = NULL;
+  g_autoptr(GSubprocessLauncher) tar_l = NULL, ssh_l = NULL;
+  g_autoptr(GSubprocess) tar = NULL, ssh = NULL;
+  g_autoptr(GString) list = g_string_new (NULL);
+  g_autofree char *kh = bg_known_hosts_path ();
+  g_autofree char *alias = NULL;
+  g_autofree char *real_home = NULL;
+  g_auto(GStrv) ssh_argv = NULL;
+  const char *tar_argv[] = { "tar", "-c", "-C", NULL, "--null", "--no-recursion", "-T", "-", NULL };
+  const char *remote[] = { "tar", "-x", "-C", "~", "--no-same-owner", NULL };
+  GInputStream *tar_out;
+  int pipe_fd;
+
+  if (!parse_name (cli, &argc, &argv,
+                   "Copy the files listed in [sync] paths of banger.conf into the VM's home, over SSH.\n\n"
+                   "Only files below your home are sent, after resolving symlinks.", NULL, error))
+    return FALSE;
+  if ((config = bg_config_load_default (error)) == NULL || (r = load_running (argv[1], error)) == NULL)
+    return FALSE;
+  files = bg_sync_resolve (g_get_home_dir (), config->sync_paths, config->sync_limit, &skipped, error);
+  if (files == NULL)
+    return FALSE;
+  for (guint i = 0; i < skipped->len; i++)
+    bg_cli_warn ("not syncing %s", (char *) skipped->pdata[i]);
+  if (files->len == 0)
+    {
+      g_print ("Nothing to sync: [sync] paths in banger.conf is empty.\n");
+      return TRUE;
+    }
+
+  /* tar reads exactly the resolved files, named relative to the real home
+   * (each was checked to be below it), so it never walks anywhere else. */
+  real_home = realpath (g_get_home_dir (), NULL);
+  tar_argv[3] = real_home;
+  for (guint i = 0; i < files->len; i++)
+    {
+      BgSyncEntry *e = files->pdata[i];
+      g_string_append (list, e->source + strlen (real_home) + 1);
+      g_string_append_c (list, '\0');
+    }
+
+  alias = g_strdup_printf ("%s.%s", r->name, r->domain ? r->domain : "banger");
+  ssh_argv = bg_ssh_build_argv (config->ssh_key, kh, alias, r->guest_user ? r->guest_user : config->guest_user,
+                                r->address, remote, TRUE);
+  tar_l = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  tar = g_subprocess_launcher_spawnv (tar_l, tar_argv, error);
+  if (tar == NULL)
+    return FALSE;
+  tar_out = g_subprocess_get_stdout_pipe (tar);
+  pipe_fd = g_unix_input_stream_get_fd (G_UNIX_INPUT_STREAM (tar_out));
+  ssh_l = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  g_subprocess_launcher_take_stdin_fd (ssh_l, dup (pipe_fd));
+  ssh = g_subprocess_launcher_spawnv (ssh_l, (const char * const *) ssh_argv, error);
+  if (ssh == NULL)
+    return FALSE;
+  g_input_stream_close (tar_out, NULL, NULL);
+  if (!g_subprocess_communicate (tar, g_bytes_new_static (list->str, list->len), NULL, NULL, NULL, error) ||
+      !g_subprocess_wait_check (tar, NULL, error) || !g_subprocess_wait_check (ssh, NULL, error))
+    {
+      g_prefix_error (error, "sync to %s failed: ", r->name);
+      return FALSE;
+    }
+  g_print ("Synced %u file%s to %s.\n", files->len, files->len == 1 ? "" : "s", r->name);
+  return TRUE;
+}
+
 const BgCommand bg_vm_commands[] = {
   { "up", "[NAME]", "Create and start a VM, or start it again", cmd_up },
   { "ls", NULL, "List your VMs", cmd_ls },
@@ -447,6 +520,7 @@ const BgCommand bg_vm_commands[] = {
   { "pause", "NAME", "Pause a VM", cmd_pause },
   { "resume", "NAME", "Resume a paused VM", cmd_resume },
   { "logs", "NAME", "Print a VM's console log", cmd_logs },
+  { "sync", "NAME", "Copy your [sync] files into the VM", cmd_sync },
   { "rm", "NAME", "Remove a VM and everything it has", cmd_rm },
   { NULL }
 };

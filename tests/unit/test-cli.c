@@ -223,7 +223,7 @@ test_cli_system_status_reports_each_check (Fixture *f, gconstpointer data)
   g_autofree char *out2 = NULL, *err2 = NULL;
   g_autoptr(JsonNode) node = NULL;
   JsonArray *checks;
-  const char *expected[] = { "mechanism", "polkit actions", "kvm", "firecracker", "runtime dir", "config" };
+  const char *expected[] = { "mechanism", "polkit actions", "kvm", "firecracker", "runtime dir", "config", "vms" };
   int rc;
 
   rc = run (f, &out, &err, "system", "status", "--json", NULL);

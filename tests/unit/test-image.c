@@ -1,5 +1,6 @@
 #include <elf.h>
 #include <fcntl.h>
+#include <lz4.h>
 #include <lzma.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -80,6 +81,16 @@ squeeze (GBytes *in, const char *method)
     }
   else if (g_str_equal (method, "xz"))
     g_assert_cmpint (lzma_easy_buffer_encode (6, LZMA_CHECK_CRC32, NULL, src, len, out, &n, cap), ==, LZMA_OK);
+  else if (g_str_equal (method, "lz4"))
+    {
+      /* The legacy frame the kernel uses: magic, then size-prefixed blocks. */
+      guint32 magic = GUINT32_TO_LE (0x184C2102), size;
+      int c = LZ4_compress_default ((const char *) src, (char *) out + 8, len, cap - 8);
+      memcpy (out, &magic, 4);
+      size = GUINT32_TO_LE (c);
+      memcpy (out + 4, &size, 4);
+      n = 8 + c;
+    }
   else
     n = ZSTD_compress (out, cap, src, len, 3);
   return g_bytes_new_take (out, n);
@@ -155,7 +166,7 @@ test_kernel_format_detection (Fixture *f, gconstpointer data)
 static void
 test_bzimage_payloads_decompress_to_vmlinux (Fixture *f, gconstpointer data)
 {
-  const char *methods[] = { "gzip", "xz", "zstd" };
+  const char *methods[] = { "gzip", "xz", "zstd", "lz4" };
   g_autoptr(GBytes) elf = fake_vmlinux (EM_X86_64);
 
   for (guint i = 0; i < G_N_ELEMENTS (methods); i++)
