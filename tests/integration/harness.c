@@ -102,6 +102,12 @@ setup_users (void)
     g_error ("groupadd failed");
   create_user (BG_TEST_USER_A);
   create_user (BG_TEST_USER_B);
+  {
+    /* For rootless image builds (unshare --map-auto); userdel drops it. */
+    const char *sub[] = { "usermod", "--add-subuids", "3100000-3165535", "--add-subgids", "3100000-3165535",
+                          BG_TEST_USER_A, NULL };
+    bg_harness_run_argv (sub, NULL, NULL);
+  }
 }
 
 /* ---- supervisor ---- */
@@ -210,6 +216,15 @@ bg_harness_main (int    *argc,
                  char ***argv,
                  void  (*add_tests) (void))
 {
+  return bg_harness_main_full (argc, argv, NULL, add_tests);
+}
+
+int
+bg_harness_main_full (int          *argc,
+                      char       ***argv,
+                      const char *(*prepare) (void),
+                      void        (*add_tests) (void))
+{
   const char *missing;
   pid_t child;
   int status;
@@ -218,6 +233,15 @@ bg_harness_main (int    *argc,
   missing = missing_prerequisite ();
   if (missing != NULL)
     {
+      g_print ("1..0 # SKIP %s\n", missing);
+      return 0;
+    }
+
+  supervisor_pid = getpid ();
+  setup_users ();
+  if (prepare != NULL && (missing = prepare ()) != NULL)
+    {
+      remove_users ();
       g_print ("1..0 # SKIP %s\n", missing);
       return 0;
     }
@@ -234,9 +258,6 @@ bg_harness_main (int    *argc,
       return 0;
     }
   bring_up_loopback ();
-
-  supervisor_pid = getpid ();
-  setup_users ();
   prctl (PR_SET_CHILD_SUBREAPER, 1);
 
   child = fork ();

@@ -34,6 +34,13 @@ typedef struct {
 int           bg_harness_main          (int          *argc,
                                         char       ***argv,
                                         void        (*add_tests) (void));
+/* As bg_harness_main, with @prepare run once the test users exist but
+ * before the process leaves the host's network (e.g. to fetch packages).
+ * Returning a string skips every test with it as the reason. */
+int           bg_harness_main_full     (int          *argc,
+                                        char       ***argv,
+                                        const char *(*prepare) (void),
+                                        void        (*add_tests) (void));
 BgHarness    *bg_harness_start         (guint         idle_timeout);
 void          bg_harness_stop          (BgHarness    *h);
 BgCallResult *bg_harness_call          (BgHarness    *h,

@@ -115,6 +115,22 @@ test_build_makes_a_bootable_image (void)
   g_assert_cmpint (eh->e_machine, ==, EM_X86_64);
   g_assert_no_errno (stat (initrd, &st));
   g_assert_cmpint (st.st_size, >, 1 << 20);
+  /* The initramfs carries the virtio drivers a Firecracker guest needs to
+   * find its root disk (Debian builds them as modules). */
+  {
+    g_autoptr(GFile) file = g_file_new_for_path (initrd);
+    g_autoptr(GInputStream) raw = G_INPUT_STREAM (g_file_read (file, NULL, NULL));
+    g_autoptr(GZlibDecompressor) gz = g_zlib_decompressor_new (G_ZLIB_COMPRESSOR_FORMAT_GZIP);
+    g_autoptr(GInputStream) in = g_converter_input_stream_new (raw, G_CONVERTER (gz));
+    g_autoptr(GOutputStream) mem = g_memory_output_stream_new_resizable ();
+    g_autoptr(GBytes) cpio = NULL;
+
+    g_output_stream_splice (mem, in, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, NULL);
+    cpio = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (mem));
+    /* cpio data holds NULs: memmem, not a string search. */
+    g_assert_nonnull (memmem (g_bytes_get_data (cpio, NULL), g_bytes_get_size (cpio), "virtio_mmio.ko", 14));
+    g_assert_nonnull (memmem (g_bytes_get_data (cpio, NULL), g_bytes_get_size (cpio), "virtio_blk.ko", 13));
+  }
   {
     const char *fsck[] = { "e2fsck", "-fn", rootfs, NULL };
     run_ok (fsck, NULL);
