@@ -105,30 +105,6 @@ write_overlay (const char  *overlay,
   return TRUE;
 }
 
-static gboolean
-write_early (const char  *early,
-             GError     **error)
-{
-  static const struct { const char *path; const char *text; } files[] = {
-    { "etc/initramfs-tools/conf.d/banger.conf", "# banger: no hardware to detect in a chroot\nMODULES=most\n" },
-    { "usr/share/initramfs-tools/modules.d/banger.conf", "virtio_mmio\nvirtio_blk\nvirtio_net\nvirtio_pci\n" },
-  };
-
-  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
-    {
-      g_autofree char *path = g_build_filename (early, files[i].path, NULL);
-      g_autofree char *dir = g_path_get_dirname (path);
-
-      if (g_mkdir_with_parents (dir, 0755) < 0 || !bg_file_replace (path, files[i].text, -1, 0644, error))
-        {
-          if (error && *error == NULL)
-            g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot write %s", path);
-          return FALSE;
-        }
-    }
-  return TRUE;
-}
-
 static char *
 find_boot_file (const char *listing,
                 const char *prefix)
@@ -190,7 +166,6 @@ bg_image_build (const char           *images_dir,
   g_autofree char *work = NULL, *tar = NULL, *tree = NULL, *overlay = NULL, *overlay_src = NULL;
   g_autofree char *rootfs = NULL, *bz = NULL, *vmlinux = NULL, *initrd = NULL;
   g_autofree char *include = NULL, *listing = NULL, *kname = NULL, *iname = NULL, *size = NULL;
-  g_autofree char *early = NULL, *hook = NULL;
   BgImage *image = NULL;
 
   if (!bg_name_validate ("NAME", name, error))
@@ -226,25 +201,10 @@ bg_image_build (const char           *images_dir,
   else
     include = g_strdup ("--include=" BASE_PACKAGES);
 
-  /* The initramfs must carry the virtio drivers Firecracker's devices
-   * need (Debian builds virtio_mmio as a module, and a chroot offers
-   * initramfs-tools no hardware to detect). Placed before the kernel is
-   * installed, with mmdebstrap's own copy-in hook: no shell. */
-  early = g_build_filename (work, "early", NULL);
-  if (!write_early (early, error))
-    goto fail;
-  if (strpbrk (early, " \t\n"))
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED,
-                   "the images directory %s contains whitespace, which mmdebstrap hooks cannot take", images_dir);
-      goto fail;
-    }
-  hook = g_strdup_printf ("--essential-hook=copy-in %s/etc %s/usr /", early, early);
-
   if (progress)
     progress ("bootstrapping Debian with mmdebstrap (downloads packages; a few minutes)", 0, 0, user_data);
   {
-    const char *argv[] = { "mmdebstrap", "--mode=unshare", "--variant=minbase", "--quiet", include, hook,
+    const char *argv[] = { "mmdebstrap", "--mode=unshare", "--variant=minbase", "--quiet", include,
                            o->suite, tar, o->mirror, NULL };
     if (!run (argv, "bootstrap", NULL, error))
       goto fail;
