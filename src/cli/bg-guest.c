@@ -234,9 +234,17 @@ bg_config_drive_build (const BgGuestConfig  *config,
   gsize total = strlen (md) + strlen (ud) + strlen (nc);
   gboolean ok = FALSE;
 
-  tmp = g_dir_make_tmp ("banger-cidata-XXXXXX", error);
-  if (tmp == NULL)
-    return FALSE;
+  /* Next to the drive (in the VM's own directory), so whatever removes
+   * the VM after a crash removes this too. */
+  {
+    g_autofree char *dir = g_path_get_dirname (path);
+    tmp = g_build_filename (dir, ".cidata-XXXXXX", NULL);
+  }
+  if (g_mkdtemp_full (tmp, 0700) == NULL)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s", tmp, g_strerror (errno));
+      return FALSE;
+    }
   /* Room for the files plus FAT overhead; vfat wants some minimum. */
   size_kib = g_strdup_printf ("%" G_GSIZE_FORMAT, MAX ((gsize) 2048, total / 1024 * 2 + 1024));
   g_unlink (path);

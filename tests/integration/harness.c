@@ -799,3 +799,15 @@ bg_harness_use_vmm (BgHarness  *h,
   g_autofree char *conf = g_strdup_printf ("[vmm]\nfirecracker=%s\n", vmm_path);
   bg_harness_write_config (h, "mechanism.conf", conf);
 }
+
+/* Whether the Debian mirror answers, for tests that build images. */
+gboolean
+bg_harness_mirror_reachable (void)
+{
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketConnection) c = NULL;
+
+  g_socket_client_set_timeout (client, 10);
+  c = g_socket_client_connect_to_host (client, "deb.debian.org", 80, NULL, NULL);
+  return c != NULL;
+}

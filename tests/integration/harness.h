@@ -64,6 +64,7 @@ int           bg_harness_run_cli       (BgHarness    *h,
                                         char        **err,
                                         const char   *first_arg,
                                         ...) G_GNUC_NULL_TERMINATED;
+gboolean      bg_harness_mirror_reachable (void);
 void          bg_harness_use_vmm       (BgHarness    *h,
                                         const char   *vmm_path);
 void          bg_harness_write_config  (BgHarness    *h,

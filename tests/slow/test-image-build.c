@@ -9,6 +9,8 @@
 #include <glib/gstdio.h>
 #include <gio/gio.h>
 
+#include "harness.h"
+
 #define USER "bg-test-build"
 
 static char *tmp;
@@ -177,17 +179,6 @@ test_interrupted_build_leaves_nothing (void)
     g_assert_cmpstr (e, ==, "slow");
 }
 
-static gboolean
-mirror_reachable (void)
-{
-  g_autoptr(GSocketClient) client = g_socket_client_new ();
-  g_autoptr(GSocketConnection) c = NULL;
-
-  g_socket_client_set_timeout (client, 10);
-  c = g_socket_client_connect_to_host (client, "deb.debian.org", 80, NULL, NULL);
-  return c != NULL;
-}
-
 int
 main (int argc, char **argv)
 {
@@ -204,7 +195,7 @@ main (int argc, char **argv)
       g_print ("1..0 # SKIP needs mmdebstrap and debugfs\n");
       return 0;
     }
-  if (!mirror_reachable ())
+  if (!bg_harness_mirror_reachable ())
     {
       g_print ("1..0 # SKIP the Debian mirror (deb.debian.org) is not reachable from here\n");
       return 0;
