@@ -195,7 +195,8 @@ network_config (const BgGuestConfig *c)
   MEMBER (b, "routes");
   json_builder_begin_array (b);
   json_builder_begin_object (b);
-  MEMBER (b, "to"); json_builder_add_string_value (b, "default");
+  /* Not "default": cloud-init 22.4 (Debian 12) rejects it. */
+  MEMBER (b, "to"); json_builder_add_string_value (b, "0.0.0.0/0");
   MEMBER (b, "via"); json_builder_add_string_value (b, c->gateway);
   json_builder_end_object (b);
   json_builder_end_array (b);

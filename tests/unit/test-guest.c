@@ -140,6 +140,7 @@ test_config_drive_is_nocloud (Fixture *f, gconstpointer data)
     g_assert_cmpstr (json_array_get_string_element (json_object_get_array_member (eth0, "addresses"), 0),
                      ==, "172.30.0.7/24");
     g_assert_cmpstr (json_object_get_string_member (route, "via"), ==, "172.30.0.1");
+    g_assert_cmpstr (json_object_get_string_member (route, "to"), ==, "0.0.0.0/0");
     g_assert_cmpstr (json_array_get_string_element (json_object_get_array_member (ns, "addresses"), 0),
                      ==, "192.0.2.53");
   }
