@@ -29,7 +29,9 @@
 #include "bg-image.h"
 #include "bg-names.h"
 
-#define BASE_PACKAGES "systemd-sysv,udev,openssh-server,cloud-init,sudo,iproute2,linux-image-cloud-amd64"
+/* ifupdown: cloud-init renders the guest's network for Debian's
+ * networking.service; minbase has no other renderer's service running. */
+#define BASE_PACKAGES "systemd-sysv,udev,openssh-server,cloud-init,sudo,iproute2,ifupdown,linux-image-cloud-amd64"
 
 static gboolean
 run (const char * const  *argv,
