@@ -105,7 +105,7 @@ bg_vm_record_to_json (const BgVmRecord *r)
   add_string (b, "vsock_socket", r->vsock_socket);
   add_string (b, "domain", r->domain);
   add_string (b, "guest_user", r->guest_user);
-  add_int (b, "counter", r->counter);
+  add_int (b, "generation", r->generation);
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }
@@ -217,7 +217,7 @@ bg_vm_record_from_json (JsonNode    *node,
   STR ("vsock_socket", FALSE, vsock_socket);
   STR ("domain", FALSE, domain);
   STR ("guest_user", FALSE, guest_user);
-  INT ("counter", G_MININT64, G_MAXINT64, counter);
+  INT ("generation", 0, G_MAXINT64, generation);
 #undef STR
 #undef INT
 
@@ -432,6 +432,8 @@ bg_state_store_update (BgStateStore       *store,
     current = NULL;
 
   updated->updated_at = g_get_real_time () / G_USEC_PER_SEC;
+  /* Under the lock, so concurrent updates each count once. */
+  updated->generation++;
   ok = bg_state_store_save (store, updated, error);
   bg_vm_record_free (updated);
   return ok;

@@ -29,7 +29,7 @@ typedef struct {
   char    *vsock_socket;
   char    *domain;         /* DNS domain the VM's name lives in */
   char    *guest_user;
-  gint64   counter;        /* free-running update counter, see tests */
+  gint64   generation;     /* bumped by every bg_state_store_update () */
 } BgVmRecord;
 
 BgVmRecord *bg_vm_record_new        (const char  *name);
