@@ -190,11 +190,16 @@ main (int argc, char **argv)
       g_print ("1..0 # SKIP needs root to make a test user with a subordinate uid range\n");
       return 0;
     }
-  if (!g_find_program_in_path ("mmdebstrap") || !g_find_program_in_path ("debugfs"))
-    {
-      g_print ("1..0 # SKIP needs mmdebstrap and debugfs\n");
-      return 0;
-    }
+  {
+    g_autofree char *mmdebstrap = g_find_program_in_path ("mmdebstrap");
+    g_autofree char *debugfs = g_find_program_in_path ("debugfs");
+
+    if (mmdebstrap == NULL || debugfs == NULL)
+      {
+        g_print ("1..0 # SKIP needs mmdebstrap and debugfs\n");
+        return 0;
+      }
+  }
   if (!bg_harness_mirror_reachable ())
     {
       g_print ("1..0 # SKIP the Debian mirror (deb.debian.org) is not reachable from here\n");
