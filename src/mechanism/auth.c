@@ -48,6 +48,8 @@ call_free (BgCall *call)
   g_clear_object (&call->invocation);
   g_clear_object (&call->details);
   g_free (call->action);
+  g_free (call->target_kind);
+  g_free (call->target_name);
   g_free (call);
   bg_daemon_release (daemon);
 }
@@ -254,4 +256,56 @@ bg_call_check_owner (BgCall     *call,
   polkit_details_insert (details, "banger.kind", resource->kind);
   check_polkit (call, ADMIN_ACTION, details, TRUE, func);
   g_object_unref (details);
+}
+
+static BgResource *
+lookup_target (BgCall *call)
+{
+  BgResource *r = bg_registry_lookup (bg_daemon_get_registry (call->daemon), call->target_kind,
+                                      call->target_name);
+
+  if (r == NULL)
+    bg_call_return_gerror (call, BG_ERROR, BG_ERROR_NOT_FOUND, "%s: no %s named %s",
+                           call->target_field, call->target_kind, call->target_name);
+  return r;
+}
+
+static void
+act_on_target (BgCall *call)
+{
+  /* Looked up again: another call may have removed it while polkit was
+   * asked about this one. */
+  BgResource *r = lookup_target (call);
+  GError *error = NULL;
+
+  if (r == NULL)
+    return;
+  if (!call->target_func (call, r, &error))
+    {
+      bg_call_return_error (call, error);
+      return;
+    }
+  bg_call_return_value (call, NULL);
+}
+
+/* The shape of every method that acts on one recorded resource: the
+ * resource @kind/@name must exist (NotFound, naming @field), be the
+ * caller's or polkit must grant org.banger.admin (NotOwner); then @func
+ * runs and the call is answered, empty on success. */
+void
+bg_call_act_on_owned (BgCall         *call,
+                      const char     *field,
+                      const char     *kind,
+                      const char     *name,
+                      BgResourceFunc  func)
+{
+  BgResource *r;
+
+  call->target_field = field;
+  call->target_kind = g_strdup (kind);
+  call->target_name = g_strdup (name);
+  call->target_func = func;
+  r = lookup_target (call);
+  if (r != NULL)
+    bg_call_check_owner (call, r, act_on_target);
 }

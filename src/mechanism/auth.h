@@ -12,6 +12,9 @@ typedef struct _BgDaemon BgDaemon;
 typedef struct _BgCall   BgCall;
 
 typedef void (*BgCallFunc) (BgCall *call);
+typedef gboolean (*BgResourceFunc) (BgCall      *call,
+                                    BgResource  *resource,
+                                    GError     **error);
 
 /* One method call in flight: who made it, what it may do, and the work to
  * run once authorized. The daemon is held (no idle exit) until the call
@@ -25,6 +28,11 @@ struct _BgCall {
   BgCallFunc             func;
   gpointer               data;
   GDestroyNotify         data_free;
+  /* For bg_call_act_on_owned (). */
+  const char            *target_field;
+  char                  *target_kind;
+  char                  *target_name;
+  BgResourceFunc         target_func;
 };
 
 BgCall  *bg_call_new            (BgDaemon               *daemon,
@@ -39,6 +47,11 @@ void     bg_call_authorize      (BgCall                 *call,
 void     bg_call_check_owner    (BgCall                 *call,
                                  BgResource             *resource,
                                  BgCallFunc              func);
+void     bg_call_act_on_owned   (BgCall                 *call,
+                                 const char             *field,
+                                 const char             *kind,
+                                 const char             *name,
+                                 BgResourceFunc          func);
 void     bg_call_return_value   (BgCall                 *call,
                                  GVariant               *value);
 void     bg_call_return_error   (BgCall                 *call,

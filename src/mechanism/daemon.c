@@ -240,39 +240,21 @@ release_data_free (ReleaseData *d)
   g_free (d);
 }
 
-static void
-release_owned (BgCall *call)
+/* A BgResourceFunc that undoes the resource: ReleaseResource, DetachLoop. */
+gboolean
+bg_daemon_release_for_call (BgCall      *call,
+                            BgResource  *resource,
+                            GError     **error)
 {
-  ReleaseData *d = call->data;
-  BgResource *r = bg_registry_lookup (call->daemon->registry, d->kind, d->name);
-  GError *error = NULL;
-
-  /* Looked up again: another call may have released it meanwhile. */
-  if (r == NULL)
-    {
-      bg_call_return_gerror (call, BG_ERROR, BG_ERROR_NOT_FOUND, "name: no %s named %s", d->kind, d->name);
-      return;
-    }
-  if (!bg_daemon_release_resource (call->daemon, r, &error))
-    {
-      bg_call_return_error (call, error);
-      return;
-    }
-  bg_call_return_value (call, NULL);
+  return bg_daemon_release_resource (call->daemon, resource, error);
 }
 
 static void
 release_authorized (BgCall *call)
 {
   ReleaseData *d = call->data;
-  BgResource *r = bg_registry_lookup (call->daemon->registry, d->kind, d->name);
 
-  if (r == NULL)
-    {
-      bg_call_return_gerror (call, BG_ERROR, BG_ERROR_NOT_FOUND, "name: no %s named %s", d->kind, d->name);
-      return;
-    }
-  bg_call_check_owner (call, r, release_owned);
+  bg_call_act_on_owned (call, "name", d->kind, d->name, bg_daemon_release_for_call);
 }
 
 static gboolean

@@ -50,6 +50,10 @@ const char      *bg_daemon_get_state_dir (BgDaemon              *daemon);
 void             bg_daemon_test_hook     (BgDaemon              *daemon,
                                           const char            *step);
 const BgResourceKind *bg_daemon_lookup_kind (const char         *kind);
+struct _BgCall;
+gboolean         bg_daemon_release_for_call (struct _BgCall     *call,
+                                             BgResource         *resource,
+                                             GError            **error);
 gboolean         bg_daemon_release_resource (BgDaemon           *daemon,
                                              BgResource         *resource,
                                              GError            **error);

@@ -1281,39 +1281,21 @@ handle_create_tap (BgMechanism1          *skeleton,
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
-static void
-delete_tap_owned (BgCall *call)
+static gboolean
+delete_tap (BgCall      *call,
+            BgResource  *tap,
+            GError     **error)
 {
-  TapData *d = call->data;
-  BgNetwork *network = bg_daemon_get_network (call->daemon);
-  BgResource *r = bg_registry_lookup (bg_daemon_get_registry (call->daemon), "tap", d->tap);
-  GError *error = NULL;
-
-  if (r == NULL)
-    {
-      bg_call_return_gerror (call, BG_ERROR, BG_ERROR_NOT_FOUND, "tap: no tap named %s", d->tap);
-      return;
-    }
-  if (!bg_daemon_release_resource (call->daemon, r, &error) || !write_hosts (network, &error))
-    {
-      bg_call_return_error (call, error);
-      return;
-    }
-  bg_call_return_value (call, NULL);
+  return bg_daemon_release_resource (call->daemon, tap, error) &&
+         write_hosts (bg_daemon_get_network (call->daemon), error);
 }
 
 static void
 delete_tap_authorized (BgCall *call)
 {
   TapData *d = call->data;
-  BgResource *r = bg_registry_lookup (bg_daemon_get_registry (call->daemon), "tap", d->tap);
 
-  if (r == NULL)
-    {
-      bg_call_return_gerror (call, BG_ERROR, BG_ERROR_NOT_FOUND, "tap: no tap named %s", d->tap);
-      return;
-    }
-  bg_call_check_owner (call, r, delete_tap_owned);
+  bg_call_act_on_owned (call, "tap", "tap", d->tap, delete_tap);
 }
 
 static gboolean

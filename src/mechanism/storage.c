@@ -274,37 +274,11 @@ bad:
 }
 
 static void
-detach_owned (BgCall *call)
-{
-  LoopData *d = call->data;
-  BgResource *r = bg_registry_lookup (bg_daemon_get_registry (call->daemon), "loop", d->device);
-  GError *error = NULL;
-
-  if (r == NULL)
-    {
-      bg_call_return_gerror (call, BG_ERROR, BG_ERROR_NOT_FOUND, "device: no loop device %s of banger's", d->device);
-      return;
-    }
-  if (!bg_daemon_release_resource (call->daemon, r, &error))
-    {
-      bg_call_return_error (call, error);
-      return;
-    }
-  bg_call_return_value (call, NULL);
-}
-
-static void
 detach_authorized (BgCall *call)
 {
   LoopData *d = call->data;
-  BgResource *r = bg_registry_lookup (bg_daemon_get_registry (call->daemon), "loop", d->device);
 
-  if (r == NULL)
-    {
-      bg_call_return_gerror (call, BG_ERROR, BG_ERROR_NOT_FOUND, "device: no loop device %s of banger's", d->device);
-      return;
-    }
-  bg_call_check_owner (call, r, detach_owned);
+  bg_call_act_on_owned (call, "device", "loop", d->device, bg_daemon_release_for_call);
 }
 
 static gboolean

@@ -860,39 +860,12 @@ kill_data_free (KillData *d)
   g_free (d);
 }
 
-static void
-kill_owned (BgCall *call)
+static gboolean
+kill_vm (BgCall      *call,
+         BgResource  *vm,
+         GError     **error)
 {
-  KillData *d = call->data;
-  BgVms *vms = bg_daemon_get_vms (call->daemon);
-  BgResource *r = bg_registry_lookup (bg_daemon_get_registry (call->daemon), "vm", d->id);
-  GError *error = NULL;
-
-  if (r == NULL)
-    {
-      bg_call_return_gerror (call, BG_ERROR, BG_ERROR_NOT_FOUND, "vm_name: no running VM %s", d->id);
-      return;
-    }
-  if (!kill_vm_resource (vms, r, &error))
-    {
-      bg_call_return_error (call, error);
-      return;
-    }
-  bg_call_return_value (call, NULL);
-}
-
-static void
-kill_authorized (BgCall *call)
-{
-  KillData *d = call->data;
-  BgResource *r = bg_registry_lookup (bg_daemon_get_registry (call->daemon), "vm", d->id);
-
-  if (r == NULL)
-    {
-      bg_call_return_gerror (call, BG_ERROR, BG_ERROR_NOT_FOUND, "vm_name: no running VM %s", d->id);
-      return;
-    }
-  bg_call_check_owner (call, r, kill_owned);
+  return kill_vm_resource (bg_daemon_get_vms (call->daemon), vm, error);
 }
 
 static void
@@ -914,7 +887,7 @@ kill_resolved (BgCall *call)
           g_free (id);
         }
     }
-  kill_authorized (call);
+  bg_call_act_on_owned (call, "vm_name", "vm", d->id, kill_vm);
 }
 
 static gboolean
