@@ -811,3 +811,29 @@ bg_harness_mirror_reachable (void)
   c = g_socket_client_connect_to_host (client, "deb.debian.org", 80, NULL, NULL);
   return c != NULL;
 }
+
+/* Builds image @name with `banger image build` as test user A, in a home
+ * of its own (returned; the caller removes it). For a prepare step: it
+ * needs the Debian mirror, so it runs before the harness leaves the
+ * network. */
+char *
+bg_harness_build_image (const char *name)
+{
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+  char *home = g_dir_make_tmp ("banger-it-image-XXXXXX", NULL);
+  g_autofree char *uid = g_strdup_printf ("--reuid=%u", pw->pw_uid);
+  g_autofree char *gid = g_strdup_printf ("--regid=%u", pw->pw_gid);
+  g_autofree char *err = NULL;
+  g_auto(GStrv) envp = g_environ_setenv (g_get_environ (), "HOME", home, TRUE);
+  const char *argv[] = { "setpriv", uid, gid, "--init-groups", "--", g_getenv ("BANGER_CLI"),
+                         "image", "build", name, NULL };
+  int status;
+
+  g_chmod (home, 0755);
+  g_assert_no_errno (chown (home, pw->pw_uid, pw->pw_gid));
+  envp = g_environ_setenv (envp, "XDG_RUNTIME_DIR", home, TRUE);
+  if (!g_spawn_sync (home, (char **) argv, envp, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
+                     NULL, &err, &status, NULL) || !g_spawn_check_wait_status (status, NULL))
+    g_error ("image build failed: %s", err);
+  return home;
+}

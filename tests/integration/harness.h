@@ -65,6 +65,7 @@ int           bg_harness_run_cli       (BgHarness    *h,
                                         const char   *first_arg,
                                         ...) G_GNUC_NULL_TERMINATED;
 gboolean      bg_harness_mirror_reachable (void);
+char         *bg_harness_build_image   (const char   *name);
 void          bg_harness_use_vmm       (BgHarness    *h,
                                         const char   *vmm_path);
 void          bg_harness_write_config  (BgHarness    *h,

@@ -77,29 +77,12 @@ run (const char *first, ...)
 }
 
 /* Test setup that must work, or the test proves nothing. */
-#define must(...) g_free (must_run (__VA_ARGS__))
-static char *
-must_run (const char *first, ...) G_GNUC_NULL_TERMINATED;
-
-static char *
-must_run (const char *first, ...)
-{
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  const char *a;
-  char *out = NULL;
-  int status;
-  va_list ap;
-
-  va_start (ap, first);
-  for (a = first; a != NULL; a = va_arg (ap, const char *))
-    g_ptr_array_add (argv, (char *) a);
-  va_end (ap);
-  g_ptr_array_add (argv, NULL);
-  bg_harness_run_argv ((const char * const *) argv->pdata, &out, &status);
-  if (status != 0)
-    g_error ("test setup failed: %s ... exited %d", first, status);
-  return out;
-}
+#define must(...) G_STMT_START { \
+    char *_out = run (__VA_ARGS__); \
+    if (_out == NULL) \
+      g_error ("test setup failed: %s", #__VA_ARGS__); \
+    g_free (_out); \
+  } G_STMT_END
 
 static gboolean
 link_exists (const char *name)

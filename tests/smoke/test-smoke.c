@@ -18,27 +18,9 @@ static char *prep_home;
 static const char *
 prepare (void)
 {
-  struct passwd *pw = getpwnam (BG_TEST_USER_A);
-  g_autofree char *uid = NULL, *gid = NULL, *err = NULL;
-  g_auto(GStrv) envp = NULL;
-  int status;
-
   if (!bg_harness_mirror_reachable ())
     return "the Debian mirror (deb.debian.org) is not reachable: cannot build an image";
-  prep_home = g_dir_make_tmp ("banger-it-smoke-XXXXXX", NULL);
-  g_chmod (prep_home, 0755);
-  g_assert_no_errno (chown (prep_home, pw->pw_uid, pw->pw_gid));
-  uid = g_strdup_printf ("--reuid=%u", pw->pw_uid);
-  gid = g_strdup_printf ("--regid=%u", pw->pw_gid);
-  envp = g_environ_setenv (g_get_environ (), "HOME", prep_home, TRUE);
-  envp = g_environ_setenv (envp, "XDG_RUNTIME_DIR", prep_home, TRUE);
-  {
-    const char *argv[] = { "setpriv", uid, gid, "--init-groups", "--", g_getenv ("BANGER_CLI"),
-                           "image", "build", "default", NULL };
-    if (!g_spawn_sync (prep_home, (char **) argv, envp, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL,
-                       NULL, NULL, &err, &status, NULL) || !g_spawn_check_wait_status (status, NULL))
-      g_error ("image build failed: %s", err);
-  }
+  prep_home = bg_harness_build_image ("default");
   return NULL;
 }
 
