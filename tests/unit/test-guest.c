@@ -9,6 +9,7 @@
 
 #include "bg-error.h"
 #include "bg-guest.h"
+#include "guest-sample.h"
 
 typedef struct {
   char *tmp;
@@ -29,42 +30,6 @@ teardown (Fixture *f, gconstpointer data)
   g_free (f->tmp);
 }
 
-static char *
-run_out (const char * const *argv)
-{
-  g_auto(GStrv) envp = g_environ_setenv (g_get_environ (), "MTOOLS_SKIP_CHECK", "1", TRUE);
-  char *out = NULL;
-  int status;
-
-  g_assert_true (g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL,
-                               NULL, NULL, &out, NULL, &status, NULL));
-  if (!g_spawn_check_wait_status (status, NULL))
-    g_clear_pointer (&out, g_free);
-  return out;
-}
-
-static BgGuestConfig *
-sample_config (void)
-{
-  BgGuestConfig *c = g_new0 (BgGuestConfig, 1);
-  const char *dns[] = { "192.0.2.53", NULL };
-  const char *keys[] = { "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2xMg banger", NULL };
-
-  c->name = g_strdup ("devbox");
-  c->domain = g_strdup ("banger");
-  c->user = g_strdup ("dev");
-  c->address = g_strdup ("172.30.0.7");
-  c->prefix = 24;
-  c->gateway = g_strdup ("172.30.0.1");
-  c->mac = g_strdup ("02:aa:bb:cc:dd:ee");
-  c->dns = g_strdupv ((char **) dns);
-  c->authorized_keys = g_strdupv ((char **) keys);
-  c->host_key_private = g_strdup ("-----BEGIN OPENSSH PRIVATE KEY-----\nabc\"quote\n-----END OPENSSH PRIVATE KEY-----\n");
-  c->host_key_public = g_strdup ("ssh-ed25519 AAAAhost banger-host");
-  c->instance_id = g_strdup ("banger-devbox-1");
-  return c;
-}
-
 static JsonObject *
 parse_object (const char *text)
 {
@@ -79,45 +44,32 @@ parse_object (const char *text)
 static void
 test_config_drive_is_nocloud (Fixture *f, gconstpointer data)
 {
-  g_autoptr(BgGuestConfig) c = sample_config ();
+  g_autoptr(BgGuestConfig) c = bg_test_sample_config ();
   g_autofree char *drive = g_build_filename (f->tmp, "cidata.img", NULL);
   g_autofree char *gitconfig = g_build_filename (f->tmp, ".gitconfig", NULL);
   g_autoptr(GPtrArray) files = g_ptr_array_new ();
   g_autofree char *label = NULL, *meta = NULL, *user = NULL, *net = NULL;
   g_autoptr(JsonObject) m = NULL, u = NULL, n = NULL;
   BgSyncEntry entry = { gitconfig, (char *) ".gitconfig", 0640, FALSE };
-  pid_t pid;
-  int status;
 
   g_assert_true (g_file_set_contents (gitconfig, "[user]\n\tname = Dev\n", -1, NULL));
   g_assert_no_errno (chmod (gitconfig, 0644));
   g_ptr_array_add (files, &entry);
 
-  /* Built by an unprivileged process: no mount, no root. */
-  pid = fork ();
-  if (pid == 0)
-    {
-      g_autoptr(GError) error = NULL;
-      if (geteuid () == 0 && (chown (f->tmp, 65534, 65534) < 0 || setresgid (65534, 65534, 65534) < 0 ||
-                              setresuid (65534, 65534, 65534) < 0))
-        _exit (3);
-      _exit (bg_config_drive_build (c, files, drive, &error) ? 0 : 1);
-    }
-  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
-  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+  bg_test_build_drive (f->tmp, c, files, drive);
 
   {
     const char *argv[] = { "fatlabel", drive, NULL };
-    label = run_out (argv);
+    label = bg_test_run_out (argv);
     g_assert_cmpstr (g_strstrip (label), ==, "CIDATA");
   }
   {
     const char *a1[] = { "mtype", "-i", drive, "::/meta-data", NULL };
     const char *a2[] = { "mtype", "-i", drive, "::/user-data", NULL };
     const char *a3[] = { "mtype", "-i", drive, "::/network-config", NULL };
-    meta = run_out (a1);
-    user = run_out (a2);
-    net = run_out (a3);
+    meta = bg_test_run_out (a1);
+    user = bg_test_run_out (a2);
+    net = bg_test_run_out (a3);
   }
   g_assert_nonnull (meta);
   g_assert_nonnull (user);
@@ -170,7 +122,7 @@ static gboolean
 kh_finds (const char *kh, const char *host)
 {
   const char *argv[] = { "ssh-keygen", "-F", host, "-f", kh, NULL };
-  g_autofree char *out = run_out (argv);
+  g_autofree char *out = bg_test_run_out (argv);
   return out != NULL && *out != '\0';
 }
 

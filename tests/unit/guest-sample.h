@@ -1,0 +1,13 @@
+#pragma once
+
+#include "bg-guest.h"
+
+/* A guest configuration and config drive shared by the tests of the CLI
+ * side (test-guest) and of the guest side (test-guest-setup): both must
+ * agree on the same documents. */
+BgGuestConfig *bg_test_sample_config (void);
+void           bg_test_build_drive   (const char          *dir,
+                                      const BgGuestConfig *config,
+                                      GPtrArray           *files,
+                                      const char          *drive);
+char          *bg_test_run_out       (const char * const  *argv);
