@@ -5,8 +5,12 @@
  * 2. The tarball is extracted inside `unshare --map-auto --map-root-user`,
  *    so its files stay root-owned as seen from inside; device nodes are
  *    skipped (devtmpfs provides them at boot).
- * 3. banger's guest configuration (NoCloud only, serial console, the root
- *    filesystem in fstab) is copied over the tree, in the same mapping.
+ * 3. banger's guest configuration is copied over the tree, in the same
+ *    mapping: banger-guest-setup (built with banger, run by a oneshot unit
+ *    at every boot, it applies the config drive without cloud-init) or,
+ *    with --cloud-init, cloud-init limited to the NoCloud drive; the root
+ *    filesystem in fstab; sshd offering only the pinned host key. Host
+ *    keys the package scripts made are not copied into the image.
  * 4. mke2fs -d builds the ext4 image from the tree, again in the same
  *    mapping, so owners inside the image are root's (Debian 12's mke2fs
  *    takes a directory, not a tarball).
@@ -29,9 +33,47 @@
 #include "bg-image.h"
 #include "bg-names.h"
 
+#define COMMON_PACKAGES "systemd-sysv,udev,openssh-server,sudo,iproute2,linux-image-cloud-amd64"
+/* What banger-guest-setup links against (it is built on this host:
+ * the suite must not be older than the host's). */
+#define SETUP_PACKAGES COMMON_PACKAGES ",libglib2.0-0,libjson-glib-1.0-0,libnl-route-3-200"
 /* ifupdown: cloud-init renders the guest's network for Debian's
  * networking.service; minbase has no other renderer's service running. */
-#define BASE_PACKAGES "systemd-sysv,udev,openssh-server,cloud-init,sudo,iproute2,ifupdown,linux-image-cloud-amd64"
+#define CLOUD_INIT_PACKAGES COMMON_PACKAGES ",cloud-init,ifupdown"
+
+#define GUEST_SETUP_IN_IMAGE "/usr/libexec/banger/banger-guest-setup"
+#define GUEST_SETUP_UNIT "/usr/lib/systemd/system/banger-guest-setup.service"
+
+/* Early, so that sshd and anything networked start configured; after
+ * local-fs.target, because it writes /etc and the user's home. */
+static const char guest_setup_unit[] =
+  "[Unit]\n"
+  "Description=banger guest configuration from the CIDATA drive\n"
+  "Documentation=man:banger(1)\n"
+  "DefaultDependencies=no\n"
+  "After=local-fs.target systemd-remount-fs.service\n"
+  "Before=sysinit.target network-pre.target ssh.service systemd-user-sessions.service\n"
+  "Wants=network-pre.target\n"
+  "\n"
+  "[Service]\n"
+  "Type=oneshot\n"
+  "RemainAfterExit=yes\n"
+  "ExecStart=" GUEST_SETUP_IN_IMAGE "\n"
+  "StandardOutput=journal+console\n"
+  "StandardError=journal+console\n"
+  "\n"
+  "[Install]\n"
+  "WantedBy=sysinit.target\n";
+
+/* The applier banger copies into images: the installed one, or (for an
+ * uninstalled build) the one $BANGER_GUEST_SETUP names. */
+char *
+bg_build_guest_setup_path (void)
+{
+  const char *env = g_getenv ("BANGER_GUEST_SETUP");
+
+  return g_strdup (env && *env ? env : BG_LIBEXECDIR "/banger/banger-guest-setup");
+}
 
 static gboolean
 run (const char * const  *argv,
@@ -77,33 +119,102 @@ run (const char * const  *argv,
 /* argv prefix for "as root inside the user's own subuid mapping". */
 #define USERNS "unshare", "--map-auto", "--map-root-user", "--"
 
+/* The overlay is copied with its modes (cp --preserve=mode): every
+ * directory on the way must be 0755 whatever the umask, or the copy would
+ * make /etc unreadable in the guest. */
 static gboolean
-write_overlay (const char  *overlay,
+overlay_mkdirs (const char  *overlay,
+                const char  *rel_dir,
+                GError     **error)
+{
+  g_auto(GStrv) parts = g_strsplit (rel_dir, "/", -1);
+  g_autofree char *path = g_strdup (overlay);
+
+  for (guint i = 0; parts[i]; i++)
+    {
+      char *next;
+
+      if (*parts[i] == '\0' || g_str_equal (parts[i], "."))
+        continue;
+      next = g_build_filename (path, parts[i], NULL);
+      g_free (path);
+      path = next;
+      if ((g_mkdir (path, 0755) < 0 && errno != EEXIST) || g_chmod (path, 0755) < 0)
+        {
+          g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s", path, g_strerror (errno));
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static gboolean
+overlay_write (const char  *overlay,
+               const char  *rel,
+               const char  *data,
+               gssize       len,
+               int          mode,
                GError     **error)
 {
+  g_autofree char *dir = g_path_get_dirname (rel);
+  g_autofree char *path = g_build_filename (overlay, rel, NULL);
+
+  return overlay_mkdirs (overlay, dir, error) && bg_file_replace (path, data, len, mode, error);
+}
+
+static gboolean
+write_overlay (const char            *overlay,
+               const BgBuildOptions  *o,
+               const char            *guest_setup,
+               GError               **error)
+{
   static const struct { const char *path; const char *text; } files[] = {
-    /* Only the NoCloud config drive, never the network metadata services. */
-    { "etc/cloud/cloud.cfg.d/90-banger.cfg",
-      "# banger: configuration comes from the NoCloud drive (label CIDATA)\n"
-      "datasource_list: [ NoCloud, None ]\n" },
     { "etc/fstab", "/dev/vda / ext4 rw,relatime,errors=remount-ro 0 1\n" },
     { "etc/hostname", "banger\n" },
     /* Firecracker has no RTC battery and one serial console. */
     { "etc/systemd/timesyncd.conf.d/banger.conf", "[Time]\nFallbackNTP=\n" },
+    /* Only the key banger pinned for this VM; never passwords or root. */
+    { "etc/ssh/sshd_config.d/50-banger.conf",
+      "# banger: the host key is the one pinned on the host before first boot\n"
+      "HostKey /etc/ssh/ssh_host_ed25519_key\n"
+      "PasswordAuthentication no\n"
+      "KbdInteractiveAuthentication no\n"
+      "PermitRootLogin no\n" },
   };
 
-  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
+  if (g_chmod (overlay, 0755) < 0)
     {
-      g_autofree char *path = g_build_filename (overlay, files[i].path, NULL);
-      g_autofree char *dir = g_path_get_dirname (path);
-
-      if (g_mkdir_with_parents (dir, 0755) < 0 || !bg_file_replace (path, files[i].text, -1, 0644, error))
-        {
-          if (error && *error == NULL)
-            g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot write %s", path);
-          return FALSE;
-        }
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot chmod %s: %s", overlay, g_strerror (errno));
+      return FALSE;
     }
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
+    if (!overlay_write (overlay, files[i].path, files[i].text, -1, 0644, error))
+      return FALSE;
+
+  if (o->cloud_init)
+    /* Only the NoCloud config drive, never the network metadata services. */
+    return overlay_write (overlay, "etc/cloud/cloud.cfg.d/90-banger.cfg",
+                          "# banger: configuration comes from the NoCloud drive (label CIDATA)\n"
+                          "datasource_list: [ NoCloud, None ]\n", -1, 0644, error);
+
+  {
+    g_autofree char *binary = NULL;
+    g_autofree char *link = g_build_filename (overlay, "etc/systemd/system/sysinit.target.wants",
+                                              "banger-guest-setup.service", NULL);
+    gsize len;
+
+    if (!g_file_get_contents (guest_setup, &binary, &len, error))
+      return FALSE;
+    if (!overlay_write (overlay, GUEST_SETUP_IN_IMAGE + 1, binary, len, 0755, error) ||
+        !overlay_write (overlay, GUEST_SETUP_UNIT + 1, guest_setup_unit, -1, 0644, error) ||
+        !overlay_mkdirs (overlay, "etc/systemd/system/sysinit.target.wants", error))
+      return FALSE;
+    if (symlink (GUEST_SETUP_UNIT, link) < 0)
+      {
+        g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s", link, g_strerror (errno));
+        return FALSE;
+      }
+  }
   return TRUE;
 }
 
@@ -168,6 +279,8 @@ bg_image_build (const char           *images_dir,
   g_autofree char *work = NULL, *tar = NULL, *tree = NULL, *overlay = NULL, *overlay_src = NULL;
   g_autofree char *rootfs = NULL, *bz = NULL, *vmlinux = NULL, *initrd = NULL;
   g_autofree char *include = NULL, *listing = NULL, *kname = NULL, *iname = NULL, *size = NULL;
+  g_autofree char *guest_setup = NULL;
+  const char *base = o->cloud_init ? CLOUD_INIT_PACKAGES : SETUP_PACKAGES;
   BgImage *image = NULL;
 
   if (!bg_name_validate ("NAME", name, error))
@@ -181,6 +294,18 @@ bg_image_build (const char           *images_dir,
         return NULL;
       }
   }
+  /* Checked before minutes of bootstrapping, not after. */
+  if (!o->cloud_init)
+    {
+      guest_setup = bg_build_guest_setup_path ();
+      if (!g_file_test (guest_setup, G_FILE_TEST_IS_EXECUTABLE))
+        {
+          g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED,
+                       "banger's guest applier %s is missing: reinstall banger, set BANGER_GUEST_SETUP "
+                       "to a built banger-guest-setup, or build with --cloud-init", guest_setup);
+          return NULL;
+        }
+    }
   g_mkdir_with_parents (images_dir, 0700);
   work = g_strdup_printf ("%s/.build-%s-XXXXXX", images_dir, name);
   if (g_mkdtemp_full (work, 0700) == NULL)
@@ -198,10 +323,10 @@ bg_image_build (const char           *images_dir,
   if (o->packages && o->packages[0])
     {
       g_autofree char *extra = g_strjoinv (",", o->packages);
-      include = g_strdup_printf ("--include=" BASE_PACKAGES ",%s", extra);
+      include = g_strdup_printf ("--include=%s,%s", base, extra);
     }
   else
-    include = g_strdup ("--include=" BASE_PACKAGES);
+    include = g_strdup_printf ("--include=%s", base);
 
   if (progress)
     progress ("bootstrapping Debian with mmdebstrap (downloads packages; a few minutes)", 0, 0, user_data);
@@ -217,7 +342,10 @@ bg_image_build (const char           *images_dir,
   if (g_mkdir (tree, 0755) < 0)
     goto io_fail;
   {
-    const char *argv[] = { USERNS, "tar", "-C", tree, "--exclude=./dev/*", "-xf", tar, NULL };
+    /* Host keys made by openssh-server's package script would be the
+     * same in every VM: each VM gets its own pinned key at first boot. */
+    const char *argv[] = { USERNS, "tar", "-C", tree, "--exclude=./dev/*", "--exclude=./etc/ssh/ssh_host_*",
+                           "-xf", tar, NULL };
     if (!run (argv, "unpack", NULL, error))
       goto fail;
   }
@@ -225,11 +353,12 @@ bg_image_build (const char           *images_dir,
 
   if (progress)
     progress ("adding banger's guest configuration", 0, 0, user_data);
-  if (!write_overlay (overlay, error))
+  if (!write_overlay (overlay, o, guest_setup, error))
     goto fail;
   overlay_src = g_strdup_printf ("%s/.", overlay);
   {
-    const char *argv[] = { USERNS, "cp", "-r", "--no-preserve=ownership", overlay_src, tree, NULL };
+    const char *argv[] = { USERNS, "cp", "-r", "--preserve=mode", "--no-preserve=ownership", overlay_src, tree,
+                           NULL };
     if (!run (argv, "configure", NULL, error))
       goto fail;
   }
@@ -288,7 +417,8 @@ bg_image_build (const char           *images_dir,
   if (image != NULL)
     {
       g_free (image->source);
-      image->source = g_strdup_printf ("build: Debian %s (mmdebstrap), %s", o->suite, include + 10);
+      image->source = g_strdup_printf ("build: Debian %s (mmdebstrap), guest configured by %s, packages %s",
+                                       o->suite, o->cloud_init ? "cloud-init" : "banger-guest-setup", include + 10);
     }
   remove_tree (work);
   return image;

@@ -9,7 +9,10 @@ typedef struct {
   const char *mirror;     /* NULL: the distribution's default */
   char      **packages;   /* extra packages */
   guint64     size;       /* root filesystem size */
+  gboolean    cloud_init; /* configure guests with cloud-init, not banger-guest-setup */
 } BgBuildOptions;
+
+char    *bg_build_guest_setup_path (void);
 
 BgImage *bg_image_build (const char           *images_dir,
                          const char           *name,

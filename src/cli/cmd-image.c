@@ -238,18 +238,24 @@ cmd_build (BgCli    *cli,
   g_autoptr(BgImage) image = NULL;
   struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
   BgBuildOptions o = { 0 };
+  gboolean cloud_init = FALSE;
   GOptionEntry entries[] = {
     { "suite", 0, 0, G_OPTION_ARG_STRING, &suite, "Debian suite (default bookworm)", "SUITE" },
     { "mirror", 0, 0, G_OPTION_ARG_STRING, &mirror, "Debian mirror URL (default: Debian's)", "URL" },
     { "packages", 0, 0, G_OPTION_ARG_STRING, &packages, "More packages, comma-separated", "A,B" },
     { "size", 0, 0, G_OPTION_ARG_STRING, &size, "Root filesystem size (default 2G)", "SIZE" },
+    { "cloud-init", 0, 0, G_OPTION_ARG_NONE, &cloud_init,
+      "Configure guests with cloud-init instead of banger-guest-setup (slower boots)", NULL },
     { NULL }
   };
 
   if (!bg_cli_parse (cli, argv[0], "NAME",
                      "Build a Debian image without root: mmdebstrap in a user namespace, an ext4\n"
                      "made with mke2fs -d, the kernel's vmlinux and initrd. Needs a subordinate\n"
-                     "uid range for you in /etc/subuid (usermod --add-subuids).",
+                     "uid range for you in /etc/subuid (usermod --add-subuids). Guests are\n"
+                     "configured at boot by banger-guest-setup, which reads the VM's config drive;\n"
+                     "--cloud-init uses cloud-init for that instead. The suite must not be older\n"
+                     "than this host's Debian (banger-guest-setup is built here).",
                      entries, &argc, &argv, error) ||
       !bg_cli_expect_args (argv[0], argc, 1, 1, error) ||
       !bg_name_validate ("NAME", argv[1], error))
@@ -288,6 +294,7 @@ cmd_build (BgCli    *cli,
   o.suite = suite;
   o.mirror = mirror;
   o.packages = pkgs;
+  o.cloud_init = cloud_init;
 
   sigemptyset (&sa.sa_mask);
   sigaction (SIGINT, &sa, &old_int);
