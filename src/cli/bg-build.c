@@ -162,8 +162,8 @@ overlay_write (const char  *overlay,
   return overlay_mkdirs (overlay, dir, error) && bg_file_replace (path, data, len, mode, error);
 }
 
-static gboolean
-write_overlay (const char            *overlay,
+gboolean
+bg_build_write_overlay (const char            *overlay,
                const BgBuildOptions  *o,
                const char            *guest_setup,
                GError               **error)
@@ -353,7 +353,9 @@ bg_image_build (const char           *images_dir,
 
   if (progress)
     progress ("adding banger's guest configuration", 0, 0, user_data);
-  if (!write_overlay (overlay, o, guest_setup, error))
+  if (g_mkdir (overlay, 0755) < 0)
+    goto io_fail;
+  if (!bg_build_write_overlay (overlay, o, guest_setup, error))
     goto fail;
   overlay_src = g_strdup_printf ("%s/.", overlay);
   {

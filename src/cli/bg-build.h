@@ -13,6 +13,10 @@ typedef struct {
 } BgBuildOptions;
 
 char    *bg_build_guest_setup_path (void);
+gboolean bg_build_write_overlay    (const char           *overlay,
+                                    const BgBuildOptions *options,
+                                    const char           *guest_setup,
+                                    GError              **error);
 
 BgImage *bg_image_build (const char           *images_dir,
                          const char           *name,

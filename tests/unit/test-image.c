@@ -8,6 +8,7 @@
 #include <zstd.h>
 #include <glib/gstdio.h>
 
+#include "bg-build.h"
 #include "bg-disk.h"
 #include "bg-error.h"
 #include "bg-image.h"
@@ -126,7 +127,9 @@ make_ext4 (Fixture *f, const char *name, const char *size)
   const char *argv[] = { "mke2fs", "-q", "-F", "-t", "ext4", path, size, NULL };
   int status;
 
-  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
+  /* Its "Creating regular file" line would break the TAP stream. */
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
+                               NULL, NULL, NULL, NULL,
                                &status, NULL));
   g_assert_true (g_spawn_check_wait_status (status, NULL));
   return path;
@@ -376,11 +379,156 @@ test_strategy_selection (Fixture *f, gconstpointer data)
   g_assert_cmpint (fd, <, 0);
 }
 
+/* Every path in @dir with its type and mode, sorted, one per line. */
+static void
+list_tree (const char *dir,
+           const char *rel,
+           GPtrArray  *out)
+{
+  g_autofree char *path = g_build_filename (dir, rel, NULL);
+  g_autoptr(GDir) d = g_dir_open (path, 0, NULL);
+  const char *e;
+
+  while (d && (e = g_dir_read_name (d)) != NULL)
+    {
+      g_autofree char *child_rel = *rel ? g_build_filename (rel, e, NULL) : g_strdup (e);
+      g_autofree char *child = g_build_filename (dir, child_rel, NULL);
+      struct stat st;
+
+      g_assert_no_errno (lstat (child, &st));
+      if (S_ISLNK (st.st_mode))
+        {
+          g_autofree char *target = g_file_read_link (child, NULL);
+          g_ptr_array_add (out, g_strdup_printf ("%s -> %s", child_rel, target));
+        }
+      else
+        g_ptr_array_add (out, g_strdup_printf ("%s %s %04o", child_rel, S_ISDIR (st.st_mode) ? "dir" : "file",
+                                               st.st_mode & 07777));
+      if (S_ISDIR (st.st_mode))
+        list_tree (dir, child_rel, out);
+    }
+}
+
+static int
+compare_lines (gconstpointer a,
+               gconstpointer b)
+{
+  return strcmp (*(const char * const *) a, *(const char * const *) b);
+}
+
+static char *
+overlay_listing (Fixture    *f,
+                 const char *name,
+                 gboolean    cloud_init)
+{
+  g_autofree char *overlay = g_build_filename (f->tmp, name, NULL);
+  g_autofree char *setup_bin = g_build_filename (f->tmp, "banger-guest-setup", NULL);
+  g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GError) error = NULL;
+  BgBuildOptions o = { .suite = "bookworm", .cloud_init = cloud_init };
+
+  g_assert_true (g_file_set_contents (setup_bin, "\177ELF the applier", -1, NULL));
+  g_assert_no_errno (g_mkdir (overlay, 0700));
+  g_assert_true (bg_build_write_overlay (overlay, &o, setup_bin, &error));
+  g_assert_no_error (error);
+  list_tree (overlay, "", lines);
+  g_ptr_array_sort (lines, compare_lines);
+  g_ptr_array_add (lines, NULL);
+  return g_strjoinv ("\n", (char **) lines->pdata);
+}
+
+/* What `image build` lays over the bootstrapped system, for both ways of
+ * configuring guests; copied with its modes, so the modes are part of it
+ * (the CLI runs with umask 077). */
+static void
+test_build_overlay (Fixture *f, gconstpointer data)
+{
+  mode_t old = umask (077);
+  g_autofree char *setup = overlay_listing (f, "setup", FALSE);
+  g_autofree char *cloud = overlay_listing (f, "cloud", TRUE);
+  g_autofree char *unit = NULL;
+  g_autofree char *unit_path = g_build_filename (f->tmp, "setup/usr/lib/systemd/system/banger-guest-setup.service",
+                                                 NULL);
+
+  umask (old);
+  g_assert_cmpstr (setup, ==,
+    "etc dir 0755\n"
+    "etc/fstab file 0644\n"
+    "etc/hostname file 0644\n"
+    "etc/ssh dir 0755\n"
+    "etc/ssh/sshd_config.d dir 0755\n"
+    "etc/ssh/sshd_config.d/50-banger.conf file 0644\n"
+    "etc/systemd dir 0755\n"
+    "etc/systemd/system dir 0755\n"
+    "etc/systemd/system/sysinit.target.wants dir 0755\n"
+    "etc/systemd/system/sysinit.target.wants/banger-guest-setup.service -> "
+      "/usr/lib/systemd/system/banger-guest-setup.service\n"
+    "etc/systemd/timesyncd.conf.d dir 0755\n"
+    "etc/systemd/timesyncd.conf.d/banger.conf file 0644\n"
+    "usr dir 0755\n"
+    "usr/lib dir 0755\n"
+    "usr/lib/systemd dir 0755\n"
+    "usr/lib/systemd/system dir 0755\n"
+    "usr/lib/systemd/system/banger-guest-setup.service file 0644\n"
+    "usr/libexec dir 0755\n"
+    "usr/libexec/banger dir 0755\n"
+    "usr/libexec/banger/banger-guest-setup file 0755");
+  g_assert_cmpstr (cloud, ==,
+    "etc dir 0755\n"
+    "etc/cloud dir 0755\n"
+    "etc/cloud/cloud.cfg.d dir 0755\n"
+    "etc/cloud/cloud.cfg.d/90-banger.cfg file 0644\n"
+    "etc/fstab file 0644\n"
+    "etc/hostname file 0644\n"
+    "etc/ssh dir 0755\n"
+    "etc/ssh/sshd_config.d dir 0755\n"
+    "etc/ssh/sshd_config.d/50-banger.conf file 0644\n"
+    "etc/systemd dir 0755\n"
+    "etc/systemd/timesyncd.conf.d dir 0755\n"
+    "etc/systemd/timesyncd.conf.d/banger.conf file 0644");
+
+  /* The unit runs the copied applier before sshd and the network. */
+  g_assert_true (g_file_get_contents (unit_path, &unit, NULL, NULL));
+  g_assert_nonnull (strstr (unit, "ExecStart=/usr/libexec/banger/banger-guest-setup\n"));
+  g_assert_nonnull (strstr (unit, "Before=sysinit.target network-pre.target ssh.service"));
+  g_assert_nonnull (strstr (unit, "WantedBy=sysinit.target\n"));
+  {
+    g_autofree char *copied = NULL;
+    g_autofree char *path = g_build_filename (f->tmp, "setup/usr/libexec/banger/banger-guest-setup", NULL);
+    g_assert_true (g_file_get_contents (path, &copied, NULL, NULL));
+    g_assert_cmpstr (copied, ==, "\177ELF the applier");
+  }
+}
+
+static void
+test_build_needs_the_applier (Fixture *f, gconstpointer data)
+{
+  g_autofree char *missing = g_build_filename (f->tmp, "no-such-applier", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BgImage) image = NULL;
+  BgBuildOptions o = { .suite = "bookworm", .size = 1 << 30 };
+
+  g_setenv ("BANGER_GUEST_SETUP", missing, TRUE);
+  image = bg_image_build (f->tmp, "img", &o, NULL, NULL, &error);
+  g_unsetenv ("BANGER_GUEST_SETUP");
+  g_assert_null (image);
+  g_assert_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED);
+  g_assert_nonnull (strstr (error->message, "no-such-applier is missing"));
+  g_assert_nonnull (strstr (error->message, "--cloud-init"));
+  /* Refused before anything was made. */
+  {
+    g_autoptr(GDir) d = g_dir_open (f->tmp, 0, NULL);
+    g_assert_null (g_dir_read_name (d));
+  }
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
 #define ADD(path, fn) g_test_add (path, Fixture, NULL, setup, fn, teardown)
+  ADD ("/image/build-overlay", test_build_overlay);
+  ADD ("/image/build-needs-the-applier", test_build_needs_the_applier);
   ADD ("/image/kernel-format-detection", test_kernel_format_detection);
   ADD ("/image/bzimage-payloads-decompress-to-vmlinux", test_bzimage_payloads_decompress_to_vmlinux);
   ADD ("/image/rootfs-must-be-ext4", test_rootfs_must_be_ext4);
