@@ -156,6 +156,75 @@ show_progress (const char *stage,
   last_stage = g_strdup (stage);
 }
 
+/* import and build: Ctrl-C stops the work (the job removes what it
+ * made), the progress line is cleared, and the result is printed. */
+typedef BgImage *(*ImageJob) (BgCli    *cli,
+                              gpointer  data,
+                              GError  **error);
+
+static gboolean
+run_image_job (BgCli       *cli,
+               const char  *what,
+               const char  *done,
+               const char  *name,
+               ImageJob     job,
+               gpointer     data,
+               GError     **error)
+{
+  struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
+  g_autoptr(BgImage) image = NULL;
+
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGINT, &sa, &old_int);
+  sigaction (SIGTERM, &sa, &old_term);
+  image = job (cli, data, error);
+  sigaction (SIGINT, &old_int, NULL);
+  sigaction (SIGTERM, &old_term, NULL);
+  if (cli->is_tty && !cli->json)
+    g_printerr ("\r\033[K");
+  if (image == NULL)
+    {
+      if (bg_interrupted)
+        g_prefix_error (error, "%s of %s stopped, nothing was kept: ", what, name);
+      return FALSE;
+    }
+  if (cli->json)
+    {
+      g_autoptr(JsonNode) node = bg_image_to_json (image);
+      bg_cli_print_json (node);
+    }
+  else
+    g_print ("%s image %s. Start a VM with 'banger vm up --image %s'.\n", done, image->name, image->name);
+  return TRUE;
+}
+
+typedef struct {
+  const char *dir, *name, *kernel, *rootfs, *initrd, *cmdline;
+} ImportJob;
+
+static BgImage *
+import_job (BgCli    *cli,
+            gpointer  data,
+            GError  **error)
+{
+  ImportJob *j = data;
+  return bg_image_import (j->dir, j->name, j->kernel, j->rootfs, j->initrd, j->cmdline, show_progress, cli, error);
+}
+
+typedef struct {
+  const char *dir, *name;
+  const BgBuildOptions *options;
+} BuildJob;
+
+static BgImage *
+build_job (BgCli    *cli,
+           gpointer  data,
+           GError  **error)
+{
+  BuildJob *j = data;
+  return bg_image_build (j->dir, j->name, j->options, show_progress, cli, error);
+}
+
 static gboolean
 cmd_import (BgCli    *cli,
             int       argc,
@@ -164,8 +233,6 @@ cmd_import (BgCli    *cli,
 {
   g_autofree char *kernel = NULL, *rootfs = NULL, *initrd = NULL, *cmdline = NULL;
   g_autofree char *dir = bg_paths_images_dir ();
-  g_autoptr(BgImage) image = NULL;
-  struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
   GOptionEntry entries[] = {
     { "kernel", 0, 0, G_OPTION_ARG_FILENAME, &kernel, "The kernel: an x86-64 vmlinux, or a bzImage (gzip, xz or zstd) to extract one from", "FILE" },
     { "rootfs", 0, 0, G_OPTION_ARG_FILENAME, &rootfs, "The root filesystem: an ext4 image", "FILE" },
@@ -188,29 +255,10 @@ cmd_import (BgCli    *cli,
       return FALSE;
     }
 
-  sigemptyset (&sa.sa_mask);
-  sigaction (SIGINT, &sa, &old_int);
-  sigaction (SIGTERM, &sa, &old_term);
-  image = bg_image_import (dir, argv[1], kernel, rootfs, initrd, cmdline, show_progress, cli, error);
-  sigaction (SIGINT, &old_int, NULL);
-  sigaction (SIGTERM, &old_term, NULL);
-  if (cli->is_tty && !cli->json)
-    g_printerr ("\r\033[K");
-  if (image == NULL)
-    {
-      if (bg_interrupted)
-        g_prefix_error (error, "import of %s stopped, nothing was kept: ", argv[1]);
-      return FALSE;
-    }
-
-  if (cli->json)
-    {
-      g_autoptr(JsonNode) node = bg_image_to_json (image);
-      bg_cli_print_json (node);
-    }
-  else
-    g_print ("Imported image %s. Start a VM with 'banger vm up --image %s'.\n", image->name, image->name);
-  return TRUE;
+  {
+    ImportJob job = { dir, argv[1], kernel, rootfs, initrd, cmdline };
+    return run_image_job (cli, "import", "Imported", argv[1], import_job, &job, error);
+  }
 }
 
 /* Package names go to mmdebstrap's --include: Debian's rule, so nothing
@@ -235,8 +283,6 @@ cmd_build (BgCli    *cli,
   g_autofree char *suite = g_strdup ("bookworm"), *mirror = NULL, *packages = NULL, *size = NULL;
   g_autofree char *dir = bg_paths_images_dir ();
   g_auto(GStrv) pkgs = NULL;
-  g_autoptr(BgImage) image = NULL;
-  struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
   BgBuildOptions o = { 0 };
   gboolean cloud_init = FALSE;
   GOptionEntry entries[] = {
@@ -296,28 +342,10 @@ cmd_build (BgCli    *cli,
   o.packages = pkgs;
   o.cloud_init = cloud_init;
 
-  sigemptyset (&sa.sa_mask);
-  sigaction (SIGINT, &sa, &old_int);
-  sigaction (SIGTERM, &sa, &old_term);
-  image = bg_image_build (dir, argv[1], &o, show_progress, cli, error);
-  sigaction (SIGINT, &old_int, NULL);
-  sigaction (SIGTERM, &old_term, NULL);
-  if (cli->is_tty && !cli->json)
-    g_printerr ("\r\033[K");
-  if (image == NULL)
-    {
-      if (bg_interrupted)
-        g_prefix_error (error, "build of %s stopped, nothing was kept: ", argv[1]);
-      return FALSE;
-    }
-  if (cli->json)
-    {
-      g_autoptr(JsonNode) node = bg_image_to_json (image);
-      bg_cli_print_json (node);
-    }
-  else
-    g_print ("Built image %s. Start a VM with 'banger vm up --image %s'.\n", image->name, image->name);
-  return TRUE;
+  {
+    BuildJob job = { dir, argv[1], &o };
+    return run_image_job (cli, "build", "Built", argv[1], build_job, &job, error);
+  }
 }
 
 static gboolean
