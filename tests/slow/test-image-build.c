@@ -19,10 +19,12 @@ static char *home;
 static void
 run_ok (const char * const *argv, char **out)
 {
-  int status;
+  /* Output not asked for must not reach the TAP stream. */
+  GSpawnFlags flags = G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL | (out ? 0 : G_SPAWN_STDOUT_TO_DEV_NULL);
   g_autoptr(GError) error = NULL;
+  int status;
 
-  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, flags, NULL, NULL,
                      out, NULL, &status, &error) || !g_spawn_check_wait_status (status, NULL))
     g_error ("%s failed", argv[0]);
 }
@@ -91,7 +93,8 @@ test_build_makes_a_bootable_image (void)
   g_autofree char *vmlinux = g_build_filename (dir, "vmlinux", NULL);
   g_autofree char *rootfs = g_build_filename (dir, "rootfs.ext4", NULL);
   g_autofree char *initrd = g_build_filename (dir, "initrd.img", NULL);
-  g_autofree char *sshd = NULL, *cloud = NULL, *shadow = NULL, *header = NULL;
+  g_autofree char *sshd = NULL, *cloud = NULL, *shadow = NULL, *header = NULL, *setup = NULL, *wants = NULL;
+  g_autofree char *hostname = NULL, *ssh_dir = NULL, *json = NULL;
   const char *args[] = { "image", "build", "slow", "--size", "1536M", NULL };
   GString *err = g_string_new (NULL);
   char buf[4096];
@@ -139,8 +142,28 @@ test_build_makes_a_bootable_image (void)
   }
   sshd = debugfs_stat (rootfs, "/usr/sbin/sshd");
   g_assert_nonnull (strstr (sshd, "Type: regular"));
+  /* Guests configure themselves with banger-guest-setup, not cloud-init:
+   * the applier, its libraries and its enabled unit are in the image. */
   cloud = debugfs_stat (rootfs, "/usr/bin/cloud-init");
-  g_assert_nonnull (strstr (cloud, "Type: regular"));
+  g_assert_null (strstr (cloud, "Type:"));
+  setup = debugfs_stat (rootfs, "/usr/libexec/banger/banger-guest-setup");
+  g_assert_nonnull (strstr (setup, "Type: regular"));
+  g_assert_nonnull (strstr (setup, "Mode:  0755"));
+  g_assert_nonnull (strstr (setup, "User:     0"));
+  wants = debugfs_stat (rootfs, "/etc/systemd/system/sysinit.target.wants/banger-guest-setup.service");
+  g_assert_nonnull (strstr (wants, "Type: symlink"));
+  json = debugfs_stat (rootfs, "/usr/lib/x86_64-linux-gnu/libjson-glib-1.0.so.0");
+  g_assert_nonnull (strstr (json, "Type: symlink"));
+  /* The overlay kept its modes despite the CLI's umask 077. */
+  hostname = debugfs_stat (rootfs, "/etc/hostname");
+  g_assert_nonnull (strstr (hostname, "Mode:  0644"));
+  /* No host key made during the build: each VM gets its pinned one. */
+  {
+    const char *argv[] = { "debugfs", "-R", "ls -l /etc/ssh", rootfs, NULL };
+    run_ok (argv, &ssh_dir);
+    g_assert_nonnull (strstr (ssh_dir, "sshd_config.d"));
+    g_assert_null (strstr (ssh_dir, "ssh_host_"));
+  }
   /* Made without root, yet owners inside the image are root's. */
   shadow = debugfs_stat (rootfs, "/etc/shadow");
   g_assert_nonnull (strstr (shadow, "Mode:  0640"));

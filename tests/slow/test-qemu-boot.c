@@ -2,7 +2,9 @@
  * QEMU (software emulation, -M microvm: virtio-mmio devices like
  * Firecracker's) boots the VM that `banger vm up` made with the test VMM:
  * its own disk, config drive, kernel, initrd and tap, on the banger
- * bridge. `banger vm ssh NAME` must then work with the pinned host key.
+ * bridge. The image configures itself with banger-guest-setup (no
+ * cloud-init): `banger vm ssh NAME` must then work with the pinned host
+ * key, as the user the drive asked for, with the synced file in its home.
  * QEMU is a test instrument here, never a product path. */
 #include <pwd.h>
 #include <signal.h>
@@ -59,6 +61,22 @@ test_guest_boots_and_answers_ssh (void)
   bg_harness_use_vmm (h, g_getenv ("BANGER_TEST_VMM"));
   g_assert_cmpint (bg_harness_run_cli (h, BG_TEST_USER_A, &o, &e, "image", "import", "default", "--kernel", kernel,
                                        "--rootfs", rootfs, "--initrd", initrd, NULL), ==, 0);
+  /* A file to sync at first boot (written in the guest as the user). */
+  {
+    struct passwd *pw = getpwnam (BG_TEST_USER_A);
+    g_autofree char *home = g_strdup_printf ("%s/home-%s", h->tmp, BG_TEST_USER_A);
+    g_autofree char *config = g_build_filename (home, ".config", NULL);
+    g_autofree char *bconfig = g_build_filename (config, "banger", NULL);
+    g_autofree char *conf = g_build_filename (bconfig, "banger.conf", NULL);
+    g_autofree char *gitconfig = g_build_filename (home, ".gitconfig", NULL);
+    const char *paths[] = { config, bconfig, conf, gitconfig };
+
+    g_assert_no_errno (g_mkdir_with_parents (bconfig, 0700));
+    g_assert_true (g_file_set_contents (conf, "[sync]\npaths=~/.gitconfig\n", -1, NULL));
+    g_assert_true (g_file_set_contents (gitconfig, "[user]\n\tname = Synced From The Host\n", -1, NULL));
+    for (guint k = 0; k < G_N_ELEMENTS (paths); k++)
+      g_assert_no_errno (chown (paths[k], pw->pw_uid, pw->pw_gid));
+  }
 
   /* banger makes everything: disk, config drive, tap, name, keys. */
   if (bg_harness_run_cli (h, BG_TEST_USER_A, &up, &up_err, "vm", "up", "qguest", "--no-wait", "--disk", "3G",
@@ -100,13 +118,18 @@ test_guest_boots_and_answers_ssh (void)
 
   /* Software emulation is slow and its early timer calibration is
    * sensitive to a busy host: stay quiet (read the console once a second)
-   * until cloud-init says it finished, then ask for SSH. */
+   * until banger-guest-setup says it is done, then ask for SSH. */
   for (i = 0; i < 900; i++)
     {
       g_autofree char *log = NULL;
-      if (g_file_get_contents (console, &log, NULL, NULL) && strstr (log, "Cloud-init v.") &&
-          strstr (log, "finished at"))
-        break;
+      const char *done = NULL;
+      if (g_file_get_contents (console, &log, NULL, NULL) &&
+          (done = strstr (log, "banger-guest-setup: qguest configured in")) != NULL)
+        {
+          g_autofree char *line = g_strndup (done, strcspn (done, "\r\n"));
+          g_test_message ("%s; about %d s after QEMU started (TCG)", line, i);
+          break;
+        }
       if (waitpid (qemu, NULL, WNOHANG) == qemu)
         break;
       g_usleep (G_USEC_PER_SEC);
@@ -116,7 +139,7 @@ test_guest_boots_and_answers_ssh (void)
       g_clear_pointer (&so, g_free);
       g_clear_pointer (&se, g_free);
       if (bg_harness_run_cli (h, BG_TEST_USER_A, &so, &se, "vm", "ssh", "qguest", "--", "cat", "/etc/hostname",
-                              NULL) == 0)
+                              ".gitconfig", NULL) == 0)
         break;
       if (waitpid (qemu, NULL, WNOHANG) == qemu)
         break;
@@ -124,12 +147,15 @@ test_guest_boots_and_answers_ssh (void)
     }
   kill (qemu, SIGKILL);
   waitpid (qemu, NULL, 0);
-  if (so == NULL || strstr (so, "qguest") == NULL)
+  if (so == NULL || !g_str_has_prefix (so, "qguest\n"))
     {
       g_autofree char *log = NULL;
       g_file_get_contents (console, &log, NULL, NULL);
       g_error ("no SSH into the guest (%s); console:\n%s", se ? se : "", log ? log + MAX (0, (int) strlen (log) - 4000) : "");
     }
+
+  /* The synced file, written at first boot in the user's home. */
+  g_assert_nonnull (strstr (so, "\tname = Synced From The Host\n"));
 
   /* The host resolves NAME.banger to it. */
   hosts = g_build_filename (h->run_dir, "hosts", NULL);
