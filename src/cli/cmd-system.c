@@ -8,6 +8,7 @@
 #include "bg-cli.h"
 #include "bg-client.h"
 #include "bg-config.h"
+#include "bg-build.h"
 #include "bg-error.h"
 #include "bg-guest.h"
 #include "bg-paths.h"
@@ -179,6 +180,24 @@ check_firecracker (Check *c)
   c->detail = g_strdup_printf ("%s (%s): %s", path, source, out);
 }
 
+/* Copied into every image `image build` makes (without --cloud-init). */
+static void
+check_guest_setup (Check *c)
+{
+  g_autofree char *path = bg_build_guest_setup_path ();
+
+  c->name = "guest setup";
+  if (!g_file_test (path, G_FILE_TEST_IS_EXECUTABLE) || g_file_test (path, G_FILE_TEST_IS_DIR))
+    {
+      c->detail = g_strdup_printf ("%s is missing: 'banger image build' cannot put it into images", path);
+      c->hint = g_strdup ("reinstall banger (tools/bootstrap), set BANGER_GUEST_SETUP to a built "
+                          "banger-guest-setup, or build images with --cloud-init");
+      return;
+    }
+  c->ok = TRUE;
+  c->detail = g_strdup_printf ("%s (copied into built images)", path);
+}
+
 static void
 check_runtime_dir (Check *c)
 {
@@ -274,9 +293,10 @@ cmd_status (BgCli    *cli,
             char    **argv,
             GError  **error)
 {
-  Check checks[7] = { { 0 } };
+  Check checks[8] = { { 0 } };
   void (*run[]) (Check *) = {
-    check_mechanism, check_polkit, check_kvm, check_firecracker, check_runtime_dir, check_config, check_vms,
+    check_mechanism, check_polkit, check_kvm, check_firecracker, check_guest_setup, check_runtime_dir,
+    check_config, check_vms,
   };
   gboolean all_ok = TRUE;
 

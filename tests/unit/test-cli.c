@@ -223,7 +223,8 @@ test_cli_system_status_reports_each_check (Fixture *f, gconstpointer data)
   g_autofree char *out2 = NULL, *err2 = NULL;
   g_autoptr(JsonNode) node = NULL;
   JsonArray *checks;
-  const char *expected[] = { "mechanism", "polkit actions", "kvm", "firecracker", "runtime dir", "config", "vms" };
+  const char *expected[] = { "mechanism", "polkit actions", "kvm", "firecracker", "guest setup", "runtime dir",
+                             "config", "vms" };
   int rc;
 
   rc = run (f, &out, &err, "system", "status", "--json", NULL);
@@ -245,9 +246,25 @@ test_cli_system_status_reports_each_check (Fixture *f, gconstpointer data)
   g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (checks, 0), "status"),
                    ==, "missing");
   g_assert_cmpint (rc, ==, 1);
-  /* The runtime dir is the private one we provided. */
+  /* The guest applier is the built one the test environment names. */
   g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (checks, 4), "status"),
                    ==, "ok");
+  /* The runtime dir is the private one we provided. */
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (checks, 5), "status"),
+                   ==, "ok");
+  {
+    g_autofree char *o = NULL, *e = NULL;
+    g_autoptr(JsonNode) n = NULL;
+    JsonObject *c;
+
+    f->envp = g_environ_setenv (f->envp, "BANGER_GUEST_SETUP", "/nonexistent/banger-guest-setup", TRUE);
+    run (f, &o, &e, "system", "status", "--json", NULL);
+    n = parse_json (o);
+    c = json_array_get_object_element (json_object_get_array_member (json_node_get_object (n), "checks"), 4);
+    g_assert_cmpstr (json_object_get_string_member (c, "status"), ==, "missing");
+    g_assert_nonnull (strstr (json_object_get_string_member (c, "detail"), "/nonexistent/banger-guest-setup"));
+    g_assert_nonnull (strstr (json_object_get_string_member (c, "hint"), "--cloud-init"));
+  }
 
   g_assert_cmpint (run (f, &out2, &err2, "system", "status", NULL), ==, 1);
   g_assert_nonnull (strstr (out2, "mechanism"));
