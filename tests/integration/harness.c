@@ -784,7 +784,9 @@ bg_harness_run_cli (BgHarness   *h,
   va_end (ap);
   g_ptr_array_add (argv, NULL);
 
-  if (!g_spawn_sync (home, (char **) argv->pdata, envp, G_SPAWN_SEARCH_PATH, NULL, NULL, out, err,
+  /* Output nobody asked for must not land in the TAP stream. */
+  if (!g_spawn_sync (home, (char **) argv->pdata, envp,
+                     G_SPAWN_SEARCH_PATH | (out ? 0 : G_SPAWN_STDOUT_TO_DEV_NULL), NULL, NULL, out, err,
                      &status, &error))
     g_error ("%s", error->message);
   return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
