@@ -355,6 +355,50 @@ launch_and_start (BgVmRecord  *r,
   return TRUE;
 }
 
+/* What a new VM needs that owes nothing to the mechanism: its disk and
+ * the keys. It runs in a thread while the main thread waits on the
+ * polkit-checked network calls, which is most of their time. */
+typedef struct {
+  const char *rootfs;
+  const char *disk;
+  BgDiskMode  mode;
+  guint64     bytes;
+  const char *client_key;
+  const char *dir;
+  BgDiskMode  used;
+  char       *host_key_private;
+  char       *host_key_public;
+  GError     *error;
+} LocalWork;
+
+static gpointer
+local_work_run (gpointer data)
+{
+  LocalWork *w = data;
+
+  if (bg_disk_create (w->rootfs, w->disk, w->mode, w->bytes, &w->used, NULL, NULL, &w->error) &&
+      bg_ssh_ensure_client_key (w->client_key, &w->error))
+    bg_ssh_generate_host_key (w->dir, &w->host_key_private, &w->host_key_public, &w->error);
+  return NULL;
+}
+
+/* Joins the thread once; its error only if there is none already. */
+static gboolean
+local_work_join (GThread   **thread,
+                 LocalWork  *w,
+                 GError    **error)
+{
+  if (*thread != NULL)
+    g_thread_join (g_steal_pointer (thread));
+  if (w->error == NULL)
+    return TRUE;
+  if (error != NULL && *error == NULL)
+    g_propagate_error (error, g_steal_pointer (&w->error));
+  else
+    g_clear_error (&w->error);
+  return FALSE;
+}
+
 static gboolean
 make_new_vm (BgStateStore *store,
              BgVmRecord   *r,
@@ -376,16 +420,22 @@ make_new_vm (BgStateStore *store,
   g_autofree char *alias = NULL;
   const char *domain = "banger";
   g_autofree const char **dns = NULL;
-  BgDiskMode used;
+  LocalWork work = { image->rootfs, disk, config->disk_mode, r->disk_bytes, config->ssh_key, dir };
+  g_autoptr(GThread) thread = NULL;
+  gboolean ok = FALSE;
   KnownHost *k;
   guint32 ip;
+
+  /* Every return below joins it first: the undo stack removes the
+   * directory it writes into. */
+  thread = g_thread_new ("banger-local", local_work_run, &work);
 
   progress_step (p, "setting up the network");
   test_hook ("network");
   net = bg_client_call ("EnsureNetwork", g_variant_new_parsed ("(@a{sv} {},)"), G_VARIANT_TYPE ("(a{sv})"),
                         NULL, NULL, error);
   if (net == NULL || !check_interrupt (error))
-    return FALSE;
+    goto out;
   info = g_variant_get_child_value (net, 0);
   g_variant_lookup (info, "domain", "&s", &domain);
   g_variant_lookup (info, "dns", "^a&s", &dns);
@@ -395,7 +445,7 @@ make_new_vm (BgStateStore *store,
   test_hook ("tap");
   tap = bg_client_call ("CreateTap", g_variant_new ("(s)", r->name), G_VARIANT_TYPE ("(ssssu)"), NULL, NULL, error);
   if (tap == NULL)
-    return FALSE;
+    goto out;
   g_variant_get (tap, "(ssssu)", &r->tap, &r->address, &r->gateway, &r->mac, &r->prefix);
   push_undo (undo, undo_delete_tap, g_strdup (r->tap), g_free);
   if (inet_pton (AF_INET, r->address, &ip) == 1)
@@ -403,36 +453,35 @@ make_new_vm (BgStateStore *store,
   /* Saved as each resource appears, so a kill at any later step leaves a
    * record that names everything to clean up. */
   if (!bg_state_store_save (store, r, error) || !check_interrupt (error))
-    return FALSE;
+    goto out;
 
+  /* Made meanwhile by the thread: these steps wait for what is left. */
   progress_step (p, "making the root disk");
   test_hook ("disk");
-  if (!bg_disk_create (image->rootfs, disk, config->disk_mode, r->disk_bytes, &used, NULL, NULL, error))
-    return FALSE;
-  r->disk_mode = g_strdup (bg_disk_mode_to_string (used));
+  if (!local_work_join (&thread, &work, error))
+    goto out;
+  r->disk_mode = g_strdup (bg_disk_mode_to_string (work.used));
   if (!check_interrupt (error))
-    return FALSE;
+    goto out;
 
   progress_step (p, "pinning keys");
   test_hook ("keys");
-  if (!bg_ssh_ensure_client_key (config->ssh_key, error))
-    return FALSE;
   g_ptr_array_add (keys, bg_ssh_read_public_key (config->ssh_key, error));
   if (keys->pdata[0] == NULL)
-    return FALSE;
+    goto out;
   for (guint i = 0; config->authorized_keys[i]; i++)
     {
       g_autofree char *text = NULL;
       if (!g_file_get_contents (config->authorized_keys[i], &text, NULL, error))
-        return FALSE;
+        goto out;
       g_ptr_array_add (keys, g_strdup (g_strstrip (text)));
     }
   g_ptr_array_add (keys, NULL);
-  if (!bg_ssh_generate_host_key (dir, &guest->host_key_private, &guest->host_key_public, error))
-    return FALSE;
+  guest->host_key_private = g_steal_pointer (&work.host_key_private);
+  guest->host_key_public = g_steal_pointer (&work.host_key_public);
   alias = g_strdup_printf ("%s.%s", r->name, r->domain);
   if (!bg_known_hosts_add (kh, alias, r->address, guest->host_key_public, error))
-    return FALSE;
+    goto out;
   k = g_new0 (KnownHost, 1);
   k->alias = g_strdup (alias);
   k->address = g_strdup (r->address);
@@ -442,7 +491,7 @@ make_new_vm (BgStateStore *store,
   test_hook ("config-drive");
   files = bg_sync_resolve (g_get_home_dir (), config->sync_paths, config->sync_limit, &skipped, error);
   if (files == NULL)
-    return FALSE;
+    goto out;
   for (guint i = 0; i < skipped->len; i++)
     bg_cli_warn ("not syncing %s", (char *) skipped->pdata[i]);
   guest->name = g_strdup (r->name);
@@ -455,7 +504,14 @@ make_new_vm (BgStateStore *store,
   guest->dns = g_strdupv ((char **) dns);
   guest->authorized_keys = g_strdupv ((char **) keys->pdata);
   guest->instance_id = g_strdup_printf ("banger-%s-%" G_GINT64_FORMAT, r->name, r->created_at);
-  return bg_config_drive_build (guest, files, cidata, error) && check_interrupt (error);
+  ok = bg_config_drive_build (guest, files, cidata, error) && check_interrupt (error);
+
+out:
+  if (!local_work_join (&thread, &work, error))
+    ok = FALSE;
+  g_free (work.host_key_private);
+  g_free (work.host_key_public);
+  return ok;
 }
 
 static void
