@@ -1,6 +1,6 @@
 /* bench-guest-setup: what the guest side of the config drive costs.
  *
- * - the CLI building a VM's config drive (mkfs.vfat + mcopy), as in
+ * - the CLI building a VM's config drive (in-process FAT writer), as in
  *   `vm up`;
  * - banger-guest-setup applying it to a fresh system tree (first boot of
  *   an instance: host name, resolver, host key, useradd, the user's files),
@@ -202,7 +202,7 @@ main (int argc, char **argv)
   }
 
   g_print ("bench-guest-setup (median of %d runs)\n", RUNS);
-  g_print ("  config drive built by the CLI (mkfs.vfat + mcopy): %.1f ms\n", median (drive_ms));
+  g_print ("  config drive built by the CLI (in-process FAT):     %.1f ms\n", median (drive_ms));
   g_print ("  banger-guest-setup, first boot of an instance:      %.1f ms\n", median (first_ms));
   g_print ("  banger-guest-setup, later boots:                    %.1f ms\n", median (later_ms));
   g_print ("  banger-guest-setup, first boot with the interface:  %.1f ms\n", median (net_ms));

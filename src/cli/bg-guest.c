@@ -1,7 +1,7 @@
 /* bg-guest.c: what the guest needs to be reachable, and how to reach it.
  *
  * - A NoCloud config drive (vfat labelled CIDATA with meta-data,
- *   user-data, network-config), built rootlessly with mkfs.vfat and mcopy,
+ *   user-data, network-config), written in-process by the user (bg-fat.c),
  *   so stock cloud images configure themselves. The documents are written
  *   as JSON, which YAML parsers accept, so every string is escaped by
  *   json-glib rather than by hand.
@@ -25,6 +25,7 @@
 #include <json-glib/json-glib.h>
 
 #include "bg-error.h"
+#include "bg-fat.h"
 #include "bg-file.h"
 #include "bg-guest.h"
 #include "bg-paths.h"
@@ -61,10 +62,9 @@ run (const char * const  *argv,
      GError             **error)
 {
   g_autofree char *err = NULL;
-  g_auto(GStrv) envp = g_environ_setenv (g_get_environ (), "MTOOLS_SKIP_CHECK", "1", TRUE);
   int status;
 
-  if (!g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
                      NULL, NULL, NULL, &err, &status, error))
     {
       g_prefix_error (error, "cannot run %s (is it installed?): ", argv[0]);
@@ -218,76 +218,26 @@ network_config (const BgGuestConfig *c)
   return node_to_string (b);
 }
 
-/* Writes @path as a vfat image labelled CIDATA holding the NoCloud files. */
+/* Writes @path as a vfat image labelled CIDATA holding the NoCloud files:
+ * in-process (bg-fat.c), as the user, atomically. */
 gboolean
 bg_config_drive_build (const BgGuestConfig  *config,
                        GPtrArray            *files,
                        const char           *path,
                        GError              **error)
 {
-  g_autofree char *tmp = NULL;
-  g_autofree char *ud = user_data (config, files);
-  g_autofree char *md = meta_data (config);
-  g_autofree char *nc = network_config (config);
-  g_autofree char *size_kib = NULL;
-  const char *names[] = { "meta-data", "user-data", "network-config" };
-  const char *bodies[] = { md, ud, nc };
-  gsize total = strlen (md) + strlen (ud) + strlen (nc);
-  gboolean ok = FALSE;
+  char *md = meta_data (config);
+  char *ud = user_data (config, files);
+  char *nc = network_config (config);
+  BgFatFile fat[] = {
+    { "meta-data", g_bytes_new_take (md, strlen (md)) },
+    { "user-data", g_bytes_new_take (ud, strlen (ud)) },
+    { "network-config", g_bytes_new_take (nc, strlen (nc)) },
+  };
+  gboolean ok = bg_fat_write_image (path, "CIDATA", fat, G_N_ELEMENTS (fat), error);
 
-  /* Next to the drive (in the VM's own directory), so whatever removes
-   * the VM after a crash removes this too. */
-  {
-    g_autofree char *dir = g_path_get_dirname (path);
-    tmp = g_build_filename (dir, ".cidata-XXXXXX", NULL);
-  }
-  if (g_mkdtemp_full (tmp, 0700) == NULL)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s", tmp, g_strerror (errno));
-      return FALSE;
-    }
-  /* Room for the files plus FAT overhead; vfat wants some minimum. */
-  size_kib = g_strdup_printf ("%" G_GSIZE_FORMAT, MAX ((gsize) 2048, total / 1024 * 2 + 1024));
-  g_unlink (path);
-  {
-    const char *mkfs[] = { "mkfs.vfat", "-n", "CIDATA", "-C", path, size_kib, NULL };
-    if (!run (mkfs, error))
-      goto out;
-  }
-  {
-    /* One mcopy for all three files. */
-    g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
-
-    g_ptr_array_add (argv, g_strdup ("mcopy"));
-    g_ptr_array_add (argv, g_strdup ("-i"));
-    g_ptr_array_add (argv, g_strdup (path));
-    g_ptr_array_add (argv, g_strdup ("-o"));
-    for (guint i = 0; i < G_N_ELEMENTS (names); i++)
-      {
-        char *src = g_build_filename (tmp, names[i], NULL);
-        if (!bg_file_replace (src, bodies[i], -1, 0600, error))
-          {
-            g_free (src);
-            goto out;
-          }
-        g_ptr_array_add (argv, src);
-      }
-    g_ptr_array_add (argv, g_strdup ("::/"));
-    g_ptr_array_add (argv, NULL);
-    if (!run ((const char * const *) argv->pdata, error))
-      goto out;
-  }
-  ok = TRUE;
-
-out:
-  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
-    {
-      g_autofree char *src = g_build_filename (tmp, names[i], NULL);
-      g_unlink (src);
-    }
-  g_rmdir (tmp);
-  if (!ok)
-    g_unlink (path);
+  for (guint i = 0; i < G_N_ELEMENTS (fat); i++)
+    g_bytes_unref (fat[i].content);
   return ok;
 }
 

@@ -515,9 +515,9 @@ out:
   return seed;
 }
 
-/* The FAT boot sector carries the volume label mkfs.vfat -n wrote: at
- * byte 43 for FAT12/16, 71 for FAT32, each after a 0x29 extended boot
- * signature. */
+/* The FAT boot sector carries the volume label (banger's writer and
+ * mkfs.vfat -n both put it there): at byte 43 for FAT12/16, 71 for FAT32,
+ * each after a 0x29 extended boot signature. */
 gboolean
 bg_seed_is_cidata (int fd)
 {
