@@ -86,8 +86,16 @@ progress_done (Progress *p)
   p->current = NULL;
   if (p->timings != NULL && p->timings->len > 0)
     {
+      g_autofree char *status = NULL;
+      const char *hwm;
+
       g_printerr ("banger: timings:%s\n", p->timings->str);
       g_string_truncate (p->timings, 0);
+      /* The process's own peak, which a parent's rusage cannot give: it
+       * counts the parent's pages copied by the fork before exec. */
+      if (g_file_get_contents ("/proc/self/status", &status, NULL, NULL) &&
+          (hwm = strstr (status, "VmHWM:")) != NULL)
+        g_printerr ("banger: peak RSS: %ld KiB\n", strtol (hwm + 6, NULL, 10));
     }
 }
 
