@@ -15,6 +15,7 @@
 #include <glib/gstdio.h>
 
 #include "bg-guest.h"
+#include "guest-sample.h"
 
 #define RUNS 21
 
@@ -53,25 +54,16 @@ run (const char * const *argv)
     g_error ("%s: %s", argv[0], error->message);
 }
 
+/* The tests' sample guest, with a real host key instead of a fake one. */
 static BgGuestConfig *
 config (void)
 {
-  BgGuestConfig *c = g_new0 (BgGuestConfig, 1);
-  const char *dns[] = { "192.0.2.53", NULL };
-  const char *keys[] = { "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2xMg banger", NULL };
+  BgGuestConfig *c = bg_test_sample_config ();
   g_autofree char *keydir = g_build_filename (tmp, "hostkey", NULL);
   g_autoptr(GError) error = NULL;
 
-  c->name = g_strdup ("bench");
-  c->domain = g_strdup ("banger");
-  c->user = g_strdup ("dev");
-  c->address = g_strdup ("172.30.0.7");
-  c->prefix = 24;
-  c->gateway = g_strdup ("172.30.0.1");
-  c->mac = g_strdup ("02:aa:bb:cc:dd:ee");
-  c->dns = g_strdupv ((char **) dns);
-  c->authorized_keys = g_strdupv ((char **) keys);
-  c->instance_id = g_strdup ("banger-bench-1");
+  g_clear_pointer (&c->host_key_private, g_free);
+  g_clear_pointer (&c->host_key_public, g_free);
   g_mkdir (keydir, 0700);
   if (!bg_ssh_generate_host_key (keydir, &c->host_key_private, &c->host_key_public, &error))
     g_error ("%s", error->message);
