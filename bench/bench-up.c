@@ -55,11 +55,8 @@ typedef struct {
 static double
 run_cli (Ctx *c, char **err, const char * const *args)
 {
-  struct passwd *pw = getpwnam (BG_TEST_USER_A);
-  g_autofree char *uid = g_strdup_printf ("--reuid=%u", pw->pw_uid);
-  g_autofree char *gid = g_strdup_printf ("--regid=%u", pw->pw_gid);
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_auto(GStrv) envp = g_get_environ ();
+  g_auto(GStrv) argv = bg_harness_cli_argv (BG_TEST_USER_A, args);
+  g_auto(GStrv) envp = bg_harness_cli_envp (c->h, c->home, c->home);
   g_autoptr(GError) error = NULL;
   int status, err_fd;
   GPid pid;
@@ -68,23 +65,9 @@ run_cli (Ctx *c, char **err, const char * const *args)
   char buf[4096];
   ssize_t n;
 
-  envp = g_environ_setenv (envp, "DBUS_SYSTEM_BUS_ADDRESS", c->h->bus_address, TRUE);
-  envp = g_environ_setenv (envp, "HOME", c->home, TRUE);
-  envp = g_environ_setenv (envp, "XDG_RUNTIME_DIR", c->home, TRUE);
-  envp = g_environ_setenv (envp, "BANGER_NO_AGENT", "1", TRUE);
   envp = g_environ_setenv (envp, "BANGER_TIMINGS", "1", TRUE);
-  g_ptr_array_add (argv, "setpriv");
-  g_ptr_array_add (argv, uid);
-  g_ptr_array_add (argv, gid);
-  g_ptr_array_add (argv, "--init-groups");
-  g_ptr_array_add (argv, "--");
-  g_ptr_array_add (argv, (char *) g_getenv ("BANGER_CLI"));
-  for (guint i = 0; args[i]; i++)
-    g_ptr_array_add (argv, (char *) args[i]);
-  g_ptr_array_add (argv, NULL);
-
   t0 = now_ms ();
-  if (!g_spawn_async_with_pipes (c->home, (char **) argv->pdata, envp,
+  if (!g_spawn_async_with_pipes (c->home, argv, envp,
                                  G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL,
                                  NULL, NULL, &pid, NULL, NULL, &err_fd, &error))
     g_error ("%s", error->message);

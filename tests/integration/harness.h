@@ -58,6 +58,11 @@ gboolean      bg_harness_wait_name_gone (BgHarness   *h,
 void          bg_harness_run_argv      (const char * const *argv,
                                         char        **out,
                                         int          *status);
+char        **bg_harness_cli_argv      (const char   *user,
+                                        const char * const *args);
+char        **bg_harness_cli_envp      (BgHarness    *h,
+                                        const char   *home,
+                                        const char   *runtime);
 int           bg_harness_run_cli       (BgHarness    *h,
                                         const char   *user,
                                         char        **out,
@@ -65,7 +70,9 @@ int           bg_harness_run_cli       (BgHarness    *h,
                                         const char   *first_arg,
                                         ...) G_GNUC_NULL_TERMINATED;
 gboolean      bg_harness_mirror_reachable (void);
-char         *bg_harness_build_image   (const char   *name);
+char         *bg_harness_build_image   (const char   *home,
+                                        const char   *name,
+                                        gboolean      cloud_init);
 void          bg_harness_use_vmm       (BgHarness    *h,
                                         const char   *vmm_path);
 void          bg_harness_write_config  (BgHarness    *h,

@@ -277,24 +277,17 @@ test_parallel_ups_get_distinct_resources (Fixture *f, gconstpointer data)
   g_autofree char *ls = NULL, *err = NULL;
   g_autoptr(JsonNode) list = NULL;
   g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  struct passwd *pw = getpwnam (BG_TEST_USER_A);
   JsonArray *a;
 
   for (int i = 0; i < 16; i++)
     {
       g_autofree char *name = g_strdup_printf ("p%d", i);
-      g_autofree char *uid = g_strdup_printf ("--reuid=%u", pw->pw_uid);
-      g_autofree char *gid = g_strdup_printf ("--regid=%u", pw->pw_gid);
-      g_auto(GStrv) envp = g_get_environ ();
-      const char *argv[] = { "setpriv", uid, gid, "--init-groups", "--", g_getenv ("BANGER_CLI"), "vm", "up", name,
-                             "--no-wait", NULL };
+      const char *args[] = { "vm", "up", name, "--no-wait", NULL };
+      g_auto(GStrv) argv = bg_harness_cli_argv (BG_TEST_USER_A, args);
+      g_auto(GStrv) envp = bg_harness_cli_envp (f->h, f->home, f->home);
       g_autoptr(GError) error = NULL;
 
-      envp = g_environ_setenv (envp, "DBUS_SYSTEM_BUS_ADDRESS", f->h->bus_address, TRUE);
-      envp = g_environ_setenv (envp, "HOME", f->home, TRUE);
-      envp = g_environ_setenv (envp, "XDG_RUNTIME_DIR", f->home, TRUE);
-      envp = g_environ_setenv (envp, "BANGER_NO_AGENT", "1", TRUE);
-      g_assert_true (g_spawn_async_with_pipes (f->home, (char **) argv, envp,
+      g_assert_true (g_spawn_async_with_pipes (f->home, argv, envp,
                                                G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
                                                G_SPAWN_STDOUT_TO_DEV_NULL,
                                                NULL, NULL, &pids[i], NULL, NULL, &errs[i], &error));
@@ -351,7 +344,6 @@ test_killed_at_any_step_cleanup_leaves_nothing (Fixture *f, gconstpointer data)
   const char *steps[] = { "network", "tap", "disk", "keys", "config-drive", "launch", "launched",
                           "configure", "start", "saved" };
   g_autofree char *before = snapshot (f);
-  struct passwd *pw = getpwnam (BG_TEST_USER_A);
 
   if (g_getenv ("BANGER_TEST_HOOKS") == NULL)
     {
@@ -361,22 +353,16 @@ test_killed_at_any_step_cleanup_leaves_nothing (Fixture *f, gconstpointer data)
   for (guint i = 0; i < G_N_ELEMENTS (steps); i++)
     {
       g_autofree char *name = g_strdup_printf ("k%u", i);
-      g_autofree char *uid = g_strdup_printf ("--reuid=%u", pw->pw_uid);
-      g_autofree char *gid = g_strdup_printf ("--regid=%u", pw->pw_gid);
       g_autofree char *o = NULL, *e = NULL, *after = NULL;
-      g_auto(GStrv) envp = g_get_environ ();
-      const char *argv[] = { "setpriv", uid, gid, "--init-groups", "--", g_getenv ("BANGER_CLI"), "vm", "up", name,
-                             "--no-wait", NULL };
+      const char *args[] = { "vm", "up", name, "--no-wait", NULL };
+      g_auto(GStrv) argv = bg_harness_cli_argv (BG_TEST_USER_A, args);
+      g_auto(GStrv) envp = bg_harness_cli_envp (f->h, f->home, f->home);
       g_autoptr(GError) error = NULL;
       GPid pid;
       int status;
 
-      envp = g_environ_setenv (envp, "DBUS_SYSTEM_BUS_ADDRESS", f->h->bus_address, TRUE);
-      envp = g_environ_setenv (envp, "HOME", f->home, TRUE);
-      envp = g_environ_setenv (envp, "XDG_RUNTIME_DIR", f->home, TRUE);
-      envp = g_environ_setenv (envp, "BANGER_NO_AGENT", "1", TRUE);
       envp = g_environ_setenv (envp, "BANGER_TEST_PAUSE_AT", steps[i], TRUE);
-      g_assert_true (g_spawn_async (f->home, (char **) argv, envp,
+      g_assert_true (g_spawn_async (f->home, argv, envp,
                                     G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL |
                                     G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &pid, &error));
       /* Wait until it stops itself at the step, then kill it there. */

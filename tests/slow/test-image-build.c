@@ -47,27 +47,12 @@ new_pgrp (gpointer data)
 static GPid
 spawn_banger (const char * const *args, int *err_fd)
 {
-  struct passwd *pw = getpwnam (USER);
-  g_autofree char *uid = g_strdup_printf ("--reuid=%u", pw->pw_uid);
-  g_autofree char *gid = g_strdup_printf ("--regid=%u", pw->pw_gid);
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_auto(GStrv) envp = g_get_environ ();
+  g_auto(GStrv) argv = bg_harness_cli_argv (USER, args);
+  g_auto(GStrv) envp = bg_harness_cli_envp (NULL, home, home);
   g_autoptr(GError) error = NULL;
   GPid pid;
 
-  envp = g_environ_setenv (envp, "HOME", home, TRUE);
-  envp = g_environ_setenv (envp, "XDG_RUNTIME_DIR", home, TRUE);
-  envp = g_environ_unsetenv (envp, "XDG_DATA_HOME");
-  g_ptr_array_add (argv, "setpriv");
-  g_ptr_array_add (argv, uid);
-  g_ptr_array_add (argv, gid);
-  g_ptr_array_add (argv, "--init-groups");
-  g_ptr_array_add (argv, "--");
-  g_ptr_array_add (argv, (char *) g_getenv ("BANGER_CLI"));
-  for (guint i = 0; args[i]; i++)
-    g_ptr_array_add (argv, (char *) args[i]);
-  g_ptr_array_add (argv, NULL);
-  if (!g_spawn_async_with_pipes (home, (char **) argv->pdata, envp,
+  if (!g_spawn_async_with_pipes (home, argv, envp,
                                  G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL,
                                  new_pgrp, NULL, &pid, NULL, NULL, err_fd, &error))
     g_error ("%s", error->message);

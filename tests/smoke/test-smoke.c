@@ -20,7 +20,7 @@ prepare (void)
 {
   if (!bg_harness_mirror_reachable ())
     return "the Debian mirror (deb.debian.org) is not reachable: cannot build an image";
-  prep_home = bg_harness_build_image ("default");
+  prep_home = bg_harness_build_image (NULL, "default", FALSE);
   return NULL;
 }
 
