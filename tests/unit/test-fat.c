@@ -87,6 +87,26 @@ mtype (const char *image,
   return g_bytes_new_take (data, len);
 }
 
+/* Writes @files, has fsck.fat check the result, reads every file back
+ * with mtools and compares; then drops the contents. */
+static void
+write_check_and_read_back (Fixture   *f,
+                           BgFatFile *files,
+                           guint      n)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (bg_fat_write_image (f->image, "CIDATA", files, n, &error));
+  g_assert_no_error (error);
+  assert_fsck_clean (f->image);
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GBytes) back = mtype (f->image, files[i].name);
+      g_assert_true (g_bytes_equal (back, files[i].content));
+      g_clear_pointer (&files[i].content, g_bytes_unref);
+    }
+}
+
 /* Sizes around every boundary: empty, one byte, one cluster exactly, one
  * more, many clusters, and enough to need bigger clusters. */
 static void
@@ -96,7 +116,6 @@ test_fat_files_read_back (Fixture *f, gconstpointer data)
   const char *names[] = { "empty", "one", "meta-data", "user-data", "network-config", "x.tar.gz",
                           "a name with spaces and a very long tail beyond thirteen characters", "BIG.BIN" };
   BgFatFile files[G_N_ELEMENTS (sizes)];
-  g_autoptr(GError) error = NULL;
   g_autofree char *label = NULL, *listing = NULL;
 
   for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
@@ -104,9 +123,7 @@ test_fat_files_read_back (Fixture *f, gconstpointer data)
       files[i].name = names[i];
       files[i].content = pattern (sizes[i], i);
     }
-  g_assert_true (bg_fat_write_image (f->image, "CIDATA", files, G_N_ELEMENTS (files), &error));
-  g_assert_no_error (error);
-  assert_fsck_clean (f->image);
+  write_check_and_read_back (f, files, G_N_ELEMENTS (files));
   {
     const char *argv[] = { "fatlabel", f->image, NULL };
     g_assert_cmpint (run (argv, &label, NULL), ==, 0);
@@ -118,12 +135,6 @@ test_fat_files_read_back (Fixture *f, gconstpointer data)
     g_assert_nonnull (strstr (listing, "network-config"));
     g_assert_nonnull (strstr (listing, "NETWOR~1"));
   }
-  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
-    {
-      g_autoptr(GBytes) back = mtype (f->image, names[i]);
-      g_assert_true (g_bytes_equal (back, files[i].content));
-      g_bytes_unref (files[i].content);
-    }
 }
 
 /* Names sharing their first six characters get distinct 8.3 aliases. */
@@ -132,21 +143,13 @@ test_fat_short_names_do_not_collide (Fixture *f, gconstpointer data)
 {
   const char *names[] = { "network-config", "network-config.bak", "network-config2", "networking" };
   BgFatFile files[G_N_ELEMENTS (names)];
-  g_autoptr(GError) error = NULL;
 
   for (guint i = 0; i < G_N_ELEMENTS (names); i++)
     {
       files[i].name = names[i];
       files[i].content = g_bytes_new (names[i], strlen (names[i]));
     }
-  g_assert_true (bg_fat_write_image (f->image, "CIDATA", files, G_N_ELEMENTS (files), &error));
-  assert_fsck_clean (f->image);
-  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
-    {
-      g_autoptr(GBytes) back = mtype (f->image, names[i]);
-      g_assert_true (g_bytes_equal (back, files[i].content));
-      g_bytes_unref (files[i].content);
-    }
+  write_check_and_read_back (f, files, G_N_ELEMENTS (files));
 }
 
 static void
