@@ -666,17 +666,96 @@ bg_harness_call (BgHarness  *h,
   return r;
 }
 
+
+typedef struct {
+  GMainLoop *loop;
+  guint      timeout;
+} RuleWait;
+
+static gboolean
+rule_wait_timeout (gpointer data)
+{
+  RuleWait *w = data;
+
+  w->timeout = 0;
+  g_main_loop_quit (w->loop);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 on_polkit_changed (GDBusConnection *c, const char *sender, const char *path, const char *iface,
                    const char *signal, GVariant *params, gpointer data)
 {
-  Waiter *w = data;
-  w->done = TRUE;
+  RuleWait *w = data;
   g_main_loop_quit (w->loop);
 }
 
+/* A process of test user A to ask polkitd about: sleep, once setpriv has
+ * made it A's. */
+static GPid
+spawn_user_a_process (guint64 *start_time)
+{
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+  g_autofree char *uid = g_strdup_printf ("--reuid=%u", pw->pw_uid);
+  g_autofree char *gid = g_strdup_printf ("--regid=%u", pw->pw_gid);
+  g_autofree char *want = g_strdup_printf ("Uid:\t%u\t", pw->pw_uid);
+  const char *argv[] = { "setpriv", uid, gid, "--init-groups", "--", "sleep", "60", NULL };
+  g_autoptr(GError) error = NULL;
+  GPid pid;
+
+  if (!g_spawn_async (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+                      &pid, &error))
+    g_error ("%s", error->message);
+  for (int i = 0; i < 5000; i++)
+    {
+      g_autofree char *status_path = g_strdup_printf ("/proc/%d/status", pid);
+      g_autofree char *stat_path = g_strdup_printf ("/proc/%d/stat", pid);
+      g_autofree char *status = NULL, *stat = NULL;
+
+      if (g_file_get_contents (status_path, &status, NULL, NULL) && strstr (status, want) != NULL &&
+          g_file_get_contents (stat_path, &stat, NULL, NULL))
+        {
+          /* Field 22 (start time), counted after the ")" ending the name. */
+          g_auto(GStrv) fields = g_strsplit (strrchr (stat, ')') + 2, " ", -1);
+          *start_time = g_ascii_strtoull (fields[19], NULL, 10);
+          return pid;
+        }
+      g_usleep (1000);
+    }
+  g_error ("setpriv did not become %s", BG_TEST_USER_A);
+}
+
+/* polkitd's own verdict on org.banger.network for a process of user A. */
+static gboolean
+polkit_allows_user_a (BgHarness *h,
+                      GPid       pid,
+                      guint64    start_time)
+{
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  GVariantBuilder subject;
+  gboolean authorized, challenge;
+
+  g_variant_builder_init (&subject, G_VARIANT_TYPE ("a{sv}"));
+  g_variant_builder_add (&subject, "{sv}", "pid", g_variant_new_uint32 (pid));
+  g_variant_builder_add (&subject, "{sv}", "start-time", g_variant_new_uint64 (start_time));
+  g_variant_builder_add (&subject, "{sv}", "uid", g_variant_new_int32 (pw->pw_uid));
+  reply = g_dbus_connection_call_sync (h->bus, "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority",
+                                       "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization",
+                                       g_variant_new ("((sa{sv})sa{ss}us)", "unix-process", &subject,
+                                                      "org.banger.network", NULL, 0u, ""),
+                                       G_VARIANT_TYPE ("((bba{ss}))"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  if (reply == NULL)
+    g_error ("CheckAuthorization: %s", error->message);
+  g_variant_get (reply, "((bb@a{ss}))", &authorized, &challenge, NULL);
+  return authorized;
+}
+
 /* Installs (or removes) banger's optional group rule, for BG_TEST_GROUP,
- * and waits until polkitd says it reloaded. */
+ * and waits until polkitd's verdict for a group member changes. Its
+ * Changed signal alone is not enough: one can come from an earlier event
+ * (or its session monitor) before this rule is loaded. */
 void
 bg_harness_set_group_rule (BgHarness *h,
                            gboolean   enabled)
@@ -684,21 +763,15 @@ bg_harness_set_group_rule (BgHarness *h,
   g_autofree char *template = NULL;
   g_autofree char *path = g_build_filename (h->rules_dir, "50-banger.rules", NULL);
   g_autoptr(GError) error = NULL;
-  Waiter w = { g_main_loop_new (NULL, FALSE), FALSE, 0 };
+  RuleWait w = { g_main_loop_new (NULL, FALSE), 0 };
+  gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+  guint64 start_time = 0;
+  GPid member = spawn_user_a_process (&start_time);
   guint sub;
-  gboolean done;
 
   sub = g_dbus_connection_signal_subscribe (h->bus, NULL, "org.freedesktop.PolicyKit1.Authority",
                                             "Changed", "/org/freedesktop/PolicyKit1/Authority", NULL,
                                             G_DBUS_SIGNAL_FLAGS_NONE, on_polkit_changed, &w, NULL);
-  /* The match rule is sent asynchronously; a synchronous call after it
-   * returns only once the bus has processed it, so the Changed signal
-   * cannot slip past before we listen. */
-  {
-    g_autoptr(GVariant) id = g_dbus_connection_call_sync (h->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                                          "org.freedesktop.DBus", "GetId", NULL, NULL,
-                                                          G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
-  }
   if (enabled)
     {
       GString *text;
@@ -712,10 +785,20 @@ bg_harness_set_group_rule (BgHarness *h,
   else
     g_unlink (path);
 
-  done = waiter_run (&w, 20);
+  /* Asked again at each Changed (and once a second, in case one was
+   * missed), until the verdict is the one the rule set implies. */
+  while (polkit_allows_user_a (h, member, start_time) != enabled)
+    {
+      if (g_get_monotonic_time () > deadline)
+        g_error ("polkitd did not reload its rules");
+      w.timeout = g_timeout_add (1000, rule_wait_timeout, &w);
+      g_main_loop_run (w.loop);
+      g_clear_handle_id (&w.timeout, g_source_remove);
+    }
   g_dbus_connection_signal_unsubscribe (h->bus, sub);
-  if (!done)
-    g_error ("polkitd did not reload its rules");
+  g_main_loop_unref (w.loop);
+  kill (member, SIGKILL);
+  waitpid (member, NULL, 0);
 }
 
 void
