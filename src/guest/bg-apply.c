@@ -38,6 +38,24 @@ in_root (const BgApplyOptions *o,
   return g_build_filename (o->root, path, NULL);
 }
 
+/* @path with its missing parent directories, atomically, mode exact. */
+static gboolean
+write_with_parents (const char  *path,
+                    const char  *data,
+                    gsize        len,
+                    int          mode,
+                    GError     **error)
+{
+  g_autofree char *dir = g_path_get_dirname (path);
+
+  if (g_mkdir_with_parents (dir, 0755) < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s", dir, g_strerror (errno));
+      return FALSE;
+    }
+  return bg_file_replace (path, data, len, mode, error);
+}
+
 static gboolean
 write_root_file (const BgApplyOptions *o,
                  const char           *path,
@@ -46,14 +64,8 @@ write_root_file (const BgApplyOptions *o,
                  GError              **error)
 {
   g_autofree char *full = in_root (o, path);
-  g_autofree char *dir = g_path_get_dirname (full);
 
-  if (g_mkdir_with_parents (dir, 0755) < 0)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s", dir, g_strerror (errno));
-      return FALSE;
-    }
-  if (!bg_file_replace (full, text, -1, mode, error))
+  if (!write_with_parents (full, text, strlen (text), mode, error))
     {
       g_prefix_error (error, "%s: ", path);
       return FALSE;
@@ -375,24 +387,6 @@ apply_user (const BgSeed         *s,
   return TRUE;
 }
 
-static gboolean
-write_user_file (const char  *path,
-                 GBytes      *content,
-                 guint32      mode,
-                 GError     **error)
-{
-  g_autofree char *dir = g_path_get_dirname (path);
-  gsize len;
-  const char *data = g_bytes_get_data (content, &len);
-
-  if (g_mkdir_with_parents (dir, 0755) < 0)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s", dir, g_strerror (errno));
-      return FALSE;
-    }
-  return bg_file_replace (path, data ? data : "", len, mode & 0777, error);
-}
-
 /* Runs in a child that is the user and nothing more. */
 static int
 user_files_child (const BgSeed         *s,
@@ -422,6 +416,8 @@ user_files_child (const BgSeed         *s,
     {
       BgSeedFile *f = s->files->pdata[i];
       g_autofree char *path = NULL;
+      const char *data;
+      gsize len;
 
       if (!g_str_has_prefix (f->path, prefix))
         {
@@ -430,7 +426,8 @@ user_files_child (const BgSeed         *s,
           return 1;
         }
       path = in_root (o, f->path);
-      if (!write_user_file (path, f->content, f->mode, &error))
+      data = g_bytes_get_data (f->content, &len);
+      if (!write_with_parents (path, data ? data : "", len, f->mode & 0777, &error))
         {
           g_printerr ("banger-guest-setup: %s: %s\n", f->path, error->message);
           return 1;
