@@ -387,10 +387,11 @@ waiter_timeout (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* Runs the loop until the waiter is done or @timeout_s passed. */
+/* Runs the loop until the waiter is done or @timeout_s passed; the
+ * waiter can wait again. */
 static gboolean
-waiter_run (Waiter *w,
-            guint   timeout_s)
+waiter_wait (Waiter *w,
+             guint   timeout_s)
 {
   if (!w->done)
     {
@@ -398,8 +399,18 @@ waiter_run (Waiter *w,
       g_main_loop_run (w->loop);
       g_clear_handle_id (&w->timeout, g_source_remove);
     }
-  g_main_loop_unref (w->loop);
   return w->done;
+}
+
+/* Waits once, then frees the waiter's loop. */
+static gboolean
+waiter_run (Waiter *w,
+            guint   timeout_s)
+{
+  gboolean done = waiter_wait (w, timeout_s);
+
+  g_main_loop_unref (w->loop);
+  return done;
 }
 
 static void
@@ -667,26 +678,12 @@ bg_harness_call (BgHarness  *h,
 }
 
 
-typedef struct {
-  GMainLoop *loop;
-  guint      timeout;
-} RuleWait;
-
-static gboolean
-rule_wait_timeout (gpointer data)
-{
-  RuleWait *w = data;
-
-  w->timeout = 0;
-  g_main_loop_quit (w->loop);
-  return G_SOURCE_REMOVE;
-}
-
 static void
 on_polkit_changed (GDBusConnection *c, const char *sender, const char *path, const char *iface,
                    const char *signal, GVariant *params, gpointer data)
 {
-  RuleWait *w = data;
+  Waiter *w = data;
+  w->done = TRUE;
   g_main_loop_quit (w->loop);
 }
 
@@ -763,7 +760,7 @@ bg_harness_set_group_rule (BgHarness *h,
   g_autofree char *template = NULL;
   g_autofree char *path = g_build_filename (h->rules_dir, "50-banger.rules", NULL);
   g_autoptr(GError) error = NULL;
-  RuleWait w = { g_main_loop_new (NULL, FALSE), 0 };
+  Waiter w = { g_main_loop_new (NULL, FALSE), FALSE, 0 };
   gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
   guint64 start_time = 0;
   GPid member = spawn_user_a_process (&start_time);
@@ -791,9 +788,8 @@ bg_harness_set_group_rule (BgHarness *h,
     {
       if (g_get_monotonic_time () > deadline)
         g_error ("polkitd did not reload its rules");
-      w.timeout = g_timeout_add (1000, rule_wait_timeout, &w);
-      g_main_loop_run (w.loop);
-      g_clear_handle_id (&w.timeout, g_source_remove);
+      w.done = FALSE;
+      waiter_wait (&w, 1);
     }
   g_dbus_connection_signal_unsubscribe (h->bus, sub);
   g_main_loop_unref (w.loop);
