@@ -4,6 +4,23 @@
 
 #include "guest-sample.h"
 
+void
+bg_guest_fixture_setup (BgGuestFixture *f,
+                        gconstpointer   data)
+{
+  f->tmp = g_dir_make_tmp ("banger-guest-XXXXXX", NULL);
+  g_assert_no_errno (chmod (f->tmp, 0755));
+}
+
+void
+bg_guest_fixture_teardown (BgGuestFixture *f,
+                           gconstpointer   data)
+{
+  const char *argv[] = { "rm", "-rf", "--", f->tmp, NULL };
+  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
+  g_free (f->tmp);
+}
+
 char *
 bg_test_run_out (const char * const *argv)
 {

@@ -16,24 +16,7 @@
 #include "bg-seed.h"
 #include "guest-sample.h"
 
-typedef struct {
-  char *tmp;
-} Fixture;
-
-static void
-setup (Fixture *f, gconstpointer data)
-{
-  f->tmp = g_dir_make_tmp ("banger-guest-setup-XXXXXX", NULL);
-  g_assert_no_errno (chmod (f->tmp, 0755));
-}
-
-static void
-teardown (Fixture *f, gconstpointer data)
-{
-  const char *argv[] = { "rm", "-rf", "--", f->tmp, NULL };
-  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
-  g_free (f->tmp);
-}
+typedef BgGuestFixture Fixture;
 
 static char *
 file_text (const char *dir,
@@ -503,7 +486,7 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-#define ADD(path, fn) g_test_add (path, Fixture, NULL, setup, fn, teardown)
+#define ADD(path, fn) g_test_add (path, Fixture, NULL, bg_guest_fixture_setup, fn, bg_guest_fixture_teardown)
   ADD ("/guest-setup/reads-the-drive-the-cli-writes", test_reads_the_drive_the_cli_writes);
   ADD ("/guest-setup/finds-the-drive-by-its-label", test_finds_the_drive_by_its_label);
   ADD ("/guest-setup/refuses-bad-documents", test_refuses_bad_documents);

@@ -11,24 +11,7 @@
 #include "bg-guest.h"
 #include "guest-sample.h"
 
-typedef struct {
-  char *tmp;
-} Fixture;
-
-static void
-setup (Fixture *f, gconstpointer data)
-{
-  f->tmp = g_dir_make_tmp ("banger-guest-XXXXXX", NULL);
-  g_assert_no_errno (chmod (f->tmp, 0755));
-}
-
-static void
-teardown (Fixture *f, gconstpointer data)
-{
-  const char *argv[] = { "rm", "-rf", "--", f->tmp, NULL };
-  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
-  g_free (f->tmp);
-}
+typedef BgGuestFixture Fixture;
 
 static JsonObject *
 parse_object (const char *text)
@@ -314,7 +297,7 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-#define ADD(path, fn) g_test_add (path, Fixture, NULL, setup, fn, teardown)
+#define ADD(path, fn) g_test_add (path, Fixture, NULL, bg_guest_fixture_setup, fn, bg_guest_fixture_teardown)
   ADD ("/guest/config-drive-is-nocloud", test_config_drive_is_nocloud);
   ADD ("/guest/known-hosts-pin-and-forget", test_known_hosts_pin_and_forget);
   ADD ("/guest/ssh-argv-is-exact", test_ssh_argv_is_exact);
