@@ -1,9 +1,11 @@
-/* bg-file.c: writing files atomically with an exact mode.
+/* bg-file.c: writing files atomically with an exact mode, and removing
+ * trees without following links.
  *
  * g_file_set_contents_full() applies the umask to the mode, and both
  * binaries run with umask 077; files that must be readable by others (the
  * hosts file every resolver reads) need their mode set explicitly.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -62,4 +64,62 @@ fail:
   g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
                "Cannot write %s: %s", path, g_strerror (errsv));
   return FALSE;
+}
+
+/* Removes @parent_fd/@name and everything below it, in-process, without
+ * following any symlink planted inside (a jailed VMM's, a guest's):
+ * directories are entered only through O_NOFOLLOW descriptors. Already
+ * gone is success. */
+gboolean
+bg_file_remove_tree_at (int         parent_fd,
+                        const char *name)
+{
+  struct stat st;
+  struct dirent *e;
+  gboolean ok = TRUE;
+  DIR *dir;
+  int fd;
+
+  if (fstatat (parent_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return errno == ENOENT;
+  if (!S_ISDIR (st.st_mode))
+    return unlinkat (parent_fd, name, 0) == 0 || errno == ENOENT;
+
+  fd = openat (parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return FALSE;
+  dir = fdopendir (fd);
+  if (dir == NULL)
+    {
+      close (fd);
+      return FALSE;
+    }
+  while ((e = readdir (dir)) != NULL)
+    if (strcmp (e->d_name, ".") != 0 && strcmp (e->d_name, "..") != 0)
+      ok &= bg_file_remove_tree_at (dirfd (dir), e->d_name);
+  closedir (dir);
+  return ok && (unlinkat (parent_fd, name, AT_REMOVEDIR) == 0 || errno == ENOENT);
+}
+
+gboolean
+bg_file_remove_tree (const char  *path,
+                     GError     **error)
+{
+  g_autofree char *parent = g_path_get_dirname (path);
+  g_autofree char *name = g_path_get_basename (path);
+  int fd = open (parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  gboolean ok;
+
+  if (fd < 0)
+    {
+      if (errno == ENOENT)
+        return TRUE;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "Cannot open %s: %s", parent, g_strerror (errno));
+      return FALSE;
+    }
+  ok = bg_file_remove_tree_at (fd, name);
+  close (fd);
+  if (!ok)
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Cannot remove %s", path);
+  return ok;
 }

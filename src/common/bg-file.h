@@ -10,4 +10,9 @@ gboolean bg_file_replace (const char  *path,
                           int          mode,
                           GError     **error);
 
+gboolean bg_file_remove_tree_at (int          parent_fd,
+                                 const char  *name);
+gboolean bg_file_remove_tree    (const char  *path,
+                                 GError     **error);
+
 G_END_DECLS

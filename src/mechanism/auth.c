@@ -1,57 +1,62 @@
 /* auth.c: the one place that decides who may do what.
  *
- * Every method (but Ping) goes through bg_call_authorize(): the caller's
- * uid is asked of the bus (GetConnectionUnixUser), never taken from an
- * argument; then polkit is asked, asynchronously so a password prompt in
- * one session never blocks other callers, with the calling bus name as the
- * subject. User interaction is allowed only if the message carries
- * ALLOW_INTERACTIVE_AUTHORIZATION. Only then does the method's work run.
+ * Every method goes through bg_call_start(): the caller's uid is asked of
+ * the bus (GetConnectionUnixUser), never taken from an argument; then
+ * polkit is asked, asynchronously so a password prompt in one session
+ * never blocks other callers, with the calling bus name as the subject.
+ * User interaction is allowed only if the message carries
+ * ALLOW_INTERACTIVE_AUTHORIZATION. Only then does the method's work run,
+ * reading its arguments back from the invocation.
  *
  * Acting on a resource another user owns additionally needs
- * org.banger.admin (bg_call_check_owner); refused, that is NotOwner.
+ * org.banger.admin (bg_call_act_on_owned); refused, that is NotOwner.
  */
 #include "bg-error.h"
 #include "auth.h"
 #include "daemon.h"
+#include "registry.h"
 
 #define ADMIN_ACTION "org.banger.admin"
 
-BgCall *
-bg_call_new (BgDaemon              *daemon,
-             GDBusMethodInvocation *invocation)
-{
-  BgCall *call = g_new0 (BgCall, 1);
-
-  call->daemon = daemon;
-  call->invocation = g_object_ref (invocation);
-  call->caller_uid = (uid_t) -1;
-  bg_daemon_hold (daemon);
-  return call;
-}
-
-void
-bg_call_set_data (BgCall         *call,
-                  gpointer        data,
-                  GDestroyNotify  data_free)
-{
-  call->data = data;
-  call->data_free = data_free;
-}
+/* The private part of a call. The invocation holds two references: the
+ * skeleton's, which answering it consumes, and the call's own, dropped
+ * when the call is freed. */
+typedef struct {
+  BgCall          pub;
+  char           *action;
+  PolkitDetails  *details;
+  BgCallFunc      func;
+  /* For bg_call_act_on_owned (). */
+  const char     *target_field;
+  char           *target_kind;
+  char           *target_name;
+  BgResourceFunc  target_func;
+} Call;
 
 static void
-call_free (BgCall *call)
+call_free (Call *c)
 {
-  BgDaemon *daemon = call->daemon;
+  BgDaemon *daemon = c->pub.daemon;
 
-  if (call->data_free)
-    call->data_free (call->data);
-  g_clear_object (&call->invocation);
-  g_clear_object (&call->details);
-  g_free (call->action);
-  g_free (call->target_kind);
-  g_free (call->target_name);
-  g_free (call);
+  g_clear_object (&c->pub.invocation);
+  g_clear_object (&c->details);
+  g_free (c->action);
+  g_free (c->target_kind);
+  g_free (c->target_name);
+  g_free (c);
   bg_daemon_release (daemon);
+}
+
+GVariant *
+bg_call_get_parameters (BgCall *call)
+{
+  return g_dbus_method_invocation_get_parameters (call->invocation);
+}
+
+GUnixFDList *
+bg_call_get_fd_list (BgCall *call)
+{
+  return g_dbus_message_get_unix_fd_list (g_dbus_method_invocation_get_message (call->invocation));
 }
 
 void
@@ -59,28 +64,26 @@ bg_call_return_value (BgCall   *call,
                       GVariant *value)
 {
   g_dbus_method_invocation_return_value (call->invocation, value);
-  call_free (call);
+  call_free ((Call *) call);
 }
 
-/* Takes @error. */
 void
-bg_call_return_error (BgCall *call,
-                      GError *error)
+bg_call_take_error (BgCall *call,
+                    GError *error)
 {
   g_debug ("%s from uid %d failed: %s",
            g_dbus_method_invocation_get_method_name (call->invocation),
            (int) call->caller_uid, error->message);
-  g_dbus_method_invocation_return_gerror (call->invocation, error);
-  g_error_free (error);
-  call_free (call);
+  g_dbus_method_invocation_take_error (call->invocation, error);
+  call_free ((Call *) call);
 }
 
 void
-bg_call_return_gerror (BgCall     *call,
-                       GQuark      domain,
-                       gint        code,
-                       const char *format,
-                       ...)
+bg_call_return_error (BgCall     *call,
+                      GQuark      domain,
+                      gint        code,
+                      const char *format,
+                      ...)
 {
   va_list args;
   GError *error;
@@ -88,7 +91,15 @@ bg_call_return_gerror (BgCall     *call,
   va_start (args, format);
   error = g_error_new_valist (domain, code, format, args);
   va_end (args);
-  bg_call_return_error (call, error);
+  bg_call_take_error (call, error);
+}
+
+gboolean
+bg_invocation_take_error (GDBusMethodInvocation *invocation,
+                          GError                *error)
+{
+  g_dbus_method_invocation_take_error (invocation, error);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
 PolkitDetails *
@@ -112,7 +123,7 @@ allows_interaction (BgCall *call)
 }
 
 typedef struct {
-  BgCall     *call;
+  Call       *call;
   BgCallFunc  on_yes;
   gboolean    owner_check;
 } CheckData;
@@ -123,68 +134,61 @@ check_done (GObject      *source,
             gpointer      user_data)
 {
   CheckData *cd = user_data;
-  BgCall *call = cd->call;
+  BgCall *call = &cd->call->pub;
   BgCallFunc on_yes = cd->on_yes;
   gboolean owner_check = cd->owner_check;
   g_autoptr(GError) error = NULL;
-  g_autoptr(PolkitAuthorizationResult) result_obj = NULL;
-  const char *action = owner_check ? ADMIN_ACTION : call->action;
+  g_autoptr(PolkitAuthorizationResult) verdict = NULL;
+  const char *action = owner_check ? ADMIN_ACTION : cd->call->action;
 
   g_free (cd);
-  result_obj = polkit_authority_check_authorization_finish (POLKIT_AUTHORITY (source), result, &error);
-  if (result_obj == NULL)
-    {
-      bg_call_return_gerror (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
-                             "not authorized: polkit could not check %s (%s)",
-                             action, error->message);
-      return;
-    }
+  verdict = polkit_authority_check_authorization_finish (POLKIT_AUTHORITY (source), result, &error);
+  if (verdict == NULL)
+    return bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
+                                 "not authorized: polkit could not check %s (%s)", action, error->message);
 
-  if (!polkit_authorization_result_get_is_authorized (result_obj))
+  if (!polkit_authorization_result_get_is_authorized (verdict))
     {
       if (owner_check)
-        bg_call_return_gerror (call, BG_ERROR, BG_ERROR_NOT_OWNER,
-                               "not yours: the resource belongs to another user, "
-                               "and polkit refused %s", ADMIN_ACTION);
-      else if (polkit_authorization_result_get_is_challenge (result_obj))
-        bg_call_return_gerror (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
-                               "not authorized: %s needs authentication and no polkit agent "
-                               "answered; run banger from a terminal or a desktop session",
-                               action);
+        bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_OWNER,
+                              "not yours: the resource belongs to another user, "
+                              "and polkit refused %s", ADMIN_ACTION);
+      else if (polkit_authorization_result_get_is_challenge (verdict))
+        bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
+                              "not authorized: %s needs authentication and no polkit agent "
+                              "answered; run banger from a terminal or a desktop session",
+                              action);
       else
-        bg_call_return_gerror (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
-                               "not authorized: polkit refused %s", action);
+        bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
+                              "not authorized: polkit refused %s", action);
       return;
     }
 
-  on_yes (call);
+  on_yes (call, call->self);
 }
 
 static void
-check_polkit (BgCall        *call,
+check_polkit (Call          *c,
               const char    *action,
               PolkitDetails *details,
               gboolean       owner_check,
               BgCallFunc     on_yes)
 {
-  PolkitAuthority *authority = bg_daemon_get_authority (call->daemon);
+  PolkitAuthority *authority = bg_daemon_get_authority (c->pub.daemon);
   g_autoptr(PolkitSubject) subject = NULL;
   CheckData *cd;
 
   if (authority == NULL)
-    {
-      bg_call_return_gerror (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
-                             "not authorized: polkit is not available to check %s", action);
-      return;
-    }
+    return bg_call_return_error (&c->pub, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
+                                 "not authorized: polkit is not available to check %s", action);
 
-  subject = polkit_system_bus_name_new (g_dbus_method_invocation_get_sender (call->invocation));
+  subject = polkit_system_bus_name_new (g_dbus_method_invocation_get_sender (c->pub.invocation));
   cd = g_new0 (CheckData, 1);
-  cd->call = call;
+  cd->call = c;
   cd->on_yes = on_yes;
   cd->owner_check = owner_check;
   polkit_authority_check_authorization (authority, subject, action, details,
-                                        allows_interaction (call)
+                                        allows_interaction (&c->pub)
                                           ? POLKIT_CHECK_AUTHORIZATION_FLAGS_ALLOW_USER_INTERACTION
                                           : POLKIT_CHECK_AUTHORIZATION_FLAGS_NONE,
                                         NULL, check_done, cd);
@@ -195,96 +199,79 @@ caller_uid_done (GObject      *source,
                  GAsyncResult *result,
                  gpointer      user_data)
 {
-  BgCall *call = user_data;
+  Call *c = user_data;
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply = NULL;
   guint32 uid;
 
   reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
   if (reply == NULL)
-    {
-      bg_call_return_gerror (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
-                             "not authorized: the bus did not say who you are (%s)",
-                             error->message);
-      return;
-    }
+    return bg_call_return_error (&c->pub, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
+                                 "not authorized: the bus did not say who you are (%s)", error->message);
   g_variant_get (reply, "(u)", &uid);
-  call->caller_uid = uid;
+  c->pub.caller_uid = uid;
 
-  if (call->action == NULL)
-    call->func (call);
+  if (c->action == NULL)
+    c->func (&c->pub, c->pub.self);
   else
-    check_polkit (call, call->action, call->details, FALSE, call->func);
+    check_polkit (c, c->action, c->details, FALSE, c->func);
 }
 
 /* Resolves the caller, checks @action (NULL: none, as for Ping) with
- * @details (taken), then runs @func. On refusal the call is answered with
- * NotAuthorized and @func never runs. */
+ * @details (taken), then runs @func with @self. On refusal the call is
+ * answered with NotAuthorized and @func never runs. The daemon is held
+ * (no idle exit) until the call is answered. */
 void
-bg_call_authorize (BgCall        *call,
-                   const char    *action,
-                   PolkitDetails *details,
-                   BgCallFunc     func)
+bg_call_start (BgDaemon              *daemon,
+               GDBusMethodInvocation *invocation,
+               const char            *action,
+               PolkitDetails         *details,
+               BgCallFunc             func,
+               gpointer               self)
 {
-  GDBusConnection *bus = g_dbus_method_invocation_get_connection (call->invocation);
+  GDBusConnection *bus = g_dbus_method_invocation_get_connection (invocation);
+  Call *c = g_new0 (Call, 1);
 
-  call->action = g_strdup (action);
-  call->details = details;
-  call->func = func;
+  c->pub.daemon = daemon;
+  c->pub.invocation = g_object_ref (invocation);
+  c->pub.caller_uid = (uid_t) -1;
+  c->pub.self = self;
+  c->action = g_strdup (action);
+  c->details = details;
+  c->func = func;
+  bg_daemon_hold (daemon);
   g_dbus_connection_call (bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                           "org.freedesktop.DBus", "GetConnectionUnixUser",
-                          g_variant_new ("(s)", g_dbus_method_invocation_get_sender (call->invocation)),
+                          g_variant_new ("(s)", g_dbus_method_invocation_get_sender (invocation)),
                           G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL,
-                          caller_uid_done, call);
-}
-
-/* Runs @func if the caller owns @resource, or if polkit grants
- * org.banger.admin; otherwise answers NotOwner. */
-void
-bg_call_check_owner (BgCall     *call,
-                     BgResource *resource,
-                     BgCallFunc  func)
-{
-  PolkitDetails *details;
-
-  if (resource->owner == call->caller_uid)
-    {
-      func (call);
-      return;
-    }
-  details = bg_details_new ("banger.device", resource->name);
-  polkit_details_insert (details, "banger.kind", resource->kind);
-  check_polkit (call, ADMIN_ACTION, details, TRUE, func);
-  g_object_unref (details);
+                          caller_uid_done, c);
 }
 
 static BgResource *
-lookup_target (BgCall *call)
+lookup_target (Call *c)
 {
-  BgResource *r = bg_registry_lookup (bg_daemon_get_registry (call->daemon), call->target_kind,
-                                      call->target_name);
+  BgResource *r = bg_registry_lookup (bg_daemon_get_registry (c->pub.daemon), c->target_kind, c->target_name);
 
   if (r == NULL)
-    bg_call_return_gerror (call, BG_ERROR, BG_ERROR_NOT_FOUND, "%s: no %s named %s",
-                           call->target_field, call->target_kind, call->target_name);
+    bg_call_return_error (&c->pub, BG_ERROR, BG_ERROR_NOT_FOUND, "%s: no %s named %s",
+                          c->target_field, c->target_kind, c->target_name);
   return r;
 }
 
 static void
-act_on_target (BgCall *call)
+act_on_target (BgCall   *call,
+               gpointer  self)
 {
+  Call *c = (Call *) call;
+  GError *error = NULL;
   /* Looked up again: another call may have removed it while polkit was
    * asked about this one. */
-  BgResource *r = lookup_target (call);
-  GError *error = NULL;
+  BgResource *r = lookup_target (c);
 
   if (r == NULL)
     return;
-  if (!call->target_func (call, r, &error))
-    {
-      bg_call_return_error (call, error);
-      return;
-    }
+  if (!c->target_func (self, call, r, &error))
+    return bg_call_take_error (call, error);
   bg_call_return_value (call, NULL);
 }
 
@@ -299,13 +286,21 @@ bg_call_act_on_owned (BgCall         *call,
                       const char     *name,
                       BgResourceFunc  func)
 {
+  Call *c = (Call *) call;
+  PolkitDetails *details;
   BgResource *r;
 
-  call->target_field = field;
-  call->target_kind = g_strdup (kind);
-  call->target_name = g_strdup (name);
-  call->target_func = func;
-  r = lookup_target (call);
-  if (r != NULL)
-    bg_call_check_owner (call, r, act_on_target);
+  c->target_field = field;
+  c->target_kind = g_strdup (kind);
+  c->target_name = g_strdup (name);
+  c->target_func = func;
+  r = lookup_target (c);
+  if (r == NULL)
+    return;
+  if (r->owner == call->caller_uid)
+    return act_on_target (call, call->self);
+  details = bg_details_new ("banger.device", r->name);
+  polkit_details_insert (details, "banger.kind", r->kind);
+  check_polkit (c, ADMIN_ACTION, details, TRUE, act_on_target);
+  g_object_unref (details);
 }

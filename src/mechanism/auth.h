@@ -1,68 +1,62 @@
+/* auth.h: one method call in flight, and the one place that decides who
+ * may make it. */
 #pragma once
 
 #include <gio/gio.h>
+#include <gio/gunixfdlist.h>
 #include <polkit/polkit.h>
 #include <sys/types.h>
 
-#include "registry.h"
+#include "types.h"
 
 G_BEGIN_DECLS
 
-typedef struct _BgDaemon BgDaemon;
-typedef struct _BgCall   BgCall;
-
-typedef void (*BgCallFunc) (BgCall *call);
-typedef gboolean (*BgResourceFunc) (BgCall      *call,
+/* What runs once a call is authorized; @self is the subsystem that
+ * connected the handler. It must answer the call (exactly once). */
+typedef void     (*BgCallFunc)     (BgCall      *call,
+                                    gpointer     self);
+/* Acts on a resource the caller may touch; FALSE with @error to refuse. */
+typedef gboolean (*BgResourceFunc) (gpointer     self,
+                                    BgCall      *call,
                                     BgResource  *resource,
                                     GError     **error);
 
-/* One method call in flight: who made it, what it may do, and the work to
- * run once authorized. The daemon is held (no idle exit) until the call
- * returns. */
 struct _BgCall {
   BgDaemon              *daemon;
   GDBusMethodInvocation *invocation;
-  uid_t                  caller_uid;
-  char                  *action;
-  PolkitDetails         *details;
-  BgCallFunc             func;
-  gpointer               data;
-  GDestroyNotify         data_free;
-  /* For bg_call_act_on_owned (). */
-  const char            *target_field;
-  char                  *target_kind;
-  char                  *target_name;
-  BgResourceFunc         target_func;
+  uid_t                  caller_uid;   /* from the bus, never an argument */
+  gpointer               self;
 };
 
-BgCall  *bg_call_new            (BgDaemon               *daemon,
-                                 GDBusMethodInvocation  *invocation);
-void     bg_call_set_data       (BgCall                 *call,
-                                 gpointer                data,
-                                 GDestroyNotify          data_free);
-void     bg_call_authorize      (BgCall                 *call,
-                                 const char             *action,
-                                 PolkitDetails          *details,
-                                 BgCallFunc              func);
-void     bg_call_check_owner    (BgCall                 *call,
-                                 BgResource             *resource,
-                                 BgCallFunc              func);
-void     bg_call_act_on_owned   (BgCall                 *call,
-                                 const char             *field,
-                                 const char             *kind,
-                                 const char             *name,
-                                 BgResourceFunc          func);
-void     bg_call_return_value   (BgCall                 *call,
-                                 GVariant               *value);
-void     bg_call_return_error   (BgCall                 *call,
-                                 GError                 *error);
-void     bg_call_return_gerror  (BgCall                 *call,
-                                 GQuark                  domain,
-                                 gint                    code,
-                                 const char             *format,
-                                 ...) G_GNUC_PRINTF (4, 5);
+void         bg_call_start          (BgDaemon               *daemon,
+                                     GDBusMethodInvocation  *invocation,
+                                     const char             *action,
+                                     PolkitDetails          *details,
+                                     BgCallFunc              func,
+                                     gpointer                self);
+GVariant    *bg_call_get_parameters (BgCall                 *call);
+GUnixFDList *bg_call_get_fd_list    (BgCall                 *call);
+void         bg_call_act_on_owned   (BgCall                 *call,
+                                     const char             *field,
+                                     const char             *kind,
+                                     const char             *name,
+                                     BgResourceFunc          func);
+void         bg_call_return_value   (BgCall                 *call,
+                                     GVariant               *value);
+void         bg_call_take_error     (BgCall                 *call,
+                                     GError                 *error);
+void         bg_call_return_error   (BgCall                 *call,
+                                     GQuark                  domain,
+                                     gint                    code,
+                                     const char             *format,
+                                     ...) G_GNUC_PRINTF (4, 5);
 
-PolkitDetails *bg_details_new   (const char             *key,
-                                 const char             *value);
+/* For a handler refusing bad arguments before any call starts: answers
+ * with @error (taken) and returns G_DBUS_METHOD_INVOCATION_HANDLED. */
+gboolean     bg_invocation_take_error (GDBusMethodInvocation *invocation,
+                                       GError                *error);
+
+PolkitDetails *bg_details_new       (const char             *key,
+                                     const char             *value);
 
 G_END_DECLS

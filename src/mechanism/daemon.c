@@ -1,23 +1,26 @@
-/* daemon.c: bus name, object, idle exit, and the system-wide methods
- * (Ping, ListResources, ReleaseResource). Each privileged concern lives in
- * its own file and connects its own handlers (network.c, ...). */
+/* daemon.c: the hub — bus name, object, registry, idle exit, and the
+ * resource kinds. Each privileged concern is a subsystem that registers
+ * its kinds here and connects its own handlers with itself as their user
+ * data (network.c + network-dbus.c, ...); the system-wide methods are in
+ * system-dbus.c. */
 #include <errno.h>
 #include <signal.h>
 #include <unistd.h>
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 
+#include "bg-dbus.h"
 #include "bg-error.h"
-#include "bg-names.h"
-#include "auth.h"
 #include "daemon.h"
 #include "network.h"
+#include "registry.h"
 #include "storage.h"
 #include "vm.h"
-#include "validate.h"
 
-#define OBJECT_PATH "/org/banger/Mechanism1"
-#define BUS_NAME    "org.banger.Mechanism1"
+typedef struct {
+  const BgResourceKind *kind;
+  gpointer              self;
+} Kind;
 
 struct _BgDaemon {
   BgDaemonOptions  options;
@@ -36,23 +39,34 @@ struct _BgDaemon {
   guint            holds;
   gboolean         name_acquired;
   int              exit_code;
+  GArray          *kinds;       /* Kind */
 };
 
-static const BgResourceKind *kinds[] = {
-  &bg_network_bridge_kind,
-  &bg_network_tap_kind,
-  &bg_vm_kind,
-  &bg_loop_kind,
-  NULL
-};
+void
+bg_daemon_add_kind (BgDaemon             *daemon,
+                    const BgResourceKind *kind,
+                    gpointer              self)
+{
+  Kind k = { kind, self };
+  g_array_append_val (daemon->kinds, k);
+}
+
+static Kind *
+find_kind (BgDaemon   *daemon,
+           const char *name)
+{
+  for (guint i = 0; i < daemon->kinds->len; i++)
+    if (g_str_equal (g_array_index (daemon->kinds, Kind, i).kind->kind, name))
+      return &g_array_index (daemon->kinds, Kind, i);
+  return NULL;
+}
 
 const BgResourceKind *
-bg_daemon_lookup_kind (const char *kind)
+bg_daemon_lookup_kind (BgDaemon   *daemon,
+                       const char *name)
 {
-  for (guint i = 0; kinds[i] != NULL; i++)
-    if (g_str_equal (kinds[i]->kind, kind))
-      return kinds[i];
-  return NULL;
+  Kind *k = find_kind (daemon, name);
+  return k ? k->kind : NULL;
 }
 
 /* Undoes @resource and forgets it; @resource is freed on success. The
@@ -63,11 +77,11 @@ bg_daemon_release_resource (BgDaemon    *daemon,
                             BgResource  *resource,
                             GError     **error)
 {
-  const BgResourceKind *kind = bg_daemon_lookup_kind (resource->kind);
+  Kind *k = find_kind (daemon, resource->kind);
 
   if (!bg_registry_set_state (daemon->registry, resource, BG_RESOURCE_DELETING, error))
     return FALSE;
-  if (kind != NULL && !kind->release (daemon, resource, error))
+  if (k != NULL && !k->kind->release (k->self, resource, error))
     return FALSE;
   return bg_registry_remove (daemon->registry, resource, error);
 }
@@ -140,159 +154,6 @@ bg_daemon_release (BgDaemon *daemon)
     arm_idle (daemon);
 }
 
-/* ---- methods ---- */
-
-static void
-ping_authorized (BgCall *call)
-{
-  bg_call_return_value (call, g_variant_new ("(su)", PACKAGE_VERSION, (guint32) call->caller_uid));
-}
-
-static gboolean
-handle_ping (BgMechanism1          *skeleton,
-             GDBusMethodInvocation *invocation,
-             BgDaemon              *daemon)
-{
-  bg_call_authorize (bg_call_new (daemon, invocation), NULL, NULL, ping_authorized);
-  return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-typedef struct {
-  gboolean  all_users;
-  char     *kind;
-} ListData;
-
-static void
-list_data_free (ListData *d)
-{
-  g_free (d->kind);
-  g_free (d);
-}
-
-static void
-list_authorized (BgCall *call)
-{
-  ListData *d = call->data;
-  g_autoptr(GPtrArray) all = bg_registry_list (call->daemon->registry, d->kind);
-  GVariantBuilder b;
-
-  g_variant_builder_init (&b, G_VARIANT_TYPE ("a(ssutsa{sv})"));
-  for (guint i = 0; i < all->len; i++)
-    {
-      BgResource *r = all->pdata[i];
-      if (d->all_users || r->owner == call->caller_uid)
-        g_variant_builder_add_value (&b, bg_resource_to_variant (r));
-    }
-  bg_call_return_value (call, g_variant_new ("(a(ssutsa{sv}))", &b));
-}
-
-static gboolean
-handle_list_resources (BgMechanism1          *skeleton,
-                       GDBusMethodInvocation *invocation,
-                       GVariant              *options,
-                       BgDaemon              *daemon)
-{
-  static const BgOptionSpec specs[] = {
-    { "all-users", "b" },
-    { "kind", "s" },
-    { NULL }
-  };
-  g_autoptr(GError) error = NULL;
-  ListData *d;
-  BgCall *call;
-
-  if (!bg_validate_options (options, specs, &error))
-    {
-      g_dbus_method_invocation_return_gerror (invocation, error);
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
-    }
-
-  d = g_new0 (ListData, 1);
-  g_variant_lookup (options, "all-users", "b", &d->all_users);
-  g_variant_lookup (options, "kind", "s", &d->kind);
-  if (d->kind != NULL && bg_daemon_lookup_kind (d->kind) == NULL)
-    {
-      g_dbus_method_invocation_return_error (invocation, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-                                             "options: key \"kind\": unknown resource kind");
-      list_data_free (d);
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
-    }
-
-  call = bg_call_new (daemon, invocation);
-  bg_call_set_data (call, d, (GDestroyNotify) list_data_free);
-  /* Seeing one's own resources is part of managing them; seeing everyone's
-   * is an administrator's business. */
-  bg_call_authorize (call, d->all_users ? "org.banger.admin" : "org.banger.network",
-                     NULL, list_authorized);
-  return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-typedef struct {
-  char *kind;
-  char *name;
-} ReleaseData;
-
-static void
-release_data_free (ReleaseData *d)
-{
-  g_free (d->kind);
-  g_free (d->name);
-  g_free (d);
-}
-
-/* A BgResourceFunc that undoes the resource: ReleaseResource, DetachLoop. */
-gboolean
-bg_daemon_release_for_call (BgCall      *call,
-                            BgResource  *resource,
-                            GError     **error)
-{
-  return bg_daemon_release_resource (call->daemon, resource, error);
-}
-
-static void
-release_authorized (BgCall *call)
-{
-  ReleaseData *d = call->data;
-
-  bg_call_act_on_owned (call, "name", d->kind, d->name, bg_daemon_release_for_call);
-}
-
-static gboolean
-handle_release_resource (BgMechanism1          *skeleton,
-                         GDBusMethodInvocation *invocation,
-                         const char            *kind_name,
-                         const char            *name,
-                         GVariant              *options,
-                         BgDaemon              *daemon)
-{
-  const BgResourceKind *kind = bg_daemon_lookup_kind (kind_name);
-  g_autoptr(GError) error = NULL;
-  ReleaseData *d;
-  BgCall *call;
-
-  if (kind == NULL)
-    {
-      g_autofree char *shown = g_strescape (kind_name, NULL);
-      g_dbus_method_invocation_return_error (invocation, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-                                             "kind: unknown resource kind \"%.32s\"", shown);
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
-    }
-  if (!kind->validate_name ("name", name, &error) ||
-      !bg_validate_options (options, NULL, &error))
-    {
-      g_dbus_method_invocation_return_gerror (invocation, error);
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
-    }
-
-  d = g_new0 (ReleaseData, 1);
-  d->kind = g_strdup (kind_name);
-  d->name = g_strdup (name);
-  call = bg_call_new (daemon, invocation);
-  bg_call_set_data (call, d, (GDestroyNotify) release_data_free);
-  bg_call_authorize (call, kind->action, bg_details_new ("banger.device", name), release_authorized);
-  return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
 /* ---- bus ---- */
 
 static void
@@ -304,9 +165,9 @@ on_bus_acquired (GDBusConnection *connection,
   g_autoptr(GError) error = NULL;
 
   if (!g_dbus_interface_skeleton_export (G_DBUS_INTERFACE_SKELETON (daemon->skeleton),
-                                         connection, OBJECT_PATH, &error))
+                                         connection, BG_DBUS_PATH, &error))
     {
-      g_critical ("Cannot export %s: %s", OBJECT_PATH, error->message);
+      g_critical ("Cannot export %s: %s", BG_DBUS_PATH, error->message);
       daemon->exit_code = 1;
       g_main_loop_quit (daemon->loop);
     }
@@ -366,6 +227,7 @@ bg_daemon_new (const BgDaemonOptions  *options,
   daemon->options.config_dir = daemon->config_dir;
   daemon->options.state_dir = daemon->state_dir;
   daemon->loop = g_main_loop_new (NULL, FALSE);
+  daemon->kinds = g_array_new (FALSE, FALSE, sizeof (Kind));
 
   /* The run dir holds the hosts file every resolver reads (0644); the
    * registry below it is 0700. */
@@ -389,17 +251,15 @@ bg_daemon_new (const BgDaemonOptions  *options,
   if (daemon->authority == NULL)
     g_warning ("polkit is not available, every privileged call will be refused: %s", local->message);
 
-  daemon->network = bg_network_new (daemon);
-  daemon->vms = bg_vms_new (daemon);
-  daemon->storage = bg_storage_new (daemon);
   daemon->skeleton = bg_mechanism1_skeleton_new ();
   bg_mechanism1_set_version (daemon->skeleton, PACKAGE_VERSION);
-  g_signal_connect (daemon->skeleton, "handle-ping", G_CALLBACK (handle_ping), daemon);
-  g_signal_connect (daemon->skeleton, "handle-list-resources", G_CALLBACK (handle_list_resources), daemon);
-  g_signal_connect (daemon->skeleton, "handle-release-resource", G_CALLBACK (handle_release_resource), daemon);
-  bg_network_connect (daemon->network, daemon->skeleton);
-  bg_vms_connect (daemon->vms, daemon->skeleton);
-  bg_storage_connect (daemon->storage, daemon->skeleton);
+  daemon->network = bg_network_new (daemon);
+  daemon->storage = bg_storage_new (daemon);
+  daemon->vms = bg_vms_new (daemon, daemon->network);
+  bg_system_connect (daemon);
+  bg_network_connect (daemon->network);
+  bg_storage_connect (daemon->storage);
+  bg_vms_connect (daemon->vms);
 
   reconcile (daemon);
   bg_vms_recover (daemon->vms);
@@ -423,6 +283,7 @@ bg_daemon_free (BgDaemon *daemon)
   g_clear_object (&daemon->authority);
   g_clear_pointer (&daemon->registry, bg_registry_free);
   g_clear_pointer (&daemon->loop, g_main_loop_unref);
+  g_clear_pointer (&daemon->kinds, g_array_unref);
   g_free (daemon->run_dir);
   g_free (daemon->config_dir);
   g_free (daemon->state_dir);
@@ -438,7 +299,7 @@ bg_daemon_run (BgDaemon *daemon)
   if (daemon->options.replace)
     flags |= G_BUS_NAME_OWNER_FLAGS_REPLACE;
 
-  daemon->owner_id = g_bus_own_name (G_BUS_TYPE_SYSTEM, BUS_NAME, flags,
+  daemon->owner_id = g_bus_own_name (G_BUS_TYPE_SYSTEM, BG_DBUS_NAME, flags,
                                      on_bus_acquired, on_name_acquired, on_name_lost,
                                      daemon, NULL);
   sigterm = g_unix_signal_add (SIGTERM, on_signal, daemon);
@@ -479,11 +340,6 @@ bg_daemon_get_run_dir (BgDaemon *daemon)
   return daemon->run_dir;
 }
 
-BgNetwork *
-bg_daemon_get_network (BgDaemon *daemon)
-{
-  return daemon->network;
-}
 
 /* Fault injection for the integration tests, compiled only with
  * -Dtest_hooks=true: when <run-dir>/crash-at names @step, the mechanism
@@ -504,11 +360,6 @@ bg_daemon_test_hook (BgDaemon   *daemon,
 #endif
 }
 
-BgVms *
-bg_daemon_get_vms (BgDaemon *daemon)
-{
-  return daemon->vms;
-}
 
 const char *
 bg_daemon_get_state_dir (BgDaemon *daemon)
@@ -516,8 +367,3 @@ bg_daemon_get_state_dir (BgDaemon *daemon)
   return daemon->state_dir;
 }
 
-BgStorage *
-bg_daemon_get_storage (BgDaemon *daemon)
-{
-  return daemon->storage;
-}

@@ -1,14 +1,14 @@
+/* daemon.h: the hub — bus name, object, registry, idle exit — and the
+ * resource kinds the subsystems register with it. */
 #pragma once
 
 #include <gio/gio.h>
 #include <polkit/polkit.h>
 
 #include "bg-dbus-generated.h"
-#include "registry.h"
+#include "types.h"
 
 G_BEGIN_DECLS
-
-typedef struct _BgDaemon BgDaemon;
 
 typedef struct {
   const char *run_dir;        /* registry and runtime files */
@@ -18,44 +18,44 @@ typedef struct {
   gboolean    replace;
 } BgDaemonOptions;
 
-/* A kind of resource the mechanism creates. Each kind knows how to check a
- * caller-supplied name for it and how to undo one (tolerating that it is
- * already gone, as after a crash). */
-typedef struct {
+/* A kind of resource the mechanism creates. Each kind knows how to check
+ * a caller-supplied name for it and how to undo one (tolerating that it
+ * is already gone, as after a crash or a reboot). */
+struct _BgResourceKind {
   const char *kind;
   const char *action;
   gboolean  (*validate_name) (const char  *field,
                               const char  *name,
                               GError     **error);
-  gboolean  (*release)       (BgDaemon    *daemon,
+  gboolean  (*release)       (gpointer     self,
                               BgResource  *resource,
                               GError     **error);
-} BgResourceKind;
+};
 
-BgDaemon        *bg_daemon_new           (const BgDaemonOptions *options,
-                                          GError               **error);
-void             bg_daemon_free          (BgDaemon              *daemon);
-int              bg_daemon_run           (BgDaemon              *daemon);
-void             bg_daemon_hold          (BgDaemon              *daemon);
-void             bg_daemon_release       (BgDaemon              *daemon);
-PolkitAuthority *bg_daemon_get_authority (BgDaemon              *daemon);
-BgRegistry      *bg_daemon_get_registry  (BgDaemon              *daemon);
-BgMechanism1    *bg_daemon_get_skeleton  (BgDaemon              *daemon);
-const char      *bg_daemon_get_config_dir (BgDaemon             *daemon);
-const char      *bg_daemon_get_run_dir   (BgDaemon              *daemon);
-struct _BgNetwork *bg_daemon_get_network (BgDaemon            *daemon);
-struct _BgStorage *bg_daemon_get_storage (BgDaemon            *daemon);
-struct _BgVms   *bg_daemon_get_vms       (BgDaemon              *daemon);
-const char      *bg_daemon_get_state_dir (BgDaemon              *daemon);
-void             bg_daemon_test_hook     (BgDaemon              *daemon,
-                                          const char            *step);
-const BgResourceKind *bg_daemon_lookup_kind (const char         *kind);
-struct _BgCall;
-gboolean         bg_daemon_release_for_call (struct _BgCall     *call,
-                                             BgResource         *resource,
-                                             GError            **error);
-gboolean         bg_daemon_release_resource (BgDaemon           *daemon,
-                                             BgResource         *resource,
-                                             GError            **error);
+BgDaemon        *bg_daemon_new              (const BgDaemonOptions *options,
+                                             GError               **error);
+void             bg_daemon_free             (BgDaemon              *daemon);
+int              bg_daemon_run              (BgDaemon              *daemon);
+void             bg_daemon_hold             (BgDaemon              *daemon);
+void             bg_daemon_release          (BgDaemon              *daemon);
+PolkitAuthority *bg_daemon_get_authority    (BgDaemon              *daemon);
+BgRegistry      *bg_daemon_get_registry     (BgDaemon              *daemon);
+BgMechanism1    *bg_daemon_get_skeleton     (BgDaemon              *daemon);
+const char      *bg_daemon_get_config_dir   (BgDaemon              *daemon);
+const char      *bg_daemon_get_run_dir      (BgDaemon              *daemon);
+const char      *bg_daemon_get_state_dir    (BgDaemon              *daemon);
+void             bg_daemon_add_kind         (BgDaemon              *daemon,
+                                             const BgResourceKind  *kind,
+                                             gpointer               self);
+const BgResourceKind *bg_daemon_lookup_kind (BgDaemon              *daemon,
+                                             const char            *kind);
+gboolean         bg_daemon_release_resource (BgDaemon              *daemon,
+                                             BgResource            *resource,
+                                             GError               **error);
+void             bg_daemon_test_hook        (BgDaemon              *daemon,
+                                             const char            *step);
+
+/* system-dbus.c: Ping, ListResources, ReleaseResource. */
+void             bg_system_connect          (BgDaemon              *daemon);
 
 G_END_DECLS

@@ -15,7 +15,6 @@
  * no_new_privs and execs with an empty environment: the guarantees of
  * Firecracker's jailer. No shell, no argv string: a vector.
  */
-#include <dirent.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +35,7 @@
 #include <glib/gstdio.h>
 
 #include "bg-error.h"
+#include "bg-file.h"
 #include "jail.h"
 
 void
@@ -525,39 +525,6 @@ out:
   return pid;
 }
 
-/* Removes <dir>/<name> without following any symlink the VMM may have
- * planted: directories are entered only through O_NOFOLLOW fds. */
-static gboolean
-remove_tree_at (int         parent,
-                const char *name)
-{
-  struct stat st;
-  int fd;
-  DIR *dir;
-  struct dirent *e;
-  gboolean ok = TRUE;
-
-  if (fstatat (parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-    return errno == ENOENT;
-  if (!S_ISDIR (st.st_mode))
-    return unlinkat (parent, name, 0) == 0 || errno == ENOENT;
-
-  fd = openat (parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return FALSE;
-  dir = fdopendir (fd);
-  if (dir == NULL)
-    {
-      close (fd);
-      return FALSE;
-    }
-  while ((e = readdir (dir)) != NULL)
-    if (strcmp (e->d_name, ".") != 0 && strcmp (e->d_name, "..") != 0)
-      ok &= remove_tree_at (dirfd (dir), e->d_name);
-  closedir (dir);
-  return ok && (unlinkat (parent, name, AT_REMOVEDIR) == 0 || errno == ENOENT);
-}
-
 gboolean
 bg_jail_destroy (const char  *state_dir,
                  const char  *id,
@@ -569,7 +536,7 @@ bg_jail_destroy (const char  *state_dir,
 
   if (fd < 0)
     return errno == ENOENT ? TRUE : fail_errno (error, errno, "cannot open", top);
-  ok = remove_tree_at (fd, id);
+  ok = bg_file_remove_tree_at (fd, id);
   close (fd);
   if (!ok)
     {

@@ -3,6 +3,8 @@
 #include <gio/gio.h>
 #include <sys/types.h>
 
+#include "types.h"
+
 G_BEGIN_DECLS
 
 /* Per-VM uids/gids come from 0x70000000 + [0, 65536): above systemd's
@@ -16,7 +18,7 @@ G_BEGIN_DECLS
 #define BG_JAIL_API_SOCKET "firecracker.socket"
 #define BG_JAIL_VSOCK_SOCKET "vsock.sock"
 
-typedef struct {
+struct _BgJail {
   char    *id;
   char    *dir;       /* <state>/jail/<id>: root-owned, caller may traverse */
   char    *root;      /* <dir>/root: the VMM's / */
@@ -24,7 +26,7 @@ typedef struct {
   uid_t    uid;
   gid_t    gid;
   gboolean dynamic;   /* the VMM needs the host's libraries */
-} BgJail;
+};
 
 gboolean bg_jail_check_vmm     (const char   *path,
                                 gboolean     *dynamic,

@@ -1,36 +1,52 @@
+/* network.h: the VM network — one bridge, a tap per VM, NAT, names.
+ * The engine: it takes a caller's uid and a GError, never a call. */
 #pragma once
 
-#include "daemon.h"
+#include <sys/types.h>
+
+#include "types.h"
 
 G_BEGIN_DECLS
 
-typedef struct _BgNetwork BgNetwork;
+struct _BgNetwork {
+  BgDaemon   *daemon;
+  BgRegistry *registry;
+};
 
-extern const BgResourceKind bg_network_tap_kind;
-extern const BgResourceKind bg_network_bridge_kind;
+/* The network as it is: what EnsureNetwork() and NetworkInfo() report. */
+struct _BgNetState {
+  char     *bridge;
+  guint32   subnet;
+  guint     prefix;
+  char     *subnet_text;
+  char     *gateway;
+  char     *uplink;
+  char    **dns;
+  char     *domain;
+  gboolean  nat;
+};
 
-BgNetwork *bg_network_new      (BgDaemon      *daemon);
-void       bg_network_free     (BgNetwork     *network);
-void       bg_network_connect  (BgNetwork     *network,
-                                BgMechanism1  *skeleton);
+BgNetwork  *bg_network_new          (BgDaemon     *daemon);
+void        bg_network_free         (BgNetwork    *network);
+void        bg_network_connect      (BgNetwork    *network);
 
-/* Exposed for unit tests. */
-gboolean   bg_network_validate_ifname (const char  *field,
-                                       const char  *name,
-                                       GError     **error);
-char      *bg_network_tap_name        (guint32      owner,
-                                       const char  *vm_name);
-char      *bg_network_guest_mac       (guint32      owner,
-                                       const char  *vm_name);
-gboolean   bg_network_validate_tap_name (const char  *field,
-                                         const char  *name,
-                                         GError     **error);
-gboolean   bg_network_tap_set_owner   (const char  *tap,
-                                       uid_t        owner,
-                                       GError     **error);
-gboolean   bg_network_parse_subnet    (const char  *text,
-                                       guint32     *network,
-                                       guint       *prefix,
-                                       GError     **error);
+BgNetState *bg_network_ensure       (BgNetwork    *network,
+                                     GError      **error);
+BgNetState *bg_network_inspect      (BgNetwork    *network,
+                                     GError      **error);
+gboolean    bg_network_teardown     (BgNetwork    *network,
+                                     GError      **error);
+BgResource *bg_network_create_tap   (BgNetwork    *network,
+                                     uid_t         owner,
+                                     const char   *vm_name,
+                                     GError      **error);
+gboolean    bg_network_delete_tap   (BgNetwork    *network,
+                                     BgResource   *tap,
+                                     GError      **error);
+
+void        bg_net_state_free       (BgNetState   *state);
+GVariant   *bg_net_state_to_variant (BgNetState   *state);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgNetState, bg_net_state_free)
 
 G_END_DECLS

@@ -3,6 +3,8 @@
 #include <gio/gio.h>
 #include <sys/types.h>
 
+#include "types.h"
+
 G_BEGIN_DECLS
 
 typedef enum {
@@ -11,16 +13,14 @@ typedef enum {
   BG_RESOURCE_DELETING,   /* recorded before the resource is undone */
 } BgResourceState;
 
-typedef struct {
+struct _BgResource {
   char            *kind;
   char            *name;
   uid_t            owner;
   gint64           created;  /* unix seconds */
   BgResourceState  state;
   GVariant        *details;  /* a{sv}, kind-specific */
-} BgResource;
-
-typedef struct _BgRegistry BgRegistry;
+};
 
 BgRegistry *bg_registry_open        (const char    *dir,
                                      GError       **error);

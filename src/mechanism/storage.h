@@ -1,25 +1,25 @@
+/* storage.h: the caller's loop devices (AttachLoop / DetachLoop). */
 #pragma once
 
-#include <glib.h>
 #include <sys/types.h>
+
+#include "types.h"
 
 G_BEGIN_DECLS
 
-int      bg_loop_attach   (int          backing_fd,
-                           gboolean     read_only,
-                           dev_t       *out_rdev,
-                           char       **out_device,
-                           GError     **error);
+struct _BgStorage {
+  BgDaemon   *daemon;
+  BgRegistry *registry;
+  GHashTable *loops;   /* "loopN" -> fd held open (autoclear keeps it alive) */
+};
 
-#include "daemon.h"
-
-typedef struct _BgStorage BgStorage;
-
-extern const BgResourceKind bg_loop_kind;
-
-BgStorage *bg_storage_new     (BgDaemon     *daemon);
-void       bg_storage_free    (BgStorage    *storage);
-void       bg_storage_connect (BgStorage    *storage,
-                               BgMechanism1 *skeleton);
+BgStorage  *bg_storage_new     (BgDaemon   *daemon);
+void        bg_storage_free    (BgStorage  *storage);
+void        bg_storage_connect (BgStorage  *storage);
+BgResource *bg_storage_attach  (BgStorage  *storage,
+                                uid_t       owner,
+                                int         fd,
+                                gboolean    read_only,
+                                GError    **error);
 
 G_END_DECLS

@@ -1,6 +1,8 @@
+/* validate.h: one validator per kind of argument the methods take. */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
+#include <gio/gunixfdlist.h>
 
 G_BEGIN_DECLS
 
@@ -12,5 +14,23 @@ typedef struct {
 gboolean bg_validate_options (GVariant            *options,
                               const BgOptionSpec  *specs,
                               GError             **error);
+
+/* How a file the caller passed must have been opened. */
+typedef enum {
+  BG_FD_READ,        /* read: O_RDONLY or O_RDWR */
+  BG_FD_WRITE,       /* a sink the mechanism only writes: O_WRONLY or O_RDWR */
+  BG_FD_READ_WRITE,  /* a disk a VM both reads and writes: O_RDWR */
+} BgFdAccess;
+
+gboolean bg_validate_fd (GUnixFDList  *list,
+                         gint32        index,
+                         const char   *field,
+                         BgFdAccess    access,
+                         GError      **error);
+int      bg_take_fd     (GUnixFDList  *list,
+                         gint32        index,
+                         const char   *field,
+                         BgFdAccess    access,
+                         GError      **error);
 
 G_END_DECLS

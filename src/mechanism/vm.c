@@ -1,102 +1,50 @@
-/* vm.c: launching jailed VMMs and handing their sockets to the caller.
+/* vm.c: jailed VMMs for callers — launch, kill, release, recovery.
  *
- * LaunchVm arms an inotify watch on the jail's run/ dir on the main loop
- * *before* it spawns the VMM. As each socket appears (the API socket, then
- * the vsock socket once the CLI configured it) it is opened O_PATH |
- * O_NOFOLLOW, checked to be a socket with one link owned by the jail uid,
- * and chowned to the caller through that very fd, then made 0600: the VMM
- * cannot swap in a symlink or a hard link between check and chown. The
- * method replies only once the API socket is the caller's, so the caller
- * never probes a socket it cannot open. The VMM's exit is watched through
- * a pidfd; it emits VmExited and removes the jail, the loop device and
- * the registry entry, and gives the tap back to its owner.
+ * A launch records the VM ("creating") before anything exists, builds
+ * its jail, attaches its disks, gives it its tap, arms the socket watch
+ * and spawns the VMM; it is ready once the API socket is the caller's
+ * (vmm.c). When the VMM exits, everything it had is undone before anyone
+ * hears of it: the jail is removed, the loop devices closed, the tap
+ * given back to its owner and the entry dropped; then VmExited is sent.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
-#include <sys/inotify.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <glib-unix.h>
-#include <gio/gunixfdlist.h>
 
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "bg-names.h"
-#include "auth.h"
+#include "daemon.h"
 #include "jail.h"
-#include "network.h"
-#include "storage.h"
-#include "validate.h"
+#include "loop.h"
+#include "netlink.h"
+#include "proc.h"
+#include "registry.h"
 #include "vm.h"
 
 #define DEFAULT_LAUNCH_TIMEOUT_MS 5000
-#define TAIL_MAX 4096
 
-struct _BgVms {
-  BgDaemon   *daemon;
-  GHashTable *running;   /* id -> Vm */
-};
-
-typedef struct {
-  BgVms    *vms;
-  char     *id;
-  char     *vm_name;
-  uid_t     owner;
-  BgJail   *jail;
-  GPid      pid;
-  gboolean  is_child;
-  int       pidfd;
-  guint     pidfd_source;
-  int       loop_fd;
-  int       config_loop_fd;
-  char     *tap;
-  int       output_fd;
-  guint     output_source;
-  int       console_fd;
-  GString  *tail;
-  int       inotify_fd;
-  guint     inotify_source;
-  gboolean  api_ready;
-  gboolean  vsock_ready;
-  BgCall   *pending;       /* LaunchVm waiting for the API socket */
-  guint     timeout_source;
-  gboolean  held;
-} Vm;
-
-static int
-sys_pidfd_open (pid_t pid)
-{
-  return syscall (SYS_pidfd_open, pid, 0);
-}
-
-static int
-sys_pidfd_send_signal (int pidfd, int sig)
-{
-  return syscall (SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
-}
-
-static char *
-vm_id (uid_t       owner,
-       const char *vm_name)
+char *
+bg_vm_id (uid_t       owner,
+          const char *vm_name)
 {
   return g_strdup_printf ("u%u-%s", (guint) owner, vm_name);
 }
 
-static gboolean
-validate_vm_id (const char  *field,
-                const char  *name,
-                GError     **error)
+gboolean
+bg_vm_validate_id (const char  *field,
+                   const char  *name,
+                   GError     **error)
 {
   const char *dash = name ? strchr (name, '-') : NULL;
   guint64 uid;
-  g_autofree char *num = NULL;
 
   if (name != NULL && name[0] == 'u' && dash != NULL)
     {
-      num = g_strndup (name + 1, dash - name - 1);
+      g_autofree char *num = g_strndup (name + 1, dash - name - 1);
       if (g_ascii_string_to_unsigned (num, 10, 0, G_MAXUINT32, &uid, NULL) && bg_name_is_valid (dash + 1))
         return TRUE;
     }
@@ -105,24 +53,14 @@ validate_vm_id (const char  *field,
   return FALSE;
 }
 
-/* The process's start time (clock ticks since boot), to tell a PID that
- * still is our VMM from one the kernel reused. */
-static guint64
-process_start_time (pid_t pid)
+void
+bg_launch_params_clear (BgLaunchParams *p)
 {
-  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int) pid);
-  g_autofree char *text = NULL;
-  g_auto(GStrv) fields = NULL;
-  const char *after;
-  guint64 start = 0;
-
-  if (!g_file_get_contents (path, &text, NULL, NULL) || (after = strrchr (text, ')')) == NULL)
-    return 0;
-  fields = g_strsplit (after + 2, " ", -1);
-  /* field 22 overall is the 20th after "pid (comm)" */
-  if (g_strv_length (fields) > 19)
-    g_ascii_string_to_unsigned (fields[19], 10, 0, G_MAXUINT64, &start, NULL);
-  return start;
+  bg_fd_clear (&p->kernel_fd);
+  bg_fd_clear (&p->rootfs_fd);
+  bg_fd_clear (&p->initrd_fd);
+  bg_fd_clear (&p->console_fd);
+  bg_fd_clear (&p->config_fd);
 }
 
 static const char *
@@ -131,377 +69,86 @@ state_dir (BgVms *vms)
   return bg_daemon_get_state_dir (vms->daemon);
 }
 
-static void
-vm_free (Vm *vm)
+/* Undoes what a VM had, whatever of it exists: its process (if still
+ * there and still the same), its tap's loan to the jail uid, its jail.
+ * Tolerates every part being gone already. */
+static gboolean
+undo_vm (BgVms       *vms,
+         BgResource  *r,
+         GError     **error)
 {
-  g_clear_handle_id (&vm->pidfd_source, g_source_remove);
-  g_clear_handle_id (&vm->output_source, g_source_remove);
-  g_clear_handle_id (&vm->inotify_source, g_source_remove);
-  g_clear_handle_id (&vm->timeout_source, g_source_remove);
-  if (vm->pidfd >= 0)
-    close (vm->pidfd);
-  if (vm->loop_fd >= 0)
-    close (vm->loop_fd);
-  if (vm->config_loop_fd >= 0)
-    close (vm->config_loop_fd);
-  if (vm->output_fd >= 0)
-    close (vm->output_fd);
-  if (vm->console_fd >= 0)
-    close (vm->console_fd);
-  if (vm->inotify_fd >= 0)
-    close (vm->inotify_fd);
-  if (vm->tail)
-    g_string_free (vm->tail, TRUE);
-  if (vm->held)
-    bg_daemon_release (vm->vms->daemon);
-  bg_jail_free (vm->jail);
-  g_free (vm->id);
-  g_free (vm->vm_name);
-  g_free (vm->tap);
-  g_free (vm);
+  const char *tap = bg_resource_get_string (r, "tap");
+  guint64 pid = 0, start = 0;
+  g_autoptr(GError) local = NULL;
+
+  g_variant_lookup (r->details, "pid", "t", &pid);
+  g_variant_lookup (r->details, "start-time", "t", &start);
+  bg_proc_kill_if_same (pid, start);
+  if (tap != NULL && !bg_tap_set_owner (tap, r->owner, &local))
+    g_debug ("Could not give tap %s back to uid %u: %s", tap, (guint) r->owner, local->message);
+  return bg_jail_destroy (state_dir (vms), r->name, error);
 }
 
-static Vm *
-vm_new (BgVms      *vms,
-        const char *vm_name,
-        uid_t       owner)
+/* Takes @vmm out of the running table (so a release no longer finds
+ * it), without freeing it. */
+static void
+take_vmm (BgVms *vms,
+          BgVmm *vmm)
 {
-  Vm *vm = g_new0 (Vm, 1);
+  gpointer key = NULL;
 
-  vm->vms = vms;
-  vm->vm_name = g_strdup (vm_name);
-  vm->owner = owner;
-  vm->id = vm_id (owner, vm_name);
-  vm->pidfd = vm->loop_fd = vm->config_loop_fd = vm->output_fd = vm->console_fd = vm->inotify_fd = -1;
-  vm->tail = g_string_new (NULL);
-  /* A running VMM (or one being started) is pending work: no idle exit. */
-  bg_daemon_hold (vms->daemon);
-  vm->held = TRUE;
-  return vm;
+  if (g_hash_table_steal_extended (vms->running, vmm->id, &key, NULL))
+    g_free (key);
 }
 
-/* Undoes everything a launch did, in reverse. Safe on a half-made VM. */
+/* Frees a taken VMM; each one held the daemon (no idle exit) while it ran. */
 static void
-vm_teardown (BgVms      *vms,
-             const char *id,
-             uid_t       owner,
-             const char *tap,
-             GPid        pid,
-             gboolean    is_child)
+finish_vmm (BgVms *vms,
+            BgVmm *vmm)
 {
-  BgRegistry *registry = bg_daemon_get_registry (vms->daemon);
-  BgResource *r = bg_registry_lookup (registry, "vm", id);
+  bg_vmm_free (vmm);
+  bg_daemon_release (vms->daemon);
+}
+
+/* Forgets a VMM the mechanism runs: it is killed and reaped now. */
+static void
+drop_vmm (BgVms *vms,
+          BgVmm *vmm)
+{
+  take_vmm (vms, vmm);
+  bg_vmm_reap (vmm);
+  bg_vmm_fail_ready (vmm, g_error_new (BG_ERROR, BG_ERROR_FAILED, "the VM was released"));
+  finish_vmm (vms, vmm);
+}
+
+static void
+vmm_exited (BgVmm   *vmm,
+            int      status,
+            gpointer user_data)
+{
+  BgVms *vms = user_data;
+  BgResource *r = bg_registry_lookup (vms->registry, "vm", vmm->id);
+  g_autofree char *tail = bg_vmm_tail (vmm);
   g_autoptr(GError) error = NULL;
 
-  if (pid > 0)
-    {
-      kill (pid, SIGKILL);
-      if (is_child)
-        waitpid (pid, NULL, 0);
-    }
-  if (tap != NULL && !bg_network_tap_set_owner (tap, owner, &error))
-    g_warning ("Could not give tap %s back to uid %u: %s", tap, (guint) owner, error->message);
-  g_clear_error (&error);
-  if (!bg_jail_destroy (state_dir (vms), id, &error))
-    g_warning ("%s", error->message);
-  if (r != NULL)
-    bg_registry_remove (registry, r, NULL);
-}
-
-static void
-vm_finish (Vm *vm)
-{
-  g_hash_table_remove (vm->vms->running, vm->id);
-}
-
-static char *
-vm_tail (Vm *vm)
-{
-  g_auto(GStrv) lines = g_strsplit (g_strstrip (vm->tail->str), "\n", -1);
-  guint n = g_strv_length (lines);
-  guint from = n > 8 ? n - 8 : 0;
-
-  if (n == 0 || *vm->tail->str == '\0')
-    return g_strdup ("(the VMM printed nothing)");
-  return g_strjoinv ("\n", lines + from);
-}
-
-static void
-fail_pending (Vm     *vm,
-              GError *error)
-{
-  if (vm->pending != NULL)
-    {
-      bg_call_return_error (vm->pending, error);
-      vm->pending = NULL;
-    }
-  else
-    g_error_free (error);
-}
-
-static void
-on_vm_exit (Vm  *vm,
-             int  status)
-{
-  BgMechanism1 *skeleton = bg_daemon_get_skeleton (vm->vms->daemon);
-  g_autofree char *tail = vm_tail (vm);
-
-  g_debug ("VMM of %s (pid %d) exited with status %d", vm->id, (int) vm->pid, status);
+  g_debug ("VMM of %s exited with status %d", vmm->id, status);
+  take_vmm (vms, vmm);
   /* Everything is gone before anyone hears of the exit. */
-  vm_teardown (vm->vms, vm->id, vm->owner, vm->tap, 0, FALSE);
-  if (vm->pending != NULL)
-    fail_pending (vm, g_error_new (BG_ERROR, BG_ERROR_FAILED,
-                                   "the VMM exited (status %d) before its API socket appeared:\n%s",
-                                   status, tail));
-  bg_mechanism1_emit_vm_exited (skeleton, vm->vm_name, vm->owner, status);
-  vm_finish (vm);
-}
-
-static gboolean
-on_pidfd (int          fd,
-          GIOCondition condition,
-          gpointer     data)
-{
-  Vm *vm = data;
-  int status = -1;
-
-  vm->pidfd_source = 0;
-  /* Drain the output first, so an error message is not lost. */
-  if (vm->output_fd >= 0)
-    {
-      char buf[4096];
-      ssize_t n;
-      while ((n = read (vm->output_fd, buf, sizeof buf)) > 0)
-        {
-          g_string_append_len (vm->tail, buf, n);
-          if (vm->console_fd >= 0 && write (vm->console_fd, buf, n) < 0)
-            {
-              close (vm->console_fd);
-              vm->console_fd = -1;
-            }
-        }
-    }
-  if (vm->is_child)
-    {
-      int raw;
-      if (waitpid (vm->pid, &raw, 0) == vm->pid)
-        status = WIFEXITED (raw) ? WEXITSTATUS (raw) : 128 + WTERMSIG (raw);
-    }
-  vm->pid = 0;
-  on_vm_exit (vm, status);
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-on_output (int          fd,
-           GIOCondition condition,
-           gpointer     data)
-{
-  Vm *vm = data;
-  char buf[4096];
-  ssize_t n = read (fd, buf, sizeof buf);
-
-  if (n <= 0)
-    {
-      if (n < 0 && errno == EAGAIN)
-        return G_SOURCE_CONTINUE;
-      vm->output_source = 0;
-      return G_SOURCE_REMOVE;
-    }
-  g_string_append_len (vm->tail, buf, n);
-  if (vm->tail->len > TAIL_MAX)
-    g_string_erase (vm->tail, 0, vm->tail->len - TAIL_MAX);
-  /* The caller's console log; if it stops taking output, keep going. */
-  if (vm->console_fd >= 0 && write (vm->console_fd, buf, n) < 0)
-    {
-      close (vm->console_fd);
-      vm->console_fd = -1;
-    }
-  return G_SOURCE_CONTINUE;
-}
-
-/* Gives the socket @name in the jail's run dir to the caller, through an
- * O_PATH fd so the object checked is the object chowned. */
-static gboolean
-hand_over (Vm          *vm,
-           const char  *name,
-           GError     **error)
-{
-  int dir = open (vm->jail->run, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  g_autofree char *proc = NULL;
-  struct stat st;
-  int fd;
-
-  if (dir < 0)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot open the jail's run dir: %s", g_strerror (errno));
-      return FALSE;
-    }
-  fd = openat (dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  close (dir);
-  if (fd < 0)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot open %s: %s", name, g_strerror (errno));
-      return FALSE;
-    }
-  if (fstat (fd, &st) < 0 || !S_ISSOCK (st.st_mode) || st.st_nlink != 1 || st.st_uid != vm->jail->uid)
-    {
-      close (fd);
-      g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE,
-                   "%s in the jail is not a socket the VMM made; refusing to hand it over", name);
-      return FALSE;
-    }
-  proc = g_strdup_printf ("/proc/self/fd/%d", fd);
-  if (fchownat (fd, "", vm->owner, -1, AT_EMPTY_PATH) < 0 || chmod (proc, 0600) < 0)
-    {
-      int errsv = errno;
-      close (fd);
-      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot hand %s over: %s", name, g_strerror (errsv));
-      return FALSE;
-    }
-  close (fd);
-  return TRUE;
-}
-
-static GVariant *
-launch_reply (Vm *vm)
-{
-  g_autofree char *api = g_build_filename (vm->jail->run, BG_JAIL_API_SOCKET, NULL);
-  g_autofree char *vsock = g_build_filename (vm->jail->run, BG_JAIL_VSOCK_SOCKET, NULL);
-  GVariantBuilder paths;
-
-  g_variant_builder_init (&paths, G_VARIANT_TYPE ("a{sv}"));
-  g_variant_builder_add (&paths, "{sv}", "kernel", g_variant_new_string ("/vmlinux"));
-  g_variant_builder_add (&paths, "{sv}", "rootfs", g_variant_new_string ("/rootfs"));
-  g_variant_builder_add (&paths, "{sv}", "vsock", g_variant_new_string ("/run/" BG_JAIL_VSOCK_SOCKET));
-  if (vm->config_loop_fd >= 0)
-    g_variant_builder_add (&paths, "{sv}", "config-drive", g_variant_new_string ("/cidata"));
-  if (g_file_test (vm->jail->root, G_FILE_TEST_EXISTS))
-    {
-      g_autofree char *initrd = g_build_filename (vm->jail->root, "initrd", NULL);
-      if (g_file_test (initrd, G_FILE_TEST_EXISTS))
-        g_variant_builder_add (&paths, "{sv}", "initrd", g_variant_new_string ("/initrd"));
-    }
-  g_variant_builder_add (&paths, "{sv}", "uid", g_variant_new_uint32 (vm->jail->uid));
-  g_variant_builder_add (&paths, "{sv}", "jail", g_variant_new_string (vm->jail->root));
-  return g_variant_new ("(sst@a{sv})", api, vsock, (guint64) vm->pid, g_variant_builder_end (&paths));
-}
-
-static void
-socket_appeared (Vm         *vm,
-                 const char *name)
-{
-  g_autoptr(GError) error = NULL;
-  BgRegistry *registry = bg_daemon_get_registry (vm->vms->daemon);
-
-  if (g_str_equal (name, BG_JAIL_API_SOCKET) && !vm->api_ready)
-    {
-      BgResource *r = bg_registry_lookup (registry, "vm", vm->id);
-
-      if (!hand_over (vm, name, &error))
-        {
-          fail_pending (vm, g_steal_pointer (&error));
-          kill (vm->pid, SIGKILL);
-          return;
-        }
-      vm->api_ready = TRUE;
-      g_clear_handle_id (&vm->timeout_source, g_source_remove);
-      if (r != NULL && !bg_registry_set_state (registry, r, BG_RESOURCE_READY, &error))
-        g_warning ("%s", error->message);
-      if (vm->pending != NULL)
-        {
-          bg_call_return_value (vm->pending, launch_reply (vm));
-          vm->pending = NULL;
-        }
-    }
-  else if (g_str_equal (name, BG_JAIL_VSOCK_SOCKET) && !vm->vsock_ready)
-    {
-      if (!hand_over (vm, name, &error))
-        g_warning ("VM %s: %s", vm->id, error->message);
-      vm->vsock_ready = TRUE;
-    }
-
-  /* Both handed over: nothing left to watch. */
-  if (vm->api_ready && vm->vsock_ready)
-    {
-      g_clear_handle_id (&vm->inotify_source, g_source_remove);
-      close (vm->inotify_fd);
-      vm->inotify_fd = -1;
-    }
-}
-
-static gboolean
-on_inotify (int          fd,
-            GIOCondition condition,
-            gpointer     data)
-{
-  Vm *vm = data;
-  char buf[4096] __attribute__ ((aligned (__alignof__ (struct inotify_event))));
-  ssize_t n = read (fd, buf, sizeof buf);
-
-  for (char *p = buf; n > 0 && p < buf + n;)
-    {
-      struct inotify_event *ev = (struct inotify_event *) p;
-
-      if (ev->len > 0)
-        socket_appeared (vm, ev->name);
-      p += sizeof *ev + ev->len;
-      if (vm->inotify_fd < 0)
-        {
-          vm->inotify_source = 0;
-          return G_SOURCE_REMOVE;
-        }
-    }
-  return G_SOURCE_CONTINUE;
-}
-
-static gboolean
-on_launch_timeout (gpointer data)
-{
-  Vm *vm = data;
-  g_autofree char *tail = vm_tail (vm);
-
-  vm->timeout_source = 0;
-  fail_pending (vm, g_error_new (BG_ERROR, BG_ERROR_TIMEOUT,
-                                 "the VMM did not create its API socket in time; its last output:\n%s",
-                                 tail));
-  /* Its exit (pidfd) tears the rest down. */
-  if (vm->pidfd >= 0)
-    sys_pidfd_send_signal (vm->pidfd, SIGKILL);
-  return G_SOURCE_REMOVE;
-}
-
-/* ---- LaunchVm ---- */
-
-typedef struct {
-  char     *vm_name;
-  char     *tap;
-  int       kernel_fd;
-  int       rootfs_fd;
-  int       initrd_fd;
-  int       console_fd;
-  int       config_fd;
-  guint     timeout_ms;
-  gboolean  read_only;
-} LaunchData;
-
-static void
-launch_data_free (LaunchData *d)
-{
-  g_free (d->vm_name);
-  g_free (d->tap);
-  for (int *fd = &d->kernel_fd; fd <= &d->config_fd; fd++)
-    if (*fd >= 0)
-      close (*fd);
-  g_free (d);
+  if (r != NULL && !bg_daemon_release_resource (vms->daemon, r, &error))
+    g_warning ("VM %s: %s", vmm->id, error->message);
+  bg_vmm_fail_ready (vmm, g_error_new (BG_ERROR, BG_ERROR_FAILED,
+                                       "the VMM exited (status %d) before its API socket appeared:\n%s",
+                                       status, tail));
+  bg_mechanism1_emit_vm_exited (bg_daemon_get_skeleton (vms->daemon), vmm->vm_name, vmm->owner, status);
+  finish_vmm (vms, vmm);
 }
 
 static char *
-resolve_vmm (BgDaemon  *daemon,
-             guint     *timeout_ms)
+resolve_vmm (BgVms *vms,
+             guint *timeout_ms)
 {
   g_autoptr(GKeyFile) kf = g_key_file_new ();
-  g_autofree char *conf = g_build_filename (bg_daemon_get_config_dir (daemon), "mechanism.conf", NULL);
+  g_autofree char *conf = g_build_filename (bg_daemon_get_config_dir (vms->daemon), "mechanism.conf", NULL);
   char *path = NULL;
 
   if (g_key_file_load_from_file (kf, conf, G_KEY_FILE_NONE, NULL))
@@ -542,474 +189,290 @@ allocate_jail_uid (BgRegistry  *registry,
   return FALSE;
 }
 
+typedef struct {
+  BgVms          *vms;
+  BgVmmReadyFunc  done;
+  gpointer        user_data;
+} Launch;
+
 static void
-launch_authorized (BgCall *call)
+launch_ready (BgVmm    *vmm,
+              GError   *error,
+              gpointer  user_data)
 {
-  LaunchData *d = call->data;
-  BgVms *vms = bg_daemon_get_vms (call->daemon);
-  BgRegistry *registry = bg_daemon_get_registry (call->daemon);
-  g_autofree char *id = vm_id (call->caller_uid, d->vm_name);
-  g_autofree char *vmm_path = NULL;
+  Launch *l = user_data;
+  BgResource *r = bg_registry_lookup (l->vms->registry, "vm", vmm->id);
+  g_autoptr(GError) local = NULL;
+
+  if (error == NULL && r != NULL && !bg_registry_set_state (l->vms->registry, r, BG_RESOURCE_READY, &local))
+    g_warning ("%s", local->message);
+  l->done (vmm, error, l->user_data);
+  g_free (l);
+}
+
+/* The jail, the disks and the tap, then the spawn; the VMM is recorded
+ * in @r and watched from the main loop before this returns. */
+static gboolean
+launch_vmm (BgVms           *vms,
+            BgVmm           *vmm,
+            BgResource      *r,
+            const char      *vmm_path,
+            gboolean         dynamic,
+            uid_t            jail_uid,
+            BgLaunchParams  *p,
+            GError         **error)
+{
   g_auto(GStrv) argv = NULL;
+  g_auto(BgFd) output_read = -1;
+  int output[2];
+  dev_t rdev;
+
+  vmm->jail = bg_jail_create (state_dir (vms), vmm->id, vmm->owner, jail_uid, vmm_path, dynamic, error);
+  if (vmm->jail == NULL ||
+      !bg_jail_add_file (vmm->jail, "vmlinux", p->kernel_fd, error) ||
+      (p->initrd_fd >= 0 && !bg_jail_add_file (vmm->jail, "initrd", p->initrd_fd, error)))
+    return FALSE;
+  vmm->loop_fd = bg_loop_attach (p->rootfs_fd, p->read_only, &rdev, NULL, error);
+  if (vmm->loop_fd < 0 || !bg_jail_add_block (vmm->jail, "rootfs", rdev, error))
+    return FALSE;
+  if (p->config_fd >= 0)
+    {
+      /* The guest's configuration: read-only, a second disk. */
+      vmm->config_loop_fd = bg_loop_attach (p->config_fd, TRUE, &rdev, NULL, error);
+      if (vmm->config_loop_fd < 0 || !bg_jail_add_block (vmm->jail, "cidata", rdev, error))
+        return FALSE;
+    }
+  if (p->tap != NULL)
+    {
+      /* The jailed VMM opens the tap itself: it must be the jail uid's
+       * for the VM's lifetime (the registry still says whose it is). */
+      if (!bg_tap_set_owner (p->tap, jail_uid, error))
+        return FALSE;
+      vmm->tap = g_strdup (p->tap);
+    }
+
+  if (!bg_vmm_watch_sockets (vmm, error))
+    return FALSE;
+  if (!g_unix_open_pipe (output, FD_CLOEXEC, NULL) || !g_unix_set_fd_nonblocking (output[0], TRUE, NULL))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot make a pipe: %s", g_strerror (errno));
+      return FALSE;
+    }
+  output_read = output[0];
+  argv = bg_jail_build_argv (vmm->id);
+  vmm->pid = bg_jail_spawn (vmm->jail, (const char * const *) argv, output[1], error);
+  close (output[1]);
+  if (vmm->pid <= 0)
+    return FALSE;
+  vmm->is_child = TRUE;
+  if (!bg_vmm_watch_process (vmm, g_steal_fd (&output_read), g_steal_fd (&p->console_fd), error))
+    return FALSE;
+
+  {
+    GVariantDict dict;
+    g_variant_dict_init (&dict, r->details);
+    g_variant_dict_insert (&dict, "pid", "t", (guint64) vmm->pid);
+    g_variant_dict_insert (&dict, "start-time", "t", bg_proc_start_time (vmm->pid));
+    return bg_registry_set_details (vms->registry, r, g_variant_dict_end (&dict), error);
+  }
+}
+
+/* Launches @params->vm_name for @owner. @done runs once: when the VM's
+ * API socket is the caller's, or with the error that stopped it (then
+ * nothing of the launch is left). */
+void
+bg_vms_launch (BgVms           *vms,
+               uid_t            owner,
+               BgLaunchParams  *p,
+               BgVmmReadyFunc   done,
+               gpointer         user_data)
+{
+  g_autofree char *id = bg_vm_id (owner, p->vm_name);
+  g_autofree char *vmm_path = NULL;
   GError *error = NULL;
   GVariantBuilder details;
   BgResource *r;
   gboolean dynamic;
   uid_t jail_uid;
-  dev_t rdev;
-  int output[2] = { -1, -1 };
-  Vm *vm;
+  BgVmm *vmm;
+  Launch *l;
 
   if (g_hash_table_contains (vms->running, id))
     {
-      bg_call_return_gerror (call, BG_ERROR, BG_ERROR_BUSY, "vm_name: %s is already running", d->vm_name);
+      done (NULL, g_error_new (BG_ERROR, BG_ERROR_BUSY, "vm_name: %s is already running", p->vm_name), user_data);
       return;
     }
-  if (d->tap != NULL)
+  if (p->tap != NULL)
     {
-      BgResource *tap = bg_registry_lookup (registry, "tap", d->tap);
-      if (tap == NULL || tap->owner != call->caller_uid)
+      BgResource *tap = bg_registry_lookup (vms->registry, "tap", p->tap);
+      if (tap == NULL || tap->owner != owner)
         {
-          bg_call_return_gerror (call, BG_ERROR, tap ? BG_ERROR_NOT_OWNER : BG_ERROR_NOT_FOUND,
-                                 "options: tap %s is not one of your taps", d->tap);
+          done (NULL, g_error_new (BG_ERROR, tap ? BG_ERROR_NOT_OWNER : BG_ERROR_NOT_FOUND,
+                                   "options: tap %s is not one of your taps", p->tap), user_data);
           return;
         }
     }
 
-  vmm_path = resolve_vmm (call->daemon, &d->timeout_ms);
-  if (!bg_jail_check_vmm (vmm_path, &dynamic, &error) ||
-      !allocate_jail_uid (registry, &jail_uid, &error))
+  vmm_path = resolve_vmm (vms, &p->timeout_ms);
+  if (!bg_jail_check_vmm (vmm_path, &dynamic, &error) || !allocate_jail_uid (vms->registry, &jail_uid, &error))
     {
-      bg_call_return_error (call, error);
+      done (NULL, error, user_data);
       return;
     }
 
   /* A stale entry of a VMM that died while no mechanism ran. */
-  if ((r = bg_registry_lookup (registry, "vm", id)) != NULL &&
-      !bg_daemon_release_resource (call->daemon, r, &error))
+  if ((r = bg_registry_lookup (vms->registry, "vm", id)) != NULL &&
+      !bg_daemon_release_resource (vms->daemon, r, &error))
     {
-      bg_call_return_error (call, error);
+      done (NULL, error, user_data);
       return;
     }
 
   g_variant_builder_init (&details, G_VARIANT_TYPE ("a{sv}"));
-  g_variant_builder_add (&details, "{sv}", "vm", g_variant_new_string (d->vm_name));
+  g_variant_builder_add (&details, "{sv}", "vm", g_variant_new_string (p->vm_name));
   g_variant_builder_add (&details, "{sv}", "uid", g_variant_new_uint32 (jail_uid));
-  if (d->tap)
-    g_variant_builder_add (&details, "{sv}", "tap", g_variant_new_string (d->tap));
-  r = bg_registry_add (registry, "vm", id, call->caller_uid, g_variant_builder_end (&details), &error);
+  if (p->tap)
+    g_variant_builder_add (&details, "{sv}", "tap", g_variant_new_string (p->tap));
+  r = bg_registry_add (vms->registry, "vm", id, owner, g_variant_builder_end (&details), &error);
   if (r == NULL)
     {
-      bg_call_return_error (call, error);
+      done (NULL, error, user_data);
       return;
     }
 
-  vm = vm_new (vms, d->vm_name, call->caller_uid);
-  g_hash_table_replace (vms->running, g_strdup (id), vm);
-  vm->jail = bg_jail_create (state_dir (vms), id, call->caller_uid, jail_uid, vmm_path, dynamic, &error);
-  if (vm->jail == NULL ||
-      !bg_jail_add_file (vm->jail, "vmlinux", d->kernel_fd, &error) ||
-      (d->initrd_fd >= 0 && !bg_jail_add_file (vm->jail, "initrd", d->initrd_fd, &error)))
-    goto fail;
-  vm->loop_fd = bg_loop_attach (d->rootfs_fd, d->read_only, &rdev, NULL, &error);
-  if (vm->loop_fd < 0 || !bg_jail_add_block (vm->jail, "rootfs", rdev, &error))
-    goto fail;
-  if (d->config_fd >= 0)
+  /* A running VMM (or one being started) is pending work: no idle exit. */
+  vmm = bg_vmm_new (id, p->vm_name, owner, vmm_exited, vms);
+  bg_daemon_hold (vms->daemon);
+  g_hash_table_replace (vms->running, g_strdup (id), vmm);
+  if (!launch_vmm (vms, vmm, r, vmm_path, dynamic, jail_uid, p, &error))
     {
-      /* The guest's configuration: read-only, a second disk. */
-      vm->config_loop_fd = bg_loop_attach (d->config_fd, TRUE, &rdev, NULL, &error);
-      if (vm->config_loop_fd < 0 || !bg_jail_add_block (vm->jail, "cidata", rdev, &error))
-        goto fail;
-    }
-  if (d->tap != NULL)
-    {
-      /* The jailed VMM opens the tap itself: it must be the jail uid's
-       * for the VM's lifetime (the registry still says whose it is). */
-      if (!bg_network_tap_set_owner (d->tap, jail_uid, &error))
-        goto fail;
-      vm->tap = g_strdup (d->tap);
+      g_autoptr(GError) local = NULL;
+
+      take_vmm (vms, vmm);
+      bg_vmm_reap (vmm);
+      finish_vmm (vms, vmm);
+      if (!bg_daemon_release_resource (vms->daemon, r, &local))
+        g_warning ("VM %s: %s", id, local->message);
+      done (NULL, error, user_data);
+      return;
     }
 
-  /* Armed before the spawn: the socket cannot appear unseen. */
-  vm->inotify_fd = inotify_init1 (IN_NONBLOCK | IN_CLOEXEC);
-  if (vm->inotify_fd < 0 || inotify_add_watch (vm->inotify_fd, vm->jail->run, IN_CREATE | IN_MOVED_TO) < 0)
-    {
-      g_set_error (&error, BG_ERROR, BG_ERROR_FAILED, "cannot watch the jail: %s", g_strerror (errno));
-      goto fail;
-    }
-  vm->inotify_source = g_unix_fd_add (vm->inotify_fd, G_IO_IN, on_inotify, vm);
-
-  if (!g_unix_open_pipe (output, FD_CLOEXEC, NULL) || !g_unix_set_fd_nonblocking (output[0], TRUE, NULL))
-    {
-      g_set_error (&error, BG_ERROR, BG_ERROR_FAILED, "cannot make a pipe: %s", g_strerror (errno));
-      goto fail;
-    }
-  argv = bg_jail_build_argv (id);
-  vm->pid = bg_jail_spawn (vm->jail, (const char * const *) argv, output[1], &error);
-  close (output[1]);
-  vm->output_fd = output[0];
-  if (vm->pid <= 0)
-    goto fail;
-  vm->is_child = TRUE;
-  vm->output_source = g_unix_fd_add (vm->output_fd, G_IO_IN | G_IO_HUP, on_output, vm);
-  vm->pidfd = sys_pidfd_open (vm->pid);
-  if (vm->pidfd < 0)
-    {
-      g_set_error (&error, BG_ERROR, BG_ERROR_FAILED, "cannot watch the VMM: %s", g_strerror (errno));
-      goto fail;
-    }
-  vm->pidfd_source = g_unix_fd_add (vm->pidfd, G_IO_IN, on_pidfd, vm);
-  vm->console_fd = d->console_fd;
-  d->console_fd = -1;
-
-  {
-    GVariantDict dict;
-    g_variant_dict_init (&dict, r->details);
-    g_variant_dict_insert (&dict, "pid", "t", (guint64) vm->pid);
-    g_variant_dict_insert (&dict, "start-time", "t", process_start_time (vm->pid));
-    if (!bg_registry_set_details (registry, r, g_variant_dict_end (&dict), &error))
-      goto fail;
-  }
-
-  vm->pending = call;
-  vm->timeout_source = g_timeout_add (d->timeout_ms, on_launch_timeout, vm);
-  bg_daemon_test_hook (call->daemon, "launch-spawned");
-  return;
-
-fail:
-  {
-    GPid pid = vm->pid;
-    g_autofree char *tap = g_strdup (vm->tap);
-
-    vm->pid = 0;
-    vm_finish (vm);
-    vm_teardown (vms, id, call->caller_uid, tap, pid, TRUE);
-  }
-  bg_call_return_error (call, error);
+  l = g_new0 (Launch, 1);
+  l->vms = vms;
+  l->done = done;
+  l->user_data = user_data;
+  bg_vmm_wait_ready (vmm, p->timeout_ms, launch_ready, l);
+  bg_daemon_test_hook (vms->daemon, "launch-spawned");
 }
 
-static int
-take_fd (GUnixFDList  *list,
-         GVariant     *handle,
-         const char   *field,
-         GError      **error)
+/* The caller's own VM of that name first; failing that, a full id
+ * (u<uid>-<name>) addresses anyone's VM (which needs admin). */
+char *
+bg_vms_resolve_id (BgVms      *vms,
+                   uid_t       caller,
+                   const char *name_or_id)
 {
-  gint32 index = g_variant_get_handle (handle);
-  int fd;
-
-  if (list == NULL || index < 0 || index >= g_unix_fd_list_get_length (list))
+  if (bg_name_is_valid (name_or_id))
     {
-      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "%s: no such file descriptor in the message", field);
-      return -1;
+      g_autofree char *own = bg_vm_id (caller, name_or_id);
+
+      if (bg_registry_lookup (vms->registry, "vm", own) != NULL ||
+          !bg_vm_validate_id ("vm_name", name_or_id, NULL))
+        return g_steal_pointer (&own);
     }
-  fd = g_unix_fd_list_get (list, index, error);
-  if (fd < 0)
-    g_prefix_error (error, "%s: ", field);
-  return fd;
+  return g_strdup (name_or_id);
 }
 
-/* Files come from the caller as fds it opened itself; check each is what
- * it claims to be before the mechanism touches it. */
-static gboolean
-check_fd (int          fd,
-          const char  *field,
-          gboolean     want_write,
-          gboolean     regular_only,
-          GError     **error)
+/* SIGKILL; its exit tears the rest down. A VMM the mechanism does not
+ * run (it restarted) is killed only if its recorded start time matches. */
+gboolean
+bg_vms_kill (BgVms       *vms,
+             BgResource  *r,
+             GError     **error)
 {
-  struct stat st;
-  int flags = fcntl (fd, F_GETFL);
-
-  if (fstat (fd, &st) < 0 || flags < 0)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "%s: unusable file descriptor", field);
-      return FALSE;
-    }
-  if (!S_ISREG (st.st_mode) && (regular_only || !S_ISBLK (st.st_mode)))
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-                   "%s: must be a regular file%s", field, regular_only ? "" : " or a block device");
-      return FALSE;
-    }
-  if (want_write && (flags & O_ACCMODE) == O_RDONLY)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "%s: must be opened for writing", field);
-      return FALSE;
-    }
-  if (!want_write && (flags & O_ACCMODE) == O_WRONLY)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "%s: must be opened for reading", field);
-      return FALSE;
-    }
-  return TRUE;
-}
-
-static gboolean
-handle_launch_vm (BgMechanism1          *skeleton,
-                  GDBusMethodInvocation *invocation,
-                  GUnixFDList           *fd_list,
-                  const char            *vm_name,
-                  GVariant              *options,
-                  GVariant              *kernel,
-                  GVariant              *rootfs,
-                  BgDaemon              *daemon)
-{
-  static const BgOptionSpec specs[] = {
-    { "tap", "s" },
-    { "initrd", "h" },
-    { "console", "h" },
-    { "timeout-ms", "u" },
-    { "read-only", "b" },
-    { "config-drive", "h" },
-    { NULL }
-  };
-  g_autoptr(GError) error = NULL;
-  LaunchData *d = g_new0 (LaunchData, 1);
-  GVariant *v;
-  BgCall *call;
-
-  d->kernel_fd = d->rootfs_fd = d->initrd_fd = d->console_fd = d->config_fd = -1;
-  if (!bg_name_validate ("vm_name", vm_name, &error) ||
-      !bg_validate_options (options, specs, &error))
-    goto bad;
-  d->vm_name = g_strdup (vm_name);
-  if (g_variant_lookup (options, "tap", "s", &d->tap) && !bg_network_validate_tap_name ("options: tap", d->tap, &error))
-    goto bad;
-  g_variant_lookup (options, "timeout-ms", "u", &d->timeout_ms);
-  if (d->timeout_ms != 0 && (d->timeout_ms < 100 || d->timeout_ms > 60000))
-    {
-      g_set_error (&error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "options: timeout-ms must be 100 to 60000");
-      goto bad;
-    }
-  g_variant_lookup (options, "read-only", "b", &d->read_only);
-
-  if ((d->kernel_fd = take_fd (fd_list, kernel, "kernel", &error)) < 0 ||
-      !check_fd (d->kernel_fd, "kernel", FALSE, TRUE, &error) ||
-      (d->rootfs_fd = take_fd (fd_list, rootfs, "rootfs", &error)) < 0 ||
-      !check_fd (d->rootfs_fd, "rootfs", !d->read_only, TRUE, &error))
-    goto bad;
-  if ((v = g_variant_lookup_value (options, "initrd", G_VARIANT_TYPE_HANDLE)) != NULL)
-    {
-      d->initrd_fd = take_fd (fd_list, v, "options: initrd", &error);
-      g_variant_unref (v);
-      if (d->initrd_fd < 0 || !check_fd (d->initrd_fd, "options: initrd", FALSE, TRUE, &error))
-        goto bad;
-    }
-  if ((v = g_variant_lookup_value (options, "config-drive", G_VARIANT_TYPE_HANDLE)) != NULL)
-    {
-      d->config_fd = take_fd (fd_list, v, "options: config-drive", &error);
-      g_variant_unref (v);
-      if (d->config_fd < 0 || !check_fd (d->config_fd, "options: config-drive", FALSE, TRUE, &error))
-        goto bad;
-    }
-  if ((v = g_variant_lookup_value (options, "console", G_VARIANT_TYPE_HANDLE)) != NULL)
-    {
-      d->console_fd = take_fd (fd_list, v, "options: console", &error);
-      g_variant_unref (v);
-      if (d->console_fd < 0 || !check_fd (d->console_fd, "options: console", TRUE, TRUE, &error))
-        goto bad;
-    }
-
-  call = bg_call_new (daemon, invocation);
-  bg_call_set_data (call, d, (GDestroyNotify) launch_data_free);
-  bg_call_authorize (call, "org.banger.vm", bg_details_new ("banger.vm", vm_name), launch_authorized);
-  return G_DBUS_METHOD_INVOCATION_HANDLED;
-
-bad:
-  launch_data_free (d);
-  g_dbus_method_invocation_return_gerror (invocation, error);
-  return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-/* ---- KillVm ---- */
-
-static gboolean
-kill_vm_resource (BgVms       *vms,
-                  BgResource  *r,
-                  GError     **error)
-{
-  Vm *vm = g_hash_table_lookup (vms->running, r->name);
+  BgVmm *vmm = g_hash_table_lookup (vms->running, r->name);
   guint64 pid = 0, start = 0;
 
-  if (vm != NULL && vm->pidfd >= 0)
-    {
-      if (sys_pidfd_send_signal (vm->pidfd, SIGKILL) < 0 && errno != ESRCH)
-        {
-          g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot kill the VMM: %s", g_strerror (errno));
-          return FALSE;
-        }
-      return TRUE;
-    }
-  /* Not ours in memory (the mechanism restarted): a PID from the
-   * registry is trusted only if its start time still matches. */
+  if (vmm != NULL)
+    return bg_vmm_kill (vmm, error);
   g_variant_lookup (r->details, "pid", "t", &pid);
   g_variant_lookup (r->details, "start-time", "t", &start);
-  if (pid > 0 && start != 0 && process_start_time (pid) == start)
-    kill (pid, SIGKILL);
+  bg_proc_kill_if_same (pid, start);
   return TRUE;
 }
 
-typedef struct {
-  char *id;
-} KillData;
-
-static void
-kill_data_free (KillData *d)
-{
-  g_free (d->id);
-  g_free (d);
-}
-
 static gboolean
-kill_vm (BgCall      *call,
-         BgResource  *vm,
-         GError     **error)
-{
-  return kill_vm_resource (bg_daemon_get_vms (call->daemon), vm, error);
-}
-
-static void
-kill_resolved (BgCall *call)
-{
-  KillData *d = call->data;
-  char *id = d->id;
-
-  /* A name means the caller's own VM first; failing that, a full id
-   * (u<uid>-<name>) addresses anyone's VM, which needs admin. */
-  if (bg_name_is_valid (id))
-    {
-      g_autofree char *own = vm_id (call->caller_uid, id);
-
-      if (bg_registry_lookup (bg_daemon_get_registry (call->daemon), "vm", own) != NULL ||
-          !validate_vm_id ("vm_name", id, NULL))
-        {
-          d->id = g_steal_pointer (&own);
-          g_free (id);
-        }
-    }
-  bg_call_act_on_owned (call, "vm_name", "vm", d->id, kill_vm);
-}
-
-static gboolean
-handle_kill_vm (BgMechanism1          *skeleton,
-                GDBusMethodInvocation *invocation,
-                const char            *vm_name,
-                BgDaemon              *daemon)
-{
-  g_autoptr(GError) error = NULL;
-  KillData *d;
-  BgCall *call;
-
-  if (!bg_name_is_valid (vm_name) && !validate_vm_id ("vm_name", vm_name, NULL))
-    {
-      bg_name_validate ("vm_name", vm_name, &error);
-      g_dbus_method_invocation_return_gerror (invocation, error);
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
-    }
-  d = g_new0 (KillData, 1);
-  d->id = g_strdup (vm_name);
-  call = bg_call_new (daemon, invocation);
-  bg_call_set_data (call, d, (GDestroyNotify) kill_data_free);
-  bg_call_authorize (call, "org.banger.vm", bg_details_new ("banger.vm", vm_name), kill_resolved);
-  return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-/* ---- the "vm" resource kind ---- */
-
-static gboolean
-release_vm (BgDaemon    *daemon,
+release_vm (gpointer     self,
             BgResource  *resource,
             GError     **error)
 {
-  BgVms *vms = bg_daemon_get_vms (daemon);
-  Vm *vm = g_hash_table_lookup (vms->running, resource->name);
-  const char *tap = bg_resource_get_string (resource, "tap");
-  guint64 pid = 0, start = 0;
+  BgVms *vms = self;
+  BgVmm *vmm = g_hash_table_lookup (vms->running, resource->name);
 
-  if (vm != NULL)
-    {
-      /* Ours: kill and reap now, then tear down. */
-      GPid p = vm->pid;
-      gboolean child = vm->is_child;
-      g_autofree char *t = g_strdup (vm->tap);
-
-      vm->pid = 0;
-      fail_pending (vm, g_error_new (BG_ERROR, BG_ERROR_FAILED, "the VM was released"));
-      vm_finish (vm);
-      if (p > 0)
-        {
-          kill (p, SIGKILL);
-          if (child)
-            waitpid (p, NULL, 0);
-        }
-      if (t != NULL)
-        bg_network_tap_set_owner (t, resource->owner, NULL);
-    }
-  else
-    {
-      g_variant_lookup (resource->details, "pid", "t", &pid);
-      g_variant_lookup (resource->details, "start-time", "t", &start);
-      if (pid > 0 && start != 0 && process_start_time (pid) == start)
-        kill (pid, SIGKILL);
-      if (tap != NULL)
-        bg_network_tap_set_owner (tap, resource->owner, NULL);
-    }
-  return bg_jail_destroy (state_dir (vms), resource->name, error);
+  if (vmm != NULL)
+    drop_vmm (vms, vmm);
+  return undo_vm (vms, resource, error);
 }
 
-const BgResourceKind bg_vm_kind = {
+static const BgResourceKind vm_kind = {
   .kind = "vm",
   .action = "org.banger.vm",
-  .validate_name = validate_vm_id,
+  .validate_name = bg_vm_validate_id,
   .release = release_vm,
 };
 
 /* After a restart: VMMs that still run are watched again (through a
- * pidfd, they are no longer our children); dead ones are cleaned up. */
+ * pidfd; they are no longer our children); dead ones are cleaned up. */
 void
 bg_vms_recover (BgVms *vms)
 {
-  BgRegistry *registry = bg_daemon_get_registry (vms->daemon);
-  g_autoptr(GPtrArray) all = bg_registry_list (registry, "vm");
+  g_autoptr(GPtrArray) all = bg_registry_list (vms->registry, "vm");
 
   for (guint i = 0; i < all->len; i++)
     {
       BgResource *r = all->pdata[i];
-      guint64 pid = 0, start = 0;
       const char *name = bg_resource_get_string (r, "vm");
-      int pidfd;
-      Vm *vm;
+      guint64 pid = 0, start = 0;
+      g_autoptr(GError) error = NULL;
+      BgVmm *vmm;
 
       if (r->state != BG_RESOURCE_READY || name == NULL)
         continue;
       g_variant_lookup (r->details, "pid", "t", &pid);
       g_variant_lookup (r->details, "start-time", "t", &start);
-      if (pid == 0 || start == 0 || process_start_time (pid) != start ||
-          (pidfd = sys_pidfd_open (pid)) < 0)
+      if (pid == 0 || start == 0 || bg_proc_start_time (pid) != start)
         {
-          g_autoptr(GError) error = NULL;
           g_message ("VM %s is gone; cleaning up", r->name);
           if (!bg_daemon_release_resource (vms->daemon, r, &error))
             g_warning ("%s", error->message);
           continue;
         }
-      vm = vm_new (vms, name, r->owner);
-      vm->pid = pid;
-      vm->pidfd = pidfd;
-      vm->api_ready = vm->vsock_ready = TRUE;
-      vm->tap = g_strdup (bg_resource_get_string (r, "tap"));
-      vm->pidfd_source = g_unix_fd_add (pidfd, G_IO_IN, on_pidfd, vm);
-      g_hash_table_replace (vms->running, g_strdup (r->name), vm);
+      vmm = bg_vmm_new (r->name, name, r->owner, vmm_exited, vms);
+      vmm->pid = pid;
+      vmm->tap = g_strdup (bg_resource_get_string (r, "tap"));
+      bg_daemon_hold (vms->daemon);
+      g_hash_table_replace (vms->running, g_strdup (r->name), vmm);
+      if (!bg_vmm_watch_process (vmm, -1, -1, &error))
+        {
+          g_warning ("VM %s: %s", r->name, error->message);
+          take_vmm (vms, vmm);
+          finish_vmm (vms, vmm);
+        }
     }
 }
 
 BgVms *
-bg_vms_new (BgDaemon *daemon)
+bg_vms_new (BgDaemon  *daemon,
+            BgNetwork *network)
 {
   BgVms *vms = g_new0 (BgVms, 1);
 
   vms->daemon = daemon;
-  vms->running = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) vm_free);
+  vms->registry = bg_daemon_get_registry (daemon);
+  vms->network = network;
+  vms->running = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                        (GDestroyNotify) bg_vmm_free);
+  bg_daemon_add_kind (daemon, &vm_kind, vms);
   return vms;
 }
 
@@ -1018,15 +481,8 @@ bg_vms_free (BgVms *vms)
 {
   if (vms == NULL)
     return;
-  /* Running VMMs are left running: the next mechanism adopts them. */
+  /* Running VMMs are left running: the next mechanism adopts them. The
+   * daemon is going away, so their holds on it are not given back. */
   g_hash_table_unref (vms->running);
   g_free (vms);
-}
-
-void
-bg_vms_connect (BgVms        *vms,
-                BgMechanism1 *skeleton)
-{
-  g_signal_connect (skeleton, "handle-launch-vm", G_CALLBACK (handle_launch_vm), vms->daemon);
-  g_signal_connect (skeleton, "handle-kill-vm", G_CALLBACK (handle_kill_vm), vms->daemon);
 }

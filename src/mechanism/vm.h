@@ -1,17 +1,57 @@
+/* vm.h: launching jailed VMMs for callers, and killing them. The
+ * engine: it takes a caller's uid and a GError, never a call. */
 #pragma once
 
-#include "daemon.h"
+#include <sys/types.h>
+
+#include "types.h"
+#include "vmm.h"
 
 G_BEGIN_DECLS
 
-typedef struct _BgVms BgVms;
+struct _BgVms {
+  BgDaemon   *daemon;
+  BgRegistry *registry;
+  BgNetwork  *network;
+  GHashTable *running;   /* id -> BgVmm */
+};
 
-extern const BgResourceKind bg_vm_kind;
+/* What LaunchVm was given. The descriptors belong to the params until
+ * bg_vms_launch() takes them (and sets them to -1). */
+typedef struct {
+  const char *vm_name;
+  const char *tap;        /* NULL: no network */
+  int         kernel_fd;
+  int         rootfs_fd;
+  int         initrd_fd;
+  int         console_fd;
+  int         config_fd;
+  guint       timeout_ms; /* 0: mechanism.conf's or the default */
+  gboolean    read_only;
+} BgLaunchParams;
 
-BgVms   *bg_vms_new      (BgDaemon     *daemon);
-void     bg_vms_free     (BgVms        *vms);
-void     bg_vms_connect  (BgVms        *vms,
-                          BgMechanism1 *skeleton);
-void     bg_vms_recover  (BgVms        *vms);
+BgVms      *bg_vms_new          (BgDaemon        *daemon,
+                                 BgNetwork       *network);
+void        bg_vms_free         (BgVms           *vms);
+void        bg_vms_connect      (BgVms           *vms);
+void        bg_vms_recover      (BgVms           *vms);
+void        bg_vms_launch       (BgVms           *vms,
+                                 uid_t            owner,
+                                 BgLaunchParams  *params,
+                                 BgVmmReadyFunc   done,
+                                 gpointer         user_data);
+char       *bg_vms_resolve_id   (BgVms           *vms,
+                                 uid_t            caller,
+                                 const char      *name_or_id);
+gboolean    bg_vms_kill         (BgVms           *vms,
+                                 BgResource      *vm,
+                                 GError         **error);
+void        bg_launch_params_clear (BgLaunchParams *params);
+
+char       *bg_vm_id            (uid_t            owner,
+                                 const char      *vm_name);
+gboolean    bg_vm_validate_id   (const char      *field,
+                                 const char      *name,
+                                 GError         **error);
 
 G_END_DECLS

@@ -442,7 +442,7 @@ test_launch_refuses_bad_fds_and_options (Fixture *f, gconstpointer data)
                                                     "('x', @a{sv} {}, @h 0, @h 1)", "--fd=/etc/shadow",
                                                     rootfs_ro, NULL);
 
-  bg_assert_call_error (ro, "org.banger.Mechanism1.Error.InvalidArgument", "rootfs: must be opened for writing");
+  bg_assert_call_error (ro, "org.banger.Mechanism1.Error.InvalidArgument", "rootfs: must be opened read-write");
   bg_assert_call_error (a_dir, "org.banger.Mechanism1.Error.InvalidArgument", "kernel: must be a regular file");
   bg_assert_call_error (missing, "org.banger.Mechanism1.Error.InvalidArgument", "rootfs: no such file descriptor");
   bg_assert_call_error (key, "org.banger.Mechanism1.Error.InvalidArgument", "options: unknown key \"vmm\"");

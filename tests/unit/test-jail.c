@@ -4,7 +4,6 @@
 
 #include "bg-error.h"
 #include "jail.h"
-#include "network.h"
 
 static void
 test_argv_is_a_vector_of_fields (void)
@@ -109,40 +108,6 @@ test_static_vmm_needs_no_libraries (void)
   g_assert_false (dynamic);
 }
 
-static void
-test_tap_names_and_macs_are_stable (void)
-{
-  g_autofree char *a = bg_network_tap_name (1000, "dev");
-  g_autofree char *b = bg_network_tap_name (1000, "dev");
-  g_autofree char *c = bg_network_tap_name (1001, "dev");
-  g_autofree char *m = bg_network_guest_mac (1000, "dev");
-
-  g_assert_cmpstr (a, ==, b);
-  g_assert_cmpstr (a, !=, c);
-  g_assert_cmpuint (strlen (a), <=, 15);
-  g_assert_true (bg_network_validate_tap_name ("tap", a, NULL));
-  g_assert_true (g_str_has_prefix (m, "02:"));
-  g_assert_cmpuint (strlen (m), ==, 17);
-}
-
-static void
-test_subnet_parsing (void)
-{
-  guint32 net;
-  guint prefix;
-  g_autoptr(GError) error = NULL;
-
-  g_assert_true (bg_network_parse_subnet ("172.30.0.0/24", &net, &prefix, NULL));
-  g_assert_cmpuint (net, ==, 0xac1e0000);
-  g_assert_cmpuint (prefix, ==, 24);
-  g_assert_false (bg_network_parse_subnet ("172.30.0.1/24", &net, &prefix, &error));
-  g_assert_nonnull (strstr (error->message, "host bits"));
-  g_clear_error (&error);
-  g_assert_false (bg_network_parse_subnet ("172.30.0.0/8", &net, &prefix, NULL));
-  g_assert_false (bg_network_parse_subnet ("172.30.0.0", &net, &prefix, NULL));
-  g_assert_false (bg_network_parse_subnet ("banana/24", &net, &prefix, NULL));
-}
-
 int
 main (int argc, char **argv)
 {
@@ -150,7 +115,5 @@ main (int argc, char **argv)
   g_test_add_func ("/jail/argv-is-a-vector-of-fields", test_argv_is_a_vector_of_fields);
   g_test_add_func ("/jail/vmm-must-be-roots-alone", test_vmm_must_be_roots_alone);
   g_test_add_func ("/jail/static-vmm-needs-no-libraries", test_static_vmm_needs_no_libraries);
-  g_test_add_func ("/network/tap-names-and-macs-are-stable", test_tap_names_and_macs_are_stable);
-  g_test_add_func ("/network/subnet-parsing", test_subnet_parsing);
   return g_test_run ();
 }

@@ -1,0 +1,38 @@
+/* hosts.c: <run-dir>/hosts, "ADDRESS NAME.DOMAIN" for every ready tap,
+ * rewritten whole (atomically) from the registry whenever a tap comes or
+ * goes. Only the mechanism writes it; libnss_banger reads it. */
+#include <glib/gstdio.h>
+
+#include "bg-file.h"
+#include "hosts.h"
+#include "registry.h"
+
+gboolean
+bg_hosts_write (const char  *run_dir,
+                BgRegistry  *registry,
+                GError     **error)
+{
+  g_autoptr(GPtrArray) taps = bg_registry_list (registry, "tap");
+  g_autoptr(GString) text = g_string_new ("# Written by banger-mechanism; read by libnss_banger.\n");
+  g_autofree char *path = g_build_filename (run_dir, "hosts", NULL);
+
+  for (guint i = 0; i < taps->len; i++)
+    {
+      BgResource *r = taps->pdata[i];
+      const char *ip = bg_resource_get_string (r, "address");
+      const char *vm = bg_resource_get_string (r, "vm");
+      const char *domain = bg_resource_get_string (r, "domain");
+
+      if (r->state == BG_RESOURCE_READY && ip && vm && domain)
+        g_string_append_printf (text, "%s %s.%s\n", ip, vm, domain);
+    }
+  /* World-readable: every process's resolver reads it. */
+  return bg_file_replace (path, text->str, text->len, 0644, error);
+}
+
+void
+bg_hosts_remove (const char *run_dir)
+{
+  g_autofree char *path = g_build_filename (run_dir, "hosts", NULL);
+  g_unlink (path);
+}

@@ -1,0 +1,402 @@
+/* netlink.c: links, addresses and routes over libnl-route-3; persistent
+ * taps over /dev/net/tun. Nothing here knows about the registry. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+
+#include <netlink/route/addr.h>
+#include <netlink/route/link/bridge.h>
+#include <netlink/route/route.h>
+
+#include "bg-error.h"
+#include "bg-fd.h"
+#include "netconf.h"
+#include "netlink.h"
+
+static gboolean
+nl_fail (GError    **error,
+         int         err,
+         const char *format,
+         ...) G_GNUC_PRINTF (3, 4);
+
+static gboolean
+nl_fail (GError    **error,
+         int         err,
+         const char *format,
+         ...)
+{
+  g_autofree char *what = NULL;
+  va_list args;
+
+  va_start (args, format);
+  what = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "%s: %s", what, nl_geterror (err));
+  return FALSE;
+}
+
+BgNlSock *
+bg_nl_open (GError **error)
+{
+  struct nl_sock *sk = nl_socket_alloc ();
+  int err;
+
+  if (sk == NULL)
+    {
+      g_set_error_literal (error, BG_ERROR, BG_ERROR_FAILED, "out of memory for a netlink socket");
+      return NULL;
+    }
+  if ((err = nl_connect (sk, NETLINK_ROUTE)) < 0)
+    {
+      nl_socket_free (sk);
+      nl_fail (error, err, "cannot open netlink");
+      return NULL;
+    }
+  return sk;
+}
+
+void
+bg_nl_close (BgNlSock *sk)
+{
+  if (sk != NULL)
+    nl_socket_free (sk);
+}
+
+void
+bg_nl_link_unref (BgNlLink *link)
+{
+  if (link != NULL)
+    rtnl_link_put (link);
+}
+
+/* NULL when there is no such link: callers must not assume a recorded
+ * link still exists. */
+BgNlLink *
+bg_nl_link_get (BgNlSock   *sk,
+                const char *name)
+{
+  struct rtnl_link *link = NULL;
+
+  if (rtnl_link_get_kernel (sk, 0, name, &link) < 0)
+    return NULL;
+  return link;
+}
+
+char *
+bg_nl_link_name (BgNlSock *sk,
+                 int       ifindex)
+{
+  g_autoptr(BgNlLink) link = NULL;
+
+  if (ifindex <= 0 || rtnl_link_get_kernel (sk, ifindex, NULL, &link) < 0)
+    return NULL;
+  return g_strdup (rtnl_link_get_name (link));
+}
+
+gboolean
+bg_nl_link_up (BgNlSock  *sk,
+               BgNlLink  *link,
+               int        master,
+               GError   **error)
+{
+  g_autoptr(BgNlLink) change = rtnl_link_alloc ();
+  int err;
+
+  rtnl_link_set_flags (change, IFF_UP);
+  if (master > 0)
+    rtnl_link_set_master (change, master);
+  if ((err = rtnl_link_change (sk, link, change, 0)) < 0)
+    return nl_fail (error, err, "cannot bring %s up", rtnl_link_get_name (link));
+  return TRUE;
+}
+
+/* Deleting what is already gone succeeds. */
+gboolean
+bg_nl_link_delete (BgNlSock    *sk,
+                   const char  *name,
+                   GError     **error)
+{
+  g_autoptr(BgNlLink) link = rtnl_link_alloc ();
+  int err;
+
+  rtnl_link_set_name (link, name);
+  err = rtnl_link_delete (sk, link);
+  if (err < 0 && err != -NLE_OBJ_NOTFOUND && err != -NLE_NODEV)
+    return nl_fail (error, err, "cannot delete %s", name);
+  return TRUE;
+}
+
+gboolean
+bg_nl_bridge_add (BgNlSock    *sk,
+                  const char  *name,
+                  GError     **error)
+{
+  g_autoptr(BgNlLink) br = rtnl_link_bridge_alloc ();
+  int err;
+
+  rtnl_link_set_name (br, name);
+  if ((err = rtnl_link_add (sk, br, NLM_F_CREATE | NLM_F_EXCL)) < 0)
+    return nl_fail (error, err, "cannot create bridge %s", name);
+  return TRUE;
+}
+
+static void
+link_collect (struct nl_object *obj,
+              void             *data)
+{
+  struct rtnl_link *link = (struct rtnl_link *) obj;
+  BgLinkInfo *info = g_new0 (BgLinkInfo, 1);
+
+  info->ifindex = rtnl_link_get_ifindex (link);
+  info->master = rtnl_link_get_master (link);
+  info->up = (rtnl_link_get_flags (link) & IFF_UP) != 0;
+  g_hash_table_replace (data, g_strdup (rtnl_link_get_name (link)), info);
+}
+
+/* Every link of this namespace, in one dump: name -> BgLinkInfo. */
+GHashTable *
+bg_nl_links (BgNlSock  *sk,
+             GError   **error)
+{
+  struct nl_cache *cache = NULL;
+  GHashTable *links;
+  int err;
+
+  if ((err = rtnl_link_alloc_cache (sk, AF_UNSPEC, &cache)) < 0)
+    {
+      nl_fail (error, err, "cannot list network links");
+      return NULL;
+    }
+  links = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  nl_cache_foreach (cache, link_collect, links);
+  nl_cache_free (cache);
+  return links;
+}
+
+typedef struct {
+  int      ifindex;
+  guint32  want;
+  guint    prefix;
+  gboolean found;
+} AddrSearch;
+
+static void
+addr_match (struct nl_object *obj,
+            void             *data)
+{
+  AddrSearch *s = data;
+  struct rtnl_addr *a = (struct rtnl_addr *) obj;
+  struct nl_addr *local = rtnl_addr_get_local (a);
+
+  if (rtnl_addr_get_ifindex (a) != s->ifindex || rtnl_addr_get_family (a) != AF_INET || local == NULL)
+    return;
+  if ((guint) rtnl_addr_get_prefixlen (a) == s->prefix &&
+      ntohl (*(guint32 *) nl_addr_get_binary_addr (local)) == s->want)
+    s->found = TRUE;
+}
+
+gboolean
+bg_nl_has_address (BgNlSock *sk,
+                   int       ifindex,
+                   guint32   address,
+                   guint     prefix)
+{
+  struct nl_cache *cache = NULL;
+  AddrSearch s = { ifindex, address, prefix, FALSE };
+
+  if (rtnl_addr_alloc_cache (sk, &cache) < 0)
+    return FALSE;
+  nl_cache_foreach (cache, addr_match, &s);
+  nl_cache_free (cache);
+  return s.found;
+}
+
+gboolean
+bg_nl_add_address (BgNlSock  *sk,
+                   int        ifindex,
+                   guint32    address,
+                   guint      prefix,
+                   GError   **error)
+{
+  struct rtnl_addr *addr = rtnl_addr_alloc ();
+  struct nl_addr *local;
+  guint32 be = htonl (address);
+  int err;
+
+  local = nl_addr_build (AF_INET, &be, sizeof be);
+  nl_addr_set_prefixlen (local, prefix);
+  rtnl_addr_set_ifindex (addr, ifindex);
+  rtnl_addr_set_local (addr, local);
+  rtnl_addr_set_prefixlen (addr, prefix);
+  err = rtnl_addr_add (sk, addr, 0);
+  nl_addr_put (local);
+  rtnl_addr_put (addr);
+  if (err < 0 && err != -NLE_EXIST)
+    return nl_fail (error, err, "cannot add the gateway address to the bridge");
+  return TRUE;
+}
+
+/* ---- taps ---- */
+
+/* The flags Firecracker opens its tap with; TUNSETIFF on an existing
+ * persistent tap attaches to it (for re-owning), with these same flags. */
+static int
+tap_open (const char  *name,
+          GError     **error)
+{
+  struct ifreq ifr = { 0 };
+  g_auto(BgFd) fd = open ("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+  if (fd < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED, "cannot open /dev/net/tun: %s", g_strerror (errno));
+      return -1;
+    }
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  g_strlcpy (ifr.ifr_name, name, IFNAMSIZ);
+  if (ioctl (fd, TUNSETIFF, &ifr) < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot open tap %s: %s", name, g_strerror (errno));
+      return -1;
+    }
+  return g_steal_fd (&fd);
+}
+
+gboolean
+bg_tap_create (const char  *name,
+               uid_t        owner,
+               GError     **error)
+{
+  g_auto(BgFd) fd = tap_open (name, error);
+
+  if (fd < 0)
+    return FALSE;
+  if (ioctl (fd, TUNSETOWNER, (unsigned long) owner) < 0 || ioctl (fd, TUNSETPERSIST, 1UL) < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create tap %s: %s", name, g_strerror (errno));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Re-owns a persistent tap: to a VM's jail uid while the VM runs (the
+ * jailed VMM opens it itself), back to its owner afterwards. */
+gboolean
+bg_tap_set_owner (const char  *name,
+                  uid_t        owner,
+                  GError     **error)
+{
+  g_auto(BgFd) fd = tap_open (name, error);
+
+  if (fd < 0)
+    return FALSE;
+  if (ioctl (fd, TUNSETOWNER, (unsigned long) owner) < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot re-own tap %s: %s", name, g_strerror (errno));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* ---- routes ---- */
+
+static void
+route_collect (struct nl_object *obj,
+               void             *data)
+{
+  GArray *routes = data;
+  struct rtnl_route *r = (struct rtnl_route *) obj;
+  struct nl_addr *dst = rtnl_route_get_dst (r);
+  struct rtnl_nexthop *nh;
+  BgRoute route = { 0 };
+
+  if (rtnl_route_get_table (r) != RT_TABLE_MAIN || rtnl_route_get_family (r) != AF_INET)
+    return;
+  if (rtnl_route_get_nnexthops (r) > 0 && (nh = rtnl_route_nexthop_n (r, 0)) != NULL)
+    route.oif = rtnl_route_nh_get_ifindex (nh);
+  route.prefix = dst ? nl_addr_get_prefixlen (dst) : 0;
+  if (route.prefix > 0)
+    route.net = ntohl (*(guint32 *) nl_addr_get_binary_addr (dst));
+  g_array_append_val (routes, route);
+}
+
+/* The main table's IPv4 routes, in the kernel's order. */
+GArray *
+bg_nl_routes (BgNlSock  *sk,
+              GError   **error)
+{
+  struct nl_cache *cache = NULL;
+  GArray *routes;
+  int err;
+
+  if ((err = rtnl_route_alloc_cache (sk, AF_INET, 0, &cache)) < 0)
+    {
+      nl_fail (error, err, "cannot read the routing table");
+      return NULL;
+    }
+  routes = g_array_new (FALSE, FALSE, sizeof (BgRoute));
+  nl_cache_foreach (cache, route_collect, routes);
+  nl_cache_free (cache);
+  return routes;
+}
+
+static gboolean
+overlaps (guint32 a, guint pa, guint32 b, guint pb)
+{
+  guint p = MIN (pa, pb);
+  guint32 mask = p == 0 ? 0 : 0xffffffffu << (32 - p);
+
+  return (a & mask) == (b & mask);
+}
+
+/* The first non-default route that covers part of @net/@prefix, other
+ * than those through @skip_oif (our own bridge's), or NULL. */
+const BgRoute *
+bg_routes_find_clash (GArray  *routes,
+                      guint32  net,
+                      guint    prefix,
+                      int      skip_oif)
+{
+  for (guint i = 0; i < routes->len; i++)
+    {
+      const BgRoute *r = &g_array_index (routes, BgRoute, i);
+
+      if (r->prefix > 0 && r->oif != skip_oif && overlaps (r->net, r->prefix, net, prefix))
+        return r;
+    }
+  return NULL;
+}
+
+int
+bg_routes_default_oif (GArray *routes)
+{
+  for (guint i = 0; i < routes->len; i++)
+    if (g_array_index (routes, BgRoute, i).prefix == 0)
+      return g_array_index (routes, BgRoute, i).oif;
+  return 0;
+}
+
+/* The first 172.16/12 /24 no route covers, from 172.30.0.0 upward (the
+ * low ones are where Docker and friends live), wrapping around. */
+gboolean
+bg_routes_pick_subnet (GArray   *routes,
+                       guint32  *net,
+                       GError  **error)
+{
+  for (guint i = 0; i < 256 * 16; i++)
+    {
+      guint32 candidate = (172u << 24) | (((16u << 8) + ((14u * 256 + i) % (256 * 16))) << 8);
+
+      if (bg_routes_find_clash (routes, candidate, 24, -1) == NULL)
+        {
+          *net = candidate;
+          return TRUE;
+        }
+    }
+  g_set_error_literal (error, BG_ERROR, BG_ERROR_FAILED,
+                       "every /24 in 172.16.0.0/12 is routed on this host; set subnet= in network.conf");
+  return FALSE;
+}

@@ -1,0 +1,173 @@
+/* network-dbus.c: the network's methods on the bus. Each handler checks
+ * its arguments, then bg_call_start() asks polkit; the continuation reads
+ * the arguments back from the invocation and calls the engine. */
+#include "bg-error.h"
+#include "bg-names.h"
+#include "auth.h"
+#include "daemon.h"
+#include "netconf.h"
+#include "network.h"
+#include "registry.h"
+#include "validate.h"
+
+static GVariant *
+tap_reply (BgResource *r)
+{
+  guint32 prefix = 0;
+
+  g_variant_lookup (r->details, "prefix", "u", &prefix);
+  return g_variant_new ("(ssssu)", r->name, bg_resource_get_string (r, "address"),
+                        bg_resource_get_string (r, "gateway"), bg_resource_get_string (r, "mac"),
+                        prefix);
+}
+
+static void
+create_tap_authorized (BgCall   *call,
+                       gpointer  self)
+{
+  const char *vm_name;
+  GError *error = NULL;
+  BgResource *r;
+
+  g_variant_get (bg_call_get_parameters (call), "(&s)", &vm_name);
+  r = bg_network_create_tap (self, call->caller_uid, vm_name, &error);
+  if (r == NULL)
+    return bg_call_take_error (call, error);
+  bg_call_return_value (call, tap_reply (r));
+}
+
+static gboolean
+handle_create_tap (BgMechanism1          *skeleton,
+                   GDBusMethodInvocation *invocation,
+                   const char            *vm_name,
+                   BgNetwork             *network)
+{
+  GError *error = NULL;
+
+  if (!bg_name_validate ("vm_name", vm_name, &error))
+    return bg_invocation_take_error (invocation, error);
+  bg_call_start (network->daemon, invocation, "org.banger.network", bg_details_new ("banger.vm", vm_name),
+                 create_tap_authorized, network);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+delete_tap (gpointer     self,
+            BgCall      *call,
+            BgResource  *tap,
+            GError     **error)
+{
+  return bg_network_delete_tap (self, tap, error);
+}
+
+static void
+delete_tap_authorized (BgCall   *call,
+                       gpointer  self)
+{
+  const char *tap;
+
+  g_variant_get (bg_call_get_parameters (call), "(&s)", &tap);
+  bg_call_act_on_owned (call, "tap", "tap", tap, delete_tap);
+}
+
+static gboolean
+handle_delete_tap (BgMechanism1          *skeleton,
+                   GDBusMethodInvocation *invocation,
+                   const char            *tap,
+                   BgNetwork             *network)
+{
+  GError *error = NULL;
+
+  if (!bg_net_validate_tap_name ("tap", tap, &error))
+    return bg_invocation_take_error (invocation, error);
+  bg_call_start (network->daemon, invocation, "org.banger.network", bg_details_new ("banger.device", tap),
+                 delete_tap_authorized, network);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static void
+return_state (BgCall     *call,
+              BgNetState *state,
+              GError     *error)
+{
+  if (state == NULL)
+    return bg_call_take_error (call, error);
+  bg_call_return_value (call, g_variant_new ("(@a{sv})", bg_net_state_to_variant (state)));
+  bg_net_state_free (state);
+}
+
+static void
+ensure_authorized (BgCall   *call,
+                   gpointer  self)
+{
+  GError *error = NULL;
+  BgNetState *state = bg_network_ensure (self, &error);
+
+  return_state (call, state, error);
+}
+
+static gboolean
+handle_ensure_network (BgMechanism1          *skeleton,
+                       GDBusMethodInvocation *invocation,
+                       GVariant              *options,
+                       BgNetwork             *network)
+{
+  GError *error = NULL;
+
+  if (!bg_validate_options (options, NULL, &error))
+    return bg_invocation_take_error (invocation, error);
+  bg_call_start (network->daemon, invocation, "org.banger.network", NULL, ensure_authorized, network);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static void
+info_authorized (BgCall   *call,
+                 gpointer  self)
+{
+  GError *error = NULL;
+  BgNetState *state = bg_network_inspect (self, &error);
+
+  return_state (call, state, error);
+}
+
+static gboolean
+handle_network_info (BgMechanism1          *skeleton,
+                     GDBusMethodInvocation *invocation,
+                     BgNetwork             *network)
+{
+  bg_call_start (network->daemon, invocation, "org.banger.network", NULL, info_authorized, network);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static void
+teardown_authorized (BgCall   *call,
+                     gpointer  self)
+{
+  GError *error = NULL;
+
+  if (!bg_network_teardown (self, &error))
+    return bg_call_take_error (call, error);
+  bg_call_return_value (call, NULL);
+}
+
+static gboolean
+handle_teardown_network (BgMechanism1          *skeleton,
+                         GDBusMethodInvocation *invocation,
+                         BgNetwork             *network)
+{
+  /* The bridge is shared by every user: only an administrator removes it. */
+  bg_call_start (network->daemon, invocation, "org.banger.admin", NULL, teardown_authorized, network);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+void
+bg_network_connect (BgNetwork *network)
+{
+  BgMechanism1 *skeleton = bg_daemon_get_skeleton (network->daemon);
+
+  g_signal_connect (skeleton, "handle-ensure-network", G_CALLBACK (handle_ensure_network), network);
+  g_signal_connect (skeleton, "handle-network-info", G_CALLBACK (handle_network_info), network);
+  g_signal_connect (skeleton, "handle-create-tap", G_CALLBACK (handle_create_tap), network);
+  g_signal_connect (skeleton, "handle-delete-tap", G_CALLBACK (handle_delete_tap), network);
+  g_signal_connect (skeleton, "handle-teardown-network", G_CALLBACK (handle_teardown_network), network);
+}

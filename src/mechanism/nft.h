@@ -1,0 +1,15 @@
+/* nft.h: banger's own nftables table, and nothing of the host's. */
+#pragma once
+
+#include "types.h"
+
+G_BEGIN_DECLS
+
+gboolean bg_nft_in_place (const char  *bridge,
+                          const char  *subnet);
+gboolean bg_nft_apply    (const char  *bridge,
+                          const char  *subnet,
+                          GError     **error);
+gboolean bg_nft_remove   (GError     **error);
+
+G_END_DECLS

@@ -1,0 +1,61 @@
+/* proc.c: pidfds, and PIDs checked by their start time.
+ *
+ * A running VMM is watched and killed through a pidfd. After a restart of
+ * the mechanism only its recorded PID and start time are left; a PID is
+ * trusted only while the process that has it still started when the
+ * recorded one did, so a PID the kernel reused is never signalled.
+ */
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "bg-fd.h"
+#include "proc.h"
+
+int
+bg_pidfd_open (pid_t pid)
+{
+  return syscall (SYS_pidfd_open, pid, 0);
+}
+
+int
+bg_pidfd_send_signal (int pidfd,
+                      int sig)
+{
+  return syscall (SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+/* The process's start time (clock ticks since boot), or 0 if it is gone. */
+guint64
+bg_proc_start_time (pid_t pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int) pid);
+  g_autofree char *text = NULL;
+  g_auto(GStrv) fields = NULL;
+  const char *after;
+  guint64 start = 0;
+
+  if (pid <= 0 || !g_file_get_contents (path, &text, NULL, NULL) || (after = strrchr (text, ')')) == NULL)
+    return 0;
+  fields = g_strsplit (after + 2, " ", -1);
+  /* field 22 overall is the 20th after "pid (comm)" */
+  if (g_strv_length (fields) > 19)
+    g_ascii_string_to_unsigned (fields[19], 10, 0, G_MAXUINT64, &start, NULL);
+  return start;
+}
+
+/* SIGKILLs @pid if it is still the process that started at @start_time;
+ * TRUE if it was (and so was killed). The pidfd is taken first, so the
+ * process checked is the process signalled. */
+gboolean
+bg_proc_kill_if_same (pid_t   pid,
+                      guint64 start_time)
+{
+  g_auto(BgFd) pidfd = -1;
+
+  if (pid <= 0 || start_time == 0 || (pidfd = bg_pidfd_open (pid)) < 0)
+    return FALSE;
+  if (bg_proc_start_time (pid) != start_time)
+    return FALSE;
+  return bg_pidfd_send_signal (pidfd, SIGKILL) == 0;
+}

@@ -1,0 +1,16 @@
+/* proc.h: processes identified without trusting a bare PID. */
+#pragma once
+
+#include <sys/types.h>
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+guint64  bg_proc_start_time    (pid_t    pid);
+int      bg_pidfd_open         (pid_t    pid);
+int      bg_pidfd_send_signal  (int      pidfd,
+                                int      sig);
+gboolean bg_proc_kill_if_same  (pid_t    pid,
+                                guint64  start_time);
+
+G_END_DECLS

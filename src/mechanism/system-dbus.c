@@ -1,0 +1,127 @@
+/* system-dbus.c: the methods about the mechanism as a whole — Ping,
+ * ListResources, ReleaseResource. */
+#include "bg-error.h"
+#include "auth.h"
+#include "daemon.h"
+#include "registry.h"
+#include "validate.h"
+
+static void
+ping_authorized (BgCall   *call,
+                 gpointer  self)
+{
+  bg_call_return_value (call, g_variant_new ("(su)", PACKAGE_VERSION, (guint32) call->caller_uid));
+}
+
+static gboolean
+handle_ping (BgMechanism1          *skeleton,
+             GDBusMethodInvocation *invocation,
+             BgDaemon              *daemon)
+{
+  bg_call_start (daemon, invocation, NULL, NULL, ping_authorized, daemon);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static void
+list_authorized (BgCall   *call,
+                 gpointer  self)
+{
+  g_autoptr(GVariant) options = g_variant_get_child_value (bg_call_get_parameters (call), 0);
+  g_autoptr(GPtrArray) all = NULL;
+  gboolean all_users = FALSE;
+  const char *kind = NULL;
+  GVariantBuilder b;
+
+  g_variant_lookup (options, "all-users", "b", &all_users);
+  g_variant_lookup (options, "kind", "&s", &kind);
+  all = bg_registry_list (bg_daemon_get_registry (call->daemon), kind);
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a(ssutsa{sv})"));
+  for (guint i = 0; i < all->len; i++)
+    {
+      BgResource *r = all->pdata[i];
+      if (all_users || r->owner == call->caller_uid)
+        g_variant_builder_add_value (&b, bg_resource_to_variant (r));
+    }
+  bg_call_return_value (call, g_variant_new ("(a(ssutsa{sv}))", &b));
+}
+
+static gboolean
+handle_list_resources (BgMechanism1          *skeleton,
+                       GDBusMethodInvocation *invocation,
+                       GVariant              *options,
+                       BgDaemon              *daemon)
+{
+  static const BgOptionSpec specs[] = {
+    { "all-users", "b" },
+    { "kind", "s" },
+    { NULL }
+  };
+  GError *error = NULL;
+  gboolean all_users = FALSE;
+  const char *kind = NULL;
+
+  if (!bg_validate_options (options, specs, &error))
+    return bg_invocation_take_error (invocation, error);
+  if (g_variant_lookup (options, "kind", "&s", &kind) && bg_daemon_lookup_kind (daemon, kind) == NULL)
+    return bg_invocation_take_error (invocation, g_error_new (BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                                                              "options: key \"kind\": unknown resource kind"));
+  g_variant_lookup (options, "all-users", "b", &all_users);
+  /* Seeing one's own resources is part of managing them; seeing everyone's
+   * is an administrator's business. */
+  bg_call_start (daemon, invocation, all_users ? "org.banger.admin" : "org.banger.network", NULL,
+                 list_authorized, daemon);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+release (gpointer     self,
+         BgCall      *call,
+         BgResource  *resource,
+         GError     **error)
+{
+  return bg_daemon_release_resource (call->daemon, resource, error);
+}
+
+static void
+release_authorized (BgCall   *call,
+                    gpointer  self)
+{
+  const char *kind, *name;
+
+  g_variant_get (bg_call_get_parameters (call), "(&s&s@a{sv})", &kind, &name, NULL);
+  bg_call_act_on_owned (call, "name", kind, name, release);
+}
+
+static gboolean
+handle_release_resource (BgMechanism1          *skeleton,
+                         GDBusMethodInvocation *invocation,
+                         const char            *kind_name,
+                         const char            *name,
+                         GVariant              *options,
+                         BgDaemon              *daemon)
+{
+  const BgResourceKind *kind = bg_daemon_lookup_kind (daemon, kind_name);
+  GError *error = NULL;
+
+  if (kind == NULL)
+    {
+      g_autofree char *shown = g_strescape (kind_name, NULL);
+      return bg_invocation_take_error (invocation, g_error_new (BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                                                                "kind: unknown resource kind \"%.32s\"", shown));
+    }
+  if (!kind->validate_name ("name", name, &error) || !bg_validate_options (options, NULL, &error))
+    return bg_invocation_take_error (invocation, error);
+  bg_call_start (daemon, invocation, kind->action, bg_details_new ("banger.device", name),
+                 release_authorized, daemon);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+void
+bg_system_connect (BgDaemon *daemon)
+{
+  BgMechanism1 *skeleton = bg_daemon_get_skeleton (daemon);
+
+  g_signal_connect (skeleton, "handle-ping", G_CALLBACK (handle_ping), daemon);
+  g_signal_connect (skeleton, "handle-list-resources", G_CALLBACK (handle_list_resources), daemon);
+  g_signal_connect (skeleton, "handle-release-resource", G_CALLBACK (handle_release_resource), daemon);
+}

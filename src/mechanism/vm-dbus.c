@@ -1,0 +1,226 @@
+/* vm-dbus.c: LaunchVm and KillVm on the bus, and the VmExited signal. */
+#include "bg-error.h"
+#include "bg-names.h"
+#include "auth.h"
+#include "daemon.h"
+#include "jail.h"
+#include "netconf.h"
+#include "validate.h"
+#include "vm.h"
+
+static const BgOptionSpec launch_options[] = {
+  { "tap", "s" },
+  { "initrd", "h" },
+  { "console", "h" },
+  { "timeout-ms", "u" },
+  { "read-only", "b" },
+  { "config-drive", "h" },
+  { NULL }
+};
+
+/* The descriptors LaunchVm takes, where they are and how each must have
+ * been opened. */
+typedef struct {
+  const char *field;
+  const char *option;     /* NULL: a positional argument */
+  BgFdAccess  access;
+  gsize       offset;     /* into BgLaunchParams */
+} FdArg;
+
+static const FdArg launch_fds[] = {
+  { "kernel", NULL, BG_FD_READ, G_STRUCT_OFFSET (BgLaunchParams, kernel_fd) },
+  { "rootfs", NULL, BG_FD_READ_WRITE, G_STRUCT_OFFSET (BgLaunchParams, rootfs_fd) },
+  { "options: initrd", "initrd", BG_FD_READ, G_STRUCT_OFFSET (BgLaunchParams, initrd_fd) },
+  { "options: config-drive", "config-drive", BG_FD_READ, G_STRUCT_OFFSET (BgLaunchParams, config_fd) },
+  { "options: console", "console", BG_FD_WRITE, G_STRUCT_OFFSET (BgLaunchParams, console_fd) },
+};
+
+/* The handle of @arg in the call's parameters: -2 when an optional one
+ * was not given. */
+static gint32
+fd_handle (GVariant    *parameters,
+           const FdArg *arg)
+{
+  g_autoptr(GVariant) options = g_variant_get_child_value (parameters, 1);
+  gint32 handle = -2;
+
+  if (arg->option == NULL)
+    g_variant_get_child (parameters, g_str_equal (arg->field, "kernel") ? 2 : 3, "h", &handle);
+  else
+    g_variant_lookup (options, arg->option, "h", &handle);
+  return handle;
+}
+
+static BgFdAccess
+fd_access (const FdArg *arg,
+           gboolean     read_only)
+{
+  return g_str_equal (arg->field, "rootfs") && read_only ? BG_FD_READ : arg->access;
+}
+
+/* Checks every descriptor (before polkit), and with @take also takes
+ * them into @p (after it). */
+static gboolean
+launch_fds_check (GVariant        *parameters,
+                  GUnixFDList     *fd_list,
+                  BgLaunchParams  *p,
+                  gboolean         take,
+                  GError         **error)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (launch_fds); i++)
+    {
+      const FdArg *arg = &launch_fds[i];
+      gint32 handle = fd_handle (parameters, arg);
+      BgFdAccess access = fd_access (arg, p->read_only);
+
+      if (handle == -2)
+        continue;
+      if (!bg_validate_fd (fd_list, handle, arg->field, access, error))
+        return FALSE;
+      if (take)
+        {
+          int *slot = G_STRUCT_MEMBER_P (p, arg->offset);
+          if ((*slot = bg_take_fd (fd_list, handle, arg->field, access, error)) < 0)
+            return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static GVariant *
+launch_reply (BgVmm *vmm)
+{
+  g_autofree char *api = g_build_filename (vmm->jail->run, BG_JAIL_API_SOCKET, NULL);
+  g_autofree char *vsock = g_build_filename (vmm->jail->run, BG_JAIL_VSOCK_SOCKET, NULL);
+  g_autofree char *initrd = g_build_filename (vmm->jail->root, "initrd", NULL);
+  GVariantBuilder paths;
+
+  g_variant_builder_init (&paths, G_VARIANT_TYPE ("a{sv}"));
+  g_variant_builder_add (&paths, "{sv}", "kernel", g_variant_new_string ("/vmlinux"));
+  g_variant_builder_add (&paths, "{sv}", "rootfs", g_variant_new_string ("/rootfs"));
+  g_variant_builder_add (&paths, "{sv}", "vsock", g_variant_new_string ("/run/" BG_JAIL_VSOCK_SOCKET));
+  if (vmm->config_loop_fd >= 0)
+    g_variant_builder_add (&paths, "{sv}", "config-drive", g_variant_new_string ("/cidata"));
+  if (g_file_test (initrd, G_FILE_TEST_EXISTS))
+    g_variant_builder_add (&paths, "{sv}", "initrd", g_variant_new_string ("/initrd"));
+  g_variant_builder_add (&paths, "{sv}", "uid", g_variant_new_uint32 (vmm->jail->uid));
+  g_variant_builder_add (&paths, "{sv}", "jail", g_variant_new_string (vmm->jail->root));
+  return g_variant_new ("(sst@a{sv})", api, vsock, (guint64) vmm->pid, g_variant_builder_end (&paths));
+}
+
+static void
+launch_done (BgVmm    *vmm,
+             GError   *error,
+             gpointer  user_data)
+{
+  BgCall *call = user_data;
+
+  if (error != NULL)
+    return bg_call_take_error (call, error);
+  bg_call_return_value (call, launch_reply (vmm));
+}
+
+static void
+launch_authorized (BgCall   *call,
+                   gpointer  self)
+{
+  GVariant *parameters = bg_call_get_parameters (call);
+  g_autoptr(GVariant) options = g_variant_get_child_value (parameters, 1);
+  BgLaunchParams p = { .kernel_fd = -1, .rootfs_fd = -1, .initrd_fd = -1, .console_fd = -1, .config_fd = -1 };
+  GError *error = NULL;
+
+  g_variant_get_child (parameters, 0, "&s", &p.vm_name);
+  g_variant_lookup (options, "tap", "&s", &p.tap);
+  g_variant_lookup (options, "timeout-ms", "u", &p.timeout_ms);
+  g_variant_lookup (options, "read-only", "b", &p.read_only);
+  /* Only now, authorized, are the caller's descriptors taken. */
+  if (!launch_fds_check (parameters, bg_call_get_fd_list (call), &p, TRUE, &error))
+    {
+      bg_launch_params_clear (&p);
+      return bg_call_take_error (call, error);
+    }
+  bg_vms_launch (self, call->caller_uid, &p, launch_done, call);
+  bg_launch_params_clear (&p);
+}
+
+static gboolean
+handle_launch_vm (BgMechanism1          *skeleton,
+                  GDBusMethodInvocation *invocation,
+                  GUnixFDList           *fd_list,
+                  const char            *vm_name,
+                  GVariant              *options,
+                  GVariant              *kernel,
+                  GVariant              *rootfs,
+                  BgVms                 *vms)
+{
+  GVariant *parameters = g_dbus_method_invocation_get_parameters (invocation);
+  BgLaunchParams check = { 0 };
+  const char *tap = NULL;
+  GError *error = NULL;
+  guint32 timeout_ms = 0;
+
+  if (!bg_name_validate ("vm_name", vm_name, &error) ||
+      !bg_validate_options (options, launch_options, &error))
+    return bg_invocation_take_error (invocation, error);
+  if (g_variant_lookup (options, "tap", "&s", &tap) && !bg_net_validate_tap_name ("options: tap", tap, &error))
+    return bg_invocation_take_error (invocation, error);
+  g_variant_lookup (options, "timeout-ms", "u", &timeout_ms);
+  if (timeout_ms != 0 && (timeout_ms < 100 || timeout_ms > 60000))
+    return bg_invocation_take_error (invocation, g_error_new (BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                                                              "options: timeout-ms must be 100 to 60000"));
+  g_variant_lookup (options, "read-only", "b", &check.read_only);
+  if (!launch_fds_check (parameters, fd_list, &check, FALSE, &error))
+    return bg_invocation_take_error (invocation, error);
+
+  bg_call_start (vms->daemon, invocation, "org.banger.vm", bg_details_new ("banger.vm", vm_name),
+                 launch_authorized, vms);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+kill_vm (gpointer     self,
+         BgCall      *call,
+         BgResource  *vm,
+         GError     **error)
+{
+  return bg_vms_kill (self, vm, error);
+}
+
+static void
+kill_authorized (BgCall   *call,
+                 gpointer  self)
+{
+  const char *name;
+  g_autofree char *id = NULL;
+
+  g_variant_get (bg_call_get_parameters (call), "(&s)", &name);
+  id = bg_vms_resolve_id (self, call->caller_uid, name);
+  bg_call_act_on_owned (call, "vm_name", "vm", id, kill_vm);
+}
+
+static gboolean
+handle_kill_vm (BgMechanism1          *skeleton,
+                GDBusMethodInvocation *invocation,
+                const char            *vm_name,
+                BgVms                 *vms)
+{
+  GError *error = NULL;
+
+  if (!bg_name_is_valid (vm_name) && !bg_vm_validate_id ("vm_name", vm_name, NULL))
+    {
+      bg_name_validate ("vm_name", vm_name, &error);
+      return bg_invocation_take_error (invocation, error);
+    }
+  bg_call_start (vms->daemon, invocation, "org.banger.vm", bg_details_new ("banger.vm", vm_name),
+                 kill_authorized, vms);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+void
+bg_vms_connect (BgVms *vms)
+{
+  BgMechanism1 *skeleton = bg_daemon_get_skeleton (vms->daemon);
+
+  g_signal_connect (skeleton, "handle-launch-vm", G_CALLBACK (handle_launch_vm), vms);
+  g_signal_connect (skeleton, "handle-kill-vm", G_CALLBACK (handle_kill_vm), vms);
+}
