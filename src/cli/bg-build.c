@@ -32,6 +32,7 @@
 #include "bg-file.h"
 #include "bg-image.h"
 #include "bg-names.h"
+#include "bg-spawn.h"
 
 #define COMMON_PACKAGES "systemd-sysv,udev,openssh-server,sudo,iproute2,linux-image-cloud-amd64"
 /* What banger-guest-setup links against (it is built on this host:
@@ -75,49 +76,103 @@ bg_build_guest_setup_path (void)
   return g_strdup (env && *env ? env : BG_LIBEXECDIR "/banger/banger-guest-setup");
 }
 
+/* Whether @name (or @uid) has a range in /etc/subuid or /etc/subgid. */
+static gboolean
+has_subordinate_range (const char *file,
+                       const char *name,
+                       uid_t       uid)
+{
+  g_autofree char *text = NULL;
+  g_autofree char *by_uid = g_strdup_printf ("%u:", (guint) uid);
+  g_autofree char *by_name = g_strdup_printf ("%s:", name);
+  g_auto(GStrv) lines = NULL;
+
+  if (!g_file_get_contents (file, &text, NULL, NULL))
+    return FALSE;
+  lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i]; i++)
+    if (g_str_has_prefix (lines[i], by_name) || g_str_has_prefix (lines[i], by_uid))
+      return TRUE;
+  return FALSE;
+}
+
+/* Everything `image build` will need, checked before any work: the
+ * programs, a subordinate id range for the rootless bootstrap, and
+ * banger's guest applier. */
+gboolean
+bg_build_check_host (const BgBuildOptions  *o,
+                     GError               **error)
+{
+  static const char * const programs[] = {
+    "mmdebstrap", "unshare", "newuidmap", "newgidmap", "tar", "cp", "ls", "cat", "rm", "mke2fs", "e2fsck", NULL
+  };
+  const char *user = g_get_user_name ();
+
+  if (!bg_programs_require (programs, "image build", error))
+    return FALSE;
+  if (getuid () != 0 &&
+      (!has_subordinate_range ("/etc/subuid", user, getuid ()) ||
+       !has_subordinate_range ("/etc/subgid", user, getuid ())))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED,
+                   "image build needs a subordinate uid and gid range for %s in /etc/subuid and /etc/subgid "
+                   "(an administrator adds one with: usermod --add-subuids 100000-165535 "
+                   "--add-subgids 100000-165535 %s)", user, user);
+      return FALSE;
+    }
+  if (!o->cloud_init)
+    {
+      g_autofree char *guest_setup = bg_build_guest_setup_path ();
+
+      if (!g_file_test (guest_setup, G_FILE_TEST_IS_EXECUTABLE))
+        {
+          g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED,
+                       "banger's guest applier %s is missing: reinstall banger, set BANGER_GUEST_SETUP "
+                       "to a built banger-guest-setup, or build with --cloud-init", guest_setup);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
 static gboolean
 run (const char * const  *argv,
      const char          *stage,
      char               **out,
      GError             **error)
 {
-  g_autoptr(GSubprocess) proc = NULL;
-  g_autoptr(GBytes) out_bytes = NULL, err_bytes = NULL;
-  g_autoptr(GError) local = NULL;
-
-  proc = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE, &local);
-  if (proc == NULL)
+  if (!bg_spawn_run (argv, out, error))
     {
-      g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED, "%s: cannot run %s (%s); install it",
-                   stage, argv[0], local->message);
+      g_prefix_error (error, "%s: ", stage);
       return FALSE;
     }
-  if (!g_subprocess_communicate (proc, NULL, NULL, &out_bytes, &err_bytes, &local))
-    {
-      g_propagate_prefixed_error (error, g_steal_pointer (&local), "%s: ", stage);
-      return FALSE;
-    }
-  if (bg_interrupted)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "interrupted");
-      return FALSE;
-    }
-  if (!g_subprocess_get_successful (proc))
-    {
-      gsize len;
-      const char *text = g_bytes_get_data (err_bytes, &len);
-      g_autofree char *tail = g_strndup (len > 1500 ? text + len - 1500 : text, MIN (len, 1500));
-
-      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "%s: %s failed:\n%s", stage, argv[0], g_strstrip (tail));
-      return FALSE;
-    }
-  if (out)
-    *out = g_strndup (g_bytes_get_data (out_bytes, NULL), g_bytes_get_size (out_bytes));
   return TRUE;
 }
 
-/* argv prefix for "as root inside the user's own subuid mapping". */
-#define USERNS "unshare", "--map-auto", "--map-root-user", "--"
+/* @argv as root inside the user's own subuid mapping, its program found
+ * outside it the way every program is (bg_program_find). */
+static char **
+mapped_argv (const char * const *argv)
+{
+  g_autoptr(GStrvBuilder) b = g_strv_builder_new ();
+  g_autofree char *unshare = bg_program_find ("unshare");
+  g_autofree char *program = bg_program_find (argv[0]);
+
+  g_strv_builder_add_many (b, unshare ? unshare : "unshare", "--map-auto", "--map-root-user", "--",
+                           program ? program : argv[0], NULL);
+  g_strv_builder_addv (b, (const char **) argv + 1);
+  return g_strv_builder_end (b);
+}
+
+static gboolean
+run_mapped (const char * const  *argv,
+            const char          *stage,
+            char               **out,
+            GError             **error)
+{
+  g_auto(GStrv) full = mapped_argv (argv);
+  return run ((const char * const *) full, stage, out, error);
+}
 
 /* The overlay is copied with its modes (cp --preserve=mode): every
  * directory on the way must be 0755 whatever the umask, or the copy would
@@ -242,11 +297,12 @@ copy_out (const char  *tree,
 {
   /* The file may be readable only by (mapped) root: read it from inside. */
   g_autofree char *src = g_build_filename (tree, rel, NULL);
-  const char *argv[] = { USERNS, "cat", src, NULL };
+  const char *cat[] = { "cat", src, NULL };
+  g_auto(GStrv) argv = mapped_argv (cat);
   g_autoptr(GSubprocess) proc = NULL;
   g_autoptr(GBytes) data = NULL;
 
-  proc = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE, error);
+  proc = g_subprocess_newv ((const char * const *) argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE, error);
   if (proc == NULL || !g_subprocess_communicate (proc, NULL, NULL, &data, NULL, error))
     return FALSE;
   if (!g_subprocess_get_successful (proc))
@@ -260,12 +316,11 @@ copy_out (const char  *tree,
 static void
 remove_tree (const char *tree)
 {
-  /* Owned by the subuid range: only the mapping may delete it. */
-  const char *argv[] = { USERNS, "rm", "-rf", "--", tree, NULL };
-  g_autoptr(GSubprocess) proc = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_NONE, NULL);
+  /* Owned by the subuid range: only the mapping may delete it, so this
+   * is the one tree banger removes with a child. */
+  const char *rm[] = { "rm", "-rf", "--", tree, NULL };
 
-  if (proc)
-    g_subprocess_wait (proc, NULL, NULL);
+  run_mapped (rm, "cleanup", NULL, NULL);
 }
 
 BgImage *
@@ -295,17 +350,10 @@ bg_image_build (const char           *images_dir,
       }
   }
   /* Checked before minutes of bootstrapping, not after. */
+  if (!bg_build_check_host (o, error))
+    return NULL;
   if (!o->cloud_init)
-    {
-      guest_setup = bg_build_guest_setup_path ();
-      if (!g_file_test (guest_setup, G_FILE_TEST_IS_EXECUTABLE))
-        {
-          g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED,
-                       "banger's guest applier %s is missing: reinstall banger, set BANGER_GUEST_SETUP "
-                       "to a built banger-guest-setup, or build with --cloud-init", guest_setup);
-          return NULL;
-        }
-    }
+    guest_setup = bg_build_guest_setup_path ();
   g_mkdir_with_parents (images_dir, 0700);
   work = g_strdup_printf ("%s/.build-%s-XXXXXX", images_dir, name);
   if (g_mkdtemp_full (work, 0700) == NULL)
@@ -344,9 +392,9 @@ bg_image_build (const char           *images_dir,
   {
     /* Host keys made by openssh-server's package script would be the
      * same in every VM: each VM gets its own pinned key at first boot. */
-    const char *argv[] = { USERNS, "tar", "-C", tree, "--exclude=./dev/*", "--exclude=./etc/ssh/ssh_host_*",
+    const char *argv[] = { "tar", "-C", tree, "--exclude=./dev/*", "--exclude=./etc/ssh/ssh_host_*",
                            "-xf", tar, NULL };
-    if (!run (argv, "unpack", NULL, error))
+    if (!run_mapped (argv, "unpack", NULL, error))
       goto fail;
   }
   g_unlink (tar);
@@ -359,9 +407,9 @@ bg_image_build (const char           *images_dir,
     goto fail;
   overlay_src = g_strdup_printf ("%s/.", overlay);
   {
-    const char *argv[] = { USERNS, "cp", "-r", "--preserve=mode", "--no-preserve=ownership", overlay_src, tree,
+    const char *argv[] = { "cp", "-r", "--preserve=mode", "--no-preserve=ownership", overlay_src, tree,
                            NULL };
-    if (!run (argv, "configure", NULL, error))
+    if (!run_mapped (argv, "configure", NULL, error))
       goto fail;
   }
 
@@ -369,8 +417,8 @@ bg_image_build (const char           *images_dir,
     progress ("extracting the kernel", 0, 0, user_data);
   {
     g_autofree char *boot = g_build_filename (tree, "boot", NULL);
-    const char *argv[] = { USERNS, "ls", "-1", boot, NULL };
-    if (!run (argv, "kernel", &listing, error))
+    const char *argv[] = { "ls", "-1", boot, NULL };
+    if (!run_mapped (argv, "kernel", &listing, error))
       goto fail;
   }
   kname = find_boot_file (listing, "vmlinuz-");
@@ -408,20 +456,20 @@ bg_image_build (const char           *images_dir,
     progress ("making the ext4 root filesystem", 0, 0, user_data);
   size = g_strdup_printf ("%" G_GUINT64_FORMAT "k", o->size >> 10);
   {
-    const char *argv[] = { USERNS, "mke2fs", "-q", "-t", "ext4", "-L", "rootfs", "-d", tree, rootfs, size, NULL };
-    if (!run (argv, "filesystem", NULL, error))
+    const char *argv[] = { "mke2fs", "-q", "-t", "ext4", "-L", "rootfs", "-d", tree, rootfs, size, NULL };
+    if (!run_mapped (argv, "filesystem", NULL, error))
       goto fail;
   }
   remove_tree (tree);
 
-  image = bg_image_import (images_dir, name, vmlinux, rootfs, iname ? initrd : NULL, NULL,
-                           progress, user_data, error);
-  if (image != NULL)
-    {
-      g_free (image->source);
-      image->source = g_strdup_printf ("build: Debian %s (mmdebstrap), guest configured by %s, packages %s",
-                                       o->suite, o->cloud_init ? "cloud-init" : "banger-guest-setup", include + 10);
-    }
+  {
+    g_autofree char *source = g_strdup_printf ("build: Debian %s (mmdebstrap), guest configured by %s, packages %s",
+                                               o->suite, o->cloud_init ? "cloud-init" : "banger-guest-setup",
+                                               include + 10);
+    BgImageFiles files = { vmlinux, rootfs, iname ? initrd : NULL, NULL, source };
+
+    image = bg_image_import (images_dir, name, &files, progress, user_data, error);
+  }
   remove_tree (work);
   return image;
 

@@ -13,6 +13,8 @@ typedef struct {
 } BgBuildOptions;
 
 char    *bg_build_guest_setup_path (void);
+gboolean bg_build_check_host       (const BgBuildOptions *options,
+                                    GError              **error);
 gboolean bg_build_write_overlay    (const char           *overlay,
                                     const BgBuildOptions *options,
                                     const char           *guest_setup,

@@ -1,6 +1,7 @@
 /* bg-cli.h: what the banger command groups share. */
 #pragma once
 
+#include <signal.h>
 #include <gio/gio.h>
 #include <json-glib/json-glib.h>
 
@@ -34,6 +35,10 @@ typedef struct {
   const char      *summary;
   const BgCommand *commands;  /* NULL-terminated by name */
 } BgCommandGroup;
+
+/* Set from a SIGINT/SIGTERM handler; long work checks it and stops
+ * cleanly, undoing what it made. */
+extern volatile sig_atomic_t bg_interrupted;
 
 extern const BgCommand bg_vm_commands[];
 extern const BgCommand bg_image_commands[];

@@ -14,6 +14,7 @@
 
 #include "bg-client.h"
 #include "bg-error.h"
+#include "bg-spawn.h"
 
 /* Long enough for a person to type a password. */
 #define CALL_TIMEOUT_MS (5 * 60 * 1000)
@@ -28,17 +29,15 @@ agent_start (void)
   g_autofree char *fd_str = NULL;
   g_autoptr(GError) error = NULL;
   int notify[2];
-  const char *argv[] = { "pkttyagent", "--notify-fd", NULL, "--fallback",
-                         "--process", NULL, NULL };
+  g_autofree char *agent = NULL;
+  const char *argv[] = { NULL, "--notify-fd", NULL, "--fallback", "--process", NULL, NULL };
   char buf;
 
   if (agent_pid != 0 || !isatty (STDIN_FILENO) || g_getenv ("BANGER_NO_AGENT"))
     return;
-  {
-    g_autofree char *agent = g_find_program_in_path ("pkttyagent");
-    if (agent == NULL)
-      return;
-  }
+  if ((agent = bg_program_find ("pkttyagent")) == NULL)
+    return;
+  argv[0] = agent;
   if (pipe2 (notify, O_CLOEXEC) < 0)
     return;
 

@@ -17,12 +17,13 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
 
 #include "bg-disk.h"
+#include "bg-cli.h"
 #include "bg-error.h"
+#include "bg-spawn.h"
 
 #define CHUNK (8 << 20)
 
@@ -141,22 +142,6 @@ bg_disk_dm_available (char **reason)
 }
 
 static gboolean
-run_tool (const char * const  *argv,
-          GError             **error)
-{
-  g_autofree char *err = NULL;
-  int status;
-
-  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
-                     NULL, NULL, NULL, &err, &status, error))
-    return FALSE;
-  if (WIFEXITED (status) && WEXITSTATUS (status) == 0)
-    return TRUE;
-  g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "%s failed: %s", argv[0], g_strstrip (err));
-  return FALSE;
-}
-
-static gboolean
 grow (const char  *dest,
       int          fd,
       guint64      size,
@@ -176,7 +161,7 @@ grow (const char  *dest,
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot grow %s: %s", dest, g_strerror (errno));
       return FALSE;
     }
-  return run_tool (resize, error);
+  return bg_spawn_run (resize, NULL, error);
 }
 
 gboolean

@@ -29,6 +29,7 @@
 #include "bg-file.h"
 #include "bg-guest.h"
 #include "bg-paths.h"
+#include "bg-spawn.h"
 
 void
 bg_guest_config_free (BgGuestConfig *c)
@@ -55,27 +56,6 @@ bg_sync_entry_free (BgSyncEntry *e)
   g_free (e->source);
   g_free (e->relative);
   g_free (e);
-}
-
-static gboolean
-run (const char * const  *argv,
-     GError             **error)
-{
-  g_autofree char *err = NULL;
-  int status;
-
-  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
-                     NULL, NULL, NULL, &err, &status, error))
-    {
-      g_prefix_error (error, "cannot run %s (is it installed?): ", argv[0]);
-      return FALSE;
-    }
-  if (!g_spawn_check_wait_status (status, NULL))
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "%s failed: %s", argv[0], g_strstrip (err));
-      return FALSE;
-    }
-  return TRUE;
 }
 
 static char *
@@ -265,7 +245,7 @@ bg_ssh_ensure_client_key (const char  *key_path,
   if (lock >= 0)
     while (flock (lock, LOCK_EX) < 0 && errno == EINTR)
       ;
-  ok = g_file_test (key_path, G_FILE_TEST_EXISTS) || run (argv, error);
+  ok = g_file_test (key_path, G_FILE_TEST_EXISTS) || bg_spawn_run (argv, NULL, error);
   if (lock >= 0)
     close (lock);
   return ok;
@@ -293,7 +273,7 @@ bg_ssh_generate_host_key (const char  *dir,
   g_autofree char *pub = g_strdup_printf ("%s.pub", path);
   const char *argv[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "banger-host", "-f", path, NULL };
 
-  if (!g_file_test (path, G_FILE_TEST_EXISTS) && !run (argv, error))
+  if (!g_file_test (path, G_FILE_TEST_EXISTS) && !bg_spawn_run (argv, NULL, error))
     return FALSE;
   if (!g_file_get_contents (path, private_key, NULL, error) ||
       !g_file_get_contents (pub, public_key, NULL, error))
@@ -421,7 +401,10 @@ bg_ssh_build_argv (const char         *key,
 {
   GPtrArray *argv = g_ptr_array_new ();
 
-  g_ptr_array_add (argv, g_strdup ("ssh"));
+  {
+    char *ssh = bg_program_find ("ssh");
+    g_ptr_array_add (argv, ssh ? ssh : g_strdup ("ssh"));
+  }
   g_ptr_array_add (argv, g_strdup ("-i"));
   g_ptr_array_add (argv, g_strdup (key));
   g_ptr_array_add (argv, g_strdup ("-o"));

@@ -17,13 +17,14 @@
 #include <zstd.h>
 #include <glib/gstdio.h>
 
+#include "bg-cli.h"
 #include "bg-disk.h"
 #include "bg-error.h"
 #include "bg-file.h"
 #include "bg-image.h"
 #include "bg-names.h"
+#include "bg-spawn.h"
 
-volatile int bg_interrupted;
 
 BgKernelFormat
 bg_kernel_detect (int      fd,
@@ -381,18 +382,6 @@ bg_image_load (const char  *images_dir,
   return g_steal_pointer (&image);
 }
 
-static gboolean
-remove_dir (const char  *dir,
-            GError     **error)
-{
-  const char *argv[] = { "rm", "-rf", "--", dir, NULL };
-  int status;
-
-  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status, error))
-    return FALSE;
-  return g_spawn_check_wait_status (status, error);
-}
-
 static char *
 sha256_of_fd (int             fd,
               BgProgressFunc  progress,
@@ -512,18 +501,17 @@ import_into (BgImage        *image,
    * grown without an fsck of its own. */
   {
     const char *fsck[] = { "e2fsck", "-f", "-n", r_out, NULL };
-    g_autofree char *err = NULL;
-    int status;
+    g_autoptr(GError) local = NULL;
 
     if (progress)
       progress ("checking the root filesystem", 0, 0, user_data);
-    if (!g_spawn_sync (NULL, (char **) fsck, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
-                       NULL, NULL, NULL, &err, &status, error))
-      goto out;
-    if (!g_spawn_check_wait_status (status, NULL))
+    if (!bg_spawn_run (fsck, NULL, &local))
       {
-        g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-                     "rootfs: the filesystem has errors (e2fsck -fn); repair it with e2fsck first");
+        if (g_error_matches (local, BG_ERROR, BG_ERROR_FAILED))
+          g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                       "rootfs: the filesystem has errors (e2fsck -fn); repair it with e2fsck first");
+        else
+          g_propagate_error (error, g_steal_pointer (&local));
         goto out;
       }
   }
@@ -561,13 +549,10 @@ out:
 }
 
 BgImage *
-bg_image_import (const char      *images_dir,
-                 const char      *name,
-                 const char      *kernel,
-                 const char      *rootfs,
-                 const char      *initrd,
-                 const char      *cmdline,
-                 BgProgressFunc   progress,
+bg_image_import (const char          *images_dir,
+                 const char          *name,
+                 const BgImageFiles  *files,
+                 BgProgressFunc       progress,
                  gpointer         user_data,
                  GError         **error)
 {
@@ -597,10 +582,11 @@ bg_image_import (const char      *images_dir,
     }
 
   image->name = g_strdup (name);
-  image->cmdline = g_strdup (cmdline);
+  image->cmdline = g_strdup (files->cmdline);
   image->created_at = g_get_real_time () / G_USEC_PER_SEC;
-  image->source = g_strdup_printf ("import: kernel %s, rootfs %s", kernel, rootfs);
-  if (!import_into (image, tmp, kernel, rootfs, initrd, progress, user_data, error))
+  image->source = files->source ? g_strdup (files->source)
+                                : g_strdup_printf ("import: kernel %s, rootfs %s", files->kernel, files->rootfs);
+  if (!import_into (image, tmp, files->kernel, files->rootfs, files->initrd, progress, user_data, error))
     goto fail;
 
   node = bg_image_to_json (image);
@@ -617,7 +603,7 @@ bg_image_import (const char      *images_dir,
   return bg_image_load (images_dir, name, error);
 
 fail:
-  remove_dir (tmp, NULL);
+  bg_file_remove_tree (tmp, NULL);
   return NULL;
 }
 
@@ -644,5 +630,5 @@ bg_image_remove (const char  *images_dir,
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot remove %s: %s", dir, g_strerror (errno));
       return FALSE;
     }
-  return remove_dir (trash, error);
+  return bg_file_remove_tree (trash, error);
 }

@@ -46,21 +46,24 @@ BgImage       *bg_image_load          (const char  *images_dir,
                                        GError     **error);
 void           bg_image_free          (BgImage     *image);
 JsonNode      *bg_image_to_json       (const BgImage *image);
+/* What an image is made from. */
+typedef struct {
+  const char *kernel;
+  const char *rootfs;
+  const char *initrd;     /* NULL: none */
+  const char *cmdline;    /* NULL: none */
+  const char *source;     /* how it was made, for 'image show'; NULL: the files' names */
+} BgImageFiles;
+
 BgImage       *bg_image_import        (const char  *images_dir,
                                        const char  *name,
-                                       const char  *kernel,
-                                       const char  *rootfs,
-                                       const char  *initrd,
-                                       const char  *cmdline,
+                                       const BgImageFiles *files,
                                        BgProgressFunc progress,
                                        gpointer     user_data,
                                        GError     **error);
 gboolean       bg_image_remove        (const char  *images_dir,
                                        const char  *name,
                                        GError     **error);
-
-/* Set from a signal handler to abort long work cleanly. */
-extern volatile int bg_interrupted;
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgImage, bg_image_free)
 

@@ -4,6 +4,8 @@
 
 #include "bg-cli.h"
 
+volatile sig_atomic_t bg_interrupted;
+
 static GOptionEntry global_entries[] = {
   { "json", 0, 0, G_OPTION_ARG_NONE, NULL,
     "Print machine-readable JSON instead of text", NULL },

@@ -20,6 +20,7 @@
 #include "bg-client.h"
 #include "bg-disk.h"
 #include "bg-error.h"
+#include "bg-file.h"
 #include "bg-fc-client.h"
 #include "bg-guest.h"
 #include "bg-image.h"
@@ -194,8 +195,7 @@ undo_kill_vm (gpointer name)
 static void
 undo_remove_dir (gpointer dir)
 {
-  const char *argv[] = { "rm", "-rf", "--", dir, NULL };
-  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
+  bg_file_remove_tree (dir, NULL);
 }
 
 typedef struct {

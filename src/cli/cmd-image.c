@@ -208,7 +208,9 @@ import_job (BgCli    *cli,
             GError  **error)
 {
   ImportJob *j = data;
-  return bg_image_import (j->dir, j->name, j->kernel, j->rootfs, j->initrd, j->cmdline, show_progress, cli, error);
+  BgImageFiles files = { j->kernel, j->rootfs, j->initrd, j->cmdline, NULL };
+
+  return bg_image_import (j->dir, j->name, &files, show_progress, cli, error);
 }
 
 typedef struct {

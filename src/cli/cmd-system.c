@@ -10,6 +10,7 @@
 #include "bg-config.h"
 #include "bg-build.h"
 #include "bg-error.h"
+#include "bg-file.h"
 #include "bg-guest.h"
 #include "bg-paths.h"
 #include "bg-state.h"
@@ -642,14 +643,13 @@ cmd_cleanup (BgCli    *cli,
           g_autoptr(BgVmRecord) r = bg_state_store_load (store, name, NULL);
           g_autofree char *dir = bg_vm_dir (name);
           g_autofree char *kh = bg_known_hosts_path ();
-          const char *rm[] = { "rm", "-rf", "--", dir, NULL };
 
           if (r && r->domain)
             {
               g_autofree char *alias = g_strdup_printf ("%s.%s", name, r->domain);
               bg_known_hosts_remove (kh, alias, r->address, NULL);
             }
-          g_spawn_sync (NULL, (char **) rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
+          bg_file_remove_tree (dir, NULL);
           bg_state_store_delete (store, name, NULL);
         }
     }

@@ -5,6 +5,7 @@
 #include "bg-names.h"
 #include "bg-guest.h"
 #include "bg-paths.h"
+#include "bg-spawn.h"
 #include "bg-state.h"
 #include "bg-vm.h"
 #include <errno.h>
@@ -389,10 +390,11 @@ cmd_ssh (BgCli *cli, int argc, char **argv, GError **error)
   alias = g_strdup_printf ("%s.%s", r->name, r->domain ? r->domain : "banger");
   ssh = bg_ssh_build_argv (config->ssh_key, kh, alias, r->guest_user ? r->guest_user : config->guest_user,
                            r->address, (const char * const *) argv + 2, FALSE);
+  if (!bg_programs_require ((const char * const[]) { "ssh", NULL }, "vm ssh", error))
+    return FALSE;
   /* exec: ssh's exit status becomes ours. */
-  execvp (ssh[0], ssh);
-  g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED, "cannot run ssh: %s (install openssh-client)",
-               g_strerror (errno));
+  execv (ssh[0], ssh);
+  g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED, "cannot run %s: %s", ssh[0], g_strerror (errno));
   return FALSE;
 }
 
@@ -450,7 +452,8 @@ cmd_sync (BgCli *cli, int argc, char **argv, GError **error)
   g_autofree char *alias = NULL;
   g_autofree char *real_home = NULL;
   g_auto(GStrv) ssh_argv = NULL;
-  const char *tar_argv[] = { "tar", "-c", "-C", NULL, "--null", "--no-recursion", "-T", "-", NULL };
+  g_autofree char *tar_path = bg_program_find ("tar");
+  const char *tar_argv[] = { tar_path, "-c", "-C", NULL, "--null", "--no-recursion", "-T", "-", NULL };
   const char *remote[] = { "tar", "-x", "-C", "~", "--no-same-owner", NULL };
   GInputStream *tar_out;
   int pipe_fd;
@@ -459,7 +462,8 @@ cmd_sync (BgCli *cli, int argc, char **argv, GError **error)
                    "Copy the files listed in [sync] paths of banger.conf into the VM's home, over SSH.\n\n"
                    "Only files below your home are sent, after resolving symlinks.", NULL, error))
     return FALSE;
-  if ((config = bg_config_load_default (error)) == NULL || (r = load_running (argv[1], error)) == NULL)
+  if (!bg_programs_require ((const char * const[]) { "tar", "ssh", NULL }, "vm sync", error) ||
+      (config = bg_config_load_default (error)) == NULL || (r = load_running (argv[1], error)) == NULL)
     return FALSE;
   files = bg_sync_resolve (g_get_home_dir (), config->sync_paths, config->sync_limit, &skipped, error);
   if (files == NULL)

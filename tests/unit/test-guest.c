@@ -9,6 +9,7 @@
 
 #include "bg-error.h"
 #include "bg-guest.h"
+#include "bg-spawn.h"
 #include "guest-sample.h"
 
 typedef BgGuestFixture Fixture;
@@ -157,7 +158,9 @@ test_ssh_argv_is_exact (Fixture *f, gconstpointer data)
 {
   const char *cmd[] = { "cat", "/etc/hostname; echo pwned", NULL };
   g_auto(GStrv) argv = bg_ssh_build_argv ("/k/id", "/s/known_hosts", "dev.banger", "dev", "172.30.0.9", cmd, FALSE);
-  const char *want[] = { "ssh", "-i", "/k/id", "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=/s/known_hosts",
+  /* ssh as found for every user: PATH, then the system directories. */
+  g_autofree char *ssh = bg_program_find ("ssh");
+  const char *want[] = { ssh, "-i", "/k/id", "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=/s/known_hosts",
                          "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
                          "-o", "HostKeyAlias=dev.banger", "-l", "dev", "172.30.0.9", "cat",
                          "/etc/hostname; echo pwned", NULL };

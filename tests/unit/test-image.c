@@ -9,6 +9,7 @@
 #include <glib/gstdio.h>
 
 #include "bg-build.h"
+#include "bg-cli.h"
 #include "bg-disk.h"
 #include "bg-error.h"
 #include "bg-image.h"
@@ -225,7 +226,7 @@ test_import_round_trip (Fixture *f, gconstpointer data)
   g_autoptr(GDir) dir = NULL;
   gsize len;
 
-  image = bg_image_import (images, "deb", kernel, rootfs, initrd, "quiet", NULL, NULL, &error);
+  image = bg_image_import (images, "deb", &(BgImageFiles) { kernel, rootfs, initrd, "quiet", NULL }, NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (image->kernel_bytes, ==, g_bytes_get_size (elf));
   back = bg_image_load (images, "deb", &error);
@@ -240,7 +241,7 @@ test_import_round_trip (Fixture *f, gconstpointer data)
 
   /* Importing the same name again is refused and changes nothing. */
   g_clear_pointer (&image, bg_image_free);
-  image = bg_image_import (images, "deb", kernel, rootfs, NULL, NULL, NULL, NULL, &error);
+  image = bg_image_import (images, "deb", &(BgImageFiles) { kernel, rootfs, NULL, NULL, NULL }, NULL, NULL, &error);
   g_assert_null (image);
   g_assert_error (error, BG_ERROR, BG_ERROR_EXISTS);
 
@@ -267,7 +268,7 @@ test_interrupted_import_leaves_nothing (Fixture *f, gconstpointer data)
   g_autoptr(BgImage) image = NULL;
   g_autoptr(GDir) dir = NULL;
 
-  image = bg_image_import (images, "half", kernel, rootfs, NULL, NULL, interrupt_soon, NULL, &error);
+  image = bg_image_import (images, "half", &(BgImageFiles) { kernel, rootfs, NULL, NULL, NULL }, interrupt_soon, NULL, &error);
   g_assert_null (image);
   g_assert_nonnull (strstr (error->message, "interrupted"));
   dir = g_dir_open (images, 0, NULL);
@@ -284,13 +285,13 @@ test_bad_inputs_name_the_field (Fixture *f, gconstpointer data)
   g_autofree char *kernel = write_file (f, "vmlinux", g_bytes_get_data (elf, NULL), g_bytes_get_size (elf));
   g_autoptr(GError) e1 = NULL, e2 = NULL, e3 = NULL, e4 = NULL;
 
-  g_assert_null (bg_image_import (images, "a", junk, rootfs, NULL, NULL, NULL, NULL, &e1));
+  g_assert_null (bg_image_import (images, "a", &(BgImageFiles) { junk, rootfs, NULL, NULL, NULL }, NULL, NULL, &e1));
   g_assert_true (g_str_has_prefix (e1->message, "kernel: "));
-  g_assert_null (bg_image_import (images, "a", kernel, junk, NULL, NULL, NULL, NULL, &e2));
+  g_assert_null (bg_image_import (images, "a", &(BgImageFiles) { kernel, junk, NULL, NULL, NULL }, NULL, NULL, &e2));
   g_assert_true (g_str_has_prefix (e2->message, "rootfs: "));
-  g_assert_null (bg_image_import (images, "a", kernel, "/nonexistent", NULL, NULL, NULL, NULL, &e3));
+  g_assert_null (bg_image_import (images, "a", &(BgImageFiles) { kernel, "/nonexistent", NULL, NULL, NULL }, NULL, NULL, &e3));
   g_assert_true (g_str_has_prefix (e3->message, "rootfs: cannot open"));
-  g_assert_null (bg_image_import (images, "Bad/Name", kernel, rootfs, NULL, NULL, NULL, NULL, &e4));
+  g_assert_null (bg_image_import (images, "Bad/Name", &(BgImageFiles) { kernel, rootfs, NULL, NULL, NULL }, NULL, NULL, &e4));
   g_assert_true (g_str_has_prefix (e4->message, "NAME: "));
 }
 
