@@ -466,8 +466,10 @@ import_into (BgImage        *image,
   if (progress)
     progress (format == BG_KERNEL_BZIMAGE ? "extracting vmlinux from the bzImage" : "copying the kernel",
               0, 0, user_data);
-  out = open (k_out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (out < 0)
+  /* Kernel and initrd are readable by all (0644): the jailed VMM reads
+   * them as its own user. The root filesystem stays private. */
+  out = open (k_out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (out < 0 || fchmod (out, 0644) < 0)
     goto io_fail;
   if (format == BG_KERNEL_BZIMAGE ? !bg_kernel_extract_vmlinux (kfd, out, error)
                                   : !bg_disk_copy_sparse (kfd, out, NULL, NULL, NULL, error))
@@ -525,8 +527,8 @@ import_into (BgImage        *image,
       int ifd = open_input ("initrd", initrd, error);
       if (ifd < 0)
         goto out;
-      out = open (i_out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-      ok = out >= 0 && bg_disk_copy_sparse (ifd, out, NULL, NULL, NULL, error);
+      out = open (i_out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      ok = out >= 0 && fchmod (out, 0644) == 0 && bg_disk_copy_sparse (ifd, out, NULL, NULL, NULL, error);
       close (ifd);
       if (!ok)
         goto out;

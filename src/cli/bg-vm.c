@@ -274,6 +274,20 @@ open_fd (const char *path, int flags, GError **error)
   return fd;
 }
 
+/* A kernel or initrd: the jailed VMM reads it as its own user, so it
+ * must be readable by others (it is no secret). Images imported by an
+ * older banger were 0600; they are the user's own, so fix them here. */
+static int
+open_boot_file (const char *path, GError **error)
+{
+  int fd = open_fd (path, O_RDONLY, error);
+  struct stat st;
+
+  if (fd >= 0 && fstat (fd, &st) == 0 && st.st_uid == getuid () && !(st.st_mode & S_IROTH))
+    fchmod (fd, (st.st_mode & 07777) | S_IRUSR | S_IRGRP | S_IROTH);
+  return fd;
+}
+
 static gboolean
 launch_and_start (BgVmRecord  *r,
                   BgImage     *image,
@@ -297,7 +311,7 @@ launch_and_start (BgVmRecord  *r,
 
   progress_step (p, "launching the jailed VMM");
   test_hook ("launch");
-  if ((k = open_fd (image->kernel, O_RDONLY, error)) < 0)
+  if ((k = open_boot_file (image->kernel, error)) < 0)
     return FALSE;
   g_unix_fd_list_append (fds, k, NULL);
   close (k);
@@ -319,7 +333,7 @@ launch_and_start (BgVmRecord  *r,
   g_variant_dict_insert (&opts, "console", "h", 3);
   if (image->initrd)
     {
-      if ((i = open_fd (image->initrd, O_RDONLY, error)) < 0)
+      if ((i = open_boot_file (image->initrd, error)) < 0)
         return FALSE;
       g_variant_dict_insert (&opts, "initrd", "h", g_unix_fd_list_append (fds, i, NULL));
       close (i);

@@ -1,19 +1,38 @@
-/* jail.c: a chroot and namespaces per VM, after Firecracker's jailer.
+/* jail.c: a private root and namespaces per VM, after Firecracker's
+ * jailer, with nothing copied and nothing left behind by a reboot.
  *
- * <state>/jail/<id>/           root 0700 + ACL u:<caller>:--x, so only the
- *                              caller (and root) can reach the sockets
- * <state>/jail/<id>/root/      the VMM's /, owned by the jail uid, 0711
- *   firecracker                copy of the VMM binary (root, 0755)
- *   dev/kvm, dev/net/tun, dev/urandom   nodes owned by the jail uid, 0600
- *   vmlinux, initrd, rootfs    the VM's kernel copy and disk node
- *   run/                       sockets appear here (jail uid, 0711)
- *   usr, lib*                  read-only binds, only for dynamic VMMs
+ * On the host, under the run dir (a tmpfs a reboot clears):
+ *   <run>/jail/<id>/        root 0700 + ACL u:<caller>:--x, so only the
+ *                           caller (and root) can reach the sockets
+ *   <run>/jail/<id>/root/   empty: where the VMM's own root is mounted,
+ *                           in its mount namespace only
+ *   <run>/jail/<id>/run/    its sockets appear here (jail uid, 0711)
+ *
+ * The VMM's root is a small tmpfs that exists only in its own mount
+ * namespace, and holds only what the jail lists:
+ *   /firecracker            the VMM binary: the very file the mechanism
+ *                           opened and checked, attached read-only (a
+ *                           clone of its mount, made in the mechanism's
+ *                           namespace, where the kernel allows it)
+ *   /vmlinux, /initrd       symlinks to /proc/self/fd/3 and 4: the caller's
+ *                           descriptors, which the VMM inherits. Nothing is
+ *                           copied, and the file may live on any filesystem
+ *                           of any mount namespace (a bind mount could do
+ *                           neither: the kernel refuses to bind a mount of
+ *                           another namespace, such as the caller's)
+ *   /proc                   a procfs of the VMM's own PID namespace with
+ *                           nothing but its own process (subset=pid)
+ *   /rootfs, /cidata, ...   block device nodes (jail uid, 0600)
+ *   /dev/kvm, /dev/net/tun, /dev/urandom   nodes (jail uid, 0600)
+ *   /run                    the host's <id>/run, bound
+ *   /usr, /lib*             read-only binds, only for dynamic VMMs
+ * and is made read-only before the VMM starts.
  *
  * The VMM is started with clone() in new mount, PID and IPC namespaces,
- * pivot_root()s into root/, closes every other fd, gets resource limits,
- * drops to the jail uid/gid with no supplementary groups, sets
- * no_new_privs and execs with an empty environment: the guarantees of
- * Firecracker's jailer. No shell, no argv string: a vector.
+ * builds that root, pivot_root()s into it, closes every other fd, gets
+ * resource limits, drops to the jail uid/gid with no supplementary
+ * groups, sets no_new_privs and execs with an empty environment: the
+ * guarantees of Firecracker's jailer. No shell, no argv string: a vector.
  */
 #include <elf.h>
 #include <errno.h>
@@ -22,7 +41,7 @@
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/mman.h>
+#include <linux/mount.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -35,8 +54,40 @@
 #include <glib/gstdio.h>
 
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "bg-file.h"
 #include "jail.h"
+
+/* What the VMM's root is built from, in order, by the child. */
+typedef enum {
+  STEP_DIR,       /* mkdir path, mode */
+  STEP_NODE,      /* mknod path (char or block device), 0600, jail uid's */
+  STEP_BIND,      /* bind the host dir src onto path (made first), then
+                     remount it with @flags (read-only etc.) */
+  STEP_ATTACH,    /* attach the detached mount @fd onto path (an empty
+                     file made first) */
+  STEP_SYMLINK,   /* symlink src at path */
+  STEP_PROC,      /* a procfs of the VMM's PID namespace, its own pid only */
+} StepKind;
+
+typedef struct {
+  StepKind      kind;
+  char         *path;     /* absolute, below the root mount point */
+  char         *src;
+  mode_t        mode;
+  dev_t         dev;
+  unsigned long flags;
+  int           fd;
+  char         *what;     /* for the error message */
+} Step;
+
+static void
+step_clear (Step *s)
+{
+  g_free (s->path);
+  g_free (s->src);
+  g_free (s->what);
+}
 
 void
 bg_jail_free (BgJail *jail)
@@ -47,6 +98,11 @@ bg_jail_free (BgJail *jail)
   g_free (jail->dir);
   g_free (jail->root);
   g_free (jail->run);
+  bg_fd_clear (&jail->vmm_tree);
+  for (guint i = 0; jail->fds && i < jail->fds->len; i++)
+    close (g_array_index (jail->fds, int, i));
+  g_clear_pointer (&jail->fds, g_array_unref);
+  g_clear_pointer (&jail->steps, g_array_unref);
   g_free (jail);
 }
 
@@ -63,88 +119,100 @@ fail_errno (GError    **error,
 /* The VMM runs with root's trust in what it is: it must be root's and
  * nobody else's to change, and so must every directory above it. A
  * sticky world-writable directory (/tmp) is fine above a root-owned
- * entry, since others can neither rename nor remove that entry. */
-gboolean
-bg_jail_check_vmm (const char  *path,
-                   gboolean    *dynamic,
-                   GError     **error)
+ * entry, since others can neither rename nor remove that entry. Returns
+ * a descriptor on the very file checked, which is what the jail binds. */
+int
+bg_jail_open_vmm (const char  *path,
+                  gboolean    *dynamic,
+                  GError     **error)
 {
   g_autofree char *real = NULL;
   g_auto(GStrv) parts = NULL;
   g_autoptr(GString) prefix = g_string_new ("");
-  struct stat st;
-  int fd;
+  g_auto(BgFd) fd = -1;
+  struct stat st, opened;
   Elf64_Ehdr eh;
 
   if (path == NULL || !g_path_is_absolute (path))
     {
       g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE,
                    "the VMM path \"%s\" in mechanism.conf must be absolute", path ? path : "");
-      return FALSE;
+      return -1;
     }
   real = realpath (path, NULL);
   if (real == NULL)
-    return fail_errno (error, errno, "cannot find the VMM", path);
+    return fail_errno (error, errno, "cannot find the VMM", path), -1;
 
   parts = g_strsplit (real, "/", -1);
   for (guint i = 0; parts[i]; i++)
     {
       gboolean last = parts[i + 1] == NULL;
+      const char *shown;
 
       if (i > 0 && *parts[i] == '\0')
         continue;
       if (i > 0)
         g_string_append_printf (prefix, "/%s", parts[i]);
-      if (lstat (i == 0 ? "/" : prefix->str, &st) < 0)
-        return fail_errno (error, errno, "cannot check", prefix->str);
+      shown = i == 0 ? "/" : prefix->str;
+      if (lstat (shown, &st) < 0)
+        return fail_errno (error, errno, "cannot check", shown), -1;
       if (st.st_uid != 0)
         {
-          g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE,
-                       "refusing the VMM %s: %s is owned by uid %u, not root",
-                       real, i == 0 ? "/" : prefix->str, (guint) st.st_uid);
-          return FALSE;
+          g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE, "refusing the VMM %s: %s is owned by uid %u, not root",
+                       real, shown, (guint) st.st_uid);
+          return -1;
         }
       if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(S_ISDIR (st.st_mode) && (st.st_mode & S_ISVTX)))
         {
           g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE,
                        "refusing the VMM %s: %s is writable by group or others (mode %04o)",
-                       real, i == 0 ? "/" : prefix->str, (guint) (st.st_mode & 07777));
-          return FALSE;
+                       real, shown, (guint) (st.st_mode & 07777));
+          return -1;
         }
       if (last && (!S_ISREG (st.st_mode) || !(st.st_mode & S_IXUSR)))
         {
-          g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE,
-                       "refusing the VMM %s: not an executable file", real);
-          return FALSE;
+          g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE, "refusing the VMM %s: not an executable file", real);
+          return -1;
         }
+    }
+
+  fd = open (real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return fail_errno (error, errno, "cannot read", real), -1;
+  /* The file opened is the file checked. */
+  if (fstat (fd, &opened) < 0 || opened.st_dev != st.st_dev || opened.st_ino != st.st_ino)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE, "refusing the VMM %s: it changed while being checked", real);
+      return -1;
     }
 
   /* Dynamically linked (a PT_INTERP program header) binaries need the
    * host's libraries inside the jail, read-only. */
   *dynamic = FALSE;
-  fd = open (real, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return fail_errno (error, errno, "cannot read", real);
-  if (pread (fd, &eh, sizeof eh, 0) == sizeof eh && memcmp (eh.e_ident, ELFMAG, SELFMAG) == 0 &&
-      eh.e_ident[EI_CLASS] == ELFCLASS64)
+  if (pread (fd, &eh, sizeof eh, 0) != sizeof eh || memcmp (eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+      eh.e_ident[EI_CLASS] != ELFCLASS64)
     {
-      for (int i = 0; i < eh.e_phnum; i++)
-        {
-          Elf64_Phdr ph;
-          if (pread (fd, &ph, sizeof ph, eh.e_phoff + (off_t) i * eh.e_phentsize) != sizeof ph)
-            break;
-          if (ph.p_type == PT_INTERP)
-            *dynamic = TRUE;
-        }
-    }
-  else
-    {
-      close (fd);
       g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE, "refusing the VMM %s: not a 64-bit ELF program", real);
-      return FALSE;
+      return -1;
     }
-  close (fd);
-  return TRUE;
+  for (int i = 0; i < eh.e_phnum; i++)
+    {
+      Elf64_Phdr ph;
+      if (pread (fd, &ph, sizeof ph, eh.e_phoff + (off_t) i * eh.e_phentsize) != sizeof ph)
+        break;
+      if (ph.p_type == PT_INTERP)
+        *dynamic = TRUE;
+    }
+  return g_steal_fd (&fd);
+}
+
+gboolean
+bg_jail_check_vmm (const char  *path,
+                   gboolean    *dynamic,
+                   GError     **error)
+{
+  g_auto(BgFd) fd = bg_jail_open_vmm (path, dynamic, error);
+  return fd >= 0;
 }
 
 /* A POSIX access ACL (the kernel's xattr format) letting @caller traverse
@@ -191,176 +259,171 @@ make_dir (const char  *path,
   return TRUE;
 }
 
-static gboolean
-make_node (const char  *path,
-           mode_t       type,
-           dev_t        dev,
-           uid_t        uid,
-           gid_t        gid,
-           GError     **error)
+static Step *
+add_step (BgJail     *jail,
+          StepKind    kind,
+          const char *name,
+          const char *src)
 {
-  if (mknod (path, type | 0600, dev) < 0)
-    return fail_errno (error, errno, "cannot create device node", path);
-  if (chown (path, uid, gid) < 0)
-    return fail_errno (error, errno, "cannot chown", path);
-  return TRUE;
+  Step s = { kind, g_build_filename (jail->root, name, NULL), g_strdup (src), 0, 0, 0, -1,
+             g_strdup_printf ("/%s", name) };
+
+  g_array_append_val (jail->steps, s);
+  return &g_array_index (jail->steps, Step, jail->steps->len - 1);
 }
 
-static gboolean
-copy_fd_to (int          in,
-            const char  *path,
-            mode_t       mode,
-            uid_t        uid,
-            gid_t        gid,
-            GError     **error)
+static void
+add_dir (BgJail     *jail,
+         const char *name)
 {
-  int out = open (path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  struct stat st;
-  off_t offset = 0;
+  add_step (jail, STEP_DIR, name, NULL)->mode = 0711;
+}
 
-  if (out < 0)
-    return fail_errno (error, errno, "cannot create", path);
-  if (fstat (in, &st) < 0)
-    goto fail;
-  while (offset < st.st_size)
-    {
-      ssize_t n = copy_file_range (in, &offset, out, NULL, st.st_size - offset, 0);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        goto fail;
-    }
-  if (fchown (out, uid, gid) < 0 || fchmod (out, mode) < 0)
-    goto fail;
-  close (out);
-  return TRUE;
+static void
+add_node (BgJail     *jail,
+          const char *name,
+          mode_t      type,
+          dev_t       dev)
+{
+  Step *s = add_step (jail, STEP_NODE, name, NULL);
+  s->mode = type;
+  s->dev = dev;
+}
 
-fail:
-  {
-    int errsv = errno;
-    close (out);
-    return fail_errno (error, errsv, "cannot copy into", path);
-  }
+static void
+add_bind (BgJail        *jail,
+          const char    *name,
+          const char    *host_dir,
+          unsigned long  flags)
+{
+  add_step (jail, STEP_BIND, name, host_dir)->flags = flags;
 }
 
 static const char * const lib_dirs[] = { "lib", "lib64", "lib32", "libx32", NULL };
 
+#define RO_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+/* The jail of VM @id, for @caller, run as @jail_uid: its directory on
+ * the host, and the plan of its root. Takes @vmm_fd. A leftover of this
+ * id (a crash) is removed first: no VMM runs for it, the caller checked. */
 BgJail *
-bg_jail_create (const char  *state_dir,
-                const char  *id,
-                uid_t        caller,
-                uid_t        jail_uid,
-                const char  *vmm_path,
-                gboolean     dynamic,
-                GError     **error)
+bg_jail_new (const char  *run_dir,
+             const char  *id,
+             uid_t        caller,
+             uid_t        jail_uid,
+             int          vmm_fd,
+             gboolean     dynamic,
+             GError     **error)
 {
   g_autoptr(BgJail) jail = g_new0 (BgJail, 1);
-  g_autofree char *top = g_build_filename (state_dir, "jail", NULL);
-  g_autofree char *dev = NULL, *devnet = NULL, *path = NULL;
-  int in;
+  g_autofree char *top = g_build_filename (run_dir, "jail", NULL);
+  g_auto(BgFd) vmm = vmm_fd;
+  struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
 
+  jail->vmm_tree = -1;
+  jail->fds = g_array_new (FALSE, FALSE, sizeof (int));
+  jail->steps = g_array_new (FALSE, FALSE, sizeof (Step));
+  g_array_set_clear_func (jail->steps, (GDestroyNotify) step_clear);
   jail->id = g_strdup (id);
   jail->uid = jail_uid;
   jail->gid = jail_uid;
   jail->dynamic = dynamic;
+  /* A read-only clone of the VMM binary's own mount, made here in the
+   * mechanism's namespace, for the child to attach in its. */
+  jail->vmm_tree = syscall (SYS_open_tree, vmm, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+  if (jail->vmm_tree < 0 ||
+      syscall (SYS_mount_setattr, jail->vmm_tree, "", AT_EMPTY_PATH, &ro, sizeof ro) < 0)
+    return fail_errno (error, errno, "cannot prepare", "the VMM binary for the jail"), NULL;
   jail->dir = g_build_filename (top, id, NULL);
   jail->root = g_build_filename (jail->dir, "root", NULL);
-  jail->run = g_build_filename (jail->root, "run", NULL);
+  jail->run = g_build_filename (jail->dir, "run", NULL);
 
   /* Traversable (not listable) by all; each jail below admits only its
    * caller. Explicit chmod: the umask is 077. */
-  if (g_mkdir_with_parents (top, 0711) < 0 || chmod (state_dir, 0711) < 0 || chmod (top, 0711) < 0)
+  if (g_mkdir_with_parents (top, 0711) < 0 || chmod (top, 0711) < 0)
     return fail_errno (error, errno, "cannot create", top), NULL;
-  /* A leftover of this id would hold another VM's files: refuse. */
-  if (!make_dir (jail->dir, 0, 0, 0700, error) ||
+  if (!bg_jail_destroy (run_dir, id, error) ||
+      !make_dir (jail->dir, 0, 0, 0700, error) ||
       !grant_traverse (jail->dir, caller, error) ||
-      !make_dir (jail->root, jail_uid, jail_uid, 0711, error) ||
+      !make_dir (jail->root, 0, 0, 0755, error) ||
       !make_dir (jail->run, jail_uid, jail_uid, 0711, error))
     return NULL;
 
-  dev = g_build_filename (jail->root, "dev", NULL);
-  devnet = g_build_filename (dev, "net", NULL);
-  if (!make_dir (dev, jail_uid, jail_uid, 0700, error) ||
-      !make_dir (devnet, jail_uid, jail_uid, 0700, error))
-    return NULL;
-  g_free (path);
-  path = g_build_filename (dev, "kvm", NULL);
-  if (!make_node (path, S_IFCHR, makedev (10, 232), jail_uid, jail_uid, error))
-    return NULL;
-  g_free (path);
-  path = g_build_filename (devnet, "tun", NULL);
-  if (!make_node (path, S_IFCHR, makedev (10, 200), jail_uid, jail_uid, error))
-    return NULL;
-  g_free (path);
-  path = g_build_filename (dev, "urandom", NULL);
-  if (!make_node (path, S_IFCHR, makedev (1, 9), jail_uid, jail_uid, error))
-    return NULL;
-
-  g_free (path);
-  path = g_build_filename (jail->root, BG_JAIL_EXEC_NAME, NULL);
-  in = open (vmm_path, O_RDONLY | O_CLOEXEC);
-  if (in < 0)
-    return fail_errno (error, errno, "cannot read", vmm_path), NULL;
-  if (!copy_fd_to (in, path, 0755, 0, 0, error))
-    {
-      close (in);
-      return NULL;
-    }
-  close (in);
+  add_dir (jail, "dev");
+  add_dir (jail, "dev/net");
+  add_node (jail, "dev/kvm", S_IFCHR, makedev (10, 232));
+  add_node (jail, "dev/net/tun", S_IFCHR, makedev (10, 200));
+  add_node (jail, "dev/urandom", S_IFCHR, makedev (1, 9));
+  add_step (jail, STEP_ATTACH, BG_JAIL_EXEC_NAME, NULL)->fd = jail->vmm_tree;
+  add_bind (jail, "run", jail->run, MS_NOSUID | MS_NODEV | MS_NOEXEC);
+  add_step (jail, STEP_PROC, "proc", NULL);
 
   if (dynamic)
     {
-      g_free (path);
-      path = g_build_filename (jail->root, "usr", NULL);
-      if (!make_dir (path, 0, 0, 0755, error))
-        return NULL;
+      add_bind (jail, "usr", "/usr", RO_FLAGS);
       /* Mirror /lib* as the host has them: symlinks into usr/ on merged
-       * systems, directories to bind otherwise. */
+       * systems, read-only binds otherwise. */
       for (guint i = 0; lib_dirs[i]; i++)
         {
           g_autofree char *host = g_strdup_printf ("/%s", lib_dirs[i]);
           g_autofree char *target = NULL;
           struct stat st;
 
-          g_free (path);
-          path = g_build_filename (jail->root, lib_dirs[i], NULL);
           if (lstat (host, &st) < 0)
             continue;
           if (S_ISLNK (st.st_mode) && (target = g_file_read_link (host, NULL)) != NULL)
-            {
-              if (symlink (target, path) < 0)
-                return fail_errno (error, errno, "cannot create", path), NULL;
-            }
-          else if (S_ISDIR (st.st_mode) && !make_dir (path, 0, 0, 0755, error))
-            return NULL;
+            add_step (jail, STEP_SYMLINK, lib_dirs[i], target);
+          else if (S_ISDIR (st.st_mode))
+            add_bind (jail, lib_dirs[i], host, RO_FLAGS);
         }
     }
-
   return g_steal_pointer (&jail);
 }
 
-/* Copies what the caller handed over as @fd into the jail, for the jail
- * uid to read: the VMM must open it itself. */
+/* The file behind @fd appears as /@name, for the jail uid to read: the
+ * VMM inherits the descriptor, and /@name is a symlink to it under
+ * /proc/self/fd. The same inode, not a copy. Opening it there checks the
+ * file's permissions again, so it must be readable by others: the VMM
+ * reads it as its own user. */
 gboolean
 bg_jail_add_file (BgJail      *jail,
+                  const char  *field,
                   const char  *name,
                   int          fd,
                   GError     **error)
 {
-  g_autofree char *path = g_build_filename (jail->root, name, NULL);
+  g_autofree char *src = NULL;
+  struct stat st;
+  int copy;
 
-  return copy_fd_to (fd, path, 0400, jail->uid, jail->gid, error);
+  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "%s: must be a regular file", field);
+      return FALSE;
+    }
+  if (!(st.st_mode & S_IROTH))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                   "%s: must be readable by others (mode %04o; chmod o+r): the jailed VMM reads it as its own user",
+                   field, (guint) (st.st_mode & 07777));
+      return FALSE;
+    }
+  copy = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+  if (copy < 0)
+    return fail_errno (error, errno, "cannot hold", field);
+  g_array_append_val (jail->fds, copy);
+  /* Inherited as 3, 4, ... in the order added. */
+  src = g_strdup_printf ("/proc/self/fd/%u", 2 + jail->fds->len);
+  add_step (jail, STEP_SYMLINK, name, src);
+  return TRUE;
 }
 
-gboolean
-bg_jail_add_block (BgJail      *jail,
-                   const char  *name,
-                   dev_t        dev,
-                   GError     **error)
+void
+bg_jail_add_block (BgJail     *jail,
+                   const char *name,
+                   dev_t       dev)
 {
-  g_autofree char *path = g_build_filename (jail->root, name, NULL);
-
-  return make_node (path, S_IFBLK, dev, jail->uid, jail->gid, error);
+  add_node (jail, name, S_IFBLK, dev);
 }
 
 char **
@@ -380,9 +443,10 @@ bg_jail_build_argv (const char *id)
  * child may only make system calls (the parent has other threads). */
 typedef struct {
   const char         *root;
-  char               *bind_src[8];
-  char               *bind_dst[8];
-  int                 n_binds;
+  const Step         *steps;
+  guint               n_steps;
+  const int          *keep;        /* inherited as 3, 4, ... */
+  guint               n_keep;
   const char * const *argv;
   int                 output_fd;
   int                 null_fd;
@@ -390,6 +454,13 @@ typedef struct {
   gid_t               gid;
   int                 status_fd;   /* write end; errno on failure, CLOEXEC */
 } ChildArgs;
+
+/* Failure codes the parent turns into words: the step index, or one of
+ * these below 0. */
+enum {
+  FAIL_PRIVATE = -1, FAIL_ROOT = -2, FAIL_SEAL = -3, FAIL_PIVOT = -4, FAIL_STDIO = -5,
+  FAIL_CLOSE = -6, FAIL_LIMITS = -7, FAIL_DROP = -8, FAIL_NNP = -9, FAIL_EXEC = -10,
+};
 
 static int G_GNUC_NORETURN
 child_fail (ChildArgs *a,
@@ -401,6 +472,38 @@ child_fail (ChildArgs *a,
   _exit (127);
 }
 
+static gboolean
+child_step (ChildArgs  *a,
+            const Step *s)
+{
+  int fd;
+
+  switch (s->kind)
+    {
+    case STEP_DIR:
+      return mkdir (s->path, s->mode) == 0;
+    case STEP_NODE:
+      return mknod (s->path, s->mode | 0600, s->dev) == 0 && chown (s->path, a->uid, a->gid) == 0;
+    case STEP_SYMLINK:
+      return symlink (s->src, s->path) == 0;
+    case STEP_BIND:
+      return mkdir (s->path, 0755) == 0 &&
+             mount (s->src, s->path, NULL, MS_BIND | MS_REC, NULL) == 0 &&
+             mount (NULL, s->path, NULL, MS_BIND | MS_REMOUNT | s->flags, NULL) == 0;
+    case STEP_ATTACH:
+      if ((fd = open (s->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444)) < 0)
+        return FALSE;
+      close (fd);
+      return syscall (SYS_move_mount, s->fd, "", AT_FDCWD, s->path, MOVE_MOUNT_F_EMPTY_PATH) == 0;
+    case STEP_PROC:
+      return mkdir (s->path, 0555) == 0 &&
+             mount ("proc", s->path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                    "hidepid=invisible,subset=pid") == 0;
+    default:
+      return FALSE;
+    }
+}
+
 static int
 jail_child (void *data)
 {
@@ -409,36 +512,86 @@ jail_child (void *data)
   struct rlimit nofile = { 2048, 2048 }, core = { 0, 0 };
 
   if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-    child_fail (a, 1);
-  if (mount (a->root, a->root, NULL, MS_BIND | MS_REC, NULL) < 0)
-    child_fail (a, 2);
-  for (int i = 0; i < a->n_binds; i++)
-    if (mount (a->bind_src[i], a->bind_dst[i], NULL, MS_BIND | MS_REC, NULL) < 0 ||
-        mount (NULL, a->bind_dst[i], NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
-      child_fail (a, 3);
+    child_fail (a, FAIL_PRIVATE);
+  /* Device nodes live here, so no MS_NODEV; it is sealed read-only once
+   * built. */
+  if (mount ("tmpfs", a->root, "tmpfs", MS_NOSUID, "mode=0755,size=64k,nr_inodes=256") < 0)
+    child_fail (a, FAIL_ROOT);
+  umask (0);
+  for (guint i = 0; i < a->n_steps; i++)
+    if (!child_step (a, &a->steps[i]))
+      child_fail (a, (int) i);
+  if (mount (NULL, a->root, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID, NULL) < 0)
+    child_fail (a, FAIL_SEAL);
   if (chdir (a->root) < 0 || syscall (SYS_pivot_root, ".", ".") < 0 ||
       umount2 (".", MNT_DETACH) < 0 || chdir ("/") < 0)
-    child_fail (a, 4);
+    child_fail (a, FAIL_PIVOT);
 
+  /* stdio; then the descriptors the VMM keeps as 3, 4, ... (moved out of
+   * the way first, so none is overwritten before it is placed); then
+   * the status pipe just above them. */
   if (dup2 (a->null_fd, 0) < 0 || dup2 (a->output_fd, 1) < 0 || dup2 (a->output_fd, 2) < 0)
-    child_fail (a, 5);
-  if (a->status_fd != 3 && (dup2 (a->status_fd, 3) < 0 || fcntl (3, F_SETFD, FD_CLOEXEC) < 0))
-    child_fail (a, 5);
-  a->status_fd = 3;
+    child_fail (a, FAIL_STDIO);
+  {
+    int high[8];
+    int status = fcntl (a->status_fd, F_DUPFD_CLOEXEC, 1000);
+
+    if (status < 0 || a->n_keep > G_N_ELEMENTS (high))
+      child_fail (a, FAIL_STDIO);
+    a->status_fd = status;
+    for (guint i = 0; i < a->n_keep; i++)
+      if ((high[i] = fcntl (a->keep[i], F_DUPFD, 1001 + i)) < 0)
+        child_fail (a, FAIL_STDIO);
+    for (guint i = 0; i < a->n_keep; i++)
+      if (dup2 (high[i], 3 + i) < 0)
+        child_fail (a, FAIL_STDIO);
+    if (dup2 (status, 3 + a->n_keep) < 0 || fcntl (3 + a->n_keep, F_SETFD, FD_CLOEXEC) < 0)
+      child_fail (a, FAIL_STDIO);
+    a->status_fd = 3 + a->n_keep;
+  }
   /* Every other descriptor the mechanism holds stays out of the jail. */
-  if (syscall (SYS_close_range, 4, ~0U, 0) < 0)
-    child_fail (a, 6);
+  if (syscall (SYS_close_range, 4 + a->n_keep, ~0U, 0) < 0)
+    child_fail (a, FAIL_CLOSE);
 
   if (setrlimit (RLIMIT_NOFILE, &nofile) < 0 || setrlimit (RLIMIT_CORE, &core) < 0)
-    child_fail (a, 7);
+    child_fail (a, FAIL_LIMITS);
   if (setgroups (0, NULL) < 0 || setresgid (a->gid, a->gid, a->gid) < 0 ||
       setresuid (a->uid, a->uid, a->uid) < 0)
-    child_fail (a, 8);
+    child_fail (a, FAIL_DROP);
   if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl (PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
-    child_fail (a, 9);
+    child_fail (a, FAIL_NNP);
   umask (077);
   execve (a->argv[0], (char * const *) a->argv, empty_env);
-  child_fail (a, 10);
+  child_fail (a, FAIL_EXEC);
+}
+
+static char *
+describe_failure (BgJail *jail,
+                  int     code)
+{
+  static const char * const words[] = {
+    NULL, "make mounts private", "mount its root", "seal its root read-only", "pivot_root", "set up stdio",
+    "close descriptors", "set resource limits", "drop privileges", "set no_new_privs", "exec the VMM",
+  };
+  const Step *s;
+
+  if (code < 0)
+    return g_strdup (-code < (int) G_N_ELEMENTS (words) ? words[-code] : "start");
+  if ((guint) code >= jail->steps->len)
+    return g_strdup ("start");
+  s = &g_array_index (jail->steps, Step, code);
+  switch (s->kind)
+    {
+    case STEP_BIND:
+    case STEP_ATTACH:
+      return g_strdup_printf ("bind %s", s->what);
+    case STEP_PROC:
+      return g_strdup_printf ("mount %s", s->what);
+    case STEP_NODE:
+      return g_strdup_printf ("make the device node %s", s->what);
+    default:
+      return g_strdup_printf ("make %s", s->what);
+    }
 }
 
 GPid
@@ -447,47 +600,32 @@ bg_jail_spawn (BgJail             *jail,
                int                 output_fd,
                GError            **error)
 {
-  static const char * const steps[] = {
-    "", "make mounts private", "bind the jail root", "bind the host libraries", "pivot_root",
-    "set up stdio", "close descriptors", "set resource limits", "drop privileges",
-    "set no_new_privs", "exec the VMM",
-  };
   ChildArgs a = { 0 };
   const gsize stack_size = 256 * 1024;
   g_autofree char *stack = g_malloc (stack_size);
+  g_auto(BgFd) null_fd = open ("/dev/null", O_RDWR | O_CLOEXEC);
+  g_auto(BgFd) status_read = -1;
   int status_pipe[2];
   int code[2];
   ssize_t n;
   pid_t pid;
 
   a.root = jail->root;
+  a.steps = (const Step *) jail->steps->data;
+  a.n_steps = jail->steps->len;
+  a.keep = (const int *) jail->fds->data;
+  a.n_keep = jail->fds->len;
   a.argv = argv;
   a.output_fd = output_fd;
+  a.null_fd = null_fd;
   a.uid = jail->uid;
   a.gid = jail->gid;
-  if (jail->dynamic)
-    {
-      a.bind_src[a.n_binds] = g_strdup ("/usr");
-      a.bind_dst[a.n_binds++] = g_build_filename (jail->root, "usr", NULL);
-      for (guint i = 0; lib_dirs[i]; i++)
-        {
-          g_autofree char *dst = g_build_filename (jail->root, lib_dirs[i], NULL);
-          struct stat st;
-
-          if (lstat (dst, &st) == 0 && S_ISDIR (st.st_mode))
-            {
-              a.bind_src[a.n_binds] = g_strdup_printf ("/%s", lib_dirs[i]);
-              a.bind_dst[a.n_binds++] = g_steal_pointer (&dst);
-            }
-        }
-    }
-  a.null_fd = open ("/dev/null", O_RDWR | O_CLOEXEC);
-  if (a.null_fd < 0 || pipe2 (status_pipe, O_CLOEXEC) < 0)
+  if (null_fd < 0 || pipe2 (status_pipe, O_CLOEXEC) < 0)
     {
       fail_errno (error, errno, "cannot prepare", "the VMM's stdio");
-      pid = 0;
-      goto out;
+      return 0;
     }
+  status_read = status_pipe[0];
   a.status_fd = status_pipe[1];
 
   pid = clone (jail_child, stack + stack_size, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | SIGCHLD, &a);
@@ -495,53 +633,56 @@ bg_jail_spawn (BgJail             *jail,
   if (pid < 0)
     {
       fail_errno (error, errno, "cannot start", "the jailed VMM");
-      close (status_pipe[0]);
-      pid = 0;
-      goto out;
+      return 0;
     }
 
   /* EOF (CLOEXEC at exec) means the exec happened; data means a step
    * failed and which. */
   do
-    n = read (status_pipe[0], code, sizeof code);
+    n = read (status_read, code, sizeof code);
   while (n < 0 && errno == EINTR);
-  close (status_pipe[0]);
   if (n == sizeof code)
     {
-      waitpid (pid, NULL, 0);
-      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot jail the VMM: %s failed: %s",
-                   steps[CLAMP (code[0], 0, (int) G_N_ELEMENTS (steps) - 1)], g_strerror (code[1]));
-      pid = 0;
-    }
+      g_autofree char *what = describe_failure (jail, code[0]);
 
-out:
-  if (a.null_fd >= 0)
-    close (a.null_fd);
-  for (int i = 0; i < a.n_binds; i++)
-    {
-      g_free (a.bind_src[i]);
-      g_free (a.bind_dst[i]);
+      waitpid (pid, NULL, 0);
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot jail the VMM: %s failed: %s", what,
+                   g_strerror (code[1]));
+      return 0;
     }
   return pid;
 }
 
+/* Removes <dir>/jail/<id>, whatever is in it, without following links.
+ * Already gone is success. */
 gboolean
-bg_jail_destroy (const char  *state_dir,
+bg_jail_destroy (const char  *dir,
                  const char  *id,
                  GError     **error)
 {
-  g_autofree char *top = g_build_filename (state_dir, "jail", NULL);
-  int fd = open (top, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  gboolean ok;
+  g_autofree char *top = g_build_filename (dir, "jail", NULL);
+  g_auto(BgFd) fd = open (top, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
   if (fd < 0)
     return errno == ENOENT ? TRUE : fail_errno (error, errno, "cannot open", top);
-  ok = bg_file_remove_tree_at (fd, id);
-  close (fd);
-  if (!ok)
+  if (!bg_file_remove_tree_at (fd, id))
     {
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot remove the jail %s/%s", top, id);
       return FALSE;
     }
   return TRUE;
+}
+
+/* The ids of every jail directory under @dir, for reconciliation. */
+GPtrArray *
+bg_jail_list (const char *dir)
+{
+  g_autofree char *top = g_build_filename (dir, "jail", NULL);
+  g_autoptr(GDir) listing = g_dir_open (top, 0, NULL);
+  GPtrArray *ids = g_ptr_array_new_with_free_func (g_free);
+  const char *e;
+
+  while (listing != NULL && (e = g_dir_read_name (listing)) != NULL)
+    g_ptr_array_add (ids, g_strdup (e));
+  return ids;
 }

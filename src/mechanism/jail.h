@@ -1,3 +1,4 @@
+/* jail.h: a private root and namespaces for one VMM. */
 #pragma once
 
 #include <gio/gio.h>
@@ -20,41 +21,48 @@ G_BEGIN_DECLS
 
 struct _BgJail {
   char    *id;
-  char    *dir;       /* <state>/jail/<id>: root-owned, caller may traverse */
-  char    *root;      /* <dir>/root: the VMM's / */
-  char    *run;       /* <root>/run: where its sockets appear */
+  char    *dir;       /* <run>/jail/<id>: root 0700, the caller may traverse */
+  char    *root;      /* <dir>/root: the VMM's root is mounted here, privately */
+  char    *run;       /* <dir>/run: where its sockets appear; /run inside */
   uid_t    uid;
   gid_t    gid;
   gboolean dynamic;   /* the VMM needs the host's libraries */
+  int      vmm_tree;  /* a read-only clone of the VMM binary's mount */
+  GArray  *fds;       /* descriptors the VMM inherits as 3, 4, ... */
+  GArray  *steps;     /* how the child builds the root */
 };
 
-gboolean bg_jail_check_vmm     (const char   *path,
-                                gboolean     *dynamic,
-                                GError      **error);
-BgJail  *bg_jail_create        (const char   *state_dir,
-                                const char   *id,
-                                uid_t         caller,
-                                uid_t         jail_uid,
-                                const char   *vmm_path,
-                                gboolean      dynamic,
-                                GError      **error);
-gboolean bg_jail_add_file      (BgJail       *jail,
-                                const char   *name,
-                                int           fd,
-                                GError      **error);
-gboolean bg_jail_add_block     (BgJail       *jail,
-                                const char   *name,
-                                dev_t         dev,
-                                GError      **error);
-GPid     bg_jail_spawn         (BgJail       *jail,
-                                const char * const *argv,
-                                int           output_fd,
-                                GError      **error);
-gboolean bg_jail_destroy       (const char   *state_dir,
-                                const char   *id,
-                                GError      **error);
-void     bg_jail_free          (BgJail       *jail);
-char   **bg_jail_build_argv    (const char   *id);
+int        bg_jail_open_vmm      (const char   *path,
+                                  gboolean     *dynamic,
+                                  GError      **error);
+gboolean   bg_jail_check_vmm     (const char   *path,
+                                  gboolean     *dynamic,
+                                  GError      **error);
+BgJail    *bg_jail_new           (const char   *run_dir,
+                                  const char   *id,
+                                  uid_t         caller,
+                                  uid_t         jail_uid,
+                                  int           vmm_fd,
+                                  gboolean      dynamic,
+                                  GError      **error);
+gboolean   bg_jail_add_file      (BgJail       *jail,
+                                  const char   *field,
+                                  const char   *name,
+                                  int           fd,
+                                  GError      **error);
+void       bg_jail_add_block     (BgJail       *jail,
+                                  const char   *name,
+                                  dev_t         dev);
+GPid       bg_jail_spawn         (BgJail       *jail,
+                                  const char * const *argv,
+                                  int           output_fd,
+                                  GError      **error);
+gboolean   bg_jail_destroy       (const char   *dir,
+                                  const char   *id,
+                                  GError      **error);
+GPtrArray *bg_jail_list          (const char   *dir);
+void       bg_jail_free          (BgJail       *jail);
+char     **bg_jail_build_argv    (const char   *id);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgJail, bg_jail_free)
 

@@ -64,9 +64,9 @@ bg_launch_params_clear (BgLaunchParams *p)
 }
 
 static const char *
-state_dir (BgVms *vms)
+run_dir (BgVms *vms)
 {
-  return bg_daemon_get_state_dir (vms->daemon);
+  return bg_daemon_get_run_dir (vms->daemon);
 }
 
 /* Undoes what a VM had, whatever of it exists: its process (if still
@@ -86,7 +86,9 @@ undo_vm (BgVms       *vms,
   bg_proc_kill_if_same (pid, start);
   if (tap != NULL && !bg_tap_set_owner (tap, r->owner, &local))
     g_debug ("Could not give tap %s back to uid %u: %s", tap, (guint) r->owner, local->message);
-  return bg_jail_destroy (state_dir (vms), r->name, error);
+  /* An older mechanism kept jails in the state dir. */
+  return bg_jail_destroy (run_dir (vms), r->name, error) &&
+         bg_jail_destroy (bg_daemon_get_state_dir (vms->daemon), r->name, error);
 }
 
 /* Takes @vmm out of the running table (so a release no longer finds
@@ -216,7 +218,7 @@ static gboolean
 launch_vmm (BgVms           *vms,
             BgVmm           *vmm,
             BgResource      *r,
-            const char      *vmm_path,
+            int              vmm_fd,
             gboolean         dynamic,
             uid_t            jail_uid,
             BgLaunchParams  *p,
@@ -227,20 +229,22 @@ launch_vmm (BgVms           *vms,
   int output[2];
   dev_t rdev;
 
-  vmm->jail = bg_jail_create (state_dir (vms), vmm->id, vmm->owner, jail_uid, vmm_path, dynamic, error);
+  vmm->jail = bg_jail_new (run_dir (vms), vmm->id, vmm->owner, jail_uid, vmm_fd, dynamic, error);
   if (vmm->jail == NULL ||
-      !bg_jail_add_file (vmm->jail, "vmlinux", p->kernel_fd, error) ||
-      (p->initrd_fd >= 0 && !bg_jail_add_file (vmm->jail, "initrd", p->initrd_fd, error)))
+      !bg_jail_add_file (vmm->jail, "kernel", "vmlinux", p->kernel_fd, error) ||
+      (p->initrd_fd >= 0 && !bg_jail_add_file (vmm->jail, "options: initrd", "initrd", p->initrd_fd, error)))
     return FALSE;
   vmm->loop_fd = bg_loop_attach (p->rootfs_fd, p->read_only, &rdev, NULL, error);
-  if (vmm->loop_fd < 0 || !bg_jail_add_block (vmm->jail, "rootfs", rdev, error))
+  if (vmm->loop_fd < 0)
     return FALSE;
+  bg_jail_add_block (vmm->jail, "rootfs", rdev);
   if (p->config_fd >= 0)
     {
       /* The guest's configuration: read-only, a second disk. */
       vmm->config_loop_fd = bg_loop_attach (p->config_fd, TRUE, &rdev, NULL, error);
-      if (vmm->config_loop_fd < 0 || !bg_jail_add_block (vmm->jail, "cidata", rdev, error))
+      if (vmm->config_loop_fd < 0)
         return FALSE;
+      bg_jail_add_block (vmm->jail, "cidata", rdev);
     }
   if (p->tap != NULL)
     {
@@ -289,6 +293,7 @@ bg_vms_launch (BgVms           *vms,
 {
   g_autofree char *id = bg_vm_id (owner, p->vm_name);
   g_autofree char *vmm_path = NULL;
+  g_auto(BgFd) vmm_fd = -1;
   GError *error = NULL;
   GVariantBuilder details;
   BgResource *r;
@@ -314,7 +319,8 @@ bg_vms_launch (BgVms           *vms,
     }
 
   vmm_path = resolve_vmm (vms, &p->timeout_ms);
-  if (!bg_jail_check_vmm (vmm_path, &dynamic, &error) || !allocate_jail_uid (vms->registry, &jail_uid, &error))
+  if ((vmm_fd = bg_jail_open_vmm (vmm_path, &dynamic, &error)) < 0 ||
+      !allocate_jail_uid (vms->registry, &jail_uid, &error))
     {
       done (NULL, error, user_data);
       return;
@@ -344,7 +350,7 @@ bg_vms_launch (BgVms           *vms,
   vmm = bg_vmm_new (id, p->vm_name, owner, vmm_exited, vms);
   bg_daemon_hold (vms->daemon);
   g_hash_table_replace (vms->running, g_strdup (id), vmm);
-  if (!launch_vmm (vms, vmm, r, vmm_path, dynamic, jail_uid, p, &error))
+  if (!launch_vmm (vms, vmm, r, g_steal_fd (&vmm_fd), dynamic, jail_uid, p, &error))
     {
       g_autoptr(GError) local = NULL;
 
@@ -457,6 +463,25 @@ bg_vms_recover (BgVms *vms)
           g_warning ("VM %s: %s", r->name, error->message);
           take_vmm (vms, vmm);
           finish_vmm (vms, vmm);
+        }
+    }
+
+  /* Jails no live VMM explains: a crash's, or an older mechanism's under
+   * the state dir (whose jails a reboot did not clear). */
+  for (guint d = 0; d < 2; d++)
+    {
+      const char *dir = d == 0 ? run_dir (vms) : bg_daemon_get_state_dir (vms->daemon);
+      g_autoptr(GPtrArray) ids = bg_jail_list (dir);
+
+      for (guint i = 0; i < ids->len; i++)
+        {
+          g_autoptr(GError) error = NULL;
+
+          if (g_hash_table_contains (vms->running, ids->pdata[i]))
+            continue;
+          g_message ("Removing the jail %s/jail/%s: no VMM runs in it", dir, (char *) ids->pdata[i]);
+          if (!bg_jail_destroy (dir, ids->pdata[i], &error))
+            g_warning ("%s", error->message);
         }
     }
 }

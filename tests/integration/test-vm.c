@@ -84,11 +84,11 @@ wait_exit (Fixture *f, const char *vm)
 }
 
 static void
-write_owned (const char *path, gsize size, uid_t uid)
+write_owned (const char *path, gsize size, uid_t uid, int mode)
 {
   g_autofree char *data = g_malloc0 (size);
 
-  g_assert_true (g_file_set_contents_full (path, data, size, G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+  g_assert_true (g_file_set_contents_full (path, data, size, G_FILE_SET_CONTENTS_NONE, mode, NULL));
   g_assert_no_errno (chown (path, uid, uid));
 }
 
@@ -119,9 +119,10 @@ setup (Fixture *f, gconstpointer data)
   kernel = g_build_filename (f->files, "vmlinux", NULL);
   rootfs = g_build_filename (f->files, "rootfs.ext4", NULL);
   console = g_build_filename (f->files, "console.log", NULL);
-  write_owned (kernel, 4096, pw->pw_uid);
-  write_owned (rootfs, 4 << 20, pw->pw_uid);
-  write_owned (console, 0, pw->pw_uid);
+  /* The jailed VMM reads the kernel as its own user. */
+  write_owned (kernel, 4096, pw->pw_uid, 0644);
+  write_owned (rootfs, 4 << 20, pw->pw_uid, 0600);
+  write_owned (console, 0, pw->pw_uid, 0600);
   bg_harness_use_vmm (f->h, g_getenv ("BANGER_TEST_VMM"));
 }
 
@@ -235,6 +236,12 @@ collect_tree (const char *dir, const char *prefix, GPtrArray *out)
     }
 }
 
+static gint
+sort_strings (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 (*(const char **) a, *(const char **) b);
+}
+
 static void
 test_jail_confines_the_vmm (Fixture *f, gconstpointer data)
 {
@@ -277,15 +284,59 @@ test_jail_confines_the_vmm (Fixture *f, gconstpointer data)
     g_assert_nonnull (strstr (joined, "urandom"));
   }
 
-  /* No descriptor of the mechanism leaked in: only stdio and what the
-   * VMM opened itself (sockets, anon inodes, the API socket's). */
+  /* The root holds exactly what the jail lists, and nothing is a copy:
+   * the kernel is the caller's own file, inherited as fd 3 and reached
+   * through /vmlinux -> /proc/self/fd/3; the VMM is the configured
+   * binary itself (same device and inode), mounted read-only. */
+  {
+    g_autoptr(GPtrArray) top = g_ptr_array_new_with_free_func (g_free);
+    g_autofree char *joined = NULL;
+    g_autofree char *vmlinux = g_build_filename (root, "vmlinux", NULL);
+    g_autofree char *link = g_file_read_link (vmlinux, NULL);
+    g_autofree char *fd3 = g_strdup_printf ("%s/3", fds);
+    g_autofree char *kernel = g_build_filename (f->files, "vmlinux", NULL);
+    g_autofree char *exe = g_build_filename (root, "firecracker", NULL);
+    g_autofree char *mountinfo = NULL;
+    g_autofree char *mi_path = g_strdup_printf ("/proc/%" G_GUINT64_FORMAT "/mountinfo", l->pid);
+    struct stat a, b;
+    g_autoptr(GDir) d = g_dir_open (root, 0, NULL);
+
+    while ((e = g_dir_read_name (d)))
+      g_ptr_array_add (top, g_strdup (e));
+    g_ptr_array_sort (top, (GCompareFunc) sort_strings);
+    g_ptr_array_add (top, NULL);
+    joined = g_strjoinv (",", (char **) top->pdata);
+    /* The test VMM is dynamically linked: the host's libraries are there. */
+    g_assert_true (g_str_has_prefix (joined, "cidata,") || g_str_has_prefix (joined, "dev,"));
+    g_assert_nonnull (strstr (joined, "dev,firecracker,"));
+    g_assert_nonnull (strstr (joined, "proc,rootfs,run,usr,vmlinux"));
+    g_assert_null (strstr (joined, "home"));
+    g_assert_null (strstr (joined, "etc"));
+
+    g_assert_cmpstr (link, ==, "/proc/self/fd/3");
+    g_assert_no_errno (stat (fd3, &a));
+    g_assert_no_errno (stat (kernel, &b));
+    g_assert_cmpuint (a.st_dev, ==, b.st_dev);
+    g_assert_cmpuint (a.st_ino, ==, b.st_ino);
+    g_assert_no_errno (stat (exe, &a));
+    g_assert_no_errno (stat (g_getenv ("BANGER_TEST_VMM"), &b));
+    g_assert_cmpuint (a.st_dev, ==, b.st_dev);
+    g_assert_cmpuint (a.st_ino, ==, b.st_ino);
+    /* Read-only: its root and the VMM binary. */
+    g_assert_true (g_file_get_contents (mi_path, &mountinfo, NULL, NULL));
+    g_assert_true (g_regex_match_simple ("^\\S+ \\S+ \\S+ \\S+ / ro,", mountinfo, G_REGEX_MULTILINE, 0));
+    g_assert_true (g_regex_match_simple ("^\\S+ \\S+ \\S+ \\S+ /firecracker ro,", mountinfo, G_REGEX_MULTILINE, 0));
+  }
+
+  /* No descriptor of the mechanism leaked in: only stdio, the kernel (3)
+   * and what the VMM opened itself (sockets, anon inodes, pipes). */
   fd_dir = g_dir_open (fds, 0, NULL);
   while ((e = g_dir_read_name (fd_dir)))
     {
       g_autofree char *link = g_build_filename (fds, e, NULL);
       g_autofree char *target = g_file_read_link (link, NULL);
 
-      if (target == NULL || atoi (e) <= 2)
+      if (target == NULL || atoi (e) <= 3)
         continue;
       if (!g_str_has_prefix (target, "socket:") && !g_str_has_prefix (target, "anon_inode:") &&
           !g_str_has_prefix (target, "pipe:"))
