@@ -138,7 +138,7 @@ bench (void)
       GVariant *r;
       const char *name;
       t0 = now_ms ();
-      r = call (h, "CreateTap", g_variant_new ("(s)", "bench"), NULL, &error);
+      r = call (h, "CreateTap", g_variant_new_parsed ("('bench', @a{sv} {})"), NULL, &error);
       g_assert_no_error (error);
       g_variant_get (r, "(&ssssu)", &name, NULL, NULL, NULL, NULL);
       g_variant_unref (call (h, "DeleteTap", g_variant_new ("(s)", name), NULL, &error));
@@ -158,7 +158,7 @@ bench (void)
     }
 
   {
-    g_autoptr(GVariant) t = call (h, "CreateTap", g_variant_new ("(s)", "benchnet"), NULL, &error);
+    g_autoptr(GVariant) t = call (h, "CreateTap", g_variant_new_parsed ("('benchnet', @a{sv} {})"), NULL, &error);
     g_assert_no_error (error);
     g_variant_get (t, "(ssssu)", &tap_name, NULL, NULL, &mac, NULL);
   }

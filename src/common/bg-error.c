@@ -15,6 +15,9 @@ static const GDBusErrorEntry bg_error_entries[] = {
   { BG_ERROR_UNSAFE,           "org.banger.Mechanism1.Error.Unsafe" },
   { BG_ERROR_CORRUPT,          "org.banger.Mechanism1.Error.Corrupt" },
   { BG_ERROR_NOT_SUPPORTED,    "org.banger.Mechanism1.Error.NotSupported" },
+  /* The standard name, so any D-Bus client knows what to do. */
+  { BG_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
+    "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" },
 };
 
 G_STATIC_ASSERT (G_N_ELEMENTS (bg_error_entries) == BG_ERROR_N_ERRORS);

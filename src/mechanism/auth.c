@@ -153,14 +153,21 @@ check_done (GObject      *source,
         bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_OWNER,
                               "not yours: the resource belongs to another user, "
                               "and polkit refused %s", ADMIN_ACTION);
+      else if (polkit_authorization_result_get_is_challenge (verdict) && !allows_interaction (call))
+        bg_call_return_error (call, BG_ERROR, BG_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
+                              "%s needs authentication; call again allowing interactive authorization",
+                              action);
       else if (polkit_authorization_result_get_is_challenge (verdict))
         bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
-                              "not authorized: %s needs authentication and no polkit agent "
-                              "answered; run banger from a terminal or a desktop session",
-                              action);
+                              "not authorized: %s needs authentication and no polkit agent answered; "
+                              "run banger from a terminal or a desktop session, or ask an administrator "
+                              "to add you to the banger group (usermod -aG banger USER)", action);
       else
         bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
-                              "not authorized: polkit refused %s", action);
+                              "not authorized: polkit refused %s. Outside an active desktop session "
+                              "polkit cannot ask for a password: ask an administrator to add you to the "
+                              "banger group (usermod -aG banger USER, then log in again), or run banger "
+                              "from your desktop session", action);
       return;
     }
 
@@ -240,6 +247,9 @@ bg_call_start (BgDaemon              *daemon,
   c->details = details;
   c->func = func;
   bg_daemon_hold (daemon);
+  /* Cheap, and every call may rely on the registry's files. */
+  if (bg_registry_heal (bg_daemon_get_registry (daemon)) > 0)
+    g_message ("The registry's files were deleted under it; written again from memory");
   g_dbus_connection_call (bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                           "org.freedesktop.DBus", "GetConnectionUnixUser",
                           g_variant_new ("(s)", g_dbus_method_invocation_get_sender (invocation)),

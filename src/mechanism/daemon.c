@@ -263,6 +263,7 @@ bg_daemon_new (const BgDaemonOptions  *options,
 
   reconcile (daemon);
   bg_vms_recover (daemon->vms);
+  bg_network_reconcile (daemon->network);
   return daemon;
 }
 

@@ -13,7 +13,7 @@
 
 #include "bg-error.h"
 #include "bg-fd.h"
-#include "netconf.h"
+#include "bg-netconf.h"
 #include "netlink.h"
 
 static gboolean
@@ -176,6 +176,30 @@ bg_nl_links (BgNlSock  *sk,
   return links;
 }
 
+/* Whether every port of the bridge @ifindex is one of banger's taps
+ * (and it has at least one): a bridge only banger uses. */
+gboolean
+bg_nl_bridge_only_taps (BgNlSock *sk,
+                        int       ifindex)
+{
+  g_autoptr(GHashTable) links = bg_nl_links (sk, NULL);
+  GHashTableIter iter;
+  gpointer name, value;
+  guint ports = 0;
+
+  if (links == NULL)
+    return FALSE;
+  g_hash_table_iter_init (&iter, links);
+  while (g_hash_table_iter_next (&iter, &name, &value))
+    if (((BgLinkInfo *) value)->master == ifindex)
+      {
+        if (!g_str_has_prefix (name, BG_TAP_PREFIX))
+          return FALSE;
+        ports++;
+      }
+  return ports > 0;
+}
+
 typedef struct {
   int      ifindex;
   guint32  want;
@@ -193,8 +217,15 @@ addr_match (struct nl_object *obj,
 
   if (rtnl_addr_get_ifindex (a) != s->ifindex || rtnl_addr_get_family (a) != AF_INET || local == NULL)
     return;
-  if ((guint) rtnl_addr_get_prefixlen (a) == s->prefix &&
-      ntohl (*(guint32 *) nl_addr_get_binary_addr (local)) == s->want)
+  /* want 0: the first IPv4 address, whatever it is. */
+  if (s->want == 0 && !s->found)
+    {
+      s->want = ntohl (*(guint32 *) nl_addr_get_binary_addr (local));
+      s->prefix = rtnl_addr_get_prefixlen (a);
+      s->found = TRUE;
+    }
+  else if ((guint) rtnl_addr_get_prefixlen (a) == s->prefix &&
+           ntohl (*(guint32 *) nl_addr_get_binary_addr (local)) == s->want)
     s->found = TRUE;
 }
 
@@ -211,6 +242,25 @@ bg_nl_has_address (BgNlSock *sk,
     return FALSE;
   nl_cache_foreach (cache, addr_match, &s);
   nl_cache_free (cache);
+  return s.found;
+}
+
+/* The link's first IPv4 address and its prefix. */
+gboolean
+bg_nl_first_address (BgNlSock *sk,
+                     int       ifindex,
+                     guint32  *address,
+                     guint    *prefix)
+{
+  struct nl_cache *cache = NULL;
+  AddrSearch s = { ifindex, 0, 0, FALSE };
+
+  if (rtnl_addr_alloc_cache (sk, &cache) < 0)
+    return FALSE;
+  nl_cache_foreach (cache, addr_match, &s);
+  nl_cache_free (cache);
+  *address = s.want;
+  *prefix = s.prefix;
   return s.found;
 }
 

@@ -34,6 +34,12 @@ gboolean  bg_nl_has_address       (BgNlSock      *sk,
                                    int            ifindex,
                                    guint32        address,
                                    guint          prefix);
+gboolean  bg_nl_first_address     (BgNlSock      *sk,
+                                   int            ifindex,
+                                   guint32       *address,
+                                   guint         *prefix);
+gboolean  bg_nl_bridge_only_taps  (BgNlSock      *sk,
+                                   int            ifindex);
 gboolean  bg_nl_add_address       (BgNlSock      *sk,
                                    int            ifindex,
                                    guint32        address,

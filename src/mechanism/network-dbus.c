@@ -5,46 +5,61 @@
 #include "bg-names.h"
 #include "auth.h"
 #include "daemon.h"
-#include "netconf.h"
+#include "bg-netconf.h"
 #include "network.h"
 #include "registry.h"
 #include "validate.h"
 
-static GVariant *
-tap_reply (BgResource *r)
-{
-  guint32 prefix = 0;
-
-  g_variant_lookup (r->details, "prefix", "u", &prefix);
-  return g_variant_new ("(ssssu)", r->name, bg_resource_get_string (r, "address"),
-                        bg_resource_get_string (r, "gateway"), bg_resource_get_string (r, "mac"),
-                        prefix);
-}
+static const BgOptionSpec create_tap_options[] = {
+  { "address", "s" },
+  { NULL }
+};
 
 static void
 create_tap_authorized (BgCall   *call,
                        gpointer  self)
 {
-  const char *vm_name;
+  g_autoptr(GVariant) options = NULL;
+  g_autoptr(BgNetState) state = NULL;
+  const char *vm_name, *address = NULL;
   GError *error = NULL;
   BgResource *r;
 
-  g_variant_get (bg_call_get_parameters (call), "(&s)", &vm_name);
-  r = bg_network_create_tap (self, call->caller_uid, vm_name, &error);
+  g_variant_get (bg_call_get_parameters (call), "(&s@a{sv})", &vm_name, &options);
+  g_variant_lookup (options, "address", "&s", &address);
+  r = bg_network_create_tap (self, call->caller_uid, vm_name, address, &state, &error);
   if (r == NULL)
     return bg_call_take_error (call, error);
-  bg_call_return_value (call, tap_reply (r));
+  bg_call_return_value (call, g_variant_new ("(@a{sv})", bg_network_tap_info (r, state)));
+}
+
+gboolean
+bg_network_validate_address_option (GVariant  *options,
+                                    GError   **error)
+{
+  const char *address;
+  guint32 ip;
+
+  if (g_variant_lookup (options, "address", "&s", &address) && !bg_ip_parse (address, &ip))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "options: address: not an IPv4 address");
+      return FALSE;
+    }
+  return TRUE;
 }
 
 static gboolean
 handle_create_tap (BgMechanism1          *skeleton,
                    GDBusMethodInvocation *invocation,
                    const char            *vm_name,
+                   GVariant              *options,
                    BgNetwork             *network)
 {
   GError *error = NULL;
 
-  if (!bg_name_validate ("vm_name", vm_name, &error))
+  if (!bg_name_validate ("vm_name", vm_name, &error) ||
+      !bg_validate_options (options, create_tap_options, &error) ||
+      !bg_network_validate_address_option (options, &error))
     return bg_invocation_take_error (invocation, error);
   bg_call_start (network->daemon, invocation, "org.banger.network", bg_details_new ("banger.vm", vm_name),
                  create_tap_authorized, network);

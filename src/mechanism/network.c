@@ -20,15 +20,11 @@
 #include "bg-error.h"
 #include "daemon.h"
 #include "hosts.h"
-#include "netconf.h"
+#include "bg-netconf.h"
 #include "netlink.h"
 #include "network.h"
 #include "nft.h"
 #include "registry.h"
-
-static const char * const resolv_files[] = {
-  "/etc/resolv.conf", "/run/systemd/resolve/resolv.conf", NULL
-};
 
 void
 bg_net_state_free (BgNetState *s)
@@ -68,7 +64,7 @@ net_state_new (BgNetConfig *c)
 
   s->bridge = g_strdup (c->bridge);
   s->domain = g_strdup (c->domain);
-  s->dns = bg_net_config_guest_dns (c, resolv_files);
+  s->dns = bg_net_config_guest_dns (c, NULL);
   return s;
 }
 
@@ -212,7 +208,8 @@ repair_taps (BgNetwork  *network,
       BgLinkInfo *info = g_hash_table_lookup (links, t->name);
       g_autoptr(BgNlLink) link = NULL;
 
-      if (t->state != BG_RESOURCE_READY)
+      /* Orphans (recorded only to be cleaned up) are not made again. */
+      if (t->state != BG_RESOURCE_READY || g_variant_lookup_value (t->details, "orphan", NULL) != NULL)
         continue;
       if (info != NULL && info->master == bridge_ifindex && info->up)
         continue;
@@ -232,6 +229,42 @@ repair_taps (BgNetwork  *network,
         return FALSE;
     }
   return TRUE;
+}
+
+/* A bridge named in network.conf that exists while the registry has no
+ * record of it: banger's own if its nft table names it, or if nothing but
+ * banger's taps are on it (the registry was wiped); then it is recorded
+ * again with the subnet it has. Anything else is not banger's to touch. */
+static BgResource *
+adopt_bridge (BgNetwork    *network,
+              BgNlSock     *sk,
+              BgNetConfig  *c,
+              BgNlLink     *link,
+              GError      **error)
+{
+  int ifindex = rtnl_link_get_ifindex (link);
+  g_autofree char *marked = bg_nft_marked_subnet (c->bridge);
+  guint32 net = 0, address;
+  guint prefix = 0;
+  GVariantBuilder b;
+
+  if (marked == NULL || !bg_net_parse_subnet (marked, &net, &prefix, NULL))
+    {
+      if (!bg_nl_bridge_only_taps (sk, ifindex) || !bg_nl_first_address (sk, ifindex, &address, &prefix) ||
+          prefix < 16 || prefix > 28)
+        {
+          g_set_error (error, BG_ERROR, BG_ERROR_EXISTS,
+                       "bridge: %s exists but banger did not create it; choose another bridge= in network.conf "
+                       "(or, if it is a leftover of banger's, delete it: ip link del %s)", c->bridge, c->bridge);
+          return NULL;
+        }
+      net = address & (0xffffffffu << (32 - prefix));
+    }
+  g_message ("Bridge %s is banger's, but the registry had lost it; recording it again", c->bridge);
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a{sv}"));
+  g_variant_builder_add (&b, "{sv}", "subnet", g_variant_new_take_string (bg_ip_format (net)));
+  g_variant_builder_add (&b, "{sv}", "prefix", g_variant_new_uint32 (prefix));
+  return bg_registry_add (network->registry, "bridge", c->bridge, 0, g_variant_builder_end (&b), error);
 }
 
 /* Idempotent: when everything is in place it only reads. */
@@ -257,10 +290,9 @@ bg_network_ensure (BgNetwork  *network,
 
   if (r == NULL && link != NULL)
     {
-      g_set_error (error, BG_ERROR, BG_ERROR_EXISTS,
-                   "bridge: %s exists but banger did not create it; choose another bridge= in network.conf",
-                   c->bridge);
-      return NULL;
+      r = adopt_bridge (network, sk, c, link, error);
+      if (r == NULL)
+        return NULL;
     }
 
   if (r != NULL)
@@ -417,14 +449,18 @@ static const BgResourceKind bridge_kind = {
 
 /* ---- taps ---- */
 
+/* The tap goes, and its name with it (the entry is "deleting" now, so
+ * the names file no longer lists it). */
 static gboolean
 release_tap (gpointer     self,
              BgResource  *resource,
              GError     **error)
 {
+  BgNetwork *network = self;
   g_autoptr(BgNlSock) sk = bg_nl_open (error);
 
-  return sk != NULL && bg_nl_link_delete (sk, resource->name, error);
+  return sk != NULL && bg_nl_link_delete (sk, resource->name, error) &&
+         bg_hosts_write (bg_daemon_get_run_dir (network->daemon), network->registry, error);
 }
 
 static const BgResourceKind tap_kind = {
@@ -434,24 +470,31 @@ static const BgResourceKind tap_kind = {
   .release = release_tap,
 };
 
+/* A free address of the subnet: @want if it is one (a VM asking for the
+ * address it had before a reboot), else the lowest. */
 static gboolean
 allocate_address (BgRegistry  *registry,
                   BgNetState  *s,
+                  const char  *want,
                   guint32     *out,
                   GError     **error)
 {
   g_autoptr(GPtrArray) taps = bg_registry_list (registry, "tap");
   g_autoptr(GHashTable) used = g_hash_table_new (NULL, NULL);
   guint32 last = s->subnet + (1u << (32 - s->prefix)) - 2;
+  guint32 ip;
 
   for (guint i = 0; i < taps->len; i++)
-    {
-      guint32 ip;
-      if (bg_ip_parse (bg_resource_get_string (taps->pdata[i], "address"), &ip))
-        g_hash_table_add (used, GUINT_TO_POINTER (ip));
-    }
+    if (bg_ip_parse (bg_resource_get_string (taps->pdata[i], "address"), &ip))
+      g_hash_table_add (used, GUINT_TO_POINTER (ip));
   /* .1 is the gateway; the top address is broadcast. */
-  for (guint32 ip = s->subnet + 2; ip <= last; ip++)
+  if (want != NULL && bg_ip_parse (want, &ip) && ip >= s->subnet + 2 && ip <= last &&
+      !g_hash_table_contains (used, GUINT_TO_POINTER (ip)))
+    {
+      *out = ip;
+      return TRUE;
+    }
+  for (ip = s->subnet + 2; ip <= last; ip++)
     if (!g_hash_table_contains (used, GUINT_TO_POINTER (ip)))
       {
         *out = ip;
@@ -469,10 +512,12 @@ allocate_address (BgRegistry  *registry,
  * another user's VM of that name keeps it, because NAME.<domain> must
  * name one VM. */
 BgResource *
-bg_network_create_tap (BgNetwork   *network,
-                       uid_t        owner,
-                       const char  *vm_name,
-                       GError     **error)
+bg_network_create_tap (BgNetwork    *network,
+                       uid_t         owner,
+                       const char   *vm_name,
+                       const char   *want_address,
+                       BgNetState  **state,
+                       GError      **error)
 {
   BgRegistry *registry = network->registry;
   g_autoptr(BgNetState) s = NULL;
@@ -505,8 +550,15 @@ bg_network_create_tap (BgNetwork   *network,
   if (s == NULL)
     return NULL;
   r = bg_registry_lookup (registry, "tap", tap);
-  if (r != NULL && r->state == BG_RESOURCE_READY)
-    return r;
+  if (r != NULL && r->state == BG_RESOURCE_READY && bg_resource_get_string (r, "address") != NULL)
+    {
+      *state = g_steal_pointer (&s);
+      return r;
+    }
+  /* An adopted tap the registry lost track of, without its address: it
+   * is made again, as new. */
+  if (r != NULL && !bg_daemon_release_resource (network->daemon, r, error))
+    return NULL;
 
   if ((sk = bg_nl_open (error)) == NULL)
     return NULL;
@@ -516,7 +568,7 @@ bg_network_create_tap (BgNetwork   *network,
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "bridge %s is gone", s->bridge);
       return NULL;
     }
-  if (!allocate_address (registry, s, &ip, error))
+  if (!allocate_address (registry, s, want_address, &ip, error))
     return NULL;
 
   g_variant_builder_init (&b, G_VARIANT_TYPE ("a{sv}"));
@@ -549,6 +601,7 @@ bg_network_create_tap (BgNetwork   *network,
       !bg_registry_set_state (registry, r, BG_RESOURCE_READY, error) ||
       !bg_hosts_write (bg_daemon_get_run_dir (network->daemon), registry, error))
     goto rollback;
+  *state = g_steal_pointer (&s);
   return r;
 
 rollback:
@@ -558,13 +611,89 @@ rollback:
   return NULL;
 }
 
+/* What CreateTap() answers: the tap and the network it is on. */
+GVariant *
+bg_network_tap_info (BgResource *tap,
+                     BgNetState *state)
+{
+  GVariantDict d;
+
+  g_variant_dict_init (&d, tap->details);
+  g_variant_dict_remove (&d, "vm");
+  g_variant_dict_insert (&d, "tap", "s", tap->name);
+  g_variant_dict_insert_value (&d, "dns", g_variant_new_strv ((const char * const *) state->dns, -1));
+  return g_variant_dict_end (&d);
+}
+
 gboolean
 bg_network_delete_tap (BgNetwork   *network,
                        BgResource  *tap,
                        GError     **error)
 {
-  return bg_daemon_release_resource (network->daemon, tap, error) &&
-         bg_hosts_write (bg_daemon_get_run_dir (network->daemon), network->registry, error);
+  return bg_daemon_release_resource (network->daemon, tap, error);
+}
+
+static uid_t
+tap_kernel_owner (const char *tap)
+{
+  g_autofree char *path = g_strdup_printf ("/sys/class/net/%s/owner", tap);
+  g_autofree char *text = NULL;
+  gint64 owner;
+
+  if (!g_file_get_contents (path, &text, NULL, NULL))
+    return 0;
+  owner = g_ascii_strtoll (text, NULL, 10);
+  return owner < 0 ? 0 : (uid_t) owner;
+}
+
+/* At start: banger's taps the kernel has and the registry does not (it
+ * was wiped) are recorded, as their kernel owner's (a VM's jail uid maps
+ * back to the VM's user; unknown ones are root's), so that 'system
+ * cleanup' sees them and the next CreateTap of their VM makes them anew;
+ * and the names file is written from the registry. */
+void
+bg_network_reconcile (BgNetwork *network)
+{
+  g_autoptr(BgNlSock) sk = bg_nl_open (NULL);
+  g_autoptr(GHashTable) links = sk ? bg_nl_links (sk, NULL) : NULL;
+  g_autoptr(GPtrArray) vms = bg_registry_list (network->registry, "vm");
+  g_autoptr(GError) error = NULL;
+  GHashTableIter iter;
+  gpointer name;
+
+  if (links != NULL)
+    {
+      g_hash_table_iter_init (&iter, links);
+      while (g_hash_table_iter_next (&iter, &name, NULL))
+        {
+          g_autofree char *tun = g_strdup_printf ("/sys/class/net/%s/tun_flags", (char *) name);
+          uid_t owner;
+          BgResource *r;
+
+          if (!bg_net_validate_tap_name ("tap", name, NULL) || !g_file_test (tun, G_FILE_TEST_EXISTS) ||
+              bg_registry_lookup (network->registry, "tap", name) != NULL)
+            continue;
+          owner = tap_kernel_owner (name);
+          for (guint i = 0; i < vms->len; i++)
+            {
+              BgResource *vm = vms->pdata[i];
+              guint32 jail_uid;
+              if (g_variant_lookup (vm->details, "uid", "u", &jail_uid) && jail_uid == owner)
+                owner = vm->owner;
+            }
+          r = bg_registry_add (network->registry, "tap", name, owner,
+                               g_variant_new_parsed ("{'orphan': <true>}"), &error);
+          if (r == NULL || !bg_registry_set_state (network->registry, r, BG_RESOURCE_READY, &error))
+            {
+              g_warning ("Cannot record the tap %s: %s", (char *) name, error->message);
+              g_clear_error (&error);
+              continue;
+            }
+          g_message ("Tap %s was not in the registry; recorded as uid %u's", (char *) name, (guint) owner);
+        }
+    }
+  if (!bg_hosts_write (bg_daemon_get_run_dir (network->daemon), network->registry, &error))
+    g_warning ("%s", error->message);
 }
 
 BgNetwork *

@@ -29,6 +29,7 @@ struct _BgNetState {
 BgNetwork  *bg_network_new          (BgDaemon     *daemon);
 void        bg_network_free         (BgNetwork    *network);
 void        bg_network_connect      (BgNetwork    *network);
+void        bg_network_reconcile    (BgNetwork    *network);
 
 BgNetState *bg_network_ensure       (BgNetwork    *network,
                                      GError      **error);
@@ -39,11 +40,17 @@ gboolean    bg_network_teardown     (BgNetwork    *network,
 BgResource *bg_network_create_tap   (BgNetwork    *network,
                                      uid_t         owner,
                                      const char   *vm_name,
+                                     const char   *want_address,
+                                     BgNetState  **state,
                                      GError      **error);
+GVariant   *bg_network_tap_info     (BgResource   *tap,
+                                     BgNetState   *state);
 gboolean    bg_network_delete_tap   (BgNetwork    *network,
                                      BgResource   *tap,
                                      GError      **error);
 
+gboolean    bg_network_validate_address_option (GVariant *options,
+                                                GError  **error);
 void        bg_net_state_free       (BgNetState   *state);
 GVariant   *bg_net_state_to_variant (BgNetState   *state);
 

@@ -55,6 +55,22 @@ bg_nft_in_place (const char *bridge,
   return strstr (out, want) != NULL && strstr (out, "masquerade") != NULL;
 }
 
+/* The subnet banger's table says it was made for, if it names @bridge:
+ * how a bridge the registry lost is known to be banger's. */
+char *
+bg_nft_marked_subnet (const char *bridge)
+{
+  g_autofree char *out = NULL;
+  g_autofree char *want = g_strdup_printf ("\"banger bridge=%s subnet=", bridge);
+  const char *at, *end;
+
+  if (!nft_run ("list table ip " NFT_TABLE, &out, NULL) || (at = strstr (out, want)) == NULL)
+    return NULL;
+  at += strlen (want);
+  end = strchr (at, '"');
+  return end ? g_strndup (at, end - at) : NULL;
+}
+
 /* Replaces banger's table in one transaction: "add table" (a no-op if it
  * exists) then "delete table" then the new table, so there is never a
  * moment with half the rules. Everything interpolated here comes from the

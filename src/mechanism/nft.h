@@ -11,5 +11,6 @@ gboolean bg_nft_apply    (const char  *bridge,
                           const char  *subnet,
                           GError     **error);
 gboolean bg_nft_remove   (GError     **error);
+char    *bg_nft_marked_subnet (const char *bridge);
 
 G_END_DECLS

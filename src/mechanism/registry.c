@@ -24,6 +24,10 @@ struct _BgRegistry {
   GHashTable *entries;   /* "kind/name" -> BgResource */
 };
 
+static gboolean write_entry (BgRegistry  *registry,
+                             BgResource  *r,
+                             GError     **error);
+
 static const char * const state_names[] = {
   [BG_RESOURCE_CREATING] = "creating",
   [BG_RESOURCE_READY] = "ready",
@@ -208,6 +212,33 @@ bg_registry_open (const char  *dir,
     }
 
   return g_steal_pointer (&registry);
+}
+
+/* The registry is a record, and files can be deleted under it (someone
+ * wiping /run/banger/registry): every entry whose file is gone is
+ * written again from memory. Returns how many were. */
+guint
+bg_registry_heal (BgRegistry *registry)
+{
+  GHashTableIter iter;
+  gpointer value;
+  guint healed = 0;
+
+  g_hash_table_iter_init (&iter, registry->entries);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      BgResource *r = value;
+      g_autofree char *path = entry_path (registry, r->kind, r->name);
+      g_autoptr(GError) error = NULL;
+
+      if (g_file_test (path, G_FILE_TEST_EXISTS))
+        continue;
+      if (g_mkdir_with_parents (registry->dir, 0700) < 0 || !write_entry (registry, r, &error))
+        g_warning ("Cannot write the registry entry %s again: %s", path, error ? error->message : g_strerror (errno));
+      else
+        healed++;
+    }
+  return healed;
 }
 
 void

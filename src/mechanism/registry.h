@@ -25,6 +25,7 @@ struct _BgResource {
 BgRegistry *bg_registry_open        (const char    *dir,
                                      GError       **error);
 void        bg_registry_free        (BgRegistry    *registry);
+guint       bg_registry_heal        (BgRegistry    *registry);
 BgResource *bg_registry_lookup      (BgRegistry    *registry,
                                      const char    *kind,
                                      const char    *name);

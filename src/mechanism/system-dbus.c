@@ -1,7 +1,15 @@
 /* system-dbus.c: the methods about the mechanism as a whole — Ping,
- * ListResources, ReleaseResource. */
+ * HostInfo, ListResources, ReleaseResource. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "auth.h"
+#include "jail.h"
+#include "vm.h"
 #include "daemon.h"
 #include "registry.h"
 #include "validate.h"
@@ -19,6 +27,52 @@ handle_ping (BgMechanism1          *skeleton,
              BgDaemon              *daemon)
 {
   bg_call_start (daemon, invocation, NULL, NULL, ping_authorized, daemon);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* "" when @path opens as a character device (and KVM answers with its
+ * API version), else why not. */
+static char *
+try_device (const char *path)
+{
+  g_auto(BgFd) fd = open (path, O_RDWR | O_CLOEXEC);
+  int version;
+
+  if (fd < 0)
+    return g_strdup_printf ("cannot open %s: %s", path, g_strerror (errno));
+  if (g_str_equal (path, "/dev/kvm") && (version = ioctl (fd, KVM_GET_API_VERSION, 0)) != KVM_API_VERSION)
+    return g_strdup_printf ("/dev/kvm reports API version %d, not %d", version, KVM_API_VERSION);
+  return g_strdup ("");
+}
+
+static void
+host_info_authorized (BgCall   *call,
+                      gpointer  self)
+{
+  static const struct { const char *key, *path; } devices[] = {
+    { "kvm", "/dev/kvm" }, { "tun", "/dev/net/tun" }, { "loop", "/dev/loop-control" },
+  };
+  g_autoptr(GError) error = NULL;
+  g_autofree char *vmm = bg_vm_config_vmm (bg_daemon_get_config_dir (call->daemon), NULL);
+  g_auto(BgFd) fd = -1;
+  gboolean dynamic;
+  GVariantDict d;
+
+  g_variant_dict_init (&d, NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (devices); i++)
+    g_variant_dict_insert_value (&d, devices[i].key, g_variant_new_take_string (try_device (devices[i].path)));
+  g_variant_dict_insert (&d, "vmm", "s", vmm);
+  fd = bg_jail_open_vmm (vmm, &dynamic, &error);
+  g_variant_dict_insert (&d, "vmm-error", "s", fd >= 0 ? "" : error->message);
+  bg_call_return_value (call, g_variant_new ("(@a{sv})", g_variant_dict_end (&d)));
+}
+
+static gboolean
+handle_host_info (BgMechanism1          *skeleton,
+                  GDBusMethodInvocation *invocation,
+                  BgDaemon              *daemon)
+{
+  bg_call_start (daemon, invocation, "org.banger.vm", NULL, host_info_authorized, daemon);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -122,6 +176,7 @@ bg_system_connect (BgDaemon *daemon)
   BgMechanism1 *skeleton = bg_daemon_get_skeleton (daemon);
 
   g_signal_connect (skeleton, "handle-ping", G_CALLBACK (handle_ping), daemon);
+  g_signal_connect (skeleton, "handle-host-info", G_CALLBACK (handle_host_info), daemon);
   g_signal_connect (skeleton, "handle-list-resources", G_CALLBACK (handle_list_resources), daemon);
   g_signal_connect (skeleton, "handle-release-resource", G_CALLBACK (handle_release_resource), daemon);
 }

@@ -22,8 +22,6 @@ typedef struct _BgResource BgResource;
 struct _BgResourceKind;
 typedef struct _BgResourceKind BgResourceKind;
 
-struct _BgNetConfig;
-typedef struct _BgNetConfig BgNetConfig;
 
 struct _BgNetState;
 typedef struct _BgNetState BgNetState;

@@ -4,12 +4,14 @@
 #include "auth.h"
 #include "daemon.h"
 #include "jail.h"
-#include "netconf.h"
+#include "bg-netconf.h"
+#include "network.h"
 #include "validate.h"
 #include "vm.h"
 
 static const BgOptionSpec launch_options[] = {
   { "tap", "s" },
+  { "address", "s" },
   { "initrd", "h" },
   { "console", "h" },
   { "timeout-ms", "u" },
@@ -87,8 +89,14 @@ launch_fds_check (GVariant        *parameters,
   return TRUE;
 }
 
+typedef struct {
+  BgCall   *call;
+  GVariant *network;   /* the tap's info, with "tap" */
+} Launch;
+
 static GVariant *
-launch_reply (BgVmm *vmm)
+launch_reply (BgVmm    *vmm,
+              GVariant *network)
 {
   g_autofree char *api = g_build_filename (vmm->jail->run, BG_JAIL_API_SOCKET, NULL);
   g_autofree char *vsock = g_build_filename (vmm->jail->run, BG_JAIL_VSOCK_SOCKET, NULL);
@@ -105,6 +113,8 @@ launch_reply (BgVmm *vmm)
     g_variant_builder_add (&paths, "{sv}", "initrd", g_variant_new_string ("/initrd"));
   g_variant_builder_add (&paths, "{sv}", "uid", g_variant_new_uint32 (vmm->jail->uid));
   g_variant_builder_add (&paths, "{sv}", "jail", g_variant_new_string (vmm->jail->root));
+  if (network != NULL)
+    g_variant_builder_add (&paths, "{sv}", "network", network);
   return g_variant_new ("(sst@a{sv})", api, vsock, (guint64) vmm->pid, g_variant_builder_end (&paths));
 }
 
@@ -113,34 +123,68 @@ launch_done (BgVmm    *vmm,
              GError   *error,
              gpointer  user_data)
 {
-  BgCall *call = user_data;
+  Launch *l = user_data;
 
   if (error != NULL)
-    return bg_call_take_error (call, error);
-  bg_call_return_value (call, launch_reply (vmm));
+    bg_call_take_error (l->call, error);
+  else
+    bg_call_return_value (l->call, launch_reply (vmm, l->network));
+  g_clear_pointer (&l->network, g_variant_unref);
+  g_free (l);
 }
 
 static void
 launch_authorized (BgCall   *call,
                    gpointer  self)
 {
+  BgVms *vms = self;
   GVariant *parameters = bg_call_get_parameters (call);
   g_autoptr(GVariant) options = g_variant_get_child_value (parameters, 1);
   BgLaunchParams p = { .kernel_fd = -1, .rootfs_fd = -1, .initrd_fd = -1, .console_fd = -1, .config_fd = -1 };
+  const char *address = NULL;
   GError *error = NULL;
+  Launch *l = g_new0 (Launch, 1);
 
+  l->call = call;
   g_variant_get_child (parameters, 0, "&s", &p.vm_name);
   g_variant_lookup (options, "tap", "&s", &p.tap);
+  g_variant_lookup (options, "address", "&s", &address);
   g_variant_lookup (options, "timeout-ms", "u", &p.timeout_ms);
   g_variant_lookup (options, "read-only", "b", &p.read_only);
+  /* The VM's tap, made again if it vanished: a stopped VM starts in one
+   * call, after a reboot too. */
+  if (p.tap != NULL)
+    {
+      g_autoptr(BgNetState) state = NULL;
+      g_autofree char *own = bg_net_tap_name (call->caller_uid, p.vm_name);
+      BgResource *tap;
+
+      /* Only this VM's own tap, whose name is derived from the caller and
+       * the VM's name. */
+      if (!g_str_equal (p.tap, own))
+        {
+          error = g_error_new (BG_ERROR, BG_ERROR_NOT_OWNER, "options: tap %s is not the tap of your VM %s",
+                               p.tap, p.vm_name);
+          goto fail;
+        }
+      tap = bg_network_create_tap (vms->network, call->caller_uid, p.vm_name, address, &state, &error);
+
+      if (tap == NULL)
+        goto fail;
+      l->network = g_variant_ref_sink (bg_network_tap_info (tap, state));
+    }
   /* Only now, authorized, are the caller's descriptors taken. */
   if (!launch_fds_check (parameters, bg_call_get_fd_list (call), &p, TRUE, &error))
-    {
-      bg_launch_params_clear (&p);
-      return bg_call_take_error (call, error);
-    }
-  bg_vms_launch (self, call->caller_uid, &p, launch_done, call);
+    goto fail;
+  bg_vms_launch (vms, call->caller_uid, &p, launch_done, l);
   bg_launch_params_clear (&p);
+  return;
+
+fail:
+  bg_launch_params_clear (&p);
+  g_clear_pointer (&l->network, g_variant_unref);
+  g_free (l);
+  bg_call_take_error (call, error);
 }
 
 static gboolean
@@ -163,6 +207,8 @@ handle_launch_vm (BgMechanism1          *skeleton,
       !bg_validate_options (options, launch_options, &error))
     return bg_invocation_take_error (invocation, error);
   if (g_variant_lookup (options, "tap", "&s", &tap) && !bg_net_validate_tap_name ("options: tap", tap, &error))
+    return bg_invocation_take_error (invocation, error);
+  if (!bg_network_validate_address_option (options, &error))
     return bg_invocation_take_error (invocation, error);
   g_variant_lookup (options, "timeout-ms", "u", &timeout_ms);
   if (timeout_ms != 0 && (timeout_ms < 100 || timeout_ms > 60000))

@@ -145,21 +145,23 @@ vmm_exited (BgVmm   *vmm,
   finish_vmm (vms, vmm);
 }
 
-static char *
-resolve_vmm (BgVms *vms,
-             guint *timeout_ms)
+/* mechanism.conf's [vmm]: the VMM (root's choice, never a caller's) and,
+ * when @timeout_ms is given and still 0, the launch timeout. */
+char *
+bg_vm_config_vmm (const char *config_dir,
+                  guint      *timeout_ms)
 {
   g_autoptr(GKeyFile) kf = g_key_file_new ();
-  g_autofree char *conf = g_build_filename (bg_daemon_get_config_dir (vms->daemon), "mechanism.conf", NULL);
+  g_autofree char *conf = g_build_filename (config_dir, "mechanism.conf", NULL);
   char *path = NULL;
 
   if (g_key_file_load_from_file (kf, conf, G_KEY_FILE_NONE, NULL))
     {
       path = g_key_file_get_string (kf, "vmm", "firecracker", NULL);
-      if (*timeout_ms == 0 && g_key_file_has_key (kf, "vmm", "launch-timeout-ms", NULL))
+      if (timeout_ms && *timeout_ms == 0 && g_key_file_has_key (kf, "vmm", "launch-timeout-ms", NULL))
         *timeout_ms = CLAMP (g_key_file_get_integer (kf, "vmm", "launch-timeout-ms", NULL), 100, 60000);
     }
-  if (*timeout_ms == 0)
+  if (timeout_ms && *timeout_ms == 0)
     *timeout_ms = DEFAULT_LAUNCH_TIMEOUT_MS;
   return path ? g_strstrip (path) : g_strdup (BG_DEFAULT_FIRECRACKER);
 }
@@ -318,7 +320,7 @@ bg_vms_launch (BgVms           *vms,
         }
     }
 
-  vmm_path = resolve_vmm (vms, &p->timeout_ms);
+  vmm_path = bg_vm_config_vmm (bg_daemon_get_config_dir (vms->daemon), &p->timeout_ms);
   if ((vmm_fd = bg_jail_open_vmm (vmm_path, &dynamic, &error)) < 0 ||
       !allocate_jail_uid (vms->registry, &jail_uid, &error))
     {

@@ -19,8 +19,8 @@
 #include <gio/gunixfdlist.h>
 
 static const char * const methods[] = {
-  "Ping", "ListResources", "ReleaseResource", "EnsureNetwork", "NetworkInfo", "CreateTap", "DeleteTap",
-  "TeardownNetwork", "LaunchVm", "KillVm", "AttachLoop", "DetachLoop", "NoSuchMethod", "",
+  "Ping", "HostInfo", "ListResources", "ReleaseResource", "EnsureNetwork", "NetworkInfo", "CreateTap",
+  "DeleteTap", "TeardownNetwork", "LaunchVm", "KillVm", "AttachLoop", "DetachLoop", "NoSuchMethod", "",
 };
 
 static GRand *rng;
@@ -149,8 +149,9 @@ mutated_params (const char *method, GUnixFDList *fds)
     return g_variant_new ("(@a{sv})", random_dict (1, fds));
   if (g_str_equal (method, "ReleaseResource"))
     return g_variant_new ("(ss@a{sv})", a, b, random_dict (1, fds));
-  if (g_str_equal (method, "CreateTap") || g_str_equal (method, "DeleteTap") ||
-      g_str_equal (method, "KillVm") || g_str_equal (method, "DetachLoop"))
+  if (g_str_equal (method, "CreateTap"))
+    return g_variant_new ("(s@a{sv})", a, random_dict (1, fds));
+  if (g_str_equal (method, "DeleteTap") || g_str_equal (method, "KillVm") || g_str_equal (method, "DetachLoop"))
     return g_variant_new ("(s)", a);
   if (g_str_equal (method, "LaunchVm"))
     {

@@ -625,6 +625,28 @@ bg_call_result_free (BgCallResult *r)
   g_free (r);
 }
 
+/* A member of the a{sv} a call answered with (CreateTap's, say), as text:
+ * strings as they are, other values printed. */
+char *
+bg_call_result_lookup (BgCallResult *r,
+                       const char   *key)
+{
+  g_autoptr(GVariant) reply = NULL, dict = NULL, value = NULL;
+
+  g_assert_true (r->ok);
+  reply = g_variant_parse (NULL, r->reply, NULL, NULL, NULL);
+  g_assert_nonnull (reply);
+  dict = g_variant_get_child_value (reply, 0);
+  value = g_variant_lookup_value (dict, key, NULL);
+  if (value == NULL)
+    return NULL;
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+    return g_variant_dup_string (value, NULL);
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32))
+    return g_strdup_printf ("%u", g_variant_get_uint32 (value));
+  return g_variant_print (value, FALSE);
+}
+
 BgCallResult *
 bg_harness_call (BgHarness  *h,
                  const char *user,

@@ -49,6 +49,8 @@ BgCallResult *bg_harness_call          (BgHarness    *h,
                                         const char   *args,
                                         ...) G_GNUC_NULL_TERMINATED;
 void          bg_call_result_free      (BgCallResult *r);
+char         *bg_call_result_lookup    (BgCallResult *r,
+                                        const char   *key);
 void          bg_harness_set_group_rule (BgHarness   *h,
                                         gboolean      enabled);
 guint32       bg_harness_uid           (const char   *user);

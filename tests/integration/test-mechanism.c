@@ -48,7 +48,7 @@ test_unprivileged_refused_without_rule (Fixture *f, gconstpointer data)
 {
   g_autoptr(BgCallResult) list = bg_harness_call (f->h, BG_TEST_USER_A, "ListResources", "(@a{sv} {},)", NULL);
   g_autoptr(BgCallResult) ensure = bg_harness_call (f->h, BG_TEST_USER_A, "EnsureNetwork", "(@a{sv} {},)", NULL);
-  g_autoptr(BgCallResult) tap = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", "('dev',)", NULL);
+  g_autoptr(BgCallResult) tap = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", "(\'dev\', @a{sv} {})", NULL);
 
   bg_assert_call_error (list, E_NOT_AUTHORIZED, "org.banger.network");
   bg_assert_call_error (ensure, E_NOT_AUTHORIZED, "org.banger.network");
@@ -97,10 +97,10 @@ test_invalid_input_names_the_field (Fixture *f, gconstpointer data)
     { "ReleaseResource", "('tap', '../x', @a{sv} {})", "name:" },
     { "ReleaseResource", "('tap', 'bg-0123456789ab', {'x': <1>})", "options: unknown key" },
     { "EnsureNetwork", "({'force': <true>},)", "options: unknown key \"force\"" },
-    { "CreateTap", "('Bad Name',)", "vm_name: invalid name" },
-    { "CreateTap", "('',)", "vm_name: must not be empty" },
-    { "CreateTap", "('../../etc',)", "vm_name: invalid name" },
-    { "CreateTap", "('abcdefghijklmnopqrstuvwxyz0123456789',)", "vm_name: invalid name" },
+    { "CreateTap", "(\'Bad Name\', @a{sv} {})", "vm_name: invalid name" },
+    { "CreateTap", "(\'\', @a{sv} {})", "vm_name: must not be empty" },
+    { "CreateTap", "(\'../../etc\', @a{sv} {})", "vm_name: invalid name" },
+    { "CreateTap", "(\'abcdefghijklmnopqrstuvwxyz0123456789\', @a{sv} {})", "vm_name: invalid name" },
     { "DeleteTap", "('eth0',)", "tap: \"eth0\" is not a banger tap name" },
     { "DeleteTap", "('banger0',)", "tap: " },
     { "DeleteTap", "('../x',)", "tap: " },
@@ -126,6 +126,7 @@ test_wrong_types_are_refused (Fixture *f, gconstpointer data)
     { "Ping", "('extra',)" },
     { "CreateTap", "(42,)" },
     { "CreateTap", "('a', 'b')" },
+    { "CreateTap", "('a',)" },
     { "ListResources", "('not a dict',)" },
     { "DeleteTap", "(@as [],)" },
   };
@@ -147,30 +148,29 @@ test_other_user_gets_not_owner (Fixture *f, gconstpointer data)
   g_autoptr(BgCallResult) list_a = NULL;
   g_autoptr(BgCallResult) missing = NULL;
   g_autoptr(BgCallResult) del_root = NULL;
-  g_auto(GStrv) fields = NULL;
+  g_autofree char *tap = NULL;
   g_autofree char *args = NULL;
 
   bg_harness_set_group_rule (f->h, TRUE);
-  create = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", "('alpha',)", NULL);
+  create = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", "(\'alpha\', @a{sv} {})", NULL);
   bg_assert_call_ok (create);
-  /* ('bg-…', '172…', '172…', '02:…', uint32 24) */
-  fields = g_strsplit_set (create->reply, "'", -1);
-  args = g_strdup_printf ("('%s',)", fields[1]);
+  tap = bg_call_result_lookup (create, "tap");
+  args = g_strdup_printf ("('%s',)", tap);
 
   del_b = bg_harness_call (f->h, BG_TEST_USER_B, "DeleteTap", args, NULL);
   bg_assert_call_error (del_b, E_NOT_OWNER, "another user");
   {
-    g_autofree char *rel_args = g_strdup_printf ("('tap', '%s', @a{sv} {})", fields[1]);
+    g_autofree char *rel_args = g_strdup_printf ("('tap', '%s', @a{sv} {})", tap);
     rel_b = bg_harness_call (f->h, BG_TEST_USER_B, "ReleaseResource", rel_args, NULL);
     bg_assert_call_error (rel_b, E_NOT_OWNER, NULL);
   }
   /* B does not even see A's tap; A does. */
   list_b = bg_harness_call (f->h, BG_TEST_USER_B, "ListResources", "(@a{sv} {},)", NULL);
   bg_assert_call_ok (list_b);
-  g_assert_null (strstr (list_b->reply, fields[1]));
+  g_assert_null (strstr (list_b->reply, tap));
   list_a = bg_harness_call (f->h, BG_TEST_USER_A, "ListResources", "(@a{sv} {},)", NULL);
   bg_assert_call_ok (list_a);
-  g_assert_nonnull (strstr (list_a->reply, fields[1]));
+  g_assert_nonnull (strstr (list_a->reply, tap));
 
   missing = bg_harness_call (f->h, BG_TEST_USER_A, "DeleteTap", "('bg-000000000000',)", NULL);
   bg_assert_call_error (missing, E_NOT_FOUND, "no tap named bg-000000000000");
@@ -210,7 +210,7 @@ test_registry_survives_restart (Fixture *f, gconstpointer data)
   g_autoptr(BgCallResult) list = NULL;
   GPid pid;
 
-  create = bg_harness_call (f->h, NULL, "CreateTap", "('keeper',)", NULL);
+  create = bg_harness_call (f->h, NULL, "CreateTap", "(\'keeper\', @a{sv} {})", NULL);
   bg_assert_call_ok (create);
   pid = bg_harness_mechanism_pid (f->h);
   kill (pid, SIGKILL);
@@ -259,9 +259,13 @@ test_cli_status_sees_the_mechanism (Fixture *f, gconstpointer data)
   bg_harness_run_cli (f->h, BG_TEST_USER_A, &out, &err, "system", "status", "--json", NULL);
   g_assert_nonnull (strstr (out, expect));
 
-  /* Without authorization the CLI says so in one clear line. */
+  /* Without authorization the CLI says so in one clear line, with what
+   * to do about it. */
   g_assert_cmpint (bg_harness_run_cli (f->h, BG_TEST_USER_A, &out2, &err2, "system", "network", NULL), ==, 1);
-  g_assert_cmpstr (err2, ==, "banger: not authorized: polkit refused org.banger.network\n");
+  g_assert_true (g_str_has_prefix (err2, "banger: not authorized: polkit refused org.banger.network. "));
+  g_assert_nonnull (strstr (err2, "usermod -aG banger"));
+  g_assert_nonnull (strchr (err2, '\n'));
+  g_assert_cmpstr (strchr (err2, '\n'), ==, "\n");
 }
 
 static void

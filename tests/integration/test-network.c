@@ -113,15 +113,18 @@ master_of (const char *ifname)
 static Tap *
 create_tap (Fixture *f, const char *user, const char *vm)
 {
-  g_autofree char *args = g_strdup_printf ("('%s',)", vm);
+  g_autofree char *args = g_strdup_printf ("('%s', @a{sv} {})", vm);
   g_autoptr(BgCallResult) r = bg_harness_call (f->h, user, "CreateTap", args, NULL);
-  g_autoptr(GVariant) v = NULL;
+  g_autofree char *prefix = NULL;
   Tap *t = g_new0 (Tap, 1);
 
   bg_assert_call_ok (r);
-  v = g_variant_parse (G_VARIANT_TYPE ("(ssssu)"), r->reply, NULL, NULL, NULL);
-  g_assert_nonnull (v);
-  g_variant_get (v, "(ssssu)", &t->tap, &t->address, &t->gateway, &t->mac, &t->prefix);
+  t->tap = bg_call_result_lookup (r, "tap");
+  t->address = bg_call_result_lookup (r, "address");
+  t->gateway = bg_call_result_lookup (r, "gateway");
+  t->mac = bg_call_result_lookup (r, "mac");
+  prefix = bg_call_result_lookup (r, "prefix");
+  t->prefix = atoi (prefix);
   return t;
 }
 
@@ -247,7 +250,7 @@ test_pool_exhaustion_is_a_clear_error (Fixture *f, gconstpointer data)
       g_autoptr(Tap) t = create_tap (f, BG_TEST_USER_A, vm);
       g_assert_true (g_str_has_prefix (t->address, "10.99.0."));
     }
-  full = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", "('one-too-many',)", NULL);
+  full = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", "(\'one-too-many\', @a{sv} {})", NULL);
   bg_assert_call_error (full, E_BUSY, "no free address left in 10.99.0.16/28");
   /* And it left nothing behind. */
   g_assert_false (g_file_test ("/sys/class/net/bg-one-too-many", G_FILE_TEST_EXISTS));
@@ -403,7 +406,7 @@ test_delete_tap_errors (Fixture *f, gconstpointer data)
   g_autoptr(Tap) t = create_tap (f, BG_TEST_USER_A, "mine");
   g_autoptr(BgCallResult) other = delete_tap (f, BG_TEST_USER_B, t->tap);
   g_autoptr(BgCallResult) missing = delete_tap (f, BG_TEST_USER_A, "bg-123456789abc");
-  g_autoptr(BgCallResult) taken = bg_harness_call (f->h, BG_TEST_USER_B, "CreateTap", "('mine',)", NULL);
+  g_autoptr(BgCallResult) taken = bg_harness_call (f->h, BG_TEST_USER_B, "CreateTap", "(\'mine\', @a{sv} {})", NULL);
   const char *bad[] = { "eth0", "banger0", "../x", "bg-0123456789abcdef", "" };
 
   bg_assert_call_error (other, E_NOT_OWNER, NULL);
@@ -442,7 +445,7 @@ test_crash_between_tap_and_registry_leaves_nothing (Fixture *f, gconstpointer da
       g_autoptr(BgCallResult) crashed = NULL;
       g_autoptr(BgCallResult) list = NULL;
       g_autofree char *vm = g_strdup_printf ("crash%u", i);
-      g_autofree char *args = g_strdup_printf ("('%s',)", vm);
+      g_autofree char *args = g_strdup_printf ("('%s', @a{sv} {})", vm);
       g_autofree char *links = NULL;
 
       bg_assert_call_ok (ensure);

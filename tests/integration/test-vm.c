@@ -398,19 +398,17 @@ test_vmm_without_socket_times_out (Fixture *f, gconstpointer data)
 static void
 test_full_sequence_through_the_api_client (Fixture *f, gconstpointer data)
 {
-  g_autoptr(BgCallResult) tap_r = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", "('seq',)", NULL);
-  g_autoptr(GVariant) tap_v = NULL;
+  g_autoptr(BgCallResult) tap_r = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", "('seq', @a{sv} {})", NULL);
   g_autoptr(Launched) l = NULL;
-  g_autofree char *tap = NULL, *addr = NULL, *gw = NULL, *mac = NULL;
+  g_autofree char *tap = NULL, *mac = NULL;
   g_autofree char *opt = NULL, *bad = NULL, *boot = NULL, *config = NULL, *cad = NULL, *owner = NULL;
   g_autofree char *uid_a = g_strdup_printf ("%u", bg_harness_uid (BG_TEST_USER_A));
   g_autofree char *id = id_of (BG_TEST_USER_A, "seq");
-  guint32 prefix;
   struct stat st;
 
   bg_assert_call_ok (tap_r);
-  tap_v = g_variant_parse (G_VARIANT_TYPE ("(ssssu)"), tap_r->reply, NULL, NULL, NULL);
-  g_variant_get (tap_v, "(ssssu)", &tap, &addr, &gw, &mac, &prefix);
+  tap = bg_call_result_lookup (tap_r, "tap");
+  mac = bg_call_result_lookup (tap_r, "mac");
   opt = g_strdup_printf ("'tap': <'%s'>", tap);
   l = launch (f, BG_TEST_USER_A, "seq", opt);
 
