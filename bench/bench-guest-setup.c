@@ -14,7 +14,10 @@
 #include <unistd.h>
 #include <glib/gstdio.h>
 
-#include "bg-guest.h"
+#include "bg-drive.h"
+#include "bg-ready.h"
+#include "bg-ssh.h"
+#include "bg-sync.h"
 #include "guest-sample.h"
 
 #define RUNS 21

@@ -296,8 +296,7 @@ bench (void)
       {
         g_autofree char *name = g_strdup_printf ("rec%03d", i);
         g_autoptr(BgVmRecord) r = bg_vm_record_new (name);
-        g_free (r->state);
-        r->state = g_strdup ("stopped");
+        r->state = BG_VM_STOPPED;
         r->address = g_strdup_printf ("172.30.%d.%d", i / 200, 2 + i % 200);
         r->cpus = 2;
         r->memory_mib = 1024;

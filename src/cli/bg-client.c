@@ -1,10 +1,13 @@
 /* bg-client.c: calling banger-mechanism from the CLI.
  *
- * Every call may need authorization, so every call carries
- * ALLOW_INTERACTIVE_AUTHORIZATION. A desktop session has a polkit agent
- * that shows the prompt; a plain terminal has none, so (as systemctl does)
- * we start pkttyagent --fallback for the duration of the command when
- * stdin is a terminal: it registers only if no other agent is there.
+ * Calls go through the proxy generated from the interface XML, so every
+ * reply is checked against it. polkit decides every call. A call is
+ * first made without interaction: when polkit would have to ask (the
+ * mechanism answers InteractiveAuthorizationRequired) it is made again
+ * allowing it, so no helper runs when nothing needs a password. Then, in
+ * a terminal, pkttyagent --fallback is started first (as systemctl does);
+ * it registers only if the session has no agent, so a desktop's agent
+ * still shows the prompt.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +16,7 @@
 #include <unistd.h>
 
 #include "bg-client.h"
+#include "bg-dbus-generated.h"
 #include "bg-error.h"
 #include "bg-spawn.h"
 
@@ -20,33 +24,27 @@
 #define CALL_TIMEOUT_MS (5 * 60 * 1000)
 
 static GDBusConnection *connection;
+static BgMechanism1 *proxy;
 static GPid agent_pid;
 
 static void
 agent_start (void)
 {
   g_autofree char *pid_str = NULL;
-  g_autofree char *fd_str = NULL;
-  g_autoptr(GError) error = NULL;
-  int notify[2];
   g_autofree char *agent = NULL;
-  const char *argv[] = { NULL, "--notify-fd", NULL, "--fallback", "--process", NULL, NULL };
+  g_autoptr(GError) error = NULL;
+  const char *argv[] = { NULL, "--notify-fd", "3", "--fallback", "--process", NULL, NULL };
+  int notify[2];
   char buf;
 
   if (agent_pid != 0 || !isatty (STDIN_FILENO) || g_getenv ("BANGER_NO_AGENT"))
     return;
-  if ((agent = bg_program_find ("pkttyagent")) == NULL)
+  if ((agent = bg_program_find ("pkttyagent")) == NULL || pipe2 (notify, O_CLOEXEC) < 0)
     return;
-  argv[0] = agent;
-  if (pipe2 (notify, O_CLOEXEC) < 0)
-    return;
-
   /* The agent sees the pipe as fd 3, whatever number it has here. */
-  fd_str = g_strdup ("3");
   pid_str = g_strdup_printf ("%d", (int) getpid ());
-  argv[2] = fd_str;
+  argv[0] = agent;
   argv[5] = pid_str;
-
   {
     g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
     g_autoptr(GSubprocess) proc = NULL;
@@ -60,7 +58,6 @@ agent_start (void)
       }
     agent_pid = atoi (g_subprocess_get_identifier (proc));
   }
-
   /* pkttyagent closes the fd once it is registered (or gave up). */
   while (read (notify[0], &buf, 1) < 0 && errno == EINTR)
     ;
@@ -76,24 +73,42 @@ bg_client_shutdown (void)
       waitpid (agent_pid, NULL, 0);
       agent_pid = 0;
     }
+  g_clear_object (&proxy);
   g_clear_object (&connection);
 }
 
-static gboolean
-ensure_connection (GError **error)
+GDBusConnection *
+bg_client_get_connection (GError **error)
 {
   g_autoptr(GError) local = NULL;
 
   if (connection != NULL)
-    return TRUE;
+    return connection;
   connection = g_bus_get_sync (G_BUS_TYPE_SYSTEM, NULL, &local);
   if (connection == NULL)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_FAILED,
-                   "cannot reach the system D-Bus (%s); is dbus running?", local->message);
-      return FALSE;
-    }
-  return TRUE;
+    g_set_error (error, BG_ERROR, BG_ERROR_FAILED,
+                 "cannot reach the system D-Bus (%s); is dbus running?", local->message);
+  return connection;
+}
+
+static BgMechanism1 *
+get_proxy (GError **error)
+{
+  if (proxy != NULL)
+    return proxy;
+  /* Registers banger's error names, so replies map back to BG_ERROR. */
+  bg_error_quark ();
+  if (bg_client_get_connection (error) == NULL)
+    return NULL;
+  /* No property load and no signal subscription: either would be a round
+   * trip (and an activation) before the first real call. */
+  proxy = bg_mechanism1_proxy_new_sync (connection,
+                                        G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES |
+                                        G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS,
+                                        BG_DBUS_NAME, BG_DBUS_PATH, NULL, error);
+  if (proxy != NULL)
+    g_dbus_proxy_set_default_timeout (G_DBUS_PROXY (proxy), CALL_TIMEOUT_MS);
+  return proxy;
 }
 
 /* Turns what came back from the bus into one line a person can act on. */
@@ -117,54 +132,40 @@ translate_error (GError *error)
                                  "(org.banger.Mechanism1 cannot be activated); run tools/bootstrap");
       return;
     }
+  g_dbus_error_strip_remote_error (error);
   if (g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_SPAWN_CHILD_EXITED) ||
       g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_SPAWN_EXEC_FAILED))
-    {
-      g_dbus_error_strip_remote_error (error);
-      g_prefix_error (&error, "banger-mechanism failed to start: ");
-      return;
-    }
-  g_dbus_error_strip_remote_error (error);
+    g_prefix_error (&error, "banger-mechanism failed to start: ");
 }
 
+/* Calls @method (parameters taken if floating) through the generated
+ * proxy; @fd_list carries the descriptors the parameters' handles name. */
 GVariant *
-bg_client_call (const char          *method,
-                GVariant            *parameters,
-                const GVariantType  *reply_type,
-                GUnixFDList         *fd_list,
-                GUnixFDList        **out_fd_list,
-                GError             **error)
+bg_client_call (const char   *method,
+                GVariant     *parameters,
+                GUnixFDList  *fd_list,
+                GError      **error)
 {
+  g_autoptr(GVariant) params = parameters ? g_variant_ref_sink (parameters) : NULL;
+  g_autoptr(GError) local = NULL;
   GVariant *reply;
 
-  if (!ensure_connection (error))
-    {
-      if (parameters != NULL)
-        g_variant_unref (g_variant_ref_sink (parameters));
-      return NULL;
-    }
-
-  /* Ping needs no authorization; everything else may prompt. */
-  if (g_strcmp0 (method, "Ping") != 0)
-    agent_start ();
-
-  reply = g_dbus_connection_call_with_unix_fd_list_sync (connection,
-                                                         BG_MECHANISM_BUS_NAME,
-                                                         BG_MECHANISM_PATH,
-                                                         BG_MECHANISM_IFACE,
-                                                         method, parameters, reply_type,
-                                                         G_DBUS_CALL_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION,
-                                                         CALL_TIMEOUT_MS,
-                                                         fd_list, out_fd_list, NULL, error);
-  if (reply == NULL && error != NULL && *error != NULL)
-    translate_error (*error);
-  return reply;
-}
-
-GDBusConnection *
-bg_client_get_connection (GError **error)
-{
-  if (!ensure_connection (error))
+  if (get_proxy (error) == NULL)
     return NULL;
-  return connection;
+  reply = g_dbus_proxy_call_with_unix_fd_list_sync (G_DBUS_PROXY (proxy), method, params,
+                                                    G_DBUS_CALL_FLAGS_NONE, -1, fd_list, NULL, NULL, &local);
+  if (reply == NULL && g_error_matches (local, BG_ERROR, BG_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED))
+    {
+      g_clear_error (&local);
+      agent_start ();
+      reply = g_dbus_proxy_call_with_unix_fd_list_sync (G_DBUS_PROXY (proxy), method, params,
+                                                        G_DBUS_CALL_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION,
+                                                        -1, fd_list, NULL, NULL, &local);
+    }
+  if (reply == NULL)
+    {
+      translate_error (local);
+      g_propagate_error (error, g_steal_pointer (&local));
+    }
+  return reply;
 }

@@ -14,6 +14,7 @@ typedef struct {
   guint64  disk_bytes;
   gboolean no_wait;
   guint    ready_timeout_s;
+  const char *verb;       /* "up", "start", "restart": for messages */
 } BgUpOptions;
 
 gboolean  bg_vm_up            (BgCli        *cli,
@@ -32,7 +33,7 @@ gboolean  bg_vm_remove        (BgCli        *cli,
 gboolean  bg_vm_set_paused    (const char   *name,
                                gboolean      paused,
                                GError      **error);
-char     *bg_vm_probe_state   (BgVmRecord   *record);
+BgVmState bg_vm_probe_state   (BgVmRecord   *record);
 char     *bg_vm_dir           (const char   *name);
 
 G_END_DECLS

@@ -3,7 +3,10 @@
 #include "bg-config.h"
 #include "bg-error.h"
 #include "bg-names.h"
-#include "bg-guest.h"
+#include "bg-drive.h"
+#include "bg-ready.h"
+#include "bg-ssh.h"
+#include "bg-sync.h"
 #include "bg-paths.h"
 #include "bg-spawn.h"
 #include "bg-state.h"
@@ -46,9 +49,7 @@ cmd_ls (BgCli    *cli,
   for (guint i = 0; i < records->len; i++)
     {
       BgVmRecord *r = records->pdata[i];
-      char *real = bg_vm_probe_state (r);
-      g_free (r->state);
-      r->state = real;
+      r->state = bg_vm_probe_state (r);
     }
 
   if (cli->json)
@@ -78,9 +79,9 @@ cmd_ls (BgCli    *cli,
         BgVmRecord *r = records->pdata[i];
         g_autofree char *cpus = g_strdup_printf ("%u", r->cpus);
         g_autofree char *mem = format_memory (r->memory_mib);
-        g_autofree char *up = bg_cli_format_age (g_strcmp0 (r->state, "running") == 0 ? r->started_at : 0);
+        g_autofree char *up = bg_cli_format_age (r->state == BG_VM_RUNNING ? r->started_at : 0);
 
-        bg_table_add_row (table, r->name, r->state, r->address ? r->address : "-",
+        bg_table_add_row (table, r->name, bg_vm_state_to_string (r->state), r->address ? r->address : "-",
                           r->image ? r->image : "-", cpus, mem, up, NULL);
       }
     bg_table_print (table);
@@ -107,11 +108,7 @@ cmd_show (BgCli    *cli,
   r = bg_state_store_load (store, argv[1], error);
   if (r == NULL)
     return FALSE;
-  {
-    char *real = bg_vm_probe_state (r);
-    g_free (r->state);
-    r->state = real;
-  }
+  r->state = bg_vm_probe_state (r);
 
   if (cli->json)
     {
@@ -128,7 +125,7 @@ cmd_show (BgCli    *cli,
 
     created = dt ? g_date_time_format (dt, "%Y-%m-%d %H:%M:%S") : g_strdup ("-");
     g_print ("Name:      %s\n", r->name);
-    g_print ("State:     %s\n", r->state);
+    g_print ("State:     %s\n", bg_vm_state_to_string (r->state));
     g_print ("Image:     %s\n", r->image ? r->image : "-");
     g_print ("CPUs:      %u\n", r->cpus);
     g_print ("Memory:    %s\n", mem);
@@ -242,6 +239,7 @@ cmd_start (BgCli *cli, int argc, char **argv, GError **error)
   o.name = argv[1];
   o.no_wait = no_wait;
   o.ready_timeout_s = 120;
+  o.verb = "start";
   return bg_vm_up (cli, config, &o, error);
 }
 
@@ -277,6 +275,7 @@ cmd_restart (BgCli *cli, int argc, char **argv, GError **error)
     return FALSE;
   o.name = argv[1];
   o.ready_timeout_s = 120;
+  o.verb = "restart";
   return bg_vm_up (cli, config, &o, error);
 }
 

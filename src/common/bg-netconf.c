@@ -11,7 +11,7 @@
 
 #include "bg-error.h"
 #include "bg-names.h"
-#include "netconf.h"
+#include "bg-netconf.h"
 
 #define DEFAULT_BRIDGE "banger0"
 #define DEFAULT_DOMAIN "banger"
@@ -239,15 +239,21 @@ bg_net_config_load (const char  *config_dir,
 }
 
 /* Name servers a guest can use: the configured ones, else the host's
- * from the first of @resolv_files that names any, minus loopback ones (a
- * stub resolver on 127.0.0.53 is unreachable from a VM; with
- * systemd-resolved the second file holds its upstream list). */
+ * from the first of @resolv_files (NULL: /etc/resolv.conf, then
+ * systemd-resolved's upstream list) that names any, minus loopback ones
+ * (a stub resolver on 127.0.0.53 is unreachable from a VM). */
 char **
 bg_net_config_guest_dns (BgNetConfig        *c,
                          const char * const *resolv_files)
 {
+  static const char * const defaults[] = {
+    "/etc/resolv.conf", "/run/systemd/resolve/resolv.conf", NULL
+  };
   g_autoptr(GStrvBuilder) servers = g_strv_builder_new ();
   guint n = 0;
+
+  if (resolv_files == NULL)
+    resolv_files = defaults;
 
   if (c->dns != NULL)
     {

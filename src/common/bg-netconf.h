@@ -1,12 +1,14 @@
-/* netconf.h: /etc/banger/network.conf, and the address arithmetic the
+/* bg-netconf.h: /etc/banger/network.conf, and the address arithmetic the
  * network needs. Pure: nothing here touches the kernel. */
 #pragma once
 
-#include "types.h"
+#include <glib.h>
 
 G_BEGIN_DECLS
 
 #define BG_TAP_PREFIX "bg-"
+
+typedef struct _BgNetConfig BgNetConfig;
 
 struct _BgNetConfig {
   char     *path;        /* the file read (it may be absent) */

@@ -25,16 +25,57 @@ struct _BgStateLock {
   int fd;
 };
 
+static const char * const state_names[] = {
+  [BG_VM_CREATING] = "creating",
+  [BG_VM_CREATED] = "created",
+  [BG_VM_STOPPED] = "stopped",
+  [BG_VM_RUNNING] = "running",
+  [BG_VM_PAUSED] = "paused",
+  [BG_VM_STARTING] = "starting",
+  [BG_VM_CRASHED] = "crashed",
+};
+
+const char *
+bg_vm_state_to_string (BgVmState state)
+{
+  return state < G_N_ELEMENTS (state_names) ? state_names[state] : "unknown";
+}
+
+gboolean
+bg_vm_state_from_string (const char *text,
+                         BgVmState  *state)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (state_names); i++)
+    if (g_strcmp0 (text, state_names[i]) == 0)
+      {
+        *state = i;
+        return TRUE;
+      }
+  return FALSE;
+}
+
 BgVmRecord *
 bg_vm_record_new (const char *name)
 {
   BgVmRecord *record = g_new0 (BgVmRecord, 1);
 
   record->name = g_strdup (name);
-  record->state = g_strdup ("created");
+  record->state = BG_VM_CREATED;
   record->created_at = g_get_real_time () / G_USEC_PER_SEC;
   record->updated_at = record->created_at;
   return record;
+}
+
+BgVmRecord *
+bg_vm_record_copy (const BgVmRecord *record)
+{
+  g_autoptr(JsonNode) node = bg_vm_record_to_json (record);
+  BgVmRecord *copy = bg_vm_record_from_json (node, "copy", NULL);
+
+  g_assert (copy != NULL);
+  /* What JSON does not carry (states only probes find). */
+  copy->state = record->state;
+  return copy;
 }
 
 void
@@ -44,7 +85,6 @@ bg_vm_record_free (BgVmRecord *record)
     return;
   g_free (record->name);
   g_free (record->image);
-  g_free (record->state);
   g_free (record->disk_mode);
   g_free (record->tap);
   g_free (record->address);
@@ -53,6 +93,7 @@ bg_vm_record_free (BgVmRecord *record)
   g_free (record->api_socket);
   g_free (record->vsock_socket);
   g_free (record->domain);
+  g_strfreev (record->dns);
   g_free (record->guest_user);
   g_free (record);
 }
@@ -86,7 +127,7 @@ bg_vm_record_to_json (const BgVmRecord *r)
   add_int (b, "version", 1);
   add_string (b, "name", r->name);
   add_string (b, "image", r->image);
-  add_string (b, "state", r->state);
+  add_string (b, "state", bg_vm_state_to_string (r->state));
   add_int (b, "cpus", r->cpus);
   add_int (b, "memory_mib", r->memory_mib);
   add_int (b, "disk_bytes", (gint64) r->disk_bytes);
@@ -104,6 +145,14 @@ bg_vm_record_to_json (const BgVmRecord *r)
   add_string (b, "api_socket", r->api_socket);
   add_string (b, "vsock_socket", r->vsock_socket);
   add_string (b, "domain", r->domain);
+  if (r->dns != NULL)
+    {
+      json_builder_set_member_name (b, "dns");
+      json_builder_begin_array (b);
+      for (guint i = 0; r->dns[i]; i++)
+        json_builder_add_string_value (b, r->dns[i]);
+      json_builder_end_array (b);
+    }
   add_string (b, "guest_user", r->guest_user);
   add_int (b, "generation", r->generation);
   json_builder_end_object (b);
@@ -171,12 +220,44 @@ get_member_int (JsonObject  *o,
   return TRUE;
 }
 
+static gboolean
+get_member_strv (JsonObject  *o,
+                 const char  *key,
+                 char      ***out,
+                 const char  *source,
+                 GError     **error)
+{
+  JsonNode *n = json_object_get_member (o, key);
+  g_autoptr(GStrvBuilder) b = g_strv_builder_new ();
+  JsonArray *a;
+
+  if (n == NULL || JSON_NODE_HOLDS_NULL (n))
+    return TRUE;
+  if (!JSON_NODE_HOLDS_ARRAY (n))
+    goto bad;
+  a = json_node_get_array (n);
+  for (guint i = 0; i < json_array_get_length (a); i++)
+    {
+      JsonNode *e = json_array_get_element (a, i);
+      if (!JSON_NODE_HOLDS_VALUE (e) || json_node_get_value_type (e) != G_TYPE_STRING)
+        goto bad;
+      g_strv_builder_add (b, json_node_get_string (e));
+    }
+  *out = g_strv_builder_end (b);
+  return TRUE;
+
+bad:
+  g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT, "%s: member \"%s\" must be a list of strings", source, key);
+  return FALSE;
+}
+
 BgVmRecord *
 bg_vm_record_from_json (JsonNode    *node,
                         const char  *source,
                         GError     **error)
 {
   g_autoptr(BgVmRecord) r = g_new0 (BgVmRecord, 1);
+  g_autofree char *state = NULL;
   JsonObject *o;
   gint64 v;
 
@@ -198,7 +279,13 @@ bg_vm_record_from_json (JsonNode    *node,
 
   STR ("name", TRUE, name);
   STR ("image", FALSE, image);
-  STR ("state", TRUE, state);
+  if (!get_member_string (o, "state", TRUE, &state, source, error))
+    return NULL;
+  if (!bg_vm_state_from_string (state, &r->state) || r->state > BG_VM_PAUSED)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT, "%s: member \"state\" is not a VM state", source);
+      return NULL;
+    }
   INT ("cpus", 0, 1024, cpus);
   INT ("memory_mib", 0, G_MAXUINT32, memory_mib);
   INT ("disk_bytes", 0, G_MAXINT64, disk_bytes);
@@ -216,6 +303,8 @@ bg_vm_record_from_json (JsonNode    *node,
   STR ("api_socket", FALSE, api_socket);
   STR ("vsock_socket", FALSE, vsock_socket);
   STR ("domain", FALSE, domain);
+  if (!get_member_strv (o, "dns", &r->dns, source, error))
+    return NULL;
   STR ("guest_user", FALSE, guest_user);
   INT ("generation", 0, G_MAXINT64, generation);
 #undef STR

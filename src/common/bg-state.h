@@ -5,12 +5,28 @@
 
 G_BEGIN_DECLS
 
+/* What a VM is. Records hold the first four; the last three are what a
+ * probe of the VMM finds (bg_vm_probe_state). */
+typedef enum {
+  BG_VM_CREATING,   /* a 'vm up' is making it (or was killed doing so) */
+  BG_VM_CREATED,
+  BG_VM_STOPPED,
+  BG_VM_RUNNING,
+  BG_VM_PAUSED,
+  BG_VM_STARTING,   /* its VMM answers, the guest is not started */
+  BG_VM_CRASHED,    /* recorded running, and nothing answers */
+} BgVmState;
+
+const char *bg_vm_state_to_string   (BgVmState    state);
+gboolean    bg_vm_state_from_string (const char  *text,
+                                     BgVmState   *state);
+
 /* One VM as the CLI remembers it. The record is what banger last wrote;
  * commands that show state check it against reality before trusting it. */
 typedef struct {
   char    *name;
   char    *image;
-  char    *state;          /* "created", "running", "stopped", ... */
+  BgVmState state;
   guint    cpus;
   guint    memory_mib;
   guint64  disk_bytes;
@@ -28,11 +44,13 @@ typedef struct {
   char    *api_socket;
   char    *vsock_socket;
   char    *domain;         /* DNS domain the VM's name lives in */
+  char   **dns;            /* name servers its config drive gives it */
   char    *guest_user;
   gint64   generation;     /* bumped by every bg_state_store_update () */
 } BgVmRecord;
 
 BgVmRecord *bg_vm_record_new        (const char  *name);
+BgVmRecord *bg_vm_record_copy       (const BgVmRecord *record);
 void        bg_vm_record_free       (BgVmRecord  *record);
 JsonNode   *bg_vm_record_to_json    (const BgVmRecord *record);
 BgVmRecord *bg_vm_record_from_json  (JsonNode    *node,

@@ -137,12 +137,14 @@ snapshot (Fixture *f)
       if (g_file_get_contents (bf, &backing, NULL, NULL) && strstr (backing, f->h->tmp))
         g_string_append_printf (s, "loop %s -> %s", e, backing);
     }
-  {
-    g_autofree char *jdir = g_build_filename (f->h->tmp, "state", "jail", NULL);
-    g_autoptr(GDir) d = g_dir_open (jdir, 0, NULL);
-    while (d && (e = g_dir_read_name (d)))
-      g_string_append_printf (s, "jail %s\n", e);
-  }
+  for (guint j = 0; j < 2; j++)
+    {
+      g_autofree char *jdir = g_build_filename (j ? f->h->tmp : f->h->run_dir, j ? "state" : "jail",
+                                                j ? "jail" : NULL, NULL);
+      g_autoptr(GDir) d = g_dir_open (jdir, 0, NULL);
+      while (d && (e = g_dir_read_name (d)))
+        g_string_append_printf (s, "jail %s/%s\n", jdir, e);
+    }
   {
     g_autofree char *vdir = g_build_filename (f->home, ".local", "state", "banger", "vms", NULL);
     g_autoptr(GDir) d = g_dir_open (vdir, 0, NULL);
@@ -341,7 +343,7 @@ test_parallel_ups_get_distinct_resources (Fixture *f, gconstpointer data)
 static void
 test_killed_at_any_step_cleanup_leaves_nothing (Fixture *f, gconstpointer data)
 {
-  const char *steps[] = { "network", "tap", "disk", "keys", "config-drive", "launch", "launched",
+  const char *steps[] = { "tap", "disk", "keys", "launch", "launched",
                           "configure", "start", "saved" };
   g_autofree char *before = snapshot (f);
 

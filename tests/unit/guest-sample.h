@@ -1,6 +1,9 @@
 #pragma once
 
-#include "bg-guest.h"
+#include "bg-drive.h"
+#include "bg-ready.h"
+#include "bg-ssh.h"
+#include "bg-sync.h"
 
 /* A guest configuration and config drive shared by the tests of the CLI
  * side (test-guest) and of the guest side (test-guest-setup): both must

@@ -8,7 +8,10 @@
 #include <json-glib/json-glib.h>
 
 #include "bg-error.h"
-#include "bg-guest.h"
+#include "bg-drive.h"
+#include "bg-ready.h"
+#include "bg-ssh.h"
+#include "bg-sync.h"
 #include "bg-spawn.h"
 #include "guest-sample.h"
 

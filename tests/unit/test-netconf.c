@@ -3,7 +3,7 @@
 #include <glib/gstdio.h>
 
 #include "bg-error.h"
-#include "netconf.h"
+#include "bg-netconf.h"
 #include "netlink.h"
 
 static void

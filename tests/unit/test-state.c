@@ -89,10 +89,13 @@ test_state_corrupt_files_name_the_file (Fixture *f, gconstpointer data)
     { "[1, 2, 3]", "not a JSON object" },
     { "{\"state\": \"running\"}", "missing member \"name\"" },
     { "{\"name\": 7, \"state\": \"running\"}", "member \"name\" must be a string" },
-    { "{\"name\": \"bad\", \"state\": \"x\", \"cpus\": \"two\"}", "member \"cpus\" must be an integer" },
-    { "{\"name\": \"bad\", \"state\": \"x\", \"cpus\": -5}", "member \"cpus\" is out of range" },
-    { "{\"name\": \"other\", \"state\": \"x\"}", "records VM \"other\"" },
-    { "{\"name\": \"../x\", \"state\": \"x\"}", "not a valid VM name" },
+    { "{\"name\": \"bad\", \"state\": \"stopped\", \"cpus\": \"two\"}", "member \"cpus\" must be an integer" },
+    { "{\"name\": \"bad\", \"state\": \"stopped\", \"cpus\": -5}", "member \"cpus\" is out of range" },
+    { "{\"name\": \"other\", \"state\": \"stopped\"}", "records VM \"other\"" },
+    { "{\"name\": \"../x\", \"state\": \"stopped\"}", "not a valid VM name" },
+    { "{\"name\": \"bad\", \"state\": \"x\"}", "member \"state\" is not a VM state" },
+    { "{\"name\": \"bad\", \"state\": \"crashed\"}", "member \"state\" is not a VM state" },
+    { "{\"name\": \"bad\", \"state\": \"stopped\", \"dns\": [1]}", "member \"dns\" must be a list of strings" },
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -156,7 +159,7 @@ touch_record (BgVmRecord *r, gpointer data, GError **error)
   if (r == NULL)
     {
       r = bg_vm_record_new ("shared");
-      r->state = (g_free (r->state), g_strdup ("running"));
+      r->state = BG_VM_RUNNING;
     }
   return r;
 }

@@ -1,0 +1,26 @@
+/* bg-progress.h: "[3/8] dev: launching the jailed VMM" on stderr. */
+#pragma once
+
+#include "bg-cli.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  BgCli      *cli;
+  const char *subject;
+  int         step;
+  int         steps;
+  gint64      started;
+  GString    *timings;   /* with BANGER_TIMINGS=1: "what=ms" per step */
+  const char *current;
+} BgProgress;
+
+void bg_progress_init  (BgProgress  *p,
+                        BgCli       *cli,
+                        const char  *subject);
+void bg_progress_step  (BgProgress  *p,
+                        const char  *what);
+void bg_progress_done  (BgProgress  *p);
+void bg_progress_clear (BgProgress  *p);
+
+G_END_DECLS

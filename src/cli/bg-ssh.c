@@ -1,0 +1,243 @@
+/* bg-ssh.c: banger's SSH key pair, each VM's pinned host key, the
+ * known_hosts file that pins it, and the ssh command lines that use it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <glib/gstdio.h>
+
+#include "bg-error.h"
+#include "bg-file.h"
+#include "bg-paths.h"
+#include "bg-spawn.h"
+#include "bg-ssh.h"
+
+gboolean
+bg_ssh_ensure_client_key (const char  *key_path,
+                          GError     **error)
+{
+  g_autofree char *dir = g_path_get_dirname (key_path);
+  g_autofree char *lock_path = g_strdup_printf ("%s.lock", key_path);
+  const char *argv[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "banger", "-f", key_path, NULL };
+  gboolean ok;
+  int lock;
+
+  if (g_file_test (key_path, G_FILE_TEST_EXISTS))
+    return TRUE;
+  if (g_mkdir_with_parents (dir, 0700) < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s", dir, g_strerror (errno));
+      return FALSE;
+    }
+  /* Several first runs at once must make one key, not race ssh-keygen. */
+  lock = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (lock >= 0)
+    while (flock (lock, LOCK_EX) < 0 && errno == EINTR)
+      ;
+  ok = g_file_test (key_path, G_FILE_TEST_EXISTS) || bg_spawn_run (argv, NULL, error);
+  if (lock >= 0)
+    close (lock);
+  return ok;
+}
+
+char *
+bg_ssh_read_public_key (const char  *key_path,
+                        GError     **error)
+{
+  g_autofree char *pub = g_strdup_printf ("%s.pub", key_path);
+  char *text = NULL;
+
+  if (!g_file_get_contents (pub, &text, NULL, error))
+    return NULL;
+  return g_strstrip (text);
+}
+
+gboolean
+bg_ssh_generate_host_key (const char  *dir,
+                          char       **private_key,
+                          char       **public_key,
+                          GError     **error)
+{
+  g_autofree char *path = g_build_filename (dir, "ssh_host_ed25519_key", NULL);
+  g_autofree char *pub = g_strdup_printf ("%s.pub", path);
+  const char *argv[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "banger-host", "-f", path, NULL };
+
+  if (!g_file_test (path, G_FILE_TEST_EXISTS) && !bg_spawn_run (argv, NULL, error))
+    return FALSE;
+  if (!g_file_get_contents (path, private_key, NULL, error) ||
+      !g_file_get_contents (pub, public_key, NULL, error))
+    return FALSE;
+  g_strstrip (*public_key);
+  return TRUE;
+}
+
+char *
+bg_known_hosts_path (void)
+{
+  g_autofree char *state = bg_paths_state_dir ();
+  return g_build_filename (state, "known_hosts", NULL);
+}
+
+/* Lines naming @alias or @address are dropped; returns what remains. */
+static GString *
+known_hosts_without (const char *path,
+                     const char *alias,
+                     const char *address)
+{
+  g_autofree char *text = NULL;
+  g_auto(GStrv) lines = NULL;
+  GString *out = g_string_new (NULL);
+
+  if (!g_file_get_contents (path, &text, NULL, NULL))
+    return out;
+  lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i]; i++)
+    {
+      g_auto(GStrv) fields = g_strsplit (lines[i], " ", 2);
+      g_auto(GStrv) hosts = NULL;
+      gboolean match = FALSE;
+
+      if (*lines[i] == '\0')
+        continue;
+      hosts = g_strsplit (fields[0], ",", -1);
+      for (guint j = 0; hosts[j]; j++)
+        match |= g_strcmp0 (hosts[j], alias) == 0 || (address && g_strcmp0 (hosts[j], address) == 0);
+      if (!match)
+        g_string_append_printf (out, "%s\n", lines[i]);
+    }
+  return out;
+}
+
+/* Parallel `vm up`s edit the same file: serialize on a lock beside it. */
+static int
+known_hosts_lock (const char *path)
+{
+  g_autofree char *lock = g_strdup_printf ("%s.lock", path);
+  g_autofree char *dir = g_path_get_dirname (path);
+  int fd;
+
+  g_mkdir_with_parents (dir, 0700);
+  fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0)
+    while (flock (fd, LOCK_EX) < 0 && errno == EINTR)
+      ;
+  return fd;
+}
+
+static void
+known_hosts_unlock (int fd)
+{
+  if (fd >= 0)
+    close (fd);
+}
+
+gboolean
+bg_known_hosts_add (const char  *path,
+                    const char  *alias,
+                    const char  *address,
+                    const char  *public_key,
+                    GError     **error)
+{
+  g_auto(GStrv) key = g_strsplit (public_key, " ", 3);
+  g_autoptr(GString) text = NULL;
+  int lock;
+  gboolean ok;
+
+  if (g_strv_length (key) < 2)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "not an SSH public key: %.40s", public_key);
+      return FALSE;
+    }
+  lock = known_hosts_lock (path);
+  text = known_hosts_without (path, alias, address);
+  g_string_append_printf (text, "%s%s%s %s %s\n", alias, address ? "," : "", address ? address : "",
+                          key[0], key[1]);
+  ok = bg_file_replace (path, text->str, text->len, 0600, error);
+  known_hosts_unlock (lock);
+  return ok;
+}
+
+gboolean
+bg_known_hosts_remove (const char  *path,
+                       const char  *alias,
+                       const char  *address,
+                       GError     **error)
+{
+  g_autoptr(GString) text = NULL;
+  int lock;
+  gboolean ok;
+
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    return TRUE;
+  lock = known_hosts_lock (path);
+  text = known_hosts_without (path, alias, address);
+  ok = bg_file_replace (path, text->str, text->len, 0600, error);
+  known_hosts_unlock (lock);
+  return ok;
+}
+
+/* The exact ssh command line: banger's key only, banger's known_hosts
+ * only, the pinned key required. @command elements stay separate argv
+ * elements; ssh joins them for the remote shell, as it always does. */
+char **
+bg_ssh_build_argv (const char         *key,
+                   const char         *known_hosts,
+                   const char         *alias,
+                   const char         *user,
+                   const char         *address,
+                   const char * const *command,
+                   gboolean            batch)
+{
+  GPtrArray *argv = g_ptr_array_new ();
+
+  {
+    char *ssh = bg_program_find ("ssh");
+    g_ptr_array_add (argv, ssh ? ssh : g_strdup ("ssh"));
+  }
+  g_ptr_array_add (argv, g_strdup ("-i"));
+  g_ptr_array_add (argv, g_strdup (key));
+  g_ptr_array_add (argv, g_strdup ("-o"));
+  g_ptr_array_add (argv, g_strdup ("IdentitiesOnly=yes"));
+  g_ptr_array_add (argv, g_strdup ("-o"));
+  g_ptr_array_add (argv, g_strdup_printf ("UserKnownHostsFile=%s", known_hosts));
+  g_ptr_array_add (argv, g_strdup ("-o"));
+  g_ptr_array_add (argv, g_strdup ("GlobalKnownHostsFile=/dev/null"));
+  g_ptr_array_add (argv, g_strdup ("-o"));
+  g_ptr_array_add (argv, g_strdup ("StrictHostKeyChecking=yes"));
+  g_ptr_array_add (argv, g_strdup ("-o"));
+  g_ptr_array_add (argv, g_strdup_printf ("HostKeyAlias=%s", alias));
+  if (batch)
+    {
+      g_ptr_array_add (argv, g_strdup ("-o"));
+      g_ptr_array_add (argv, g_strdup ("BatchMode=yes"));
+      g_ptr_array_add (argv, g_strdup ("-o"));
+      g_ptr_array_add (argv, g_strdup ("ConnectTimeout=5"));
+    }
+  g_ptr_array_add (argv, g_strdup ("-l"));
+  g_ptr_array_add (argv, g_strdup (user));
+  g_ptr_array_add (argv, g_strdup (address));
+  for (guint i = 0; command && command[i]; i++)
+    g_ptr_array_add (argv, g_strdup (command[i]));
+  g_ptr_array_add (argv, NULL);
+  return (char **) g_ptr_array_free (argv, FALSE);
+}
+
+char *
+bg_ssh_config_block (const char *name,
+                     const char *alias,
+                     const char *address,
+                     const char *user,
+                     const char *key,
+                     const char *known_hosts)
+{
+  return g_strdup_printf ("Host %s %s\n"
+                          "    HostName %s\n"
+                          "    User %s\n"
+                          "    IdentityFile %s\n"
+                          "    IdentitiesOnly yes\n"
+                          "    UserKnownHostsFile %s\n"
+                          "    StrictHostKeyChecking yes\n"
+                          "    HostKeyAlias %s\n",
+                          name, alias, address, user, key, known_hosts, alias);
+}
