@@ -122,7 +122,8 @@ bg_disk_copy_sparse (int             src_fd,
 fail:
   {
     int errsv = errno;
-    g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot copy the disk: %s", g_strerror (errsv));
+    g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot copy the disk: %s%s", g_strerror (errsv),
+                 errsv == ENOSPC ? " (free some space there, or make the VM's disk smaller with --disk)" : "");
   }
   return FALSE;
 }
@@ -158,7 +159,7 @@ grow (const char  *dest,
     return TRUE;
   if (ftruncate (fd, size) < 0)
     {
-      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot grow %s: %s", dest, g_strerror (errno));
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot grow it: %s", g_strerror (errno));
       return FALSE;
     }
   return bg_spawn_run (resize, NULL, error);
@@ -227,6 +228,9 @@ bg_disk_create (const char     *image_rootfs,
   close (src);
   close (dst);
   if (!ok)
-    g_unlink (dest);
+    {
+      g_unlink (dest);
+      g_prefix_error (error, "making the root disk %s: ", dest);
+    }
   return ok;
 }

@@ -80,6 +80,8 @@ bg_known_hosts_path (void)
 }
 
 /* Lines naming @alias or @address are dropped; returns what remains. */
+/* @alias, @address: lines naming either go; @alias ending in '.' stands
+ * for every "NAME.<domain>". */
 static GString *
 known_hosts_without (const char *path,
                      const char *alias,
@@ -102,7 +104,8 @@ known_hosts_without (const char *path,
         continue;
       hosts = g_strsplit (fields[0], ",", -1);
       for (guint j = 0; hosts[j]; j++)
-        match |= g_strcmp0 (hosts[j], alias) == 0 || (address && g_strcmp0 (hosts[j], address) == 0);
+        match |= g_strcmp0 (hosts[j], alias) == 0 || (address && g_strcmp0 (hosts[j], address) == 0) ||
+                 (g_str_has_suffix (alias, ".") && g_str_has_prefix (hosts[j], alias));
       if (!match)
         g_string_append_printf (out, "%s\n", lines[i]);
     }
@@ -240,4 +243,14 @@ bg_ssh_config_block (const char *name,
                           "    StrictHostKeyChecking yes\n"
                           "    HostKeyAlias %s\n",
                           name, alias, address, user, key, known_hosts, alias);
+}
+
+/* Every key pinned for VM @name, under whatever domain. */
+gboolean
+bg_known_hosts_remove_vm (const char  *path,
+                          const char  *name,
+                          GError     **error)
+{
+  g_autofree char *prefix = g_strdup_printf ("%s.", name);
+  return bg_known_hosts_remove (path, prefix, NULL, error);
 }

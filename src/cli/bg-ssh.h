@@ -23,6 +23,9 @@ gboolean  bg_known_hosts_remove    (const char    *path,
                                     const char    *alias,
                                     const char    *address,
                                     GError       **error);
+gboolean  bg_known_hosts_remove_vm (const char    *path,
+                                    const char    *name,
+                                    GError       **error);
 char    **bg_ssh_build_argv        (const char    *key,
                                     const char    *known_hosts,
                                     const char    *alias,

@@ -940,6 +940,36 @@ bg_vm_stop (BgCli       *cli,
   return mark_stopped (store, name, error);
 }
 
+/* A VM whose record cannot be read: what the mechanism holds for it (its
+ * VMM, its tap, found by the VM's name), its pinned keys and its files. */
+static gboolean
+remove_remains (const char  *name,
+                GError     **error)
+{
+  g_autoptr(GVariant) kill = NULL, list = NULL, taps = NULL;
+  g_autoptr(BgStateStore) store = bg_state_store_new_default ();
+  g_autofree char *dir = bg_vm_dir (name);
+  g_autofree char *kh = bg_known_hosts_path ();
+
+  kill = bg_client_call ("KillVm", g_variant_new ("(s)", name), NULL, NULL);
+  list = bg_client_call ("ListResources", g_variant_new_parsed ("({'kind': <'tap'>},)"), NULL, error);
+  if (list == NULL)
+    return FALSE;
+  taps = g_variant_get_child_value (list, 0);
+  for (gsize i = 0; i < g_variant_n_children (taps); i++)
+    {
+      g_autoptr(GVariant) details = NULL, del = NULL;
+      const char *tap, *vm = NULL;
+
+      g_variant_get_child (taps, i, "(&s&sut&s@a{sv})", NULL, &tap, NULL, NULL, NULL, &details);
+      if (g_variant_lookup (details, "vm", "&s", &vm) && g_str_equal (vm, name))
+        del = bg_client_call ("DeleteTap", g_variant_new ("(s)", tap), NULL, NULL);
+    }
+  bg_client_shutdown ();
+  return bg_known_hosts_remove_vm (kh, name, error) && bg_file_remove_tree (dir, error) &&
+         bg_state_store_delete (store, name, error);
+}
+
 gboolean
 bg_vm_remove (BgCli       *cli,
               const char  *name,
@@ -947,17 +977,25 @@ bg_vm_remove (BgCli       *cli,
               GError     **error)
 {
   g_autoptr(BgStateStore) store = bg_state_store_new_default ();
-  g_autoptr(BgVmRecord) r = bg_state_store_load (store, name, error);
+  g_autoptr(GError) local = NULL;
+  g_autoptr(BgVmRecord) r = bg_state_store_load (store, name, &local);
   g_autofree char *dir = bg_vm_dir (name);
   g_autofree char *kh = bg_known_hosts_path ();
 
+  if (r == NULL && g_error_matches (local, BG_ERROR, BG_ERROR_CORRUPT))
+    {
+      bg_cli_warn ("%s", local->message);
+      return remove_remains (name, error);
+    }
   if (r == NULL)
-    return FALSE;
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
   if (!bg_vm_stop (cli, name, force, STOP_TIMEOUT_S, error))
     return FALSE;
   if (r->tap != NULL)
     {
-      g_autoptr(GError) local = NULL;
       g_autoptr(GVariant) t = bg_client_call ("DeleteTap", g_variant_new ("(s)", r->tap), NULL, &local);
       if (t == NULL && !g_error_matches (local, BG_ERROR, BG_ERROR_NOT_FOUND))
         {

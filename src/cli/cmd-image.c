@@ -58,8 +58,8 @@ cmd_ls (BgCli    *cli,
         json_array_add_element (array, bg_image_to_json (image));
       else
         {
-          g_autofree char *k = bg_format_size (image->kernel_bytes);
-          g_autofree char *r = bg_format_size (image->rootfs_bytes);
+          g_autofree char *k = bg_format_size_human (image->kernel_bytes);
+          g_autofree char *r = bg_format_size_human (image->rootfs_bytes);
           g_autoptr(GDateTime) dt = g_date_time_new_from_unix_local (image->created_at);
           g_autofree char *created = dt ? g_date_time_format (dt, "%Y-%m-%d %H:%M") : g_strdup ("-");
 
@@ -105,8 +105,8 @@ cmd_show (BgCli    *cli,
       return TRUE;
     }
   {
-    g_autofree char *k = bg_format_size (image->kernel_bytes);
-    g_autofree char *r = bg_format_size (image->rootfs_bytes);
+    g_autofree char *k = bg_format_size_human (image->kernel_bytes);
+    g_autofree char *r = bg_format_size_human (image->rootfs_bytes);
 
     g_print ("Name:      %s\n", image->name);
     g_print ("Kernel:    %s (%s), sha256 %s\n", image->kernel, k, image->kernel_sha256);

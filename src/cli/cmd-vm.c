@@ -119,7 +119,7 @@ cmd_show (BgCli    *cli,
 
   {
     g_autofree char *mem = format_memory (r->memory_mib);
-    g_autofree char *disk = bg_format_size (r->disk_bytes);
+    g_autofree char *disk = bg_format_size_human (r->disk_bytes);
     g_autofree char *created = NULL;
     g_autoptr(GDateTime) dt = g_date_time_new_from_unix_local (r->created_at);
 

@@ -117,6 +117,22 @@ bad:
   return FALSE;
 }
 
+/* For people: "53.1M", "2.0G", "912K", "17B" (binary units). */
+char *
+bg_format_size_human (guint64 bytes)
+{
+  static const char units[] = "KMGT";
+
+  for (int i = 3; i >= 0; i--)
+    {
+      guint64 unit = G_GUINT64_CONSTANT (1) << (10 * (i + 1));
+
+      if (bytes >= unit)
+        return g_strdup_printf ("%.1f%c", (double) bytes / unit, units[i]);
+    }
+  return g_strdup_printf ("%" G_GUINT64_FORMAT "B", bytes);
+}
+
 char *
 bg_format_size (guint64 bytes)
 {

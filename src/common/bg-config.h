@@ -52,6 +52,7 @@ gboolean    bg_parse_size          (const char  *str,
                                     guint64     *out_bytes,
                                     GError     **error);
 char       *bg_format_size         (guint64      bytes);
+char       *bg_format_size_human   (guint64      bytes);
 gboolean    bg_validate_cpus       (const char  *field,
                                     gint64       cpus,
                                     GError     **error);

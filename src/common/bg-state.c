@@ -412,6 +412,21 @@ bg_state_lock_release (BgStateLock *lock)
   g_free (lock);
 }
 
+/* What a user does about a record that cannot be read. */
+static void
+append_hint (GError    **error,
+             const char *name)
+{
+  char *message;
+
+  if (error == NULL || *error == NULL || (*error)->domain != BG_ERROR || (*error)->code != BG_ERROR_CORRUPT)
+    return;
+  message = g_strdup_printf ("%s; repair or move away the file, or remove the VM with 'banger vm rm %s' "
+                             "(it removes what it can find of it)", (*error)->message, name);
+  g_free ((*error)->message);
+  (*error)->message = message;
+}
+
 BgVmRecord *
 bg_state_store_load (BgStateStore  *store,
                      const char    *name,
@@ -422,7 +437,7 @@ bg_state_store_load (BgStateStore  *store,
   gsize len;
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) local = NULL;
-  BgVmRecord *record;
+  BgVmRecord *record = NULL;
 
   if (!bg_name_validate ("name", name, error))
     return NULL;
@@ -439,20 +454,15 @@ bg_state_store_load (BgStateStore  *store,
     }
 
   if (!json_parser_load_from_data (parser, text, len, &local))
+    g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT, "%s is not valid JSON (%s)", path, local->message);
+  else if ((record = bg_vm_record_from_json (json_parser_get_root (parser), path, error)) != NULL &&
+           g_strcmp0 (record->name, name) != 0)
     {
-      g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT,
-                   "%s is not valid JSON (%s); move it away or remove the VM's directory",
-                   path, local->message);
-      return NULL;
-    }
-
-  record = bg_vm_record_from_json (json_parser_get_root (parser), path, error);
-  if (record != NULL && g_strcmp0 (record->name, name) != 0)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT,
-                   "%s records VM \"%s\", not \"%s\"", path, record->name, name);
+      g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT, "%s records VM \"%s\", not \"%s\"", path, record->name, name);
       g_clear_pointer (&record, bg_vm_record_free);
     }
+  if (record == NULL)
+    append_hint (error, name);
   return record;
 }
 
