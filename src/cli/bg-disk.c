@@ -52,6 +52,29 @@ interrupted (GError **error)
   return TRUE;
 }
 
+/* A short write is not a failure until the next one says why (ENOSPC). */
+static gboolean
+pwrite_all (int          fd,
+            const void  *buf,
+            gsize        len,
+            off_t        off)
+{
+  for (gsize done = 0; done < len;)
+    {
+      ssize_t n = pwrite (fd, (const guint8 *) buf + done, len - done, off + done);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        {
+          if (n == 0)
+            errno = ENOSPC;
+          return FALSE;
+        }
+      done += n;
+    }
+  return TRUE;
+}
+
 /* Copies the data extents of @src_fd to @dst_fd and sizes @dst_fd to
  * match; holes stay holes. With @checksum, every byte (holes as zeros) is
  * fed to it, so the digest is the file's. */
@@ -67,6 +90,9 @@ bg_disk_copy_sparse (int             src_fd,
   off_t pos = 0;
   g_autofree guint8 *buf = checksum ? g_malloc (CHUNK) : NULL;
   g_autofree guint8 *zeros = checksum ? g_malloc0 (CHUNK) : NULL;
+  /* copy_file_range() only within a filesystem (or between ones of a
+   * kind, depending on the kernel): elsewhere, read and write. */
+  gboolean in_kernel = checksum == NULL;
 
   if (fstat (src_fd, &st) < 0 || ftruncate (dst_fd, st.st_size) < 0)
     goto fail;
@@ -97,19 +123,27 @@ bg_disk_copy_sparse (int             src_fd,
 
           if (interrupted (error))
             return FALSE;
-          if (checksum)
-            {
-              n = pread (src_fd, buf, want, off);
-              if (n <= 0 || pwrite (dst_fd, buf, n, off) != n)
-                goto fail;
-              g_checksum_update (checksum, buf, n);
-            }
-          else
+          if (in_kernel)
             {
               off_t in = off, out = off;
               n = copy_file_range (src_fd, &in, dst_fd, &out, want, 0);
+              if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL))
+                {
+                  in_kernel = FALSE;
+                  continue;
+                }
               if (n <= 0)
                 goto fail;
+            }
+          else
+            {
+              if (buf == NULL)
+                buf = g_malloc (CHUNK);
+              n = pread (src_fd, buf, want, off);
+              if (n <= 0 || !pwrite_all (dst_fd, buf, n, off))
+                goto fail;
+              if (checksum)
+                g_checksum_update (checksum, buf, n);
             }
           off += n;
           if (progress)

@@ -601,8 +601,16 @@ make_new_vm (BgStateStore *store,
 
 out:
   if (!ok)
-    bg_interrupted = 1;   /* stops a disk copy still running */
-  if (!local_work_join (&thread, &work, error))
+    {
+      /* Stops a disk copy still running; the flag then says again
+       * whether the user interrupted. */
+      sig_atomic_t was = bg_interrupted;
+
+      bg_interrupted = 1;
+      local_work_join (&thread, &work, error);
+      bg_interrupted = was;
+    }
+  else if (!local_work_join (&thread, &work, error))
     ok = FALSE;
   return ok;
 }

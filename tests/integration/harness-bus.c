@@ -156,77 +156,51 @@ spawn (const char * const  *argv,
   return pid;
 }
 
-BgHarness *
-bg_harness_start (guint idle_timeout)
+static const char bus_conf_template[] =
+  "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+  " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+  "<busconfig>\n"
+  "  <type>system</type>\n"
+  "  <listen>%s</listen>\n"
+  "  <auth>EXTERNAL</auth>\n"
+  "  <servicedir>%s</servicedir>\n"
+  "  <policy context=\"default\">\n"
+  "    <allow user=\"*\"/>\n"
+  "    <deny own=\"*\"/>\n"
+  "    <deny send_type=\"method_call\"/>\n"
+  "    <allow send_type=\"signal\"/>\n"
+  "    <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n"
+  "    <allow send_requested_reply=\"true\" send_type=\"error\"/>\n"
+  "    <allow receive_type=\"method_call\"/>\n"
+  "    <allow receive_type=\"method_return\"/>\n"
+  "    <allow receive_type=\"error\"/>\n"
+  "    <allow receive_type=\"signal\"/>\n"
+  "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/>\n"
+  "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Introspectable\"/>\n"
+  "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
+  "  </policy>\n"
+  "  <include>/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>\n"
+  "  <include>%s</include>\n"
+  "</busconfig>\n";
+
+/* dbus-daemon with @services and the bus policy @policy, then polkitd
+ * (set up in its child by @polkit_setup, when given). */
+static void
+start_bus (BgHarness            *h,
+           const char           *services,
+           const char           *policy,
+           GSpawnChildSetupFunc  polkit_setup,
+           gpointer              polkit_data)
 {
-  BgHarness *h = g_new0 (BgHarness, 1);
-  g_autofree char *tmpl = g_strdup_printf ("banger-it-%d-XXXXXX", (int) getppid ());
-  g_autofree char *actions = NULL, *empty = NULL, *services = NULL;
-  g_autofree char *policy_text = NULL;
-  g_autofree char *bus_conf = NULL, *service = NULL, *bus_conf_path = NULL;
-  g_auto(GStrv) envp = g_get_environ ();
+  g_autofree char *bus_conf = NULL, *bus_conf_path = NULL, *listen = g_strdup (h->bus_address);
+  g_auto(GStrv) envp = g_environ_setenv (g_get_environ (), "DBUS_SYSTEM_BUS_ADDRESS", h->bus_address, TRUE);
   g_autoptr(GError) error = NULL;
-  PolkitSetup ps;
   int out_fd;
   char line[512];
   ssize_t n;
 
-  bg_harness_reset_network ();
-
-  h->tmp = g_dir_make_tmp (tmpl, &error);
-  g_assert_no_error (error);
-  g_chmod (h->tmp, 0755);
-  h->run_dir = bg_harness_make_dir (h->tmp, "run", 0755);
-  h->config_dir = bg_harness_make_dir (h->tmp, "etc", 0755);
-  h->rules_dir = bg_harness_make_dir (h->tmp, "rules.d", 0755);
-  actions = bg_harness_make_dir (h->tmp, "actions", 0755);
-  empty = bg_harness_make_dir (h->tmp, "empty", 0755);
-  services = bg_harness_make_dir (h->tmp, "services", 0755);
-
-  /* The real policy file, as built. */
-  if (!g_file_get_contents (g_getenv ("BANGER_POLICY"), &policy_text, NULL, &error))
-    g_error ("%s", error->message);
-  bg_harness_write_file (actions, "org.banger.policy", policy_text, 0644);
-
-  h->bus_address = g_strdup_printf ("unix:path=%s/system_bus_socket", h->tmp);
-  bus_conf = g_strdup_printf (
-      "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
-      " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-      "<busconfig>\n"
-      "  <type>system</type>\n"
-      "  <listen>%s</listen>\n"
-      "  <auth>EXTERNAL</auth>\n"
-      "  <servicedir>%s</servicedir>\n"
-      "  <policy context=\"default\">\n"
-      "    <allow user=\"*\"/>\n"
-      "    <deny own=\"*\"/>\n"
-      "    <deny send_type=\"method_call\"/>\n"
-      "    <allow send_type=\"signal\"/>\n"
-      "    <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n"
-      "    <allow send_requested_reply=\"true\" send_type=\"error\"/>\n"
-      "    <allow receive_type=\"method_call\"/>\n"
-      "    <allow receive_type=\"method_return\"/>\n"
-      "    <allow receive_type=\"error\"/>\n"
-      "    <allow receive_type=\"signal\"/>\n"
-      "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/>\n"
-      "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Introspectable\"/>\n"
-      "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
-      "  </policy>\n"
-      "  <include>/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>\n"
-      "  <include>%s</include>\n"
-      "</busconfig>\n",
-      h->bus_address, services, g_getenv ("BANGER_BUS_POLICY"));
+  bus_conf = g_strdup_printf (bus_conf_template, listen, services, policy);
   bg_harness_write_file (h->tmp, "bus.conf", bus_conf, 0644);
-
-  service = g_strdup_printf ("[D-BUS Service]\n"
-                             "Name=org.banger.Mechanism1\n"
-                             "Exec=%s --run-dir %s --config-dir %s --state-dir %s/state --idle-timeout %u --verbose\n"
-                             "User=root\n",
-                             g_getenv ("BANGER_MECHANISM"), h->run_dir, h->config_dir, h->tmp, idle_timeout);
-  bg_harness_write_file (services, "org.banger.Mechanism1.service", service, 0644);
-
-  envp = g_environ_setenv (envp, "DBUS_SYSTEM_BUS_ADDRESS", h->bus_address, TRUE);
-
   bus_conf_path = g_build_filename (h->tmp, "bus.conf", NULL);
   {
     g_autofree char *arg = g_strdup_printf ("--config-file=%s", bus_conf_path);
@@ -246,15 +220,81 @@ bg_harness_start (guint idle_timeout)
                                                    G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
                                                    NULL, NULL, &error);
   g_assert_no_error (error);
-
-  ps = (PolkitSetup) { actions, h->rules_dir, empty };
   {
     const char *argv[] = { "/usr/lib/polkit-1/polkitd", "--no-debug", NULL };
-    h->polkit_pid = spawn (argv, polkit_child_setup, &ps, envp, NULL);
+    h->polkit_pid = spawn (argv, polkit_setup ? polkit_setup : pdeath_child_setup, polkit_data, envp, NULL);
   }
   if (!wait_for_name (h->bus, "org.freedesktop.PolicyKit1", FALSE, 20))
     g_error ("polkitd did not appear on the test bus");
+}
 
+static BgHarness *
+harness_new (void)
+{
+  BgHarness *h = g_new0 (BgHarness, 1);
+  g_autofree char *tmpl = g_strdup_printf ("banger-it-%d-XXXXXX", (int) getppid ());
+  g_autoptr(GError) error = NULL;
+
+  bg_harness_reset_network ();
+  h->tmp = g_dir_make_tmp (tmpl, &error);
+  g_assert_no_error (error);
+  g_chmod (h->tmp, 0755);
+  return h;
+}
+
+/* The mechanism from the build directory, with its own run, config and
+ * state dirs under the harness's tmp dir, and the built policy; polkitd
+ * sees only banger's actions and the rules the test writes. */
+BgHarness *
+bg_harness_start (guint idle_timeout)
+{
+  BgHarness *h = harness_new ();
+  g_autofree char *actions = NULL, *empty = NULL, *services = NULL;
+  g_autofree char *policy_text = NULL, *service = NULL;
+  g_autoptr(GError) error = NULL;
+  PolkitSetup ps;
+
+  h->run_dir = bg_harness_make_dir (h->tmp, "run", 0755);
+  h->config_dir = bg_harness_make_dir (h->tmp, "etc", 0755);
+  h->rules_dir = bg_harness_make_dir (h->tmp, "rules.d", 0755);
+  actions = bg_harness_make_dir (h->tmp, "actions", 0755);
+  empty = bg_harness_make_dir (h->tmp, "empty", 0755);
+  services = bg_harness_make_dir (h->tmp, "services", 0755);
+
+  /* The real policy file, as built. */
+  if (!g_file_get_contents (g_getenv ("BANGER_POLICY"), &policy_text, NULL, &error))
+    g_error ("%s", error->message);
+  bg_harness_write_file (actions, "org.banger.policy", policy_text, 0644);
+
+  service = g_strdup_printf ("[D-BUS Service]\n"
+                             "Name=org.banger.Mechanism1\n"
+                             "Exec=%s --run-dir %s --config-dir %s --state-dir %s/state --idle-timeout %u --verbose\n"
+                             "User=root\n",
+                             g_getenv ("BANGER_MECHANISM"), h->run_dir, h->config_dir, h->tmp, idle_timeout);
+  bg_harness_write_file (services, "org.banger.Mechanism1.service", service, 0644);
+
+  h->bus_address = g_strdup_printf ("unix:path=%s/system_bus_socket", h->tmp);
+  ps = (PolkitSetup) { actions, h->rules_dir, empty };
+  start_bus (h, services, g_getenv ("BANGER_BUS_POLICY"), polkit_child_setup, &ps);
+  return h;
+}
+
+/* banger as installed: the caller made the installed files visible at
+ * their real places (in a mount namespace of its own). The bus listens
+ * where the system bus does, with the installed activation file and bus
+ * policy; polkitd reads the installed actions and rules; the mechanism
+ * runs with its defaults (/run/banger, /etc/banger, /var/lib/banger). */
+BgHarness *
+bg_harness_start_installed (void)
+{
+  BgHarness *h = harness_new ();
+
+  h->run_dir = g_strdup ("/run/banger");
+  h->config_dir = g_strdup ("/etc/banger");
+  h->bus_address = g_strdup ("unix:path=/run/dbus/system_bus_socket");
+  g_mkdir_with_parents ("/run/dbus", 0755);
+  start_bus (h, "/usr/share/dbus-1/system-services", "/usr/share/dbus-1/system.d/org.banger.Mechanism1.conf",
+             NULL, NULL);
   return h;
 }
 

@@ -67,6 +67,18 @@ bg_harness_uid (const char *user)
 static void
 remove_users (void)
 {
+  /* A CLI run without XDG_RUNTIME_DIR (the host suite's) made its
+   * fallback runtime dir; it must not outlive the user's uid. */
+  for (const char *u = BG_TEST_USER_A; u; u = g_str_equal (u, BG_TEST_USER_A) ? BG_TEST_USER_B : NULL)
+    {
+      struct passwd *pw = getpwnam (u);
+      if (pw != NULL)
+        {
+          g_autofree char *runtime = g_strdup_printf ("/tmp/banger-runtime-%u", (guint) pw->pw_uid);
+          bg_harness_rm_rf (runtime);
+        }
+    }
+
   const char *del_a[] = { "userdel", BG_TEST_USER_A, NULL };
   const char *del_b[] = { "userdel", BG_TEST_USER_B, NULL };
   const char *del_g[] = { "groupdel", BG_TEST_GROUP, NULL };

@@ -42,6 +42,7 @@ int           bg_harness_main_full     (int          *argc,
                                         const char *(*prepare) (void),
                                         void        (*add_tests) (void));
 BgHarness    *bg_harness_start         (guint         idle_timeout);
+BgHarness    *bg_harness_start_installed (void);
 void          bg_harness_stop          (BgHarness    *h);
 BgCallResult *bg_harness_call          (BgHarness    *h,
                                         const char   *user,
