@@ -9,6 +9,7 @@
 #include "bg-image.h"
 #include "bg-names.h"
 #include "bg-paths.h"
+#include "bg-spawn.h"
 #include "bg-state.h"
 
 static gint
@@ -256,6 +257,9 @@ cmd_import (BgCli    *cli,
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "--kernel and --rootfs are required");
       return FALSE;
     }
+  /* Checked before copying gigabytes, not after. */
+  if (!bg_programs_require ((const char * const[]) { "e2fsck", NULL }, "image import", error))
+    return FALSE;
 
   {
     ImportJob job = { dir, argv[1], kernel, rootfs, initrd, cmdline };
