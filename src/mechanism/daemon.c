@@ -255,7 +255,7 @@ bg_daemon_new (const BgDaemonOptions  *options,
   bg_mechanism1_set_version (daemon->skeleton, PACKAGE_VERSION);
   daemon->network = bg_network_new (daemon);
   daemon->storage = bg_storage_new (daemon);
-  daemon->vms = bg_vms_new (daemon, daemon->network);
+  daemon->vms = bg_vms_new (daemon, daemon->network, daemon->storage);
   bg_system_connect (daemon);
   bg_network_connect (daemon->network);
   bg_storage_connect (daemon->storage);

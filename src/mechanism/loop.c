@@ -123,3 +123,16 @@ bg_loop_detach (const char  *name,
     }
   return TRUE;
 }
+
+/* Whether /dev/@name is attached to the file @dev/@ino. */
+gboolean
+bg_loop_matches (const char *name,
+                 guint64     dev,
+                 guint64     ino)
+{
+  g_autofree char *path = g_strdup_printf ("/dev/%s", name);
+  g_auto(BgFd) fd = open (path, O_RDONLY | O_CLOEXEC);
+  struct loop_info64 info = { 0 };
+
+  return fd >= 0 && ioctl (fd, LOOP_GET_STATUS64, &info) == 0 && info.lo_device == dev && info.lo_inode == ino;
+}

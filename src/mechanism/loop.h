@@ -17,6 +17,9 @@ gboolean bg_loop_detach     (const char  *name,
                              dev_t        backing_dev,
                              ino_t        backing_ino,
                              GError     **error);
+gboolean bg_loop_matches    (const char  *name,
+                             guint64      dev,
+                             guint64      ino);
 gboolean bg_loop_validate_name (const char  *field,
                                 const char  *name,
                                 GError     **error);

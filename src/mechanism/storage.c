@@ -1,6 +1,9 @@
 /* storage.c: loop devices a caller attaches for itself, recorded as
  * theirs, held open by the mechanism (so autoclear keeps them) until
- * DetachLoop, a release, or the mechanism's exit. */
+ * DetachLoop, a release, or the mechanism's exit; and the shared bases of
+ * layered VMs: one read-only loop device per image file, whichever VMs
+ * use it, recorded with the VMs that do (reference counting), detached
+ * when the last of them is gone. */
 #include <sys/stat.h>
 
 #include "bg-error.h"
@@ -29,6 +32,21 @@ release_loop (gpointer     self,
   bg_daemon_release (storage->daemon);
   return TRUE;
 }
+
+static gboolean
+release_base (gpointer     self,
+              BgResource  *resource,
+              GError     **error)
+{
+  return release_loop (self, resource, error);
+}
+
+static const BgResourceKind base_kind = {
+  .kind = "base",
+  .action = "org.banger.storage",
+  .validate_name = bg_loop_validate_name,
+  .release = release_base,
+};
 
 static const BgResourceKind loop_kind = {
   .kind = "loop",
@@ -78,6 +96,133 @@ bg_storage_attach (BgStorage  *storage,
   return r;
 }
 
+static GVariant *
+base_details (guint64              dev,
+              guint64              ino,
+              const char * const  *users)
+{
+  GVariantBuilder b;
+
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a{sv}"));
+  g_variant_builder_add (&b, "{sv}", "read-only", g_variant_new_boolean (TRUE));
+  g_variant_builder_add (&b, "{sv}", "backing-dev", g_variant_new_uint64 (dev));
+  g_variant_builder_add (&b, "{sv}", "backing-ino", g_variant_new_uint64 (ino));
+  g_variant_builder_add (&b, "{sv}", "users", g_variant_new_strv (users, -1));
+  return g_variant_builder_end (&b);
+}
+
+/* The shared base behind @fd (an image's root filesystem, read), for
+ * the VM @vm: the loop device other VMs of that file already use, if it
+ * is still attached to it, or a new read-only one. Its device number in
+ * @rdev; the base's name ("loopN") is returned. */
+char *
+bg_storage_share_base (BgStorage   *storage,
+                       int          fd,
+                       const char  *vm,
+                       dev_t       *rdev,
+                       GError     **error)
+{
+  g_autoptr(GPtrArray) bases = bg_registry_list (storage->registry, "base");
+  g_autofree char *name = NULL;
+  g_auto(BgFd) loop_fd = -1;
+  struct stat st;
+  BgResource *r;
+
+  if (fstat (fd, &st) < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "options: base: unusable file descriptor");
+      return NULL;
+    }
+  for (guint i = 0; i < bases->len; i++)
+    {
+      guint64 dev = 0, ino = 0;
+      g_autofree const char **users = NULL;
+      g_autoptr(GStrvBuilder) more = g_strv_builder_new ();
+      g_auto(GStrv) all = NULL;
+      g_autofree char *node = NULL;
+      struct stat ns;
+
+      r = bases->pdata[i];
+      g_variant_lookup (r->details, "backing-dev", "t", &dev);
+      g_variant_lookup (r->details, "backing-ino", "t", &ino);
+      if (r->state != BG_RESOURCE_READY || dev != st.st_dev || ino != st.st_ino ||
+          !bg_loop_matches (r->name, dev, ino))
+        continue;
+      node = g_strdup_printf ("/dev/%s", r->name);
+      if (stat (node, &ns) < 0)
+        continue;
+      g_variant_lookup (r->details, "users", "^a&s", &users);
+      g_strv_builder_addv (more, users ? users : (const char *[]) { NULL });
+      g_strv_builder_add (more, vm);
+      all = g_strv_builder_end (more);
+      if (!bg_registry_set_details (storage->registry, r, base_details (dev, ino, (const char * const *) all),
+                                    error))
+        return NULL;
+      *rdev = ns.st_rdev;
+      return g_strdup (r->name);
+    }
+
+  loop_fd = bg_loop_attach (fd, TRUE, rdev, &name, error);
+  if (loop_fd < 0)
+    return NULL;
+  r = bg_registry_add (storage->registry, "base", name, 0,
+                       base_details (st.st_dev, st.st_ino, (const char * const[]) { vm, NULL }), error);
+  if (r == NULL || !bg_registry_set_state (storage->registry, r, BG_RESOURCE_READY, error))
+    {
+      bg_loop_detach (name, loop_fd, 0, 0, NULL);
+      if (r != NULL)
+        bg_registry_remove (storage->registry, r, NULL);
+      return NULL;
+    }
+  g_hash_table_replace (storage->loops, g_strdup (name), GINT_TO_POINTER (g_steal_fd (&loop_fd)));
+  bg_daemon_hold (storage->daemon);
+  return g_steal_pointer (&name);
+}
+
+/* @vm no longer uses any shared base; a base no VM uses is detached.
+ * With @keep (NULL-terminated VM ids, at start: the VMs still running),
+ * every user not in it is dropped. */
+void
+bg_storage_unshare_bases (BgStorage          *storage,
+                          const char         *vm,
+                          GHashTable         *keep)
+{
+  g_autoptr(GPtrArray) bases = bg_registry_list (storage->registry, "base");
+
+  for (guint i = 0; i < bases->len; i++)
+    {
+      BgResource *r = bases->pdata[i];
+      g_autofree const char **users = NULL;
+      g_autoptr(GStrvBuilder) left = g_strv_builder_new ();
+      g_auto(GStrv) rest = NULL;
+      g_autoptr(GError) error = NULL;
+      guint64 dev = 0, ino = 0;
+      guint n = 0, before = 0;
+
+      g_variant_lookup (r->details, "users", "^a&s", &users);
+      g_variant_lookup (r->details, "backing-dev", "t", &dev);
+      g_variant_lookup (r->details, "backing-ino", "t", &ino);
+      for (guint u = 0; users && users[u]; u++, before++)
+        if (!(vm && g_str_equal (users[u], vm)) && (keep == NULL || g_hash_table_contains (keep, users[u])))
+          {
+            g_strv_builder_add (left, users[u]);
+            n++;
+          }
+      if (n == before && r->state == BG_RESOURCE_READY)
+        continue;
+      rest = g_strv_builder_end (left);
+      if (n > 0 && r->state == BG_RESOURCE_READY)
+        {
+          if (!bg_registry_set_details (storage->registry, r, base_details (dev, ino, (const char * const *) rest),
+                                        &error))
+            g_warning ("%s", error->message);
+          continue;
+        }
+      if (!bg_daemon_release_resource (storage->daemon, r, &error))
+        g_warning ("Cannot detach the shared base %s: %s", r->name, error->message);
+    }
+}
+
 static void
 close_fd (gpointer data)
 {
@@ -93,6 +238,7 @@ bg_storage_new (BgDaemon *daemon)
   storage->registry = bg_daemon_get_registry (daemon);
   storage->loops = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, close_fd);
   bg_daemon_add_kind (daemon, &loop_kind, storage);
+  bg_daemon_add_kind (daemon, &base_kind, storage);
   return storage;
 }
 

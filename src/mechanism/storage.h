@@ -21,5 +21,13 @@ BgResource *bg_storage_attach  (BgStorage  *storage,
                                 int         fd,
                                 gboolean    read_only,
                                 GError    **error);
+char       *bg_storage_share_base    (BgStorage   *storage,
+                                      int          fd,
+                                      const char  *vm,
+                                      dev_t       *rdev,
+                                      GError     **error);
+void        bg_storage_unshare_bases (BgStorage   *storage,
+                                      const char  *vm,
+                                      GHashTable  *keep);
 
 G_END_DECLS

@@ -17,6 +17,7 @@ static const BgOptionSpec launch_options[] = {
   { "timeout-ms", "u" },
   { "read-only", "b" },
   { "config-drive", "h" },
+  { "base", "h" },
   { NULL }
 };
 
@@ -34,6 +35,7 @@ static const FdArg launch_fds[] = {
   { "rootfs", NULL, BG_FD_READ_WRITE, G_STRUCT_OFFSET (BgLaunchParams, rootfs_fd) },
   { "options: initrd", "initrd", BG_FD_READ, G_STRUCT_OFFSET (BgLaunchParams, initrd_fd) },
   { "options: config-drive", "config-drive", BG_FD_READ, G_STRUCT_OFFSET (BgLaunchParams, config_fd) },
+  { "options: base", "base", BG_FD_READ, G_STRUCT_OFFSET (BgLaunchParams, base_fd) },
   { "options: console", "console", BG_FD_WRITE, G_STRUCT_OFFSET (BgLaunchParams, console_fd) },
 };
 
@@ -106,6 +108,8 @@ launch_reply (BgVmm    *vmm,
   g_variant_builder_init (&paths, G_VARIANT_TYPE ("a{sv}"));
   g_variant_builder_add (&paths, "{sv}", "kernel", g_variant_new_string ("/vmlinux"));
   g_variant_builder_add (&paths, "{sv}", "rootfs", g_variant_new_string ("/rootfs"));
+  if (vmm->base_shared)
+    g_variant_builder_add (&paths, "{sv}", "upper", g_variant_new_string ("/upper"));
   g_variant_builder_add (&paths, "{sv}", "vsock", g_variant_new_string ("/run/" BG_JAIL_VSOCK_SOCKET));
   if (vmm->config_loop_fd >= 0)
     g_variant_builder_add (&paths, "{sv}", "config-drive", g_variant_new_string ("/cidata"));
@@ -140,7 +144,8 @@ launch_authorized (BgCall   *call,
   BgVms *vms = self;
   GVariant *parameters = bg_call_get_parameters (call);
   g_autoptr(GVariant) options = g_variant_get_child_value (parameters, 1);
-  BgLaunchParams p = { .kernel_fd = -1, .rootfs_fd = -1, .initrd_fd = -1, .console_fd = -1, .config_fd = -1 };
+  BgLaunchParams p = { .kernel_fd = -1, .rootfs_fd = -1, .base_fd = -1, .initrd_fd = -1, .console_fd = -1,
+                       .config_fd = -1 };
   const char *address = NULL;
   GError *error = NULL;
   Launch *l = g_new0 (Launch, 1);

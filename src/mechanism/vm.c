@@ -23,6 +23,7 @@
 #include "netlink.h"
 #include "proc.h"
 #include "registry.h"
+#include "storage.h"
 #include "vm.h"
 
 #define DEFAULT_LAUNCH_TIMEOUT_MS 5000
@@ -58,6 +59,7 @@ bg_launch_params_clear (BgLaunchParams *p)
 {
   bg_fd_clear (&p->kernel_fd);
   bg_fd_clear (&p->rootfs_fd);
+  bg_fd_clear (&p->base_fd);
   bg_fd_clear (&p->initrd_fd);
   bg_fd_clear (&p->console_fd);
   bg_fd_clear (&p->config_fd);
@@ -84,6 +86,7 @@ undo_vm (BgVms       *vms,
   g_variant_lookup (r->details, "pid", "t", &pid);
   g_variant_lookup (r->details, "start-time", "t", &start);
   bg_proc_kill_if_same (pid, start);
+  bg_storage_unshare_bases (vms->storage, r->name, NULL);
   if (tap != NULL && !bg_tap_set_owner (tap, r->owner, &local))
     g_debug ("Could not give tap %s back to uid %u: %s", tap, (guint) r->owner, local->message);
   /* An older mechanism kept jails in the state dir. */
@@ -239,7 +242,26 @@ launch_vmm (BgVms           *vms,
   vmm->loop_fd = bg_loop_attach (p->rootfs_fd, p->read_only, &rdev, NULL, error);
   if (vmm->loop_fd < 0)
     return FALSE;
-  bg_jail_add_block (vmm->jail, "rootfs", rdev);
+  if (p->base_fd < 0)
+    bg_jail_add_block (vmm->jail, "rootfs", rdev);
+  else
+    {
+      /* Layered: the image, shared read-only, is the root; the VM's own
+       * disk takes its writes. */
+      g_autofree char *base = NULL;
+      dev_t base_rdev;
+      GVariantDict dict;
+
+      bg_jail_add_block (vmm->jail, "upper", rdev);
+      vmm->base_shared = TRUE;
+      if ((base = bg_storage_share_base (vms->storage, p->base_fd, vmm->id, &base_rdev, error)) == NULL)
+        return FALSE;
+      bg_jail_add_block (vmm->jail, "rootfs", base_rdev);
+      g_variant_dict_init (&dict, r->details);
+      g_variant_dict_insert (&dict, "base", "s", base);
+      if (!bg_registry_set_details (vms->registry, r, g_variant_dict_end (&dict), error))
+        return FALSE;
+    }
   if (p->config_fd >= 0)
     {
       /* The guest's configuration: read-only, a second disk. */
@@ -468,6 +490,9 @@ bg_vms_recover (BgVms *vms)
         }
     }
 
+  /* Shared bases of VMs that did not survive: detached. */
+  bg_storage_unshare_bases (vms->storage, NULL, vms->running);
+
   /* Jails no live VMM explains: a crash's, or an older mechanism's under
    * the state dir (whose jails a reboot did not clear). */
   for (guint d = 0; d < 2; d++)
@@ -490,13 +515,15 @@ bg_vms_recover (BgVms *vms)
 
 BgVms *
 bg_vms_new (BgDaemon  *daemon,
-            BgNetwork *network)
+            BgNetwork *network,
+            BgStorage *storage)
 {
   BgVms *vms = g_new0 (BgVms, 1);
 
   vms->daemon = daemon;
   vms->registry = bg_daemon_get_registry (daemon);
   vms->network = network;
+  vms->storage = storage;
   vms->running = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                         (GDestroyNotify) bg_vmm_free);
   bg_daemon_add_kind (daemon, &vm_kind, vms);

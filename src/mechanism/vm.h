@@ -13,6 +13,7 @@ struct _BgVms {
   BgDaemon   *daemon;
   BgRegistry *registry;
   BgNetwork  *network;
+  BgStorage  *storage;
   GHashTable *running;   /* id -> BgVmm */
 };
 
@@ -22,7 +23,8 @@ typedef struct {
   const char *vm_name;
   const char *tap;        /* NULL: no network */
   int         kernel_fd;
-  int         rootfs_fd;
+  int         rootfs_fd;  /* the VM's own disk: its root, or with a base its upper layer */
+  int         base_fd;    /* -1, or the image's root filesystem, shared read-only */
   int         initrd_fd;
   int         console_fd;
   int         config_fd;
@@ -31,7 +33,8 @@ typedef struct {
 } BgLaunchParams;
 
 BgVms      *bg_vms_new          (BgDaemon        *daemon,
-                                 BgNetwork       *network);
+                                 BgNetwork       *network,
+                                 BgStorage       *storage);
 void        bg_vms_free         (BgVms           *vms);
 void        bg_vms_connect      (BgVms           *vms);
 void        bg_vms_recover      (BgVms           *vms);

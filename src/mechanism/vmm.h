@@ -28,6 +28,7 @@ struct _BgVmm {
   gboolean  is_child;
   int       loop_fd;      /* the root disk's loop device, held until exit */
   int       config_loop_fd;
+  gboolean  base_shared;  /* layered: /rootfs is a shared base, /upper its own disk */
   char     *tap;
 };
 

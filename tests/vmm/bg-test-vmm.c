@@ -43,6 +43,7 @@ static struct {
   JsonObject *machine;
   JsonObject *boot;
   GHashTable *drives;   /* id -> JsonObject */
+  GPtrArray  *order;    /* drive ids as first attached: /vm/config's order */
   GHashTable *ifaces;
   JsonObject *vsock;
   GSocket    *vsock_listener;
@@ -307,6 +308,8 @@ handle_drive (SoupServerMessage *msg, const char *id)
       json_object_unref (o);
       return;
     }
+  if (!g_hash_table_contains (vmm.drives, id))
+    g_ptr_array_add (vmm.order, g_strdup (id));
   g_hash_table_replace (vmm.drives, g_strdup (id), o);
   reply_json (msg, 204, NULL);
 }
@@ -479,8 +482,10 @@ handle_vm (SoupServerMessage *msg, const char *method)
   reply_json (msg, 204, NULL);
 }
 
+/* The objects of @map, in the order of @order if given (Firecracker
+ * lists drives as they were attached: vda, vdb, ...). */
 static void
-add_map (JsonBuilder *b, const char *name, GHashTable *map)
+add_map (JsonBuilder *b, const char *name, GHashTable *map, GPtrArray *order)
 {
   GHashTableIter iter;
   gpointer value;
@@ -488,10 +493,10 @@ add_map (JsonBuilder *b, const char *name, GHashTable *map)
   json_builder_set_member_name (b, name);
   json_builder_begin_array (b);
   g_hash_table_iter_init (&iter, map);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
+  for (guint i = 0; order ? i < order->len : g_hash_table_iter_next (&iter, NULL, &value); i++)
     {
       JsonNode *n = json_node_new (JSON_NODE_OBJECT);
-      json_node_set_object (n, value);
+      json_node_set_object (n, order ? g_hash_table_lookup (map, order->pdata[i]) : value);
       json_builder_add_value (b, n);
     }
   json_builder_end_array (b);
@@ -545,8 +550,8 @@ handle_request (SoupServer        *server,
       json_builder_begin_object (b);
       add_object (b, "machine-config", vmm.machine);
       add_object (b, "boot-source", vmm.boot);
-      add_map (b, "drives", vmm.drives);
-      add_map (b, "network-interfaces", vmm.ifaces);
+      add_map (b, "drives", vmm.drives, vmm.order);
+      add_map (b, "network-interfaces", vmm.ifaces, NULL);
       add_object (b, "vsock", vmm.vsock);
       json_builder_end_object (b);
       root = json_builder_get_root (b);
@@ -607,6 +612,7 @@ main (int argc, char **argv)
   json_object_set_int_member (vmm.machine, "vcpu_count", 1);
   json_object_set_int_member (vmm.machine, "mem_size_mib", 128);
   vmm.drives = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) json_object_unref);
+  vmm.order = g_ptr_array_new_with_free_func (g_free);
   vmm.ifaces = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) json_object_unref);
 
   /* Like Firecracker: bind as given, refuse an existing path. */
