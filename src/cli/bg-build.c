@@ -43,6 +43,7 @@
 #define CLOUD_INIT_PACKAGES COMMON_PACKAGES ",cloud-init,ifupdown"
 
 #define GUEST_SETUP_IN_IMAGE "/usr/libexec/banger/banger-guest-setup"
+#define GUEST_INIT_IN_IMAGE "/usr/libexec/banger/banger-init"
 #define GUEST_SETUP_UNIT "/usr/lib/systemd/system/banger-guest-setup.service"
 
 /* Early, so that sshd and anything networked start configured; after
@@ -74,6 +75,15 @@ bg_build_guest_setup_path (void)
   const char *env = g_getenv ("BANGER_GUEST_SETUP");
 
   return g_strdup (env && *env ? env : BG_LIBEXECDIR "/banger/banger-guest-setup");
+}
+
+/* banger-init, the early init of layered VMs, likewise ($BANGER_INIT). */
+char *
+bg_build_guest_init_path (void)
+{
+  const char *env = g_getenv ("BANGER_INIT");
+
+  return g_strdup (env && *env ? env : BG_LIBEXECDIR "/banger/banger-init");
 }
 
 /* Whether @name (or @uid) has a range in /etc/subuid or /etc/subgid. */
@@ -123,12 +133,20 @@ bg_build_check_host (const BgBuildOptions  *o,
   if (!o->cloud_init)
     {
       g_autofree char *guest_setup = bg_build_guest_setup_path ();
+      g_autofree char *init = bg_build_guest_init_path ();
 
       if (!g_file_test (guest_setup, G_FILE_TEST_IS_EXECUTABLE))
         {
           g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED,
                        "banger's guest applier %s is missing: reinstall banger, set BANGER_GUEST_SETUP "
                        "to a built banger-guest-setup, or build with --cloud-init", guest_setup);
+          return FALSE;
+        }
+      if (!g_file_test (init, G_FILE_TEST_IS_EXECUTABLE))
+        {
+          g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED,
+                       "banger's early init %s is missing: reinstall banger, set BANGER_INIT to a built "
+                       "banger-init, or build with --cloud-init", init);
           return FALSE;
         }
     }
@@ -224,7 +242,9 @@ bg_build_write_overlay (const char            *overlay,
                GError               **error)
 {
   static const struct { const char *path; const char *text; } files[] = {
-    { "etc/fstab", "/dev/vda / ext4 rw,relatime,errors=remount-ro 0 1\n" },
+    /* The root is the kernel command line's business: a disk of the VM's
+     * own, or (layered) an overlay banger-init assembles. */
+    { "etc/fstab", "# banger: the root filesystem is given on the kernel command line\n" },
     { "etc/hostname", "banger\n" },
     /* Firecracker has no RTC battery and one serial console. */
     { "etc/systemd/timesyncd.conf.d/banger.conf", "[Time]\nFallbackNTP=\n" },
@@ -253,14 +273,17 @@ bg_build_write_overlay (const char            *overlay,
                           "datasource_list: [ NoCloud, None ]\n", -1, 0644, error);
 
   {
-    g_autofree char *binary = NULL;
+    g_autofree char *binary = NULL, *init = NULL, *init_path = bg_build_guest_init_path ();
     g_autofree char *link = g_build_filename (overlay, "etc/systemd/system/sysinit.target.wants",
                                               "banger-guest-setup.service", NULL);
-    gsize len;
+    gsize len, init_len;
 
-    if (!g_file_get_contents (guest_setup, &binary, &len, error))
+    if (!g_file_get_contents (guest_setup, &binary, &len, error) ||
+        !g_file_get_contents (init_path, &init, &init_len, error))
       return FALSE;
-    if (!overlay_write (overlay, GUEST_SETUP_IN_IMAGE + 1, binary, len, 0755, error) ||
+    /* banger-init makes the image's VMs layered (bg-disk.c). */
+    if (!overlay_write (overlay, GUEST_INIT_IN_IMAGE + 1, init, init_len, 0755, error) ||
+        !overlay_write (overlay, GUEST_SETUP_IN_IMAGE + 1, binary, len, 0755, error) ||
         !overlay_write (overlay, GUEST_SETUP_UNIT + 1, guest_setup_unit, -1, 0644, error) ||
         !overlay_mkdirs (overlay, "etc/systemd/system/sysinit.target.wants", error))
       return FALSE;

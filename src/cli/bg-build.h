@@ -13,6 +13,7 @@ typedef struct {
 } BgBuildOptions;
 
 char    *bg_build_guest_setup_path (void);
+char    *bg_build_guest_init_path  (void);
 gboolean bg_build_check_host       (const BgBuildOptions *options,
                                     GError              **error);
 gboolean bg_build_write_overlay    (const char           *overlay,

@@ -1,16 +1,21 @@
-/* bg-disk.c: a VM's own writable disk, made from its image.
+/* bg-disk.c: a VM's own writable disk, made from its image, in constant
+ * time wherever it can be.
  *
- * Strategies, cheapest first (disk-mode = auto picks the first that
- * works here):
+ * Strategies (disk-mode = auto picks the first that works here):
  *  - reflink: FICLONE shares every extent with the image; O(1), rootless,
- *    on XFS (reflink=1), btrfs and friends;
- *  - dm-snapshot: a device-mapper snapshot of a loop-attached base through
- *    the mechanism, where the kernel has device-mapper;
+ *    on XFS (reflink=1), btrfs and friends. The clone is grown to the
+ *    requested size and its ext4 resized offline (resize2fs) before first
+ *    boot; the image was fsck'ed at import;
+ *  - layered, for images with banger-init (every 'image build'): the
+ *    image itself is the VM's root, shared read-only by every VM of it,
+ *    and the VM's own disk is an empty sparse file of the requested size
+ *    (O(1), no data) that banger-init formats at first boot and lays
+ *    over the image as an overlayfs;
  *  - copy: copies only data extents (SEEK_DATA/SEEK_HOLE with
- *    copy_file_range), so holes stay holes.
- * The disk is then grown to the requested size and its ext4 resized
- * offline (resize2fs, argv, no shell) before first boot; the image was
- * fsck'ed at import.
+ *    copy_file_range, or read and write between filesystems), so holes
+ *    stay holes; then grown like a clone.
+ * No device-mapper: it needs root on the host, leaks easily, and the
+ * layered disk does the same in the guest.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -162,19 +167,6 @@ fail:
   return FALSE;
 }
 
-gboolean
-bg_disk_dm_available (char **reason)
-{
-  if (!g_file_test ("/dev/mapper/control", G_FILE_TEST_EXISTS))
-    {
-      if (reason)
-        *reason = g_strdup ("this kernel has no device-mapper (/dev/mapper/control is missing)");
-      return FALSE;
-    }
-  if (reason)
-    *reason = g_strdup ("device-mapper snapshots through the mechanism are not implemented yet");
-  return FALSE;
-}
 
 static gboolean
 grow (const char  *dest,
@@ -210,7 +202,6 @@ bg_disk_create (const char     *image_rootfs,
                 GError        **error)
 {
   g_autoptr(GError) local = NULL;
-  g_autofree char *reason = NULL;
   int src, dst;
   gboolean ok = FALSE;
 
@@ -234,15 +225,12 @@ bg_disk_create (const char     *image_rootfs,
       ok = bg_disk_reflink (src, dst, error);
       *used = BG_DISK_MODE_REFLINK;
       break;
-    case BG_DISK_MODE_DM_SNAPSHOT:
-      bg_disk_dm_available (&reason);
-      g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED, "disk-mode dm-snapshot: %s", reason);
-      break;
     case BG_DISK_MODE_COPY:
       ok = bg_disk_copy_sparse (src, dst, NULL, progress, user_data, error);
       *used = BG_DISK_MODE_COPY;
       break;
     case BG_DISK_MODE_AUTO:
+    case BG_DISK_MODE_LAYERED:
     default:
       if (bg_disk_reflink (src, dst, &local))
         {
@@ -267,4 +255,78 @@ bg_disk_create (const char     *image_rootfs,
       g_prefix_error (error, "making the root disk %s: ", dest);
     }
   return ok;
+}
+
+/* A layered VM's own disk: an empty sparse file of @size, no data. */
+static gboolean
+create_layered (const char  *dest,
+                guint64      size,
+                GError     **error)
+{
+  int fd = open (dest, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+  if (fd < 0 || ftruncate (fd, size) < 0)
+    {
+      int errsv = errno;
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "making the VM's disk %s: %s", dest, g_strerror (errsv));
+      if (fd >= 0)
+        {
+          close (fd);
+          g_unlink (dest);
+        }
+      return FALSE;
+    }
+  close (fd);
+  return TRUE;
+}
+
+/* The VM's disk in @dir, of @size: "disk.ext4" (reflink, copy) or
+ * "upper.img" (layered), as @want allows and this filesystem and image
+ * can. What was made in @used, and why in @reason. */
+gboolean
+bg_disk_make_for_vm (BgImage     *image,
+                     const char  *dir,
+                     BgDiskMode   want,
+                     guint64      size,
+                     BgDiskMode  *used,
+                     char       **reason,
+                     GError     **error)
+{
+  g_autofree char *disk = g_build_filename (dir, "disk.ext4", NULL);
+  g_autofree char *upper = g_build_filename (dir, "upper.img", NULL);
+  g_autoptr(GError) local = NULL;
+
+  if (want == BG_DISK_MODE_LAYERED || (want == BG_DISK_MODE_AUTO && image->layered))
+    {
+      if (!image->layered)
+        {
+          g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED,
+                       "disk-mode layered: image %s has no banger-init (build images with 'banger image build', "
+                       "or choose another disk-mode)", image->name);
+          return FALSE;
+        }
+      /* Reflink first, where it works: a clone is a whole disk of the
+       * VM's own, and costs nothing either. */
+      if (want == BG_DISK_MODE_AUTO && bg_disk_create (image->rootfs, disk, BG_DISK_MODE_REFLINK, size, used,
+                                                       NULL, NULL, &local))
+        {
+          *reason = g_strdup ("reflink: this filesystem shares the image's extents with the VM's disk");
+          return TRUE;
+        }
+      *used = BG_DISK_MODE_LAYERED;
+      *reason = g_strdup (want == BG_DISK_MODE_LAYERED
+                          ? "layered: as banger.conf asks"
+                          : "layered: this filesystem cannot reflink, and the image has banger-init, so VMs share "
+                            "it read-only and write to disks of their own");
+      return create_layered (upper, size, error);
+    }
+  if (!bg_disk_create (image->rootfs, disk, want, size, used, NULL, NULL, error))
+    return FALSE;
+  if (*used == BG_DISK_MODE_REFLINK)
+    *reason = g_strdup ("reflink: this filesystem shares the image's extents with the VM's disk");
+  else if (want == BG_DISK_MODE_COPY)
+    *reason = g_strdup ("copy: as banger.conf asks");
+  else
+    *reason = g_strdup ("copy: this filesystem cannot reflink, and the image has no banger-init to share it");
+  return TRUE;
 }

@@ -22,6 +22,12 @@ gboolean bg_disk_create      (const char    *image_rootfs,
                               BgProgressFunc progress,
                               gpointer       user_data,
                               GError       **error);
-gboolean bg_disk_dm_available (char        **reason);
+gboolean bg_disk_make_for_vm (BgImage       *image,
+                              const char    *dir,
+                              BgDiskMode     want,
+                              guint64        size,
+                              BgDiskMode    *used,
+                              char         **reason,
+                              GError       **error);
 
 G_END_DECLS

@@ -9,21 +9,19 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <lz4.h>
-#include <lzma.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
-#include <zstd.h>
 #include <glib/gstdio.h>
 
 #include "bg-cli.h"
+#include "bg-bootcheck.h"
 #include "bg-disk.h"
 #include "bg-error.h"
 #include "bg-file.h"
 #include "bg-image.h"
 #include "bg-names.h"
 #include "bg-spawn.h"
+#include "bg-unpack.h"
 
 
 BgKernelFormat
@@ -61,161 +59,6 @@ bg_rootfs_check_ext4 (int      fd,
       g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
                    "rootfs: not an ext2/3/4 filesystem image (no ext superblock)");
       return FALSE;
-    }
-  return TRUE;
-}
-
-static gboolean
-write_all (int          fd,
-           const void  *data,
-           gsize        len,
-           GError     **error)
-{
-  const guint8 *p = data;
-
-  while (len > 0)
-    {
-      ssize_t n = write (fd, p, len);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        {
-          g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot write: %s", g_strerror (errno));
-          return FALSE;
-        }
-      p += n;
-      len -= n;
-    }
-  return TRUE;
-}
-
-static gboolean
-inflate_gzip (const guint8 *in, gsize len, int out, GError **error)
-{
-  z_stream z = { 0 };
-  g_autofree guint8 *buf = g_malloc (1 << 20);
-  int r;
-
-  if (inflateInit2 (&z, 16 + MAX_WBITS) != Z_OK)
-    return FALSE;
-  z.next_in = (guint8 *) in;
-  z.avail_in = len;
-  do
-    {
-      z.next_out = buf;
-      z.avail_out = 1 << 20;
-      r = inflate (&z, Z_NO_FLUSH);
-      if (r != Z_OK && r != Z_STREAM_END)
-        {
-          inflateEnd (&z);
-          g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "kernel: corrupt gzip payload (%d)", r);
-          return FALSE;
-        }
-      if (!write_all (out, buf, (1 << 20) - z.avail_out, error))
-        {
-          inflateEnd (&z);
-          return FALSE;
-        }
-    }
-  while (r != Z_STREAM_END);
-  inflateEnd (&z);
-  return TRUE;
-}
-
-static gboolean
-inflate_xz (const guint8 *in, gsize len, int out, GError **error)
-{
-  lzma_stream s = LZMA_STREAM_INIT;
-  g_autofree guint8 *buf = g_malloc (1 << 20);
-  lzma_ret r;
-
-  if (lzma_stream_decoder (&s, UINT64_MAX, 0) != LZMA_OK)
-    return FALSE;
-  s.next_in = in;
-  s.avail_in = len;
-  do
-    {
-      s.next_out = buf;
-      s.avail_out = 1 << 20;
-      r = lzma_code (&s, LZMA_FINISH);
-      if (r != LZMA_OK && r != LZMA_STREAM_END)
-        {
-          lzma_end (&s);
-          g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "kernel: corrupt xz payload (%d)", r);
-          return FALSE;
-        }
-      if (!write_all (out, buf, (1 << 20) - s.avail_out, error))
-        {
-          lzma_end (&s);
-          return FALSE;
-        }
-    }
-  while (r != LZMA_STREAM_END);
-  lzma_end (&s);
-  return TRUE;
-}
-
-static gboolean
-inflate_zstd (const guint8 *in, gsize len, int out, GError **error)
-{
-  ZSTD_DStream *z = ZSTD_createDStream ();
-  g_autofree guint8 *buf = g_malloc (ZSTD_DStreamOutSize ());
-  ZSTD_inBuffer input = { in, len, 0 };
-  size_t r = 1;
-
-  ZSTD_initDStream (z);
-  while (r != 0 && input.pos < input.size)
-    {
-      ZSTD_outBuffer output = { buf, ZSTD_DStreamOutSize (), 0 };
-      r = ZSTD_decompressStream (z, &output, &input);
-      if (ZSTD_isError (r))
-        {
-          g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "kernel: corrupt zstd payload: %s",
-                       ZSTD_getErrorName (r));
-          ZSTD_freeDStream (z);
-          return FALSE;
-        }
-      if (!write_all (out, buf, output.pos, error))
-        {
-          ZSTD_freeDStream (z);
-          return FALSE;
-        }
-    }
-  ZSTD_freeDStream (z);
-  return TRUE;
-}
-
-/* LZ4's legacy frame, as the kernel's build writes it: a magic, then
- * blocks of at most 8 MiB uncompressed, each preceded by its compressed
- * size; the kernel appends its uncompressed size (4 bytes) at the end. */
-static gboolean
-inflate_lz4_legacy (const guint8 *in, gsize len, int out, GError **error)
-{
-  const gsize block_max = 8 << 20;
-  g_autofree char *buf = g_malloc (block_max);
-  gsize pos = 4;
-
-  while (pos + 4 <= len)
-    {
-      guint32 size;
-      int n;
-
-      memcpy (&size, in + pos, 4);
-      size = GUINT32_FROM_LE (size);
-      pos += 4;
-      if (size == 0x184C2102)   /* another legacy frame follows */
-        continue;
-      if (size == 0 || size > len - pos)
-        break;                  /* the trailing uncompressed size */
-      n = LZ4_decompress_safe ((const char *) in + pos, buf, size, block_max);
-      if (n < 0)
-        {
-          g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "kernel: corrupt lz4 payload");
-          return FALSE;
-        }
-      if (!write_all (out, buf, n, error))
-        return FALSE;
-      pos += size;
     }
   return TRUE;
 }
@@ -262,14 +105,12 @@ bg_kernel_extract_vmlinux (int      bzimage_fd,
     goto bad;
   payload = data + start;
 
-  if (plen > 2 && payload[0] == 0x1f && payload[1] == 0x8b)
-    ok = inflate_gzip (payload, plen, out_fd, error);
-  else if (plen > 6 && memcmp (payload, "\xfd" "7zXZ\0", 6) == 0)
-    ok = inflate_xz (payload, plen, out_fd, error);
-  else if (plen > 4 && memcmp (payload, "\x28\xb5\x2f\xfd", 4) == 0)
-    ok = inflate_zstd (payload, plen, out_fd, error);
-  else if (plen > 8 && memcmp (payload, "\x02\x21\x4c\x18", 4) == 0)
-    ok = inflate_lz4_legacy (payload, plen, out_fd, error);
+  if (bg_unpack_format (payload, plen) != NULL)
+    {
+      ok = bg_unpack (payload, plen, out_fd, error);
+      if (!ok)
+        g_prefix_error (error, "kernel: ");
+    }
   else
     {
       g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED,
@@ -306,6 +147,8 @@ bg_image_free (BgImage *image)
   g_free (image->kernel_sha256);
   g_free (image->rootfs_sha256);
   g_free (image->source);
+  g_free (image->boot_source);
+  g_strfreev (image->boot_missing);
   g_free (image);
 }
 
@@ -328,6 +171,22 @@ bg_image_to_json (const BgImage *image)
   json_builder_add_boolean_value (b, image->initrd != NULL);
   I ("created_at", image->created_at);
   S ("source", image->source);
+  json_builder_set_member_name (b, "layered");
+  json_builder_add_boolean_value (b, image->layered);
+  json_builder_set_member_name (b, "boot_check");
+  if (image->boot_source == NULL)
+    json_builder_add_null_value (b);
+  else
+    {
+      json_builder_begin_object (b);
+      S ("source", image->boot_source);
+      json_builder_set_member_name (b, "missing");
+      json_builder_begin_array (b);
+      for (guint i = 0; image->boot_missing && image->boot_missing[i]; i++)
+        json_builder_add_string_value (b, image->boot_missing[i]);
+      json_builder_end_array (b);
+      json_builder_end_object (b);
+    }
   json_builder_end_object (b);
 #undef S
 #undef I
@@ -375,6 +234,18 @@ bg_image_load (const char  *images_dir,
   image->rootfs_sha256 = g_strdup (json_object_get_string_member_with_default (o, "rootfs_sha256", NULL));
   image->created_at = json_object_get_int_member_with_default (o, "created_at", 0);
   image->source = g_strdup (json_object_get_string_member_with_default (o, "source", NULL));
+  image->layered = json_object_get_boolean_member_with_default (o, "layered", FALSE);
+  if (json_object_has_member (o, "boot_check") && JSON_NODE_HOLDS_OBJECT (json_object_get_member (o, "boot_check")))
+    {
+      JsonObject *bc = json_object_get_object_member (o, "boot_check");
+      JsonArray *missing = json_object_get_array_member (bc, "missing");
+      g_autoptr(GStrvBuilder) b = g_strv_builder_new ();
+
+      image->boot_source = g_strdup (json_object_get_string_member_with_default (bc, "source", "?"));
+      for (guint i = 0; missing && i < json_array_get_length (missing); i++)
+        g_strv_builder_add (b, json_array_get_string_element (missing, i));
+      image->boot_missing = g_strv_builder_end (b);
+    }
   image->kernel = g_build_filename (image->dir, "vmlinux", NULL);
   image->rootfs = g_build_filename (image->dir, "rootfs.ext4", NULL);
   if (json_object_get_boolean_member_with_default (o, "initrd", FALSE))
@@ -436,6 +307,36 @@ open_input (const char  *field,
       return -1;
     }
   return fd;
+}
+
+/* Whether the image can boot on Firecracker, and be layered: read off
+ * its kernel's configuration and initrd (bg-bootcheck.c). */
+static gboolean
+check_boot (BgImage     *image,
+            const char  *kernel,
+            const char  *rootfs,
+            GError     **error)
+{
+  g_autoptr(BgBootCheck) check = NULL;
+  int kfd = open (kernel, O_RDONLY | O_CLOEXEC);
+  int ifd = image->initrd ? open (image->initrd, O_RDONLY | O_CLOEXEC) : -1;
+
+  check = kfd >= 0 ? bg_boot_check_run (kfd, rootfs, ifd, error) : NULL;
+  if (kfd >= 0)
+    close (kfd);
+  if (ifd >= 0)
+    close (ifd);
+  if (check == NULL)
+    return FALSE;
+  /* Layered needs banger-init in the image, and overlayfs unless the
+   * kernel's configuration is not known. */
+  image->layered = check->layered && (!check->known || check->overlay);
+  if (check->known)
+    {
+      image->boot_source = g_steal_pointer (&check->source);
+      image->boot_missing = g_steal_pointer (&check->missing);
+    }
+  return TRUE;
 }
 
 static gboolean
@@ -535,7 +436,9 @@ import_into (BgImage        *image,
       ok = FALSE;
       image->initrd = g_strdup (i_out);
     }
-  ok = TRUE;
+  if (progress)
+    progress ("checking the kernel against what Firecracker needs", 0, 0, user_data);
+  ok = check_boot (image, k_out, r_out, error);
   goto out;
 
 io_fail:

@@ -24,6 +24,9 @@ typedef struct {
   char    *rootfs_sha256;
   gint64   created_at;
   char    *source;
+  gboolean layered;       /* VMs share its root read-only (it has banger-init) */
+  char    *boot_source;   /* where its kernel configuration was read; NULL: none found */
+  char   **boot_missing;  /* what Firecracker needs that its kernel lacks */
 } BgImage;
 
 /* Progress: called with a stage name and done/total bytes (total 0 when

@@ -26,6 +26,7 @@ static const struct {
   { "mke2fs", "e2fsprogs", "e2fsprogs" },
   { "e2fsck", "e2fsprogs", "e2fsprogs" },
   { "resize2fs", "e2fsprogs", "e2fsprogs" },
+  { "debugfs", "e2fsprogs", "e2fsprogs" },
   { "mmdebstrap", "mmdebstrap", "mmdebstrap" },
   { "unshare", "util-linux", "util-linux-core" },
   { "newuidmap", "uidmap", "shadow-utils" },

@@ -43,7 +43,12 @@
 #include "bg-undo.h"
 #include "bg-vm.h"
 
-#define DEFAULT_BOOT_ARGS "console=ttyS0 reboot=k panic=1 pci=off root=/dev/vda rw"
+#define DEFAULT_BOOT_ARGS "console=ttyS0 reboot=k panic=1 pci=off"
+/* The VM's own disk is the root; or (layered) the image, shared and
+ * read-only, is, and banger-init lays the VM's disk (the third drive)
+ * over it before systemd starts. */
+#define ROOT_ARGS "root=/dev/vda rw"
+#define LAYERED_ARGS "root=/dev/vda ro init=/usr/libexec/banger/banger-init banger.upper=/dev/vdc"
 #define STOP_TIMEOUT_S 30
 
 char *
@@ -396,17 +401,23 @@ append_fd (GUnixFDList  *fds,
  * the mechanism if it vanished) and its console. The record learns the
  * sockets, the pid and the network the tap is on. */
 static gboolean
+is_layered (BgVmRecord *r)
+{
+  return g_strcmp0 (r->disk_mode, "layered") == 0;
+}
+
+static gboolean
 launch (BgVmRecord  *r,
         BgImage     *image,
         const char  *dir,
         GError     **error)
 {
-  g_autofree char *disk = g_build_filename (dir, "disk.ext4", NULL);
+  g_autofree char *disk = g_build_filename (dir, is_layered (r) ? "upper.img" : "disk.ext4", NULL);
   g_autofree char *cidata = g_build_filename (dir, "cidata.img", NULL);
   g_autofree char *console = g_build_filename (dir, "console.log", NULL);
   g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
   g_autoptr(GVariant) reply = NULL, paths = NULL, network = NULL;
-  gint32 kernel, rootfs, config_drive, console_log, initrd = -1;
+  gint32 kernel, rootfs, config_drive, console_log, initrd = -1, base = -1;
   const char *api, *vsock;
   guint64 pid;
   GVariantDict opts;
@@ -415,7 +426,8 @@ launch (BgVmRecord  *r,
       !append_fd (fds, open_fd (disk, O_RDWR, error), &rootfs, error) ||
       !append_fd (fds, open_fd (cidata, O_RDONLY, error), &config_drive, error) ||
       !append_fd (fds, open_fd (console, O_WRONLY | O_APPEND | O_CREAT, error), &console_log, error) ||
-      (image->initrd && !append_fd (fds, open_boot_file (image->initrd, error), &initrd, error)))
+      (image->initrd && !append_fd (fds, open_boot_file (image->initrd, error), &initrd, error)) ||
+      (is_layered (r) && !append_fd (fds, open_fd (image->rootfs, O_RDONLY, error), &base, error)))
     return FALSE;
   g_variant_dict_init (&opts, NULL);
   g_variant_dict_insert (&opts, "tap", "s", r->tap);
@@ -424,6 +436,8 @@ launch (BgVmRecord  *r,
   g_variant_dict_insert (&opts, "console", "h", console_log);
   if (initrd >= 0)
     g_variant_dict_insert (&opts, "initrd", "h", initrd);
+  if (base >= 0)
+    g_variant_dict_insert (&opts, "base", "h", base);
 
   reply = bg_client_call ("LaunchVm", g_variant_new ("(s@a{sv}hh)", r->name, g_variant_dict_end (&opts),
                                                      kernel, rootfs), fds, error);
@@ -448,16 +462,19 @@ configure_and_start (BgVmRecord  *r,
                      BgProgress  *p,
                      GError     **error)
 {
-  g_autofree char *boot_args = image->cmdline ? g_strdup_printf ("%s %s", DEFAULT_BOOT_ARGS, image->cmdline)
-                                              : g_strdup (DEFAULT_BOOT_ARGS);
+  gboolean layered = is_layered (r);
+  g_autofree char *boot_args = g_strdup_printf ("%s %s%s%s", DEFAULT_BOOT_ARGS, layered ? LAYERED_ARGS : ROOT_ARGS,
+                                                image->cmdline ? " " : "", image->cmdline ? image->cmdline : "");
   g_autoptr(BgFcClient) fc = bg_fc_client_new (r->api_socket);
 
   bg_progress_step (p, "configuring the VM");
   test_hook ("configure");
+  /* In this order: /dev/vda, vdb, vdc in the guest. */
   if (!bg_fc_configure_machine (fc, r->cpus, r->memory_mib, error) ||
       !bg_fc_set_boot_source (fc, "/vmlinux", boot_args, image->initrd ? "/initrd" : NULL, error) ||
-      !bg_fc_add_drive (fc, "rootfs", "/rootfs", TRUE, FALSE, error) ||
+      !bg_fc_add_drive (fc, "rootfs", "/rootfs", TRUE, layered, error) ||
       !bg_fc_add_drive (fc, "cidata", "/cidata", FALSE, TRUE, error) ||
+      (layered && !bg_fc_add_drive (fc, "upper", "/upper", FALSE, FALSE, error)) ||
       !bg_fc_add_network (fc, "eth0", r->tap, r->mac, error) ||
       !bg_fc_set_vsock (fc, r->cid, "/run/vsock.sock", error) ||
       !check_interrupt (error))
@@ -511,13 +528,13 @@ launch_vm (BgVmRecord  *r,
  * the keys. It runs in a thread while the main thread waits on CreateTap,
  * which is most of its time. */
 typedef struct {
-  const char *rootfs;
-  const char *disk;
+  BgImage    *image;
   BgDiskMode  mode;
   guint64     bytes;
   const char *client_key;
   const char *dir;
   BgDiskMode  used;
+  char       *reason;
   GError     *error;
 } LocalWork;
 
@@ -527,7 +544,7 @@ local_work_run (gpointer data)
   LocalWork *w = data;
   g_autofree char *private_key = NULL, *public_key = NULL;
 
-  if (bg_disk_create (w->rootfs, w->disk, w->mode, w->bytes, &w->used, NULL, NULL, &w->error) &&
+  if (bg_disk_make_for_vm (w->image, w->dir, w->mode, w->bytes, &w->used, &w->reason, &w->error) &&
       bg_ssh_ensure_client_key (w->client_key, &w->error))
     bg_ssh_generate_host_key (w->dir, &private_key, &public_key, &w->error);
   return NULL;
@@ -561,8 +578,7 @@ make_new_vm (BgStateStore *store,
              GError      **error)
 {
   g_autoptr(GVariant) reply = NULL, info = NULL;
-  g_autofree char *disk = g_build_filename (dir, "disk.ext4", NULL);
-  LocalWork work = { image->rootfs, disk, config->disk_mode, r->disk_bytes, config->ssh_key, dir };
+  LocalWork work = { image, config->disk_mode, r->disk_bytes, config->ssh_key, dir };
   g_autoptr(GThread) thread = NULL;
   gboolean ok = FALSE;
 
@@ -592,6 +608,8 @@ make_new_vm (BgStateStore *store,
     goto out;
   g_free (r->disk_mode);
   r->disk_mode = g_strdup (bg_disk_mode_to_string (work.used));
+  g_free (r->disk_reason);
+  r->disk_reason = g_steal_pointer (&work.reason);
   if (!check_interrupt (error))
     goto out;
 
@@ -612,6 +630,7 @@ out:
     }
   else if (!local_work_join (&thread, &work, error))
     ok = FALSE;
+  g_free (work.reason);
   return ok;
 }
 

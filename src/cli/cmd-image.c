@@ -115,6 +115,19 @@ cmd_show (BgCli    *cli,
     g_print ("Initrd:    %s\n", image->initrd ? image->initrd : "none");
     g_print ("Cmdline:   %s\n", image->cmdline ? image->cmdline : "(banger's default)");
     g_print ("Source:    %s\n", image->source ? image->source : "-");
+    if (image->boot_source == NULL)
+      g_print ("Boots on Firecracker: unknown (no kernel configuration in the image's /boot, nor embedded in "
+               "the kernel)\n");
+    else if (image->boot_missing == NULL || image->boot_missing[0] == NULL)
+      g_print ("Boots on Firecracker: yes, by %s\n", image->boot_source);
+    else
+      {
+        g_autofree char *missing = g_strjoinv ("; ", image->boot_missing);
+        g_print ("Boots on Firecracker: no, by %s, which lacks: %s\n", image->boot_source, missing);
+      }
+    g_print ("Layered VMs: %s\n", image->layered
+               ? "yes (the image has banger-init: its VMs share it read-only and write to disks of their own)"
+               : "no (the image has no banger-init; where the filesystem cannot reflink, each VM copies it)");
   }
   return TRUE;
 }
@@ -258,7 +271,7 @@ cmd_import (BgCli    *cli,
       return FALSE;
     }
   /* Checked before copying gigabytes, not after. */
-  if (!bg_programs_require ((const char * const[]) { "e2fsck", NULL }, "image import", error))
+  if (!bg_programs_require ((const char * const[]) { "e2fsck", "debugfs", NULL }, "image import", error))
     return FALSE;
 
   {
@@ -364,6 +377,7 @@ cmd_rm (BgCli    *cli,
   g_autoptr(BgStateStore) store = bg_state_store_new_default ();
   g_autoptr(GPtrArray) records = NULL;
   g_autoptr(GString) users = g_string_new (NULL);
+  g_autoptr(GString) layered = g_string_new (NULL);
   gboolean force = FALSE;
   GOptionEntry entries[] = {
     { "force", 'f', 0, G_OPTION_ARG_NONE, &force,
@@ -382,8 +396,20 @@ cmd_rm (BgCli    *cli,
   for (guint i = 0; i < records->len; i++)
     {
       BgVmRecord *r = records->pdata[i];
-      if (g_strcmp0 (r->image, argv[1]) == 0)
-        g_string_append_printf (users, "%s%s", users->len ? ", " : "", r->name);
+      if (g_strcmp0 (r->image, argv[1]) != 0)
+        continue;
+      g_string_append_printf (users, "%s%s", users->len ? ", " : "", r->name);
+      if (g_strcmp0 (r->disk_mode, "layered") == 0)
+        g_string_append_printf (layered, "%s%s", layered->len ? ", " : "", r->name);
+    }
+  /* A layered VM's root is the image itself: it cannot outlive it. */
+  if (layered->len > 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_BUSY,
+                   "image %s is the root of VM%s %s (layered VMs share it); remove %s first",
+                   argv[1], strchr (layered->str, ',') ? "s" : "", layered->str,
+                   strchr (layered->str, ',') ? "them" : "it");
+      return FALSE;
     }
   if (users->len > 0 && !force)
     {

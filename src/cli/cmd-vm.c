@@ -129,8 +129,7 @@ cmd_show (BgCli    *cli,
     g_print ("Image:     %s\n", r->image ? r->image : "-");
     g_print ("CPUs:      %u\n", r->cpus);
     g_print ("Memory:    %s\n", mem);
-    g_print ("Disk:      %s%s%s%s\n", disk, r->disk_mode ? " (" : "",
-             r->disk_mode ? r->disk_mode : "", r->disk_mode ? ")" : "");
+    g_print ("Disk:      %s%s%s\n", disk, r->disk_reason ? ", " : "", r->disk_reason ? r->disk_reason : "");
     g_print ("Address:   %s\n", r->address ? r->address : "-");
     g_print ("MAC:       %s\n", r->mac ? r->mac : "-");
     g_print ("Tap:       %s\n", r->tap ? r->tap : "-");

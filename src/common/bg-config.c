@@ -34,7 +34,7 @@ static const KnownKey known_keys[] = {
 static const char * const disk_modes[] = {
   [BG_DISK_MODE_AUTO] = "auto",
   [BG_DISK_MODE_REFLINK] = "reflink",
-  [BG_DISK_MODE_DM_SNAPSHOT] = "dm-snapshot",
+  [BG_DISK_MODE_LAYERED] = "layered",
   [BG_DISK_MODE_COPY] = "copy",
 };
 
@@ -514,7 +514,7 @@ bg_config_load (const char  *path,
   if (mode != NULL && !bg_disk_mode_from_string (g_strstrip (mode), &config->disk_mode))
     return value_error (&p, "vm", "disk-mode",
                         g_error_new (BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-                                     "\"%s\" is not one of auto, reflink, dm-snapshot, copy", mode),
+                                     "\"%s\" is not one of auto, reflink, layered, copy", mode),
                         error), NULL;
 
   if (!get_string (&p, "guest", "user", &config->guest_user, error))

@@ -4,11 +4,12 @@
 
 G_BEGIN_DECLS
 
+/* How a VM's root disk is made from its image. */
 typedef enum {
-  BG_DISK_MODE_AUTO,
-  BG_DISK_MODE_REFLINK,
-  BG_DISK_MODE_DM_SNAPSHOT,
-  BG_DISK_MODE_COPY,
+  BG_DISK_MODE_AUTO,      /* reflink, else layered, else copy */
+  BG_DISK_MODE_REFLINK,   /* a clone sharing the image's extents */
+  BG_DISK_MODE_LAYERED,   /* the image shared read-only + a disk for writes */
+  BG_DISK_MODE_COPY,      /* a copy of the image's data */
 } BgDiskMode;
 
 #define BG_DEFAULT_CPUS        2

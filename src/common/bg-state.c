@@ -86,6 +86,7 @@ bg_vm_record_free (BgVmRecord *record)
   g_free (record->name);
   g_free (record->image);
   g_free (record->disk_mode);
+  g_free (record->disk_reason);
   g_free (record->tap);
   g_free (record->address);
   g_free (record->gateway);
@@ -132,6 +133,7 @@ bg_vm_record_to_json (const BgVmRecord *r)
   add_int (b, "memory_mib", r->memory_mib);
   add_int (b, "disk_bytes", (gint64) r->disk_bytes);
   add_string (b, "disk_mode", r->disk_mode);
+  add_string (b, "disk_reason", r->disk_reason);
   add_int (b, "created_at", r->created_at);
   add_int (b, "updated_at", r->updated_at);
   add_int (b, "started_at", r->started_at);
@@ -290,6 +292,7 @@ bg_vm_record_from_json (JsonNode    *node,
   INT ("memory_mib", 0, G_MAXUINT32, memory_mib);
   INT ("disk_bytes", 0, G_MAXINT64, disk_bytes);
   STR ("disk_mode", FALSE, disk_mode);
+  STR ("disk_reason", FALSE, disk_reason);
   INT ("created_at", 0, G_MAXINT64, created_at);
   INT ("updated_at", 0, G_MAXINT64, updated_at);
   INT ("started_at", 0, G_MAXINT64, started_at);

@@ -31,6 +31,7 @@ typedef struct {
   guint    memory_mib;
   guint64  disk_bytes;
   char    *disk_mode;      /* strategy that made the disk */
+  char    *disk_reason;    /* why that one */
   gint64   created_at;     /* unix seconds */
   gint64   updated_at;
   gint64   started_at;     /* 0 when not running */

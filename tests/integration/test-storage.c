@@ -201,19 +201,6 @@ test_read_only_base_cannot_be_written (Fixture *f, gconstpointer data)
 }
 
 static void
-test_device_mapper_snapshots (Fixture *f, gconstpointer data)
-{
-  g_autofree char *reason = NULL;
-
-  if (!bg_disk_dm_available (&reason))
-    {
-      g_test_skip (reason);
-      return;
-    }
-  g_assert_not_reached ();
-}
-
-static void
 add_tests (void)
 {
 #define ADD(path, fn) g_test_add (path, Fixture, NULL, setup, fn, teardown)
@@ -221,7 +208,6 @@ add_tests (void)
   ADD ("/storage/attach-loop-from-a-users-fd", test_attach_loop_from_a_users_fd);
   ADD ("/storage/unreadable-file-cannot-be-attached", test_unreadable_file_cannot_be_attached);
   ADD ("/storage/read-only-base-cannot-be-written", test_read_only_base_cannot_be_written);
-  ADD ("/storage/device-mapper-snapshots", test_device_mapper_snapshots);
 }
 
 int

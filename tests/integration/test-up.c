@@ -117,6 +117,8 @@ snapshot (Fixture *f)
                                                     "({'all-users': <true>, 'kind': <'vm'>},)", NULL);
   g_autoptr(BgCallResult) reg_loop = bg_harness_call (f->h, NULL, "ListResources",
                                                       "({'all-users': <true>, 'kind': <'loop'>},)", NULL);
+  g_autoptr(BgCallResult) reg_base = bg_harness_call (f->h, NULL, "ListResources",
+                                                      "({'all-users': <true>, 'kind': <'base'>},)", NULL);
   g_autoptr(GDir) blocks = g_dir_open ("/sys/block", 0, NULL);
   const char *e;
   const char *ls[] = { "ip", "-o", "link", "show", NULL };
@@ -129,7 +131,8 @@ snapshot (Fixture *f)
       if (strstr (lines[i], ": bg-"))
         g_string_append_printf (s, "  %s\n", strstr (lines[i], "bg-"));
   }
-  g_string_append_printf (s, "registry: %s %s %s\n", reg->reply, reg_vm->reply, reg_loop->reply);
+  g_string_append_printf (s, "registry: %s %s %s %s\n", reg->reply, reg_vm->reply, reg_loop->reply,
+                          reg_base->reply);
   while (blocks && (e = g_dir_read_name (blocks)))
     {
       g_autofree char *bf = g_strdup_printf ("/sys/block/%s/loop/backing_file", e);
@@ -496,6 +499,128 @@ test_vm_ssh_uses_the_pinned_key (Fixture *f, gconstpointer data)
   }
 }
 
+/* The loop devices attached to @file. */
+static GPtrArray *
+loops_of (const char *file)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GDir) blocks = g_dir_open ("/sys/block", 0, NULL);
+  const char *e;
+
+  while (blocks && (e = g_dir_read_name (blocks)))
+    {
+      g_autofree char *bf = g_strdup_printf ("/sys/block/%s/loop/backing_file", e);
+      g_autofree char *backing = NULL;
+      if (g_file_get_contents (bf, &backing, NULL, NULL) && g_str_equal (g_strstrip (backing), file))
+        g_ptr_array_add (out, g_strdup (e));
+    }
+  return out;
+}
+
+/* An image with banger-init: its VMs are layered where the filesystem
+ * cannot reflink (the tests' home is on ext4). Both VMs share one
+ * read-only loop device of the image; each has only a sparse disk of its
+ * own; the image cannot be removed while they exist; the base goes with
+ * the last of them. */
+static void
+test_layered_vms_share_one_base (Fixture *f, gconstpointer data)
+{
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+  g_autofree char *before = snapshot (f);
+  g_autofree char *tree = g_build_filename (f->home, "laytree", NULL);
+  g_autofree char *libexec = g_build_filename (tree, "usr/libexec/banger", NULL);
+  g_autofree char *init = g_build_filename (libexec, "banger-init", NULL);
+  g_autofree char *rootfs = g_build_filename (f->home, "lay.ext4", NULL);
+  g_autofree char *image_rootfs = g_build_filename (f->home, ".local/share/banger/images/lay/rootfs.ext4", NULL);
+  g_autofree char *init_bin = NULL;
+  g_autofree char *o = NULL, *e = NULL, *after = NULL;
+  g_autoptr(GPtrArray) loops = NULL;
+  JsonObject *obj;
+  gsize len;
+  int status;
+
+  /* An image like 'image build' makes, with banger-init in it. */
+  g_assert_no_errno (g_mkdir_with_parents (libexec, 0755));
+  g_assert_true (g_file_get_contents (g_getenv ("BANGER_INIT"), &init_bin, &len, NULL));
+  g_assert_true (g_file_set_contents_full (init, init_bin, len, G_FILE_SET_CONTENTS_NONE, 0755, NULL));
+  {
+    const char *argv[] = { "mke2fs", "-q", "-F", "-t", "ext4", "-d", tree, rootfs, "64M", NULL };
+    bg_harness_run_argv (argv, NULL, &status);
+    g_assert_cmpint (status, ==, 0);
+  }
+  g_assert_no_errno (chown (rootfs, pw->pw_uid, pw->pw_gid));
+  g_assert_cmpint (cli (f, &o, &e, "image", "import", "lay", "--kernel", "vmlinux", "--rootfs", "lay.ext4", NULL),
+                   ==, 0);
+  g_clear_pointer (&o, g_free);
+  g_assert_cmpint (cli (f, &o, &e, "image", "show", "lay", NULL), ==, 0);
+  g_assert_nonnull (strstr (o, "Layered VMs: yes"));
+
+  for (const char *name = "l1"; name; name = g_str_equal (name, "l1") ? "l2" : NULL)
+    {
+      g_autofree char *out = NULL, *err = NULL, *cfg = NULL;
+      g_autofree char *upper = g_strdup_printf ("%s/.local/state/banger/vms/%s/upper.img", f->home, name);
+      g_autofree char *whole = g_strdup_printf ("%s/.local/state/banger/vms/%s/disk.ext4", f->home, name);
+      g_autoptr(JsonNode) n = NULL;
+      struct stat st;
+
+      if (cli (f, &out, &err, "vm", "up", name, "--image", "lay", "--no-wait", "--disk", "8G", "--json", NULL) != 0)
+        g_error ("vm up %s: %s", name, err);
+      n = json (out);
+      obj = json_node_get_object (n);
+      g_assert_cmpstr (json_object_get_string_member (obj, "disk_mode"), ==, "layered");
+      g_assert_nonnull (strstr (json_object_get_string_member (obj, "disk_reason"), "cannot reflink"));
+      /* Its own disk: sparse, of the size asked, nothing of the image. */
+      g_assert_no_errno (stat (upper, &st));
+      g_assert_cmpint (st.st_size, ==, G_GINT64_CONSTANT (8) << 30);
+      g_assert_cmpint (st.st_blocks * 512, <=, 1 << 20);
+      g_assert_false (g_file_test (whole, G_FILE_TEST_EXISTS));
+      /* The VMM got the image as a read-only root, the VM's disk third,
+       * and banger-init. */
+      cfg = fc (json_object_get_string_member (obj, "api_socket"), "config");
+      g_assert_nonnull (strstr (cfg, "\"drive_id\":\"rootfs\",\"path_on_host\":\"/rootfs\",\"is_root_device\":true,"
+                                "\"is_read_only\":true"));
+      g_assert_nonnull (strstr (cfg, "\"path_on_host\":\"/upper\",\"is_root_device\":false,\"is_read_only\":false"));
+      g_assert_nonnull (strstr (cfg, "root=/dev/vda ro init=/usr/libexec/banger/banger-init banger.upper=/dev/vdc"));
+    }
+
+  /* One loop device for the image, read-only, recorded with both VMs. */
+  loops = loops_of (image_rootfs);
+  g_assert_cmpuint (loops->len, ==, 1);
+  {
+    g_autofree char *ro_path = g_strdup_printf ("/sys/block/%s/ro", (char *) loops->pdata[0]);
+    g_autofree char *ro = NULL;
+    g_autoptr(BgCallResult) list = bg_harness_call (f->h, NULL, "ListResources",
+                                                    "({'all-users': <true>, 'kind': <'base'>},)", NULL);
+    g_autofree char *users = g_strdup_printf ("['u%u-l1', 'u%u-l2']", pw->pw_uid, pw->pw_uid);
+
+    g_assert_true (g_file_get_contents (ro_path, &ro, NULL, NULL));
+    g_assert_cmpstr (g_strstrip (ro), ==, "1");
+    bg_assert_call_ok (list);
+    g_assert_nonnull (strstr (list->reply, users));
+  }
+
+  /* The image is their root: it stays while they do, --force or not. */
+  g_clear_pointer (&e, g_free);
+  g_assert_cmpint (cli (f, NULL, &e, "image", "rm", "lay", "--force", NULL), ==, 1);
+  g_assert_nonnull (strstr (e, "is the root of VMs l1, l2"));
+  g_clear_pointer (&o, g_free);
+  g_assert_cmpint (cli (f, &o, NULL, "vm", "show", "l1", NULL), ==, 0);
+  g_assert_nonnull (strstr (o, "layered: this filesystem cannot reflink"));
+
+  /* The base stays for the VM still running, and goes with the last. */
+  g_assert_cmpint (cli (f, NULL, NULL, "vm", "rm", "l1", "--force", NULL), ==, 0);
+  g_clear_pointer (&loops, g_ptr_array_unref);
+  loops = loops_of (image_rootfs);
+  g_assert_cmpuint (loops->len, ==, 1);
+  g_assert_cmpint (cli (f, NULL, NULL, "vm", "rm", "l2", "--force", NULL), ==, 0);
+  g_clear_pointer (&loops, g_ptr_array_unref);
+  loops = loops_of (image_rootfs);
+  g_assert_cmpuint (loops->len, ==, 0);
+  g_assert_cmpint (cli (f, NULL, NULL, "image", "rm", "lay", NULL), ==, 0);
+  after = snapshot (f);
+  g_assert_cmpstr (after, ==, before);
+}
+
 static void
 add_tests (void)
 {
@@ -507,6 +632,7 @@ add_tests (void)
   ADD ("/up/mechanism-killed-mid-launch-leaves-nothing", test_mechanism_killed_mid_launch_leaves_nothing);
   ADD ("/up/bad-input-creates-nothing", test_bad_input_creates_nothing);
   ADD ("/up/vm-ssh-uses-the-pinned-key", test_vm_ssh_uses_the_pinned_key);
+  ADD ("/up/layered-vms-share-one-base", test_layered_vms_share_one_base);
 }
 
 int

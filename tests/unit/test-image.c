@@ -373,11 +373,41 @@ test_strategy_selection (Fixture *f, gconstpointer data)
       /* A failed attempt leaves no file. */
       g_assert_false (g_file_test (d2, G_FILE_TEST_EXISTS));
     }
-  g_assert_false (bg_disk_create (rootfs, d3, BG_DISK_MODE_DM_SNAPSHOT, 0, &used, NULL, NULL, &error));
-  g_assert_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED);
-  g_assert_nonnull (strstr (error->message, "device-mapper"));
-  fd = open (d3, O_RDONLY);
-  g_assert_cmpint (fd, <, 0);
+
+  /* Layered: an image with banger-init costs a new VM no data at all,
+   * whatever its size; without reflink, auto picks it. */
+  {
+    BgImage layered = { .name = (char *) "lay", .rootfs = rootfs, .layered = TRUE };
+    BgImage plain = { .name = (char *) "plain", .rootfs = rootfs, .layered = FALSE };
+    g_autofree char *vm1 = g_build_filename (f->tmp, "vm1", NULL);
+    g_autofree char *vm2 = g_build_filename (f->tmp, "vm2", NULL);
+    g_autofree char *upper = g_build_filename (vm1, "upper.img", NULL);
+    g_autofree char *reason = NULL;
+
+    g_assert_no_errno (g_mkdir (vm1, 0700));
+    g_assert_no_errno (g_mkdir (vm2, 0700));
+    g_assert_true (bg_disk_make_for_vm (&layered, vm1, BG_DISK_MODE_AUTO, G_GUINT64_CONSTANT (8) << 30, &used,
+                                        &reason, &error));
+    g_assert_no_error (error);
+    if (!reflinks)
+      {
+        g_assert_cmpint (used, ==, BG_DISK_MODE_LAYERED);
+        g_assert_nonnull (strstr (reason, "cannot reflink"));
+        g_assert_no_errno (stat (upper, &st));
+        g_assert_cmpint (st.st_size, ==, G_GINT64_CONSTANT (8) << 30);
+        /* At most 1 MiB of the host's disk for a new VM. */
+        g_assert_cmpint (st.st_blocks * 512, <=, 1 << 20);
+        g_assert_cmpint (st.st_mode & 0777, ==, 0600);
+      }
+    g_clear_pointer (&reason, g_free);
+    /* Asked for, on an image without banger-init: refused, naming why. */
+    g_assert_false (bg_disk_make_for_vm (&plain, vm2, BG_DISK_MODE_LAYERED, 64 << 20, &used, &reason, &error));
+    g_assert_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED);
+    g_assert_nonnull (strstr (error->message, "no banger-init"));
+    g_clear_error (&error);
+    fd = open (d3, O_RDONLY);
+    g_assert_cmpint (fd, <, 0);
+  }
 }
 
 /* Every path in @dir with its type and mode, sorted, one per line. */
@@ -473,7 +503,8 @@ test_build_overlay (Fixture *f, gconstpointer data)
     "usr/lib/systemd/system/banger-guest-setup.service file 0644\n"
     "usr/libexec dir 0755\n"
     "usr/libexec/banger dir 0755\n"
-    "usr/libexec/banger/banger-guest-setup file 0755");
+    "usr/libexec/banger/banger-guest-setup file 0755\n"
+                   "usr/libexec/banger/banger-init file 0755");
   g_assert_cmpstr (cloud, ==,
     "etc dir 0755\n"
     "etc/cloud dir 0755\n"

@@ -1,0 +1,360 @@
+/* bg-bootcheck.c: whether an image can boot on Firecracker, checked
+ * offline, and whether its VMs can be layered.
+ *
+ * Firecracker boots a kernel directly, with virtio-mmio devices (given
+ * on the kernel command line, or in ACPI tables), a virtio block device
+ * as root, virtio-net, an 8250 serial console, and the i8042 keyboard
+ * controller its Ctrl-Alt-Del goes through; the guest wants KVM guest
+ * support. The kernel's configuration says which of these it has: the
+ * image's /boot/config-<version> (read from the ext4 with debugfs, no
+ * mount), else the configuration embedded in the kernel (IKCONFIG). What
+ * must be there before the root is mounted may be a module in the initrd
+ * instead: its module list is read from the initrd itself (cpio archives,
+ * compressed or not, one after another). Layered VMs also need overlayfs
+ * and banger-init in the image.
+ */
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "bg-bootcheck.h"
+#include "bg-error.h"
+#include "bg-spawn.h"
+#include "bg-unpack.h"
+
+#define BANGER_INIT_IN_IMAGE "/usr/libexec/banger/banger-init"
+
+void
+bg_boot_check_free (BgBootCheck *check)
+{
+  if (check == NULL)
+    return;
+  g_free (check->source);
+  g_strfreev (check->missing);
+  g_free (check);
+}
+
+/* "Linux version 6.1.0-13-cloud-amd64 (...)" in a vmlinux: the release. */
+char *
+bg_kernel_release (const guint8 *data,
+                   gsize         len)
+{
+  static const char marker[] = "Linux version ";
+  const guint8 *p = memmem (data, len, marker, sizeof marker - 1);
+  const guint8 *end;
+
+  if (p == NULL)
+    return NULL;
+  p += sizeof marker - 1;
+  for (end = p; end < data + len && *end > ' ' && *end < 0x7f; end++)
+    ;
+  return end > p ? g_strndup ((const char *) p, end - p) : NULL;
+}
+
+/* The configuration a kernel built with IKCONFIG carries, gzip'ed between
+ * "IKCFG_ST" and "IKCFG_ED". */
+char *
+bg_kernel_embedded_config (const guint8 *data,
+                           gsize         len)
+{
+  const guint8 *start = memmem (data, len, "IKCFG_ST", 8);
+  const guint8 *end;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = NULL;
+  int fd;
+
+  if (start == NULL || (end = memmem (start + 8, data + len - start - 8, "IKCFG_ED", 8)) == NULL)
+    return NULL;
+  fd = memfd_create ("ikconfig", MFD_CLOEXEC);
+  if (fd < 0 || !bg_unpack (start + 8, end - start - 8, fd, &error))
+    {
+      if (fd >= 0)
+        close (fd);
+      return NULL;
+    }
+  {
+    off_t size = lseek (fd, 0, SEEK_END);
+    text = g_malloc0 (size + 1);
+    if (pread (fd, text, size, 0) != size)
+      g_clear_pointer (&text, g_free);
+  }
+  close (fd);
+  return g_steal_pointer (&text);
+}
+
+/* "CONFIG_X=y" lines into X -> "y" ("# CONFIG_X is not set" and others
+ * are left out). */
+GHashTable *
+bg_kconfig_parse (const char *text)
+{
+  GHashTable *config = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
+
+  for (guint i = 0; lines[i]; i++)
+    {
+      const char *eq = strchr (lines[i], '=');
+
+      if (g_str_has_prefix (lines[i], "CONFIG_") && eq != NULL)
+        g_hash_table_replace (config, g_strndup (lines[i], eq - lines[i]), g_strdup (eq + 1));
+    }
+  return config;
+}
+
+static guint32
+hex8 (const guint8 *p)
+{
+  char buf[9];
+
+  memcpy (buf, p, 8);
+  buf[8] = '\0';
+  return (guint32) g_ascii_strtoull (buf, NULL, 16);
+}
+
+/* Adds the modules (.ko, compressed or not, by name: virtio_blk) of the
+ * newc cpio archives at @data; returns how far they went. */
+static gsize
+cpio_modules (const guint8 *data,
+              gsize         len,
+              GHashTable   *modules)
+{
+  gsize pos = 0;
+
+  for (;;)
+    {
+      guint32 namesize, filesize;
+      g_autofree char *name = NULL;
+      const char *base, *dot;
+
+      /* Archives are padded with zeros to a block; more may follow. */
+      while (pos < len && data[pos] == 0)
+        pos++;
+      if (pos + 110 > len || (memcmp (data + pos, "070701", 6) != 0 && memcmp (data + pos, "070702", 6) != 0))
+        return pos;
+      namesize = hex8 (data + pos + 94);
+      filesize = hex8 (data + pos + 54);
+      if (namesize == 0 || pos + 110 + namesize > len)
+        return len;
+      name = g_strndup ((const char *) data + pos + 110, namesize);
+      pos = (pos + 110 + namesize + 3) & ~(gsize) 3;
+      pos = (pos + filesize + 3) & ~(gsize) 3;
+      base = strrchr (name, '/') ? strrchr (name, '/') + 1 : name;
+      if ((dot = strstr (base, ".ko")) != NULL && (dot[3] == '\0' || dot[3] == '.'))
+        {
+          g_autofree char *module = g_strndup (base, dot - base);
+          g_strdelimit (module, "-", '_');
+          g_hash_table_add (modules, g_steal_pointer (&module));
+        }
+    }
+}
+
+/* The kernel modules an initrd holds, by name. An initrd is cpio
+ * archives one after another: plain ones first (microcode), then a
+ * compressed one. */
+GHashTable *
+bg_initrd_modules (const guint8  *data,
+                   gsize          len,
+                   GError       **error)
+{
+  GHashTable *modules = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  gsize pos = cpio_modules (data, len, modules);
+
+  if (pos < len && bg_unpack_format (data + pos, len - pos) != NULL)
+    {
+      int fd = memfd_create ("initrd", MFD_CLOEXEC);
+      gsize size;
+      guint8 *map;
+
+      if (fd < 0 || !bg_unpack (data + pos, len - pos, fd, error))
+        {
+          g_prefix_error (error, "initrd: ");
+          if (fd >= 0)
+            close (fd);
+          g_hash_table_unref (modules);
+          return NULL;
+        }
+      size = lseek (fd, 0, SEEK_END);
+      map = size > 0 ? mmap (NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+      if (map != MAP_FAILED)
+        {
+          cpio_modules (map, size, modules);
+          munmap (map, size);
+        }
+      close (fd);
+    }
+  return modules;
+}
+
+typedef struct {
+  const char *what;
+  const char *option;       /* CONFIG_... */
+  const char *alternative;  /* another option that also does, or NULL */
+  const char *module;       /* built as a module, may it be in the initrd? */
+  gboolean    module_late;  /* a module from the root filesystem will do */
+} Need;
+
+static const Need needs[] = {
+  { "virtio-mmio devices", "CONFIG_VIRTIO_MMIO", NULL, "virtio_mmio", FALSE },
+  { "virtio-mmio devices named on the command line or in ACPI", "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES",
+    "CONFIG_ACPI", NULL, FALSE },
+  { "virtio block devices", "CONFIG_VIRTIO_BLK", NULL, "virtio_blk", FALSE },
+  { "virtio network devices", "CONFIG_VIRTIO_NET", NULL, "virtio_net", FALSE },
+  { "the 8250 serial port", "CONFIG_SERIAL_8250", NULL, NULL, FALSE },
+  { "the serial console", "CONFIG_SERIAL_8250_CONSOLE", NULL, NULL, FALSE },
+  { "the i8042 keyboard controller (Ctrl-Alt-Del)", "CONFIG_SERIO_I8042", NULL, "i8042", TRUE },
+  { "KVM guest support", "CONFIG_KVM_GUEST", NULL, NULL, FALSE },
+};
+
+static const Need overlay_need = { "overlayfs (layered VMs)", "CONFIG_OVERLAY_FS", NULL, "overlay", TRUE };
+
+static gboolean
+has (const Need *n,
+     GHashTable *config,
+     GHashTable *initrd)
+{
+  const char *v = g_hash_table_lookup (config, n->option);
+  const char *alt = n->alternative ? g_hash_table_lookup (config, n->alternative) : NULL;
+
+  if (g_strcmp0 (v, "y") == 0 || g_strcmp0 (alt, "y") == 0)
+    return TRUE;
+  if (g_strcmp0 (v, "m") == 0 && n->module != NULL)
+    return n->module_late || (initrd != NULL && g_hash_table_contains (initrd, n->module));
+  return FALSE;
+}
+
+static char *
+describe (const Need *n)
+{
+  if (n->module != NULL && !n->module_late)
+    return g_strdup_printf ("%s (%s, built in or a module in the initrd)", n->what, n->option);
+  if (n->module != NULL)
+    return g_strdup_printf ("%s (%s, built in or a module)", n->what, n->option);
+  if (n->alternative != NULL)
+    return g_strdup_printf ("%s (%s or %s, built in)", n->what, n->option, n->alternative);
+  return g_strdup_printf ("%s (%s, built in)", n->what, n->option);
+}
+
+/* What a Firecracker guest needs that @config (with @initrd's modules,
+ * NULL without an initrd) lacks; empty when nothing. */
+char **
+bg_boot_check_missing (GHashTable *config,
+                       GHashTable *initrd)
+{
+  g_autoptr(GStrvBuilder) missing = g_strv_builder_new ();
+
+  for (guint i = 0; i < G_N_ELEMENTS (needs); i++)
+    if (!has (&needs[i], config, initrd))
+      {
+        g_autofree char *what = describe (&needs[i]);
+        g_strv_builder_add (missing, what);
+      }
+  return g_strv_builder_end (missing);
+}
+
+gboolean
+bg_boot_check_overlay (GHashTable *config)
+{
+  return has (&overlay_need, config, NULL);
+}
+
+/* debugfs -R @request @rootfs: reads the ext4 without mounting it. */
+static char *
+debugfs (const char  *rootfs,
+         const char  *request,
+         GError     **error)
+{
+  const char *argv[] = { "debugfs", "-R", request, rootfs, NULL };
+  char *out = NULL;
+
+  if (!bg_spawn_run (argv, &out, error))
+    return NULL;
+  return out;
+}
+
+/* The /boot/config-* of the root filesystem that goes with @release (or
+ * the only one), and its name. */
+static char *
+rootfs_config (const char  *rootfs,
+               const char  *release,
+               char       **name)
+{
+  g_autofree char *listing = debugfs (rootfs, "ls -p /boot", NULL);
+  g_auto(GStrv) lines = NULL;
+  g_autofree char *found = NULL;
+  guint candidates = 0;
+
+  if (listing == NULL)
+    return NULL;
+  lines = g_strsplit (listing, "\n", -1);
+  for (guint i = 0; lines[i]; i++)
+    {
+      /* /inode/mode/uid/gid/name/size/ */
+      g_auto(GStrv) f = g_strsplit (lines[i], "/", -1);
+
+      if (g_strv_length (f) < 6 || !g_str_has_prefix (f[5], "config-"))
+        continue;
+      candidates++;
+      if (found == NULL || (release != NULL && g_str_equal (f[5] + strlen ("config-"), release)))
+        {
+          g_free (found);
+          found = g_strdup (f[5]);
+        }
+    }
+  if (found == NULL || (candidates > 1 && release == NULL))
+    return NULL;
+  *name = g_strdup_printf ("/boot/%s", found);
+  {
+    g_autofree char *request = g_strdup_printf ("cat %s", *name);
+    return debugfs (rootfs, request, NULL);
+  }
+}
+
+gboolean
+bg_rootfs_has_banger_init (const char *rootfs)
+{
+  g_autofree char *out = debugfs (rootfs, "stat " BANGER_INIT_IN_IMAGE, NULL);
+  return out != NULL && strstr (out, "Type: regular") != NULL;
+}
+
+/* The check of an image: its kernel @kernel_fd, its root filesystem
+ * @rootfs (a path: read with debugfs), its initrd @initrd_fd (or -1). */
+BgBootCheck *
+bg_boot_check_run (int          kernel_fd,
+                   const char  *rootfs,
+                   int          initrd_fd,
+                   GError     **error)
+{
+  g_autoptr(BgBootCheck) check = g_new0 (BgBootCheck, 1);
+  g_autoptr(GMappedFile) kernel = NULL, initrd = NULL;
+  g_autoptr(GHashTable) config = NULL, modules = NULL;
+  g_autofree char *kpath = g_strdup_printf ("/proc/self/fd/%d", kernel_fd);
+  g_autofree char *release = NULL, *text = NULL, *name = NULL;
+
+  kernel = g_mapped_file_new (kpath, FALSE, error);
+  if (kernel == NULL)
+    return NULL;
+  release = bg_kernel_release ((const guint8 *) g_mapped_file_get_contents (kernel),
+                               g_mapped_file_get_length (kernel));
+  check->layered = bg_rootfs_has_banger_init (rootfs);
+  if ((text = rootfs_config (rootfs, release, &name)) != NULL)
+    check->source = g_strdup_printf ("%s in the root filesystem", name);
+  else if ((text = bg_kernel_embedded_config ((const guint8 *) g_mapped_file_get_contents (kernel),
+                                              g_mapped_file_get_length (kernel))) != NULL)
+    check->source = g_strdup ("the configuration embedded in the kernel");
+  else
+    return g_steal_pointer (&check);   /* unknown */
+
+  if (initrd_fd >= 0)
+    {
+      g_autofree char *ipath = g_strdup_printf ("/proc/self/fd/%d", initrd_fd);
+      initrd = g_mapped_file_new (ipath, FALSE, error);
+      if (initrd == NULL ||
+          (modules = bg_initrd_modules ((const guint8 *) g_mapped_file_get_contents (initrd),
+                                        g_mapped_file_get_length (initrd), error)) == NULL)
+        return NULL;
+    }
+  config = bg_kconfig_parse (text);
+  check->known = TRUE;
+  check->missing = bg_boot_check_missing (config, modules);
+  check->overlay = bg_boot_check_overlay (config);
+  return g_steal_pointer (&check);
+}

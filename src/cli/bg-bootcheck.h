@@ -1,0 +1,39 @@
+/* bg-bootcheck.h: whether an image can boot on Firecracker, and be
+ * layered, checked offline. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct {
+  gboolean  known;      /* a kernel configuration was found */
+  char     *source;     /* where it was found, for people */
+  char    **missing;    /* what a Firecracker guest needs and it lacks */
+  gboolean  overlay;    /* overlayfs, built in or a module */
+  gboolean  layered;    /* the root filesystem has banger-init */
+} BgBootCheck;
+
+BgBootCheck *bg_boot_check_run         (int            kernel_fd,
+                                        const char    *rootfs,
+                                        int            initrd_fd,
+                                        GError       **error);
+void         bg_boot_check_free        (BgBootCheck   *check);
+
+/* The pure parts, for tests. */
+char        *bg_kernel_release         (const guint8  *data,
+                                        gsize          len);
+char        *bg_kernel_embedded_config (const guint8  *data,
+                                        gsize          len);
+GHashTable  *bg_kconfig_parse          (const char    *text);
+GHashTable  *bg_initrd_modules         (const guint8  *data,
+                                        gsize          len,
+                                        GError       **error);
+char       **bg_boot_check_missing     (GHashTable    *config,
+                                        GHashTable    *initrd_modules);
+gboolean     bg_boot_check_overlay     (GHashTable    *config);
+gboolean     bg_rootfs_has_banger_init (const char    *rootfs);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgBootCheck, bg_boot_check_free)
+
+G_END_DECLS
