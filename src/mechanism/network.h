@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include "netlink.h"
 #include "types.h"
 
 G_BEGIN_DECLS
@@ -47,6 +48,13 @@ GVariant   *bg_network_tap_info     (BgResource   *tap,
                                      BgNetState   *state);
 gboolean    bg_network_delete_tap   (BgNetwork    *network,
                                      BgResource   *tap,
+                                     GError      **error);
+
+/* tap.c */
+extern const BgResourceKind bg_tap_kind;
+gboolean    bg_network_repair_taps  (BgNetwork    *network,
+                                     BgNlSock     *sk,
+                                     int           bridge_ifindex,
                                      GError      **error);
 
 gboolean    bg_network_validate_address_option (GVariant *options,

@@ -1,0 +1,335 @@
+/* bg-vm-launch.c: a VM's configuration and its launch: the config drive
+ * and pinned key follow the network the mechanism answered; LaunchVm
+ * hands over the VM's files as descriptors; the VMM is configured over
+ * its API socket and started. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <gio/gunixfdlist.h>
+
+#include "bg-client.h"
+#include "bg-drive.h"
+#include "bg-error.h"
+#include "bg-fc-client.h"
+#include "bg-netconf.h"
+#include "bg-ssh.h"
+#include "bg-sync.h"
+#include "bg-vm-private.h"
+
+#define DEFAULT_BOOT_ARGS "console=ttyS0 reboot=k panic=1 pci=off"
+/* The VM's own disk is the root; or (layered) the image, shared and
+ * read-only, is, and banger-init lays the VM's disk (the third drive)
+ * over it before systemd starts. */
+#define ROOT_ARGS "root=/dev/vda rw"
+#define LAYERED_ARGS "root=/dev/vda ro init=/usr/libexec/banger/banger-init banger.upper=/dev/vdc"
+
+static void
+undo_kill_vm (gpointer name)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) r = bg_client_call ("KillVm", g_variant_new ("(s)", (char *) name), NULL, &error);
+  if (r == NULL && !g_error_matches (error, BG_ERROR, BG_ERROR_NOT_FOUND))
+    bg_cli_warn ("could not stop VM %s: %s", (char *) name, error->message);
+}
+
+typedef struct {
+  char *alias;
+  char *address;
+} KnownHost;
+
+static void
+known_host_free (KnownHost *k)
+{
+  g_free (k->alias);
+  g_free (k->address);
+  g_free (k);
+}
+
+static void
+undo_known_host (gpointer data)
+{
+  KnownHost *k = data;
+  g_autofree char *kh = bg_known_hosts_path ();
+  bg_known_hosts_remove (kh, k->alias, k->address, NULL);
+}
+
+/* ---- the guest's configuration ---- */
+
+char *
+bg_vm_alias (BgVmRecord *r)
+{
+  return g_strdup_printf ("%s.%s", r->name, r->domain ? r->domain : "banger");
+}
+
+/* The VM's network, as the mechanism answered it (CreateTap, or LaunchVm's
+ * "network"), into the record. */
+void
+bg_vm_take_network (BgVmRecord *r,
+              GVariant   *info)
+{
+  const char *s;
+  guint32 ip;
+
+  if (g_variant_lookup (info, "tap", "&s", &s))
+    g_free (r->tap), r->tap = g_strdup (s);
+  if (g_variant_lookup (info, "address", "&s", &s))
+    g_free (r->address), r->address = g_strdup (s);
+  if (g_variant_lookup (info, "gateway", "&s", &s))
+    g_free (r->gateway), r->gateway = g_strdup (s);
+  if (g_variant_lookup (info, "mac", "&s", &s))
+    g_free (r->mac), r->mac = g_strdup (s);
+  if (g_variant_lookup (info, "domain", "&s", &s))
+    g_free (r->domain), r->domain = g_strdup (s);
+  g_variant_lookup (info, "prefix", "u", &r->prefix);
+  g_strfreev (r->dns);
+  r->dns = NULL;
+  g_variant_lookup (info, "dns", "^as", &r->dns);
+  if (bg_ip_parse (r->address, &ip))
+    r->cid = 3 + (ip & 0xffffff);
+}
+
+/* Whether the config drive, written from @before, still says what the
+ * network now is (@after). */
+static gboolean
+same_network (BgVmRecord *before,
+              BgVmRecord *after)
+{
+  return g_strcmp0 (before->address, after->address) == 0 && g_strcmp0 (before->gateway, after->gateway) == 0 &&
+         before->prefix == after->prefix && g_strcmp0 (before->domain, after->domain) == 0 &&
+         g_strv_equal ((const char * const *) (before->dns ? before->dns : (char *[]) { NULL }),
+                       (const char * const *) (after->dns ? after->dns : (char *[]) { NULL }));
+}
+
+/* The config drive, from the record and the keys (the VM's host key is
+ * made once, then reused: it stays pinned). Synced files are read now. */
+gboolean
+bg_vm_write_config_drive (BgVmRecord  *r,
+                    BgConfig    *config,
+                    const char  *dir,
+                    GError     **error)
+{
+  g_autoptr(BgGuestConfig) guest = g_new0 (BgGuestConfig, 1);
+  g_autoptr(GPtrArray) files = NULL;
+  g_autoptr(GPtrArray) skipped = NULL;
+  g_autoptr(GStrvBuilder) keys = g_strv_builder_new ();
+  g_autofree char *cidata = g_build_filename (dir, "cidata.img", NULL);
+  g_autofree char *client = NULL;
+
+  if ((client = bg_ssh_read_public_key (config->ssh_key, error)) == NULL)
+    return FALSE;
+  g_strv_builder_add (keys, client);
+  for (guint i = 0; config->authorized_keys[i]; i++)
+    {
+      g_autofree char *text = NULL;
+      if (!g_file_get_contents (config->authorized_keys[i], &text, NULL, error))
+        return FALSE;
+      g_strv_builder_add (keys, g_strstrip (text));
+    }
+  if (!bg_ssh_generate_host_key (dir, &guest->host_key_private, &guest->host_key_public, error))
+    return FALSE;
+  files = bg_sync_resolve (g_get_home_dir (), config->sync_paths, config->sync_limit, &skipped, error);
+  if (files == NULL)
+    return FALSE;
+  for (guint i = 0; i < skipped->len; i++)
+    bg_cli_warn ("not syncing %s", (char *) skipped->pdata[i]);
+  guest->name = g_strdup (r->name);
+  guest->domain = g_strdup (r->domain);
+  guest->user = g_strdup (r->guest_user);
+  guest->address = g_strdup (r->address);
+  guest->prefix = r->prefix;
+  guest->gateway = g_strdup (r->gateway);
+  guest->mac = g_strdup (r->mac);
+  guest->dns = g_strdupv (r->dns);
+  guest->authorized_keys = g_strv_builder_end (keys);
+  guest->instance_id = g_strdup_printf ("banger-%s-%" G_GINT64_FORMAT, r->name, r->created_at);
+  return bg_config_drive_build (guest, files, cidata, error);
+}
+
+/* Pins the VM's host key under its name and address. */
+gboolean
+bg_vm_pin_host_key (BgVmRecord  *r,
+              const char  *dir,
+              BgUndo      *undo,
+              GError     **error)
+{
+  g_autofree char *kh = bg_known_hosts_path ();
+  g_autofree char *alias = bg_vm_alias (r);
+  g_autofree char *private_key = NULL, *public_key = NULL;
+  KnownHost *k;
+
+  if (!bg_ssh_generate_host_key (dir, &private_key, &public_key, error) ||
+      !bg_known_hosts_add (kh, alias, r->address, public_key, error))
+    return FALSE;
+  if (undo != NULL)
+    {
+      k = g_new0 (KnownHost, 1);
+      k->alias = g_steal_pointer (&alias);
+      k->address = g_strdup (r->address);
+      bg_undo_push (undo, undo_known_host, k, (GDestroyNotify) known_host_free);
+    }
+  return TRUE;
+}
+
+/* ---- launch ---- */
+
+static int
+open_fd (const char *path, int flags, GError **error)
+{
+  int fd = open (path, flags | O_CLOEXEC, 0600);
+  if (fd < 0)
+    g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot open %s: %s", path, g_strerror (errno));
+  return fd;
+}
+
+/* A kernel or initrd: the jailed VMM reads it as its own user, so it
+ * must be readable by others (it is no secret). Images imported by an
+ * older banger were 0600; they are the user's own, so fix them here. */
+static int
+open_boot_file (const char *path, GError **error)
+{
+  int fd = open_fd (path, O_RDONLY, error);
+  struct stat st;
+
+  if (fd >= 0 && fstat (fd, &st) == 0 && st.st_uid == getuid () && !(st.st_mode & S_IROTH))
+    fchmod (fd, (st.st_mode & 07777) | S_IRUSR | S_IRGRP | S_IROTH);
+  return fd;
+}
+
+static gboolean
+append_fd (GUnixFDList  *fds,
+           int           fd,
+           gint32       *handle,
+           GError      **error)
+{
+  if (fd < 0)
+    return FALSE;
+  *handle = g_unix_fd_list_append (fds, fd, error);
+  close (fd);
+  return *handle >= 0;
+}
+
+/* LaunchVm: the jailed VMM, with the VM's disks, its tap (made again by
+ * the mechanism if it vanished) and its console. The record learns the
+ * sockets, the pid and the network the tap is on. */
+static gboolean
+is_layered (BgVmRecord *r)
+{
+  return g_strcmp0 (r->disk_mode, "layered") == 0;
+}
+
+static gboolean
+launch (BgVmRecord  *r,
+        BgImage     *image,
+        const char  *dir,
+        GError     **error)
+{
+  g_autofree char *disk = g_build_filename (dir, is_layered (r) ? "upper.img" : "disk.ext4", NULL);
+  g_autofree char *cidata = g_build_filename (dir, "cidata.img", NULL);
+  g_autofree char *console = g_build_filename (dir, "console.log", NULL);
+  g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
+  g_autoptr(GVariant) reply = NULL, paths = NULL, network = NULL;
+  gint32 kernel, rootfs, config_drive, console_log, initrd = -1, base = -1;
+  const char *api, *vsock;
+  guint64 pid;
+  GVariantDict opts;
+
+  if (!append_fd (fds, open_boot_file (image->kernel, error), &kernel, error) ||
+      !append_fd (fds, open_fd (disk, O_RDWR, error), &rootfs, error) ||
+      !append_fd (fds, open_fd (cidata, O_RDONLY, error), &config_drive, error) ||
+      !append_fd (fds, open_fd (console, O_WRONLY | O_APPEND | O_CREAT, error), &console_log, error) ||
+      (image->initrd && !append_fd (fds, open_boot_file (image->initrd, error), &initrd, error)) ||
+      (is_layered (r) && !append_fd (fds, open_fd (image->rootfs, O_RDONLY, error), &base, error)))
+    return FALSE;
+  g_variant_dict_init (&opts, NULL);
+  g_variant_dict_insert (&opts, "tap", "s", r->tap);
+  g_variant_dict_insert (&opts, "address", "s", r->address);
+  g_variant_dict_insert (&opts, "config-drive", "h", config_drive);
+  g_variant_dict_insert (&opts, "console", "h", console_log);
+  if (initrd >= 0)
+    g_variant_dict_insert (&opts, "initrd", "h", initrd);
+  if (base >= 0)
+    g_variant_dict_insert (&opts, "base", "h", base);
+
+  reply = bg_client_call ("LaunchVm", g_variant_new ("(s@a{sv}hh)", r->name, g_variant_dict_end (&opts),
+                                                     kernel, rootfs), fds, error);
+  if (reply == NULL)
+    return FALSE;
+  g_variant_get (reply, "(&s&st@a{sv})", &api, &vsock, &pid, &paths);
+  g_free (r->api_socket);
+  r->api_socket = g_strdup (api);
+  g_free (r->vsock_socket);
+  r->vsock_socket = g_strdup (vsock);
+  r->pid = pid;
+  if ((network = g_variant_lookup_value (paths, "network", G_VARIANT_TYPE_VARDICT)) != NULL)
+    bg_vm_take_network (r, network);
+  return TRUE;
+}
+
+/* Over the API socket the mechanism handed over: machine, boot source,
+ * drives, network, vsock; then the guest starts. */
+gboolean
+bg_vm_configure_and_start (BgVmRecord  *r,
+                     BgImage     *image,
+                     BgProgress  *p,
+                     GError     **error)
+{
+  gboolean layered = is_layered (r);
+  g_autofree char *boot_args = g_strdup_printf ("%s %s%s%s", DEFAULT_BOOT_ARGS, layered ? LAYERED_ARGS : ROOT_ARGS,
+                                                image->cmdline ? " " : "", image->cmdline ? image->cmdline : "");
+  g_autoptr(BgFcClient) fc = bg_fc_client_new (r->api_socket);
+
+  bg_progress_step (p, "configuring the VM");
+  bg_vm_test_hook ("configure");
+  /* In this order: /dev/vda, vdb, vdc in the guest. */
+  if (!bg_fc_configure_machine (fc, r->cpus, r->memory_mib, error) ||
+      !bg_fc_set_boot_source (fc, "/vmlinux", boot_args, image->initrd ? "/initrd" : NULL, error) ||
+      !bg_fc_add_drive (fc, "rootfs", "/rootfs", TRUE, layered, error) ||
+      !bg_fc_add_drive (fc, "cidata", "/cidata", FALSE, TRUE, error) ||
+      (layered && !bg_fc_add_drive (fc, "upper", "/upper", FALSE, FALSE, error)) ||
+      !bg_fc_add_network (fc, "eth0", r->tap, r->mac, error) ||
+      !bg_fc_set_vsock (fc, r->cid, "/run/vsock.sock", error) ||
+      !bg_vm_check_interrupt (error))
+    return FALSE;
+
+  bg_progress_step (p, "starting the guest");
+  bg_vm_test_hook ("start");
+  return bg_fc_action (fc, "InstanceStart", error);
+}
+
+/* LaunchVm, once or (when the network under a stopped VM changed, say
+ * another subnet after a reboot) twice: the VM is killed, its config
+ * drive and pinned key follow the new network, and it is launched again. */
+gboolean
+bg_vm_launch (BgVmRecord  *r,
+           BgImage     *image,
+           BgConfig    *config,
+           const char  *dir,
+           BgProgress  *p,
+           BgUndo      *undo,
+           GError     **error)
+{
+  g_autoptr(BgVmRecord) before = bg_vm_record_copy (r);
+
+  bg_progress_step (p, "launching the jailed VMM");
+  bg_vm_test_hook ("launch");
+  if (!launch (r, image, dir, error))
+    return FALSE;
+  bg_undo_push (undo, undo_kill_vm, g_strdup (r->name), g_free);
+  bg_vm_test_hook ("launched");
+  if (!same_network (before, r))
+    {
+      g_autofree char *kh = bg_known_hosts_path ();
+      g_autofree char *old_alias = bg_vm_alias (before);
+
+      bg_cli_warn ("the network of %s changed (address %s, was %s); writing its configuration again",
+                   r->name, r->address, before->address);
+      undo_kill_vm (r->name);
+      if (!bg_known_hosts_remove (kh, old_alias, before->address, error) ||
+          !bg_vm_pin_host_key (r, dir, NULL, error) ||
+          !bg_vm_write_config_drive (r, config, dir, error) ||
+          !launch (r, image, dir, error))
+        return FALSE;
+    }
+  return bg_vm_check_interrupt (error);
+}
