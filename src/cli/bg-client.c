@@ -138,6 +138,40 @@ translate_error (GError *error)
     g_prefix_error (&error, "banger-mechanism failed to start: ");
 }
 
+/* The proxy sends to the unique name of the instance that owned the
+ * well-known name when it was made, and this process runs no main loop
+ * that would tell it the owner changed. When that instance has exited
+ * since (idle, after a long copy or wait), the bus refuses the call
+ * without delivering it (ServiceUnknown, or AccessDenied while the old
+ * connection lingers); the bus's own answer says whether the owner is
+ * still the one the proxy names. If not, a fresh proxy reaches (or
+ * activates) the current instance. */
+static gboolean
+owner_went_away (GError *error)
+{
+  g_autofree char *remote = g_dbus_error_get_remote_error (error);
+  g_autofree char *named = proxy ? g_dbus_proxy_get_name_owner (G_DBUS_PROXY (proxy)) : NULL;
+  g_autoptr(GVariant) reply = NULL;
+  const char *current;
+
+  /* Only refusals of the bus itself: a call that reached an instance
+   * which then died (NoReply) may have done its work, and is not sent
+   * again. */
+  if (named == NULL ||
+      (g_strcmp0 (remote, "org.freedesktop.DBus.Error.ServiceUnknown") != 0 &&
+       g_strcmp0 (remote, "org.freedesktop.DBus.Error.AccessDenied") != 0 &&
+       !g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) &&
+       !g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED)))
+    return FALSE;
+  reply = g_dbus_connection_call_sync (connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "GetNameOwner", g_variant_new ("(s)", BG_DBUS_NAME),
+                                       G_VARIANT_TYPE ("(s)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
+  if (reply == NULL)
+    return TRUE;
+  g_variant_get (reply, "(&s)", &current);
+  return !g_str_equal (current, named);
+}
+
 /* Calls @method (parameters taken if floating) through the generated
  * proxy; @fd_list carries the descriptors the parameters' handles name. */
 GVariant *
@@ -154,6 +188,15 @@ bg_client_call (const char   *method,
     return NULL;
   reply = g_dbus_proxy_call_with_unix_fd_list_sync (G_DBUS_PROXY (proxy), method, params,
                                                     G_DBUS_CALL_FLAGS_NONE, -1, fd_list, NULL, NULL, &local);
+  if (reply == NULL && owner_went_away (local))
+    {
+      g_clear_error (&local);
+      g_clear_object (&proxy);
+      if (get_proxy (error) == NULL)
+        return NULL;
+      reply = g_dbus_proxy_call_with_unix_fd_list_sync (G_DBUS_PROXY (proxy), method, params,
+                                                        G_DBUS_CALL_FLAGS_NONE, -1, fd_list, NULL, NULL, &local);
+    }
   if (reply == NULL && g_error_matches (local, BG_ERROR, BG_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED))
     {
       g_clear_error (&local);

@@ -412,6 +412,45 @@ test_mechanism_killed_mid_launch_leaves_nothing (Fixture *f, gconstpointer data)
 }
 
 static void
+test_mechanism_gone_between_calls_is_activated_again (Fixture *f, gconstpointer data)
+{
+  const char *args[] = { "vm", "up", "between", "--no-wait", NULL };
+  g_auto(GStrv) argv = bg_harness_cli_argv (BG_TEST_USER_A, args);
+  g_auto(GStrv) envp = bg_harness_cli_envp (f->h, f->home, f->home);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *before = snapshot (f);
+  g_autofree char *o = NULL, *e = NULL, *after = NULL;
+  GPid pid, mech;
+  int status;
+
+  if (g_getenv ("BANGER_TEST_HOOKS") == NULL)
+    {
+      g_test_skip ("built without -Dtest_hooks=true: the CLI cannot be paused at a step");
+      return;
+    }
+  /* The instance that answered CreateTap exits (as it does when idle
+   * through a long disk copy) before LaunchVm: the CLI's proxy still
+   * names it, and the call must reach a fresh one instead of failing. */
+  envp = g_environ_setenv (envp, "BANGER_TEST_PAUSE_AT", "launch", TRUE);
+  g_assert_true (g_spawn_async (f->home, argv, envp, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
+                                G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, &pid, &error));
+  g_assert_cmpint (waitpid (pid, &status, WUNTRACED), ==, pid);
+  g_assert_true (WIFSTOPPED (status));
+  mech = bg_harness_mechanism_pid (f->h);
+  g_assert_cmpint (mech, >, 0);
+  kill (mech, SIGTERM);
+  g_assert_true (bg_harness_wait_name_gone (f->h, 20));
+  kill (pid, SIGCONT);
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+
+  g_assert_cmpint (cli (f, &o, &e, "vm", "rm", "between", "--force", NULL), ==, 0);
+  after = snapshot (f);
+  g_assert_cmpstr (after, ==, before);
+}
+
+static void
 test_bad_input_creates_nothing (Fixture *f, gconstpointer data)
 {
   g_autofree char *before = snapshot (f);
@@ -630,6 +669,7 @@ add_tests (void)
   ADD ("/up/parallel-ups-get-distinct-resources", test_parallel_ups_get_distinct_resources);
   ADD ("/up/killed-at-any-step-cleanup-leaves-nothing", test_killed_at_any_step_cleanup_leaves_nothing);
   ADD ("/up/mechanism-killed-mid-launch-leaves-nothing", test_mechanism_killed_mid_launch_leaves_nothing);
+  ADD ("/up/mechanism-gone-between-calls-is-activated-again", test_mechanism_gone_between_calls_is_activated_again);
   ADD ("/up/bad-input-creates-nothing", test_bad_input_creates_nothing);
   ADD ("/up/vm-ssh-uses-the-pinned-key", test_vm_ssh_uses_the_pinned_key);
   ADD ("/up/layered-vms-share-one-base", test_layered_vms_share_one_base);
