@@ -69,7 +69,10 @@ bg_loop_attach (int          backing_fd,
       if (fd < 0)
         continue;
       config.fd = backing_fd;
-      config.info.lo_flags = LO_FLAGS_AUTOCLEAR | (read_only ? LO_FLAGS_READ_ONLY : 0);
+      /* Direct I/O: the guest's reads are cached once, in the device's
+       * page cache, not a second time in the backing file's. The kernel
+       * drops the flag where the backing filesystem cannot do it. */
+      config.info.lo_flags = LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO | (read_only ? LO_FLAGS_READ_ONLY : 0);
       if (ioctl (fd, LOOP_CONFIGURE, &config) < 0)
         {
           if (errno == EBUSY)
