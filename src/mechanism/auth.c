@@ -31,13 +31,23 @@ typedef struct {
   char           *target_kind;
   char           *target_name;
   BgResourceFunc  target_func;
+  /* Monotonic µs: received, caller known, polkit's verdict. */
+  gint64          received;
+  gint64          resolved;
+  gint64          authorized;
 } Call;
 
 static void
 call_free (Call *c)
 {
   BgDaemon *daemon = c->pub.daemon;
+  gint64 now = g_get_monotonic_time ();
 
+  g_debug ("%s from uid %d answered in %.1f ms (caller %.1f ms, polkit %.1f ms, work %.1f ms)",
+           g_dbus_method_invocation_get_method_name (c->pub.invocation), (int) c->pub.caller_uid,
+           (now - c->received) / 1000.0, c->resolved ? (c->resolved - c->received) / 1000.0 : 0.0,
+           c->authorized ? (c->authorized - c->resolved) / 1000.0 : 0.0,
+           (now - (c->authorized ? c->authorized : c->resolved ? c->resolved : c->received)) / 1000.0);
   g_clear_object (&c->pub.invocation);
   g_clear_object (&c->details);
   g_free (c->action);
@@ -142,6 +152,8 @@ check_done (GObject      *source,
   const char *action = owner_check ? ADMIN_ACTION : cd->call->action;
 
   g_free (cd);
+  if (!owner_check)
+    ((Call *) call)->authorized = g_get_monotonic_time ();
   verdict = polkit_authority_check_authorization_finish (POLKIT_AUTHORITY (source), result, &error);
   if (verdict == NULL)
     return bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
@@ -217,6 +229,7 @@ caller_uid_done (GObject      *source,
                                  "not authorized: the bus did not say who you are (%s)", error->message);
   g_variant_get (reply, "(u)", &uid);
   c->pub.caller_uid = uid;
+  c->resolved = g_get_monotonic_time ();
 
   if (c->action == NULL)
     c->func (&c->pub, c->pub.self);
@@ -239,6 +252,7 @@ bg_call_start (BgDaemon              *daemon,
   GDBusConnection *bus = g_dbus_method_invocation_get_connection (invocation);
   Call *c = g_new0 (Call, 1);
 
+  c->received = g_get_monotonic_time ();
   c->pub.daemon = daemon;
   c->pub.invocation = g_object_ref (invocation);
   c->pub.caller_uid = (uid_t) -1;

@@ -275,7 +275,9 @@ bg_daemon_free (BgDaemon *daemon)
   g_clear_handle_id (&daemon->idle_source, g_source_remove);
   if (daemon->owner_id != 0)
     g_bus_unown_name (daemon->owner_id);
-  if (daemon->skeleton != NULL)
+  /* Never exported when the bus could not be reached. */
+  if (daemon->skeleton != NULL &&
+      g_dbus_interface_skeleton_get_connection (G_DBUS_INTERFACE_SKELETON (daemon->skeleton)) != NULL)
     g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (daemon->skeleton));
   g_clear_object (&daemon->skeleton);
   g_clear_pointer (&daemon->vms, bg_vms_free);
