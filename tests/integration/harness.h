@@ -21,6 +21,7 @@ typedef struct {
   GPid             polkit_pid;
   GDBusConnection *bus;        /* the harness's own (root) connection */
   char            *cli_path_prefix; /* prepended to PATH for CLI runs */
+  gboolean         run_mounted;     /* run_dir is a tmpfs of the harness's own */
 } BgHarness;
 
 typedef struct {
