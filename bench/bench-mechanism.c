@@ -136,11 +136,13 @@ bench (void)
   for (int i = 0; i < RUNS; i++)
     {
       GVariant *r;
+      g_autoptr(GVariant) info = NULL;
       const char *name;
       t0 = now_ms ();
       r = call (h, "CreateTap", g_variant_new_parsed ("('bench', @a{sv} {})"), NULL, &error);
       g_assert_no_error (error);
-      g_variant_get (r, "(&ssssu)", &name, NULL, NULL, NULL, NULL);
+      info = g_variant_get_child_value (r, 0);
+      g_assert_true (g_variant_lookup (info, "tap", "&s", &name));
       g_variant_unref (call (h, "DeleteTap", g_variant_new ("(s)", name), NULL, &error));
       g_assert_no_error (error);
       g_variant_unref (r);
@@ -160,7 +162,9 @@ bench (void)
   {
     g_autoptr(GVariant) t = call (h, "CreateTap", g_variant_new_parsed ("('benchnet', @a{sv} {})"), NULL, &error);
     g_assert_no_error (error);
-    g_variant_get (t, "(ssssu)", &tap_name, NULL, NULL, &mac, NULL);
+    g_autoptr(GVariant) info = g_variant_get_child_value (t, 0);
+    g_assert_true (g_variant_lookup (info, "tap", "s", &tap_name));
+    g_assert_true (g_variant_lookup (info, "mac", "s", &mac));
   }
   for (int i = 0; i < RUNS; i++)
     {
