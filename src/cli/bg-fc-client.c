@@ -231,17 +231,29 @@ bg_fc_set_vsock (BgFcClient  *client,
   return send_object (client, "PUT", "/vsock", b, error);
 }
 
+/* A body of one string member: {"@key": "@value"}. */
+static gboolean
+send_string (BgFcClient  *client,
+             const char  *method,
+             const char  *path,
+             const char  *key,
+             const char  *value,
+             GError     **error)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  MEMBER_STRING (b, key, value);
+  json_builder_end_object (b);
+  return send_object (client, method, path, b, error);
+}
+
 gboolean
 bg_fc_action (BgFcClient  *client,
               const char  *action_type,
               GError     **error)
 {
-  g_autoptr(JsonBuilder) b = json_builder_new ();
-
-  json_builder_begin_object (b);
-  MEMBER_STRING (b, "action_type", action_type);
-  json_builder_end_object (b);
-  return send_object (client, "PUT", "/actions", b, error);
+  return send_string (client, "PUT", "/actions", "action_type", action_type, error);
 }
 
 /* "Paused" or "Resumed". */
@@ -250,12 +262,7 @@ bg_fc_set_state (BgFcClient  *client,
                  const char  *state,
                  GError     **error)
 {
-  g_autoptr(JsonBuilder) b = json_builder_new ();
-
-  json_builder_begin_object (b);
-  MEMBER_STRING (b, "state", state);
-  json_builder_end_object (b);
-  return send_object (client, "PATCH", "/vm", b, error);
+  return send_string (client, "PATCH", "/vm", "state", state, error);
 }
 
 /* "Not started", "Running" or "Paused", from GET /. */

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bg-cli.h"
 #include "bg-error.h"
 #include "bg-sync.h"
 
@@ -161,4 +162,16 @@ bg_sync_resolve (const char  *home,
   if (skipped)
     *skipped = g_steal_pointer (&skip);
   return g_steal_pointer (&entries);
+}
+
+GPtrArray *
+bg_sync_resolve_config (BgConfig  *config,
+                        GError   **error)
+{
+  g_autoptr(GPtrArray) skipped = NULL;
+  GPtrArray *files = bg_sync_resolve (g_get_home_dir (), config->sync_paths, config->sync_limit, &skipped, error);
+
+  for (guint i = 0; files != NULL && i < skipped->len; i++)
+    bg_cli_warn ("not syncing %s", (char *) skipped->pdata[i]);
+  return files;
 }

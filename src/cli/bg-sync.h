@@ -3,6 +3,8 @@
 
 #include <gio/gio.h>
 
+#include "bg-config.h"
+
 G_BEGIN_DECLS
 
 typedef struct {
@@ -16,6 +18,10 @@ GPtrArray *bg_sync_resolve         (const char    *home,
                                     char         **paths,
                                     guint64        limit,
                                     GPtrArray    **skipped,
+                                    GError       **error);
+/* The [sync] paths of @config below your home; what is left out is said
+ * on stderr. */
+GPtrArray *bg_sync_resolve_config  (BgConfig      *config,
                                     GError       **error);
 void       bg_sync_entry_free      (BgSyncEntry   *entry);
 

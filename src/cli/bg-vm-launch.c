@@ -111,7 +111,6 @@ bg_vm_write_config_drive (BgVmRecord  *r,
 {
   g_autoptr(BgGuestConfig) guest = g_new0 (BgGuestConfig, 1);
   g_autoptr(GPtrArray) files = NULL;
-  g_autoptr(GPtrArray) skipped = NULL;
   g_autoptr(GStrvBuilder) keys = g_strv_builder_new ();
   g_autofree char *cidata = g_build_filename (dir, "cidata.img", NULL);
   g_autofree char *client = NULL;
@@ -128,11 +127,9 @@ bg_vm_write_config_drive (BgVmRecord  *r,
     }
   if (!bg_ssh_generate_host_key (dir, &guest->host_key_private, &guest->host_key_public, error))
     return FALSE;
-  files = bg_sync_resolve (g_get_home_dir (), config->sync_paths, config->sync_limit, &skipped, error);
+  files = bg_sync_resolve_config (config, error);
   if (files == NULL)
     return FALSE;
-  for (guint i = 0; i < skipped->len; i++)
-    bg_cli_warn ("not syncing %s", (char *) skipped->pdata[i]);
   guest->name = g_strdup (r->name);
   guest->domain = g_strdup (r->domain);
   guest->user = g_strdup (r->guest_user);

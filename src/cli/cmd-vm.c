@@ -442,7 +442,6 @@ cmd_sync (BgCli *cli, int argc, char **argv, GError **error)
   g_autoptr(BgConfig) config = NULL;
   g_autoptr(BgVmRecord) r = NULL;
   g_autoptr(GPtrArray) files = NULL;
-  g_autoptr(GPtrArray) skipped = NULL;
   g_autoptr(GSubprocessLauncher) tar_l = NULL, ssh_l = NULL;
   g_autoptr(GSubprocess) tar = NULL, ssh = NULL;
   g_autoptr(GString) list = g_string_new (NULL);
@@ -463,11 +462,9 @@ cmd_sync (BgCli *cli, int argc, char **argv, GError **error)
   if (!bg_programs_require ((const char * const[]) { "tar", "ssh", NULL }, "vm sync", error) ||
       (config = bg_config_load_default (error)) == NULL || (r = load_running (argv[1], error)) == NULL)
     return FALSE;
-  files = bg_sync_resolve (g_get_home_dir (), config->sync_paths, config->sync_limit, &skipped, error);
+  files = bg_sync_resolve_config (config, error);
   if (files == NULL)
     return FALSE;
-  for (guint i = 0; i < skipped->len; i++)
-    bg_cli_warn ("not syncing %s", (char *) skipped->pdata[i]);
   if (files->len == 0)
     {
       g_print ("Nothing to sync: [sync] paths in banger.conf is empty.\n");

@@ -370,6 +370,17 @@ get_strv (Parser      *p,
   return TRUE;
 }
 
+/* The value of a number-like key, stripped; NULL when it is absent. */
+static char *
+get_raw (Parser      *p,
+         const char  *group,
+         const char  *key,
+         gboolean    *present)
+{
+  *present = g_key_file_has_key (p->kf, group, key, NULL);
+  return *present ? g_strstrip (g_key_file_get_value (p->kf, group, key, NULL)) : NULL;
+}
+
 static gboolean
 get_int (Parser      *p,
          const char  *group,
@@ -378,19 +389,12 @@ get_int (Parser      *p,
          gboolean    *present,
          GError     **error)
 {
-  g_autofree char *raw = NULL;
-  gint64 value;
+  g_autofree char *raw = get_raw (p, group, key, present);
 
-  *present = g_key_file_has_key (p->kf, group, key, NULL);
-  if (!*present)
-    return TRUE;
-  raw = g_strstrip (g_key_file_get_value (p->kf, group, key, NULL));
-  if (!g_ascii_string_to_signed (raw, 10, G_MININT64, G_MAXINT64, &value, NULL))
+  if (raw != NULL && !g_ascii_string_to_signed (raw, 10, G_MININT64, G_MAXINT64, out, NULL))
     return value_error (p, group, key,
-                        g_error_new (BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-                                     "\"%s\" is not a whole number", raw),
+                        g_error_new (BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "\"%s\" is not a whole number", raw),
                         error);
-  *out = value;
   return TRUE;
 }
 
@@ -402,14 +406,10 @@ get_size (Parser      *p,
           gboolean    *present,
           GError     **error)
 {
-  g_autofree char *raw = NULL;
+  g_autofree char *raw = get_raw (p, group, key, present);
   GError *local = NULL;
 
-  *present = g_key_file_has_key (p->kf, group, key, NULL);
-  if (!*present)
-    return TRUE;
-  raw = g_strstrip (g_key_file_get_value (p->kf, group, key, NULL));
-  if (!bg_parse_size (raw, out, &local))
+  if (raw != NULL && !bg_parse_size (raw, out, &local))
     return value_error (p, group, key, local, error);
   return TRUE;
 }

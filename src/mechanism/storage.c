@@ -55,6 +55,33 @@ static const BgResourceKind loop_kind = {
   .release = release_loop,
 };
 
+/* Records the attached @loop_fd as @kind @name, ready; detached again
+ * if that fails. Held open: with autoclear, the device lives while
+ * someone has it open; the mechanism keeps it (and so stays up) until it
+ * is released. */
+static BgResource *
+record_loop (BgStorage   *storage,
+             const char  *kind,
+             const char  *name,
+             uid_t        owner,
+             GVariant    *details,
+             int         *loop_fd,
+             GError     **error)
+{
+  BgResource *r = bg_registry_add (storage->registry, kind, name, owner, details, error);
+
+  if (r == NULL || !bg_registry_set_state (storage->registry, r, BG_RESOURCE_READY, error))
+    {
+      bg_loop_detach (name, *loop_fd, 0, 0, NULL);
+      if (r != NULL)
+        bg_registry_remove (storage->registry, r, NULL);
+      return NULL;
+    }
+  g_hash_table_replace (storage->loops, g_strdup (name), GINT_TO_POINTER (g_steal_fd (loop_fd)));
+  bg_daemon_hold (storage->daemon);
+  return r;
+}
+
 BgResource *
 bg_storage_attach (BgStorage  *storage,
                    uid_t       owner,
@@ -65,7 +92,6 @@ bg_storage_attach (BgStorage  *storage,
   g_autofree char *name = NULL;
   g_auto(BgFd) loop_fd = -1;
   GVariantBuilder b;
-  BgResource *r;
   struct stat st;
   dev_t rdev;
 
@@ -81,19 +107,7 @@ bg_storage_attach (BgStorage  *storage,
   g_variant_builder_add (&b, "{sv}", "read-only", g_variant_new_boolean (read_only));
   g_variant_builder_add (&b, "{sv}", "backing-dev", g_variant_new_uint64 (st.st_dev));
   g_variant_builder_add (&b, "{sv}", "backing-ino", g_variant_new_uint64 (st.st_ino));
-  r = bg_registry_add (storage->registry, "loop", name, owner, g_variant_builder_end (&b), error);
-  if (r == NULL || !bg_registry_set_state (storage->registry, r, BG_RESOURCE_READY, error))
-    {
-      bg_loop_detach (name, loop_fd, 0, 0, NULL);
-      if (r != NULL)
-        bg_registry_remove (storage->registry, r, NULL);
-      return NULL;
-    }
-  /* Held open: with autoclear, the device lives while someone has it
-   * open; the mechanism keeps it (and so stays up) until DetachLoop. */
-  g_hash_table_replace (storage->loops, g_strdup (name), GINT_TO_POINTER (g_steal_fd (&loop_fd)));
-  bg_daemon_hold (storage->daemon);
-  return r;
+  return record_loop (storage, "loop", name, owner, g_variant_builder_end (&b), &loop_fd, error);
 }
 
 static GVariant *
@@ -165,17 +179,9 @@ bg_storage_share_base (BgStorage   *storage,
   loop_fd = bg_loop_attach (fd, TRUE, rdev, &name, error);
   if (loop_fd < 0)
     return NULL;
-  r = bg_registry_add (storage->registry, "base", name, 0,
-                       base_details (st.st_dev, st.st_ino, (const char * const[]) { vm, NULL }), error);
-  if (r == NULL || !bg_registry_set_state (storage->registry, r, BG_RESOURCE_READY, error))
-    {
-      bg_loop_detach (name, loop_fd, 0, 0, NULL);
-      if (r != NULL)
-        bg_registry_remove (storage->registry, r, NULL);
-      return NULL;
-    }
-  g_hash_table_replace (storage->loops, g_strdup (name), GINT_TO_POINTER (g_steal_fd (&loop_fd)));
-  bg_daemon_hold (storage->daemon);
+  if (record_loop (storage, "base", name, 0, base_details (st.st_dev, st.st_ino, (const char * const[]) { vm, NULL }),
+                   &loop_fd, error) == NULL)
+    return NULL;
   return g_steal_pointer (&name);
 }
 

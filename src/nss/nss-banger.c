@@ -80,6 +80,39 @@ is_candidate (const char *name)
   return name != NULL && strchr (name, '.') != NULL && strlen (name) < 256;
 }
 
+/* @name's address, with the status and errnos NSS wants when there is
+ * none (not ours, not listed, the file unreadable) or no room for it. */
+static enum nss_status
+find (const char     *name,
+      struct in_addr *addr,
+      size_t          buflen,
+      size_t          need,
+      int            *errnop,
+      int            *h_errnop)
+{
+  int r = is_candidate (name) ? lookup (name, addr) : 0;
+
+  if (r < 0)
+    {
+      *errnop = errno;
+      *h_errnop = NO_RECOVERY;
+      return NSS_STATUS_UNAVAIL;
+    }
+  if (r == 0)
+    {
+      *errnop = ENOENT;
+      *h_errnop = HOST_NOT_FOUND;
+      return NSS_STATUS_NOTFOUND;
+    }
+  if (buflen < need)
+    {
+      *errnop = ERANGE;
+      *h_errnop = NETDB_INTERNAL;
+      return NSS_STATUS_TRYAGAIN;
+    }
+  return NSS_STATUS_SUCCESS;
+}
+
 enum nss_status
 _nss_banger_gethostbyname4_r (const char             *name,
                               struct gaih_addrtuple **pat,
@@ -91,29 +124,12 @@ _nss_banger_gethostbyname4_r (const char             *name,
 {
   struct in_addr addr;
   struct gaih_addrtuple *tuple;
-  size_t name_len, need;
-  int r;
+  size_t name_len = name ? strlen (name) + 1 : 0;
+  enum nss_status status = find (name, &addr, buflen, ALIGN_PTR (name_len) + sizeof (struct gaih_addrtuple),
+                                 errnop, h_errnop);
 
-  if (!is_candidate (name))
-    goto not_found;
-  r = lookup (name, &addr);
-  if (r < 0)
-    {
-      *errnop = errno;
-      *h_errnop = NO_RECOVERY;
-      return NSS_STATUS_UNAVAIL;
-    }
-  if (r == 0)
-    goto not_found;
-
-  name_len = strlen (name) + 1;
-  need = ALIGN_PTR (name_len) + sizeof (struct gaih_addrtuple);
-  if (buflen < need)
-    {
-      *errnop = ERANGE;
-      *h_errnop = NETDB_INTERNAL;
-      return NSS_STATUS_TRYAGAIN;
-    }
+  if (status != NSS_STATUS_SUCCESS)
+    return status;
   memcpy (buffer, name, name_len);
   tuple = (struct gaih_addrtuple *) (buffer + ALIGN_PTR (name_len));
   memset (tuple, 0, sizeof *tuple);
@@ -127,11 +143,6 @@ _nss_banger_gethostbyname4_r (const char             *name,
   if (ttlp)
     *ttlp = 0;
   return NSS_STATUS_SUCCESS;
-
-not_found:
-  *errnop = ENOENT;
-  *h_errnop = HOST_NOT_FOUND;
-  return NSS_STATUS_NOTFOUND;
 }
 
 enum nss_status
@@ -146,33 +157,21 @@ _nss_banger_gethostbyname3_r (const char     *name,
                               char          **canonp)
 {
   struct in_addr addr;
-  size_t name_len, offset;
+  size_t name_len = name ? strlen (name) + 1 : 0, offset = ALIGN_PTR (name_len);
   char **aliases, **addr_list;
-  int r;
+  enum nss_status status;
 
-  if (af == AF_UNSPEC)
-    af = AF_INET;
-  if (af != AF_INET || !is_candidate (name))
-    goto not_found;
-  r = lookup (name, &addr);
-  if (r < 0)
+  if (af != AF_UNSPEC && af != AF_INET)
     {
-      *errnop = errno;
-      *h_errnop = NO_RECOVERY;
-      return NSS_STATUS_UNAVAIL;
+      *errnop = ENOENT;
+      *h_errnop = HOST_NOT_FOUND;
+      return NSS_STATUS_NOTFOUND;
     }
-  if (r == 0)
-    goto not_found;
-
   /* Layout: name, aliases (NULL), address, address list (addr, NULL). */
-  name_len = strlen (name) + 1;
-  offset = ALIGN_PTR (name_len);
-  if (buflen < offset + sizeof (char *) + ALIGN_PTR (sizeof addr) + 2 * sizeof (char *))
-    {
-      *errnop = ERANGE;
-      *h_errnop = NETDB_INTERNAL;
-      return NSS_STATUS_TRYAGAIN;
-    }
+  status = find (name, &addr, buflen, offset + sizeof (char *) + ALIGN_PTR (sizeof addr) + 2 * sizeof (char *),
+                 errnop, h_errnop);
+  if (status != NSS_STATUS_SUCCESS)
+    return status;
   memcpy (buffer, name, name_len);
   aliases = (char **) (buffer + offset);
   aliases[0] = NULL;
@@ -192,11 +191,6 @@ _nss_banger_gethostbyname3_r (const char     *name,
   if (canonp)
     *canonp = buffer;
   return NSS_STATUS_SUCCESS;
-
-not_found:
-  *errnop = ENOENT;
-  *h_errnop = HOST_NOT_FOUND;
-  return NSS_STATUS_NOTFOUND;
 }
 
 enum nss_status
