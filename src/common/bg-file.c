@@ -66,6 +66,26 @@ fail:
   return FALSE;
 }
 
+/* Root without CAP_DAC_OVERRIDE (the mechanism) meets a directory
+ * someone else made unreadable to it (a jailed VMM, in its socket dir):
+ * made root's and 0700 through an O_PATH descriptor that does not follow
+ * links, which CAP_CHOWN allows. */
+static gboolean
+take_over_dir (int         parent_fd,
+               const char *name)
+{
+  int fd = openat (parent_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  g_autofree char *proc = NULL;
+  gboolean ok;
+
+  if (fd < 0)
+    return FALSE;
+  proc = g_strdup_printf ("/proc/self/fd/%d", fd);
+  ok = fchownat (fd, "", 0, 0, AT_EMPTY_PATH) == 0 && chmod (proc, 0700) == 0;
+  close (fd);
+  return ok;
+}
+
 /* Removes @parent_fd/@name and everything below it, in-process, without
  * following any symlink planted inside (a jailed VMM's, a guest's):
  * directories are entered only through O_NOFOLLOW descriptors. Already
@@ -86,6 +106,8 @@ bg_file_remove_tree_at (int         parent_fd,
     return unlinkat (parent_fd, name, 0) == 0 || errno == ENOENT;
 
   fd = openat (parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == EACCES && geteuid () == 0 && take_over_dir (parent_fd, name))
+    fd = openat (parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return FALSE;
   dir = fdopendir (fd);

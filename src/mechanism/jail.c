@@ -215,32 +215,54 @@ bg_jail_check_vmm (const char  *path,
   return fd >= 0;
 }
 
-/* A POSIX access ACL (the kernel's xattr format) letting @caller traverse
- * a root-owned 0700 directory, and nobody else. */
-static gboolean
-grant_traverse (const char  *path,
-                uid_t        caller,
-                GError     **error)
+typedef struct {
+  uid_t   uid;
+  guint16 perm;   /* rwx bits */
+} AclUser;
+
+static int
+compare_acl_users (gconstpointer a, gconstpointer b)
 {
-  struct { guint16 tag, perm; guint32 id; } __attribute__ ((packed)) entries[] = {
-    { 0x01, 07, G_MAXUINT32 },   /* ACL_USER_OBJ rwx */
-    { 0x02, 01, caller },        /* ACL_USER caller --x */
-    { 0x04, 00, G_MAXUINT32 },   /* ACL_GROUP_OBJ --- */
-    { 0x10, 01, G_MAXUINT32 },   /* ACL_MASK --x */
-    { 0x20, 00, G_MAXUINT32 },   /* ACL_OTHER --- */
-  };
+  const AclUser *x = a, *y = b;
+  return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+/* A POSIX access ACL (the kernel's xattr format) on a root-owned
+ * directory: root rwx, each of @users what it lists, nobody else
+ * anything. Root's own access never needs CAP_DAC_OVERRIDE. */
+static gboolean
+set_acl (const char  *path,
+         AclUser     *users,
+         guint        n_users,
+         GError     **error)
+{
+  struct { guint16 tag, perm; guint32 id; } __attribute__ ((packed)) entries[8];
   guint8 buf[4 + sizeof entries];
   guint32 version = GUINT32_TO_LE (2);
+  guint n = 0;
+  guint16 mask = 0;
 
-  for (guint i = 0; i < G_N_ELEMENTS (entries); i++)
+  g_assert (n_users <= 4);
+  /* Entries in the kernel's order: by tag, users by uid. */
+  qsort (users, n_users, sizeof *users, compare_acl_users);
+  entries[n++] = (typeof (entries[0])) { 0x01, 07, G_MAXUINT32 };   /* ACL_USER_OBJ */
+  for (guint i = 0; i < n_users; i++)
+    {
+      entries[n++] = (typeof (entries[0])) { 0x02, users[i].perm, users[i].uid };   /* ACL_USER */
+      mask |= users[i].perm;
+    }
+  entries[n++] = (typeof (entries[0])) { 0x04, 00, G_MAXUINT32 };   /* ACL_GROUP_OBJ */
+  entries[n++] = (typeof (entries[0])) { 0x10, mask, G_MAXUINT32 }; /* ACL_MASK */
+  entries[n++] = (typeof (entries[0])) { 0x20, 00, G_MAXUINT32 };   /* ACL_OTHER */
+  for (guint i = 0; i < n; i++)
     {
       entries[i].tag = GUINT16_TO_LE (entries[i].tag);
       entries[i].perm = GUINT16_TO_LE (entries[i].perm);
       entries[i].id = GUINT32_TO_LE (entries[i].id);
     }
   memcpy (buf, &version, 4);
-  memcpy (buf + 4, entries, sizeof entries);
-  if (setxattr (path, "system.posix_acl_access", buf, sizeof buf, 0) < 0)
+  memcpy (buf + 4, entries, n * sizeof entries[0]);
+  if (setxattr (path, "system.posix_acl_access", buf, 4 + n * sizeof entries[0], 0) < 0)
     return fail_errno (error, errno, "cannot set an ACL on (does the filesystem support ACLs?)", path);
   return TRUE;
 }
@@ -342,12 +364,22 @@ bg_jail_new (const char  *run_dir,
    * caller. Explicit chmod: the umask is 077. */
   if (g_mkdir_with_parents (top, 0711) < 0 || chmod (top, 0711) < 0)
     return fail_errno (error, errno, "cannot create", top), NULL;
-  if (!bg_jail_destroy (run_dir, id, error) ||
-      !make_dir (jail->dir, 0, 0, 0700, error) ||
-      !grant_traverse (jail->dir, caller, error) ||
-      !make_dir (jail->root, 0, 0, 0755, error) ||
-      !make_dir (jail->run, jail_uid, jail_uid, 0711, error))
-    return NULL;
+  /* All root's, so the mechanism needs no CAP_DAC_OVERRIDE to remove
+   * them: the jail dir admits only the caller (to reach the sockets);
+   * run/ is where the VMM makes them (jail uid rwx), and the caller
+   * passes through it. */
+  {
+    AclUser dir_users[] = { { caller, 01 } };
+    AclUser run_users[] = { { jail_uid, 07 }, { caller, 01 } };
+
+    if (!bg_jail_destroy (run_dir, id, error) ||
+        !make_dir (jail->dir, 0, 0, 0700, error) ||
+        !set_acl (jail->dir, dir_users, caller == 0 ? 0 : 1, error) ||
+        !make_dir (jail->root, 0, 0, 0755, error) ||
+        !make_dir (jail->run, 0, 0, 0700, error) ||
+        !set_acl (jail->run, run_users, caller == 0 ? 1 : 2, error))
+      return NULL;
+  }
 
   add_dir (jail, "dev");
   add_dir (jail, "dev/net");

@@ -242,6 +242,65 @@ harness_new (void)
   return h;
 }
 
+/* "setpriv ... --": the mechanism run with the capability bounding set,
+ * ambient capabilities, securebits and no_new_privs its systemd unit
+ * gives it (read from the built unit, $BANGER_UNIT), so a unit that
+ * leaves the mechanism unable to work fails the tests, not users. */
+static char *
+unit_sandbox_prefix (void)
+{
+  const char *unit = g_getenv ("BANGER_UNIT");
+  g_autofree char *text = NULL;
+  g_auto(GStrv) lines = NULL;
+  g_autoptr(GString) cmd = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *setpriv = g_find_program_in_path ("setpriv");
+
+  if (unit == NULL)
+    return g_strdup ("");
+  if (!g_file_get_contents (unit, &text, NULL, &error))
+    g_error ("%s", error->message);
+  if (setpriv == NULL)
+    g_error ("setpriv (util-linux) is needed to run the mechanism as its unit does");
+  cmd = g_string_new (setpriv);
+  lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i]; i++)
+    {
+      const char *l = g_strstrip (lines[i]);
+      const char *value = strchr (l, '=');
+      g_auto(GStrv) words = NULL;
+      g_autoptr(GString) caps = g_string_new ("-all");
+
+      if (value == NULL || l[0] == '#')
+        continue;
+      words = g_strsplit_set (value + 1, " \t", -1);
+      for (guint j = 0; words[j]; j++)
+        if (g_str_has_prefix (words[j], "CAP_"))
+          {
+            g_autofree char *lower = g_ascii_strdown (words[j] + 4, -1);
+            g_string_append_printf (caps, ",+%s", lower);
+          }
+      if (g_str_has_prefix (l, "CapabilityBoundingSet="))
+        g_string_append_printf (cmd, " --bounding-set=%s", caps->str);
+      else if (g_str_has_prefix (l, "AmbientCapabilities=") && !g_str_equal (caps->str, "-all"))
+        g_string_append_printf (cmd, " --inh-caps=%s --ambient-caps=%s", caps->str, caps->str);
+      else if (g_str_has_prefix (l, "NoNewPrivileges=") && g_str_equal (value + 1, "yes"))
+        g_string_append (cmd, " --no-new-privs");
+      else if (g_str_has_prefix (l, "SecureBits="))
+        {
+          g_string_append (cmd, " --securebits=");
+          for (guint j = 0; words[j]; j++)
+            if (*words[j])
+              {
+                g_autofree char *bit = g_strdelimit (g_strdup (words[j]), "-", '_');
+                g_string_append_printf (cmd, "%s+%s", j ? "," : "", bit);
+              }
+        }
+    }
+  g_string_append (cmd, " -- ");
+  return g_string_free (g_steal_pointer (&cmd), FALSE);
+}
+
 /* The mechanism from the build directory, with its own run, config and
  * state dirs under the harness's tmp dir, and the built policy; polkitd
  * sees only banger's actions and the rules the test writes. */
@@ -250,7 +309,7 @@ bg_harness_start (guint idle_timeout)
 {
   BgHarness *h = harness_new ();
   g_autofree char *actions = NULL, *empty = NULL, *services = NULL;
-  g_autofree char *policy_text = NULL, *service = NULL;
+  g_autofree char *policy_text = NULL, *service = NULL, *sandbox = NULL;
   g_autoptr(GError) error = NULL;
   PolkitSetup ps;
 
@@ -272,11 +331,13 @@ bg_harness_start (guint idle_timeout)
     g_error ("%s", error->message);
   bg_harness_write_file (actions, "org.banger.policy", policy_text, 0644);
 
+  sandbox = unit_sandbox_prefix ();
   service = g_strdup_printf ("[D-BUS Service]\n"
                              "Name=org.banger.Mechanism1\n"
-                             "Exec=%s --run-dir %s --config-dir %s --state-dir %s/state --idle-timeout %u --verbose\n"
+                             "Exec=%s%s --run-dir %s --config-dir %s --state-dir %s/state --idle-timeout %u --verbose\n"
                              "User=root\n",
-                             g_getenv ("BANGER_MECHANISM"), h->run_dir, h->config_dir, h->tmp, idle_timeout);
+                             sandbox, g_getenv ("BANGER_MECHANISM"), h->run_dir, h->config_dir, h->tmp,
+                             idle_timeout);
   bg_harness_write_file (services, "org.banger.Mechanism1.service", service, 0644);
 
   h->bus_address = g_strdup_printf ("unix:path=%s/system_bus_socket", h->tmp);

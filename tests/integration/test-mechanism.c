@@ -268,11 +268,66 @@ test_cli_status_sees_the_mechanism (Fixture *f, gconstpointer data)
   g_assert_cmpstr (strchr (err2, '\n'), ==, "\n");
 }
 
+/* The harness runs the mechanism as its systemd unit does (setpriv with
+ * the unit's bounding set and no_new_privs), and every other test then
+ * proves that set is enough. Here: it is exactly the unit's, effective. */
+static void
+test_runs_with_the_units_capabilities (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgCallResult) ping = bg_harness_call (f->h, NULL, "Ping", NULL, NULL);
+  g_autofree char *unit = NULL, *status = NULL, *path = NULL;
+  g_auto(GStrv) lines = NULL;
+  static const struct { const char *name; int bit; } known[] = {
+    { "CAP_CHOWN", 0 }, { "CAP_DAC_OVERRIDE", 1 }, { "CAP_DAC_READ_SEARCH", 2 }, { "CAP_FOWNER", 3 },
+    { "CAP_KILL", 5 }, { "CAP_SETGID", 6 }, { "CAP_SETUID", 7 }, { "CAP_NET_ADMIN", 12 },
+    { "CAP_SYS_CHROOT", 18 }, { "CAP_SYS_ADMIN", 21 }, { "CAP_SYS_RESOURCE", 24 }, { "CAP_MKNOD", 27 },
+  };
+  guint64 want = 0;
+  GPid pid;
+
+  bg_assert_call_ok (ping);
+  g_assert_true (g_file_get_contents (g_getenv ("BANGER_UNIT"), &unit, NULL, NULL));
+  lines = g_strsplit (unit, "\n", -1);
+  for (guint i = 0; lines[i]; i++)
+    if (g_str_has_prefix (lines[i], "CapabilityBoundingSet="))
+      {
+        g_auto(GStrv) caps = g_strsplit (lines[i] + strlen ("CapabilityBoundingSet="), " ", -1);
+        for (guint j = 0; caps[j]; j++)
+          {
+            gboolean found = FALSE;
+            for (guint k = 0; k < G_N_ELEMENTS (known); k++)
+              if (g_str_equal (caps[j], known[k].name))
+                {
+                  want |= G_GUINT64_CONSTANT (1) << known[k].bit;
+                  found = TRUE;
+                }
+            if (!found)
+              g_error ("the unit grants %s, unknown to this test", caps[j]);
+          }
+      }
+  g_assert_cmpuint (want, !=, 0);
+  /* Nothing the tests would need to be told about. */
+  g_assert_cmpuint (want & ((1 << 1) | (1 << 2) | (1 << 18) | (1 << 24)), ==, 0);
+
+  pid = bg_harness_mechanism_pid (f->h);
+  g_assert_cmpint (pid, >, 0);
+  path = g_strdup_printf ("/proc/%d/status", (int) pid);
+  g_assert_true (g_file_get_contents (path, &status, NULL, NULL));
+  {
+    g_autofree char *bnd = g_strdup_printf ("CapBnd:\t%016" G_GINT64_MODIFIER "x\n", want);
+    g_autofree char *eff = g_strdup_printf ("CapEff:\t%016" G_GINT64_MODIFIER "x\n", want);
+    g_assert_nonnull (strstr (status, bnd));
+    g_assert_nonnull (strstr (status, eff));
+    g_assert_nonnull (strstr (status, "NoNewPrivs:\t1\n"));
+  }
+}
+
 static void
 add_tests (void)
 {
 #define ADD(path, fn, idle) g_test_add (path, Fixture, GUINT_TO_POINTER (idle), setup, fn, teardown)
   ADD ("/mechanism/ping-reports-caller-uid-from-the-bus", test_ping_reports_caller_uid_from_the_bus, 0);
+  ADD ("/mechanism/runs-with-the-units-capabilities", test_runs_with_the_units_capabilities, 0);
   ADD ("/mechanism/unprivileged-refused-without-rule", test_unprivileged_refused_without_rule, 0);
   ADD ("/mechanism/unprivileged-allowed-with-rule", test_unprivileged_allowed_with_rule, 0);
   ADD ("/mechanism/root-is-allowed", test_root_is_allowed, 0);
