@@ -18,6 +18,7 @@ static const GDBusErrorEntry bg_error_entries[] = {
   /* The standard name, so any D-Bus client knows what to do. */
   { BG_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
     "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" },
+  { BG_ERROR_LIMIT_EXCEEDED,   "org.banger.Mechanism1.Error.LimitExceeded" },
 };
 
 G_STATIC_ASSERT (G_N_ELEMENTS (bg_error_entries) == BG_ERROR_N_ERRORS);

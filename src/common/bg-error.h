@@ -24,9 +24,10 @@ typedef enum {
   BG_ERROR_CORRUPT,           /* a stored file could not be parsed */
   BG_ERROR_NOT_SUPPORTED,     /* this host cannot do that */
   BG_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, /* polkit would ask; the call did not allow it */
+  BG_ERROR_LIMIT_EXCEEDED,    /* a per-user limit of mechanism.conf */
 } BgError;
 
-#define BG_ERROR_N_ERRORS (BG_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED + 1)
+#define BG_ERROR_N_ERRORS (BG_ERROR_LIMIT_EXCEEDED + 1)
 
 GQuark       bg_error_quark       (void);
 const char  *bg_error_code_nick   (gint code);

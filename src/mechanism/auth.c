@@ -133,10 +133,23 @@ allows_interaction (BgCall *call)
 }
 
 typedef struct {
-  Call       *call;
-  BgCallFunc  on_yes;
-  gboolean    owner_check;
+  Call         *call;
+  BgCallFunc    on_yes;
+  gboolean      owner_check;
+  gboolean      counted;       /* in the caller's pending calls */
+  GCancellable *cancellable;   /* an agent that never answers is cut off */
+  guint         timeout_id;
 } CheckData;
+
+static gboolean
+on_auth_timeout (gpointer data)
+{
+  CheckData *cd = data;
+
+  cd->timeout_id = 0;
+  g_cancellable_cancel (cd->cancellable);
+  return G_SOURCE_REMOVE;
+}
 
 static void
 check_done (GObject      *source,
@@ -150,11 +163,20 @@ check_done (GObject      *source,
   g_autoptr(GError) error = NULL;
   g_autoptr(PolkitAuthorizationResult) verdict = NULL;
   const char *action = owner_check ? ADMIN_ACTION : cd->call->action;
+  guint timeout_s = bg_daemon_get_limits (call->daemon)->auth_timeout_s;
 
+  if (cd->counted)
+    bg_daemon_count_pending (call->daemon, call->caller_uid, -1);
+  g_clear_handle_id (&cd->timeout_id, g_source_remove);
+  g_clear_object (&cd->cancellable);
   g_free (cd);
   if (!owner_check)
     ((Call *) call)->authorized = g_get_monotonic_time ();
   verdict = polkit_authority_check_authorization_finish (POLKIT_AUTHORITY (source), result, &error);
+  if (verdict == NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
+                                 "not authorized: no answer from your polkit agent within %u s for %s "
+                                 "(auth-timeout in [limits] of mechanism.conf)", timeout_s, action);
   if (verdict == NULL)
     return bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
                                  "not authorized: polkit could not check %s (%s)", action, error->message);
@@ -194,23 +216,43 @@ check_polkit (Call          *c,
               BgCallFunc     on_yes)
 {
   PolkitAuthority *authority = bg_daemon_get_authority (c->pub.daemon);
+  const BgLimits *limits = bg_daemon_get_limits (c->pub.daemon);
   g_autoptr(PolkitSubject) subject = NULL;
+  gboolean counted;
   CheckData *cd;
 
   if (authority == NULL)
     return bg_call_return_error (&c->pub, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
                                  "not authorized: polkit is not available to check %s", action);
+  /* One user's unanswered prompts (an agent that never replies) must not
+   * use up what every caller shares: the connection to polkitd, the fd
+   * table. Only checks that may wait on an agent count; the others are
+   * answered at once. Root is not limited. */
+  counted = c->pub.caller_uid != 0 && allows_interaction (&c->pub);
+  if (counted && bg_daemon_count_pending (c->pub.daemon, c->pub.caller_uid, 1) >= limits->pending_calls)
+    {
+      bg_daemon_count_pending (c->pub.daemon, c->pub.caller_uid, -1);
+      return bg_call_return_error (&c->pub, BG_ERROR, BG_ERROR_LIMIT_EXCEEDED,
+                                   "%u calls of yours already wait for polkit's answer, the most one user may "
+                                   "have (pending-calls=%u in [limits] of mechanism.conf); answer or close "
+                                   "your authentication prompts first", limits->pending_calls,
+                                   limits->pending_calls);
+    }
 
   subject = polkit_system_bus_name_new (g_dbus_method_invocation_get_sender (c->pub.invocation));
   cd = g_new0 (CheckData, 1);
   cd->call = c;
   cd->on_yes = on_yes;
   cd->owner_check = owner_check;
+  cd->counted = counted;
+  cd->cancellable = g_cancellable_new ();
+  if (allows_interaction (&c->pub))
+    cd->timeout_id = g_timeout_add_seconds (MAX (limits->auth_timeout_s, 1), on_auth_timeout, cd);
   polkit_authority_check_authorization (authority, subject, action, details,
                                         allows_interaction (&c->pub)
                                           ? POLKIT_CHECK_AUTHORIZATION_FLAGS_ALLOW_USER_INTERACTION
                                           : POLKIT_CHECK_AUTHORIZATION_FLAGS_NONE,
-                                        NULL, check_done, cd);
+                                        cd->cancellable, check_done, cd);
 }
 
 static void

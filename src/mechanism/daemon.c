@@ -40,6 +40,7 @@ struct _BgDaemon {
   gboolean         name_acquired;
   int              exit_code;
   GArray          *kinds;       /* Kind */
+  GHashTable      *pending;     /* uid -> calls of it waiting for polkit */
 };
 
 void
@@ -220,6 +221,7 @@ bg_daemon_new (const BgDaemonOptions  *options,
   g_autoptr(GError) local = NULL;
 
   daemon->options = *options;
+  daemon->pending = g_hash_table_new (NULL, NULL);
   daemon->run_dir = g_strdup (options->run_dir);
   daemon->config_dir = g_strdup (options->config_dir);
   daemon->state_dir = g_strdup (options->state_dir);
@@ -287,6 +289,7 @@ bg_daemon_free (BgDaemon *daemon)
   g_clear_pointer (&daemon->registry, bg_registry_free);
   g_clear_pointer (&daemon->loop, g_main_loop_unref);
   g_clear_pointer (&daemon->kinds, g_array_unref);
+  g_clear_pointer (&daemon->pending, g_hash_table_unref);
   g_free (daemon->run_dir);
   g_free (daemon->config_dir);
   g_free (daemon->state_dir);
@@ -317,6 +320,65 @@ PolkitAuthority *
 bg_daemon_get_authority (BgDaemon *daemon)
 {
   return daemon->authority;
+}
+
+/* Counts @uid's calls waiting for polkit up (@delta 1) or down (-1);
+ * returns the count before the change. */
+guint
+bg_daemon_count_pending (BgDaemon *daemon,
+                         uid_t     uid,
+                         int       delta)
+{
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (daemon->pending, GUINT_TO_POINTER (uid)));
+
+  if (n + delta == 0)
+    g_hash_table_remove (daemon->pending, GUINT_TO_POINTER (uid));
+  else
+    g_hash_table_insert (daemon->pending, GUINT_TO_POINTER (uid), GUINT_TO_POINTER (n + delta));
+  return n;
+}
+
+const BgLimits *
+bg_daemon_get_limits (BgDaemon *daemon)
+{
+  return &daemon->options.limits;
+}
+
+/* Whether @owner may have one more @kind: fewer than @limit recorded
+ * (orphans found at start, which only wait to be cleaned up, aside).
+ * Root has no limits. The refusal names the setting that would allow
+ * more. */
+gboolean
+bg_daemon_check_limit (BgDaemon    *daemon,
+                       uid_t        owner,
+                       const char  *kind,
+                       guint        limit,
+                       const char  *setting,
+                       GError     **error)
+{
+  g_autoptr(GPtrArray) all = NULL;
+  guint n = 0;
+
+  if (owner == 0)
+    return TRUE;
+  all = bg_registry_list (daemon->registry, kind);
+  for (guint i = 0; i < all->len; i++)
+    {
+      BgResource *r = all->pdata[i];
+      g_autoptr(GVariant) orphan = g_variant_lookup_value (r->details, "orphan", NULL);
+      if (r->owner == owner && orphan == NULL)
+        n++;
+    }
+  if (n < limit)
+    return TRUE;
+  g_set_error (error, BG_ERROR, BG_ERROR_LIMIT_EXCEEDED,
+               "you have %u %s, the most one user may have (%s=%u in [limits] of %s/mechanism.conf); "
+               "remove some first, or ask an administrator to raise it",
+               n, g_str_equal (kind, "vm") ? (n == 1 ? "running VM" : "running VMs")
+                  : g_str_equal (kind, "tap") ? (n == 1 ? "tap" : "taps")
+                  : (n == 1 ? "loop device" : "loop devices"),
+               setting, limit, daemon->config_dir);
+  return FALSE;
 }
 
 BgRegistry *

@@ -10,12 +10,25 @@
 
 G_BEGIN_DECLS
 
+/* Per-user limits, [limits] in mechanism.conf; root has none. */
+typedef struct {
+  guint    pending_calls;     /* calls waiting for polkit */
+  guint    auth_timeout_s;    /* an agent's time to answer */
+  guint    vms;               /* running VMMs */
+  guint    taps;
+  guint    loops;             /* AttachLoop devices */
+  guint64  boot_file_bytes;   /* kernel, initrd */
+} BgLimits;
+
+#define BG_LIMITS_DEFAULT { 4, 120, 32, 64, 32, G_GUINT64_CONSTANT (512) << 20 }
+
 typedef struct {
   const char *run_dir;        /* registry and runtime files */
   const char *config_dir;     /* mechanism.conf, network.conf */
   const char *state_dir;      /* jails */
   guint       idle_timeout;   /* seconds; 0 = never exit */
   gboolean    replace;
+  BgLimits    limits;
 } BgDaemonOptions;
 
 /* A kind of resource the mechanism creates. Each kind knows how to check
@@ -39,6 +52,16 @@ int              bg_daemon_run              (BgDaemon              *daemon);
 void             bg_daemon_hold             (BgDaemon              *daemon);
 void             bg_daemon_release          (BgDaemon              *daemon);
 PolkitAuthority *bg_daemon_get_authority    (BgDaemon              *daemon);
+const BgLimits  *bg_daemon_get_limits       (BgDaemon              *daemon);
+guint            bg_daemon_count_pending    (BgDaemon              *daemon,
+                                             uid_t                  uid,
+                                             int                    delta);
+gboolean         bg_daemon_check_limit      (BgDaemon              *daemon,
+                                             uid_t                  owner,
+                                             const char            *kind,
+                                             guint                  limit,
+                                             const char            *setting,
+                                             GError               **error);
 BgRegistry      *bg_daemon_get_registry     (BgDaemon              *daemon);
 BgMechanism1    *bg_daemon_get_skeleton     (BgDaemon              *daemon);
 const char      *bg_daemon_get_config_dir   (BgDaemon              *daemon);

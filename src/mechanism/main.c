@@ -2,13 +2,49 @@
  * activation; see data/dbus and data/systemd. */
 #include <locale.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <gio/gio.h>
 
+#include "bg-config.h"
 #include "daemon.h"
 
 #define DEFAULT_IDLE_TIMEOUT 30
+
+/* [limits]: per-user limits. A value that is not a positive number is
+ * reported and the default kept. */
+static void
+load_limits (GKeyFile   *conf,
+             const char *path,
+             BgLimits   *limits)
+{
+  static const struct { const char *key; gsize offset; } counts[] = {
+    { "pending-calls", G_STRUCT_OFFSET (BgLimits, pending_calls) },
+    { "auth-timeout", G_STRUCT_OFFSET (BgLimits, auth_timeout_s) },
+    { "vms", G_STRUCT_OFFSET (BgLimits, vms) },
+    { "taps", G_STRUCT_OFFSET (BgLimits, taps) },
+    { "loops", G_STRUCT_OFFSET (BgLimits, loops) },
+  };
+  g_autofree char *size = g_key_file_get_value (conf, "limits", "boot-file-size", NULL);
+
+  *limits = (BgLimits) BG_LIMITS_DEFAULT;
+  for (guint i = 0; i < G_N_ELEMENTS (counts); i++)
+    {
+      g_autofree char *text = g_key_file_get_value (conf, "limits", counts[i].key, NULL);
+      guint64 n;
+
+      if (text == NULL)
+        continue;
+      if (g_ascii_string_to_unsigned (g_strstrip (text), 10, 1, G_MAXUINT, &n, NULL))
+        G_STRUCT_MEMBER (guint, limits, counts[i].offset) = (guint) n;
+      else
+        g_warning ("%s: [limits] %s=%s is not a positive number; using %u", path, counts[i].key, text,
+                   G_STRUCT_MEMBER (guint, limits, counts[i].offset));
+    }
+  if (size != NULL && !bg_parse_size (g_strstrip (size), &limits->boot_file_bytes, NULL))
+    g_warning ("%s: [limits] boot-file-size=%s is not a size (e.g. 512M); using the default", path, size);
+}
 
 int
 main (int    argc,
@@ -46,6 +82,16 @@ main (int    argc,
    * sockets in particular are born 0600. */
   umask (077);
   setlocale (LC_ALL, "");
+  /* Every caller's descriptors pass through here: use all the room the
+   * hard limit gives (no capability needed to raise the soft one). */
+  {
+    struct rlimit nofile;
+    if (getrlimit (RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max)
+      {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit (RLIMIT_NOFILE, &nofile);
+      }
+  }
   signal (SIGPIPE, SIG_IGN);
 
   context = g_option_context_new (NULL);
@@ -86,6 +132,7 @@ main (int    argc,
         idle_timeout = g_key_file_get_integer (conf, "mechanism", "idle-timeout", NULL);
     }
   options.idle_timeout = no_idle ? 0 : (guint) MAX (idle_timeout, 1);
+  load_limits (conf, conf_path, &options.limits);
   options.replace = replace;
 
   daemon = bg_daemon_new (&options, &error);

@@ -100,6 +100,9 @@ bg_storage_attach (BgStorage  *storage,
       g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "fd: unusable file descriptor");
       return NULL;
     }
+  if (!bg_daemon_check_limit (storage->daemon, owner, "loop", bg_daemon_get_limits (storage->daemon)->loops,
+                              "loops", error))
+    return NULL;
   loop_fd = bg_loop_attach (fd, read_only, &rdev, &name, error);
   if (loop_fd < 0)
     return NULL;

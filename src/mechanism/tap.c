@@ -170,7 +170,9 @@ bg_network_create_tap (BgNetwork    *network,
   if (r != NULL && !bg_daemon_release_resource (network->daemon, r, error))
     return NULL;
 
-  if ((sk = bg_nl_open (error)) == NULL)
+  if (!bg_daemon_check_limit (network->daemon, owner, "tap", bg_daemon_get_limits (network->daemon)->taps, "taps",
+                              error) ||
+      (sk = bg_nl_open (error)) == NULL)
     return NULL;
   bridge = bg_nl_link_get (sk, s->bridge);
   if (bridge == NULL)

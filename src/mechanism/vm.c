@@ -10,10 +10,12 @@
 #include <errno.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <glib-unix.h>
 
+#include "bg-config.h"
 #include "bg-error.h"
 #include "bg-fd.h"
 #include "bg-names.h"
@@ -308,6 +310,36 @@ launch_vmm (BgVms           *vms,
 /* Launches @params->vm_name for @owner. @done runs once: when the VM's
  * API socket is the caller's, or with the error that stopped it (then
  * nothing of the launch is left). */
+/* The VMM reads the kernel and initrd whole into the guest's memory: a
+ * sparse file of any size must not pass for one. */
+static gboolean
+check_boot_file (BgVms       *vms,
+                 int          fd,
+                 const char  *field,
+                 GError     **error)
+{
+  guint64 limit = bg_daemon_get_limits (vms->daemon)->boot_file_bytes;
+  struct stat st;
+
+  if (fd < 0)
+    return TRUE;
+  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "%s: not a regular file", field);
+      return FALSE;
+    }
+  if ((guint64) st.st_size > limit)
+    {
+      g_autofree char *size = bg_format_size_human (st.st_size);
+      g_autofree char *max = bg_format_size_human (limit);
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                   "%s: %s is larger than the %s a boot file may be (boot-file-size in [limits] of mechanism.conf)",
+                   field, size, max);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 void
 bg_vms_launch (BgVms           *vms,
                uid_t            owner,
@@ -329,6 +361,13 @@ bg_vms_launch (BgVms           *vms,
   if (g_hash_table_contains (vms->running, id))
     {
       done (NULL, g_error_new (BG_ERROR, BG_ERROR_BUSY, "vm_name: %s is already running", p->vm_name), user_data);
+      return;
+    }
+  if (!bg_daemon_check_limit (vms->daemon, owner, "vm", bg_daemon_get_limits (vms->daemon)->vms, "vms", &error) ||
+      !check_boot_file (vms, p->kernel_fd, "kernel", &error) ||
+      !check_boot_file (vms, p->initrd_fd, "options: initrd", &error))
+    {
+      done (NULL, error, user_data);
       return;
     }
   if (p->tap != NULL)

@@ -1,6 +1,6 @@
 /* bg-test-call: calls banger-mechanism as a given user, for the tests.
  *
- *   bg-test-call [--user NAME] [--no-interactive] [--fd PATH[:rw]]... METHOD [ARGS]
+ *   bg-test-call [--user NAME] [--no-interactive] [--fd PATH[:rw|:w|:path]]... METHOD [ARGS]
  *
  * ARGS is a GVariant tuple in text form, e.g. "('dev',)". Files given with
  * --fd are opened *after* dropping privileges, as the user would, and
@@ -85,10 +85,10 @@ main (int argc, char **argv)
       int flags = O_RDONLY;
       int fd;
 
-      if (mode && g_str_equal (mode, ":rw"))
+      if (mode && (g_str_equal (mode, ":rw") || g_str_equal (mode, ":w") || g_str_equal (mode, ":path")))
         {
+          flags = g_str_equal (mode, ":rw") ? O_RDWR : g_str_equal (mode, ":w") ? O_WRONLY : O_PATH;
           *mode = '\0';
-          flags = O_RDWR;
         }
       fd = open (path, flags | O_CLOEXEC);
       if (fd < 0)

@@ -1,6 +1,8 @@
 /* The mechanism on a private system bus with the real polkitd and policy,
  * called as root and as unprivileged test users. */
 #include <signal.h>
+#include <sys/wait.h>
+#include <gio/gunixinputstream.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 #define E_INVALID        "org.banger.Mechanism1.Error.InvalidArgument"
 #define E_NOT_OWNER      "org.banger.Mechanism1.Error.NotOwner"
 #define E_NOT_FOUND      "org.banger.Mechanism1.Error.NotFound"
+#define E_LIMIT          "org.banger.Mechanism1.Error.LimitExceeded"
 
 typedef struct {
   BgHarness *h;
@@ -322,12 +325,77 @@ test_runs_with_the_units_capabilities (Fixture *f, gconstpointer data)
   }
 }
 
+/* A user whose polkit agent never answers (polkit told to ask her for a
+ * password) fills her own quota of waiting calls and no more: the rest
+ * of hers are refused at once, naming the setting; another user's calls
+ * go through meanwhile; the waiting ones are refused when the agent's
+ * time is up. */
+static void
+test_unanswered_prompts_hold_nothing_of_others (Fixture *f, gconstpointer data)
+{
+  g_autofree char *rules = g_build_filename (f->h->rules_dir, "40-stall.rules", NULL);
+  const char *argv[] = { g_getenv ("BANGER_TEST_AGENT"), "--user", BG_TEST_USER_B, "--calls", "6", NULL };
+  g_auto(GStrv) envp = g_environ_setenv (g_get_environ (), "DBUS_SYSTEM_BUS_ADDRESS", f->h->bus_address, TRUE);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDataInputStream) lines = NULL;
+  guint limited = 0, timed_out = 0;
+  GPid pid;
+  int out;
+
+  bg_harness_write_config (f->h, "mechanism.conf", "[limits]\npending-calls=2\nauth-timeout=3\n");
+  g_assert_true (g_file_set_contents (rules,
+                                      "polkit.addRule(function(action, subject) {\n"
+                                      "  if (action.id.indexOf('org.banger.') == 0 && subject.user == '"
+                                      BG_TEST_USER_B "')\n"
+                                      "    return polkit.Result.AUTH_ADMIN;\n"
+                                      "});\n", -1, NULL));
+  g_assert_no_errno (chmod (rules, 0644));
+  bg_harness_set_group_rule (f->h, TRUE);
+
+  g_assert_true (g_spawn_async_with_pipes (NULL, (char **) argv, envp, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+                                           &pid, NULL, &out, NULL, &error));
+  lines = g_data_input_stream_new (g_unix_input_stream_new (out, TRUE));
+  for (guint i = 0; i < 6; i++)
+    {
+      g_autofree char *line = g_data_input_stream_read_line (lines, NULL, NULL, &error);
+
+      g_assert_nonnull (line);
+      if (g_str_has_prefix (line, "ERROR " E_LIMIT))
+        {
+          g_assert_nonnull (strstr (line, "pending-calls=2"));
+          limited++;
+        }
+      else if (g_str_has_prefix (line, "ERROR " E_NOT_AUTHORIZED))
+        {
+          g_assert_nonnull (strstr (line, "no answer from your polkit agent within 3 s"));
+          timed_out++;
+        }
+      else
+        g_error ("unexpected reply: %s", line);
+
+      /* B's extra calls are refused at once; with two of hers waiting
+       * on her agent, A's calls are answered as usual. */
+      if (limited == 4 && timed_out == 0)
+        for (guint j = 0; j < 3; j++)
+          {
+            g_autoptr(BgCallResult) a = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap",
+                                                         "('mine', @a{sv} {})", NULL);
+            bg_assert_call_ok (a);
+          }
+    }
+  g_assert_cmpuint (limited, ==, 4);
+  g_assert_cmpuint (timed_out, ==, 2);
+  waitpid (pid, NULL, 0);
+  unlink (rules);
+}
+
 static void
 add_tests (void)
 {
 #define ADD(path, fn, idle) g_test_add (path, Fixture, GUINT_TO_POINTER (idle), setup, fn, teardown)
   ADD ("/mechanism/ping-reports-caller-uid-from-the-bus", test_ping_reports_caller_uid_from_the_bus, 0);
   ADD ("/mechanism/runs-with-the-units-capabilities", test_runs_with_the_units_capabilities, 0);
+  ADD ("/mechanism/unanswered-prompts-hold-nothing-of-others", test_unanswered_prompts_hold_nothing_of_others, 0);
   ADD ("/mechanism/unprivileged-refused-without-rule", test_unprivileged_refused_without_rule, 0);
   ADD ("/mechanism/unprivileged-allowed-with-rule", test_unprivileged_allowed_with_rule, 0);
   ADD ("/mechanism/root-is-allowed", test_root_is_allowed, 0);

@@ -2,6 +2,7 @@
  * in for Firecracker, and driving them with banger's API client. */
 #include <pwd.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
@@ -491,12 +492,132 @@ test_launch_refuses_bad_fds_and_options (Fixture *f, gconstpointer data)
                                                     "('x', @a{sv} {}, @h 0, @h 1)", "--fd=/etc/shadow",
                                                     rootfs_ro, NULL);
 
+  /* A file the user may only write (root's, 0622) cannot be read back
+   * through a VM; an O_PATH descriptor opens nothing; a sparse "kernel"
+   * of any size is refused before anything reads it. */
+  g_autofree char *secret = g_build_filename (f->files, "secret", NULL);
+  g_autofree char *huge = g_build_filename (f->files, "huge", NULL);
+  g_autofree char *secret_w = NULL, *kernel_path = NULL, *huge_fd = NULL;
+  g_autofree char *rootfs_rw = g_strdup_printf ("--fd=%s/rootfs.ext4:rw", f->files);
+  g_autoptr(BgCallResult) wronly = NULL, opath = NULL, sparse = NULL;
+  int fd;
+
+  g_assert_true (g_file_set_contents (secret, "root's secret\n", -1, NULL));
+  g_assert_no_errno (chown (secret, 0, 0));
+  g_assert_no_errno (chmod (secret, 0622));
+  fd = open (huge, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  g_assert_no_errno (ftruncate (fd, G_GINT64_CONSTANT (1) << 30));
+  close (fd);
+  secret_w = g_strdup_printf ("--fd=%s:w", secret);
+  kernel_path = g_strdup_printf ("--fd=%s/vmlinux:path", f->files);
+  huge_fd = g_strdup_printf ("--fd=%s", huge);
+  wronly = bg_harness_call (f->h, BG_TEST_USER_A, "LaunchVm", "('x', @a{sv} {}, @h 0, @h 1)", secret_w,
+                            rootfs_ro, NULL);
+  opath = bg_harness_call (f->h, BG_TEST_USER_A, "LaunchVm", "('x', @a{sv} {}, @h 0, @h 1)", kernel_path,
+                           rootfs_ro, NULL);
+  sparse = bg_harness_call (f->h, BG_TEST_USER_A, "LaunchVm", "('x', @a{sv} {}, @h 0, @h 1)", huge_fd,
+                            rootfs_rw, NULL);
+  bg_assert_call_error (wronly, "org.banger.Mechanism1.Error.InvalidArgument", "kernel: must be opened for reading");
+  bg_assert_call_error (opath, "org.banger.Mechanism1.Error.InvalidArgument", "kernel: an O_PATH");
+  bg_assert_call_error (sparse, "org.banger.Mechanism1.Error.InvalidArgument",
+                        "kernel: 1.0G is larger than the 512.0M a boot file may be");
+
   bg_assert_call_error (ro, "org.banger.Mechanism1.Error.InvalidArgument", "rootfs: must be opened read-write");
   bg_assert_call_error (a_dir, "org.banger.Mechanism1.Error.InvalidArgument", "kernel: must be a regular file");
   bg_assert_call_error (missing, "org.banger.Mechanism1.Error.InvalidArgument", "rootfs: no such file descriptor");
   bg_assert_call_error (key, "org.banger.Mechanism1.Error.InvalidArgument", "options: unknown key \"vmm\"");
   bg_assert_call_error (tap, "org.banger.Mechanism1.Error.InvalidArgument", "options: tap");
   g_assert_true (shadow->open_failed);
+}
+
+/* Each per-user limit stops the user at it, naming the setting, while
+ * another user still gets the same. */
+static void
+test_limits_stop_one_user_not_another (Fixture *f, gconstpointer data)
+{
+  struct passwd *pb = getpwnam (BG_TEST_USER_B);
+  g_autofree char *conf = g_strdup_printf ("[vmm]\nfirecracker=%s\n[limits]\nvms=1\ntaps=2\nloops=1\n",
+                                           g_getenv ("BANGER_TEST_VMM"));
+  g_autofree char *files_a = g_strdup (f->files);
+  g_autofree char *files_b = g_build_filename (f->h->tmp, "files-b", NULL);
+  g_autofree char *rootfs_a = g_strdup_printf ("--fd=%s/rootfs.ext4", files_a);
+  g_autofree char *rootfs_b = g_strdup_printf ("--fd=%s/rootfs.ext4", files_b);
+  const char *tap_args[] = { "('ta1', @a{sv} {})", "('ta2', @a{sv} {})" };
+
+  bg_harness_write_config (f->h, "mechanism.conf", conf);
+  g_assert_no_errno (g_mkdir (files_b, 0700));
+  g_assert_no_errno (chown (files_b, pb->pw_uid, pb->pw_gid));
+  {
+    g_autofree char *k = g_build_filename (files_b, "vmlinux", NULL);
+    g_autofree char *r = g_build_filename (files_b, "rootfs.ext4", NULL);
+    g_autofree char *c = g_build_filename (files_b, "console.log", NULL);
+    write_owned (k, 4096, pb->pw_uid, 0644);
+    write_owned (r, 4 << 20, pb->pw_uid, 0600);
+    write_owned (c, 0, pb->pw_uid, 0600);
+  }
+
+  /* Running VMs. */
+  {
+    g_autoptr(Launched) one = launch (f, BG_TEST_USER_A, "q1", NULL);
+    g_autoptr(BgCallResult) two = launch_call (f, BG_TEST_USER_A, "q2", NULL);
+    g_autoptr(Launched) other = NULL;
+    g_autoptr(BgCallResult) k1 = NULL, k2 = NULL;
+
+    bg_assert_call_error (two, "org.banger.Mechanism1.Error.LimitExceeded", "you have 1 running VM,");
+    g_assert_nonnull (strstr (two->message, "vms=1 in [limits]"));
+    g_free (f->files);
+    f->files = g_strdup (files_b);
+    other = launch (f, BG_TEST_USER_B, "qb", NULL);
+    g_free (f->files);
+    f->files = g_strdup (files_a);
+    k1 = bg_harness_call (f->h, BG_TEST_USER_A, "KillVm", "('q1',)", NULL);
+    k2 = bg_harness_call (f->h, BG_TEST_USER_B, "KillVm", "('qb',)", NULL);
+    bg_assert_call_ok (k1);
+    bg_assert_call_ok (k2);
+    wait_exit (f, "q1");
+    wait_exit (f, "qb");
+  }
+
+  /* Taps. */
+  for (guint i = 0; i < G_N_ELEMENTS (tap_args); i++)
+    {
+      g_autoptr(BgCallResult) t = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", tap_args[i], NULL);
+      bg_assert_call_ok (t);
+    }
+  {
+    g_autoptr(BgCallResult) third = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", "('ta3', @a{sv} {})", NULL);
+    g_autoptr(BgCallResult) again = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", "('ta1', @a{sv} {})", NULL);
+    g_autoptr(BgCallResult) other = bg_harness_call (f->h, BG_TEST_USER_B, "CreateTap", "('tb', @a{sv} {})", NULL);
+
+    bg_assert_call_error (third, "org.banger.Mechanism1.Error.LimitExceeded", "you have 2 taps");
+    g_assert_nonnull (strstr (third->message, "taps=2"));
+    /* Asking again for a tap one has is not a new one. */
+    bg_assert_call_ok (again);
+    bg_assert_call_ok (other);
+  }
+
+  /* Loop devices. */
+  {
+    g_autoptr(BgCallResult) one = bg_harness_call (f->h, BG_TEST_USER_A, "AttachLoop", "(@h 0, true)", rootfs_a, NULL);
+    g_autoptr(BgCallResult) two = bg_harness_call (f->h, BG_TEST_USER_A, "AttachLoop", "(@h 0, true)", rootfs_a, NULL);
+    g_autoptr(BgCallResult) other = bg_harness_call (f->h, BG_TEST_USER_B, "AttachLoop", "(@h 0, true)", rootfs_b,
+                                                     NULL);
+    g_autofree char *a_loop = NULL, *b_loop = NULL;
+
+    bg_assert_call_ok (one);
+    bg_assert_call_error (two, "org.banger.Mechanism1.Error.LimitExceeded", "you have 1 loop device,");
+    g_assert_nonnull (strstr (two->message, "loops=1"));
+    bg_assert_call_ok (other);
+    a_loop = g_strndup (strstr (one->reply, "loop"), strspn (strstr (one->reply, "loop") + 4, "0123456789") + 4);
+    b_loop = g_strndup (strstr (other->reply, "loop"), strspn (strstr (other->reply, "loop") + 4, "0123456789") + 4);
+    {
+      g_autofree char *da = g_strdup_printf ("('%s',)", a_loop), *db = g_strdup_printf ("('%s',)", b_loop);
+      g_autoptr(BgCallResult) ra = bg_harness_call (f->h, BG_TEST_USER_A, "DetachLoop", da, NULL);
+      g_autoptr(BgCallResult) rb = bg_harness_call (f->h, BG_TEST_USER_B, "DetachLoop", db, NULL);
+      bg_assert_call_ok (ra);
+      bg_assert_call_ok (rb);
+    }
+  }
 }
 
 static void
@@ -511,6 +632,7 @@ add_tests (void)
   ADD ("/vm/full-sequence-through-the-api-client", test_full_sequence_through_the_api_client);
   ADD ("/vm/kill-vm-by-other-user-is-not-owner", test_kill_vm_by_other_user_is_not_owner);
   ADD ("/vm/launch-refuses-bad-fds-and-options", test_launch_refuses_bad_fds_and_options);
+  ADD ("/vm/limits-stop-one-user-not-another", test_limits_stop_one_user_not_another);
 }
 
 int
