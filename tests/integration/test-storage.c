@@ -5,6 +5,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <signal.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
 
@@ -200,6 +201,51 @@ test_read_only_base_cannot_be_written (Fixture *f, gconstpointer data)
   bg_assert_call_ok (detach);
 }
 
+/* The registry names a device, not what it is attached to: after a
+ * crash freed the user's loop device and root attached a file of its own
+ * to it, the restarted mechanism must not detach root's. */
+static void
+test_recovery_leaves_a_reused_loop_alone (Fixture *f, gconstpointer data)
+{
+  g_autofree char *file = user_file (f, "mine.img", 8 << 20);
+  g_autofree char *roots = g_build_filename (f->h->tmp, "roots.img", NULL);
+  g_autoptr(BgCallResult) r = NULL, list = NULL;
+  g_autofree char *device = attach (f, BG_TEST_USER_A, file, TRUE, &r);
+  g_autofree char *sysfs = NULL, *backing = NULL, *out = NULL;
+  GPid mech = bg_harness_mechanism_pid (f->h);
+  int status;
+
+  bg_assert_call_ok (r);
+  /* The mechanism dies; autoclear frees the device with its last fd. */
+  kill (mech, SIGKILL);
+  g_assert_true (bg_harness_wait_name_gone (f->h, 20));
+  sysfs = g_strdup_printf ("/sys/block/%s/loop/backing_file", device + 5);
+  for (int i = 0; i < 200 && g_file_test (sysfs, G_FILE_TEST_EXISTS); i++)
+    g_usleep (50 * 1000);
+  g_assert_false (g_file_test (sysfs, G_FILE_TEST_EXISTS));
+
+  /* Root takes the very device for a file of its own. */
+  {
+    g_autofree char *zeros = g_malloc0 (1 << 20);
+    const char *losetup[] = { "losetup", device, roots, NULL };
+    g_assert_true (g_file_set_contents (roots, zeros, 1 << 20, NULL));
+    bg_harness_run_argv (losetup, &out, &status);
+    g_assert_cmpint (status, ==, 0);
+  }
+
+  /* Any call activates the mechanism again, which recovers its registry. */
+  list = bg_harness_call (f->h, NULL, "ListResources", "({'all-users': <true>, 'kind': <'loop'>},)", NULL);
+  bg_assert_call_ok (list);
+  g_assert_null (strstr (list->reply, device + 5));
+  g_assert_true (g_file_get_contents (sysfs, &backing, NULL, NULL));
+  g_assert_cmpstr (g_strstrip (backing), ==, roots);
+  {
+    const char *detach[] = { "losetup", "-d", device, NULL };
+    bg_harness_run_argv (detach, NULL, &status);
+    g_assert_cmpint (status, ==, 0);
+  }
+}
+
 static void
 add_tests (void)
 {
@@ -208,6 +254,7 @@ add_tests (void)
   ADD ("/storage/attach-loop-from-a-users-fd", test_attach_loop_from_a_users_fd);
   ADD ("/storage/unreadable-file-cannot-be-attached", test_unreadable_file_cannot_be_attached);
   ADD ("/storage/read-only-base-cannot-be-written", test_read_only_base_cannot_be_written);
+  ADD ("/storage/recovery-leaves-a-reused-loop-alone", test_recovery_leaves_a_reused_loop_alone);
 }
 
 int
