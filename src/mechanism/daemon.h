@@ -18,9 +18,10 @@ typedef struct {
   guint    taps;
   guint    loops;             /* AttachLoop devices */
   guint64  boot_file_bytes;   /* kernel, initrd */
+  guint64  console_bytes;     /* a VM's console log */
 } BgLimits;
 
-#define BG_LIMITS_DEFAULT { 4, 120, 32, 64, 32, G_GUINT64_CONSTANT (512) << 20 }
+#define BG_LIMITS_DEFAULT { 4, 120, 32, 64, 32, G_GUINT64_CONSTANT (512) << 20, G_GUINT64_CONSTANT (8) << 20 }
 
 typedef struct {
   const char *run_dir;        /* registry and runtime files */

@@ -34,7 +34,6 @@
  * groups, sets no_new_privs and execs with an empty environment: the
  * guarantees of Firecracker's jailer. No shell, no argv string: a vector.
  */
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -114,105 +113,6 @@ fail_errno (GError    **error,
 {
   g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "%s %s: %s", what, path, g_strerror (errsv));
   return FALSE;
-}
-
-/* The VMM runs with root's trust in what it is: it must be root's and
- * nobody else's to change, and so must every directory above it. A
- * sticky world-writable directory (/tmp) is fine above a root-owned
- * entry, since others can neither rename nor remove that entry. Returns
- * a descriptor on the very file checked, which is what the jail binds. */
-int
-bg_jail_open_vmm (const char  *path,
-                  gboolean    *dynamic,
-                  GError     **error)
-{
-  g_autofree char *real = NULL;
-  g_auto(GStrv) parts = NULL;
-  g_autoptr(GString) prefix = g_string_new ("");
-  g_auto(BgFd) fd = -1;
-  struct stat st, opened;
-  Elf64_Ehdr eh;
-
-  if (path == NULL || !g_path_is_absolute (path))
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE,
-                   "the VMM path \"%s\" in mechanism.conf must be absolute", path ? path : "");
-      return -1;
-    }
-  real = realpath (path, NULL);
-  if (real == NULL)
-    return fail_errno (error, errno, "cannot find the VMM", path), -1;
-
-  parts = g_strsplit (real, "/", -1);
-  for (guint i = 0; parts[i]; i++)
-    {
-      gboolean last = parts[i + 1] == NULL;
-      const char *shown;
-
-      if (i > 0 && *parts[i] == '\0')
-        continue;
-      if (i > 0)
-        g_string_append_printf (prefix, "/%s", parts[i]);
-      shown = i == 0 ? "/" : prefix->str;
-      if (lstat (shown, &st) < 0)
-        return fail_errno (error, errno, "cannot check", shown), -1;
-      if (st.st_uid != 0)
-        {
-          g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE, "refusing the VMM %s: %s is owned by uid %u, not root",
-                       real, shown, (guint) st.st_uid);
-          return -1;
-        }
-      if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(S_ISDIR (st.st_mode) && (st.st_mode & S_ISVTX)))
-        {
-          g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE,
-                       "refusing the VMM %s: %s is writable by group or others (mode %04o)",
-                       real, shown, (guint) (st.st_mode & 07777));
-          return -1;
-        }
-      if (last && (!S_ISREG (st.st_mode) || !(st.st_mode & S_IXUSR)))
-        {
-          g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE, "refusing the VMM %s: not an executable file", real);
-          return -1;
-        }
-    }
-
-  fd = open (real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return fail_errno (error, errno, "cannot read", real), -1;
-  /* The file opened is the file checked. */
-  if (fstat (fd, &opened) < 0 || opened.st_dev != st.st_dev || opened.st_ino != st.st_ino)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE, "refusing the VMM %s: it changed while being checked", real);
-      return -1;
-    }
-
-  /* Dynamically linked (a PT_INTERP program header) binaries need the
-   * host's libraries inside the jail, read-only. */
-  *dynamic = FALSE;
-  if (pread (fd, &eh, sizeof eh, 0) != sizeof eh || memcmp (eh.e_ident, ELFMAG, SELFMAG) != 0 ||
-      eh.e_ident[EI_CLASS] != ELFCLASS64)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE, "refusing the VMM %s: not a 64-bit ELF program", real);
-      return -1;
-    }
-  for (int i = 0; i < eh.e_phnum; i++)
-    {
-      Elf64_Phdr ph;
-      if (pread (fd, &ph, sizeof ph, eh.e_phoff + (off_t) i * eh.e_phentsize) != sizeof ph)
-        break;
-      if (ph.p_type == PT_INTERP)
-        *dynamic = TRUE;
-    }
-  return g_steal_fd (&fd);
-}
-
-gboolean
-bg_jail_check_vmm (const char  *path,
-                   gboolean    *dynamic,
-                   GError     **error)
-{
-  g_auto(BgFd) fd = bg_jail_open_vmm (path, dynamic, error);
-  return fd >= 0;
 }
 
 typedef struct {
@@ -491,7 +391,7 @@ typedef struct {
  * these below 0. */
 enum {
   FAIL_PRIVATE = -1, FAIL_ROOT = -2, FAIL_SEAL = -3, FAIL_PIVOT = -4, FAIL_STDIO = -5,
-  FAIL_CLOSE = -6, FAIL_LIMITS = -7, FAIL_DROP = -8, FAIL_NNP = -9, FAIL_EXEC = -10,
+  FAIL_CLOSE = -6, FAIL_LIMITS = -7, FAIL_DROP = -8, FAIL_NNP = -9, FAIL_EXEC = -10, FAIL_CONFINE = -11,
 };
 
 static int G_GNUC_NORETURN
@@ -592,6 +492,8 @@ jail_child (void *data)
     child_fail (a, FAIL_DROP);
   if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl (PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
     child_fail (a, FAIL_NNP);
+  if ((errno = bg_confine_vmm ()) != 0)
+    child_fail (a, FAIL_CONFINE);
   umask (077);
   execve (a->argv[0], (char * const *) a->argv, empty_env);
   child_fail (a, FAIL_EXEC);
@@ -604,6 +506,7 @@ describe_failure (BgJail *jail,
   static const char * const words[] = {
     NULL, "make mounts private", "mount its root", "seal its root read-only", "pivot_root", "set up stdio",
     "close descriptors", "set resource limits", "drop privileges", "set no_new_privs", "exec the VMM",
+    "confine the VMM (seccomp, Landlock)",
   };
   const Step *s;
 

@@ -61,6 +61,10 @@ gboolean   bg_jail_destroy       (const char   *dir,
                                   const char   *id,
                                   GError      **error);
 GPtrArray *bg_jail_list          (const char   *dir);
+
+/* confine.c */
+int        bg_confine_vmm        (void);
+int        bg_confine_landlock_abi (void);
 void       bg_jail_free          (BgJail       *jail);
 char     **bg_jail_build_argv    (const char   *id);
 

@@ -9,6 +9,7 @@
 
 #include "bg-config.h"
 #include "daemon.h"
+#include "jail.h"
 
 #define DEFAULT_IDLE_TIMEOUT 30
 
@@ -27,6 +28,7 @@ load_limits (GKeyFile   *conf,
     { "loops", G_STRUCT_OFFSET (BgLimits, loops) },
   };
   g_autofree char *size = g_key_file_get_value (conf, "limits", "boot-file-size", NULL);
+  g_autofree char *console = g_key_file_get_value (conf, "limits", "console-size", NULL);
 
   *limits = (BgLimits) BG_LIMITS_DEFAULT;
   for (guint i = 0; i < G_N_ELEMENTS (counts); i++)
@@ -44,6 +46,8 @@ load_limits (GKeyFile   *conf,
     }
   if (size != NULL && !bg_parse_size (g_strstrip (size), &limits->boot_file_bytes, NULL))
     g_warning ("%s: [limits] boot-file-size=%s is not a size (e.g. 512M); using the default", path, size);
+  if (console != NULL && !bg_parse_size (g_strstrip (console), &limits->console_bytes, NULL))
+    g_warning ("%s: [limits] console-size=%s is not a size (e.g. 8M); using the default", path, console);
 }
 
 int
@@ -141,6 +145,9 @@ main (int    argc,
       g_printerr ("banger-mechanism: %s\n", error->message);
       return 1;
     }
+  if (bg_confine_landlock_abi () < 6)
+    g_message ("Landlock ABI %d: jailed VMMs can reach the host's abstract unix sockets "
+               "(Linux 6.12 or later confines them)", bg_confine_landlock_abi ());
   rc = bg_daemon_run (daemon);
   bg_daemon_free (daemon);
   return rc;

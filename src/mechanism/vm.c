@@ -295,6 +295,7 @@ launch_vmm (BgVms           *vms,
   if (vmm->pid <= 0)
     return FALSE;
   vmm->is_child = TRUE;
+  vmm->console_max = bg_daemon_get_limits (vms->daemon)->console_bytes;
   if (!bg_vmm_watch_process (vmm, g_steal_fd (&output_read), g_steal_fd (&p->console_fd), error))
     return FALSE;
 

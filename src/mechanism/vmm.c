@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/inotify.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -41,6 +42,7 @@ typedef struct {
   int             output_fd;
   guint           output_source;
   int             console_fd;
+  guint64         console_size;
   GString        *tail;
   int             inotify_fd;
   guint           inotify_source;
@@ -133,9 +135,32 @@ take_output (Vmm        *v,
   g_string_append_len (v->tail, buf, n);
   if (v->tail->len > TAIL_MAX)
     g_string_erase (v->tail, 0, v->tail->len - TAIL_MAX);
-  /* The caller's console log; if it stops taking output, keep going. */
+  /* The caller's console log, bounded: past its size limit it starts
+   * again, saying so (the fd is O_APPEND). Written with the caller's
+   * filesystem uid, so a full filesystem stops it at the caller's limit:
+   * ext4 lets uid 0 into the root reserve whatever its capabilities. If
+   * it stops taking output, the VMM keeps running without it. */
+  if (v->console_fd >= 0 && v->pub.owner != 0)
+    setfsuid (v->pub.owner);
+  if (v->console_fd >= 0 && v->pub.console_max > 0 && v->console_size + n > v->pub.console_max)
+    {
+      static const char mark[] = "[banger: the console log reached its size limit (console-size in "
+                                 "mechanism.conf); earlier output was dropped]\n";
+      if (ftruncate (v->console_fd, 0) < 0 || lseek (v->console_fd, 0, SEEK_SET) < 0 ||
+          write (v->console_fd, mark, sizeof mark - 1) < 0)
+        bg_fd_clear (&v->console_fd);
+      v->console_size = sizeof mark - 1;
+      if (n > v->pub.console_max)
+        {
+          buf += n - v->pub.console_max / 2;
+          n = v->pub.console_max / 2;
+        }
+    }
   if (v->console_fd >= 0 && write (v->console_fd, buf, n) < 0)
     bg_fd_clear (&v->console_fd);
+  else
+    v->console_size += n;
+  setfsuid (0);
 }
 
 static gboolean
@@ -200,6 +225,10 @@ bg_vmm_watch_process (BgVmm   *vmm,
 
   v->output_fd = output_fd;
   v->console_fd = console_fd;
+  {
+    struct stat st;
+    v->console_size = console_fd >= 0 && fstat (console_fd, &st) == 0 ? (guint64) st.st_size : 0;
+  }
   if (output_fd >= 0)
     v->output_source = g_unix_fd_add (output_fd, G_IO_IN | G_IO_HUP, on_output, v);
   v->pidfd = bg_pidfd_open (vmm->pid);

@@ -30,6 +30,7 @@ struct _BgVmm {
   int       config_loop_fd;
   gboolean  base_shared;  /* layered: /rootfs is a shared base, /upper its own disk */
   char     *tap;
+  guint64   console_max;  /* the console log is emptied past this size; 0: no limit */
 };
 
 BgVmm   *bg_vmm_new            (const char      *id,

@@ -3,6 +3,13 @@
 #include <pwd.h>
 #include <sys/stat.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <signal.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
@@ -620,6 +627,136 @@ test_limits_stop_one_user_not_another (Fixture *f, gconstpointer data)
   }
 }
 
+/* A VMM that floods its console and then tries to leave its
+ * confinement: the console log stays within console-size, and the VMM
+ * gets no user namespace, no IP socket (so no loopback listener of the
+ * host) and no abstract unix socket of the host. */
+static void
+test_hostile_vmm_stays_confined (Fixture *f, gconstpointer data)
+{
+  g_autofree char *conf = g_strdup_printf ("[vmm]\nfirecracker=%s\n[limits]\nconsole-size=1M\n",
+                                           g_getenv ("BANGER_VMM_HOSTILE"));
+  g_autofree char *console = g_build_filename (f->files, "console.log", NULL);
+  g_autofree char *text = NULL;
+  g_autoptr(Launched) l = NULL;
+  g_autoptr(BgCallResult) kill = NULL;
+  struct sockaddr_in local = { AF_INET, htons (47391), { htonl (INADDR_LOOPBACK) } };
+  struct sockaddr_un abstract = { AF_UNIX };
+  int tcp = socket (AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int unx = socket (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  long abi = syscall (SYS_landlock_create_ruleset, NULL, 0, 1U);
+  struct stat st;
+
+  setsockopt (tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  g_assert_no_errno (bind (tcp, (struct sockaddr *) &local, sizeof local));
+  g_assert_no_errno (listen (tcp, 4));
+  memcpy (abstract.sun_path + 1, "bg-test-abstract", 16);
+  g_assert_no_errno (bind (unx, (struct sockaddr *) &abstract, offsetof (struct sockaddr_un, sun_path) + 17));
+  g_assert_no_errno (listen (unx, 4));
+  bg_harness_write_config (f->h, "mechanism.conf", conf);
+
+  l = launch (f, BG_TEST_USER_A, "hostile", NULL);
+  for (int i = 0; i < 600; i++)
+    {
+      g_clear_pointer (&text, g_free);
+      if (g_file_get_contents (console, &text, NULL, NULL) && strstr (text, "\ndone\n") != NULL)
+        break;
+      g_usleep (100 * 1000);
+    }
+  g_assert_nonnull (strstr (text, "\ndone\n"));
+
+  /* 16 MiB written; the log holds at most its limit. */
+  g_assert_no_errno (stat (console, &st));
+  g_assert_cmpint (st.st_size, <=, 1 << 20);
+  g_assert_nonnull (strstr (text, "earlier output was dropped"));
+
+  g_assert_nonnull (strstr (text, "unshare: Operation not permitted\n"));
+  g_assert_nonnull (strstr (text, "tcp: Address family not supported by protocol\n"));
+  g_assert_nonnull (strstr (text, "udp: Address family not supported by protocol\n"));
+  if (abi >= 6)
+    g_assert_nonnull (strstr (text, "abstract: Operation not permitted\n"));
+  else
+    g_test_message ("Landlock ABI %ld < 6: abstract unix sockets are not scoped on this kernel", abi);
+  g_assert_cmpint (accept (tcp, NULL, NULL), <, 0);
+  g_assert_cmpint (accept (unx, NULL, NULL), <, 0);
+
+  kill = bg_harness_call (f->h, BG_TEST_USER_A, "KillVm", "('hostile',)", NULL);
+  bg_assert_call_ok (kill);
+  wait_exit (f, "hostile");
+  close (tcp);
+  close (unx);
+}
+
+/* The console log on a full filesystem: the mechanism (root, but without
+ * CAP_SYS_RESOURCE) cannot write into the root reserve; the log stops
+ * growing and the VMM runs on. */
+static void
+test_console_never_uses_the_root_reserve (Fixture *f, gconstpointer data)
+{
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+  g_autofree char *conf = g_strdup_printf ("[vmm]\nfirecracker=%s\n[limits]\nconsole-size=1G\n",
+                                           g_getenv ("BANGER_VMM_HOSTILE"));
+  g_autofree char *image = g_build_filename (f->h->tmp, "small.ext4", NULL);
+  g_autofree char *mnt = g_build_filename (f->h->tmp, "small", NULL);
+  g_autofree char *filler = g_build_filename (mnt, "filler", NULL);
+  g_autofree char *console = g_build_filename (mnt, "console.log", NULL);
+  g_autofree char *kernel = g_strdup_printf ("--fd=%s/vmlinux", f->files);
+  g_autofree char *rootfs = g_strdup_printf ("--fd=%s/rootfs.ext4:rw", f->files);
+  g_autofree char *console_fd = g_strdup_printf ("--fd=%s:rw", console);
+  g_autofree char *flooded = NULL;
+  g_autoptr(BgCallResult) r = NULL, kill = NULL;
+  struct statvfs before, after;
+  int status, fd;
+
+  {
+    const char *mk[] = { "mke2fs", "-q", "-F", "-t", "ext4", "-m", "50", image, "16M", NULL };
+    const char *mount_argv[] = { "mount", "-o", "loop", image, mnt, NULL };
+    bg_harness_run_argv (mk, NULL, &status);
+    g_assert_cmpint (status, ==, 0);
+    g_assert_no_errno (g_mkdir (mnt, 0755));
+    bg_harness_run_argv (mount_argv, NULL, &status);
+    g_assert_cmpint (status, ==, 0);
+  }
+  g_assert_no_errno (chown (mnt, pw->pw_uid, pw->pw_gid));
+  write_owned (console, 0, pw->pw_uid, 0600);
+  /* Everything but the reserve taken. */
+  g_assert_no_errno (statvfs (mnt, &before));
+  fd = open (filler, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  g_assert_no_errno (fallocate (fd, 0, 0, (off_t) before.f_bavail * before.f_frsize));
+  close (fd);
+  sync ();
+  g_assert_no_errno (statvfs (mnt, &before));
+  g_assert_cmpuint (before.f_bavail, ==, 0);
+  g_assert_cmpuint (before.f_bfree, >, 1000);
+  bg_harness_write_config (f->h, "mechanism.conf", conf);
+
+  r = bg_harness_call (f->h, BG_TEST_USER_A, "LaunchVm", "('flood', {'console': <@h 2>}, @h 0, @h 1)", kernel,
+                       rootfs, console_fd, NULL);
+  bg_assert_call_ok (r);
+  {
+    g_autoptr(GVariant) v = g_variant_parse (G_VARIANT_TYPE ("(ssta{sv})"), r->reply, NULL, NULL, NULL);
+    g_autoptr(GVariant) paths = g_variant_get_child_value (v, 3);
+    g_autofree char *root = NULL, *jail = NULL;
+
+    g_assert_true (g_variant_lookup (paths, "jail", "s", &root));
+    jail = g_path_get_dirname (root);
+    flooded = g_build_filename (jail, "run", "flooded", NULL);
+  }
+  for (int i = 0; i < 600 && !g_file_test (flooded, G_FILE_TEST_EXISTS); i++)
+    g_usleep (100 * 1000);
+  g_assert_true (g_file_test (flooded, G_FILE_TEST_EXISTS));
+  sync ();
+  g_assert_no_errno (statvfs (mnt, &after));
+  /* Not one block of the reserve went to the log. */
+  g_assert_cmpuint (after.f_bfree, ==, before.f_bfree);
+
+  kill = bg_harness_call (f->h, BG_TEST_USER_A, "KillVm", "('flood',)", NULL);
+  bg_assert_call_ok (kill);
+  wait_exit (f, "flood");
+  umount2 (mnt, MNT_DETACH);
+}
+
 static void
 add_tests (void)
 {
@@ -633,6 +770,8 @@ add_tests (void)
   ADD ("/vm/kill-vm-by-other-user-is-not-owner", test_kill_vm_by_other_user_is_not_owner);
   ADD ("/vm/launch-refuses-bad-fds-and-options", test_launch_refuses_bad_fds_and_options);
   ADD ("/vm/limits-stop-one-user-not-another", test_limits_stop_one_user_not_another);
+  ADD ("/vm/hostile-vmm-stays-confined", test_hostile_vmm_stays_confined);
+  ADD ("/vm/console-never-uses-the-root-reserve", test_console_never_uses_the_root_reserve);
 }
 
 int
