@@ -137,6 +137,16 @@ stop_vmm (BgCli       *cli,
   w.name = r->name;
   sub = g_dbus_connection_signal_subscribe (bus, BG_DBUS_NAME, BG_DBUS_INTERFACE, "VmExited", BG_DBUS_PATH,
                                             NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_vm_exited, &w, NULL);
+  /* VmExited reaches only those who ask for it. */
+  {
+    g_autoptr(GVariant) subscribed = bg_client_call ("Subscribe", NULL, NULL, error);
+    if (subscribed == NULL)
+      {
+        g_dbus_connection_signal_unsubscribe (bus, sub);
+        g_main_loop_unref (w.loop);
+        return FALSE;
+      }
+  }
   if (!force)
     {
       g_autoptr(BgFcClient) fc = bg_fc_client_new (r->api_socket);

@@ -41,7 +41,22 @@ struct _BgDaemon {
   int              exit_code;
   GArray          *kinds;       /* Kind */
   GHashTable      *pending;     /* uid -> calls of it waiting for polkit */
+  GHashTable      *subscribers; /* unique bus name -> Subscriber */
 };
+
+/* A connection that asked for VmExited: it hears of its user's VMs (all
+ * of them for root), until it leaves the bus. */
+typedef struct {
+  uid_t uid;
+  guint watch;
+} Subscriber;
+
+static void
+subscriber_free (Subscriber *s)
+{
+  g_bus_unwatch_name (s->watch);
+  g_free (s);
+}
 
 void
 bg_daemon_add_kind (BgDaemon             *daemon,
@@ -222,6 +237,7 @@ bg_daemon_new (const BgDaemonOptions  *options,
 
   daemon->options = *options;
   daemon->pending = g_hash_table_new (NULL, NULL);
+  daemon->subscribers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) subscriber_free);
   daemon->run_dir = g_strdup (options->run_dir);
   daemon->config_dir = g_strdup (options->config_dir);
   daemon->state_dir = g_strdup (options->state_dir);
@@ -290,6 +306,7 @@ bg_daemon_free (BgDaemon *daemon)
   g_clear_pointer (&daemon->loop, g_main_loop_unref);
   g_clear_pointer (&daemon->kinds, g_array_unref);
   g_clear_pointer (&daemon->pending, g_hash_table_unref);
+  g_clear_pointer (&daemon->subscribers, g_hash_table_unref);
   g_free (daemon->run_dir);
   g_free (daemon->config_dir);
   g_free (daemon->state_dir);
@@ -320,6 +337,63 @@ PolkitAuthority *
 bg_daemon_get_authority (BgDaemon *daemon)
 {
   return daemon->authority;
+}
+
+static void
+on_subscriber_vanished (GDBusConnection *connection,
+                        const char      *name,
+                        gpointer         user_data)
+{
+  BgDaemon *daemon = user_data;
+  g_hash_table_remove (daemon->subscribers, name);
+}
+
+/* @sender (a unique name) hears VmExited for @uid's VMs from now on. */
+void
+bg_daemon_subscribe (BgDaemon        *daemon,
+                     GDBusConnection *connection,
+                     const char      *sender,
+                     uid_t            uid)
+{
+  Subscriber *s;
+
+  if (g_hash_table_contains (daemon->subscribers, sender))
+    return;
+  s = g_new0 (Subscriber, 1);
+  s->uid = uid;
+  g_hash_table_insert (daemon->subscribers, g_strdup (sender), s);
+  /* Inserted first: a name already gone calls back at once. */
+  s->watch = g_bus_watch_name_on_connection (connection, sender, G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
+                                             on_subscriber_vanished, daemon, NULL);
+}
+
+/* VmExited, sent to each subscriber of @owner (and of root) alone: other
+ * users learn nothing of whose VMs exist. */
+void
+bg_daemon_emit_vm_exited (BgDaemon   *daemon,
+                          const char *vm_name,
+                          uid_t       owner,
+                          int         status)
+{
+  GDBusConnection *connection = g_dbus_interface_skeleton_get_connection (G_DBUS_INTERFACE_SKELETON (daemon->skeleton));
+  GHashTableIter iter;
+  gpointer name, value;
+
+  if (connection == NULL)
+    return;
+  g_hash_table_iter_init (&iter, daemon->subscribers);
+  while (g_hash_table_iter_next (&iter, &name, &value))
+    {
+      Subscriber *s = value;
+      g_autoptr(GError) error = NULL;
+
+      if (s->uid != owner && s->uid != 0)
+        continue;
+      if (!g_dbus_connection_emit_signal (connection, name, BG_DBUS_PATH, BG_DBUS_INTERFACE, "VmExited",
+                                          g_variant_new ("(sui)", vm_name, (guint32) owner, (gint32) status),
+                                          &error))
+        g_debug ("VmExited to %s: %s", (char *) name, error->message);
+    }
 }
 
 /* Counts @uid's calls waiting for polkit up (@delta 1) or down (-1);

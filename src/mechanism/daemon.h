@@ -54,6 +54,14 @@ void             bg_daemon_hold             (BgDaemon              *daemon);
 void             bg_daemon_release          (BgDaemon              *daemon);
 PolkitAuthority *bg_daemon_get_authority    (BgDaemon              *daemon);
 const BgLimits  *bg_daemon_get_limits       (BgDaemon              *daemon);
+void             bg_daemon_subscribe        (BgDaemon              *daemon,
+                                             GDBusConnection       *connection,
+                                             const char            *sender,
+                                             uid_t                  uid);
+void             bg_daemon_emit_vm_exited   (BgDaemon              *daemon,
+                                             const char            *vm_name,
+                                             uid_t                  owner,
+                                             int                    status);
 guint            bg_daemon_count_pending    (BgDaemon              *daemon,
                                              uid_t                  uid,
                                              int                    delta);

@@ -30,6 +30,24 @@ handle_ping (BgMechanism1          *skeleton,
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+static void
+subscribe_authorized (BgCall   *call,
+                      gpointer  self)
+{
+  bg_daemon_subscribe (call->daemon, g_dbus_method_invocation_get_connection (call->invocation),
+                       g_dbus_method_invocation_get_sender (call->invocation), call->caller_uid);
+  bg_call_return_value (call, NULL);
+}
+
+static gboolean
+handle_subscribe (BgMechanism1          *skeleton,
+                  GDBusMethodInvocation *invocation,
+                  BgDaemon              *daemon)
+{
+  bg_call_start (daemon, invocation, NULL, NULL, subscribe_authorized, daemon);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
 /* "" when @path opens as a character device (and KVM answers with its
  * API version), else why not. */
 static char *
@@ -176,6 +194,7 @@ bg_system_connect (BgDaemon *daemon)
   BgMechanism1 *skeleton = bg_daemon_get_skeleton (daemon);
 
   g_signal_connect (skeleton, "handle-ping", G_CALLBACK (handle_ping), daemon);
+  g_signal_connect (skeleton, "handle-subscribe", G_CALLBACK (handle_subscribe), daemon);
   g_signal_connect (skeleton, "handle-host-info", G_CALLBACK (handle_host_info), daemon);
   g_signal_connect (skeleton, "handle-list-resources", G_CALLBACK (handle_list_resources), daemon);
   g_signal_connect (skeleton, "handle-release-resource", G_CALLBACK (handle_release_resource), daemon);

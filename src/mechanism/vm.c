@@ -146,7 +146,7 @@ vmm_exited (BgVmm   *vmm,
   bg_vmm_fail_ready (vmm, g_error_new (BG_ERROR, BG_ERROR_FAILED,
                                        "the VMM exited (status %d) before its API socket appeared:\n%s",
                                        status, tail));
-  bg_mechanism1_emit_vm_exited (bg_daemon_get_skeleton (vms->daemon), vmm->vm_name, vmm->owner, status);
+  bg_daemon_emit_vm_exited (vms->daemon, vmm->vm_name, vmm->owner, status);
   finish_vmm (vms, vmm);
 }
 

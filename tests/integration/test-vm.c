@@ -11,8 +11,10 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
+#include <gio/gunixinputstream.h>
 
 #include "harness.h"
 
@@ -114,10 +116,12 @@ setup (Fixture *f, gconstpointer data)
                                                "/org/banger/Mechanism1", NULL, G_DBUS_SIGNAL_FLAGS_NONE,
                                                on_vm_exited, f, NULL);
   {
-    /* Make sure the match rule is in place before anything can exit. */
-    g_autoptr(GVariant) id = g_dbus_connection_call_sync (f->h->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                                          "org.freedesktop.DBus", "GetId", NULL, NULL,
-                                                          G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
+    /* The match rule is in place once the bus answered this; VmExited
+     * comes only to subscribers (root's hear of every VM). */
+    g_autoptr(GVariant) sub = g_dbus_connection_call_sync (f->h->bus, "org.banger.Mechanism1", "/org/banger/Mechanism1",
+                                                           "org.banger.Mechanism1", "Subscribe", NULL, NULL,
+                                                           G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
+    g_assert_nonnull (sub);
   }
 
   /* The user's own files, which only the user can open. */
@@ -132,6 +136,26 @@ setup (Fixture *f, gconstpointer data)
   write_owned (rootfs, 4 << 20, pw->pw_uid, 0600);
   write_owned (console, 0, pw->pw_uid, 0600);
   bg_harness_use_vmm (f->h, g_getenv ("BANGER_TEST_VMM"));
+}
+
+/* mechanism.conf's [limits] are read at start: a new config, then the
+ * mechanism started again (and subscribed to again). */
+static void
+restart_with_config (Fixture *f, const char *conf)
+{
+  GPid pid = bg_harness_mechanism_pid (f->h);
+  g_autoptr(GVariant) sub = NULL;
+
+  bg_harness_write_config (f->h, "mechanism.conf", conf);
+  if (pid > 0)
+    {
+      kill (pid, SIGTERM);
+      g_assert_true (bg_harness_wait_name_gone (f->h, 20));
+    }
+  sub = g_dbus_connection_call_sync (f->h->bus, "org.banger.Mechanism1", "/org/banger/Mechanism1",
+                                     "org.banger.Mechanism1", "Subscribe", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, -1,
+                                     NULL, NULL);
+  g_assert_nonnull (sub);
 }
 
 static void
@@ -551,7 +575,7 @@ test_limits_stop_one_user_not_another (Fixture *f, gconstpointer data)
   g_autofree char *rootfs_b = g_strdup_printf ("--fd=%s/rootfs.ext4", files_b);
   const char *tap_args[] = { "('ta1', @a{sv} {})", "('ta2', @a{sv} {})" };
 
-  bg_harness_write_config (f->h, "mechanism.conf", conf);
+  restart_with_config (f, conf);
   g_assert_no_errno (g_mkdir (files_b, 0700));
   g_assert_no_errno (chown (files_b, pb->pw_uid, pb->pw_gid));
   {
@@ -654,7 +678,7 @@ test_hostile_vmm_stays_confined (Fixture *f, gconstpointer data)
   memcpy (abstract.sun_path + 1, "bg-test-abstract", 16);
   g_assert_no_errno (bind (unx, (struct sockaddr *) &abstract, offsetof (struct sockaddr_un, sun_path) + 17));
   g_assert_no_errno (listen (unx, 4));
-  bg_harness_write_config (f->h, "mechanism.conf", conf);
+  restart_with_config (f, conf);
 
   l = launch (f, BG_TEST_USER_A, "hostile", NULL);
   for (int i = 0; i < 600; i++)
@@ -729,7 +753,7 @@ test_console_never_uses_the_root_reserve (Fixture *f, gconstpointer data)
   g_assert_no_errno (statvfs (mnt, &before));
   g_assert_cmpuint (before.f_bavail, ==, 0);
   g_assert_cmpuint (before.f_bfree, >, 1000);
-  bg_harness_write_config (f->h, "mechanism.conf", conf);
+  restart_with_config (f, conf);
 
   r = bg_harness_call (f->h, BG_TEST_USER_A, "LaunchVm", "('flood', {'console': <@h 2>}, @h 0, @h 1)", kernel,
                        rootfs, console_fd, NULL);
@@ -757,6 +781,69 @@ test_console_never_uses_the_root_reserve (Fixture *f, gconstpointer data)
   umount2 (mnt, MNT_DETACH);
 }
 
+typedef struct {
+  GPid              pid;
+  int               in;
+  GDataInputStream *out;
+} Listener;
+
+static void
+listener_start (Fixture *f, Listener *l, const char *user)
+{
+  const char *argv[] = { g_getenv ("BANGER_TEST_LISTEN"), "--user", user, NULL };
+  g_auto(GStrv) envp = g_environ_setenv (g_get_environ (), "DBUS_SYSTEM_BUS_ADDRESS", f->h->bus_address, TRUE);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *ready = NULL;
+  int out;
+
+  g_assert_true (g_spawn_async_with_pipes (NULL, (char **) argv, envp, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+                                           &l->pid, &l->in, &out, NULL, &error));
+  l->out = g_data_input_stream_new (g_unix_input_stream_new (out, TRUE));
+  ready = g_data_input_stream_read_line (l->out, NULL, NULL, &error);
+  g_assert_cmpstr (ready, ==, "READY");
+}
+
+/* Everything it heard, once every signal sent so far has arrived. */
+static char *
+listener_finish (Listener *l)
+{
+  GString *heard = g_string_new (NULL);
+  char *line;
+
+  close (l->in);
+  while ((line = g_data_input_stream_read_line (l->out, NULL, NULL, NULL)) != NULL && !g_str_equal (line, "END"))
+    {
+      g_string_append_printf (heard, "%s\n", line);
+      g_free (line);
+    }
+  g_free (line);
+  waitpid (l->pid, NULL, 0);
+  g_object_unref (l->out);
+  return g_string_free (heard, FALSE);
+}
+
+/* VmExited reaches the VM's owner (and root), not another user. */
+static void
+test_vm_exits_reach_only_their_owner (Fixture *f, gconstpointer data)
+{
+  Listener a = { 0 }, b = { 0 };
+  g_autoptr(Launched) l = NULL;
+  g_autoptr(BgCallResult) kill = NULL;
+  g_autofree char *heard_a = NULL, *heard_b = NULL;
+  g_autofree char *expect = g_strdup_printf ("EXIT private %u 137\n", bg_harness_uid (BG_TEST_USER_A));
+
+  listener_start (f, &a, BG_TEST_USER_A);
+  listener_start (f, &b, BG_TEST_USER_B);
+  l = launch (f, BG_TEST_USER_A, "private", NULL);
+  kill = bg_harness_call (f->h, BG_TEST_USER_A, "KillVm", "('private',)", NULL);
+  bg_assert_call_ok (kill);
+  g_assert_cmpint (wait_exit (f, "private"), ==, 137);
+  heard_a = listener_finish (&a);
+  heard_b = listener_finish (&b);
+  g_assert_cmpstr (heard_a, ==, expect);
+  g_assert_cmpstr (heard_b, ==, "");
+}
+
 static void
 add_tests (void)
 {
@@ -772,6 +859,7 @@ add_tests (void)
   ADD ("/vm/limits-stop-one-user-not-another", test_limits_stop_one_user_not_another);
   ADD ("/vm/hostile-vmm-stays-confined", test_hostile_vmm_stays_confined);
   ADD ("/vm/console-never-uses-the-root-reserve", test_console_never_uses_the_root_reserve);
+  ADD ("/vm/vm-exits-reach-only-their-owner", test_vm_exits_reach_only_their_owner);
 }
 
 int
