@@ -118,7 +118,8 @@ main (int argc, char **argv)
   g_autoptr(BgGuestConfig) c = NULL;
   g_autoptr(GPtrArray) files = g_ptr_array_new ();
   g_autofree char *drive = NULL, *seed = NULL, *root = NULL, *gitconfig = NULL;
-  BgSyncEntry entry = { NULL, (char *) ".gitconfig", 0644, FALSE };
+  BgSyncEntry entry = { .beneath = (char *) "gitconfig", .relative = (char *) ".gitconfig", .mode = 0644,
+                        .size = 21 };
   double drive_ms[RUNS], first_ms[RUNS], later_ms[RUNS], net_ms[RUNS];
 
   if (geteuid () != 0 || g_getenv ("BANGER_GUEST_SETUP") == NULL)
@@ -136,6 +137,7 @@ main (int argc, char **argv)
   gitconfig = g_build_filename (tmp, "gitconfig", NULL);
   g_file_set_contents (gitconfig, "[user]\n\tname = Bench\n", -1, NULL);
   entry.source = gitconfig;
+  entry.home = tmp;
   g_ptr_array_add (files, &entry);
 
   for (int i = 0; i < RUNS; i++)

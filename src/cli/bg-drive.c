@@ -10,6 +10,7 @@
  */
 #include <json-glib/json-glib.h>
 
+#include "bg-cli.h"
 #include "bg-drive.h"
 #include "bg-error.h"
 #include "bg-fat.h"
@@ -91,12 +92,19 @@ user_data (const BgGuestConfig *c,
   for (guint i = 0; files && i < files->len; i++)
     {
       BgSyncEntry *e = files->pdata[i];
-      g_autofree char *data = NULL, *b64 = NULL, *path = NULL, *mode = NULL;
-      gsize len;
+      g_autofree char *b64 = NULL, *path = NULL, *mode = NULL;
+      g_autoptr(GBytes) data = NULL;
+      g_autoptr(GError) error = NULL;
 
-      if (e->is_dir || !g_file_get_contents (e->source, &data, &len, NULL))
+      if (e->is_dir)
         continue;
-      b64 = g_base64_encode ((guint8 *) data, len);
+      /* Read as it was checked: below the home, no symlink on the way. */
+      if ((data = bg_sync_entry_read (e, &error)) == NULL)
+        {
+          bg_cli_warn ("%s", error->message);
+          continue;
+        }
+      b64 = g_base64_encode (g_bytes_get_data (data, NULL), g_bytes_get_size (data));
       path = g_strdup_printf ("/home/%s/%s", c->user, e->relative);
       mode = g_strdup_printf ("%04o", e->mode & 07777);
       json_builder_begin_object (b);

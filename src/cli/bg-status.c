@@ -153,7 +153,7 @@ check_host (BgCheck *kvm,
 static void
 check_programs (BgCheck *c)
 {
-  static const char * const needed[] = { "resize2fs", "e2fsck", "ssh", "ssh-keygen", "tar", NULL };
+  static const char * const needed[] = { "resize2fs", "e2fsck", "ssh", "ssh-keygen", NULL };
   g_autoptr(GError) error = NULL;
 
   if (!bg_programs_require (needed, "running VMs", &error))

@@ -1,9 +1,14 @@
 /* bg-sync.c: the files of the user's home a guest gets a copy of, read
- * only below that home, after resolving symlinks. */
+ * only below that home, after resolving symlinks; and read again, for the
+ * config drive or vm sync's tar stream, only through openat2 from the
+ * home's descriptor with no symlink allowed on the way, so a directory
+ * swapped for a link between the check and the read is not followed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/openat2.h>
 
 #include "bg-cli.h"
 #include "bg-error.h"
@@ -13,6 +18,8 @@ void
 bg_sync_entry_free (BgSyncEntry *e)
 {
   g_free (e->source);
+  g_free (e->home);
+  g_free (e->beneath);
   g_free (e->relative);
   g_free (e);
 }
@@ -54,8 +61,11 @@ add_file (SyncWalk     *w,
     }
   e = g_new0 (BgSyncEntry, 1);
   e->source = g_strdup (source);
+  e->home = g_strdup (w->home);
+  e->beneath = g_strdup (source + strlen (w->home) + 1);
   e->relative = g_strdup (relative);
   e->mode = st->st_mode & 07777;
+  e->size = st->st_size;
   g_ptr_array_add (w->entries, e);
   return TRUE;
 }
@@ -174,4 +184,154 @@ bg_sync_resolve_config (BgConfig  *config,
   for (guint i = 0; files != NULL && i < skipped->len; i++)
     bg_cli_warn ("not syncing %s", (char *) skipped->pdata[i]);
   return files;
+}
+
+int
+bg_sync_entry_open (BgSyncEntry  *e,
+                    GError      **error)
+{
+  struct open_how how = {
+    .flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC,
+    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+  };
+  int home = open (e->home, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int fd = home < 0 ? -1 : syscall (SYS_openat2, home, e->beneath, &how, sizeof how);
+  int errsv = errno;
+  struct stat st;
+
+  if (home >= 0)
+    close (home);
+  if (fd < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE, "sync: %s changed since it was checked (%s); not syncing it",
+                   e->source, errsv == ELOOP ? "a symlink is now on its way" : g_strerror (errsv));
+      return -1;
+    }
+  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || (guint64) st.st_size != e->size)
+    {
+      close (fd);
+      g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE, "sync: %s changed since it was checked; not syncing it",
+                   e->source);
+      return -1;
+    }
+  return fd;
+}
+
+GBytes *
+bg_sync_entry_read (BgSyncEntry  *e,
+                    GError      **error)
+{
+  int fd = bg_sync_entry_open (e, error);
+  guint8 *data;
+  gsize done = 0;
+
+  if (fd < 0)
+    return NULL;
+  data = g_malloc (e->size + 1);
+  while (done < e->size)
+    {
+      ssize_t n = read (fd, data + done, e->size - done);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        {
+          g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "sync: cannot read %s: %s", e->source,
+                       n < 0 ? g_strerror (errno) : "it shrank");
+          close (fd);
+          g_free (data);
+          return NULL;
+        }
+      done += n;
+    }
+  close (fd);
+  return g_bytes_new_take (data, e->size);
+}
+
+/* 10^@digits: the first length that needs more than @digits digits. */
+static guint64
+pow10_bound (gsize digits)
+{
+  guint64 p = 1;
+  while (digits-- > 0)
+    p *= 10;
+  return p;
+}
+
+/* One 512-byte ustar header. */
+static void
+tar_header (guint8     *h,
+            const char *name,
+            char        type,
+            guint32     mode,
+            guint64     size)
+{
+  guint sum = 0;
+
+  memset (h, 0, 512);
+  g_strlcpy ((char *) h, name, 100);
+  g_snprintf ((char *) h + 100, 8, "%07o", mode & 07777);
+  g_snprintf ((char *) h + 108, 8, "%07o", 0);
+  g_snprintf ((char *) h + 116, 8, "%07o", 0);
+  g_snprintf ((char *) h + 124, 12, "%011" G_GINT64_MODIFIER "o", size);
+  g_snprintf ((char *) h + 136, 12, "%011o", 0);
+  h[156] = type;
+  memcpy (h + 257, "ustar", 6);
+  memcpy (h + 263, "00", 2);
+  memset (h + 148, ' ', 8);
+  for (guint i = 0; i < 512; i++)
+    sum += h[i];
+  g_snprintf ((char *) h + 148, 8, "%06o", sum);
+}
+
+static gboolean
+tar_put (GOutputStream *out,
+         const void    *data,
+         gsize          len,
+         GError       **error)
+{
+  static const guint8 zeros[512];
+  gsize pad = (512 - len % 512) % 512;
+
+  return g_output_stream_write_all (out, data, len, NULL, NULL, error) &&
+         g_output_stream_write_all (out, zeros, pad, NULL, NULL, error);
+}
+
+gboolean
+bg_sync_write_tar (GPtrArray      *entries,
+                   GOutputStream  *out,
+                   GError        **error)
+{
+  static const guint8 end[1024];
+  guint8 h[512];
+
+  for (guint i = 0; i < entries->len; i++)
+    {
+      BgSyncEntry *e = entries->pdata[i];
+      g_autoptr(GBytes) data = NULL;
+
+      if (e->is_dir)
+        continue;
+      if ((data = bg_sync_entry_read (e, error)) == NULL)
+        return FALSE;
+      if (strlen (e->relative) >= 100)
+        {
+          /* A pax extended header carries the long name: "LEN path=NAME\n",
+           * LEN counting itself. */
+          gsize body = strlen (" path=\n") + strlen (e->relative);
+          g_autofree char *record = NULL;
+          gsize digits = 1;
+
+          while (body + digits >= (gsize) pow10_bound (digits))
+            digits++;
+          record = g_strdup_printf ("%" G_GSIZE_FORMAT " path=%s\n", body + digits, e->relative);
+          tar_header (h, "PaxHeader", 'x', 0644, strlen (record));
+          if (!tar_put (out, h, 512, error) || !tar_put (out, record, strlen (record), error))
+            return FALSE;
+        }
+      tar_header (h, e->relative, '0', e->mode, e->size);
+      if (!tar_put (out, h, 512, error) ||
+          !tar_put (out, g_bytes_get_data (data, NULL), g_bytes_get_size (data), error))
+        return FALSE;
+    }
+  return g_output_stream_write_all (out, end, sizeof end, NULL, NULL, error);
 }

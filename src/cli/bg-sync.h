@@ -8,9 +8,12 @@
 G_BEGIN_DECLS
 
 typedef struct {
-  char    *source;      /* resolved absolute path on the host */
+  char    *source;      /* resolved absolute path on the host, for messages */
+  char    *home;        /* the real home it is below */
+  char    *beneath;     /* its path below that home, without symlinks */
   char    *relative;    /* path below the guest user's home */
   guint32  mode;
+  guint64  size;
   gboolean is_dir;
 } BgSyncEntry;
 
@@ -22,6 +25,18 @@ GPtrArray *bg_sync_resolve         (const char    *home,
 /* The [sync] paths of @config below your home; what is left out is said
  * on stderr. */
 GPtrArray *bg_sync_resolve_config  (BgConfig      *config,
+                                    GError       **error);
+/* The file, opened below the home with no symlink anywhere on the way
+ * (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), as it was found: what
+ * is read is what was checked, whatever was swapped in since. */
+int        bg_sync_entry_open      (BgSyncEntry   *entry,
+                                    GError       **error);
+GBytes    *bg_sync_entry_read      (BgSyncEntry   *entry,
+                                    GError       **error);
+/* The entries as a tar stream (ustar, pax names when long), read through
+ * bg_sync_entry_open(). */
+gboolean   bg_sync_write_tar       (GPtrArray     *entries,
+                                    GOutputStream *out,
                                     GError       **error);
 void       bg_sync_entry_free      (BgSyncEntry   *entry);
 

@@ -14,7 +14,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
-#include <gio/gunixinputstream.h>
+#include <signal.h>
+#include <glib-unix.h>
+#include <gio/gunixoutputstream.h>
 
 static char *
 format_memory (guint mib)
@@ -442,24 +444,23 @@ cmd_sync (BgCli *cli, int argc, char **argv, GError **error)
   g_autoptr(BgConfig) config = NULL;
   g_autoptr(BgVmRecord) r = NULL;
   g_autoptr(GPtrArray) files = NULL;
-  g_autoptr(GSubprocessLauncher) tar_l = NULL, ssh_l = NULL;
-  g_autoptr(GSubprocess) tar = NULL, ssh = NULL;
-  g_autoptr(GString) list = g_string_new (NULL);
+  g_autoptr(GSubprocessLauncher) ssh_l = NULL;
+  g_autoptr(GSubprocess) ssh = NULL;
+  g_autoptr(GOutputStream) to_ssh = NULL;
+  g_autoptr(GError) local = NULL;
   g_autofree char *kh = bg_known_hosts_path ();
   g_autofree char *alias = NULL;
-  g_autofree char *real_home = NULL;
   g_auto(GStrv) ssh_argv = NULL;
-  g_autofree char *tar_path = bg_program_find ("tar");
-  const char *tar_argv[] = { tar_path, "-c", "-C", NULL, "--null", "--no-recursion", "-T", "-", NULL };
   const char *remote[] = { "tar", "-x", "-C", "~", "--no-same-owner", NULL };
-  GInputStream *tar_out;
-  int pipe_fd;
+  void (*old_pipe) (int);
+  gboolean wrote;
+  int fds[2];
 
   if (!parse_name (cli, &argc, &argv,
                    "Copy the files listed in [sync] paths of banger.conf into the VM's home, over SSH.\n\n"
                    "Only files below your home are sent, after resolving symlinks.", NULL, error))
     return FALSE;
-  if (!bg_programs_require ((const char * const[]) { "tar", "ssh", NULL }, "vm sync", error) ||
+  if (!bg_programs_require ((const char * const[]) { "ssh", NULL }, "vm sync", error) ||
       (config = bg_config_load_default (error)) == NULL || (r = load_running (argv[1], error)) == NULL)
     return FALSE;
   files = bg_sync_resolve_config (config, error);
@@ -471,35 +472,29 @@ cmd_sync (BgCli *cli, int argc, char **argv, GError **error)
       return TRUE;
     }
 
-  /* tar reads exactly the resolved files, named relative to the real home
-   * (each was checked to be below it), so it never walks anywhere else. */
-  real_home = realpath (g_get_home_dir (), NULL);
-  tar_argv[3] = real_home;
-  for (guint i = 0; i < files->len; i++)
-    {
-      BgSyncEntry *e = files->pdata[i];
-      g_string_append (list, e->source + strlen (real_home) + 1);
-      g_string_append_c (list, '\0');
-    }
-
+  /* The tar stream is written here, each file read through the
+   * descriptor its check opened (bg_sync_write_tar), and extracted by
+   * the guest's tar. */
   alias = g_strdup_printf ("%s.%s", r->name, r->domain ? r->domain : "banger");
   ssh_argv = bg_ssh_build_argv (config->ssh_key, kh, alias, r->guest_user ? r->guest_user : config->guest_user,
                                 r->address, remote, TRUE);
-  tar_l = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE);
-  tar = g_subprocess_launcher_spawnv (tar_l, tar_argv, error);
-  if (tar == NULL)
+  if (!g_unix_open_pipe (fds, FD_CLOEXEC, error))
     return FALSE;
-  tar_out = g_subprocess_get_stdout_pipe (tar);
-  pipe_fd = g_unix_input_stream_get_fd (G_UNIX_INPUT_STREAM (tar_out));
   ssh_l = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
-  g_subprocess_launcher_take_stdin_fd (ssh_l, dup (pipe_fd));
+  g_subprocess_launcher_take_stdin_fd (ssh_l, fds[0]);
   ssh = g_subprocess_launcher_spawnv (ssh_l, (const char * const *) ssh_argv, error);
+  to_ssh = g_unix_output_stream_new (fds[1], TRUE);
   if (ssh == NULL)
     return FALSE;
-  g_input_stream_close (tar_out, NULL, NULL);
-  if (!g_subprocess_communicate (tar, g_bytes_new_static (list->str, list->len), NULL, NULL, NULL, error) ||
-      !g_subprocess_wait_check (tar, NULL, error) || !g_subprocess_wait_check (ssh, NULL, error))
+  /* ssh going away must end the write with an error, not the process. */
+  old_pipe = signal (SIGPIPE, SIG_IGN);
+  wrote = bg_sync_write_tar (files, to_ssh, &local);
+  g_output_stream_close (to_ssh, NULL, NULL);
+  signal (SIGPIPE, old_pipe);
+  if (!g_subprocess_wait_check (ssh, NULL, error) || !wrote)
     {
+      if (!wrote && (error == NULL || *error == NULL))
+        g_propagate_error (error, g_steal_pointer (&local));
       g_prefix_error (error, "sync to %s failed: ", r->name);
       return FALSE;
     }

@@ -388,6 +388,22 @@ test_layered_guest (void)
   docker_fs = in_guest (h, one, "stat -f -c %T /var/lib/docker /var/lib/containers");
   g_assert_cmpstr (docker_fs, ==, "ext2/ext3\next2/ext3");
   g_free (in_guest (h, one, "echo kept > written && sudo mkdir -p /srv/mine && sync"));
+  /* 'vm sync': the tar stream banger writes itself, extracted by the
+   * guest's tar into the user's home. */
+  {
+    g_autofree char *gitconfig = g_strdup_printf ("%s/home-%s/.gitconfig", h->tmp, BG_TEST_USER_A);
+    g_autofree char *synced = NULL, *so = NULL, *se = NULL;
+
+    struct passwd *pw = getpwnam (BG_TEST_USER_A);
+
+    g_assert_true (g_file_set_contents (gitconfig, "[user]\n\tname = Synced Again\n", -1, NULL));
+    g_assert_no_errno (chown (gitconfig, pw->pw_uid, pw->pw_gid));
+    if (cli (h, &so, &se, "vm", "sync", "qguest", NULL) != 0)
+      g_error ("vm sync: %s", se);
+    g_assert_nonnull (strstr (so, "Synced 1 file to qguest."));
+    synced = in_guest (h, one, "cat .gitconfig && stat -c %a .gitconfig");
+    g_assert_nonnull (strstr (synced, "name = Synced Again"));
+  }
   power_off (one);
 
   /* 'vm stop' and 'vm start': another boot of the same disks keeps

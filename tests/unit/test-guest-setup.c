@@ -57,7 +57,8 @@ make_seed (Fixture             *f,
   g_autofree char *gitconfig = g_build_filename (f->tmp, ".gitconfig", NULL);
   char *seed = g_build_filename (f->tmp, name, NULL);
   g_autoptr(GPtrArray) files = g_ptr_array_new ();
-  BgSyncEntry entry = { gitconfig, (char *) ".gitconfig", 0640, FALSE };
+  BgSyncEntry entry = { .source = gitconfig, .home = f->tmp, .beneath = (char *) ".gitconfig",
+                        .relative = (char *) ".gitconfig", .mode = 0640, .size = 19 };
 
   g_assert_true (g_file_set_contents (gitconfig, "[user]\n\tname = Dev\n", -1, NULL));
   g_assert_no_errno (chmod (gitconfig, 0644));

@@ -37,7 +37,8 @@ test_config_drive_is_nocloud (Fixture *f, gconstpointer data)
   g_autoptr(GPtrArray) files = g_ptr_array_new ();
   g_autofree char *label = NULL, *meta = NULL, *user = NULL, *net = NULL;
   g_autoptr(JsonObject) m = NULL, u = NULL, n = NULL;
-  BgSyncEntry entry = { gitconfig, (char *) ".gitconfig", 0640, FALSE };
+  BgSyncEntry entry = { .source = gitconfig, .home = f->tmp, .beneath = (char *) ".gitconfig",
+                        .relative = (char *) ".gitconfig", .mode = 0640, .size = 19 };
 
   g_assert_true (g_file_set_contents (gitconfig, "[user]\n\tname = Dev\n", -1, NULL));
   g_assert_no_errno (chmod (gitconfig, 0644));
@@ -271,6 +272,82 @@ test_sync_refuses_escapes (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (skipped->pdata[0], "escape (a symlink to /etc/hostname, outside your home)"));
 }
 
+/* What vm sync sends: a tar stream GNU tar extracts to the same bytes
+ * and modes, long names included; and a directory swapped for a symlink
+ * after the check is not followed when the file is read. */
+static void
+test_sync_reads_what_it_checked (Fixture *f, gconstpointer data)
+{
+  g_autofree char *home = g_build_filename (f->tmp, "home", NULL);
+  g_autofree char *out = g_build_filename (f->tmp, "out", NULL);
+  g_autofree char *tarball = g_build_filename (f->tmp, "sync.tar", NULL);
+  g_autofree char *dname = g_strnfill (60, 'd'), *fname = g_strnfill (70, 'f');
+  g_autofree char *deep = g_strdup_printf ("%s/%s", dname, fname);
+  g_autofree char *p1 = NULL, *p2 = NULL, *dir = NULL, *moved = NULL;
+  g_autoptr(GPtrArray) files = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GFile) file = g_file_new_for_path (tarball);
+  g_autoptr(GFileOutputStream) stream = NULL;
+  int status;
+
+  g_mkdir (home, 0755);
+  p1 = home_file (home, ".gitconfig", "[user]\n", 0640);
+  p2 = home_file (home, deep, "deep\n", 0600);
+  dir = g_build_filename (home, dname, NULL);
+  {
+    char *paths[] = { p1, dir, NULL };
+    files = bg_sync_resolve (home, paths, 1 << 20, NULL, &error);
+  }
+  g_assert_no_error (error);
+  g_assert_cmpuint (files->len, ==, 2);
+
+  stream = g_file_replace (file, NULL, FALSE, G_FILE_CREATE_NONE, NULL, &error);
+  g_assert_true (bg_sync_write_tar (files, G_OUTPUT_STREAM (stream), &error));
+  g_assert_no_error (error);
+  g_assert_true (g_output_stream_close (G_OUTPUT_STREAM (stream), NULL, NULL));
+  g_mkdir (out, 0755);
+  {
+    const char *argv[] = { "tar", "-x", "-f", tarball, "-C", out, NULL };
+    g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status,
+                                 NULL));
+    g_assert_cmpint (status, ==, 0);
+  }
+  {
+    g_autofree char *a = g_build_filename (out, ".gitconfig", NULL);
+    g_autofree char *b = g_build_filename (out, deep, NULL);
+    g_autofree char *ta = NULL, *tb = NULL;
+    struct stat st;
+
+    g_assert_true (g_file_get_contents (a, &ta, NULL, NULL));
+    g_assert_cmpstr (ta, ==, "[user]\n");
+    g_assert_no_errno (stat (a, &st));
+    g_assert_cmpuint (st.st_mode & 07777, ==, 0640);
+    g_assert_true (g_file_get_contents (b, &tb, NULL, NULL));
+    g_assert_cmpstr (tb, ==, "deep\n");
+    g_assert_no_errno (stat (b, &st));
+    g_assert_cmpuint (st.st_mode & 07777, ==, 0600);
+  }
+
+  /* Checked, then the directory becomes a link to /etc with the same
+   * name inside: the read refuses it, and so does the stream. */
+  moved = g_strdup_printf ("%s.moved", dir);
+  g_assert_no_errno (rename (dir, moved));
+  g_assert_no_errno (symlink (moved, dir));
+  {
+    BgSyncEntry *e = files->pdata[1];
+    g_autoptr(GBytes) bytes = bg_sync_entry_read (e, &error);
+
+    g_assert_null (bytes);
+    g_assert_error (error, BG_ERROR, BG_ERROR_UNSAFE);
+    g_assert_nonnull (strstr (error->message, "changed since it was checked (a symlink is now on its way)"));
+    g_clear_error (&error);
+  }
+  g_clear_object (&stream);
+  stream = g_file_replace (file, NULL, FALSE, G_FILE_CREATE_NONE, NULL, NULL);
+  g_assert_false (bg_sync_write_tar (files, G_OUTPUT_STREAM (stream), &error));
+  g_assert_error (error, BG_ERROR, BG_ERROR_UNSAFE);
+}
+
 static void
 test_readiness_times_out_with_console_tail (Fixture *f, gconstpointer data)
 {
@@ -309,6 +386,7 @@ main (int argc, char **argv)
   ADD ("/guest/ssh-argv-is-exact", test_ssh_argv_is_exact);
   ADD ("/guest/ssh-config-block", test_ssh_config_block);
   ADD ("/guest/sync-refuses-escapes", test_sync_refuses_escapes);
+  ADD ("/guest/sync-reads-what-it-checked", test_sync_reads_what_it_checked);
   ADD ("/guest/readiness-times-out-with-console-tail", test_readiness_times_out_with_console_tail);
   return g_test_run ();
 }
