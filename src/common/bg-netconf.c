@@ -167,6 +167,7 @@ bg_net_config_load (const char  *config_dir,
   g_autoptr(GError) local = NULL;
   g_autofree char *subnet = NULL;
   g_autofree char *dns = NULL;
+  g_autofree char *isolate = NULL;
 
   c->path = g_build_filename (config_dir, "network.conf", NULL);
   if (!g_key_file_load_from_file (kf, c->path, G_KEY_FILE_NONE, &local) &&
@@ -181,6 +182,7 @@ bg_net_config_load (const char  *config_dir,
   c->domain = get_value (kf, "domain");
   c->uplink = get_value (kf, "uplink");
   dns = get_value (kf, "dns");
+  isolate = get_value (kf, "isolate-users");
 
   if (*c->bridge == '\0')
     g_free (c->bridge), c->bridge = g_strdup (DEFAULT_BRIDGE);
@@ -233,6 +235,17 @@ bg_net_config_load (const char  *config_dir,
               return NULL;
             }
         }
+    }
+
+  if (*isolate == '\0' || g_str_equal (isolate, "true") || g_str_equal (isolate, "yes"))
+    c->isolate = TRUE;
+  else if (g_str_equal (isolate, "false") || g_str_equal (isolate, "no"))
+    c->isolate = FALSE;
+  else
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "%s: isolate-users: \"%s\" is not true or false", c->path,
+                   isolate);
+      return NULL;
     }
 
   return g_steal_pointer (&c);

@@ -19,6 +19,7 @@ struct _BgNetConfig {
   char     *domain;
   char     *uplink;      /* NULL: the default route's interface */
   char    **dns;         /* NULL: from the host's resolv.conf */
+  gboolean  isolate;     /* drop frames between different users' VMs */
 };
 
 BgNetConfig *bg_net_config_load       (const char   *config_dir,

@@ -52,6 +52,8 @@ gboolean    bg_network_delete_tap   (BgNetwork    *network,
 
 /* tap.c */
 extern const BgResourceKind bg_tap_kind;
+gboolean    bg_network_apply_ports  (BgNetwork    *network,
+                                     GError      **error);
 gboolean    bg_network_repair_taps  (BgNetwork    *network,
                                      BgNlSock     *sk,
                                      int           bridge_ifindex,

@@ -3,7 +3,13 @@
  * the host's own rules are never touched, and teardown is dropping that
  * one table. The table carries a comment naming the bridge and subnet it
  * was made for, so "in place" means "in place for this network", and a
- * flushed or stale table is simply made again. */
+ * flushed or stale table is simply made again.
+ *
+ * On the bridge itself (`bridge banger`): a tap may only send frames as
+ * its VM (its MAC, and for IPv4 and ARP its address), and, unless
+ * network.conf allows it, frames between taps of different owners are
+ * dropped. The host reaches every VM: its frames leave through the
+ * bridge's output path, which no rule here filters. */
 #include <nftables/libnftables.h>
 
 #include "bg-error.h"
@@ -105,5 +111,81 @@ bg_nft_apply (const char  *bridge,
 gboolean
 bg_nft_remove (GError **error)
 {
-  return nft_run ("add table ip " NFT_TABLE "\ndelete table ip " NFT_TABLE "\n", NULL, error);
+  return nft_run ("add table ip " NFT_TABLE "\ndelete table ip " NFT_TABLE "\n"
+                  "add table bridge " NFT_TABLE "\ndelete table bridge " NFT_TABLE "\n", NULL, error);
+}
+
+static void
+add_elements (GString    *script,
+              const char *set,
+              const char *type,
+              GString    *elements)
+{
+  g_string_append_printf (script, "  set %s { type %s;", set, type);
+  if (elements->len > 0)
+    g_string_append_printf (script, " elements = { %s }", elements->str);
+  g_string_append (script, " }\n");
+}
+
+/* Replaces the bridge table in one transaction, unless it is in place:
+ * its comment is a digest of what it was made from, and a flush (which
+ * keeps the comment) is seen by its last rule being gone. Names, MACs and
+ * addresses come from the registry, which only the mechanism writes. */
+gboolean
+bg_nft_apply_ports (const BgNftPort *ports,
+                    guint            n_ports,
+                    gboolean         isolate,
+                    GError         **error)
+{
+  g_autoptr(GString) script = g_string_new (NULL);
+  g_autoptr(GString) taps = g_string_new (NULL);
+  g_autoptr(GString) sources = g_string_new (NULL);
+  g_autoptr(GString) peers = g_string_new (NULL);
+
+  for (guint i = 0; i < n_ports; i++)
+    {
+      const char *sep = i ? ", " : "";
+
+      g_string_append_printf (taps, "%s\"%s\"", sep, ports[i].tap);
+      g_string_append_printf (sources, "%s\"%s\" . %s . %s", sep, ports[i].tap, ports[i].mac, ports[i].address);
+      for (guint j = 0; j < n_ports; j++)
+        if (j != i && ports[j].owner == ports[i].owner)
+          g_string_append_printf (peers, "%s\"%s\" . \"%s\"", peers->len ? ", " : "", ports[i].tap, ports[j].tap);
+    }
+  {
+    g_autofree char *spec = g_strdup_printf ("%s|%s|%s|%d", taps->str, sources->str, peers->str, isolate);
+    g_autofree char *digest = g_compute_checksum_for_string (G_CHECKSUM_SHA256, spec, -1);
+    g_autofree char *listing = NULL;
+
+    if (nft_run ("list table bridge " NFT_TABLE, &listing, NULL) && strstr (listing, digest) != NULL &&
+        strstr (listing, "\t\tdrop\n") != NULL)
+      return TRUE;
+    g_string_append_printf (script, "add table bridge " NFT_TABLE "\n"
+                                    "delete table bridge " NFT_TABLE "\n"
+                                    "table bridge " NFT_TABLE " {\n"
+                                    "  comment \"banger ports %s\"\n", digest);
+  }
+  add_elements (script, "taps", "ifname", taps);
+  add_elements (script, "sources", "ifname . ether_addr . ipv4_addr", sources);
+  add_elements (script, "peers", "ifname . ifname", peers);
+  g_string_append (script,
+                   "  chain prerouting {\n"
+                   "    type filter hook prerouting priority filter; policy accept;\n"
+                   "    iifname != @taps accept\n"
+                   "    ether type ip iifname . ether saddr . ip saddr @sources accept\n"
+                   "    ether type arp iifname . ether saddr . arp saddr ip @sources"
+                   " iifname . arp saddr ether . arp saddr ip @sources accept\n"
+                   "    drop\n"
+                   "  }\n");
+  if (isolate)
+    g_string_append (script,
+                     "  chain forward {\n"
+                     "    type filter hook forward priority filter; policy accept;\n"
+                     "    iifname != @taps accept\n"
+                     "    oifname != @taps accept\n"
+                     "    iifname . oifname @peers accept\n"
+                     "    drop\n"
+                     "  }\n");
+  g_string_append (script, "}\n");
+  return nft_run (script->str, NULL, error);
 }

@@ -11,6 +11,19 @@ gboolean bg_nft_apply    (const char  *bridge,
                           const char  *subnet,
                           GError     **error);
 gboolean bg_nft_remove   (GError     **error);
+
+/* A tap on the bridge and what its VM may send as. */
+typedef struct {
+  const char *tap;
+  const char *mac;
+  const char *address;
+  uid_t       owner;
+} BgNftPort;
+
+gboolean bg_nft_apply_ports (const BgNftPort *ports,
+                             guint            n_ports,
+                             gboolean         isolate,
+                             GError         **error);
 char    *bg_nft_marked_subnet (const char *bridge);
 
 G_END_DECLS

@@ -10,6 +10,7 @@
 #include "hosts.h"
 #include "netlink.h"
 #include "network.h"
+#include "nft.h"
 #include "registry.h"
 
 /* Recorded taps that lost their link or their place on the bridge (the
@@ -70,7 +71,32 @@ release_tap (gpointer     self,
   g_autoptr(BgNlSock) sk = bg_nl_open (error);
 
   return sk != NULL && bg_nl_link_delete (sk, resource->name, error) &&
-         bg_hosts_write (bg_daemon_get_run_dir (network->daemon), network->registry, error);
+         bg_hosts_write (bg_daemon_get_run_dir (network->daemon), network->registry, error) &&
+         bg_network_apply_ports (network, error);
+}
+
+/* The bridge's rules follow the taps: each ready tap may send only as
+ * its VM, and (isolate-users) only to its owner's other taps. */
+gboolean
+bg_network_apply_ports (BgNetwork  *network,
+                        GError    **error)
+{
+  g_autoptr(BgNetConfig) c = bg_net_config_load (bg_daemon_get_config_dir (network->daemon), error);
+  g_autoptr(GPtrArray) taps = bg_registry_list (network->registry, "tap");
+  g_autoptr(GArray) ports = g_array_new (FALSE, FALSE, sizeof (BgNftPort));
+
+  if (c == NULL)
+    return FALSE;
+  for (guint i = 0; i < taps->len; i++)
+    {
+      BgResource *t = taps->pdata[i];
+      g_autoptr(GVariant) orphan = g_variant_lookup_value (t->details, "orphan", NULL);
+      BgNftPort p = { t->name, bg_resource_get_string (t, "mac"), bg_resource_get_string (t, "address"), t->owner };
+
+      if (t->state == BG_RESOURCE_READY && orphan == NULL && p.mac != NULL && p.address != NULL)
+        g_array_append_val (ports, p);
+    }
+  return bg_nft_apply_ports ((BgNftPort *) ports->data, ports->len, c->isolate, error);
 }
 
 const BgResourceKind bg_tap_kind = {
@@ -211,6 +237,7 @@ bg_network_create_tap (BgNetwork    *network,
     }
   if (!bg_nl_link_up (sk, link, rtnl_link_get_ifindex (bridge), error) ||
       !bg_registry_set_state (registry, r, BG_RESOURCE_READY, error) ||
+      !bg_network_apply_ports (network, error) ||
       !bg_hosts_write (bg_daemon_get_run_dir (network->daemon), registry, error))
     goto rollback;
   *state = g_steal_pointer (&s);
@@ -220,6 +247,7 @@ rollback:
   bg_nl_link_delete (sk, tap, NULL);
   bg_registry_remove (registry, r, NULL);
   bg_hosts_write (bg_daemon_get_run_dir (network->daemon), registry, NULL);
+  bg_network_apply_ports (network, NULL);
   return NULL;
 }
 

@@ -1,6 +1,15 @@
 /* The network steps, for real, inside a fresh network namespace (see
  * harness.c): bridge, taps, forwarding, NAT and names. */
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <poll.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <dlfcn.h>
 #include <netdb.h>
 #include <nss.h>
@@ -533,6 +542,194 @@ test_cli_system_network_shows_taps (Fixture *f, gconstpointer data)
   g_assert_null (strstr (text, other->tap));
 }
 
+/* ---- frames on the bridge ---- */
+
+#define VNET_HDR 10   /* the taps have IFF_VNET_HDR, default header size */
+
+static int
+tap_attach (const char *tap)
+{
+  struct ifreq ifr = { 0 };
+  int fd = open ("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+
+  g_assert_cmpint (fd, >=, 0);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  g_strlcpy (ifr.ifr_name, tap, IFNAMSIZ);
+  g_assert_no_errno (ioctl (fd, TUNSETIFF, &ifr));
+  return fd;
+}
+
+static void
+parse_mac (const char *text, guint8 mac[6])
+{
+  g_assert_cmpint (sscanf (text, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4],
+                           &mac[5]), ==, 6);
+}
+
+static guint32
+parse_ip (const char *text)
+{
+  struct in_addr a;
+  g_assert_cmpint (inet_pton (AF_INET, text, &a), ==, 1);
+  return a.s_addr;
+}
+
+/* A broadcast frame from @tap_fd: ethernet source @src, of @type, whose
+ * body carries "BGTAG" and @tag where a reader finds it. ARP: sender
+ * @sha/@spa (the tag in the target hardware address). IPv4: UDP from
+ * @spa. Anything else: the tag in an opaque body. */
+static void
+send_frame (int tap_fd, const guint8 src[6], guint16 type, const guint8 sha[6], guint32 spa, guint8 tag)
+{
+  guint8 f[VNET_HDR + 14 + 64] = { 0 };
+  guint8 *e = f + VNET_HDR, *b = e + 14;
+  gsize len = VNET_HDR + 14;
+
+  memset (e, 0xff, 6);
+  memcpy (e + 6, src, 6);
+  e[12] = type >> 8;
+  e[13] = type & 0xff;
+  if (type == ETH_P_ARP)
+    {
+      static const guint8 head[] = { 0, 1, 8, 0, 6, 4, 0, 1 };
+      memcpy (b, head, 8);
+      memcpy (b + 8, sha, 6);
+      memcpy (b + 14, &spa, 4);
+      memcpy (b + 18, "BGTAG", 5);
+      b[23] = tag;
+      len += 28;
+    }
+  else if (type == ETH_P_IP)
+    {
+      guint32 sum = 0;
+      b[0] = 0x45;
+      b[3] = 20 + 8 + 6;
+      b[8] = 64;
+      b[9] = IPPROTO_UDP;
+      memcpy (b + 12, &spa, 4);
+      memset (b + 16, 0xff, 4);
+      for (int i = 0; i < 20; i += 2)
+        sum += (b[i] << 8) | b[i + 1];
+      sum = (sum & 0xffff) + (sum >> 16);
+      sum = ~sum & 0xffff;
+      b[10] = sum >> 8;
+      b[11] = sum & 0xff;
+      b[21] = 9;
+      b[23] = 9;
+      b[25] = 8 + 6;
+      memcpy (b + 28, "BGTAG", 5);
+      b[33] = tag;
+      len += 34;
+    }
+  else
+    {
+      memcpy (b, "BGTAG", 5);
+      b[5] = tag;
+      len += 46;
+    }
+  g_assert_cmpint (write (tap_fd, f, len), ==, (gssize) len);
+}
+
+/* Adds the tags of the frames waiting on @fd to @seen. */
+static void
+drain (int fd, gboolean is_tap, GString *seen)
+{
+  guint8 buf[2048];
+  ssize_t n;
+
+  for (;;)
+    {
+      struct sockaddr_ll from = { 0 };
+      socklen_t flen = sizeof from;
+      const guint8 *at;
+
+      n = is_tap ? read (fd, buf, sizeof buf)
+                 : recvfrom (fd, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *) &from, &flen);
+      if (n <= 0)
+        break;
+      if (!is_tap && from.sll_pkttype == PACKET_OUTGOING)
+        continue;
+      if ((at = memmem (buf, n, "BGTAG", 5)) != NULL && at + 5 < buf + n)
+        g_string_append_printf (seen, "%u,", at[5]);
+    }
+}
+
+/* Waits (bounded) until @tag is among what @fd received. */
+static void
+wait_tag (int fd, gboolean is_tap, GString *seen, guint8 tag)
+{
+  g_autofree char *want = g_strdup_printf ("%u,", tag);
+
+  for (int i = 0; i < 500; i++)
+    {
+      struct pollfd p = { fd, POLLIN, 0 };
+      drain (fd, is_tap, seen);
+      if (strstr (seen->str, want) != NULL)
+        return;
+      poll (&p, 1, 10);
+    }
+  g_error ("tag %u never arrived (saw %s)", tag, seen->str);
+}
+
+/* A VM can send only as itself, and only to its owner's other VMs and
+ * the host: frames with another VM's MAC, address or ARP claim reach
+ * nothing, nor does IPv6 (not supported), nor anything from another
+ * user's VM. The host still hears every VM. */
+static void
+test_taps_send_only_as_their_vm (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Tap) a1 = create_tap (f, BG_TEST_USER_A, "spoofer");
+  g_autoptr(Tap) a2 = create_tap (f, BG_TEST_USER_A, "sibling");
+  g_autoptr(Tap) b1 = create_tap (f, BG_TEST_USER_B, "victim");
+  g_autoptr(GString) at_a1 = g_string_new (NULL), at_a2 = g_string_new (NULL);
+  g_autoptr(GString) at_b1 = g_string_new (NULL), at_host = g_string_new (NULL);
+  struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons (ETH_P_ALL) };
+  guint8 mac_a1[6], mac_b1[6];
+  guint32 ip_a1 = parse_ip (a1->address), ip_b1 = parse_ip (b1->address);
+  int fa1 = tap_attach (a1->tap), fa2 = tap_attach (a2->tap), fb1 = tap_attach (b1->tap);
+  int host = socket (AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons (ETH_P_ALL));
+
+  parse_mac (a1->mac, mac_a1);
+  parse_mac (b1->mac, mac_b1);
+  ll.sll_ifindex = if_nametoindex ("banger0");
+  g_assert_no_errno (bind (host, (struct sockaddr *) &ll, sizeof ll));
+
+  send_frame (fa1, mac_a1, ETH_P_ARP, mac_a1, ip_a1, 1);   /* itself */
+  send_frame (fa1, mac_b1, ETH_P_ARP, mac_b1, ip_b1, 2);   /* another VM's MAC */
+  send_frame (fa1, mac_a1, ETH_P_ARP, mac_a1, ip_b1, 3);   /* claims another VM's address */
+  send_frame (fa1, mac_a1, ETH_P_ARP, mac_b1, ip_a1, 4);   /* ARP says another MAC */
+  send_frame (fa1, mac_a1, ETH_P_IP, NULL, ip_b1, 5);      /* IPv4 from another address */
+  send_frame (fa1, mac_a1, ETH_P_IP, NULL, ip_a1, 6);      /* IPv4 as itself */
+  send_frame (fa1, mac_a1, ETH_P_IPV6, NULL, 0, 7);        /* IPv6 */
+  send_frame (fa1, mac_a1, ETH_P_ARP, mac_a1, ip_a1, 8);   /* the last one */
+  /* Frames of one tap are bridged in order, to every port in the same
+   * pass: once the last is at the host and at A's other VM, anything
+   * the victim could have got is waiting on its tap too. */
+  wait_tag (host, FALSE, at_host, 8);
+  wait_tag (fa2, TRUE, at_a2, 8);
+  drain (fb1, TRUE, at_b1);
+  g_assert_cmpstr (at_host->str, ==, "1,6,8,");
+  g_assert_cmpstr (at_a2->str, ==, "1,6,8,");
+  g_assert_cmpstr (at_b1->str, ==, "");
+
+  /* The other user's VM reaches the host, and not A's VMs. */
+  g_string_truncate (at_host, 0);
+  send_frame (fb1, mac_b1, ETH_P_ARP, mac_b1, ip_b1, 9);
+  send_frame (fb1, mac_b1, ETH_P_IP, NULL, ip_b1, 10);
+  wait_tag (host, FALSE, at_host, 10);
+  g_assert_cmpstr (at_host->str, ==, "9,10,");
+  drain (fa1, TRUE, at_a1);
+  drain (fa2, TRUE, at_a2);
+  g_assert_null (strstr (at_a1->str, "9,"));
+  g_assert_null (strstr (at_a2->str, "9,"));
+  g_assert_null (strstr (at_a2->str, "10,"));
+
+  close (host);
+  close (fa1);
+  close (fa2);
+  close (fb1);
+}
+
 static void
 add_tests (void)
 {
@@ -548,6 +745,7 @@ add_tests (void)
   ADD ("/network/subnet-clash-is-detected", test_subnet_clash_is_detected);
   ADD ("/network/teardown-only-when-no-taps-remain", test_teardown_only_when_no_taps_remain);
   ADD ("/network/cli-system-network-shows-taps", test_cli_system_network_shows_taps);
+  ADD ("/network/taps-send-only-as-their-vm", test_taps_send_only_as_their_vm);
 }
 
 int
