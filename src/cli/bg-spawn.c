@@ -33,6 +33,7 @@ static const struct {
   { "newgidmap", "uidmap", "shadow-utils" },
   { "ssh", "openssh-client", "openssh-clients" },
   { "ssh-keygen", "openssh-client", "openssh-clients" },
+  { "scp", "openssh-client", "openssh-clients" },
   { "tar", "tar", "tar" },
   { "cp", "coreutils", "coreutils" },
   { "ls", "coreutils", "coreutils" },

@@ -180,24 +180,15 @@ bg_known_hosts_remove (const char  *path,
   return ok;
 }
 
-/* The exact ssh command line: banger's key only, banger's known_hosts
- * only, the pinned key required. @command elements stay separate argv
- * elements; ssh joins them for the remote shell, as it always does. */
-char **
-bg_ssh_build_argv (const char         *key,
-                   const char         *known_hosts,
-                   const char         *alias,
-                   const char         *user,
-                   const char         *address,
-                   const char * const *command,
-                   gboolean            batch)
+/* banger's key only, banger's known_hosts only, the pinned key
+ * required: the options every ssh and scp of banger's gets. */
+void
+bg_ssh_add_options (GPtrArray  *argv,
+                    const char *key,
+                    const char *known_hosts,
+                    const char *alias,
+                    gboolean    batch)
 {
-  GPtrArray *argv = g_ptr_array_new ();
-
-  {
-    char *ssh = bg_program_find ("ssh");
-    g_ptr_array_add (argv, ssh ? ssh : g_strdup ("ssh"));
-  }
   g_ptr_array_add (argv, g_strdup ("-i"));
   g_ptr_array_add (argv, g_strdup (key));
   g_ptr_array_add (argv, g_strdup ("-o"));
@@ -217,6 +208,26 @@ bg_ssh_build_argv (const char         *key,
       g_ptr_array_add (argv, g_strdup ("-o"));
       g_ptr_array_add (argv, g_strdup ("ConnectTimeout=5"));
     }
+}
+
+/* The exact ssh command line. @command elements stay separate argv
+ * elements; ssh joins them for the remote shell, as it always does. */
+char **
+bg_ssh_build_argv (const char         *key,
+                   const char         *known_hosts,
+                   const char         *alias,
+                   const char         *user,
+                   const char         *address,
+                   const char * const *command,
+                   gboolean            batch)
+{
+  GPtrArray *argv = g_ptr_array_new ();
+
+  {
+    char *ssh = bg_program_find ("ssh");
+    g_ptr_array_add (argv, ssh ? ssh : g_strdup ("ssh"));
+  }
+  bg_ssh_add_options (argv, key, known_hosts, alias, batch);
   g_ptr_array_add (argv, g_strdup ("-l"));
   g_ptr_array_add (argv, g_strdup (user));
   g_ptr_array_add (argv, g_strdup (address));

@@ -26,6 +26,11 @@ gboolean  bg_known_hosts_remove    (const char    *path,
 gboolean  bg_known_hosts_remove_vm (const char    *path,
                                     const char    *name,
                                     GError       **error);
+void      bg_ssh_add_options       (GPtrArray     *argv,
+                                    const char    *key,
+                                    const char    *known_hosts,
+                                    const char    *alias,
+                                    gboolean       batch);
 char    **bg_ssh_build_argv        (const char    *key,
                                     const char    *known_hosts,
                                     const char    *alias,

@@ -10,6 +10,7 @@
 #include "bg-file.h"
 #include "bg-ssh.h"
 #include "bg-vm-private.h"
+#include "bg-forward.h"
 
 #define STOP_TIMEOUT_S 30
 
@@ -190,6 +191,8 @@ bg_vm_stop (BgCli       *cli,
 
   if (r == NULL)
     return FALSE;
+  /* Its forwards end with it (and with a VM that crashed). */
+  bg_forward_stop_processes (name, NULL, NULL);
   state = bg_vm_probe_state (r);
   if (state == BG_VM_STOPPED || state == BG_VM_CREATED || state == BG_VM_CREATING)
     return TRUE;
@@ -214,6 +217,7 @@ remove_remains (const char  *name,
   g_autofree char *dir = bg_vm_dir (name);
   g_autofree char *kh = bg_known_hosts_path ();
 
+  bg_forward_stop_processes (name, NULL, NULL);
   kill = bg_client_call ("KillVm", g_variant_new ("(s)", name), NULL, NULL);
   list = bg_client_call ("ListResources", g_variant_new_parsed ("({'kind': <'tap'>},)"), NULL, error);
   if (list == NULL)

@@ -420,6 +420,11 @@ bg_vm_up (BgCli        *cli,
     p.steps = 3;
   if (!o->no_wait)
     p.steps++;
+  if (o->forwards != NULL)
+    {
+      g_strfreev (r->forwards);
+      r->forwards = g_strdupv (o->forwards);
+    }
 
   if (!bg_vm_launch (r, image, config, dir, &p, undo, error) ||
       !bg_vm_configure_and_start (r, image, &p, error))
@@ -432,6 +437,7 @@ bg_vm_up (BgCli        *cli,
   bg_vm_test_hook ("saved");
   /* From here the VM exists, whatever readiness says. */
   bg_undo_forget (undo);
+  bg_vm_start_recorded_forwards (r);
 
   if (!o->no_wait)
     {

@@ -15,6 +15,7 @@ typedef struct {
   gboolean no_wait;
   guint    ready_timeout_s;
   const char *verb;       /* "up", "start", "restart": for messages */
+  char   **forwards;      /* --forward SPECs (canonical), NULL: as recorded */
 } BgUpOptions;
 
 gboolean  bg_vm_up            (BgCli        *cli,
@@ -35,5 +36,16 @@ gboolean  bg_vm_set_paused    (const char   *name,
                                GError      **error);
 BgVmState bg_vm_probe_state   (BgVmRecord   *record);
 char     *bg_vm_dir           (const char   *name);
+void      bg_vm_start_recorded_forwards (BgVmRecord *record);
+
+/* cmd-forward.c */
+gboolean  bg_vm_cmd_forward   (BgCli        *cli,
+                               int           argc,
+                               char        **argv,
+                               GError      **error);
+gboolean  bg_vm_cmd_cp        (BgCli        *cli,
+                               int           argc,
+                               char        **argv,
+                               GError      **error);
 
 G_END_DECLS

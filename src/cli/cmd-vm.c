@@ -4,6 +4,7 @@
 #include "bg-error.h"
 #include "bg-names.h"
 #include "bg-drive.h"
+#include "bg-forward.h"
 #include "bg-ready.h"
 #include "bg-ssh.h"
 #include "bg-sync.h"
@@ -136,6 +137,19 @@ cmd_show (BgCli    *cli,
     g_print ("MAC:       %s\n", r->mac ? r->mac : "-");
     g_print ("Tap:       %s\n", r->tap ? r->tap : "-");
     g_print ("Created:   %s\n", created);
+    {
+      g_autoptr(GPtrArray) running = bg_forward_list_processes (r->name);
+      g_autofree char *recorded = r->forwards ? g_strjoinv (" ", r->forwards) : NULL;
+
+      if (recorded != NULL)
+        g_print ("Forwards:  %s (with every start)\n", recorded);
+      for (guint i = 0; i < running->len; i++)
+        {
+          BgForwardProcess *p = running->pdata[i];
+          g_autofree char *specs = g_strjoinv (" ", p->specs);
+          g_print ("Forwarding: %s (pid %" G_GINT64_FORMAT ")\n", specs, p->pid);
+        }
+    }
   }
   return TRUE;
 }
@@ -163,6 +177,9 @@ cmd_up (BgCli    *cli,
   g_autofree char *image = NULL, *disk = NULL;
   gint cpus = -1, memory = -1, timeout = 120;
   gboolean no_wait = FALSE;
+  g_auto(GStrv) forwards = NULL;
+  g_autoptr(GStrvBuilder) canonical = g_strv_builder_new ();
+  g_auto(GStrv) forward_specs = NULL;
   BgUpOptions o = { 0 };
   GOptionEntry entries[] = {
     { "image", 'i', 0, G_OPTION_ARG_STRING, &image, "Image to make the VM from (default from banger.conf)", "IMAGE" },
@@ -171,6 +188,8 @@ cmd_up (BgCli    *cli,
     { "disk", 'd', 0, G_OPTION_ARG_STRING, &disk, "Root disk size, e.g. 20G", "SIZE" },
     { "no-wait", 0, 0, G_OPTION_ARG_NONE, &no_wait, "Return once the VM started; do not wait for SSH", NULL },
     { "timeout", 't', 0, G_OPTION_ARG_INT, &timeout, "Seconds to wait for SSH (default 120)", "SECONDS" },
+    { "forward", 'p', 0, G_OPTION_ARG_STRING_ARRAY, &forwards,
+      "Forward a port whenever the VM runs (as 'vm forward'); repeatable", "SPEC" },
     { NULL }
   };
 
@@ -202,6 +221,17 @@ cmd_up (BgCli    *cli,
       g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "--timeout: use 1 to 3600 seconds");
       return FALSE;
     }
+  for (guint i = 0; forwards && forwards[i]; i++)
+    {
+      g_autoptr(BgForwardSpec) spec = bg_forward_spec_parse (forwards[i], error);
+      if (spec == NULL)
+        {
+          g_prefix_error (error, "--forward: ");
+          return FALSE;
+        }
+      g_strv_builder_add (canonical, spec->text);
+    }
+  forward_specs = forwards ? g_strv_builder_end (canonical) : NULL;
 
   config = bg_config_load_default (error);
   if (config == NULL)
@@ -215,6 +245,7 @@ cmd_up (BgCli    *cli,
   o.memory_mib = memory;
   o.no_wait = no_wait;
   o.ready_timeout_s = timeout;
+  o.forwards = forward_specs;
   return bg_vm_up (cli, config, &o, error);
 }
 
@@ -515,6 +546,8 @@ const BgCommand bg_vm_commands[] = {
   { "resume", "NAME", "Resume a paused VM", cmd_resume },
   { "logs", "NAME", "Print a VM's console log", cmd_logs },
   { "sync", "NAME", "Copy your [sync] files into the VM", cmd_sync },
+  { "forward", "NAME SPEC…", "Relay host ports (localhost) to a VM", bg_vm_cmd_forward },
+  { "cp", "SRC… DST", "Copy files between the host and a VM", bg_vm_cmd_cp },
   { "rm", "NAME", "Remove a VM and everything it has", cmd_rm },
   { NULL }
 };

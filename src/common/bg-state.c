@@ -95,6 +95,7 @@ bg_vm_record_free (BgVmRecord *record)
   g_free (record->vsock_socket);
   g_free (record->domain);
   g_strfreev (record->dns);
+  g_strfreev (record->forwards);
   g_free (record->guest_user);
   g_free (record);
 }
@@ -156,6 +157,14 @@ bg_vm_record_to_json (const BgVmRecord *r)
       json_builder_end_array (b);
     }
   add_string (b, "guest_user", r->guest_user);
+  if (r->forwards != NULL && r->forwards[0] != NULL)
+    {
+      json_builder_set_member_name (b, "forwards");
+      json_builder_begin_array (b);
+      for (guint i = 0; r->forwards[i]; i++)
+        json_builder_add_string_value (b, r->forwards[i]);
+      json_builder_end_array (b);
+    }
   add_int (b, "generation", r->generation);
   json_builder_end_object (b);
   return json_builder_get_root (b);
@@ -309,6 +318,8 @@ bg_vm_record_from_json (JsonNode    *node,
   if (!get_member_strv (o, "dns", &r->dns, source, error))
     return NULL;
   STR ("guest_user", FALSE, guest_user);
+  if (!get_member_strv (o, "forwards", &r->forwards, source, error))
+    return NULL;
   INT ("generation", 0, G_MAXINT64, generation);
 #undef STR
 #undef INT

@@ -47,6 +47,7 @@ typedef struct {
   char    *domain;         /* DNS domain the VM's name lives in */
   char   **dns;            /* name servers its config drive gives it */
   char    *guest_user;
+  char   **forwards;       /* vm up --forward: started with the VM */
   gint64   generation;     /* bumped by every bg_state_store_update () */
 } BgVmRecord;
 

@@ -3,6 +3,11 @@
  *   bg-test-net serve PORT          accept one TCP connection, send back the
  *                                   peer's address, exit ("listening" first)
  *   bg-test-net connect IP PORT     connect, print what the server sent
+ *   bg-test-net echo PORT           a stand-in guest's services: TCP echo
+ *                                   (until the peer's EOF, then close) and
+ *                                   UDP echo on PORT, TCP that resets every
+ *                                   connection on PORT+1; forever, "ready"
+ *                                   on stdout once all listen
  *   bg-test-net open-tap USER NODE TAP
  *                                   as USER, open the tun device node NODE
  *                                   and attach to TAP; print OK or the error
@@ -10,6 +15,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <grp.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
@@ -102,9 +109,92 @@ open_tap (const char *user, const char *node, const char *tap)
   return 0;
 }
 
+static int
+listen_on (int type,
+           int port)
+{
+  struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons (port) };
+  int one = 1;
+  int s = socket (AF_INET, type | SOCK_CLOEXEC, 0);
+
+  setsockopt (s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind (s, (struct sockaddr *) &addr, sizeof addr) < 0 || (type == SOCK_STREAM && listen (s, 128) < 0))
+    {
+      perror ("bind");
+      exit (1);
+    }
+  return s;
+}
+
+static void
+echo_connection (int c)
+{
+  char buf[65536];
+  ssize_t n;
+
+  while ((n = read (c, buf, sizeof buf)) > 0)
+    for (ssize_t done = 0; done < n;)
+      {
+        ssize_t w = write (c, buf + done, n - done);
+        if (w <= 0)
+          _exit (1);
+        done += w;
+      }
+  _exit (0);
+}
+
+static int
+echo_forever (int port)
+{
+  int tcp = listen_on (SOCK_STREAM, port);
+  int udp = listen_on (SOCK_DGRAM, port);
+  int rst = listen_on (SOCK_STREAM, port + 1);
+
+  signal (SIGCHLD, SIG_IGN);
+  printf ("ready\n");
+  fflush (stdout);
+  for (;;)
+    {
+      struct pollfd p[3] = { { tcp, POLLIN, 0 }, { udp, POLLIN, 0 }, { rst, POLLIN, 0 } };
+
+      if (poll (p, 3, -1) < 0)
+        continue;
+      if (p[0].revents & POLLIN)
+        {
+          int c = accept (tcp, NULL, NULL);
+          if (c >= 0 && fork () == 0)
+            echo_connection (c);
+          if (c >= 0)
+            close (c);
+        }
+      if (p[1].revents & POLLIN)
+        {
+          char buf[65536];
+          struct sockaddr_in from;
+          socklen_t len = sizeof from;
+          ssize_t n = recvfrom (udp, buf, sizeof buf, 0, (struct sockaddr *) &from, &len);
+          if (n >= 0)
+            sendto (udp, buf, n, 0, (struct sockaddr *) &from, len);
+        }
+      if (p[2].revents & POLLIN)
+        {
+          struct linger lg = { 1, 0 };
+          int c = accept (rst, NULL, NULL);
+          if (c >= 0)
+            {
+              setsockopt (c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+              close (c);
+            }
+        }
+    }
+  return 0;
+}
+
 int
 main (int argc, char **argv)
 {
+  if (argc == 3 && strcmp (argv[1], "echo") == 0)
+    return echo_forever (atoi (argv[2]));
   if (argc == 3 && strcmp (argv[1], "serve") == 0)
     return serve (atoi (argv[2]));
   if (argc == 4 && strcmp (argv[1], "connect") == 0)

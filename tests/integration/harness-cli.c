@@ -1,5 +1,6 @@
 /* harness-cli.c: running the banger CLI as a test user.
  * See harness.h. */
+#include <elf.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -137,4 +138,37 @@ bg_harness_build_image (const char *home,
                      NULL, &err, &status, NULL) || !g_spawn_check_wait_status (status, NULL))
     g_error ("image build %s failed: %s", name, err);
   return dir;
+}
+
+/* A tiny image for @user, named "default": an x86-64 ELF kernel and a
+ * real 64 MiB ext4 root filesystem, imported with the CLI. Enough for the
+ * test VMM, which boots nothing. */
+void
+bg_harness_import_test_image (BgHarness  *h,
+                              const char *user)
+{
+  g_autofree char *home = g_strdup_printf ("%s/home-%s", h->tmp, user);
+  g_autofree char *kernel = g_build_filename (home, "vmlinux", NULL);
+  g_autofree char *rootfs = g_build_filename (home, "rootfs.ext4", NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  guint8 elf[4096] = { 0 };
+  Elf64_Ehdr *eh = (Elf64_Ehdr *) elf;
+  struct passwd *pw = getpwnam (user);
+  const char *mkfs[] = { "mke2fs", "-q", "-F", "-t", "ext4", rootfs, "64M", NULL };
+  int status;
+
+  /* The first CLI run makes the user's home. */
+  bg_harness_run_cli (h, user, NULL, NULL, "--version", NULL);
+  memcpy (eh->e_ident, ELFMAG, SELFMAG);
+  eh->e_ident[EI_CLASS] = ELFCLASS64;
+  eh->e_type = ET_EXEC;
+  eh->e_machine = EM_X86_64;
+  g_assert_true (g_file_set_contents (kernel, (const char *) elf, sizeof elf, NULL));
+  g_assert_no_errno (chown (kernel, pw->pw_uid, pw->pw_gid));
+  bg_harness_run_argv (mkfs, NULL, &status);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_no_errno (chown (rootfs, pw->pw_uid, pw->pw_gid));
+  if (bg_harness_run_cli (h, user, &out, &err, "image", "import", "default", "--kernel", "vmlinux", "--rootfs",
+                          "rootfs.ext4", NULL) != 0)
+    g_error ("image import: %s", err);
 }

@@ -79,6 +79,8 @@ char         *bg_harness_build_image   (const char   *home,
                                         gboolean      cloud_init);
 void          bg_harness_use_vmm       (BgHarness    *h,
                                         const char   *vmm_path);
+void          bg_harness_import_test_image (BgHarness *h,
+                                        const char   *user);
 void          bg_harness_write_config  (BgHarness    *h,
                                         const char   *name,
                                         const char   *text);

@@ -44,47 +44,13 @@ cli (Fixture *f, char **out, char **err, const char *first, ...)
 }
 
 static void
-write_user_file (Fixture *f, const char *name, const void *data, gsize len)
-{
-  struct passwd *pw = getpwnam (BG_TEST_USER_A);
-  g_autofree char *path = g_build_filename (f->home, name, NULL);
-
-  g_assert_true (g_file_set_contents (path, data, len, NULL));
-  g_assert_no_errno (chown (path, pw->pw_uid, pw->pw_gid));
-}
-
-static void
 setup (Fixture *f, gconstpointer data)
 {
-  g_autofree char *out = NULL, *err = NULL;
-  g_autofree char *rootfs = NULL;
-  guint8 elf[4096] = { 0 };
-  Elf64_Ehdr *eh = (Elf64_Ehdr *) elf;
-  struct passwd *pw = getpwnam (BG_TEST_USER_A);
-  int status;
-
   f->h = bg_harness_start (60);
   bg_harness_set_group_rule (f->h, TRUE);
   bg_harness_use_vmm (f->h, g_getenv ("BANGER_TEST_VMM"));
-  /* The first CLI run makes the user's home. */
-  bg_harness_run_cli (f->h, BG_TEST_USER_A, NULL, NULL, "--version", NULL);
+  bg_harness_import_test_image (f->h, BG_TEST_USER_A);
   f->home = home_of (f);
-
-  /* An image: an x86-64 ELF kernel and a real ext4 root filesystem. */
-  memcpy (eh->e_ident, ELFMAG, SELFMAG);
-  eh->e_ident[EI_CLASS] = ELFCLASS64;
-  eh->e_type = ET_EXEC;
-  eh->e_machine = EM_X86_64;
-  write_user_file (f, "vmlinux", elf, sizeof elf);
-  rootfs = g_build_filename (f->home, "rootfs.ext4", NULL);
-  {
-    const char *argv[] = { "mke2fs", "-q", "-F", "-t", "ext4", rootfs, "64M", NULL };
-    bg_harness_run_argv (argv, NULL, &status);
-    g_assert_cmpint (status, ==, 0);
-  }
-  g_assert_no_errno (chown (rootfs, pw->pw_uid, pw->pw_gid));
-  g_assert_cmpint (cli (f, &out, &err, "image", "import", "default", "--kernel", "vmlinux", "--rootfs",
-                        "rootfs.ext4", NULL), ==, 0);
 }
 
 static void

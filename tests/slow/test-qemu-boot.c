@@ -319,6 +319,117 @@ assert_configured (BgHarness  *h,
   g_assert_nonnull (strstr (text, line));
 }
 
+/* The user's files of a tree to copy: NAME → mode and contents. */
+static const struct { const char *path; guint mode; gsize size; } cp_tree[] = {
+  { "cptree/a.txt", 0640, 5 },
+  { "cptree/sub/b.bin", 0755, 200 * 1024 },
+  { "cptree/sub/deeper/c", 0600, 1 },
+};
+
+static char *
+cp_content (guint i)
+{
+  char *data = g_malloc (cp_tree[i].size + 1);
+  for (gsize k = 0; k < cp_tree[i].size; k++)
+    data[k] = (char) ('a' + (k * 31 + i + k / 97) % 26);
+  data[cp_tree[i].size] = '\0';
+  return data;
+}
+
+/* 'vm cp -r' a tree into the guest and back out: the same bytes and
+ * modes at every step. */
+static void
+assert_cp_round_trip (BgHarness *h,
+                      const char *vm)
+{
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+  g_autofree char *home = g_strdup_printf ("%s/home-%s", h->tmp, BG_TEST_USER_A);
+  g_autofree char *in = g_strdup_printf ("%s:copied", vm), *out = g_strdup_printf ("%s:copied", vm);
+  g_autofree char *o = NULL, *e = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (cp_tree); i++)
+    {
+      g_autofree char *path = g_build_filename (home, cp_tree[i].path, NULL);
+      g_autofree char *dir = g_path_get_dirname (path);
+      g_autofree char *data = cp_content (i);
+
+      g_assert_no_errno (g_mkdir_with_parents (dir, 0755));
+      g_assert_true (g_file_set_contents (path, data, cp_tree[i].size, NULL));
+      g_assert_no_errno (chmod (path, cp_tree[i].mode));
+      for (char *d = g_strdup (path); strlen (d) > strlen (home); )
+        {
+          char *up;
+          g_assert_no_errno (chown (d, pw->pw_uid, pw->pw_gid));
+          up = g_path_get_dirname (d);
+          g_free (d);
+          d = up;
+          if (strlen (d) <= strlen (home))
+            {
+              g_free (d);
+              break;
+            }
+        }
+    }
+  if (cli (h, &o, &e, "vm", "cp", "-r", "cptree", in, NULL) != 0)
+    g_error ("vm cp into %s: %s", vm, e);
+  g_clear_pointer (&e, g_free);
+  if (cli (h, &o, &e, "vm", "cp", "-r", out, "back", NULL) != 0)
+    g_error ("vm cp out of %s: %s", vm, e);
+  for (guint i = 0; i < G_N_ELEMENTS (cp_tree); i++)
+    {
+      g_autofree char *path = g_strdup_printf ("%s/back/%s", home, cp_tree[i].path + strlen ("cptree/"));
+      g_autofree char *data = cp_content (i), *back = NULL;
+      gsize len = 0;
+      struct stat st;
+
+      g_assert_true (g_file_get_contents (path, &back, &len, NULL));
+      g_assert_cmpmem (back, len, data, cp_tree[i].size);
+      g_assert_no_errno (stat (path, &st));
+      g_assert_cmpuint (st.st_mode & 07777, ==, cp_tree[i].mode);
+    }
+  /* Errors name the side and the path. */
+  g_clear_pointer (&e, g_free);
+  g_assert_cmpint (cli (h, NULL, &e, "vm", "cp", "no-such-file", in, NULL), ==, 1);
+  g_assert_nonnull (strstr (e, "local SRC no-such-file: No such file or directory"));
+}
+
+/* ssh as the user to 127.0.0.1:@port, a forward of the guest's sshd: it
+ * must answer with the VM's pinned host key (StrictHostKeyChecking). */
+static void
+assert_ssh_through_forward (BgHarness  *h,
+                            Vm         *vm,
+                            guint       port)
+{
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+  g_autofree char *home = g_strdup_printf ("%s/home-%s", h->tmp, BG_TEST_USER_A);
+  g_autofree char *runtime = g_strdup_printf ("%s/runtime-%s", h->tmp, BG_TEST_USER_A);
+  g_autofree char *block = NULL, *e = NULL, *from = NULL, *to = NULL, *conf = NULL, *path = NULL;
+  g_autofree char *uid = g_strdup_printf ("--reuid=%u", pw->pw_uid), *gid = g_strdup_printf ("--regid=%u", pw->pw_gid);
+  g_autofree char *out = NULL, *err = NULL;
+  g_auto(GStrv) envp = bg_harness_cli_envp (h, home, runtime);
+  const char *argv[] = { "setpriv", uid, gid, "--init-groups", "--", "ssh", "-F", NULL, "-o", "BatchMode=yes",
+                         "-o", "ConnectTimeout=20", vm->name, "hostname", NULL };
+  int status;
+
+  if (cli (h, &block, &e, "vm", "ssh-config", vm->name, NULL) != 0)
+    g_error ("vm ssh-config: %s", e);
+  from = g_strdup_printf ("HostName %s\n", vm->address);
+  to = g_strdup_printf ("HostName 127.0.0.1\n    Port %u\n", port);
+  g_assert_nonnull (strstr (block, from));
+  {
+    g_auto(GStrv) halves = g_strsplit (block, from, 2);
+    conf = g_strjoin (to, halves[0], halves[1], NULL);
+  }
+  path = g_build_filename (home, "forwarded-ssh-config", NULL);
+  g_assert_true (g_file_set_contents (path, conf, -1, NULL));
+  g_assert_no_errno (chown (path, pw->pw_uid, pw->pw_gid));
+  argv[7] = path;
+  if (!g_spawn_sync (home, (char **) argv, envp, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &err, &status, NULL) ||
+      !g_spawn_check_wait_status (status, NULL))
+    g_error ("ssh through the forward: %s", err);
+  g_assert_cmpstr (g_strstrip (out), ==, vm->name);
+}
+
 static char *
 sha256_of (const char *path)
 {
@@ -406,6 +517,18 @@ test_layered_guest (void)
     g_assert_nonnull (strstr (so, "Synced 1 file to qguest."));
     synced = in_guest (h, one, "cat .gitconfig && stat -c %a .gitconfig");
     g_assert_nonnull (strstr (synced, "name = Synced Again"));
+  }
+  /* vm cp, both ways; vm forward to the guest's sshd, in the
+   * background. */
+  assert_cp_round_trip (h, "qguest");
+  {
+    g_autofree char *so = NULL, *se = NULL;
+    if (cli (h, &so, &se, "vm", "forward", "qguest", "12222:22", "--background", NULL) != 0)
+      g_error ("vm forward: %s", se);
+    assert_ssh_through_forward (h, one, 12222);
+    g_clear_pointer (&so, g_free);
+    g_assert_cmpint (cli (h, &so, NULL, "vm", "forward", "qguest", "--stop", NULL), ==, 0);
+    g_assert_cmpstr (so, ==, "Stopped 1 forward of qguest.\n");
   }
   power_off (one);
 

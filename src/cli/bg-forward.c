@@ -1,0 +1,702 @@
+/* bg-forward.c: the relay behind `banger vm forward`. TCP connections
+ * are moved with splice(2) through a pipe per direction, on the main
+ * loop, so bytes never enter user space; UDP gets one connected socket
+ * per client (a flow), closed after it has been idle. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <glib-unix.h>
+
+#include "bg-error.h"
+#include "bg-forward.h"
+
+#define SPLICE_CHUNK   (1024 * 1024)
+#define PUMP_ROUNDS    32
+#define UDP_DATAGRAM   65536
+
+void
+bg_forward_spec_free (BgForwardSpec *spec)
+{
+  if (spec == NULL)
+    return;
+  g_free (spec->host_address);
+  g_free (spec->text);
+  g_free (spec);
+}
+
+static gboolean
+parse_port (const char  *text,
+            const char  *spec,
+            const char  *which,
+            guint16     *port,
+            GError     **error)
+{
+  guint64 v;
+
+  if (!g_ascii_string_to_unsigned (text, 10, 1, 65535, &v, NULL))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                   "SPEC \"%s\": %s \"%s\" is not a port number (1-65535)", spec, which, text);
+      return FALSE;
+    }
+  *port = (guint16) v;
+  return TRUE;
+}
+
+BgForwardSpec *
+bg_forward_spec_parse (const char  *text,
+                       GError     **error)
+{
+  g_autoptr(BgForwardSpec) s = g_new0 (BgForwardSpec, 1);
+  g_autofree char *body = g_strdup (text);
+  g_auto(GStrv) parts = NULL;
+  char *slash = strrchr (body, '/');
+  const char *rest = body;
+  guint n;
+
+  if (slash != NULL)
+    {
+      *slash = '\0';
+      if (g_str_equal (slash + 1, "udp"))
+        s->udp = TRUE;
+      else if (!g_str_equal (slash + 1, "tcp"))
+        {
+          g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                       "SPEC \"%s\": the protocol is tcp or udp, not \"%s\"", text, slash + 1);
+          return NULL;
+        }
+    }
+  if (body[0] == '[')
+    {
+      char *close = strchr (body, ']');
+      if (close == NULL || close[1] != ':')
+        {
+          g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                       "SPEC \"%s\": an IPv6 address is written [ADDRESS]:PORT", text);
+          return NULL;
+        }
+      *close = '\0';
+      s->host_address = g_strdup (body + 1);
+      rest = close + 2;
+    }
+  parts = g_strsplit (rest, ":", -1);
+  n = g_strv_length (parts);
+  if (s->host_address == NULL && n >= 2 &&
+      (n == 3 || !g_ascii_string_to_unsigned (parts[0], 10, 0, G_MAXUINT64, NULL, NULL)))
+    {
+      /* ADDRESS:PORT[:PORT]; two numbers alone are HOSTPORT:GUESTPORT. */
+      s->host_address = g_strdup (parts[0]);
+      rest = parts[1];
+      parts = (g_free (parts[0]), memmove (parts, parts + 1, n * sizeof (char *)), parts);
+      n--;
+    }
+  if (n < 1 || n > 2 || parts[0][0] == '\0')
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                   "SPEC \"%s\": write [HOSTADDR:]HOSTPORT[:GUESTPORT][/tcp|/udp], e.g. 8080:80", text);
+      return NULL;
+    }
+  if (!parse_port (parts[0], text, "host port", &s->host_port, error) ||
+      !parse_port (n == 2 ? parts[1] : parts[0], text, "guest port", &s->guest_port, error))
+    return NULL;
+  if (s->host_address != NULL)
+    {
+      g_autoptr(GInetAddress) a = g_inet_address_new_from_string (s->host_address);
+      if (a == NULL)
+        {
+          g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                       "SPEC \"%s\": \"%s\" is not an IP address", text, s->host_address);
+          return NULL;
+        }
+    }
+  s->text = g_strdup_printf ("%s%s%s%s%u:%u/%s", s->host_address && strchr (s->host_address, ':') ? "[" : "",
+                             s->host_address ? s->host_address : "",
+                             s->host_address && strchr (s->host_address, ':') ? "]" : "",
+                             s->host_address ? ":" : "", s->host_port, s->guest_port, s->udp ? "udp" : "tcp");
+  return g_steal_pointer (&s);
+}
+
+/* ---- the relay ---- */
+
+typedef struct _Conn Conn;
+
+typedef enum { WANT_IN, WANT_OUT, DONE, FAILED } Want;
+
+typedef struct {
+  int      from, to;
+  int      pipe[2];
+  gsize    pending;         /* bytes in the pipe */
+  gboolean eof;
+  Want     want;            /* WANT_IN: @from readable; WANT_OUT: @to writable */
+} Direction;
+
+/* One source per connection, polling both sockets for what its two
+ * directions wait for: no source is made or dropped while bytes flow. */
+typedef struct {
+  GSource  base;
+  Conn    *conn;
+} ConnSource;
+
+struct _Conn {
+  BgForward *forward;
+  int        client, guest;
+  gboolean   connecting;
+  GSource   *source;
+  gpointer   client_tag, guest_tag;
+  Direction  dir[2];        /* 0: client to guest, 1: guest to client */
+  char      *peer;
+};
+
+typedef struct {
+  BgForward      *forward;
+  int             fd;
+  BgForwardSpec  *spec;
+  guint           watch;
+  GHashTable     *flows;    /* UDP: client address bytes → Flow */
+  char           *shown;
+} Listener;
+
+typedef struct {
+  Listener        *listener;
+  struct sockaddr_storage client;
+  socklen_t        client_len;
+  int              fd;
+  guint            watch;
+  gint64           last_used;
+  GBytes          *key;
+} Flow;
+
+struct _BgForward {
+  char        *vm;
+  char        *guest_address;
+  GPtrArray   *listeners;
+  GHashTable  *conns;       /* Conn* set */
+  guint        udp_idle_s;
+  guint        sweep;
+  GSourceFunc  drained;
+  gpointer     drained_data;
+};
+
+static void listener_free (Listener *l);
+
+static void
+conn_free (Conn *c)
+{
+  if (c->source != NULL)
+    {
+      g_source_destroy (c->source);
+      g_source_unref (c->source);
+    }
+  for (guint i = 0; i < 2; i++)
+    {
+      for (guint k = 0; k < 2; k++)
+        if (c->dir[i].pipe[k] >= 0)
+          close (c->dir[i].pipe[k]);
+    }
+  if (c->client >= 0)
+    close (c->client);
+  if (c->guest >= 0)
+    close (c->guest);
+  g_free (c->peer);
+  g_free (c);
+}
+
+static void
+maybe_drained (BgForward *f)
+{
+  if (f->drained != NULL && g_hash_table_size (f->conns) == 0)
+    {
+      GSourceFunc done = f->drained;
+      f->drained = NULL;
+      done (f->drained_data);
+    }
+}
+
+/* Ends a connection; @reset sends an RST to both sides, as the side
+ * that failed did. */
+static void
+conn_end (Conn     *c,
+          gboolean  reset)
+{
+  BgForward *f = c->forward;
+
+  if (reset)
+    {
+      struct linger lg = { 1, 0 };
+      setsockopt (c->client, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      if (c->guest >= 0)
+        setsockopt (c->guest, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+  g_hash_table_remove (f->conns, c);
+  maybe_drained (f);
+}
+
+/* Moves what can be moved now; says what it waits for. */
+static Want
+pump (Direction *d)
+{
+  for (guint round = 0; round < PUMP_ROUNDS; round++)
+    {
+      ssize_t n;
+
+      if (d->pending > 0)
+        {
+          n = splice (d->pipe[0], NULL, d->to, NULL, d->pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+          if (n < 0)
+            return errno == EAGAIN ? WANT_OUT : errno == EINTR ? WANT_OUT : FAILED;
+          d->pending -= n;
+          continue;
+        }
+      if (d->eof)
+        {
+          shutdown (d->to, SHUT_WR);
+          return DONE;
+        }
+      n = splice (d->from, NULL, d->pipe[1], NULL, SPLICE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n == 0)
+        d->eof = TRUE;
+      else if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? WANT_IN : FAILED;
+      else
+        d->pending += n;
+    }
+  /* Busy: let the others run, and come back. */
+  return d->pending > 0 ? WANT_OUT : WANT_IN;
+}
+
+/* What each socket is polled for, from what the directions wait for. */
+static void
+conn_rearm (Conn *c)
+{
+  GIOCondition client = 0, guest = 0;
+
+  if (c->connecting)
+    guest = G_IO_OUT;
+  else
+    {
+      for (guint i = 0; i < 2; i++)
+        {
+          Direction *d = &c->dir[i];
+          if (d->want == WANT_IN)
+            *(d->from == c->client ? &client : &guest) |= G_IO_IN;
+          else if (d->want == WANT_OUT)
+            *(d->to == c->client ? &client : &guest) |= G_IO_OUT;
+        }
+    }
+  g_source_modify_unix_fd (c->source, c->client_tag, client);
+  g_source_modify_unix_fd (c->source, c->guest_tag, guest);
+}
+
+/* Connected (or not): the pipes, then the first moves. FALSE when the
+ * connection ended. */
+static gboolean
+conn_connected (Conn *c)
+{
+  int err = 0;
+  socklen_t len = sizeof err;
+
+  c->connecting = FALSE;
+  if (getsockopt (c->guest, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+    err = errno;
+  if (err != 0)
+    {
+      g_printerr ("banger: %s: cannot reach %s: %s\n", c->peer, c->forward->vm, g_strerror (err));
+      conn_end (c, TRUE);
+      return FALSE;
+    }
+  for (guint i = 0; i < 2; i++)
+    {
+      Direction *d = &c->dir[i];
+      d->from = i == 0 ? c->client : c->guest;
+      d->to = i == 0 ? c->guest : c->client;
+      d->want = WANT_IN;
+      if (pipe2 (d->pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        {
+          g_printerr ("banger: %s: %s\n", c->peer, g_strerror (errno));
+          conn_end (c, TRUE);
+          return FALSE;
+        }
+      /* Room for a whole chunk; the default 64 KiB pipe halves throughput. */
+      fcntl (d->pipe[1], F_SETPIPE_SZ, SPLICE_CHUNK);
+    }
+  return TRUE;
+}
+
+static gboolean
+conn_dispatch (GSource     *source,
+               GSourceFunc  callback,
+               gpointer     data)
+{
+  Conn *c = ((ConnSource *) source)->conn;
+  GIOCondition client = g_source_query_unix_fd (source, c->client_tag);
+  GIOCondition guest = g_source_query_unix_fd (source, c->guest_tag);
+  gboolean moved = FALSE;
+
+  if (c->connecting)
+    {
+      if (guest == 0 || !conn_connected (c))
+        return G_SOURCE_CONTINUE;
+      /* Try both directions at once: data may be waiting already. */
+      client = guest = G_IO_IN | G_IO_OUT;
+    }
+  for (guint i = 0; i < 2; i++)
+    {
+      Direction *d = &c->dir[i];
+      GIOCondition on_from = d->from == c->client ? client : guest;
+      GIOCondition on_to = d->to == c->client ? client : guest;
+
+      if ((d->want == WANT_IN && on_from != 0) || (d->want == WANT_OUT && on_to != 0))
+        {
+          d->want = pump (d);
+          moved = TRUE;
+        }
+      if (d->want == FAILED)
+        {
+          conn_end (c, TRUE);
+          return G_SOURCE_CONTINUE;
+        }
+    }
+  if (c->dir[0].want == DONE && c->dir[1].want == DONE)
+    {
+      conn_end (c, FALSE);
+      return G_SOURCE_CONTINUE;
+    }
+  /* poll() reports errors and hang-ups even on a socket polled for
+   * nothing; one that nothing waits for would wake us forever. */
+  if (!moved && ((client | guest) & (G_IO_ERR | G_IO_HUP | G_IO_NVAL)) != 0)
+    {
+      conn_end (c, TRUE);
+      return G_SOURCE_CONTINUE;
+    }
+  if (moved)
+    conn_rearm (c);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs conn_source_funcs = { NULL, NULL, conn_dispatch, NULL, NULL, NULL };
+
+static gboolean
+guest_sockaddr (Listener                *l,
+                struct sockaddr_in      *sin)
+{
+  memset (sin, 0, sizeof *sin);
+  sin->sin_family = AF_INET;
+  sin->sin_port = htons (l->spec->guest_port);
+  return inet_pton (AF_INET, l->forward->guest_address, &sin->sin_addr) == 1;
+}
+
+static char *
+format_peer (const struct sockaddr_storage *ss)
+{
+  char host[INET6_ADDRSTRLEN] = "?";
+  guint port = 0;
+
+  if (ss->ss_family == AF_INET6)
+    {
+      const struct sockaddr_in6 *a = (const struct sockaddr_in6 *) ss;
+      inet_ntop (AF_INET6, &a->sin6_addr, host, sizeof host);
+      port = ntohs (a->sin6_port);
+      return g_strdup_printf ("[%s]:%u", host, port);
+    }
+  inet_ntop (AF_INET, &((const struct sockaddr_in *) ss)->sin_addr, host, sizeof host);
+  port = ntohs (((const struct sockaddr_in *) ss)->sin_port);
+  return g_strdup_printf ("%s:%u", host, port);
+}
+
+static gboolean
+on_accept (int           fd,
+           GIOCondition  cond,
+           gpointer      data)
+{
+  Listener *l = data;
+
+  for (guint i = 0; i < 64; i++)
+    {
+      struct sockaddr_storage peer;
+      socklen_t plen = sizeof peer;
+      struct sockaddr_in sin;
+      int client = accept4 (fd, (struct sockaddr *) &peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      Conn *c;
+
+      if (client < 0)
+        break;
+      c = g_new0 (Conn, 1);
+      c->forward = l->forward;
+      c->client = client;
+      c->peer = format_peer (&peer);
+      for (guint k = 0; k < 2; k++)
+        c->dir[k].pipe[0] = c->dir[k].pipe[1] = -1;
+      g_hash_table_add (l->forward->conns, c);
+      c->guest = socket (AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (c->guest < 0 || !guest_sockaddr (l, &sin) ||
+          (connect (c->guest, (struct sockaddr *) &sin, sizeof sin) < 0 && errno != EINPROGRESS))
+        {
+          g_printerr ("banger: %s: cannot reach %s: %s\n", c->peer, l->forward->vm, g_strerror (errno));
+          conn_end (c, TRUE);
+          continue;
+        }
+      {
+        int one = 1;
+        setsockopt (c->guest, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt (c->client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      }
+      c->connecting = TRUE;
+      c->source = g_source_new (&conn_source_funcs, sizeof (ConnSource));
+      ((ConnSource *) c->source)->conn = c;
+      c->client_tag = g_source_add_unix_fd (c->source, c->client, 0);
+      c->guest_tag = g_source_add_unix_fd (c->source, c->guest, G_IO_OUT);
+      g_source_attach (c->source, NULL);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+flow_free (Flow *w)
+{
+  g_clear_handle_id (&w->watch, g_source_remove);
+  if (w->fd >= 0)
+    close (w->fd);
+  g_bytes_unref (w->key);
+  g_free (w);
+}
+
+static gboolean
+on_flow_reply (int           fd,
+               GIOCondition  cond,
+               gpointer      data)
+{
+  Flow *w = data;
+  static guint8 buf[UDP_DATAGRAM];
+
+  for (guint i = 0; i < 64; i++)
+    {
+      ssize_t n = recv (fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n < 0)
+        break;
+      w->last_used = g_get_monotonic_time ();
+      sendto (w->listener->fd, buf, n, MSG_DONTWAIT, (struct sockaddr *) &w->client, w->client_len);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_datagram (int           fd,
+             GIOCondition  cond,
+             gpointer      data)
+{
+  Listener *l = data;
+  static guint8 buf[UDP_DATAGRAM];
+
+  for (guint i = 0; i < 64; i++)
+    {
+      struct sockaddr_storage from;
+      socklen_t flen = sizeof from;
+      ssize_t n = recvfrom (fd, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *) &from, &flen);
+      g_autoptr(GBytes) key = NULL;
+      Flow *w;
+
+      if (n < 0)
+        break;
+      key = g_bytes_new (&from, flen);
+      w = g_hash_table_lookup (l->flows, key);
+      if (w == NULL)
+        {
+          struct sockaddr_in sin;
+
+          if (!guest_sockaddr (l, &sin))
+            continue;
+          w = g_new0 (Flow, 1);
+          w->listener = l;
+          memcpy (&w->client, &from, flen);
+          w->client_len = flen;
+          w->key = g_bytes_ref (key);
+          w->fd = socket (AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+          if (w->fd < 0 || connect (w->fd, (struct sockaddr *) &sin, sizeof sin) < 0)
+            {
+              flow_free (w);
+              continue;
+            }
+          w->watch = g_unix_fd_add (w->fd, G_IO_IN, on_flow_reply, w);
+          g_hash_table_insert (l->flows, w->key, w);
+        }
+      w->last_used = g_get_monotonic_time ();
+      send (w->fd, buf, n, MSG_DONTWAIT);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+/* Closes UDP flows idle for longer than udp_idle_s. */
+static gboolean
+sweep_flows (gpointer data)
+{
+  BgForward *f = data;
+  gint64 before = g_get_monotonic_time () - (gint64) f->udp_idle_s * G_USEC_PER_SEC;
+
+  for (guint i = 0; i < f->listeners->len; i++)
+    {
+      Listener *l = f->listeners->pdata[i];
+      GHashTableIter it;
+      Flow *w;
+
+      if (l->flows == NULL)
+        continue;
+      g_hash_table_iter_init (&it, l->flows);
+      while (g_hash_table_iter_next (&it, NULL, (gpointer *) &w))
+        if (w->last_used < before)
+          g_hash_table_iter_remove (&it);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+listener_free (Listener *l)
+{
+  g_clear_handle_id (&l->watch, g_source_remove);
+  if (l->fd >= 0)
+    close (l->fd);
+  g_clear_pointer (&l->flows, g_hash_table_unref);
+  g_free (l->shown);
+  g_free (l);
+}
+
+/* Binds one listener; errors say what to do. @optional: an address the
+ * host may not have (::1) is skipped, not an error. */
+static gboolean
+listen_on (BgForward      *f,
+           BgForwardSpec  *spec,
+           const char     *address,
+           gboolean        optional,
+           GError        **error)
+{
+  g_autoptr(GInetAddress) a = g_inet_address_new_from_string (address);
+  g_autoptr(GSocketAddress) sa = g_inet_socket_address_new (a, spec->host_port);
+  struct sockaddr_storage ss;
+  gboolean v6 = g_inet_address_get_family (a) == G_SOCKET_FAMILY_IPV6;
+  g_autofree char *shown = g_strdup_printf ("%s%s%s:%u/%s", v6 ? "[" : "", address, v6 ? "]" : "",
+                                            spec->host_port, spec->udp ? "udp" : "tcp");
+  int fd = socket (v6 ? AF_INET6 : AF_INET, (spec->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1, errsv;
+  Listener *l;
+
+  if (fd >= 0)
+    {
+      setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      if (v6)
+        setsockopt (fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    }
+  g_socket_address_to_native (sa, &ss, sizeof ss, NULL);
+  if (fd < 0 || bind (fd, (struct sockaddr *) &ss, g_socket_address_get_native_size (sa)) < 0 ||
+      (!spec->udp && listen (fd, 256) < 0))
+    {
+      errsv = errno;
+      if (fd >= 0)
+        close (fd);
+      if (optional && (errsv == EADDRNOTAVAIL || errsv == EAFNOSUPPORT))
+        return TRUE;
+      if (errsv == EADDRINUSE)
+        g_set_error (error, BG_ERROR, BG_ERROR_BUSY,
+                     "SPEC \"%s\": %s is in use by another program; choose another host port", spec->text, shown);
+      else if (errsv == EACCES && spec->host_port < 1024)
+        g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                     "SPEC \"%s\": port %u is privileged on this host (below net.ipv4.ip_unprivileged_port_start); "
+                     "forward a port from 1024 up instead, e.g. %u:%u",
+                     spec->text, spec->host_port, spec->host_port + 8000, spec->guest_port);
+      else if (errsv == EADDRNOTAVAIL)
+        g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                     "SPEC \"%s\": this host has no address %s", spec->text, address);
+      else
+        g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "SPEC \"%s\": cannot listen on %s: %s", spec->text, shown,
+                     g_strerror (errsv));
+      return FALSE;
+    }
+  l = g_new0 (Listener, 1);
+  l->forward = f;
+  l->fd = fd;
+  l->spec = spec;
+  l->shown = g_steal_pointer (&shown);
+  if (spec->udp)
+    {
+      l->flows = g_hash_table_new_full (g_bytes_hash, g_bytes_equal, NULL, (GDestroyNotify) flow_free);
+      l->watch = g_unix_fd_add (fd, G_IO_IN, on_datagram, l);
+    }
+  else
+    l->watch = g_unix_fd_add (fd, G_IO_IN, on_accept, l);
+  g_ptr_array_add (f->listeners, l);
+  return TRUE;
+}
+
+BgForward *
+bg_forward_new (const char  *vm_name,
+                const char  *guest_address,
+                GPtrArray   *specs,
+                guint        udp_idle_s,
+                GError     **error)
+{
+  g_autoptr(BgForward) f = g_new0 (BgForward, 1);
+
+  f->vm = g_strdup (vm_name);
+  f->guest_address = g_strdup (guest_address);
+  f->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) listener_free);
+  f->conns = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) conn_free, NULL);
+  f->udp_idle_s = MAX (udp_idle_s, 1);
+  for (guint i = 0; i < specs->len; i++)
+    {
+      BgForwardSpec *s = specs->pdata[i];
+      if (s->host_address != NULL)
+        {
+          if (!listen_on (f, s, s->host_address, FALSE, error))
+            return NULL;
+        }
+      else if (!listen_on (f, s, "127.0.0.1", FALSE, error) || !listen_on (f, s, "::1", TRUE, error))
+        return NULL;
+      if (s->udp && f->sweep == 0)
+        f->sweep = g_timeout_add_seconds (MAX (f->udp_idle_s / 2, 1), sweep_flows, f);
+    }
+  return g_steal_pointer (&f);
+}
+
+GPtrArray *
+bg_forward_listening (BgForward *f)
+{
+  GPtrArray *shown = g_ptr_array_new ();
+
+  for (guint i = 0; i < f->listeners->len; i++)
+    g_ptr_array_add (shown, ((Listener *) f->listeners->pdata[i])->shown);
+  return shown;
+}
+
+guint
+bg_forward_n_open (BgForward *f)
+{
+  return g_hash_table_size (f->conns);
+}
+
+void
+bg_forward_drain (BgForward   *f,
+                  GSourceFunc  done,
+                  gpointer     data)
+{
+  /* No new connections or datagrams; UDP has no connection to wait for. */
+  g_ptr_array_set_size (f->listeners, 0);
+  g_clear_handle_id (&f->sweep, g_source_remove);
+  f->drained = done;
+  f->drained_data = data;
+  maybe_drained (f);
+}
+
+void
+bg_forward_free (BgForward *f)
+{
+  if (f == NULL)
+    return;
+  g_clear_handle_id (&f->sweep, g_source_remove);
+  g_ptr_array_unref (f->listeners);
+  g_hash_table_unref (f->conns);
+  g_free (f->vm);
+  g_free (f->guest_address);
+  g_free (f);
+}

@@ -1,0 +1,410 @@
+/* `banger vm forward`, as an unprivileged user, in the harness's network
+ * namespace: a VM made by `vm up` with the test VMM, and a stand-in guest
+ * behind it — a network namespace with the VM's address on a veth
+ * attached to the banger bridge, running echo servers (bg-test-net). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <json-glib/json-glib.h>
+
+#include "harness.h"
+
+#define ECHO_PORT 7000      /* TCP and UDP echo; 7001 resets; 7002 refuses */
+
+typedef struct {
+  BgHarness *h;
+  char      *ns;
+  char      *address;
+  GPid       echo;
+} Fixture;
+
+static int
+cli (Fixture *f, char **out, char **err, const char *first, ...) G_GNUC_NULL_TERMINATED;
+
+static int
+cli (Fixture *f, char **out, char **err, const char *first, ...)
+{
+  const char *args[16] = { first };
+  va_list ap;
+  int n = 1;
+
+  va_start (ap, first);
+  while (n < 15 && (args[n] = va_arg (ap, const char *)) != NULL)
+    n++;
+  va_end (ap);
+  return bg_harness_run_cli (f->h, BG_TEST_USER_A, out, err, args[0], args[1], args[2], args[3], args[4],
+                             args[5], args[6], args[7], args[8], NULL);
+}
+
+static void
+must_run (const char * const *argv)
+{
+  int status;
+  bg_harness_run_argv (argv, NULL, &status);
+  if (status != 0)
+    g_error ("%s %s failed", argv[0], argv[1]);
+}
+#define MUST(...) must_run ((const char * const[]) { __VA_ARGS__, NULL })
+
+static JsonNode *
+json (const char *text)
+{
+  g_autoptr(JsonParser) p = json_parser_new ();
+  if (!json_parser_load_from_data (p, text, -1, NULL))
+    g_error ("not JSON: %s", text);
+  return json_node_copy (json_parser_get_root (p));
+}
+
+static void
+setup (Fixture *f, gconstpointer data)
+{
+  g_autofree char *out = NULL, *err = NULL, *cidr = NULL;
+  g_autoptr(JsonNode) show = NULL;
+  const char *echo[] = { "ip", "netns", "exec", NULL, g_getenv ("BANGER_TEST_NET"), "echo", "7000", NULL };
+  char ready[16] = { 0 };
+  int out_fd;
+  g_autoptr(GError) error = NULL;
+
+  f->h = bg_harness_start (60);
+  bg_harness_set_group_rule (f->h, TRUE);
+  bg_harness_use_vmm (f->h, g_getenv ("BANGER_TEST_VMM"));
+  bg_harness_import_test_image (f->h, BG_TEST_USER_A);
+  if (cli (f, &out, &err, "vm", "up", "fw", "--no-wait", NULL) != 0)
+    g_error ("vm up: %s", err);
+  g_clear_pointer (&out, g_free);
+  g_assert_cmpint (cli (f, &out, &err, "vm", "show", "fw", "--json", NULL), ==, 0);
+  show = json (out);
+  f->address = g_strdup (json_object_get_string_member (json_node_get_object (show), "address"));
+  cidr = g_strdup_printf ("%s/%" G_GINT64_FORMAT, f->address,
+                          json_object_get_int_member (json_node_get_object (show), "prefix"));
+
+  /* The stand-in guest: the VM's address, on the bridge. */
+  f->ns = g_strdup_printf ("bgfw%d", (int) getpid ());
+  MUST ("ip", "link", "set", "lo", "up");
+  MUST ("ip", "netns", "add", f->ns);
+  MUST ("ip", "link", "add", "fwh0", "type", "veth", "peer", "name", "fwg0", "netns", f->ns);
+  MUST ("ip", "link", "set", "fwh0", "master", "banger0", "up");
+  MUST ("ip", "-n", f->ns, "addr", "add", cidr, "dev", "fwg0");
+  MUST ("ip", "-n", f->ns, "link", "set", "fwg0", "up");
+  MUST ("ip", "-n", f->ns, "link", "set", "lo", "up");
+  echo[3] = f->ns;
+  if (!g_spawn_async_with_pipes (NULL, (char **) echo, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, NULL,
+                                 NULL, &f->echo, NULL, &out_fd, NULL, &error))
+    g_error ("%s", error->message);
+  g_assert_cmpint (read (out_fd, ready, sizeof ready - 1), >, 0);
+  g_assert_cmpstr (ready, ==, "ready\n");
+  close (out_fd);
+}
+
+static void
+teardown (Fixture *f, gconstpointer data)
+{
+  kill (f->echo, SIGKILL);
+  waitpid (f->echo, NULL, 0);
+  {
+    const char *del[] = { "ip", "netns", "del", f->ns, NULL };
+    bg_harness_run_argv (del, NULL, NULL);
+  }
+  bg_harness_stop (f->h);
+  g_free (f->ns);
+  g_free (f->address);
+}
+
+/* `banger vm forward ARGS…` in the foreground, as the user; returns once
+ * it says it forwards. */
+static GPid
+forward_start (Fixture            *f,
+               const char * const *args)
+{
+  g_autofree char *home = g_strdup_printf ("%s/home-%s", f->h->tmp, BG_TEST_USER_A);
+  g_autofree char *runtime = g_strdup_printf ("%s/runtime-%s", f->h->tmp, BG_TEST_USER_A);
+  g_auto(GStrv) argv = bg_harness_cli_argv (BG_TEST_USER_A, args);
+  g_auto(GStrv) envp = bg_harness_cli_envp (f->h, home, runtime);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) said = g_string_new (NULL);
+  int out_fd, err_fd;
+  char buf[512];
+  ssize_t n;
+  GPid pid;
+
+  if (!g_spawn_async_with_pipes (home, argv, envp, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+                                 &pid, NULL, &out_fd, g_getenv ("BG_DEBUG_FORWARD") ? NULL : &err_fd, &error))
+    g_error ("%s", error->message);
+  while (strchr (said->str, '\n') == NULL && (n = read (out_fd, buf, sizeof buf)) > 0)
+    g_string_append_len (said, buf, n);
+  if (!g_str_has_prefix (said->str, "Forwarding "))
+    {
+      n = read (err_fd, buf, sizeof buf - 1);
+      buf[MAX (n, 0)] = '\0';
+      g_error ("vm forward did not start: %s%s", said->str, buf);
+    }
+  close (out_fd);
+  if (!g_getenv ("BG_DEBUG_FORWARD"))
+    close (err_fd);
+  return pid;
+}
+
+static int
+forward_end (GPid pid)
+{
+  int status;
+  g_assert_no_errno (kill (pid, SIGINT));
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+static int
+connect_to (int family, int type, guint16 port)
+{
+  struct sockaddr_in in4 = { .sin_family = AF_INET, .sin_port = htons (port) };
+  struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons (port), .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+  int fd = socket (family, type | SOCK_CLOEXEC, 0);
+
+  in4.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  g_assert_cmpint (fd, >=, 0);
+  if (connect (fd, family == AF_INET ? (struct sockaddr *) &in4 : (struct sockaddr *) &in6,
+               family == AF_INET ? sizeof in4 : sizeof in6) < 0)
+    g_error ("connect to port %u: %s", port, g_strerror (errno));
+  return fd;
+}
+
+/* Sends @len bytes, closes its side, and reads the echo to the end, both
+ * at once so neither side's buffers stall the other. */
+static void
+echo_exchange (int fd, gsize len)
+{
+  g_autofree guint8 *data = g_malloc (len), *back = g_malloc (len + 1);
+  gsize sent = 0, got = 0;
+
+  for (gsize i = 0; i < len; i++)
+    data[i] = (guint8) (i * 7 + i / 251);
+  for (;;)
+    {
+      struct pollfd p = { fd, POLLIN | (sent < len ? POLLOUT : 0), 0 };
+      ssize_t n;
+
+      g_assert_cmpint (poll (&p, 1, 30000), ==, 1);
+      if ((p.revents & POLLOUT) && sent < len)
+        {
+          n = send (fd, data + sent, MIN (len - sent, 65536), MSG_DONTWAIT);
+          g_assert_cmpint (n, >, 0);
+          if ((sent += n) == len)
+            shutdown (fd, SHUT_WR);
+        }
+      if (p.revents & (POLLIN | POLLHUP))
+        {
+          n = recv (fd, back + got, len + 1 - got, MSG_DONTWAIT);
+          if (n == 0)
+            break;
+          if (n < 0 && errno == EAGAIN)
+            continue;
+          g_assert_cmpint (n, >, 0);
+          got += n;
+        }
+    }
+  g_assert_cmpuint (got, ==, len);
+  g_assert_cmpmem (data, len, back, got);
+  close (fd);
+}
+
+static void
+udp_echo (int family, guint16 port, const char *text)
+{
+  int fd = connect_to (family, SOCK_DGRAM, port);
+  char buf[256] = { 0 };
+  struct pollfd p = { fd, POLLIN, 0 };
+
+  /* UDP may lose a datagram; a few tries before calling it broken. */
+  for (guint i = 0; i < 5; i++)
+    {
+      g_assert_cmpint (send (fd, text, strlen (text), 0), ==, (ssize_t) strlen (text));
+      if (poll (&p, 1, 2000) == 1)
+        break;
+    }
+  g_assert_cmpint (recv (fd, buf, sizeof buf - 1, 0), ==, (ssize_t) strlen (text));
+  g_assert_cmpstr (buf, ==, text);
+  close (fd);
+}
+
+/* What a peer of a relayed connection sees when the guest side failed:
+ * the end of the stream or a reset, not a hang. */
+static void
+assert_ended (int fd)
+{
+  char c;
+  struct pollfd p = { fd, POLLIN, 0 };
+  ssize_t n;
+
+  g_assert_cmpint (poll (&p, 1, 30000), ==, 1);
+  n = recv (fd, &c, 1, 0);
+  g_assert_true (n == 0 || (n < 0 && errno == ECONNRESET));
+  close (fd);
+}
+
+static void
+test_tcp_and_udp_both_ways (Fixture *f, gconstpointer data)
+{
+  const char *args[] = { "vm", "forward", "fw", "18080:7000", "15353:7000/udp", "18081:7001", "18082:7002", NULL };
+  GPid fwd = forward_start (f, args);
+  int many[48];
+
+  /* A megabyte each way, on both loopback addresses. */
+  echo_exchange (connect_to (AF_INET, SOCK_STREAM, 18080), 1 << 20);
+  echo_exchange (connect_to (AF_INET6, SOCK_STREAM, 18080), 1 << 20);
+  /* Many at once: all open before any ends. */
+  for (guint i = 0; i < G_N_ELEMENTS (many); i++)
+    many[i] = connect_to (i % 2 ? AF_INET6 : AF_INET, SOCK_STREAM, 18080);
+  for (guint i = 0; i < G_N_ELEMENTS (many); i++)
+    echo_exchange (many[i], 4096 + i);
+  udp_echo (AF_INET, 15353, "datagram over IPv4");
+  udp_echo (AF_INET6, 15353, "datagram over IPv6");
+  /* The guest resetting, and a guest port nobody listens on. */
+  assert_ended (connect_to (AF_INET, SOCK_STREAM, 18081));
+  assert_ended (connect_to (AF_INET, SOCK_STREAM, 18082));
+  /* And the forward still serves. */
+  echo_exchange (connect_to (AF_INET, SOCK_STREAM, 18080), 1000);
+  g_assert_cmpint (forward_end (fwd), ==, 0);
+}
+
+static void
+test_bad_ports_are_clear_errors (Fixture *f, gconstpointer data)
+{
+  g_autofree char *e1 = NULL, *e2 = NULL, *e3 = NULL, *e4 = NULL;
+  struct sockaddr_in in4 = { .sin_family = AF_INET, .sin_port = htons (18090) };
+  int busy = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  in4.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  g_assert_no_errno (bind (busy, (struct sockaddr *) &in4, sizeof in4));
+  g_assert_no_errno (listen (busy, 1));
+  g_assert_cmpint (cli (f, NULL, &e1, "vm", "forward", "fw", "18090:7000", NULL), ==, 1);
+  g_assert_nonnull (strstr (e1, "127.0.0.1:18090/tcp is in use by another program"));
+  close (busy);
+  /* Bad input: exit status 2, as for any usage error. */
+  g_assert_cmpint (cli (f, NULL, &e2, "vm", "forward", "fw", "80:7000", NULL), ==, 2);
+  g_assert_nonnull (strstr (e2, "port 80 is privileged on this host"));
+  g_assert_cmpint (cli (f, NULL, &e3, "vm", "forward", "fw", "8080:70000", NULL), ==, 2);
+  g_assert_nonnull (strstr (e3, "SPEC \"8080:70000\": guest port \"70000\" is not a port number"));
+  g_assert_cmpint (cli (f, NULL, &e4, "vm", "forward", "fw", "8080/sctp", NULL), ==, 2);
+  g_assert_nonnull (strstr (e4, "the protocol is tcp or udp"));
+}
+
+static gboolean
+process_gone (gint64 pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%" G_GINT64_FORMAT "/stat", pid);
+  g_autofree char *text = NULL;
+  char *end;
+
+  /* Gone, or a zombie nobody reaped yet: either way not serving. */
+  if (!g_file_get_contents (path, &text, NULL, NULL) || (end = strrchr (text, ')')) == NULL)
+    return TRUE;
+  return end[2] == 'Z' || end[2] == 'X';
+}
+
+/* The background forwards of @vm, as --list --json gives them. */
+static JsonArray *
+listed (Fixture *f, const char *vm)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  g_autoptr(JsonNode) node = NULL;
+
+  if (cli (f, &out, &err, "vm", "forward", vm, "--list", "--json", NULL) != 0)
+    g_error ("vm forward --list: %s", err);
+  node = json (out);
+  return json_array_ref (json_node_get_array (node));
+}
+
+static gint64
+single_pid (Fixture *f, const char *vm, const char *spec, gboolean persistent)
+{
+  g_autoptr(JsonArray) a = listed (f, vm);
+  JsonObject *o;
+
+  g_assert_cmpuint (json_array_get_length (a), ==, 1);
+  o = json_array_get_object_element (a, 0);
+  g_assert_cmpstr (json_array_get_string_element (json_object_get_array_member (o, "specs"), 0), ==, spec);
+  g_assert_cmpint (json_object_get_boolean_member (o, "persistent"), ==, persistent);
+  return json_object_get_int_member (o, "pid");
+}
+
+static void
+test_background_forwards_end_with_the_vm (Fixture *f, gconstpointer data)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  g_autoptr(JsonArray) none = NULL;
+  gint64 pid, pid2, pid3;
+
+  /* --background: listed, serving, stopped by --stop. */
+  if (cli (f, &out, &err, "vm", "forward", "fw", "18100:7000", "--background", NULL) != 0)
+    g_error ("vm forward --background: %s", err);
+  g_assert_nonnull (strstr (out, "Forwarding 18100:7000/tcp to fw in the background"));
+  pid = single_pid (f, "fw", "18100:7000/tcp", FALSE);
+  echo_exchange (connect_to (AF_INET, SOCK_STREAM, 18100), 100000);
+  g_clear_pointer (&out, g_free);
+  g_assert_cmpint (cli (f, &out, NULL, "vm", "forward", "fw", "--stop", "18100:7000", NULL), ==, 0);
+  g_assert_cmpstr (out, ==, "Stopped 1 forward of fw.\n");
+  g_assert_true (process_gone (pid));
+  none = listed (f, "fw");
+  g_assert_cmpuint (json_array_get_length (none), ==, 0);
+
+  /* vm stop ends it. */
+  g_assert_cmpint (cli (f, NULL, NULL, "vm", "forward", "fw", "18101:7000", "-b", NULL), ==, 0);
+  pid = single_pid (f, "fw", "18101:7000/tcp", FALSE);
+  g_assert_cmpint (cli (f, NULL, &err, "vm", "stop", "fw", "--force", NULL), ==, 0);
+  g_assert_true (process_gone (pid));
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (cli (f, NULL, &err, "vm", "forward", "fw", "18102:7000", "-b", NULL), ==, 1);
+  g_assert_nonnull (strstr (err, "start it with 'banger vm start fw'"));
+
+  /* vm up --forward: started with the VM, again at every start, ended by
+   * vm stop and vm rm. */
+  g_clear_pointer (&err, g_free);
+  if (cli (f, NULL, &err, "vm", "up", "fw2", "--no-wait", "--forward", "18110:22", "-p", "18111:53/udp", NULL) != 0)
+    g_error ("vm up --forward: %s", err);
+  {
+    g_autoptr(JsonArray) a = listed (f, "fw2");
+    JsonObject *o;
+    JsonArray *specs;
+
+    g_assert_cmpuint (json_array_get_length (a), ==, 1);
+    o = json_array_get_object_element (a, 0);
+    specs = json_object_get_array_member (o, "specs");
+    g_assert_cmpuint (json_array_get_length (specs), ==, 2);
+    g_assert_cmpstr (json_array_get_string_element (specs, 0), ==, "18110:22/tcp");
+    g_assert_cmpstr (json_array_get_string_element (specs, 1), ==, "18111:53/udp");
+    g_assert_true (json_object_get_boolean_member (o, "persistent"));
+    pid2 = json_object_get_int_member (o, "pid");
+  }
+  g_assert_cmpint (cli (f, NULL, NULL, "vm", "stop", "fw2", "--force", NULL), ==, 0);
+  g_assert_true (process_gone (pid2));
+  g_assert_cmpint (cli (f, NULL, NULL, "vm", "start", "fw2", "--no-wait", NULL), ==, 0);
+  {
+    g_autoptr(JsonArray) a = listed (f, "fw2");
+    g_assert_cmpuint (json_array_get_length (a), ==, 1);
+    pid3 = json_object_get_int_member (json_array_get_object_element (a, 0), "pid");
+    g_assert_cmpint (pid3, !=, pid2);
+  }
+  g_assert_cmpint (cli (f, NULL, NULL, "vm", "rm", "fw2", "--force", NULL), ==, 0);
+  g_assert_true (process_gone (pid3));
+}
+
+static void
+add_tests (void)
+{
+#define ADD(path, fn) g_test_add (path, Fixture, NULL, setup, fn, teardown)
+  ADD ("/forward/tcp-and-udp-both-ways", test_tcp_and_udp_both_ways);
+  ADD ("/forward/bad-ports-are-clear-errors", test_bad_ports_are_clear_errors);
+  ADD ("/forward/background-forwards-end-with-the-vm", test_background_forwards_end_with_the_vm);
+}
+
+int
+main (int argc, char **argv)
+{
+  return bg_harness_main (&argc, &argv, add_tests);
+}
