@@ -24,23 +24,8 @@ typedef struct {
   GPid       echo;
 } Fixture;
 
-static int
-cli (Fixture *f, char **out, char **err, const char *first, ...) G_GNUC_NULL_TERMINATED;
-
-static int
-cli (Fixture *f, char **out, char **err, const char *first, ...)
-{
-  const char *args[16] = { first };
-  va_list ap;
-  int n = 1;
-
-  va_start (ap, first);
-  while (n < 15 && (args[n] = va_arg (ap, const char *)) != NULL)
-    n++;
-  va_end (ap);
-  return bg_harness_run_cli (f->h, BG_TEST_USER_A, out, err, args[0], args[1], args[2], args[3], args[4],
-                             args[5], args[6], args[7], args[8], NULL);
-}
+/* The CLI as the test user. */
+#define cli(f, out, err, ...) bg_harness_run_cli ((f)->h, BG_TEST_USER_A, out, err, __VA_ARGS__)
 
 static void
 must_run (const char * const *argv)
