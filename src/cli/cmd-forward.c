@@ -131,6 +131,16 @@ list_forwards (BgCli      *cli,
   return TRUE;
 }
 
+/* Stopped (or never started) VMs are refused with what to do. A VM
+ * recorded running whose VMM does not answer (crashed) is tried all the
+ * same, as vm ssh does: its guest answers or the connection says why. */
+static gboolean
+vm_may_answer (BgVmRecord *r,
+               BgVmState   state)
+{
+  return r->address != NULL && state != BG_VM_STOPPED && state != BG_VM_CREATED && state != BG_VM_CREATING;
+}
+
 gboolean
 bg_vm_cmd_forward (BgCli *cli, int argc, char **argv, GError **error)
 {
@@ -227,7 +237,7 @@ bg_vm_cmd_forward (BgCli *cli, int argc, char **argv, GError **error)
       return FALSE;
     }
   state = bg_vm_probe_state (r);
-  if (r->address == NULL || (state != BG_VM_RUNNING && state != BG_VM_PAUSED && state != BG_VM_STARTING))
+  if (!vm_may_answer (r, state))
     {
       g_set_error (error, BG_ERROR, BG_ERROR_BUSY, "VM %s is %s; start it with 'banger vm start %s'", r->name,
                    bg_vm_state_to_string (state), r->name);
@@ -393,7 +403,7 @@ bg_vm_cmd_cp (BgCli *cli, int argc, char **argv, GError **error)
   store = bg_state_store_new_default ();
   if ((r = bg_state_store_load (store, vm, error)) == NULL)
     return FALSE;
-  if (r->address == NULL || bg_vm_probe_state (r) != BG_VM_RUNNING)
+  if (!vm_may_answer (r, bg_vm_probe_state (r)))
     {
       g_set_error (error, BG_ERROR, BG_ERROR_BUSY, "VM %s is not running; start it with 'banger vm start %s'", vm, vm);
       return FALSE;
