@@ -422,6 +422,26 @@ bg_daemon_get_limits (BgDaemon *daemon)
  * (orphans found at start, which only wait to be cleaned up, aside).
  * Root has no limits. The refusal names the setting that would allow
  * more. */
+/* What @owner holds of @kind, not counting orphans (the registry keeps
+ * those only to clean them up). */
+guint
+bg_daemon_count_owned (BgDaemon   *daemon,
+                       uid_t       owner,
+                       const char *kind)
+{
+  g_autoptr(GPtrArray) all = bg_registry_list (daemon->registry, kind);
+  guint n = 0;
+
+  for (guint i = 0; i < all->len; i++)
+    {
+      BgResource *r = all->pdata[i];
+      g_autoptr(GVariant) orphan = g_variant_lookup_value (r->details, "orphan", NULL);
+      if (r->owner == owner && orphan == NULL)
+        n++;
+    }
+  return n;
+}
+
 gboolean
 bg_daemon_check_limit (BgDaemon    *daemon,
                        uid_t        owner,
@@ -430,19 +450,11 @@ bg_daemon_check_limit (BgDaemon    *daemon,
                        const char  *setting,
                        GError     **error)
 {
-  g_autoptr(GPtrArray) all = NULL;
-  guint n = 0;
+  guint n;
 
   if (owner == 0)
     return TRUE;
-  all = bg_registry_list (daemon->registry, kind);
-  for (guint i = 0; i < all->len; i++)
-    {
-      BgResource *r = all->pdata[i];
-      g_autoptr(GVariant) orphan = g_variant_lookup_value (r->details, "orphan", NULL);
-      if (r->owner == owner && orphan == NULL)
-        n++;
-    }
+  n = bg_daemon_count_owned (daemon, owner, kind);
   if (n < limit)
     return TRUE;
   g_set_error (error, BG_ERROR, BG_ERROR_LIMIT_EXCEEDED,

@@ -65,6 +65,9 @@ void             bg_daemon_emit_vm_exited   (BgDaemon              *daemon,
 guint            bg_daemon_count_pending    (BgDaemon              *daemon,
                                              uid_t                  uid,
                                              int                    delta);
+guint            bg_daemon_count_owned      (BgDaemon              *daemon,
+                                             uid_t                  owner,
+                                             const char            *kind);
 gboolean         bg_daemon_check_limit      (BgDaemon              *daemon,
                                              uid_t                  owner,
                                              const char            *kind,

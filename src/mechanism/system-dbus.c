@@ -1,5 +1,6 @@
 /* system-dbus.c: the methods about the mechanism as a whole — Ping,
  * HostInfo, ListResources, ReleaseResource. */
+#include <pwd.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -94,6 +95,52 @@ handle_host_info (BgMechanism1          *skeleton,
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* One "usage" row per user who holds anything (and the caller): what
+ * each holds next to the limits of [limits]. */
+static void
+add_usage (GVariantBuilder *b,
+           BgCall          *call,
+           gboolean         all_users)
+{
+  const BgLimits *limits = bg_daemon_get_limits (call->daemon);
+  g_autoptr(GPtrArray) all = bg_registry_list (bg_daemon_get_registry (call->daemon), NULL);
+  g_autoptr(GArray) uids = g_array_new (FALSE, FALSE, sizeof (uid_t));
+  static const char * const kinds[] = { "vm", "tap", "loop" };
+
+  g_array_append_val (uids, call->caller_uid);
+  for (guint i = 0; all_users && i < all->len; i++)
+    {
+      uid_t u = ((BgResource *) all->pdata[i])->owner;
+      gboolean seen = FALSE;
+      for (guint k = 0; k < uids->len && !seen; k++)
+        seen = g_array_index (uids, uid_t, k) == u;
+      if (!seen)
+        g_array_append_val (uids, u);
+    }
+  for (guint k = 0; k < uids->len; k++)
+    {
+      uid_t u = g_array_index (uids, uid_t, k);
+      guint limit[] = { limits->vms, limits->taps, limits->loops };
+      struct passwd *pw = getpwuid (u);
+      g_autofree char *name = pw ? g_strdup (pw->pw_name) : g_strdup_printf ("%u", (guint) u);
+      GVariantDict d;
+
+      g_variant_dict_init (&d, NULL);
+      for (guint i = 0; i < G_N_ELEMENTS (kinds); i++)
+        {
+          g_autofree char *key = g_strdup_printf ("%ss", kinds[i]);
+          g_autofree char *lkey = g_strdup_printf ("%ss-limit", kinds[i]);
+          g_variant_dict_insert (&d, key, "u", bg_daemon_count_owned (call->daemon, u, kinds[i]));
+          /* Root has no limits: 0 says so. */
+          g_variant_dict_insert (&d, lkey, "u", u == 0 ? 0 : limit[i]);
+        }
+      g_variant_dict_insert (&d, "pending-calls", "u", bg_daemon_count_pending (call->daemon, u, 0));
+      g_variant_dict_insert (&d, "pending-calls-limit", "u", u == 0 ? 0 : limits->pending_calls);
+      g_variant_builder_add (b, "(ssuts@a{sv})", "usage", name, (guint32) u, (guint64) 0, "ready",
+                             g_variant_dict_end (&d));
+    }
+}
+
 static void
 list_authorized (BgCall   *call,
                  gpointer  self)
@@ -104,8 +151,17 @@ list_authorized (BgCall   *call,
   const char *kind = NULL;
   GVariantBuilder b;
 
+  gboolean usage = FALSE;
+
   g_variant_lookup (options, "all-users", "b", &all_users);
   g_variant_lookup (options, "kind", "&s", &kind);
+  if (g_variant_lookup (options, "usage", "b", &usage) && usage)
+    {
+      g_variant_builder_init (&b, G_VARIANT_TYPE ("a(ssutsa{sv})"));
+      add_usage (&b, call, all_users);
+      bg_call_return_value (call, g_variant_new ("(a(ssutsa{sv}))", &b));
+      return;
+    }
   all = bg_registry_list (bg_daemon_get_registry (call->daemon), kind);
   g_variant_builder_init (&b, G_VARIANT_TYPE ("a(ssutsa{sv})"));
   for (guint i = 0; i < all->len; i++)
@@ -126,6 +182,7 @@ handle_list_resources (BgMechanism1          *skeleton,
   static const BgOptionSpec specs[] = {
     { "all-users", "b" },
     { "kind", "s" },
+    { "usage", "b" },
     { NULL }
   };
   GError *error = NULL;

@@ -626,6 +626,27 @@ test_limits_stop_one_user_not_another (Fixture *f, gconstpointer data)
     bg_assert_call_ok (again);
     bg_assert_call_ok (other);
   }
+  /* Usage next to the limits: one's own, or everyone's for an admin. */
+  {
+    g_autoptr(BgCallResult) mine = bg_harness_call (f->h, BG_TEST_USER_A, "ListResources",
+                                                    "({'usage': <true>},)", NULL);
+    g_autoptr(BgCallResult) all = bg_harness_call (f->h, NULL, "ListResources",
+                                                   "({'usage': <true>, 'all-users': <true>},)", NULL);
+    g_autoptr(BgCallResult) peek = bg_harness_call (f->h, BG_TEST_USER_A, "ListResources",
+                                                    "({'usage': <true>, 'all-users': <true>},)", NULL);
+
+    bg_assert_call_ok (mine);
+    g_assert_nonnull (strstr (mine->reply, "('usage', '" BG_TEST_USER_A "',"));
+    g_assert_nonnull (strstr (mine->reply, "'taps': <uint32 2>"));
+    g_assert_nonnull (strstr (mine->reply, "'taps-limit': <uint32 2>"));
+    g_assert_nonnull (strstr (mine->reply, "'vms': <uint32 0>"));
+    g_assert_nonnull (strstr (mine->reply, "'vms-limit': <uint32 1>"));
+    g_assert_null (strstr (mine->reply, BG_TEST_USER_B));
+    bg_assert_call_ok (all);
+    g_assert_nonnull (strstr (all->reply, "('usage', '" BG_TEST_USER_A "',"));
+    g_assert_nonnull (strstr (all->reply, "('usage', '" BG_TEST_USER_B "',"));
+    bg_assert_call_error (peek, "org.banger.Mechanism1.Error.NotAuthorized", NULL);
+  }
 
   /* Loop devices. */
   {
