@@ -42,3 +42,13 @@ bg_error_code_nick (gint code)
     return "Failed";
   return strrchr (bg_error_entries[code].dbus_error_name, '.') + 1;
 }
+
+gboolean
+bg_error_errno (GError     **error,
+                int          errsv,
+                const char  *what,
+                const char  *path)
+{
+  g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "%s %s: %s", what, path, g_strerror (errsv));
+  return FALSE;
+}

@@ -31,5 +31,10 @@ typedef enum {
 
 GQuark       bg_error_quark       (void);
 const char  *bg_error_code_nick   (gint code);
+/* Sets "WHAT PATH: strerror(ERRSV)" (BG_ERROR_FAILED); returns FALSE. */
+gboolean     bg_error_errno       (GError     **error,
+                                   int          errsv,
+                                   const char  *what,
+                                   const char  *path);
 
 G_END_DECLS

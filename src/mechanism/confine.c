@@ -37,15 +37,6 @@
 #include "bg-fd.h"
 #include "jail.h"
 
-static gboolean
-fail_errno (GError    **error,
-            int         errsv,
-            const char *what,
-            const char *path)
-{
-  g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "%s %s: %s", what, path, g_strerror (errsv));
-  return FALSE;
-}
 
 /* The VMM runs with root's trust in what it is: it must be root's and
  * nobody else's to change, and so must every directory above it. A
@@ -72,7 +63,7 @@ bg_jail_open_vmm (const char  *path,
     }
   real = realpath (path, NULL);
   if (real == NULL)
-    return fail_errno (error, errno, "cannot find the VMM", path), -1;
+    return bg_error_errno (error, errno, "cannot find the VMM", path), -1;
 
   parts = g_strsplit (real, "/", -1);
   for (guint i = 0; parts[i]; i++)
@@ -86,7 +77,7 @@ bg_jail_open_vmm (const char  *path,
         g_string_append_printf (prefix, "/%s", parts[i]);
       shown = i == 0 ? "/" : prefix->str;
       if (lstat (shown, &st) < 0)
-        return fail_errno (error, errno, "cannot check", shown), -1;
+        return bg_error_errno (error, errno, "cannot check", shown), -1;
       if (st.st_uid != 0)
         {
           g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE, "refusing the VMM %s: %s is owned by uid %u, not root",
@@ -109,7 +100,7 @@ bg_jail_open_vmm (const char  *path,
 
   fd = open (real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
-    return fail_errno (error, errno, "cannot read", real), -1;
+    return bg_error_errno (error, errno, "cannot read", real), -1;
   /* The file opened is the file checked. */
   if (fstat (fd, &opened) < 0 || opened.st_dev != st.st_dev || opened.st_ino != st.st_ino)
     {

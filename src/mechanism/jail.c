@@ -105,15 +105,6 @@ bg_jail_free (BgJail *jail)
   g_free (jail);
 }
 
-static gboolean
-fail_errno (GError    **error,
-            int         errsv,
-            const char *what,
-            const char *path)
-{
-  g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "%s %s: %s", what, path, g_strerror (errsv));
-  return FALSE;
-}
 
 typedef struct {
   uid_t   uid;
@@ -163,7 +154,7 @@ set_acl (const char  *path,
   memcpy (buf, &version, 4);
   memcpy (buf + 4, entries, n * sizeof entries[0]);
   if (setxattr (path, "system.posix_acl_access", buf, 4 + n * sizeof entries[0], 0) < 0)
-    return fail_errno (error, errno, "cannot set an ACL on (does the filesystem support ACLs?)", path);
+    return bg_error_errno (error, errno, "cannot set an ACL on (does the filesystem support ACLs?)", path);
   return TRUE;
 }
 
@@ -175,9 +166,9 @@ make_dir (const char  *path,
           GError     **error)
 {
   if (mkdir (path, mode) < 0)
-    return fail_errno (error, errno, "cannot create", path);
+    return bg_error_errno (error, errno, "cannot create", path);
   if (chown (path, uid, gid) < 0 || chmod (path, mode) < 0)
-    return fail_errno (error, errno, "cannot set up", path);
+    return bg_error_errno (error, errno, "cannot set up", path);
   return TRUE;
 }
 
@@ -255,7 +246,7 @@ bg_jail_new (const char  *run_dir,
   jail->vmm_tree = syscall (SYS_open_tree, vmm, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
   if (jail->vmm_tree < 0 ||
       syscall (SYS_mount_setattr, jail->vmm_tree, "", AT_EMPTY_PATH, &ro, sizeof ro) < 0)
-    return fail_errno (error, errno, "cannot prepare", "the VMM binary for the jail"), NULL;
+    return bg_error_errno (error, errno, "cannot prepare", "the VMM binary for the jail"), NULL;
   jail->dir = g_build_filename (top, id, NULL);
   jail->root = g_build_filename (jail->dir, "root", NULL);
   jail->run = g_build_filename (jail->dir, "run", NULL);
@@ -263,7 +254,7 @@ bg_jail_new (const char  *run_dir,
   /* Traversable (not listable) by all; each jail below admits only its
    * caller. Explicit chmod: the umask is 077. */
   if (g_mkdir_with_parents (top, 0711) < 0 || chmod (top, 0711) < 0)
-    return fail_errno (error, errno, "cannot create", top), NULL;
+    return bg_error_errno (error, errno, "cannot create", top), NULL;
   /* All root's, so the mechanism needs no CAP_DAC_OVERRIDE to remove
    * them: the jail dir admits only the caller (to reach the sockets);
    * run/ is where the VMM makes them (jail uid rwx), and the caller
@@ -342,7 +333,7 @@ bg_jail_add_file (BgJail      *jail,
     }
   copy = fcntl (fd, F_DUPFD_CLOEXEC, 3);
   if (copy < 0)
-    return fail_errno (error, errno, "cannot hold", field);
+    return bg_error_errno (error, errno, "cannot hold", field);
   g_array_append_val (jail->fds, copy);
   /* Inherited as 3, 4, ... in the order added. */
   src = g_strdup_printf ("/proc/self/fd/%u", 2 + jail->fds->len);
@@ -557,7 +548,7 @@ bg_jail_spawn (BgJail             *jail,
   a.gid = jail->gid;
   if (null_fd < 0 || pipe2 (status_pipe, O_CLOEXEC) < 0)
     {
-      fail_errno (error, errno, "cannot prepare", "the VMM's stdio");
+      bg_error_errno (error, errno, "cannot prepare", "the VMM's stdio");
       return 0;
     }
   status_read = status_pipe[0];
@@ -567,7 +558,7 @@ bg_jail_spawn (BgJail             *jail,
   close (status_pipe[1]);
   if (pid < 0)
     {
-      fail_errno (error, errno, "cannot start", "the jailed VMM");
+      bg_error_errno (error, errno, "cannot start", "the jailed VMM");
       return 0;
     }
 
@@ -599,7 +590,7 @@ bg_jail_destroy (const char  *dir,
   g_auto(BgFd) fd = open (top, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
   if (fd < 0)
-    return errno == ENOENT ? TRUE : fail_errno (error, errno, "cannot open", top);
+    return errno == ENOENT ? TRUE : bg_error_errno (error, errno, "cannot open", top);
   if (!bg_file_remove_tree_at (fd, id))
     {
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot remove the jail %s/%s", top, id);
