@@ -1,0 +1,1 @@
+hosts after=files banger
