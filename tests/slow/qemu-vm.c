@@ -1,0 +1,259 @@
+/* qemu-vm.c: banger-made VMs booted for real by QEMU (software
+ * emulation, a test instrument only), for the slow suite's tests. */
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <glib/gstdio.h>
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+
+#include "harness.h"
+#include "qemu-vm.h"
+
+JsonObject *
+json_object (const char *text)
+{
+  g_autoptr(JsonParser) p = json_parser_new ();
+  if (!json_parser_load_from_data (p, text, -1, NULL))
+    g_error ("not JSON: %s", text);
+  return json_object_ref (json_node_get_object (json_parser_get_root (p)));
+}
+
+int
+cli (BgHarness *h, char **out, char **err, const char *first, ...)
+{
+  const char *a[12] = { first };
+  va_list ap;
+  int n = 1;
+
+  va_start (ap, first);
+  while (n < 11 && (a[n] = va_arg (ap, const char *)) != NULL)
+    n++;
+  va_end (ap);
+  return bg_harness_run_cli (h, BG_TEST_USER_A, out, err, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8],
+                             a[9], a[10], NULL);
+}
+
+void
+vm_free (Vm *vm)
+{
+  g_free (vm->name);
+  g_free (vm->tap);
+  g_free (vm->mac);
+  g_free (vm->address);
+  g_free (vm->boot_args);
+  g_free (vm->kernel);
+  g_free (vm->initrd);
+  g_ptr_array_unref (vm->drives);
+  g_free (vm->console);
+  g_free (vm);
+}
+
+/* What a path in the jail was, on the host. */
+static char *
+host_path (const char *jail_path,
+           const char *vm_dir,
+           const char *image_dir,
+           gboolean    layered)
+{
+  if (g_str_equal (jail_path, "/rootfs"))
+    return layered ? g_build_filename (image_dir, "rootfs.ext4", NULL) : g_build_filename (vm_dir, "disk.ext4", NULL);
+  if (g_str_equal (jail_path, "/upper"))
+    return g_build_filename (vm_dir, "upper.img", NULL);
+  if (g_str_equal (jail_path, "/cidata"))
+    return g_build_filename (vm_dir, "cidata.img", NULL);
+  g_error ("a drive banger did not make: %s", jail_path);
+}
+
+/* `banger vm up NAME --no-wait` with the test VMM, which records what it
+ * was told; then the VMM is killed (it cannot boot the guest). */
+Vm *
+make_vm (BgHarness  *h,
+         const char *name,
+         const char *image)
+{
+  g_autofree char *up = NULL, *err = NULL, *config = NULL;
+  g_autofree char *vm_dir = g_strdup_printf ("%s/home-%s/.local/state/banger/vms/%s", h->tmp, BG_TEST_USER_A, name);
+  g_autofree char *image_dir = g_strdup_printf ("%s/home-%s/.local/share/banger/images/%s", h->tmp, BG_TEST_USER_A,
+                                                image);
+  g_autoptr(JsonObject) rec = NULL, cfg = NULL;
+  JsonObject *boot;
+  JsonArray *drives;
+  gboolean layered;
+  Vm *vm = g_new0 (Vm, 1);
+
+  if (cli (h, &up, &err, "vm", "up", name, "--image", image, "--no-wait", "--disk", "3G", "--json", NULL) != 0)
+    g_error ("vm up %s: %s", name, err);
+  rec = json_object (up);
+  layered = g_strcmp0 (json_object_get_string_member (rec, "disk_mode"), "layered") == 0;
+  {
+    const char *argv[] = { g_getenv ("BANGER_TEST_FC"), "--user=" BG_TEST_USER_A,
+                           json_object_get_string_member (rec, "api_socket"), "config", NULL };
+    bg_harness_run_argv (argv, &config, NULL);
+  }
+  cfg = json_object (config);
+  boot = json_object_get_object_member (cfg, "boot-source");
+  vm->name = g_strdup (name);
+  vm->tap = g_strdup (json_object_get_string_member (rec, "tap"));
+  vm->mac = g_strdup (json_object_get_string_member (rec, "mac"));
+  vm->address = g_strdup (json_object_get_string_member (rec, "address"));
+  vm->boot_args = g_strdup (json_object_get_string_member (boot, "boot_args"));
+  vm->kernel = g_build_filename (image_dir, "vmlinux", NULL);
+  vm->initrd = g_build_filename (image_dir, "initrd.img", NULL);
+  vm->console = g_strdup_printf ("%s/%s-console.log", h->tmp, name);
+  vm->drives = g_ptr_array_new_with_free_func (g_free);
+  drives = json_object_get_array_member (cfg, "drives");
+  for (guint i = 0; i < json_array_get_length (drives); i++)
+    {
+      JsonObject *d = json_array_get_object_element (drives, i);
+      g_autofree char *file = host_path (json_object_get_string_member (d, "path_on_host"), vm_dir, image_dir,
+                                         layered);
+      g_ptr_array_add (vm->drives, g_strdup_printf ("%s%s", file, json_object_get_boolean_member (d, "is_read_only")
+                                                                    ? ",readonly=on" : ""));
+    }
+  /* The VMM goes (it cannot boot the guest; QEMU will), and the record
+   * stays "running", as for a VMM that died under a live guest: commands
+   * that talk to the guest (vm ssh, sync, cp, forward) try it. */
+  {
+    gint64 pid = json_object_get_int_member (rec, "pid");
+    g_assert_cmpint (pid, >, 1);
+    g_assert_no_errno (kill ((pid_t) pid, SIGKILL));
+    for (guint i = 0; i < 500 && kill ((pid_t) pid, 0) == 0; i++)
+      g_usleep (10000);
+  }
+  return vm;
+}
+
+void
+boot (Vm *vm)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GError) error = NULL;
+
+  g_unlink (vm->console);
+  /* -icount: guest time follows executed instructions, so the kernel's
+   * TSC-against-PIT calibration cannot be upset by a busy host (it
+   * failed that way once and the guest spun at 0.000000). */
+  for (const char * const *a = (const char *[]) { "qemu-system-x86_64", "-M", "microvm,acpi=on", "-cpu", "max",
+                                                  "-m", "1024", "-smp", "1", "-icount", "shift=auto,sleep=off",
+                                                  "-display", "none", "-monitor", "none", "-no-reboot",
+                                                  "-nodefaults", NULL }; *a; a++)
+    g_ptr_array_add (argv, g_strdup (*a));
+  g_ptr_array_add (argv, g_strdup ("-serial"));
+  g_ptr_array_add (argv, g_strdup_printf ("file:%s", vm->console));
+  g_ptr_array_add (argv, g_strdup ("-kernel"));
+  g_ptr_array_add (argv, g_strdup (vm->kernel));
+  g_ptr_array_add (argv, g_strdup ("-initrd"));
+  g_ptr_array_add (argv, g_strdup (vm->initrd));
+  g_ptr_array_add (argv, g_strdup ("-append"));
+  g_ptr_array_add (argv, g_strdup (vm->boot_args));
+  /* The drives in banger's order: vda, vdb, vdc in the guest. */
+  for (guint i = 0; i < vm->drives->len; i++)
+    {
+      g_ptr_array_add (argv, g_strdup ("-drive"));
+      g_ptr_array_add (argv, g_strdup_printf ("id=d%u,file=%s,format=raw,if=none", i, (char *) vm->drives->pdata[i]));
+      g_ptr_array_add (argv, g_strdup ("-device"));
+      g_ptr_array_add (argv, g_strdup_printf ("virtio-blk-device,drive=d%u", i));
+    }
+  g_ptr_array_add (argv, g_strdup ("-netdev"));
+  g_ptr_array_add (argv, g_strdup_printf ("tap,id=n0,ifname=%s,script=no,downscript=no", vm->tap));
+  g_ptr_array_add (argv, g_strdup ("-device"));
+  g_ptr_array_add (argv, g_strdup_printf ("virtio-net-device,netdev=n0,mac=%s", vm->mac));
+  g_ptr_array_add (argv, NULL);
+  g_assert_true (g_spawn_async (NULL, (char **) argv->pdata, NULL,
+                                G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL |
+                                G_SPAWN_STDERR_TO_DEV_NULL | G_SPAWN_STDIN_FROM_DEV_NULL, NULL, NULL, &vm->qemu,
+                                &error));
+}
+
+void
+power_off (Vm *vm)
+{
+  kill (vm->qemu, SIGKILL);
+  waitpid (vm->qemu, NULL, 0);
+  vm->qemu = 0;
+}
+
+/* Software emulation is slow: stay quiet (read the console once a
+ * second) until @done is on it (if given), then ask for SSH until
+ * `banger vm ssh NAME -- cat /etc/hostname .gitconfig` answers. A
+ * console silent for three minutes means a stuck guest. Returns what it
+ * printed. */
+char *
+wait_ssh (BgHarness  *h,
+          Vm         *vm,
+          const char *done,
+          const char *done_too)
+{
+  g_autofree char *so = NULL, *se = NULL;
+  gboolean exited = FALSE;
+  gsize console_len = 0;
+  int i, quiet = 0;
+
+  for (i = 0; done && i < 900 && !exited && quiet < 180; i++)
+    {
+      g_autofree char *log = NULL;
+      const char *at = NULL;
+      gsize len = 0;
+
+      if (g_file_get_contents (vm->console, &log, &len, NULL) && (at = strstr (log, done)) != NULL &&
+          (done_too == NULL || strstr (at, done_too) != NULL))
+        {
+          const char *bol = done_too ? strstr (at, done_too) : at;
+          g_autofree char *line = NULL;
+
+          while (bol > log && bol[-1] != '\n')
+            bol--;
+          line = g_strndup (bol, strcspn (bol, "\r\n"));
+          g_test_message ("%s: %s; about %d s after QEMU started (TCG)", vm->name, line, i);
+          break;
+        }
+      quiet = len > console_len ? 0 : quiet + 1;
+      console_len = MAX (console_len, len);
+      exited = waitpid (vm->qemu, NULL, WNOHANG) == vm->qemu;
+      if (!exited)
+        g_usleep (G_USEC_PER_SEC);
+    }
+  for (i = 0; i < 450 && !exited && quiet < 180; i++)
+    {
+      gsize len = 0;
+      g_autofree char *log = NULL;
+
+      g_clear_pointer (&so, g_free);
+      g_clear_pointer (&se, g_free);
+      if (cli (h, &so, &se, "vm", "ssh", vm->name, "--", "cat", "/etc/hostname", ".gitconfig", NULL) == 0)
+        return g_steal_pointer (&so);
+      if (g_file_get_contents (vm->console, &log, &len, NULL))
+        {
+          quiet = len > console_len ? 0 : quiet + 2;
+          console_len = MAX (console_len, len);
+        }
+      exited = waitpid (vm->qemu, NULL, WNOHANG) == vm->qemu;
+      if (!exited)
+        g_usleep (2 * G_USEC_PER_SEC);
+    }
+  {
+    g_autofree char *log = NULL;
+    g_file_get_contents (vm->console, &log, NULL, NULL);
+    g_error ("no SSH into %s (%s); console:\n%s", vm->name, exited ? "QEMU exited" : quiet >= 180 ?
+             "the guest stopped making progress" : se ? se : "",
+             log ? log + MAX (0, (int) strlen (log) - 4000) : "");
+  }
+}
+
+/* `banger vm ssh NAME -- SCRIPT`: ssh hands the command to the guest
+ * user's shell (banger itself passes an argv). It must succeed; its
+ * output. */
+char *
+in_guest (BgHarness  *h,
+          Vm         *vm,
+          const char *script)
+{
+  g_autofree char *out = NULL, *err = NULL;
+
+  if (cli (h, &out, &err, "vm", "ssh", vm->name, "--", script, NULL) != 0)
+    g_error ("in %s, '%s' failed: %s", vm->name, script, err);
+  return g_strstrip (g_steal_pointer (&out));
+}

@@ -1,0 +1,42 @@
+/* qemu-vm.h: banger-made VMs booted by QEMU for the slow suite. */
+#pragma once
+
+#include <json-glib/json-glib.h>
+
+#include "harness.h"
+
+/* A VM as banger made it, and how to boot it as banger asked. */
+typedef struct {
+  char   *name;
+  char   *tap;
+  char   *mac;
+  char   *address;
+  char   *boot_args;
+  char   *kernel;
+  char   *initrd;
+  GPtrArray *drives;    /* "file,readonly" host paths, in order */
+  char   *console;
+  GPid    qemu;
+} Vm;
+
+JsonObject *json_object (const char *text);
+/* banger as test user A. */
+int         cli         (BgHarness  *h,
+                         char      **out,
+                         char      **err,
+                         const char *first,
+                         ...) G_GNUC_NULL_TERMINATED;
+void        vm_free     (Vm         *vm);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Vm, vm_free)
+Vm         *make_vm     (BgHarness  *h,
+                         const char *name,
+                         const char *image);
+void        boot        (Vm         *vm);
+void        power_off   (Vm         *vm);
+char       *wait_ssh    (BgHarness  *h,
+                         Vm         *vm,
+                         const char *done,
+                         const char *done_too);
+char       *in_guest    (BgHarness  *h,
+                         Vm         *vm,
+                         const char *script);
