@@ -124,20 +124,57 @@ bg_harness_build_image (const char *home,
                         const char *name,
                         gboolean    cloud_init)
 {
+  return bg_harness_build_image_full (home, name, cloud_init, NULL);
+}
+
+/* As bg_harness_build_image, with more Debian packages (comma-separated,
+ * or NULL) in the image. */
+char *
+bg_harness_build_image_full (const char *home,
+                             const char *name,
+                             gboolean    cloud_init,
+                             const char *packages)
+{
   struct passwd *pw = getpwnam (BG_TEST_USER_A);
   char *dir = home ? g_strdup (home) : g_dir_make_tmp ("banger-it-image-XXXXXX", NULL);
-  const char *args[] = { "image", "build", name, cloud_init ? "--cloud-init" : NULL, NULL };
-  g_auto(GStrv) argv = bg_harness_cli_argv (BG_TEST_USER_A, args);
+  g_autofree char *with = packages ? g_strdup_printf ("--packages=%s", packages) : NULL;
+  g_autoptr(GStrvBuilder) args = g_strv_builder_new ();
+  g_auto(GStrv) list = NULL, argv = NULL;
   g_auto(GStrv) envp = bg_harness_cli_envp (NULL, dir, dir);
   g_autofree char *err = NULL;
   int status;
 
+  g_strv_builder_addv (args, (const char *[]) { "image", "build", name, NULL });
+  if (cloud_init)
+    g_strv_builder_add (args, "--cloud-init");
+  if (with != NULL)
+    g_strv_builder_add (args, with);
+  list = g_strv_builder_end (args);
+  argv = bg_harness_cli_argv (BG_TEST_USER_A, (const char * const *) list);
   g_chmod (dir, 0755);
   g_assert_no_errno (chown (dir, pw->pw_uid, pw->pw_gid));
   if (!g_spawn_sync (dir, argv, envp, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
                      NULL, &err, &status, NULL) || !g_spawn_check_wait_status (status, NULL))
     g_error ("image build %s failed: %s", name, err);
   return dir;
+}
+
+/* A 4 KiB x86-64 ELF executable at @path, owned by @user: a "kernel"
+ * banger accepts, for VMMs that boot nothing. */
+void
+bg_harness_write_tiny_kernel (const char *path,
+                              const char *user)
+{
+  guint8 elf[4096] = { 0 };
+  Elf64_Ehdr *eh = (Elf64_Ehdr *) elf;
+  struct passwd *pw = getpwnam (user);
+
+  memcpy (eh->e_ident, ELFMAG, SELFMAG);
+  eh->e_ident[EI_CLASS] = ELFCLASS64;
+  eh->e_type = ET_EXEC;
+  eh->e_machine = EM_X86_64;
+  g_assert_true (g_file_set_contents (path, (const char *) elf, sizeof elf, NULL));
+  g_assert_no_errno (chown (path, pw->pw_uid, pw->pw_gid));
 }
 
 /* A tiny image for @user, named "default": an x86-64 ELF kernel and a
@@ -151,20 +188,13 @@ bg_harness_import_test_image (BgHarness  *h,
   g_autofree char *kernel = g_build_filename (home, "vmlinux", NULL);
   g_autofree char *rootfs = g_build_filename (home, "rootfs.ext4", NULL);
   g_autofree char *out = NULL, *err = NULL;
-  guint8 elf[4096] = { 0 };
-  Elf64_Ehdr *eh = (Elf64_Ehdr *) elf;
   struct passwd *pw = getpwnam (user);
   const char *mkfs[] = { "mke2fs", "-q", "-F", "-t", "ext4", rootfs, "64M", NULL };
   int status;
 
   /* The first CLI run makes the user's home. */
   bg_harness_run_cli (h, user, NULL, NULL, "--version", NULL);
-  memcpy (eh->e_ident, ELFMAG, SELFMAG);
-  eh->e_ident[EI_CLASS] = ELFCLASS64;
-  eh->e_type = ET_EXEC;
-  eh->e_machine = EM_X86_64;
-  g_assert_true (g_file_set_contents (kernel, (const char *) elf, sizeof elf, NULL));
-  g_assert_no_errno (chown (kernel, pw->pw_uid, pw->pw_gid));
+  bg_harness_write_tiny_kernel (kernel, user);
   bg_harness_run_argv (mkfs, NULL, &status);
   g_assert_cmpint (status, ==, 0);
   g_assert_no_errno (chown (rootfs, pw->pw_uid, pw->pw_gid));

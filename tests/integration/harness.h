@@ -77,8 +77,14 @@ gboolean      bg_harness_mirror_reachable (void);
 char         *bg_harness_build_image   (const char   *home,
                                         const char   *name,
                                         gboolean      cloud_init);
+char         *bg_harness_build_image_full (const char *home,
+                                        const char   *name,
+                                        gboolean      cloud_init,
+                                        const char   *packages);
 void          bg_harness_use_vmm       (BgHarness    *h,
                                         const char   *vmm_path);
+void          bg_harness_write_tiny_kernel (const char *path,
+                                        const char   *user);
 void          bg_harness_import_test_image (BgHarness *h,
                                         const char   *user);
 void          bg_harness_write_config  (BgHarness    *h,

@@ -40,3 +40,6 @@ char       *wait_ssh    (BgHarness  *h,
 char       *in_guest    (BgHarness  *h,
                          Vm         *vm,
                          const char *script);
+void        import_image (BgHarness  *h,
+                         const char *prep_home,
+                         const char *image);

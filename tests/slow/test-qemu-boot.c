@@ -183,36 +183,6 @@ sha256_of (const char *path)
 }
 
 static void
-import_image (BgHarness  *h,
-              const char *image)
-{
-  g_autofree char *dir = g_build_filename (prep_home, ".local/share/banger/images", image, NULL);
-  g_autofree char *kernel = g_build_filename (dir, "vmlinux", NULL);
-  g_autofree char *rootfs = g_build_filename (dir, "rootfs.ext4", NULL);
-  g_autofree char *initrd = g_build_filename (dir, "initrd.img", NULL);
-  g_autofree char *o = NULL, *e = NULL;
-  struct passwd *pw = getpwnam (BG_TEST_USER_A);
-  g_autofree char *home = g_strdup_printf ("%s/home-%s", h->tmp, BG_TEST_USER_A);
-  g_autofree char *config = g_build_filename (home, ".config", NULL);
-  g_autofree char *bconfig = g_build_filename (config, "banger", NULL);
-  g_autofree char *conf = g_build_filename (bconfig, "banger.conf", NULL);
-  g_autofree char *gitconfig = g_build_filename (home, ".gitconfig", NULL);
-  const char *paths[] = { config, bconfig, conf, gitconfig };
-
-  bg_harness_set_group_rule (h, TRUE);
-  bg_harness_use_vmm (h, g_getenv ("BANGER_TEST_VMM"));
-  if (cli (h, &o, &e, "image", "import", image, "--kernel", kernel, "--rootfs", rootfs, "--initrd", initrd,
-           NULL) != 0)
-    g_error ("image import: %s", e);
-  /* A file to sync at first boot (written in the guest as the user). */
-  g_assert_no_errno (g_mkdir_with_parents (bconfig, 0700));
-  g_assert_true (g_file_set_contents (conf, "[sync]\npaths=~/.gitconfig\n", -1, NULL));
-  g_assert_true (g_file_set_contents (gitconfig, "[user]\n\tname = Synced From The Host\n", -1, NULL));
-  for (guint k = 0; k < G_N_ELEMENTS (paths); k++)
-    g_assert_no_errno (chown (paths[k], pw->pw_uid, pw->pw_gid));
-}
-
-static void
 test_layered_guest (void)
 {
   BgHarness *h = bg_harness_start (600);
@@ -221,7 +191,7 @@ test_layered_guest (void)
   g_autofree char *root_fs = NULL, *docker_fs = NULL, *ro = NULL, *kept = NULL, *clean = NULL;
   g_autoptr(Vm) one = NULL, two = NULL;
 
-  import_image (h, "guest");
+  import_image (h, prep_home, "guest");
   image_rootfs = g_strdup_printf ("%s/home-%s/.local/share/banger/images/guest/rootfs.ext4", h->tmp, BG_TEST_USER_A);
   sum_before = sha256_of (image_rootfs);
   g_assert_cmpint (cli (h, &show, &e, "image", "show", "guest", NULL), ==, 0);
@@ -312,7 +282,7 @@ test_cloud_init_guest (void)
   g_autofree char *ssh = NULL;
   g_autoptr(Vm) vm = NULL;
 
-  import_image (h, "cloudguest");
+  import_image (h, prep_home, "cloudguest");
   vm = make_vm (h, "qguest", "cloudguest");
   g_assert_null (strstr (vm->boot_args, "banger-init"));
   g_assert_cmpuint (vm->drives->len, ==, 2);

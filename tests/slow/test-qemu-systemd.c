@@ -1,0 +1,192 @@
+/* banger as a desktop runs it: the Debian package installed in a Debian
+ * guest booted by QEMU with systemd as PID 1, its bus and polkitd, the
+ * mechanism activated by D-Bus through SystemdService= into the unit's
+ * sandbox. As a user of the guest (in the banger group): system status,
+ * an image imported and `vm up --no-wait` with the test VMM as the
+ * configured VMM, vm ls, vm rm; the mechanism's capabilities exactly the
+ * unit's; a user outside the group refused without a prompt (no session,
+ * no agent); the mechanism gone when idle and activated again; the
+ * unit's `systemd-analyze security` exposure. */
+#include <unistd.h>
+#include <glib/gstdio.h>
+
+#include "harness.h"
+#include "qemu-vm.h"
+
+static char *prep_home;
+static char *prep_debs;
+
+/* What the guest needs that a banger image does not have: the package's
+ * dependencies (no mirror is reachable from the guest), and the
+ * sanitizer runtimes the test VMM of this build links. */
+#define GUEST_PACKAGES "dbus,polkitd,pkexec,libglib2.0-0,libjson-glib-1.0-0,libsoup-3.0-0,libnl-3-200," \
+                       "libnl-route-3-200,libnftables1,libpolkit-gobject-1-0,liblz4-1,libzstd1,liblzma5," \
+                       "e2fsprogs,openssh-client,libasan8,libubsan1"
+
+static const char *
+prepare (void)
+{
+  g_autofree char *script = NULL, *dpkg_buildpackage = g_find_program_in_path ("dpkg-buildpackage");
+  const char *src = g_getenv ("BANGER_SOURCE_ROOT");
+  int status;
+
+  if (!g_file_test ("/usr/bin/qemu-system-x86_64", G_FILE_TEST_IS_EXECUTABLE))
+    return "needs qemu-system-x86_64 (the boot instrument)";
+  if (dpkg_buildpackage == NULL)
+    return "needs dpkg-buildpackage (tools/install-packages installs it)";
+  if (!bg_harness_mirror_reachable ())
+    return "the Debian mirror (deb.debian.org) is not reachable: cannot build an image";
+  prep_debs = g_dir_make_tmp ("banger-debs-XXXXXX", NULL);
+  script = g_build_filename (src, "tests", "package", "build-debs", NULL);
+  {
+    const char *argv[] = { "bash", script, src, prep_debs, NULL };
+    bg_harness_run_argv (argv, NULL, &status);
+    if (status != 0)
+      g_error ("building the package failed (%s)", prep_debs);
+  }
+  g_chmod (prep_debs, 0755);
+  prep_home = bg_harness_build_image_full (NULL, "sysguest", FALSE, GUEST_PACKAGES);
+  return NULL;
+}
+
+/* @name from the prepared files, readable by test user A. */
+static char *
+prepared (const char *prefix)
+{
+  g_autoptr(GDir) d = g_dir_open (prep_debs, 0, NULL);
+  const char *e;
+
+  while ((e = g_dir_read_name (d)) != NULL)
+    if (g_str_has_prefix (e, prefix) && g_str_has_suffix (e, "_amd64.deb"))
+      {
+        char *path = g_build_filename (prep_debs, e, NULL);
+        g_chmod (path, 0644);
+        return path;
+      }
+  g_error ("no %s*.deb in %s", prefix, prep_debs);
+}
+
+static char *
+in_guest_status (BgHarness  *h,
+                 Vm         *vm,
+                 const char *script,
+                 int        *status)
+{
+  g_autofree char *out = NULL, *err = NULL;
+
+  *status = cli (h, &out, &err, "vm", "ssh", vm->name, "--", script, NULL);
+  return g_strconcat (out ? out : "", err ? err : "", NULL);
+}
+
+static void
+test_package_under_systemd (void)
+{
+  BgHarness *h = bg_harness_start (900);
+  g_autofree char *banger_deb = prepared ("banger_"), *nss_deb = prepared ("libnss-banger_");
+  g_autofree char *home = g_strdup_printf ("%s/home-%s", h->tmp, BG_TEST_USER_A);
+  g_autofree char *elf_path = g_build_filename (home, "vmlinux-tiny", NULL);
+  g_autofree char *e = NULL, *ssh = NULL, *status = NULL, *caps = NULL, *up = NULL, *ls = NULL;
+  g_autofree char *refused = NULL, *again = NULL, *exposure = NULL, *to = NULL;
+  g_autoptr(Vm) vm = NULL;
+  int rc;
+
+  import_image (h, prep_home, "sysguest");
+  vm = make_vm (h, "qsys", "sysguest");
+  /* With dbus in the image, logind starts a user manager for every SSH
+   * login, which under software emulation takes minutes; no part of the
+   * test needs it (polkit's group rule does not look at sessions). */
+  {
+    char *args = g_strconcat (vm->boot_args, " systemd.mask=user@.service", NULL);
+    g_free (vm->boot_args);
+    vm->boot_args = args;
+  }
+  boot (vm);
+  ssh = wait_ssh (h, vm, "banger-guest-setup: qsys configured in", NULL);
+
+  /* Into the guest: the packages, the test VMM, a 4 KiB ELF "kernel". */
+  bg_harness_write_tiny_kernel (elf_path, BG_TEST_USER_A);
+  to = g_strdup_printf ("%s:", vm->name);
+  g_clear_pointer (&e, g_free);
+  if (cli (h, NULL, &e, "vm", "cp", banger_deb, nss_deb, g_getenv ("BANGER_TEST_VMM"), elf_path, to, NULL) != 0)
+    g_error ("vm cp: %s", e);
+
+  /* Installed the Debian way; the VMM is the test VMM, root's alone; the
+   * user joins the banger group (the next SSH login has it). */
+  g_free (in_guest (h, vm, "sudo dpkg -i banger_*.deb libnss-banger_*.deb >/dev/null && "
+                           "sudo install -m 0755 -o root -g root bg-test-vmm /usr/local/bin/firecracker && "
+                           "printf '[mechanism]\\nidle-timeout=5\\n' | sudo tee -a /etc/banger/mechanism.conf >/dev/null && "
+                           "sudo usermod -aG banger \"$USER\""));
+
+  /* system status: all ok but what a TCG guest cannot have. */
+  status = in_guest_status (h, vm, "banger system status", &rc);
+  for (const char * const *line = (const char * const[]) { "mechanism       ok", "polkit actions  ok",
+                                                           "authorization   ok", "firecracker     ok", NULL };
+       *line; line++)
+    if (strstr (status, *line) == NULL)
+      g_error ("system status lacks \"%s\":\n%s", *line, status);
+
+  /* vm up --no-wait through the unit, with a real polkitd deciding. */
+  up = in_guest (h, vm, "truncate -s 64M rootfs.ext4 && /sbin/mke2fs -q -t ext4 rootfs.ext4 && "
+                        "banger image import tiny --kernel vmlinux-tiny --rootfs rootfs.ext4 >/dev/null && "
+                        "banger vm up t1 --image tiny --no-wait >/dev/null && echo up");
+  g_assert_cmpstr (up, ==, "up");
+  ls = in_guest (h, vm, "banger vm ls --json");
+  g_assert_nonnull (strstr (ls, "\"name\" : \"t1\""));
+  g_assert_nonnull (strstr (ls, "\"state\" : \"running\""));
+
+  /* Exactly the unit's capabilities: CHOWN FOWNER KILL SETGID SETUID
+   * NET_ADMIN SYS_ADMIN MKNOD, bounding set and effective, no_new_privs. */
+  caps = in_guest (h, vm, "grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/$(pgrep -x banger-mechanis)/status");
+  g_assert_nonnull (strstr (caps, "CapEff:\t00000000082010e9"));
+  g_assert_nonnull (strstr (caps, "CapBnd:\t00000000082010e9"));
+  g_assert_nonnull (strstr (caps, "NoNewPrivs:\t1"));
+
+  g_free (in_guest (h, vm, "banger vm rm t1"));
+
+  /* Outside the group, with no session and no agent: refused, no prompt. */
+  refused = in_guest_status (h, vm, "sudo useradd -m outsider && cd /tmp && "
+                                    "sudo -u outsider -H banger vm up t2 --no-wait", &rc);
+  g_assert_cmpint (rc, !=, 0);
+  if (strstr (refused, "not authorized") == NULL)
+    g_error ("the outsider was not refused by polkit:\n%s", refused);
+
+  /* Idle: the mechanism exits; the next call activates it again. */
+  again = in_guest (h, vm, "for i in $(seq 120); do pgrep -x banger-mechanis >/dev/null || break; sleep 1; done; "
+                           "pgrep -x banger-mechanis >/dev/null && echo still-running; "
+                           "banger system status | grep -c '^mechanism       ok'");
+  g_assert_cmpstr (again, ==, "1");
+
+  /* The unit as installed: the exposure the README states, or better. */
+  exposure = in_guest (h, vm, "systemd-analyze security banger-mechanism.service --no-pager | tail -1");
+  g_test_message ("systemd-analyze security: %s", exposure);
+  {
+    const char *at = strstr (exposure, "exposure level for banger-mechanism.service: ");
+    double level;
+    g_assert_nonnull (at);
+    level = g_ascii_strtod (at + strlen ("exposure level for banger-mechanism.service: "), NULL);
+    g_assert_cmpfloat (level, <=, 3.6);
+  }
+
+  power_off (vm);
+  g_assert_cmpint (cli (h, NULL, NULL, "vm", "rm", "qsys", NULL), ==, 0);
+  bg_harness_stop (h);
+}
+
+static void
+add_tests (void)
+{
+  g_test_add_func ("/qemu/package-under-systemd", test_package_under_systemd);
+}
+
+int
+main (int argc, char **argv)
+{
+  int rc = bg_harness_main_full (&argc, &argv, prepare, add_tests);
+
+  for (char **dir = (char *[]) { prep_home, prep_debs, NULL }; *dir; dir++)
+    {
+      const char *rm[] = { "rm", "-rf", "--", *dir, NULL };
+      g_spawn_sync (NULL, (char **) rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
+    }
+  return rc;
+}
