@@ -14,7 +14,8 @@
 #include "qemu-vm.h"
 
 static char *prep_home;
-static char *prep_debs;
+static char *prep_debs;     /* this version's packages */
+static char *prep_old;      /* the same source as 0.0.9, to upgrade from */
 
 /* What the guest needs that a banger image does not have: the package's
  * dependencies (no mirror is reachable from the guest), and the
@@ -37,33 +38,36 @@ prepare (void)
   if (!bg_harness_mirror_reachable ())
     return "the Debian mirror (deb.debian.org) is not reachable: cannot build an image";
   prep_debs = g_dir_make_tmp ("banger-debs-XXXXXX", NULL);
+  prep_old = g_dir_make_tmp ("banger-debs-old-XXXXXX", NULL);
   script = g_build_filename (src, "tests", "package", "build-debs", NULL);
-  {
-    const char *argv[] = { "bash", script, src, prep_debs, NULL };
-    bg_harness_run_argv (argv, NULL, &status);
-    if (status != 0)
-      g_error ("building the package failed (%s)", prep_debs);
-  }
-  g_chmod (prep_debs, 0755);
+  for (guint i = 0; i < 2; i++)
+    {
+      const char *argv[] = { "bash", script, src, i ? prep_old : prep_debs, i ? "0.0.9" : NULL, NULL };
+      bg_harness_run_argv (argv, NULL, &status);
+      if (status != 0)
+        g_error ("building the package failed (%s)", i ? prep_old : prep_debs);
+      g_chmod (i ? prep_old : prep_debs, 0755);
+    }
   prep_home = bg_harness_build_image_full (NULL, "sysguest", FALSE, GUEST_PACKAGES);
   return NULL;
 }
 
-/* @name from the prepared files, readable by test user A. */
+/* The package named @prefix… in @dir, readable by test user A. */
 static char *
-prepared (const char *prefix)
+prepared (const char *dir,
+          const char *prefix)
 {
-  g_autoptr(GDir) d = g_dir_open (prep_debs, 0, NULL);
+  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
   const char *e;
 
   while ((e = g_dir_read_name (d)) != NULL)
     if (g_str_has_prefix (e, prefix) && g_str_has_suffix (e, "_amd64.deb"))
       {
-        char *path = g_build_filename (prep_debs, e, NULL);
+        char *path = g_build_filename (dir, e, NULL);
         g_chmod (path, 0644);
         return path;
       }
-  g_error ("no %s*.deb in %s", prefix, prep_debs);
+  g_error ("no %s*.deb in %s", prefix, dir);
 }
 
 static char *
@@ -82,7 +86,11 @@ static void
 test_package_under_systemd (void)
 {
   BgHarness *h = bg_harness_start (900);
-  g_autofree char *banger_deb = prepared ("banger_"), *nss_deb = prepared ("libnss-banger_");
+  g_autofree char *banger_deb = prepared (prep_debs, "banger_"), *nss_deb = prepared (prep_debs, "libnss-banger_");
+  g_autofree char *old_deb = prepared (prep_old, "banger_"), *old_nss = prepared (prep_old, "libnss-banger_");
+  g_autofree char *new_name = g_path_get_basename (banger_deb), *new_nss_name = g_path_get_basename (nss_deb);
+  g_autofree char *old_name = g_path_get_basename (old_deb), *old_nss_name = g_path_get_basename (old_nss);
+  g_autofree char *install = NULL, *upgrade = NULL, *upgraded = NULL, *ls_after = NULL;
   g_autofree char *home = g_strdup_printf ("%s/home-%s", h->tmp, BG_TEST_USER_A);
   g_autofree char *elf_path = g_build_filename (home, "vmlinux-tiny", NULL);
   g_autofree char *e = NULL, *ssh = NULL, *status = NULL, *caps = NULL, *up = NULL, *ls = NULL;
@@ -107,15 +115,18 @@ test_package_under_systemd (void)
   bg_harness_write_tiny_kernel (elf_path, BG_TEST_USER_A);
   to = g_strdup_printf ("%s:", vm->name);
   g_clear_pointer (&e, g_free);
-  if (cli (h, NULL, &e, "vm", "cp", banger_deb, nss_deb, g_getenv ("BANGER_TEST_VMM"), elf_path, to, NULL) != 0)
+  if (cli (h, NULL, &e, "vm", "cp", banger_deb, nss_deb, old_deb, old_nss, g_getenv ("BANGER_TEST_VMM"), elf_path,
+           to, NULL) != 0)
     g_error ("vm cp: %s", e);
 
-  /* Installed the Debian way; the VMM is the test VMM, root's alone; the
-   * user joins the banger group (the next SSH login has it). */
-  g_free (in_guest (h, vm, "sudo dpkg -i banger_*.deb libnss-banger_*.deb >/dev/null && "
-                           "sudo install -m 0755 -o root -g root bg-test-vmm /usr/local/bin/firecracker && "
-                           "printf '[mechanism]\\nidle-timeout=5\\n' | sudo tee -a /etc/banger/mechanism.conf >/dev/null && "
-                           "sudo usermod -aG banger \"$USER\""));
+  /* The older build installed the Debian way (the upgrade comes with a
+   * VM running); the VMM is the test VMM, root's alone; the user joins
+   * the banger group (the next SSH login has it). */
+  install = g_strdup_printf ("sudo dpkg -i %s %s >/dev/null && "
+                             "sudo install -m 0755 -o root -g root bg-test-vmm /usr/local/bin/firecracker && "
+                             "printf '[mechanism]\\nidle-timeout=5\\n' | sudo tee -a /etc/banger/mechanism.conf >/dev/null && "
+                             "sudo usermod -aG banger \"$USER\"", old_name, old_nss_name);
+  g_free (in_guest (h, vm, install));
 
   /* system status: all ok but what a TCG guest cannot have. */
   status = in_guest_status (h, vm, "banger system status", &rc);
@@ -134,9 +145,22 @@ test_package_under_systemd (void)
   g_assert_nonnull (strstr (ls, "\"name\" : \"t1\""));
   g_assert_nonnull (strstr (ls, "\"state\" : \"running\""));
 
+  /* The upgrade, with t1 running: the VM is still there, and the new
+   * mechanism (activated by the next call) manages it. */
+  upgrade = g_strdup_printf ("sudo dpkg -i --force-confold %s %s >/dev/null && dpkg-query -W -f '${Version}' banger",
+                             new_name, new_nss_name);
+  upgraded = in_guest (h, vm, upgrade);
+  g_assert_true (g_str_has_prefix (new_name, "banger_"));
+  g_assert_true (g_str_has_prefix (new_name + strlen ("banger_"), upgraded));
+  g_assert_cmpstr (upgraded, !=, "0.0.9");
+  ls_after = in_guest (h, vm, "banger vm ls --json");
+  g_assert_nonnull (strstr (ls_after, "\"name\" : \"t1\""));
+  g_assert_nonnull (strstr (ls_after, "\"state\" : \"running\""));
+
   /* Exactly the unit's capabilities: CHOWN FOWNER KILL SETGID SETUID
    * NET_ADMIN SYS_ADMIN MKNOD, bounding set and effective, no_new_privs. */
-  caps = in_guest (h, vm, "grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/$(pgrep -x banger-mechanis)/status");
+  caps = in_guest (h, vm, "banger system status >/dev/null; "
+                          "grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/$(pgrep -x banger-mechanis)/status");
   g_assert_nonnull (strstr (caps, "CapEff:\t00000000082010e9"));
   g_assert_nonnull (strstr (caps, "CapBnd:\t00000000082010e9"));
   g_assert_nonnull (strstr (caps, "NoNewPrivs:\t1"));
@@ -183,7 +207,7 @@ main (int argc, char **argv)
 {
   int rc = bg_harness_main_full (&argc, &argv, prepare, add_tests);
 
-  for (char **dir = (char *[]) { prep_home, prep_debs, NULL }; *dir; dir++)
+  for (char **dir = (char *[]) { prep_home, prep_debs, prep_old, NULL }; *dir; dir++)
     {
       const char *rm[] = { "rm", "-rf", "--", *dir, NULL };
       g_spawn_sync (NULL, (char **) rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
