@@ -121,7 +121,7 @@ bg_network_inspect (BgNetwork  *network,
       if (record_subnet (r, &net, &prefix, NULL))
         {
           net_state_set_subnet (s, net, prefix);
-          s->nat = bg_nft_in_place (s->bridge, s->subnet_text);
+          s->nat = bg_nft_in_place (network->nft, s->bridge, s->subnet_text);
         }
       s->uplink = g_strdup (bg_resource_get_string (r, "uplink"));
     }
@@ -196,7 +196,7 @@ adopt_bridge (BgNetwork    *network,
               GError      **error)
 {
   int ifindex = rtnl_link_get_ifindex (link);
-  g_autofree char *marked = bg_nft_marked_subnet (c->bridge);
+  g_autofree char *marked = bg_nft_marked_subnet (network->nft, c->bridge);
   guint32 net = 0, address;
   guint prefix = 0;
   GVariantBuilder b;
@@ -320,7 +320,7 @@ bg_network_ensure (BgNetwork  *network,
   if (s->uplink != NULL && !enable_forwarding (s->uplink, error))
     goto rollback;
 
-  if (!bg_nft_in_place (s->bridge, s->subnet_text) && !bg_nft_apply (s->bridge, s->subnet_text, error))
+  if (!bg_nft_in_place (network->nft, s->bridge, s->subnet_text) && !bg_nft_apply (network->nft, s->bridge, s->subnet_text, error))
     goto rollback;
   s->nat = TRUE;
 
@@ -345,7 +345,7 @@ rollback:
     bg_nl_link_delete (sk, c->bridge, NULL);
   if (new_record)
     {
-      bg_nft_remove (NULL);
+      bg_nft_remove (network->nft, NULL);
       bg_registry_remove (registry, r, NULL);
     }
   return NULL;
@@ -362,7 +362,7 @@ release_bridge (gpointer     self,
   if (sk == NULL || !bg_nl_link_delete (sk, resource->name, error))
     return FALSE;
   /* Dropping the table removes every banger rule at once. */
-  if (!bg_nft_remove (error))
+  if (!bg_nft_remove (network->nft, error))
     return FALSE;
   bg_hosts_remove (bg_daemon_get_run_dir (network->daemon));
   return TRUE;
@@ -389,7 +389,7 @@ bg_network_teardown (BgNetwork  *network,
   r = bg_registry_lookup (network->registry, "bridge", c->bridge);
   if (r == NULL)
     /* Nothing recorded: still drop a table a crash may have left. */
-    return bg_nft_remove (error);
+    return bg_nft_remove (network->nft, error);
   return bg_daemon_release_resource (network->daemon, r, error);
 }
 
@@ -407,6 +407,7 @@ bg_network_new (BgDaemon *daemon)
 
   network->daemon = daemon;
   network->registry = bg_daemon_get_registry (daemon);
+  network->nft = bg_nft_new ();
   bg_daemon_add_kind (daemon, &bridge_kind, network);
   bg_daemon_add_kind (daemon, &bg_tap_kind, network);
   return network;
@@ -415,5 +416,6 @@ bg_network_new (BgDaemon *daemon)
 void
 bg_network_free (BgNetwork *network)
 {
+  bg_nft_free (network->nft);
   g_free (network);
 }

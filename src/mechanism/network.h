@@ -12,6 +12,7 @@ G_BEGIN_DECLS
 struct _BgNetwork {
   BgDaemon   *daemon;
   BgRegistry *registry;
+  BgNft      *nft;
 };
 
 /* The network as it is: what EnsureNetwork() and NetworkInfo() report. */

@@ -17,26 +17,58 @@
 
 #define NFT_TABLE "banger"
 
+/* One libnftables context for the mechanism's life: a fresh one costs
+ * milliseconds to make and to fill its cache, and every call would make
+ * one. Its cache is no shortcut past the kernel: libnftables compares the
+ * ruleset's generation with the kernel's before each command and fetches
+ * it again when anyone (a person with nft, another tool) changed it. */
+struct _BgNft {
+  struct nft_ctx *ctx;
+};
+
+BgNft *
+bg_nft_new (void)
+{
+  return g_new0 (BgNft, 1);
+}
+
+void
+bg_nft_free (BgNft *nft)
+{
+  if (nft == NULL)
+    return;
+  if (nft->ctx != NULL)
+    nft_ctx_free (nft->ctx);
+  g_free (nft);
+}
+
 static gboolean
-nft_run (const char  *script,
+nft_run (BgNft       *nft,
+         const char  *script,
          char       **output,
          GError     **error)
 {
-  struct nft_ctx *nft = nft_ctx_new (NFT_CTX_DEFAULT);
+  const char *out, *err;
   gboolean ok;
 
-  nft_ctx_buffer_output (nft);
-  nft_ctx_buffer_error (nft);
-  ok = nft_run_cmd_from_buffer (nft, script) == 0;
+  if (nft->ctx == NULL)
+    {
+      nft->ctx = nft_ctx_new (NFT_CTX_DEFAULT);
+      nft_ctx_buffer_output (nft->ctx);
+      nft_ctx_buffer_error (nft->ctx);
+    }
+  ok = nft_run_cmd_from_buffer (nft->ctx, script) == 0;
+  /* Reading a buffer also empties it for the next command. */
+  out = nft_ctx_get_output_buffer (nft->ctx);
+  err = nft_ctx_get_error_buffer (nft->ctx);
   if (!ok)
     {
-      g_autofree char *msg = g_strdup (nft_ctx_get_error_buffer (nft));
+      g_autofree char *msg = g_strdup (err);
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "nftables refused the change: %s",
                    g_strstrip (msg));
     }
   else if (output)
-    *output = g_strdup (nft_ctx_get_output_buffer (nft));
-  nft_ctx_free (nft);
+    *output = g_strdup (out);
   return ok;
 }
 
@@ -50,13 +82,14 @@ marker (const char *bridge,
 /* The table exists, is the one for this bridge and subnet, and still has
  * its masquerade rule (a flush keeps a table's comment, not its rules). */
 gboolean
-bg_nft_in_place (const char *bridge,
+bg_nft_in_place (BgNft      *nft,
+                 const char *bridge,
                  const char *subnet)
 {
   g_autofree char *out = NULL;
   g_autofree char *want = marker (bridge, subnet);
 
-  if (!nft_run ("list table ip " NFT_TABLE, &out, NULL))
+  if (!nft_run (nft, "list table ip " NFT_TABLE, &out, NULL))
     return FALSE;
   return strstr (out, want) != NULL && strstr (out, "masquerade") != NULL;
 }
@@ -64,13 +97,14 @@ bg_nft_in_place (const char *bridge,
 /* The subnet banger's table says it was made for, if it names @bridge:
  * how a bridge the registry lost is known to be banger's. */
 char *
-bg_nft_marked_subnet (const char *bridge)
+bg_nft_marked_subnet (BgNft      *nft,
+                      const char *bridge)
 {
   g_autofree char *out = NULL;
   g_autofree char *want = g_strdup_printf ("\"banger bridge=%s subnet=", bridge);
   const char *at, *end;
 
-  if (!nft_run ("list table ip " NFT_TABLE, &out, NULL) || (at = strstr (out, want)) == NULL)
+  if (!nft_run (nft, "list table ip " NFT_TABLE, &out, NULL) || (at = strstr (out, want)) == NULL)
     return NULL;
   at += strlen (want);
   end = strchr (at, '"');
@@ -82,7 +116,8 @@ bg_nft_marked_subnet (const char *bridge)
  * moment with half the rules. Everything interpolated here comes from the
  * validated system config. */
 gboolean
-bg_nft_apply (const char  *bridge,
+bg_nft_apply (BgNft       *nft,
+              const char  *bridge,
               const char  *subnet,
               GError     **error)
 {
@@ -105,13 +140,14 @@ bg_nft_apply (const char  *bridge,
       "}\n",
       comment, subnet, bridge, bridge, bridge, bridge);
 
-  return nft_run (script, NULL, error);
+  return nft_run (nft, script, NULL, error);
 }
 
 gboolean
-bg_nft_remove (GError **error)
+bg_nft_remove (BgNft   *nft,
+               GError **error)
 {
-  return nft_run ("add table ip " NFT_TABLE "\ndelete table ip " NFT_TABLE "\n"
+  return nft_run (nft, "add table ip " NFT_TABLE "\ndelete table ip " NFT_TABLE "\n"
                   "add table bridge " NFT_TABLE "\ndelete table bridge " NFT_TABLE "\n", NULL, error);
 }
 
@@ -132,7 +168,8 @@ add_elements (GString    *script,
  * keeps the comment) is seen by its last rule being gone. Names, MACs and
  * addresses come from the registry, which only the mechanism writes. */
 gboolean
-bg_nft_apply_ports (const BgNftPort *ports,
+bg_nft_apply_ports (BgNft           *nft,
+                    const BgNftPort *ports,
                     guint            n_ports,
                     gboolean         isolate,
                     GError         **error)
@@ -157,7 +194,7 @@ bg_nft_apply_ports (const BgNftPort *ports,
     g_autofree char *digest = g_compute_checksum_for_string (G_CHECKSUM_SHA256, spec, -1);
     g_autofree char *listing = NULL;
 
-    if (nft_run ("list table bridge " NFT_TABLE, &listing, NULL) && strstr (listing, digest) != NULL &&
+    if (nft_run (nft, "list table bridge " NFT_TABLE, &listing, NULL) && strstr (listing, digest) != NULL &&
         strstr (listing, "\t\tdrop\n") != NULL)
       return TRUE;
     g_string_append_printf (script, "add table bridge " NFT_TABLE "\n"
@@ -187,5 +224,5 @@ bg_nft_apply_ports (const BgNftPort *ports,
                      "    drop\n"
                      "  }\n");
   g_string_append (script, "}\n");
-  return nft_run (script->str, NULL, error);
+  return nft_run (nft, script->str, NULL, error);
 }

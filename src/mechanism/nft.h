@@ -5,12 +5,19 @@
 
 G_BEGIN_DECLS
 
-gboolean bg_nft_in_place (const char  *bridge,
+BgNft   *bg_nft_new      (void);
+void     bg_nft_free     (BgNft       *nft);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgNft, bg_nft_free)
+
+gboolean bg_nft_in_place (BgNft       *nft,
+                          const char  *bridge,
                           const char  *subnet);
-gboolean bg_nft_apply    (const char  *bridge,
+gboolean bg_nft_apply    (BgNft       *nft,
+                          const char  *bridge,
                           const char  *subnet,
                           GError     **error);
-gboolean bg_nft_remove   (GError     **error);
+gboolean bg_nft_remove   (BgNft       *nft,
+                          GError     **error);
 
 /* A tap on the bridge and what its VM may send as. */
 typedef struct {
@@ -20,10 +27,12 @@ typedef struct {
   uid_t       owner;
 } BgNftPort;
 
-gboolean bg_nft_apply_ports (const BgNftPort *ports,
+gboolean bg_nft_apply_ports (BgNft           *nft,
+                             const BgNftPort *ports,
                              guint            n_ports,
                              gboolean         isolate,
                              GError         **error);
-char    *bg_nft_marked_subnet (const char *bridge);
+char    *bg_nft_marked_subnet (BgNft      *nft,
+                               const char *bridge);
 
 G_END_DECLS

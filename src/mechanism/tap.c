@@ -96,7 +96,7 @@ bg_network_apply_ports (BgNetwork  *network,
       if (t->state == BG_RESOURCE_READY && orphan == NULL && p.mac != NULL && p.address != NULL)
         g_array_append_val (ports, p);
     }
-  return bg_nft_apply_ports ((BgNftPort *) ports->data, ports->len, c->isolate, error);
+  return bg_nft_apply_ports (network->nft, (BgNftPort *) ports->data, ports->len, c->isolate, error);
 }
 
 const BgResourceKind bg_tap_kind = {

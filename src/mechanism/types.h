@@ -29,6 +29,9 @@ typedef struct _BgNetState BgNetState;
 struct _BgNetwork;
 typedef struct _BgNetwork BgNetwork;
 
+struct _BgNft;
+typedef struct _BgNft BgNft;
+
 struct _BgStorage;
 typedef struct _BgStorage BgStorage;
 

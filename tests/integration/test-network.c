@@ -730,6 +730,34 @@ test_taps_send_only_as_their_vm (Fixture *f, gconstpointer data)
   close (fb1);
 }
 
+/* The mechanism keeps one nftables context for its life; its cache must
+ * not hide rules changed behind its back: flushed and deleted by hand
+ * while it runs, they are seen gone on the next call and made again. */
+static void
+test_rules_changed_by_hand_are_seen (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Tap) one = create_tap (f, BG_TEST_USER_A, "one");
+  g_autoptr(Tap) two = NULL;
+  GPid pid = bg_harness_mechanism_pid (f->h);
+  g_autofree char *nat = NULL, *ports = NULL, *gone = NULL;
+
+  g_assert_cmpint (pid, >, 0);
+  must ("nft", "flush", "table", "ip", "banger", NULL);
+  must ("nft", "delete", "table", "bridge", "banger", NULL);
+  gone = run ("nft", "list", "table", "bridge", "banger", NULL);
+  g_assert_null (gone);
+
+  two = create_tap (f, BG_TEST_USER_A, "two");
+  g_assert_cmpint (bg_harness_mechanism_pid (f->h), ==, pid);
+  nat = run ("nft", "list", "table", "ip", "banger", NULL);
+  g_assert_nonnull (nat);
+  g_assert_nonnull (strstr (nat, "masquerade"));
+  ports = run ("nft", "list", "table", "bridge", "banger", NULL);
+  g_assert_nonnull (ports);
+  g_assert_nonnull (strstr (ports, one->tap));
+  g_assert_nonnull (strstr (ports, two->tap));
+}
+
 static void
 add_tests (void)
 {
@@ -746,6 +774,7 @@ add_tests (void)
   ADD ("/network/teardown-only-when-no-taps-remain", test_teardown_only_when_no_taps_remain);
   ADD ("/network/cli-system-network-shows-taps", test_cli_system_network_shows_taps);
   ADD ("/network/taps-send-only-as-their-vm", test_taps_send_only_as_their_vm);
+  ADD ("/network/rules-changed-by-hand-are-seen", test_rules_changed_by_hand_are_seen);
 }
 
 int
