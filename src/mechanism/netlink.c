@@ -3,12 +3,17 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/ethtool.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/ip.h>
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <netlink/route/addr.h>
 #include <netlink/route/link/bridge.h>
+#include <netlink/route/link/inet.h>
 #include <netlink/route/route.h>
 
 #include "bg-error.h"
@@ -94,6 +99,54 @@ bg_nl_link_name (BgNlSock *sk,
   if (ifindex <= 0 || rtnl_link_get_kernel (sk, ifindex, NULL, &link) < 0)
     return NULL;
   return g_strdup (rtnl_link_get_name (link));
+}
+
+/* What the forwarding sysctl does besides setting the bit: LRO off, so
+ * frames merged on receive are not forwarded as one. A device without
+ * ethtool flags (a bridge) or with LRO off is left alone; one whose LRO
+ * cannot be turned off is only warned about, as the kernel does. */
+static void
+disable_lro (const char *name)
+{
+  struct ethtool_value ev = { .cmd = ETHTOOL_GFLAGS };
+  struct ifreq ifr = { 0 };
+  g_auto(BgFd) fd = socket (AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+  g_strlcpy (ifr.ifr_name, name, sizeof ifr.ifr_name);
+  ifr.ifr_data = (void *) &ev;
+  if (fd < 0 || ioctl (fd, SIOCETHTOOL, &ifr) < 0 || !(ev.data & ETH_FLAG_LRO))
+    return;
+  ev.cmd = ETHTOOL_SFLAGS;
+  ev.data &= ~ETH_FLAG_LRO;
+  if (ioctl (fd, SIOCETHTOOL, &ifr) < 0)
+    g_warning ("Cannot turn LRO off on %s, which forwards VM traffic: %s", name, g_strerror (errno));
+}
+
+/* IPv4 forwarding on @name through netlink (IFLA_INET_CONF), so the
+ * mechanism needs no /proc/sys; set only when it is off. */
+gboolean
+bg_nl_link_enable_forwarding (BgNlSock    *sk,
+                              const char  *name,
+                              GError     **error)
+{
+  g_autoptr(BgNlLink) link = bg_nl_link_get (sk, name);
+  g_autoptr(BgNlLink) change = NULL;
+  uint32_t on = 0;
+  int err;
+
+  if (link == NULL)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot enable forwarding on %s: no such device", name);
+      return FALSE;
+    }
+  disable_lro (name);
+  if (rtnl_link_inet_get_conf (link, IPV4_DEVCONF_FORWARDING, &on) == 0 && on)
+    return TRUE;
+  change = rtnl_link_alloc ();
+  if ((err = rtnl_link_inet_set_conf (change, IPV4_DEVCONF_FORWARDING, 1)) < 0 ||
+      (err = rtnl_link_change (sk, link, change, 0)) < 0)
+    return nl_fail (error, err, "cannot enable forwarding on %s", name);
+  return TRUE;
 }
 
 gboolean

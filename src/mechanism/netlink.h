@@ -18,6 +18,9 @@ void      bg_nl_close             (BgNlSock      *sk);
 BgNlLink *bg_nl_link_get          (BgNlSock      *sk,
                                    const char    *name);
 void      bg_nl_link_unref        (BgNlLink      *link);
+gboolean  bg_nl_link_enable_forwarding (BgNlSock  *sk,
+                                        const char *name,
+                                        GError   **error);
 char     *bg_nl_link_name         (BgNlSock      *sk,
                                    int            ifindex);
 gboolean  bg_nl_link_up           (BgNlSock      *sk,

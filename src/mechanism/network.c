@@ -152,38 +152,6 @@ check_no_clash (BgNlSock    *sk,
   return FALSE;
 }
 
-static gboolean
-forwarding_enabled (const char *ifname)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/sys/net/ipv4/conf/%s/forwarding", ifname);
-  g_autofree char *text = NULL;
-
-  return g_file_get_contents (path, &text, NULL, NULL) && text[0] == '1';
-}
-
-static gboolean
-enable_forwarding (const char  *ifname,
-                   GError     **error)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/sys/net/ipv4/conf/%s/forwarding", ifname);
-  int fd;
-
-  if (forwarding_enabled (ifname))
-    return TRUE;
-  fd = open (path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0 || write (fd, "1\n", 2) != 2)
-    {
-      int errsv = errno;
-      if (fd >= 0)
-        close (fd);
-      g_set_error (error, BG_ERROR, BG_ERROR_FAILED,
-                   "cannot enable forwarding on %s: %s", ifname, g_strerror (errsv));
-      return FALSE;
-    }
-  close (fd);
-  return TRUE;
-}
-
 /* A bridge named in network.conf that exists while the registry has no
  * record of it: banger's own if its nft table names it, or if nothing but
  * banger's taps are on it (the registry was wiped); then it is recorded
@@ -314,10 +282,10 @@ bg_network_ensure (BgNetwork  *network,
     goto rollback;
 
   /* Forward on the bridge (VM to world) and on the uplink (replies back). */
-  if (!enable_forwarding (c->bridge, error))
+  if (!bg_nl_link_enable_forwarding (sk, c->bridge, error))
     goto rollback;
   s->uplink = c->uplink ? g_strdup (c->uplink) : bg_nl_link_name (sk, bg_routes_default_oif (routes));
-  if (s->uplink != NULL && !enable_forwarding (s->uplink, error))
+  if (s->uplink != NULL && !bg_nl_link_enable_forwarding (sk, s->uplink, error))
     goto rollback;
 
   if (!bg_nft_in_place (network->nft, s->bridge, s->subnet_text) && !bg_nft_apply (network->nft, s->bridge, s->subnet_text, error))

@@ -282,7 +282,9 @@ bg_vmm_reap (BgVmm *vmm)
 /* ---- sockets ---- */
 
 /* Gives the socket @name in the jail's run dir to the caller, through an
- * O_PATH fd so the object checked is the object chowned. */
+ * O_PATH fd so the object checked is the object chowned. Made root's
+ * first, so the mode is set by its owner (no CAP_FOWNER), then the
+ * caller's: the VMM cannot change it in between. */
 static gboolean
 hand_over (BgVmm       *vmm,
            const char  *name,
@@ -311,7 +313,8 @@ hand_over (BgVmm       *vmm,
       return FALSE;
     }
   proc = g_strdup_printf ("/proc/self/fd/%d", fd);
-  if (fchownat (fd, "", vmm->owner, -1, AT_EMPTY_PATH) < 0 || chmod (proc, 0600) < 0)
+  if (fchownat (fd, "", 0, -1, AT_EMPTY_PATH) < 0 || chmod (proc, 0600) < 0 ||
+      fchownat (fd, "", vmm->owner, -1, AT_EMPTY_PATH) < 0)
     {
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot hand %s over: %s", name, g_strerror (errno));
       return FALSE;
