@@ -196,6 +196,14 @@ check_done (GObject      *source,
                               "not authorized: %s needs authentication and no polkit agent answered; "
                               "run banger from a terminal or a desktop session, or ask an administrator "
                               "to add you to the banger group (usermod -aG banger USER)", action);
+      else if (allows_interaction (call))
+        /* An agent may have asked: then a wrong or dismissed password
+         * ends here as well as a plain "no". */
+        bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
+                              "not authorized: polkit refused %s (authentication failed or was dismissed, "
+                              "or it is not allowed to you at all); try again, or ask an administrator to "
+                              "add you to the banger group (usermod -aG banger USER, then log in again)",
+                              action);
       else
         bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
                               "not authorized: polkit refused %s. Outside an active desktop session "
