@@ -29,8 +29,9 @@ cli (BgHarness *h, char **out, char **err, const char *first, ...)
   int n = 1;
 
   va_start (ap, first);
-  while (n < 11 && (a[n] = va_arg (ap, const char *)) != NULL)
-    n++;
+  while ((a[n] = va_arg (ap, const char *)) != NULL)
+    if (++n == 11)
+      g_error ("cli(): at most 10 arguments after \"%s\"", first);
   va_end (ap);
   return bg_harness_run_cli (h, BG_TEST_USER_A, out, err, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8],
                              a[9], a[10], NULL);
