@@ -238,6 +238,19 @@ make_new_vm (BgStateStore *store,
   ok = bg_vm_pin_host_key (r, dir, undo, error) && bg_vm_write_config_drive (r, config, dir, error) && bg_vm_check_interrupt (error);
 
 out:
+  if (!ok && thread != NULL && error != NULL && g_error_matches (*error, G_FILE_ERROR, G_FILE_ERROR_NOSPC))
+    {
+      /* Out of space writing the record while the disk is copied into
+       * the same directory: the copy's error, which says what to do, is
+       * the one to show. It fails on its next write, so it is waited
+       * for, not stopped. */
+      g_thread_join (g_steal_pointer (&thread));
+      if (work.error != NULL)
+        {
+          g_clear_error (error);
+          g_propagate_error (error, g_steal_pointer (&work.error));
+        }
+    }
   if (!ok)
     {
       /* Stops a disk copy still running; the flag then says again

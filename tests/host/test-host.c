@@ -445,6 +445,7 @@ test_state_dir_full (void)
   g_assert_no_errno (mount ("tmpfs", vms, "tmpfs", MS_NOSUID | MS_NODEV, "size=32m,mode=0700"));
   g_assert_no_errno (chown (vms, pw->pw_uid, pw->pw_gid));
   g_assert_cmpint (banger (NULL, &err, "vm", "up", "full", "--no-wait", NULL), ==, 1);
+  g_test_message ("vm up on a full state dir: %s", err);
   g_assert_nonnull (strstr (err, "No space left on device"));
   g_assert_nonnull (strstr (err, "free some space"));
   g_assert_nonnull (strstr (err, "everything this run created was removed"));
