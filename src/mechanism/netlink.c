@@ -123,7 +123,8 @@ disable_lro (const char *name)
 }
 
 /* IPv4 forwarding on @name through netlink (IFLA_INET_CONF), so the
- * mechanism needs no /proc/sys; set only when it is off. */
+ * mechanism needs no /proc/sys; set, with LRO turned off, only when it is
+ * off, as the sysctl does. */
 gboolean
 bg_nl_link_enable_forwarding (BgNlSock    *sk,
                               const char  *name,
@@ -139,9 +140,9 @@ bg_nl_link_enable_forwarding (BgNlSock    *sk,
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot enable forwarding on %s: no such device", name);
       return FALSE;
     }
-  disable_lro (name);
   if (rtnl_link_inet_get_conf (link, IPV4_DEVCONF_FORWARDING, &on) == 0 && on)
     return TRUE;
+  disable_lro (name);
   change = rtnl_link_alloc ();
   if ((err = rtnl_link_inet_set_conf (change, IPV4_DEVCONF_FORWARDING, 1)) < 0 ||
       (err = rtnl_link_change (sk, link, change, 0)) < 0)
