@@ -4,9 +4,16 @@
  * the mechanism only its recorded PID and start time are left; a PID is
  * trusted only while the process that has it still started when the
  * recorded one did, so a PID the kernel reused is never signalled.
+ *
+ * The mechanism has no CAP_KILL: it signals a VMM with the authority of
+ * the VMM's own uid, from a short-lived child that has become that uid.
+ * So it can kill its own children and processes of that uid, and
+ * nothing else, whatever a record says.
  */
+#include <errno.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bg-fd.h"
@@ -23,6 +30,40 @@ bg_pidfd_send_signal (int pidfd,
                       int sig)
 {
   return syscall (SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+/* SIGKILLs the process behind @pidfd, which runs as @uid (a jail uid;
+ * or root, before the jail dropped to it). 0, or -1 with errno set. */
+int
+bg_pidfd_kill (int   pidfd,
+               uid_t uid)
+{
+  pid_t child;
+  int status;
+
+  if (bg_pidfd_send_signal (pidfd, SIGKILL) == 0)
+    return 0;
+  if (errno != EPERM || uid == 0)
+    return -1;
+  child = fork ();
+  if (child < 0)
+    return -1;
+  if (child == 0)
+    {
+      /* Only async-signal-safe calls here: raw system calls, then _exit. */
+      if (syscall (SYS_setresuid, uid, uid, uid) < 0)
+        _exit (EPERM);
+      _exit (syscall (SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0 ? 0 : errno);
+    }
+  while (waitpid (child, &status, 0) < 0)
+    if (errno != EINTR)
+      return -1;
+  if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+    {
+      errno = WIFEXITED (status) ? WEXITSTATUS (status) : ECHILD;
+      return -1;
+    }
+  return 0;
 }
 
 /* The process's start time (clock ticks since boot), or 0 if it is gone. */
@@ -44,12 +85,13 @@ bg_proc_start_time (pid_t pid)
   return start;
 }
 
-/* SIGKILLs @pid if it is still the process that started at @start_time;
- * TRUE if it was (and so was killed). The pidfd is taken first, so the
- * process checked is the process signalled. */
+/* SIGKILLs @pid, as @uid, if it is still the process that started at
+ * @start_time; TRUE if it was (and so was killed). The pidfd is taken
+ * first, so the process checked is the process signalled. */
 gboolean
 bg_proc_kill_if_same (pid_t   pid,
-                      guint64 start_time)
+                      guint64 start_time,
+                      uid_t   uid)
 {
   g_auto(BgFd) pidfd = -1;
 
@@ -57,5 +99,5 @@ bg_proc_kill_if_same (pid_t   pid,
     return FALSE;
   if (bg_proc_start_time (pid) != start_time)
     return FALSE;
-  return bg_pidfd_send_signal (pidfd, SIGKILL) == 0;
+  return bg_pidfd_kill (pidfd, uid) == 0;
 }

@@ -10,7 +10,10 @@ guint64  bg_proc_start_time    (pid_t    pid);
 int      bg_pidfd_open         (pid_t    pid);
 int      bg_pidfd_send_signal  (int      pidfd,
                                 int      sig);
+int      bg_pidfd_kill         (int      pidfd,
+                                uid_t    uid);
 gboolean bg_proc_kill_if_same  (pid_t    pid,
-                                guint64  start_time);
+                                guint64  start_time,
+                                uid_t    uid);
 
 G_END_DECLS

@@ -73,6 +73,21 @@ run_dir (BgVms *vms)
   return bg_daemon_get_run_dir (vms->daemon);
 }
 
+/* The VMM process a record names: its PID, start time and jail uid (0
+ * for what the record lacks). */
+static void
+recorded_process (BgResource *r,
+                  guint64    *pid,
+                  guint64    *start,
+                  guint32    *uid)
+{
+  *pid = *start = 0;
+  *uid = 0;
+  g_variant_lookup (r->details, "pid", "t", pid);
+  g_variant_lookup (r->details, "start-time", "t", start);
+  g_variant_lookup (r->details, "uid", "u", uid);
+}
+
 /* Undoes what a VM had, whatever of it exists: its process (if still
  * there and still the same), its tap's loan to the jail uid, its jail.
  * Tolerates every part being gone already. */
@@ -82,12 +97,12 @@ undo_vm (BgVms       *vms,
          GError     **error)
 {
   const char *tap = bg_resource_get_string (r, "tap");
-  guint64 pid = 0, start = 0;
+  guint64 pid, start;
+  guint32 uid;
   g_autoptr(GError) local = NULL;
 
-  g_variant_lookup (r->details, "pid", "t", &pid);
-  g_variant_lookup (r->details, "start-time", "t", &start);
-  bg_proc_kill_if_same (pid, start);
+  recorded_process (r, &pid, &start, &uid);
+  bg_proc_kill_if_same (pid, start, uid);
   bg_storage_unshare_bases (vms->storage, r->name, NULL);
   if (tap != NULL && !bg_tap_set_owner (tap, r->owner, &local))
     g_debug ("Could not give tap %s back to uid %u: %s", tap, (guint) r->owner, local->message);
@@ -412,6 +427,7 @@ bg_vms_launch (BgVms           *vms,
 
   /* A running VMM (or one being started) is pending work: no idle exit. */
   vmm = bg_vmm_new (id, p->vm_name, owner, vmm_exited, vms);
+  vmm->uid = jail_uid;
   bg_daemon_hold (vms->daemon);
   g_hash_table_replace (vms->running, g_strdup (id), vmm);
   if (!launch_vmm (vms, vmm, r, g_steal_fd (&vmm_fd), dynamic, jail_uid, p, &error))
@@ -461,13 +477,13 @@ bg_vms_kill (BgVms       *vms,
              GError     **error)
 {
   BgVmm *vmm = g_hash_table_lookup (vms->running, r->name);
-  guint64 pid = 0, start = 0;
+  guint64 pid, start;
+  guint32 uid;
 
   if (vmm != NULL)
     return bg_vmm_kill (vmm, error);
-  g_variant_lookup (r->details, "pid", "t", &pid);
-  g_variant_lookup (r->details, "start-time", "t", &start);
-  bg_proc_kill_if_same (pid, start);
+  recorded_process (r, &pid, &start, &uid);
+  bg_proc_kill_if_same (pid, start, uid);
   return TRUE;
 }
 
@@ -502,14 +518,14 @@ bg_vms_recover (BgVms *vms)
     {
       BgResource *r = all->pdata[i];
       const char *name = bg_resource_get_string (r, "vm");
-      guint64 pid = 0, start = 0;
+      guint64 pid, start;
+      guint32 uid;
       g_autoptr(GError) error = NULL;
       BgVmm *vmm;
 
       if (r->state != BG_RESOURCE_READY || name == NULL)
         continue;
-      g_variant_lookup (r->details, "pid", "t", &pid);
-      g_variant_lookup (r->details, "start-time", "t", &start);
+      recorded_process (r, &pid, &start, &uid);
       if (pid == 0 || start == 0 || bg_proc_start_time (pid) != start)
         {
           g_message ("VM %s is gone; cleaning up", r->name);
@@ -519,6 +535,7 @@ bg_vms_recover (BgVms *vms)
         }
       vmm = bg_vmm_new (r->name, name, r->owner, vmm_exited, vms);
       vmm->pid = pid;
+      vmm->uid = uid;
       vmm->tap = g_strdup (bg_resource_get_string (r, "tap"));
       bg_daemon_hold (vms->daemon);
       g_hash_table_replace (vms->running, g_strdup (r->name), vmm);

@@ -251,7 +251,7 @@ bg_vmm_kill (BgVmm   *vmm,
 {
   Vmm *v = (Vmm *) vmm;
 
-  if (v->pidfd >= 0 && bg_pidfd_send_signal (v->pidfd, SIGKILL) < 0 && errno != ESRCH)
+  if (v->pidfd >= 0 && bg_pidfd_kill (v->pidfd, vmm->uid) < 0 && errno != ESRCH)
     {
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot kill the VMM: %s", g_strerror (errno));
       return FALSE;
@@ -269,11 +269,11 @@ bg_vmm_reap (BgVmm *vmm)
   g_clear_handle_id (&v->pidfd_source, g_source_remove);
   if (vmm->pid > 0)
     {
-      if (v->pidfd >= 0)
-        bg_pidfd_send_signal (v->pidfd, SIGKILL);
-      else
-        kill (vmm->pid, SIGKILL);
-      if (vmm->is_child)
+      g_auto(BgFd) own = v->pidfd < 0 ? bg_pidfd_open (vmm->pid) : -1;
+      int fd = v->pidfd >= 0 ? v->pidfd : own;
+      gboolean gone = (fd >= 0 ? bg_pidfd_kill (fd, vmm->uid) : kill (vmm->pid, SIGKILL)) == 0 || errno == ESRCH;
+
+      if (vmm->is_child && gone)
         waitpid (vmm->pid, NULL, 0);
     }
   vmm->pid = 0;

@@ -23,6 +23,7 @@ struct _BgVmm {
   char     *id;           /* u<uid>-<name>: the registry entry */
   char     *vm_name;
   uid_t     owner;
+  uid_t     uid;          /* the jail uid it runs as: it is signalled as that uid */
   BgJail   *jail;         /* NULL for a VMM adopted after a restart */
   GPid      pid;
   gboolean  is_child;
