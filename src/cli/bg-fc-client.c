@@ -126,22 +126,21 @@ bg_fc_client_request (BgFcClient  *client,
   }
 }
 
+/* Sends @body, an a{sv} (a floating one is taken), as the JSON object
+ * it maps to: every request body of the API is one. */
 static gboolean
-send_object (BgFcClient  *client,
-             const char  *method,
-             const char  *path,
-             JsonBuilder *b,
-             GError     **error)
+send_body (BgFcClient  *client,
+           const char  *method,
+           const char  *path,
+           GVariant    *body,
+           GError     **error)
 {
-  g_autoptr(JsonNode) body = json_builder_get_root (b);
-  g_autoptr(JsonNode) reply = bg_fc_client_request (client, method, path, body, error);
+  g_autoptr(GVariant) owned = g_variant_ref_sink (body);
+  g_autoptr(JsonNode) node = json_gvariant_serialize (owned);
+  g_autoptr(JsonNode) reply = bg_fc_client_request (client, method, path, node, error);
 
   return reply != NULL;
 }
-
-#define MEMBER_STRING(b, k, v) G_STMT_START { json_builder_set_member_name (b, k); json_builder_add_string_value (b, v); } G_STMT_END
-#define MEMBER_INT(b, k, v)    G_STMT_START { json_builder_set_member_name (b, k); json_builder_add_int_value (b, v); } G_STMT_END
-#define MEMBER_BOOL(b, k, v)   G_STMT_START { json_builder_set_member_name (b, k); json_builder_add_boolean_value (b, v); } G_STMT_END
 
 gboolean
 bg_fc_configure_machine (BgFcClient  *client,
@@ -149,13 +148,9 @@ bg_fc_configure_machine (BgFcClient  *client,
                          guint        mem_mib,
                          GError     **error)
 {
-  g_autoptr(JsonBuilder) b = json_builder_new ();
-
-  json_builder_begin_object (b);
-  MEMBER_INT (b, "vcpu_count", vcpus);
-  MEMBER_INT (b, "mem_size_mib", mem_mib);
-  json_builder_end_object (b);
-  return send_object (client, "PUT", "/machine-config", b, error);
+  return send_body (client, "PUT", "/machine-config",
+                    g_variant_new_parsed ("{'vcpu_count': <%u>, 'mem_size_mib': <%u>}", vcpus, mem_mib),
+                    error);
 }
 
 gboolean
@@ -165,16 +160,14 @@ bg_fc_set_boot_source (BgFcClient  *client,
                        const char  *initrd,
                        GError     **error)
 {
-  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_auto(GVariantDict) body = G_VARIANT_DICT_INIT (NULL);
 
-  json_builder_begin_object (b);
-  MEMBER_STRING (b, "kernel_image_path", kernel);
+  g_variant_dict_insert (&body, "kernel_image_path", "s", kernel);
   if (boot_args)
-    MEMBER_STRING (b, "boot_args", boot_args);
+    g_variant_dict_insert (&body, "boot_args", "s", boot_args);
   if (initrd)
-    MEMBER_STRING (b, "initrd_path", initrd);
-  json_builder_end_object (b);
-  return send_object (client, "PUT", "/boot-source", b, error);
+    g_variant_dict_insert (&body, "initrd_path", "s", initrd);
+  return send_body (client, "PUT", "/boot-source", g_variant_dict_end (&body), error);
 }
 
 gboolean
@@ -185,16 +178,13 @@ bg_fc_add_drive (BgFcClient  *client,
                  gboolean     read_only,
                  GError     **error)
 {
-  g_autoptr(JsonBuilder) b = json_builder_new ();
   g_autofree char *url = g_strdup_printf ("/drives/%s", drive_id);
 
-  json_builder_begin_object (b);
-  MEMBER_STRING (b, "drive_id", drive_id);
-  MEMBER_STRING (b, "path_on_host", path);
-  MEMBER_BOOL (b, "is_root_device", is_root);
-  MEMBER_BOOL (b, "is_read_only", read_only);
-  json_builder_end_object (b);
-  return send_object (client, "PUT", url, b, error);
+  return send_body (client, "PUT", url,
+                    g_variant_new_parsed ("{'drive_id': <%s>, 'path_on_host': <%s>, "
+                                          "'is_root_device': <%b>, 'is_read_only': <%b>}",
+                                          drive_id, path, is_root, read_only),
+                    error);
 }
 
 gboolean
@@ -204,16 +194,14 @@ bg_fc_add_network (BgFcClient  *client,
                    const char  *guest_mac,
                    GError     **error)
 {
-  g_autoptr(JsonBuilder) b = json_builder_new ();
   g_autofree char *url = g_strdup_printf ("/network-interfaces/%s", iface_id);
+  g_auto(GVariantDict) body = G_VARIANT_DICT_INIT (NULL);
 
-  json_builder_begin_object (b);
-  MEMBER_STRING (b, "iface_id", iface_id);
-  MEMBER_STRING (b, "host_dev_name", tap);
+  g_variant_dict_insert (&body, "iface_id", "s", iface_id);
+  g_variant_dict_insert (&body, "host_dev_name", "s", tap);
   if (guest_mac)
-    MEMBER_STRING (b, "guest_mac", guest_mac);
-  json_builder_end_object (b);
-  return send_object (client, "PUT", url, b, error);
+    g_variant_dict_insert (&body, "guest_mac", "s", guest_mac);
+  return send_body (client, "PUT", url, g_variant_dict_end (&body), error);
 }
 
 gboolean
@@ -222,30 +210,9 @@ bg_fc_set_vsock (BgFcClient  *client,
                  const char  *uds_path,
                  GError     **error)
 {
-  g_autoptr(JsonBuilder) b = json_builder_new ();
-
-  json_builder_begin_object (b);
-  MEMBER_INT (b, "guest_cid", guest_cid);
-  MEMBER_STRING (b, "uds_path", uds_path);
-  json_builder_end_object (b);
-  return send_object (client, "PUT", "/vsock", b, error);
-}
-
-/* A body of one string member: {"@key": "@value"}. */
-static gboolean
-send_string (BgFcClient  *client,
-             const char  *method,
-             const char  *path,
-             const char  *key,
-             const char  *value,
-             GError     **error)
-{
-  g_autoptr(JsonBuilder) b = json_builder_new ();
-
-  json_builder_begin_object (b);
-  MEMBER_STRING (b, key, value);
-  json_builder_end_object (b);
-  return send_object (client, method, path, b, error);
+  return send_body (client, "PUT", "/vsock",
+                    g_variant_new_parsed ("{'guest_cid': <%u>, 'uds_path': <%s>}", guest_cid, uds_path),
+                    error);
 }
 
 gboolean
@@ -253,7 +220,8 @@ bg_fc_action (BgFcClient  *client,
               const char  *action_type,
               GError     **error)
 {
-  return send_string (client, "PUT", "/actions", "action_type", action_type, error);
+  return send_body (client, "PUT", "/actions",
+                    g_variant_new_parsed ("{'action_type': <%s>}", action_type), error);
 }
 
 /* "Paused" or "Resumed". */
@@ -262,7 +230,7 @@ bg_fc_set_state (BgFcClient  *client,
                  const char  *state,
                  GError     **error)
 {
-  return send_string (client, "PATCH", "/vm", "state", state, error);
+  return send_body (client, "PATCH", "/vm", g_variant_new_parsed ("{'state': <%s>}", state), error);
 }
 
 /* "Not started", "Running" or "Paused", from GET /. */
