@@ -117,9 +117,11 @@ bad:
   return FALSE;
 }
 
-/* For people: "53.1M", "2.0G", "912K", "17B" (binary units). */
-char *
-bg_format_size_human (guint64 bytes)
+/* @bytes in the largest binary unit: exactly ("2G", "512M"; bytes when
+ * no unit divides it) or, for people, to a tenth ("53.1M", "17B"). */
+static char *
+format_size (guint64  bytes,
+             gboolean exact)
 {
   static const char units[] = "KMGT";
 
@@ -127,25 +129,42 @@ bg_format_size_human (guint64 bytes)
     {
       guint64 unit = G_GUINT64_CONSTANT (1) << (10 * (i + 1));
 
-      if (bytes >= unit)
+      if (exact && bytes >= unit && bytes % unit == 0)
+        return g_strdup_printf ("%" G_GUINT64_FORMAT "%c", bytes / unit, units[i]);
+      if (!exact && bytes >= unit)
         return g_strdup_printf ("%.1f%c", (double) bytes / unit, units[i]);
     }
-  return g_strdup_printf ("%" G_GUINT64_FORMAT "B", bytes);
+  return g_strdup_printf (exact ? "%" G_GUINT64_FORMAT : "%" G_GUINT64_FORMAT "B", bytes);
+}
+
+char *
+bg_format_size_human (guint64 bytes)
+{
+  return format_size (bytes, FALSE);
 }
 
 char *
 bg_format_size (guint64 bytes)
 {
-  static const char units[] = "KMGT";
+  return format_size (bytes, TRUE);
+}
 
-  for (int i = 3; i >= 0; i--)
-    {
-      guint64 unit = G_GUINT64_CONSTANT (1) << (10 * (i + 1));
+/* FALSE, with "@field: " (when there is a field) before the message. */
+static gboolean G_GNUC_PRINTF (3, 4)
+refuse (GError     **error,
+        const char  *field,
+        const char  *format,
+        ...)
+{
+  g_autofree char *message = NULL;
+  va_list args;
 
-      if (bytes >= unit && bytes % unit == 0)
-        return g_strdup_printf ("%" G_GUINT64_FORMAT "%c", bytes / unit, units[i]);
-    }
-  return g_strdup_printf ("%" G_GUINT64_FORMAT, bytes);
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "%s%s%s",
+               field ? field : "", field ? ": " : "", message);
+  return FALSE;
 }
 
 /* Firecracker takes 1..32 vCPUs, "either 1 or an even number". */
@@ -154,14 +173,10 @@ bg_validate_cpus (const char  *field,
                   gint64       cpus,
                   GError     **error)
 {
-  if (cpus < 1 || cpus > BG_MAX_CPUS || (cpus != 1 && cpus % 2 != 0))
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-                   "%s%s%" G_GINT64_FORMAT " vCPUs is not allowed; use 1 or an even number up to %d",
-                   field ? field : "", field ? ": " : "", cpus, BG_MAX_CPUS);
-      return FALSE;
-    }
-  return TRUE;
+  if (cpus == 1 || (cpus >= 2 && cpus <= BG_MAX_CPUS && cpus % 2 == 0))
+    return TRUE;
+  return refuse (error, field, "%" G_GINT64_FORMAT " vCPUs is not allowed; use 1 or an even number up to %d",
+                 cpus, BG_MAX_CPUS);
 }
 
 gboolean
@@ -169,14 +184,10 @@ bg_validate_memory (const char  *field,
                     gint64       mib,
                     GError     **error)
 {
-  if (mib < BG_MIN_MEMORY_MIB || mib > BG_MAX_MEMORY_MIB)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-                   "%s%s%" G_GINT64_FORMAT " MiB is out of range; use %d to %d MiB",
-                   field ? field : "", field ? ": " : "", mib, BG_MIN_MEMORY_MIB, BG_MAX_MEMORY_MIB);
-      return FALSE;
-    }
-  return TRUE;
+  if (mib >= BG_MIN_MEMORY_MIB && mib <= BG_MAX_MEMORY_MIB)
+    return TRUE;
+  return refuse (error, field, "%" G_GINT64_FORMAT " MiB is out of range; use %d to %d MiB",
+                 mib, BG_MIN_MEMORY_MIB, BG_MAX_MEMORY_MIB);
 }
 
 gboolean
@@ -184,14 +195,9 @@ bg_validate_disk_size (const char  *field,
                        guint64      bytes,
                        GError     **error)
 {
-  if (bytes < BG_MIN_DISK_BYTES || bytes > BG_MAX_DISK_BYTES)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-                   "%s%ssize is out of range; use 256M to 16T",
-                   field ? field : "", field ? ": " : "");
-      return FALSE;
-    }
-  return TRUE;
+  if (bytes >= BG_MIN_DISK_BYTES && bytes <= BG_MAX_DISK_BYTES)
+    return TRUE;
+  return refuse (error, field, "size is out of range; use 256M to 16T");
 }
 
 BgConfig *
