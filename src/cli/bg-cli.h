@@ -62,8 +62,12 @@ gboolean bg_cli_expect_args (const char  *command_path,
                              GError     **error);
 
 void     bg_cli_print_json  (JsonNode    *node);
+gboolean bg_cli_print_built (JsonBuilder *builder);
 void     bg_cli_warn        (const char  *format,
                              ...) G_GNUC_PRINTF (1, 2);
+gboolean bg_cli_done        (BgCli       *cli,
+                             const char  *format,
+                             ...) G_GNUC_PRINTF (2, 3);
 char    *bg_cli_format_age  (gint64       since_unix);
 
 /* A text table: columns padded to their widest cell. */

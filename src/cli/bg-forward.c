@@ -12,6 +12,7 @@
 #include <glib-unix.h>
 
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "bg-forward.h"
 
 #define SPLICE_CHUNK   (1024 * 1024)
@@ -88,15 +89,10 @@ conn_free (Conn *c)
       g_source_unref (c->source);
     }
   for (guint i = 0; i < 2; i++)
-    {
-      for (guint k = 0; k < 2; k++)
-        if (c->dir[i].pipe[k] >= 0)
-          close (c->dir[i].pipe[k]);
-    }
-  if (c->client >= 0)
-    close (c->client);
-  if (c->guest >= 0)
-    close (c->guest);
+    for (guint k = 0; k < 2; k++)
+      bg_fd_clear (&c->dir[i].pipe[k]);
+  bg_fd_clear (&c->client);
+  bg_fd_clear (&c->guest);
   g_free (c->peer);
   g_free (c);
 }
@@ -354,8 +350,7 @@ static void
 flow_free (Flow *w)
 {
   g_clear_handle_id (&w->watch, g_source_remove);
-  if (w->fd >= 0)
-    close (w->fd);
+  bg_fd_clear (&w->fd);
   g_bytes_unref (w->key);
   g_free (w);
 }
@@ -452,8 +447,7 @@ static void
 listener_free (Listener *l)
 {
   g_clear_handle_id (&l->watch, g_source_remove);
-  if (l->fd >= 0)
-    close (l->fd);
+  bg_fd_clear (&l->fd);
   g_clear_pointer (&l->flows, g_hash_table_unref);
   g_free (l->shown);
   g_free (l);

@@ -17,6 +17,7 @@
 #include "bg-bootcheck.h"
 #include "bg-disk.h"
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "bg-file.h"
 #include "bg-image.h"
 #include "bg-names.h"
@@ -318,14 +319,10 @@ check_boot (BgImage     *image,
             GError     **error)
 {
   g_autoptr(BgBootCheck) check = NULL;
-  int kfd = open (kernel, O_RDONLY | O_CLOEXEC);
-  int ifd = image->initrd ? open (image->initrd, O_RDONLY | O_CLOEXEC) : -1;
+  g_auto(BgFd) kfd = open (kernel, O_RDONLY | O_CLOEXEC);
+  g_auto(BgFd) ifd = image->initrd ? open (image->initrd, O_RDONLY | O_CLOEXEC) : -1;
 
   check = kfd >= 0 ? bg_boot_check_run (kfd, rootfs, ifd, error) : NULL;
-  if (kfd >= 0)
-    close (kfd);
-  if (ifd >= 0)
-    close (ifd);
   if (check == NULL)
     return FALSE;
   /* Layered needs banger-init in the image, and overlayfs unless the

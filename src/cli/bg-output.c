@@ -95,6 +95,16 @@ bg_cli_print_json (JsonNode *node)
   g_print ("%s\n", text);
 }
 
+/* Prints what @builder built; TRUE, to end a command with. */
+gboolean
+bg_cli_print_built (JsonBuilder *builder)
+{
+  g_autoptr(JsonNode) root = json_builder_get_root (builder);
+
+  bg_cli_print_json (root);
+  return TRUE;
+}
+
 void
 bg_cli_warn (const char *format,
              ...)
@@ -106,6 +116,25 @@ bg_cli_warn (const char *format,
   msg = g_strdup_vprintf (format, args);
   va_end (args);
   g_printerr ("banger: warning: %s\n", msg);
+}
+
+/* What a command did, as one line for people (not with --json, whose
+ * output is the command's result or nothing); TRUE, to end with. */
+gboolean
+bg_cli_done (BgCli      *cli,
+             const char *format,
+             ...)
+{
+  g_autofree char *msg = NULL;
+  va_list args;
+
+  if (cli->json)
+    return TRUE;
+  va_start (args, format);
+  msg = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_print ("%s\n", msg);
+  return TRUE;
 }
 
 char *

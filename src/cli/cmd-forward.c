@@ -89,7 +89,6 @@ list_forwards (BgCli      *cli,
   if (cli->json)
     {
       g_autoptr(JsonBuilder) b = json_builder_new ();
-      g_autoptr(JsonNode) root = NULL;
 
       json_builder_begin_array (b);
       for (guint i = 0; i < list->len; i++)
@@ -108,9 +107,7 @@ list_forwards (BgCli      *cli,
           json_builder_end_object (b);
         }
       json_builder_end_array (b);
-      root = json_builder_get_root (b);
-      bg_cli_print_json (root);
-      return TRUE;
+      return bg_cli_print_built (b);
     }
   if (list->len == 0)
     {

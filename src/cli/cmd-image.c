@@ -420,11 +420,8 @@ cmd_rm (BgCli    *cli,
                    strchr (users->str, ',') ? "them" : "it");
       return FALSE;
     }
-  if (!bg_image_remove (dir, argv[1], error))
-    return FALSE;
-  if (!cli->json)
-    g_print ("Removed image %s%s%s.\n", argv[1], users->len ? "; it was used by " : "", users->str);
-  return TRUE;
+  return bg_image_remove (dir, argv[1], error) &&
+         bg_cli_done (cli, "Removed image %s%s%s.", argv[1], users->len ? "; it was used by " : "", users->str);
 }
 
 const BgCommand bg_image_commands[] = {

@@ -41,7 +41,6 @@ cmd_status (BgCli    *cli,
   if (cli->json)
     {
       g_autoptr(JsonBuilder) b = json_builder_new ();
-      g_autoptr(JsonNode) root = NULL;
 
       json_builder_begin_object (b);
       json_builder_set_member_name (b, "ok");
@@ -68,8 +67,7 @@ cmd_status (BgCli    *cli,
         }
       json_builder_end_array (b);
       json_builder_end_object (b);
-      root = json_builder_get_root (b);
-      bg_cli_print_json (root);
+      bg_cli_print_built (b);
     }
   else
     for (guint i = 0; i < checks->len; i++)
@@ -134,7 +132,6 @@ cmd_network (BgCli    *cli,
   if (cli->json)
     {
       g_autoptr(JsonBuilder) b = json_builder_new ();
-      g_autoptr(JsonNode) root = NULL;
       GVariantIter iter;
       const char *key;
       GVariant *value;
@@ -171,9 +168,7 @@ cmd_network (BgCli    *cli,
         }
       json_builder_end_array (b);
       json_builder_end_object (b);
-      root = json_builder_get_root (b);
-      bg_cli_print_json (root);
-      return TRUE;
+      return bg_cli_print_built (b);
     }
 
   {

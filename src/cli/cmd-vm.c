@@ -286,13 +286,9 @@ cmd_stop (BgCli *cli, int argc, char **argv, GError **error)
     { NULL }
   };
 
-  if (!parse_name (cli, &argc, &argv, "Stop a VM: Ctrl-Alt-Del, then kill after a timeout.", entries, error))
-    return FALSE;
-  if (!bg_vm_stop (cli, argv[1], force, MAX (timeout, 1), error))
-    return FALSE;
-  if (!cli->json)
-    g_print ("Stopped %s.\n", argv[1]);
-  return TRUE;
+  return parse_name (cli, &argc, &argv, "Stop a VM: Ctrl-Alt-Del, then kill after a timeout.", entries, error) &&
+         bg_vm_stop (cli, argv[1], force, MAX (timeout, 1), error) &&
+         bg_cli_done (cli, "Stopped %s.", argv[1]);
 }
 
 static gboolean
@@ -334,14 +330,11 @@ cmd_rm (BgCli *cli, int argc, char **argv, GError **error)
     { NULL }
   };
 
-  if (!parse_name (cli, &argc, &argv,
-                   "Remove a VM: stop it, then delete its disk, tap, name, pinned key and state.",
-                   entries, error) ||
-      !bg_vm_remove (cli, argv[1], force, error))
-    return FALSE;
-  if (!cli->json)
-    g_print ("Removed %s.\n", argv[1]);
-  return TRUE;
+  return parse_name (cli, &argc, &argv,
+                     "Remove a VM: stop it, then delete its disk, tap, name, pinned key and state.",
+                     entries, error) &&
+         bg_vm_remove (cli, argv[1], force, error) &&
+         bg_cli_done (cli, "Removed %s.", argv[1]);
 }
 
 static gboolean
