@@ -4,9 +4,9 @@
  * Devices are tried by the mechanism, which is what opens them: a user
  * needs no access to /dev/kvm (the jail gets a node of its own).
  */
-#include <polkit/polkit.h>
 #include <unistd.h>
 
+#include "bg-auth.h"
 #include "bg-build.h"
 #include "bg-client.h"
 #include "bg-config.h"
@@ -75,24 +75,18 @@ check_policy (BgCheck *c)
 static void
 check_authorization (BgCheck *c)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(PolkitAuthority) authority = polkit_authority_get_sync (NULL, &error);
-  g_autoptr(PolkitSubject) subject = polkit_unix_process_new_for_owner (getpid (), 0, getuid ());
   guint yes = 0, ask = 0;
 
-  if (authority == NULL)
-    return set (c, FALSE, g_strdup_printf ("polkit is not available: %s", error->message),
-                "install and start polkitd");
   /* The three a user needs for VMs of their own; admin is for others'. */
   for (guint i = 0; i < 3; i++)
     {
-      g_autoptr(PolkitAuthorizationResult) r =
-        polkit_authority_check_authorization_sync (authority, subject, actions[i], NULL,
-                                                   POLKIT_CHECK_AUTHORIZATION_FLAGS_NONE, NULL, NULL);
-      if (r != NULL && polkit_authorization_result_get_is_authorized (r))
-        yes++;
-      else if (r != NULL && polkit_authorization_result_get_is_challenge (r))
-        ask++;
+      g_autoptr(GError) error = NULL;
+      BgAuthAnswer answer;
+
+      if (!bg_auth_query (actions[i], &answer, &error))
+        return set (c, FALSE, g_strdup (error->message), "install and start polkitd");
+      yes += answer == BG_AUTH_YES;
+      ask += answer == BG_AUTH_ASK;
     }
   if (yes == 3)
     return set (c, TRUE, g_strdup ("you may run VMs without a password"), NULL);

@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <json-glib/json-glib.h>
+
 #include "harness.h"
 
 #define E_NOT_AUTHORIZED "org.banger.Mechanism1.Error.NotAuthorized"
@@ -389,6 +391,43 @@ test_unanswered_prompts_hold_nothing_of_others (Fixture *f, gconstpointer data)
   unlink (rules);
 }
 
+/* The CLI asks polkit about itself (no mechanism, no prompt) where it
+ * must know ahead: `system status`, and `vm up` before it would spend
+ * minutes building the default image. */
+static void
+test_cli_asks_polkit_ahead (Fixture *f, gconstpointer data)
+{
+  g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL, *out3 = NULL, *err3 = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  JsonArray *checks;
+  const char *status = NULL, *detail = NULL;
+
+  bg_harness_run_cli (f->h, BG_TEST_USER_A, &out, &err, "system", "status", "--json", NULL);
+  g_assert_true (json_parser_load_from_data (parser, out, -1, NULL));
+  checks = json_object_get_array_member (json_node_get_object (json_parser_get_root (parser)), "checks");
+  for (guint i = 0; i < json_array_get_length (checks); i++)
+    {
+      JsonObject *c = json_array_get_object_element (checks, i);
+      if (g_str_equal (json_object_get_string_member (c, "name"), "authorization"))
+        {
+          status = json_object_get_string_member (c, "status");
+          detail = json_object_get_string_member (c, "detail");
+        }
+    }
+  g_assert_cmpstr (status, ==, "missing");
+  g_assert_nonnull (strstr (detail, "polkit refuses you the banger actions"));
+
+  /* Refused before building: the error says so, and no image was begun. */
+  g_assert_cmpint (bg_harness_run_cli (f->h, BG_TEST_USER_A, &out2, &err2, "vm", "up", "pre", "--no-wait", NULL), ==, 1);
+  g_test_message ("vm up: %s", err2);
+  g_assert_nonnull (strstr (err2, "banger did not build it: not authorized: polkit refuses org.banger.network to you"));
+
+  bg_harness_set_group_rule (f->h, TRUE);
+  bg_harness_run_cli (f->h, BG_TEST_USER_A, &out3, &err3, "system", "status", NULL);
+  g_assert_nonnull (strstr (out3, "you may run VMs without a password"));
+  bg_harness_set_group_rule (f->h, FALSE);
+}
+
 static void
 add_tests (void)
 {
@@ -406,6 +445,7 @@ add_tests (void)
   ADD ("/mechanism/registry-survives-restart", test_registry_survives_restart, 0);
   ADD ("/mechanism/introspection-is-documented", test_introspection_is_documented, 0);
   ADD ("/mechanism/cli-status-sees-the-mechanism", test_cli_status_sees_the_mechanism, 0);
+  ADD ("/mechanism/cli-asks-polkit-ahead", test_cli_asks_polkit_ahead, 0);
 }
 
 int
