@@ -156,14 +156,13 @@ refuse (GError     **error,
         const char  *format,
         ...)
 {
-  g_autofree char *message = NULL;
   va_list args;
 
   va_start (args, format);
-  message = g_strdup_vprintf (format, args);
+  g_propagate_error (error, g_error_new_valist (BG_ERROR, BG_ERROR_INVALID_ARGUMENT, format, args));
   va_end (args);
-  g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "%s%s%s",
-               field ? field : "", field ? ": " : "", message);
+  if (field != NULL)
+    g_prefix_error (error, "%s: ", field);
   return FALSE;
 }
 
