@@ -36,7 +36,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
@@ -478,8 +477,10 @@ jail_child (void *data)
 
   if (setrlimit (RLIMIT_NOFILE, &nofile) < 0 || setrlimit (RLIMIT_CORE, &core) < 0)
     child_fail (a, FAIL_LIMITS);
-  if (setgroups (0, NULL) < 0 || setresgid (a->gid, a->gid, a->gid) < 0 ||
-      setresuid (a->uid, a->uid, a->uid) < 0)
+  /* Raw system calls: glibc's wrappers would signal the mechanism's
+   * other threads, which this clone()d child does not have. */
+  if (syscall (SYS_setgroups, 0, NULL) < 0 || syscall (SYS_setresgid, a->gid, a->gid, a->gid) < 0 ||
+      syscall (SYS_setresuid, a->uid, a->uid, a->uid) < 0)
     child_fail (a, FAIL_DROP);
   if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl (PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
     child_fail (a, FAIL_NNP);

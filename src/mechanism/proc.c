@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -83,6 +84,27 @@ bg_proc_start_time (pid_t pid)
   if (g_strv_length (fields) > 19)
     g_ascii_string_to_unsigned (fields[19], 10, 0, G_MAXUINT64, &start, NULL);
   return start;
+}
+
+/* The real uid of @pid, or (uid_t) -1 if it is gone. Read from its
+ * status, not from /proc/PID's owner: a VMM is not dumpable, which makes
+ * its /proc entries root's. */
+uid_t
+bg_proc_uid (pid_t pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/status", (int) pid);
+  g_autofree char *text = NULL, *real = NULL;
+  const char *line;
+  guint64 uid;
+
+  if (pid <= 0 || !g_file_get_contents (path, &text, NULL, NULL) ||
+      (line = strstr (text, "\nUid:\t")) == NULL)
+    return (uid_t) -1;
+  line += strlen ("\nUid:\t");
+  real = g_strndup (line, strcspn (line, "\t\n"));
+  if (!g_ascii_string_to_unsigned (real, 10, 0, G_MAXUINT32, &uid, NULL))
+    return (uid_t) -1;
+  return (uid_t) uid;
 }
 
 /* SIGKILLs @pid, as @uid, if it is still the process that started at

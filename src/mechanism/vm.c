@@ -526,7 +526,10 @@ bg_vms_recover (BgVms *vms)
       if (r->state != BG_RESOURCE_READY || name == NULL)
         continue;
       recorded_process (r, &pid, &start, &uid);
-      if (pid == 0 || start == 0 || bg_proc_start_time (pid) != start)
+      /* The record names a process; the kernel says whether it is
+       * still that VM's: the same start time, and its jail uid. */
+      if (pid == 0 || start == 0 || bg_proc_start_time (pid) != start ||
+          (uid != 0 && bg_proc_uid (pid) != uid))
         {
           g_message ("VM %s is gone; cleaning up", r->name);
           if (!bg_daemon_release_resource (vms->daemon, r, &error))

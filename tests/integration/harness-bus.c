@@ -402,12 +402,13 @@ on_polkit_changed (GDBusConnection *c, const char *sender, const char *path, con
   g_main_loop_quit (w->loop);
 }
 
-/* A process of test user A to ask polkitd about: sleep, once setpriv has
- * made it A's. */
-static GPid
-spawn_user_a_process (guint64 *start_time)
+/* A process of @user (sleep, once setpriv has made it @user's), and its
+ * start time: to ask polkitd about, or to name in a record. */
+GPid
+bg_harness_spawn_user_process (const char *user,
+                               guint64    *start_time)
 {
-  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+  struct passwd *pw = getpwnam (user);
   g_autofree char *uid = g_strdup_printf ("--reuid=%u", pw->pw_uid);
   g_autofree char *gid = g_strdup_printf ("--regid=%u", pw->pw_gid);
   g_autofree char *want = g_strdup_printf ("Uid:\t%u\t", pw->pw_uid);
@@ -434,7 +435,7 @@ spawn_user_a_process (guint64 *start_time)
         }
       g_usleep (1000);
     }
-  g_error ("setpriv did not become %s", BG_TEST_USER_A);
+  g_error ("setpriv did not become %s", user);
 }
 
 /* polkitd's own verdict on org.banger.network for a process of user A. */
@@ -478,7 +479,7 @@ bg_harness_set_group_rule (BgHarness *h,
   Waiter w = { g_main_loop_new (NULL, FALSE), FALSE, 0 };
   gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
   guint64 start_time = 0;
-  GPid member = spawn_user_a_process (&start_time);
+  GPid member = bg_harness_spawn_user_process (BG_TEST_USER_A, &start_time);
   guint sub;
 
   sub = g_dbus_connection_signal_subscribe (h->bus, NULL, "org.freedesktop.PolicyKit1.Authority",

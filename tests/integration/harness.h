@@ -56,6 +56,8 @@ char         *bg_call_result_lookup    (BgCallResult *r,
 void          bg_harness_set_group_rule (BgHarness   *h,
                                         gboolean      enabled);
 guint32       bg_harness_uid           (const char   *user);
+GPid          bg_harness_spawn_user_process (const char *user,
+                                             guint64    *start_time);
 GPid          bg_harness_mechanism_pid (BgHarness    *h);
 gboolean      bg_harness_wait_name_gone (BgHarness   *h,
                                         guint         timeout_s);

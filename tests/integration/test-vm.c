@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <glib/gstdio.h>
 #include <gio/gunixinputstream.h>
+#include <json-glib/json-glib.h>
 
 #include "harness.h"
 
@@ -865,6 +866,55 @@ test_vm_exits_reach_only_their_owner (Fixture *f, gconstpointer data)
   g_assert_cmpstr (heard_b, ==, "");
 }
 
+/* The registry is a record, not the truth. A record forged to name a
+ * process of user B (with its real start time) is not adopted after a
+ * restart: the process does not run as the VM's jail uid. And the
+ * cleanup that follows cannot kill it: the mechanism has no CAP_KILL and
+ * signals a VMM as the VMM's own jail uid. */
+static void
+test_forged_record_kills_nothing_else (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Launched) l = launch (f, BG_TEST_USER_A, "forged", NULL);
+  g_autofree char *id = id_of (BG_TEST_USER_A, "forged");
+  g_autofree char *leaf = g_strdup_printf ("%s.json", id);
+  g_autofree char *path = g_build_filename (f->h->run_dir, "registry", "vm", leaf, NULL);
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  g_autoptr(GVariant) details = NULL, forged = NULL;
+  g_autofree char *printed = NULL;
+  GVariantDict dict;
+  JsonObject *o;
+  guint64 start = 0;
+  GPid victim;
+
+  /* The mechanism goes (its VMM is left for the next one), then the VMM. */
+  kill (bg_harness_mechanism_pid (f->h), SIGTERM);
+  g_assert_true (bg_harness_wait_name_gone (f->h, 20));
+  kill ((pid_t) l->pid, SIGKILL);
+
+  victim = bg_harness_spawn_user_process (BG_TEST_USER_B, &start);
+  g_assert_true (json_parser_load_from_file (parser, path, NULL));
+  o = json_node_get_object (json_parser_get_root (parser));
+  details = g_variant_parse (G_VARIANT_TYPE_VARDICT, json_object_get_string_member (o, "details"),
+                             NULL, NULL, NULL);
+  g_assert_nonnull (details);
+  g_variant_dict_init (&dict, details);
+  g_variant_dict_insert (&dict, "pid", "t", (guint64) victim);
+  g_variant_dict_insert (&dict, "start-time", "t", start);
+  forged = g_variant_ref_sink (g_variant_dict_end (&dict));
+  printed = g_variant_print (forged, TRUE);
+  json_object_set_string_member (o, "details", printed);
+  json_generator_set_root (gen, json_parser_get_root (parser));
+  g_assert_true (json_generator_to_file (gen, path, NULL));
+
+  /* Activated again: the VM is found gone and cleaned up; B's process
+   * still runs. */
+  g_assert_true (nothing_left (f, id));
+  g_assert_cmpint (waitpid (victim, NULL, WNOHANG), ==, 0);
+  kill (victim, SIGKILL);
+  waitpid (victim, NULL, 0);
+}
+
 static void
 add_tests (void)
 {
@@ -881,6 +931,7 @@ add_tests (void)
   ADD ("/vm/hostile-vmm-stays-confined", test_hostile_vmm_stays_confined);
   ADD ("/vm/console-never-uses-the-root-reserve", test_console_never_uses_the_root_reserve);
   ADD ("/vm/vm-exits-reach-only-their-owner", test_vm_exits_reach_only_their_owner);
+  ADD ("/vm/forged-record-kills-nothing-else", test_forged_record_kills_nothing_else);
 }
 
 int
