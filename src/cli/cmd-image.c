@@ -20,10 +20,7 @@ compare_names (gconstpointer a,
 }
 
 static gboolean
-cmd_ls (BgCli    *cli,
-        int       argc,
-        char    **argv,
-        GError  **error)
+cmd_ls (BgCli *cli, int argc, char **argv, GError **error)
 {
   g_autofree char *dir_path = bg_paths_images_dir ();
   g_autoptr(GDir) dir = NULL;
@@ -82,10 +79,7 @@ cmd_ls (BgCli    *cli,
 }
 
 static gboolean
-cmd_show (BgCli    *cli,
-          int       argc,
-          char    **argv,
-          GError  **error)
+cmd_show (BgCli *cli, int argc, char **argv, GError **error)
 {
   g_autofree char *dir = bg_paths_images_dir ();
   g_autoptr(BgImage) image = NULL;
@@ -242,10 +236,7 @@ build_job (BgCli    *cli,
 }
 
 static gboolean
-cmd_import (BgCli    *cli,
-            int       argc,
-            char    **argv,
-            GError  **error)
+cmd_import (BgCli *cli, int argc, char **argv, GError **error)
 {
   g_autofree char *kernel = NULL, *rootfs = NULL, *initrd = NULL, *cmdline = NULL;
   g_autofree char *dir = bg_paths_images_dir ();
@@ -294,10 +285,7 @@ valid_package (const char *p)
 }
 
 static gboolean
-cmd_build (BgCli    *cli,
-           int       argc,
-           char    **argv,
-           GError  **error)
+cmd_build (BgCli *cli, int argc, char **argv, GError **error)
 {
   g_autofree char *suite = g_strdup ("bookworm"), *mirror = NULL, *packages = NULL, *size = NULL;
   g_autofree char *dir = bg_paths_images_dir ();
@@ -368,10 +356,7 @@ cmd_build (BgCli    *cli,
 }
 
 static gboolean
-cmd_rm (BgCli    *cli,
-        int       argc,
-        char    **argv,
-        GError  **error)
+cmd_rm (BgCli *cli, int argc, char **argv, GError **error)
 {
   g_autofree char *dir = bg_paths_images_dir ();
   g_autoptr(BgStateStore) store = bg_state_store_new_default ();

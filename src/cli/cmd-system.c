@@ -14,10 +14,7 @@ check_status (const BgCheck *c)
 }
 
 static gboolean
-cmd_status (BgCli    *cli,
-            int       argc,
-            char    **argv,
-            GError  **error)
+cmd_status (BgCli *cli, int argc, char **argv, GError **error)
 {
   g_autoptr(GArray) checks = NULL;
   gboolean all_ok = TRUE;
@@ -99,10 +96,7 @@ add_variant_member (JsonBuilder *b,
 }
 
 static gboolean
-cmd_network (BgCli    *cli,
-             int       argc,
-             char    **argv,
-             GError  **error)
+cmd_network (BgCli *cli, int argc, char **argv, GError **error)
 {
   g_autoptr(GVariant) info_reply = NULL;
   g_autoptr(GVariant) list_reply = NULL;
@@ -218,10 +212,7 @@ cmd_network (BgCli    *cli,
 }
 
 static gboolean
-cmd_cleanup (BgCli    *cli,
-             int       argc,
-             char    **argv,
-             GError  **error)
+cmd_cleanup (BgCli *cli, int argc, char **argv, GError **error)
 {
   gboolean dry_run = FALSE, all_users = FALSE;
   GOptionEntry entries[] = {

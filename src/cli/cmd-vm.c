@@ -28,10 +28,7 @@ format_memory (guint mib)
 }
 
 static gboolean
-cmd_ls (BgCli    *cli,
-        int       argc,
-        char    **argv,
-        GError  **error)
+cmd_ls (BgCli *cli, int argc, char **argv, GError **error)
 {
   g_autoptr(BgStateStore) store = NULL;
   g_autoptr(GPtrArray) records = NULL;
@@ -93,10 +90,7 @@ cmd_ls (BgCli    *cli,
 }
 
 static gboolean
-cmd_show (BgCli    *cli,
-          int       argc,
-          char    **argv,
-          GError  **error)
+cmd_show (BgCli *cli, int argc, char **argv, GError **error)
 {
   g_autoptr(BgStateStore) store = NULL;
   g_autoptr(BgVmRecord) r = NULL;
@@ -168,10 +162,7 @@ parse_name (BgCli        *cli,
 }
 
 static gboolean
-cmd_up (BgCli    *cli,
-        int       argc,
-        char    **argv,
-        GError  **error)
+cmd_up (BgCli *cli, int argc, char **argv, GError **error)
 {
   g_autoptr(BgConfig) config = NULL;
   g_autofree char *image = NULL, *disk = NULL;
