@@ -426,8 +426,7 @@ bg_vms_launch (BgVms           *vms,
     }
 
   /* A running VMM (or one being started) is pending work: no idle exit. */
-  vmm = bg_vmm_new (id, p->vm_name, owner, vmm_exited, vms);
-  vmm->uid = jail_uid;
+  vmm = bg_vmm_new (id, p->vm_name, owner, jail_uid, vmm_exited, vms);
   bg_daemon_hold (vms->daemon);
   g_hash_table_replace (vms->running, g_strdup (id), vmm);
   if (!launch_vmm (vms, vmm, r, g_steal_fd (&vmm_fd), dynamic, jail_uid, p, &error))
@@ -536,9 +535,8 @@ bg_vms_recover (BgVms *vms)
             g_warning ("%s", error->message);
           continue;
         }
-      vmm = bg_vmm_new (r->name, name, r->owner, vmm_exited, vms);
+      vmm = bg_vmm_new (r->name, name, r->owner, uid, vmm_exited, vms);
       vmm->pid = pid;
-      vmm->uid = uid;
       vmm->tap = g_strdup (bg_resource_get_string (r, "tap"));
       bg_daemon_hold (vms->daemon);
       g_hash_table_replace (vms->running, g_strdup (r->name), vmm);

@@ -55,6 +55,7 @@ BgVmm *
 bg_vmm_new (const char    *id,
             const char    *vm_name,
             uid_t          owner,
+            uid_t          uid,
             BgVmmExitFunc  on_exit,
             gpointer       user_data)
 {
@@ -63,6 +64,7 @@ bg_vmm_new (const char    *id,
   v->pub.id = g_strdup (id);
   v->pub.vm_name = g_strdup (vm_name);
   v->pub.owner = owner;
+  v->pub.uid = uid;
   v->pub.loop_fd = v->pub.config_loop_fd = -1;
   v->on_exit = on_exit;
   v->exit_data = user_data;

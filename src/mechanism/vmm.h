@@ -37,6 +37,7 @@ struct _BgVmm {
 BgVmm   *bg_vmm_new            (const char      *id,
                                 const char      *vm_name,
                                 uid_t            owner,
+                                uid_t            uid,
                                 BgVmmExitFunc    on_exit,
                                 gpointer         user_data);
 void     bg_vmm_free           (BgVmm           *vmm);
