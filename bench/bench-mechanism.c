@@ -179,11 +179,9 @@ bench (void)
       g_assert_no_error (error);
       g_variant_get (r, "(&sst@a{sv})", &api, NULL, NULL, NULL);
       fc = bg_fc_client_new (api);
-      if (!bg_fc_configure_machine (fc, 2, 256, &error) ||
-          !bg_fc_set_boot_source (fc, "/vmlinux", "console=ttyS0", NULL, &error) ||
-          !bg_fc_add_drive (fc, "rootfs", "/rootfs", TRUE, FALSE, &error) ||
-          !bg_fc_add_network (fc, "eth0", tap_name, mac, &error) ||
-          !bg_fc_set_vsock (fc, 3, "/run/vsock.sock", &error) ||
+      if (!bg_fc_configure (fc, &(BgFcMachine) { 2, 256, "/vmlinux", NULL, "console=ttyS0",
+                                                 (BgFcDrive[]) { { "rootfs", "/rootfs", TRUE, FALSE }, { NULL } },
+                                                 tap_name, mac, 3, "/run/vsock.sock" }, &error) ||
           !bg_fc_action (fc, "InstanceStart", &error))
         g_error ("%s", error->message);
       g_array_append_vals (full, &(double) { now_ms () - t0 }, 1);

@@ -296,11 +296,9 @@ baseline_once (const char *dir, const char *kernel, const char *rootfs)
     }
   close (ino);
   fc = bg_fc_client_new (sock);
-  if (!bg_fc_configure_machine (fc, 2, 1024, &error) ||
-      !bg_fc_set_boot_source (fc, kernel, "console=ttyS0", NULL, &error) ||
-      !bg_fc_add_drive (fc, "rootfs", rootfs, TRUE, FALSE, &error) ||
-      !bg_fc_add_network (fc, "eth0", "bench-tap", "02:00:00:00:00:01", &error) ||
-      !bg_fc_set_vsock (fc, 3, vsock, &error) ||
+  if (!bg_fc_configure (fc, &(BgFcMachine) { 2, 1024, kernel, NULL, "console=ttyS0",
+                                             (BgFcDrive[]) { { "rootfs", rootfs, TRUE, FALSE }, { NULL } },
+                                             "bench-tap", "02:00:00:00:00:01", 3, vsock }, &error) ||
       !bg_fc_action (fc, "InstanceStart", &error))
     g_error ("baseline: %s", error->message);
   t = now_ms () - t0;

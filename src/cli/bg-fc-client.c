@@ -142,76 +142,49 @@ send_body (BgFcClient  *client,
   return reply != NULL;
 }
 
-gboolean
-bg_fc_configure_machine (BgFcClient  *client,
-                         guint        vcpus,
-                         guint        mem_mib,
-                         GError     **error)
+static gboolean
+add_drive (BgFcClient       *client,
+           const BgFcDrive  *drive,
+           GError          **error)
 {
-  return send_body (client, "PUT", "/machine-config",
-                    g_variant_new_parsed ("{'vcpu_count': <%u>, 'mem_size_mib': <%u>}", vcpus, mem_mib),
-                    error);
-}
-
-gboolean
-bg_fc_set_boot_source (BgFcClient  *client,
-                       const char  *kernel,
-                       const char  *boot_args,
-                       const char  *initrd,
-                       GError     **error)
-{
-  g_auto(GVariantDict) body = G_VARIANT_DICT_INIT (NULL);
-
-  g_variant_dict_insert (&body, "kernel_image_path", "s", kernel);
-  if (boot_args)
-    g_variant_dict_insert (&body, "boot_args", "s", boot_args);
-  if (initrd)
-    g_variant_dict_insert (&body, "initrd_path", "s", initrd);
-  return send_body (client, "PUT", "/boot-source", g_variant_dict_end (&body), error);
-}
-
-gboolean
-bg_fc_add_drive (BgFcClient  *client,
-                 const char  *drive_id,
-                 const char  *path,
-                 gboolean     is_root,
-                 gboolean     read_only,
-                 GError     **error)
-{
-  g_autofree char *url = g_strdup_printf ("/drives/%s", drive_id);
+  g_autofree char *url = g_strdup_printf ("/drives/%s", drive->id);
 
   return send_body (client, "PUT", url,
                     g_variant_new_parsed ("{'drive_id': <%s>, 'path_on_host': <%s>, "
                                           "'is_root_device': <%b>, 'is_read_only': <%b>}",
-                                          drive_id, path, is_root, read_only),
+                                          drive->id, drive->path, drive->is_root, drive->read_only),
                     error);
 }
 
 gboolean
-bg_fc_add_network (BgFcClient  *client,
-                   const char  *iface_id,
-                   const char  *tap,
-                   const char  *guest_mac,
-                   GError     **error)
+bg_fc_configure (BgFcClient         *client,
+                 const BgFcMachine  *m,
+                 GError            **error)
 {
-  g_autofree char *url = g_strdup_printf ("/network-interfaces/%s", iface_id);
-  g_auto(GVariantDict) body = G_VARIANT_DICT_INIT (NULL);
+  g_auto(GVariantDict) boot = G_VARIANT_DICT_INIT (NULL);
+  g_auto(GVariantDict) net = G_VARIANT_DICT_INIT (NULL);
 
-  g_variant_dict_insert (&body, "iface_id", "s", iface_id);
-  g_variant_dict_insert (&body, "host_dev_name", "s", tap);
-  if (guest_mac)
-    g_variant_dict_insert (&body, "guest_mac", "s", guest_mac);
-  return send_body (client, "PUT", url, g_variant_dict_end (&body), error);
-}
+  g_variant_dict_insert (&boot, "kernel_image_path", "s", m->kernel);
+  if (m->boot_args)
+    g_variant_dict_insert (&boot, "boot_args", "s", m->boot_args);
+  if (m->initrd)
+    g_variant_dict_insert (&boot, "initrd_path", "s", m->initrd);
+  g_variant_dict_insert (&net, "iface_id", "s", "eth0");
+  g_variant_dict_insert (&net, "host_dev_name", "s", m->tap);
+  if (m->guest_mac)
+    g_variant_dict_insert (&net, "guest_mac", "s", m->guest_mac);
 
-gboolean
-bg_fc_set_vsock (BgFcClient  *client,
-                 guint32      guest_cid,
-                 const char  *uds_path,
-                 GError     **error)
-{
-  return send_body (client, "PUT", "/vsock",
-                    g_variant_new_parsed ("{'guest_cid': <%u>, 'uds_path': <%s>}", guest_cid, uds_path),
+  if (!send_body (client, "PUT", "/machine-config",
+                  g_variant_new_parsed ("{'vcpu_count': <%u>, 'mem_size_mib': <%u>}", m->vcpus, m->mem_mib),
+                  error) ||
+      !send_body (client, "PUT", "/boot-source", g_variant_dict_end (&boot), error))
+    return FALSE;
+  for (const BgFcDrive *d = m->drives; d != NULL && d->id != NULL; d++)
+    if (!add_drive (client, d, error))
+      return FALSE;
+  return send_body (client, "PUT", "/network-interfaces/eth0", g_variant_dict_end (&net), error) &&
+         send_body (client, "PUT", "/vsock",
+                    g_variant_new_parsed ("{'guest_cid': <%u>, 'uds_path': <%s>}", m->vsock_cid, m->vsock_path),
                     error);
 }
 

@@ -16,30 +16,32 @@ JsonNode   *bg_fc_client_request      (BgFcClient  *client,
                                        JsonNode    *body,
                                        GError     **error);
 
-gboolean    bg_fc_configure_machine   (BgFcClient  *client,
-                                       guint        vcpus,
-                                       guint        mem_mib,
-                                       GError     **error);
-gboolean    bg_fc_set_boot_source     (BgFcClient  *client,
-                                       const char  *kernel,
-                                       const char  *boot_args,
-                                       const char  *initrd,
-                                       GError     **error);
-gboolean    bg_fc_add_drive           (BgFcClient  *client,
-                                       const char  *drive_id,
-                                       const char  *path,
-                                       gboolean     is_root,
-                                       gboolean     read_only,
-                                       GError     **error);
-gboolean    bg_fc_add_network         (BgFcClient  *client,
-                                       const char  *iface_id,
-                                       const char  *tap,
-                                       const char  *guest_mac,
-                                       GError     **error);
-gboolean    bg_fc_set_vsock           (BgFcClient  *client,
-                                       guint32      guest_cid,
-                                       const char  *uds_path,
-                                       GError     **error);
+/* A whole machine, PUT in the order Firecracker wants before
+ * InstanceStart: its --config-file, over the API. Drives end with a NULL
+ * id and appear in the guest as /dev/vda, vdb, … in their order. */
+typedef struct {
+  const char *id;
+  const char *path;
+  gboolean    is_root;
+  gboolean    read_only;
+} BgFcDrive;
+
+typedef struct {
+  guint            vcpus;
+  guint            mem_mib;
+  const char      *kernel;
+  const char      *initrd;      /* or NULL */
+  const char      *boot_args;
+  const BgFcDrive *drives;
+  const char      *tap;         /* as eth0 */
+  const char      *guest_mac;   /* or NULL */
+  guint32          vsock_cid;
+  const char      *vsock_path;
+} BgFcMachine;
+
+gboolean    bg_fc_configure           (BgFcClient         *client,
+                                       const BgFcMachine  *machine,
+                                       GError            **error);
 gboolean    bg_fc_action              (BgFcClient  *client,
                                        const char  *action_type,
                                        GError     **error);

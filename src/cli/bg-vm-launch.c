@@ -275,17 +275,25 @@ bg_vm_configure_and_start (BgVmRecord  *r,
   g_autofree char *boot_args = g_strdup_printf ("%s %s%s%s", DEFAULT_BOOT_ARGS, layered ? LAYERED_ARGS : ROOT_ARGS,
                                                 image->cmdline ? " " : "", image->cmdline ? image->cmdline : "");
   g_autoptr(BgFcClient) fc = bg_fc_client_new (r->api_socket);
+  /* The root is the shared base, read-only, when the VM is layered; its
+   * writes go to the upper disk, last. */
+  const BgFcDrive drives[] = {
+    { "rootfs", "/rootfs", TRUE, layered },
+    { "cidata", "/cidata", FALSE, TRUE },
+    { layered ? "upper" : NULL, "/upper", FALSE, FALSE },
+    { NULL }
+  };
+  const BgFcMachine machine = {
+    .vcpus = r->cpus, .mem_mib = r->memory_mib,
+    .kernel = "/vmlinux", .initrd = image->initrd ? "/initrd" : NULL, .boot_args = boot_args,
+    .drives = drives,
+    .tap = r->tap, .guest_mac = r->mac,
+    .vsock_cid = r->cid, .vsock_path = "/run/vsock.sock",
+  };
 
   bg_progress_step (p, "configuring the VM");
   bg_vm_test_hook ("configure");
-  /* In this order: /dev/vda, vdb, vdc in the guest. */
-  if (!bg_fc_configure_machine (fc, r->cpus, r->memory_mib, error) ||
-      !bg_fc_set_boot_source (fc, "/vmlinux", boot_args, image->initrd ? "/initrd" : NULL, error) ||
-      !bg_fc_add_drive (fc, "rootfs", "/rootfs", TRUE, layered, error) ||
-      !bg_fc_add_drive (fc, "cidata", "/cidata", FALSE, TRUE, error) ||
-      (layered && !bg_fc_add_drive (fc, "upper", "/upper", FALSE, FALSE, error)) ||
-      !bg_fc_add_network (fc, "eth0", r->tap, r->mac, error) ||
-      !bg_fc_set_vsock (fc, r->cid, "/run/vsock.sock", error) ||
+  if (!bg_fc_configure (fc, &machine, error) ||
       !bg_vm_check_interrupt (error))
     return FALSE;
 

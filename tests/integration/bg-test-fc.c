@@ -31,6 +31,7 @@ main (int argc, char **argv)
   g_autoptr(GOptionContext) context = g_option_context_new ("SOCKET COMMAND");
   g_autoptr(GError) error = NULL;
   g_autoptr(BgFcClient) fc = NULL;
+  const BgFcDrive rootfs_only[] = { { "rootfs", "/rootfs", TRUE, FALSE }, { NULL } };
   const char *cmd;
 
   g_option_context_add_main_entries (context, entries, NULL);
@@ -59,11 +60,8 @@ main (int argc, char **argv)
       g_autofree char *s1 = NULL, *s2 = NULL, *s3 = NULL, *s0 = NULL;
 
       if ((s0 = bg_fc_get_state (fc, &error)) == NULL ||
-          !bg_fc_configure_machine (fc, 2, 256, &error) ||
-          !bg_fc_set_boot_source (fc, "/vmlinux", "console=ttyS0 reboot=k panic=1", NULL, &error) ||
-          !bg_fc_add_drive (fc, "rootfs", "/rootfs", TRUE, FALSE, &error) ||
-          !bg_fc_add_network (fc, "eth0", argv[3], argv[4], &error) ||
-          !bg_fc_set_vsock (fc, 3, "/run/vsock.sock", &error) ||
+          !bg_fc_configure (fc, &(BgFcMachine) { 2, 256, "/vmlinux", NULL, "console=ttyS0 reboot=k panic=1",
+                                                 rootfs_only, argv[3], argv[4], 3, "/run/vsock.sock" }, &error) ||
           !bg_fc_action (fc, "InstanceStart", &error) ||
           (s1 = bg_fc_get_state (fc, &error)) == NULL ||
           !bg_fc_set_state (fc, "Paused", &error) ||
@@ -75,7 +73,9 @@ main (int argc, char **argv)
     }
   else if (g_str_equal (cmd, "bad"))
     {
-      if (bg_fc_configure_machine (fc, 3, 256, &error))
+      /* Three vCPUs: Firecracker takes 1 or an even count. */
+      if (bg_fc_configure (fc, &(BgFcMachine) { 3, 256, "/vmlinux", NULL, NULL, rootfs_only, "tap0", NULL,
+                                                3, "/run/vsock.sock" }, &error))
         g_print ("ACCEPTED\n");
       else
         return fail (error);
