@@ -77,7 +77,7 @@ time_strategy (const char *src, const char *dst, BgDiskMode mode)
 
   drop_caches ();
   t0 = now_ms ();
-  if (!bg_disk_create (src, dst, mode, 0, &used, NULL, NULL, &error))
+  if (!bg_disk_create (src, dst, mode, 0, &used, &error))
     g_error ("%s", error->message);
   return now_ms () - t0;
 }

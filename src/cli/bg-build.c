@@ -350,8 +350,7 @@ BgImage *
 bg_image_build (const char           *images_dir,
                 const char           *name,
                 const BgBuildOptions *o,
-                BgProgressFunc        progress,
-                gpointer              user_data,
+                BgProgress           *progress,
                 GError              **error)
 {
   g_autofree char *work = NULL, *tar = NULL, *tree = NULL, *overlay = NULL, *overlay_src = NULL;
@@ -399,8 +398,7 @@ bg_image_build (const char           *images_dir,
   else
     include = g_strdup_printf ("--include=%s", base);
 
-  if (progress)
-    progress ("bootstrapping Debian with mmdebstrap (downloads packages; a few minutes)", 0, 0, user_data);
+  bg_progress_step (progress, "bootstrapping Debian with mmdebstrap (downloads packages; a few minutes)");
   {
     const char *argv[] = { "mmdebstrap", "--mode=unshare", "--variant=minbase", "--quiet", include,
                            o->suite, tar, o->mirror, NULL };
@@ -408,8 +406,7 @@ bg_image_build (const char           *images_dir,
       goto fail;
   }
 
-  if (progress)
-    progress ("unpacking the system", 0, 0, user_data);
+  bg_progress_step (progress, "unpacking the system");
   if (g_mkdir (tree, 0755) < 0)
     goto io_fail;
   {
@@ -422,8 +419,7 @@ bg_image_build (const char           *images_dir,
   }
   g_unlink (tar);
 
-  if (progress)
-    progress ("adding banger's guest configuration", 0, 0, user_data);
+  bg_progress_step (progress, "adding banger's guest configuration");
   if (g_mkdir (overlay, 0755) < 0)
     goto io_fail;
   if (!bg_build_write_overlay (overlay, o, guest_setup, error))
@@ -436,8 +432,7 @@ bg_image_build (const char           *images_dir,
       goto fail;
   }
 
-  if (progress)
-    progress ("extracting the kernel", 0, 0, user_data);
+  bg_progress_step (progress, "extracting the kernel");
   {
     g_autofree char *boot = g_build_filename (tree, "boot", NULL);
     const char *argv[] = { "ls", "-1", boot, NULL };
@@ -475,8 +470,7 @@ bg_image_build (const char           *images_dir,
         goto fail;
     }
 
-  if (progress)
-    progress ("making the ext4 root filesystem", 0, 0, user_data);
+  bg_progress_step (progress, "making the ext4 root filesystem");
   size = g_strdup_printf ("%" G_GUINT64_FORMAT "k", o->size >> 10);
   {
     const char *argv[] = { "mke2fs", "-q", "-t", "ext4", "-L", "rootfs", "-d", tree, rootfs, size, NULL };
@@ -491,7 +485,7 @@ bg_image_build (const char           *images_dir,
                                                include + 10);
     BgImageFiles files = { vmlinux, rootfs, iname ? initrd : NULL, NULL, source };
 
-    image = bg_image_import (images_dir, name, &files, progress, user_data, error);
+    image = bg_image_import (images_dir, name, &files, progress, error);
   }
   remove_tree (work);
   return image;

@@ -24,8 +24,7 @@ gboolean bg_build_write_overlay    (const char           *overlay,
 BgImage *bg_image_build (const char           *images_dir,
                          const char           *name,
                          const BgBuildOptions *options,
-                         BgProgressFunc        progress,
-                         gpointer              user_data,
+                         BgProgress           *progress,
                          GError              **error);
 
 G_END_DECLS

@@ -87,8 +87,7 @@ gboolean
 bg_disk_copy_sparse (int             src_fd,
                      int             dst_fd,
                      GChecksum      *checksum,
-                     BgProgressFunc  progress,
-                     gpointer        user_data,
+                     BgProgress     *progress,
                      GError        **error)
 {
   struct stat st;
@@ -151,8 +150,7 @@ bg_disk_copy_sparse (int             src_fd,
                 g_checksum_update (checksum, buf, n);
             }
           off += n;
-          if (progress)
-            progress ("copying", off, st.st_size, user_data);
+          bg_progress_bytes (progress, off, st.st_size);
         }
       pos = hole;
     }
@@ -197,8 +195,6 @@ bg_disk_create (const char     *image_rootfs,
                 BgDiskMode      mode,
                 guint64         size,
                 BgDiskMode     *used,
-                BgProgressFunc  progress,
-                gpointer        user_data,
                 GError        **error)
 {
   g_autoptr(GError) local = NULL;
@@ -226,7 +222,7 @@ bg_disk_create (const char     *image_rootfs,
       *used = BG_DISK_MODE_REFLINK;
       break;
     case BG_DISK_MODE_COPY:
-      ok = bg_disk_copy_sparse (src, dst, NULL, progress, user_data, error);
+      ok = bg_disk_copy_sparse (src, dst, NULL, NULL, error);
       *used = BG_DISK_MODE_COPY;
       break;
     case BG_DISK_MODE_AUTO:
@@ -239,7 +235,7 @@ bg_disk_create (const char     *image_rootfs,
         }
       else
         {
-          ok = bg_disk_copy_sparse (src, dst, NULL, progress, user_data, error);
+          ok = bg_disk_copy_sparse (src, dst, NULL, NULL, error);
           *used = BG_DISK_MODE_COPY;
         }
       break;
@@ -308,7 +304,7 @@ bg_disk_make_for_vm (BgImage     *image,
       /* Reflink first, where it works: a clone is a whole disk of the
        * VM's own, and costs nothing either. */
       if (want == BG_DISK_MODE_AUTO && bg_disk_create (image->rootfs, disk, BG_DISK_MODE_REFLINK, size, used,
-                                                       NULL, NULL, &local))
+                                                       &local))
         {
           *reason = g_strdup ("reflink: this filesystem shares the image's extents with the VM's disk");
           return TRUE;
@@ -320,7 +316,7 @@ bg_disk_make_for_vm (BgImage     *image,
                             "it read-only and write to disks of their own");
       return create_layered (upper, size, error);
     }
-  if (!bg_disk_create (image->rootfs, disk, want, size, used, NULL, NULL, error))
+  if (!bg_disk_create (image->rootfs, disk, want, size, used, error))
     return FALSE;
   if (*used == BG_DISK_MODE_REFLINK)
     *reason = g_strdup ("reflink: this filesystem shares the image's extents with the VM's disk");

@@ -255,10 +255,9 @@ bg_image_load (const char  *images_dir,
 }
 
 static char *
-sha256_of_fd (int             fd,
-              BgProgressFunc  progress,
-              gpointer        user_data,
-              GError        **error)
+sha256_of_fd (int          fd,
+              BgProgress  *progress,
+              GError     **error)
 {
   g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
   g_autofree guint8 *buf = g_malloc (1 << 20);
@@ -276,8 +275,7 @@ sha256_of_fd (int             fd,
         }
       g_checksum_update (sum, buf, n);
       done += n;
-      if (progress)
-        progress ("checksumming", done, st.st_size, user_data);
+      bg_progress_bytes (progress, done, st.st_size);
     }
   if (n < 0)
     {
@@ -337,14 +335,11 @@ check_boot (BgImage     *image,
 }
 
 static gboolean
-import_into (BgImage        *image,
-             const char     *tmp,
-             const char     *kernel,
-             const char     *rootfs,
-             const char     *initrd,
-             BgProgressFunc  progress,
-             gpointer        user_data,
-             GError        **error)
+import_into (BgImage             *image,
+             const char          *tmp,
+             const BgImageFiles  *files,
+             BgProgress          *progress,
+             GError             **error)
 {
   g_autofree char *k_out = g_build_filename (tmp, "vmlinux", NULL);
   g_autofree char *r_out = g_build_filename (tmp, "rootfs.ext4", NULL);
@@ -355,26 +350,25 @@ import_into (BgImage        *image,
   BgKernelFormat format;
   struct stat st;
 
-  if ((kfd = open_input ("kernel", kernel, error)) < 0 ||
+  if ((kfd = open_input ("kernel", files->kernel, error)) < 0 ||
       (format = bg_kernel_detect (kfd, error)) == BG_KERNEL_UNKNOWN ||
-      (rfd = open_input ("rootfs", rootfs, error)) < 0 ||
+      (rfd = open_input ("rootfs", files->rootfs, error)) < 0 ||
       !bg_rootfs_check_ext4 (rfd, error))
     goto out;
 
-  if (progress)
-    progress (format == BG_KERNEL_BZIMAGE ? "extracting vmlinux from the bzImage" : "copying the kernel",
-              0, 0, user_data);
+  bg_progress_step (progress, format == BG_KERNEL_BZIMAGE ? "extracting vmlinux from the bzImage"
+                                                          : "copying the kernel");
   /* Kernel and initrd are readable by all (0644): the jailed VMM reads
    * them as its own user. The root filesystem stays private. */
   out = open (k_out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (out < 0 || fchmod (out, 0644) < 0)
     goto io_fail;
   if (format == BG_KERNEL_BZIMAGE ? !bg_kernel_extract_vmlinux (kfd, out, error)
-                                  : !bg_disk_copy_sparse (kfd, out, NULL, NULL, NULL, error))
+                                  : !bg_disk_copy_sparse (kfd, out, NULL, NULL, error))
     goto out;
   fstat (out, &st);
   image->kernel_bytes = st.st_size;
-  if ((image->kernel_sha256 = sha256_of_fd (out, NULL, NULL, error)) == NULL)
+  if ((image->kernel_sha256 = sha256_of_fd (out, NULL, error)) == NULL)
     goto out;
   close (out);
 
@@ -385,14 +379,14 @@ import_into (BgImage        *image,
     goto io_fail;
   if (bg_disk_reflink (rfd, out, NULL))
     {
-      if (progress)
-        progress ("shared the rootfs extents (reflink)", 0, 0, user_data);
-      image->rootfs_sha256 = sha256_of_fd (rfd, progress, user_data, error);
+      bg_progress_step (progress, "checksumming the root filesystem (its extents are shared, by reflink)");
+      image->rootfs_sha256 = sha256_of_fd (rfd, progress, error);
     }
   else
     {
+      bg_progress_step (progress, "copying and checksumming the root filesystem");
       sum = g_checksum_new (G_CHECKSUM_SHA256);
-      if (bg_disk_copy_sparse (rfd, out, sum, progress, user_data, error))
+      if (bg_disk_copy_sparse (rfd, out, sum, progress, error))
         image->rootfs_sha256 = g_strdup (g_checksum_get_string (sum));
     }
   if (image->rootfs_sha256 == NULL)
@@ -403,8 +397,7 @@ import_into (BgImage        *image,
     const char *fsck[] = { "e2fsck", "-f", "-n", r_out, NULL };
     g_autoptr(GError) local = NULL;
 
-    if (progress)
-      progress ("checking the root filesystem", 0, 0, user_data);
+    bg_progress_step (progress, "checking the root filesystem");
     if (!bg_spawn_run (fsck, NULL, &local))
       {
         if (g_error_matches (local, BG_ERROR, BG_ERROR_FAILED))
@@ -420,21 +413,20 @@ import_into (BgImage        *image,
   close (out);
   out = -1;
 
-  if (initrd != NULL)
+  if (files->initrd != NULL)
     {
-      int ifd = open_input ("initrd", initrd, error);
+      int ifd = open_input ("initrd", files->initrd, error);
       if (ifd < 0)
         goto out;
       out = open (i_out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-      ok = out >= 0 && fchmod (out, 0644) == 0 && bg_disk_copy_sparse (ifd, out, NULL, NULL, NULL, error);
+      ok = out >= 0 && fchmod (out, 0644) == 0 && bg_disk_copy_sparse (ifd, out, NULL, NULL, error);
       close (ifd);
       if (!ok)
         goto out;
       ok = FALSE;
       image->initrd = g_strdup (i_out);
     }
-  if (progress)
-    progress ("checking the kernel against what Firecracker needs", 0, 0, user_data);
+  bg_progress_step (progress, "checking the kernel against what Firecracker needs");
   ok = check_boot (image, k_out, r_out, error);
   goto out;
 
@@ -454,9 +446,8 @@ BgImage *
 bg_image_import (const char          *images_dir,
                  const char          *name,
                  const BgImageFiles  *files,
-                 BgProgressFunc       progress,
-                 gpointer         user_data,
-                 GError         **error)
+                 BgProgress          *progress,
+                 GError             **error)
 {
   g_autoptr(BgImage) image = g_new0 (BgImage, 1);
   g_autofree char *final = NULL, *tmp = NULL, *json = NULL, *json_path = NULL;
@@ -488,7 +479,7 @@ bg_image_import (const char          *images_dir,
   image->created_at = g_get_real_time () / G_USEC_PER_SEC;
   image->source = files->source ? g_strdup (files->source)
                                 : g_strdup_printf ("import: kernel %s, rootfs %s", files->kernel, files->rootfs);
-  if (!import_into (image, tmp, files->kernel, files->rootfs, files->initrd, progress, user_data, error))
+  if (!import_into (image, tmp, files, progress, error))
     goto fail;
 
   node = bg_image_to_json (image);

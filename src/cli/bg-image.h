@@ -3,6 +3,8 @@
 #include <gio/gio.h>
 #include <json-glib/json-glib.h>
 
+#include "bg-progress.h"
+
 G_BEGIN_DECLS
 
 typedef enum {
@@ -29,13 +31,6 @@ typedef struct {
   char   **boot_missing;  /* what Firecracker needs that its kernel lacks */
 } BgImage;
 
-/* Progress: called with a stage name and done/total bytes (total 0 when
- * unknown). */
-typedef void (*BgProgressFunc) (const char *stage,
-                                guint64     done,
-                                guint64     total,
-                                gpointer    user_data);
-
 BgKernelFormat bg_kernel_detect       (int          fd,
                                        GError     **error);
 gboolean       bg_rootfs_check_ext4   (int          fd,
@@ -61,8 +56,7 @@ typedef struct {
 BgImage       *bg_image_import        (const char  *images_dir,
                                        const char  *name,
                                        const BgImageFiles *files,
-                                       BgProgressFunc progress,
-                                       gpointer     user_data,
+                                       BgProgress  *progress,
                                        GError     **error);
 gboolean       bg_image_remove        (const char  *images_dir,
                                        const char  *name,

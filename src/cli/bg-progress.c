@@ -9,7 +9,7 @@ bg_progress_init (BgProgress *p,
                   const char *subject)
 {
   *p = (BgProgress) { cli, subject, 0, 0, g_get_monotonic_time (),
-                      g_getenv ("BANGER_TIMINGS") ? g_string_new (NULL) : NULL, NULL };
+                      g_getenv ("BANGER_TIMINGS") ? g_string_new (NULL) : NULL, NULL, 0 };
 }
 
 static void
@@ -25,24 +25,57 @@ mark (BgProgress *p)
   p->started = now;
 }
 
+/* "[3/8] " when the steps are counted, else nothing. */
+static void
+print_line (BgProgress *p,
+            const char *tail)
+{
+  g_autofree char *counter = p->steps > 0 ? g_strdup_printf ("[%d/%d] ", p->step, p->steps) : g_strdup ("");
+
+  if (p->cli->is_tty)
+    g_printerr ("\r\033[K%s%s: %s%s", counter, p->subject, p->current, tail);
+  else
+    g_printerr ("%s%s: %s%s\n", counter, p->subject, p->current, tail);
+}
+
 void
 bg_progress_step (BgProgress *p,
                   const char *what)
 {
+  if (p == NULL)
+    return;
   mark (p);
   p->current = what;
   p->step++;
-  if (p->cli->json)
+  p->shown = 0;
+  if (!p->cli->json)
+    print_line (p, "");
+}
+
+/* How far the current step is, redrawn at most ten times a second and
+ * only on a terminal: logs get the step's line alone. */
+void
+bg_progress_bytes (BgProgress *p,
+                   guint64     done,
+                   guint64     total)
+{
+  gint64 now = g_get_monotonic_time ();
+  g_autofree char *tail = NULL;
+
+  if (p == NULL || p->cli->json || !p->cli->is_tty || p->current == NULL || total == 0 ||
+      (now - p->shown < G_USEC_PER_SEC / 10 && done < total))
     return;
-  if (p->cli->is_tty)
-    g_printerr ("\r\033[K[%d/%d] %s: %s", p->step, p->steps, p->subject, what);
-  else
-    g_printerr ("[%d/%d] %s: %s\n", p->step, p->steps, p->subject, what);
+  p->shown = now;
+  tail = g_strdup_printf (": %3d%% (%" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " MiB)",
+                          (int) (done * 100 / total), done >> 20, total >> 20);
+  print_line (p, tail);
 }
 
 void
 bg_progress_done (BgProgress *p)
 {
+  if (p == NULL)
+    return;
   if (p->cli->is_tty && !p->cli->json)
     g_printerr ("\r\033[K");
   mark (p);
@@ -65,6 +98,6 @@ bg_progress_done (BgProgress *p)
 void
 bg_progress_clear (BgProgress *p)
 {
-  if (p->timings != NULL)
+  if (p != NULL && p->timings != NULL)
     g_string_free (g_steal_pointer (&p->timings), TRUE);
 }

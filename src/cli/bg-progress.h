@@ -1,4 +1,6 @@
-/* bg-progress.h: "[3/8] dev: launching the jailed VMM" on stderr. */
+/* bg-progress.h: "[3/8] dev: launching the jailed VMM" on stderr, or
+ * "deb: checksumming:  42% (410 of 980 MiB)" where the steps are not
+ * counted ahead. Every function takes a NULL progress and does nothing. */
 #pragma once
 
 #include "bg-cli.h"
@@ -13,6 +15,7 @@ typedef struct {
   gint64      started;
   GString    *timings;   /* with BANGER_TIMINGS=1: "what=ms" per step */
   const char *current;
+  gint64      shown;     /* when bytes were last drawn */
 } BgProgress;
 
 void bg_progress_init  (BgProgress  *p,
@@ -20,6 +23,9 @@ void bg_progress_init  (BgProgress  *p,
                         const char  *subject);
 void bg_progress_step  (BgProgress  *p,
                         const char  *what);
+void bg_progress_bytes (BgProgress  *p,
+                        guint64      done,
+                        guint64      total);
 void bg_progress_done  (BgProgress  *p);
 void bg_progress_clear (BgProgress  *p);
 

@@ -330,6 +330,7 @@ find_image (BgCli        *cli,
   BgImage *image = bg_image_load (images, name, &local);
   BgBuildOptions b = { "bookworm", NULL, NULL, G_GUINT64_CONSTANT (2) << 30 };
   static const char * const actions[] = { "org.banger.network", "org.banger.vm", NULL };
+  BgProgress progress;
 
   if (image != NULL || !is_default || !g_error_matches (local, BG_ERROR, BG_ERROR_NOT_FOUND))
     {
@@ -345,7 +346,11 @@ find_image (BgCli        *cli,
   if (!cli->json)
     g_printerr ("banger: there is no image \"%s\" yet; building it now with 'banger image build %s' "
                 "(Debian bookworm, a few minutes, once)\n", name, name);
-  return bg_image_build (images, name, &b, NULL, NULL, error);
+  bg_progress_init (&progress, cli, name);
+  image = bg_image_build (images, name, &b, &progress, error);
+  bg_progress_done (&progress);
+  bg_progress_clear (&progress);
+  return image;
 }
 
 gboolean

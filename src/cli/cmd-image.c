@@ -132,68 +132,41 @@ on_interrupt (int sig)
   bg_interrupted = 1;
 }
 
-static void
-show_progress (const char *stage,
-               guint64     done,
-               guint64     total,
-               gpointer    user_data)
-{
-  BgCli *cli = user_data;
-  static char *last_stage;
-  static gint64 last_update;
-  gint64 now = g_get_monotonic_time ();
-
-  if (cli->json)
-    return;
-  if (!cli->is_tty)
-    {
-      /* Plain lines, one per stage, for logs. */
-      if (g_strcmp0 (last_stage, stage) != 0)
-        g_printerr ("%s\n", stage);
-    }
-  else if (g_strcmp0 (last_stage, stage) != 0 || now - last_update > 100000 || done == total)
-    {
-      if (total > 0)
-        g_printerr ("\r\033[K%s: %3d%% (%" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " MiB)", stage,
-                    (int) (done * 100 / total), done >> 20, total >> 20);
-      else
-        g_printerr ("\r\033[K%s", stage);
-      last_update = now;
-    }
-  g_free (last_stage);
-  last_stage = g_strdup (stage);
-}
-
-/* import and build: Ctrl-C stops the work (the job removes what it
- * made), the progress line is cleared, and the result is printed. */
-typedef BgImage *(*ImageJob) (BgCli    *cli,
-                              gpointer  data,
-                              GError  **error);
+/* import and build: each step shown as it starts (bytes too, on a
+ * terminal); Ctrl-C stops the work (the job removes what it made); the
+ * result is printed. */
+typedef struct {
+  const char           *verb;      /* "import" */
+  const char           *done;      /* "Imported" */
+  const char           *dir;
+  const char           *name;
+  const BgImageFiles   *files;     /* an import's */
+  const BgBuildOptions *options;   /* a build's */
+} ImageJob;
 
 static gboolean
-run_image_job (BgCli       *cli,
-               const char  *what,
-               const char  *done,
-               const char  *name,
-               ImageJob     job,
-               gpointer     data,
-               GError     **error)
+run_image_job (BgCli           *cli,
+               const ImageJob  *job,
+               GError         **error)
 {
   struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
   g_autoptr(BgImage) image = NULL;
+  BgProgress progress;
 
   sigemptyset (&sa.sa_mask);
   sigaction (SIGINT, &sa, &old_int);
   sigaction (SIGTERM, &sa, &old_term);
-  image = job (cli, data, error);
+  bg_progress_init (&progress, cli, job->name);
+  image = job->files ? bg_image_import (job->dir, job->name, job->files, &progress, error)
+                     : bg_image_build (job->dir, job->name, job->options, &progress, error);
+  bg_progress_done (&progress);
+  bg_progress_clear (&progress);
   sigaction (SIGINT, &old_int, NULL);
   sigaction (SIGTERM, &old_term, NULL);
-  if (cli->is_tty && !cli->json)
-    g_printerr ("\r\033[K");
   if (image == NULL)
     {
       if (bg_interrupted)
-        g_prefix_error (error, "%s of %s stopped, nothing was kept: ", what, name);
+        g_prefix_error (error, "%s of %s stopped, nothing was kept: ", job->verb, job->name);
       return FALSE;
     }
   if (cli->json)
@@ -202,37 +175,8 @@ run_image_job (BgCli       *cli,
       bg_cli_print_json (node);
     }
   else
-    g_print ("%s image %s. Start a VM with 'banger vm up --image %s'.\n", done, image->name, image->name);
+    g_print ("%s image %s. Start a VM with 'banger vm up --image %s'.\n", job->done, image->name, image->name);
   return TRUE;
-}
-
-typedef struct {
-  const char *dir, *name, *kernel, *rootfs, *initrd, *cmdline;
-} ImportJob;
-
-static BgImage *
-import_job (BgCli    *cli,
-            gpointer  data,
-            GError  **error)
-{
-  ImportJob *j = data;
-  BgImageFiles files = { j->kernel, j->rootfs, j->initrd, j->cmdline, NULL };
-
-  return bg_image_import (j->dir, j->name, &files, show_progress, cli, error);
-}
-
-typedef struct {
-  const char *dir, *name;
-  const BgBuildOptions *options;
-} BuildJob;
-
-static BgImage *
-build_job (BgCli    *cli,
-           gpointer  data,
-           GError  **error)
-{
-  BuildJob *j = data;
-  return bg_image_build (j->dir, j->name, j->options, show_progress, cli, error);
 }
 
 static gboolean
@@ -265,10 +209,9 @@ cmd_import (BgCli *cli, int argc, char **argv, GError **error)
   if (!bg_programs_require ((const char * const[]) { "e2fsck", "debugfs", NULL }, "image import", error))
     return FALSE;
 
-  {
-    ImportJob job = { dir, argv[1], kernel, rootfs, initrd, cmdline };
-    return run_image_job (cli, "import", "Imported", argv[1], import_job, &job, error);
-  }
+  return run_image_job (cli, &(ImageJob) { "import", "Imported", dir, argv[1],
+                                           &(BgImageFiles) { kernel, rootfs, initrd, cmdline, NULL } },
+                        error);
 }
 
 /* Package names go to mmdebstrap's --include: Debian's rule, so nothing
@@ -349,10 +292,7 @@ cmd_build (BgCli *cli, int argc, char **argv, GError **error)
   o.packages = pkgs;
   o.cloud_init = cloud_init;
 
-  {
-    BuildJob job = { dir, argv[1], &o };
-    return run_image_job (cli, "build", "Built", argv[1], build_job, &job, error);
-  }
+  return run_image_job (cli, &(ImageJob) { "build", "Built", dir, argv[1], NULL, &o }, error);
 }
 
 static gboolean
