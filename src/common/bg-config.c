@@ -13,24 +13,6 @@
 #include "bg-names.h"
 #include "bg-paths.h"
 
-typedef struct {
-  const char *group;
-  const char *key;
-} KnownKey;
-
-static const KnownKey known_keys[] = {
-  { "vm", "cpus" },
-  { "vm", "memory" },
-  { "vm", "disk-size" },
-  { "vm", "image" },
-  { "vm", "disk-mode" },
-  { "guest", "user" },
-  { "ssh", "key" },
-  { "ssh", "authorized-keys" },
-  { "sync", "paths" },
-  { "sync", "max-size" },
-};
-
 static const char * const disk_modes[] = {
   [BG_DISK_MODE_AUTO] = "auto",
   [BG_DISK_MODE_REFLINK] = "reflink",
@@ -276,37 +258,6 @@ find_line (const char *text,
   return found;
 }
 
-static gboolean
-is_known_key (const char *group,
-              const char *key)
-{
-  for (guint i = 0; i < G_N_ELEMENTS (known_keys); i++)
-    if (g_str_equal (known_keys[i].group, group) &&
-        (key == NULL || g_str_equal (known_keys[i].key, key)))
-      return TRUE;
-  return FALSE;
-}
-
-typedef struct {
-  const char *path;
-  const char *text;
-  GKeyFile   *kf;
-} Parser;
-
-static gboolean
-value_error (Parser      *p,
-             const char  *group,
-             const char  *key,
-             GError      *cause,
-             GError     **error)
-{
-  g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-               "%s:%u: [%s] %s: %s", p->path,
-               find_line (p->text, group, key), group, key, cause->message);
-  g_error_free (cause);
-  return FALSE;
-}
-
 static char *
 expand_home (const char *value)
 {
@@ -316,114 +267,183 @@ expand_home (const char *value)
 }
 
 static gboolean
-get_string (Parser      *p,
-            const char  *group,
-            const char  *key,
-            char       **out,
+check_path (const char  *path,
             GError     **error)
 {
-  g_autofree char *value = NULL;
-  GError *local = NULL;
-
-  if (!g_key_file_has_key (p->kf, group, key, NULL))
+  if (g_str_has_prefix (path, "~/") || g_path_is_absolute (path))
     return TRUE;
-  value = g_key_file_get_string (p->kf, group, key, &local);
-  if (value == NULL)
-    return value_error (p, group, key, local, error);
-  g_free (*out);
-  *out = g_steal_pointer (&value);
+  return refuse (error, NULL, "\"%s\" must be an absolute path or start with ~/", path);
+}
+
+/* The keys banger.conf knows, each with the parser that reads its value
+ * into its field of BgConfig, as systemd's configuration tables do. A
+ * parser returns FALSE with the reason; the caller adds file, line, key. */
+typedef struct _ConfigKey ConfigKey;
+struct _ConfigKey {
+  const char *group;
+  const char *key;
+  gboolean  (*parse) (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **error);
+  gsize       offset;
+};
+
+/* A number-like value, stripped. */
+static char *
+raw_value (GKeyFile        *kf,
+           const ConfigKey *k)
+{
+  return g_strstrip (g_key_file_get_value (kf, k->group, k->key, NULL));
+}
+
+static gboolean
+parse_int (GKeyFile         *kf,
+           const ConfigKey  *k,
+           gint64           *out,
+           GError          **error)
+{
+  g_autofree char *raw = raw_value (kf, k);
+
+  if (g_ascii_string_to_signed (raw, 10, G_MININT64, G_MAXINT64, out, NULL))
+    return TRUE;
+  return refuse (error, NULL, "\"%s\" is not a whole number", raw);
+}
+
+static gboolean
+parse_cpus (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **error)
+{
+  gint64 v;
+
+  if (!parse_int (kf, k, &v, error) || !bg_validate_cpus (NULL, v, error))
+    return FALSE;
+  *(guint *) field = v;
   return TRUE;
 }
 
 static gboolean
-get_strv (Parser      *p,
-          const char  *group,
-          const char  *key,
-          char      ***out,
-          GError     **error)
+parse_memory (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **error)
 {
-  g_auto(GStrv) values = NULL;
-  GError *local = NULL;
-  GPtrArray *expanded;
+  gint64 v;
 
-  if (!g_key_file_has_key (p->kf, group, key, NULL))
+  if (!parse_int (kf, k, &v, error) || !bg_validate_memory (NULL, v, error))
+    return FALSE;
+  *(guint *) field = v;
+  return TRUE;
+}
+
+static gboolean
+parse_size (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **error)
+{
+  g_autofree char *raw = raw_value (kf, k);
+
+  return bg_parse_size (raw, field, error);
+}
+
+static gboolean
+parse_disk_size (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **error)
+{
+  return parse_size (kf, k, field, error) && bg_validate_disk_size (NULL, *(guint64 *) field, error);
+}
+
+/* A string, replacing the default in @field. */
+static gboolean
+parse_string (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **error)
+{
+  char *value = g_key_file_get_string (kf, k->group, k->key, error);
+
+  if (value == NULL)
+    return FALSE;
+  g_free (*(char **) field);
+  *(char **) field = value;
+  return TRUE;
+}
+
+/* An image or user name: it reaches file names (and useradd, in the guest). */
+static gboolean
+parse_name (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **error)
+{
+  return parse_string (kf, k, field, error) && bg_name_validate (k->key, *(char **) field, error);
+}
+
+static gboolean
+parse_disk_mode (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **error)
+{
+  g_autofree char *mode = g_key_file_get_string (kf, k->group, k->key, error);
+
+  if (mode == NULL)
+    return FALSE;
+  if (bg_disk_mode_from_string (g_strstrip (mode), field))
     return TRUE;
-  values = g_key_file_get_string_list (p->kf, group, key, NULL, &local);
-  if (values == NULL)
-    return value_error (p, group, key, local, error);
+  return refuse (error, NULL, "\"%s\" is not one of auto, reflink, layered, copy", mode);
+}
 
-  expanded = g_ptr_array_new ();
+static gboolean
+parse_path (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **error)
+{
+  g_autofree char *path = g_key_file_get_string (kf, k->group, k->key, error);
+
+  if (path == NULL || !check_path (path, error))
+    return FALSE;
+  g_free (*(char **) field);
+  *(char **) field = expand_home (path);
+  return TRUE;
+}
+
+/* A list of paths, "a; b": blanks around them and empty ones ignored. */
+static gboolean
+parse_paths (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **error)
+{
+  g_auto(GStrv) values = g_key_file_get_string_list (kf, k->group, k->key, NULL, error);
+  g_autoptr(GStrvBuilder) expanded = g_strv_builder_new ();
+
+  if (values == NULL)
+    return FALSE;
   for (guint i = 0; values[i] != NULL; i++)
     {
       g_autofree char *v = g_strstrip (g_strdup (values[i]));
+      g_autofree char *full = NULL;
 
       if (*v == '\0')
         continue;
-      if (!g_str_has_prefix (v, "~/") && !g_path_is_absolute (v))
-        {
-          g_ptr_array_free (expanded, TRUE);
-          return value_error (p, group, key,
-                              g_error_new (BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-                                           "\"%s\" must be an absolute path or start with ~/", v),
-                              error);
-        }
-      g_ptr_array_add (expanded, expand_home (v));
+      if (!check_path (v, error))
+        return FALSE;
+      full = expand_home (v);
+      g_strv_builder_add (expanded, full);
     }
-  g_ptr_array_add (expanded, NULL);
-  g_strfreev (*out);
-  *out = (char **) g_ptr_array_free (expanded, FALSE);
+  g_strfreev (*(char ***) field);
+  *(char ***) field = g_strv_builder_end (expanded);
   return TRUE;
 }
 
-/* The value of a number-like key, stripped; NULL when it is absent. */
-static char *
-get_raw (Parser      *p,
-         const char  *group,
-         const char  *key,
-         gboolean    *present)
-{
-  *present = g_key_file_has_key (p->kf, group, key, NULL);
-  return *present ? g_strstrip (g_key_file_get_value (p->kf, group, key, NULL)) : NULL;
-}
+static const ConfigKey config_keys[] = {
+  { "vm", "cpus", parse_cpus, G_STRUCT_OFFSET (BgConfig, cpus) },
+  { "vm", "memory", parse_memory, G_STRUCT_OFFSET (BgConfig, memory_mib) },
+  { "vm", "disk-size", parse_disk_size, G_STRUCT_OFFSET (BgConfig, disk_bytes) },
+  { "vm", "image", parse_name, G_STRUCT_OFFSET (BgConfig, image) },
+  { "vm", "disk-mode", parse_disk_mode, G_STRUCT_OFFSET (BgConfig, disk_mode) },
+  { "guest", "user", parse_name, G_STRUCT_OFFSET (BgConfig, guest_user) },
+  { "ssh", "key", parse_path, G_STRUCT_OFFSET (BgConfig, ssh_key) },
+  { "ssh", "authorized-keys", parse_paths, G_STRUCT_OFFSET (BgConfig, authorized_keys) },
+  { "sync", "paths", parse_paths, G_STRUCT_OFFSET (BgConfig, sync_paths) },
+  { "sync", "max-size", parse_size, G_STRUCT_OFFSET (BgConfig, sync_limit) },
+};
 
 static gboolean
-get_int (Parser      *p,
-         const char  *group,
-         const char  *key,
-         gint64      *out,
-         gboolean    *present,
-         GError     **error)
+is_known_key (const char *group,
+              const char *key)
 {
-  g_autofree char *raw = get_raw (p, group, key, present);
-
-  if (raw != NULL && !g_ascii_string_to_signed (raw, 10, G_MININT64, G_MAXINT64, out, NULL))
-    return value_error (p, group, key,
-                        g_error_new (BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "\"%s\" is not a whole number", raw),
-                        error);
-  return TRUE;
-}
-
-static gboolean
-get_size (Parser      *p,
-          const char  *group,
-          const char  *key,
-          guint64     *out,
-          gboolean    *present,
-          GError     **error)
-{
-  g_autofree char *raw = get_raw (p, group, key, present);
-  GError *local = NULL;
-
-  if (raw != NULL && !bg_parse_size (raw, out, &local))
-    return value_error (p, group, key, local, error);
-  return TRUE;
+  for (guint i = 0; i < G_N_ELEMENTS (config_keys); i++)
+    if (g_str_equal (config_keys[i].group, group) &&
+        (key == NULL || g_str_equal (config_keys[i].key, key)))
+      return TRUE;
+  return FALSE;
 }
 
 static void
-collect_unknown (Parser   *p,
-                 BgConfig *config)
+collect_unknown (const char *path,
+                 const char *text,
+                 GKeyFile   *kf,
+                 GPtrArray  *warnings)
 {
-  g_auto(GStrv) groups = g_key_file_get_groups (p->kf, NULL);
+  g_auto(GStrv) groups = g_key_file_get_groups (kf, NULL);
 
   for (guint i = 0; groups[i] != NULL; i++)
     {
@@ -431,18 +451,16 @@ collect_unknown (Parser   *p,
 
       if (!is_known_key (groups[i], NULL))
         {
-          g_ptr_array_add (config->warnings,
-                           g_strdup_printf ("%s:%u: unknown group [%s] ignored", p->path,
-                                            find_line (p->text, groups[i], NULL), groups[i]));
+          g_ptr_array_add (warnings, g_strdup_printf ("%s:%u: unknown group [%s] ignored", path,
+                                                      find_line (text, groups[i], NULL), groups[i]));
           continue;
         }
-      keys = g_key_file_get_keys (p->kf, groups[i], NULL, NULL);
+      keys = g_key_file_get_keys (kf, groups[i], NULL, NULL);
       for (guint j = 0; keys && keys[j] != NULL; j++)
         if (!is_known_key (groups[i], keys[j]))
-          g_ptr_array_add (config->warnings,
-                           g_strdup_printf ("%s:%u: unknown key '%s' in [%s] ignored", p->path,
-                                            find_line (p->text, groups[i], keys[j]),
-                                            keys[j], groups[i]));
+          g_ptr_array_add (warnings, g_strdup_printf ("%s:%u: unknown key '%s' in [%s] ignored", path,
+                                                      find_line (text, groups[i], keys[j]),
+                                                      keys[j], groups[i]));
     }
 }
 
@@ -454,10 +472,6 @@ bg_config_load (const char  *path,
   g_autoptr(GKeyFile) kf = g_key_file_new ();
   g_autofree char *text = NULL;
   g_autoptr(GError) local = NULL;
-  g_autofree char *mode = NULL;
-  Parser p;
-  gint64 ival;
-  gboolean present;
 
   config->path = g_strdup (path);
   if (!g_file_get_contents (path, &text, NULL, &local))
@@ -474,86 +488,19 @@ bg_config_load (const char  *path,
       return NULL;
     }
 
-  p = (Parser) { path, text, kf };
-  collect_unknown (&p, config);
-
-  if (!get_int (&p, "vm", "cpus", &ival, &present, error))
-    return NULL;
-  if (present)
+  collect_unknown (path, text, kf, config->warnings);
+  for (guint i = 0; i < G_N_ELEMENTS (config_keys); i++)
     {
-      GError *e = NULL;
-      if (!bg_validate_cpus (NULL, ival, &e))
-        return value_error (&p, "vm", "cpus", e, error), NULL;
-      config->cpus = ival;
+      const ConfigKey *k = &config_keys[i];
+
+      if (g_key_file_has_key (kf, k->group, k->key, NULL) &&
+          !k->parse (kf, k, G_STRUCT_MEMBER_P (config, k->offset), &local))
+        {
+          g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "%s:%u: [%s] %s: %s", path,
+                       find_line (text, k->group, k->key), k->group, k->key, local->message);
+          return NULL;
+        }
     }
-
-  if (!get_int (&p, "vm", "memory", &ival, &present, error))
-    return NULL;
-  if (present)
-    {
-      GError *e = NULL;
-      if (!bg_validate_memory (NULL, ival, &e))
-        return value_error (&p, "vm", "memory", e, error), NULL;
-      config->memory_mib = ival;
-    }
-
-  if (!get_size (&p, "vm", "disk-size", &config->disk_bytes, &present, error))
-    return NULL;
-  if (present)
-    {
-      GError *e = NULL;
-      if (!bg_validate_disk_size (NULL, config->disk_bytes, &e))
-        return value_error (&p, "vm", "disk-size", e, error), NULL;
-    }
-
-  if (!get_string (&p, "vm", "image", &config->image, error))
-    return NULL;
-  {
-    GError *e = NULL;
-    if (!bg_name_validate ("image", config->image, &e))
-      return value_error (&p, "vm", "image", e, error), NULL;
-  }
-
-  if (!get_string (&p, "vm", "disk-mode", &mode, error))
-    return NULL;
-  if (mode != NULL && !bg_disk_mode_from_string (g_strstrip (mode), &config->disk_mode))
-    return value_error (&p, "vm", "disk-mode",
-                        g_error_new (BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-                                     "\"%s\" is not one of auto, reflink, layered, copy", mode),
-                        error), NULL;
-
-  if (!get_string (&p, "guest", "user", &config->guest_user, error))
-    return NULL;
-  {
-    GError *e = NULL;
-    /* The guest user name follows the same rule: it reaches useradd and
-     * file names inside the guest. */
-    if (!bg_name_validate ("user", config->guest_user, &e))
-      return value_error (&p, "guest", "user", e, error), NULL;
-  }
-
-  {
-    g_autofree char *key = NULL;
-    if (!get_string (&p, "ssh", "key", &key, error))
-      return NULL;
-    if (key != NULL)
-      {
-        if (!g_str_has_prefix (key, "~/") && !g_path_is_absolute (key))
-          return value_error (&p, "ssh", "key",
-                              g_error_new (BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-                                           "\"%s\" must be an absolute path or start with ~/", key),
-                              error), NULL;
-        g_free (config->ssh_key);
-        config->ssh_key = expand_home (key);
-      }
-  }
-  if (!get_strv (&p, "ssh", "authorized-keys", &config->authorized_keys, error))
-    return NULL;
-  if (!get_strv (&p, "sync", "paths", &config->sync_paths, error))
-    return NULL;
-  if (!get_size (&p, "sync", "max-size", &config->sync_limit, &present, error))
-    return NULL;
-
   return g_steal_pointer (&config);
 }
 
