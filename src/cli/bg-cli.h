@@ -44,17 +44,25 @@ extern const BgCommand bg_vm_commands[];
 extern const BgCommand bg_image_commands[];
 extern const BgCommand bg_system_commands[];
 
+/* What a command takes, for its --help and its checks. */
+typedef struct {
+  const char   *params;       /* after the command in "Usage:", e.g. "NAME"; NULL: none */
+  int           min_args;
+  int           max_args;     /* -1: no limit */
+  const char   *summary;
+  GOptionEntry *entries;      /* its own options; NULL: none */
+} BgUsage;
+
 /* Parses a command's own options (plus the global ones) and leaves the
- * positional arguments in argv. Returns FALSE with a G_OPTION_ERROR that
- * main() turns into exit code 2. */
-gboolean bg_cli_parse (BgCli         *cli,
-                       const char    *command_path,
-                       const char    *params,
-                       const char    *summary,
-                       GOptionEntry  *entries,
-                       int           *argc,
-                       char        ***argv,
-                       GError       **error);
+ * positional arguments in argv, whose first is the command's path
+ * ("banger vm ls"). Returns FALSE with a G_OPTION_ERROR that main()
+ * turns into exit code 2. */
+gboolean bg_cli_parse (BgCli          *cli,
+                       const BgUsage  *usage,
+                       int            *argc,
+                       char         ***argv,
+                       GError        **error);
+/* Within the usage's bounds, a command can narrow them by mode. */
 gboolean bg_cli_expect_args (const char  *command_path,
                              int          argc,
                              int          min,

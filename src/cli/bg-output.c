@@ -15,49 +15,6 @@ static GOptionEntry global_entries[] = {
 };
 
 gboolean
-bg_cli_parse (BgCli         *cli,
-              const char    *command_path,
-              const char    *params,
-              const char    *summary,
-              GOptionEntry  *entries,
-              int           *argc,
-              char        ***argv,
-              GError       **error)
-{
-  g_autoptr(GOptionContext) context = NULL;
-  g_autoptr(GArray) all = g_array_new (TRUE, TRUE, sizeof (GOptionEntry));
-
-  /* The global options are listed with each command's own, so every
-   * --help shows everything that command accepts. */
-  for (GOptionEntry *e = entries; e != NULL && e->long_name != NULL; e++)
-    g_array_append_val (all, *e);
-  for (guint i = 0; global_entries[i].long_name != NULL; i++)
-    {
-      GOptionEntry e = global_entries[i];
-      e.arg_data = i == 0 ? (gpointer) &cli->json : (gpointer) &cli->verbose;
-      g_array_append_val (all, e);
-    }
-
-  context = g_option_context_new (params ? params : "");
-  g_option_context_set_summary (context, summary);
-  g_option_context_add_main_entries (context, (GOptionEntry *) (gpointer) all->data, NULL);
-
-  /* GOptionContext prints "Usage: <prgname> ..."; make that the full
-   * command path so --help reads "Usage: banger vm ls [OPTION…]". */
-  g_set_prgname (command_path);
-  if (!g_option_context_parse (context, argc, argv, error))
-    return FALSE;
-
-  /* "--" only separates; it is not an argument. */
-  if (*argc > 1 && g_strcmp0 ((*argv)[1], "--") == 0)
-    {
-      memmove (&(*argv)[1], &(*argv)[2], (*argc - 1) * sizeof (char *));
-      (*argc)--;
-    }
-  return TRUE;
-}
-
-gboolean
 bg_cli_expect_args (const char  *command_path,
                     int          argc,
                     int          min,
@@ -81,6 +38,47 @@ bg_cli_expect_args (const char  *command_path,
       return FALSE;
     }
   return TRUE;
+}
+
+gboolean
+bg_cli_parse (BgCli          *cli,
+              const BgUsage  *usage,
+              int            *argc,
+              char         ***argv,
+              GError        **error)
+{
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GArray) all = g_array_new (TRUE, TRUE, sizeof (GOptionEntry));
+  const char *command_path = (*argv)[0];
+
+  /* The global options are listed with each command's own, so every
+   * --help shows everything that command accepts. */
+  for (GOptionEntry *e = usage->entries; e != NULL && e->long_name != NULL; e++)
+    g_array_append_val (all, *e);
+  for (guint i = 0; global_entries[i].long_name != NULL; i++)
+    {
+      GOptionEntry e = global_entries[i];
+      e.arg_data = i == 0 ? (gpointer) &cli->json : (gpointer) &cli->verbose;
+      g_array_append_val (all, e);
+    }
+
+  context = g_option_context_new (usage->params ? usage->params : "");
+  g_option_context_set_summary (context, usage->summary);
+  g_option_context_add_main_entries (context, (GOptionEntry *) (gpointer) all->data, NULL);
+
+  /* GOptionContext prints "Usage: <prgname> ..."; make that the full
+   * command path so --help reads "Usage: banger vm ls [OPTION…]". */
+  g_set_prgname (command_path);
+  if (!g_option_context_parse (context, argc, argv, error))
+    return FALSE;
+
+  /* "--" only separates; it is not an argument. */
+  if (*argc > 1 && g_strcmp0 ((*argv)[1], "--") == 0)
+    {
+      memmove (&(*argv)[1], &(*argv)[2], (*argc - 1) * sizeof (char *));
+      (*argc)--;
+    }
+  return bg_cli_expect_args (command_path, *argc, usage->min_args, usage->max_args, error);
 }
 
 void

@@ -163,7 +163,7 @@ bg_vm_cmd_forward (BgCli *cli, int argc, char **argv, GError **error)
   BgVmState state;
   Serving s = { 0 };
 
-  if (!bg_cli_parse (cli, argv[0], "NAME [SPEC…]",
+  if (!bg_cli_parse (cli, &(BgUsage) { "NAME [SPEC…]", 1, -1,
                      "Relay ports of the host to a VM: SPEC is [HOSTADDR:]HOSTPORT[:GUESTPORT][/tcp|/udp].\n\n"
                      "Without HOSTADDR it listens on 127.0.0.1 and ::1, so http://localhost:PORT reaches the\n"
                      "VM's service (a secure context for browsers). It runs as you; ports below the host's\n"
@@ -171,8 +171,7 @@ bg_vm_cmd_forward (BgCli *cli, int argc, char **argv, GError **error)
                      "  banger vm forward dev 8080:80          until Ctrl-C\n"
                      "  banger vm forward dev 5353/udp -b      in the background\n"
                      "  banger vm forward dev --list | --stop [SPEC]",
-                     entries, &argc, &argv, error) ||
-      !bg_cli_expect_args (argv[0], argc, 1, -1, error) ||
+                     entries }, &argc, &argv, error) ||
       !bg_name_validate ("NAME", argv[1], error))
     {
       tell_ready (serve_fd, error && *error ? (*error)->message : "bad arguments\n");
@@ -336,13 +335,12 @@ bg_vm_cmd_cp (BgCli *cli, int argc, char **argv, GError **error)
   gboolean to_vm;
   int remote_count = 0;
 
-  if (!bg_cli_parse (cli, argv[0], "SRC… DST",
+  if (!bg_cli_parse (cli, &(BgUsage) { "SRC… DST", 2, -1,
                      "Copy files between the host and a VM, over SSH with the pinned host key.\n\n"
                      "One side is NAME:PATH (a relative PATH is in the VM user's home); modes are kept.\n\n"
                      "  banger vm cp -r ./src dev:project     into the VM\n"
                      "  banger vm cp dev:/var/log/syslog .    out of it",
-                     entries, &argc, &argv, error) ||
-      !bg_cli_expect_args (argv[0], argc, 2, -1, error))
+                     entries }, &argc, &argv, error))
     return FALSE;
 
   for (int i = 1; i < argc; i++)

@@ -30,8 +30,7 @@ cmd_ls (BgCli *cli, int argc, char **argv, GError **error)
   guint shown = 0;
   const char *entry;
 
-  if (!bg_cli_parse (cli, argv[0], NULL, "List your images.", NULL, &argc, &argv, error) ||
-      !bg_cli_expect_args (argv[0], argc, 0, 0, error))
+  if (!bg_cli_parse (cli, &(BgUsage) { NULL, 0, 0, "List your images.", NULL }, &argc, &argv, error))
     return FALSE;
 
   dir = g_dir_open (dir_path, 0, NULL);
@@ -85,8 +84,7 @@ cmd_show (BgCli *cli, int argc, char **argv, GError **error)
   g_autoptr(BgImage) image = NULL;
   g_autoptr(JsonNode) node = NULL;
 
-  if (!bg_cli_parse (cli, argv[0], "NAME", "Show an image's details.", NULL, &argc, &argv, error) ||
-      !bg_cli_expect_args (argv[0], argc, 1, 1, error) ||
+  if (!bg_cli_parse (cli, &(BgUsage) { "NAME", 1, 1, "Show an image's details.", NULL }, &argc, &argv, error) ||
       !bg_name_validate ("NAME", argv[1], error))
     return FALSE;
 
@@ -192,12 +190,11 @@ cmd_import (BgCli *cli, int argc, char **argv, GError **error)
     { NULL }
   };
 
-  if (!bg_cli_parse (cli, argv[0], "NAME",
+  if (!bg_cli_parse (cli, &(BgUsage) { "NAME", 1, 1,
                      "Import a kernel and a root filesystem as an image.\n\n"
                      "The files are copied (shared with reflink where the filesystem can);\n"
                      "an interrupted import leaves nothing behind.",
-                     entries, &argc, &argv, error) ||
-      !bg_cli_expect_args (argv[0], argc, 1, 1, error) ||
+                     entries }, &argc, &argv, error) ||
       !bg_name_validate ("NAME", argv[1], error))
     return FALSE;
   if (kernel == NULL || rootfs == NULL)
@@ -245,15 +242,14 @@ cmd_build (BgCli *cli, int argc, char **argv, GError **error)
     { NULL }
   };
 
-  if (!bg_cli_parse (cli, argv[0], "NAME",
+  if (!bg_cli_parse (cli, &(BgUsage) { "NAME", 1, 1,
                      "Build a Debian image without root: mmdebstrap in a user namespace, an ext4\n"
                      "made with mke2fs -d, the kernel's vmlinux and initrd. Needs a subordinate\n"
                      "uid range for you in /etc/subuid (usermod --add-subuids). Guests are\n"
                      "configured at boot by banger-guest-setup, which reads the VM's config drive;\n"
                      "--cloud-init uses cloud-init for that instead. The suite must not be older\n"
                      "than this host's Debian (banger-guest-setup is built here).",
-                     entries, &argc, &argv, error) ||
-      !bg_cli_expect_args (argv[0], argc, 1, 1, error) ||
+                     entries }, &argc, &argv, error) ||
       !bg_name_validate ("NAME", argv[1], error))
     return FALSE;
   for (const char *c = suite; *c; c++)
@@ -310,8 +306,7 @@ cmd_rm (BgCli *cli, int argc, char **argv, GError **error)
     { NULL }
   };
 
-  if (!bg_cli_parse (cli, argv[0], "NAME", "Remove an image.", entries, &argc, &argv, error) ||
-      !bg_cli_expect_args (argv[0], argc, 1, 1, error) ||
+  if (!bg_cli_parse (cli, &(BgUsage) { "NAME", 1, 1, "Remove an image.", entries }, &argc, &argv, error) ||
       !bg_name_validate ("NAME", argv[1], error))
     return FALSE;
 

@@ -19,12 +19,11 @@ cmd_status (BgCli *cli, int argc, char **argv, GError **error)
   g_autoptr(GArray) checks = NULL;
   gboolean all_ok = TRUE;
 
-  if (!bg_cli_parse (cli, argv[0], NULL,
+  if (!bg_cli_parse (cli, &(BgUsage) { NULL, 0, 0,
                      "Check that this host can run banger VMs, and say what to do where it cannot.\n\n"
                      "Devices and the VMM are tried by banger-mechanism, which is what uses them.\n"
                      "Exits 0 when every check passes (warnings aside) and 1 otherwise.",
-                     NULL, &argc, &argv, error) ||
-      !bg_cli_expect_args (argv[0], argc, 0, 0, error))
+                     NULL }, &argc, &argv, error))
     return FALSE;
 
   checks = bg_status_run ();
@@ -104,10 +103,9 @@ cmd_network (BgCli *cli, int argc, char **argv, GError **error)
   g_autoptr(GVariant) taps = NULL;
   GVariantDict options;
 
-  if (!bg_cli_parse (cli, argv[0], NULL,
+  if (!bg_cli_parse (cli, &(BgUsage) { NULL, 0, 0,
                      "Show the VM network: bridge, subnet, NAT, DNS and your taps.",
-                     NULL, &argc, &argv, error) ||
-      !bg_cli_expect_args (argv[0], argc, 0, 0, error))
+                     NULL }, &argc, &argv, error))
     return FALSE;
 
   info_reply = bg_client_call ("NetworkInfo", NULL, NULL, error);
@@ -223,12 +221,11 @@ cmd_cleanup (BgCli *cli, int argc, char **argv, GError **error)
   g_autoptr(JsonArray) done = json_array_new ();
   guint failed = 0, removed = 0;
 
-  if (!bg_cli_parse (cli, argv[0], NULL,
+  if (!bg_cli_parse (cli, &(BgUsage) { NULL, 0, 0,
                      "Find and remove what a crash, a kill or a reboot left behind: half-made VMs,\n"
                      "VM directories without a record, pinned keys of VMs that are gone, and taps,\n"
                      "VMMs and loop devices no VM of yours explains. Says what it removed.",
-                     entries, &argc, &argv, error) ||
-      !bg_cli_expect_args (argv[0], argc, 0, 0, error))
+                     entries }, &argc, &argv, error))
     return FALSE;
 
   /* Twice: half-made VMs first, whose own removal takes their taps and

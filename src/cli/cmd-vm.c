@@ -34,8 +34,7 @@ cmd_ls (BgCli *cli, int argc, char **argv, GError **error)
   g_autoptr(GPtrArray) records = NULL;
   g_autoptr(GPtrArray) problems = NULL;
 
-  if (!bg_cli_parse (cli, argv[0], NULL, "List your VMs.", NULL, &argc, &argv, error) ||
-      !bg_cli_expect_args (argv[0], argc, 0, 0, error))
+  if (!bg_cli_parse (cli, &(BgUsage) { NULL, 0, 0, "List your VMs.", NULL }, &argc, &argv, error))
     return FALSE;
 
   store = bg_state_store_new_default ();
@@ -95,9 +94,8 @@ cmd_show (BgCli *cli, int argc, char **argv, GError **error)
   g_autoptr(BgStateStore) store = NULL;
   g_autoptr(BgVmRecord) r = NULL;
 
-  if (!bg_cli_parse (cli, argv[0], "NAME", "Show everything banger knows about a VM.",
-                     NULL, &argc, &argv, error) ||
-      !bg_cli_expect_args (argv[0], argc, 1, 1, error) ||
+  if (!bg_cli_parse (cli, &(BgUsage) { "NAME", 1, 1, "Show everything banger knows about a VM.",
+                     NULL }, &argc, &argv, error) ||
       !bg_name_validate ("NAME", argv[1], error))
     return FALSE;
 
@@ -156,8 +154,7 @@ parse_name (BgCli        *cli,
             GOptionEntry *entries,
             GError      **error)
 {
-  return bg_cli_parse (cli, (*argv)[0], "NAME", summary, entries, argc, argv, error) &&
-         bg_cli_expect_args ((*argv)[0], *argc, 1, 1, error) &&
+  return bg_cli_parse (cli, &(BgUsage) { "NAME", 1, 1, summary, entries }, argc, argv, error) &&
          bg_name_validate ("NAME", (*argv)[1], error);
 }
 
@@ -184,12 +181,11 @@ cmd_up (BgCli *cli, int argc, char **argv, GError **error)
     { NULL }
   };
 
-  if (!bg_cli_parse (cli, argv[0], "[NAME]",
+  if (!bg_cli_parse (cli, &(BgUsage) { "[NAME]", 0, 1,
                      "Create and start a VM, or start it again, and wait until SSH answers.\n\n"
                      "Without NAME, a name is made up. Running it on a running VM just prints\n"
                      "its summary. A failure or Ctrl-C removes whatever this run created.",
-                     entries, &argc, &argv, error) ||
-      !bg_cli_expect_args (argv[0], argc, 0, 1, error))
+                     entries }, &argc, &argv, error))
     return FALSE;
   if (argc == 2 && !bg_name_validate ("NAME", argv[1], error))
     return FALSE;
@@ -394,10 +390,9 @@ cmd_ssh (BgCli *cli, int argc, char **argv, GError **error)
   g_autofree char *alias = NULL;
   g_auto(GStrv) ssh = NULL;
 
-  if (!bg_cli_parse (cli, argv[0], "NAME [-- COMMAND [ARG…]]",
+  if (!bg_cli_parse (cli, &(BgUsage) { "NAME [-- COMMAND [ARG…]]", 1, -1,
                      "Open a shell in a VM, or run a command there, over SSH with the pinned host key.\n\n"
-                     "The remote command's exit status is banger's.", NULL, &argc, &argv, error) ||
-      !bg_cli_expect_args (argv[0], argc, 1, -1, error) ||
+                     "The remote command's exit status is banger's.", NULL }, &argc, &argv, error) ||
       !bg_name_validate ("NAME", argv[1], error))
     return FALSE;
   if ((config = bg_config_load_default (error)) == NULL || (r = load_running (argv[1], error)) == NULL)
@@ -421,11 +416,10 @@ cmd_ssh_config (BgCli *cli, int argc, char **argv, GError **error)
   g_autoptr(GPtrArray) records = NULL;
   g_autofree char *kh = bg_known_hosts_path ();
 
-  if (!bg_cli_parse (cli, argv[0], "[NAME]",
+  if (!bg_cli_parse (cli, &(BgUsage) { "[NAME]", 0, 1,
                      "Print ssh_config Host blocks for your VMs, for ssh, scp, rsync and editors.\n\n"
                      "  banger vm ssh-config >> ~/.ssh/config   then   ssh NAME.banger",
-                     NULL, &argc, &argv, error) ||
-      !bg_cli_expect_args (argv[0], argc, 0, 1, error) ||
+                     NULL }, &argc, &argv, error) ||
       (argc == 2 && !bg_name_validate ("NAME", argv[1], error)))
     return FALSE;
   if ((config = bg_config_load_default (error)) == NULL || (records = bg_state_store_list (store, NULL, error)) == NULL)
