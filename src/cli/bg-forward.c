@@ -355,23 +355,56 @@ flow_free (Flow *w)
   g_free (w);
 }
 
+/* The relay is single-threaded: one buffer serves every datagram, and a
+ * wake-up moves at most a burst of them so no socket starves the rest. */
+static guint8 datagram[UDP_DATAGRAM];
+#define BURST 64
+
 static gboolean
 on_flow_reply (int           fd,
                GIOCondition  cond,
                gpointer      data)
 {
   Flow *w = data;
-  static guint8 buf[UDP_DATAGRAM];
 
-  for (guint i = 0; i < 64; i++)
+  for (guint i = 0; i < BURST; i++)
     {
-      ssize_t n = recv (fd, buf, sizeof buf, MSG_DONTWAIT);
+      ssize_t n = recv (fd, datagram, sizeof datagram, MSG_DONTWAIT);
       if (n < 0)
         break;
       w->last_used = g_get_monotonic_time ();
-      sendto (w->listener->fd, buf, n, MSG_DONTWAIT, (struct sockaddr *) &w->client, w->client_len);
+      sendto (w->listener->fd, datagram, n, MSG_DONTWAIT, (struct sockaddr *) &w->client, w->client_len);
     }
   return G_SOURCE_CONTINUE;
+}
+
+/* A client's first datagram: a socket of its own towards the guest, so
+ * replies find their way back to it. */
+static Flow *
+flow_open (Listener                       *l,
+           const struct sockaddr_storage  *from,
+           socklen_t                       flen,
+           GBytes                         *key)
+{
+  struct sockaddr_in sin;
+  Flow *w;
+
+  if (!guest_sockaddr (l, &sin))
+    return NULL;
+  w = g_new0 (Flow, 1);
+  w->listener = l;
+  memcpy (&w->client, from, flen);
+  w->client_len = flen;
+  w->key = g_bytes_ref (key);
+  w->fd = socket (AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (w->fd < 0 || connect (w->fd, (struct sockaddr *) &sin, sizeof sin) < 0)
+    {
+      flow_free (w);
+      return NULL;
+    }
+  w->watch = g_unix_fd_add (w->fd, G_IO_IN, on_flow_reply, w);
+  g_hash_table_insert (l->flows, w->key, w);
+  return w;
 }
 
 static gboolean
@@ -380,42 +413,22 @@ on_datagram (int           fd,
              gpointer      data)
 {
   Listener *l = data;
-  static guint8 buf[UDP_DATAGRAM];
 
-  for (guint i = 0; i < 64; i++)
+  for (guint i = 0; i < BURST; i++)
     {
       struct sockaddr_storage from;
       socklen_t flen = sizeof from;
-      ssize_t n = recvfrom (fd, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *) &from, &flen);
+      ssize_t n = recvfrom (fd, datagram, sizeof datagram, MSG_DONTWAIT, (struct sockaddr *) &from, &flen);
       g_autoptr(GBytes) key = NULL;
       Flow *w;
 
       if (n < 0)
         break;
       key = g_bytes_new (&from, flen);
-      w = g_hash_table_lookup (l->flows, key);
-      if (w == NULL)
-        {
-          struct sockaddr_in sin;
-
-          if (!guest_sockaddr (l, &sin))
-            continue;
-          w = g_new0 (Flow, 1);
-          w->listener = l;
-          memcpy (&w->client, &from, flen);
-          w->client_len = flen;
-          w->key = g_bytes_ref (key);
-          w->fd = socket (AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-          if (w->fd < 0 || connect (w->fd, (struct sockaddr *) &sin, sizeof sin) < 0)
-            {
-              flow_free (w);
-              continue;
-            }
-          w->watch = g_unix_fd_add (w->fd, G_IO_IN, on_flow_reply, w);
-          g_hash_table_insert (l->flows, w->key, w);
-        }
+      if ((w = g_hash_table_lookup (l->flows, key)) == NULL && (w = flow_open (l, &from, flen, key)) == NULL)
+        continue;
       w->last_used = g_get_monotonic_time ();
-      send (w->fd, buf, n, MSG_DONTWAIT);
+      send (w->fd, datagram, n, MSG_DONTWAIT);
     }
   return G_SOURCE_CONTINUE;
 }
