@@ -57,6 +57,38 @@ call_free (Call *c)
   bg_daemon_release (daemon);
 }
 
+/* A method without arguments has nothing to check before polkit, so it
+ * needs no handler of its own: its "handle-…" @signal starts the call. */
+typedef struct {
+  BgDaemon   *daemon;
+  const char *action;
+  BgCallFunc  func;
+  gpointer    self;
+} PlainMethod;
+
+static gboolean
+on_plain_method (BgMechanism1          *skeleton,
+                 GDBusMethodInvocation *invocation,
+                 PlainMethod           *m)
+{
+  bg_call_start (m->daemon, invocation, m->action, NULL, m->func, m->self);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+void
+bg_call_connect_plain (BgDaemon    *daemon,
+                       const char  *signal,
+                       const char  *action,
+                       BgCallFunc   func,
+                       gpointer     self)
+{
+  PlainMethod *m = g_new (PlainMethod, 1);
+
+  *m = (PlainMethod) { daemon, action, func, self };
+  g_signal_connect_data (bg_daemon_get_skeleton (daemon), signal, G_CALLBACK (on_plain_method), m,
+                         (GClosureNotify) (void (*) (void)) g_free, 0);
+}
+
 GVariant *
 bg_call_get_parameters (BgCall *call)
 {

@@ -34,6 +34,11 @@ void         bg_call_start          (BgDaemon               *daemon,
                                      PolkitDetails          *details,
                                      BgCallFunc              func,
                                      gpointer                self);
+void         bg_call_connect_plain  (BgDaemon               *daemon,
+                                     const char             *signal,
+                                     const char             *action,
+                                     BgCallFunc              func,
+                                     gpointer                self);
 GVariant    *bg_call_get_parameters (BgCall                 *call);
 GUnixFDList *bg_call_get_fd_list    (BgCall                 *call);
 void         bg_call_act_on_owned   (BgCall                 *call,

@@ -145,15 +145,6 @@ info_authorized (BgCall   *call,
   return_state (call, state, error);
 }
 
-static gboolean
-handle_network_info (BgMechanism1          *skeleton,
-                     GDBusMethodInvocation *invocation,
-                     BgNetwork             *network)
-{
-  bg_call_start (network->daemon, invocation, "org.banger.network", NULL, info_authorized, network);
-  return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
 static void
 teardown_authorized (BgCall   *call,
                      gpointer  self)
@@ -165,24 +156,16 @@ teardown_authorized (BgCall   *call,
   bg_call_return_value (call, NULL);
 }
 
-static gboolean
-handle_teardown_network (BgMechanism1          *skeleton,
-                         GDBusMethodInvocation *invocation,
-                         BgNetwork             *network)
-{
-  /* The bridge is shared by every user: only an administrator removes it. */
-  bg_call_start (network->daemon, invocation, "org.banger.admin", NULL, teardown_authorized, network);
-  return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
 void
 bg_network_connect (BgNetwork *network)
 {
   BgMechanism1 *skeleton = bg_daemon_get_skeleton (network->daemon);
 
   g_signal_connect (skeleton, "handle-ensure-network", G_CALLBACK (handle_ensure_network), network);
-  g_signal_connect (skeleton, "handle-network-info", G_CALLBACK (handle_network_info), network);
   g_signal_connect (skeleton, "handle-create-tap", G_CALLBACK (handle_create_tap), network);
   g_signal_connect (skeleton, "handle-delete-tap", G_CALLBACK (handle_delete_tap), network);
-  g_signal_connect (skeleton, "handle-teardown-network", G_CALLBACK (handle_teardown_network), network);
+  bg_call_connect_plain (network->daemon, "handle-network-info", "org.banger.network", info_authorized, network);
+  /* The bridge is shared by every user: only an administrator removes it. */
+  bg_call_connect_plain (network->daemon, "handle-teardown-network", "org.banger.admin", teardown_authorized,
+                         network);
 }

@@ -22,15 +22,6 @@ ping_authorized (BgCall   *call,
   bg_call_return_value (call, g_variant_new ("(su)", PACKAGE_VERSION, (guint32) call->caller_uid));
 }
 
-static gboolean
-handle_ping (BgMechanism1          *skeleton,
-             GDBusMethodInvocation *invocation,
-             BgDaemon              *daemon)
-{
-  bg_call_start (daemon, invocation, NULL, NULL, ping_authorized, daemon);
-  return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
 static void
 subscribe_authorized (BgCall   *call,
                       gpointer  self)
@@ -38,15 +29,6 @@ subscribe_authorized (BgCall   *call,
   bg_daemon_subscribe (call->daemon, g_dbus_method_invocation_get_connection (call->invocation),
                        g_dbus_method_invocation_get_sender (call->invocation), call->caller_uid);
   bg_call_return_value (call, NULL);
-}
-
-static gboolean
-handle_subscribe (BgMechanism1          *skeleton,
-                  GDBusMethodInvocation *invocation,
-                  BgDaemon              *daemon)
-{
-  bg_call_start (daemon, invocation, NULL, NULL, subscribe_authorized, daemon);
-  return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
 /* "" when @path opens as a character device (and KVM answers with its
@@ -84,15 +66,6 @@ host_info_authorized (BgCall   *call,
   fd = bg_jail_open_vmm (vmm, &dynamic, &error);
   g_variant_dict_insert (&d, "vmm-error", "s", fd >= 0 ? "" : error->message);
   bg_call_return_value (call, g_variant_new ("(@a{sv})", g_variant_dict_end (&d)));
-}
-
-static gboolean
-handle_host_info (BgMechanism1          *skeleton,
-                  GDBusMethodInvocation *invocation,
-                  BgDaemon              *daemon)
-{
-  bg_call_start (daemon, invocation, "org.banger.vm", NULL, host_info_authorized, daemon);
-  return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
 /* One "usage" row per user who holds anything (and the caller): what
@@ -250,9 +223,9 @@ bg_system_connect (BgDaemon *daemon)
 {
   BgMechanism1 *skeleton = bg_daemon_get_skeleton (daemon);
 
-  g_signal_connect (skeleton, "handle-ping", G_CALLBACK (handle_ping), daemon);
-  g_signal_connect (skeleton, "handle-subscribe", G_CALLBACK (handle_subscribe), daemon);
-  g_signal_connect (skeleton, "handle-host-info", G_CALLBACK (handle_host_info), daemon);
+  bg_call_connect_plain (daemon, "handle-ping", NULL, ping_authorized, daemon);
+  bg_call_connect_plain (daemon, "handle-subscribe", NULL, subscribe_authorized, daemon);
+  bg_call_connect_plain (daemon, "handle-host-info", "org.banger.vm", host_info_authorized, daemon);
   g_signal_connect (skeleton, "handle-list-resources", G_CALLBACK (handle_list_resources), daemon);
   g_signal_connect (skeleton, "handle-release-resource", G_CALLBACK (handle_release_resource), daemon);
 }
