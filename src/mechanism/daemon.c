@@ -173,23 +173,6 @@ bg_daemon_release (BgDaemon *daemon)
 /* ---- bus ---- */
 
 static void
-on_bus_acquired (GDBusConnection *connection,
-                 const char      *name,
-                 gpointer         user_data)
-{
-  BgDaemon *daemon = user_data;
-  g_autoptr(GError) error = NULL;
-
-  if (!g_dbus_interface_skeleton_export (G_DBUS_INTERFACE_SKELETON (daemon->skeleton),
-                                         connection, BG_DBUS_PATH, &error))
-    {
-      g_critical ("Cannot export %s: %s", BG_DBUS_PATH, error->message);
-      daemon->exit_code = 1;
-      g_main_loop_quit (daemon->loop);
-    }
-}
-
-static void
 on_name_acquired (GDBusConnection *connection,
                   const char      *name,
                   gpointer         user_data)
@@ -209,7 +192,7 @@ on_name_lost (GDBusConnection *connection,
   BgDaemon *daemon = user_data;
 
   if (connection == NULL)
-    g_warning ("Cannot connect to the system bus");
+    g_warning ("Lost the system bus");
   else if (!daemon->name_acquired)
     g_warning ("Cannot own %s: another banger-mechanism runs (use --replace)", name);
   else
@@ -317,14 +300,28 @@ int
 bg_daemon_run (BgDaemon *daemon)
 {
   GBusNameOwnerFlags flags = G_BUS_NAME_OWNER_FLAGS_ALLOW_REPLACEMENT;
+  g_autoptr(GDBusConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
   guint sigterm, sigint;
 
   if (daemon->options.replace)
     flags |= G_BUS_NAME_OWNER_FLAGS_REPLACE;
 
-  daemon->owner_id = g_bus_own_name (G_BUS_TYPE_SYSTEM, BG_DBUS_NAME, flags,
-                                     on_bus_acquired, on_name_acquired, on_name_lost,
-                                     daemon, NULL);
+  /* The object is exported before the name is asked for, so no caller
+   * finds the name without it. */
+  if ((connection = g_bus_get_sync (G_BUS_TYPE_SYSTEM, NULL, &error)) == NULL)
+    {
+      g_warning ("Cannot connect to the system bus: %s", error->message);
+      return 1;
+    }
+  if (!g_dbus_interface_skeleton_export (G_DBUS_INTERFACE_SKELETON (daemon->skeleton), connection, BG_DBUS_PATH,
+                                         &error))
+    {
+      g_warning ("Cannot export %s: %s", BG_DBUS_PATH, error->message);
+      return 1;
+    }
+  daemon->owner_id = g_bus_own_name_on_connection (connection, BG_DBUS_NAME, flags,
+                                                   on_name_acquired, on_name_lost, daemon, NULL);
   sigterm = g_unix_signal_add (SIGTERM, on_signal, daemon);
   sigint = g_unix_signal_add (SIGINT, on_signal, daemon);
   g_main_loop_run (daemon->loop);
