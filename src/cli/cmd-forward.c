@@ -88,26 +88,20 @@ list_forwards (BgCli      *cli,
 
   if (cli->json)
     {
-      g_autoptr(JsonBuilder) b = json_builder_new ();
+      GVariantBuilder b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("aa{sv}"));
+      g_autoptr(GVariant) forwards = NULL;
+      g_autoptr(JsonNode) node = NULL;
 
-      json_builder_begin_array (b);
       for (guint i = 0; i < list->len; i++)
         {
           BgForwardProcess *p = list->pdata[i];
-          json_builder_begin_object (b);
-          json_builder_set_member_name (b, "pid");
-          json_builder_add_int_value (b, p->pid);
-          json_builder_set_member_name (b, "persistent");
-          json_builder_add_boolean_value (b, p->persistent);
-          json_builder_set_member_name (b, "specs");
-          json_builder_begin_array (b);
-          for (guint k = 0; p->specs[k]; k++)
-            json_builder_add_string_value (b, p->specs[k]);
-          json_builder_end_array (b);
-          json_builder_end_object (b);
+          g_variant_builder_add_parsed (&b, "{'pid': <%x>, 'persistent': <%b>, 'specs': <%^as>}",
+                                        p->pid, p->persistent, p->specs);
         }
-      json_builder_end_array (b);
-      return bg_cli_print_built (b);
+      forwards = g_variant_ref_sink (g_variant_builder_end (&b));
+      node = json_gvariant_serialize (forwards);
+      bg_cli_print_json (node);
+      return TRUE;
     }
   if (list->len == 0)
     {

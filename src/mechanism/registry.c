@@ -70,33 +70,17 @@ write_entry (BgRegistry  *registry,
              BgResource  *r,
              GError     **error)
 {
-  g_autoptr(JsonBuilder) b = json_builder_new ();
-  g_autoptr(JsonNode) root = NULL;
-  g_autofree char *text = NULL;
-  g_autofree char *dir = g_build_filename (registry->dir, r->kind, NULL);
-  g_autofree char *path = entry_path (registry, r->kind, r->name);
-
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "kind");
-  json_builder_add_string_value (b, r->kind);
-  json_builder_set_member_name (b, "name");
-  json_builder_add_string_value (b, r->name);
-  json_builder_set_member_name (b, "owner");
-  json_builder_add_int_value (b, r->owner);
-  json_builder_set_member_name (b, "created");
-  json_builder_add_int_value (b, r->created);
-  json_builder_set_member_name (b, "state");
-  json_builder_add_string_value (b, state_names[r->state]);
   /* Details keep their exact GVariant types (a JSON number would come
    * back as int64 whatever it was), so they are stored as typed text. */
-  json_builder_set_member_name (b, "details");
-  {
-    g_autofree char *details = g_variant_print (r->details, TRUE);
-    json_builder_add_string_value (b, details);
-  }
-  json_builder_end_object (b);
-  root = json_builder_get_root (b);
-  text = json_to_string (root, TRUE);
+  g_autofree char *details = g_variant_print (r->details, TRUE);
+  g_autoptr(GVariant) entry = g_variant_ref_sink (
+    g_variant_new_parsed ("{'kind': <%s>, 'name': <%s>, 'owner': <%u>, 'created': <%x>, 'state': <%s>, "
+                          "'details': <%s>}", r->kind, r->name, (guint32) r->owner, (gint64) r->created,
+                          state_names[r->state], details));
+  g_autoptr(JsonNode) root = json_gvariant_serialize (entry);
+  g_autofree char *text = json_to_string (root, TRUE);
+  g_autofree char *dir = g_build_filename (registry->dir, r->kind, NULL);
+  g_autofree char *path = entry_path (registry, r->kind, r->name);
 
   if (g_mkdir_with_parents (dir, 0700) < 0)
     {
