@@ -23,12 +23,15 @@ typedef gboolean (*BgCommandFunc) (BgCli    *cli,
                                    char    **argv,
                                    GError  **error);
 
+/* A command table: commands, each listed in --help under the heading
+ * before it (a row made by BG_COMMAND_HEADING), ended by a NULL name. */
 typedef struct {
   const char    *name;
-  const char    *params;      /* shown after the command, e.g. "NAME" */
   const char    *summary;
-  BgCommandFunc  func;
+  BgCommandFunc  func;        /* NULL: a heading */
 } BgCommand;
+
+#define BG_COMMAND_HEADING(title) { title, NULL, NULL }
 
 typedef struct {
   const char      *name;

@@ -345,10 +345,10 @@ cmd_rm (BgCli *cli, int argc, char **argv, GError **error)
 }
 
 const BgCommand bg_image_commands[] = {
-  { "ls", NULL, "List your images", cmd_ls },
-  { "show", "NAME", "Show an image's details", cmd_show },
-  { "import", "NAME", "Import a kernel and root filesystem as an image", cmd_import },
-  { "build", "NAME", "Build a Debian image without root", cmd_build },
-  { "rm", "NAME", "Remove an image", cmd_rm },
+  { "ls", "List your images", cmd_ls },
+  { "show", "Show an image's details", cmd_show },
+  { "import", "Import a kernel and root filesystem as an image", cmd_import },
+  { "build", "Build a Debian image without root", cmd_build },
+  { "rm", "Remove an image", cmd_rm },
   { NULL }
 };

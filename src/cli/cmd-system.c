@@ -286,8 +286,8 @@ cmd_cleanup (BgCli *cli, int argc, char **argv, GError **error)
 }
 
 const BgCommand bg_system_commands[] = {
-  { "cleanup", NULL, "Remove what a crash left behind", cmd_cleanup },
-  { "status", NULL, "Check that this host can run banger VMs", cmd_status },
-  { "network", NULL, "Show the VM network and your taps", cmd_network },
+  { "cleanup", "Remove what a crash left behind", cmd_cleanup },
+  { "status", "Check that this host can run banger VMs", cmd_status },
+  { "network", "Show the VM network and your taps", cmd_network },
   { NULL }
 };

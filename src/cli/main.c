@@ -36,10 +36,13 @@ groups_description (void)
 static char *
 commands_description (const BgCommandGroup *group)
 {
-  GString *s = g_string_new ("Commands:\n");
+  GString *s = g_string_new (group->commands[0].func != NULL ? "Commands:\n" : "");
 
   for (const BgCommand *c = group->commands; c->name != NULL; c++)
-    g_string_append_printf (s, "  %-12s %s\n", c->name, c->summary);
+    if (c->func == NULL)
+      g_string_append_printf (s, "%s%s:\n", c == group->commands ? "" : "\n", c->name);
+    else
+      g_string_append_printf (s, "  %-12s %s\n", c->name, c->summary);
   g_string_append_printf (s, "\nRun 'banger %s COMMAND --help' for a command's options.",
                           group->name);
   return g_string_free (s, FALSE);
@@ -97,7 +100,7 @@ run_group (BgCli                 *cli,
     }
 
   for (const BgCommand *c = group->commands; c->name != NULL; c++)
-    if (g_str_equal (c->name, argv[1]))
+    if (c->func != NULL && g_str_equal (c->name, argv[1]))
       command = c;
 
   if (command == NULL)
