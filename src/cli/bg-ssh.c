@@ -180,27 +180,59 @@ bg_known_hosts_remove (const char  *path,
   return ok;
 }
 
+char *
+bg_ssh_alias (const BgVmRecord *r)
+{
+  return g_strdup_printf ("%s.%s", r->name, r->domain ? r->domain : "banger");
+}
+
+BgSshTarget *
+bg_ssh_target_new (const BgVmRecord *r,
+                   const BgConfig   *config)
+{
+  BgSshTarget *t = g_new0 (BgSshTarget, 1);
+
+  t->key = g_strdup (config->ssh_key);
+  t->known_hosts = bg_known_hosts_path ();
+  t->alias = bg_ssh_alias (r);
+  t->user = g_strdup (r->guest_user ? r->guest_user : config->guest_user);
+  t->address = g_strdup (r->address);
+  return t;
+}
+
+void
+bg_ssh_target_free (BgSshTarget *t)
+{
+  if (t == NULL)
+    return;
+  g_free (t->key);
+  g_free (t->known_hosts);
+  g_free (t->alias);
+  g_free (t->user);
+  g_free (t->address);
+  g_free (t);
+}
+
 /* banger's key only, banger's known_hosts only, the pinned key
  * required: the options every ssh and scp of banger's gets. */
 void
-bg_ssh_add_options (GPtrArray  *argv,
-                    const char *key,
-                    const char *known_hosts,
-                    const char *alias,
-                    gboolean    batch)
+bg_ssh_add_options (GPtrArray          *argv,
+                    const BgSshTarget  *t,
+                    gboolean            batch)
 {
-  g_ptr_array_add (argv, g_strdup ("-i"));
-  g_ptr_array_add (argv, g_strdup (key));
-  g_ptr_array_add (argv, g_strdup ("-o"));
-  g_ptr_array_add (argv, g_strdup ("IdentitiesOnly=yes"));
-  g_ptr_array_add (argv, g_strdup ("-o"));
-  g_ptr_array_add (argv, g_strdup_printf ("UserKnownHostsFile=%s", known_hosts));
-  g_ptr_array_add (argv, g_strdup ("-o"));
-  g_ptr_array_add (argv, g_strdup ("GlobalKnownHostsFile=/dev/null"));
-  g_ptr_array_add (argv, g_strdup ("-o"));
-  g_ptr_array_add (argv, g_strdup ("StrictHostKeyChecking=yes"));
-  g_ptr_array_add (argv, g_strdup ("-o"));
-  g_ptr_array_add (argv, g_strdup_printf ("HostKeyAlias=%s", alias));
+  g_autofree char *known_hosts = g_strdup_printf ("UserKnownHostsFile=%s", t->known_hosts);
+  g_autofree char *alias = g_strdup_printf ("HostKeyAlias=%s", t->alias);
+  const char *options[] = {
+    "-i", t->key,
+    "-o", "IdentitiesOnly=yes",
+    "-o", known_hosts,
+    "-o", "GlobalKnownHostsFile=/dev/null",
+    "-o", "StrictHostKeyChecking=yes",
+    "-o", alias,
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (options); i++)
+    g_ptr_array_add (argv, g_strdup (options[i]));
   if (batch)
     {
       g_ptr_array_add (argv, g_strdup ("-o"));
@@ -213,13 +245,9 @@ bg_ssh_add_options (GPtrArray  *argv,
 /* The exact ssh command line. @command elements stay separate argv
  * elements; ssh joins them for the remote shell, as it always does. */
 char **
-bg_ssh_build_argv (const char         *key,
-                   const char         *known_hosts,
-                   const char         *alias,
-                   const char         *user,
-                   const char         *address,
-                   const char * const *command,
-                   gboolean            batch)
+bg_ssh_build_argv (const BgSshTarget   *t,
+                   const char * const  *command,
+                   gboolean             batch)
 {
   GPtrArray *argv = g_ptr_array_new ();
 
@@ -227,23 +255,21 @@ bg_ssh_build_argv (const char         *key,
     char *ssh = bg_program_find ("ssh");
     g_ptr_array_add (argv, ssh ? ssh : g_strdup ("ssh"));
   }
-  bg_ssh_add_options (argv, key, known_hosts, alias, batch);
+  bg_ssh_add_options (argv, t, batch);
   g_ptr_array_add (argv, g_strdup ("-l"));
-  g_ptr_array_add (argv, g_strdup (user));
-  g_ptr_array_add (argv, g_strdup (address));
+  g_ptr_array_add (argv, g_strdup (t->user));
+  g_ptr_array_add (argv, g_strdup (t->address));
   for (guint i = 0; command && command[i]; i++)
     g_ptr_array_add (argv, g_strdup (command[i]));
   g_ptr_array_add (argv, NULL);
   return (char **) g_ptr_array_free (argv, FALSE);
 }
 
+/* The same as an ssh_config Host block, for ssh NAME.banger, scp, rsync
+ * and editors. */
 char *
-bg_ssh_config_block (const char *name,
-                     const char *alias,
-                     const char *address,
-                     const char *user,
-                     const char *key,
-                     const char *known_hosts)
+bg_ssh_config_block (const char         *name,
+                     const BgSshTarget  *t)
 {
   return g_strdup_printf ("Host %s %s\n"
                           "    HostName %s\n"
@@ -253,7 +279,7 @@ bg_ssh_config_block (const char *name,
                           "    UserKnownHostsFile %s\n"
                           "    StrictHostKeyChecking yes\n"
                           "    HostKeyAlias %s\n",
-                          name, alias, address, user, key, known_hosts, alias);
+                          name, t->alias, t->address, t->user, t->key, t->known_hosts, t->alias);
 }
 
 /* Every key pinned for VM @name, under whatever domain. */

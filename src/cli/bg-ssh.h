@@ -3,6 +3,9 @@
 
 #include <gio/gio.h>
 
+#include "bg-config.h"
+#include "bg-state.h"
+
 G_BEGIN_DECLS
 
 gboolean  bg_ssh_ensure_client_key (const char    *key_path,
@@ -26,23 +29,31 @@ gboolean  bg_known_hosts_remove    (const char    *path,
 gboolean  bg_known_hosts_remove_vm (const char    *path,
                                     const char    *name,
                                     GError       **error);
-void      bg_ssh_add_options       (GPtrArray     *argv,
-                                    const char    *key,
-                                    const char    *known_hosts,
-                                    const char    *alias,
-                                    gboolean       batch);
-char    **bg_ssh_build_argv        (const char    *key,
-                                    const char    *known_hosts,
-                                    const char    *alias,
-                                    const char    *user,
-                                    const char    *address,
+/* The name a VM's host key is pinned under: NAME.DOMAIN. */
+char     *bg_ssh_alias             (const BgVmRecord *record);
+
+/* How banger reaches a VM over SSH, and nothing else: its own key, its
+ * own known_hosts with the VM's pinned key, the VM's user and address. */
+typedef struct {
+  char *key;
+  char *known_hosts;
+  char *alias;
+  char *user;
+  char *address;
+} BgSshTarget;
+
+BgSshTarget *bg_ssh_target_new     (const BgVmRecord   *record,
+                                    const BgConfig     *config);
+void      bg_ssh_target_free       (BgSshTarget        *target);
+void      bg_ssh_add_options       (GPtrArray          *argv,
+                                    const BgSshTarget  *target,
+                                    gboolean            batch);
+char    **bg_ssh_build_argv        (const BgSshTarget  *target,
                                     const char * const *command,
-                                    gboolean       batch);
-char     *bg_ssh_config_block      (const char    *name,
-                                    const char    *alias,
-                                    const char    *address,
-                                    const char    *user,
-                                    const char    *key,
-                                    const char    *known_hosts);
+                                    gboolean            batch);
+char     *bg_ssh_config_block      (const char         *name,
+                                    const BgSshTarget  *target);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgSshTarget, bg_ssh_target_free)
 
 G_END_DECLS

@@ -272,7 +272,7 @@ bg_vm_remove (BgCli       *cli,
     }
   if (r->address != NULL)
     {
-      g_autofree char *alias = bg_vm_alias (r);
+      g_autofree char *alias = bg_ssh_alias (r);
       if (!bg_known_hosts_remove (kh, alias, r->address, error))
         return FALSE;
     }

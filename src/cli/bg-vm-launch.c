@@ -56,12 +56,6 @@ undo_known_host (gpointer data)
 
 /* ---- the guest's configuration ---- */
 
-char *
-bg_vm_alias (BgVmRecord *r)
-{
-  return g_strdup_printf ("%s.%s", r->name, r->domain ? r->domain : "banger");
-}
-
 /* The VM's network, as the mechanism answered it (CreateTap, or LaunchVm's
  * "network"), into the record. */
 void
@@ -151,7 +145,7 @@ bg_vm_pin_host_key (BgVmRecord  *r,
               GError     **error)
 {
   g_autofree char *kh = bg_known_hosts_path ();
-  g_autofree char *alias = bg_vm_alias (r);
+  g_autofree char *alias = bg_ssh_alias (r);
   g_autofree char *private_key = NULL, *public_key = NULL;
   KnownHost *k;
 
@@ -325,7 +319,7 @@ bg_vm_launch (BgVmRecord  *r,
   if (!same_network (before, r))
     {
       g_autofree char *kh = bg_known_hosts_path ();
-      g_autofree char *old_alias = bg_vm_alias (before);
+      g_autofree char *old_alias = bg_ssh_alias (before);
 
       bg_cli_warn ("the network of %s changed (address %s, was %s); writing its configuration again",
                    r->name, r->address, before->address);

@@ -16,7 +16,6 @@ gboolean  bg_vm_mark_stopped       (BgStateStore *store,
                                     const char   *name,
                                     GError      **error);
 
-char     *bg_vm_alias              (BgVmRecord   *record);
 void      bg_vm_take_network       (BgVmRecord   *record,
                                     GVariant     *info);
 gboolean  bg_vm_write_config_drive (BgVmRecord   *record,

@@ -273,7 +273,7 @@ print_summary (BgCli      *cli,
                BgVmRecord *r,
                gboolean    waited)
 {
-  g_autofree char *alias = bg_vm_alias (r);
+  g_autofree char *alias = bg_ssh_alias (r);
 
   if (cli->json)
     {
@@ -293,11 +293,10 @@ wait_ready (BgVmRecord  *r,
             guint        timeout_s,
             GError     **error)
 {
-  g_autofree char *kh = bg_known_hosts_path ();
-  g_autofree char *alias = bg_vm_alias (r);
+  g_autoptr(BgSshTarget) target = bg_ssh_target_new (r, config);
   g_autofree char *console = g_build_filename (dir, "console.log", NULL);
   const char *cmd[] = { "true", NULL };
-  g_auto(GStrv) argv = bg_ssh_build_argv (config->ssh_key, kh, alias, r->guest_user, r->address, cmd, TRUE);
+  g_auto(GStrv) argv = bg_ssh_build_argv (target, cmd, TRUE);
 
   return bg_guest_wait_ready (r->address, 22, (const char * const *) argv, timeout_s * 1000, console, error);
 }

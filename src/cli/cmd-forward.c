@@ -323,8 +323,8 @@ bg_vm_cmd_cp (BgCli *cli, int argc, char **argv, GError **error)
   g_autoptr(BgStateStore) store = NULL;
   g_autoptr(BgVmRecord) r = NULL;
   g_autoptr(GPtrArray) scp = g_ptr_array_new_with_free_func (g_free);
-  g_autofree char *kh = bg_known_hosts_path ();
-  g_autofree char *vm = NULL, *alias = NULL, *scp_path = NULL;
+  g_autoptr(BgSshTarget) target = NULL;
+  g_autofree char *vm = NULL, *scp_path = NULL;
   g_autoptr(GSubprocess) child = NULL;
   gboolean to_vm;
   int remote_count = 0;
@@ -397,7 +397,7 @@ bg_vm_cmd_cp (BgCli *cli, int argc, char **argv, GError **error)
       g_set_error (error, BG_ERROR, BG_ERROR_BUSY, "VM %s is not running; start it with 'banger vm start %s'", vm, vm);
       return FALSE;
     }
-  alias = g_strdup_printf ("%s.%s", r->name, r->domain ? r->domain : "banger");
+  target = bg_ssh_target_new (r, config);
   scp_path = bg_program_find ("scp");
   g_ptr_array_add (scp, g_strdup (scp_path));
   /* -p keeps modes and times; scp shows progress only on a terminal. */
@@ -406,14 +406,13 @@ bg_vm_cmd_cp (BgCli *cli, int argc, char **argv, GError **error)
     g_ptr_array_add (scp, g_strdup ("-r"));
   if (!cli->is_tty)
     g_ptr_array_add (scp, g_strdup ("-q"));
-  bg_ssh_add_options (scp, config->ssh_key, kh, alias, TRUE);
+  bg_ssh_add_options (scp, target, TRUE);
   g_ptr_array_add (scp, g_strdup ("--"));
   for (int i = 1; i < argc; i++)
     {
       g_autofree char *name = NULL, *path = NULL;
       if (split_remote (argv[i], &name, &path))
-        g_ptr_array_add (scp, g_strdup_printf ("%s@%s:%s", r->guest_user ? r->guest_user : config->guest_user,
-                                               r->address, path));
+        g_ptr_array_add (scp, g_strdup_printf ("%s@%s:%s", target->user, target->address, path));
       else
         g_ptr_array_add (scp, g_strdup (argv[i]));
     }

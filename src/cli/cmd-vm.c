@@ -386,8 +386,7 @@ cmd_ssh (BgCli *cli, int argc, char **argv, GError **error)
 {
   g_autoptr(BgConfig) config = NULL;
   g_autoptr(BgVmRecord) r = NULL;
-  g_autofree char *kh = bg_known_hosts_path ();
-  g_autofree char *alias = NULL;
+  g_autoptr(BgSshTarget) target = NULL;
   g_auto(GStrv) ssh = NULL;
 
   if (!bg_cli_parse (cli, &(BgUsage) { "NAME [-- COMMAND [ARG…]]", 1, -1,
@@ -397,9 +396,8 @@ cmd_ssh (BgCli *cli, int argc, char **argv, GError **error)
     return FALSE;
   if ((config = bg_config_load_default (error)) == NULL || (r = load_running (argv[1], error)) == NULL)
     return FALSE;
-  alias = g_strdup_printf ("%s.%s", r->name, r->domain ? r->domain : "banger");
-  ssh = bg_ssh_build_argv (config->ssh_key, kh, alias, r->guest_user ? r->guest_user : config->guest_user,
-                           r->address, (const char * const *) argv + 2, FALSE);
+  target = bg_ssh_target_new (r, config);
+  ssh = bg_ssh_build_argv (target, (const char * const *) argv + 2, FALSE);
   if (!bg_programs_require ((const char * const[]) { "ssh", NULL }, "vm ssh", error))
     return FALSE;
   /* exec: ssh's exit status becomes ours. */
@@ -414,7 +412,6 @@ cmd_ssh_config (BgCli *cli, int argc, char **argv, GError **error)
   g_autoptr(BgConfig) config = NULL;
   g_autoptr(BgStateStore) store = bg_state_store_new_default ();
   g_autoptr(GPtrArray) records = NULL;
-  g_autofree char *kh = bg_known_hosts_path ();
 
   if (!bg_cli_parse (cli, &(BgUsage) { "[NAME]", 0, 1,
                      "Print ssh_config Host blocks for your VMs, for ssh, scp, rsync and editors.\n\n"
@@ -435,13 +432,13 @@ cmd_ssh_config (BgCli *cli, int argc, char **argv, GError **error)
   for (guint i = 0; i < records->len; i++)
     {
       BgVmRecord *r = records->pdata[i];
-      g_autofree char *alias = g_strdup_printf ("%s.%s", r->name, r->domain ? r->domain : "banger");
+      g_autoptr(BgSshTarget) target = NULL;
       g_autofree char *block = NULL;
 
       if (r->address == NULL)
         continue;
-      block = bg_ssh_config_block (r->name, alias, r->address, r->guest_user ? r->guest_user : config->guest_user,
-                                   config->ssh_key, kh);
+      target = bg_ssh_target_new (r, config);
+      block = bg_ssh_config_block (r->name, target);
       g_print ("%s%s", i ? "\n" : "", block);
     }
   return TRUE;
@@ -457,8 +454,7 @@ cmd_sync (BgCli *cli, int argc, char **argv, GError **error)
   g_autoptr(GSubprocess) ssh = NULL;
   g_autoptr(GOutputStream) to_ssh = NULL;
   g_autoptr(GError) local = NULL;
-  g_autofree char *kh = bg_known_hosts_path ();
-  g_autofree char *alias = NULL;
+  g_autoptr(BgSshTarget) target = NULL;
   g_auto(GStrv) ssh_argv = NULL;
   const char *remote[] = { "tar", "-x", "-C", "~", "--no-same-owner", NULL };
   void (*old_pipe) (int);
@@ -484,9 +480,8 @@ cmd_sync (BgCli *cli, int argc, char **argv, GError **error)
   /* The tar stream is written here, each file read through the
    * descriptor its check opened (bg_sync_write_tar), and extracted by
    * the guest's tar. */
-  alias = g_strdup_printf ("%s.%s", r->name, r->domain ? r->domain : "banger");
-  ssh_argv = bg_ssh_build_argv (config->ssh_key, kh, alias, r->guest_user ? r->guest_user : config->guest_user,
-                                r->address, remote, TRUE);
+  target = bg_ssh_target_new (r, config);
+  ssh_argv = bg_ssh_build_argv (target, remote, TRUE);
   if (!g_unix_open_pipe (fds, FD_CLOEXEC, error))
     return FALSE;
   ssh_l = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);

@@ -161,7 +161,8 @@ static void
 test_ssh_argv_is_exact (Fixture *f, gconstpointer data)
 {
   const char *cmd[] = { "cat", "/etc/hostname; echo pwned", NULL };
-  g_auto(GStrv) argv = bg_ssh_build_argv ("/k/id", "/s/known_hosts", "dev.banger", "dev", "172.30.0.9", cmd, FALSE);
+  BgSshTarget target = { "/k/id", "/s/known_hosts", "dev.banger", "dev", "172.30.0.9" };
+  g_auto(GStrv) argv = bg_ssh_build_argv (&target, cmd, FALSE);
   /* ssh as found for every user: PATH, then the system directories. */
   g_autofree char *ssh = bg_program_find ("ssh");
   const char *want[] = { ssh, "-i", "/k/id", "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=/s/known_hosts",
@@ -175,12 +176,38 @@ test_ssh_argv_is_exact (Fixture *f, gconstpointer data)
 static void
 test_ssh_config_block (Fixture *f, gconstpointer data)
 {
-  g_autofree char *block = bg_ssh_config_block ("dev", "dev.banger", "172.30.0.9", "dev", "/k/id", "/s/kh");
+  BgSshTarget target = { "/k/id", "/s/kh", "dev.banger", "dev", "172.30.0.9" };
+  g_autofree char *block = bg_ssh_config_block ("dev", &target);
 
   g_assert_true (g_str_has_prefix (block, "Host dev dev.banger\n"));
   g_assert_nonnull (strstr (block, "    StrictHostKeyChecking yes\n"));
   g_assert_nonnull (strstr (block, "    HostKeyAlias dev.banger\n"));
   g_assert_nonnull (strstr (block, "    UserKnownHostsFile /s/kh\n"));
+}
+
+/* A VM's target: its record's user, else banger.conf's; the alias under
+ * its domain; banger's own key and known_hosts. */
+static void
+test_ssh_target_of_a_vm (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgVmRecord) r = bg_vm_record_new ("dev");
+  g_autoptr(BgConfig) config = bg_config_new_defaults ();
+  g_autofree char *kh = bg_known_hosts_path ();
+  g_autoptr(BgSshTarget) t1 = NULL, t2 = NULL;
+
+  r->address = g_strdup ("172.30.0.9");
+  t1 = bg_ssh_target_new (r, config);
+  g_assert_cmpstr (t1->user, ==, BG_DEFAULT_GUEST_USER);
+  g_assert_cmpstr (t1->alias, ==, "dev.banger");
+  g_assert_cmpstr (t1->key, ==, config->ssh_key);
+  g_assert_cmpstr (t1->known_hosts, ==, kh);
+  g_assert_cmpstr (t1->address, ==, "172.30.0.9");
+
+  r->guest_user = g_strdup ("alice");
+  r->domain = g_strdup ("lab");
+  t2 = bg_ssh_target_new (r, config);
+  g_assert_cmpstr (t2->user, ==, "alice");
+  g_assert_cmpstr (t2->alias, ==, "dev.lab");
 }
 
 static char *
@@ -385,6 +412,7 @@ main (int argc, char **argv)
   ADD ("/guest/known-hosts-pin-and-forget", test_known_hosts_pin_and_forget);
   ADD ("/guest/ssh-argv-is-exact", test_ssh_argv_is_exact);
   ADD ("/guest/ssh-config-block", test_ssh_config_block);
+  ADD ("/guest/ssh-target-of-a-vm", test_ssh_target_of_a_vm);
   ADD ("/guest/sync-refuses-escapes", test_sync_refuses_escapes);
   ADD ("/guest/sync-reads-what-it-checked", test_sync_reads_what_it_checked);
   ADD ("/guest/readiness-times-out-with-console-tail", test_readiness_times_out_with_console_tail);
