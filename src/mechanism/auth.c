@@ -58,7 +58,7 @@ call_free (Call *c)
 }
 
 /* A method without arguments has nothing to check before polkit, so it
- * needs no handler of its own: its "handle-…" @signal starts the call. */
+ * needs no handler of its own: its signal starts the call. */
 typedef struct {
   BgDaemon   *daemon;
   const char *action;
@@ -76,17 +76,26 @@ on_plain_method (BgMechanism1          *skeleton,
 }
 
 void
-bg_call_connect_plain (BgDaemon    *daemon,
-                       const char  *signal,
-                       const char  *action,
-                       BgCallFunc   func,
-                       gpointer     self)
+bg_call_connect_methods (BgDaemon        *daemon,
+                         const BgMethod  *methods,
+                         gpointer         self)
 {
-  PlainMethod *m = g_new (PlainMethod, 1);
+  BgMechanism1 *skeleton = bg_daemon_get_skeleton (daemon);
 
-  *m = (PlainMethod) { daemon, action, func, self };
-  g_signal_connect_data (bg_daemon_get_skeleton (daemon), signal, G_CALLBACK (on_plain_method), m,
-                         (GClosureNotify) (void (*) (void)) g_free, 0);
+  for (const BgMethod *m = methods; m->signal != NULL; m++)
+    {
+      PlainMethod *plain;
+
+      if (m->handler != NULL)
+        {
+          g_signal_connect (skeleton, m->signal, m->handler, self);
+          continue;
+        }
+      plain = g_new (PlainMethod, 1);
+      *plain = (PlainMethod) { daemon, m->action, m->authorized, self };
+      g_signal_connect_data (skeleton, m->signal, G_CALLBACK (on_plain_method), plain,
+                             (GClosureNotify) (void (*) (void)) g_free, 0);
+    }
 }
 
 GVariant *

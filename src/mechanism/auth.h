@@ -34,11 +34,21 @@ void         bg_call_start          (BgDaemon               *daemon,
                                      PolkitDetails          *details,
                                      BgCallFunc              func,
                                      gpointer                self);
-void         bg_call_connect_plain  (BgDaemon               *daemon,
-                                     const char             *signal,
-                                     const char             *action,
-                                     BgCallFunc              func,
-                                     gpointer                self);
+/* A subsystem's methods on the bus, as a table (sd-bus's vtables are the
+ * model): the skeleton's "handle-…" signal, and either the handler that
+ * checks the arguments and calls bg_call_start(), or, for a method
+ * without arguments, the polkit action (NULL: none) and what runs once it
+ * is allowed. Handlers get the subsystem as their user data. */
+typedef struct {
+  const char *signal;
+  GCallback   handler;
+  const char *action;
+  BgCallFunc  authorized;
+} BgMethod;
+
+void         bg_call_connect_methods (BgDaemon              *daemon,
+                                      const BgMethod        *methods,
+                                      gpointer               self);
 GVariant    *bg_call_get_parameters (BgCall                 *call);
 GUnixFDList *bg_call_get_fd_list    (BgCall                 *call);
 void         bg_call_act_on_owned   (BgCall                 *call,

@@ -257,10 +257,10 @@ bg_daemon_new (const BgDaemonOptions  *options,
   daemon->network = bg_network_new (daemon);
   daemon->storage = bg_storage_new (daemon);
   daemon->vms = bg_vms_new (daemon, daemon->network, daemon->storage);
-  bg_system_connect (daemon);
-  bg_network_connect (daemon->network);
-  bg_storage_connect (daemon->storage);
-  bg_vms_connect (daemon->vms);
+  bg_call_connect_methods (daemon, bg_system_methods, daemon);
+  bg_call_connect_methods (daemon, bg_network_methods, daemon->network);
+  bg_call_connect_methods (daemon, bg_storage_methods, daemon->storage);
+  bg_call_connect_methods (daemon, bg_vm_methods, daemon->vms);
 
   reconcile (daemon);
   bg_vms_recover (daemon->vms);

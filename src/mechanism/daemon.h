@@ -6,6 +6,7 @@
 #include <polkit/polkit.h>
 
 #include "bg-dbus-generated.h"
+#include "auth.h"
 #include "types.h"
 
 G_BEGIN_DECLS
@@ -90,7 +91,13 @@ gboolean         bg_daemon_release_resource (BgDaemon              *daemon,
 void             bg_daemon_test_hook        (BgDaemon              *daemon,
                                              const char            *step);
 
-/* system-dbus.c: Ping, ListResources, ReleaseResource. */
-void             bg_system_connect          (BgDaemon              *daemon);
+/* The methods each part serves, connected by bg_daemon_new: system-dbus.c
+ * (Ping, Subscribe, HostInfo, ListResources, ReleaseResource, with the
+ * daemon as user data), network-dbus.c, storage-dbus.c and vm-dbus.c
+ * (with their subsystem). */
+extern const BgMethod bg_system_methods[];
+extern const BgMethod bg_network_methods[];
+extern const BgMethod bg_storage_methods[];
+extern const BgMethod bg_vm_methods[];
 
 G_END_DECLS

@@ -156,16 +156,12 @@ teardown_authorized (BgCall   *call,
   bg_call_return_value (call, NULL);
 }
 
-void
-bg_network_connect (BgNetwork *network)
-{
-  BgMechanism1 *skeleton = bg_daemon_get_skeleton (network->daemon);
-
-  g_signal_connect (skeleton, "handle-ensure-network", G_CALLBACK (handle_ensure_network), network);
-  g_signal_connect (skeleton, "handle-create-tap", G_CALLBACK (handle_create_tap), network);
-  g_signal_connect (skeleton, "handle-delete-tap", G_CALLBACK (handle_delete_tap), network);
-  bg_call_connect_plain (network->daemon, "handle-network-info", "org.banger.network", info_authorized, network);
+const BgMethod bg_network_methods[] = {
+  { "handle-ensure-network", G_CALLBACK (handle_ensure_network) },
+  { "handle-create-tap", G_CALLBACK (handle_create_tap) },
+  { "handle-delete-tap", G_CALLBACK (handle_delete_tap) },
+  { "handle-network-info", NULL, "org.banger.network", info_authorized },
   /* The bridge is shared by every user: only an administrator removes it. */
-  bg_call_connect_plain (network->daemon, "handle-teardown-network", "org.banger.admin", teardown_authorized,
-                         network);
-}
+  { "handle-teardown-network", NULL, "org.banger.admin", teardown_authorized },
+  { NULL }
+};

@@ -30,7 +30,6 @@ struct _BgNetState {
 
 BgNetwork  *bg_network_new          (BgDaemon     *daemon);
 void        bg_network_free         (BgNetwork    *network);
-void        bg_network_connect      (BgNetwork    *network);
 void        bg_network_reconcile    (BgNetwork    *network);
 
 BgNetState *bg_network_ensure       (BgNetwork    *network,

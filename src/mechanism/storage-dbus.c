@@ -91,11 +91,8 @@ handle_detach_loop (BgMechanism1          *skeleton,
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
-void
-bg_storage_connect (BgStorage *storage)
-{
-  BgMechanism1 *skeleton = bg_daemon_get_skeleton (storage->daemon);
-
-  g_signal_connect (skeleton, "handle-attach-loop", G_CALLBACK (handle_attach_loop), storage);
-  g_signal_connect (skeleton, "handle-detach-loop", G_CALLBACK (handle_detach_loop), storage);
-}
+const BgMethod bg_storage_methods[] = {
+  { "handle-attach-loop", G_CALLBACK (handle_attach_loop) },
+  { "handle-detach-loop", G_CALLBACK (handle_detach_loop) },
+  { NULL }
+};

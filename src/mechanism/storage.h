@@ -15,7 +15,6 @@ struct _BgStorage {
 
 BgStorage  *bg_storage_new     (BgDaemon   *daemon);
 void        bg_storage_free    (BgStorage  *storage);
-void        bg_storage_connect (BgStorage  *storage);
 BgResource *bg_storage_attach  (BgStorage  *storage,
                                 uid_t       owner,
                                 int         fd,

@@ -218,14 +218,11 @@ handle_release_resource (BgMechanism1          *skeleton,
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
-void
-bg_system_connect (BgDaemon *daemon)
-{
-  BgMechanism1 *skeleton = bg_daemon_get_skeleton (daemon);
-
-  bg_call_connect_plain (daemon, "handle-ping", NULL, ping_authorized, daemon);
-  bg_call_connect_plain (daemon, "handle-subscribe", NULL, subscribe_authorized, daemon);
-  bg_call_connect_plain (daemon, "handle-host-info", "org.banger.vm", host_info_authorized, daemon);
-  g_signal_connect (skeleton, "handle-list-resources", G_CALLBACK (handle_list_resources), daemon);
-  g_signal_connect (skeleton, "handle-release-resource", G_CALLBACK (handle_release_resource), daemon);
-}
+const BgMethod bg_system_methods[] = {
+  { "handle-ping", NULL, NULL, ping_authorized },
+  { "handle-subscribe", NULL, NULL, subscribe_authorized },
+  { "handle-host-info", NULL, "org.banger.vm", host_info_authorized },
+  { "handle-list-resources", G_CALLBACK (handle_list_resources) },
+  { "handle-release-resource", G_CALLBACK (handle_release_resource) },
+  { NULL }
+};

@@ -267,11 +267,8 @@ handle_kill_vm (BgMechanism1          *skeleton,
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
-void
-bg_vms_connect (BgVms *vms)
-{
-  BgMechanism1 *skeleton = bg_daemon_get_skeleton (vms->daemon);
-
-  g_signal_connect (skeleton, "handle-launch-vm", G_CALLBACK (handle_launch_vm), vms);
-  g_signal_connect (skeleton, "handle-kill-vm", G_CALLBACK (handle_kill_vm), vms);
-}
+const BgMethod bg_vm_methods[] = {
+  { "handle-launch-vm", G_CALLBACK (handle_launch_vm) },
+  { "handle-kill-vm", G_CALLBACK (handle_kill_vm) },
+  { NULL }
+};

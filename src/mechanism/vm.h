@@ -36,7 +36,6 @@ BgVms      *bg_vms_new          (BgDaemon        *daemon,
                                  BgNetwork       *network,
                                  BgStorage       *storage);
 void        bg_vms_free         (BgVms           *vms);
-void        bg_vms_connect      (BgVms           *vms);
 void        bg_vms_recover      (BgVms           *vms);
 void        bg_vms_launch       (BgVms           *vms,
                                  uid_t            owner,
