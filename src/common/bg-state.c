@@ -374,10 +374,15 @@ bg_state_store_vm_dir (BgStateStore *store,
   return g_build_filename (store->dir, name, NULL);
 }
 
+/* Where VM @name's record is: the one place a name becomes a path below
+ * the store, checked here so nothing reaches outside it. */
 static char *
-record_path (BgStateStore *store,
-             const char   *name)
+record_path (BgStateStore  *store,
+             const char    *name,
+             GError       **error)
 {
+  if (!bg_name_validate ("name", name, error))
+    return NULL;
   return g_build_filename (store->dir, name, "vm.json", NULL);
 }
 
@@ -453,10 +458,8 @@ bg_state_store_load (BgStateStore  *store,
   g_autoptr(GError) local = NULL;
   BgVmRecord *record = NULL;
 
-  if (!bg_name_validate ("name", name, error))
+  if ((path = record_path (store, name, error)) == NULL)
     return NULL;
-
-  path = record_path (store, name);
   if (!g_file_get_contents (path, &text, &len, &local))
     {
       if (g_error_matches (local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
@@ -492,16 +495,14 @@ bg_state_store_save (BgStateStore      *store,
   g_autofree char *text = NULL;
   g_autoptr(JsonNode) node = NULL;
 
-  if (!bg_name_validate ("name", record->name, error))
+  if ((path = record_path (store, record->name, error)) == NULL)
     return FALSE;
-
-  dir = bg_state_store_vm_dir (store, record->name);
+  dir = g_path_get_dirname (path);
   if (!bg_paths_mkdir_private (dir, error))
     return FALSE;
 
   node = bg_vm_record_to_json (record);
   text = json_to_string (node, TRUE);
-  path = record_path (store, record->name);
 
   return g_file_set_contents_full (path, text, -1,
                                    G_FILE_SET_CONTENTS_CONSISTENT |
@@ -522,9 +523,7 @@ bg_state_store_update (BgStateStore       *store,
   BgVmRecord *updated;
   gboolean ok;
 
-  if (!bg_name_validate ("name", name, error))
-    return FALSE;
-
+  /* The name is checked by the load, under the lock. */
   lock = bg_state_store_lock (store, error);
   if (lock == NULL)
     return FALSE;
@@ -560,10 +559,8 @@ bg_state_store_delete (BgStateStore  *store,
   g_autofree char *path = NULL;
   g_autofree char *dir = NULL;
 
-  if (!bg_name_validate ("name", name, error))
+  if ((path = record_path (store, name, error)) == NULL)
     return FALSE;
-
-  path = record_path (store, name);
   if (g_unlink (path) < 0 && errno != ENOENT)
     {
       int errsv = errno;
@@ -571,7 +568,7 @@ bg_state_store_delete (BgStateStore  *store,
                    "Cannot remove %s: %s", path, g_strerror (errsv));
       return FALSE;
     }
-  dir = bg_state_store_vm_dir (store, name);
+  dir = g_path_get_dirname (path);
   if (g_rmdir (dir) < 0 && errno != ENOENT)
     {
       int errsv = errno;
