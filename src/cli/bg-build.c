@@ -356,23 +356,12 @@ bg_image_build (const char           *images_dir,
   g_autofree char *work = NULL, *tar = NULL, *tree = NULL, *overlay = NULL, *overlay_src = NULL;
   g_autofree char *rootfs = NULL, *bz = NULL, *vmlinux = NULL, *initrd = NULL;
   g_autofree char *include = NULL, *listing = NULL, *kname = NULL, *iname = NULL, *size = NULL;
-  g_autofree char *guest_setup = NULL;
+  g_autofree char *guest_setup = NULL, *final = NULL;
   const char *base = o->cloud_init ? CLOUD_INIT_PACKAGES : SETUP_PACKAGES;
   BgImage *image = NULL;
 
-  if (!bg_name_validate ("NAME", name, error))
-    return NULL;
-  {
-    g_autofree char *final = g_build_filename (images_dir, name, NULL);
-    if (g_file_test (final, G_FILE_TEST_EXISTS))
-      {
-        g_set_error (error, BG_ERROR, BG_ERROR_EXISTS,
-                     "an image named \"%s\" exists; remove it first with 'banger image rm %s'", name, name);
-        return NULL;
-      }
-  }
   /* Checked before minutes of bootstrapping, not after. */
-  if (!bg_build_check_host (o, error))
+  if ((final = bg_image_new_dir (images_dir, name, error)) == NULL || !bg_build_check_host (o, error))
     return NULL;
   if (!o->cloud_init)
     guest_setup = bg_build_guest_setup_path ();

@@ -194,6 +194,36 @@ bg_image_to_json (const BgImage *image)
   return json_builder_get_root (b);
 }
 
+/* Where image @name is kept: the one place a name becomes a path below
+ * @images_dir, checked here (@field names it in the error). */
+char *
+bg_image_dir (const char  *images_dir,
+              const char  *field,
+              const char  *name,
+              GError     **error)
+{
+  if (!bg_name_validate (field, name, error))
+    return NULL;
+  return g_build_filename (images_dir, name, NULL);
+}
+
+/* The same for an image about to be made: one of that name is refused. */
+char *
+bg_image_new_dir (const char  *images_dir,
+                  const char  *name,
+                  GError     **error)
+{
+  g_autofree char *dir = bg_image_dir (images_dir, "NAME", name, error);
+
+  if (dir != NULL && g_file_test (dir, G_FILE_TEST_EXISTS))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_EXISTS,
+                   "an image named \"%s\" exists; remove it first with 'banger image rm %s'", name, name);
+      return NULL;
+    }
+  return g_steal_pointer (&dir);
+}
+
 BgImage *
 bg_image_load (const char  *images_dir,
                const char  *name,
@@ -206,10 +236,9 @@ bg_image_load (const char  *images_dir,
   JsonObject *o;
   JsonNode *root;
 
-  if (!bg_name_validate ("image", name, error))
+  if ((image->dir = bg_image_dir (images_dir, "image", name, error)) == NULL)
     return NULL;
   image->name = g_strdup (name);
-  image->dir = g_build_filename (images_dir, name, NULL);
   path = g_build_filename (image->dir, "image.json", NULL);
   if (!json_parser_load_from_mapped_file (parser, path, &local))
     {
@@ -453,15 +482,8 @@ bg_image_import (const char          *images_dir,
   g_autofree char *final = NULL, *tmp = NULL, *json = NULL, *json_path = NULL;
   g_autoptr(JsonNode) node = NULL;
 
-  if (!bg_name_validate ("NAME", name, error))
+  if ((final = bg_image_new_dir (images_dir, name, error)) == NULL)
     return NULL;
-  final = g_build_filename (images_dir, name, NULL);
-  if (g_file_test (final, G_FILE_TEST_EXISTS))
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_EXISTS,
-                   "an image named \"%s\" exists; remove it first with 'banger image rm %s'", name, name);
-      return NULL;
-    }
   if (g_mkdir_with_parents (images_dir, 0700) < 0)
     {
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s", images_dir, g_strerror (errno));
@@ -508,9 +530,8 @@ bg_image_remove (const char  *images_dir,
   g_autofree char *dir = NULL;
   g_autofree char *trash = NULL;
 
-  if (!bg_name_validate ("NAME", name, error))
+  if ((dir = bg_image_dir (images_dir, "NAME", name, error)) == NULL)
     return FALSE;
-  dir = g_build_filename (images_dir, name, NULL);
   if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
     {
       g_set_error (error, BG_ERROR, BG_ERROR_NOT_FOUND, "No image named \"%s\"; see 'banger image ls'", name);
