@@ -73,6 +73,7 @@ gboolean bg_cli_expect_args (const char  *command_path,
                              GError     **error);
 
 void     bg_cli_print_json  (JsonNode    *node);
+void     bg_cli_print_variant (GVariant  *value);
 gboolean bg_cli_print_built (JsonBuilder *builder);
 void     bg_cli_warn        (const char  *format,
                              ...) G_GNUC_PRINTF (1, 2);

@@ -93,6 +93,16 @@ bg_cli_print_json (JsonNode *node)
   g_print ("%s\n", text);
 }
 
+/* @value (a floating one is taken) as JSON: an a{sv} is an object. */
+void
+bg_cli_print_variant (GVariant *value)
+{
+  g_autoptr(GVariant) owned = g_variant_ref_sink (value);
+  g_autoptr(JsonNode) node = json_gvariant_serialize (owned);
+
+  bg_cli_print_json (node);
+}
+
 /* Prints what @builder built; TRUE, to end a command with. */
 gboolean
 bg_cli_print_built (JsonBuilder *builder)

@@ -89,8 +89,6 @@ list_forwards (BgCli      *cli,
   if (cli->json)
     {
       GVariantBuilder b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("aa{sv}"));
-      g_autoptr(GVariant) forwards = NULL;
-      g_autoptr(JsonNode) node = NULL;
 
       for (guint i = 0; i < list->len; i++)
         {
@@ -98,9 +96,7 @@ list_forwards (BgCli      *cli,
           g_variant_builder_add_parsed (&b, "{'pid': <%x>, 'persistent': <%b>, 'specs': <%^as>}",
                                         p->pid, p->persistent, p->specs);
         }
-      forwards = g_variant_ref_sink (g_variant_builder_end (&b));
-      node = json_gvariant_serialize (forwards);
-      bg_cli_print_json (node);
+      bg_cli_print_variant (g_variant_builder_end (&b));
       return TRUE;
     }
   if (list->len == 0)
@@ -217,7 +213,10 @@ bg_vm_cmd_forward (BgCli *cli, int argc, char **argv, GError **error)
                        "see 'banger vm forward %s --list'", r->name, spec_texts[0], r->name);
           return FALSE;
         }
-      g_print ("Stopped %u forward%s of %s.\n", ended, ended == 1 ? "" : "s", r->name);
+      if (cli->json)
+        bg_cli_print_variant (g_variant_new_parsed ("{'vm': <%s>, 'stopped': <%u>}", r->name, ended));
+      else
+        g_print ("Stopped %u forward%s of %s.\n", ended, ended == 1 ? "" : "s", r->name);
       return TRUE;
     }
   if (specs->len == 0)
@@ -240,8 +239,12 @@ bg_vm_cmd_forward (BgCli *cli, int argc, char **argv, GError **error)
       joined = g_strjoinv (", ", spec_texts);
       if (!bg_forward_spawn_background (r->name, spec_texts, FALSE, &pid, error))
         return FALSE;
-      g_print ("Forwarding %s to %s in the background (pid %d).\n"
-               "Stop it with 'banger vm forward %s --stop'.\n", joined, r->name, pid, r->name);
+      if (cli->json)
+        bg_cli_print_variant (g_variant_new_parsed ("{'vm': <%s>, 'pid': <%i>, 'specs': <%^as>}", r->name,
+                                                    (gint32) pid, spec_texts));
+      else
+        g_print ("Forwarding %s to %s in the background (pid %d).\n"
+                 "Stop it with 'banger vm forward %s --stop'.\n", joined, r->name, pid, r->name);
       return TRUE;
     }
 
@@ -274,7 +277,11 @@ bg_vm_cmd_forward (BgCli *cli, int argc, char **argv, GError **error)
       shown = bg_forward_listening (forward);
       g_ptr_array_add (shown, NULL);
       joined = g_strjoinv (", ", (char **) shown->pdata);
-      g_print ("Forwarding %s to %s (%s). Press Ctrl-C to stop.\n", joined, r->name, r->address);
+      if (cli->json)
+        bg_cli_print_variant (g_variant_new_parsed ("{'vm': <%s>, 'address': <%s>, 'listening': <%^as>}",
+                                                    r->name, r->address, (char **) shown->pdata));
+      else
+        g_print ("Forwarding %s to %s (%s). Press Ctrl-C to stop.\n", joined, r->name, r->address);
     }
   serve (&s);
   if (s.background)

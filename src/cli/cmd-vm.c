@@ -502,7 +502,10 @@ cmd_sync (BgCli *cli, int argc, char **argv, GError **error)
       g_prefix_error (error, "sync to %s failed: ", r->name);
       return FALSE;
     }
-  g_print ("Synced %u file%s to %s.\n", files->len, files->len == 1 ? "" : "s", r->name);
+  if (cli->json)
+    bg_cli_print_variant (g_variant_new_parsed ("{'vm': <%s>, 'synced': <%u>}", r->name, files->len));
+  else
+    g_print ("Synced %u file%s to %s.\n", files->len, files->len == 1 ? "" : "s", r->name);
   return TRUE;
 }
 

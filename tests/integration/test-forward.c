@@ -338,6 +338,25 @@ test_background_forwards_end_with_the_vm (Fixture *f, gconstpointer data)
   none = listed (f, "fw");
   g_assert_cmpuint (json_array_get_length (none), ==, 0);
 
+  /* The same with --json, for scripts: the pid, then the count stopped. */
+  g_clear_pointer (&out, g_free);
+  g_assert_cmpint (cli (f, &out, NULL, "vm", "forward", "fw", "18103:7000", "-b", "--json", NULL), ==, 0);
+  {
+    g_autoptr(JsonNode) n = json (out);
+    JsonObject *o = json_node_get_object (n);
+
+    g_assert_cmpstr (json_object_get_string_member (o, "vm"), ==, "fw");
+    pid = json_object_get_int_member (o, "pid");
+    g_assert_cmpint (pid, ==, single_pid (f, "fw", "18103:7000/tcp", FALSE));
+  }
+  g_clear_pointer (&out, g_free);
+  g_assert_cmpint (cli (f, &out, NULL, "vm", "forward", "fw", "--stop", "--json", NULL), ==, 0);
+  {
+    g_autoptr(JsonNode) n = json (out);
+    g_assert_cmpint (json_object_get_int_member (json_node_get_object (n), "stopped"), ==, 1);
+  }
+  g_assert_true (process_gone (pid));
+
   /* vm stop ends it. */
   g_assert_cmpint (cli (f, NULL, NULL, "vm", "forward", "fw", "18101:7000", "-b", NULL), ==, 0);
   pid = single_pid (f, "fw", "18101:7000/tcp", FALSE);
