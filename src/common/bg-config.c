@@ -307,26 +307,32 @@ parse_int (GKeyFile         *kf,
   return refuse (error, NULL, "\"%s\" is not a whole number", raw);
 }
 
+/* A whole number into a guint field, within what @check allows. */
 static gboolean
-parse_cpus (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **error)
+parse_count (GKeyFile         *kf,
+             const ConfigKey  *k,
+             guint            *field,
+             gboolean        (*check) (const char *, gint64, GError **),
+             GError          **error)
 {
   gint64 v;
 
-  if (!parse_int (kf, k, &v, error) || !bg_validate_cpus (NULL, v, error))
+  if (!parse_int (kf, k, &v, error) || !check (NULL, v, error))
     return FALSE;
-  *(guint *) field = v;
+  *field = v;
   return TRUE;
+}
+
+static gboolean
+parse_cpus (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **error)
+{
+  return parse_count (kf, k, field, bg_validate_cpus, error);
 }
 
 static gboolean
 parse_memory (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **error)
 {
-  gint64 v;
-
-  if (!parse_int (kf, k, &v, error) || !bg_validate_memory (NULL, v, error))
-    return FALSE;
-  *(guint *) field = v;
-  return TRUE;
+  return parse_count (kf, k, field, bg_validate_memory, error);
 }
 
 static gboolean
