@@ -527,10 +527,10 @@ bg_image_remove (const char  *images_dir,
                  const char  *name,
                  GError     **error)
 {
-  g_autofree char *dir = NULL;
+  g_autofree char *dir = bg_image_dir (images_dir, "NAME", name, error);
   g_autofree char *trash = NULL;
 
-  if ((dir = bg_image_dir (images_dir, "NAME", name, error)) == NULL)
+  if (dir == NULL)
     return FALSE;
   if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
     {

@@ -490,12 +490,12 @@ bg_state_store_save (BgStateStore      *store,
                      const BgVmRecord  *record,
                      GError           **error)
 {
+  g_autofree char *path = record_path (store, record->name, error);
   g_autofree char *dir = NULL;
-  g_autofree char *path = NULL;
   g_autofree char *text = NULL;
   g_autoptr(JsonNode) node = NULL;
 
-  if ((path = record_path (store, record->name, error)) == NULL)
+  if (path == NULL)
     return FALSE;
   dir = g_path_get_dirname (path);
   if (!bg_paths_mkdir_private (dir, error))
@@ -556,10 +556,10 @@ bg_state_store_delete (BgStateStore  *store,
                        const char    *name,
                        GError       **error)
 {
-  g_autofree char *path = NULL;
+  g_autofree char *path = record_path (store, name, error);
   g_autofree char *dir = NULL;
 
-  if ((path = record_path (store, name, error)) == NULL)
+  if (path == NULL)
     return FALSE;
   if (g_unlink (path) < 0 && errno != ENOENT)
     {
