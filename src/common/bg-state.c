@@ -173,6 +173,23 @@ bg_vm_record_to_json (const BgVmRecord *r)
 /* Typed getters that refuse a member of the wrong type instead of letting
  * json-glib coerce it or warn. */
 static gboolean
+holds (JsonNode *n,
+       GType     type)
+{
+  return JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == type;
+}
+
+static gboolean
+member_error (const char  *source,
+              const char  *key,
+              const char  *what,
+              GError     **error)
+{
+  g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT, "%s: member \"%s\" %s", source, key, what);
+  return FALSE;
+}
+
+static gboolean
 get_member_string (JsonObject  *o,
                    const char  *key,
                    gboolean     required,
@@ -183,19 +200,9 @@ get_member_string (JsonObject  *o,
   JsonNode *n = json_object_get_member (o, key);
 
   if (n == NULL || JSON_NODE_HOLDS_NULL (n))
-    {
-      if (!required)
-        return TRUE;
-      g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT,
-                   "%s: missing member \"%s\"", source, key);
-      return FALSE;
-    }
-  if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT,
-                   "%s: member \"%s\" must be a string", source, key);
-      return FALSE;
-    }
+    return !required || member_error (source, key, "is missing", error);
+  if (!holds (n, G_TYPE_STRING))
+    return member_error (source, key, "must be a string", error);
   *out = g_strdup (json_node_get_string (n));
   return TRUE;
 }
@@ -214,19 +221,11 @@ get_member_int (JsonObject  *o,
 
   if (n == NULL)
     return TRUE;
-  if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_INT64)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT,
-                   "%s: member \"%s\" must be an integer", source, key);
-      return FALSE;
-    }
+  if (!holds (n, G_TYPE_INT64))
+    return member_error (source, key, "must be an integer", error);
   v = json_node_get_int (n);
   if (v < min || v > max)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT,
-                   "%s: member \"%s\" is out of range", source, key);
-      return FALSE;
-    }
+    return member_error (source, key, "is out of range", error);
   *out = v;
   return TRUE;
 }
@@ -245,21 +244,17 @@ get_member_strv (JsonObject  *o,
   if (n == NULL || JSON_NODE_HOLDS_NULL (n))
     return TRUE;
   if (!JSON_NODE_HOLDS_ARRAY (n))
-    goto bad;
+    return member_error (source, key, "must be a list of strings", error);
   a = json_node_get_array (n);
   for (guint i = 0; i < json_array_get_length (a); i++)
     {
       JsonNode *e = json_array_get_element (a, i);
-      if (!JSON_NODE_HOLDS_VALUE (e) || json_node_get_value_type (e) != G_TYPE_STRING)
-        goto bad;
+      if (!holds (e, G_TYPE_STRING))
+        return member_error (source, key, "must be a list of strings", error);
       g_strv_builder_add (b, json_node_get_string (e));
     }
   *out = g_strv_builder_end (b);
   return TRUE;
-
-bad:
-  g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT, "%s: member \"%s\" must be a list of strings", source, key);
-  return FALSE;
 }
 
 BgVmRecord *

@@ -87,7 +87,7 @@ test_state_corrupt_files_name_the_file (Fixture *f, gconstpointer data)
     { "{\"name\": \"bad\", ", "is not valid JSON" },
     { "\x89PNG\r\n\x1a\n\0\0", "is not valid JSON" },
     { "[1, 2, 3]", "not a JSON object" },
-    { "{\"state\": \"running\"}", "missing member \"name\"" },
+    { "{\"state\": \"running\"}", "member \"name\" is missing" },
     { "{\"name\": 7, \"state\": \"running\"}", "member \"name\" must be a string" },
     { "{\"name\": \"bad\", \"state\": \"stopped\", \"cpus\": \"two\"}", "member \"cpus\" must be an integer" },
     { "{\"name\": \"bad\", \"state\": \"stopped\", \"cpus\": -5}", "member \"cpus\" is out of range" },
