@@ -85,127 +85,126 @@ cmd_status (BgCli *cli, int argc, char **argv, GError **error)
   return TRUE;
 }
 
-static void
-add_variant_member (JsonBuilder *b,
-                    const char  *key,
-                    GVariant    *value)
+/* NetworkInfo's a{sv}, and ListResources' rows for your taps. */
+static gboolean
+fetch_network (GVariant **info,
+               GVariant **taps,
+               GError   **error)
 {
-  json_builder_set_member_name (b, key);
-  json_builder_add_value (b, json_gvariant_serialize (value));
+  g_autoptr(GVariant) info_reply = bg_client_call ("NetworkInfo", NULL, NULL, error);
+  g_autoptr(GVariant) list_reply = NULL;
+
+  if (info_reply != NULL)
+    list_reply = bg_client_call ("ListResources", g_variant_new_parsed ("({'kind': <'tap'>},)"), NULL, error);
+  bg_client_shutdown ();
+  if (list_reply == NULL)
+    return FALSE;
+  g_variant_get (info_reply, "(@a{sv})", info);
+  g_variant_get (list_reply, "(@a(ssutsa{sv}))", taps);
+  return TRUE;
+}
+
+/* Appends @dict's entries to @b, an a{sv} being built, in their order. */
+static void
+add_entries (GVariantBuilder *b,
+             GVariant        *dict)
+{
+  GVariantIter iter;
+  const char *key;
+  GVariant *value;
+
+  g_variant_iter_init (&iter, dict);
+  while (g_variant_iter_loop (&iter, "{&sv}", &key, &value))
+    g_variant_builder_add (b, "{sv}", key, value);
+}
+
+/* The network's members, then "taps": each tap's name, state and details. */
+static void
+print_network_json (GVariant *info,
+                    GVariant *taps)
+{
+  GVariantBuilder out = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  GVariantBuilder rows = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("aa{sv}"));
+  GVariantIter iter;
+  const char *name, *state;
+  GVariant *details;
+
+  add_entries (&out, info);
+  g_variant_iter_init (&iter, taps);
+  while (g_variant_iter_loop (&iter, "(&s&sut&s@a{sv})", NULL, &name, NULL, NULL, &state, &details))
+    {
+      g_variant_builder_open (&rows, G_VARIANT_TYPE_VARDICT);
+      g_variant_builder_add (&rows, "{sv}", "tap", g_variant_new_string (name));
+      g_variant_builder_add (&rows, "{sv}", "state", g_variant_new_string (state));
+      add_entries (&rows, details);
+      g_variant_builder_close (&rows);
+    }
+  g_variant_builder_add (&out, "{sv}", "taps", g_variant_builder_end (&rows));
+  bg_cli_print_variant (g_variant_builder_end (&out));
+}
+
+static void
+print_network_text (GVariant *info,
+                    GVariant *taps)
+{
+  const char *bridge = "", *subnet = "", *gateway = "", *uplink = "", *domain = "";
+  g_autofree const char **dns = NULL;
+  gboolean nat = FALSE;
+  g_autofree char *dns_text = NULL;
+  g_autoptr(BgTable) table = NULL;
+  GVariantIter iter;
+  const char *name, *state;
+  GVariant *details;
+
+  g_variant_lookup (info, "bridge", "&s", &bridge);
+  g_variant_lookup (info, "subnet", "&s", &subnet);
+  g_variant_lookup (info, "gateway", "&s", &gateway);
+  g_variant_lookup (info, "uplink", "&s", &uplink);
+  g_variant_lookup (info, "domain", "&s", &domain);
+  g_variant_lookup (info, "nat", "b", &nat);
+  g_variant_lookup (info, "dns", "^a&s", &dns);
+  dns_text = dns && dns[0] ? g_strjoinv (", ", (char **) dns) : g_strdup ("none found (guests get no DNS)");
+
+  g_print ("Bridge:   %s\n", bridge);
+  g_print ("Subnet:   %s\n", *subnet ? subnet : "not set up yet ('banger vm up' sets it up)");
+  g_print ("Gateway:  %s\n", *gateway ? gateway : "-");
+  g_print ("Uplink:   %s\n", *uplink ? uplink : "-");
+  g_print ("NAT:      %s\n", nat ? "on (nftables table ip banger)" : "off");
+  g_print ("Names:    NAME.%s\n", domain);
+  g_print ("DNS:      %s\n", dns_text);
+  if (g_variant_n_children (taps) == 0)
+    return;
+
+  table = bg_table_new ("TAP", "VM", "ADDRESS", "MAC", "STATE", NULL);
+  g_variant_iter_init (&iter, taps);
+  while (g_variant_iter_loop (&iter, "(&s&sut&s@a{sv})", NULL, &name, NULL, NULL, &state, &details))
+    {
+      const char *vm = "-", *address = "-", *mac = "-";
+
+      g_variant_lookup (details, "vm", "&s", &vm);
+      g_variant_lookup (details, "address", "&s", &address);
+      g_variant_lookup (details, "mac", "&s", &mac);
+      bg_table_add_row (table, name, vm, address, mac, state, NULL);
+    }
+  g_print ("\n");
+  bg_table_print (table);
 }
 
 static gboolean
 cmd_network (BgCli *cli, int argc, char **argv, GError **error)
 {
-  g_autoptr(GVariant) info_reply = NULL;
-  g_autoptr(GVariant) list_reply = NULL;
   g_autoptr(GVariant) info = NULL;
   g_autoptr(GVariant) taps = NULL;
-  GVariantDict options;
 
   if (!bg_cli_parse (cli, &(BgUsage) { NULL, 0, 0,
                      "Show the VM network: bridge, subnet, NAT, DNS and your taps.",
-                     NULL }, &argc, &argv, error))
+                     NULL }, &argc, &argv, error) ||
+      !fetch_network (&info, &taps, error))
     return FALSE;
-
-  info_reply = bg_client_call ("NetworkInfo", NULL, NULL, error);
-  if (info_reply == NULL)
-    return FALSE;
-  g_variant_dict_init (&options, NULL);
-  g_variant_dict_insert (&options, "kind", "s", "tap");
-  list_reply = bg_client_call ("ListResources", g_variant_new ("(@a{sv})", g_variant_dict_end (&options)),
-                               NULL, error);
-  bg_client_shutdown ();
-  if (list_reply == NULL)
-    return FALSE;
-  info = g_variant_get_child_value (info_reply, 0);
-  taps = g_variant_get_child_value (list_reply, 0);
-
   if (cli->json)
-    {
-      g_autoptr(JsonBuilder) b = json_builder_new ();
-      GVariantIter iter;
-      const char *key;
-      GVariant *value;
-
-      json_builder_begin_object (b);
-      g_variant_iter_init (&iter, info);
-      while (g_variant_iter_next (&iter, "{&sv}", &key, &value))
-        {
-          add_variant_member (b, key, value);
-          g_variant_unref (value);
-        }
-      json_builder_set_member_name (b, "taps");
-      json_builder_begin_array (b);
-      for (gsize i = 0; i < g_variant_n_children (taps); i++)
-        {
-          g_autoptr(GVariant) t = g_variant_get_child_value (taps, i);
-          g_autoptr(GVariant) details = g_variant_get_child_value (t, 5);
-          const char *name, *state;
-
-          g_variant_get_child (t, 1, "&s", &name);
-          g_variant_get_child (t, 4, "&s", &state);
-          json_builder_begin_object (b);
-          json_builder_set_member_name (b, "tap");
-          json_builder_add_string_value (b, name);
-          json_builder_set_member_name (b, "state");
-          json_builder_add_string_value (b, state);
-          g_variant_iter_init (&iter, details);
-          while (g_variant_iter_next (&iter, "{&sv}", &key, &value))
-            {
-              add_variant_member (b, key, value);
-              g_variant_unref (value);
-            }
-          json_builder_end_object (b);
-        }
-      json_builder_end_array (b);
-      json_builder_end_object (b);
-      return bg_cli_print_built (b);
-    }
-
-  {
-    const char *bridge = "", *subnet = "", *gateway = "", *uplink = "", *domain = "";
-    g_autofree const char **dns = NULL;
-    gboolean nat = FALSE;
-    g_autofree char *dns_text = NULL;
-
-    g_variant_lookup (info, "bridge", "&s", &bridge);
-    g_variant_lookup (info, "subnet", "&s", &subnet);
-    g_variant_lookup (info, "gateway", "&s", &gateway);
-    g_variant_lookup (info, "uplink", "&s", &uplink);
-    g_variant_lookup (info, "domain", "&s", &domain);
-    g_variant_lookup (info, "nat", "b", &nat);
-    g_variant_lookup (info, "dns", "^a&s", &dns);
-    dns_text = dns && dns[0] ? g_strjoinv (", ", (char **) dns) : g_strdup ("none found (guests get no DNS)");
-
-    g_print ("Bridge:   %s\n", bridge);
-    g_print ("Subnet:   %s\n", *subnet ? subnet : "not set up yet ('banger vm up' sets it up)");
-    g_print ("Gateway:  %s\n", *gateway ? gateway : "-");
-    g_print ("Uplink:   %s\n", *uplink ? uplink : "-");
-    g_print ("NAT:      %s\n", nat ? "on (nftables table ip banger)" : "off");
-    g_print ("Names:    NAME.%s\n", domain);
-    g_print ("DNS:      %s\n", dns_text);
-    if (g_variant_n_children (taps) > 0)
-      {
-        g_autoptr(BgTable) table = bg_table_new ("TAP", "VM", "ADDRESS", "MAC", "STATE", NULL);
-
-        g_print ("\n");
-        for (gsize i = 0; i < g_variant_n_children (taps); i++)
-          {
-            g_autoptr(GVariant) t = g_variant_get_child_value (taps, i);
-            g_autoptr(GVariant) details = g_variant_get_child_value (t, 5);
-            const char *name, *state, *vm = "-", *address = "-", *mac = "-";
-
-            g_variant_get_child (t, 1, "&s", &name);
-            g_variant_get_child (t, 4, "&s", &state);
-            g_variant_lookup (details, "vm", "&s", &vm);
-            g_variant_lookup (details, "address", "&s", &address);
-            g_variant_lookup (details, "mac", "&s", &mac);
-            bg_table_add_row (table, name, vm, address, mac, state, NULL);
-          }
-        bg_table_print (table);
-      }
-  }
+    print_network_json (info, taps);
+  else
+    print_network_text (info, taps);
   return TRUE;
 }
 
