@@ -340,16 +340,14 @@ open_input (const char  *field,
 /* Whether the image can boot on Firecracker, and be layered: read off
  * its kernel's configuration and initrd (bg-bootcheck.c). */
 static gboolean
-check_boot (BgImage     *image,
-            const char  *kernel,
-            const char  *rootfs,
-            GError     **error)
+check_boot (BgImage  *image,
+            GError  **error)
 {
   g_autoptr(BgBootCheck) check = NULL;
-  g_auto(BgFd) kfd = open (kernel, O_RDONLY | O_CLOEXEC);
+  g_auto(BgFd) kfd = open (image->kernel, O_RDONLY | O_CLOEXEC);
   g_auto(BgFd) ifd = image->initrd ? open (image->initrd, O_RDONLY | O_CLOEXEC) : -1;
 
-  check = kfd >= 0 ? bg_boot_check_run (kfd, rootfs, ifd, error) : NULL;
+  check = kfd >= 0 ? bg_boot_check_run (kfd, image->rootfs, ifd, error) : NULL;
   if (check == NULL)
     return FALSE;
   /* Layered needs banger-init in the image, and overlayfs unless the
@@ -363,49 +361,60 @@ check_boot (BgImage     *image,
   return TRUE;
 }
 
-static gboolean
-import_into (BgImage             *image,
-             const char          *tmp,
-             const BgImageFiles  *files,
-             BgProgress          *progress,
-             GError             **error)
+/* A new file of the image, @mode whatever the umask: kernel and initrd
+ * are readable by all (0644), as the jailed VMM reads them as its own
+ * user; the root filesystem stays private. */
+static int
+create_output (const char  *path,
+               int          mode,
+               GError     **error)
 {
-  g_autofree char *k_out = g_build_filename (tmp, "vmlinux", NULL);
-  g_autofree char *r_out = g_build_filename (tmp, "rootfs.ext4", NULL);
-  g_autofree char *i_out = g_build_filename (tmp, "initrd.img", NULL);
-  g_autoptr(GChecksum) sum = NULL;
-  int kfd = -1, rfd = -1, out = -1;
-  gboolean ok = FALSE;
-  BgKernelFormat format;
+  g_auto(BgFd) fd = open (path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+
+  if (fd < 0 || fchmod (fd, mode) < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot write %s: %s", path, g_strerror (errno));
+      return -1;
+    }
+  return g_steal_fd (&fd);
+}
+
+/* vmlinux, as it is or extracted from a bzImage, and its checksum. */
+static gboolean
+import_kernel (BgImage         *image,
+               int              kfd,
+               BgKernelFormat   format,
+               GError         **error)
+{
+  g_auto(BgFd) out = create_output (image->kernel, 0644, error);
   struct stat st;
 
-  if ((kfd = open_input ("kernel", files->kernel, error)) < 0 ||
-      (format = bg_kernel_detect (kfd, error)) == BG_KERNEL_UNKNOWN ||
-      (rfd = open_input ("rootfs", files->rootfs, error)) < 0 ||
-      !bg_rootfs_check_ext4 (rfd, error))
-    goto out;
-
-  bg_progress_step (progress, format == BG_KERNEL_BZIMAGE ? "extracting vmlinux from the bzImage"
-                                                          : "copying the kernel");
-  /* Kernel and initrd are readable by all (0644): the jailed VMM reads
-   * them as its own user. The root filesystem stays private. */
-  out = open (k_out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (out < 0 || fchmod (out, 0644) < 0)
-    goto io_fail;
-  if (format == BG_KERNEL_BZIMAGE ? !bg_kernel_extract_vmlinux (kfd, out, error)
-                                  : !bg_disk_copy_sparse (kfd, out, NULL, NULL, error))
-    goto out;
+  if (out < 0 ||
+      (format == BG_KERNEL_BZIMAGE ? !bg_kernel_extract_vmlinux (kfd, out, error)
+                                   : !bg_disk_copy_sparse (kfd, out, NULL, NULL, error)))
+    return FALSE;
   fstat (out, &st);
   image->kernel_bytes = st.st_size;
-  if ((image->kernel_sha256 = sha256_of_fd (out, NULL, error)) == NULL)
-    goto out;
-  close (out);
+  image->kernel_sha256 = sha256_of_fd (out, NULL, error);
+  return image->kernel_sha256 != NULL;
+}
 
-  /* The root filesystem: shared extents when the filesystem can, else
-   * the data extents only. */
-  out = open (r_out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+/* The root filesystem: shared extents when the filesystem can, else the
+ * data extents only; checksummed, and checked once here (read-only), so
+ * every VM disk made from it can be grown without an fsck of its own. */
+static gboolean
+import_rootfs (BgImage     *image,
+               int          rfd,
+               BgProgress  *progress,
+               GError     **error)
+{
+  g_auto(BgFd) out = create_output (image->rootfs, 0600, error);
+  const char *fsck[] = { "e2fsck", "-f", "-n", image->rootfs, NULL };
+  g_autoptr(GError) local = NULL;
+  struct stat st;
+
   if (out < 0)
-    goto io_fail;
+    return FALSE;
   if (bg_disk_reflink (rfd, out, NULL))
     {
       bg_progress_step (progress, "checksumming the root filesystem (its extents are shared, by reflink)");
@@ -413,62 +422,69 @@ import_into (BgImage             *image,
     }
   else
     {
+      g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+
       bg_progress_step (progress, "copying and checksumming the root filesystem");
-      sum = g_checksum_new (G_CHECKSUM_SHA256);
       if (bg_disk_copy_sparse (rfd, out, sum, progress, error))
         image->rootfs_sha256 = g_strdup (g_checksum_get_string (sum));
     }
   if (image->rootfs_sha256 == NULL)
-    goto out;
-  /* Checked once here (read-only), so every VM disk made from it can be
-   * grown without an fsck of its own. */
-  {
-    const char *fsck[] = { "e2fsck", "-f", "-n", r_out, NULL };
-    g_autoptr(GError) local = NULL;
-
-    bg_progress_step (progress, "checking the root filesystem");
-    if (!bg_spawn_run (fsck, NULL, &local))
-      {
-        if (g_error_matches (local, BG_ERROR, BG_ERROR_FAILED))
-          g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-                       "rootfs: the filesystem has errors (e2fsck -fn); repair it with e2fsck first");
-        else
-          g_propagate_error (error, g_steal_pointer (&local));
-        goto out;
-      }
-  }
+    return FALSE;
   fstat (out, &st);
   image->rootfs_bytes = st.st_size;
-  close (out);
-  out = -1;
 
-  if (files->initrd != NULL)
-    {
-      int ifd = open_input ("initrd", files->initrd, error);
-      if (ifd < 0)
-        goto out;
-      out = open (i_out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-      ok = out >= 0 && fchmod (out, 0644) == 0 && bg_disk_copy_sparse (ifd, out, NULL, NULL, error);
-      close (ifd);
-      if (!ok)
-        goto out;
-      ok = FALSE;
-      image->initrd = g_strdup (i_out);
-    }
+  bg_progress_step (progress, "checking the root filesystem");
+  if (bg_spawn_run (fsck, NULL, &local))
+    return TRUE;
+  if (g_error_matches (local, BG_ERROR, BG_ERROR_FAILED))
+    g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                 "rootfs: the filesystem has errors (e2fsck -fn); repair it with e2fsck first");
+  else
+    g_propagate_error (error, g_steal_pointer (&local));
+  return FALSE;
+}
+
+static gboolean
+import_initrd (BgImage     *image,
+               const char  *initrd,
+               GError     **error)
+{
+  g_auto(BgFd) in = open_input ("initrd", initrd, error);
+  g_auto(BgFd) out = -1;
+
+  image->initrd = g_build_filename (image->dir, "initrd.img", NULL);
+  return in >= 0 && (out = create_output (image->initrd, 0644, error)) >= 0 &&
+         bg_disk_copy_sparse (in, out, NULL, NULL, error);
+}
+
+/* @files into the image's directory (its temporary one, while it is
+ * made), the inputs checked before anything is written. */
+static gboolean
+import_files (BgImage             *image,
+              const BgImageFiles  *files,
+              BgProgress          *progress,
+              GError             **error)
+{
+  g_auto(BgFd) kfd = open_input ("kernel", files->kernel, error);
+  g_auto(BgFd) rfd = -1;
+  BgKernelFormat format;
+
+  if (kfd < 0 ||
+      (format = bg_kernel_detect (kfd, error)) == BG_KERNEL_UNKNOWN ||
+      (rfd = open_input ("rootfs", files->rootfs, error)) < 0 ||
+      !bg_rootfs_check_ext4 (rfd, error))
+    return FALSE;
+
+  image->kernel = g_build_filename (image->dir, "vmlinux", NULL);
+  image->rootfs = g_build_filename (image->dir, "rootfs.ext4", NULL);
+  bg_progress_step (progress, format == BG_KERNEL_BZIMAGE ? "extracting vmlinux from the bzImage"
+                                                          : "copying the kernel");
+  if (!import_kernel (image, kfd, format, error) ||
+      !import_rootfs (image, rfd, progress, error) ||
+      (files->initrd != NULL && !import_initrd (image, files->initrd, error)))
+    return FALSE;
   bg_progress_step (progress, "checking the kernel against what Firecracker needs");
-  ok = check_boot (image, k_out, r_out, error);
-  goto out;
-
-io_fail:
-  g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot write into %s: %s", tmp, g_strerror (errno));
-out:
-  if (kfd >= 0)
-    close (kfd);
-  if (rfd >= 0)
-    close (rfd);
-  if (out >= 0)
-    close (out);
-  return ok;
+  return check_boot (image, error);
 }
 
 BgImage *
@@ -479,7 +495,7 @@ bg_image_import (const char          *images_dir,
                  GError             **error)
 {
   g_autoptr(BgImage) image = g_new0 (BgImage, 1);
-  g_autofree char *final = NULL, *tmp = NULL, *json = NULL, *json_path = NULL;
+  g_autofree char *final = NULL, *json = NULL, *json_path = NULL;
   g_autoptr(JsonNode) node = NULL;
 
   if ((final = bg_image_new_dir (images_dir, name, error)) == NULL)
@@ -489,10 +505,10 @@ bg_image_import (const char          *images_dir,
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s", images_dir, g_strerror (errno));
       return NULL;
     }
-  tmp = g_strdup_printf ("%s/.import-%s-XXXXXX", images_dir, name);
-  if (g_mkdtemp_full (tmp, 0700) == NULL)
+  image->dir = g_strdup_printf ("%s/.import-%s-XXXXXX", images_dir, name);
+  if (g_mkdtemp_full (image->dir, 0700) == NULL)
     {
-      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s", tmp, g_strerror (errno));
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s", image->dir, g_strerror (errno));
       return NULL;
     }
 
@@ -501,16 +517,16 @@ bg_image_import (const char          *images_dir,
   image->created_at = g_get_real_time () / G_USEC_PER_SEC;
   image->source = files->source ? g_strdup (files->source)
                                 : g_strdup_printf ("import: kernel %s, rootfs %s", files->kernel, files->rootfs);
-  if (!import_into (image, tmp, files, progress, error))
+  if (!import_files (image, files, progress, error))
     goto fail;
 
   node = bg_image_to_json (image);
   json = json_to_string (node, TRUE);
-  json_path = g_build_filename (tmp, "image.json", NULL);
+  json_path = g_build_filename (image->dir, "image.json", NULL);
   if (!bg_file_replace (json_path, json, -1, 0600, error))
     goto fail;
   /* The one step that makes the image exist. */
-  if (rename (tmp, final) < 0)
+  if (rename (image->dir, final) < 0)
     {
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot move the image into place: %s", g_strerror (errno));
       goto fail;
@@ -518,7 +534,7 @@ bg_image_import (const char          *images_dir,
   return bg_image_load (images_dir, name, error);
 
 fail:
-  bg_file_remove_tree (tmp, NULL);
+  bg_file_remove_tree (image->dir, NULL);
   return NULL;
 }
 
