@@ -182,10 +182,11 @@ run_cli_full (Ctx *c, char **out, char **err, const char * const *args)
     g_error ("banger %s %s failed: %s", args[0], args[1], stderr_text);
   /* Not ru.ru_maxrss: it includes this (large) process's pages, which
    * the child had between fork and exec. banger reports its own peak
-   * with BANGER_TIMINGS. */
+   * with BANGER_TIMINGS; only vm up's counts here (image import reports
+   * one too, and reads the whole kernel for its boot check). */
   {
     const char *peak = strstr (stderr_text, "banger: peak RSS: ");
-    if (peak != NULL)
+    if (peak != NULL && g_strcmp0 (args[0], "vm") == 0 && g_strcmp0 (args[1], "up") == 0)
       c->max_rss_kb = MAX (c->max_rss_kb, strtol (peak + 18, NULL, 10));
   }
   if (out)
