@@ -251,63 +251,103 @@ test_import_round_trip (Fixture *f, gconstpointer data)
   g_assert_null (g_dir_read_name (dir));
 }
 
+/* What an import takes: a fake vmlinux, a 16 MiB ext4 root, and where
+ * images go, all in the fixture's directory. */
+typedef struct {
+  char *kernel;
+  char *rootfs;
+  char *images;
+} Sample;
+
+static Sample
+sample_init (Fixture *f)
+{
+  g_autoptr(GBytes) elf = fake_vmlinux (EM_X86_64);
+
+  return (Sample) {
+    write_file (f, "vmlinux", g_bytes_get_data (elf, NULL), g_bytes_get_size (elf)),
+    make_ext4 (f, "root.ext4", "16M"),
+    g_build_filename (f->tmp, "images", NULL),
+  };
+}
+
+static void
+sample_clear (Sample *s)
+{
+  g_free (s->kernel);
+  g_free (s->rootfs);
+  g_free (s->images);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Sample, sample_clear)
+
 /* The import, reporting to a BgProgress as the CLI does; in a test
  * subprocess, whose stderr the parent reads. */
 static void
 import_with_progress (Fixture *f,
                       gboolean tty)
 {
-  g_autoptr(GBytes) elf = fake_vmlinux (EM_X86_64);
-  g_autofree char *kernel = write_file (f, "vmlinux", g_bytes_get_data (elf, NULL), g_bytes_get_size (elf));
-  g_autofree char *rootfs = make_ext4 (f, "root.ext4", "16M");
-  g_autofree char *images = g_build_filename (f->tmp, "images", NULL);
+  g_auto(Sample) in = sample_init (f);
   g_autoptr(GError) error = NULL;
   g_autoptr(BgImage) image = NULL;
   BgCli cli = { .is_tty = tty };
   BgProgress progress;
 
   bg_progress_init (&progress, &cli, "deb");
-  image = bg_image_import (images, "deb", &(BgImageFiles) { kernel, rootfs, NULL, NULL, NULL }, &progress, &error);
+  image = bg_image_import (in.images, "deb", &(BgImageFiles) { in.kernel, in.rootfs, NULL, NULL, NULL },
+                           &progress, &error);
   bg_progress_done (&progress);
   bg_progress_clear (&progress);
   g_assert_no_error (error);
 }
 
-/* In a log: a line per step, named by the image. */
-static void
-test_import_progress_in_a_log (Fixture *f, gconstpointer data)
-{
-  if (g_test_subprocess ())
-    return import_with_progress (f, FALSE);
-  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
-  g_test_trap_assert_passed ();
-  g_test_trap_assert_stderr ("deb: copying the kernel\n"
-                             "deb: *the root filesystem*\n"
-                             "deb: checking the root filesystem\n"
-                             "deb: checking the kernel against what Firecracker needs\n");
-  g_test_trap_assert_stderr_unmatched ("*%*");
-}
+/* What an import shows: in a log, a line per step named by the image and
+ * no byte counts; on a terminal, one line redrawn, with how far the
+ * root's copy is. */
+typedef struct {
+  gboolean    tty;
+  const char *expect;
+  const char *never;
+} ProgressCase;
 
-/* On a terminal: one line, redrawn, with how far the root's copy is. */
+static const ProgressCase progress_in_a_log = {
+  FALSE,
+  "deb: copying the kernel\n"
+  "deb: *the root filesystem*\n"
+  "deb: checking the root filesystem\n"
+  "deb: checking the kernel against what Firecracker needs\n",
+  "*%*",
+};
+
+static const ProgressCase progress_on_a_terminal = {
+  TRUE,
+  "\r\033[Kdeb: copying the kernel"
+  "*\r\033[Kdeb: *the root filesystem: *% (* of 16 MiB)"
+  "*\r\033[Kdeb: checking the kernel against what Firecracker needs\r\033[K",
+  NULL,
+};
+
 static void
-test_import_progress_on_a_terminal (Fixture *f, gconstpointer data)
+test_import_progress (Fixture *f, gconstpointer data)
 {
+  const ProgressCase *c = data;
+
   if (g_test_subprocess ())
-    return import_with_progress (f, TRUE);
+    {
+      import_with_progress (f, c->tty);
+      return;
+    }
   g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
   g_test_trap_assert_passed ();
-  g_test_trap_assert_stderr ("\r\033[Kdeb: copying the kernel"
-                             "*\r\033[Kdeb: *the root filesystem: *% (* of 16 MiB)"
-                             "*\r\033[Kdeb: checking the kernel against what Firecracker needs\r\033[K");
+  g_test_trap_assert_stderr (c->expect);
+  if (c->never != NULL)
+    g_test_trap_assert_stderr_unmatched (c->never);
 }
 
 static void
 test_interrupted_import_leaves_nothing (Fixture *f, gconstpointer data)
 {
-  g_autoptr(GBytes) elf = fake_vmlinux (EM_X86_64);
-  g_autofree char *kernel = write_file (f, "vmlinux", g_bytes_get_data (elf, NULL), g_bytes_get_size (elf));
-  g_autofree char *rootfs = make_ext4 (f, "root.ext4", "16M");
-  g_autofree char *images = g_build_filename (f->tmp, "images", NULL);
+  g_auto(Sample) in = sample_init (f);
   g_autoptr(GError) error = NULL;
   g_autoptr(BgImage) image = NULL;
   g_autoptr(GDir) dir = NULL;
@@ -315,10 +355,11 @@ test_interrupted_import_leaves_nothing (Fixture *f, gconstpointer data)
   /* Ctrl-C as the import starts: it stops at its first copy, after
    * making its temporary directory and the kernel's file. */
   bg_interrupted = 1;
-  image = bg_image_import (images, "half", &(BgImageFiles) { kernel, rootfs, NULL, NULL, NULL }, NULL, &error);
+  image = bg_image_import (in.images, "half", &(BgImageFiles) { in.kernel, in.rootfs, NULL, NULL, NULL }, NULL,
+                           &error);
   g_assert_null (image);
   g_assert_nonnull (strstr (error->message, "interrupted"));
-  dir = g_dir_open (images, 0, NULL);
+  dir = g_dir_open (in.images, 0, NULL);
   g_assert_null (g_dir_read_name (dir));
 }
 
@@ -612,8 +653,9 @@ main (int argc, char **argv)
   ADD ("/image/bzimage-payloads-decompress-to-vmlinux", test_bzimage_payloads_decompress_to_vmlinux);
   ADD ("/image/rootfs-must-be-ext4", test_rootfs_must_be_ext4);
   ADD ("/image/import-round-trip", test_import_round_trip);
-  ADD ("/image/import-progress-in-a-log", test_import_progress_in_a_log);
-  ADD ("/image/import-progress-on-a-terminal", test_import_progress_on_a_terminal);
+  g_test_add ("/image/import-progress-in-a-log", Fixture, &progress_in_a_log, setup, test_import_progress, teardown);
+  g_test_add ("/image/import-progress-on-a-terminal", Fixture, &progress_on_a_terminal, setup, test_import_progress,
+              teardown);
   ADD ("/image/interrupted-import-leaves-nothing", test_interrupted_import_leaves_nothing);
   ADD ("/image/bad-inputs-name-the-field", test_bad_inputs_name_the_field);
   ADD ("/disk/sparse-copy-keeps-holes", test_sparse_copy_keeps_holes);
