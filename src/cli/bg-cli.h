@@ -78,8 +78,9 @@ gboolean bg_cli_print_built (JsonBuilder *builder);
 void     bg_cli_warn        (const char  *format,
                              ...) G_GNUC_PRINTF (1, 2);
 gboolean bg_cli_done        (BgCli       *cli,
+                             GVariant    *result,
                              const char  *format,
-                             ...) G_GNUC_PRINTF (2, 3);
+                             ...) G_GNUC_PRINTF (3, 4);
 char    *bg_cli_format_age  (gint64       since_unix);
 
 /* A text table: columns padded to their widest cell. */

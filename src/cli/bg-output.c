@@ -126,18 +126,26 @@ bg_cli_warn (const char *format,
   g_printerr ("banger: warning: %s\n", msg);
 }
 
-/* What a command did, as one line for people (not with --json, whose
- * output is the command's result or nothing); TRUE, to end with. */
+/* What a command did (or, still running, is doing): a line for people,
+ * or with --json its @result (a floating one is taken), an a{sv} for
+ * scripts; NULL prints nothing there, the exit status says it all.
+ * TRUE, to end a command with. */
 gboolean
 bg_cli_done (BgCli      *cli,
+             GVariant   *result,
              const char *format,
              ...)
 {
+  g_autoptr(GVariant) owned = result != NULL ? g_variant_ref_sink (result) : NULL;
   g_autofree char *msg = NULL;
   va_list args;
 
   if (cli->json)
-    return TRUE;
+    {
+      if (owned != NULL)
+        bg_cli_print_variant (owned);
+      return TRUE;
+    }
   va_start (args, format);
   msg = g_strdup_vprintf (format, args);
   va_end (args);

@@ -1,6 +1,7 @@
 /* bg-progress.h: "[3/8] dev: launching the jailed VMM" on stderr, or
- * "deb: checksumming:  42% (410 of 980 MiB)" where the steps are not
- * counted ahead. Every function takes a NULL progress and does nothing. */
+ * "deb: copying and checksumming the root filesystem:  42% (410 of 980
+ * MiB)" where the steps are not counted ahead (byte counts on a terminal
+ * only). Every function takes a NULL progress and does nothing. */
 #pragma once
 
 #include "bg-cli.h"

@@ -270,7 +270,8 @@ bg_vm_configure_and_start (BgVmRecord  *r,
                                                 image->cmdline ? " " : "", image->cmdline ? image->cmdline : "");
   g_autoptr(BgFcClient) fc = bg_fc_client_new (r->api_socket);
   /* The root is the shared base, read-only, when the VM is layered; its
-   * writes go to the upper disk, last. */
+   * writes go to the upper disk, last. A VM that is not layered has no
+   * upper disk: the NULL id ends its list there. */
   const BgFcDrive drives[] = {
     { "rootfs", "/rootfs", TRUE, layered },
     { "cidata", "/cidata", FALSE, TRUE },

@@ -213,11 +213,8 @@ bg_vm_cmd_forward (BgCli *cli, int argc, char **argv, GError **error)
                        "see 'banger vm forward %s --list'", r->name, spec_texts[0], r->name);
           return FALSE;
         }
-      if (cli->json)
-        bg_cli_print_variant (g_variant_new_parsed ("{'vm': <%s>, 'stopped': <%u>}", r->name, ended));
-      else
-        g_print ("Stopped %u forward%s of %s.\n", ended, ended == 1 ? "" : "s", r->name);
-      return TRUE;
+      return bg_cli_done (cli, g_variant_new_parsed ("{'vm': <%s>, 'stopped': <%u>}", r->name, ended),
+                          "Stopped %u forward%s of %s.", ended, ended == 1 ? "" : "s", r->name);
     }
   if (specs->len == 0)
     {
@@ -239,13 +236,10 @@ bg_vm_cmd_forward (BgCli *cli, int argc, char **argv, GError **error)
       joined = g_strjoinv (", ", spec_texts);
       if (!bg_forward_spawn_background (r->name, spec_texts, FALSE, &pid, error))
         return FALSE;
-      if (cli->json)
-        bg_cli_print_variant (g_variant_new_parsed ("{'vm': <%s>, 'pid': <%i>, 'specs': <%^as>}", r->name,
-                                                    (gint32) pid, spec_texts));
-      else
-        g_print ("Forwarding %s to %s in the background (pid %d).\n"
-                 "Stop it with 'banger vm forward %s --stop'.\n", joined, r->name, pid, r->name);
-      return TRUE;
+      return bg_cli_done (cli, g_variant_new_parsed ("{'vm': <%s>, 'pid': <%i>, 'specs': <%^as>}", r->name,
+                                                     (gint32) pid, spec_texts),
+                          "Forwarding %s to %s in the background (pid %d).\n"
+                          "Stop it with 'banger vm forward %s --stop'.", joined, r->name, pid, r->name);
     }
 
   for (guint i = 0; i < specs->len; i++)
@@ -277,11 +271,9 @@ bg_vm_cmd_forward (BgCli *cli, int argc, char **argv, GError **error)
       shown = bg_forward_listening (forward);
       g_ptr_array_add (shown, NULL);
       joined = g_strjoinv (", ", (char **) shown->pdata);
-      if (cli->json)
-        bg_cli_print_variant (g_variant_new_parsed ("{'vm': <%s>, 'address': <%s>, 'listening': <%^as>}",
-                                                    r->name, r->address, (char **) shown->pdata));
-      else
-        g_print ("Forwarding %s to %s (%s). Press Ctrl-C to stop.\n", joined, r->name, r->address);
+      bg_cli_done (cli, g_variant_new_parsed ("{'vm': <%s>, 'address': <%s>, 'listening': <%^as>}",
+                                              r->name, r->address, (char **) shown->pdata),
+                   "Forwarding %s to %s (%s). Press Ctrl-C to stop.", joined, r->name, r->address);
     }
   serve (&s);
   if (s.background)

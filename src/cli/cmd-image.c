@@ -341,7 +341,7 @@ cmd_rm (BgCli *cli, int argc, char **argv, GError **error)
       return FALSE;
     }
   return bg_image_remove (dir, argv[1], error) &&
-         bg_cli_done (cli, "Removed image %s%s%s.", argv[1], users->len ? "; it was used by " : "", users->str);
+         bg_cli_done (cli, NULL, "Removed image %s%s%s.", argv[1], users->len ? "; it was used by " : "", users->str);
 }
 
 const BgCommand bg_image_commands[] = {

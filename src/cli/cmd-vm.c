@@ -275,7 +275,7 @@ cmd_stop (BgCli *cli, int argc, char **argv, GError **error)
 
   return parse_name (cli, &argc, &argv, "Stop a VM: Ctrl-Alt-Del, then kill after a timeout.", entries, error) &&
          bg_vm_stop (cli, argv[1], force, MAX (timeout, 1), error) &&
-         bg_cli_done (cli, "Stopped %s.", argv[1]);
+         bg_cli_done (cli, NULL, "Stopped %s.", argv[1]);
 }
 
 static gboolean
@@ -321,7 +321,7 @@ cmd_rm (BgCli *cli, int argc, char **argv, GError **error)
                      "Remove a VM: stop it, then delete its disk, tap, name, pinned key and state.",
                      entries, error) &&
          bg_vm_remove (cli, argv[1], force, error) &&
-         bg_cli_done (cli, "Removed %s.", argv[1]);
+         bg_cli_done (cli, NULL, "Removed %s.", argv[1]);
 }
 
 static gboolean
@@ -502,11 +502,8 @@ cmd_sync (BgCli *cli, int argc, char **argv, GError **error)
       g_prefix_error (error, "sync to %s failed: ", r->name);
       return FALSE;
     }
-  if (cli->json)
-    bg_cli_print_variant (g_variant_new_parsed ("{'vm': <%s>, 'synced': <%u>}", r->name, files->len));
-  else
-    g_print ("Synced %u file%s to %s.\n", files->len, files->len == 1 ? "" : "s", r->name);
-  return TRUE;
+  return bg_cli_done (cli, g_variant_new_parsed ("{'vm': <%s>, 'synced': <%u>}", r->name, files->len),
+                      "Synced %u file%s to %s.", files->len, files->len == 1 ? "" : "s", r->name);
 }
 
 const BgCommand bg_vm_commands[] = {
