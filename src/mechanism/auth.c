@@ -11,7 +11,11 @@
  * Acting on a resource another user owns additionally needs
  * org.banger.admin (bg_call_act_on_owned); refused, that is NotOwner.
  */
+#include <grp.h>
+#include <pwd.h>
+
 #include "bg-error.h"
+#include "bg-group-rule.h"
 #include "auth.h"
 #include "daemon.h"
 #include "registry.h"
@@ -192,6 +196,18 @@ on_auth_timeout (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* What the refused caller can do, from what this host has installed
+ * (bg-group-rule.c): never a group that does not exist. */
+static char *
+refusal_hint (BgCall *call)
+{
+  const char * const dirs[] = BG_POLKIT_RULES_DIRS;
+  g_autofree char *group = bg_group_rule_find (dirs);
+  struct passwd *pw = getpwuid (call->caller_uid);
+
+  return bg_group_rule_hint (group, group != NULL && getgrnam (group) != NULL, pw ? pw->pw_name : "USER");
+}
+
 static void
 check_done (GObject      *source,
             GAsyncResult *result,
@@ -224,6 +240,8 @@ check_done (GObject      *source,
 
   if (!polkit_authorization_result_get_is_authorized (verdict))
     {
+      g_autofree char *hint = NULL;
+
       if (owner_check)
         bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_OWNER,
                               "not yours: the resource belongs to another user, "
@@ -232,25 +250,22 @@ check_done (GObject      *source,
         bg_call_return_error (call, BG_ERROR, BG_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
                               "%s needs authentication; call again allowing interactive authorization",
                               action);
-      else if (polkit_authorization_result_get_is_challenge (verdict))
+      else if ((hint = refusal_hint (call)) != NULL &&
+               polkit_authorization_result_get_is_challenge (verdict))
         bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
                               "not authorized: %s needs authentication and no polkit agent answered; "
-                              "run banger from a terminal or a desktop session, or ask an administrator "
-                              "to add you to the banger group (usermod -aG banger USER)", action);
+                              "run banger from a terminal or a desktop session, or %s", action, hint);
       else if (allows_interaction (call))
         /* An agent may have asked: then a wrong or dismissed password
          * ends here as well as a plain "no". */
         bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
                               "not authorized: polkit refused %s (authentication failed or was dismissed, "
-                              "or it is not allowed to you at all); try again, or ask an administrator to "
-                              "add you to the banger group (usermod -aG banger USER, then log in again)",
-                              action);
+                              "or it is not allowed to you at all); try again, or %s", action, hint);
       else
         bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
                               "not authorized: polkit refused %s. Outside an active desktop session "
-                              "polkit cannot ask for a password: ask an administrator to add you to the "
-                              "banger group (usermod -aG banger USER, then log in again), or run banger "
-                              "from your desktop session", action);
+                              "polkit cannot ask for a password: %s; or run banger from your desktop "
+                              "session", action, hint);
       return;
     }
 

@@ -1,5 +1,6 @@
 /* system-dbus.c: the methods about the mechanism as a whole — Ping,
  * HostInfo, ListResources, ReleaseResource. */
+#include <grp.h>
 #include <pwd.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +9,7 @@
 
 #include "bg-error.h"
 #include "bg-fd.h"
+#include "bg-group-rule.h"
 #include "auth.h"
 #include "jail.h"
 #include "vm.h"
@@ -65,6 +67,20 @@ host_info_authorized (BgCall   *call,
   g_variant_dict_insert (&d, "vmm", "s", vmm);
   fd = bg_jail_open_vmm (vmm, &dynamic, &error);
   g_variant_dict_insert (&d, "vmm-error", "s", fd >= 0 ? "" : error->message);
+  bg_call_return_value (call, g_variant_new ("(@a{sv})", g_variant_dict_end (&d)));
+}
+
+static void
+group_rule_authorized (BgCall   *call,
+                       gpointer  self)
+{
+  const char * const dirs[] = BG_POLKIT_RULES_DIRS;
+  g_autofree char *group = bg_group_rule_find (dirs);
+  GVariantDict d;
+
+  g_variant_dict_init (&d, NULL);
+  g_variant_dict_insert (&d, "group", "s", group ? group : "");
+  g_variant_dict_insert (&d, "group-exists", "b", group != NULL && getgrnam (group) != NULL);
   bg_call_return_value (call, g_variant_new ("(@a{sv})", g_variant_dict_end (&d)));
 }
 
@@ -220,6 +236,7 @@ handle_release_resource (BgMechanism1          *skeleton,
 
 const BgMethod bg_system_methods[] = {
   { "handle-ping", NULL, NULL, ping_authorized },
+  { "handle-group-rule", NULL, NULL, group_rule_authorized },
   { "handle-subscribe", NULL, NULL, subscribe_authorized },
   { "handle-host-info", NULL, "org.banger.vm", host_info_authorized },
   { "handle-list-resources", G_CALLBACK (handle_list_resources) },

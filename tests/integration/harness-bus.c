@@ -325,6 +325,12 @@ bg_harness_start (guint idle_timeout)
   actions = bg_harness_make_dir (h->tmp, "actions", 0755);
   empty = bg_harness_make_dir (h->tmp, "empty", 0755);
   services = bg_harness_make_dir (h->tmp, "services", 0755);
+  /* The mechanism reads polkit's rules dirs itself (GroupRule): in the
+   * harness's own mount namespace it sees the test's, as polkitd does. */
+  if (mount (h->rules_dir, "/etc/polkit-1/rules.d", NULL, MS_BIND, NULL) < 0 ||
+      mount (empty, "/usr/share/polkit-1/rules.d", NULL, MS_BIND, NULL) < 0)
+    g_error ("bind the test's polkit rules: %s", g_strerror (errno));
+  h->rules_mounted = TRUE;
 
   /* The real policy file, as built. */
   if (!g_file_get_contents (g_getenv ("BANGER_POLICY"), &policy_text, NULL, &error))
@@ -382,6 +388,11 @@ bg_harness_stop (BgHarness *h)
   waitpid (h->dbus_pid, NULL, 0);
   if (h->run_mounted)
     umount2 (h->run_dir, MNT_DETACH);
+  if (h->rules_mounted)
+    {
+      umount2 ("/usr/share/polkit-1/rules.d", MNT_DETACH);
+      umount2 ("/etc/polkit-1/rules.d", MNT_DETACH);
+    }
   bg_harness_rm_rf (h->tmp);
   bg_harness_reset_network ();
   g_free (h->tmp);

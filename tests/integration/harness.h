@@ -22,6 +22,7 @@ typedef struct {
   GDBusConnection *bus;        /* the harness's own (root) connection */
   char            *cli_path_prefix; /* prepended to PATH for CLI runs */
   gboolean         run_mounted;     /* run_dir is a tmpfs of the harness's own */
+  gboolean         rules_mounted;   /* rules_dir is bound over polkit's rules dirs */
 } BgHarness;
 
 typedef struct {

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
 #include "harness.h"
@@ -234,7 +235,7 @@ test_introspection_is_documented (Fixture *f, gconstpointer data)
                                                 NULL, NULL);
   g_autoptr(BgCallResult) version = bg_harness_call (f->h, BG_TEST_USER_B, "org.freedesktop.DBus.Properties.Get",
                                                       "('org.banger.Mechanism1', 'Version')", NULL);
-  const char *methods[] = { "Ping", "ListResources", "ReleaseResource", "EnsureNetwork",
+  const char *methods[] = { "Ping", "GroupRule", "ListResources", "ReleaseResource", "EnsureNetwork",
                             "NetworkInfo", "CreateTap", "DeleteTap", "TeardownNetwork" };
 
   bg_assert_call_ok (r);
@@ -268,7 +269,10 @@ test_cli_status_sees_the_mechanism (Fixture *f, gconstpointer data)
    * to do about it. */
   g_assert_cmpint (bg_harness_run_cli (f->h, BG_TEST_USER_A, &out2, &err2, "system", "network", NULL), ==, 1);
   g_assert_true (g_str_has_prefix (err2, "banger: not authorized: polkit refused org.banger.network. "));
-  g_assert_nonnull (strstr (err2, "usermod -aG banger"));
+  /* No group rule is installed here: the hint says so, and names no
+   * group that an administrator could not add the user to. */
+  g_assert_nonnull (strstr (err2, "no polkit rule grants a group banger's actions on this host"));
+  g_assert_null (strstr (err2, "usermod"));
   g_assert_nonnull (strchr (err2, '\n'));
   g_assert_cmpstr (strchr (err2, '\n'), ==, "\n");
 }
@@ -428,6 +432,62 @@ test_cli_asks_polkit_ahead (Fixture *f, gconstpointer data)
   bg_harness_set_group_rule (f->h, FALSE);
 }
 
+/* The refusal's hint names a group only where the rule for it is
+ * installed and the group exists (issue 29): the three cases, from the
+ * mechanism's GroupRule and from the CLI's words. */
+static void
+test_refusal_hint_tells_the_truth_about_the_group (Fixture *f, gconstpointer data)
+{
+  static const struct {
+    const char *group;        /* the rule's group; NULL: no rule */
+    const char *reply;        /* GroupRule's answer */
+    const char *hint;         /* in `system status` and the refused call */
+  } cases[] = {
+    { NULL, "({'group': <''>, 'group-exists': <false>},)",
+      "no polkit rule grants a group banger's actions on this host" },
+    { "bg-no-such-group", "({'group': <'bg-no-such-group'>, 'group-exists': <false>},)",
+      "banger's polkit rule for the bg-no-such-group group is installed but that group does not exist: "
+      "an administrator creates it (groupadd --system bg-no-such-group)" },
+    /* A group that exists, which the test user is not in. */
+    { "nogroup", "({'group': <'nogroup'>, 'group-exists': <true>},)",
+      "ask an administrator to add you to the nogroup group (usermod -aG nogroup " BG_TEST_USER_A
+      ", then log in again)" },
+  };
+  g_autofree char *path = g_build_filename (f->h->rules_dir, "50-banger.rules", NULL);
+  g_autofree char *template = NULL;
+
+  g_assert_true (g_file_get_contents (g_getenv ("BANGER_RULES_TEMPLATE"), &template, NULL, NULL));
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(BgCallResult) rule = NULL;
+      g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL;
+
+      if (cases[i].group != NULL)
+        {
+          g_autoptr(GString) text = g_string_new (template);
+          g_string_replace (text, "@GROUP@", cases[i].group, 0);
+          g_assert_true (g_file_set_contents (path, text->str, -1, NULL));
+        }
+      else
+        g_unlink (path);
+
+      /* Anyone may ask, without authorization. */
+      rule = bg_harness_call (f->h, BG_TEST_USER_A, "GroupRule", NULL, NULL);
+      bg_assert_call_ok (rule);
+      g_assert_cmpstr (rule->reply, ==, cases[i].reply);
+
+      bg_harness_run_cli (f->h, BG_TEST_USER_A, &out, &err, "system", "status", NULL);
+      g_test_message ("status: %s", out);
+      g_assert_nonnull (strstr (out, cases[i].hint));
+      g_assert_cmpint (bg_harness_run_cli (f->h, BG_TEST_USER_A, &out2, &err2, "system", "network", NULL), ==, 1);
+      g_test_message ("refused: %s", err2);
+      g_assert_nonnull (strstr (err2, cases[i].hint));
+      if (cases[i].group == NULL || g_str_equal (cases[i].group, "bg-no-such-group"))
+        g_assert_null (strstr (err2, "usermod -aG banger"));
+    }
+  g_unlink (path);
+}
+
 static void
 add_tests (void)
 {
@@ -446,6 +506,8 @@ add_tests (void)
   ADD ("/mechanism/introspection-is-documented", test_introspection_is_documented, 0);
   ADD ("/mechanism/cli-status-sees-the-mechanism", test_cli_status_sees_the_mechanism, 0);
   ADD ("/mechanism/cli-asks-polkit-ahead", test_cli_asks_polkit_ahead, 0);
+  ADD ("/mechanism/refusal-hint-tells-the-truth-about-the-group",
+       test_refusal_hint_tells_the_truth_about_the_group, 0);
 }
 
 int

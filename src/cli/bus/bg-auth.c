@@ -10,7 +10,9 @@
  * polkit-gobject into every run of the CLI for this one question.
  */
 #include "bg-auth.h"
+#include "bg-client.h"
 #include "bg-error.h"
+#include "bg-group-rule.h"
 
 #define POLKIT_BUS_NAME   "org.freedesktop.PolicyKit1"
 #define POLKIT_PATH       "/org/freedesktop/PolicyKit1/Authority"
@@ -55,6 +57,26 @@ bg_auth_query (const char    *action,
   return TRUE;
 }
 
+/* What a refused user can do. Only root can read polkit's rules, so the
+ * mechanism says which group banger's rule grants, if any (GroupRule,
+ * which needs no authorization); the hint never names a group that does
+ * not exist. */
+char *
+bg_auth_refusal_hint (void)
+{
+  g_autoptr(GVariant) reply = bg_client_call ("GroupRule", NULL, NULL, NULL);
+  g_autoptr(GVariant) info = NULL;
+  const char *group = "";
+  gboolean exists = FALSE;
+
+  if (reply == NULL)
+    return g_strdup ("ask an administrator to grant you banger's polkit actions");
+  g_variant_get (reply, "(@a{sv})", &info);
+  g_variant_lookup (info, "group", "&s", &group);
+  g_variant_lookup (info, "group-exists", "b", &exists);
+  return bg_group_rule_hint (*group ? group : NULL, exists, g_get_user_name ());
+}
+
 gboolean
 bg_auth_precheck (const char * const  *actions,
                   GError             **error)
@@ -67,11 +89,12 @@ bg_auth_precheck (const char * const  *actions,
         return FALSE;
       if (answer == BG_AUTH_NO)
         {
+          g_autofree char *hint = bg_auth_refusal_hint ();
+
           g_set_error (error, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
                        "not authorized: polkit refuses %s to you. Outside an active desktop session polkit "
-                       "cannot ask for a password: ask an administrator to add you to the banger group "
-                       "(usermod -aG banger %s, then log in again), or run banger from your desktop session",
-                       actions[i], g_get_user_name ());
+                       "cannot ask for a password: %s; or run banger from your desktop session",
+                       actions[i], hint);
           return FALSE;
         }
     }

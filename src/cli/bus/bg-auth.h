@@ -17,5 +17,6 @@ gboolean bg_auth_query    (const char         *action,
                            GError            **error);
 gboolean bg_auth_precheck (const char * const *actions,
                            GError            **error);
+char    *bg_auth_refusal_hint (void);
 
 G_END_DECLS

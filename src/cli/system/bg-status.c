@@ -93,10 +93,12 @@ check_authorization (BgCheck *c)
   if (yes + ask == 3)
     return set (c, TRUE, g_strdup ("polkit will ask for an administrator's password (once per session)"),
                 NULL);
-  set (c, FALSE, g_strdup ("polkit refuses you the banger actions (not in the banger group, "
-                           "and not in an active local session)"),
-       "ask an administrator to add you to the banger group (usermod -aG banger USER) and log in again, "
-       "or run banger from your desktop session");
+  {
+    g_autofree char *hint = bg_auth_refusal_hint ();
+
+    set (c, FALSE, g_strdup ("polkit refuses you the banger actions (no group rule lets you, "
+                             "and you are not in an active local session)"), hint);
+  }
 }
 
 /* The mechanism's own view of the host's devices and VMM. */
