@@ -2,6 +2,7 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 
+#include "bg-client.h"
 #include "bg-state.h"
 
 typedef struct {
@@ -281,6 +282,30 @@ test_cli_system_status_reports_each_check (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (out2, "hint:"));
 }
 
+/* In a graphical session the desktop's polkit agent asks: banger starts
+ * no pkttyagent of its own there (issue 29). */
+static void
+test_cli_graphical_session_starts_no_tty_agent (void)
+{
+  static const struct {
+    const char *env[4];
+    gboolean    graphical;
+  } cases[] = {
+    { { NULL }, FALSE },
+    { { "XDG_SESSION_TYPE=tty", NULL }, FALSE },
+    { { "XDG_SESSION_TYPE=wayland", NULL }, TRUE },
+    { { "XDG_SESSION_TYPE=x11", NULL }, TRUE },
+    { { "DISPLAY=:0", NULL }, TRUE },
+    { { "XDG_SESSION_TYPE=tty", "DISPLAY=:1", NULL }, TRUE },     /* an X server started from a console */
+    { { "WAYLAND_DISPLAY=wayland-0", NULL }, TRUE },
+    { { "DISPLAY=localhost:10.0", "SSH_CONNECTION=10.0.0.1 5 10.0.0.2 22", NULL }, FALSE },   /* ssh -X */
+    { { "XDG_SESSION_TYPE=wayland", "BANGER_POLKIT_AGENT=tty", NULL }, FALSE },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    g_assert_cmpint (bg_client_graphical_session (cases[i].env), ==, cases[i].graphical);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -297,5 +322,6 @@ main (int argc, char **argv)
   ADD ("/cli/no-command-shows-usage", test_cli_no_command_shows_usage_and_exits_2);
   ADD ("/cli/vm-ls-json-and-show", test_cli_vm_ls_json_and_show);
   ADD ("/cli/system-status-reports-each-check", test_cli_system_status_reports_each_check);
+  g_test_add_func ("/cli/graphical-session-starts-no-tty-agent", test_cli_graphical_session_starts_no_tty_agent);
   return g_test_run ();
 }

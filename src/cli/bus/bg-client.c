@@ -5,9 +5,12 @@
  * first made without interaction: when polkit would have to ask (the
  * mechanism answers InteractiveAuthorizationRequired) it is made again
  * allowing it, so no helper runs when nothing needs a password. Then, in
- * a terminal, pkttyagent --fallback is started first (as systemctl does);
- * it registers only if the session has no agent, so a desktop's agent
- * still shows the prompt.
+ * a text terminal, pkttyagent --fallback is started first (as systemctl
+ * does); it registers only if the session has no agent. In a graphical
+ * session none is started at all: the desktop's agent shows the prompt,
+ * and a tty agent of banger's would only be a process that waits beside
+ * it ($BANGER_POLKIT_AGENT=tty starts one anyway, for a desktop without
+ * an agent).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +30,23 @@ static GDBusConnection *connection;
 static BgMechanism1 *proxy;
 static GPid agent_pid;
 
+/* A graphical session of this machine: its desktop runs a polkit agent
+ * of its own. X forwarded over SSH is not one (the session is remote). */
+gboolean
+bg_client_graphical_session (const char * const *envp)
+{
+  const char *type = g_environ_getenv ((char **) envp, "XDG_SESSION_TYPE");
+  const char *forced = g_environ_getenv ((char **) envp, "BANGER_POLKIT_AGENT");
+
+  if (g_strcmp0 (forced, "tty") == 0)
+    return FALSE;
+  if (g_strcmp0 (type, "x11") == 0 || g_strcmp0 (type, "wayland") == 0)
+    return TRUE;
+  return (g_environ_getenv ((char **) envp, "WAYLAND_DISPLAY") != NULL ||
+          g_environ_getenv ((char **) envp, "DISPLAY") != NULL) &&
+         g_environ_getenv ((char **) envp, "SSH_CONNECTION") == NULL;
+}
+
 static void
 agent_start (void)
 {
@@ -34,10 +54,12 @@ agent_start (void)
   g_autofree char *agent = NULL;
   g_autoptr(GError) error = NULL;
   const char *argv[] = { NULL, "--notify-fd", "3", "--fallback", "--process", NULL, NULL };
+  g_auto(GStrv) env = g_get_environ ();
   int notify[2];
   char buf;
 
-  if (agent_pid != 0 || !isatty (STDIN_FILENO) || g_getenv ("BANGER_NO_AGENT"))
+  if (agent_pid != 0 || !isatty (STDIN_FILENO) || g_getenv ("BANGER_NO_AGENT") ||
+      bg_client_graphical_session ((const char * const *) env))
     return;
   if ((agent = bg_program_find ("pkttyagent")) == NULL || pipe2 (notify, O_CLOEXEC) < 0)
     return;

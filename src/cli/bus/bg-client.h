@@ -13,6 +13,7 @@ GVariant        *bg_client_call            (const char   *method,
                                             GUnixFDList  *fd_list,
                                             GError      **error);
 void             bg_client_shutdown        (void);
+gboolean         bg_client_graphical_session (const char * const *envp);
 GDBusConnection *bg_client_get_connection  (GError      **error);
 
 G_END_DECLS
