@@ -4,6 +4,8 @@
 
 #include "guest-sample.h"
 
+#include "../bg-test.h"
+
 void
 bg_guest_fixture_setup (BgGuestFixture *f,
                         gconstpointer   data)
@@ -28,8 +30,10 @@ bg_test_run_out (const char * const *argv)
   char *out = NULL;
   int status;
 
-  g_assert_true (g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL,
-                               NULL, NULL, &out, NULL, &status, NULL));
+  g_autoptr(GError) error = NULL;
+
+  if (!bg_test_spawn_sync (NULL, argv, envp, G_SPAWN_STDERR_TO_DEV_NULL, &out, NULL, &status, &error))
+    g_error ("%s", error->message);
   if (!g_spawn_check_wait_status (status, NULL))
     g_clear_pointer (&out, g_free);
   return out;
@@ -81,7 +85,7 @@ bg_test_build_drive (const char          *dir,
       _exit (0);
     }
   g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
-  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+  bg_assert_exited (status, 0);
   if (geteuid () == 0)
     g_assert_no_errno (chown (dir, 0, 0));
 }

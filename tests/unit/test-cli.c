@@ -1,9 +1,13 @@
 /* Runs the built banger binary and checks exit codes and messages. */
+#include <elf.h>
+#include <zlib.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 
 #include "bg-client.h"
 #include "bg-state.h"
+
+#include "../bg-test.h"
 
 typedef struct {
   char  *tmp;
@@ -58,7 +62,8 @@ run (Fixture *f, char **out, char **err, ...)
   g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, f->envp, G_SPAWN_DEFAULT, NULL, NULL,
                                out, err, &status, &error));
   g_assert_no_error (error);
-  g_assert_true (WIFEXITED (status));
+  if (!WIFEXITED (status))
+    g_error ("banger was killed by signal %d", WTERMSIG (status));
   return WEXITSTATUS (status);
 }
 
@@ -306,6 +311,120 @@ test_cli_graphical_session_starts_no_tty_agent (void)
     g_assert_cmpint (bg_client_graphical_session (cases[i].env), ==, cases[i].graphical);
 }
 
+/* A vmlinux as far as import and the boot check read one: an x86-64 ELF
+ * header, its "Linux version" banner and, gzip'ed between IKCFG_ST and
+ * IKCFG_ED, its own configuration @config. */
+static char *
+write_kernel (Fixture *f, const char *config)
+{
+  g_autoptr(GByteArray) k = g_byte_array_new ();
+  guint8 head[4096] = { 0 };
+  Elf64_Ehdr *eh = (Elf64_Ehdr *) head;
+  static const char banner[] = "Linux version 6.1.0-bgtest (test) #1 SMP";
+  gsize cap = strlen (config) + 1024;
+  g_autofree guint8 *gz = g_malloc (cap);
+  z_stream z = { 0 };
+  char *path = g_build_filename (f->tmp, "vmlinux", NULL);
+
+  memcpy (eh->e_ident, ELFMAG, SELFMAG);
+  eh->e_ident[EI_CLASS] = ELFCLASS64;
+  eh->e_ident[EI_DATA] = ELFDATA2LSB;
+  eh->e_type = ET_EXEC;
+  eh->e_machine = EM_X86_64;
+  g_byte_array_append (k, head, sizeof head);
+  g_byte_array_append (k, (const guint8 *) banner, sizeof banner);
+  g_assert_cmpint (deflateInit2 (&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), ==, Z_OK);
+  z.next_in = (guint8 *) config;
+  z.avail_in = strlen (config);
+  z.next_out = gz;
+  z.avail_out = cap;
+  g_assert_cmpint (deflate (&z, Z_FINISH), ==, Z_STREAM_END);
+  g_byte_array_append (k, (const guint8 *) "IKCFG_ST", 8);
+  g_byte_array_append (k, gz, z.total_out);
+  g_byte_array_append (k, (const guint8 *) "IKCFG_ED", 8);
+  deflateEnd (&z);
+  g_assert_true (g_file_set_contents (path, (const char *) k->data, k->len, NULL));
+  return path;
+}
+
+static char *
+write_rootfs (Fixture *f)
+{
+  char *path = g_build_filename (f->tmp, "rootfs.ext4", NULL);
+  const char *mkfs[] = { "mke2fs", "-q", "-F", "-t", "ext4", path, "16M", NULL };
+  g_autoptr(GError) error = NULL;
+  int status;
+
+  bg_test_spawn_sync (NULL, mkfs, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, &status, &error);
+  g_assert_no_error (error);
+  bg_assert_exited (status, 0);
+  return path;
+}
+
+/* `image import --cmdline` keeps the arguments (shown, and in --json);
+ * the boot check reads the kernel's own configuration and names, in
+ * `image show`, each feature a Firecracker guest needs that it lacks. */
+static void
+test_cli_image_import_cmdline_and_boot_check (Fixture *f, gconstpointer data)
+{
+  g_autofree char *kernel = write_kernel (f, "CONFIG_VIRTIO_MMIO=y\n"
+                                             "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y\n"
+                                             "CONFIG_VIRTIO_BLK=m\n"
+                                             "CONFIG_VIRTIO_NET=y\n"
+                                             "CONFIG_SERIAL_8250=y\n"
+                                             "CONFIG_SERIAL_8250_CONSOLE=y\n"
+                                             "CONFIG_SERIO_I8042=y\n"
+                                             "# CONFIG_KVM_GUEST is not set\n");
+  g_autofree char *rootfs = write_rootfs (f);
+  g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL, *out3 = NULL, *err3 = NULL;
+  g_autoptr(JsonParser) p = json_parser_new ();
+  JsonObject *o;
+
+  if (run (f, &out, &err, "image", "import", "lacking", "--kernel", kernel, "--rootfs", rootfs, "--cmdline",
+           "quiet loglevel=3", NULL) != 0)
+    g_error ("image import: %s", err);
+  g_assert_cmpint (run (f, &out2, &err2, "image", "show", "lacking", NULL), ==, 0);
+  g_test_message ("%s", out2);
+  g_assert_nonnull (strstr (out2, "Cmdline:   quiet loglevel=3\n"));
+  g_assert_nonnull (strstr (out2, "Boots on Firecracker: no, by the configuration embedded in the kernel, which "
+                                  "lacks: virtio block devices (CONFIG_VIRTIO_BLK, built in or a module in the "
+                                  "initrd); KVM guest support (CONFIG_KVM_GUEST, built in)\n"));
+
+  g_assert_cmpint (run (f, &out3, &err3, "image", "show", "lacking", "--json", NULL), ==, 0);
+  g_assert_true (json_parser_load_from_data (p, out3, -1, NULL));
+  o = json_node_get_object (json_parser_get_root (p));
+  g_assert_cmpstr (json_object_get_string_member (o, "cmdline"), ==, "quiet loglevel=3");
+}
+
+/* `image build --suite/--mirror`: bad values refused before any work
+ * (usage exit status 2), each naming its option; nothing is left. */
+static void
+test_cli_image_build_suite_and_mirror (Fixture *f, gconstpointer data)
+{
+  static const struct {
+    const char *option, *value, *error;
+  } rows[] = {
+    { "--suite", "Bookworm", "--suite: \"Bookworm\" is not a suite name" },
+    { "--suite", "../bookworm", "--suite: \"../bookworm\" is not a suite name" },
+    { "--suite", "", "--suite: \"\" is not a suite name" },
+    { "--mirror", "ftp://deb.debian.org/debian", "--mirror: use an http://, https:// or file:// URL" },
+    { "--mirror", "deb.debian.org/debian", "--mirror: use an http://, https:// or file:// URL" },
+    { "--mirror", "http://deb.debian.org/debian main", "--mirror: a URL has no spaces" },
+  };
+  g_autofree char *images = g_build_filename (f->tmp, "data", "banger", "images", "built", NULL);
+
+  for (guint i = 0; i < G_N_ELEMENTS (rows); i++)
+    {
+      g_autofree char *out = NULL, *err = NULL;
+      int rc = run (f, &out, &err, "image", "build", "built", rows[i].option, rows[i].value, NULL);
+
+      g_test_message ("%s '%s': %d %s", rows[i].option, rows[i].value, rc, err);
+      g_assert_cmpint (rc, ==, 2);
+      g_assert_nonnull (strstr (err, rows[i].error));
+      g_assert_false (g_file_test (images, G_FILE_TEST_EXISTS));
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -323,5 +442,7 @@ main (int argc, char **argv)
   ADD ("/cli/vm-ls-json-and-show", test_cli_vm_ls_json_and_show);
   ADD ("/cli/system-status-reports-each-check", test_cli_system_status_reports_each_check);
   g_test_add_func ("/cli/graphical-session-starts-no-tty-agent", test_cli_graphical_session_starts_no_tty_agent);
+  ADD ("/cli/image-import-cmdline-and-boot-check", test_cli_image_import_cmdline_and_boot_check);
+  ADD ("/cli/image-build-suite-and-mirror", test_cli_image_build_suite_and_mirror);
   return g_test_run ();
 }

@@ -11,6 +11,8 @@
 #include "bg-error.h"
 #include "bg-fat.h"
 
+#include "../bg-test.h"
+
 typedef struct {
   char *tmp;
   char *image;
@@ -40,8 +42,10 @@ run (const char * const *argv,
   g_auto(GStrv) envp = g_environ_setenv (g_get_environ (), "MTOOLS_SKIP_CHECK", "1", TRUE);
   int status;
 
-  g_assert_true (g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_SEARCH_PATH, NULL, NULL, out, err, &status,
-                               NULL));
+  g_autoptr(GError) error = NULL;
+
+  if (!bg_test_spawn_sync (NULL, argv, envp, G_SPAWN_DEFAULT, out, err, &status, &error))
+    g_error ("%s", error->message);
   return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
 }
 
@@ -234,8 +238,7 @@ test_fat_kernel_mounts_it (Fixture *f, gconstpointer data)
       _exit (0);
     }
   g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
-  g_assert_true (WIFEXITED (status));
-  if (WEXITSTATUS (status) == 4)
+  if (bg_test_exit_code (status) == 4)
     {
       /* The mount asked the kernel for vfat (loading the module if it
        * can): a kernel without it is the only acceptable reason. */
@@ -246,7 +249,7 @@ test_fat_kernel_mounts_it (Fixture *f, gconstpointer data)
                    "the slow QEMU boot mounts the drive in a guest kernel instead");
     }
   else
-    g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+    bg_assert_exited (status, 0);
   for (guint i = 0; i < G_N_ELEMENTS (names); i++)
     g_bytes_unref (files[i].content);
 }

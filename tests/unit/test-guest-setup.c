@@ -19,6 +19,8 @@
 #include "bg-seed.h"
 #include "guest-sample.h"
 
+#include "../bg-test.h"
+
 typedef BgGuestFixture Fixture;
 
 static char *
@@ -267,6 +269,10 @@ run_setup (char **out,
            ...)
 {
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  /* As its systemd unit runs it in a guest: with systemd's PATH, whatever
+   * the PATH of the test (a login user's has no /usr/sbin). */
+  g_auto(GStrv) envp = g_environ_setenv (g_get_environ (), "PATH",
+                                         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", TRUE);
   const char *arg;
   int status;
   va_list ap;
@@ -277,9 +283,9 @@ run_setup (char **out,
     g_ptr_array_add (argv, (char *) arg);
   va_end (ap);
   g_ptr_array_add (argv, NULL);
-  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, out, err, &status,
+  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, envp, G_SPAWN_DEFAULT, NULL, NULL, out, err, &status,
                                NULL));
-  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+  return bg_test_exit_code (status);
 }
 
 static uid_t
@@ -468,8 +474,7 @@ test_configures_the_interface (Fixture *f, gconstpointer data)
       _exit (0);
     }
   g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
-  g_assert_true (WIFEXITED (status));
-  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+  bg_assert_exited (status, 0);
 
   /* A VM whose interface is not the one the drive was made for. */
   pid = fork ();
@@ -483,7 +488,7 @@ test_configures_the_interface (Fixture *f, gconstpointer data)
       _exit (0);
     }
   g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
-  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+  bg_assert_exited (status, 0);
 }
 
 int

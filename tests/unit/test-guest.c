@@ -15,6 +15,8 @@
 #include "bg-spawn.h"
 #include "guest-sample.h"
 
+#include "../bg-test.h"
+
 typedef BgGuestFixture Fixture;
 
 static JsonObject *
@@ -335,9 +337,10 @@ test_sync_reads_what_it_checked (Fixture *f, gconstpointer data)
   g_mkdir (out, 0755);
   {
     const char *argv[] = { "tar", "-x", "-f", tarball, "-C", out, NULL };
-    g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status,
-                                 NULL));
-    g_assert_cmpint (status, ==, 0);
+    g_autoptr(GError) spawn_error = NULL;
+    bg_test_spawn_sync (NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &status, &spawn_error);
+    g_assert_no_error (spawn_error);
+    bg_assert_exited (status, 0);
   }
   {
     g_autofree char *a = g_build_filename (out, ".gitconfig", NULL);

@@ -8,11 +8,14 @@
 #include <zstd.h>
 #include <glib/gstdio.h>
 
+#include "bg-bootcheck.h"
 #include "bg-build.h"
 #include "bg-cli.h"
 #include "bg-disk.h"
 #include "bg-error.h"
 #include "bg-image.h"
+
+#include "../bg-test.h"
 
 typedef struct {
   char *tmp;
@@ -126,12 +129,12 @@ make_ext4 (Fixture *f, const char *name, const char *size)
 {
   char *path = g_build_filename (f->tmp, name, NULL);
   const char *argv[] = { "mke2fs", "-q", "-F", "-t", "ext4", path, size, NULL };
+  g_autoptr(GError) error = NULL;
   int status;
 
   /* Its "Creating regular file" line would break the TAP stream. */
-  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
-                               NULL, NULL, NULL, NULL,
-                               &status, NULL));
+  bg_test_spawn_sync (NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, &status, &error);
+  g_assert_no_error (error);
   g_assert_true (g_spawn_check_wait_status (status, NULL));
   return path;
 }
@@ -447,12 +450,15 @@ test_strategy_selection (Fixture *f, gconstpointer data)
   g_assert_cmpint (st.st_size, ==, 64 << 20);
   {
     const char *argv[] = { "e2fsck", "-fn", d1, NULL };
+    g_autoptr(GError) spawn_error = NULL;
     int status;
-    g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL |
-                                 G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL, NULL, &status, NULL));
+    bg_test_spawn_sync (NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                        &status, &spawn_error);
+    g_assert_no_error (spawn_error);
     g_assert_true (g_spawn_check_wait_status (status, NULL));
   }
 
+  /* Reflink asked for: made where the filesystem can, else refused. */
   if (!reflinks)
     {
       g_assert_false (bg_disk_create (rootfs, d2, BG_DISK_MODE_REFLINK, 0, &used, &error));
@@ -460,6 +466,12 @@ test_strategy_selection (Fixture *f, gconstpointer data)
       g_clear_error (&error);
       /* A failed attempt leaves no file. */
       g_assert_false (g_file_test (d2, G_FILE_TEST_EXISTS));
+    }
+  else
+    {
+      g_assert_true (bg_disk_create (rootfs, d2, BG_DISK_MODE_REFLINK, 0, &used, &error));
+      g_assert_no_error (error);
+      g_assert_cmpint (used, ==, BG_DISK_MODE_REFLINK);
     }
 
   /* Layered: an image with banger-init costs a new VM no data at all,
@@ -474,19 +486,19 @@ test_strategy_selection (Fixture *f, gconstpointer data)
 
     g_assert_no_errno (g_mkdir (vm1, 0700));
     g_assert_no_errno (g_mkdir (vm2, 0700));
-    g_assert_true (bg_disk_make_for_vm (&layered, vm1, BG_DISK_MODE_AUTO, G_GUINT64_CONSTANT (8) << 30, &used,
-                                        &reason, &error));
+    /* Where the filesystem reflinks, auto takes the reflink, and the
+     * layered disk is checked asked for; elsewhere auto picks it. */
+    g_assert_true (bg_disk_make_for_vm (&layered, vm1, reflinks ? BG_DISK_MODE_LAYERED : BG_DISK_MODE_AUTO,
+                                        G_GUINT64_CONSTANT (8) << 30, &used, &reason, &error));
     g_assert_no_error (error);
+    g_assert_cmpint (used, ==, BG_DISK_MODE_LAYERED);
     if (!reflinks)
-      {
-        g_assert_cmpint (used, ==, BG_DISK_MODE_LAYERED);
-        g_assert_nonnull (strstr (reason, "cannot reflink"));
-        g_assert_no_errno (stat (upper, &st));
-        g_assert_cmpint (st.st_size, ==, G_GINT64_CONSTANT (8) << 30);
-        /* At most 1 MiB of the host's disk for a new VM. */
-        g_assert_cmpint (st.st_blocks * 512, <=, 1 << 20);
-        g_assert_cmpint (st.st_mode & 0777, ==, 0600);
-      }
+      g_assert_nonnull (strstr (reason, "cannot reflink"));
+    g_assert_no_errno (stat (upper, &st));
+    g_assert_cmpint (st.st_size, ==, G_GINT64_CONSTANT (8) << 30);
+    /* At most 1 MiB of the host's disk for a new VM. */
+    g_assert_cmpint (st.st_blocks * 512, <=, 1 << 20);
+    g_assert_cmpint (st.st_mode & 0777, ==, 0600);
     g_clear_pointer (&reason, g_free);
     /* Asked for, on an image without banger-init: refused, naming why. */
     g_assert_false (bg_disk_make_for_vm (&plain, vm2, BG_DISK_MODE_LAYERED, 64 << 20, &used, &reason, &error));
@@ -642,6 +654,221 @@ test_build_needs_the_applier (Fixture *f, gconstpointer data)
   }
 }
 
+/* ---- the boot check ---- */
+
+/* Every option a Firecracker guest needs, built in. */
+static GHashTable *
+full_config (void)
+{
+  static const char * const options[] = {
+    "CONFIG_VIRTIO_MMIO", "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES", "CONFIG_VIRTIO_BLK", "CONFIG_VIRTIO_NET",
+    "CONFIG_SERIAL_8250", "CONFIG_SERIAL_8250_CONSOLE", "CONFIG_SERIO_I8042", "CONFIG_KVM_GUEST", NULL
+  };
+  GHashTable *config = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+
+  for (guint i = 0; options[i]; i++)
+    g_hash_table_insert (config, g_strdup (options[i]), g_strdup ("y"));
+  return config;
+}
+
+typedef struct {
+  const char *option;     /* changed from "y" in the full configuration */
+  const char *value;      /* NULL: removed ("# ... is not set") */
+  const char *initrd;     /* a module the initrd holds, or NULL for no initrd */
+  const char *missing;    /* the one refusal expected, or NULL for none */
+} BootRow;
+
+/* Each feature missing, alone: the check names exactly it (its purpose
+ * and its option); a module is enough only where it can be loaded in
+ * time (the initrd's for what the root needs, any for the rest). */
+static const BootRow boot_rows[] = {
+  { "CONFIG_VIRTIO_MMIO", NULL, NULL,
+    "virtio-mmio devices (CONFIG_VIRTIO_MMIO, built in or a module in the initrd)" },
+  { "CONFIG_VIRTIO_MMIO", "m", NULL,
+    "virtio-mmio devices (CONFIG_VIRTIO_MMIO, built in or a module in the initrd)" },
+  { "CONFIG_VIRTIO_MMIO", "m", "virtio_mmio", NULL },
+  { "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES", NULL, NULL,
+    "virtio-mmio devices named on the command line or in ACPI (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES or CONFIG_ACPI, "
+    "built in)" },
+  { "CONFIG_VIRTIO_BLK", NULL, NULL,
+    "virtio block devices (CONFIG_VIRTIO_BLK, built in or a module in the initrd)" },
+  { "CONFIG_VIRTIO_BLK", "m", "virtio_net",
+    "virtio block devices (CONFIG_VIRTIO_BLK, built in or a module in the initrd)" },
+  { "CONFIG_VIRTIO_BLK", "m", "virtio_blk", NULL },
+  { "CONFIG_VIRTIO_NET", NULL, NULL,
+    "virtio network devices (CONFIG_VIRTIO_NET, built in or a module in the initrd)" },
+  { "CONFIG_VIRTIO_NET", "m", "virtio_net", NULL },
+  { "CONFIG_SERIAL_8250", NULL, NULL, "the 8250 serial port (CONFIG_SERIAL_8250, built in)" },
+  { "CONFIG_SERIAL_8250", "m", "8250", "the 8250 serial port (CONFIG_SERIAL_8250, built in)" },
+  { "CONFIG_SERIAL_8250_CONSOLE", NULL, NULL, "the serial console (CONFIG_SERIAL_8250_CONSOLE, built in)" },
+  { "CONFIG_SERIO_I8042", NULL, NULL,
+    "the i8042 keyboard controller (Ctrl-Alt-Del) (CONFIG_SERIO_I8042, built in or a module)" },
+  { "CONFIG_SERIO_I8042", "m", NULL, NULL },
+  { "CONFIG_KVM_GUEST", NULL, NULL, "KVM guest support (CONFIG_KVM_GUEST, built in)" },
+  { "CONFIG_KVM_GUEST", "m", "kvm_guest", "KVM guest support (CONFIG_KVM_GUEST, built in)" },
+};
+
+static void
+test_boot_check_names_each_missing_feature (void)
+{
+  g_autoptr(GHashTable) full = full_config ();
+  g_auto(GStrv) none = bg_boot_check_missing (full, NULL);
+
+  g_assert_cmpuint (g_strv_length (none), ==, 0);
+  for (guint i = 0; i < G_N_ELEMENTS (boot_rows); i++)
+    {
+      const BootRow *row = &boot_rows[i];
+      g_autoptr(GHashTable) config = full_config ();
+      g_autoptr(GHashTable) initrd = NULL;
+      g_auto(GStrv) missing = NULL;
+
+      if (row->value)
+        g_hash_table_replace (config, g_strdup (row->option), g_strdup (row->value));
+      else
+        g_hash_table_remove (config, row->option);
+      if (row->initrd)
+        {
+          initrd = g_hash_table_new (g_str_hash, g_str_equal);
+          g_hash_table_add (initrd, (char *) row->initrd);
+        }
+      missing = bg_boot_check_missing (config, initrd);
+      g_test_message ("%s=%s, initrd %s: %s", row->option, row->value ? row->value : "(unset)",
+                      row->initrd ? row->initrd : "(none)", missing[0] ? missing[0] : "nothing missing");
+      if (row->missing == NULL)
+        g_assert_cmpuint (g_strv_length (missing), ==, 0);
+      else
+        {
+          g_assert_cmpuint (g_strv_length (missing), ==, 1);
+          g_assert_cmpstr (missing[0], ==, row->missing);
+        }
+    }
+
+  /* ACPI describes the devices as well as the command line does. */
+  {
+    g_autoptr(GHashTable) config = full_config ();
+    g_auto(GStrv) missing = NULL;
+
+    g_hash_table_remove (config, "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES");
+    g_hash_table_insert (config, g_strdup ("CONFIG_ACPI"), g_strdup ("y"));
+    missing = bg_boot_check_missing (config, NULL);
+    g_assert_cmpuint (g_strv_length (missing), ==, 0);
+  }
+  /* All of them at once: each named, in order. */
+  {
+    g_autoptr(GHashTable) empty = g_hash_table_new (g_str_hash, g_str_equal);
+    g_auto(GStrv) missing = bg_boot_check_missing (empty, NULL);
+
+    g_assert_cmpuint (g_strv_length (missing), ==, 8);
+    g_assert_true (g_str_has_prefix (missing[0], "virtio-mmio devices (CONFIG_VIRTIO_MMIO,"));
+    g_assert_true (g_str_has_prefix (missing[7], "KVM guest support"));
+  }
+  /* Layered VMs: overlayfs built in or a module (loaded from the root). */
+  {
+    g_autoptr(GHashTable) config = full_config ();
+
+    g_assert_false (bg_boot_check_overlay (config));
+    g_hash_table_insert (config, g_strdup ("CONFIG_OVERLAY_FS"), g_strdup ("m"));
+    g_assert_true (bg_boot_check_overlay (config));
+    g_hash_table_replace (config, g_strdup ("CONFIG_OVERLAY_FS"), g_strdup ("y"));
+    g_assert_true (bg_boot_check_overlay (config));
+  }
+}
+
+/* A kernel configuration as a kernel's .config has it. */
+static void
+test_boot_check_parses_a_kernel_config (void)
+{
+  g_autoptr(GHashTable) config = bg_kconfig_parse ("#\n# Automatically generated file; DO NOT EDIT.\n"
+                                                   "CONFIG_VIRTIO_BLK=y\n"
+                                                   "# CONFIG_KVM_GUEST is not set\n"
+                                                   "CONFIG_VIRTIO_NET=m\n"
+                                                   "CONFIG_CMDLINE=\"console=ttyS0\"\n"
+                                                   "NOT_CONFIG_X=y\n");
+
+  g_assert_cmpuint (g_hash_table_size (config), ==, 3);
+  g_assert_cmpstr (g_hash_table_lookup (config, "CONFIG_VIRTIO_BLK"), ==, "y");
+  g_assert_cmpstr (g_hash_table_lookup (config, "CONFIG_VIRTIO_NET"), ==, "m");
+  g_assert_cmpstr (g_hash_table_lookup (config, "CONFIG_CMDLINE"), ==, "\"console=ttyS0\"");
+  g_assert_false (g_hash_table_contains (config, "CONFIG_KVM_GUEST"));
+}
+
+/* The release and the IKCONFIG a vmlinux carries. */
+static void
+test_boot_check_reads_the_kernels_own_config (void)
+{
+  static const char text[] = "CONFIG_VIRTIO_BLK=y\nCONFIG_KVM_GUEST=y\n";
+  g_autoptr(GBytes) plain = g_bytes_new_static (text, sizeof text - 1);
+  g_autoptr(GBytes) gz = squeeze (plain, "gzip");
+  g_autoptr(GByteArray) kernel = g_byte_array_new ();
+  g_autofree char *release = NULL, *config = NULL;
+
+  g_byte_array_append (kernel, (const guint8 *) "\x7f" "ELF....Linux version 6.1.0-13-cloud-amd64 (debian) #1",
+                       53);
+  g_byte_array_append (kernel, (const guint8 *) "IKCFG_ST", 8);
+  g_byte_array_append (kernel, g_bytes_get_data (gz, NULL), g_bytes_get_size (gz));
+  g_byte_array_append (kernel, (const guint8 *) "IKCFG_ED", 8);
+
+  release = bg_kernel_release (kernel->data, kernel->len);
+  g_assert_cmpstr (release, ==, "6.1.0-13-cloud-amd64");
+  config = bg_kernel_embedded_config (kernel->data, kernel->len);
+  g_assert_cmpstr (config, ==, text);
+  /* Without the markers there is nothing to read. */
+  g_assert_null (bg_kernel_embedded_config (kernel->data, kernel->len - 8));
+  g_assert_null (bg_kernel_release ((const guint8 *) "no version here", 15));
+}
+
+/* One newc cpio entry (a file of @len bytes). */
+static void
+cpio_add (GByteArray *a,
+          const char *name,
+          const char *data,
+          gsize       len)
+{
+  g_autofree char *head = g_strdup_printf ("070701%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x", 1u,
+                                           0100644u, 0u, 0u, 1u, 0u, (guint) len, 0u, 0u, 0u, 0u,
+                                           (guint) strlen (name) + 1, 0u);
+  static const guint8 zeros[4] = { 0 };
+
+  g_byte_array_append (a, (const guint8 *) head, 110);
+  g_byte_array_append (a, (const guint8 *) name, strlen (name) + 1);
+  g_byte_array_append (a, zeros, (4 - a->len % 4) % 4);
+  g_byte_array_append (a, (const guint8 *) data, len);
+  g_byte_array_append (a, zeros, (4 - a->len % 4) % 4);
+}
+
+/* An initrd as Debian makes one: a plain archive (microcode), then a
+ * compressed one with the modules, .ko, .ko.xz and dashes in names. */
+static void
+test_boot_check_reads_an_initrds_modules (void)
+{
+  g_autoptr(GByteArray) early = g_byte_array_new ();
+  g_autoptr(GByteArray) main_archive = g_byte_array_new ();
+  g_autoptr(GBytes) main_bytes = NULL, main_gz = NULL;
+  g_autoptr(GByteArray) initrd = g_byte_array_new ();
+  g_autoptr(GHashTable) modules = NULL;
+  g_autoptr(GError) error = NULL;
+
+  cpio_add (early, "kernel/x86/microcode/GenuineIntel.bin", "ucode", 5);
+  cpio_add (early, "TRAILER!!!", "", 0);
+  cpio_add (main_archive, "usr/lib/modules/6.1.0/kernel/drivers/block/virtio_blk.ko", "blk", 3);
+  cpio_add (main_archive, "usr/lib/modules/6.1.0/kernel/drivers/net/virtio-net.ko.xz", "net", 3);
+  cpio_add (main_archive, "usr/lib/modules/6.1.0/kernel/drivers/virtio/virtio_mmio.kobj", "no", 2);
+  cpio_add (main_archive, "etc/modules", "virtio_mmio\n", 12);
+  cpio_add (main_archive, "TRAILER!!!", "", 0);
+  main_bytes = g_byte_array_free_to_bytes (g_steal_pointer (&main_archive));
+  main_gz = squeeze (main_bytes, "gzip");
+  g_byte_array_append (initrd, early->data, early->len);
+  g_byte_array_append (initrd, (const guint8 *) "\0\0\0\0\0\0\0\0", 8);
+  g_byte_array_append (initrd, g_bytes_get_data (main_gz, NULL), g_bytes_get_size (main_gz));
+
+  modules = bg_initrd_modules (initrd->data, initrd->len, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_hash_table_size (modules), ==, 2);
+  g_assert_true (g_hash_table_contains (modules, "virtio_blk"));
+  g_assert_true (g_hash_table_contains (modules, "virtio_net"));
+  g_assert_false (g_hash_table_contains (modules, "virtio_mmio"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -660,5 +887,9 @@ main (int argc, char **argv)
   ADD ("/image/bad-inputs-name-the-field", test_bad_inputs_name_the_field);
   ADD ("/disk/sparse-copy-keeps-holes", test_sparse_copy_keeps_holes);
   ADD ("/disk/strategy-selection", test_strategy_selection);
+  g_test_add_func ("/boot-check/names-each-missing-feature", test_boot_check_names_each_missing_feature);
+  g_test_add_func ("/boot-check/parses-a-kernel-config", test_boot_check_parses_a_kernel_config);
+  g_test_add_func ("/boot-check/reads-the-kernels-own-config", test_boot_check_reads_the_kernels_own_config);
+  g_test_add_func ("/boot-check/reads-an-initrds-modules", test_boot_check_reads_an_initrds_modules);
   return g_test_run ();
 }

@@ -15,6 +15,8 @@
 
 #include "bg-init.h"
 
+#include "../bg-test.h"
+
 static void
 test_cmdline (void)
 {
@@ -38,14 +40,15 @@ test_blank_disk_is_told_from_ext4 (void)
   g_autofree char *blank = g_build_filename (dir, "blank", NULL);
   g_autofree char *ext4 = g_build_filename (dir, "ext4", NULL);
   const char *mkfs[] = { "mke2fs", "-q", "-t", "ext4", ext4, "16M", NULL };
+  g_autoptr(GError) error = NULL;
   int status;
   int fd = open (blank, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
   g_assert_no_errno (ftruncate (fd, 16 << 20));
   close (fd);
-  g_assert_true (g_spawn_sync (NULL, (char **) mkfs, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
-                               NULL, NULL, NULL, NULL, &status, NULL));
-  g_assert_cmpint (status, ==, 0);
+  bg_test_spawn_sync (NULL, mkfs, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, &status, &error);
+  g_assert_no_error (error);
+  bg_assert_exited (status, 0);
   g_assert_cmpint (bg_init_has_filesystem (blank), ==, 0);
   g_assert_cmpint (bg_init_has_filesystem (ext4), ==, 1);
   g_assert_cmpint (bg_init_has_filesystem ("/nonexistent"), ==, -1);
@@ -135,8 +138,7 @@ test_assemble_overlay_and_data_dirs (void)
       _exit (0);
     }
   g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
-  g_assert_true (WIFEXITED (status));
-  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+  bg_assert_exited (status, 0);
 }
 
 int

@@ -7,6 +7,8 @@
 #include "bg-error.h"
 #include "bg-state.h"
 
+#include "../bg-test.h"
+
 typedef struct {
   char         *tmp;
   BgStateStore *store;
@@ -214,8 +216,7 @@ test_state_parallel_writers_lose_nothing (Fixture *f, gconstpointer data)
     {
       int status;
       g_assert_cmpint (waitpid (pids[i], &status, 0), ==, pids[i]);
-      g_assert_true (WIFEXITED (status));
-      g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+      bg_assert_exited (status, 0);
     }
 
   final = bg_state_store_load (f->store, "shared", &error);
