@@ -227,7 +227,8 @@ valid_package (const char *p)
 static gboolean
 cmd_build (BgCli *cli, int argc, char **argv, GError **error)
 {
-  g_autofree char *suite = g_strdup ("bookworm"), *mirror = NULL, *packages = NULL, *size = NULL;
+  /* GOption replaces a string without freeing it: defaults come after. */
+  g_autofree char *suite = NULL, *mirror = NULL, *packages = NULL, *size = NULL;
   g_autofree char *dir = bg_paths_images_dir ();
   g_auto(GStrv) pkgs = NULL;
   BgBuildOptions o = { 0 };
@@ -252,12 +253,14 @@ cmd_build (BgCli *cli, int argc, char **argv, GError **error)
                      entries }, &argc, &argv, error) ||
       !bg_name_validate ("NAME", argv[1], error))
     return FALSE;
-  for (const char *c = suite; *c; c++)
-    if (!g_ascii_islower (*c) && *c != '-')
-      {
-        g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "--suite: \"%s\" is not a suite name", suite);
-        return FALSE;
-      }
+  if (suite == NULL)
+    suite = g_strdup ("bookworm");
+  /* A Debian suite or codename: lower-case letters and dashes, not empty. */
+  if (*suite == '\0' || strspn (suite, "abcdefghijklmnopqrstuvwxyz-") != strlen (suite))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "--suite: \"%s\" is not a suite name", suite);
+      return FALSE;
+    }
   if (mirror && !(g_str_has_prefix (mirror, "http://") || g_str_has_prefix (mirror, "https://") ||
                   g_str_has_prefix (mirror, "file://")) )
     {
