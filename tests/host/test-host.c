@@ -3,8 +3,12 @@
  *
  * A release build of banger is installed with `meson install --destdir`
  * and made visible at its real places (/usr, /etc) by overlays, in a
- * mount namespace of the tests' own; /run and /var get overlays too, so
- * nothing of the host changes. The system bus listens where it always
+ * mount namespace of the tests' own; /run and /var are fresh, empty
+ * tmpfs there, so the suite neither changes nor starts from the host's
+ * (a real banger's registry, jails, bus socket). The harness runs it in
+ * a PID namespace of its own: the VMMs it counts and kills are its own,
+ * and a bystander (a process of the first jail uid, started on the host
+ * before the namespaces) proves it, untouched when the suite ends. The system bus listens where it always
  * does, with the installed activation file and bus policy; polkitd reads
  * the installed actions and group rule; the mechanism runs as installed,
  * with its defaults. The CLI runs as a test user with an empty
@@ -23,10 +27,14 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
+#include <poll.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
@@ -45,9 +53,28 @@ static struct {
   char      *home;       /* the test user's home, a filesystem of its own */
   BgHarness *h;
   char      *baseline;
+  pid_t      bystander;  /* on the host, outside the tests' namespaces */
+  int        bystander_pidfd;
+  int        bystander_proc; /* its /proc/PID, from the host's /proc */
 } S;
 
 /* ---- running things ---- */
+
+/* A file of the bystander's /proc/PID, read through the directory opened
+ * on the host's /proc (the tests' own /proc does not show it). */
+static char *
+bystander_file (const char *name)
+{
+  g_autofree char *text = g_malloc0 (4096);
+  int fd = openat (S.bystander_proc, name, O_RDONLY | O_CLOEXEC);
+  ssize_t n;
+
+  if (fd < 0)
+    return NULL;
+  n = read (fd, text, 4095);
+  close (fd);
+  return n < 0 ? NULL : g_steal_pointer (&text);
+}
 
 static int
 run (const char * const *argv,
@@ -157,9 +184,9 @@ list_dir (GString    *s,
     g_string_append_printf (s, "%s %s\n", label, (char *) names->pdata[i]);
 }
 
-/* Jailed VMMs: live processes of a jail uid. (A VMM whose mechanism was
- * killed is reparented to the harness's supervisor, which does not reap
- * it: a zombie is not a VMM left running.) */
+/* Jailed VMMs: live processes of a jail uid in the tests' PID namespace
+ * (its /proc shows no other; a VMM whose mechanism was killed is reaped
+ * by the namespace's PID 1, and a zombie is not a VMM left running). */
 static GArray *
 vmm_pids (void)
 {
@@ -311,7 +338,7 @@ kill_all (GArray *pids)
 static void
 wait_vmms_gone (void)
 {
-  for (int i = 0; i < 2000; i++)
+  for (gint64 end = bg_test_deadline (20); g_get_monotonic_time () < end;)
     {
       g_autoptr(GArray) left = vmm_pids ();
       if (left->len == 0)
@@ -513,6 +540,15 @@ test_home_on_another_filesystem (void)
   banger_ok ("vm", "up", "far", "--no-wait");
   pids = vmm_pids ();
   g_assert_cmpuint (pids->len, ==, 1);
+  {
+    /* The very uid of the bystander on the host: told apart only by the
+     * PID namespace. */
+    g_autofree char *status_path = g_strdup_printf ("/proc/%d/status", g_array_index (pids, pid_t, 0));
+    g_autofree char *status = NULL;
+    g_autofree char *uid = g_strdup_printf ("\nUid:\t%u\t", JAIL_UID_BASE);
+    g_assert_true (g_file_get_contents (status_path, &status, NULL, NULL));
+    g_assert_nonnull (strstr (status, uid));
+  }
   fd3 = g_strdup_printf ("/proc/%d/fd/3", g_array_index (pids, pid_t, 0));
   g_assert_no_errno (stat (fd3, &a));
   g_assert_no_errno (stat (kernel, &b));
@@ -556,6 +592,87 @@ test_status_as_a_login_user (void)
   g_assert_cmpint (rc, ==, have_kvm ? 0 : 1);
 }
 
+/* ---- the bystander ---- */
+
+/* A process of a jail uid that is none of the suite's: a `sleep` with the
+ * very uid the suite's first VMM gets, started on the host, outside the
+ * tests' namespaces, as a real banger's VMM (or another user's) would
+ * run beside the suite. The suite must neither see nor touch it. */
+static void
+start_bystander (void)
+{
+  g_autofree char *proc = NULL;
+  pid_t pid = fork ();
+
+  g_assert_cmpint (pid, >=, 0);
+  if (pid == 0)
+    {
+      if (setgroups (0, NULL) < 0 || setresgid (JAIL_UID_BASE, JAIL_UID_BASE, JAIL_UID_BASE) < 0 ||
+          setresuid (JAIL_UID_BASE, JAIL_UID_BASE, JAIL_UID_BASE) < 0)
+        _exit (127);
+      /* Set after the uid change, which clears it: gone with the suite. */
+      prctl (PR_SET_PDEATHSIG, SIGKILL);
+      execl ("/bin/sleep", "sleep", "infinity", (char *) NULL);
+      _exit (127);
+    }
+  S.bystander = pid;
+  S.bystander_pidfd = syscall (SYS_pidfd_open, pid, 0);
+  g_assert_cmpint (S.bystander_pidfd, >=, 0);
+  g_assert_no_errno (fcntl (S.bystander_pidfd, F_SETFD, FD_CLOEXEC));
+  proc = g_strdup_printf ("/proc/%d", (int) pid);
+  S.bystander_proc = open (proc, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  g_assert_cmpint (S.bystander_proc, >=, 0);
+  /* Running sleep, not still the fork of this program. */
+  for (gint64 end = bg_test_deadline (10);;)
+    {
+      g_autofree char *comm = bystander_file ("comm");
+      if (g_strcmp0 (comm, "sleep\n") == 0)
+        break;
+      if (g_get_monotonic_time () > end)
+        g_error ("the bystander did not start sleep");
+      g_usleep (10000);
+    }
+}
+
+/* The suite is over (its PID namespace gone): the bystander must still
+ * be running; then it is ended, and only it. */
+static int
+end_bystander (int rc)
+{
+  int status;
+
+  if (waitpid (S.bystander, &status, WNOHANG) != 0)
+    {
+      g_printerr ("the bystander (pid %d, uid %#x, on the host) did not survive the suite\n", (int) S.bystander,
+                  JAIL_UID_BASE);
+      rc = 1;
+    }
+  else if (syscall (SYS_pidfd_send_signal, S.bystander_pidfd, SIGKILL, NULL, 0) == 0)
+    waitpid (S.bystander, &status, 0);
+  return rc;
+}
+
+/* The bystander ran beside the whole suite (every VMM count, every
+ * "VMMs SIGKILLed" row, every cleanup): it still sleeps, with its uid,
+ * never stopped, and it is not in the tests' PID namespace. */
+static void
+test_bystander_untouched (void)
+{
+  struct pollfd p = { .fd = S.bystander_pidfd, .events = POLLIN };
+  g_autofree char *status = bystander_file ("status");
+  g_autofree char *uid = g_strdup_printf ("\nUid:\t%u\t%u\t%u\t%u\n", JAIL_UID_BASE, JAIL_UID_BASE, JAIL_UID_BASE,
+                                          JAIL_UID_BASE);
+  g_autofree char *nspid = g_strdup_printf ("\nNSpid:\t%d\n", (int) S.bystander);
+
+  g_assert_cmpint (poll (&p, 1, 0), ==, 0); /* not exited */
+  g_assert_nonnull (status);
+  g_assert_nonnull (strstr (status, "Name:\tsleep\n"));
+  g_assert_nonnull (strstr (status, "\nState:\tS (sleeping)\n"));
+  g_assert_nonnull (strstr (status, uid));
+  /* One pid, the host's: the process lives in no namespace of ours. */
+  g_assert_nonnull (strstr (status, nspid));
+}
+
 /* ---- setting up ---- */
 
 /* A release build installed into a DESTDIR, as a package would be. */
@@ -564,7 +681,7 @@ install_banger (void)
 {
   const char *src = g_getenv ("BANGER_SOURCE_ROOT");
   const char *cache = g_getenv ("BANGER_HOST_BUILD");
-  g_autofree char *tmpl = g_strdup_printf ("banger-it-%d-XXXXXX", (int) getpid ());
+  g_autofree char *tmpl = g_strdup_printf ("banger-it-%d-XXXXXX", bg_harness_run_id ());
   g_autofree char *ninja = g_build_filename (cache, "build.ninja", NULL);
   g_autofree char *meson = g_find_program_in_path ("meson");
   int rc;
@@ -593,6 +710,8 @@ install_banger (void)
     if (run (install, NULL, &err) != 0)
       g_error ("meson install failed: %s", err);
   }
+  /* Last, on the host, before the harness enters the namespaces. */
+  start_bystander ();
   return NULL;
 }
 
@@ -618,8 +737,46 @@ overlay (const char *target,
     g_error ("cannot overlay %s (%s): %s", target, opts, g_strerror (errno));
 }
 
+typedef struct {
+  const char *path;
+  int         mode;      /* 0: a symlink to @target */
+  const char *target;
+} Entry;
+
+/* What Debian's boot makes of an empty /run and what its base system
+ * has in /var, enough for the programs the suite runs. */
+static const Entry run_skeleton[] = {
+  { "lock", 01777, NULL }, { "user", 0755, NULL }, { NULL, 0, NULL },
+};
+static const Entry var_skeleton[] = {
+  { "lib", 0755, NULL }, { "cache", 0755, NULL }, { "log", 0755, NULL }, { "tmp", 01777, NULL },
+  { "run", 0, "/run" }, { "lock", 0, "/run/lock" }, { NULL, 0, NULL },
+};
+
+/* An empty tmpfs over @target: nothing of the host's shows through it,
+ * and nothing written there reaches the host. */
+static void
+fresh_tmpfs (const char  *target,
+             const Entry *skeleton)
+{
+  if (mount ("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+    g_error ("cannot mount a tmpfs on %s: %s", target, g_strerror (errno));
+  for (const Entry *e = skeleton; e->path; e++)
+    {
+      g_autofree char *path = g_build_filename (target, e->path, NULL);
+      if (e->mode == 0)
+        g_assert_no_errno (symlink (e->target, path));
+      else
+        {
+          g_assert_no_errno (g_mkdir (path, e->mode));
+          g_assert_no_errno (g_chmod (path, e->mode));
+        }
+    }
+}
+
 /* The installed files at their real places, in a mount namespace of the
- * test's own; /run, /var and /etc writable without touching the host. */
+ * test's own; /etc writable without touching the host, /run and /var
+ * fresh and empty. */
 static void
 enter_installed_view (void)
 {
@@ -633,11 +790,11 @@ enter_installed_view (void)
     g_error ("cannot make a mount namespace: %s", g_strerror (errno));
   overlay ("/usr", usr, FALSE);
   overlay ("/etc", etc, TRUE);
-  overlay ("/run", "/run", TRUE);
-  overlay ("/var", "/var", TRUE);
+  fresh_tmpfs ("/run", run_skeleton);
+  fresh_tmpfs ("/var", var_skeleton);
 
   /* What an administrator sets: the VMM (the test one), and NAME.banger. */
-  conf = g_strdup_printf ("[vmm]\nfirecracker=%s\n", g_getenv ("BANGER_TEST_VMM"));
+  conf = bg_harness_vmm_section (g_getenv ("BANGER_TEST_VMM"));
   g_assert_true (g_file_set_contents ("/etc/banger/mechanism.conf", conf, -1, NULL));
   g_assert_true (g_file_get_contents ("/etc/nsswitch.conf", &nss, NULL, NULL));
   lines = g_strsplit (nss, "\n", -1);
@@ -762,10 +919,16 @@ add_tests (void)
   g_test_add_func ("/host/drift/state-dir-full", test_state_dir_full);
   g_test_add_data_func ("/host/drift/vm-json-truncated", GINT_TO_POINTER (TRUE), test_record_damaged);
   g_test_add_data_func ("/host/drift/vm-json-corrupted", GINT_TO_POINTER (FALSE), test_record_damaged);
+  /* A suite of its own, added last, so it runs after every row. */
+  g_test_add_func ("/host/blast-radius/bystander-untouched", test_bystander_untouched);
 }
 
 int
 main (int argc, char **argv)
 {
-  return bg_harness_main_full (&argc, &argv, install_banger, add_tests);
+  int rc;
+
+  S.bystander_pidfd = S.bystander_proc = -1;
+  rc = bg_harness_main_full (&argc, &argv, install_banger, add_tests);
+  return S.bystander > 0 ? end_bystander (rc) : rc;
 }

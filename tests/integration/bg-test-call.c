@@ -16,6 +16,8 @@
 #include <gio/gio.h>
 #include <gio/gunixfdlist.h>
 
+#include "../bg-test.h"
+
 static gboolean
 drop_to (const char *user)
 {
@@ -42,7 +44,7 @@ main (int argc, char **argv)
   g_autofree char *user = NULL;
   g_auto(GStrv) fds = NULL;
   gboolean no_interactive = FALSE;
-  int timeout = 60000;
+  int timeout = bg_test_timeout_ms (60000);
   GOptionEntry entries[] = {
     { "user", 0, 0, G_OPTION_ARG_STRING, &user, "Call as this user", "NAME" },
     { "fd", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &fds, "Pass this file as an fd", "PATH[:rw]" },

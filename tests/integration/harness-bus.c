@@ -57,15 +57,15 @@ waiter_timeout (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* Runs the loop until the waiter is done or @timeout_s passed; the
- * waiter can wait again. */
+/* Runs the loop until the waiter is done or @timeout_s (scaled: see
+ * bg-test.h) passed; the waiter can wait again. */
 static gboolean
 waiter_wait (Waiter *w,
              guint   timeout_s)
 {
   if (!w->done)
     {
-      w->timeout = g_timeout_add_seconds (timeout_s, waiter_timeout, w);
+      w->timeout = g_timeout_add_seconds (bg_test_timeout (timeout_s), waiter_timeout, w);
       g_main_loop_run (w->loop);
       g_clear_handle_id (&w->timeout, g_source_remove);
     }
@@ -232,7 +232,7 @@ static BgHarness *
 harness_new (void)
 {
   BgHarness *h = g_new0 (BgHarness, 1);
-  g_autofree char *tmpl = g_strdup_printf ("banger-it-%d-XXXXXX", (int) getppid ());
+  g_autofree char *tmpl = g_strdup_printf ("banger-it-%d-XXXXXX", bg_harness_run_id ());
   g_autoptr(GError) error = NULL;
 
   bg_harness_reset_network ();
@@ -430,7 +430,7 @@ bg_harness_spawn_user_process (const char *user,
   if (!g_spawn_async (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
                       &pid, &error))
     g_error ("%s", error->message);
-  for (int i = 0; i < 5000; i++)
+  for (gint64 deadline = bg_test_deadline (5); g_get_monotonic_time () < deadline;)
     {
       g_autofree char *status_path = g_strdup_printf ("/proc/%d/status", pid);
       g_autofree char *stat_path = g_strdup_printf ("/proc/%d/stat", pid);
@@ -488,7 +488,7 @@ bg_harness_set_group_rule (BgHarness *h,
   g_autofree char *path = g_build_filename (h->rules_dir, "50-banger.rules", NULL);
   g_autoptr(GError) error = NULL;
   Waiter w = { g_main_loop_new (NULL, FALSE), FALSE, 0 };
-  gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+  gint64 deadline = bg_test_deadline (20);
   guint64 start_time = 0;
   GPid member = bg_harness_spawn_user_process (BG_TEST_USER_A, &start_time);
   guint sub;
@@ -532,12 +532,22 @@ bg_harness_write_config (BgHarness  *h,
   bg_harness_write_file (h->config_dir, name, text, 0644);
 }
 
+/* mechanism.conf's [vmm] for @vmm_path, with the launch timeout (the
+ * VMM's time to make its API socket, 5 s by default) scaled as every
+ * test bound is. */
+char *
+bg_harness_vmm_section (const char *vmm_path)
+{
+  return g_strdup_printf ("[vmm]\nfirecracker=%s\nlaunch-timeout-ms=%u\n", vmm_path,
+                          MIN (bg_test_timeout_ms (5000), 60000));
+}
+
 /* Points the mechanism at @vmm_path, as an administrator would in
  * /etc/banger/mechanism.conf. */
 void
 bg_harness_use_vmm (BgHarness  *h,
                     const char *vmm_path)
 {
-  g_autofree char *conf = g_strdup_printf ("[vmm]\nfirecracker=%s\n", vmm_path);
+  g_autofree char *conf = bg_harness_vmm_section (vmm_path);
   bg_harness_write_config (h, "mechanism.conf", conf);
 }

@@ -110,7 +110,7 @@ bg_harness_mirror_reachable (void)
   g_autoptr(GSocketClient) client = g_socket_client_new ();
   g_autoptr(GSocketConnection) c = NULL;
 
-  g_socket_client_set_timeout (client, 10);
+  g_socket_client_set_timeout (client, bg_test_timeout (10));
   c = g_socket_client_connect_to_host (client, "deb.debian.org", 80, NULL, NULL);
   return c != NULL;
 }

@@ -5,6 +5,8 @@
 
 #include <gio/gio.h>
 
+#include "../bg-test.h"
+
 G_BEGIN_DECLS
 
 #define BG_TEST_USER_A "bg-test-a"
@@ -43,6 +45,13 @@ int           bg_harness_main_full     (int          *argc,
                                         char       ***argv,
                                         const char *(*prepare) (void),
                                         void        (*add_tests) (void));
+/* A suite that cannot run here: skips saying @reason, or under CI=true
+ * fails with it. Returns main()'s exit code. */
+int           bg_harness_cannot_run    (const char   *reason);
+/* This run's id (the supervisor's pid, outside the tests' PID
+ * namespace): names of host-visible things (netns, /tmp dirs) carry it
+ * so the supervisor can remove what a killed test left. */
+int           bg_harness_run_id        (void);
 BgHarness    *bg_harness_start         (guint         idle_timeout);
 BgHarness    *bg_harness_start_installed (void);
 void          bg_harness_stop          (BgHarness    *h);
@@ -84,6 +93,7 @@ char         *bg_harness_build_image_full (const char *home,
                                         const char   *name,
                                         gboolean      cloud_init,
                                         const char   *packages);
+char         *bg_harness_vmm_section   (const char   *vmm_path);
 void          bg_harness_use_vmm       (BgHarness    *h,
                                         const char   *vmm_path);
 void          bg_harness_write_tiny_kernel (const char *path,

@@ -121,7 +121,7 @@ make_vm (BgHarness  *h,
     gint64 pid = json_object_get_int_member (rec, "pid");
     g_assert_cmpint (pid, >, 1);
     g_assert_no_errno (kill ((pid_t) pid, SIGKILL));
-    for (guint i = 0; i < 500 && kill ((pid_t) pid, 0) == 0; i++)
+    for (gint64 end = bg_test_deadline (5); g_get_monotonic_time () < end && kill ((pid_t) pid, 0) == 0;)
       g_usleep (10000);
   }
   return vm;
@@ -192,8 +192,10 @@ wait_ssh (BgHarness  *h,
   gboolean exited = FALSE;
   gsize console_len = 0;
   int i, quiet = 0;
+  /* Bounds in seconds, scaled (bg-test.h). */
+  int boot_s = bg_test_timeout (900), ssh_s = bg_test_timeout (900), silent_s = bg_test_timeout (180);
 
-  for (i = 0; done && i < 900 && !exited && quiet < 180; i++)
+  for (i = 0; done && i < boot_s && !exited && quiet < silent_s; i++)
     {
       g_autofree char *log = NULL;
       const char *at = NULL;
@@ -217,7 +219,7 @@ wait_ssh (BgHarness  *h,
       if (!exited)
         g_usleep (G_USEC_PER_SEC);
     }
-  for (i = 0; i < 450 && !exited && quiet < 180; i++)
+  for (i = 0; i < ssh_s / 2 && !exited && quiet < silent_s; i++)
     {
       gsize len = 0;
       g_autofree char *log = NULL;

@@ -107,7 +107,8 @@ static char *
 agent_session (BgHarness *h,
                Vm        *vm)
 {
-  return in_guest (h, vm,
+  /* Bounds in seconds, scaled (bg-test.h). */
+  g_autofree char *script = g_strdup_printf (
     "set -e; echo 'root:bg-test-pw' | sudo chpasswd; "
     "sudo install -d -m 0755 -o outsider ~outsider; "
     "sudo install -m 0644 -o outsider vmlinux-tiny rootfs.ext4 ~outsider/; "
@@ -116,16 +117,18 @@ agent_session (BgHarness *h,
     "sudo -u outsider mkfifo -m 0600 ~outsider/agent.in; "
     "sudo install -D -m 0644 autologin.conf /etc/systemd/system/getty@tty1.service.d/autologin.conf; "
     "sudo systemctl daemon-reload; sudo systemctl restart getty@tty1.service; "
-    "for i in $(seq 180); do sudo test -e ~outsider/agent.log && break; sleep 1; done; "
+    "for i in $(seq %u); do sudo test -e ~outsider/agent.log && break; sleep 1; done; "
     "if ! sudo test -e ~outsider/agent.log; then echo 'no session ran on tty1:'; ls -l /dev/tty1 || true; "
     "  systemctl status getty@tty1.service --no-pager 2>&1 | tail -n 15; loginctl list-sessions --no-pager; exit 0; fi; "
-    "fed=0; for i in $(seq 600); do "
+    "fed=0; for i in $(seq %u); do "
     "  log=$(sudo cat ~outsider/agent.log 2>/dev/null || true); "
     "  case $log in *rm-rc=*) break;; esac; "
-    "  n=$(printf '%s' \"$log\" | grep -o 'Password:' | wc -l); "
+    "  n=$(printf '%%s' \"$log\" | grep -o 'Password:' | wc -l); "
     "  if [ \"$n\" -gt \"$fed\" ]; then sudo -u outsider sh -c 'echo bg-test-pw > ~/agent.in'; fed=$n; fi; "
     "  sleep 1; done; "
-    "sudo cat ~outsider/agent.log | tr -d '\\r'");
+    "sudo cat ~outsider/agent.log | tr -d '\\r'", bg_test_timeout (180), bg_test_timeout (600));
+
+  return in_guest (h, vm, script);
 }
 
 static void
@@ -243,9 +246,14 @@ test_package_under_systemd (void)
     g_error ("no password prompt, or the calls failed, in the outsider's active session:\n%s", agent);
 
   /* Idle: the mechanism exits; the next call activates it again. */
-  again = in_guest (h, vm, "for i in $(seq 120); do pgrep -x banger-mechanis >/dev/null || break; sleep 1; done; "
-                           "pgrep -x banger-mechanis >/dev/null && echo still-running; "
-                           "banger system status | grep -c '^mechanism       ok'");
+  {
+    g_autofree char *script = g_strdup_printf ("for i in $(seq %u); do pgrep -x banger-mechanis >/dev/null || break; "
+                                               "sleep 1; done; "
+                                               "pgrep -x banger-mechanis >/dev/null && echo still-running; "
+                                               "banger system status | grep -c '^mechanism       ok'",
+                                               bg_test_timeout (120));
+    again = in_guest (h, vm, script);
+  }
   g_assert_cmpstr (again, ==, "1");
 
   /* The unit as installed: the exposure the README states, or better. */
