@@ -70,7 +70,7 @@ setup (Fixture *f, gconstpointer data)
                           json_object_get_int_member (json_node_get_object (show), "prefix"));
 
   /* The stand-in guest: the VM's address, on the bridge. */
-  f->ns = g_strdup_printf ("bgfw%d", (int) getpid ());
+  f->ns = g_strdup_printf ("bgt%d-fw", bg_harness_run_id ());
   MUST ("ip", "link", "set", "lo", "up");
   MUST ("ip", "netns", "add", f->ns);
   MUST ("ip", "link", "add", "fwh0", "type", "veth", "peer", "name", "fwg0", "netns", f->ns);
@@ -398,11 +398,63 @@ test_background_forwards_end_with_the_vm (Fixture *f, gconstpointer data)
   g_assert_true (process_gone (pid3));
 }
 
+/* The relay's UDP flows toward the guest's @port: its connected sockets
+ * there, as /proc/net/udp lists them (this network namespace's). */
+static guint
+udp_flows_to (const char *address, guint16 port)
+{
+  g_autofree char *text = NULL;
+  g_autofree char *want = NULL;
+  struct in_addr a;
+  guint n = 0;
+
+  g_assert_cmpint (inet_pton (AF_INET, address, &a), ==, 1);
+  /* The address as the kernel prints it: the 32 bits in host order. */
+  want = g_strdup_printf (" %08X:%04X ", (guint) a.s_addr, port);
+  g_assert_true (g_file_get_contents ("/proc/net/udp", &text, NULL, NULL));
+  for (const char *p = text; (p = strstr (p, want)) != NULL; p++)
+    n++;
+  return n;
+}
+
+/* A UDP flow idle for --udp-idle seconds is closed (its socket toward
+ * the guest gone); a new datagram from the same client opens another. */
+static void
+test_udp_flows_expire (Fixture *f, gconstpointer data)
+{
+  guint idle = bg_test_timeout (2);
+  g_autofree char *idle_arg = g_strdup_printf ("%u", idle);
+  const char *args[] = { "vm", "forward", "fw", "15354:7000/udp", "--udp-idle", idle_arg, NULL };
+  GPid fwd = forward_start (f, args);
+  gint64 sent, gone_at = 0;
+
+  g_assert_cmpuint (udp_flows_to (f->address, 7000), ==, 0);
+  udp_echo (AF_INET, 15354, "one flow");
+  sent = g_get_monotonic_time ();
+  g_assert_cmpuint (udp_flows_to (f->address, 7000), ==, 1);
+  /* Gone within the idle time and a sweep (half of it), not before. */
+  for (gint64 end = sent + (gint64) (2 * idle + bg_test_timeout (5)) * G_USEC_PER_SEC; !gone_at;)
+    {
+      if (udp_flows_to (f->address, 7000) == 0)
+        gone_at = g_get_monotonic_time ();
+      else if (g_get_monotonic_time () > end)
+        g_error ("the UDP flow was not closed after %u s idle", idle);
+      else
+        g_usleep (100 * 1000);
+    }
+  g_assert_cmpint (gone_at - sent, >=, (gint64) idle * G_USEC_PER_SEC);
+  /* The forward still serves: a new flow. */
+  udp_echo (AF_INET, 15354, "another flow");
+  g_assert_cmpuint (udp_flows_to (f->address, 7000), ==, 1);
+  g_assert_cmpint (forward_end (fwd), ==, 0);
+}
+
 static void
 add_tests (void)
 {
 #define ADD(path, fn) g_test_add (path, Fixture, NULL, setup, fn, teardown)
   ADD ("/forward/tcp-and-udp-both-ways", test_tcp_and_udp_both_ways);
+  ADD ("/forward/udp-flows-expire", test_udp_flows_expire);
   ADD ("/forward/bad-ports-are-clear-errors", test_bad_ports_are_clear_errors);
   ADD ("/forward/background-forwards-end-with-the-vm", test_background_forwards_end_with_the_vm);
 }

@@ -289,8 +289,8 @@ netns_pid_spawn (const char *ns, const char * const *cmd, int *stdout_fd)
 static void
 test_masquerade_rewrites_source (Fixture *f, gconstpointer data)
 {
-  g_autofree char *far = g_strdup_printf ("bgt%d-far", (int) getppid ());
-  g_autofree char *guest = g_strdup_printf ("bgt%d-guest", (int) getppid ());
+  g_autofree char *far = g_strdup_printf ("bgt%d-far", bg_harness_run_id ());
+  g_autofree char *guest = g_strdup_printf ("bgt%d-guest", bg_harness_run_id ());
   g_autofree char *guest_addr = NULL, *seen = NULL;
   g_autoptr(Tap) t = NULL;
   g_autoptr(BgCallResult) ensure = NULL;
@@ -660,7 +660,7 @@ wait_tag (int fd, gboolean is_tap, GString *seen, guint8 tag)
 {
   g_autofree char *want = g_strdup_printf ("%u,", tag);
 
-  for (int i = 0; i < 500; i++)
+  for (gint64 end = bg_test_deadline (5); g_get_monotonic_time () < end;)
     {
       struct pollfd p = { fd, POLLIN, 0 };
       drain (fd, is_tap, seen);

@@ -76,7 +76,7 @@ static int
 wait_exit (Fixture *f, const char *vm)
 {
   g_autofree char *prefix = g_strdup_printf ("%s ", vm);
-  guint timeout = g_timeout_add_seconds (30, quit_loop, f->loop);
+  guint timeout = g_timeout_add_seconds (bg_test_timeout (30), quit_loop, f->loop);
 
   for (;;)
     {
@@ -137,6 +137,15 @@ setup (Fixture *f, gconstpointer data)
   write_owned (rootfs, 4 << 20, pw->pw_uid, 0600);
   write_owned (console, 0, pw->pw_uid, 0600);
   bg_harness_use_vmm (f->h, g_getenv ("BANGER_TEST_VMM"));
+}
+
+/* mechanism.conf: the VMM (its launch timeout scaled) and @more. */
+static char *
+vmm_conf (const char *vmm,
+          const char *more)
+{
+  g_autofree char *section = bg_harness_vmm_section (vmm);
+  return g_strconcat (section, more, NULL);
 }
 
 /* mechanism.conf's [limits] are read at start: a new config, then the
@@ -461,7 +470,7 @@ test_full_sequence_through_the_api_client (Fixture *f, gconstpointer data)
 
   /* The vsock socket is handed over when it appears; there is no signal
    * for that, so wait for it, bounded. */
-  for (int i = 0; i < 500; i++)
+  for (gint64 end = bg_test_deadline (5); g_get_monotonic_time () < end;)
     {
       if (lstat (l->vsock, &st) == 0 && st.st_uid == bg_harness_uid (BG_TEST_USER_A))
         break;
@@ -568,8 +577,7 @@ static void
 test_limits_stop_one_user_not_another (Fixture *f, gconstpointer data)
 {
   struct passwd *pb = getpwnam (BG_TEST_USER_B);
-  g_autofree char *conf = g_strdup_printf ("[vmm]\nfirecracker=%s\n[limits]\nvms=1\ntaps=2\nloops=1\n",
-                                           g_getenv ("BANGER_TEST_VMM"));
+  g_autofree char *conf = vmm_conf (g_getenv ("BANGER_TEST_VMM"), "[limits]\nvms=1\ntaps=2\nloops=1\n");
   g_autofree char *files_a = g_strdup (f->files);
   g_autofree char *files_b = g_build_filename (f->h->tmp, "files-b", NULL);
   g_autofree char *rootfs_a = g_strdup_printf ("--fd=%s/rootfs.ext4", files_a);
@@ -680,8 +688,7 @@ test_limits_stop_one_user_not_another (Fixture *f, gconstpointer data)
 static void
 test_hostile_vmm_stays_confined (Fixture *f, gconstpointer data)
 {
-  g_autofree char *conf = g_strdup_printf ("[vmm]\nfirecracker=%s\n[limits]\nconsole-size=1M\n",
-                                           g_getenv ("BANGER_VMM_HOSTILE"));
+  g_autofree char *conf = vmm_conf (g_getenv ("BANGER_VMM_HOSTILE"), "[limits]\nconsole-size=1M\n");
   g_autofree char *console = g_build_filename (f->files, "console.log", NULL);
   g_autofree char *text = NULL;
   g_autoptr(Launched) l = NULL;
@@ -703,7 +710,7 @@ test_hostile_vmm_stays_confined (Fixture *f, gconstpointer data)
   restart_with_config (f, conf);
 
   l = launch (f, BG_TEST_USER_A, "hostile", NULL);
-  for (int i = 0; i < 600; i++)
+  for (gint64 end = bg_test_deadline (60); g_get_monotonic_time () < end;)
     {
       g_clear_pointer (&text, g_free);
       if (g_file_get_contents (console, &text, NULL, NULL) && strstr (text, "\ndone\n") != NULL)
@@ -722,8 +729,6 @@ test_hostile_vmm_stays_confined (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (text, "udp: Address family not supported by protocol\n"));
   if (abi >= 6)
     g_assert_nonnull (strstr (text, "abstract: Operation not permitted\n"));
-  else
-    g_test_message ("Landlock ABI %ld < 6: abstract unix sockets are not scoped on this kernel", abi);
   g_assert_cmpint (accept (tcp, NULL, NULL), <, 0);
   g_assert_cmpint (accept (unx, NULL, NULL), <, 0);
 
@@ -731,6 +736,13 @@ test_hostile_vmm_stays_confined (Fixture *f, gconstpointer data)
   bg_assert_call_ok (kill);
   wait_exit (f, "hostile");
   close (tcp);
+  if (abi < 6)
+    {
+      /* Everything else was checked; this part cannot be, here. */
+      g_autofree char *why = g_strdup_printf ("Landlock ABI %ld < 6 (kernel before 6.12): abstract unix sockets "
+                                              "cannot be scoped, so that confinement is unchecked", abi);
+      g_test_skip (why);
+    }
   close (unx);
 }
 
@@ -741,8 +753,7 @@ static void
 test_console_never_uses_the_root_reserve (Fixture *f, gconstpointer data)
 {
   struct passwd *pw = getpwnam (BG_TEST_USER_A);
-  g_autofree char *conf = g_strdup_printf ("[vmm]\nfirecracker=%s\n[limits]\nconsole-size=1G\n",
-                                           g_getenv ("BANGER_VMM_HOSTILE"));
+  g_autofree char *conf = vmm_conf (g_getenv ("BANGER_VMM_HOSTILE"), "[limits]\nconsole-size=1G\n");
   g_autofree char *image = g_build_filename (f->h->tmp, "small.ext4", NULL);
   g_autofree char *mnt = g_build_filename (f->h->tmp, "small", NULL);
   g_autofree char *filler = g_build_filename (mnt, "filler", NULL);
@@ -789,7 +800,7 @@ test_console_never_uses_the_root_reserve (Fixture *f, gconstpointer data)
     jail = g_path_get_dirname (root);
     flooded = g_build_filename (jail, "run", "flooded", NULL);
   }
-  for (int i = 0; i < 600 && !g_file_test (flooded, G_FILE_TEST_EXISTS); i++)
+  for (gint64 end = bg_test_deadline (60); g_get_monotonic_time () < end && !g_file_test (flooded, G_FILE_TEST_EXISTS);)
     g_usleep (100 * 1000);
   g_assert_true (g_file_test (flooded, G_FILE_TEST_EXISTS));
   sync ();

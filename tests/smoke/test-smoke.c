@@ -34,12 +34,13 @@ test_real_firecracker (void)
   g_autofree char *initrd = g_build_filename (images, "initrd.img", NULL);
   g_autofree char *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL, *o3 = NULL, *e3 = NULL;
   g_autofree char *o4 = NULL, *e4 = NULL, *o5 = NULL, *e5 = NULL;
+  g_autofree char *boot_s = g_strdup_printf ("%u", bg_test_timeout (300));
 
   bg_harness_set_group_rule (h, TRUE);
   bg_harness_use_vmm (h, firecracker);
   g_assert_cmpint (bg_harness_run_cli (h, BG_TEST_USER_A, &o1, &e1, "image", "import", "default", "--kernel",
                                        kernel, "--rootfs", rootfs, "--initrd", initrd, NULL), ==, 0);
-  if (bg_harness_run_cli (h, BG_TEST_USER_A, &o2, &e2, "vm", "up", "smoke", "--timeout", "300", NULL) != 0)
+  if (bg_harness_run_cli (h, BG_TEST_USER_A, &o2, &e2, "vm", "up", "smoke", "--timeout", boot_s, NULL) != 0)
     g_error ("vm up: %s", e2);
   g_assert_cmpint (bg_harness_run_cli (h, BG_TEST_USER_A, &o3, &e3, "vm", "ssh", "smoke", "--", "uname", "-a",
                                        NULL), ==, 0);
