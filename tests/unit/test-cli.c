@@ -1,5 +1,6 @@
 /* Runs the built banger binary and checks exit codes and messages. */
 #include <elf.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
@@ -278,8 +279,14 @@ test_cli_system_status_reports_each_check (Fixture *f, gconstpointer data)
     n = parse_json (o);
     c = json_array_get_object_element (json_object_get_array_member (json_node_get_object (n), "checks"), 7);
     g_assert_cmpstr (json_object_get_string_member (c, "status"), ==, "warning");
-    g_assert_nonnull (strstr (json_object_get_string_member (c, "detail"), "/nonexistent/banger-guest-setup"));
-    g_assert_nonnull (strstr (json_object_get_string_member (c, "detail"), "--cloud-init"));
+    if (getuid () != 0 && strstr (json_object_get_string_member (c, "detail"), "subordinate uid") != NULL)
+      /* Checked after the rest: the host check names the missing range first. */
+      g_test_skip ("needs root or a subordinate uid range for the applier's check of image build");
+    else
+      {
+        g_assert_nonnull (strstr (json_object_get_string_member (c, "detail"), "/nonexistent/banger-guest-setup"));
+        g_assert_nonnull (strstr (json_object_get_string_member (c, "detail"), "--cloud-init"));
+      }
   }
 
   g_assert_cmpint (run (f, &out2, &err2, "system", "status", NULL), ==, 1);

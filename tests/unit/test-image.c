@@ -645,6 +645,12 @@ test_build_needs_the_applier (Fixture *f, gconstpointer data)
   g_unsetenv ("BANGER_GUEST_SETUP");
   g_assert_null (image);
   g_assert_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED);
+  if (getuid () != 0 && strstr (error->message, "subordinate uid and gid range") != NULL)
+    {
+      /* The host check before it refuses such a user first. */
+      g_test_skip ("needs root or a subordinate uid range: without one, the host check refuses before the applier's");
+      return;
+    }
   g_assert_nonnull (strstr (error->message, "no-such-applier is missing"));
   g_assert_nonnull (strstr (error->message, "--cloud-init"));
   /* Refused before anything was made. */
