@@ -224,8 +224,9 @@ namespace_init (void (*add_tests) (void))
       mount ("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
       mount ("proc", "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL) < 0)
     {
-      g_print ("Bail out! cannot mount /proc for the tests' PID namespace: %s\n", g_strerror (errno));
-      return 1;
+      g_autofree char *why = g_strdup_printf ("cannot mount /proc for the tests' PID namespace: %s",
+                                              g_strerror (errno));
+      return bg_harness_cannot_run (why);
     }
 
   test = fork ();
