@@ -3,6 +3,7 @@
  * test bus with the real polkitd, a real bridge, taps, loop devices and
  * jails, in a fresh network namespace. */
 #include <elf.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -275,7 +276,7 @@ test_parallel_ups_get_distinct_resources (Fixture *f, gconstpointer data)
         used += n;
       close (errs[i]);
       g_assert_cmpint (waitpid (pids[i], &status, 0), ==, pids[i]);
-      if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+      if (bg_test_exit_code (status) != 0)
         g_error ("vm up p%d failed (%d): %s [%zu bytes]", i, status, msg, used);
     }
 
@@ -408,8 +409,7 @@ test_mechanism_gone_between_calls_is_activated_again (Fixture *f, gconstpointer 
   g_assert_true (bg_harness_wait_name_gone (f->h, 20));
   kill (pid, SIGCONT);
   g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
-  g_assert_true (WIFEXITED (status));
-  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+  bg_assert_exited (status, 0);
 
   g_assert_cmpint (cli (f, &o, &e, "vm", "rm", "between", "--force", NULL), ==, 0);
   after = snapshot (f);
@@ -626,6 +626,177 @@ test_layered_vms_share_one_base (Fixture *f, gconstpointer data)
   g_assert_cmpstr (after, ==, before);
 }
 
+/* `vm pause` and `vm resume` reach the VMM (its own state says so), are
+ * recorded, and are refused, naming what to do, on a stopped VM. */
+static void
+test_pause_and_resume (Fixture *f, gconstpointer data)
+{
+  g_autofree char *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL, *o3 = NULL, *e3 = NULL, *o4 = NULL, *e4 = NULL;
+  g_autofree char *o5 = NULL, *e5 = NULL, *o6 = NULL, *e6 = NULL, *o7 = NULL, *e7 = NULL;
+  g_autofree char *paused = NULL, *running = NULL;
+  g_autoptr(JsonNode) vm = NULL, shown = NULL;
+  const char *api;
+
+  if (cli (f, &o1, &e1, "vm", "up", "pz", "--no-wait", "--json", NULL) != 0)
+    g_error ("vm up: %s", e1);
+  vm = json (o1);
+  api = json_object_get_string_member (json_node_get_object (vm), "api_socket");
+
+  if (cli (f, &o2, &e2, "vm", "pause", "pz", NULL) != 0)
+    g_error ("vm pause: %s", e2);
+  paused = fc (api, "get");
+  g_assert_nonnull (strstr (paused, "Paused"));
+  g_assert_cmpint (cli (f, &o3, &e3, "vm", "show", "pz", "--json", NULL), ==, 0);
+  shown = json (o3);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (shown), "state"), ==, "paused");
+
+  if (cli (f, &o4, &e4, "vm", "resume", "pz", NULL) != 0)
+    g_error ("vm resume: %s", e4);
+  running = fc (api, "get");
+  g_assert_nonnull (strstr (running, "Running"));
+
+  g_assert_cmpint (cli (f, &o5, &e5, "vm", "stop", "pz", NULL), ==, 0);
+  g_assert_cmpint (cli (f, &o6, &e6, "vm", "pause", "pz", NULL), ==, 1);
+  g_assert_nonnull (strstr (e6, "VM pz is stopped; start it with 'banger vm start pz'"));
+  g_assert_cmpint (cli (f, &o7, &e7, "vm", "rm", "pz", NULL), ==, 0);
+}
+
+/* `vm logs` prints the console (what the VMM wrote); `vm logs -f` keeps
+ * printing what comes after, here the guest's answer to `vm stop`. */
+static void
+test_logs_and_follow (Fixture *f, gconstpointer data)
+{
+  g_autofree char *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL, *o3 = NULL, *e3 = NULL, *o4 = NULL, *e4 = NULL;
+  const char *args[] = { "vm", "logs", "lg", "--follow", NULL };
+  g_auto(GStrv) argv = bg_harness_cli_argv (BG_TEST_USER_A, args);
+  g_auto(GStrv) envp = bg_harness_cli_envp (f->h, f->home, f->home);
+  g_autoptr(GString) seen = g_string_new (NULL);
+  g_autoptr(GError) error = NULL;
+  GPid pid;
+  int out, status;
+
+  if (cli (f, &o1, &e1, "vm", "up", "lg", "--no-wait", NULL) != 0)
+    g_error ("vm up: %s", e1);
+  g_assert_cmpint (cli (f, &o2, &e2, "vm", "logs", "lg", NULL), ==, 0);
+  g_assert_nonnull (strstr (o2, "[test-vmm] InstanceStart: guest \"booted\"\n"));
+
+  g_assert_true (g_spawn_async_with_pipes (f->home, argv, envp, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD,
+                                           NULL, NULL, &pid, NULL, &out, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_no_errno (fcntl (out, F_SETFL, O_NONBLOCK));
+  for (gint64 end = bg_test_deadline (20); !strstr (seen->str, "guest \"booted\"");)
+    {
+      char buf[4096];
+      ssize_t n = read (out, buf, sizeof buf);
+      if (n > 0)
+        g_string_append_len (seen, buf, n);
+      else if (g_get_monotonic_time () > end)
+        g_error ("vm logs -f printed only: %s", seen->str);
+      else
+        g_usleep (20000);
+    }
+  /* Written after logs -f started: it must still come. */
+  g_assert_null (strstr (seen->str, "SendCtrlAltDel"));
+  g_assert_cmpint (cli (f, &o3, &e3, "vm", "stop", "lg", NULL), ==, 0);
+  for (gint64 end = bg_test_deadline (20); !strstr (seen->str, "[test-vmm] SendCtrlAltDel: guest shutting down\n");)
+    {
+      char buf[4096];
+      ssize_t n = read (out, buf, sizeof buf);
+      if (n > 0)
+        g_string_append_len (seen, buf, n);
+      else if (g_get_monotonic_time () > end)
+        g_error ("vm logs -f did not follow the console: %s", seen->str);
+      else
+        g_usleep (20000);
+    }
+  /* Ctrl-C ends it. */
+  g_assert_no_errno (kill (pid, SIGINT));
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  g_assert_true (WIFSIGNALED (status) || WIFEXITED (status));
+  close (out);
+  g_assert_cmpint (cli (f, &o4, &e4, "vm", "rm", "lg", NULL), ==, 0);
+}
+
+/* A guest deaf to Ctrl-Alt-Del: `vm stop --timeout 1` waits that long,
+ * then kills the VMM, and says so; the VM is stopped, its VMM gone. */
+static void
+test_stop_timeout_kills (Fixture *f, gconstpointer data)
+{
+  g_autofree char *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL, *o3 = NULL, *e3 = NULL, *o4 = NULL, *e4 = NULL;
+  g_autofree char *logs = NULL, *logs_err = NULL;
+  g_autoptr(JsonNode) vm = NULL, shown = NULL;
+  g_autofree char *proc = NULL;
+  gint64 pid;
+
+  bg_harness_use_vmm (f->h, g_getenv ("BANGER_VMM_DEAF"));
+  if (cli (f, &o1, &e1, "vm", "up", "deaf", "--no-wait", "--json", NULL) != 0)
+    g_error ("vm up: %s", e1);
+  vm = json (o1);
+  pid = json_object_get_int_member (json_node_get_object (vm), "pid");
+  g_assert_cmpint (pid, >, 1);
+  proc = g_strdup_printf ("/proc/%" G_GINT64_FORMAT, pid);
+  g_assert_true (g_file_test (proc, G_FILE_TEST_EXISTS));
+
+  if (cli (f, &o2, &e2, "vm", "stop", "deaf", "--timeout", "1", "--verbose", NULL) != 0)
+    g_error ("vm stop --timeout 1: %s", e2);
+  g_assert_nonnull (strstr (e2, "deaf killed"));
+  g_assert_cmpint (cli (f, &logs, &logs_err, "vm", "logs", "deaf", NULL), ==, 0);
+  g_assert_nonnull (strstr (logs, "[test-vmm] SendCtrlAltDel: ignored\n"));
+  g_assert_cmpint (cli (f, &o3, &e3, "vm", "show", "deaf", "--json", NULL), ==, 0);
+  shown = json (o3);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (shown), "state"), ==, "stopped");
+  g_assert_false (g_file_test (proc, G_FILE_TEST_EXISTS));
+  g_assert_cmpint (cli (f, &o4, &e4, "vm", "rm", "deaf", NULL), ==, 0);
+}
+
+/* Ctrl-C (SIGINT) during `vm up`, at a step where the VMM already runs:
+ * the CLI stops, says it was interrupted, and undoes everything itself,
+ * no `system cleanup` needed. */
+static void
+test_ctrl_c_during_up_leaves_nothing (Fixture *f, gconstpointer data)
+{
+  g_autofree char *before = snapshot (f);
+  g_autofree char *after = NULL, *ls = NULL, *ls_err = NULL;
+  const char *args[] = { "vm", "up", "intr", "--no-wait", NULL };
+  g_auto(GStrv) argv = bg_harness_cli_argv (BG_TEST_USER_A, args);
+  g_auto(GStrv) envp = bg_harness_cli_envp (f->h, f->home, f->home);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) err = g_string_new (NULL);
+  char buf[4096];
+  ssize_t n;
+  GPid pid;
+  int err_fd, status;
+
+  if (g_getenv ("BANGER_TEST_HOOKS") == NULL)
+    {
+      g_test_skip ("built without -Dtest_hooks=true: the CLI cannot be paused at a step");
+      return;
+    }
+  envp = g_environ_setenv (envp, "BANGER_TEST_PAUSE_AT", "configure", TRUE);
+  g_assert_true (g_spawn_async_with_pipes (f->home, argv, envp, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
+                                           G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, &pid, NULL, NULL, &err_fd,
+                                           &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (waitpid (pid, &status, WUNTRACED), ==, pid);
+  g_assert_true (WIFSTOPPED (status));
+  /* Ctrl-C as a terminal sends it, while the VMM runs; then on. */
+  g_assert_no_errno (kill (pid, SIGINT));
+  g_assert_no_errno (kill (pid, SIGCONT));
+  while ((n = read (err_fd, buf, sizeof buf)) > 0)
+    g_string_append_len (err, buf, n);
+  close (err_fd);
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  g_test_message ("vm up, interrupted: %s", err->str);
+  bg_assert_exited (status, 1);
+  g_assert_nonnull (strstr (err->str, "vm up interrupted at step"));
+  g_assert_nonnull (strstr (err->str, "everything this run created was removed"));
+
+  g_assert_cmpint (cli (f, &ls, &ls_err, "vm", "ls", "--json", NULL), ==, 0);
+  g_assert_cmpstr (g_strstrip (ls), ==, "[]");
+  after = snapshot (f);
+  g_assert_cmpstr (after, ==, before);
+}
+
 static void
 add_tests (void)
 {
@@ -639,6 +810,10 @@ add_tests (void)
   ADD ("/up/bad-input-creates-nothing", test_bad_input_creates_nothing);
   ADD ("/up/vm-ssh-uses-the-pinned-key", test_vm_ssh_uses_the_pinned_key);
   ADD ("/up/layered-vms-share-one-base", test_layered_vms_share_one_base);
+  ADD ("/up/pause-and-resume", test_pause_and_resume);
+  ADD ("/up/logs-and-follow", test_logs_and_follow);
+  ADD ("/up/stop-timeout-kills", test_stop_timeout_kills);
+  ADD ("/up/ctrl-c-during-up-leaves-nothing", test_ctrl_c_during_up_leaves_nothing);
 }
 
 int

@@ -401,7 +401,7 @@ root_drive_present (void)
   return FALSE;
 }
 
-static gboolean
+static gboolean G_GNUC_UNUSED
 quit_soon (gpointer data)
 {
   g_main_loop_quit (vmm.loop);
@@ -449,9 +449,15 @@ handle_actions (SoupServerMessage *msg)
           reply_error (msg, 400, "The requested operation is not supported before starting the microVM.");
           return;
         }
+#ifdef BG_TEST_VMM_DEAF
+      /* bg-vmm-deaf: a guest that never shuts down on Ctrl-Alt-Del (hung,
+       * or ignoring it), for `vm stop --timeout` to kill. */
+      g_print ("[test-vmm] SendCtrlAltDel: ignored\n");
+#else
       /* The guest "shuts down": exit once the reply is on its way. */
       g_print ("[test-vmm] SendCtrlAltDel: guest shutting down\n");
       g_timeout_add (50, quit_soon, NULL);
+#endif
     }
   reply_json (msg, 204, NULL);
 }
@@ -591,6 +597,10 @@ main (int argc, char **argv)
   g_autoptr(SoupServer) server = NULL;
   g_autoptr(GSocket) socket = NULL;
   g_autoptr(GSocketAddress) addr = NULL;
+
+  /* Its stdout is the VM's console log: written line by line, as a serial
+   * console is, so `vm logs` sees each line when it is printed. */
+  setvbuf (stdout, NULL, _IOLBF, 0);
 
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error))
