@@ -17,6 +17,11 @@
  *     fall back to clone), no setns, no io_uring (it could open sockets
  *     behind the filter's back; Firecracker's default Sync engine does
  *     not need it);
+ *   - no ioctl on a loop device (LOOP_*, 0x4C00-0x4CFF: a VMM could
+ *     otherwise swap the file behind a read-only device it was given,
+ *     LOOP_CHANGE_FD needs no privilege, or detach or move it) and no
+ *     re-reading or changing of a disk's partitions or read-only flag
+ *     (BLKRRPART, BLKPG, BLKROSET); Firecracker issues none of them;
  *   - other architectures' system call numbers (x32) are refused.
  */
 #include <elf.h>
@@ -31,6 +36,8 @@
 #include <unistd.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
+#include <linux/blkpg.h>
+#include <linux/fs.h>
 #include <linux/seccomp.h>
 
 #include "bg-error.h"
@@ -168,6 +175,12 @@ bg_confine_landlock_abi (void)
 
 #define LD_NR      BPF_STMT (BPF_LD | BPF_W | BPF_ABS, offsetof (struct seccomp_data, nr))
 #define LD_ARG0    BPF_STMT (BPF_LD | BPF_W | BPF_ABS, offsetof (struct seccomp_data, args[0]))
+/* The low 32 bits of arg1: an ioctl's request is an unsigned int. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+# define LD_ARG1_LO BPF_STMT (BPF_LD | BPF_W | BPF_ABS, offsetof (struct seccomp_data, args[1]))
+#else
+# define LD_ARG1_LO BPF_STMT (BPF_LD | BPF_W | BPF_ABS, offsetof (struct seccomp_data, args[1]) + 4)
+#endif
 #define RET(v)     BPF_STMT (BPF_RET | BPF_K, (v))
 #define ERRNO(e)   RET (SECCOMP_RET_ERRNO | ((e) & SECCOMP_RET_DATA))
 /* if nr == @nr: return @e, else go on (2 instructions) */
@@ -192,6 +205,17 @@ bg_confine_vmm (void)
     BPF_JUMP (BPF_JMP | BPF_JGE | BPF_K, __X32_SYSCALL_BIT, 0, 1),
     ERRNO (EPERM),
 #endif
+    /* ioctl(fd, request): no loop device request, no partition table
+     * re-read or change, no read-only flag change; anything else. */
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 8),
+    LD_ARG1_LO,
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, BLKRRPART, 5, 0),
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, BLKPG, 4, 0),
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, BLKROSET, 3, 0),
+    BPF_STMT (BPF_ALU | BPF_AND | BPF_K, 0xFFFFFF00),
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, 0x4C00, 1, 0),
+    RET (SECCOMP_RET_ALLOW),
+    ERRNO (EPERM),
     /* socket(domain, ...): AF_UNIX only. */
     BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, __NR_socket, 0, 4),
     LD_ARG0,

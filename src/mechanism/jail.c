@@ -22,7 +22,17 @@
  *                           another namespace, such as the caller's)
  *   /proc                   a procfs of the VMM's own PID namespace with
  *                           nothing but its own process (subset=pid)
- *   /rootfs, /cidata, ...   block device nodes (jail uid, 0600)
+ *   /rootfs, /cidata, ...   symlinks to /proc/self/fd/N: the VM's own loop
+ *                           devices, opened by the child before it drops
+ *                           root and inherited by the VMM. Their nodes are
+ *                           made in a tmpfs of the child's own over
+ *                           <run>/jail/<id>/disks, which leaves its sight
+ *                           with the host's tree at pivot_root: no block
+ *                           device node exists in the jail, the VMM can
+ *                           name no loop device but the ones it holds, and
+ *                           while it holds them (even across a restart of
+ *                           the mechanism) autoclear cannot free their
+ *                           numbers for another file
  *   /dev/kvm, /dev/net/tun, /dev/urandom   nodes (jail uid, 0600)
  *   /run                    the host's <id>/run, bound
  *   /usr, /lib*             read-only binds, only for dynamic VMMs
@@ -66,6 +76,9 @@ typedef enum {
                      file made first) */
   STEP_SYMLINK,   /* symlink src at path */
   STEP_PROC,      /* a procfs of the VMM's PID namespace, its own pid only */
+  STEP_BLOCK,     /* block device @dev made at @node and opened (@flags) for
+                     the VMM to inherit in slot @fd; path is a symlink src
+                     to it */
 } StepKind;
 
 typedef struct {
@@ -76,6 +89,7 @@ typedef struct {
   dev_t         dev;
   unsigned long flags;
   int           fd;
+  char         *node;     /* STEP_BLOCK: the node, outside the root */
   char         *what;     /* for the error message */
 } Step;
 
@@ -84,6 +98,7 @@ step_clear (Step *s)
 {
   g_free (s->path);
   g_free (s->src);
+  g_free (s->node);
   g_free (s->what);
 }
 
@@ -96,9 +111,11 @@ bg_jail_free (BgJail *jail)
   g_free (jail->dir);
   g_free (jail->root);
   g_free (jail->run);
+  g_free (jail->disks);
   bg_fd_clear (&jail->vmm_tree);
   for (guint i = 0; jail->fds && i < jail->fds->len; i++)
-    close (g_array_index (jail->fds, int, i));
+    if (g_array_index (jail->fds, int, i) >= 0)
+      close (g_array_index (jail->fds, int, i));
   g_clear_pointer (&jail->fds, g_array_unref);
   g_clear_pointer (&jail->steps, g_array_unref);
   g_free (jail);
@@ -177,7 +194,7 @@ add_step (BgJail     *jail,
           const char *name,
           const char *src)
 {
-  Step s = { kind, g_build_filename (jail->root, name, NULL), g_strdup (src), 0, 0, 0, -1,
+  Step s = { kind, g_build_filename (jail->root, name, NULL), g_strdup (src), 0, 0, 0, -1, NULL,
              g_strdup_printf ("/%s", name) };
 
   g_array_append_val (jail->steps, s);
@@ -249,6 +266,7 @@ bg_jail_new (const char  *run_dir,
   jail->dir = g_build_filename (top, id, NULL);
   jail->root = g_build_filename (jail->dir, "root", NULL);
   jail->run = g_build_filename (jail->dir, "run", NULL);
+  jail->disks = g_build_filename (jail->dir, "disks", NULL);
 
   /* Traversable (not listable) by all; each jail below admits only its
    * caller. Explicit chmod: the umask is 077. */
@@ -267,6 +285,7 @@ bg_jail_new (const char  *run_dir,
         !set_acl (jail->dir, dir_users, caller == 0 ? 0 : 1, error) ||
         !make_dir (jail->root, 0, 0, 0755, error) ||
         !make_dir (jail->run, 0, 0, 0700, error) ||
+        !make_dir (jail->disks, 0, 0, 0700, error) ||
         !set_acl (jail->run, run_users, caller == 0 ? 1 : 2, error))
       return NULL;
   }
@@ -340,12 +359,29 @@ bg_jail_add_file (BgJail      *jail,
   return TRUE;
 }
 
+/* The block device @dev appears as /@name, a symlink to the descriptor
+ * the VMM inherits for it, opened read-only or read-write (@read_only):
+ * the child makes a node in its own tmpfs over <jail>/disks (outside the
+ * root, gone from sight at pivot_root), opens it as root and gives the
+ * node to the jail uid, so the VMM may open it again through
+ * /proc/self/fd and by no other name. */
 void
 bg_jail_add_block (BgJail     *jail,
                    const char *name,
-                   dev_t       dev)
+                   dev_t       dev,
+                   gboolean    read_only)
 {
-  add_node (jail, name, S_IFBLK, dev);
+  int none = -1;
+  Step *s;
+
+  g_array_append_val (jail->fds, none);
+  s = add_step (jail, STEP_BLOCK, name, NULL);
+  s->src = g_strdup_printf ("/proc/self/fd/%u", 2 + jail->fds->len);
+  s->mode = S_IFBLK;
+  s->dev = dev;
+  s->flags = read_only ? O_RDONLY : O_RDWR;
+  s->fd = (int) jail->fds->len - 1;
+  s->node = g_build_filename (jail->disks, name, NULL);
 }
 
 char **
@@ -365,9 +401,11 @@ bg_jail_build_argv (const char *id)
  * child may only make system calls (the parent has other threads). */
 typedef struct {
   const char         *root;
+  const char         *disks;
   const Step         *steps;
   guint               n_steps;
-  const int          *keep;        /* inherited as 3, 4, ... */
+  int                *keep;        /* inherited as 3, 4, ...; the child's
+                                      copy gets the block devices it opens */
   guint               n_keep;
   const char * const *argv;
   int                 output_fd;
@@ -382,6 +420,7 @@ typedef struct {
 enum {
   FAIL_PRIVATE = -1, FAIL_ROOT = -2, FAIL_SEAL = -3, FAIL_PIVOT = -4, FAIL_STDIO = -5,
   FAIL_CLOSE = -6, FAIL_LIMITS = -7, FAIL_DROP = -8, FAIL_NNP = -9, FAIL_EXEC = -10, FAIL_CONFINE = -11,
+  FAIL_DISKS = -12,
 };
 
 static int G_GNUC_NORETURN
@@ -417,6 +456,13 @@ child_step (ChildArgs  *a,
         return FALSE;
       close (fd);
       return syscall (SYS_move_mount, s->fd, "", AT_FDCWD, s->path, MOVE_MOUNT_F_EMPTY_PATH) == 0;
+    case STEP_BLOCK:
+      /* Root's node (root needs no CAP_DAC_OVERRIDE to open its own),
+       * then the jail uid's, then gone. */
+      if (mknod (s->node, s->mode | 0600, s->dev) < 0 || (fd = open (s->node, (int) s->flags | O_CLOEXEC)) < 0)
+        return FALSE;
+      a->keep[s->fd] = fd;
+      return fchown (fd, a->uid, a->gid) == 0 && symlink (s->src, s->path) == 0;
     case STEP_PROC:
       return mkdir (s->path, 0555) == 0 &&
              mount ("proc", s->path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
@@ -439,6 +485,10 @@ jail_child (void *data)
    * built. */
   if (mount ("tmpfs", a->root, "tmpfs", MS_NOSUID, "mode=0755,size=64k,nr_inodes=256") < 0)
     child_fail (a, FAIL_ROOT);
+  /* Where the disks' nodes are made: not below the root, and detached
+   * with the host's tree after pivot_root (the open nodes keep it). */
+  if (mount ("tmpfs", a->disks, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0700,size=4k,nr_inodes=16") < 0)
+    child_fail (a, FAIL_DISKS);
   umask (0);
   for (guint i = 0; i < a->n_steps; i++)
     if (!child_step (a, &a->steps[i]))
@@ -498,7 +548,7 @@ describe_failure (BgJail *jail,
   static const char * const words[] = {
     NULL, "make mounts private", "mount its root", "seal its root read-only", "pivot_root", "set up stdio",
     "close descriptors", "set resource limits", "drop privileges", "set no_new_privs", "exec the VMM",
-    "confine the VMM (seccomp, Landlock)",
+    "confine the VMM (seccomp, Landlock)", "mount the tmpfs for its disk nodes",
   };
   const Step *s;
 
@@ -515,6 +565,7 @@ describe_failure (BgJail *jail,
     case STEP_PROC:
       return g_strdup_printf ("mount %s", s->what);
     case STEP_NODE:
+    case STEP_BLOCK:
       return g_strdup_printf ("make the device node %s", s->what);
     default:
       return g_strdup_printf ("make %s", s->what);
@@ -538,9 +589,10 @@ bg_jail_spawn (BgJail             *jail,
   pid_t pid;
 
   a.root = jail->root;
+  a.disks = jail->disks;
   a.steps = (const Step *) jail->steps->data;
   a.n_steps = jail->steps->len;
-  a.keep = (const int *) jail->fds->data;
+  a.keep = (int *) jail->fds->data;
   a.n_keep = jail->fds->len;
   a.argv = argv;
   a.output_fd = output_fd;

@@ -24,6 +24,7 @@ struct _BgJail {
   char    *dir;       /* <run>/jail/<id>: root 0700, the caller may traverse */
   char    *root;      /* <dir>/root: the VMM's root is mounted here, privately */
   char    *run;       /* <dir>/run: where its sockets appear; /run inside */
+  char    *disks;     /* <dir>/disks: the child's tmpfs for its disk nodes */
   uid_t    uid;
   gid_t    gid;
   gboolean dynamic;   /* the VMM needs the host's libraries */
@@ -52,7 +53,8 @@ gboolean   bg_jail_add_file      (BgJail       *jail,
                                   GError      **error);
 void       bg_jail_add_block     (BgJail       *jail,
                                   const char   *name,
-                                  dev_t         dev);
+                                  dev_t         dev,
+                                  gboolean      read_only);
 GPid       bg_jail_spawn         (BgJail       *jail,
                                   const char * const *argv,
                                   int           output_fd,

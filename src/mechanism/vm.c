@@ -234,6 +234,46 @@ launch_ready (BgVmm    *vmm,
   g_free (l);
 }
 
+/* Adds loop device @name over the file behind @fd to @disks. */
+static gboolean
+add_disk (GVariantBuilder  *disks,
+          const char       *name,
+          int               fd,
+          const char       *field,
+          GError          **error)
+{
+  struct stat st;
+
+  if (fstat (fd, &st) < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "%s: unusable file descriptor", field);
+      return FALSE;
+    }
+  g_variant_builder_add (disks, "(stt)", name, (guint64) st.st_dev, (guint64) st.st_ino);
+  return TRUE;
+}
+
+/* Whether every loop device @r records is still on the file it was made
+ * for. A VMM holds its own from before it runs, so this holds for a live
+ * one; if it does not, the VM's disks may now be another's file. */
+static gboolean
+disks_still_its_own (BgResource *r)
+{
+  g_autoptr(GVariantIter) iter = NULL;
+  const char *name;
+  guint64 dev, ino;
+
+  if (!g_variant_lookup (r->details, "disks", "a(stt)", &iter))
+    return FALSE;
+  while (g_variant_iter_next (iter, "(&stt)", &name, &dev, &ino))
+    if (!bg_loop_validate_name ("disks", name, NULL) || !bg_loop_matches (name, dev, ino))
+      {
+        g_message ("VM %s: %s is no longer on the file it was made for", r->name, name);
+        return FALSE;
+      }
+  return TRUE;
+}
+
 /* The jail, the disks and the tap, then the spawn; the VMM is recorded
  * in @r and watched from the main loop before this returns. */
 static gboolean
@@ -248,19 +288,24 @@ launch_vmm (BgVms           *vms,
 {
   g_auto(GStrv) argv = NULL;
   g_auto(BgFd) output_read = -1;
+  g_autofree char *loop = NULL;
+  GVariantBuilder disks;
   int output[2];
   dev_t rdev;
 
+  /* Each loop device with the file it must stay on, for recovery to
+   * prove after a restart. */
+  g_variant_builder_init (&disks, G_VARIANT_TYPE ("a(stt)"));
   vmm->jail = bg_jail_new (run_dir (vms), vmm->id, vmm->owner, jail_uid, vmm_fd, dynamic, error);
   if (vmm->jail == NULL ||
       !bg_jail_add_file (vmm->jail, "kernel", "vmlinux", p->kernel_fd, error) ||
       (p->initrd_fd >= 0 && !bg_jail_add_file (vmm->jail, "options: initrd", "initrd", p->initrd_fd, error)))
-    return FALSE;
-  vmm->loop_fd = bg_loop_attach (p->rootfs_fd, p->read_only, &rdev, NULL, error);
-  if (vmm->loop_fd < 0)
-    return FALSE;
+    goto fail;
+  vmm->loop_fd = bg_loop_attach (p->rootfs_fd, p->read_only, &rdev, &loop, error);
+  if (vmm->loop_fd < 0 || !add_disk (&disks, loop, p->rootfs_fd, "rootfs", error))
+    goto fail;
   if (p->base_fd < 0)
-    bg_jail_add_block (vmm->jail, "rootfs", rdev);
+    bg_jail_add_block (vmm->jail, "rootfs", rdev, p->read_only);
   else
     {
       /* Layered: the image, shared read-only, is the root; the VM's own
@@ -269,58 +314,65 @@ launch_vmm (BgVms           *vms,
       dev_t base_rdev;
       GVariantDict dict;
 
-      bg_jail_add_block (vmm->jail, "upper", rdev);
+      bg_jail_add_block (vmm->jail, "upper", rdev, FALSE);
       vmm->base_shared = TRUE;
-      if ((base = bg_storage_share_base (vms->storage, p->base_fd, vmm->id, &base_rdev, error)) == NULL)
-        return FALSE;
-      bg_jail_add_block (vmm->jail, "rootfs", base_rdev);
+      if ((base = bg_storage_share_base (vms->storage, p->base_fd, vmm->id, &base_rdev, error)) == NULL ||
+          !add_disk (&disks, base, p->base_fd, "options: base", error))
+        goto fail;
+      bg_jail_add_block (vmm->jail, "rootfs", base_rdev, TRUE);
       g_variant_dict_init (&dict, r->details);
       g_variant_dict_insert (&dict, "base", "s", base);
       if (!bg_registry_set_details (vms->registry, r, g_variant_dict_end (&dict), error))
-        return FALSE;
+        goto fail;
     }
   if (p->config_fd >= 0)
     {
       /* The guest's configuration: read-only, a second disk. */
-      vmm->config_loop_fd = bg_loop_attach (p->config_fd, TRUE, &rdev, NULL, error);
-      if (vmm->config_loop_fd < 0)
-        return FALSE;
-      bg_jail_add_block (vmm->jail, "cidata", rdev);
+      g_clear_pointer (&loop, g_free);
+      vmm->config_loop_fd = bg_loop_attach (p->config_fd, TRUE, &rdev, &loop, error);
+      if (vmm->config_loop_fd < 0 || !add_disk (&disks, loop, p->config_fd, "options: config", error))
+        goto fail;
+      bg_jail_add_block (vmm->jail, "cidata", rdev, TRUE);
     }
   if (p->tap != NULL)
     {
       /* The jailed VMM opens the tap itself: it must be the jail uid's
        * for the VM's lifetime (the registry still says whose it is). */
       if (!bg_tap_set_owner (p->tap, jail_uid, error))
-        return FALSE;
+        goto fail;
       vmm->tap = g_strdup (p->tap);
     }
 
   if (!bg_vmm_watch_sockets (vmm, error))
-    return FALSE;
+    goto fail;
   if (!g_unix_open_pipe (output, FD_CLOEXEC, NULL) || !g_unix_set_fd_nonblocking (output[0], TRUE, NULL))
     {
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot make a pipe: %s", g_strerror (errno));
-      return FALSE;
+      goto fail;
     }
   output_read = output[0];
   argv = bg_jail_build_argv (vmm->id);
   vmm->pid = bg_jail_spawn (vmm->jail, (const char * const *) argv, output[1], error);
   close (output[1]);
   if (vmm->pid <= 0)
-    return FALSE;
+    goto fail;
   vmm->is_child = TRUE;
   vmm->console_max = bg_daemon_get_limits (vms->daemon)->console_bytes;
   if (!bg_vmm_watch_process (vmm, g_steal_fd (&output_read), g_steal_fd (&p->console_fd), error))
-    return FALSE;
+    goto fail;
 
   {
     GVariantDict dict;
     g_variant_dict_init (&dict, r->details);
+    g_variant_dict_insert (&dict, "disks", "a(stt)", &disks);
     g_variant_dict_insert (&dict, "pid", "t", (guint64) vmm->pid);
     g_variant_dict_insert (&dict, "start-time", "t", bg_proc_start_time (vmm->pid));
     return bg_registry_set_details (vms->registry, r, g_variant_dict_end (&dict), error);
   }
+
+fail:
+  g_variant_builder_clear (&disks);
+  return FALSE;
 }
 
 /* Launches @params->vm_name for @owner. @done runs once: when the VM's
@@ -526,11 +578,22 @@ bg_vms_recover (BgVms *vms)
         continue;
       recorded_process (r, &pid, &start, &uid);
       /* The record names a process; the kernel says whether it is
-       * still that VM's: the same start time, and its jail uid. */
-      if (pid == 0 || start == 0 || bg_proc_start_time (pid) != start ||
-          (uid != 0 && bg_proc_uid (pid) != uid))
+       * still that VM's: the same start time, and a jail uid (never
+       * root's or a user's process, whatever the record says). */
+      if (pid == 0 || start == 0 || !bg_proc_is_jail_uid (uid) || bg_proc_start_time (pid) != start ||
+          bg_proc_uid (pid) != uid)
         {
           g_message ("VM %s is gone; cleaning up", r->name);
+          if (!bg_daemon_release_resource (vms->daemon, r, &error))
+            g_warning ("%s", error->message);
+          continue;
+        }
+      /* Its disks must still be its own: a loop device freed while no
+       * mechanism ran may now be on another user's file. */
+      if (!disks_still_its_own (r))
+        {
+          g_message ("VM %s: its disks are not provably its own; killing it", r->name);
+          bg_proc_kill_if_same (pid, start, uid);
           if (!bg_daemon_release_resource (vms->daemon, r, &error))
             g_warning ("%s", error->message);
           continue;

@@ -8,6 +8,10 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <sys/ioctl.h>
+#include <linux/loop.h>
+#include <poll.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <signal.h>
@@ -370,15 +374,30 @@ test_jail_confines_the_vmm (Fixture *f, gconstpointer data)
     g_assert_true (g_regex_match_simple ("^\\S+ \\S+ \\S+ \\S+ /firecracker ro,", mountinfo, G_REGEX_MULTILINE, 0));
   }
 
-  /* No descriptor of the mechanism leaked in: only stdio, the kernel (3)
-   * and what the VMM opened itself (sockets, anon inodes, pipes). */
+  /* The root disk is no node in the jail: /rootfs is the descriptor the
+   * VMM inherited as 4, a loop device over the caller's file. */
+  {
+    g_autofree char *rootfs = g_build_filename (root, "rootfs", NULL);
+    g_autofree char *link = g_file_read_link (rootfs, NULL);
+    g_autofree char *fd4 = g_strdup_printf ("%s/4", fds);
+    struct stat st;
+
+    g_assert_cmpstr (link, ==, "/proc/self/fd/4");
+    g_assert_no_errno (stat (fd4, &st));
+    g_assert_true (S_ISBLK (st.st_mode));
+    g_assert_cmpuint (major (st.st_rdev), ==, 7);
+  }
+
+  /* No descriptor of the mechanism leaked in: only stdio, the kernel (3),
+   * the root disk (4) and what the VMM opened itself (sockets, anon
+   * inodes, pipes). */
   fd_dir = g_dir_open (fds, 0, NULL);
   while ((e = g_dir_read_name (fd_dir)))
     {
       g_autofree char *link = g_build_filename (fds, e, NULL);
       g_autofree char *target = g_file_read_link (link, NULL);
 
-      if (target == NULL || atoi (e) <= 3)
+      if (target == NULL || atoi (e) <= 4)
         continue;
       if (!g_str_has_prefix (target, "socket:") && !g_str_has_prefix (target, "anon_inode:") &&
           !g_str_has_prefix (target, "pipe:"))
@@ -727,6 +746,12 @@ test_hostile_vmm_stays_confined (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (text, "unshare: Operation not permitted\n"));
   g_assert_nonnull (strstr (text, "tcp: Address family not supported by protocol\n"));
   g_assert_nonnull (strstr (text, "udp: Address family not supported by protocol\n"));
+  /* Its disk is its own descriptor, not a node it could name again, and
+   * it cannot change what a loop device is on. */
+  g_assert_nonnull (strstr (text, "block nodes: 0\n"));
+  g_assert_nonnull (strstr (text, "open rootfs: allowed\n"));
+  g_assert_nonnull (strstr (text, "loop status: Operation not permitted\n"));
+  g_assert_nonnull (strstr (text, "loop change: Operation not permitted\n"));
   if (abi >= 6)
     g_assert_nonnull (strstr (text, "abstract: Operation not permitted\n"));
   g_assert_cmpint (accept (tcp, NULL, NULL), <, 0);
@@ -877,6 +902,42 @@ test_vm_exits_reach_only_their_owner (Fixture *f, gconstpointer data)
   g_assert_cmpstr (heard_b, ==, "");
 }
 
+/* Stops the mechanism (its VMMs are left for the next one) and rewrites
+ * the record of VM @id: @key becomes @value in its details. */
+static void
+forge_record (Fixture *f, const char *id, const char *key, GVariant *value)
+{
+  g_autofree char *leaf = g_strdup_printf ("%s.json", id);
+  g_autofree char *path = g_build_filename (f->h->run_dir, "registry", "vm", leaf, NULL);
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  g_autoptr(GVariant) details = NULL, forged = NULL;
+  g_autofree char *printed = NULL;
+  GPid pid = bg_harness_mechanism_pid (f->h);
+  GVariantDict dict;
+  JsonObject *o;
+
+  g_variant_ref_sink (value);
+  if (pid > 0)
+    {
+      kill (pid, SIGTERM);
+      g_assert_true (bg_harness_wait_name_gone (f->h, 20));
+    }
+  g_assert_true (json_parser_load_from_file (parser, path, NULL));
+  o = json_node_get_object (json_parser_get_root (parser));
+  details = g_variant_parse (G_VARIANT_TYPE_VARDICT, json_object_get_string_member (o, "details"),
+                             NULL, NULL, NULL);
+  g_assert_nonnull (details);
+  g_variant_dict_init (&dict, details);
+  g_variant_dict_insert_value (&dict, key, value);
+  forged = g_variant_ref_sink (g_variant_dict_end (&dict));
+  printed = g_variant_print (forged, TRUE);
+  json_object_set_string_member (o, "details", printed);
+  json_generator_set_root (gen, json_parser_get_root (parser));
+  g_assert_true (json_generator_to_file (gen, path, NULL));
+  g_variant_unref (value);
+}
+
 /* The registry is a record, not the truth. A record forged to name a
  * process of user B (with its real start time) is not adopted after a
  * restart: the process does not run as the VM's jail uid. And the
@@ -887,36 +948,13 @@ test_forged_record_kills_nothing_else (Fixture *f, gconstpointer data)
 {
   g_autoptr(Launched) l = launch (f, BG_TEST_USER_A, "forged", NULL);
   g_autofree char *id = id_of (BG_TEST_USER_A, "forged");
-  g_autofree char *leaf = g_strdup_printf ("%s.json", id);
-  g_autofree char *path = g_build_filename (f->h->run_dir, "registry", "vm", leaf, NULL);
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autoptr(GVariant) details = NULL, forged = NULL;
-  g_autofree char *printed = NULL;
-  GVariantDict dict;
-  JsonObject *o;
   guint64 start = 0;
   GPid victim;
 
-  /* The mechanism goes (its VMM is left for the next one), then the VMM. */
-  kill (bg_harness_mechanism_pid (f->h), SIGTERM);
-  g_assert_true (bg_harness_wait_name_gone (f->h, 20));
-  kill ((pid_t) l->pid, SIGKILL);
-
   victim = bg_harness_spawn_user_process (BG_TEST_USER_B, &start);
-  g_assert_true (json_parser_load_from_file (parser, path, NULL));
-  o = json_node_get_object (json_parser_get_root (parser));
-  details = g_variant_parse (G_VARIANT_TYPE_VARDICT, json_object_get_string_member (o, "details"),
-                             NULL, NULL, NULL);
-  g_assert_nonnull (details);
-  g_variant_dict_init (&dict, details);
-  g_variant_dict_insert (&dict, "pid", "t", (guint64) victim);
-  g_variant_dict_insert (&dict, "start-time", "t", start);
-  forged = g_variant_ref_sink (g_variant_dict_end (&dict));
-  printed = g_variant_print (forged, TRUE);
-  json_object_set_string_member (o, "details", printed);
-  json_generator_set_root (gen, json_parser_get_root (parser));
-  g_assert_true (json_generator_to_file (gen, path, NULL));
+  forge_record (f, id, "pid", g_variant_new_uint64 (victim));
+  forge_record (f, id, "start-time", g_variant_new_uint64 (start));
+  kill ((pid_t) l->pid, SIGKILL);
 
   /* Activated again: the VM is found gone and cleaned up; B's process
    * still runs. */
@@ -924,6 +962,142 @@ test_forged_record_kills_nothing_else (Fixture *f, gconstpointer data)
   g_assert_cmpint (waitpid (victim, NULL, WNOHANG), ==, 0);
   kill (victim, SIGKILL);
   waitpid (victim, NULL, 0);
+}
+
+/* A record naming a root process (with the VM's jail uid): judged gone,
+ * and its cleanup signals nothing, not even as the mechanism's own uid. */
+static void
+test_forged_record_never_signals_root (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Launched) l = launch (f, BG_TEST_USER_A, "forged", NULL);
+  g_autofree char *id = id_of (BG_TEST_USER_A, "forged");
+  guint64 start = 0;
+  GPid victim;
+
+  victim = bg_harness_spawn_user_process ("root", &start);
+  forge_record (f, id, "pid", g_variant_new_uint64 (victim));
+  forge_record (f, id, "start-time", g_variant_new_uint64 (start));
+  kill ((pid_t) l->pid, SIGKILL);
+
+  g_assert_true (nothing_left (f, id));
+  g_assert_cmpint (waitpid (victim, NULL, WNOHANG), ==, 0);
+  kill (victim, SIGKILL);
+  waitpid (victim, NULL, 0);
+}
+
+/* A record naming user B's process with B's uid as its "jail uid" is not
+ * adopted (no jail uid), so the owner's KillVm cannot reach B's process. */
+static void
+test_forged_record_adopts_no_user_process (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Launched) l = launch (f, BG_TEST_USER_A, "forged", NULL);
+  g_autofree char *id = id_of (BG_TEST_USER_A, "forged");
+  g_autoptr(BgCallResult) kill_r = NULL;
+  guint64 start = 0;
+  GPid victim;
+
+  victim = bg_harness_spawn_user_process (BG_TEST_USER_B, &start);
+  forge_record (f, id, "pid", g_variant_new_uint64 (victim));
+  forge_record (f, id, "start-time", g_variant_new_uint64 (start));
+  forge_record (f, id, "uid", g_variant_new_uint32 (bg_harness_uid (BG_TEST_USER_B)));
+  kill ((pid_t) l->pid, SIGKILL);
+
+  kill_r = bg_harness_call (f->h, BG_TEST_USER_A, "KillVm", "('forged',)", NULL);
+  g_assert_true (nothing_left (f, id));
+  g_assert_cmpint (waitpid (victim, NULL, WNOHANG), ==, 0);
+  kill (victim, SIGKILL);
+  waitpid (victim, NULL, 0);
+}
+
+/* The loop device behind /dev/@name: whether it is on @path's file. */
+static gboolean
+loop_is_on (const char *name, const char *path)
+{
+  g_autofree char *node = g_strdup_printf ("/dev/%s", name);
+  int fd = open (node, O_RDONLY | O_CLOEXEC);
+  struct loop_info64 info = { 0 };
+  struct stat st;
+  gboolean on;
+
+  g_assert_no_errno (stat (path, &st));
+  on = fd >= 0 && ioctl (fd, LOOP_GET_STATUS64, &info) == 0 && info.lo_device == st.st_dev &&
+       info.lo_inode == st.st_ino;
+  if (fd >= 0)
+    close (fd);
+  return on;
+}
+
+/* The loop device of a VM's root disk (fd 4 of its VMM), as "loopN". */
+static char *
+vm_loop (Launched *l)
+{
+  g_autofree char *fd4 = g_strdup_printf ("/proc/%" G_GUINT64_FORMAT "/fd/4", l->pid);
+  struct stat st;
+
+  g_assert_no_errno (stat (fd4, &st));
+  g_assert_true (S_ISBLK (st.st_mode));
+  return g_strdup_printf ("loop%u", minor (st.st_rdev));
+}
+
+/* A VMM holds its disks from before it runs: the mechanism stopping
+ * (which closes every descriptor it held) frees no loop number a jail
+ * could still name, even when the VMM never opened its disk (the test
+ * VMM opens it only when asked to boot), and another user's new loop
+ * device gets another number. */
+static void
+test_vm_disks_outlive_a_mechanism_restart (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Launched) l = launch (f, BG_TEST_USER_A, "held", NULL);
+  g_autofree char *loop = vm_loop (l);
+  g_autofree char *rootfs = g_build_filename (f->files, "rootfs.ext4", NULL);
+  g_autofree char *other = g_build_filename (f->h->tmp, "b.img", NULL);
+  g_autofree char *other_fd = g_strdup_printf ("--fd=%s", other);
+  g_autoptr(BgCallResult) attach = NULL, kill_r = NULL;
+  g_autofree char *b_loop = NULL;
+  GPid pid = bg_harness_mechanism_pid (f->h);
+
+  write_owned (other, 1 << 20, bg_harness_uid (BG_TEST_USER_B), 0600);
+  g_assert_true (loop_is_on (loop, rootfs));
+  kill (pid, SIGTERM);
+  g_assert_true (bg_harness_wait_name_gone (f->h, 20));
+  g_assert_true (loop_is_on (loop, rootfs));
+
+  attach = bg_harness_call (f->h, BG_TEST_USER_B, "AttachLoop", "(@h 0, true)", other_fd, NULL);
+  bg_assert_call_ok (attach);
+  b_loop = g_strndup (strstr (attach->reply, "loop"), strspn (strstr (attach->reply, "loop") + 4, "0123456789") + 4);
+  g_assert_cmpstr (b_loop, !=, loop);
+  g_assert_true (loop_is_on (loop, rootfs));
+
+  kill_r = bg_harness_call (f->h, BG_TEST_USER_A, "KillVm", "('held',)", NULL);
+  bg_assert_call_ok (kill_r);
+  {
+    g_autofree char *detach = g_strdup_printf ("('%s',)", b_loop);
+    g_autoptr(BgCallResult) rb = bg_harness_call (f->h, BG_TEST_USER_B, "DetachLoop", detach, NULL);
+    bg_assert_call_ok (rb);
+  }
+}
+
+/* After a restart, a VM whose loop devices are not provably on its own
+ * files any more (here: the record says another file) is killed, not
+ * adopted. */
+static void
+test_recovery_kills_a_vm_whose_disks_moved (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Launched) l = launch (f, BG_TEST_USER_A, "moved", NULL);
+  g_autofree char *loop = vm_loop (l);
+  g_autofree char *id = id_of (BG_TEST_USER_A, "moved");
+  g_autofree char *rootfs = g_build_filename (f->files, "rootfs.ext4", NULL);
+  int pidfd = syscall (SYS_pidfd_open, (pid_t) l->pid, 0);
+  struct pollfd p = { pidfd, POLLIN, 0 };
+  struct stat st;
+
+  g_assert_cmpint (pidfd, >=, 0);
+  g_assert_no_errno (stat (rootfs, &st));
+  forge_record (f, id, "disks", g_variant_new_parsed ("[(%s, %t, %t)]", loop, (guint64) st.st_dev,
+                                                        (guint64) st.st_ino + 1));
+  g_assert_true (nothing_left (f, id));
+  g_assert_cmpint (poll (&p, 1, 30000), ==, 1);
+  close (pidfd);
 }
 
 static void
@@ -943,6 +1117,10 @@ add_tests (void)
   ADD ("/vm/console-never-uses-the-root-reserve", test_console_never_uses_the_root_reserve);
   ADD ("/vm/vm-exits-reach-only-their-owner", test_vm_exits_reach_only_their_owner);
   ADD ("/vm/forged-record-kills-nothing-else", test_forged_record_kills_nothing_else);
+  ADD ("/vm/forged-record-never-signals-root", test_forged_record_never_signals_root);
+  ADD ("/vm/forged-record-adopts-no-user-process", test_forged_record_adopts_no_user_process);
+  ADD ("/vm/disks-outlive-a-mechanism-restart", test_vm_disks_outlive_a_mechanism_restart);
+  ADD ("/vm/recovery-kills-a-vm-whose-disks-moved", test_recovery_kills_a_vm_whose_disks_moved);
 }
 
 int

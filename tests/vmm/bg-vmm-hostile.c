@@ -6,18 +6,26 @@
  *   tcp: ...           a TCP connect to 127.0.0.1:47391
  *   udp: ...           a UDP socket
  *   abstract: ...      a connect to the abstract unix socket "bg-test-abstract"
+ *   block nodes: N     block device nodes anywhere in its root but /proc
+ *   open rootfs: ...   /rootfs opened read-only (its own disk)
+ *   loop status: ...   LOOP_GET_STATUS64 on it
+ *   loop change: ...   LOOP_CHANGE_FD on it, to the kernel's file (fd 3)
  *   done
  *
  * (/run/flooded appears once the flood is written)
  * then waits to be killed. */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <linux/loop.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -28,6 +36,34 @@ report (const char *what, int rc)
 {
   printf ("%s: %s\n", what, rc == 0 ? "allowed" : strerror (errno));
   fflush (stdout);
+}
+
+/* Block device nodes below @dir (symlinks not followed). */
+static int
+count_block_nodes (const char *dir)
+{
+  DIR *d = opendir (dir);
+  struct dirent *e;
+  int n = 0;
+
+  while (d && (e = readdir (d)) != NULL)
+    {
+      char path[4096];
+      struct stat st;
+
+      if (strcmp (e->d_name, ".") == 0 || strcmp (e->d_name, "..") == 0 || strcmp (e->d_name, "proc") == 0)
+        continue;
+      snprintf (path, sizeof path, "%s/%s", strcmp (dir, "/") == 0 ? "" : dir, e->d_name);
+      if (lstat (path, &st) < 0)
+        continue;
+      if (S_ISBLK (st.st_mode))
+        n++;
+      else if (S_ISDIR (st.st_mode))
+        n += count_block_nodes (path);
+    }
+  if (d)
+    closedir (d);
+  return n;
 }
 
 int
@@ -71,6 +107,16 @@ main (int argc, char **argv)
   memcpy (abstract.sun_path + 1, "bg-test-abstract", 16);
   report ("abstract", s < 0 ? -1 : connect (s, (struct sockaddr *) &abstract,
                                             offsetof (struct sockaddr_un, sun_path) + 17));
+
+  printf ("block nodes: %d\n", count_block_nodes ("/"));
+  {
+    struct loop_info64 info;
+    int disk = open ("/rootfs", O_RDONLY | O_CLOEXEC);
+
+    report ("open rootfs", disk < 0 ? -1 : 0);
+    report ("loop status", ioctl (disk, LOOP_GET_STATUS64, &info));
+    report ("loop change", ioctl (disk, LOOP_CHANGE_FD, 3));
+  }
   puts ("done");
   fflush (stdout);
   for (;;)
