@@ -5,10 +5,11 @@
  * trusted only while the process that has it still started when the
  * recorded one did, so a PID the kernel reused is never signalled.
  *
- * The mechanism has no CAP_KILL: it signals a VMM with the authority of
- * the VMM's own uid, from a short-lived child that has become that uid.
- * So it can kill its own children and processes of that uid, and
- * nothing else, whatever a record says.
+ * The mechanism has no CAP_KILL, and never signals anything itself: a
+ * VMM is signalled with the authority of its own jail uid, from a
+ * short-lived child that has become that uid, and only a uid of the jail
+ * range is ever taken on. So it can kill processes of a jail uid, and
+ * nothing else (not root's, not a user's), whatever a record says.
  */
 #include <errno.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "bg-fd.h"
+#include "jail.h"
 #include "proc.h"
 
 int
@@ -33,8 +35,16 @@ bg_pidfd_send_signal (int pidfd,
   return syscall (SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
 
-/* SIGKILLs the process behind @pidfd, which runs as @uid (a jail uid;
- * or root, before the jail dropped to it). 0, or -1 with errno set. */
+gboolean
+bg_proc_is_jail_uid (guint64 uid)
+{
+  return uid >= BG_JAIL_UID_BASE && uid < (guint64) BG_JAIL_UID_BASE + BG_JAIL_UID_COUNT;
+}
+
+/* SIGKILLs the process behind @pidfd, as the jail uid @uid: from a child
+ * that has become @uid, so the signal reaches only what that uid may
+ * signal. Any other @uid is refused (EPERM) without a signal sent. 0, or
+ * -1 with errno set. */
 int
 bg_pidfd_kill (int   pidfd,
                uid_t uid)
@@ -42,10 +52,11 @@ bg_pidfd_kill (int   pidfd,
   pid_t child;
   int status;
 
-  if (bg_pidfd_send_signal (pidfd, SIGKILL) == 0)
-    return 0;
-  if (errno != EPERM || uid == 0)
-    return -1;
+  if (!bg_proc_is_jail_uid (uid))
+    {
+      errno = EPERM;
+      return -1;
+    }
   child = fork ();
   if (child < 0)
     return -1;
@@ -107,9 +118,10 @@ bg_proc_uid (pid_t pid)
   return (uid_t) uid;
 }
 
-/* SIGKILLs @pid, as @uid, if it is still the process that started at
- * @start_time; TRUE if it was (and so was killed). The pidfd is taken
- * first, so the process checked is the process signalled. */
+/* SIGKILLs @pid, as the jail uid @uid, if it is still the process that
+ * started at @start_time and runs as @uid; TRUE if it was (and so was
+ * killed). The pidfd is taken first, so the process checked is the
+ * process signalled. */
 gboolean
 bg_proc_kill_if_same (pid_t   pid,
                       guint64 start_time,
@@ -117,9 +129,9 @@ bg_proc_kill_if_same (pid_t   pid,
 {
   g_auto(BgFd) pidfd = -1;
 
-  if (pid <= 0 || start_time == 0 || (pidfd = bg_pidfd_open (pid)) < 0)
+  if (pid <= 0 || start_time == 0 || !bg_proc_is_jail_uid (uid) || (pidfd = bg_pidfd_open (pid)) < 0)
     return FALSE;
-  if (bg_proc_start_time (pid) != start_time)
+  if (bg_proc_start_time (pid) != start_time || bg_proc_uid (pid) != uid)
     return FALSE;
   return bg_pidfd_kill (pidfd, uid) == 0;
 }

@@ -273,7 +273,7 @@ bg_vmm_reap (BgVmm *vmm)
     {
       g_auto(BgFd) own = v->pidfd < 0 ? bg_pidfd_open (vmm->pid) : -1;
       int fd = v->pidfd >= 0 ? v->pidfd : own;
-      gboolean gone = (fd >= 0 ? bg_pidfd_kill (fd, vmm->uid) : kill (vmm->pid, SIGKILL)) == 0 || errno == ESRCH;
+      gboolean gone = fd >= 0 ? bg_pidfd_kill (fd, vmm->uid) == 0 || errno == ESRCH : errno == ESRCH;
 
       if (vmm->is_child && gone)
         waitpid (vmm->pid, NULL, 0);
