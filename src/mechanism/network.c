@@ -292,7 +292,8 @@ bg_network_ensure (BgNetwork  *network,
     goto rollback;
   s->nat = TRUE;
 
-  if (!bg_network_repair_taps (network, sk, ifindex, error) || !bg_network_apply_ports (network, error))
+  /* The guards before the taps they guard come back up. */
+  if (!bg_network_apply_ports (network, error) || !bg_network_repair_taps (network, sk, ifindex, error))
     goto rollback;
 
   if (r->state != BG_RESOURCE_READY || g_strcmp0 (bg_resource_get_string (r, "uplink"), s->uplink) != 0)

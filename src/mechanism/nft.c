@@ -6,13 +6,20 @@
  * flushed or stale table is simply made again.
  *
  * On the bridge itself (`bridge banger`): a tap may only send frames as
- * its VM (its MAC, and for IPv4 and ARP its address), and, unless
- * network.conf allows it, frames between taps of different owners are
- * dropped. The host reaches every VM: its frames leave through the
- * bridge's output path, which no rule here filters. */
+ * its VM (its MAC, and for IPv4 and ARP its address); a `bg-` port not
+ * (yet) listed sends nothing; and, unless network.conf allows it, frames
+ * between taps of different owners are dropped, bridged (forward) or
+ * routed by the host (output: a frame from one VM's address leaving
+ * through another owner's tap).
+ *
+ * The host's own connections to VMs (`ip banger`, output): a process
+ * reaches a VM's address only as the VM's owner or root (`meta skuid`,
+ * the set `owners` kept with the taps); replies to what a VM opened
+ * pass. */
 #include <nftables/libnftables.h>
 
 #include "bg-error.h"
+#include "bg-netconf.h"
 #include "nft.h"
 
 #define NFT_TABLE "banger"
@@ -91,7 +98,7 @@ bg_nft_in_place (BgNft      *nft,
 
   if (!nft_run (nft, "list table ip " NFT_TABLE, &out, NULL))
     return FALSE;
-  return strstr (out, want) != NULL && strstr (out, "masquerade") != NULL;
+  return strstr (out, want) != NULL && strstr (out, "masquerade") != NULL && strstr (out, "@owners") != NULL;
 }
 
 /* The subnet banger's table says it was made for, if it names @bridge:
@@ -137,8 +144,20 @@ bg_nft_apply (BgNft       *nft,
       "    oifname \"%s\" ct state established,related accept\n"
       "    oifname \"%s\" drop\n"
       "  }\n"
+      /* Filled by bg_nft_apply_ports: each VM's address with its owner. */
+      "  set owners { typeof ip daddr . meta skuid; }\n"
+      "  chain output {\n"
+      "    type filter hook output priority filter; policy accept;\n"
+      "    oifname != \"%s\" accept\n"
+      "    ct state established,related accept\n"
+      "    meta skuid 0 accept\n"
+      "    ip daddr . meta skuid @owners accept\n"
+      /* Refused as a closed port would be, at once, not left to time out. */
+      "    meta l4proto tcp reject with tcp reset\n"
+      "    reject with icmp type admin-prohibited\n"
+      "  }\n"
       "}\n",
-      comment, subnet, bridge, bridge, bridge, bridge);
+      comment, subnet, bridge, bridge, bridge, bridge, bridge);
 
   return nft_run (nft, script, NULL, error);
 }
@@ -165,8 +184,11 @@ add_elements (GString    *script,
 
 /* Replaces the bridge table in one transaction, unless it is in place:
  * its comment is a digest of what it was made from, and a flush (which
- * keeps the comment) is seen by its last rule being gone. Names, MACs and
- * addresses come from the registry, which only the mechanism writes. */
+ * keeps the comment) is seen by its last rule being gone. The owners of
+ * the VMs' addresses in `ip banger` are written again every time, in the
+ * same transaction (a table made again by bg_nft_apply starts empty).
+ * Names, MACs and addresses come from the registry, which only the
+ * mechanism writes. */
 gboolean
 bg_nft_apply_ports (BgNft           *nft,
                     const BgNftPort *ports,
@@ -178,6 +200,9 @@ bg_nft_apply_ports (BgNft           *nft,
   g_autoptr(GString) taps = g_string_new (NULL);
   g_autoptr(GString) sources = g_string_new (NULL);
   g_autoptr(GString) peers = g_string_new (NULL);
+  g_autoptr(GString) addresses = g_string_new (NULL);
+  g_autoptr(GString) routes = g_string_new (NULL);
+  g_autoptr(GString) owners = g_string_new (NULL);
 
   for (guint i = 0; i < n_ports; i++)
     {
@@ -185,10 +210,24 @@ bg_nft_apply_ports (BgNft           *nft,
 
       g_string_append_printf (taps, "%s\"%s\"", sep, ports[i].tap);
       g_string_append_printf (sources, "%s\"%s\" . %s . %s", sep, ports[i].tap, ports[i].mac, ports[i].address);
+      g_string_append_printf (addresses, "%s%s", sep, ports[i].address);
+      g_string_append_printf (owners, "%s%s . %u", sep, ports[i].address, (guint) ports[i].owner);
       for (guint j = 0; j < n_ports; j++)
-        if (j != i && ports[j].owner == ports[i].owner)
-          g_string_append_printf (peers, "%s\"%s\" . \"%s\"", peers->len ? ", " : "", ports[i].tap, ports[j].tap);
+        if (ports[j].owner == ports[i].owner)
+          {
+            if (j != i)
+              g_string_append_printf (peers, "%s\"%s\" . \"%s\"", peers->len ? ", " : "", ports[i].tap,
+                                      ports[j].tap);
+            g_string_append_printf (routes, "%s%s . \"%s\"", routes->len ? ", " : "", ports[i].address,
+                                    ports[j].tap);
+          }
     }
+
+  g_string_append (script, "add table ip " NFT_TABLE "\n"
+                           "add set ip " NFT_TABLE " owners { typeof ip daddr . meta skuid; }\n"
+                           "flush set ip " NFT_TABLE " owners\n");
+  if (owners->len > 0)
+    g_string_append_printf (script, "add element ip " NFT_TABLE " owners { %s }\n", owners->str);
   {
     g_autofree char *spec = g_strdup_printf ("%s|%s|%s|%d", taps->str, sources->str, peers->str, isolate);
     g_autofree char *digest = g_compute_checksum_for_string (G_CHECKSUM_SHA256, spec, -1);
@@ -196,7 +235,7 @@ bg_nft_apply_ports (BgNft           *nft,
 
     if (nft_run (nft, "list table bridge " NFT_TABLE, &listing, NULL) && strstr (listing, digest) != NULL &&
         strstr (listing, "\t\tdrop\n") != NULL)
-      return TRUE;
+      return nft_run (nft, script->str, NULL, error);
     g_string_append_printf (script, "add table bridge " NFT_TABLE "\n"
                                     "delete table bridge " NFT_TABLE "\n"
                                     "table bridge " NFT_TABLE " {\n"
@@ -205,24 +244,41 @@ bg_nft_apply_ports (BgNft           *nft,
   add_elements (script, "taps", "ifname", taps);
   add_elements (script, "sources", "ifname . ether_addr . ipv4_addr", sources);
   add_elements (script, "peers", "ifname . ifname", peers);
+  /* Every bg- port is guarded, listed or not: a tap is listed before it
+   * joins the bridge, and one the registry does not know sends nothing. */
   g_string_append (script,
                    "  chain prerouting {\n"
                    "    type filter hook prerouting priority filter; policy accept;\n"
-                   "    iifname != @taps accept\n"
+                   "    iifname != \"" BG_TAP_PREFIX "*\" accept\n"
                    "    ether type ip iifname . ether saddr . ip saddr @sources accept\n"
                    "    ether type arp iifname . ether saddr . arp saddr ip @sources"
                    " iifname . arp saddr ether . arp saddr ip @sources accept\n"
                    "    drop\n"
                    "  }\n");
   if (isolate)
-    g_string_append (script,
-                     "  chain forward {\n"
-                     "    type filter hook forward priority filter; policy accept;\n"
-                     "    iifname != @taps accept\n"
-                     "    oifname != @taps accept\n"
-                     "    iifname . oifname @peers accept\n"
-                     "    drop\n"
-                     "  }\n");
+    {
+      add_elements (script, "addresses", "ipv4_addr", addresses);
+      add_elements (script, "routes", "ipv4_addr . ifname", routes);
+      g_string_append (script,
+                       "  chain forward {\n"
+                       "    type filter hook forward priority filter; policy accept;\n"
+                       "    iifname != @taps accept\n"
+                       "    oifname != @taps accept\n"
+                       "    iifname . oifname @peers accept\n"
+                       "    drop\n"
+                       "  }\n"
+                       /* What the host routes from one VM to another
+                        * leaves through the bridge's output: a VM's
+                        * address goes only to its owner's taps. */
+                       "  chain output {\n"
+                       "    type filter hook output priority filter; policy accept;\n"
+                       "    oifname != \"" BG_TAP_PREFIX "*\" accept\n"
+                       "    ether type != ip accept\n"
+                       "    ip saddr != @addresses accept\n"
+                       "    ip saddr . oifname @routes accept\n"
+                       "    drop\n"
+                       "  }\n");
+    }
   g_string_append (script, "}\n");
   return nft_run (nft, script->str, NULL, error);
 }

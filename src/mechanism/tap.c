@@ -235,10 +235,14 @@ bg_network_create_tap (BgNetwork    *network,
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "tap %s vanished after creation", tap);
       goto rollback;
     }
-  if (!bg_nl_link_up (sk, link, rtnl_link_get_ifindex (bridge), error) ||
-      !bg_registry_set_state (registry, r, BG_RESOURCE_READY, error) ||
+  /* Its guards first (listed as the only sender of its MAC and address),
+   * then onto the bridge and up: it never carries a frame unguarded. */
+  if (!bg_registry_set_state (registry, r, BG_RESOURCE_READY, error) ||
       !bg_network_apply_ports (network, error) ||
-      !bg_hosts_write (bg_daemon_get_run_dir (network->daemon), registry, error))
+      !bg_nl_link_up (sk, link, rtnl_link_get_ifindex (bridge), error))
+    goto rollback;
+  bg_daemon_test_hook (network->daemon, "create-tap-up");
+  if (!bg_hosts_write (bg_daemon_get_run_dir (network->daemon), registry, error))
     goto rollback;
   *state = g_steal_pointer (&s);
   return r;

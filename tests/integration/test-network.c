@@ -7,6 +7,8 @@
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pwd.h>
+#include <sched.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -730,6 +732,239 @@ test_taps_send_only_as_their_vm (Fixture *f, gconstpointer data)
   close (fb1);
 }
 
+/* An IPv4 UDP frame from @tap_fd to @dst (ethernet) and @tpa, from
+ * @src/@spa, carrying "BGTAG" and @tag. */
+static void
+send_ip (int tap_fd, const guint8 dst[6], const guint8 src[6], guint32 spa, guint32 tpa, guint8 tag)
+{
+  guint8 f[VNET_HDR + 14 + 64] = { 0 };
+  guint8 *e = f + VNET_HDR, *b = e + 14;
+  gsize len = VNET_HDR + 14 + 34;
+  guint32 sum = 0;
+
+  memcpy (e, dst, 6);
+  memcpy (e + 6, src, 6);
+  e[12] = ETH_P_IP >> 8;
+  e[13] = ETH_P_IP & 0xff;
+  b[0] = 0x45;
+  b[3] = 20 + 8 + 6;
+  b[8] = 64;
+  b[9] = IPPROTO_UDP;
+  memcpy (b + 12, &spa, 4);
+  memcpy (b + 16, &tpa, 4);
+  for (int i = 0; i < 20; i += 2)
+    sum += (b[i] << 8) | b[i + 1];
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = ~sum & 0xffff;
+  b[10] = sum >> 8;
+  b[11] = sum & 0xff;
+  b[21] = 9;
+  b[23] = 9;
+  b[25] = 8 + 6;
+  memcpy (b + 28, "BGTAG", 5);
+  b[33] = tag;
+  g_assert_cmpint (write (tap_fd, f, len), ==, (gssize) len);
+}
+
+/* Frames written to a tap are bridged (and routed) within the write, on
+ * the writing CPU; kept on one CPU, frames of different taps arrive in
+ * the order written. */
+static void
+stay_on_one_cpu (void)
+{
+  cpu_set_t one;
+
+  CPU_ZERO (&one);
+  CPU_SET (sched_getcpu (), &one);
+  g_assert_no_errno (sched_setaffinity (0, sizeof one, &one));
+}
+
+/* isolate-users holds for routed traffic too: a VM sending to another
+ * user's VM through the host (the bridge's MAC) reaches nothing, while
+ * its owner's other VM is routed to. */
+static void
+test_routing_keeps_users_apart (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Tap) a1 = create_tap (f, BG_TEST_USER_A, "router");
+  g_autoptr(Tap) a2 = create_tap (f, BG_TEST_USER_A, "sibling");
+  g_autoptr(Tap) b1 = create_tap (f, BG_TEST_USER_B, "victim");
+  g_autoptr(GString) at_a2 = g_string_new (NULL), at_b1 = g_string_new (NULL);
+  g_autofree char *bridge_mac_text = sys_read ("banger0", "address");
+  guint8 mac_a1[6], bridge_mac[6];
+  guint32 ip_a1 = parse_ip (a1->address), ip_a2 = parse_ip (a2->address), ip_b1 = parse_ip (b1->address);
+  int fa1 = tap_attach (a1->tap), fa2 = tap_attach (a2->tap), fb1 = tap_attach (b1->tap);
+
+  parse_mac (a1->mac, mac_a1);
+  parse_mac (bridge_mac_text, bridge_mac);
+  /* The host knows where both VMs are (the stand-ins answer no ARP). */
+  must ("ip", "neigh", "replace", a2->address, "lladdr", a2->mac, "dev", "banger0", "nud", "permanent", NULL);
+  must ("ip", "neigh", "replace", b1->address, "lladdr", b1->mac, "dev", "banger0", "nud", "permanent", NULL);
+  stay_on_one_cpu ();
+
+  send_ip (fa1, bridge_mac, mac_a1, ip_a1, ip_b1, 1);   /* to another user's VM */
+  send_ip (fa1, bridge_mac, mac_a1, ip_a1, ip_a2, 2);   /* to its owner's other VM */
+  wait_tag (fa2, TRUE, at_a2, 2);
+  drain (fb1, TRUE, at_b1);
+  g_assert_cmpstr (at_b1->str, ==, "");
+
+  close (fa1);
+  close (fa2);
+  close (fb1);
+}
+
+/* A bg- port the registry does not list (made by hand, or a tap whose
+ * record is not ready yet) carries nothing onto the bridge. */
+static void
+test_unlisted_tap_sends_nothing (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Tap) a1 = create_tap (f, BG_TEST_USER_A, "listed");
+  g_autoptr(GString) at_host = g_string_new (NULL);
+  struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons (ETH_P_ALL) };
+  static const guint8 rogue_mac[6] = { 0x02, 0xbb, 0, 0, 0, 1 };
+  guint8 mac_a1[6];
+  guint32 ip_a1 = parse_ip (a1->address);
+  int host = socket (AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons (ETH_P_ALL));
+  int fa1 = tap_attach (a1->tap), rogue;
+
+  must ("ip", "tuntap", "add", "dev", "bg-rogue", "mode", "tap", "vnet_hdr", NULL);
+  must ("ip", "link", "set", "bg-rogue", "master", "banger0", "up", NULL);
+  rogue = tap_attach ("bg-rogue");
+  parse_mac (a1->mac, mac_a1);
+  ll.sll_ifindex = if_nametoindex ("banger0");
+  g_assert_no_errno (bind (host, (struct sockaddr *) &ll, sizeof ll));
+  stay_on_one_cpu ();
+
+  send_frame (rogue, rogue_mac, ETH_P_ARP, rogue_mac, parse_ip ("172.30.0.200"), 1);
+  send_frame (rogue, rogue_mac, ETH_P_IP, NULL, parse_ip ("172.30.0.200"), 2);
+  send_frame (fa1, mac_a1, ETH_P_ARP, mac_a1, ip_a1, 3);
+  wait_tag (host, FALSE, at_host, 3);
+  g_assert_cmpstr (at_host->str, ==, "3,");
+
+  close (rogue);
+  close (fa1);
+  close (host);
+  must ("ip", "link", "del", "bg-rogue", NULL);
+}
+
+/* A tap is guarded before it carries anything: the mechanism stopped
+ * (killed by the test hook) right after the tap went up on the bridge,
+ * and the tap claiming another user's VM's address there reaches
+ * nothing; as itself, it reaches the host. */
+static void
+test_new_tap_is_guarded_before_it_is_up (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Tap) b1 = NULL;
+  g_autoptr(BgCallResult) crashed = NULL;
+  g_autoptr(GString) at_host = g_string_new (NULL);
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autofree char *links = NULL, *tap = NULL, *record = NULL;
+  g_auto(GStrv) lines = NULL;
+  g_autoptr(GVariant) details = NULL;
+  const char *mac_text = NULL, *address = NULL;
+  struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons (ETH_P_ALL) };
+  guint8 mac[6];
+  int host, fd;
+
+  if (g_getenv ("BANGER_TEST_HOOKS") == NULL)
+    {
+      g_test_skip ("built without -Dtest_hooks=true, so the mechanism cannot be stopped at that step");
+      return;
+    }
+  b1 = create_tap (f, BG_TEST_USER_B, "victim");
+  crash_at (f, "create-tap-up");
+  crashed = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", "('racer', @a{sv} {})", NULL);
+  g_assert_false (crashed->ok);
+  g_assert_true (bg_harness_wait_name_gone (f->h, 20));
+
+  /* The new tap: the bg- link on the bridge that is not B's. */
+  links = run ("ip", "-o", "link", "show", "master", "banger0", NULL);
+  lines = g_strsplit (links, "\n", -1);
+  for (guint i = 0; lines[i]; i++)
+    {
+      g_auto(GStrv) fields = g_strsplit (lines[i], " ", 3);
+      g_autofree char *name = fields[0] && fields[1] ? g_strndup (fields[1], strcspn (fields[1], ":@")) : NULL;
+
+      if (name != NULL && g_str_has_prefix (name, "bg-") && !g_str_equal (name, b1->tap))
+        tap = g_steal_pointer (&name);
+    }
+  g_assert_nonnull (tap);
+  {
+    g_autofree char *up = sys_read (tap, "flags");
+    g_assert_true (g_ascii_strtoull (up, NULL, 16) & IFF_UP);
+  }
+  record = g_strdup_printf ("%s/registry/tap/%s.json", f->h->run_dir, tap);
+  g_assert_true (json_parser_load_from_file (parser, record, NULL));
+  details = g_variant_parse (G_VARIANT_TYPE_VARDICT,
+                             json_object_get_string_member (json_node_get_object (json_parser_get_root (parser)),
+                                                            "details"), NULL, NULL, NULL);
+  g_assert_true (g_variant_lookup (details, "mac", "&s", &mac_text));
+  g_assert_true (g_variant_lookup (details, "address", "&s", &address));
+  parse_mac (mac_text, mac);
+
+  host = socket (AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons (ETH_P_ALL));
+  ll.sll_ifindex = if_nametoindex ("banger0");
+  g_assert_no_errno (bind (host, (struct sockaddr *) &ll, sizeof ll));
+  fd = tap_attach (tap);
+  send_frame (fd, mac, ETH_P_ARP, mac, parse_ip (b1->address), 1);   /* claims B's VM's address */
+  send_frame (fd, mac, ETH_P_ARP, mac, parse_ip (address), 2);       /* itself */
+  wait_tag (host, FALSE, at_host, 2);
+  g_assert_cmpstr (at_host->str, ==, "2,");
+  close (fd);
+  close (host);
+}
+
+/* Host users reach only their own VMs: a connection from the host to a
+ * VM's address is refused at once for another user (no banger grant
+ * needed to try), and made for its owner and root. */
+static void
+test_host_users_reach_only_their_own_vms (Fixture *f, gconstpointer data)
+{
+  g_autofree char *guest = g_strdup_printf ("bgt%d-guest", (int) getppid ());
+  g_autofree char *guest_addr = NULL;
+  g_autoptr(Tap) t = create_tap (f, BG_TEST_USER_A, "guest");
+  const char *who[] = { BG_TEST_USER_B, BG_TEST_USER_A, "root" };
+  GPid server = 0;
+
+  must ("ip", "netns", "add", guest, NULL);
+  guest_addr = g_strdup_printf ("%s/%u", t->address, t->prefix);
+  must ("ip", "link", "add", "gvh", "type", "veth", "peer", "name", "gv0", "netns", guest, NULL);
+  must ("ip", "link", "set", "gvh", "master", "banger0", "up", NULL);
+  must ("ip", "-n", guest, "addr", "add", guest_addr, "dev", "gv0", NULL);
+  must ("ip", "-n", guest, "link", "set", "gv0", "up", NULL);
+  must ("ip", "-n", guest, "link", "set", "lo", "up", NULL);
+
+  /* B first, while the VM's service listens: refused as if closed. */
+  for (guint i = 0; i < G_N_ELEMENTS (who); i++)
+    {
+      struct passwd *pw = getpwnam (who[i]);
+      g_autofree char *uid = g_strdup_printf ("--reuid=%u", pw->pw_uid);
+      g_autofree char *gid = g_strdup_printf ("--regid=%u", pw->pw_gid);
+      const char *serve[] = { g_getenv ("BANGER_TEST_NET"), "serve", "7778", NULL };
+      const char *cmd[] = { "setpriv", uid, gid, "--init-groups", "--", g_getenv ("BANGER_TEST_NET"), "connect",
+                            t->address, "7778", NULL };
+      g_autofree char *seen = NULL, *expect = NULL;
+      char line[64] = { 0 };
+      int out_fd, status;
+
+      if (server == 0)
+        {
+          server = netns_pid_spawn (guest, serve, &out_fd);
+          g_assert_cmpint (read (out_fd, line, sizeof line - 1), >, 0);
+          g_assert_cmpstr (line, ==, "listening\n");
+          close (out_fd);
+        }
+      bg_harness_run_argv (cmd, &seen, &status);
+      expect = i == 0 ? g_strdup ("connect failed: Connection refused\n") : g_strdup_printf ("%s\n", t->gateway);
+      g_assert_cmpstr (seen, ==, expect);
+      if (i > 0)
+        {
+          waitpid (server, NULL, 0);
+          server = 0;
+        }
+    }
+  must ("ip", "netns", "del", guest, NULL);
+}
+
 /* The mechanism keeps one nftables context for its life; its cache must
  * not hide rules changed behind its back: flushed and deleted by hand
  * while it runs, they are seen gone on the next call and made again. */
@@ -775,6 +1010,10 @@ add_tests (void)
   ADD ("/network/cli-system-network-shows-taps", test_cli_system_network_shows_taps);
   ADD ("/network/taps-send-only-as-their-vm", test_taps_send_only_as_their_vm);
   ADD ("/network/rules-changed-by-hand-are-seen", test_rules_changed_by_hand_are_seen);
+  ADD ("/network/routing-keeps-users-apart", test_routing_keeps_users_apart);
+  ADD ("/network/unlisted-tap-sends-nothing", test_unlisted_tap_sends_nothing);
+  ADD ("/network/new-tap-is-guarded-before-it-is-up", test_new_tap_is_guarded_before_it_is_up);
+  ADD ("/network/host-users-reach-only-their-own-vms", test_host_users_reach_only_their_own_vms);
 }
 
 int
