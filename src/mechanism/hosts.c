@@ -1,6 +1,7 @@
-/* hosts.c: <run-dir>/hosts, "ADDRESS NAME.DOMAIN" for every ready tap,
- * rewritten whole (atomically) from the registry whenever a tap comes or
- * goes. Only the mechanism writes it; libnss_banger reads it. */
+/* hosts.c: <run-dir>/hosts, "ADDRESS NAME.DOMAIN OWNER-UID" for every
+ * ready tap, rewritten whole (atomically) from the registry whenever a
+ * tap comes or goes. Only the mechanism writes it; libnss_banger reads
+ * it, and answers a name only to its owner (and root). */
 #include <glib/gstdio.h>
 
 #include "bg-file.h"
@@ -24,7 +25,7 @@ bg_hosts_write (const char  *run_dir,
       const char *domain = bg_resource_get_string (r, "domain");
 
       if (r->state == BG_RESOURCE_READY && ip && vm && domain)
-        g_string_append_printf (text, "%s %s.%s\n", ip, vm, domain);
+        g_string_append_printf (text, "%s %s.%s %u\n", ip, vm, domain, (guint) r->owner);
     }
   /* World-readable: every process's resolver reads it. */
   return bg_file_replace (path, text->str, text->len, 0644, error);

@@ -1,8 +1,13 @@
 /* libnss_banger: resolves NAME.<domain> to a banger VM's address.
  *
  * Reads the hosts file banger-mechanism writes (root-owned, rewritten
- * atomically) under its run directory: one "ADDRESS NAME.DOMAIN" per
- * line. Enable it with "hosts: files banger dns" in /etc/nsswitch.conf.
+ * atomically) under its run directory: one "ADDRESS NAME.DOMAIN OWNER-UID"
+ * per line. A name is answered only to the process of its owner (its
+ * effective uid) or root: NAME.<domain> is each user's own, so when one
+ * user's VM goes and another user's takes its name, the first user's
+ * scripts do not reach the other's VM. A line without an owner (an older
+ * mechanism's) answers only root. Enable it with "hosts: files banger
+ * dns" in /etc/nsswitch.conf.
  *
  * This code runs inside every process that resolves a name, so it is
  * plain C with no dependencies, allocates nothing, and is strict about
@@ -16,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #ifndef BG_NSS_HOSTS
 #define BG_NSS_HOSTS "/run/banger/hosts"
@@ -45,7 +51,25 @@ hosts_path (void)
   return p && *p ? p : BG_NSS_HOSTS;
 }
 
-/* Finds @name; returns 1 and the address, 0 when absent, -1 on error. */
+/* Whether the owner column @owner admits the process resolving. */
+static int
+may_resolve (const char *owner)
+{
+  uid_t me = geteuid ();
+  char *end = NULL;
+  unsigned long uid;
+
+  if (me == 0)
+    return 1;
+  if (owner == NULL || *owner < '0' || *owner > '9')
+    return 0;
+  errno = 0;
+  uid = strtoul (owner, &end, 10);
+  return errno == 0 && *end == '\0' && uid == (unsigned long) me;
+}
+
+/* Finds @name, among the names the resolving process may see; returns 1
+ * and the address, 0 when absent, -1 on error. */
 static int
 lookup (const char     *name,
         struct in_addr *addr)
@@ -63,10 +87,11 @@ lookup (const char     *name,
       char *save = NULL;
       char *ip = strtok_r (line, " \t\n", &save);
       char *host = strtok_r (NULL, " \t\n", &save);
+      char *owner = strtok_r (NULL, " \t\n", &save);
 
       if (ip == NULL || host == NULL || ip[0] == '#')
         continue;
-      if (strcasecmp (host, name) == 0 && inet_pton (AF_INET, ip, addr) == 1)
+      if (strcasecmp (host, name) == 0 && may_resolve (owner) && inet_pton (AF_INET, ip, addr) == 1)
         found = 1;
     }
   fclose (f);

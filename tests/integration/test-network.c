@@ -380,6 +380,68 @@ nss_lookup (const char *name)
   return g_strdup (inet_ntop (AF_INET, he.h_addr_list[0], ip, sizeof ip));
 }
 
+/* nss_lookup() in a child that has become @user. */
+static char *
+nss_lookup_as (const char *user, const char *name)
+{
+  struct passwd *pw = getpwnam (user);
+  char buf[64] = { 0 };
+  int fds[2], status;
+  ssize_t n;
+  pid_t child;
+
+  g_assert_no_errno (pipe (fds));
+  child = fork ();
+  g_assert_cmpint (child, >=, 0);
+  if (child == 0)
+    {
+      g_autofree char *found = NULL;
+
+      close (fds[0]);
+      if (setresgid (pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 || setresuid (pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
+        _exit (2);
+      found = nss_lookup (name);
+      if (found != NULL && write (fds[1], found, strlen (found)) < 0)
+        _exit (3);
+      _exit (0);
+    }
+  close (fds[1]);
+  n = read (fds[0], buf, sizeof buf - 1);
+  close (fds[0]);
+  g_assert_cmpint (waitpid (child, &status, 0), ==, child);
+  g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  return n > 0 ? g_strdup (buf) : NULL;
+}
+
+/* NAME.banger answers its owner and root, nobody else: another user can
+ * neither see it nor, once it is gone and the name is theirs, be reached
+ * through it by the first user. */
+static void
+test_names_answer_only_their_owner (Fixture *f, gconstpointer data)
+{
+  g_autofree char *hosts = g_build_filename (f->h->run_dir, "hosts", NULL);
+  g_autoptr(Tap) a = NULL, b = NULL;
+  g_autoptr(BgCallResult) del = NULL;
+  g_autofree char *as_a = NULL, *as_b = NULL, *as_root = NULL, *a_after = NULL, *b_after = NULL;
+
+  g_setenv ("BANGER_NSS_HOSTS", hosts, TRUE);
+  a = create_tap (f, BG_TEST_USER_A, "db");
+  as_a = nss_lookup_as (BG_TEST_USER_A, "db.banger");
+  as_b = nss_lookup_as (BG_TEST_USER_B, "db.banger");
+  as_root = nss_lookup ("db.banger");
+  g_assert_cmpstr (as_a, ==, a->address);
+  g_assert_null (as_b);
+  g_assert_cmpstr (as_root, ==, a->address);
+
+  del = delete_tap (f, BG_TEST_USER_A, a->tap);
+  bg_assert_call_ok (del);
+  b = create_tap (f, BG_TEST_USER_B, "db");
+  a_after = nss_lookup_as (BG_TEST_USER_A, "db.banger");
+  b_after = nss_lookup_as (BG_TEST_USER_B, "db.banger");
+  g_assert_null (a_after);
+  g_assert_cmpstr (b_after, ==, b->address);
+}
+
 static void
 test_names_resolve_while_tap_exists (Fixture *f, gconstpointer data)
 {
@@ -1011,6 +1073,7 @@ add_tests (void)
   ADD ("/network/taps-send-only-as-their-vm", test_taps_send_only_as_their_vm);
   ADD ("/network/rules-changed-by-hand-are-seen", test_rules_changed_by_hand_are_seen);
   ADD ("/network/routing-keeps-users-apart", test_routing_keeps_users_apart);
+  ADD ("/network/names-answer-only-their-owner", test_names_answer_only_their_owner);
   ADD ("/network/unlisted-tap-sends-nothing", test_unlisted_tap_sends_nothing);
   ADD ("/network/new-tap-is-guarded-before-it-is-up", test_new_tap_is_guarded_before_it_is_up);
   ADD ("/network/host-users-reach-only-their-own-vms", test_host_users_reach_only_their_own_vms);
