@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -257,6 +258,73 @@ test_tcp_and_udp_both_ways (Fixture *f, gconstpointer data)
   g_assert_cmpint (forward_end (fwd), ==, 0);
 }
 
+/* One byte there and back on an open connection: relayed to the guest. */
+static gboolean
+echoes_a_byte (int fd)
+{
+  struct pollfd p = { fd, POLLIN, 0 };
+  char c = 'x';
+
+  return send (fd, &c, 1, 0) == 1 && poll (&p, 1, 30000) == 1 && recv (fd, &c, 1, 0) == 1 && c == 'x';
+}
+
+/* Any local user may connect to a forwarded loopback port; no number of
+ * connections or UDP sources starves the forward of descriptors. Past
+ * its cap (256) a connection is reset at once and the forward still
+ * serves once one ends; a new UDP source always gets a flow (the one
+ * idle longest gives way), far past what the default descriptor limit
+ * held before. */
+static void
+test_many_clients_cannot_starve_a_forward (Fixture *f, gconstpointer data)
+{
+  const char *args[] = { "vm", "forward", "fw", "18090:7000", "15363:7000/udp", NULL };
+  struct rlimit before, low;
+  GPid fwd;
+  int conns[256];
+
+  /* The forward starts with the usual soft limit of 1024 descriptors
+   * (fewer than 256 connections or 1300 flows need) under a higher hard
+   * limit, which it must take for itself. */
+  g_assert_no_errno (getrlimit (RLIMIT_NOFILE, &before));
+  if (before.rlim_max < 4096)
+    {
+      g_test_skip ("the hard descriptor limit here is below 4096: the forward's caps shrink to fit it");
+      return;
+    }
+  low = before;
+  low.rlim_cur = 1024;
+  g_assert_no_errno (setrlimit (RLIMIT_NOFILE, &low));
+  fwd = forward_start (f, args);
+  g_assert_no_errno (setrlimit (RLIMIT_NOFILE, &before));
+
+  for (guint i = 0; i < G_N_ELEMENTS (conns); i++)
+    {
+      conns[i] = connect_to (AF_INET, SOCK_STREAM, 18090);
+      g_assert_true (echoes_a_byte (conns[i]));
+    }
+  assert_ended (connect_to (AF_INET, SOCK_STREAM, 18090));
+  close (conns[0]);
+  /* The relay sees the end of that one before it accepts the next. */
+  for (guint i = 0; i < 100; i++)
+    {
+      int fd = connect_to (AF_INET, SOCK_STREAM, 18090);
+      if (echoes_a_byte (fd))
+        {
+          close (fd);
+          break;
+        }
+      close (fd);
+      g_assert_cmpuint (i, <, 99);
+      g_usleep (10000);
+    }
+  for (guint i = 1; i < G_N_ELEMENTS (conns); i++)
+    close (conns[i]);
+
+  for (guint i = 0; i < 1300; i++)
+    udp_echo (AF_INET, 15363, "one of many sources");
+  g_assert_cmpint (forward_end (fwd), ==, 0);
+}
+
 static void
 test_bad_ports_are_clear_errors (Fixture *f, gconstpointer data)
 {
@@ -457,6 +525,7 @@ add_tests (void)
   ADD ("/forward/udp-flows-expire", test_udp_flows_expire);
   ADD ("/forward/bad-ports-are-clear-errors", test_bad_ports_are_clear_errors);
   ADD ("/forward/background-forwards-end-with-the-vm", test_background_forwards_end_with_the_vm);
+  ADD ("/forward/many-clients-cannot-starve-a-forward", test_many_clients_cannot_starve_a_forward);
 }
 
 int

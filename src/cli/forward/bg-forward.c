@@ -1,12 +1,22 @@
 /* bg-forward.c: the relay behind `banger vm forward`. TCP connections
  * are moved with splice(2) through a pipe per direction, on the main
  * loop, so bytes never enter user space; UDP gets one connected socket
- * per client (a flow), closed after it has been idle. */
+ * per client (a flow), closed after it has been idle.
+ *
+ * A forwarded loopback port is open to every local user, so what one
+ * client can take is bounded: the soft descriptor limit is raised to the
+ * hard one, at most BG_FORWARD_MAX_CONNS connections are relayed at once
+ * (more are reset at once, not left to exhaust descriptors), and at most
+ * BG_FORWARD_MAX_FLOWS UDP flows are kept: a new client's flow takes the
+ * place of the flow idle longest, so traffic that flows is never shut
+ * out by sources that went quiet. Both shrink to fit the descriptor
+ * limit when it is low. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <glib-unix.h>
@@ -18,6 +28,10 @@
 #define SPLICE_CHUNK   (1024 * 1024)
 #define PUMP_ROUNDS    32
 #define UDP_DATAGRAM   65536
+#define BG_FORWARD_MAX_CONNS 256
+#define BG_FORWARD_MAX_FLOWS 1024
+/* Descriptors a relayed connection holds: two sockets, two pipes. */
+#define FDS_PER_CONN   6
 
 typedef struct _Conn Conn;
 
@@ -74,6 +88,10 @@ struct _BgForward {
   GHashTable  *conns;       /* Conn* set */
   guint        udp_idle_s;
   guint        sweep;
+  guint        max_conns;
+  guint        max_flows;
+  guint        n_flows;
+  gboolean     said_full;
   GSourceFunc  drained;
   gpointer     drained_data;
 };
@@ -316,6 +334,19 @@ on_accept (int           fd,
 
       if (client < 0)
         break;
+      if (g_hash_table_size (l->forward->conns) >= l->forward->max_conns)
+        {
+          struct linger lg = { 1, 0 };
+
+          if (!l->forward->said_full)
+            g_printerr ("banger: %u connections to %s are open, the most one forward relays; "
+                        "refusing more until some end\n", l->forward->max_conns, l->forward->vm);
+          l->forward->said_full = TRUE;
+          setsockopt (client, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+          close (client);
+          continue;
+        }
+      l->forward->said_full = FALSE;
       c = g_new0 (Conn, 1);
       c->forward = l->forward;
       c->client = client;
@@ -349,6 +380,7 @@ on_accept (int           fd,
 static void
 flow_free (Flow *w)
 {
+  w->listener->forward->n_flows--;
   g_clear_handle_id (&w->watch, g_source_remove);
   bg_fd_clear (&w->fd);
   g_bytes_unref (w->key);
@@ -378,6 +410,33 @@ on_flow_reply (int           fd,
   return G_SOURCE_CONTINUE;
 }
 
+/* Makes room for a new flow: the one idle longest, of any listener, goes. */
+static void
+evict_idlest_flow (BgForward *f)
+{
+  Listener *from = NULL;
+  Flow *idlest = NULL;
+
+  for (guint i = 0; i < f->listeners->len; i++)
+    {
+      Listener *l = f->listeners->pdata[i];
+      GHashTableIter it;
+      Flow *w;
+
+      if (l->flows == NULL)
+        continue;
+      g_hash_table_iter_init (&it, l->flows);
+      while (g_hash_table_iter_next (&it, NULL, (gpointer *) &w))
+        if (idlest == NULL || w->last_used < idlest->last_used)
+          {
+            idlest = w;
+            from = l;
+          }
+    }
+  if (idlest != NULL)
+    g_hash_table_remove (from->flows, idlest->key);
+}
+
 /* A client's first datagram: a socket of its own towards the guest, so
  * replies find their way back to it. */
 static Flow *
@@ -391,8 +450,11 @@ flow_open (Listener                       *l,
 
   if (!guest_sockaddr (l, &sin))
     return NULL;
+  if (l->forward->n_flows >= l->forward->max_flows)
+    evict_idlest_flow (l->forward);
   w = g_new0 (Flow, 1);
   w->listener = l;
+  l->forward->n_flows++;
   memcpy (&w->client, from, flen);
   w->client_len = flen;
   w->key = g_bytes_ref (key);
@@ -546,6 +608,23 @@ bg_forward_new (const char  *vm_name,
   f->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) listener_free);
   f->conns = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) conn_free, NULL);
   f->udp_idle_s = MAX (udp_idle_s, 1);
+  {
+    /* Every descriptor the hard limit allows; the caps fit in them, with
+     * room left for the listeners and the process's own. */
+    struct rlimit nofile;
+    guint budget;
+
+    if (getrlimit (RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max)
+      {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit (RLIMIT_NOFILE, &nofile);
+      }
+    if (getrlimit (RLIMIT_NOFILE, &nofile) < 0)
+      nofile.rlim_cur = 1024;
+    budget = (guint) MIN (nofile.rlim_cur, (rlim_t) G_MAXINT) - MIN (nofile.rlim_cur, 64 + 2 * specs->len * 2);
+    f->max_conns = MAX (MIN (BG_FORWARD_MAX_CONNS, budget / 2 / FDS_PER_CONN), 1);
+    f->max_flows = MAX (MIN (BG_FORWARD_MAX_FLOWS, budget / 2), 1);
+  }
   for (guint i = 0; i < specs->len; i++)
     {
       BgForwardSpec *s = specs->pdata[i];
