@@ -4,6 +4,8 @@
  * Devices are tried by the mechanism, which is what opens them: a user
  * needs no access to /dev/kvm (the jail gets a node of its own).
  */
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "bg-auth.h"
@@ -261,13 +263,35 @@ check_vms (BgCheck *c)
                                  records->len == 1 ? "" : "s", running), NULL);
 }
 
+/* What keeps a jailed VMM from the host's abstract unix sockets (it
+ * shares the host's network namespace): Landlock scopes (ABI 6, Linux
+ * 6.12), which the mechanism applies where this kernel has them. The
+ * CLI asks the same kernel. */
+static void
+check_confinement (BgCheck *c)
+{
+  long abi = syscall (SYS_landlock_create_ruleset, NULL, 0, 1U /* LANDLOCK_CREATE_RULESET_VERSION */);
+  struct utsname u;
+
+  if (abi >= 6)
+    return set (c, TRUE,
+                g_strdup_printf ("Landlock ABI %ld: jailed VMMs cannot reach the host's abstract unix sockets "
+                                 "or signal outside their jail", abi), NULL);
+  uname (&u);
+  set (c, FALSE,
+       g_strdup_printf ("Linux %s has %s: a compromised VMM could reach the host's abstract unix sockets "
+                        "(its other sockets are refused by seccomp)", u.release,
+                        abi > 0 ? "Landlock without scopes (ABI < 6)" : "no Landlock"),
+       "Linux 6.12 or later confines them");
+}
+
 GArray *
 bg_status_run (void)
 {
   GArray *checks = g_array_new (FALSE, TRUE, sizeof (BgCheck));
   static const char * const names[] = {
     "mechanism", "polkit actions", "authorization", "kvm", "devices", "firecracker", "programs", "image build",
-    "names", "runtime dir", "config", "vms",
+    "names", "runtime dir", "config", "vms", "confinement",
   };
   BgCheck *c;
 
@@ -288,6 +312,9 @@ bg_status_run (void)
   check_runtime_dir (&c[9]);
   check_config (&c[10]);
   check_vms (&c[11]);
+  check_confinement (&c[12]);
+  /* VMs run, less confined, on older kernels. */
+  c[12].optional = TRUE;
   return checks;
 }
 
