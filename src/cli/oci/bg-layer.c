@@ -265,8 +265,8 @@ entry_clear (Entry *e)
 }
 
 /* An octal field (NUL/space padded), or GNU's base-256 for big values. */
-static gboolean
-parse_number (const guint8 *field,
+gboolean
+bg_layer_parse_number (const guint8 *field,
               gsize         len,
               guint64      *out)
 {
@@ -301,14 +301,14 @@ parse_number (const guint8 *field,
   return TRUE;
 }
 
-static gboolean
-header_checksum_ok (const guint8 *h)
+gboolean
+bg_layer_check_header (const guint8 *h)
 {
   guint64 want;
   guint64 u = 0;
   gint64 s = 0;
 
-  if (!parse_number (h + 148, 8, &want))
+  if (!bg_layer_parse_number (h + 148, 8, &want))
     return FALSE;
   for (guint i = 0; i < BLOCK; i++)
     {
@@ -428,14 +428,14 @@ next_entry (Stream  *s,
         if (memcmp (h, zero, BLOCK) == 0)
           return NEXT_END;
       }
-      if (!header_checksum_ok (h))
+      if (!bg_layer_check_header (h))
         {
           fail (error, BG_ERROR_INVALID_ARGUMENT, s->spec->digest, NULL,
                 "a tar header with a bad checksum (not a tar, or corrupt)");
           return NEXT_ERROR;
         }
       type = h[156];
-      if (!parse_number (h + 124, 12, &size))
+      if (!bg_layer_parse_number (h + 124, 12, &size))
         goto bad_field;
       if (type == 'x' || type == 'g' || type == 'L' || type == 'K')
         {
@@ -467,14 +467,14 @@ next_entry (Stream  *s,
         }
       if (e->link == NULL)
         e->link = g_strndup ((const char *) h + 157, 100);
-      if (!parse_number (h + 100, 8, &v))
+      if (!bg_layer_parse_number (h + 100, 8, &v))
         goto bad_field;
       e->mode = v & 07777;
-      if (!e->pax_uid && !parse_number (h + 108, 8, &e->uid))
+      if (!e->pax_uid && !bg_layer_parse_number (h + 108, 8, &e->uid))
         goto bad_field;
-      if (!e->pax_gid && !parse_number (h + 116, 8, &e->gid))
+      if (!e->pax_gid && !bg_layer_parse_number (h + 116, 8, &e->gid))
         goto bad_field;
-      if (!e->pax_mtime && parse_number (h + 136, 12, &v))
+      if (!e->pax_mtime && bg_layer_parse_number (h + 136, 12, &v))
         e->mtime = (gint64) MIN (v, (guint64) G_MAXINT64);
       return NEXT_ENTRY;
 

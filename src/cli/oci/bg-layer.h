@@ -38,6 +38,11 @@ typedef struct {
 } BgLayerStats;
 
 guint64  bg_layer_expand_limit  (const BgLayerSpec  *layer);
+/* A tar header's numeric field (octal or base-256), and its checksum. */
+gboolean bg_layer_parse_number  (const guint8       *field,
+                                 gsize               len,
+                                 guint64            *out);
+gboolean bg_layer_check_header  (const guint8       *block);
 gboolean bg_layer_apply         (int                 tree_dirfd,
                                  int                 blob_fd,
                                  const BgLayerSpec  *layer,
