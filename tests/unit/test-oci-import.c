@@ -14,6 +14,7 @@
 #include "bg-error.h"
 #include "bg-image.h"
 #include "layer-tar.h"
+#include "oci-layout.h"
 
 typedef struct {
   char  *tmp;
@@ -21,8 +22,6 @@ typedef struct {
   char **envp;
 } Fixture;
 
-#define LAYER_GZ "application/vnd.oci.image.layer.v1.tar+gzip"
-#define LAYER_ZSTD "application/vnd.oci.image.layer.v1.tar+zstd"
 
 static char *
 run_ok (const char * const *argv, char **envp, const char *cwd)
@@ -71,14 +70,6 @@ debugfs (Fixture *f, const char *image, const char *request)
   return run_ok (argv, NULL, NULL);
 }
 
-static void
-write_file (const char *path, const void *data, gsize len)
-{
-  g_autofree char *dir = g_path_get_dirname (path);
-  g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
-  g_assert_true (g_file_set_contents (path, data, len, NULL));
-}
-
 /* The default image, whose kernel and modules an OCI image borrows: a
  * stand-in vmlinux, and an ext4 holding /usr/lib/modules (with /lib a
  * symlink to usr/lib, as Debian has it). */
@@ -96,7 +87,7 @@ make_default_image (Fixture *f)
   Elf64_Ehdr *eh = (Elf64_Ehdr *) elf;
   const char *mke2fs[] = { "mke2fs", "-q", "-t", "ext4", "-d", src, rootfs, "16M", NULL };
 
-  write_file (ko, "a module\n", 9);
+  oci_layout_write_file (ko, "a module\n", 9);
   g_assert_cmpint (symlink ("usr/lib", lib), ==, 0);
   g_free (run_ok (mke2fs, NULL, NULL));
   memcpy (eh->e_ident, ELFMAG, SELFMAG);
@@ -105,7 +96,7 @@ make_default_image (Fixture *f)
   eh->e_ident[EI_VERSION] = EV_CURRENT;
   eh->e_type = ET_EXEC;
   eh->e_machine = EM_X86_64;
-  write_file (vmlinux, elf, 65536);
+  oci_layout_write_file (vmlinux, elf, 65536);
   image = bg_image_import (f->images, "default",
                            &(BgImageFiles) { vmlinux, rootfs, NULL, NULL, "test: default", NULL, NULL }, NULL, &error);
   g_assert_no_error (error);
@@ -138,143 +129,6 @@ teardown (Fixture *f, gconstpointer data)
   g_free (f->tmp);
   g_free (f->images);
   g_strfreev (f->envp);
-}
-
-/* @data into @layout's blobs; its descriptor's digest. */
-static char *
-put_blob (const char *layout, const void *data, gsize len)
-{
-  char *digest = layer_sha256 (data, len);
-  g_autofree char *path = g_build_filename (layout, "blobs", "sha256", digest + 7, NULL);
-  write_file (path, data, len);
-  return digest;
-}
-
-typedef struct {
-  GBytes *blob;
-  char   *digest;
-  char   *diff;
-  const char *media_type;
-} Layer;
-
-static void
-layer_clear (Layer *l)
-{
-  g_bytes_unref (l->blob);
-  g_free (l->digest);
-  g_free (l->diff);
-}
-
-/* Two layers: a small system, then one that whites out a file, makes a
- * directory opaque and adds a file; or a hostile second layer. */
-static void
-make_layers (Layer layers[2], gboolean hostile)
-{
-  g_autoptr(LayerTar) a = layer_tar_new ();
-  g_autoptr(LayerTar) b = layer_tar_new ();
-
-  layer_tar_dir (a, "etc");
-  layer_tar_file (a, "etc/os-release", "ID=test\n", 0644);
-  layer_tar_add_full (a, '0', "etc/shadow", NULL, 0640, 0, 42, "root:*:1::::::\n", 15, 0, FALSE);
-  layer_tar_dir (a, "usr");
-  layer_tar_dir (a, "usr/bin");
-  layer_tar_dir (a, "usr/lib");
-  layer_tar_link (a, '2', "lib", "usr/lib");
-  layer_tar_file (a, "usr/bin/hello", "#!/bin/sh\necho hello\n", 0755);
-  layer_tar_add_full (a, '0', "usr/bin/su", NULL, 04755, 0, 0, "su\n", 3, 0, FALSE);
-  layer_tar_dir (a, "var");
-  layer_tar_dir (a, "var/cache");
-  layer_tar_file (a, "var/cache/old", "stale\n", 0644);
-  layer_tar_add_full (a, '3', "dev-null", NULL, 0666, 0, 0, NULL, 0, 0, FALSE);
-  layers[0].blob = layer_tar_finish (a, BG_OCI_COMPRESSION_GZIP, &layers[0].digest, &layers[0].diff);
-  layers[0].media_type = LAYER_GZ;
-
-  if (hostile)
-    {
-      layer_tar_link (b, '2', "usr/bin/out", "../../..");
-      layer_tar_file (b, "usr/bin/out/planted", "pwned\n", 0644);
-    }
-  else
-    {
-      layer_tar_file (b, "etc/.wh.os-release", "", 0644);
-      layer_tar_dir (b, "var/cache");
-      layer_tar_file (b, "var/cache/.wh..wh..opq", "", 0644);
-      layer_tar_file (b, "var/cache/new", "fresh\n", 0644);
-      layer_tar_dir (b, "srv");
-      layer_tar_add_full (b, '0', "srv/app", NULL, 0640, 1000, 1000, "app\n", 4, 0, FALSE);
-    }
-  layers[1].blob = layer_tar_finish (b, BG_OCI_COMPRESSION_ZSTD, &layers[1].digest, &layers[1].diff);
-  layers[1].media_type = LAYER_ZSTD;
-}
-
-static char *
-config_json (Layer layers[2])
-{
-  return g_strdup_printf (
-    "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Entrypoint\":[\"/usr/bin/hello\"],"
-    "\"Cmd\":[\"--loud\"],\"Env\":[\"PATH=/usr/bin:/bin\",\"GREETING=hi there\"],\"WorkingDir\":\"/srv\","
-    "\"User\":\"1000:1000\"},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"%s\",\"%s\"]}}",
-    layers[0].diff, layers[1].diff);
-}
-
-/* An OCI image layout: index.json naming a multi-arch index, which
- * names an arm64 image (absent) and the amd64 one. */
-static char *
-make_layout (Fixture *f, const char *name, gboolean hostile, gboolean corrupt, char **manifest_digest)
-{
-  char *layout = g_build_filename (f->tmp, name, NULL);
-  g_autofree char *config = NULL, *cdigest = NULL, *manifest = NULL, *mdigest = NULL, *index = NULL;
-  g_autofree char *idigest = NULL, *top = NULL, *top_path = NULL, *marker = NULL;
-  Layer layers[2] = { { 0 } };
-
-  make_layers (layers, hostile);
-  config = config_json (layers);
-  cdigest = put_blob (layout, config, strlen (config));
-  for (int i = 0; i < 2; i++)
-    {
-      g_autofree char *d = NULL;
-      gsize len;
-      const guint8 *data = g_bytes_get_data (layers[i].blob, &len);
-      if (corrupt && i == 1)
-        {
-          /* Stored under its digest, but a byte changed. */
-          g_autofree guint8 *copy = g_memdup2 (data, len);
-          g_autofree char *path = g_build_filename (layout, "blobs", "sha256", layers[i].digest + 7, NULL);
-          copy[len / 2] ^= 0x40;
-          write_file (path, copy, len);
-        }
-      else
-        {
-          d = put_blob (layout, data, len);
-          g_assert_cmpstr (d, ==, layers[i].digest);
-        }
-    }
-  manifest = g_strdup_printf (
-    "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
-    "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"%s\",\"size\":%zu},"
-    "\"layers\":[{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%zu},{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%zu}]}",
-    cdigest, strlen (config), layers[0].media_type, layers[0].digest, g_bytes_get_size (layers[0].blob),
-    layers[1].media_type, layers[1].digest, g_bytes_get_size (layers[1].blob));
-  mdigest = put_blob (layout, manifest, strlen (manifest));
-  index = g_strdup_printf (
-    "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":["
-    "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:%064d\",\"size\":10,"
-    "\"platform\":{\"architecture\":\"arm64\",\"os\":\"linux\"}},"
-    "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"%s\",\"size\":%zu,"
-    "\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\"}}]}", 1, mdigest, strlen (manifest));
-  idigest = put_blob (layout, index, strlen (index));
-  top = g_strdup_printf ("{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
-                         "\"digest\":\"%s\",\"size\":%zu,\"annotations\":{\"org.opencontainers.image.ref.name\":\"latest\"}}]}",
-                         idigest, strlen (index));
-  top_path = g_build_filename (layout, "index.json", NULL);
-  write_file (top_path, top, strlen (top));
-  marker = g_build_filename (layout, "oci-layout", NULL);
-  write_file (marker, "{\"imageLayoutVersion\":\"1.0.0\"}", 30);
-  for (int i = 0; i < 2; i++)
-    layer_clear (&layers[i]);
-  if (manifest_digest)
-    *manifest_digest = g_steal_pointer (&mdigest);
-  return layout;
 }
 
 /* What the image's tree must hold after both layers and banger's own. */
@@ -335,7 +189,7 @@ static void
 test_layout (Fixture *f, gconstpointer data)
 {
   g_autofree char *mdigest = NULL, *out = NULL, *err = NULL, *source = NULL;
-  g_autofree char *layout = make_layout (f, "layout", FALSE, FALSE, &mdigest);
+  g_autofree char *layout = oci_layout_make (f->tmp, "layout", FALSE, FALSE, &mdigest);
   g_autoptr(JsonParser) parser = json_parser_new ();
   JsonObject *o, *oci;
 
@@ -369,7 +223,7 @@ test_docker_save (Fixture *f, gconstpointer data)
   g_autofree char *out = NULL, *err = NULL, *source = NULL;
   g_autoptr(GBytes) blob = NULL;
   g_autoptr(JsonParser) parser = json_parser_new ();
-  Layer layers[2] = { { 0 } };
+  OciLayer layers[2] = { { 0 } };
   JsonObject *o;
 
   {
@@ -398,7 +252,7 @@ test_docker_save (Fixture *f, gconstpointer data)
                       g_bytes_get_size (layers[1].blob), 0, FALSE);
   layer_tar_file (archive, "repositories", "{}", 0644);
   blob = layer_tar_finish (archive, BG_OCI_COMPRESSION_NONE, NULL, NULL);
-  write_file (path, g_bytes_get_data (blob, NULL), g_bytes_get_size (blob));
+  oci_layout_write_file (path, g_bytes_get_data (blob, NULL), g_bytes_get_size (blob));
 
   g_assert_cmpint (banger (f, &out, &err, "image", "import", "--oci", path, NULL), ==, 0);
   {
@@ -414,7 +268,7 @@ test_docker_save (Fixture *f, gconstpointer data)
   source = g_strdup_printf ("docker-archive:%s", path);
   g_assert_cmpstr (json_object_get_string_member (o, "source"), ==, source);
   for (int i = 0; i < 2; i++)
-    layer_clear (&layers[i]);
+    oci_layout_layer_clear (&layers[i]);
   assert_nothing_left (f, NULL);
 }
 
@@ -422,7 +276,7 @@ test_docker_save (Fixture *f, gconstpointer data)
 static void
 test_oci_archive (Fixture *f, gconstpointer data)
 {
-  g_autofree char *layout = make_layout (f, "layout", FALSE, FALSE, NULL);
+  g_autofree char *layout = oci_layout_make (f->tmp, "layout", FALSE, FALSE, NULL);
   g_autofree char *path = g_build_filename (f->tmp, "img.tar", NULL);
   g_autofree char *out = NULL, *err = NULL;
   const char *tar[] = { "tar", "-C", layout, "-cf", path, ".", NULL };
@@ -440,7 +294,7 @@ test_oci_archive (Fixture *f, gconstpointer data)
 static void
 test_corrupt_blob_refused (Fixture *f, gconstpointer data)
 {
-  g_autofree char *layout = make_layout (f, "layout", FALSE, TRUE, NULL);
+  g_autofree char *layout = oci_layout_make (f->tmp, "layout", FALSE, TRUE, NULL);
   g_autofree char *out = NULL, *err = NULL;
 
   g_assert_cmpint (banger (f, &out, &err, "image", "import", "--oci", layout, "--name", "bad", NULL), !=, 0);
@@ -454,7 +308,7 @@ test_corrupt_blob_refused (Fixture *f, gconstpointer data)
 static void
 test_hostile_layer_refused (Fixture *f, gconstpointer data)
 {
-  g_autofree char *layout = make_layout (f, "layout", TRUE, FALSE, NULL);
+  g_autofree char *layout = oci_layout_make (f->tmp, "layout", TRUE, FALSE, NULL);
   g_autofree char *out = NULL, *err = NULL;
 
   g_assert_cmpint (banger (f, &out, &err, "image", "import", "--oci", layout, "--name", "evil", NULL), !=, 0);
@@ -467,7 +321,7 @@ test_hostile_layer_refused (Fixture *f, gconstpointer data)
 static void
 test_needs_a_kernel (Fixture *f, gconstpointer data)
 {
-  g_autofree char *layout = make_layout (f, "layout", FALSE, FALSE, NULL);
+  g_autofree char *layout = oci_layout_make (f->tmp, "layout", FALSE, FALSE, NULL);
   g_autofree char *out = NULL, *err = NULL;
 
   g_assert_cmpint (banger (f, NULL, NULL, "image", "rm", "default", NULL), ==, 0);
@@ -517,14 +371,14 @@ test_umoci (Fixture *f, gconstpointer data)
     g_free (run_ok (new_, NULL, NULL));
     g_free (run_ok (unpack, NULL, NULL));
   }
-  write_file (greeting, "hello\n", 6);
-  write_file (tool, "#!/bin/sh\n", 10);
+  oci_layout_write_file (greeting, "hello\n", 6);
+  oci_layout_write_file (tool, "#!/bin/sh\n", 10);
   g_assert_cmpint (g_chmod (tool, 0755), ==, 0);
   {
     const char *repack[] = { "umoci", "repack", "--image", image, bundle, NULL };
     g_free (run_ok (repack, NULL, NULL));
     g_assert_cmpint (g_unlink (greeting), ==, 0);
-    write_file (other, "other\n", 6);
+    oci_layout_write_file (other, "other\n", 6);
     g_free (run_ok (repack, NULL, NULL));
   }
   {
