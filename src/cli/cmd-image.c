@@ -147,9 +147,12 @@ cmd_show (BgCli *cli, int argc, char **argv, GError **error)
         g_autofree char *missing = g_strjoinv ("; ", image->boot_missing);
         g_print ("Boots on Firecracker: no, by %s, which lacks: %s\n", image->boot_source, missing);
       }
-    g_print ("Layered VMs: %s\n", image->layered
-               ? "yes (the image has banger-init: its VMs share it read-only and write to disks of their own)"
-               : "no (the image has no banger-init; where the filesystem cannot reflink, each VM copies it)");
+    if (image->layered)
+      g_print ("Layered VMs: yes (the image has banger-init: its VMs share it read-only and write to disks of "
+               "their own)\n");
+    else
+      g_print ("Layered VMs: no, because %s; where the filesystem cannot reflink, each VM copies it\n",
+               image->copy_reason ? image->copy_reason : "the image has no banger-init");
   }
   return TRUE;
 }

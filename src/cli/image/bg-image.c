@@ -15,6 +15,7 @@
 
 #include "bg-cli.h"
 #include "bg-bootcheck.h"
+#include "bg-build.h"
 #include "bg-disk.h"
 #include "bg-error.h"
 #include "bg-fd.h"
@@ -152,6 +153,7 @@ bg_image_free (BgImage *image)
   g_strfreev (image->boot_missing);
   g_free (image->manifest_digest);
   g_strfreev (image->layers);
+  g_free (image->copy_reason);
   g_free (image);
 }
 
@@ -176,6 +178,9 @@ bg_image_to_json (const BgImage *image)
   S ("source", image->source);
   json_builder_set_member_name (b, "layered");
   json_builder_add_boolean_value (b, image->layered);
+  S ("copy_reason", image->copy_reason);
+  json_builder_set_member_name (b, "format_upper");
+  json_builder_add_boolean_value (b, image->format_upper);
   if (image->manifest_digest)
     {
       json_builder_set_member_name (b, "oci");
@@ -279,6 +284,8 @@ bg_image_load (const char  *images_dir,
   image->created_at = json_object_get_int_member_with_default (o, "created_at", 0);
   image->source = g_strdup (json_object_get_string_member_with_default (o, "source", NULL));
   image->layered = json_object_get_boolean_member_with_default (o, "layered", FALSE);
+  image->copy_reason = g_strdup (json_object_get_string_member_with_default (o, "copy_reason", NULL));
+  image->format_upper = json_object_get_boolean_member_with_default (o, "format_upper", FALSE);
   if (json_object_has_member (o, "boot_check") && JSON_NODE_HOLDS_OBJECT (json_object_get_member (o, "boot_check")))
     {
       JsonObject *bc = json_object_get_object_member (o, "boot_check");
@@ -382,6 +389,13 @@ check_boot (BgImage  *image,
   /* Layered needs banger-init in the image, and overlayfs unless the
    * kernel's configuration is not known. */
   image->layered = check->layered && (!check->known || check->overlay);
+  if (!image->layered && image->copy_reason == NULL)
+    image->copy_reason = g_strdup (!check->layered
+                                   ? "the root filesystem has no banger-init"
+                                   : "its kernel has no overlayfs (CONFIG_OVERLAY_FS), which layered VMs are made of");
+  else if (image->layered)
+    g_clear_pointer (&image->copy_reason, g_free);
+  image->format_upper = image->layered && !bg_rootfs_has_mke2fs (image->rootfs);
   if (check->known)
     {
       image->boot_source = g_steal_pointer (&check->source);
@@ -428,6 +442,53 @@ import_kernel (BgImage         *image,
   return image->kernel_sha256 != NULL;
 }
 
+/* banger-init written into banger's own copy of the root filesystem
+ * (a reflink clone or a copy of its extents: the user's file is never
+ * changed), with debugfs, never mounted: the image's VMs can then be
+ * layered, each costing a sparse disk of its own instead of a copy of
+ * the image. FALSE with image->copy_reason when it cannot be done. */
+static gboolean
+carry_banger_init (BgImage *image)
+{
+  g_autofree char *init = bg_build_guest_init_path ();
+  g_autofree char *commands = NULL, *script = g_build_filename (image->dir, "debugfs-commands", NULL);
+  g_autofree char *out = NULL;
+  g_autoptr(GError) local = NULL;
+  const char *argv[] = { "debugfs", "-w", "-f", script, image->rootfs, NULL };
+
+  if (bg_rootfs_has_banger_init (image->rootfs))
+    return TRUE;
+  if (!g_file_test (init, G_FILE_TEST_IS_EXECUTABLE) || strchr (init, '"') || strchr (init, '\n'))
+    {
+      image->copy_reason = g_strdup_printf ("banger-init (%s) is not installed, so it could not be added", init);
+      return FALSE;
+    }
+  /* Each line one request; a directory that exists is an error debugfs
+   * reports and goes past. */
+  commands = g_strdup_printf ("mkdir /usr\nmkdir /usr/libexec\nmkdir /usr/libexec/banger\n"
+                              "cd /usr/libexec/banger\n"
+                              "write \"%s\" banger-init\n"
+                              "sif /usr/libexec/banger/banger-init mode 0100755\n"
+                              "sif /usr/libexec/banger/banger-init uid 0\n"
+                              "sif /usr/libexec/banger/banger-init gid 0\n", init);
+  if (!bg_file_replace (script, commands, -1, 0600, &local) || !bg_spawn_run (argv, &out, &local))
+    {
+      image->copy_reason = g_strdup_printf ("banger-init could not be added: %s", local->message);
+      g_unlink (script);
+      return FALSE;
+    }
+  g_unlink (script);
+  if (!bg_rootfs_has_banger_init (image->rootfs))
+    {
+      /* debugfs says why on stdout (no room, a read-only feature, ...). */
+      g_autofree char *said = g_strstrip (g_strdup (out ? out : ""));
+      image->copy_reason = g_strdup_printf ("banger-init could not be added to the root filesystem (%.300s)",
+                                            said);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* The root filesystem: shared extents when the filesystem can, else the
  * data extents only; checksummed, and checked once here (read-only), so
  * every VM disk made from it can be grown without an fsck of its own. */
@@ -461,6 +522,9 @@ import_rootfs (BgImage     *image,
     return FALSE;
   fstat (out, &st);
   image->rootfs_bytes = st.st_size;
+
+  bg_progress_step (progress, "adding banger-init to banger's copy, so its VMs can be layered");
+  carry_banger_init (image);
 
   bg_progress_step (progress, "checking the root filesystem");
   if (bg_spawn_run (fsck, NULL, &local))

@@ -29,6 +29,8 @@ typedef struct {
   gboolean layered;       /* VMs share its root read-only (it has banger-init) */
   char    *boot_source;   /* where its kernel configuration was read; NULL: none found */
   char   **boot_missing;  /* what Firecracker needs that its kernel lacks */
+  char    *copy_reason;     /* why VMs of it cannot be layered; NULL when they can */
+  gboolean format_upper;    /* layered VMs' disks are formatted on the host (the image has no mke2fs) */
   char    *manifest_digest; /* an OCI image's manifest; NULL for others */
   char   **layers;          /* an OCI image's layers (blob digests, lowest first); NULL for others */
 } BgImage;
