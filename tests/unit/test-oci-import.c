@@ -131,6 +131,32 @@ teardown (Fixture *f, gconstpointer data)
   g_strfreev (f->envp);
 }
 
+/* banger-init as the image has it: a static executable (no PT_INTERP),
+ * since it runs in a root of any libc. */
+static void
+assert_static (Fixture *f, const char *image)
+{
+  g_autofree char *out = g_build_filename (f->tmp, "init-copy", NULL);
+  g_autofree char *request = g_strdup_printf ("dump /usr/libexec/banger/banger-init %s", out);
+  g_autofree char *said = debugfs (f, image, request);
+  g_autofree char *data = NULL;
+  gsize len;
+  const Elf64_Ehdr *eh;
+
+  g_assert_true (g_file_get_contents (out, &data, &len, NULL));
+  g_assert_cmpuint (len, >, sizeof *eh);
+  eh = (const Elf64_Ehdr *) data;
+  g_assert_cmpmem (eh->e_ident, SELFMAG, ELFMAG, SELFMAG);
+  g_assert_cmpuint (eh->e_phoff + (gsize) eh->e_phnum * sizeof (Elf64_Phdr), <=, len);
+  for (guint i = 0; i < eh->e_phnum; i++)
+    {
+      const Elf64_Phdr *ph = (const Elf64_Phdr *) (data + eh->e_phoff + i * sizeof (Elf64_Phdr));
+      g_assert_cmpuint (ph->p_type, !=, PT_INTERP);
+      g_assert_cmpuint (ph->p_type, !=, PT_DYNAMIC);
+    }
+  g_unlink (out);
+}
+
 /* What the image's tree must hold after both layers and banger's own. */
 static void
 assert_tree (Fixture *f, const char *image)
@@ -159,6 +185,7 @@ assert_tree (Fixture *f, const char *image)
   g_assert_nonnull (strstr (app, "User:  1000"));
   g_assert_nonnull (strstr (init, "Mode:  0755"));
   g_assert_cmpstr (modules, ==, "a module\n");          /* through the image's lib -> usr/lib */
+  assert_static (f, image);
   g_assert_null (strstr (root, "dev-null"));            /* device nodes skipped */
   g_assert_cmpmem (workload, strlen (workload) ? sizeof want - 1 : 0, want, sizeof want - 1);
 }
@@ -200,6 +227,8 @@ test_layout (Fixture *f, gconstpointer data)
   source = g_strdup_printf ("oci-layout:%s", layout);
   g_assert_cmpstr (json_object_get_string_member (o, "source"), ==, source);
   g_assert_true (json_object_get_boolean_member (o, "layered"));
+  /* No mke2fs in the image: its VMs' disks are made on the host. */
+  g_assert_true (json_object_get_boolean_member (o, "format_upper"));
   oci = json_object_get_object_member (o, "oci");
   g_assert_cmpstr (json_object_get_string_member (oci, "manifest_digest"), ==, mdigest);
   g_assert_cmpuint (json_array_get_length (json_object_get_array_member (oci, "layers")), ==, 2);
