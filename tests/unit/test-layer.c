@@ -230,6 +230,25 @@ test_link_chain_across_layers_refused (Fixture *f, gconstpointer data)
   g_assert_false (g_file_test ("/tmp/planted", G_FILE_TEST_EXISTS));
 }
 
+/* A whiteout or an opaque marker through a planted symlink would delete
+ * the host's files: refused, the file outside still there. */
+static void
+test_whiteout_through_symlink_refused (Fixture *f, gconstpointer data)
+{
+  g_autoptr(LayerTar) l1 = layer_tar_new ();
+  g_autoptr(LayerTar) l2 = layer_tar_new ();
+  g_autoptr(LayerTar) l3 = layer_tar_new ();
+
+  layer_tar_link (l1, '2', "d", "../outside");
+  apply_ok (f, l1, BG_OCI_COMPRESSION_GZIP, NULL);
+  g_free (f->before);
+  f->before = snapshot (f);
+  layer_tar_file (l2, "d/.wh.secret", "", 0644);
+  assert_refused (f, l2, "d/.wh.secret");
+  layer_tar_file (l3, "d/.wh..wh..opq", "", 0644);
+  assert_refused (f, l3, "d/.wh..wh..opq");
+}
+
 /* A file of the tree hard-linked by one layer and replaced by the next
  * is replaced, never written through (the other name keeps its data). */
 static void
@@ -590,6 +609,7 @@ main (int argc, char **argv)
   ADD ("hostile/hardlink-outside", test_hardlink_outside_refused);
   ADD ("hostile/link-chain-across-layers", test_link_chain_across_layers_refused);
   ADD ("hostile/huge-header", test_huge_header_refused);
+  ADD ("hostile/whiteout-through-symlink", test_whiteout_through_symlink_refused);
   ADD ("hostile/gzip-bomb", test_gzip_bomb_refused);
   ADD ("hostile/digest-and-size", test_digest_and_size_checked);
   ADD ("hostile/corrupt", test_corrupt_layers_refused);

@@ -787,9 +787,13 @@ apply_entry (Apply   *a,
           return TRUE;
         vparent = open_beneath (a->tree, dir, O_RDONLY | O_DIRECTORY);
         if (vparent < 0 && errno == ENOENT)
-          return TRUE;
+          return TRUE;     /* a whiteout of what never was */
         if (vparent < 0)
-          return open_parent (a, dir, e->path, error) >= 0;
+          {
+            /* Refused as any entry through that directory would be. */
+            g_auto(BgFd) again = open_parent (a, dir, e->path, error);
+            return again >= 0;
+          }
         if (!remove_at (vparent, leaf + 4, &errsv))
           return fail (error, BG_ERROR_FAILED, a->digest, e->path, "cannot remove %s: %s", victim,
                        g_strerror (errsv));

@@ -314,9 +314,13 @@ bg_oci_index_select (GBytes  *index,
       if (platform == NULL)
         {
           /* An OCI layout's index.json names its image without a
-           * platform: the image's own config says (checked later). */
+           * platform: the image's own config says (checked later). With
+           * several such images there is no telling which is meant. */
           if (json_array_get_length (manifests) != 1)
-            continue;
+            {
+              g_string_append_printf (seen, "%san image of no stated platform", seen->len ? ", " : "");
+              continue;
+            }
         }
       else
         {
