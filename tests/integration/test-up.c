@@ -185,7 +185,7 @@ test_up_configures_the_vmm_and_rm_leaves_nothing (Fixture *f, gconstpointer data
   /* State file, tap, disk, name. */
   {
     g_autofree char *dir = g_build_filename (f->home, ".local/state/banger/vms/dev", NULL);
-    g_autofree char *disk = g_build_filename (dir, "upper.img", NULL);
+    g_autofree char *disk = g_build_filename (dir, "disk.ext4", NULL);
     g_autofree char *record = g_build_filename (dir, "vm.json", NULL);
     g_autofree char *link = g_strdup_printf ("/sys/class/net/%s", tap);
     g_autofree char *hosts_path = g_build_filename (f->h->run_dir, "hosts", NULL);

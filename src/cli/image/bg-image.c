@@ -15,7 +15,6 @@
 
 #include "bg-cli.h"
 #include "bg-bootcheck.h"
-#include "bg-build.h"
 #include "bg-disk.h"
 #include "bg-error.h"
 #include "bg-fd.h"
@@ -442,53 +441,6 @@ import_kernel (BgImage         *image,
   return image->kernel_sha256 != NULL;
 }
 
-/* banger-init written into banger's own copy of the root filesystem
- * (a reflink clone or a copy of its extents: the user's file is never
- * changed), with debugfs, never mounted: the image's VMs can then be
- * layered, each costing a sparse disk of its own instead of a copy of
- * the image. FALSE with image->copy_reason when it cannot be done. */
-static gboolean
-carry_banger_init (BgImage *image)
-{
-  g_autofree char *init = bg_build_guest_init_path ();
-  g_autofree char *commands = NULL, *script = g_build_filename (image->dir, "debugfs-commands", NULL);
-  g_autofree char *out = NULL;
-  g_autoptr(GError) local = NULL;
-  const char *argv[] = { "debugfs", "-w", "-f", script, image->rootfs, NULL };
-
-  if (bg_rootfs_has_banger_init (image->rootfs))
-    return TRUE;
-  if (!g_file_test (init, G_FILE_TEST_IS_EXECUTABLE) || strchr (init, '"') || strchr (init, '\n'))
-    {
-      image->copy_reason = g_strdup_printf ("banger-init (%s) is not installed, so it could not be added", init);
-      return FALSE;
-    }
-  /* Each line one request; a directory that exists is an error debugfs
-   * reports and goes past. */
-  commands = g_strdup_printf ("mkdir /usr\nmkdir /usr/libexec\nmkdir /usr/libexec/banger\n"
-                              "cd /usr/libexec/banger\n"
-                              "write \"%s\" banger-init\n"
-                              "sif /usr/libexec/banger/banger-init mode 0100755\n"
-                              "sif /usr/libexec/banger/banger-init uid 0\n"
-                              "sif /usr/libexec/banger/banger-init gid 0\n", init);
-  if (!bg_file_replace (script, commands, -1, 0600, &local) || !bg_spawn_run (argv, &out, &local))
-    {
-      image->copy_reason = g_strdup_printf ("banger-init could not be added: %s", local->message);
-      g_unlink (script);
-      return FALSE;
-    }
-  g_unlink (script);
-  if (!bg_rootfs_has_banger_init (image->rootfs))
-    {
-      /* debugfs says why on stdout (no room, a read-only feature, ...). */
-      g_autofree char *said = g_strstrip (g_strdup (out ? out : ""));
-      image->copy_reason = g_strdup_printf ("banger-init could not be added to the root filesystem (%.300s)",
-                                            said);
-      return FALSE;
-    }
-  return TRUE;
-}
-
 /* The root filesystem: shared extents when the filesystem can, else the
  * data extents only; checksummed, and checked once here (read-only), so
  * every VM disk made from it can be grown without an fsck of its own. */
@@ -522,9 +474,6 @@ import_rootfs (BgImage     *image,
     return FALSE;
   fstat (out, &st);
   image->rootfs_bytes = st.st_size;
-
-  bg_progress_step (progress, "adding banger-init to banger's copy, so its VMs can be layered");
-  carry_banger_init (image);
 
   bg_progress_step (progress, "checking the root filesystem");
   if (bg_spawn_run (fsck, NULL, &local))
