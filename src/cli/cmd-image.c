@@ -8,6 +8,7 @@
 #include "bg-build.h"
 #include "bg-image.h"
 #include "bg-names.h"
+#include "bg-oci-import.h"
 #include "bg-paths.h"
 #include "bg-spawn.h"
 #include "bg-state.h"
@@ -19,6 +20,26 @@ compare_names (gconstpointer a,
   return g_strcmp0 (*(char **) a, *(char **) b);
 }
 
+/* Where an image came from, in a column: an OCI image's reference or
+ * layout, else how it was made ("import", "build"). */
+static char *
+short_source (const BgImage *image)
+{
+  const char *colon;
+
+  if (image->source == NULL)
+    return g_strdup ("-");
+  if (image->manifest_digest == NULL && (colon = strchr (image->source, ':')) != NULL)
+    return g_strndup (image->source, colon - image->source);
+  if (g_utf8_strlen (image->source, -1) > 48)
+    {
+      g_autofree char *tail = g_utf8_substring (image->source, g_utf8_strlen (image->source, -1) - 47,
+                                                g_utf8_strlen (image->source, -1));
+      return g_strconcat ("…", tail, NULL);
+    }
+  return g_strdup (image->source);
+}
+
 static gboolean
 cmd_ls (BgCli *cli, int argc, char **argv, GError **error)
 {
@@ -26,7 +47,7 @@ cmd_ls (BgCli *cli, int argc, char **argv, GError **error)
   g_autoptr(GDir) dir = NULL;
   g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(JsonArray) array = json_array_new ();
-  g_autoptr(BgTable) table = bg_table_new ("NAME", "KERNEL", "ROOTFS", "INITRD", "CREATED", NULL);
+  g_autoptr(BgTable) table = bg_table_new ("NAME", "KERNEL", "ROOTFS", "INITRD", "CREATED", "SOURCE", NULL);
   guint shown = 0;
   const char *entry;
 
@@ -60,7 +81,9 @@ cmd_ls (BgCli *cli, int argc, char **argv, GError **error)
           g_autoptr(GDateTime) dt = g_date_time_new_from_unix_local (image->created_at);
           g_autofree char *created = dt ? g_date_time_format (dt, "%Y-%m-%d %H:%M") : g_strdup ("-");
 
-          bg_table_add_row (table, image->name, k, r, image->initrd ? "yes" : "no", created, NULL);
+          g_autofree char *source = short_source (image);
+
+          bg_table_add_row (table, image->name, k, r, image->initrd ? "yes" : "no", created, source, NULL);
         }
     }
 
@@ -107,6 +130,13 @@ cmd_show (BgCli *cli, int argc, char **argv, GError **error)
     g_print ("Initrd:    %s\n", image->initrd ? image->initrd : "none");
     g_print ("Cmdline:   %s\n", image->cmdline ? image->cmdline : "(banger's default)");
     g_print ("Source:    %s\n", image->source ? image->source : "-");
+    if (image->manifest_digest)
+      {
+        g_print ("Manifest:  %s\n", image->manifest_digest);
+        g_print ("Layers:    %u\n", image->layers ? g_strv_length (image->layers) : 0);
+        for (guint i = 0; image->layers && image->layers[i]; i++)
+          g_print ("           %s\n", image->layers[i]);
+      }
     if (image->boot_source == NULL)
       g_print ("Boots on Firecracker: unknown (no kernel configuration in the image's /boot, nor embedded in "
                "the kernel)\n");
@@ -117,9 +147,12 @@ cmd_show (BgCli *cli, int argc, char **argv, GError **error)
         g_autofree char *missing = g_strjoinv ("; ", image->boot_missing);
         g_print ("Boots on Firecracker: no, by %s, which lacks: %s\n", image->boot_source, missing);
       }
-    g_print ("Layered VMs: %s\n", image->layered
-               ? "yes (the image has banger-init: its VMs share it read-only and write to disks of their own)"
-               : "no (the image has no banger-init; where the filesystem cannot reflink, each VM copies it)");
+    if (image->layered)
+      g_print ("Layered VMs: yes (the image has banger-init: its VMs share it read-only and write to disks of "
+               "their own)\n");
+    else
+      g_print ("Layered VMs: no, because %s; where the filesystem cannot reflink, each VM copies it\n",
+               image->copy_reason ? image->copy_reason : "the image has no banger-init");
   }
   return TRUE;
 }
@@ -140,6 +173,8 @@ typedef struct {
   const char           *name;
   const BgImageFiles   *files;     /* an import's */
   const BgBuildOptions *options;   /* a build's */
+  const char           *oci;       /* an OCI layout or archive's path */
+  const char           *kernel;    /* its kernel (--kernel); NULL: the default image's */
 } ImageJob;
 
 static gboolean
@@ -155,8 +190,12 @@ run_image_job (BgCli           *cli,
   sigaction (SIGINT, &sa, &old_int);
   sigaction (SIGTERM, &sa, &old_term);
   bg_progress_init (&progress, cli, job->name);
-  image = job->files ? bg_image_import (job->dir, job->name, job->files, &progress, error)
-                     : bg_image_build (job->dir, job->name, job->options, &progress, error);
+  if (job->oci)
+    image = bg_oci_import_path (job->name, job->oci, job->kernel, &progress, error)
+              ? bg_image_load (job->dir, job->name, error) : NULL;
+  else
+    image = job->files ? bg_image_import (job->dir, job->name, job->files, &progress, error)
+                       : bg_image_build (job->dir, job->name, job->options, &progress, error);
   bg_progress_done (&progress);
   bg_progress_clear (&progress);
   sigaction (SIGINT, &old_int, NULL);
@@ -177,12 +216,40 @@ run_image_job (BgCli           *cli,
   return TRUE;
 }
 
+/* An image name from an OCI layout's or archive's file name:
+ * "./My_App.tar" -> "my-app". */
+static char *
+name_from_path (const char *path)
+{
+  g_autofree char *canon = g_canonicalize_filename (path, NULL);
+  g_autofree char *base = g_path_get_basename (canon);
+  g_autoptr(GString) name = g_string_new (NULL);
+  char *dot = strstr (base, ".tar");
+
+  if (dot)
+    *dot = '\0';
+  for (const char *c = base; *c && name->len < 32; c++)
+    {
+      char l = g_ascii_tolower (*c);
+      if (g_ascii_isalnum (l))
+        g_string_append_c (name, l);
+      else if (name->len > 0 && name->str[name->len - 1] != '-')
+        g_string_append_c (name, '-');
+    }
+  while (name->len > 0 && name->str[name->len - 1] == '-')
+    g_string_truncate (name, name->len - 1);
+  return g_string_free (g_steal_pointer (&name), FALSE);
+}
+
 static gboolean
 cmd_import (BgCli *cli, int argc, char **argv, GError **error)
 {
   g_autofree char *kernel = NULL, *rootfs = NULL, *initrd = NULL, *cmdline = NULL;
+  g_autofree char *oci = NULL, *name = NULL;
   g_autofree char *dir = bg_paths_images_dir ();
   GOptionEntry entries[] = {
+    { "oci", 0, 0, G_OPTION_ARG_FILENAME, &oci, "An OCI image: an OCI image layout directory, or a 'docker save' / 'podman save' archive (offline)", "PATH" },
+    { "name", 0, 0, G_OPTION_ARG_STRING, &name, "The image's name (with --oci; default: from PATH)", "NAME" },
     { "kernel", 0, 0, G_OPTION_ARG_FILENAME, &kernel, "The kernel: an x86-64 vmlinux, or a bzImage (gzip, xz or zstd) to extract one from", "FILE" },
     { "rootfs", 0, 0, G_OPTION_ARG_FILENAME, &rootfs, "The root filesystem: an ext4 image", "FILE" },
     { "initrd", 0, 0, G_OPTION_ARG_FILENAME, &initrd, "An initrd to boot with", "FILE" },
@@ -190,12 +257,51 @@ cmd_import (BgCli *cli, int argc, char **argv, GError **error)
     { NULL }
   };
 
-  if (!bg_cli_parse (cli, &(BgUsage) { "NAME", 1, 1,
-                     "Import a kernel and a root filesystem as an image.\n\n"
+  if (!bg_cli_parse (cli, &(BgUsage) { "NAME", 0, 1,
+                     "Import a kernel and a root filesystem as an image, or an OCI image.\n\n"
                      "The files are copied (shared with reflink where the filesystem can);\n"
-                     "an interrupted import leaves nothing behind.",
-                     entries }, &argc, &argv, error) ||
-      !bg_name_validate ("NAME", argv[1], error))
+                     "an interrupted import leaves nothing behind.\n\n"
+                     "With --oci PATH (an OCI image layout, or a docker/podman save archive), the\n"
+                     "image's layers are applied without root (in your subordinate id range, as\n"
+                     "'image build' does), banger's guest programs and the default image's kernel\n"
+                     "and modules (or --kernel) are added, and the image's Entrypoint/Cmd run as\n"
+                     "the VM's workload where it has no init of its own.",
+                     entries }, &argc, &argv, error))
+    return FALSE;
+  if (oci != NULL)
+    {
+      if (rootfs || initrd || cmdline)
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                       "--oci takes no --rootfs, --initrd or --cmdline (the image is the root filesystem)");
+          return FALSE;
+        }
+      if (name && argc > 1)
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "give the name once: NAME or --name NAME");
+          return FALSE;
+        }
+      if (name == NULL)
+        name = argc > 1 ? g_strdup (argv[1]) : name_from_path (oci);
+      if (!bg_name_validate ("NAME", name, error))
+        {
+          if (argc <= 1)
+            g_prefix_error (error, "--name: none given, and \"%s\" made from the path is not a name: ", name);
+          return FALSE;
+        }
+      return run_image_job (cli, &(ImageJob) { "import", "Imported", dir, name, NULL, NULL, oci, kernel }, error);
+    }
+  if (name != NULL)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "--name goes with --oci; otherwise give NAME");
+      return FALSE;
+    }
+  if (argc < 2)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "NAME is required (or --oci PATH)");
+      return FALSE;
+    }
+  if (!bg_name_validate ("NAME", argv[1], error))
     return FALSE;
   if (kernel == NULL || rootfs == NULL)
     {
@@ -350,7 +456,7 @@ cmd_rm (BgCli *cli, int argc, char **argv, GError **error)
 const BgCommand bg_image_commands[] = {
   { "ls", "List your images", cmd_ls },
   { "show", "Show an image's details", cmd_show },
-  { "import", "Import a kernel and root filesystem as an image", cmd_import },
+  { "import", "Import a kernel and root filesystem, or an OCI image, as an image", cmd_import },
   { "build", "Build a Debian image without root", cmd_build },
   { "rm", "Remove an image", cmd_rm },
   { NULL }

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "bg-init.h"
+#include "bg-init-oci.h"
 
 #define SCRATCH "/run/banger-init"
 #define UPPER   SCRATCH "/upper"
@@ -138,6 +139,9 @@ main (int    argc,
     }
   if (present < 0)
     die ("the VM's disk %s did not appear (%s)", upper_dev, strerror (errno));
+  if (present == 0 && access ("/sbin/mke2fs", X_OK) != 0)
+    die ("the VM's disk %s is blank and the image has no /sbin/mke2fs (banger formats the disk on the host "
+         "for such images: make the VM anew)", upper_dev);
   if (present == 0)
     {
       const char *mkfs[] = { "/sbin/mke2fs", "-q", "-F", "-t", "ext4", "-L", "banger-upper", upper_dev, NULL };
@@ -146,10 +150,7 @@ main (int    argc,
         die ("cannot make a filesystem on %s", upper_dev);
     }
   if (!have_overlay ())
-    {
-      const char *modprobe[] = { "/sbin/modprobe", "overlay", NULL };
-      run (modprobe);
-    }
+    bg_init_ensure_module ("overlay", "overlay");
 
   /* A scratch place on the read-only root: /run is a mount point there
    * (an initramfs's /run, if any, is left below it, and goes with the
@@ -171,6 +172,10 @@ main (int    argc,
       chdir ("/") < 0)
     die ("cannot switch to the assembled root: %s", strerror (errno));
 
+  /* An image with no init of its own (an OCI image): banger-init stays
+   * PID 1 and runs the image's workload (bg-init-oci.c). */
+  if (access ("/sbin/init", X_OK) != 0 && access (BG_INIT_WORKLOAD, R_OK) == 0)
+    bg_init_oci_run ();
   argv[0] = (char *) "/sbin/init";
   execv ("/sbin/init", argv);
   die ("cannot run /sbin/init: %s", strerror (errno));

@@ -254,6 +254,70 @@ test_import_round_trip (Fixture *f, gconstpointer data)
   g_assert_null (g_dir_read_name (dir));
 }
 
+/* An image without banger-init says why its VMs are copies; one with
+ * banger-init and no mke2fs (as an OCI image) is layered, and its VMs'
+ * disks are made on the host as ext4, still O(1). */
+static void
+test_layering_and_copy_reasons (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GBytes) elf = fake_vmlinux (EM_X86_64);
+  g_autofree char *kernel = write_file (f, "vmlinux", g_bytes_get_data (elf, NULL), g_bytes_get_size (elf));
+  g_autofree char *plain_fs = make_ext4 (f, "plain.ext4", "16M");
+  g_autofree char *tree = g_build_filename (f->tmp, "tree", NULL);
+  g_autofree char *libexec = g_build_filename (tree, "usr/libexec/banger", NULL);
+  g_autofree char *init = g_build_filename (libexec, "banger-init", NULL);
+  g_autofree char *lay_fs = g_build_filename (f->tmp, "lay.ext4", NULL);
+  g_autofree char *images = g_build_filename (f->tmp, "images", NULL);
+  g_autofree char *init_bin = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BgImage) plain = NULL, lay = NULL;
+  g_autofree char *mke2fs = bg_program_find ("mke2fs");
+  const char *mkfs[] = { mke2fs, "-q", "-F", "-t", "ext4", "-d", tree, lay_fs, "16M", NULL };
+  gsize len;
+  int status;
+
+  plain = bg_image_import (images, "plain", &(BgImageFiles) { kernel, plain_fs, NULL, NULL, NULL }, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_false (plain->layered);
+  g_assert_nonnull (strstr (plain->copy_reason, "no banger-init"));
+  g_clear_pointer (&plain, bg_image_free);
+  plain = bg_image_load (images, "plain", &error);
+  g_assert_nonnull (strstr (plain->copy_reason, "no banger-init"));
+
+  g_assert_true (g_file_get_contents (g_getenv ("BANGER_INIT"), &init_bin, &len, NULL));
+  g_assert_no_errno (g_mkdir_with_parents (libexec, 0755));
+  g_assert_true (g_file_set_contents_full (init, init_bin, len, G_FILE_SET_CONTENTS_NONE, 0755, NULL));
+  g_assert_nonnull (mke2fs);
+  g_assert_true (g_spawn_sync (NULL, (char **) mkfs, NULL, G_SPAWN_STDOUT_TO_DEV_NULL,
+                               NULL, NULL, NULL, NULL, &status, NULL));
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  lay = bg_image_import (images, "lay", &(BgImageFiles) { kernel, lay_fs, NULL, NULL, NULL }, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (lay->layered);
+  g_assert_null (lay->copy_reason);
+  g_assert_true (lay->format_upper);
+  {
+    g_autofree char *vm = g_build_filename (f->tmp, "vm", NULL);
+    g_autofree char *upper = g_build_filename (vm, "upper.img", NULL);
+    g_autofree char *reason = NULL;
+    BgDiskMode used;
+    struct stat st;
+    int fd;
+
+    g_assert_no_errno (g_mkdir (vm, 0700));
+    g_assert_true (bg_disk_make_for_vm (lay, vm, BG_DISK_MODE_LAYERED, G_GUINT64_CONSTANT (8) << 30, &used,
+                                        &reason, &error));
+    g_assert_no_error (error);
+    g_assert_cmpint (used, ==, BG_DISK_MODE_LAYERED);
+    fd = open (upper, O_RDONLY | O_CLOEXEC);
+    g_assert_true (bg_rootfs_check_ext4 (fd, NULL));
+    close (fd);
+    /* Still O(1): a few hundred KiB written of the 8 GiB. */
+    g_assert_no_errno (stat (upper, &st));
+    g_assert_cmpint (st.st_blocks * 512, <=, 1 << 20);
+  }
+}
+
 /* What an import takes: a fake vmlinux, a 16 MiB ext4 root, and where
  * images go, all in the fixture's directory. */
 typedef struct {
@@ -880,6 +944,7 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
 #define ADD(path, fn) g_test_add (path, Fixture, NULL, setup, fn, teardown)
+  ADD ("/image/layering-and-copy-reasons", test_layering_and_copy_reasons);
   ADD ("/image/build-overlay", test_build_overlay);
   ADD ("/image/build-needs-the-applier", test_build_needs_the_applier);
   ADD ("/image/kernel-format-detection", test_kernel_format_detection);

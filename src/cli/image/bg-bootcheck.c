@@ -315,6 +315,15 @@ bg_rootfs_has_banger_init (const char *rootfs)
   return out != NULL && strstr (out, "Type: regular") != NULL;
 }
 
+/* Whether banger-init can make a new VM's disk itself: it runs the
+ * image's /sbin/mke2fs (an OCI image usually has none). */
+gboolean
+bg_rootfs_has_mke2fs (const char *rootfs)
+{
+  g_autofree char *out = debugfs (rootfs, "stat /sbin/mke2fs", NULL);
+  return out != NULL && strstr (out, "Type: regular") != NULL;
+}
+
 /* The check of an image: its kernel @kernel_fd, its root filesystem
  * @rootfs (a path: read with debugfs), its initrd @initrd_fd (or -1). */
 BgBootCheck *

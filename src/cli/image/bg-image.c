@@ -150,6 +150,9 @@ bg_image_free (BgImage *image)
   g_free (image->source);
   g_free (image->boot_source);
   g_strfreev (image->boot_missing);
+  g_free (image->manifest_digest);
+  g_strfreev (image->layers);
+  g_free (image->copy_reason);
   g_free (image);
 }
 
@@ -174,6 +177,21 @@ bg_image_to_json (const BgImage *image)
   S ("source", image->source);
   json_builder_set_member_name (b, "layered");
   json_builder_add_boolean_value (b, image->layered);
+  S ("copy_reason", image->copy_reason);
+  json_builder_set_member_name (b, "format_upper");
+  json_builder_add_boolean_value (b, image->format_upper);
+  if (image->manifest_digest)
+    {
+      json_builder_set_member_name (b, "oci");
+      json_builder_begin_object (b);
+      S ("manifest_digest", image->manifest_digest);
+      json_builder_set_member_name (b, "layers");
+      json_builder_begin_array (b);
+      for (guint i = 0; image->layers && image->layers[i]; i++)
+        json_builder_add_string_value (b, image->layers[i]);
+      json_builder_end_array (b);
+      json_builder_end_object (b);
+    }
   json_builder_set_member_name (b, "boot_check");
   if (image->boot_source == NULL)
     json_builder_add_null_value (b);
@@ -265,6 +283,8 @@ bg_image_load (const char  *images_dir,
   image->created_at = json_object_get_int_member_with_default (o, "created_at", 0);
   image->source = g_strdup (json_object_get_string_member_with_default (o, "source", NULL));
   image->layered = json_object_get_boolean_member_with_default (o, "layered", FALSE);
+  image->copy_reason = g_strdup (json_object_get_string_member_with_default (o, "copy_reason", NULL));
+  image->format_upper = json_object_get_boolean_member_with_default (o, "format_upper", FALSE);
   if (json_object_has_member (o, "boot_check") && JSON_NODE_HOLDS_OBJECT (json_object_get_member (o, "boot_check")))
     {
       JsonObject *bc = json_object_get_object_member (o, "boot_check");
@@ -275,6 +295,21 @@ bg_image_load (const char  *images_dir,
       for (guint i = 0; missing && i < json_array_get_length (missing); i++)
         g_strv_builder_add (b, json_array_get_string_element (missing, i));
       image->boot_missing = g_strv_builder_end (b);
+    }
+  if (json_object_has_member (o, "oci") && JSON_NODE_HOLDS_OBJECT (json_object_get_member (o, "oci")))
+    {
+      JsonObject *oci = json_object_get_object_member (o, "oci");
+      JsonNode *layers = json_object_get_member (oci, "layers");
+      g_autoptr(GStrvBuilder) b = g_strv_builder_new ();
+
+      image->manifest_digest = g_strdup (json_object_get_string_member_with_default (oci, "manifest_digest", "?"));
+      for (guint i = 0; layers && JSON_NODE_HOLDS_ARRAY (layers) && i < json_array_get_length (json_node_get_array (layers)); i++)
+        {
+          const char *l = json_array_get_string_element (json_node_get_array (layers), i);
+          if (l)
+            g_strv_builder_add (b, l);
+        }
+      image->layers = g_strv_builder_end (b);
     }
   image->kernel = g_build_filename (image->dir, "vmlinux", NULL);
   image->rootfs = g_build_filename (image->dir, "rootfs.ext4", NULL);
@@ -353,6 +388,13 @@ check_boot (BgImage  *image,
   /* Layered needs banger-init in the image, and overlayfs unless the
    * kernel's configuration is not known. */
   image->layered = check->layered && (!check->known || check->overlay);
+  if (!image->layered && image->copy_reason == NULL)
+    image->copy_reason = g_strdup (!check->layered
+                                   ? "the root filesystem has no banger-init"
+                                   : "its kernel has no overlayfs (CONFIG_OVERLAY_FS), which layered VMs are made of");
+  else if (image->layered)
+    g_clear_pointer (&image->copy_reason, g_free);
+  image->format_upper = image->layered && !bg_rootfs_has_mke2fs (image->rootfs);
   if (check->known)
     {
       image->boot_source = g_steal_pointer (&check->source);
@@ -517,6 +559,8 @@ bg_image_import (const char          *images_dir,
   image->created_at = g_get_real_time () / G_USEC_PER_SEC;
   image->source = files->source ? g_strdup (files->source)
                                 : g_strdup_printf ("import: kernel %s, rootfs %s", files->kernel, files->rootfs);
+  image->manifest_digest = g_strdup (files->manifest_digest);
+  image->layers = g_strdupv ((char **) files->layers);
   if (!import_files (image, files, progress, error))
     goto fail;
 

@@ -29,6 +29,10 @@ typedef struct {
   gboolean layered;       /* VMs share its root read-only (it has banger-init) */
   char    *boot_source;   /* where its kernel configuration was read; NULL: none found */
   char   **boot_missing;  /* what Firecracker needs that its kernel lacks */
+  char    *copy_reason;     /* why VMs of it cannot be layered; NULL when they can */
+  gboolean format_upper;    /* layered VMs' disks are formatted on the host (the image has no mke2fs) */
+  char    *manifest_digest; /* an OCI image's manifest; NULL for others */
+  char   **layers;          /* an OCI image's layers (blob digests, lowest first); NULL for others */
 } BgImage;
 
 BgKernelFormat bg_kernel_detect       (int          fd,
@@ -58,6 +62,8 @@ typedef struct {
   const char *initrd;     /* NULL: none */
   const char *cmdline;    /* NULL: none */
   const char *source;     /* how it was made, for 'image show'; NULL: the files' names */
+  const char *manifest_digest;      /* an OCI image's; NULL: none */
+  const char * const *layers;       /* an OCI image's layer digests; NULL: none */
 } BgImageFiles;
 
 BgImage       *bg_image_import        (const char  *images_dir,
