@@ -203,6 +203,7 @@ bg_network_ensure (BgNetwork  *network,
   gboolean new_record = FALSE, new_link = FALSE;
   int ifindex;
 
+  bg_daemon_test_count (network->daemon, "network-ensure");
   if (c == NULL || (sk = bg_nl_open (error)) == NULL || (routes = bg_nl_routes (sk, error)) == NULL)
     return NULL;
   s = net_state_new (c);

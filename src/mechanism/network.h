@@ -44,6 +44,12 @@ BgResource *bg_network_create_tap   (BgNetwork    *network,
                                      const char   *want_address,
                                      BgNetState  **state,
                                      GError      **error);
+BgResource *bg_network_tap_for_launch (BgNetwork  *network,
+                                       uid_t       owner,
+                                       const char *vm_name,
+                                       const char *want_address,
+                                       BgNetState **state,
+                                       GError    **error);
 GVariant   *bg_network_tap_info     (BgResource   *tap,
                                      BgNetState   *state);
 gboolean    bg_network_delete_tap   (BgNetwork    *network,

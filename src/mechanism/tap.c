@@ -251,6 +251,48 @@ rollback:
   return NULL;
 }
 
+/* Whether the kernel has @tap up on @bridge, as CreateTap left it. */
+static gboolean
+tap_in_place (const char *tap,
+              const char *bridge)
+{
+  g_autoptr(BgNlSock) sk = bg_nl_open (NULL);
+  g_autoptr(GHashTable) links = sk ? bg_nl_links (sk, NULL) : NULL;
+  BgLinkInfo *t = links ? g_hash_table_lookup (links, tap) : NULL;
+  BgLinkInfo *b = links ? g_hash_table_lookup (links, bridge) : NULL;
+
+  return t != NULL && b != NULL && t->up && t->master == b->ifindex;
+}
+
+/* The VM's tap for LaunchVm. The one CreateTap just made is taken as it
+ * is, without setting the network up a second time; one the kernel lost
+ * (a reboot, a tap deleted by hand) is made again as CreateTap makes it,
+ * with the network under it. */
+BgResource *
+bg_network_tap_for_launch (BgNetwork    *network,
+                           uid_t         owner,
+                           const char   *vm_name,
+                           const char   *want_address,
+                           BgNetState  **state,
+                           GError      **error)
+{
+  g_autofree char *name = bg_net_tap_name (owner, vm_name);
+  BgResource *r = bg_registry_lookup (network->registry, "tap", name);
+  g_autoptr(BgNetState) s = NULL;
+  gboolean orphan = FALSE;
+
+  if (r != NULL)
+    g_variant_lookup (r->details, "orphan", "b", &orphan);
+  if (r != NULL && r->owner == owner && r->state == BG_RESOURCE_READY && !orphan &&
+      bg_resource_get_string (r, "address") != NULL &&
+      (s = bg_network_inspect (network, NULL)) != NULL && s->nat && tap_in_place (name, s->bridge))
+    {
+      *state = g_steal_pointer (&s);
+      return r;
+    }
+  return bg_network_create_tap (network, owner, vm_name, want_address, state, error);
+}
+
 /* What CreateTap() answers: the tap and the network it is on. */
 GVariant *
 bg_network_tap_info (BgResource *tap,

@@ -156,8 +156,8 @@ launch_authorized (BgCall   *call,
   g_variant_lookup (options, "address", "&s", &address);
   g_variant_lookup (options, "timeout-ms", "u", &p.timeout_ms);
   g_variant_lookup (options, "read-only", "b", &p.read_only);
-  /* The VM's tap, made again if it vanished: a stopped VM starts in one
-   * call, after a reboot too. */
+  /* The VM's tap, as CreateTap made it, or made again if it vanished: a
+   * stopped VM starts in one call, after a reboot too. */
   if (p.tap != NULL)
     {
       g_autoptr(BgNetState) state = NULL;
@@ -172,7 +172,7 @@ launch_authorized (BgCall   *call,
                                p.tap, p.vm_name);
           goto fail;
         }
-      tap = bg_network_create_tap (vms->network, call->caller_uid, p.vm_name, address, &state, &error);
+      tap = bg_network_tap_for_launch (vms->network, call->caller_uid, p.vm_name, address, &state, &error);
 
       if (tap == NULL)
         goto fail;
