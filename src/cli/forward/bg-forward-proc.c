@@ -310,6 +310,7 @@ bg_vm_start_recorded_forwards (BgVmRecord *r)
   if (r->forwards == NULL || r->forwards[0] == NULL)
     return;
   bg_forward_stop_processes (r->name, NULL, NULL);
+  bg_forward_spec_warn_exposed ((const char * const *) r->forwards, r->name);
   if (!bg_forward_spawn_background (r->name, r->forwards, TRUE, &pid, &error))
     bg_cli_warn ("%s runs, but its forwards do not: %s", r->name, error->message);
 }
