@@ -391,7 +391,7 @@ import_kernel (BgImage         *image,
 
   if (out < 0 ||
       (format == BG_KERNEL_BZIMAGE ? !bg_kernel_extract_vmlinux (kfd, out, error)
-                                   : !bg_disk_copy_sparse (kfd, out, NULL, NULL, error)))
+                                   : !bg_disk_copy_sparse (kfd, out, NULL, NULL, NULL, error)))
     return FALSE;
   fstat (out, &st);
   image->kernel_bytes = st.st_size;
@@ -425,7 +425,7 @@ import_rootfs (BgImage     *image,
       g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
 
       bg_progress_step (progress, "copying and checksumming the root filesystem");
-      if (bg_disk_copy_sparse (rfd, out, sum, progress, error))
+      if (bg_disk_copy_sparse (rfd, out, sum, progress, NULL, error))
         image->rootfs_sha256 = g_strdup (g_checksum_get_string (sum));
     }
   if (image->rootfs_sha256 == NULL)
@@ -454,7 +454,7 @@ import_initrd (BgImage     *image,
 
   image->initrd = g_build_filename (image->dir, "initrd.img", NULL);
   return in >= 0 && (out = create_output (image->initrd, 0644, error)) >= 0 &&
-         bg_disk_copy_sparse (in, out, NULL, NULL, error);
+         bg_disk_copy_sparse (in, out, NULL, NULL, NULL, error);
 }
 
 /* @files into the image's directory (its temporary one, while it is

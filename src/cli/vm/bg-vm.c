@@ -17,6 +17,7 @@
  * bg-vm-launch.c launches and configures the VMM; bg-vm-control.c stops,
  * removes and pauses VMs that exist.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
@@ -146,16 +147,22 @@ save_record (BgStateStore  *store,
 
 /* What a new VM needs that owes nothing to the mechanism: its disk and
  * the keys. It runs in a thread while the main thread waits on CreateTap,
- * which is most of its time. */
+ * which is most of its time. The thread is stopped by its own
+ * cancellable, which only the main thread cancels (on Ctrl-C, which only
+ * the main thread hears, or on a failure of its own). */
 typedef struct {
-  BgImage    *image;
-  BgDiskMode  mode;
-  guint64     bytes;
-  const char *client_key;
-  const char *dir;
-  BgDiskMode  used;
-  char       *reason;
-  GError     *error;
+  BgImage      *image;
+  BgDiskMode    mode;
+  guint64       bytes;
+  const char   *client_key;
+  const char   *dir;
+  GCancellable *cancellable;
+  GMutex        lock;
+  GCond         cond;
+  gboolean      done;
+  BgDiskMode    used;
+  char         *reason;
+  GError       *error;
 } LocalWork;
 
 static gpointer
@@ -163,21 +170,48 @@ local_work_run (gpointer data)
 {
   LocalWork *w = data;
   g_autofree char *private_key = NULL, *public_key = NULL;
+  sigset_t signals;
 
-  if (bg_disk_make_for_vm (w->image, w->dir, w->mode, w->bytes, &w->used, &w->reason, &w->error) &&
+  /* Ctrl-C is the main thread's to hear. */
+  sigemptyset (&signals);
+  sigaddset (&signals, SIGINT);
+  sigaddset (&signals, SIGTERM);
+  pthread_sigmask (SIG_BLOCK, &signals, NULL);
+  if (bg_disk_make_for_vm (w->image, w->dir, w->mode, w->bytes, &w->used, &w->reason, w->cancellable, &w->error) &&
       bg_ssh_ensure_client_key (w->client_key, &w->error))
     bg_ssh_generate_host_key (w->dir, &private_key, &public_key, &w->error);
+  g_mutex_lock (&w->lock);
+  w->done = TRUE;
+  g_cond_signal (&w->cond);
+  g_mutex_unlock (&w->lock);
   return NULL;
 }
 
-/* Joins the thread once; its error only if there is none already. */
+/* Waits for the thread and joins it, once, passing Ctrl-C on to it. */
+static void
+local_work_wait (GThread   **thread,
+                 LocalWork  *w)
+{
+  if (*thread == NULL)
+    return;
+  g_mutex_lock (&w->lock);
+  while (!w->done)
+    {
+      if (bg_interrupted)
+        g_cancellable_cancel (w->cancellable);
+      g_cond_wait_until (&w->cond, &w->lock, g_get_monotonic_time () + 50 * G_TIME_SPAN_MILLISECOND);
+    }
+  g_mutex_unlock (&w->lock);
+  g_thread_join (g_steal_pointer (thread));
+}
+
+/* As local_work_wait; its error only if there is none already. */
 static gboolean
 local_work_join (GThread   **thread,
                  LocalWork  *w,
                  GError    **error)
 {
-  if (*thread != NULL)
-    g_thread_join (g_steal_pointer (thread));
+  local_work_wait (thread, w);
   if (w->error == NULL)
     return TRUE;
   if (error != NULL && *error == NULL)
@@ -198,9 +232,13 @@ make_new_vm (BgStateStore *store,
              GError      **error)
 {
   g_autoptr(GVariant) reply = NULL, info = NULL;
-  LocalWork work = { image, config->disk_mode, r->disk_bytes, config->ssh_key, dir };
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  LocalWork work = { image, config->disk_mode, r->disk_bytes, config->ssh_key, dir, cancellable };
   g_autoptr(GThread) thread = NULL;
   gboolean ok = FALSE;
+
+  g_mutex_init (&work.lock);
+  g_cond_init (&work.cond);
 
   /* Every return below joins it first: the undo stack removes the
    * directory it writes into. */
@@ -244,7 +282,7 @@ out:
        * the same directory: the copy's error, which says what to do, is
        * the one to show. It fails on its next write, so it is waited
        * for, not stopped. */
-      g_thread_join (g_steal_pointer (&thread));
+      local_work_wait (&thread, &work);
       if (work.error != NULL)
         {
           g_clear_error (error);
@@ -253,17 +291,15 @@ out:
     }
   if (!ok)
     {
-      /* Stops a disk copy still running; the flag then says again
-       * whether the user interrupted. */
-      sig_atomic_t was = bg_interrupted;
-
-      bg_interrupted = 1;
+      /* Stops a disk copy still running. */
+      g_cancellable_cancel (cancellable);
       local_work_join (&thread, &work, error);
-      bg_interrupted = was;
     }
   else if (!local_work_join (&thread, &work, error))
     ok = FALSE;
   g_free (work.reason);
+  g_mutex_clear (&work.lock);
+  g_cond_clear (&work.cond);
   return ok;
 }
 /* ---- vm up ---- */
