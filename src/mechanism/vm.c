@@ -253,14 +253,14 @@ launch_vmm (BgVms           *vms,
 
   vmm->jail = bg_jail_new (run_dir (vms), vmm->id, vmm->owner, jail_uid, vmm_fd, dynamic, error);
   if (vmm->jail == NULL ||
-      !bg_jail_add_file (vmm->jail, "kernel", "vmlinux", p->kernel_fd, error) ||
-      (p->initrd_fd >= 0 && !bg_jail_add_file (vmm->jail, "options: initrd", "initrd", p->initrd_fd, error)))
+      !bg_jail_add_file (vmm->jail, "kernel", BG_JAIL_KERNEL, p->kernel_fd, error) ||
+      (p->initrd_fd >= 0 && !bg_jail_add_file (vmm->jail, "options: " BG_LAUNCH_INITRD, BG_JAIL_INITRD, p->initrd_fd, error)))
     return FALSE;
   vmm->loop_fd = bg_loop_attach (p->rootfs_fd, p->read_only, &rdev, NULL, error);
   if (vmm->loop_fd < 0)
     return FALSE;
   if (p->base_fd < 0)
-    bg_jail_add_block (vmm->jail, "rootfs", rdev);
+    bg_jail_add_block (vmm->jail, BG_JAIL_ROOTFS, rdev);
   else
     {
       /* Layered: the image, shared read-only, is the root; the VM's own
@@ -269,11 +269,11 @@ launch_vmm (BgVms           *vms,
       dev_t base_rdev;
       GVariantDict dict;
 
-      bg_jail_add_block (vmm->jail, "upper", rdev);
+      bg_jail_add_block (vmm->jail, BG_JAIL_UPPER, rdev);
       vmm->base_shared = TRUE;
       if ((base = bg_storage_share_base (vms->storage, p->base_fd, vmm->id, &base_rdev, error)) == NULL)
         return FALSE;
-      bg_jail_add_block (vmm->jail, "rootfs", base_rdev);
+      bg_jail_add_block (vmm->jail, BG_JAIL_ROOTFS, base_rdev);
       g_variant_dict_init (&dict, r->details);
       g_variant_dict_insert (&dict, "base", "s", base);
       if (!bg_registry_set_details (vms->registry, r, g_variant_dict_end (&dict), error))
@@ -285,7 +285,7 @@ launch_vmm (BgVms           *vms,
       vmm->config_loop_fd = bg_loop_attach (p->config_fd, TRUE, &rdev, NULL, error);
       if (vmm->config_loop_fd < 0)
         return FALSE;
-      bg_jail_add_block (vmm->jail, "cidata", rdev);
+      bg_jail_add_block (vmm->jail, BG_JAIL_CONFIG_DRIVE, rdev);
     }
   if (p->tap != NULL)
     {

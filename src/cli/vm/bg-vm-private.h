@@ -32,9 +32,11 @@ gboolean  bg_vm_launch             (BgVmRecord   *record,
                                     const char   *dir,
                                     BgProgress   *progress,
                                     BgUndo       *undo,
+                                    GVariant    **paths,
                                     GError      **error);
 gboolean  bg_vm_configure_and_start (BgVmRecord  *record,
                                     BgImage      *image,
+                                    GVariant     *paths,
                                     BgProgress   *progress,
                                     GError      **error);
 

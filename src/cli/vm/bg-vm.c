@@ -399,6 +399,7 @@ bg_vm_up (BgCli        *cli,
   g_autoptr(BgImage) image = NULL;
   g_autoptr(BgUndo) undo = bg_undo_new ();
   g_autoptr(GError) local = NULL;
+  g_autoptr(GVariant) paths = NULL;
   g_autofree char *name = NULL, *dir = NULL;
   const char *verb = o->verb ? o->verb : "up";
   struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
@@ -479,8 +480,8 @@ bg_vm_up (BgCli        *cli,
       r->forwards = g_strdupv (o->forwards);
     }
 
-  if (!bg_vm_launch (r, image, config, dir, &p, undo, error) ||
-      !bg_vm_configure_and_start (r, image, &p, error))
+  if (!bg_vm_launch (r, image, config, dir, &p, undo, &paths, error) ||
+      !bg_vm_configure_and_start (r, image, paths, &p, error))
     goto rollback;
 
   r->state = BG_VM_RUNNING;
