@@ -56,7 +56,6 @@ gboolean    bg_network_delete_tap   (BgNetwork    *network,
                                      BgResource   *tap,
                                      GError      **error);
 
-/* tap.c */
 extern const BgResourceKind bg_tap_kind;
 gboolean    bg_network_apply_ports  (BgNetwork    *network,
                                      GError      **error);

@@ -26,6 +26,7 @@
 #include "proc.h"
 #include "registry.h"
 #include "storage.h"
+#include "tap.h"
 #include "vm.h"
 
 #define DEFAULT_LAUNCH_TIMEOUT_MS 5000
