@@ -319,14 +319,14 @@ bg_vm_configure_and_start (BgVmRecord  *r,
     };
 
     bg_progress_step (p, "configuring the VM");
-    bg_vm_test_hook ("configure");
+    bg_cli_test_hook ("configure");
     if (!bg_fc_configure (fc, &machine, error) ||
-        !bg_vm_check_interrupt (error))
+        !bg_cli_check_interrupt (error))
       return FALSE;
   }
 
   bg_progress_step (p, "starting the guest");
-  bg_vm_test_hook ("start");
+  bg_cli_test_hook ("start");
   return bg_fc_action (fc, "InstanceStart", error);
 }
 
@@ -347,11 +347,11 @@ bg_vm_launch (BgVmRecord  *r,
   g_autoptr(BgVmRecord) before = bg_vm_record_copy (r);
 
   bg_progress_step (p, "launching the jailed VMM");
-  bg_vm_test_hook ("launch");
+  bg_cli_test_hook ("launch");
   if (!launch (r, image, dir, paths, error))
     return FALSE;
   bg_undo_push (undo, undo_kill_vm, g_strdup (r->name), g_free);
-  bg_vm_test_hook ("launched");
+  bg_cli_test_hook ("launched");
   if (!same_network (before, r))
     {
       g_autofree char *kh = bg_known_hosts_path ();
@@ -366,5 +366,5 @@ bg_vm_launch (BgVmRecord  *r,
           !launch (r, image, dir, paths, error))
         return FALSE;
     }
-  return bg_vm_check_interrupt (error);
+  return bg_cli_check_interrupt (error);
 }

@@ -9,8 +9,6 @@
 
 G_BEGIN_DECLS
 
-void      bg_vm_test_hook          (const char   *step);
-gboolean  bg_vm_check_interrupt    (GError      **error);
 gboolean  bg_vm_state_is_live      (BgVmState     state);
 gboolean  bg_vm_mark_stopped       (BgStateStore *store,
                                     const char   *name,

@@ -28,6 +28,7 @@
 #include "bg-disk.h"
 #include "bg-error.h"
 #include "bg-file.h"
+#include "bg-forward.h"
 #include "bg-image.h"
 #include "bg-names.h"
 #include "bg-paths.h"
@@ -40,40 +41,10 @@
 #include "bg-vm-private.h"
 
 
-char *
-bg_vm_dir (const char *name)
-{
-  g_autofree char *vms = bg_paths_vms_dir ();
-  return g_build_filename (vms, name, NULL);
-}
-
-/* Test builds only: BANGER_TEST_PAUSE_AT=<step> stops the process there,
- * so a test can kill it at exactly that step. */
-void
-bg_vm_test_hook (const char *step)
-{
-#ifdef BG_TEST_HOOKS
-  if (g_strcmp0 (g_getenv ("BANGER_TEST_PAUSE_AT"), step) == 0)
-    {
-      g_printerr ("banger: paused at %s\n", step);
-      raise (SIGSTOP);
-    }
-#endif
-}
-
 static void
 on_interrupt (int sig)
 {
   bg_interrupted = 1;
-}
-
-gboolean
-bg_vm_check_interrupt (GError **error)
-{
-  if (!bg_interrupted)
-    return TRUE;
-  g_set_error_literal (error, BG_ERROR, BG_ERROR_FAILED, "interrupted");
-  return FALSE;
 }
 
 /* ---- undo ---- */
@@ -245,7 +216,7 @@ make_new_vm (BgStateStore *store,
   thread = g_thread_new ("banger-local", local_work_run, &work);
 
   bg_progress_step (p, "setting up the network");
-  bg_vm_test_hook ("tap");
+  bg_cli_test_hook ("tap");
   reply = bg_client_call ("CreateTap", g_variant_new ("(s@a{sv})", r->name,
                                                       g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0)),
                           NULL, error);
@@ -256,24 +227,24 @@ make_new_vm (BgStateStore *store,
   bg_undo_push (undo, undo_delete_tap, g_strdup (r->tap), g_free);
   /* Saved as each resource appears, so a kill at any later step leaves a
    * record that names everything to clean up. */
-  if (!save_record (store, r, error) || !bg_vm_check_interrupt (error))
+  if (!save_record (store, r, error) || !bg_cli_check_interrupt (error))
     goto out;
 
   /* Made meanwhile by the thread: this step waits for what is left. */
   bg_progress_step (p, "making the root disk");
-  bg_vm_test_hook ("disk");
+  bg_cli_test_hook ("disk");
   if (!local_work_join (&thread, &work, error))
     goto out;
   g_free (r->disk_mode);
   r->disk_mode = g_strdup (bg_disk_mode_to_string (work.used));
   g_free (r->disk_reason);
   r->disk_reason = g_steal_pointer (&work.reason);
-  if (!bg_vm_check_interrupt (error))
+  if (!bg_cli_check_interrupt (error))
     goto out;
 
   bg_progress_step (p, "pinning keys and writing the config drive");
-  bg_vm_test_hook ("keys");
-  ok = bg_vm_pin_host_key (r, dir, undo, error) && bg_vm_write_config_drive (r, config, dir, error) && bg_vm_check_interrupt (error);
+  bg_cli_test_hook ("keys");
+  ok = bg_vm_pin_host_key (r, dir, undo, error) && bg_vm_write_config_drive (r, config, dir, error) && bg_cli_check_interrupt (error);
 
 out:
   if (!ok && thread != NULL && error != NULL && g_error_matches (*error, G_FILE_ERROR, G_FILE_ERROR_NOSPC))
@@ -303,6 +274,22 @@ out:
   return ok;
 }
 /* ---- vm up ---- */
+
+/* Starts the forwards recorded with vm up --forward, in the background;
+ * a forward that cannot start is a warning, the VM runs all the same. */
+static void
+start_recorded_forwards (BgVmRecord *r)
+{
+  g_autoptr(GError) error = NULL;
+  GPid pid = 0;
+
+  if (r->forwards == NULL || r->forwards[0] == NULL)
+    return;
+  bg_forward_stop_processes (r->name, NULL, NULL);
+  bg_forward_spec_warn_exposed ((const char * const *) r->forwards, r->name);
+  if (!bg_forward_spawn_background (r->name, r->forwards, TRUE, &pid, &error))
+    bg_cli_warn ("%s runs, but its forwards do not: %s", r->name, error->message);
+}
 
 static void
 print_summary (BgCli      *cli,
@@ -409,7 +396,7 @@ bg_vm_up (BgCli        *cli,
   name = o->name ? g_strdup (o->name) : generate_name (store);
   if (!bg_name_validate ("NAME", name, error))
     return FALSE;
-  dir = bg_vm_dir (name);
+  dir = bg_paths_vm_dir (name);
 
   r = bg_state_store_load (store, name, &local);
   if (r == NULL && !g_error_matches (local, BG_ERROR, BG_ERROR_NOT_FOUND))
@@ -488,10 +475,10 @@ bg_vm_up (BgCli        *cli,
   r->started_at = g_get_real_time () / G_USEC_PER_SEC;
   if (!save_record (store, r, error))
     goto rollback;
-  bg_vm_test_hook ("saved");
+  bg_cli_test_hook ("saved");
   /* From here the VM exists, whatever readiness says. */
   bg_undo_forget (undo);
-  bg_vm_start_recorded_forwards (r);
+  start_recorded_forwards (r);
 
   if (!o->no_wait)
     {
