@@ -361,14 +361,6 @@ bg_state_store_get_dir (BgStateStore *store)
   return store->dir;
 }
 
-char *
-bg_state_store_vm_dir (BgStateStore *store,
-                       const char   *name)
-{
-  g_return_val_if_fail (bg_name_is_valid (name), NULL);
-  return g_build_filename (store->dir, name, NULL);
-}
-
 /* Where VM @name's record is: the one place a name becomes a path below
  * the store, checked here so nothing reaches outside it. */
 static char *

@@ -73,8 +73,6 @@ BgStateStore *bg_state_store_new      (const char    *vms_dir);
 BgStateStore *bg_state_store_new_default (void);
 void          bg_state_store_free     (BgStateStore  *store);
 const char   *bg_state_store_get_dir  (BgStateStore  *store);
-char         *bg_state_store_vm_dir   (BgStateStore  *store,
-                                       const char    *name);
 BgStateLock  *bg_state_store_lock     (BgStateStore  *store,
                                        GError       **error);
 void          bg_state_lock_release   (BgStateLock   *lock);
