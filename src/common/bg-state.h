@@ -18,8 +18,6 @@ typedef enum {
 } BgVmState;
 
 const char *bg_vm_state_to_string   (BgVmState    state);
-gboolean    bg_vm_state_from_string (const char  *text,
-                                     BgVmState   *state);
 
 /* One VM as the CLI remembers it. The record is what banger last wrote;
  * commands that show state check it against reality before trusting it. */

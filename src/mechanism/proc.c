@@ -26,9 +26,9 @@ bg_pidfd_open (pid_t pid)
   return syscall (SYS_pidfd_open, pid, 0);
 }
 
-int
-bg_pidfd_send_signal (int pidfd,
-                      int sig)
+static int
+signal_pidfd (int pidfd,
+              int sig)
 {
   return syscall (SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
@@ -42,7 +42,7 @@ bg_pidfd_kill (int   pidfd,
   pid_t child;
   int status;
 
-  if (bg_pidfd_send_signal (pidfd, SIGKILL) == 0)
+  if (signal_pidfd (pidfd, SIGKILL) == 0)
     return 0;
   if (errno != EPERM || uid == 0)
     return -1;

@@ -31,9 +31,9 @@
 
 #define DEFAULT_LAUNCH_TIMEOUT_MS 5000
 
-char *
-bg_vm_id (uid_t       owner,
-          const char *vm_name)
+static char *
+vm_id (uid_t       owner,
+       const char *vm_name)
 {
   return g_strdup_printf ("u%u-%s", (guint) owner, vm_name);
 }
@@ -364,7 +364,7 @@ bg_vms_launch (BgVms           *vms,
                BgVmmReadyFunc   done,
                gpointer         user_data)
 {
-  g_autofree char *id = bg_vm_id (owner, p->vm_name);
+  g_autofree char *id = vm_id (owner, p->vm_name);
   g_autofree char *vmm_path = NULL;
   g_auto(BgFd) vmm_fd = -1;
   GError *error = NULL;
@@ -460,7 +460,7 @@ bg_vms_resolve_id (BgVms      *vms,
 {
   if (bg_name_is_valid (name_or_id))
     {
-      g_autofree char *own = bg_vm_id (caller, name_or_id);
+      g_autofree char *own = vm_id (caller, name_or_id);
 
       if (bg_registry_lookup (vms->registry, "vm", own) != NULL ||
           !bg_vm_validate_id ("vm_name", name_or_id, NULL))

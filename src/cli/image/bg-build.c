@@ -69,8 +69,8 @@ static const char guest_setup_unit[] =
 
 /* The applier banger copies into images: the installed one, or (for an
  * uninstalled build) the one $BANGER_GUEST_SETUP names. */
-char *
-bg_build_guest_setup_path (void)
+static char *
+guest_setup_path (void)
 {
   const char *env = g_getenv ("BANGER_GUEST_SETUP");
 
@@ -78,8 +78,8 @@ bg_build_guest_setup_path (void)
 }
 
 /* banger-init, the early init of layered VMs, likewise ($BANGER_INIT). */
-char *
-bg_build_guest_init_path (void)
+static char *
+guest_init_path (void)
 {
   const char *env = g_getenv ("BANGER_INIT");
 
@@ -132,8 +132,8 @@ bg_build_check_host (const BgBuildOptions  *o,
     }
   if (!o->cloud_init)
     {
-      g_autofree char *guest_setup = bg_build_guest_setup_path ();
-      g_autofree char *init = bg_build_guest_init_path ();
+      g_autofree char *guest_setup = guest_setup_path ();
+      g_autofree char *init = guest_init_path ();
 
       if (!g_file_test (guest_setup, G_FILE_TEST_IS_EXECUTABLE))
         {
@@ -273,7 +273,7 @@ bg_build_write_overlay (const char            *overlay,
                           "datasource_list: [ NoCloud, None ]\n", -1, 0644, error);
 
   {
-    g_autofree char *binary = NULL, *init = NULL, *init_path = bg_build_guest_init_path ();
+    g_autofree char *binary = NULL, *init = NULL, *init_path = guest_init_path ();
     g_autofree char *link = g_build_filename (overlay, "etc/systemd/system/sysinit.target.wants",
                                               "banger-guest-setup.service", NULL);
     gsize len, init_len;
@@ -364,7 +364,7 @@ bg_image_build (const char           *images_dir,
   if ((final = bg_image_new_dir (images_dir, name, error)) == NULL || !bg_build_check_host (o, error))
     return NULL;
   if (!o->cloud_init)
-    guest_setup = bg_build_guest_setup_path ();
+    guest_setup = guest_setup_path ();
   g_mkdir_with_parents (images_dir, 0700);
   work = g_strdup_printf ("%s/.build-%s-XXXXXX", images_dir, name);
   if (g_mkdtemp_full (work, 0700) == NULL)

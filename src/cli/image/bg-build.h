@@ -12,8 +12,6 @@ typedef struct {
   gboolean    cloud_init; /* configure guests with cloud-init, not banger-guest-setup */
 } BgBuildOptions;
 
-char    *bg_build_guest_setup_path (void);
-char    *bg_build_guest_init_path  (void);
 gboolean bg_build_check_host       (const BgBuildOptions *options,
                                     GError              **error);
 gboolean bg_build_write_overlay    (const char           *overlay,

@@ -196,11 +196,11 @@ bg_image_to_json (const BgImage *image)
 
 /* Where image @name is kept: the one place a name becomes a path below
  * @images_dir, checked here (@field names it in the error). */
-char *
-bg_image_dir (const char  *images_dir,
-              const char  *field,
-              const char  *name,
-              GError     **error)
+static char *
+image_dir (const char  *images_dir,
+           const char  *field,
+           const char  *name,
+           GError     **error)
 {
   if (!bg_name_validate (field, name, error))
     return NULL;
@@ -213,7 +213,7 @@ bg_image_new_dir (const char  *images_dir,
                   const char  *name,
                   GError     **error)
 {
-  g_autofree char *dir = bg_image_dir (images_dir, "NAME", name, error);
+  g_autofree char *dir = image_dir (images_dir, "NAME", name, error);
 
   if (dir != NULL && g_file_test (dir, G_FILE_TEST_EXISTS))
     {
@@ -236,7 +236,7 @@ bg_image_load (const char  *images_dir,
   JsonObject *o;
   JsonNode *root;
 
-  if ((image->dir = bg_image_dir (images_dir, "image", name, error)) == NULL)
+  if ((image->dir = image_dir (images_dir, "image", name, error)) == NULL)
     return NULL;
   image->name = g_strdup (name);
   path = g_build_filename (image->dir, "image.json", NULL);
@@ -543,7 +543,7 @@ bg_image_remove (const char  *images_dir,
                  const char  *name,
                  GError     **error)
 {
-  g_autofree char *dir = bg_image_dir (images_dir, "NAME", name, error);
+  g_autofree char *dir = image_dir (images_dir, "NAME", name, error);
   g_autofree char *trash = NULL;
 
   if (dir == NULL)
