@@ -454,10 +454,6 @@ bg_daemon_get_limits (BgDaemon *daemon)
   return &daemon->options.limits;
 }
 
-/* Whether @owner may have one more @kind: fewer than @limit recorded
- * (orphans found at start, which only wait to be cleaned up, aside).
- * Root has no limits. The refusal names the setting that would allow
- * more. */
 /* What @owner holds of @kind, not counting orphans (the registry keeps
  * those only to clean them up). */
 guint
@@ -478,6 +474,10 @@ bg_daemon_count_owned (BgDaemon   *daemon,
   return n;
 }
 
+/* Whether @owner may have one more @kind: fewer than @limit recorded
+ * (orphans found at start, which only wait to be cleaned up, aside).
+ * Root has no limits. The refusal names the setting that would allow
+ * more. */
 gboolean
 bg_daemon_check_limit (BgDaemon    *daemon,
                        uid_t        owner,

@@ -61,7 +61,7 @@ undo_known_host (gpointer data)
  * "network"), into the record. */
 void
 bg_vm_take_network (BgVmRecord *r,
-              GVariant   *info)
+                    GVariant   *info)
 {
   const char *s;
   guint32 ip;
@@ -100,9 +100,9 @@ same_network (BgVmRecord *before,
  * made once, then reused: it stays pinned). Synced files are read now. */
 gboolean
 bg_vm_write_config_drive (BgVmRecord  *r,
-                    BgConfig    *config,
-                    const char  *dir,
-                    GError     **error)
+                          BgConfig    *config,
+                          const char  *dir,
+                          GError     **error)
 {
   g_autoptr(BgGuestConfig) guest = g_new0 (BgGuestConfig, 1);
   g_autoptr(GPtrArray) files = NULL;
@@ -141,9 +141,9 @@ bg_vm_write_config_drive (BgVmRecord  *r,
 /* Pins the VM's host key under its name and address. */
 gboolean
 bg_vm_pin_host_key (BgVmRecord  *r,
-              const char  *dir,
-              BgUndo      *undo,
-              GError     **error)
+                    const char  *dir,
+                    BgUndo      *undo,
+                    GError     **error)
 {
   g_autofree char *kh = bg_known_hosts_path ();
   g_autofree char *alias = bg_ssh_alias (r);
@@ -201,15 +201,16 @@ append_fd (GUnixFDList  *fds,
   return *handle >= 0;
 }
 
-/* LaunchVm: the jailed VMM, with the VM's disks, its tap (made again by
- * the mechanism if it vanished) and its console. The record learns the
- * sockets, the pid and the network the tap is on. */
 static gboolean
 is_layered (BgVmRecord *r)
 {
   return g_strcmp0 (r->disk_mode, "layered") == 0;
 }
 
+/* LaunchVm: the jailed VMM, with the VM's disks, its tap (made again by
+ * the mechanism if it vanished) and its console. The record learns the
+ * sockets, the pid and the network the tap is on; @paths, the jail paths
+ * to configure the VMM with. */
 static gboolean
 launch (BgVmRecord  *r,
         BgImage     *image,
