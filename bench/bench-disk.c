@@ -77,7 +77,7 @@ time_strategy (const char *src, const char *dst, BgDiskMode mode)
 
   drop_caches ();
   t0 = now_ms ();
-  if (!bg_disk_create (src, dst, mode, 0, &used, &error))
+  if (!bg_disk_create (src, dst, mode, 0, &used, NULL, &error))
     g_error ("%s", error->message);
   return now_ms () - t0;
 }
@@ -94,7 +94,7 @@ time_layered (const char *src, const char *dir)
 
   drop_caches ();
   t0 = now_ms ();
-  if (!bg_disk_make_for_vm (&image, dir, BG_DISK_MODE_LAYERED, IMAGE_BYTES, &used, &reason, &error))
+  if (!bg_disk_make_for_vm (&image, dir, BG_DISK_MODE_LAYERED, IMAGE_BYTES, &used, &reason, NULL, &error))
     g_error ("%s", error->message);
   return now_ms () - t0;
 }

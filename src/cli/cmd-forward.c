@@ -233,6 +233,7 @@ bg_vm_cmd_forward (BgCli *cli, int argc, char **argv, GError **error)
   if (background)
     {
       GPid pid = 0;
+      bg_forward_spec_warn_exposed ((const char * const *) spec_texts, r->name);
       joined = g_strjoinv (", ", spec_texts);
       if (!bg_forward_spawn_background (r->name, spec_texts, FALSE, &pid, error))
         return FALSE;
@@ -242,14 +243,10 @@ bg_vm_cmd_forward (BgCli *cli, int argc, char **argv, GError **error)
                           "Stop it with 'banger vm forward %s --stop'.", joined, r->name, pid, r->name);
     }
 
-  for (guint i = 0; i < specs->len; i++)
-    {
-      BgForwardSpec *spec = specs->pdata[i];
-      if (spec->host_address != NULL && (g_str_equal (spec->host_address, "0.0.0.0") ||
-                                         g_str_equal (spec->host_address, "::")))
-        bg_cli_warn ("%s listens on every interface: whoever can reach this host on port %u reaches %s",
-                     spec->text, spec->host_port, r->name);
-    }
+  /* Said here, where the user sees it: a background child's stderr is
+   * its log. */
+  if (serve_fd < 0)
+    bg_forward_spec_warn_exposed ((const char * const *) spec_texts, r->name);
   if ((forward = bg_forward_new (r->name, r->address, specs, udp_idle, error)) == NULL)
     {
       tell_ready (serve_fd, (*error)->message);

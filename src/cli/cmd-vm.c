@@ -345,7 +345,7 @@ cmd_logs (BgCli *cli, int argc, char **argv, GError **error)
     if (r == NULL)
       return FALSE;
   }
-  dir = bg_vm_dir (argv[1]);
+  dir = bg_paths_vm_dir (argv[1]);
   path = g_build_filename (dir, "console.log", NULL);
   fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)

@@ -77,6 +77,15 @@ bg_paths_vms_dir (void)
   return g_build_filename (dir, "vms", NULL);
 }
 
+/* A VM's own directory: its record, disk, keys, forwards. */
+char *
+bg_paths_vm_dir (const char *name)
+{
+  g_autofree char *vms = bg_paths_vms_dir ();
+
+  return g_build_filename (vms, name, NULL);
+}
+
 /* Creates @path and any missing parents, each new one 0700. */
 gboolean
 bg_paths_mkdir_private (const char  *path,

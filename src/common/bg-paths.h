@@ -11,6 +11,7 @@ char     *bg_paths_data_dir            (void);
 char     *bg_paths_state_dir           (void);
 char     *bg_paths_images_dir          (void);
 char     *bg_paths_vms_dir             (void);
+char     *bg_paths_vm_dir              (const char  *name);
 
 char     *bg_paths_ensure_runtime_dir  (GError     **error);
 char     *bg_paths_resolve_runtime_dir (const char  *xdg_runtime_dir,

@@ -41,9 +41,9 @@ bg_vm_state_to_string (BgVmState state)
   return state < G_N_ELEMENTS (state_names) ? state_names[state] : "unknown";
 }
 
-gboolean
-bg_vm_state_from_string (const char *text,
-                         BgVmState  *state)
+static gboolean
+vm_state_from_string (const char *text,
+                      BgVmState  *state)
 {
   for (guint i = 0; i < G_N_ELEMENTS (state_names); i++)
     if (g_strcmp0 (text, state_names[i]) == 0)
@@ -287,7 +287,7 @@ bg_vm_record_from_json (JsonNode    *node,
   STR ("image", FALSE, image);
   if (!get_member_string (o, "state", TRUE, &state, source, error))
     return NULL;
-  if (!bg_vm_state_from_string (state, &r->state) || r->state > BG_VM_PAUSED)
+  if (!vm_state_from_string (state, &r->state) || r->state > BG_VM_PAUSED)
     {
       g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT, "%s: member \"state\" is not a VM state", source);
       return NULL;
@@ -359,14 +359,6 @@ const char *
 bg_state_store_get_dir (BgStateStore *store)
 {
   return store->dir;
-}
-
-char *
-bg_state_store_vm_dir (BgStateStore *store,
-                       const char   *name)
-{
-  g_return_val_if_fail (bg_name_is_valid (name), NULL);
-  return g_build_filename (store->dir, name, NULL);
 }
 
 /* Where VM @name's record is: the one place a name becomes a path below

@@ -18,8 +18,6 @@ typedef enum {
 } BgVmState;
 
 const char *bg_vm_state_to_string   (BgVmState    state);
-gboolean    bg_vm_state_from_string (const char  *text,
-                                     BgVmState   *state);
 
 /* One VM as the CLI remembers it. The record is what banger last wrote;
  * commands that show state check it against reality before trusting it. */
@@ -73,8 +71,6 @@ BgStateStore *bg_state_store_new      (const char    *vms_dir);
 BgStateStore *bg_state_store_new_default (void);
 void          bg_state_store_free     (BgStateStore  *store);
 const char   *bg_state_store_get_dir  (BgStateStore  *store);
-char         *bg_state_store_vm_dir   (BgStateStore  *store,
-                                       const char    *name);
 BgStateLock  *bg_state_store_lock     (BgStateStore  *store,
                                        GError       **error);
 void          bg_state_lock_release   (BgStateLock   *lock);

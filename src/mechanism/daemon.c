@@ -5,6 +5,7 @@
  * system-dbus.c. */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <unistd.h>
 #include <glib-unix.h>
 #include <glib/gstdio.h>
@@ -36,7 +37,9 @@ struct _BgDaemon {
   BgStorage       *storage;
   guint            owner_id;
   guint            idle_source;
+  guint            drain_source;
   guint            holds;
+  gboolean         exiting;     /* the name is given up; leave when idle */
   gboolean         name_acquired;
   int              exit_code;
   GArray          *kinds;       /* Kind */
@@ -126,7 +129,33 @@ reconcile (BgDaemon *daemon)
     }
 }
 
-/* ---- idle exit ---- */
+/* ---- idle exit ----
+ *
+ * As flatpak's system helper does: when idle, the name is given up
+ * first, so a new call activates a fresh instance; calls already on
+ * their way to this one (queued before the name went, or sent to its
+ * unique name by a proxy that has not yet heard) are still answered.
+ * The process leaves only once the queue has drained and no call is in
+ * flight. */
+
+#define DRAIN_MS 500
+
+static void
+exit_if_drained (BgDaemon *daemon)
+{
+  if (daemon->exiting && daemon->drain_source == 0 && daemon->holds == 0)
+    g_main_loop_quit (daemon->loop);
+}
+
+static gboolean
+on_drained (gpointer user_data)
+{
+  BgDaemon *daemon = user_data;
+
+  daemon->drain_source = 0;
+  exit_if_drained (daemon);
+  return G_SOURCE_REMOVE;
+}
 
 static gboolean
 on_idle_timeout (gpointer user_data)
@@ -134,15 +163,19 @@ on_idle_timeout (gpointer user_data)
   BgDaemon *daemon = user_data;
 
   daemon->idle_source = 0;
-  g_debug ("Idle for %u s, exiting", daemon->options.idle_timeout);
-  /* Give the name up first, so a call arriving now activates a fresh
-   * instance instead of reaching one that is going away. */
+  bg_daemon_test_pause (daemon, "idle-exit");
+  g_debug ("Idle for %u s, giving up the name", daemon->options.idle_timeout);
+  daemon->exiting = TRUE;
+  /* Synchronous: once it returns, every call the bus routed here under
+   * the name has reached this process's queue. */
   if (daemon->owner_id != 0)
     {
       g_bus_unown_name (daemon->owner_id);
       daemon->owner_id = 0;
     }
-  g_main_loop_quit (daemon->loop);
+  /* At low priority, so the calls already queued (dispatched at the
+   * default one) start, and hold the daemon, before it may leave. */
+  daemon->drain_source = g_timeout_add_full (G_PRIORITY_LOW, DRAIN_MS, on_drained, daemon, NULL);
   return G_SOURCE_REMOVE;
 }
 
@@ -150,6 +183,11 @@ static void
 arm_idle (BgDaemon *daemon)
 {
   g_clear_handle_id (&daemon->idle_source, g_source_remove);
+  if (daemon->exiting)
+    {
+      exit_if_drained (daemon);
+      return;
+    }
   if (daemon->options.idle_timeout == 0 || daemon->holds > 0)
     return;
   daemon->idle_source = g_timeout_add_seconds (daemon->options.idle_timeout, on_idle_timeout, daemon);
@@ -274,6 +312,7 @@ bg_daemon_free (BgDaemon *daemon)
   if (daemon == NULL)
     return;
   g_clear_handle_id (&daemon->idle_source, g_source_remove);
+  g_clear_handle_id (&daemon->drain_source, g_source_remove);
   if (daemon->owner_id != 0)
     g_bus_unown_name (daemon->owner_id);
   /* Never exported when the bus could not be reached. */
@@ -415,10 +454,6 @@ bg_daemon_get_limits (BgDaemon *daemon)
   return &daemon->options.limits;
 }
 
-/* Whether @owner may have one more @kind: fewer than @limit recorded
- * (orphans found at start, which only wait to be cleaned up, aside).
- * Root has no limits. The refusal names the setting that would allow
- * more. */
 /* What @owner holds of @kind, not counting orphans (the registry keeps
  * those only to clean them up). */
 guint
@@ -439,6 +474,10 @@ bg_daemon_count_owned (BgDaemon   *daemon,
   return n;
 }
 
+/* Whether @owner may have one more @kind: fewer than @limit recorded
+ * (orphans found at start, which only wait to be cleaned up, aside).
+ * Root has no limits. The refusal names the setting that would allow
+ * more. */
 gboolean
 bg_daemon_check_limit (BgDaemon    *daemon,
                        uid_t        owner,
@@ -508,6 +547,45 @@ bg_daemon_test_hook (BgDaemon   *daemon,
 #endif
 }
 
+/* As bg_daemon_test_hook, but when <run-dir>/pause-at names @step the
+ * mechanism writes <run-dir>/paused-at and waits there, its main loop
+ * stopped, until a test removes pause-at (at most a minute): a window a
+ * test can act in, deterministically. */
+void
+bg_daemon_test_pause (BgDaemon   *daemon,
+                      const char *step)
+{
+#ifdef BG_TEST_HOOKS
+  g_autofree char *path = g_build_filename (daemon->run_dir, "pause-at", NULL);
+  g_autofree char *paused = g_build_filename (daemon->run_dir, "paused-at", NULL);
+  g_autofree char *want = NULL;
+
+  if (!g_file_get_contents (path, &want, NULL, NULL) || !g_str_equal (g_strstrip (want), step))
+    return;
+  g_file_set_contents (paused, step, -1, NULL);
+  for (guint i = 0; i < 6000 && g_file_test (path, G_FILE_TEST_EXISTS); i++)
+    g_usleep (10 * 1000);
+  g_unlink (paused);
+#endif
+}
+
+/* Test builds: when <run-dir>/count-@step exists, each pass through
+ * @step adds a line to it, so a test can count work it must not repeat. */
+void
+bg_daemon_test_count (BgDaemon   *daemon,
+                      const char *step)
+{
+#ifdef BG_TEST_HOOKS
+  g_autofree char *name = g_strconcat ("count-", step, NULL);
+  g_autofree char *path = g_build_filename (daemon->run_dir, name, NULL);
+  FILE *f;
+
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR) || (f = fopen (path, "ae")) == NULL)
+    return;
+  fputs ("1\n", f);
+  fclose (f);
+#endif
+}
 
 const char *
 bg_daemon_get_state_dir (BgDaemon *daemon)

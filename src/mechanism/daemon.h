@@ -90,6 +90,10 @@ gboolean         bg_daemon_release_resource (BgDaemon              *daemon,
                                              GError               **error);
 void             bg_daemon_test_hook        (BgDaemon              *daemon,
                                              const char            *step);
+void             bg_daemon_test_pause       (BgDaemon              *daemon,
+                                             const char            *step);
+void             bg_daemon_test_count       (BgDaemon              *daemon,
+                                             const char            *step);
 
 /* The methods each part serves, connected by bg_daemon_new: system-dbus.c
  * (Ping, Subscribe, HostInfo, ListResources, ReleaseResource, with the

@@ -391,7 +391,7 @@ bg_jail_build_argv (const char *id)
 
   argv[0] = g_strdup ("/" BG_JAIL_EXEC_NAME);
   argv[1] = g_strdup ("--api-sock");
-  argv[2] = g_strdup ("/run/" BG_JAIL_API_SOCKET);
+  argv[2] = g_strdup (BG_JAIL_RUN "/" BG_JAIL_API_SOCKET);
   argv[3] = g_strdup ("--id");
   argv[4] = g_strdup (id);
   return argv;

@@ -4,6 +4,7 @@
 #include <gio/gio.h>
 #include <sys/types.h>
 
+#include "bg-dbus-keys.h"
 #include "types.h"
 
 G_BEGIN_DECLS
@@ -16,8 +17,6 @@ G_BEGIN_DECLS
 #define BG_JAIL_UID_COUNT 65536u
 
 #define BG_JAIL_EXEC_NAME "firecracker"
-#define BG_JAIL_API_SOCKET "firecracker.socket"
-#define BG_JAIL_VSOCK_SOCKET "vsock.sock"
 
 struct _BgJail {
   char    *id;

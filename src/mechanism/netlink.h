@@ -59,13 +59,6 @@ typedef struct {
 GHashTable *bg_nl_links           (BgNlSock      *sk,
                                    GError       **error);
 
-gboolean  bg_tap_create           (const char    *name,
-                                   uid_t          owner,
-                                   GError       **error);
-gboolean  bg_tap_set_owner        (const char    *name,
-                                   uid_t          owner,
-                                   GError       **error);
-
 /* An IPv4 route of the main table, as far as subnet choice cares. */
 typedef struct {
   guint32 net;      /* host order */

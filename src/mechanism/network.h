@@ -44,13 +44,18 @@ BgResource *bg_network_create_tap   (BgNetwork    *network,
                                      const char   *want_address,
                                      BgNetState  **state,
                                      GError      **error);
+BgResource *bg_network_tap_for_launch (BgNetwork  *network,
+                                       uid_t       owner,
+                                       const char *vm_name,
+                                       const char *want_address,
+                                       BgNetState **state,
+                                       GError    **error);
 GVariant   *bg_network_tap_info     (BgResource   *tap,
                                      BgNetState   *state);
 gboolean    bg_network_delete_tap   (BgNetwork    *network,
                                      BgResource   *tap,
                                      GError      **error);
 
-/* tap.c */
 extern const BgResourceKind bg_tap_kind;
 gboolean    bg_network_apply_ports  (BgNetwork    *network,
                                      GError      **error);

@@ -28,13 +28,6 @@ bg_pidfd_open (pid_t pid)
   return syscall (SYS_pidfd_open, pid, 0);
 }
 
-int
-bg_pidfd_send_signal (int pidfd,
-                      int sig)
-{
-  return syscall (SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
-}
-
 gboolean
 bg_proc_is_jail_uid (guint64 uid)
 {

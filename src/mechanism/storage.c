@@ -33,19 +33,11 @@ release_loop (gpointer     self,
   return TRUE;
 }
 
-static gboolean
-release_base (gpointer     self,
-              BgResource  *resource,
-              GError     **error)
-{
-  return release_loop (self, resource, error);
-}
-
 static const BgResourceKind base_kind = {
   .kind = "base",
   .action = "org.banger.storage",
   .validate_name = bg_loop_validate_name,
-  .release = release_base,
+  .release = release_loop,     /* a shared base is a loop device */
 };
 
 static const BgResourceKind loop_kind = {

@@ -10,14 +10,14 @@
 #include "vm.h"
 
 static const BgOptionSpec launch_options[] = {
-  { "tap", "s" },
-  { "address", "s" },
-  { "initrd", "h" },
-  { "console", "h" },
-  { "timeout-ms", "u" },
-  { "read-only", "b" },
-  { "config-drive", "h" },
-  { "base", "h" },
+  { BG_LAUNCH_TAP, "s" },
+  { BG_LAUNCH_ADDRESS, "s" },
+  { BG_LAUNCH_INITRD, "h" },
+  { BG_LAUNCH_CONSOLE, "h" },
+  { BG_LAUNCH_TIMEOUT_MS, "u" },
+  { BG_LAUNCH_READ_ONLY, "b" },
+  { BG_LAUNCH_CONFIG_DRIVE, "h" },
+  { BG_LAUNCH_BASE, "h" },
   { NULL }
 };
 
@@ -33,10 +33,11 @@ typedef struct {
 static const FdArg launch_fds[] = {
   { "kernel", NULL, BG_FD_READ, G_STRUCT_OFFSET (BgLaunchParams, kernel_fd) },
   { "rootfs", NULL, BG_FD_READ_WRITE, G_STRUCT_OFFSET (BgLaunchParams, rootfs_fd) },
-  { "options: initrd", "initrd", BG_FD_READ, G_STRUCT_OFFSET (BgLaunchParams, initrd_fd) },
-  { "options: config-drive", "config-drive", BG_FD_READ, G_STRUCT_OFFSET (BgLaunchParams, config_fd) },
-  { "options: base", "base", BG_FD_READ, G_STRUCT_OFFSET (BgLaunchParams, base_fd) },
-  { "options: console", "console", BG_FD_WRITE, G_STRUCT_OFFSET (BgLaunchParams, console_fd) },
+  { "options: " BG_LAUNCH_INITRD, BG_LAUNCH_INITRD, BG_FD_READ, G_STRUCT_OFFSET (BgLaunchParams, initrd_fd) },
+  { "options: " BG_LAUNCH_CONFIG_DRIVE, BG_LAUNCH_CONFIG_DRIVE, BG_FD_READ,
+    G_STRUCT_OFFSET (BgLaunchParams, config_fd) },
+  { "options: " BG_LAUNCH_BASE, BG_LAUNCH_BASE, BG_FD_READ, G_STRUCT_OFFSET (BgLaunchParams, base_fd) },
+  { "options: " BG_LAUNCH_CONSOLE, BG_LAUNCH_CONSOLE, BG_FD_WRITE, G_STRUCT_OFFSET (BgLaunchParams, console_fd) },
 };
 
 /* The handle of @arg in the call's parameters: -2 when an optional one
@@ -102,23 +103,25 @@ launch_reply (BgVmm    *vmm,
 {
   g_autofree char *api = g_build_filename (vmm->jail->run, BG_JAIL_API_SOCKET, NULL);
   g_autofree char *vsock = g_build_filename (vmm->jail->run, BG_JAIL_VSOCK_SOCKET, NULL);
-  g_autofree char *initrd = g_build_filename (vmm->jail->root, "initrd", NULL);
+  g_autofree char *initrd = g_build_filename (vmm->jail->root, BG_JAIL_INITRD, NULL);
   GVariantBuilder paths;
 
   g_variant_builder_init (&paths, G_VARIANT_TYPE ("a{sv}"));
-  g_variant_builder_add (&paths, "{sv}", "kernel", g_variant_new_string ("/vmlinux"));
-  g_variant_builder_add (&paths, "{sv}", "rootfs", g_variant_new_string ("/rootfs"));
+  g_variant_builder_add (&paths, "{sv}", BG_LAUNCHED_KERNEL, g_variant_new_string ("/" BG_JAIL_KERNEL));
+  g_variant_builder_add (&paths, "{sv}", BG_LAUNCHED_ROOTFS, g_variant_new_string ("/" BG_JAIL_ROOTFS));
   if (vmm->base_shared)
-    g_variant_builder_add (&paths, "{sv}", "upper", g_variant_new_string ("/upper"));
-  g_variant_builder_add (&paths, "{sv}", "vsock", g_variant_new_string ("/run/" BG_JAIL_VSOCK_SOCKET));
+    g_variant_builder_add (&paths, "{sv}", BG_LAUNCHED_UPPER, g_variant_new_string ("/" BG_JAIL_UPPER));
+  g_variant_builder_add (&paths, "{sv}", BG_LAUNCHED_VSOCK,
+                         g_variant_new_string (BG_JAIL_RUN "/" BG_JAIL_VSOCK_SOCKET));
   if (vmm->config_loop_fd >= 0)
-    g_variant_builder_add (&paths, "{sv}", "config-drive", g_variant_new_string ("/cidata"));
+    g_variant_builder_add (&paths, "{sv}", BG_LAUNCHED_CONFIG_DRIVE,
+                           g_variant_new_string ("/" BG_JAIL_CONFIG_DRIVE));
   if (g_file_test (initrd, G_FILE_TEST_EXISTS))
-    g_variant_builder_add (&paths, "{sv}", "initrd", g_variant_new_string ("/initrd"));
-  g_variant_builder_add (&paths, "{sv}", "uid", g_variant_new_uint32 (vmm->jail->uid));
-  g_variant_builder_add (&paths, "{sv}", "jail", g_variant_new_string (vmm->jail->root));
+    g_variant_builder_add (&paths, "{sv}", BG_LAUNCHED_INITRD, g_variant_new_string ("/" BG_JAIL_INITRD));
+  g_variant_builder_add (&paths, "{sv}", BG_LAUNCHED_UID, g_variant_new_uint32 (vmm->jail->uid));
+  g_variant_builder_add (&paths, "{sv}", BG_LAUNCHED_JAIL, g_variant_new_string (vmm->jail->root));
   if (network != NULL)
-    g_variant_builder_add (&paths, "{sv}", "network", network);
+    g_variant_builder_add (&paths, "{sv}", BG_LAUNCHED_NETWORK, network);
   return g_variant_new ("(sst@a{sv})", api, vsock, (guint64) vmm->pid, g_variant_builder_end (&paths));
 }
 
@@ -152,12 +155,12 @@ launch_authorized (BgCall   *call,
 
   l->call = call;
   g_variant_get_child (parameters, 0, "&s", &p.vm_name);
-  g_variant_lookup (options, "tap", "&s", &p.tap);
-  g_variant_lookup (options, "address", "&s", &address);
-  g_variant_lookup (options, "timeout-ms", "u", &p.timeout_ms);
-  g_variant_lookup (options, "read-only", "b", &p.read_only);
-  /* The VM's tap, made again if it vanished: a stopped VM starts in one
-   * call, after a reboot too. */
+  g_variant_lookup (options, BG_LAUNCH_TAP, "&s", &p.tap);
+  g_variant_lookup (options, BG_LAUNCH_ADDRESS, "&s", &address);
+  g_variant_lookup (options, BG_LAUNCH_TIMEOUT_MS, "u", &p.timeout_ms);
+  g_variant_lookup (options, BG_LAUNCH_READ_ONLY, "b", &p.read_only);
+  /* The VM's tap, as CreateTap made it, or made again if it vanished: a
+   * stopped VM starts in one call, after a reboot too. */
   if (p.tap != NULL)
     {
       g_autoptr(BgNetState) state = NULL;
@@ -172,7 +175,7 @@ launch_authorized (BgCall   *call,
                                p.tap, p.vm_name);
           goto fail;
         }
-      tap = bg_network_create_tap (vms->network, call->caller_uid, p.vm_name, address, &state, &error);
+      tap = bg_network_tap_for_launch (vms->network, call->caller_uid, p.vm_name, address, &state, &error);
 
       if (tap == NULL)
         goto fail;
@@ -211,15 +214,16 @@ handle_launch_vm (BgMechanism1          *skeleton,
   if (!bg_name_validate ("vm_name", vm_name, &error) ||
       !bg_validate_options (options, launch_options, &error))
     return bg_invocation_take_error (invocation, error);
-  if (g_variant_lookup (options, "tap", "&s", &tap) && !bg_net_validate_tap_name ("options: tap", tap, &error))
+  if (g_variant_lookup (options, BG_LAUNCH_TAP, "&s", &tap) &&
+      !bg_net_validate_tap_name ("options: " BG_LAUNCH_TAP, tap, &error))
     return bg_invocation_take_error (invocation, error);
   if (!bg_network_validate_address_option (options, &error))
     return bg_invocation_take_error (invocation, error);
-  g_variant_lookup (options, "timeout-ms", "u", &timeout_ms);
+  g_variant_lookup (options, BG_LAUNCH_TIMEOUT_MS, "u", &timeout_ms);
   if (timeout_ms != 0 && (timeout_ms < 100 || timeout_ms > 60000))
     return bg_invocation_take_error (invocation, g_error_new (BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
                                                               "options: timeout-ms must be 100 to 60000"));
-  g_variant_lookup (options, "read-only", "b", &check.read_only);
+  g_variant_lookup (options, BG_LAUNCH_READ_ONLY, "b", &check.read_only);
   if (!launch_fds_check (parameters, fd_list, &check, FALSE, &error))
     return bg_invocation_take_error (invocation, error);
 

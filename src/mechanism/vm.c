@@ -26,13 +26,14 @@
 #include "proc.h"
 #include "registry.h"
 #include "storage.h"
+#include "tap.h"
 #include "vm.h"
 
 #define DEFAULT_LAUNCH_TIMEOUT_MS 5000
 
-char *
-bg_vm_id (uid_t       owner,
-          const char *vm_name)
+static char *
+vm_id (uid_t       owner,
+       const char *vm_name)
 {
   return g_strdup_printf ("u%u-%s", (guint) owner, vm_name);
 }
@@ -298,14 +299,14 @@ launch_vmm (BgVms           *vms,
   g_variant_builder_init (&disks, G_VARIANT_TYPE ("a(stt)"));
   vmm->jail = bg_jail_new (run_dir (vms), vmm->id, vmm->owner, jail_uid, vmm_fd, dynamic, error);
   if (vmm->jail == NULL ||
-      !bg_jail_add_file (vmm->jail, "kernel", "vmlinux", p->kernel_fd, error) ||
-      (p->initrd_fd >= 0 && !bg_jail_add_file (vmm->jail, "options: initrd", "initrd", p->initrd_fd, error)))
+      !bg_jail_add_file (vmm->jail, "kernel", BG_JAIL_KERNEL, p->kernel_fd, error) ||
+      (p->initrd_fd >= 0 && !bg_jail_add_file (vmm->jail, "options: " BG_LAUNCH_INITRD, BG_JAIL_INITRD, p->initrd_fd, error)))
     goto fail;
   vmm->loop_fd = bg_loop_attach (p->rootfs_fd, p->read_only, &rdev, &loop, error);
   if (vmm->loop_fd < 0 || !add_disk (&disks, loop, p->rootfs_fd, "rootfs", error))
     goto fail;
   if (p->base_fd < 0)
-    bg_jail_add_block (vmm->jail, "rootfs", rdev, p->read_only);
+    bg_jail_add_block (vmm->jail, BG_JAIL_ROOTFS, rdev, p->read_only);
   else
     {
       /* Layered: the image, shared read-only, is the root; the VM's own
@@ -314,12 +315,12 @@ launch_vmm (BgVms           *vms,
       dev_t base_rdev;
       GVariantDict dict;
 
-      bg_jail_add_block (vmm->jail, "upper", rdev, FALSE);
+      bg_jail_add_block (vmm->jail, BG_JAIL_UPPER, rdev, FALSE);
       vmm->base_shared = TRUE;
       if ((base = bg_storage_share_base (vms->storage, p->base_fd, vmm->id, &base_rdev, error)) == NULL ||
-          !add_disk (&disks, base, p->base_fd, "options: base", error))
+          !add_disk (&disks, base, p->base_fd, "options: " BG_LAUNCH_BASE, error))
         goto fail;
-      bg_jail_add_block (vmm->jail, "rootfs", base_rdev, TRUE);
+      bg_jail_add_block (vmm->jail, BG_JAIL_ROOTFS, base_rdev, TRUE);
       g_variant_dict_init (&dict, r->details);
       g_variant_dict_insert (&dict, "base", "s", base);
       if (!bg_registry_set_details (vms->registry, r, g_variant_dict_end (&dict), error))
@@ -332,7 +333,7 @@ launch_vmm (BgVms           *vms,
       vmm->config_loop_fd = bg_loop_attach (p->config_fd, TRUE, &rdev, &loop, error);
       if (vmm->config_loop_fd < 0 || !add_disk (&disks, loop, p->config_fd, "options: config", error))
         goto fail;
-      bg_jail_add_block (vmm->jail, "cidata", rdev, TRUE);
+      bg_jail_add_block (vmm->jail, BG_JAIL_CONFIG_DRIVE, rdev, TRUE);
     }
   if (p->tap != NULL)
     {
@@ -415,7 +416,7 @@ bg_vms_launch (BgVms           *vms,
                BgVmmReadyFunc   done,
                gpointer         user_data)
 {
-  g_autofree char *id = bg_vm_id (owner, p->vm_name);
+  g_autofree char *id = vm_id (owner, p->vm_name);
   g_autofree char *vmm_path = NULL;
   g_auto(BgFd) vmm_fd = -1;
   GError *error = NULL;
@@ -511,7 +512,7 @@ bg_vms_resolve_id (BgVms      *vms,
 {
   if (bg_name_is_valid (name_or_id))
     {
-      g_autofree char *own = bg_vm_id (caller, name_or_id);
+      g_autofree char *own = vm_id (caller, name_or_id);
 
       if (bg_registry_lookup (vms->registry, "vm", own) != NULL ||
           !bg_vm_validate_id ("vm_name", name_or_id, NULL))

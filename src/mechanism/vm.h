@@ -52,8 +52,6 @@ void        bg_launch_params_clear (BgLaunchParams *params);
 
 char       *bg_vm_config_vmm    (const char      *config_dir,
                                  guint           *timeout_ms);
-char       *bg_vm_id            (uid_t            owner,
-                                 const char      *vm_name);
 gboolean    bg_vm_validate_id   (const char      *field,
                                  const char      *name,
                                  GError         **error);

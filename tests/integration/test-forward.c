@@ -425,6 +425,13 @@ test_background_forwards_end_with_the_vm (Fixture *f, gconstpointer data)
   }
   g_assert_true (process_gone (pid));
 
+  /* On every interface, however written: the warning reaches the
+   * terminal of the command, not only the background child's log. */
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (cli (f, NULL, &err, "vm", "forward", "fw", "[0::0]:18104:7000", "-b", NULL), ==, 0);
+  g_assert_nonnull (strstr (err, "[::]:18104:7000/tcp listens on every interface"));
+  g_assert_cmpint (cli (f, NULL, NULL, "vm", "forward", "fw", "--stop", NULL), ==, 0);
+
   /* vm stop ends it. */
   g_assert_cmpint (cli (f, NULL, NULL, "vm", "forward", "fw", "18101:7000", "-b", NULL), ==, 0);
   pid = single_pid (f, "fw", "18101:7000/tcp", FALSE);
@@ -437,8 +444,10 @@ test_background_forwards_end_with_the_vm (Fixture *f, gconstpointer data)
   /* vm up --forward: started with the VM, again at every start, ended by
    * vm stop and vm rm. */
   g_clear_pointer (&err, g_free);
-  if (cli (f, NULL, &err, "vm", "up", "fw2", "--no-wait", "--forward", "18110:22", "-p", "18111:53/udp", NULL) != 0)
+  if (cli (f, NULL, &err, "vm", "up", "fw2", "--no-wait", "--forward", "18110:22", "-p", "18111:53/udp",
+           "-p", "0.0.0.0:18112:22", NULL) != 0)
     g_error ("vm up --forward: %s", err);
+  g_assert_nonnull (strstr (err, "0.0.0.0:18112:22/tcp listens on every interface"));
   {
     g_autoptr(JsonArray) a = listed (f, "fw2");
     JsonObject *o;
@@ -447,9 +456,10 @@ test_background_forwards_end_with_the_vm (Fixture *f, gconstpointer data)
     g_assert_cmpuint (json_array_get_length (a), ==, 1);
     o = json_array_get_object_element (a, 0);
     specs = json_object_get_array_member (o, "specs");
-    g_assert_cmpuint (json_array_get_length (specs), ==, 2);
+    g_assert_cmpuint (json_array_get_length (specs), ==, 3);
     g_assert_cmpstr (json_array_get_string_element (specs, 0), ==, "18110:22/tcp");
     g_assert_cmpstr (json_array_get_string_element (specs, 1), ==, "18111:53/udp");
+    g_assert_cmpstr (json_array_get_string_element (specs, 2), ==, "0.0.0.0:18112:22/tcp");
     g_assert_true (json_object_get_boolean_member (o, "persistent"));
     pid2 = json_object_get_int_member (o, "pid");
   }

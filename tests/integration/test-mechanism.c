@@ -5,6 +5,7 @@
 #include <gio/gunixinputstream.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <glib/gstdio.h>
 
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
@@ -207,6 +208,88 @@ test_idle_exit_and_reactivation (Fixture *f, gconstpointer data)
   pid2 = bg_harness_mechanism_pid (f->h);
   g_assert_cmpint (pid2, >, 0);
   g_assert_cmpint (pid2, !=, pid1);
+}
+
+typedef struct {
+  gboolean  done;
+  GVariant *reply;
+  GError   *error;
+} Pending;
+
+static void
+on_queued_reply (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Pending *p = user_data;
+
+  p->reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &p->error);
+  p->done = TRUE;
+}
+
+static gboolean
+process_runs (GPid pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int) pid);
+  g_autofree char *text = NULL;
+  const char *end;
+
+  if (!g_file_get_contents (path, &text, NULL, NULL) || (end = strrchr (text, ')')) == NULL)
+    return FALSE;
+  return end[1] == ' ' && end[2] != 'Z' && end[2] != 'X';
+}
+
+/* A call that reaches the mechanism while it decides to exit for idling
+ * is answered, not dropped with NoReply. The test hook holds the
+ * mechanism at that decision; the call is sent then, and a Peer.Ping
+ * (answered by GDBus's own thread, behind the call on the same
+ * connection) proves it has been received before the exit goes on. */
+static void
+test_idle_exit_answers_queued_call (Fixture *f, gconstpointer data)
+{
+  g_autofree char *pause_at = g_build_filename (f->h->run_dir, "pause-at", NULL);
+  g_autofree char *paused_at = g_build_filename (f->h->run_dir, "paused-at", NULL);
+  g_autoptr(BgCallResult) first = NULL;
+  g_autoptr(GVariant) owner = NULL, peer = NULL;
+  g_autoptr(GError) error = NULL;
+  Pending queued = { 0 };
+  const char *unique;
+  GPid pid;
+
+  g_assert_true (g_file_set_contents (pause_at, "idle-exit", -1, NULL));
+  first = bg_harness_call (f->h, NULL, "Ping", NULL, NULL);
+  bg_assert_call_ok (first);
+  pid = bg_harness_mechanism_pid (f->h);
+  owner = g_dbus_connection_call_sync (f->h->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "GetNameOwner",
+                                       g_variant_new ("(s)", "org.banger.Mechanism1"), G_VARIANT_TYPE ("(s)"),
+                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (owner, "(&s)", &unique);
+
+  /* Idle after 2 s: it stops at its decision to exit. */
+  for (guint i = 0; i < 3000 && !g_file_test (paused_at, G_FILE_TEST_EXISTS); i++)
+    g_usleep (10 * 1000);
+  g_assert_true (g_file_test (paused_at, G_FILE_TEST_EXISTS));
+
+  g_dbus_connection_call (f->h->bus, "org.banger.Mechanism1", "/org/banger/Mechanism1", "org.banger.Mechanism1",
+                          "Ping", NULL, G_VARIANT_TYPE ("(su)"), G_DBUS_CALL_FLAGS_NONE, 60000, NULL,
+                          on_queued_reply, &queued);
+  peer = g_dbus_connection_call_sync (f->h->bus, unique, "/", "org.freedesktop.DBus.Peer", "Ping", NULL, NULL,
+                                      G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_unlink (pause_at), ==, 0);
+
+  while (!queued.done)
+    g_main_context_iteration (NULL, TRUE);
+  if (queued.reply == NULL)
+    g_error ("the call queued at idle exit was dropped: %s", queued.error->message);
+  g_clear_pointer (&queued.reply, g_variant_unref);
+
+  /* And then it does exit (dbus-daemon, its parent, may leave it a
+   * zombie for a while). */
+  g_assert_true (bg_harness_wait_name_gone (f->h, 30));
+  for (guint i = 0; i < 3000 && process_runs (pid); i++)
+    g_usleep (10 * 1000);
+  g_assert_false (process_runs (pid));
 }
 
 static void
@@ -510,6 +593,7 @@ add_tests (void)
   ADD ("/mechanism/wrong-types-are-refused", test_wrong_types_are_refused, 0);
   ADD ("/mechanism/other-user-gets-not-owner", test_other_user_gets_not_owner, 0);
   ADD ("/mechanism/idle-exit-and-reactivation", test_idle_exit_and_reactivation, 2);
+  ADD ("/mechanism/idle-exit-answers-queued-call", test_idle_exit_answers_queued_call, 2);
   ADD ("/mechanism/registry-survives-restart", test_registry_survives_restart, 0);
   ADD ("/mechanism/introspection-is-documented", test_introspection_is_documented, 0);
   ADD ("/mechanism/cli-status-sees-the-mechanism", test_cli_status_sees_the_mechanism, 0);

@@ -97,7 +97,7 @@ test_reflink_copies_in_constant_space (Fixture *f, gconstpointer data)
 
   disk = g_build_filename (mnt, "vm.disk", NULL);
   g_assert_no_errno (statvfs (mnt, &before));
-  g_assert_true (bg_disk_create (base, disk, BG_DISK_MODE_AUTO, 0, &used, &error));
+  g_assert_true (bg_disk_create (base, disk, BG_DISK_MODE_AUTO, 0, &used, NULL, &error));
   g_assert_no_error (error);
   g_assert_no_errno (statvfs (mnt, &after));
   g_assert_cmpint (used, ==, BG_DISK_MODE_REFLINK);

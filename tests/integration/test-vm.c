@@ -510,6 +510,58 @@ test_full_sequence_through_the_api_client (Fixture *f, gconstpointer data)
   }
 }
 
+static guint
+count_lines (const char *path)
+{
+  g_autofree char *text = NULL;
+  guint n = 0;
+
+  g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+  for (const char *p = text; *p; p++)
+    n += *p == '\n';
+  return n;
+}
+
+/* vm up is CreateTap, then LaunchVm with that tap: the network is set up
+ * once, by CreateTap. A tap the kernel lost meanwhile (as after a
+ * reboot) is made again by LaunchVm, network and all. Counted by the
+ * test hook in bg_network_ensure. */
+static void
+test_launch_after_create_tap_sets_up_the_network_once (Fixture *f, gconstpointer data)
+{
+  g_autofree char *count = g_build_filename (f->h->run_dir, "count-network-ensure", NULL);
+  g_autoptr(BgCallResult) tap_r = NULL, kill1 = NULL, kill2 = NULL;
+  g_autoptr(Launched) first = NULL, second = NULL;
+  g_autofree char *tap = NULL, *opt = NULL, *sys = NULL;
+
+  g_assert_true (g_file_set_contents (count, "", 0, NULL));
+  tap_r = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", "('once', @a{sv} {})", NULL);
+  bg_assert_call_ok (tap_r);
+  g_assert_cmpuint (count_lines (count), ==, 1);
+  tap = bg_call_result_lookup (tap_r, "tap");
+  opt = g_strdup_printf ("'tap': <'%s'>", tap);
+
+  first = launch (f, BG_TEST_USER_A, "once", opt);
+  g_assert_cmpuint (count_lines (count), ==, 1);
+  kill1 = bg_harness_call (f->h, BG_TEST_USER_A, "KillVm", "('once',)", NULL);
+  bg_assert_call_ok (kill1);
+  g_assert_cmpint (wait_exit (f, "once"), ==, 128 + 9);
+
+  {
+    const char *del[] = { "ip", "link", "del", tap, NULL };
+    int status;
+    bg_harness_run_argv (del, NULL, &status);
+    g_assert_cmpint (status, ==, 0);
+  }
+  second = launch (f, BG_TEST_USER_A, "once", opt);
+  g_assert_cmpuint (count_lines (count), ==, 2);
+  sys = g_strdup_printf ("/sys/class/net/%s", tap);
+  g_assert_true (g_file_test (sys, G_FILE_TEST_EXISTS));
+  kill2 = bg_harness_call (f->h, BG_TEST_USER_A, "KillVm", "('once',)", NULL);
+  bg_assert_call_ok (kill2);
+  g_assert_cmpint (wait_exit (f, "once"), ==, 128 + 9);
+}
+
 static void
 test_kill_vm_by_other_user_is_not_owner (Fixture *f, gconstpointer data)
 {
@@ -1110,6 +1162,7 @@ add_tests (void)
   ADD ("/vm/vmm-exiting-at-once-fails-with-its-output", test_vmm_exiting_at_once_fails_with_its_output);
   ADD ("/vm/vmm-without-socket-times-out", test_vmm_without_socket_times_out);
   ADD ("/vm/full-sequence-through-the-api-client", test_full_sequence_through_the_api_client);
+  ADD ("/vm/launch-after-create-tap-sets-up-the-network-once", test_launch_after_create_tap_sets_up_the_network_once);
   ADD ("/vm/kill-vm-by-other-user-is-not-owner", test_kill_vm_by_other_user_is_not_owner);
   ADD ("/vm/launch-refuses-bad-fds-and-options", test_launch_refuses_bad_fds_and_options);
   ADD ("/vm/limits-stop-one-user-not-another", test_limits_stop_one_user_not_another);

@@ -15,6 +15,8 @@ test_good_specs_are_made_canonical (void)
     { "0.0.0.0:8080:80/tcp", "0.0.0.0:8080:80/tcp", "0.0.0.0", 8080, 80, FALSE },
     { "[::1]:8080:80/udp", "[::1]:8080:80/udp", "::1", 8080, 80, TRUE },
     { "[fe80::1]:9000", "[fe80::1]:9000:9000/tcp", "fe80::1", 9000, 9000, FALSE },
+    { "[0::0]:8080:80", "[::]:8080:80/tcp", "::", 8080, 80, FALSE },
+    { "[FE80:0::1]:9000", "[fe80::1]:9000:9000/tcp", "fe80::1", 9000, 9000, FALSE },
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -34,6 +36,33 @@ test_good_specs_are_made_canonical (void)
         g_assert_no_error (error);
         g_assert_cmpstr (again->text, ==, s->text);
       }
+    }
+}
+
+/* Every interface is an address, however it is written: the warning
+ * about it must not depend on the spelling. */
+static void
+test_every_interface_is_recognised_as_an_address (void)
+{
+  static const struct { const char *in; gboolean exposed; } cases[] = {
+    { "0.0.0.0:8080", TRUE },
+    { "[::]:8080", TRUE },
+    { "[0::0]:8080", TRUE },
+    { "[0:0:0:0:0:0:0:0]:8080:80/udp", TRUE },
+    { "8080", FALSE },
+    { "127.0.0.1:8080", FALSE },
+    { "[::1]:8080", FALSE },
+    { "192.168.1.2:8080", FALSE },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(BgForwardSpec) s = bg_forward_spec_parse (cases[i].in, &error);
+
+      g_assert_no_error (error);
+      if (s->exposed != cases[i].exposed)
+        g_error ("\"%s\": exposed %d, expected %d", cases[i].in, s->exposed, cases[i].exposed);
     }
 }
 
@@ -71,5 +100,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/forward-spec/good-specs-are-made-canonical", test_good_specs_are_made_canonical);
   g_test_add_func ("/forward-spec/bad-specs-name-what-is-wrong", test_bad_specs_name_what_is_wrong);
+  g_test_add_func ("/forward-spec/every-interface-is-recognised-as-an-address",
+                   test_every_interface_is_recognised_as_an_address);
   return g_test_run ();
 }

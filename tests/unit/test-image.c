@@ -306,7 +306,7 @@ test_layering_and_copy_reasons (Fixture *f, gconstpointer data)
 
     g_assert_no_errno (g_mkdir (vm, 0700));
     g_assert_true (bg_disk_make_for_vm (lay, vm, BG_DISK_MODE_LAYERED, G_GUINT64_CONSTANT (8) << 30, &used,
-                                        &reason, &error));
+                                        &reason, NULL, &error));
     g_assert_no_error (error);
     g_assert_cmpint (used, ==, BG_DISK_MODE_LAYERED);
     fd = open (upper, O_RDONLY | O_CLOEXEC);
@@ -450,6 +450,32 @@ test_bad_inputs_name_the_field (Fixture *f, gconstpointer data)
   g_assert_true (g_str_has_prefix (e4->message, "NAME: "));
 }
 
+/* A copy made in a thread stops when its cancellable is cancelled, and
+ * only then: the command's Ctrl-C flag is not the thread's. */
+static void
+test_sparse_copy_stops_when_cancelled (Fixture *f, gconstpointer data)
+{
+  g_autofree char *src = g_build_filename (f->tmp, "data", NULL);
+  g_autofree char *dst = g_build_filename (f->tmp, "copy", NULL);
+  g_autofree guint8 *chunk = g_malloc (1 << 20);
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GError) error = NULL;
+  int in, out;
+
+  memset (chunk, 0xcd, 1 << 20);
+  in = open (src, O_RDWR | O_CREAT, 0600);
+  g_assert_cmpint (pwrite (in, chunk, 1 << 20, 0), ==, 1 << 20);
+  out = open (dst, O_RDWR | O_CREAT, 0600);
+  g_assert_true (bg_disk_copy_sparse (in, out, NULL, NULL, cancellable, &error));
+  g_assert_no_error (error);
+  g_cancellable_cancel (cancellable);
+  g_assert_false (bg_disk_copy_sparse (in, out, NULL, NULL, cancellable, &error));
+  g_assert_error (error, BG_ERROR, BG_ERROR_FAILED);
+  g_assert_cmpstr (error->message, ==, "interrupted");
+  close (in);
+  close (out);
+}
+
 static void
 test_sparse_copy_keeps_holes (Fixture *f, gconstpointer data)
 {
@@ -468,7 +494,7 @@ test_sparse_copy_keeps_holes (Fixture *f, gconstpointer data)
   g_assert_cmpint (pwrite (in, chunk, 1 << 20, 100 << 20), ==, 1 << 20);
   g_assert_cmpint (pwrite (in, chunk, 1 << 20, 0), ==, 1 << 20);
   out = open (dst, O_RDWR | O_CREAT, 0600);
-  g_assert_true (bg_disk_copy_sparse (in, out, NULL, NULL, &error));
+  g_assert_true (bg_disk_copy_sparse (in, out, NULL, NULL, NULL, &error));
   g_assert_no_error (error);
   fstat (in, &s1);
   fstat (out, &s2);
@@ -506,7 +532,7 @@ test_strategy_selection (Fixture *f, gconstpointer data)
     close (b);
   }
 
-  g_assert_true (bg_disk_create (rootfs, d1, BG_DISK_MODE_AUTO, 64 << 20, &used, &error));
+  g_assert_true (bg_disk_create (rootfs, d1, BG_DISK_MODE_AUTO, 64 << 20, &used, NULL, &error));
   g_assert_no_error (error);
   g_assert_cmpint (used, ==, reflinks ? BG_DISK_MODE_REFLINK : BG_DISK_MODE_COPY);
   /* Grown, and the filesystem with it. */
@@ -525,7 +551,7 @@ test_strategy_selection (Fixture *f, gconstpointer data)
   /* Reflink asked for: made where the filesystem can, else refused. */
   if (!reflinks)
     {
-      g_assert_false (bg_disk_create (rootfs, d2, BG_DISK_MODE_REFLINK, 0, &used, &error));
+      g_assert_false (bg_disk_create (rootfs, d2, BG_DISK_MODE_REFLINK, 0, &used, NULL, &error));
       g_assert_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED);
       g_clear_error (&error);
       /* A failed attempt leaves no file. */
@@ -533,7 +559,7 @@ test_strategy_selection (Fixture *f, gconstpointer data)
     }
   else
     {
-      g_assert_true (bg_disk_create (rootfs, d2, BG_DISK_MODE_REFLINK, 0, &used, &error));
+      g_assert_true (bg_disk_create (rootfs, d2, BG_DISK_MODE_REFLINK, 0, &used, NULL, &error));
       g_assert_no_error (error);
       g_assert_cmpint (used, ==, BG_DISK_MODE_REFLINK);
     }
@@ -553,7 +579,7 @@ test_strategy_selection (Fixture *f, gconstpointer data)
     /* Where the filesystem reflinks, auto takes the reflink, and the
      * layered disk is checked asked for; elsewhere auto picks it. */
     g_assert_true (bg_disk_make_for_vm (&layered, vm1, reflinks ? BG_DISK_MODE_LAYERED : BG_DISK_MODE_AUTO,
-                                        G_GUINT64_CONSTANT (8) << 30, &used, &reason, &error));
+                                        G_GUINT64_CONSTANT (8) << 30, &used, &reason, NULL, &error));
     g_assert_no_error (error);
     g_assert_cmpint (used, ==, BG_DISK_MODE_LAYERED);
     if (!reflinks)
@@ -565,7 +591,7 @@ test_strategy_selection (Fixture *f, gconstpointer data)
     g_assert_cmpint (st.st_mode & 0777, ==, 0600);
     g_clear_pointer (&reason, g_free);
     /* Asked for, on an image without banger-init: refused, naming why. */
-    g_assert_false (bg_disk_make_for_vm (&plain, vm2, BG_DISK_MODE_LAYERED, 64 << 20, &used, &reason, &error));
+    g_assert_false (bg_disk_make_for_vm (&plain, vm2, BG_DISK_MODE_LAYERED, 64 << 20, &used, &reason, NULL, &error));
     g_assert_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED);
     g_assert_nonnull (strstr (error->message, "no banger-init"));
     g_clear_error (&error);
@@ -957,6 +983,7 @@ main (int argc, char **argv)
   ADD ("/image/interrupted-import-leaves-nothing", test_interrupted_import_leaves_nothing);
   ADD ("/image/bad-inputs-name-the-field", test_bad_inputs_name_the_field);
   ADD ("/disk/sparse-copy-keeps-holes", test_sparse_copy_keeps_holes);
+  ADD ("/disk/sparse-copy-stops-when-cancelled", test_sparse_copy_stops_when_cancelled);
   ADD ("/disk/strategy-selection", test_strategy_selection);
   g_test_add_func ("/boot-check/names-each-missing-feature", test_boot_check_names_each_missing_feature);
   g_test_add_func ("/boot-check/parses-a-kernel-config", test_boot_check_parses_a_kernel_config);

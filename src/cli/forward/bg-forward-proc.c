@@ -15,7 +15,7 @@
 #include "bg-error.h"
 #include "bg-file.h"
 #include "bg-forward.h"
-#include "bg-vm.h"
+#include "bg-paths.h"
 
 #define STOP_WAIT_MS 5000
 
@@ -31,7 +31,7 @@ bg_forward_process_free (BgForwardProcess *p)
 static char *
 forwards_dir (const char *vm_name)
 {
-  g_autofree char *dir = bg_vm_dir (vm_name);
+  g_autofree char *dir = bg_paths_vm_dir (vm_name);
   return g_build_filename (dir, "forwards", NULL);
 }
 
@@ -297,19 +297,4 @@ bg_forward_spawn_background (const char  *vm_name,
   if (pid != NULL)
     *pid = atoi (g_subprocess_get_identifier (child));
   return TRUE;
-}
-
-/* Starts the forwards recorded with vm up --forward, in the background;
- * a forward that cannot start is a warning, the VM runs all the same. */
-void
-bg_vm_start_recorded_forwards (BgVmRecord *r)
-{
-  g_autoptr(GError) error = NULL;
-  GPid pid = 0;
-
-  if (r->forwards == NULL || r->forwards[0] == NULL)
-    return;
-  bg_forward_stop_processes (r->name, NULL, NULL);
-  if (!bg_forward_spawn_background (r->name, r->forwards, TRUE, &pid, &error))
-    bg_cli_warn ("%s runs, but its forwards do not: %s", r->name, error->message);
 }

@@ -3,6 +3,7 @@
  * form; errors name the SPEC and the part that is wrong. */
 #include <string.h>
 
+#include "bg-cli.h"
 #include "bg-error.h"
 #include "bg-forward.h"
 
@@ -100,10 +101,31 @@ bg_forward_spec_parse (const char  *text,
                        "SPEC \"%s\": \"%s\" is not an IP address", text, s->host_address);
           return NULL;
         }
+      /* One spelling per address: [0::0] is [::]. */
+      g_free (s->host_address);
+      s->host_address = g_inet_address_to_string (a);
+      s->exposed = g_inet_address_get_is_any (a);
     }
   s->text = g_strdup_printf ("%s%s%s%s%u:%u/%s", s->host_address && strchr (s->host_address, ':') ? "[" : "",
                              s->host_address ? s->host_address : "",
                              s->host_address && strchr (s->host_address, ':') ? "]" : "",
                              s->host_address ? ":" : "", s->host_port, s->guest_port, s->udp ? "udp" : "tcp");
   return g_steal_pointer (&s);
+}
+
+/* Says, on the terminal of the command that starts them, which of the
+ * forwards @texts (canonical SPECs) of @vm_name listen on every
+ * interface (0.0.0.0, [::], however written). */
+void
+bg_forward_spec_warn_exposed (const char * const *texts,
+                              const char         *vm_name)
+{
+  for (guint i = 0; texts != NULL && texts[i] != NULL; i++)
+    {
+      g_autoptr(BgForwardSpec) spec = bg_forward_spec_parse (texts[i], NULL);
+
+      if (spec != NULL && spec->exposed)
+        bg_cli_warn ("%s listens on every interface: whoever can reach this host on port %u reaches %s",
+                     spec->text, spec->host_port, vm_name);
+    }
 }

@@ -13,11 +13,14 @@ typedef struct {
   guint16   guest_port;
   gboolean  udp;
   char     *text;           /* the canonical form, e.g. "127.0.0.1:8080:80/tcp" */
+  gboolean  exposed;        /* host_address is 0.0.0.0 or :: (every interface) */
 } BgForwardSpec;
 
 BgForwardSpec *bg_forward_spec_parse (const char     *text,
                                       GError        **error);
 void           bg_forward_spec_free  (BgForwardSpec  *spec);
+void           bg_forward_spec_warn_exposed (const char * const *texts,
+                                             const char         *vm_name);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgForwardSpec, bg_forward_spec_free)
 
 /* The relay: listeners for every spec, bound at creation (so a busy or

@@ -79,9 +79,8 @@ bg_known_hosts_path (void)
   return g_build_filename (state, "known_hosts", NULL);
 }
 
-/* Lines naming @alias or @address are dropped; returns what remains. */
-/* @alias, @address: lines naming either go; @alias ending in '.' stands
- * for every "NAME.<domain>". */
+/* known_hosts without the lines naming @alias or @address; @alias
+ * ending in '.' stands for every "NAME.<domain>". */
 static GString *
 known_hosts_without (const char *path,
                      const char *alias,

@@ -186,9 +186,9 @@ bg_sync_resolve_config (BgConfig  *config,
   return files;
 }
 
-int
-bg_sync_entry_open (BgSyncEntry  *e,
-                    GError      **error)
+static int
+sync_entry_open (BgSyncEntry  *e,
+                 GError      **error)
 {
   struct open_how how = {
     .flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC,
@@ -221,7 +221,7 @@ GBytes *
 bg_sync_entry_read (BgSyncEntry  *e,
                     GError      **error)
 {
-  int fd = bg_sync_entry_open (e, error);
+  int fd = sync_entry_open (e, error);
   guint8 *data;
   gsize done = 0;
 

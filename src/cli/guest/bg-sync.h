@@ -26,15 +26,14 @@ GPtrArray *bg_sync_resolve         (const char    *home,
  * on stderr. */
 GPtrArray *bg_sync_resolve_config  (BgConfig      *config,
                                     GError       **error);
-/* The file, opened below the home with no symlink anywhere on the way
- * (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), as it was found: what
- * is read is what was checked, whatever was swapped in since. */
-int        bg_sync_entry_open      (BgSyncEntry   *entry,
-                                    GError       **error);
+/* The file's bytes, read through a descriptor opened below the home with
+ * no symlink anywhere on the way (openat2 RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS), as it was found: what is read is what was
+ * checked, whatever was swapped in since. */
 GBytes    *bg_sync_entry_read      (BgSyncEntry   *entry,
                                     GError       **error);
-/* The entries as a tar stream (ustar, pax names when long), read through
- * bg_sync_entry_open(). */
+/* The entries as a tar stream (ustar, pax names when long), each read
+ * as bg_sync_entry_read() reads it. */
 gboolean   bg_sync_write_tar       (GPtrArray     *entries,
                                     GOutputStream *out,
                                     GError       **error);

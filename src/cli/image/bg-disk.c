@@ -48,10 +48,14 @@ bg_disk_reflink (int      src_fd,
   return TRUE;
 }
 
+/* Whether to stop: @cancellable, when a thread's work has one (it is
+ * cancelled by the thread that waits for it); without one, the command's
+ * Ctrl-C flag, which only the main thread reads. */
 static gboolean
-interrupted (GError **error)
+interrupted (GCancellable  *cancellable,
+             GError       **error)
 {
-  if (!bg_interrupted)
+  if (cancellable != NULL ? !g_cancellable_is_cancelled (cancellable) : !bg_interrupted)
     return FALSE;
   g_set_error_literal (error, BG_ERROR, BG_ERROR_FAILED, "interrupted");
   return TRUE;
@@ -88,6 +92,7 @@ bg_disk_copy_sparse (int             src_fd,
                      int             dst_fd,
                      GChecksum      *checksum,
                      BgProgress     *progress,
+                     GCancellable   *cancellable,
                      GError        **error)
 {
   struct stat st;
@@ -125,7 +130,7 @@ bg_disk_copy_sparse (int             src_fd,
           gsize want = MIN ((off_t) CHUNK, hole - off);
           ssize_t n;
 
-          if (interrupted (error))
+          if (interrupted (cancellable, error))
             return FALSE;
           if (in_kernel)
             {
@@ -195,6 +200,7 @@ bg_disk_create (const char     *image_rootfs,
                 BgDiskMode      mode,
                 guint64         size,
                 BgDiskMode     *used,
+                GCancellable   *cancellable,
                 GError        **error)
 {
   g_autoptr(GError) local = NULL;
@@ -222,7 +228,7 @@ bg_disk_create (const char     *image_rootfs,
       *used = BG_DISK_MODE_REFLINK;
       break;
     case BG_DISK_MODE_COPY:
-      ok = bg_disk_copy_sparse (src, dst, NULL, NULL, error);
+      ok = bg_disk_copy_sparse (src, dst, NULL, NULL, cancellable, error);
       *used = BG_DISK_MODE_COPY;
       break;
     case BG_DISK_MODE_AUTO:
@@ -235,7 +241,7 @@ bg_disk_create (const char     *image_rootfs,
         }
       else
         {
-          ok = bg_disk_copy_sparse (src, dst, NULL, NULL, error);
+          ok = bg_disk_copy_sparse (src, dst, NULL, NULL, cancellable, error);
           *used = BG_DISK_MODE_COPY;
         }
       break;
@@ -286,6 +292,7 @@ bg_disk_make_for_vm (BgImage     *image,
                      guint64      size,
                      BgDiskMode  *used,
                      char       **reason,
+                     GCancellable *cancellable,
                      GError     **error)
 {
   g_autofree char *disk = g_build_filename (dir, "disk.ext4", NULL);
@@ -304,7 +311,7 @@ bg_disk_make_for_vm (BgImage     *image,
       /* Reflink first, where it works: a clone is a whole disk of the
        * VM's own, and costs nothing either. */
       if (want == BG_DISK_MODE_AUTO && bg_disk_create (image->rootfs, disk, BG_DISK_MODE_REFLINK, size, used,
-                                                       &local))
+                                                       cancellable, &local))
         {
           *reason = g_strdup ("reflink: this filesystem shares the image's extents with the VM's disk");
           return TRUE;
@@ -333,7 +340,7 @@ bg_disk_make_for_vm (BgImage     *image,
         }
       return TRUE;
     }
-  if (!bg_disk_create (image->rootfs, disk, want, size, used, error))
+  if (!bg_disk_create (image->rootfs, disk, want, size, used, cancellable, error))
     return FALSE;
   if (*used == BG_DISK_MODE_REFLINK)
     *reason = g_strdup ("reflink: this filesystem shares the image's extents with the VM's disk");

@@ -214,11 +214,11 @@ bg_image_to_json (const BgImage *image)
 
 /* Where image @name is kept: the one place a name becomes a path below
  * @images_dir, checked here (@field names it in the error). */
-char *
-bg_image_dir (const char  *images_dir,
-              const char  *field,
-              const char  *name,
-              GError     **error)
+static char *
+image_dir (const char  *images_dir,
+           const char  *field,
+           const char  *name,
+           GError     **error)
 {
   if (!bg_name_validate (field, name, error))
     return NULL;
@@ -231,7 +231,7 @@ bg_image_new_dir (const char  *images_dir,
                   const char  *name,
                   GError     **error)
 {
-  g_autofree char *dir = bg_image_dir (images_dir, "NAME", name, error);
+  g_autofree char *dir = image_dir (images_dir, "NAME", name, error);
 
   if (dir != NULL && g_file_test (dir, G_FILE_TEST_EXISTS))
     {
@@ -254,7 +254,7 @@ bg_image_load (const char  *images_dir,
   JsonObject *o;
   JsonNode *root;
 
-  if ((image->dir = bg_image_dir (images_dir, "image", name, error)) == NULL)
+  if ((image->dir = image_dir (images_dir, "image", name, error)) == NULL)
     return NULL;
   image->name = g_strdup (name);
   path = g_build_filename (image->dir, "image.json", NULL);
@@ -433,7 +433,7 @@ import_kernel (BgImage         *image,
 
   if (out < 0 ||
       (format == BG_KERNEL_BZIMAGE ? !bg_kernel_extract_vmlinux (kfd, out, error)
-                                   : !bg_disk_copy_sparse (kfd, out, NULL, NULL, error)))
+                                   : !bg_disk_copy_sparse (kfd, out, NULL, NULL, NULL, error)))
     return FALSE;
   fstat (out, &st);
   image->kernel_bytes = st.st_size;
@@ -467,7 +467,7 @@ import_rootfs (BgImage     *image,
       g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
 
       bg_progress_step (progress, "copying and checksumming the root filesystem");
-      if (bg_disk_copy_sparse (rfd, out, sum, progress, error))
+      if (bg_disk_copy_sparse (rfd, out, sum, progress, NULL, error))
         image->rootfs_sha256 = g_strdup (g_checksum_get_string (sum));
     }
   if (image->rootfs_sha256 == NULL)
@@ -496,7 +496,7 @@ import_initrd (BgImage     *image,
 
   image->initrd = g_build_filename (image->dir, "initrd.img", NULL);
   return in >= 0 && (out = create_output (image->initrd, 0644, error)) >= 0 &&
-         bg_disk_copy_sparse (in, out, NULL, NULL, error);
+         bg_disk_copy_sparse (in, out, NULL, NULL, NULL, error);
 }
 
 /* @files into the image's directory (its temporary one, while it is
@@ -587,7 +587,7 @@ bg_image_remove (const char  *images_dir,
                  const char  *name,
                  GError     **error)
 {
-  g_autofree char *dir = bg_image_dir (images_dir, "NAME", name, error);
+  g_autofree char *dir = image_dir (images_dir, "NAME", name, error);
   g_autofree char *trash = NULL;
 
   if (dir == NULL)

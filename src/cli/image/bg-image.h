@@ -43,10 +43,6 @@ gboolean       bg_kernel_extract_vmlinux (int        bzimage_fd,
                                        int          out_fd,
                                        GError     **error);
 
-char          *bg_image_dir           (const char  *images_dir,
-                                       const char  *field,
-                                       const char  *name,
-                                       GError     **error);
 char          *bg_image_new_dir       (const char  *images_dir,
                                        const char  *name,
                                        GError     **error);

@@ -180,7 +180,7 @@ remove_half_made (BgCli       *cli,
 {
   g_autoptr(BgStateStore) store = bg_state_store_new_default ();
   g_autoptr(BgVmRecord) r = NULL;
-  g_autofree char *dir = bg_vm_dir (name);
+  g_autofree char *dir = bg_paths_vm_dir (name);
   g_autofree char *kh = bg_known_hosts_path ();
 
   if (bg_vm_remove (cli, name, TRUE, NULL))

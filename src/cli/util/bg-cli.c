@@ -1,8 +1,10 @@
 /* bg-output.c: printing for people (tables) and scripts (--json). */
+#include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include "bg-cli.h"
+#include "bg-error.h"
 
 volatile sig_atomic_t bg_interrupted;
 
@@ -254,4 +256,28 @@ bg_table_free (BgTable *table)
     return;
   g_ptr_array_unref (table->rows);
   g_free (table);
+}
+
+/* Test builds only: BANGER_TEST_PAUSE_AT=<step> stops the process there,
+ * so a test can kill it at exactly that step. */
+void
+bg_cli_test_hook (const char *step)
+{
+#ifdef BG_TEST_HOOKS
+  if (g_strcmp0 (g_getenv ("BANGER_TEST_PAUSE_AT"), step) == 0)
+    {
+      g_printerr ("banger: paused at %s\n", step);
+      raise (SIGSTOP);
+    }
+#endif
+}
+
+/* Whether Ctrl-C was pressed, as an error to return. */
+gboolean
+bg_cli_check_interrupt (GError **error)
+{
+  if (!bg_interrupted)
+    return TRUE;
+  g_set_error_literal (error, BG_ERROR, BG_ERROR_FAILED, "interrupted");
+  return FALSE;
 }

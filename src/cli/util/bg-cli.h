@@ -42,6 +42,8 @@ typedef struct {
 /* Set from a SIGINT/SIGTERM handler; long work checks it and stops
  * cleanly, undoing what it made. */
 extern volatile sig_atomic_t bg_interrupted;
+gboolean bg_cli_check_interrupt (GError     **error);
+void     bg_cli_test_hook       (const char  *step);
 
 extern const BgCommand bg_vm_commands[];
 extern const BgCommand bg_image_commands[];

@@ -6,6 +6,7 @@
 #include "bg-client.h"
 #include "bg-dbus.h"
 #include "bg-error.h"
+#include "bg-paths.h"
 #include "bg-fc-client.h"
 #include "bg-file.h"
 #include "bg-ssh.h"
@@ -214,7 +215,7 @@ remove_remains (const char  *name,
 {
   g_autoptr(GVariant) kill = NULL, list = NULL, taps = NULL;
   g_autoptr(BgStateStore) store = bg_state_store_new_default ();
-  g_autofree char *dir = bg_vm_dir (name);
+  g_autofree char *dir = bg_paths_vm_dir (name);
   g_autofree char *kh = bg_known_hosts_path ();
 
   bg_forward_stop_processes (name, NULL, NULL);
@@ -246,7 +247,7 @@ bg_vm_remove (BgCli       *cli,
   g_autoptr(BgStateStore) store = bg_state_store_new_default ();
   g_autoptr(GError) local = NULL;
   g_autoptr(BgVmRecord) r = bg_state_store_load (store, name, &local);
-  g_autofree char *dir = bg_vm_dir (name);
+  g_autofree char *dir = bg_paths_vm_dir (name);
   g_autofree char *kh = bg_known_hosts_path ();
 
   if (r == NULL && g_error_matches (local, BG_ERROR, BG_ERROR_CORRUPT))

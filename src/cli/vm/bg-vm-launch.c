@@ -9,6 +9,7 @@
 #include <gio/gunixfdlist.h>
 
 #include "bg-client.h"
+#include "bg-dbus-keys.h"
 #include "bg-drive.h"
 #include "bg-error.h"
 #include "bg-fc-client.h"
@@ -60,7 +61,7 @@ undo_known_host (gpointer data)
  * "network"), into the record. */
 void
 bg_vm_take_network (BgVmRecord *r,
-              GVariant   *info)
+                    GVariant   *info)
 {
   const char *s;
   guint32 ip;
@@ -99,9 +100,9 @@ same_network (BgVmRecord *before,
  * made once, then reused: it stays pinned). Synced files are read now. */
 gboolean
 bg_vm_write_config_drive (BgVmRecord  *r,
-                    BgConfig    *config,
-                    const char  *dir,
-                    GError     **error)
+                          BgConfig    *config,
+                          const char  *dir,
+                          GError     **error)
 {
   g_autoptr(BgGuestConfig) guest = g_new0 (BgGuestConfig, 1);
   g_autoptr(GPtrArray) files = NULL;
@@ -140,9 +141,9 @@ bg_vm_write_config_drive (BgVmRecord  *r,
 /* Pins the VM's host key under its name and address. */
 gboolean
 bg_vm_pin_host_key (BgVmRecord  *r,
-              const char  *dir,
-              BgUndo      *undo,
-              GError     **error)
+                    const char  *dir,
+                    BgUndo      *undo,
+                    GError     **error)
 {
   g_autofree char *kh = bg_known_hosts_path ();
   g_autofree char *alias = bg_ssh_alias (r);
@@ -200,26 +201,28 @@ append_fd (GUnixFDList  *fds,
   return *handle >= 0;
 }
 
-/* LaunchVm: the jailed VMM, with the VM's disks, its tap (made again by
- * the mechanism if it vanished) and its console. The record learns the
- * sockets, the pid and the network the tap is on. */
 static gboolean
 is_layered (BgVmRecord *r)
 {
   return g_strcmp0 (r->disk_mode, "layered") == 0;
 }
 
+/* LaunchVm: the jailed VMM, with the VM's disks, its tap (made again by
+ * the mechanism if it vanished) and its console. The record learns the
+ * sockets, the pid and the network the tap is on; @paths, the jail paths
+ * to configure the VMM with. */
 static gboolean
 launch (BgVmRecord  *r,
         BgImage     *image,
         const char  *dir,
+        GVariant   **paths,
         GError     **error)
 {
   g_autofree char *disk = g_build_filename (dir, is_layered (r) ? "upper.img" : "disk.ext4", NULL);
   g_autofree char *cidata = g_build_filename (dir, "cidata.img", NULL);
   g_autofree char *console = g_build_filename (dir, "console.log", NULL);
   g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
-  g_autoptr(GVariant) reply = NULL, paths = NULL, network = NULL;
+  g_autoptr(GVariant) reply = NULL, network = NULL;
   gint32 kernel, rootfs, config_drive, console_log, initrd = -1, base = -1;
   const char *api, *vsock;
   guint64 pid;
@@ -233,90 +236,123 @@ launch (BgVmRecord  *r,
       (is_layered (r) && !append_fd (fds, open_fd (image->rootfs, O_RDONLY, error), &base, error)))
     return FALSE;
   g_variant_dict_init (&opts, NULL);
-  g_variant_dict_insert (&opts, "tap", "s", r->tap);
-  g_variant_dict_insert (&opts, "address", "s", r->address);
-  g_variant_dict_insert (&opts, "config-drive", "h", config_drive);
-  g_variant_dict_insert (&opts, "console", "h", console_log);
+  g_variant_dict_insert (&opts, BG_LAUNCH_TAP, "s", r->tap);
+  g_variant_dict_insert (&opts, BG_LAUNCH_ADDRESS, "s", r->address);
+  g_variant_dict_insert (&opts, BG_LAUNCH_CONFIG_DRIVE, "h", config_drive);
+  g_variant_dict_insert (&opts, BG_LAUNCH_CONSOLE, "h", console_log);
   if (initrd >= 0)
-    g_variant_dict_insert (&opts, "initrd", "h", initrd);
+    g_variant_dict_insert (&opts, BG_LAUNCH_INITRD, "h", initrd);
   if (base >= 0)
-    g_variant_dict_insert (&opts, "base", "h", base);
+    g_variant_dict_insert (&opts, BG_LAUNCH_BASE, "h", base);
 
   reply = bg_client_call ("LaunchVm", g_variant_new ("(s@a{sv}hh)", r->name, g_variant_dict_end (&opts),
                                                      kernel, rootfs), fds, error);
   if (reply == NULL)
     return FALSE;
-  g_variant_get (reply, "(&s&st@a{sv})", &api, &vsock, &pid, &paths);
+  g_clear_pointer (paths, g_variant_unref);
+  g_variant_get (reply, "(&s&st@a{sv})", &api, &vsock, &pid, paths);
   g_free (r->api_socket);
   r->api_socket = g_strdup (api);
   g_free (r->vsock_socket);
   r->vsock_socket = g_strdup (vsock);
   r->pid = pid;
-  if ((network = g_variant_lookup_value (paths, "network", G_VARIANT_TYPE_VARDICT)) != NULL)
+  if ((network = g_variant_lookup_value (*paths, BG_LAUNCHED_NETWORK, G_VARIANT_TYPE_VARDICT)) != NULL)
     bg_vm_take_network (r, network);
   return TRUE;
 }
 
-/* Over the API socket the mechanism handed over: machine, boot source,
- * drives, network, vsock; then the guest starts. */
+/* A jail path LaunchVm answered with, or NULL; @need says whether its
+ * absence is an error. */
+static const char *
+launched_path (GVariant    *paths,
+               const char  *key,
+               gboolean     need,
+               GError     **error)
+{
+  const char *path = NULL;
+
+  if (!g_variant_lookup (paths, key, "&s", &path) && need)
+    g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "the mechanism's LaunchVm answered without \"%s\"; "
+                 "is banger-mechanism the same version as banger?", key);
+  return path;
+}
+
+/* Over the API socket the mechanism handed over, with the jail paths it
+ * answered (@paths): machine, boot source, drives, network, vsock; then
+ * the guest starts. */
 gboolean
 bg_vm_configure_and_start (BgVmRecord  *r,
-                     BgImage     *image,
-                     BgProgress  *p,
-                     GError     **error)
+                           BgImage     *image,
+                           GVariant    *paths,
+                           BgProgress  *p,
+                           GError     **error)
 {
   gboolean layered = is_layered (r);
   g_autofree char *boot_args = g_strdup_printf ("%s %s%s%s", DEFAULT_BOOT_ARGS, layered ? LAYERED_ARGS : ROOT_ARGS,
                                                 image->cmdline ? " " : "", image->cmdline ? image->cmdline : "");
   g_autoptr(BgFcClient) fc = bg_fc_client_new (r->api_socket);
-  /* The root is the shared base, read-only, when the VM is layered; its
-   * writes go to the upper disk, last. A VM that is not layered has no
-   * upper disk: the NULL id ends its list there. */
-  const BgFcDrive drives[] = {
-    { "rootfs", "/rootfs", TRUE, layered },
-    { "cidata", "/cidata", FALSE, TRUE },
-    { layered ? "upper" : NULL, "/upper", FALSE, FALSE },
-    { NULL }
-  };
-  const BgFcMachine machine = {
-    .vcpus = r->cpus, .mem_mib = r->memory_mib,
-    .kernel = "/vmlinux", .initrd = image->initrd ? "/initrd" : NULL, .boot_args = boot_args,
-    .drives = drives,
-    .tap = r->tap, .guest_mac = r->mac,
-    .vsock_cid = r->cid, .vsock_path = "/run/vsock.sock",
-  };
+  const char *kernel, *rootfs, *cidata, *vsock, *upper = NULL, *initrd = NULL;
 
-  bg_progress_step (p, "configuring the VM");
-  bg_vm_test_hook ("configure");
-  if (!bg_fc_configure (fc, &machine, error) ||
-      !bg_vm_check_interrupt (error))
+  if ((kernel = launched_path (paths, BG_LAUNCHED_KERNEL, TRUE, error)) == NULL ||
+      (rootfs = launched_path (paths, BG_LAUNCHED_ROOTFS, TRUE, error)) == NULL ||
+      (cidata = launched_path (paths, BG_LAUNCHED_CONFIG_DRIVE, TRUE, error)) == NULL ||
+      (vsock = launched_path (paths, BG_LAUNCHED_VSOCK, TRUE, error)) == NULL ||
+      (layered && (upper = launched_path (paths, BG_LAUNCHED_UPPER, TRUE, error)) == NULL) ||
+      (image->initrd && (initrd = launched_path (paths, BG_LAUNCHED_INITRD, TRUE, error)) == NULL))
     return FALSE;
 
+  {
+    /* The root is the shared base, read-only, when the VM is layered; its
+     * writes go to the upper disk, last. A VM that is not layered has no
+     * upper disk: the NULL id ends its list there. */
+    const BgFcDrive drives[] = {
+      { "rootfs", rootfs, TRUE, layered },
+      { "cidata", cidata, FALSE, TRUE },
+      { layered ? "upper" : NULL, upper, FALSE, FALSE },
+      { NULL }
+    };
+    const BgFcMachine machine = {
+      .vcpus = r->cpus, .mem_mib = r->memory_mib,
+      .kernel = kernel, .initrd = initrd, .boot_args = boot_args,
+      .drives = drives,
+      .tap = r->tap, .guest_mac = r->mac,
+      .vsock_cid = r->cid, .vsock_path = vsock,
+    };
+
+    bg_progress_step (p, "configuring the VM");
+    bg_cli_test_hook ("configure");
+    if (!bg_fc_configure (fc, &machine, error) ||
+        !bg_cli_check_interrupt (error))
+      return FALSE;
+  }
+
   bg_progress_step (p, "starting the guest");
-  bg_vm_test_hook ("start");
+  bg_cli_test_hook ("start");
   return bg_fc_action (fc, "InstanceStart", error);
 }
 
 /* LaunchVm, once or (when the network under a stopped VM changed, say
  * another subnet after a reboot) twice: the VM is killed, its config
- * drive and pinned key follow the new network, and it is launched again. */
+ * drive and pinned key follow the new network, and it is launched again.
+ * @paths: the jail paths LaunchVm answered with. */
 gboolean
 bg_vm_launch (BgVmRecord  *r,
-           BgImage     *image,
-           BgConfig    *config,
-           const char  *dir,
-           BgProgress  *p,
-           BgUndo      *undo,
-           GError     **error)
+              BgImage     *image,
+              BgConfig    *config,
+              const char  *dir,
+              BgProgress  *p,
+              BgUndo      *undo,
+              GVariant   **paths,
+              GError     **error)
 {
   g_autoptr(BgVmRecord) before = bg_vm_record_copy (r);
 
   bg_progress_step (p, "launching the jailed VMM");
-  bg_vm_test_hook ("launch");
-  if (!launch (r, image, dir, error))
+  bg_cli_test_hook ("launch");
+  if (!launch (r, image, dir, paths, error))
     return FALSE;
   bg_undo_push (undo, undo_kill_vm, g_strdup (r->name), g_free);
-  bg_vm_test_hook ("launched");
+  bg_cli_test_hook ("launched");
   if (!same_network (before, r))
     {
       g_autofree char *kh = bg_known_hosts_path ();
@@ -328,8 +364,8 @@ bg_vm_launch (BgVmRecord  *r,
       if (!bg_known_hosts_remove (kh, old_alias, before->address, error) ||
           !bg_vm_pin_host_key (r, dir, NULL, error) ||
           !bg_vm_write_config_drive (r, config, dir, error) ||
-          !launch (r, image, dir, error))
+          !launch (r, image, dir, paths, error))
         return FALSE;
     }
-  return bg_vm_check_interrupt (error);
+  return bg_cli_check_interrupt (error);
 }

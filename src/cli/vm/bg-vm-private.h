@@ -9,8 +9,6 @@
 
 G_BEGIN_DECLS
 
-void      bg_vm_test_hook          (const char   *step);
-gboolean  bg_vm_check_interrupt    (GError      **error);
 gboolean  bg_vm_state_is_live      (BgVmState     state);
 gboolean  bg_vm_mark_stopped       (BgStateStore *store,
                                     const char   *name,
@@ -32,9 +30,11 @@ gboolean  bg_vm_launch             (BgVmRecord   *record,
                                     const char   *dir,
                                     BgProgress   *progress,
                                     BgUndo       *undo,
+                                    GVariant    **paths,
                                     GError      **error);
 gboolean  bg_vm_configure_and_start (BgVmRecord  *record,
                                     BgImage      *image,
+                                    GVariant     *paths,
                                     BgProgress   *progress,
                                     GError      **error);
 

@@ -17,6 +17,7 @@
  * bg-vm-launch.c launches and configures the VMM; bg-vm-control.c stops,
  * removes and pauses VMs that exist.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
@@ -27,6 +28,7 @@
 #include "bg-disk.h"
 #include "bg-error.h"
 #include "bg-file.h"
+#include "bg-forward.h"
 #include "bg-image.h"
 #include "bg-names.h"
 #include "bg-paths.h"
@@ -39,40 +41,10 @@
 #include "bg-vm-private.h"
 
 
-char *
-bg_vm_dir (const char *name)
-{
-  g_autofree char *vms = bg_paths_vms_dir ();
-  return g_build_filename (vms, name, NULL);
-}
-
-/* Test builds only: BANGER_TEST_PAUSE_AT=<step> stops the process there,
- * so a test can kill it at exactly that step. */
-void
-bg_vm_test_hook (const char *step)
-{
-#ifdef BG_TEST_HOOKS
-  if (g_strcmp0 (g_getenv ("BANGER_TEST_PAUSE_AT"), step) == 0)
-    {
-      g_printerr ("banger: paused at %s\n", step);
-      raise (SIGSTOP);
-    }
-#endif
-}
-
 static void
 on_interrupt (int sig)
 {
   bg_interrupted = 1;
-}
-
-gboolean
-bg_vm_check_interrupt (GError **error)
-{
-  if (!bg_interrupted)
-    return TRUE;
-  g_set_error_literal (error, BG_ERROR, BG_ERROR_FAILED, "interrupted");
-  return FALSE;
 }
 
 /* ---- undo ---- */
@@ -146,16 +118,22 @@ save_record (BgStateStore  *store,
 
 /* What a new VM needs that owes nothing to the mechanism: its disk and
  * the keys. It runs in a thread while the main thread waits on CreateTap,
- * which is most of its time. */
+ * which is most of its time. The thread is stopped by its own
+ * cancellable, which only the main thread cancels (on Ctrl-C, which only
+ * the main thread hears, or on a failure of its own). */
 typedef struct {
-  BgImage    *image;
-  BgDiskMode  mode;
-  guint64     bytes;
-  const char *client_key;
-  const char *dir;
-  BgDiskMode  used;
-  char       *reason;
-  GError     *error;
+  BgImage      *image;
+  BgDiskMode    mode;
+  guint64       bytes;
+  const char   *client_key;
+  const char   *dir;
+  GCancellable *cancellable;
+  GMutex        lock;
+  GCond         cond;
+  gboolean      done;
+  BgDiskMode    used;
+  char         *reason;
+  GError       *error;
 } LocalWork;
 
 static gpointer
@@ -163,21 +141,48 @@ local_work_run (gpointer data)
 {
   LocalWork *w = data;
   g_autofree char *private_key = NULL, *public_key = NULL;
+  sigset_t signals;
 
-  if (bg_disk_make_for_vm (w->image, w->dir, w->mode, w->bytes, &w->used, &w->reason, &w->error) &&
+  /* Ctrl-C is the main thread's to hear. */
+  sigemptyset (&signals);
+  sigaddset (&signals, SIGINT);
+  sigaddset (&signals, SIGTERM);
+  pthread_sigmask (SIG_BLOCK, &signals, NULL);
+  if (bg_disk_make_for_vm (w->image, w->dir, w->mode, w->bytes, &w->used, &w->reason, w->cancellable, &w->error) &&
       bg_ssh_ensure_client_key (w->client_key, &w->error))
     bg_ssh_generate_host_key (w->dir, &private_key, &public_key, &w->error);
+  g_mutex_lock (&w->lock);
+  w->done = TRUE;
+  g_cond_signal (&w->cond);
+  g_mutex_unlock (&w->lock);
   return NULL;
 }
 
-/* Joins the thread once; its error only if there is none already. */
+/* Waits for the thread and joins it, once, passing Ctrl-C on to it. */
+static void
+local_work_wait (GThread   **thread,
+                 LocalWork  *w)
+{
+  if (*thread == NULL)
+    return;
+  g_mutex_lock (&w->lock);
+  while (!w->done)
+    {
+      if (bg_interrupted)
+        g_cancellable_cancel (w->cancellable);
+      g_cond_wait_until (&w->cond, &w->lock, g_get_monotonic_time () + 50 * G_TIME_SPAN_MILLISECOND);
+    }
+  g_mutex_unlock (&w->lock);
+  g_thread_join (g_steal_pointer (thread));
+}
+
+/* As local_work_wait; its error only if there is none already. */
 static gboolean
 local_work_join (GThread   **thread,
                  LocalWork  *w,
                  GError    **error)
 {
-  if (*thread != NULL)
-    g_thread_join (g_steal_pointer (thread));
+  local_work_wait (thread, w);
   if (w->error == NULL)
     return TRUE;
   if (error != NULL && *error == NULL)
@@ -198,16 +203,20 @@ make_new_vm (BgStateStore *store,
              GError      **error)
 {
   g_autoptr(GVariant) reply = NULL, info = NULL;
-  LocalWork work = { image, config->disk_mode, r->disk_bytes, config->ssh_key, dir };
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  LocalWork work = { image, config->disk_mode, r->disk_bytes, config->ssh_key, dir, cancellable };
   g_autoptr(GThread) thread = NULL;
   gboolean ok = FALSE;
+
+  g_mutex_init (&work.lock);
+  g_cond_init (&work.cond);
 
   /* Every return below joins it first: the undo stack removes the
    * directory it writes into. */
   thread = g_thread_new ("banger-local", local_work_run, &work);
 
   bg_progress_step (p, "setting up the network");
-  bg_vm_test_hook ("tap");
+  bg_cli_test_hook ("tap");
   reply = bg_client_call ("CreateTap", g_variant_new ("(s@a{sv})", r->name,
                                                       g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0)),
                           NULL, error);
@@ -218,24 +227,24 @@ make_new_vm (BgStateStore *store,
   bg_undo_push (undo, undo_delete_tap, g_strdup (r->tap), g_free);
   /* Saved as each resource appears, so a kill at any later step leaves a
    * record that names everything to clean up. */
-  if (!save_record (store, r, error) || !bg_vm_check_interrupt (error))
+  if (!save_record (store, r, error) || !bg_cli_check_interrupt (error))
     goto out;
 
   /* Made meanwhile by the thread: this step waits for what is left. */
   bg_progress_step (p, "making the root disk");
-  bg_vm_test_hook ("disk");
+  bg_cli_test_hook ("disk");
   if (!local_work_join (&thread, &work, error))
     goto out;
   g_free (r->disk_mode);
   r->disk_mode = g_strdup (bg_disk_mode_to_string (work.used));
   g_free (r->disk_reason);
   r->disk_reason = g_steal_pointer (&work.reason);
-  if (!bg_vm_check_interrupt (error))
+  if (!bg_cli_check_interrupt (error))
     goto out;
 
   bg_progress_step (p, "pinning keys and writing the config drive");
-  bg_vm_test_hook ("keys");
-  ok = bg_vm_pin_host_key (r, dir, undo, error) && bg_vm_write_config_drive (r, config, dir, error) && bg_vm_check_interrupt (error);
+  bg_cli_test_hook ("keys");
+  ok = bg_vm_pin_host_key (r, dir, undo, error) && bg_vm_write_config_drive (r, config, dir, error) && bg_cli_check_interrupt (error);
 
 out:
   if (!ok && thread != NULL && error != NULL && g_error_matches (*error, G_FILE_ERROR, G_FILE_ERROR_NOSPC))
@@ -244,7 +253,7 @@ out:
        * the same directory: the copy's error, which says what to do, is
        * the one to show. It fails on its next write, so it is waited
        * for, not stopped. */
-      g_thread_join (g_steal_pointer (&thread));
+      local_work_wait (&thread, &work);
       if (work.error != NULL)
         {
           g_clear_error (error);
@@ -253,20 +262,34 @@ out:
     }
   if (!ok)
     {
-      /* Stops a disk copy still running; the flag then says again
-       * whether the user interrupted. */
-      sig_atomic_t was = bg_interrupted;
-
-      bg_interrupted = 1;
+      /* Stops a disk copy still running. */
+      g_cancellable_cancel (cancellable);
       local_work_join (&thread, &work, error);
-      bg_interrupted = was;
     }
   else if (!local_work_join (&thread, &work, error))
     ok = FALSE;
   g_free (work.reason);
+  g_mutex_clear (&work.lock);
+  g_cond_clear (&work.cond);
   return ok;
 }
 /* ---- vm up ---- */
+
+/* Starts the forwards recorded with vm up --forward, in the background;
+ * a forward that cannot start is a warning, the VM runs all the same. */
+static void
+start_recorded_forwards (BgVmRecord *r)
+{
+  g_autoptr(GError) error = NULL;
+  GPid pid = 0;
+
+  if (r->forwards == NULL || r->forwards[0] == NULL)
+    return;
+  bg_forward_stop_processes (r->name, NULL, NULL);
+  bg_forward_spec_warn_exposed ((const char * const *) r->forwards, r->name);
+  if (!bg_forward_spawn_background (r->name, r->forwards, TRUE, &pid, &error))
+    bg_cli_warn ("%s runs, but its forwards do not: %s", r->name, error->message);
+}
 
 static void
 print_summary (BgCli      *cli,
@@ -363,6 +386,7 @@ bg_vm_up (BgCli        *cli,
   g_autoptr(BgImage) image = NULL;
   g_autoptr(BgUndo) undo = bg_undo_new ();
   g_autoptr(GError) local = NULL;
+  g_autoptr(GVariant) paths = NULL;
   g_autofree char *name = NULL, *dir = NULL;
   const char *verb = o->verb ? o->verb : "up";
   struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
@@ -372,7 +396,7 @@ bg_vm_up (BgCli        *cli,
   name = o->name ? g_strdup (o->name) : generate_name (store);
   if (!bg_name_validate ("NAME", name, error))
     return FALSE;
-  dir = bg_vm_dir (name);
+  dir = bg_paths_vm_dir (name);
 
   r = bg_state_store_load (store, name, &local);
   if (r == NULL && !g_error_matches (local, BG_ERROR, BG_ERROR_NOT_FOUND))
@@ -443,18 +467,18 @@ bg_vm_up (BgCli        *cli,
       r->forwards = g_strdupv (o->forwards);
     }
 
-  if (!bg_vm_launch (r, image, config, dir, &p, undo, error) ||
-      !bg_vm_configure_and_start (r, image, &p, error))
+  if (!bg_vm_launch (r, image, config, dir, &p, undo, &paths, error) ||
+      !bg_vm_configure_and_start (r, image, paths, &p, error))
     goto rollback;
 
   r->state = BG_VM_RUNNING;
   r->started_at = g_get_real_time () / G_USEC_PER_SEC;
   if (!save_record (store, r, error))
     goto rollback;
-  bg_vm_test_hook ("saved");
+  bg_cli_test_hook ("saved");
   /* From here the VM exists, whatever readiness says. */
   bg_undo_forget (undo);
-  bg_vm_start_recorded_forwards (r);
+  start_recorded_forwards (r);
 
   if (!o->no_wait)
     {

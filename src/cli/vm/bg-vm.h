@@ -35,8 +35,6 @@ gboolean  bg_vm_set_paused    (const char   *name,
                                gboolean      paused,
                                GError      **error);
 BgVmState bg_vm_probe_state   (BgVmRecord   *record);
-char     *bg_vm_dir           (const char   *name);
-void      bg_vm_start_recorded_forwards (BgVmRecord *record);
 
 /* cmd-forward.c */
 gboolean  bg_vm_cmd_forward   (BgCli        *cli,
