@@ -14,6 +14,7 @@
  * the host's trust store is never touched.
  *
  * Everything listens on 127.0.0.0/8 only; every wait is bounded. */
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -26,6 +27,8 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <zstd.h>
+
+#include "bg-image.h"
 
 #define SERVICE   "banger-test-registry"
 #define ISSUER    "banger-test-issuer"
@@ -303,15 +306,25 @@ write_file (const char *dir,
   g_assert_true (g_file_set_contents (file, data, len, NULL));
 }
 
-/* A tree of one file, with @len bytes of @seed's pseudo-random data
- * (incompressible, so its layer is as big as the file). */
 static char *
-tree_with (const char *tree,
+image_arg (const char *tag)
+{
+  return g_strdup_printf ("%s:%s", F.layout, tag);
+}
+
+/* A new layer on @tag: one file of @len bytes of @seed's pseudo-random
+ * data (incompressible, so the layer is as big as the file), made by
+ * unpacking the image and repacking it (umoci insert writes layers
+ * without the tar's padding and end blocks). */
+static void
+add_layer (const char *tag,
            const char *file,
            gsize       len,
            guint32     seed)
 {
-  g_autofree char *dir = path (tree);
+  g_autofree char *image = image_arg (tag);
+  g_autofree char *bundle = path ("bundle");
+  g_autofree char *rootfs = g_build_filename (bundle, "rootfs", NULL);
   g_autofree guint8 *data = g_malloc (len);
   g_autoptr(GRand) rand = g_rand_new_with_seed (seed);
 
@@ -320,23 +333,10 @@ tree_with (const char *tree,
       guint32 v = g_rand_int (rand);
       memcpy (data + i, &v, MIN (4, len - i));
     }
-  write_file (dir, file, data, len);
-  return g_steal_pointer (&dir);
-}
-
-static char *
-image_arg (const char *tag)
-{
-  return g_strdup_printf ("%s:%s", F.layout, tag);
-}
-
-static void
-umoci_insert (const char *tag,
-              const char *tree)
-{
-  g_autofree char *image = image_arg (tag);
-  g_free (run_ok ((const char *[]) { "umoci", "insert", geteuid () ? "--rootless" : "--no-history",
-                                     "--image", image, tree, "/", NULL }));
+  g_free (run_ok ((const char *[]) { "umoci", "unpack", "--rootless", "--image", image, bundle, NULL }));
+  write_file (rootfs, file, data, len);
+  g_free (run_ok ((const char *[]) { "umoci", "repack", "--image", image, bundle, NULL }));
+  g_free (run_ok ((const char *[]) { "rm", "-rf", "--", bundle, NULL }));
 }
 
 /* The layout's JSON index.json, and the descriptor it tags @tag. */
@@ -534,28 +534,23 @@ static void
 build_and_push_images (void)
 {
   g_autofree char *base = NULL;
-  g_autofree char *t_a = tree_with ("tree-a", "etc/banger-test/a", 4096, 1);
-  g_autofree char *t_b = tree_with ("tree-b", "usr/share/banger-test/b", 8192, 2);
-  g_autofree char *t_c = tree_with ("tree-c", "opt/banger-test/c", 4096, 3);
-  g_autofree char *t_big = tree_with ("tree-big", "opt/banger-test/big", 24u << 20, 4);
-  g_autofree char *t_bad = tree_with ("tree-bad", "opt/banger-test/bad", 65536, 5);
 
   F.layout = path ("layout");
   g_free (run_ok ((const char *[]) { "umoci", "init", "--layout", F.layout, NULL }));
   base = image_arg ("base");
   g_free (run_ok ((const char *[]) { "umoci", "new", "--image", base, NULL }));
-  umoci_insert ("base", t_a);
-  umoci_insert ("base", t_b);
+  add_layer ("base", "etc/banger-test/a", 4096, 1);
+  add_layer ("base", "usr/share/banger-test/b", 8192, 2);
   {
     g_autofree char *more = image_arg ("more");
     g_autofree char *big = image_arg ("big");
     g_autofree char *bad = image_arg ("bad");
     g_free (run_ok ((const char *[]) { "umoci", "tag", "--image", base, "more", NULL }));
-    umoci_insert ("more", t_c);
+    add_layer ("more", "opt/banger-test/c", 4096, 3);
     g_free (run_ok ((const char *[]) { "umoci", "tag", "--image", base, "big", NULL }));
-    umoci_insert ("big", t_big);
+    add_layer ("big", "opt/banger-test/big", 24u << 20, 4);
     g_free (run_ok ((const char *[]) { "umoci", "tag", "--image", base, "bad", NULL }));
-    umoci_insert ("bad", t_bad);
+    add_layer ("bad", "opt/banger-test/bad", 65536, 5);
   }
   make_zstd_image ();
   make_index_image ();
@@ -1124,6 +1119,143 @@ test_insecure (void)
   stop_server (&pid);
 }
 
+/* ---- banger image pull, end to end ---- */
+
+/* The default image of @h, whose kernel and modules a pulled image
+ * borrows: a stand-in x86-64 vmlinux and an ext4 with /usr/lib/modules. */
+static void
+make_default_image (Home *h)
+{
+  g_autofree char *src = g_build_filename (h->dir, "default-src", NULL);
+  g_autofree char *rootfs = g_build_filename (h->dir, "default.ext4", NULL);
+  g_autofree char *vmlinux = g_build_filename (h->dir, "vmlinux", NULL);
+  g_autofree char *images = g_build_filename (h->dir, ".local", "share", "banger", "images", NULL);
+  g_autofree guint8 *elf = g_malloc0 (65536);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BgImage) image = NULL;
+  Elf64_Ehdr *eh = (Elf64_Ehdr *) elf;
+
+  write_file (src, "usr/lib/modules/6.1.0-test/kernel/fs/overlayfs/overlay.ko", "a module\n", 9);
+  g_free (run_ok ((const char *[]) { "mke2fs", "-q", "-t", "ext4", "-d", src, rootfs, "16M", NULL }));
+  memcpy (eh->e_ident, ELFMAG, SELFMAG);
+  eh->e_ident[EI_CLASS] = ELFCLASS64;
+  eh->e_ident[EI_DATA] = ELFDATA2LSB;
+  eh->e_ident[EI_VERSION] = EV_CURRENT;
+  eh->e_type = ET_EXEC;
+  eh->e_machine = EM_X86_64;
+  write_file (h->dir, "vmlinux", elf, 65536);
+  g_assert_cmpint (g_mkdir_with_parents (images, 0700), ==, 0);
+  image = bg_image_import (images, "default",
+                           &(BgImageFiles) { vmlinux, rootfs, NULL, NULL, "test: default", NULL, NULL }, NULL, &error);
+  g_assert_no_error (error);
+}
+
+static int
+banger (Home *h,
+        char **out,
+        char **err,
+        ...)
+{
+  g_auto(GStrv) envp = home_envp (h);
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autofree char *o = NULL, *e = NULL;
+  const char *arg;
+  va_list ap;
+  int status;
+
+  g_ptr_array_add (argv, (char *) g_getenv ("BANGER_CLI"));
+  va_start (ap, err);
+  while ((arg = va_arg (ap, const char *)))
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (ap);
+  g_ptr_array_add (argv, NULL);
+  status = run ((const char * const *) argv->pdata, &o, &e, envp);
+  g_test_message ("banger %s: exit %d\n%s%s", (char *) argv->pdata[1], status, o, e);
+  if (out)
+    *out = g_steal_pointer (&o);
+  if (err)
+    *err = g_steal_pointer (&e);
+  return status;
+}
+
+static JsonObject *
+parse_object (const char *text)
+{
+  g_autoptr(JsonParser) p = json_parser_new ();
+
+  g_assert_true (json_parser_load_from_data (p, text, -1, NULL));
+  return json_object_ref (json_node_get_object (json_parser_get_root (p)));
+}
+
+/* `image pull` makes an image `image show` says came from REF at its
+ * manifest digest; again it costs one manifest request; a second image
+ * shares the cached layers; `image rm` frees only the blobs no image
+ * uses any more. */
+static void
+test_cli_pull (void)
+{
+  g_autoptr(Home) h = new_home ();
+  g_autofree char *base = ref_of ("base:1");
+  g_autofree char *more = ref_of ("more:1");
+  g_autofree char *out = NULL, *err = NULL;
+  g_autoptr(JsonObject) r = NULL;
+  g_autofree char *digest = NULL;
+  g_autofree char *source_line = NULL, *manifest_line = NULL;
+  gsize from;
+
+  make_default_image (h);
+  g_assert_cmpint (banger (h, &out, &err, "image", "pull", base, "--json", NULL), ==, 0);
+  r = parse_object (out);
+  g_assert_cmpstr (json_object_get_string_member (r, "name"), ==, "base-1");
+  g_assert_cmpstr (json_object_get_string_member (r, "source"), ==, base);
+  g_assert_cmpint (json_object_get_int_member (r, "layers"), ==, 2);
+  g_assert_cmpint (json_object_get_int_member (r, "blobs-fetched"), ==, 3);
+  g_assert_false (json_object_get_boolean_member (r, "up-to-date"));
+  digest = g_strdup (json_object_get_string_member (r, "manifest-digest"));
+  /* In a pipe: one line per step, no byte counts. */
+  g_assert_nonnull (strstr (err, "resolving the manifest\n"));
+  g_assert_nonnull (strstr (err, "fetching 3 of 3 blobs"));
+  g_assert_null (strstr (err, "\r"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (banger (h, &out, NULL, "image", "show", "base-1", NULL), ==, 0);
+  source_line = g_strdup_printf ("Source:    %s\n", base);
+  manifest_line = g_strdup_printf ("Manifest:  %s\n", digest);
+  g_assert_nonnull (strstr (out, source_line));
+  g_assert_nonnull (strstr (out, manifest_line));
+  g_clear_pointer (&out, g_free);
+
+  from = log_size (F.reg_log);
+  g_assert_cmpint (banger (h, &out, NULL, "image", "pull", base, NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "up to date"));
+  g_assert_cmpuint (registry_gets (from, "/v2/base/manifests/"), ==, 1);
+  g_assert_cmpuint (registry_gets (from, "/v2/base/blobs/"), ==, 0);
+  g_clear_pointer (&out, g_free);
+
+  from = log_size (F.reg_log);
+  g_assert_cmpint (banger (h, &out, NULL, "image", "pull", more, "--name", "more", NULL), ==, 0);
+  g_assert_cmpuint (registry_gets (from, "/v2/more/blobs/"), ==, 2);
+  g_clear_pointer (&out, g_free);
+
+  /* The name is taken by another reference: refused before any request. */
+  from = log_size (F.reg_log);
+  g_assert_cmpint (banger (h, NULL, &err, "image", "pull", base, "--name", "more", NULL), ==, 1);
+  g_assert_nonnull (strstr (err, "choose another name with --name"));
+  g_assert_cmpuint (log_count (F.reg_log, from, "response completed", NULL), ==, 0);
+  g_clear_pointer (&err, g_free);
+
+  /* base-1's manifest and config go; its layers stay, more uses them. */
+  g_assert_cmpint (banger (h, &out, NULL, "image", "rm", "base-1", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "Freed 2 cached blobs"));
+  g_assert_true (cached (h, F.a_layer));
+  g_assert_true (cached (h, F.b_layer));
+  g_clear_pointer (&out, g_free);
+  g_assert_cmpint (banger (h, &out, NULL, "image", "rm", "more", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "Freed 5 cached blobs"));
+  g_assert_cmpuint (assert_cache_clean (h), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1155,6 +1287,7 @@ main (int argc, char **argv)
   g_test_add_func ("/registry/killed", test_registry_killed);
   g_test_add_func ("/registry/redirect", test_redirect);
   g_test_add_func ("/registry/insecure", test_insecure);
+  g_test_add_func ("/registry/cli-pull", test_cli_pull);
   rc = g_test_run ();
   fixture_stop ();
   return rc;

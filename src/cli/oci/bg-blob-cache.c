@@ -59,6 +59,8 @@ digest_hex (const char *digest)
   return digest + 7;
 }
 
+/* @exclusive: for a prune, which fails (BG_ERROR_BUSY) rather than
+ * waits while a pull holds the cache. */
 BgBlobCache *
 bg_blob_cache_open (gboolean   exclusive,
                     GError   **error)
@@ -75,9 +77,14 @@ bg_blob_cache_open (gboolean   exclusive,
   if (cache->dirfd < 0)
     return fail_errno (error, "Cannot open the blob cache", cache->path), NULL;
   /* A prune must not remove a blob a pull has just fetched and not yet
-   * imported: pulls share the lock, a prune takes it alone. */
-  if (flock (cache->dirfd, exclusive ? LOCK_EX : LOCK_SH) < 0)
-    return fail_errno (error, "Cannot lock the blob cache", cache->path), NULL;
+   * imported: pulls share the lock, a prune takes it alone, or not at
+   * all while a pull runs (the next prune frees what this one could not). */
+  if (flock (cache->dirfd, exclusive ? LOCK_EX | LOCK_NB : LOCK_SH) < 0)
+    {
+      if (errno == EWOULDBLOCK)
+        return g_set_error (error, BG_ERROR, BG_ERROR_BUSY, "a pull is using the blob cache %s", cache->path), NULL;
+      return fail_errno (error, "Cannot lock the blob cache", cache->path), NULL;
+    }
   if (mkdirat (cache->dirfd, "sha256", 0700) < 0 && errno != EEXIST)
     return fail_errno (error, "Cannot make the blob cache", cache->path), NULL;
   cache->sha_fd = openat (cache->dirfd, "sha256", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

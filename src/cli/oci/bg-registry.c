@@ -5,6 +5,7 @@
 #include <string.h>
 #include <libsoup/soup.h>
 
+#include "bg-cli.h"
 #include "bg-error.h"
 #include "bg-oci-manifest.h"
 #include "bg-registry-auth.h"
@@ -751,6 +752,9 @@ bg_registry_fetch_blobs (BgRegistry           *r,
 
       g_mutex_unlock (&f.lock);
       bg_progress_bytes (progress, bytes, total);
+      /* Ctrl-C: the workers stop at their next read, their blobs unnamed. */
+      if (bg_interrupted && !g_cancellable_is_cancelled (f.cancellable))
+        g_cancellable_cancel (f.cancellable);
       g_mutex_lock (&f.lock);
       if (f.running > 0)
         g_cond_wait_until (&f.changed, &f.lock, g_get_monotonic_time () + G_TIME_SPAN_SECOND / 10);
@@ -761,6 +765,12 @@ bg_registry_fetch_blobs (BgRegistry           *r,
   g_object_unref (f.cancellable);
   g_mutex_clear (&f.lock);
   g_cond_clear (&f.changed);
+  if (bg_interrupted)
+    {
+      g_clear_error (&f.error);
+      g_set_error_literal (error, BG_ERROR, BG_ERROR_FAILED, "interrupted");
+      return FALSE;
+    }
   if (f.error != NULL)
     {
       g_propagate_error (error, f.error);
