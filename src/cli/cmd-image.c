@@ -6,10 +6,13 @@
 #include "bg-config.h"
 #include "bg-error.h"
 #include "bg-build.h"
+#include "bg-blob-cache.h"
 #include "bg-image.h"
+#include "bg-image-ref.h"
 #include "bg-names.h"
 #include "bg-oci-import.h"
 #include "bg-paths.h"
+#include "bg-pull.h"
 #include "bg-spawn.h"
 #include "bg-state.h"
 
@@ -401,6 +404,115 @@ cmd_build (BgCli *cli, int argc, char **argv, GError **error)
 }
 
 static gboolean
+cmd_pull (BgCli *cli, int argc, char **argv, GError **error)
+{
+  g_autofree char *name = NULL, *kernel = NULL;
+  g_autoptr(BgConfig) config = NULL;
+  g_autoptr(BgImageRef) ref = NULL;
+  g_autoptr(BgOciPullResult) result = NULL;
+  g_autoptr(GVariantBuilder) b = NULL;
+  struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
+  BgProgress progress;
+  GOptionEntry entries[] = {
+    { "name", 0, 0, G_OPTION_ARG_STRING, &name,
+      "The image's name (default: the repository's last part and the tag, like debian-bookworm)", "NAME" },
+    { "kernel", 0, 0, G_OPTION_ARG_FILENAME, &kernel,
+      "Boot it with this kernel (an x86-64 vmlinux) instead of the default image's", "FILE" },
+    { NULL }
+  };
+
+  if (!bg_cli_parse (cli, &(BgUsage) { "REF", 1, 1,
+                     "Pull an image from an OCI registry and make it a banger image.\n\n"
+                     "REF is written as docker and podman write it: debian:bookworm (short names\n"
+                     "are Docker Hub's), ghcr.io/org/app:1.2, host:5000/team/app@sha256:<digest>.\n"
+                     "Indexes resolve to linux/amd64. Credentials come from podman's auth.json\n"
+                     "($XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json) or\n"
+                     "~/.docker/config.json. Blobs are kept in ~/.cache/banger/blobs, so an image\n"
+                     "sharing layers with one pulled before fetches only what is new, and pulling\n"
+                     "an unchanged REF again asks the registry for its manifest and nothing more.\n"
+                     "A registry with a CA of its own: ~/.config/banger/certs.d/HOST:PORT/ca.crt.\n"
+                     "A failed or interrupted pull makes no image and keeps no partial blob.",
+                     entries }, &argc, &argv, error))
+    return FALSE;
+  if (name != NULL && !bg_name_validate ("--name", name, error))
+    return FALSE;
+  ref = bg_image_ref_parse (argv[1], error);
+  config = ref ? bg_config_load_default (error) : NULL;
+  if (config == NULL)
+    return FALSE;
+  for (guint i = 0; config->insecure_registries[i] != NULL; i++)
+    if (g_str_equal (config->insecure_registries[i], ref->registry))
+      bg_cli_warn ("%s is named insecure in %s: pulling over plain HTTP, which anyone on the way can read "
+                   "(every blob's digest is still checked)", ref->registry,
+                   config->path ? config->path : "banger.conf");
+
+  /* Ctrl-C stops the fetch or the import, which then keep nothing. */
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGINT, &sa, &old_int);
+  sigaction (SIGTERM, &sa, &old_term);
+  bg_progress_init (&progress, cli, argv[1]);
+  result = bg_oci_pull (&(BgOciPullOptions) { argv[1], name, kernel,
+                                              (const char * const *) config->insecure_registries },
+                        &progress, error);
+  bg_progress_done (&progress);
+  bg_progress_clear (&progress);
+  sigaction (SIGINT, &old_int, NULL);
+  sigaction (SIGTERM, &old_term, NULL);
+  if (result == NULL)
+    {
+      g_prefix_error (error, "pull of %s failed (no image made, no partial blob kept): ", argv[1]);
+      return FALSE;
+    }
+  b = g_variant_builder_new (G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add (b, "{sv}", "name", g_variant_new_string (result->name));
+  g_variant_builder_add (b, "{sv}", "source", g_variant_new_string (result->source));
+  g_variant_builder_add (b, "{sv}", "manifest-digest", g_variant_new_string (result->manifest_digest));
+  g_variant_builder_add (b, "{sv}", "layers", g_variant_new_uint32 (result->layers));
+  g_variant_builder_add (b, "{sv}", "size", g_variant_new_uint64 (result->size));
+  g_variant_builder_add (b, "{sv}", "blobs-fetched", g_variant_new_uint32 (result->fetched));
+  g_variant_builder_add (b, "{sv}", "bytes-fetched", g_variant_new_uint64 (result->fetched_bytes));
+  g_variant_builder_add (b, "{sv}", "up-to-date", g_variant_new_boolean (result->up_to_date));
+  if (result->up_to_date)
+    return bg_cli_done (cli, g_variant_builder_end (b), "Image %s is up to date: %s is still %s.",
+                        result->name, result->source, result->manifest_digest);
+  {
+    g_autofree char *fetched = bg_format_size_human (result->fetched_bytes);
+
+    return bg_cli_done (cli, g_variant_builder_end (b),
+                        "Pulled %s as image %s (%u layer%s; %u blob%s fetched, %s; the rest from the cache). "
+                        "Start a VM with 'banger vm up --image %s'.",
+                        result->source, result->name, result->layers, result->layers == 1 ? "" : "s",
+                        result->fetched, result->fetched == 1 ? "" : "s", fetched, result->name);
+  }
+}
+
+/* After an image is removed: the cached blobs no pulled image uses any
+ * more, freed. A failure here is only reported: the image is gone. */
+static char *
+free_unused_blobs (const char *images_dir)
+{
+  g_autofree char *cache_dir = g_build_filename (g_get_user_cache_dir (), "banger", "blobs", NULL);
+  g_autoptr(BgBlobCache) cache = NULL;
+  g_autoptr(GError) local = NULL;
+  g_autofree char *size = NULL;
+  guint count = 0;
+  guint64 bytes = 0;
+
+  if (!g_file_test (cache_dir, G_FILE_TEST_IS_DIR))
+    return g_strdup ("");
+  cache = bg_blob_cache_open (TRUE, &local);
+  if (cache == NULL || !bg_blob_cache_prune (cache, images_dir, &count, &bytes, &local))
+    {
+      bg_cli_warn ("cached blobs not freed (the next 'image rm' frees them): %s", local->message);
+      return g_strdup ("");
+    }
+  if (count == 0)
+    return g_strdup ("");
+  size = bg_format_size_human (bytes);
+  return g_strdup_printf (" Freed %u cached blob%s (%s) no image uses.", count, count == 1 ? "" : "s", size);
+}
+
+static gboolean
 cmd_rm (BgCli *cli, int argc, char **argv, GError **error)
 {
   g_autofree char *dir = bg_paths_images_dir ();
@@ -408,6 +520,7 @@ cmd_rm (BgCli *cli, int argc, char **argv, GError **error)
   g_autoptr(GPtrArray) records = NULL;
   g_autoptr(GString) users = g_string_new (NULL);
   g_autoptr(GString) layered = g_string_new (NULL);
+  g_autofree char *freed = NULL;
   gboolean force = FALSE;
   GOptionEntry entries[] = {
     { "force", 'f', 0, G_OPTION_ARG_NONE, &force,
@@ -449,14 +562,18 @@ cmd_rm (BgCli *cli, int argc, char **argv, GError **error)
                    strchr (users->str, ',') ? "them" : "it");
       return FALSE;
     }
-  return bg_image_remove (dir, argv[1], error) &&
-         bg_cli_done (cli, NULL, "Removed image %s%s%s.", argv[1], users->len ? "; it was used by " : "", users->str);
+  if (!bg_image_remove (dir, argv[1], error))
+    return FALSE;
+  freed = free_unused_blobs (dir);
+  return bg_cli_done (cli, NULL, "Removed image %s%s%s.%s", argv[1], users->len ? "; it was used by " : "",
+                      users->str, freed);
 }
 
 const BgCommand bg_image_commands[] = {
   { "ls", "List your images", cmd_ls },
   { "show", "Show an image's details", cmd_show },
   { "import", "Import a kernel and root filesystem, or an OCI image, as an image", cmd_import },
+  { "pull", "Pull an image from an OCI registry (docker.io, ghcr.io, your own)", cmd_pull },
   { "build", "Build a Debian image without root", cmd_build },
   { "rm", "Remove an image", cmd_rm },
   { NULL }

@@ -196,6 +196,7 @@ bg_config_new_defaults (void)
   config->ssh_key = g_build_filename (data_dir, "ssh", "id_ed25519", NULL);
   config->authorized_keys = g_new0 (char *, 1);
   config->sync_paths = g_new0 (char *, 1);
+  config->insecure_registries = g_new0 (char *, 1);
   config->sync_limit = BG_DEFAULT_SYNC_LIMIT;
   config->warnings = g_ptr_array_new_with_free_func (g_free);
   return config;
@@ -212,6 +213,7 @@ bg_config_free (BgConfig *config)
   g_free (config->ssh_key);
   g_strfreev (config->authorized_keys);
   g_strfreev (config->sync_paths);
+  g_strfreev (config->insecure_registries);
   g_ptr_array_unref (config->warnings);
   g_free (config);
 }
@@ -419,6 +421,36 @@ parse_paths (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **error)
   return TRUE;
 }
 
+/* Registries reached over plain HTTP: "host" or "host:port", as the
+ * reference names them (podman's registries.conf insecure = true). */
+static gboolean
+parse_registries (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **error)
+{
+  g_auto(GStrv) values = g_key_file_get_string_list (kf, k->group, k->key, NULL, error);
+  g_autoptr(GStrvBuilder) list = g_strv_builder_new ();
+
+  if (values == NULL)
+    return FALSE;
+  for (guint i = 0; values[i] != NULL; i++)
+    {
+      g_autofree char *v = g_ascii_strdown (g_strstrip (values[i]), -1);
+      const char *colon = strrchr (v, ':');
+      guint64 port;
+
+      if (*v == '\0')
+        continue;
+      for (const char *c = v; *c && c != colon; c++)
+        if (!(g_ascii_isalnum (*c) || *c == '.' || *c == '-'))
+          return refuse (error, NULL, "\"%s\" is not a registry; write host or host:port", v);
+      if (v[0] == ':' || (colon && !g_ascii_string_to_unsigned (colon + 1, 10, 1, 65535, &port, NULL)))
+        return refuse (error, NULL, "\"%s\" is not a registry; write host or host:port", v);
+      g_strv_builder_add (list, v);
+    }
+  g_strfreev (*(char ***) field);
+  *(char ***) field = g_strv_builder_end (list);
+  return TRUE;
+}
+
 static const ConfigKey config_keys[] = {
   { "vm", "cpus", parse_cpus, G_STRUCT_OFFSET (BgConfig, cpus) },
   { "vm", "memory", parse_memory, G_STRUCT_OFFSET (BgConfig, memory_mib) },
@@ -430,6 +462,7 @@ static const ConfigKey config_keys[] = {
   { "ssh", "authorized-keys", parse_paths, G_STRUCT_OFFSET (BgConfig, authorized_keys) },
   { "sync", "paths", parse_paths, G_STRUCT_OFFSET (BgConfig, sync_paths) },
   { "sync", "max-size", parse_size, G_STRUCT_OFFSET (BgConfig, sync_limit) },
+  { "registry", "insecure", parse_registries, G_STRUCT_OFFSET (BgConfig, insecure_registries) },
 };
 
 static gboolean

@@ -37,6 +37,7 @@ typedef struct {
   char      **authorized_keys; /* extra public key files to authorize */
   char      **sync_paths;      /* files to copy into the guest's home */
   guint64     sync_limit;
+  char      **insecure_registries; /* "host[:port]" pulled over plain HTTP */
   GPtrArray  *warnings;        /* human-readable, one per unknown key */
 } BgConfig;
 
