@@ -817,11 +817,28 @@ listen_on (const char *unix_path, unsigned port)
     {
       struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_port = port, .svm_cid = VMADDR_CID_ANY };
 
-      fd = socket (AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      if (fd < 0 || bind (fd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen (fd, 16) < 0)
+      /* Started early in boot (by banger-init), the vsock transport's
+       * module may not be loaded yet: wait for it, a minute at most. */
+      for (int tries = 0;; tries++)
         {
-          say ("cannot listen on vsock port %u: %s", port, strerror (errno));
-          return -1;
+          fd = socket (AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+          if (fd >= 0 && bind (fd, (struct sockaddr *) &sa, sizeof sa) == 0 && listen (fd, 16) == 0)
+            break;
+          if (errno == EADDRINUSE)
+            {
+              /* Both banger-init and banger-agent.service start us: the
+               * first one serves. */
+              say ("vsock port %u is served already", port);
+              exit (0);
+            }
+          if (fd >= 0)
+            close (fd);
+          if ((errno != EAFNOSUPPORT && errno != ENODEV && errno != EADDRNOTAVAIL) || tries >= 600)
+            {
+              say ("cannot listen on vsock port %u: %s", port, strerror (errno));
+              return -1;
+            }
+          nanosleep (&(struct timespec) { 0, 100 * 1000 * 1000 }, NULL);
         }
     }
   return fd;

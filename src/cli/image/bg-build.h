@@ -14,6 +14,7 @@ typedef struct {
 
 char    *bg_build_guest_setup_path (void);
 char    *bg_build_guest_init_path  (void);
+char    *bg_build_guest_agent_path (void);
 gboolean bg_build_check_host       (const BgBuildOptions *options,
                                     GError              **error);
 gboolean bg_build_write_overlay    (const char           *overlay,
