@@ -24,7 +24,7 @@
 typedef struct {
   BgAgentClient *client;
   const BgAgentExecOptions *options;
-  gboolean started, done, stdin_eof, out_broken[3];
+  gboolean started, done, stdin_eof;
   guint64  stdin_credit;
   int      status;
 } Exec;
@@ -127,11 +127,16 @@ handle_msg (Exec *e, BgAgentMsg *m, GError **error)
     case BG_AGENT_DATA:
       if (m->stream == BG_AGENT_STDIN)
         break;
-      /* A closed stdout (banger vm exec … | head) drops the rest, as a
-       * pipe would, and still credits it so the guest is not stalled. */
-      if (!e->out_broken[m->stream] &&
-          !write_all (m->stream == BG_AGENT_STDOUT ? STDOUT_FILENO : STDERR_FILENO, m->bytes, m->nbytes))
-        e->out_broken[m->stream] = TRUE;
+      if (!write_all (m->stream == BG_AGENT_STDOUT ? STDOUT_FILENO : STDERR_FILENO, m->bytes, m->nbytes))
+        {
+          /* Our reader is gone (banger vm exec … | head): end as a
+           * process in a pipeline does, by SIGPIPE's status (even where
+           * SIGPIPE is ignored); the connection closes, and the agent
+           * kills what it started. */
+          e->status = 128 + SIGPIPE;
+          e->done = TRUE;
+          return TRUE;
+        }
       return send_u32 (e, BG_AGENT_CREDIT, BG_AGENT_F_STREAM, m->stream, BG_AGENT_F_CREDIT, m->nbytes, error);
     case BG_AGENT_EOF:
       return TRUE;
