@@ -350,40 +350,6 @@ test_exec_while_another_streams (Fixture *f, gconstpointer data)
   }
 }
 
-/* The vsock socket is the owner's alone: another user cannot connect. */
-static void
-test_other_user_cannot_open_the_vsock (Fixture *f, gconstpointer data)
-{
-  struct passwd *pw = getpwnam (BG_TEST_USER_B);
-  struct stat st;
-  pid_t pid;
-  int status;
-
-  g_assert_nonnull (pw);
-  g_assert_no_errno (lstat (f->vsock, &st));
-  g_assert_cmpuint (st.st_uid, ==, bg_harness_uid (BG_TEST_USER_A));
-  g_assert_cmpuint (st.st_mode & 0777, ==, 0600);
-  pid = fork ();
-  g_assert_no_errno (pid);
-  if (pid == 0)
-    {
-      struct sockaddr_un sa = { .sun_family = AF_UNIX };
-      int fd;
-
-      if (setgroups (0, NULL) < 0 || setgid (pw->pw_gid) < 0 || setuid (pw->pw_uid) < 0)
-        _exit (2);
-      g_strlcpy (sa.sun_path, f->vsock, sizeof sa.sun_path);
-      fd = socket (AF_UNIX, SOCK_STREAM, 0);
-      if (connect (fd, (struct sockaddr *) &sa, sizeof sa) == 0)
-        _exit (100);
-      _exit (errno == EACCES ? 0 : 100 + errno);
-    }
-  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
-  g_assert_true (WIFEXITED (status));
-  /* 100: connected; 100+errno: refused otherwise than by permissions. */
-  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
-}
-
 /* The test VMM follows Firecracker: CONNECT to a port nobody listens on
  * closes the connection, so banger says there is no agent. And an image
  * without sshd makes vm ssh point at vm exec. */
@@ -478,7 +444,6 @@ add_tests (void)
   ADD ("/exec/signal-is-forwarded", test_signal_is_forwarded);
   ADD ("/exec/pty-has-our-size", test_pty_has_our_size);
   ADD ("/exec/exec-while-another-streams", test_exec_while_another_streams);
-  ADD ("/exec/other-user-cannot-open-the-vsock", test_other_user_cannot_open_the_vsock);
   ADD ("/exec/no-agent-and-no-sshd-say-what-to-do", test_no_agent_and_no_sshd_say_what_to_do);
   ADD ("/exec/up-returns-when-the-agent-is-ready", test_up_returns_when_the_agent_is_ready);
 }
