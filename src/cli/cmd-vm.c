@@ -1,4 +1,6 @@
 /* cmd-vm.c: banger vm … — the user's VMs. */
+#include "bg-agent-client.h"
+#include "bg-agent-exec.h"
 #include "bg-cli.h"
 #include "bg-config.h"
 #include "bg-error.h"
@@ -14,6 +16,8 @@
 #include "bg-vm.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include <signal.h>
 #include <glib-unix.h>
@@ -381,6 +385,139 @@ load_running (const char *name, GError **error)
   return r;
 }
 
+/* The agent of a running VM, over its vsock socket (the VM owner's own
+ * socket: no mechanism call). */
+static BgAgentClient *
+connect_agent (BgVmRecord *r, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  BgAgentClient *client;
+
+  if (r->vsock_socket == NULL || bg_vm_probe_state (r) != BG_VM_RUNNING)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_BUSY, "VM %s is not running; start it with 'banger vm up %s'",
+                   r->name, r->name);
+      return NULL;
+    }
+  client = bg_agent_client_connect (r->vsock_socket, BG_AGENT_VSOCK_PORT, 10000, &local);
+  if (client == NULL && g_error_matches (local, BG_ERROR, BG_ERROR_NOT_FOUND))
+    g_set_error (error, BG_ERROR, BG_ERROR_NOT_FOUND,
+                 "VM %s has no guest agent answering (its image may predate banger-agent, or it is still "
+                 "booting); 'banger vm ssh %s' works where the image has sshd", r->name, r->name);
+  else if (client == NULL)
+    g_propagate_error (error, g_steal_pointer (&local));
+  return client;
+}
+
+static gboolean
+check_exec_options (char **env, const char *cwd, const char *user, GError **error)
+{
+  for (char **v = env; v && *v; v++)
+    if ((*v)[0] == '=' || strchr (*v, '=') == NULL || strlen (*v) > BG_AGENT_MAX_STRING)
+      {
+        g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "--env %s: expected NAME=VALUE", *v);
+        return FALSE;
+      }
+  if (cwd && (cwd[0] != '/' || strlen (cwd) > BG_AGENT_MAX_PATH))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                   "--cwd %s: expected an absolute path in the guest (at most %u bytes)", cwd, BG_AGENT_MAX_PATH);
+      return FALSE;
+    }
+  if (user && (*user == '\0' || strlen (user) > BG_AGENT_MAX_NAME || strchr (user, ':')))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "--user %s: expected a user name or uid", user);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Runs the command; FALSE only when it could not (then *status is 127
+ * when the guest could not start it, else 0). */
+static gboolean
+exec_in_vm (BgCli *cli, int argc, char **argv, int *status, GError **error)
+{
+  gboolean tty = FALSE, interactive = FALSE;
+  g_autofree char *user = NULL, *cwd = NULL;
+  g_auto(GStrv) env = NULL;
+  GOptionEntry entries[] = {
+    { "tty", 't', 0, G_OPTION_ARG_NONE, &tty, "Give the command a terminal (a PTY in the guest); "
+      "this terminal is put in raw mode until it ends", NULL },
+    { "interactive", 'i', 0, G_OPTION_ARG_NONE, &interactive, "Send stdin to the command (until its end)", NULL },
+    { "user", 'u', 0, G_OPTION_ARG_STRING, &user, "Run as this guest user, a name or uid (default root)", "USER" },
+    { "cwd", 'w', 0, G_OPTION_ARG_STRING, &cwd, "Working directory in the guest (default the user's home)", "DIR" },
+    { "env", 'e', 0, G_OPTION_ARG_STRING_ARRAY, &env, "Set a variable for the command (repeatable)", "NAME=VALUE" },
+    { NULL }
+  };
+  g_autoptr(BgVmRecord) r = NULL;
+  g_autoptr(BgAgentClient) client = NULL;
+  g_autoptr(GStrvBuilder) env_builder = g_strv_builder_new ();
+  g_auto(GStrv) full_env = NULL;
+  const char * const *command;
+  BgAgentExecOptions options;
+
+  *status = 0;
+  if (!bg_cli_parse (cli, &(BgUsage) { "NAME -- COMMAND [ARG…]", 2, -1,
+                     "Run a command in a VM through its guest agent (no SSH, no network needed).\\n\\n"
+                     "The command is an argv, run without a shell, as root unless --user says otherwise. Its exit "
+                     "status is banger's (128+N when signal N ended it). Ctrl-C, SIGTERM, SIGHUP and SIGQUIT are "
+                     "forwarded to it; with -t, so are window size changes, and the keys go to the guest's "
+                     "terminal. For a shell: banger vm exec -it NAME -- bash", entries }, &argc, &argv, error) ||
+      !bg_name_validate ("NAME", argv[1], error) ||
+      !check_exec_options (env, cwd, user, error))
+    return FALSE;
+  /* GOption keeps a "--" that follows NAME when options come after it
+   * (sh -c …): it separates, it is not the command. */
+  command = (const char * const *) argv + 2;
+  if (g_strcmp0 (command[0], "--") == 0)
+    command++;
+  if (command[0] == NULL)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "a command to run is needed after NAME --");
+      return FALSE;
+    }
+  if ((r = load_running (argv[1], error)) == NULL || (client = connect_agent (r, error)) == NULL)
+    return FALSE;
+
+  /* The guest's terminal should know what ours is. */
+  if (tty && g_getenv ("TERM"))
+    {
+      g_autofree char *term = g_strdup_printf ("TERM=%s", g_getenv ("TERM"));
+      g_strv_builder_add (env_builder, term);
+    }
+  if (env)
+    g_strv_builder_addv (env_builder, (const char **) env);
+  full_env = g_strv_builder_end (env_builder);
+  options = (BgAgentExecOptions) {
+    .argv = command,
+    .env = (const char * const *) full_env,
+    .user = user,
+    .cwd = cwd,
+    .tty = tty,
+    .interactive = interactive,
+  };
+  return bg_agent_exec_run (client, &options, status, error);
+}
+
+static gboolean
+cmd_exec (BgCli *cli, int argc, char **argv, GError **error)
+{
+  int status;
+
+  if (!exec_in_vm (cli, argc, argv, &status, error))
+    {
+      if (status == 0)
+        return FALSE;
+      g_printerr ("banger: %s\\n", (*error)->message);
+      exit (status);
+    }
+  /* The command's status is ours. */
+  fflush (stdout);
+  if (status != 0)
+    exit (status);
+  return TRUE;
+}
+
 static gboolean
 cmd_ssh (BgCli *cli, int argc, char **argv, GError **error)
 {
@@ -396,6 +533,21 @@ cmd_ssh (BgCli *cli, int argc, char **argv, GError **error)
     return FALSE;
   if ((config = bg_config_load_default (error)) == NULL || (r = load_running (argv[1], error)) == NULL)
     return FALSE;
+  /* An image without sshd would only time out: its agent says so at
+   * once. A guest without an agent gets ssh as before. */
+  {
+    g_autoptr(BgAgentClient) client = bg_agent_client_connect (r->vsock_socket ? r->vsock_socket : "",
+                                                               BG_AGENT_VSOCK_PORT, 2000, NULL);
+    guint32 up = 0;
+
+    if (client && bg_agent_client_ready (client, 0, 0, &up, NULL) && !(up & BG_AGENT_HAS_SSHD))
+      {
+        g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED,
+                     "VM %s's image has no sshd; use 'banger vm exec -it %s -- COMMAND' (e.g. -- sh) instead",
+                     r->name, r->name);
+        return FALSE;
+      }
+  }
   target = bg_ssh_target_new (r, config);
   ssh = bg_ssh_build_argv (target, (const char * const *) argv + 2, FALSE);
   if (!bg_programs_require ((const char * const[]) { "ssh", NULL }, "vm ssh", error))
@@ -519,6 +671,7 @@ const BgCommand bg_vm_commands[] = {
   { "pause", "Pause a VM", cmd_pause },
   { "resume", "Resume a paused VM", cmd_resume },
   BG_COMMAND_HEADING ("Work in them"),
+  { "exec", "Run a command in a VM through its guest agent", cmd_exec },
   { "ssh", "Open a shell or run a command in a VM", cmd_ssh },
   { "cp", "Copy files between the host and a VM", bg_vm_cmd_cp },
   { "sync", "Copy your [sync] files into the VM", cmd_sync },

@@ -9,8 +9,9 @@
  *      overlayfs with the shared image as its lower layer and the VM's
  *      disk as its upper, container data dirs bound from the disk
  *      (bg-init-steps.c);
- *   3. moves /dev there, pivot_root()s into it, and execs /sbin/init with
- *      the arguments it was given.
+ *   3. moves /dev there, pivot_root()s into it, starts banger-agent (the
+ *      guest's end of `banger vm exec`) there when the image has it, and
+ *      execs /sbin/init with the arguments it was given.
  * Every write of the VM goes to its own disk; the image is never written.
  * If a step fails it says so on the console and powers the VM off: a VM
  * booted without its disk would lose what it writes. Plain C and libc,
@@ -36,6 +37,7 @@
 #define SCRATCH "/run/banger-init"
 #define UPPER   SCRATCH "/upper"
 #define NEWROOT SCRATCH "/root"
+#define AGENT   "/usr/libexec/banger/banger-agent"
 
 static void __attribute__ ((noreturn, format (printf, 1, 2)))
 die (const char *format, ...)
@@ -84,6 +86,36 @@ mount_api (const char   *type,
     return;
   if (mount (type, target, type, flags, NULL) < 0)
     die ("cannot mount %s at %s: %s", type, target, strerror (errno));
+}
+
+/* The guest agent, in the final root, in a session of its own, so that
+ * it is up before /sbin/init starts anything (`vm up` waits on it). It
+ * outlives this exec: /sbin/init inherits it as a child. Images built
+ * before the agent have none, and boot as before. */
+static void
+start_agent (void)
+{
+  pid_t pid;
+
+  if (access (AGENT, X_OK) < 0)
+    return;
+  pid = fork ();
+  if (pid < 0)
+    {
+      fprintf (stderr, "banger-init: cannot start %s: %s\n", AGENT, strerror (errno));
+      return;
+    }
+  if (pid == 0)
+    {
+      const char *argv[] = { AGENT, NULL };
+      int null = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+
+      if (null >= 0)
+        dup2 (null, 0);
+      setsid ();
+      execv (AGENT, (char * const *) argv);
+      _exit (127);
+    }
 }
 
 static int
@@ -171,6 +203,7 @@ main (int    argc,
   if (chdir (NEWROOT) < 0 || syscall (SYS_pivot_root, ".", ".") < 0 || umount2 (".", MNT_DETACH) < 0 ||
       chdir ("/") < 0)
     die ("cannot switch to the assembled root: %s", strerror (errno));
+  start_agent ();
 
   /* An image with no init of its own (an OCI image): banger-init stays
    * PID 1 and runs the image's workload (bg-init-oci.c). */

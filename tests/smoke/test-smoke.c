@@ -1,6 +1,8 @@
 /* The real thing, on a host that has it: KVM that boots stock kernels and
- * a Firecracker binary. Build the default image, `vm up` (waiting for SSH
- * with the pinned key), `vm ssh NAME -- uname -a`, `vm stop`, `vm rm`, all
+ * a Firecracker binary. Build the default image, `vm up` (ready when the
+ * guest agent answers over the real vsock and reports sshd listening),
+ * `vm ssh NAME -- uname -a`, `vm exec` through the real vsock (output,
+ * exit status, --user), `vm stop`, `vm rm`, all
  * as an unprivileged user, with the real mechanism, polkitd and bridge of
  * the integration harness. Elsewhere it skips, naming what is missing. */
 #include <errno.h>
@@ -35,6 +37,7 @@ test_real_firecracker (void)
   g_autofree char *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL, *o3 = NULL, *e3 = NULL;
   g_autofree char *o4 = NULL, *e4 = NULL, *o5 = NULL, *e5 = NULL;
   g_autofree char *boot_s = g_strdup_printf ("%u", bg_test_timeout (300));
+  g_autofree char *o6 = NULL, *e6 = NULL, *o7 = NULL, *e7 = NULL, *o8 = NULL, *e8 = NULL;
 
   bg_harness_set_group_rule (h, TRUE);
   bg_harness_use_vmm (h, firecracker);
@@ -45,6 +48,16 @@ test_real_firecracker (void)
   g_assert_cmpint (bg_harness_run_cli (h, BG_TEST_USER_A, &o3, &e3, "vm", "ssh", "smoke", "--", "uname", "-a",
                                        NULL), ==, 0);
   g_assert_true (g_str_has_prefix (o3, "Linux smoke "));
+  /* Ready came from the agent, over Firecracker's own hybrid vsock. */
+  g_assert_nonnull (strstr (o2, "up (its guest agent and sshd answer)"));
+  g_assert_cmpint (bg_harness_run_cli (h, BG_TEST_USER_A, &o6, &e6, "vm", "exec", "smoke", "--", "uname", "-a",
+                                       NULL), ==, 0);
+  g_assert_true (g_str_has_prefix (o6, "Linux smoke "));
+  g_assert_cmpint (bg_harness_run_cli (h, BG_TEST_USER_A, &o7, &e7, "vm", "exec", "smoke", "--", "sh", "-c",
+                                       "exit 3", NULL), ==, 3);
+  g_assert_cmpint (bg_harness_run_cli (h, BG_TEST_USER_A, &o8, &e8, "vm", "exec", "smoke", "--user", "dev", "--",
+                                       "id", "-un", NULL), ==, 0);
+  g_assert_cmpstr (o8, ==, "dev\n");
   g_assert_cmpint (bg_harness_run_cli (h, BG_TEST_USER_A, &o4, &e4, "vm", "stop", "smoke", NULL), ==, 0);
   g_assert_cmpint (bg_harness_run_cli (h, BG_TEST_USER_A, &o5, &e5, "vm", "rm", "smoke", NULL), ==, 0);
   bg_harness_stop (h);

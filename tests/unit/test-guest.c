@@ -386,6 +386,7 @@ test_readiness_times_out_with_console_tail (Fixture *f, gconstpointer data)
   g_autofree char *log = g_build_filename (f->tmp, "console.log", NULL);
   g_autofree char *port = NULL;
   g_autoptr(GError) error = NULL;
+  guint32 agent_up = 0;
   const char *ssh[] = { "ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=1", "-o", "StrictHostKeyChecking=yes",
                         "-o", "UserKnownHostsFile=/dev/null", "-p", NULL, "127.0.0.1", "true", NULL };
   int s = socket (AF_INET, SOCK_STREAM, 0);
@@ -398,9 +399,9 @@ test_readiness_times_out_with_console_tail (Fixture *f, gconstpointer data)
   ssh[10] = port;
   g_assert_true (g_file_set_contents (log, "[    0.1] Booting\n[    1.2] Reached target Multi-User\n", -1, NULL));
 
-  g_assert_false (bg_guest_wait_ready ("127.0.0.1", ntohs (sa.sin_port), ssh, 1500, log, &error));
+  g_assert_false (bg_guest_wait_ready ("127.0.0.1", ntohs (sa.sin_port), ssh, NULL, 1500, log, &agent_up, &error));
   g_assert_error (error, BG_ERROR, BG_ERROR_TIMEOUT);
-  g_assert_nonnull (strstr (error->message, "did not answer SSH with its pinned host key"));
+  g_assert_nonnull (strstr (error->message, "nor SSH with its pinned host key answered"));
   g_assert_nonnull (strstr (error->message, "Reached target Multi-User"));
   g_assert_nonnull (strstr (error->message, "banger vm logs"));
   close (s);

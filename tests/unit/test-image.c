@@ -682,6 +682,8 @@ test_build_overlay (Fixture *f, gconstpointer data)
     "etc/systemd dir 0755\n"
     "etc/systemd/system dir 0755\n"
     "etc/systemd/system/sysinit.target.wants dir 0755\n"
+    "etc/systemd/system/sysinit.target.wants/banger-agent.service -> "
+      "/usr/lib/systemd/system/banger-agent.service\n"
     "etc/systemd/system/sysinit.target.wants/banger-guest-setup.service -> "
       "/usr/lib/systemd/system/banger-guest-setup.service\n"
     "etc/systemd/timesyncd.conf.d dir 0755\n"
@@ -690,9 +692,11 @@ test_build_overlay (Fixture *f, gconstpointer data)
     "usr/lib dir 0755\n"
     "usr/lib/systemd dir 0755\n"
     "usr/lib/systemd/system dir 0755\n"
+    "usr/lib/systemd/system/banger-agent.service file 0644\n"
     "usr/lib/systemd/system/banger-guest-setup.service file 0644\n"
     "usr/libexec dir 0755\n"
     "usr/libexec/banger dir 0755\n"
+    "usr/libexec/banger/banger-agent file 0755\n"
     "usr/libexec/banger/banger-guest-setup file 0755\n"
                    "usr/libexec/banger/banger-init file 0755");
   g_assert_cmpstr (cloud, ==,
@@ -706,14 +710,39 @@ test_build_overlay (Fixture *f, gconstpointer data)
     "etc/ssh/sshd_config.d dir 0755\n"
     "etc/ssh/sshd_config.d/50-banger.conf file 0644\n"
     "etc/systemd dir 0755\n"
+    "etc/systemd/system dir 0755\n"
+    "etc/systemd/system/sysinit.target.wants dir 0755\n"
+    "etc/systemd/system/sysinit.target.wants/banger-agent.service -> "
+      "/usr/lib/systemd/system/banger-agent.service\n"
     "etc/systemd/timesyncd.conf.d dir 0755\n"
-    "etc/systemd/timesyncd.conf.d/banger.conf file 0644");
+    "etc/systemd/timesyncd.conf.d/banger.conf file 0644\n"
+    "usr dir 0755\n"
+    "usr/lib dir 0755\n"
+    "usr/lib/systemd dir 0755\n"
+    "usr/lib/systemd/system dir 0755\n"
+    "usr/lib/systemd/system/banger-agent.service file 0644\n"
+    "usr/libexec dir 0755\n"
+    "usr/libexec/banger dir 0755\n"
+                   "usr/libexec/banger/banger-agent file 0755");
 
   /* The unit runs the copied applier before sshd and the network. */
   g_assert_true (g_file_get_contents (unit_path, &unit, NULL, NULL));
   g_assert_nonnull (strstr (unit, "ExecStart=/usr/libexec/banger/banger-guest-setup\n"));
   g_assert_nonnull (strstr (unit, "Before=sysinit.target network-pre.target ssh.service"));
   g_assert_nonnull (strstr (unit, "WantedBy=sysinit.target\n"));
+  /* The agent is the one this build made, for both kinds of image. */
+  {
+    g_autofree char *agent_unit = NULL, *copied = NULL, *built = NULL;
+    g_autofree char *au = g_build_filename (f->tmp, "cloud/usr/lib/systemd/system/banger-agent.service", NULL);
+    g_autofree char *ab = g_build_filename (f->tmp, "cloud/usr/libexec/banger/banger-agent", NULL);
+    gsize copied_len, built_len;
+
+    g_assert_true (g_file_get_contents (au, &agent_unit, NULL, NULL));
+    g_assert_nonnull (strstr (agent_unit, "ExecStart=/usr/libexec/banger/banger-agent\n"));
+    g_assert_true (g_file_get_contents (ab, &copied, &copied_len, NULL));
+    g_assert_true (g_file_get_contents (g_getenv ("BANGER_AGENT"), &built, &built_len, NULL));
+    g_assert_cmpmem (copied, copied_len, built, built_len);
+  }
   {
     g_autofree char *copied = NULL;
     g_autofree char *path = g_build_filename (f->tmp, "setup/usr/libexec/banger/banger-guest-setup", NULL);

@@ -8,10 +8,18 @@
  * lacks them makes it fail as Firecracker would. SendCtrlAltDel makes it
  * exit 0. GET /vm/config returns everything it accepted.
  *
+ * The vsock is Firecracker's hybrid vsock (firecracker/NOTES.md): the
+ * host side connects to uds_path and sends "CONNECT <port>\n"; the VMM
+ * answers "OK <host port>\n" and relays bytes to the guest's listener on
+ * that port, or closes the connection when nothing listens there. The
+ * "guest" here is whatever listens on the unix socket
+ * "<uds_path>.guest_<port>" (a test runs banger-agent --listen-unix there).
+ *
  *   bg-test-vmm --api-sock PATH [--id ID] | --version
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <stdio.h>
@@ -20,6 +28,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <glib-unix.h>
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 
@@ -47,6 +56,8 @@ static struct {
   GHashTable *ifaces;
   JsonObject *vsock;
   GSocket    *vsock_listener;
+  guint       vsock_watch;
+  guint32     vsock_next_port;   /* Firecracker's local ports start at 2^30 */
   GMainLoop  *loop;
   GList      *held_fds;
 } vmm;
@@ -355,6 +366,143 @@ handle_iface (SoupServerMessage *msg, const char *id)
   reply_json (msg, 204, NULL);
 }
 
+typedef struct {
+  int     host;
+  char   *guest_path;
+  guint32 host_port;
+} VsockConn;
+
+/* Reads "CONNECT <port>\n" a byte at a time, as Firecracker does (at most
+ * 32 bytes: anything longer is not a handshake). */
+static gboolean
+read_connect (int fd, guint32 *port)
+{
+  char line[33];
+  gsize n = 0;
+  guint64 v;
+  char *end;
+
+  while (n < sizeof line - 1)
+    {
+      ssize_t r = read (fd, line + n, 1);
+
+      if (r <= 0)
+        return FALSE;
+      if (line[n++] == '\n')
+        break;
+    }
+  line[n] = '\0';
+  if (n == 0 || line[n - 1] != '\n' || !g_str_has_prefix (line, "CONNECT "))
+    return FALSE;
+  v = g_ascii_strtoull (line + 8, &end, 10);
+  if (end == line + 8 || *end != '\n' || v > G_MAXUINT32)
+    return FALSE;
+  *port = (guint32) v;
+  return TRUE;
+}
+
+/* Copies both ways until both directions ended; an end in one direction
+ * becomes a shutdown of the other socket's write side, so EOF travels. */
+static void
+relay (int a, int b)
+{
+  gboolean open_ab = TRUE, open_ba = TRUE;
+  char buf[65536];
+
+  while (open_ab || open_ba)
+    {
+      struct pollfd p[2] = { { a, open_ab ? POLLIN : 0, 0 }, { b, open_ba ? POLLIN : 0, 0 } };
+
+      if (poll (p, 2, -1) < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return;
+        }
+      for (int i = 0; i < 2; i++)
+        {
+          int from = i == 0 ? a : b, to = i == 0 ? b : a;
+          gboolean *open = i == 0 ? &open_ab : &open_ba;
+          ssize_t n;
+
+          if (!*open || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+          n = read (from, buf, sizeof buf);
+          if (n <= 0)
+            {
+              *open = FALSE;
+              shutdown (to, SHUT_WR);
+              continue;
+            }
+          for (ssize_t off = 0; off < n;)
+            {
+              ssize_t w = write (to, buf + off, n - off);
+
+              if (w < 0 && errno == EINTR)
+                continue;
+              if (w <= 0)
+                return;
+              off += w;
+            }
+        }
+    }
+}
+
+static gpointer
+vsock_conn_thread (gpointer data)
+{
+  VsockConn *c = data;
+  guint32 port;
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  g_autofree char *path = NULL;
+  int guest = -1;
+
+  if (read_connect (c->host, &port))
+    {
+      path = g_strdup_printf ("%s.guest_%u", c->guest_path, port);
+      if (strlen (path) < sizeof sa.sun_path)
+        {
+          strcpy (sa.sun_path, path);
+          guest = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+          if (guest >= 0 && connect (guest, (struct sockaddr *) &sa, sizeof sa) < 0)
+            {
+              close (guest);
+              guest = -1;
+            }
+        }
+    }
+  /* Nothing listens on that port (or no handshake): Firecracker closes
+   * the host's connection without an answer. */
+  if (guest >= 0)
+    {
+      g_autofree char *ok = g_strdup_printf ("OK %u\n", c->host_port);
+
+      if (write (c->host, ok, strlen (ok)) == (ssize_t) strlen (ok))
+        relay (c->host, guest);
+      close (guest);
+    }
+  close (c->host);
+  g_free (c->guest_path);
+  g_free (c);
+  return NULL;
+}
+
+static gboolean
+on_vsock_accept (int fd, GIOCondition condition, gpointer data)
+{
+  int host = accept4 (fd, NULL, NULL, SOCK_CLOEXEC);
+  VsockConn *c;
+
+  if (host < 0)
+    return G_SOURCE_CONTINUE;
+  c = g_new0 (VsockConn, 1);
+  c->host = host;
+  c->host_port = vmm.vsock_next_port++;
+  c->guest_path = g_strdup (json_object_get_string_member (vmm.vsock, "uds_path"));
+  g_thread_unref (g_thread_new ("vsock", vsock_conn_thread, c));
+  return G_SOURCE_CONTINUE;
+}
+
 static void
 handle_vsock (SoupServerMessage *msg)
 {
@@ -373,6 +521,7 @@ handle_vsock (SoupServerMessage *msg)
   /* Firecracker binds the host side at PUT /vsock time, refusing an
    * existing path. */
   addr = g_unix_socket_address_new (json_object_get_string_member (o, "uds_path"));
+  g_clear_handle_id (&vmm.vsock_watch, g_source_remove);
   g_clear_object (&vmm.vsock_listener);
   vmm.vsock_listener = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, 0, &error);
   if (vmm.vsock_listener == NULL || !g_socket_bind (vmm.vsock_listener, addr, FALSE, &error) ||
@@ -385,6 +534,8 @@ handle_vsock (SoupServerMessage *msg)
     }
   g_clear_pointer (&vmm.vsock, json_object_unref);
   vmm.vsock = o;
+  g_clear_handle_id (&vmm.vsock_watch, g_source_remove);
+  vmm.vsock_watch = g_unix_fd_add (g_socket_get_fd (vmm.vsock_listener), G_IO_IN, on_vsock_accept, NULL);
   reply_json (msg, 204, NULL);
 }
 
@@ -618,6 +769,7 @@ main (int argc, char **argv)
   if (vmm.id == NULL)
     vmm.id = g_strdup ("anonymous-instance");
 
+  vmm.vsock_next_port = 1u << 30;
   vmm.machine = json_object_new ();
   json_object_set_int_member (vmm.machine, "vcpu_count", 1);
   json_object_set_int_member (vmm.machine, "mem_size_mib", 128);

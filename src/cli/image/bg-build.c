@@ -45,6 +45,28 @@
 #define GUEST_SETUP_IN_IMAGE "/usr/libexec/banger/banger-guest-setup"
 #define GUEST_INIT_IN_IMAGE "/usr/libexec/banger/banger-init"
 #define GUEST_SETUP_UNIT "/usr/lib/systemd/system/banger-guest-setup.service"
+#define GUEST_AGENT_IN_IMAGE "/usr/libexec/banger/banger-agent"
+#define GUEST_AGENT_UNIT "/usr/lib/systemd/system/banger-agent.service"
+
+/* The guest agent (banger vm exec) for VMs that boot without banger-init
+ * (a disk of their own, or --cloud-init images); where banger-init
+ * started it already, this second one finds the port served and exits 0.
+ * Early, so that `vm up` hears from it before the rest of the boot. */
+static const char guest_agent_unit[] =
+  "[Unit]\n"
+  "Description=banger guest agent (banger vm exec)\n"
+  "Documentation=man:banger(1)\n"
+  "DefaultDependencies=no\n"
+  "After=local-fs.target\n"
+  "Before=sysinit.target\n"
+  "\n"
+  "[Service]\n"
+  "ExecStart=" GUEST_AGENT_IN_IMAGE "\n"
+  "Restart=on-failure\n"
+  "StandardError=journal+console\n"
+  "\n"
+  "[Install]\n"
+  "WantedBy=sysinit.target\n";
 
 /* Early, so that sshd and anything networked start configured; after
  * local-fs.target, because it writes /etc and the user's home. */
@@ -86,6 +108,15 @@ bg_build_guest_init_path (void)
   return g_strdup (env && *env ? env : BG_LIBEXECDIR "/banger/banger-init");
 }
 
+/* banger-agent, the guest's end of `vm exec`, likewise ($BANGER_AGENT). */
+char *
+bg_build_guest_agent_path (void)
+{
+  const char *env = g_getenv ("BANGER_AGENT");
+
+  return g_strdup (env && *env ? env : BG_LIBEXECDIR "/banger/banger-agent");
+}
+
 /* Whether @name (or @uid) has a range in /etc/subuid or /etc/subgid. */
 static gboolean
 has_subordinate_range (const char *file,
@@ -120,6 +151,17 @@ bg_build_check_host (const BgBuildOptions  *o,
 
   if (!bg_programs_require (programs, "image build", error))
     return FALSE;
+  {
+    g_autofree char *agent = bg_build_guest_agent_path ();
+
+    if (!g_file_test (agent, G_FILE_TEST_IS_EXECUTABLE))
+      {
+        g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED,
+                     "banger's guest agent %s is missing: reinstall banger, or set BANGER_AGENT to a built "
+                     "banger-agent", agent);
+        return FALSE;
+      }
+  }
   if (getuid () != 0 &&
       (!has_subordinate_range ("/etc/subuid", user, getuid ()) ||
        !has_subordinate_range ("/etc/subgid", user, getuid ())))
@@ -235,6 +277,30 @@ overlay_write (const char  *overlay,
   return overlay_mkdirs (overlay, dir, error) && bg_file_replace (path, data, len, mode, error);
 }
 
+/* banger-agent and the unit that starts it where banger-init does not. */
+static gboolean
+write_agent (const char  *overlay,
+             GError     **error)
+{
+  g_autofree char *path = bg_build_guest_agent_path ();
+  g_autofree char *binary = NULL;
+  g_autofree char *link = g_build_filename (overlay, "etc/systemd/system/sysinit.target.wants",
+                                            "banger-agent.service", NULL);
+  gsize len;
+
+  if (!g_file_get_contents (path, &binary, &len, error) ||
+      !overlay_write (overlay, GUEST_AGENT_IN_IMAGE + 1, binary, len, 0755, error) ||
+      !overlay_write (overlay, GUEST_AGENT_UNIT + 1, guest_agent_unit, -1, 0644, error) ||
+      !overlay_mkdirs (overlay, "etc/systemd/system/sysinit.target.wants", error))
+    return FALSE;
+  if (symlink (GUEST_AGENT_UNIT, link) < 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s", link, g_strerror (errno));
+      return FALSE;
+    }
+  return TRUE;
+}
+
 gboolean
 bg_build_write_overlay (const char            *overlay,
                const BgBuildOptions  *o,
@@ -266,6 +332,8 @@ bg_build_write_overlay (const char            *overlay,
     if (!overlay_write (overlay, files[i].path, files[i].text, -1, 0644, error))
       return FALSE;
 
+  if (!write_agent (overlay, error))
+    return FALSE;
   if (o->cloud_init)
     /* Only the NoCloud config drive, never the network metadata services. */
     return overlay_write (overlay, "etc/cloud/cloud.cfg.d/90-banger.cfg",

@@ -12,6 +12,9 @@ typedef struct {
   gboolean    cloud_init; /* configure guests with cloud-init, not banger-guest-setup */
 } BgBuildOptions;
 
+char    *bg_build_guest_setup_path (void);
+char    *bg_build_guest_init_path  (void);
+char    *bg_build_guest_agent_path (void);
 gboolean bg_build_check_host       (const BgBuildOptions *options,
                                     GError              **error);
 gboolean bg_build_write_overlay    (const char           *overlay,
@@ -24,10 +27,5 @@ BgImage *bg_image_build (const char           *images_dir,
                          const BgBuildOptions *options,
                          BgProgress           *progress,
                          GError              **error);
-
-/* The guest programs banger copies into images (the installed ones, or
- * those $BANGER_GUEST_SETUP and $BANGER_INIT name). */
-char *bg_build_guest_setup_path (void);
-char *bg_build_guest_init_path  (void);
 
 G_END_DECLS

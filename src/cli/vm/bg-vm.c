@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <glib/gstdio.h>
 
+#include "bg-agent-proto.h"
 #include "bg-auth.h"
 #include "bg-build.h"
 #include "bg-client.h"
@@ -294,9 +295,11 @@ start_recorded_forwards (BgVmRecord *r)
 static void
 print_summary (BgCli      *cli,
                BgVmRecord *r,
-               gboolean    waited)
+               gboolean    waited,
+               guint32     agent_up)
 {
   g_autofree char *alias = bg_ssh_alias (r);
+  gboolean no_sshd = agent_up != 0 && !(agent_up & BG_AGENT_HAS_SSHD);
 
   if (cli->json)
     {
@@ -304,9 +307,14 @@ print_summary (BgCli      *cli,
       bg_cli_print_json (node);
       return;
     }
-  g_print ("VM %s is %s.\n", r->name, waited ? "up and answering SSH" : "started");
+  g_print ("VM %s is %s.\n", r->name,
+           !waited ? "started" : agent_up == 0 ? "up and answering SSH" :
+           no_sshd ? "up (its guest agent answers; the image has no sshd)" : "up (its guest agent and sshd answer)");
   g_print ("  address:  %s (%s)\n", r->address, alias);
-  g_print ("  shell:    banger vm ssh %s\n", r->name);
+  if (no_sshd)
+    g_print ("  shell:    banger vm exec -it %s -- sh\n", r->name);
+  else
+    g_print ("  shell:    banger vm ssh %s\n", r->name);
 }
 
 static gboolean
@@ -314,6 +322,7 @@ wait_ready (BgVmRecord  *r,
             BgConfig    *config,
             const char  *dir,
             guint        timeout_s,
+            guint32     *agent_up,
             GError     **error)
 {
   g_autoptr(BgSshTarget) target = bg_ssh_target_new (r, config);
@@ -321,7 +330,8 @@ wait_ready (BgVmRecord  *r,
   const char *cmd[] = { "true", NULL };
   g_auto(GStrv) argv = bg_ssh_build_argv (target, cmd, TRUE);
 
-  return bg_guest_wait_ready (r->address, 22, (const char * const *) argv, timeout_s * 1000, console, error);
+  return bg_guest_wait_ready (r->address, 22, (const char * const *) argv, r->vsock_socket, timeout_s * 1000,
+                              console, agent_up, error);
 }
 
 static char *
@@ -390,6 +400,7 @@ bg_vm_up (BgCli        *cli,
   g_autofree char *name = NULL, *dir = NULL;
   const char *verb = o->verb ? o->verb : "up";
   struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
+  guint32 agent_up = 0;
   BgProgress p;
   gboolean existing = FALSE, ok = FALSE;
 
@@ -410,7 +421,7 @@ bg_vm_up (BgCli        *cli,
 
       if (bg_vm_state_is_live (state))
         {
-          print_summary (cli, r, FALSE);
+          print_summary (cli, r, FALSE, 0);
           return TRUE;
         }
       if (state == BG_VM_CREATING)
@@ -482,8 +493,8 @@ bg_vm_up (BgCli        *cli,
 
   if (!o->no_wait)
     {
-      bg_progress_step (&p, "waiting for SSH");
-      if (!wait_ready (r, config, dir, o->ready_timeout_s, error))
+      bg_progress_step (&p, "waiting for the guest");
+      if (!wait_ready (r, config, dir, o->ready_timeout_s, &agent_up, error))
         {
           bg_progress_done (&p);
           g_prefix_error (error, "VM %s is running but not reachable: ", name);
@@ -491,7 +502,7 @@ bg_vm_up (BgCli        *cli,
         }
     }
   bg_progress_done (&p);
-  print_summary (cli, r, !o->no_wait);
+  print_summary (cli, r, !o->no_wait, agent_up);
   ok = TRUE;
   goto out;
 

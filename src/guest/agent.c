@@ -1,0 +1,1001 @@
+/* banger-agent: the guest's end of `banger vm exec` (doc/agent-protocol.md).
+ *
+ * Started by banger-init in the guest's final root, as root. It listens
+ * on AF_VSOCK port BG_AGENT_VSOCK_PORT and serves only the host (peer CID
+ * 2): a guest process connecting over the loopback CID is refused, so
+ * no guest user reaches a root service through it. Each connection may
+ * run several sessions at once, each a process started with fork/exec of
+ * the argv the host sent (never a shell), as the user it named (looked up
+ * in the guest's own /etc/passwd and /etc/group), with pipes or a PTY.
+ * One thread, one poll() over everything; every stream is flow
+ * controlled by credit, so memory stays bounded whatever the host or the
+ * processes do. Plain C and libc: a static program for any Linux root.
+ *
+ *   banger-agent [--port N]
+ *   banger-agent --listen-unix PATH   (tests: a stand-in guest on the host)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/vm_sockets.h>
+
+#include "bg-agent-proto.h"
+#include "bg-passwd.h"
+
+#define MAX_CONNS     16
+#define OUT_HIGH      (1024u * 1024u)   /* stop reading processes above this */
+#define READY_POLL_MS 20
+
+typedef struct Conn Conn;
+
+typedef struct Session {
+  struct Session *next;
+  Conn     *conn;          /* NULL once the connection closed */
+  uint32_t  id;
+  pid_t     pid;
+  int       in_fd;         /* pipe to stdin, or the PTY master (dup) */
+  int       out_fd;        /* stdout pipe, or the PTY master */
+  int       err_fd;        /* stderr pipe; -1 with a PTY */
+  int       pty;
+  uint32_t  credit[3];     /* what the host lets us send of stdout, stderr */
+  uint8_t  *in_data;       /* stdin the host sent, not yet written */
+  size_t    in_len;
+  int       in_eof;        /* the host ended stdin: close once written */
+  int       exited;
+  int       status;
+} Session;
+
+struct Conn {
+  int        fd;
+  uint8_t   *in;
+  size_t     in_len;
+  BgAgentBuf out;
+  int        hello;        /* the host said hello with our version */
+  int        closing;      /* flush what is queued, then close */
+  uint32_t   ready_mask;   /* a READY waiting: what the host waits for */
+  int64_t    ready_deadline; /* ms; 0: none waiting */
+  uint32_t   nsessions;
+};
+
+static Conn    *conns[MAX_CONNS];
+static Session *sessions;
+static int      test_mode;   /* --listen-unix: the host's own root is "the guest" */
+
+static void __attribute__ ((format (printf, 1, 2)))
+say (const char *format, ...)
+{
+  va_list ap;
+
+  fprintf (stderr, "banger-agent: ");
+  va_start (ap, format);
+  vfprintf (stderr, format, ap);
+  va_end (ap);
+  fputc ('\n', stderr);
+}
+
+static int64_t
+now_ms (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+set_nonblock (int fd)
+{
+  fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) | O_NONBLOCK);
+}
+
+static void
+close_fd (int *fd)
+{
+  if (*fd >= 0)
+    close (*fd);
+  *fd = -1;
+}
+
+/* ---- what the guest has up ---- */
+
+/* A listening TCP socket on local port 22, from /proc/net/tcp{,6}: no
+ * connection is made, so sshd sees nothing. */
+static int
+sshd_listens (void)
+{
+  static const char * const files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+
+  for (size_t i = 0; i < 2; i++)
+    {
+      FILE *f = fopen (files[i], "re");
+      char line[512];
+
+      if (f == NULL)
+        continue;
+      while (fgets (line, sizeof line, f))
+        {
+          char local[128];
+          unsigned state;
+
+          if (sscanf (line, " %*d: %127s %*s %x", local, &state) == 2 && state == 0x0a)
+            {
+              const char *port = strrchr (local, ':');
+
+              if (port && strcmp (port, ":0016") == 0)
+                {
+                  fclose (f);
+                  return 1;
+                }
+            }
+        }
+      fclose (f);
+    }
+  return 0;
+}
+
+/* The network is up when the guest has a default route. */
+static int
+network_up (void)
+{
+  FILE *f = fopen ("/proc/net/route", "re");
+  char line[512];
+  int up = 0;
+
+  if (f == NULL)
+    return 0;
+  while (!up && fgets (line, sizeof line, f))
+    {
+      char iface[64];
+      unsigned long dest, gw;
+      unsigned flags;
+
+      if (sscanf (line, "%63s %lx %lx %x", iface, &dest, &gw, &flags) == 4 && dest == 0 && (flags & 1))
+        up = 1;
+    }
+  fclose (f);
+  return up;
+}
+
+static uint32_t
+guest_up (void)
+{
+  uint32_t mask = BG_AGENT_UP_AGENT;
+
+  if (network_up ())
+    mask |= BG_AGENT_UP_NETWORK;
+  if (access ("/usr/sbin/sshd", X_OK) == 0 || access ("/usr/bin/sshd", X_OK) == 0)
+    mask |= BG_AGENT_HAS_SSHD;
+  if (sshd_listens ())
+    mask |= BG_AGENT_UP_SSHD;
+  return mask;
+}
+
+/* ---- sending ---- */
+
+static void
+conn_fail (Conn *c, uint32_t session, const char *format, ...) __attribute__ ((format (printf, 3, 4)));
+
+static void
+conn_fail (Conn *c, uint32_t session, const char *format, ...)
+{
+  char message[BG_AGENT_MAX_MESSAGE];
+  va_list ap;
+
+  va_start (ap, format);
+  vsnprintf (message, sizeof message, format, ap);
+  va_end (ap);
+  bg_agent_buf_begin (&c->out, BG_AGENT_ERROR, session);
+  bg_agent_put_str (&c->out, BG_AGENT_F_MESSAGE, message);
+  bg_agent_buf_end (&c->out);
+  if (session == 0)
+    {
+      say ("closing a connection: %s", message);
+      c->closing = 1;
+    }
+}
+
+static void
+send_u32 (Conn *c, BgAgentType type, uint32_t session, BgAgentField f1, uint32_t v1, BgAgentField f2, uint32_t v2)
+{
+  bg_agent_buf_begin (&c->out, type, session);
+  bg_agent_put_u32 (&c->out, f1, v1);
+  if (f2)
+    bg_agent_put_u32 (&c->out, f2, v2);
+  bg_agent_buf_end (&c->out);
+}
+
+static void
+answer_ready (Conn *c)
+{
+  uint32_t up = guest_up ();
+
+  send_u32 (c, BG_AGENT_READY, 0, BG_AGENT_F_MASK, up, 0, 0);
+  c->ready_deadline = 0;
+}
+
+/* ---- sessions ---- */
+
+static Session *
+session_find (Conn *c, uint32_t id)
+{
+  for (Session *s = sessions; s; s = s->next)
+    if (s->conn == c && s->id == id)
+      return s;
+  return NULL;
+}
+
+static void
+session_free (Session *s)
+{
+  Session **p;
+
+  for (p = &sessions; *p && *p != s; p = &(*p)->next)
+    ;
+  if (*p)
+    *p = s->next;
+  if (s->conn)
+    s->conn->nsessions--;
+  close_fd (&s->in_fd);
+  close_fd (&s->out_fd);
+  close_fd (&s->err_fd);
+  free (s->in_data);
+  free (s);
+}
+
+/* Once the process ended and its output is drained, the host learns how
+ * it ended, and the session is gone. */
+static void
+session_maybe_done (Session *s)
+{
+  if (!s->exited || s->out_fd >= 0 || s->err_fd >= 0)
+    return;
+  if (s->conn)
+    {
+      if (WIFSIGNALED (s->status))
+        send_u32 (s->conn, BG_AGENT_EXIT, s->id, BG_AGENT_F_SIGNAL, WTERMSIG (s->status), 0, 0);
+      else
+        send_u32 (s->conn, BG_AGENT_EXIT, s->id, BG_AGENT_F_CODE, WEXITSTATUS (s->status) & 0xff, 0, 0);
+    }
+  session_free (s);
+}
+
+static void __attribute__ ((noreturn))
+child_fail (int errpipe, const char *what)
+{
+  int e = errno;
+  char buf[512];
+  int n = snprintf (buf, sizeof buf, "%s: %s", what, strerror (e));
+
+  if (write (errpipe, buf, (size_t) n) < 0)
+    _exit (127);
+  _exit (127);
+}
+
+static char **
+build_env (const BgAgentMsg *m, const BgPasswdUser *u)
+{
+  static const char *path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  size_t n = 0, cap = (size_t) m->envc + 8;
+  char **env = calloc (cap, sizeof (char *));
+  char *base[6];
+
+  if (env == NULL)
+    return NULL;
+  base[0] = strdup (path);
+  if (asprintf (&base[1], "HOME=%s", u->home) < 0) base[1] = NULL;
+  if (asprintf (&base[2], "USER=%s", u->name) < 0) base[2] = NULL;
+  if (asprintf (&base[3], "LOGNAME=%s", u->name) < 0) base[3] = NULL;
+  if (asprintf (&base[4], "SHELL=%s", u->shell) < 0) base[4] = NULL;
+  base[5] = m->pty ? strdup ("TERM=xterm-256color") : NULL;
+  /* The host's variables come last and win over the defaults. */
+  for (size_t i = 0; i < 6; i++)
+    {
+      size_t klen;
+      int overridden = 0;
+
+      if (base[i] == NULL)
+        continue;
+      klen = strcspn (base[i], "=") + 1;
+      for (uint32_t j = 0; j < m->envc; j++)
+        if (strncmp (m->env[j], base[i], klen) == 0)
+          overridden = 1;
+      if (overridden)
+        free (base[i]);
+      else
+        env[n++] = base[i];
+    }
+  for (uint32_t j = 0; j < m->envc; j++)
+    env[n++] = m->env[j];
+  env[n] = NULL;
+  return env;
+}
+
+/* Frees what build_env made; the host's entries belong to @m. */
+static void
+free_env (char **env, const BgAgentMsg *m)
+{
+  if (env == NULL)
+    return;
+  for (size_t i = 0; env[i]; i++)
+    {
+      int from_host = 0;
+
+      for (uint32_t j = 0; j < m->envc; j++)
+        from_host |= env[i] == m->env[j];
+      if (!from_host)
+        free (env[i]);
+    }
+  free (env);
+}
+
+/* The child's side of fork: its own session, its streams, the user's
+ * identity, then exec. Only async-signal-safe work is needed here since
+ * the agent has one thread. */
+static void __attribute__ ((noreturn))
+child_exec (const BgAgentMsg *m, const BgPasswdUser *u, char **env, int errpipe,
+            int in_fd, int out_fd, int err_fd, const char *pty_name)
+{
+  sigset_t none;
+
+  sigemptyset (&none);
+  sigprocmask (SIG_SETMASK, &none, NULL);
+  for (int sig = 1; sig < NSIG; sig++)
+    signal (sig, SIG_DFL);
+  if (setsid () < 0)
+    child_fail (errpipe, "setsid");
+  if (pty_name)
+    {
+      int slave = open (pty_name, O_RDWR);
+
+      if (slave < 0)
+        child_fail (errpipe, "opening the terminal");
+      if (ioctl (slave, TIOCSCTTY, 0) < 0)
+        child_fail (errpipe, "taking the terminal");
+      in_fd = out_fd = err_fd = slave;
+    }
+  if (dup2 (in_fd, 0) < 0 || dup2 (out_fd, 1) < 0 || dup2 (err_fd, 2) < 0)
+    child_fail (errpipe, "setting up stdio");
+  if (setgroups (u->ngroups, u->groups) < 0)
+    child_fail (errpipe, "setgroups");
+  if (setgid (u->gid) < 0)
+    child_fail (errpipe, "setgid");
+  if (setuid (u->uid) < 0)
+    child_fail (errpipe, "setuid");
+  if (chdir (m->cwd ? m->cwd : u->home) < 0 && (m->cwd || chdir ("/") < 0))
+    child_fail (errpipe, m->cwd ? m->cwd : u->home);
+  environ = env;
+  execvp (m->argv[0], m->argv);
+  child_fail (errpipe, m->argv[0]);
+}
+
+/* Starts the session @m asks for; errors go back to the host as ERROR
+ * frames for that session, naming what failed. */
+static void
+session_start (Conn *c, BgAgentMsg *m)
+{
+  BgPasswdUser user;
+  int in_p[2] = { -1, -1 }, out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 }, errpipe[2] = { -1, -1 };
+  int master = -1;
+  char pty_name[128] = "";
+  char **env = NULL;
+  char failure[512];
+  ssize_t n;
+  Session *s;
+  pid_t pid;
+
+  if (session_find (c, m->session))
+    {
+      conn_fail (c, 0, "session %u is already in use", m->session);
+      return;
+    }
+  if (c->nsessions >= BG_AGENT_MAX_SESSIONS)
+    {
+      conn_fail (c, m->session, "too many sessions on one connection (at most %u)", BG_AGENT_MAX_SESSIONS);
+      return;
+    }
+  if (bg_passwd_lookup ("/", m->user ? m->user : "0", &user) < 0)
+    {
+      conn_fail (c, m->session, "user %s: %s", m->user,
+                 errno == ENOENT ? "no such user in the guest's /etc/passwd" : strerror (errno));
+      return;
+    }
+  if (m->pty)
+    {
+      struct winsize ws = { .ws_row = m->rows ? m->rows : 24, .ws_col = m->cols ? m->cols : 80 };
+
+      master = posix_openpt (O_RDWR | O_NOCTTY | O_CLOEXEC);
+      if (master < 0 || grantpt (master) < 0 || unlockpt (master) < 0 ||
+          ptsname_r (master, pty_name, sizeof pty_name) != 0 || ioctl (master, TIOCSWINSZ, &ws) < 0)
+        {
+          conn_fail (c, m->session, "cannot make a terminal: %s", strerror (errno));
+          close_fd (&master);
+          return;
+        }
+    }
+  else
+    {
+      if (pipe2 (out_p, O_CLOEXEC) < 0 || pipe2 (err_p, O_CLOEXEC) < 0)
+        goto fail_errno;
+      if (m->stdin_open ? pipe2 (in_p, O_CLOEXEC) < 0 : (in_p[0] = open ("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+        goto fail_errno;
+    }
+  if (pipe2 (errpipe, O_CLOEXEC) < 0 || (env = build_env (m, &user)) == NULL)
+    goto fail_errno;
+
+  pid = fork ();
+  if (pid < 0)
+    goto fail_errno;
+  if (pid == 0)
+    child_exec (m, &user, env, errpipe[1], in_p[0], out_p[1], err_p[1], m->pty ? pty_name : NULL);
+
+  close_fd (&errpipe[1]);
+  close_fd (&in_p[0]);
+  close_fd (&out_p[1]);
+  close_fd (&err_p[1]);
+  free_env (env, m);
+  env = NULL;
+  /* The exec closes errpipe (CLOEXEC): nothing read means it ran. */
+  while ((n = read (errpipe[0], failure, sizeof failure - 1)) < 0 && errno == EINTR)
+    ;
+  close_fd (&errpipe[0]);
+  if (n > 0)
+    {
+      failure[n] = '\0';
+      waitpid (pid, NULL, 0);
+      conn_fail (c, m->session, "cannot run %s", failure);
+      close_fd (&master);
+      close_fd (&in_p[1]);
+      close_fd (&out_p[0]);
+      close_fd (&err_p[0]);
+      return;
+    }
+
+  s = calloc (1, sizeof *s);
+  if (s == NULL)
+    {
+      kill (pid, SIGKILL);
+      conn_fail (c, 0, "out of memory");
+      return;
+    }
+  s->conn = c;
+  s->id = m->session;
+  s->pid = pid;
+  s->pty = m->pty;
+  s->credit[BG_AGENT_STDOUT] = s->credit[BG_AGENT_STDERR] = BG_AGENT_WINDOW;
+  if (m->pty)
+    {
+      s->out_fd = master;
+      s->in_fd = m->stdin_open ? dup (master) : -1;
+      s->err_fd = -1;
+    }
+  else
+    {
+      s->in_fd = in_p[1];
+      s->out_fd = out_p[0];
+      s->err_fd = err_p[0];
+    }
+  if (s->in_fd >= 0)
+    set_nonblock (s->in_fd);
+  set_nonblock (s->out_fd);
+  if (s->err_fd >= 0)
+    set_nonblock (s->err_fd);
+  s->next = sessions;
+  sessions = s;
+  c->nsessions++;
+  send_u32 (c, BG_AGENT_STARTED, s->id, BG_AGENT_F_PID, (uint32_t) pid, 0, 0);
+  return;
+
+fail_errno:
+  conn_fail (c, m->session, "cannot start the session: %s", strerror (errno));
+  close_fd (&master);
+  for (int i = 0; i < 2; i++)
+    {
+      close_fd (&in_p[i]);
+      close_fd (&out_p[i]);
+      close_fd (&err_p[i]);
+      close_fd (&errpipe[i]);
+    }
+  free_env (env, m);
+}
+
+/* ---- receiving ---- */
+
+static void
+handle_msg (Conn *c, BgAgentMsg *m)
+{
+  Session *s = NULL;
+
+  if (!c->hello && m->type != BG_AGENT_HELLO)
+    {
+      conn_fail (c, 0, "the first frame must be HELLO");
+      return;
+    }
+  if (m->session != 0 && m->type != BG_AGENT_EXEC && m->type != BG_AGENT_ERROR &&
+      (s = session_find (c, m->session)) == NULL)
+    return;   /* a session that just ended: its frames crossed ours */
+
+  switch (m->type)
+    {
+    case BG_AGENT_HELLO:
+      if (m->version != BG_AGENT_VERSION)
+        {
+          conn_fail (c, 0, "protocol version %u is not supported (this agent speaks %u)", m->version,
+                     BG_AGENT_VERSION);
+          return;
+        }
+      c->hello = 1;
+      send_u32 (c, BG_AGENT_HELLO, 0, BG_AGENT_F_VERSION, BG_AGENT_VERSION, 0, 0);
+      break;
+    case BG_AGENT_READY:
+      c->ready_mask = m->mask;
+      c->ready_deadline = now_ms () + m->timeout_ms;
+      break;
+    case BG_AGENT_EXEC:
+      session_start (c, m);
+      break;
+    case BG_AGENT_DATA:
+      if (m->stream != BG_AGENT_STDIN || s->in_fd < 0 || s->in_eof ||
+          s->in_len + m->nbytes > BG_AGENT_WINDOW)
+        {
+          conn_fail (c, 0, "session %u: stdin data beyond its window or after its end", s->id);
+          return;
+        }
+      {
+        uint8_t *grown = realloc (s->in_data, s->in_len + m->nbytes);
+
+        if (grown == NULL)
+          {
+            conn_fail (c, 0, "out of memory");
+            return;
+          }
+        memcpy (grown + s->in_len, m->bytes, m->nbytes);
+        s->in_data = grown;
+        s->in_len += m->nbytes;
+      }
+      break;
+    case BG_AGENT_EOF:
+      if (m->stream == BG_AGENT_STDIN)
+        s->in_eof = 1;
+      break;
+    case BG_AGENT_CREDIT:
+      if (m->stream == BG_AGENT_STDIN || s->credit[m->stream] + (uint64_t) m->credit > 64u * BG_AGENT_WINDOW)
+        {
+          conn_fail (c, 0, "session %u: credit out of range", s->id);
+          return;
+        }
+      s->credit[m->stream] += m->credit;
+      break;
+    case BG_AGENT_RESIZE:
+      if (s->pty)
+        {
+          struct winsize ws = { .ws_row = m->rows, .ws_col = m->cols };
+
+          ioctl (s->out_fd, TIOCSWINSZ, &ws);
+        }
+      break;
+    case BG_AGENT_SIGNAL:
+      if (!s->exited)
+        kill (s->pid, (int) m->signo);
+      break;
+    case BG_AGENT_ERROR:
+      say ("the host says: %s", m->message);
+      if (m->session == 0)
+        c->closing = 1;
+      break;
+    default:
+      conn_fail (c, 0, "frame type %u is not one the host sends", m->type);
+      break;
+    }
+}
+
+static void
+conn_read (Conn *c)
+{
+  size_t off = 0;
+  ssize_t n;
+
+  n = read (c->fd, c->in + c->in_len, BG_AGENT_HEADER_SIZE + BG_AGENT_MAX_PAYLOAD - c->in_len);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    return;
+  if (n <= 0)
+    {
+      c->closing = 2;   /* gone: nothing to flush to */
+      return;
+    }
+  c->in_len += (size_t) n;
+  while (!c->closing)
+    {
+      BgAgentFrame frame;
+      BgAgentMsg msg;
+      size_t used;
+      int r = bg_agent_frame_parse (c->in + off, c->in_len - off, &frame, &used);
+
+      if (r == 0)
+        break;
+      if (r < 0 || (r = bg_agent_msg_decode (&frame, &msg)) < 0)
+        {
+          conn_fail (c, 0, "malformed frame: %s", bg_agent_strerror (r));
+          break;
+        }
+      handle_msg (c, &msg);
+      bg_agent_msg_clear (&msg);
+      off += used;
+    }
+  memmove (c->in, c->in + off, c->in_len - off);
+  c->in_len -= off;
+}
+
+static void
+conn_close (Conn *c)
+{
+  for (Session *s = sessions; s; s = s->next)
+    if (s->conn == c)
+      {
+        /* The host is gone: so is what it started. */
+        if (!s->exited)
+          kill (-s->pid, SIGKILL), kill (s->pid, SIGKILL);
+        s->conn = NULL;
+        close_fd (&s->in_fd);
+        close_fd (&s->out_fd);
+        close_fd (&s->err_fd);
+      }
+  close (c->fd);
+  free (c->in);
+  bg_agent_buf_free (&c->out);
+  for (int i = 0; i < MAX_CONNS; i++)
+    if (conns[i] == c)
+      conns[i] = NULL;
+  free (c);
+}
+
+static void
+conn_new (int fd)
+{
+  for (int i = 0; i < MAX_CONNS; i++)
+    if (conns[i] == NULL)
+      {
+        Conn *c = calloc (1, sizeof *c);
+
+        if (c == NULL || (c->in = malloc (BG_AGENT_HEADER_SIZE + BG_AGENT_MAX_PAYLOAD)) == NULL)
+          {
+            free (c);
+            break;
+          }
+        c->fd = fd;
+        set_nonblock (fd);
+        bg_agent_buf_init (&c->out);
+        conns[i] = c;
+        return;
+      }
+  say ("refusing a connection: %d are open already", MAX_CONNS);
+  close (fd);
+}
+
+static void
+accept_one (int listener)
+{
+  union {
+    struct sockaddr     sa;
+    struct sockaddr_vm  vm;
+    struct sockaddr_un  un;
+  } peer;
+  socklen_t len = sizeof peer;
+  int fd = accept4 (listener, &peer.sa, &len, SOCK_CLOEXEC);
+
+  if (fd < 0)
+    return;
+  /* Only the host: a guest process could reach this port over the
+   * loopback CID (VMADDR_CID_LOCAL) and would get root. */
+  if (!test_mode && (peer.sa.sa_family != AF_VSOCK || peer.vm.svm_cid != VMADDR_CID_HOST))
+    {
+      say ("refusing a connection from CID %u: only the host (CID %u) is served",
+           peer.sa.sa_family == AF_VSOCK ? peer.vm.svm_cid : 0u, (unsigned) VMADDR_CID_HOST);
+      close (fd);
+      return;
+    }
+  conn_new (fd);
+}
+
+/* ---- streams ---- */
+
+static void
+pump_output (Session *s, int stream)
+{
+  uint8_t buf[BG_AGENT_MAX_DATA];
+  int *fd = stream == BG_AGENT_STDOUT ? &s->out_fd : &s->err_fd;
+  size_t want = s->credit[stream] < sizeof buf ? s->credit[stream] : sizeof buf;
+  ssize_t n = read (*fd, buf, want);
+
+  if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    return;
+  if (n <= 0)
+    {
+      /* EOF, or EIO from a PTY master once every slave is closed. */
+      close_fd (fd);
+      if (s->pty)
+        close_fd (&s->in_fd);
+      if (s->conn)
+        send_u32 (s->conn, BG_AGENT_EOF, s->id, BG_AGENT_F_STREAM, (uint32_t) stream, 0, 0);
+      session_maybe_done (s);
+      return;
+    }
+  s->credit[stream] -= (uint32_t) n;
+  bg_agent_buf_begin (&s->conn->out, BG_AGENT_DATA, s->id);
+  bg_agent_put_u32 (&s->conn->out, BG_AGENT_F_STREAM, (uint32_t) stream);
+  bg_agent_put_bytes (&s->conn->out, BG_AGENT_F_BYTES, buf, (size_t) n);
+  bg_agent_buf_end (&s->conn->out);
+}
+
+static void
+pump_input (Session *s)
+{
+  ssize_t n = s->in_len ? write (s->in_fd, s->in_data, s->in_len) : 0;
+
+  if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    return;
+  if (n < 0)
+    {
+      /* The process closed its stdin: what the host sends is dropped,
+       * and the credit still flows so the host never stalls on it. */
+      n = (ssize_t) s->in_len;
+    }
+  if (n > 0)
+    {
+      memmove (s->in_data, s->in_data + n, s->in_len - (size_t) n);
+      s->in_len -= (size_t) n;
+      if (s->conn)
+        send_u32 (s->conn, BG_AGENT_CREDIT, s->id, BG_AGENT_F_STREAM, BG_AGENT_STDIN, BG_AGENT_F_CREDIT,
+                  (uint32_t) n);
+    }
+  if (s->in_len == 0 && s->in_eof && !s->pty)
+    close_fd (&s->in_fd);
+}
+
+static void
+reap (void)
+{
+  int status;
+  pid_t pid;
+
+  while ((pid = waitpid (-1, &status, WNOHANG)) > 0)
+    for (Session *s = sessions; s; s = s->next)
+      if (s->pid == pid && !s->exited)
+        {
+          s->exited = 1;
+          s->status = status;
+          if (s->conn == NULL)
+            {
+              session_free (s);
+              break;
+            }
+          session_maybe_done (s);
+          break;
+        }
+}
+
+/* ---- main loop ---- */
+
+static int
+listen_on (const char *unix_path, unsigned port)
+{
+  int fd;
+
+  if (unix_path)
+    {
+      struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+      if (strlen (unix_path) >= sizeof sa.sun_path)
+        {
+          say ("%s: path too long for a socket", unix_path);
+          return -1;
+        }
+      strcpy (sa.sun_path, unix_path);
+      fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0 || bind (fd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen (fd, 16) < 0)
+        {
+          say ("cannot listen on %s: %s", unix_path, strerror (errno));
+          return -1;
+        }
+    }
+  else
+    {
+      struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_port = port, .svm_cid = VMADDR_CID_ANY };
+
+      /* Started early in boot (by banger-init), the vsock transport's
+       * module may not be loaded yet: wait for it, a minute at most. */
+      for (int tries = 0;; tries++)
+        {
+          fd = socket (AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+          if (fd >= 0 && bind (fd, (struct sockaddr *) &sa, sizeof sa) == 0 && listen (fd, 16) == 0)
+            break;
+          if (errno == EADDRINUSE)
+            {
+              /* Both banger-init and banger-agent.service start us: the
+               * first one serves. */
+              say ("vsock port %u is served already", port);
+              exit (0);
+            }
+          if (fd >= 0)
+            close (fd);
+          if ((errno != EAFNOSUPPORT && errno != ENODEV && errno != EADDRNOTAVAIL) || tries >= 600)
+            {
+              say ("cannot listen on vsock port %u: %s", port, strerror (errno));
+              return -1;
+            }
+          nanosleep (&(struct timespec) { 0, 100 * 1000 * 1000 }, NULL);
+        }
+    }
+  return fd;
+}
+
+int
+main (int argc, char **argv)
+{
+  const char *unix_path = NULL;
+  unsigned port = BG_AGENT_VSOCK_PORT;
+  struct pollfd pfds[1 + 1 + MAX_CONNS + 3 * MAX_CONNS * BG_AGENT_MAX_SESSIONS];
+  void *who[sizeof pfds / sizeof pfds[0]];
+  int kind[sizeof pfds / sizeof pfds[0]];
+  sigset_t mask;
+  int listener, sigfd;
+
+  for (int i = 1; i < argc; i++)
+    {
+      if (strcmp (argv[i], "--listen-unix") == 0 && i + 1 < argc)
+        unix_path = argv[++i], test_mode = 1;
+      else if (strcmp (argv[i], "--port") == 0 && i + 1 < argc)
+        port = (unsigned) strtoul (argv[++i], NULL, 10);
+      else
+        {
+          fprintf (stderr, "usage: banger-agent [--port N]\n"
+                   "       banger-agent --listen-unix PATH   (tests only: serves anyone who can connect)\n");
+          return 2;
+        }
+    }
+
+  signal (SIGPIPE, SIG_IGN);
+  sigemptyset (&mask);
+  sigaddset (&mask, SIGCHLD);
+  sigprocmask (SIG_BLOCK, &mask, NULL);
+  if ((sigfd = signalfd (-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
+      (listener = listen_on (unix_path, port)) < 0)
+    return 1;
+  if (unix_path)
+    say ("listening on %s", unix_path);
+  else
+    say ("listening on vsock port %u", port);
+
+  for (;;)
+    {
+      nfds_t n = 0;
+      int timeout = -1;
+      int64_t now = now_ms ();
+
+      pfds[n] = (struct pollfd) { sigfd, POLLIN, 0 }, kind[n++] = 'S';
+      pfds[n] = (struct pollfd) { listener, POLLIN, 0 }, kind[n++] = 'L';
+      for (int i = 0; i < MAX_CONNS; i++)
+        {
+          Conn *c = conns[i];
+
+          if (c == NULL)
+            continue;
+          if (c->closing == 2 || (c->closing && c->out.len == 0))
+            {
+              conn_close (c);
+              continue;
+            }
+          if (c->ready_deadline)
+            {
+              uint32_t up = guest_up ();
+              uint32_t want = c->ready_mask;
+
+              if (!(up & BG_AGENT_HAS_SSHD))
+                want &= ~BG_AGENT_UP_SSHD;
+              if ((up & want) == want || now >= c->ready_deadline)
+                answer_ready (c);
+              else
+                timeout = READY_POLL_MS;
+            }
+          pfds[n] = (struct pollfd) { c->fd, (short) ((c->closing ? 0 : POLLIN) | (c->out.len ? POLLOUT : 0)), 0 };
+          who[n] = c, kind[n++] = 'C';
+        }
+      for (Session *s = sessions; s; s = s->next)
+        {
+          int room = s->conn && s->conn->out.len < OUT_HIGH;
+
+          if (s->out_fd >= 0 && room && s->credit[BG_AGENT_STDOUT] > 0)
+            pfds[n] = (struct pollfd) { s->out_fd, POLLIN, 0 }, who[n] = s, kind[n++] = 'O';
+          if (s->err_fd >= 0 && room && s->credit[BG_AGENT_STDERR] > 0)
+            pfds[n] = (struct pollfd) { s->err_fd, POLLIN, 0 }, who[n] = s, kind[n++] = 'E';
+          if (s->in_fd >= 0 && (s->in_len || (s->in_eof && !s->pty)))
+            pfds[n] = (struct pollfd) { s->in_fd, POLLOUT, 0 }, who[n] = s, kind[n++] = 'I';
+        }
+
+      if (poll (pfds, n, timeout) < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          say ("poll: %s", strerror (errno));
+          return 1;
+        }
+
+      for (nfds_t i = 0; i < n; i++)
+        {
+          short ev = pfds[i].revents;
+
+          if (ev == 0)
+            continue;
+          switch (kind[i])
+            {
+            case 'S':
+              {
+                struct signalfd_siginfo si;
+
+                while (read (sigfd, &si, sizeof si) > 0)
+                  ;
+                reap ();
+              }
+              break;
+            case 'L':
+              accept_one (listener);
+              break;
+            case 'C':
+              {
+                Conn *c = who[i];
+                int alive = 0;
+
+                for (int j = 0; j < MAX_CONNS; j++)
+                  alive |= conns[j] == c;
+                if (!alive)
+                  break;
+                if (ev & POLLOUT)
+                  {
+                    ssize_t w = write (c->fd, c->out.data, c->out.len);
+
+                    if (w > 0)
+                      bg_agent_buf_consume (&c->out, (size_t) w);
+                    else if (w < 0 && errno != EAGAIN && errno != EINTR)
+                      c->closing = 2;
+                  }
+                if (ev & (POLLIN | POLLHUP | POLLERR))
+                  conn_read (c);
+              }
+              break;
+            default:
+              {
+                Session *s = who[i];
+                int alive = 0;
+
+                /* Sessions may have been freed by earlier entries. */
+                for (Session *t = sessions; t; t = t->next)
+                  alive |= t == s;
+                if (!alive)
+                  break;
+                if (kind[i] == 'O' && s->out_fd == pfds[i].fd)
+                  pump_output (s, BG_AGENT_STDOUT);
+                else if (kind[i] == 'E' && s->err_fd == pfds[i].fd)
+                  pump_output (s, BG_AGENT_STDERR);
+                else if (kind[i] == 'I' && s->in_fd == pfds[i].fd)
+                  pump_input (s);
+              }
+              break;
+            }
+        }
+    }
+}
