@@ -103,7 +103,6 @@ launch_reply (BgVmm    *vmm,
 {
   g_autofree char *api = g_build_filename (vmm->jail->run, BG_JAIL_API_SOCKET, NULL);
   g_autofree char *vsock = g_build_filename (vmm->jail->run, BG_JAIL_VSOCK_SOCKET, NULL);
-  g_autofree char *initrd = g_build_filename (vmm->jail->root, BG_JAIL_INITRD, NULL);
   GVariantBuilder paths;
 
   g_variant_builder_init (&paths, G_VARIANT_TYPE ("a{sv}"));
@@ -116,7 +115,9 @@ launch_reply (BgVmm    *vmm,
   if (vmm->config_loop_fd >= 0)
     g_variant_builder_add (&paths, "{sv}", BG_LAUNCHED_CONFIG_DRIVE,
                            g_variant_new_string ("/" BG_JAIL_CONFIG_DRIVE));
-  if (g_file_test (initrd, G_FILE_TEST_EXISTS))
+  /* The jail's root exists only in the VMM's own mount namespace: what
+   * it holds is known from the launch, not looked up here. */
+  if (vmm->has_initrd)
     g_variant_builder_add (&paths, "{sv}", BG_LAUNCHED_INITRD, g_variant_new_string ("/" BG_JAIL_INITRD));
   g_variant_builder_add (&paths, "{sv}", BG_LAUNCHED_UID, g_variant_new_uint32 (vmm->jail->uid));
   g_variant_builder_add (&paths, "{sv}", BG_LAUNCHED_JAIL, g_variant_new_string (vmm->jail->root));

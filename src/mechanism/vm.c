@@ -302,6 +302,7 @@ launch_vmm (BgVms           *vms,
       !bg_jail_add_file (vmm->jail, "kernel", BG_JAIL_KERNEL, p->kernel_fd, error) ||
       (p->initrd_fd >= 0 && !bg_jail_add_file (vmm->jail, "options: " BG_LAUNCH_INITRD, BG_JAIL_INITRD, p->initrd_fd, error)))
     goto fail;
+  vmm->has_initrd = p->initrd_fd >= 0;
   vmm->loop_fd = bg_loop_attach (p->rootfs_fd, p->read_only, &rdev, &loop, error);
   if (vmm->loop_fd < 0 || !add_disk (&disks, loop, p->rootfs_fd, "rootfs", error))
     goto fail;

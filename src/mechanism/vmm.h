@@ -30,6 +30,7 @@ struct _BgVmm {
   int       loop_fd;      /* the root disk's loop device, held until exit */
   int       config_loop_fd;
   gboolean  base_shared;  /* layered: /rootfs is a shared base, /upper its own disk */
+  gboolean  has_initrd;   /* the jail holds /initrd */
   char     *tap;
   guint64   console_max;  /* the console log is emptied past this size; 0: no limit */
 };

@@ -219,6 +219,30 @@ test_up_configures_the_vmm_and_rm_leaves_nothing (Fixture *f, gconstpointer data
   g_assert_cmpstr (after, ==, before);
 }
 
+/* An image with an initrd: the VMM is told the jail's /initrd, which
+ * the mechanism reports from the launch itself (the jail's root exists
+ * only in the VMM's own mount namespace, so it cannot be looked up). */
+static void
+test_up_with_an_initrd (Fixture *f, gconstpointer data)
+{
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+  g_autofree char *initrd = g_build_filename (f->home, "initrd.img", NULL);
+  g_autofree char *o = NULL, *e = NULL, *out = NULL, *err = NULL, *config = NULL;
+  g_autoptr(JsonNode) vm = NULL;
+
+  g_assert_true (g_file_set_contents (initrd, "an initrd the test VMM never unpacks", -1, NULL));
+  g_assert_no_errno (chown (initrd, pw->pw_uid, pw->pw_gid));
+  if (cli (f, &o, &e, "image", "import", "withinitrd", "--kernel", "vmlinux", "--rootfs", "rootfs.ext4",
+           "--initrd", "initrd.img", NULL) != 0)
+    g_error ("image import: %s", e);
+  if (cli (f, &out, &err, "vm", "up", "ird", "--image", "withinitrd", "--no-wait", "--json", NULL) != 0)
+    g_error ("vm up with an initrd: %s", err);
+  vm = json (out);
+  config = fc (json_object_get_string_member (json_node_get_object (vm), "api_socket"), "config");
+  g_assert_nonnull (strstr (config, "\"initrd_path\":\"/initrd\""));
+  g_assert_cmpint (cli (f, NULL, NULL, "vm", "rm", "-f", "ird", NULL), ==, 0);
+}
+
 static void
 test_up_again_restarts_with_same_address (Fixture *f, gconstpointer data)
 {
@@ -802,6 +826,7 @@ add_tests (void)
 {
 #define ADD(path, fn) g_test_add (path, Fixture, NULL, setup, fn, teardown)
   ADD ("/up/configures-the-vmm-and-rm-leaves-nothing", test_up_configures_the_vmm_and_rm_leaves_nothing);
+  ADD ("/up/with-an-initrd", test_up_with_an_initrd);
   ADD ("/up/again-restarts-with-same-address", test_up_again_restarts_with_same_address);
   ADD ("/up/parallel-ups-get-distinct-resources", test_parallel_ups_get_distinct_resources);
   ADD ("/up/killed-at-any-step-cleanup-leaves-nothing", test_killed_at_any_step_cleanup_leaves_nothing);
