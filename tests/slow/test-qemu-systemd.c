@@ -8,7 +8,11 @@
  * no agent), and asked for an administrator's password by pkttyagent in
  * an active local session (autologin on tty1), after which the call goes
  * through; the mechanism gone when idle and activated again; the unit's
- * `systemd-analyze security` exposure. */
+ * `systemd-analyze security` exposure; and in a graphical session (Xvfb
+ * on tty1's active session, polkit-gnome's agent registered for it) the
+ * desktop's agent asks in a window, banger starts no pkttyagent, the
+ * window's screenshot is kept in meson-logs, a cancelled prompt is a
+ * clear refusal leaving nothing, a typed password lets vm up through. */
 #include <unistd.h>
 #include <glib/gstdio.h>
 
@@ -24,7 +28,8 @@ static char *prep_old;      /* the same source as 0.0.9, to upgrade from */
  * sanitizer runtimes the test VMM of this build links. */
 #define GUEST_PACKAGES "dbus,polkitd,pkexec,libglib2.0-0,libjson-glib-1.0-0,libsoup-3.0-0,libnl-3-200," \
                        "libnl-route-3-200,libnftables1,libpolkit-gobject-1-0,liblz4-1,libzstd1,liblzma5," \
-                       "e2fsprogs,openssh-client,libasan8,libubsan1"
+                       "e2fsprogs,openssh-client,libasan8,libubsan1," \
+                       "xvfb,policykit-1-gnome,xdotool,x11-apps,netpbm,fonts-dejavu-core,libglib2.0-bin"
 
 static const char *
 prepare (void)
@@ -131,6 +136,110 @@ agent_session (BgHarness *h,
   return in_guest (h, vm, script);
 }
 
+/* The desktop step: tty1 logs "desk" in (the active session on seat0);
+ * its login shell starts Xvfb and polkit-gnome's agent on it, and, once
+ * the agent registered, runs banger from that terminal (stdin a tty,
+ * DISPLAY set) twice: first the prompt is cancelled, then answered. The
+ * driver (root, over SSH) watches polkit's calls to agents, finds each
+ * prompt's window, keeps a screenshot of it, and cancels or types. */
+#define DESK_PROFILE \
+  "[ -e \"$HOME/desk.done\" ] && exec sleep infinity\n" \
+  "touch \"$HOME/desk.done\"\n" \
+  "exec \"$HOME/desk-run\" >\"$HOME/desk.log\" 2>&1\n"
+#define DESK_RUN \
+  "#!/bin/bash\n" \
+  "loginctl --no-pager show-session \"$XDG_SESSION_ID\" -p Active -p Remote -p Seat -p Type\n" \
+  "Xvfb :1 -screen 0 1024x768x24 -nolisten tcp -ac >/dev/null 2>&1 &\n" \
+  "for i in $(seq 120); do [ -e /tmp/.X11-unix/X1 ] && break; sleep 1; done\n" \
+  "export DISPLAY=:1\n" \
+  "NO_AT_BRIDGE=1 /usr/lib/policykit-1-gnome/polkit-gnome-authentication-agent-1 >/dev/null 2>&1 &\n" \
+  "for i in $(seq 300); do [ -e \"$HOME/agent-registered\" ] && break; sleep 1; done\n" \
+  "[ -t 0 ] && echo stdin-is-a-tty\n" \
+  "rc=1; for i in 1 2 3 4 5; do banger system status >/dev/null 2>&1; " \
+  "  if gdbus introspect --system --dest org.banger.Mechanism1 --object-path /org/banger/Mechanism1 " \
+  "    >\"$HOME/introspect.txt\" 2>&1; then rc=0; break; fi; done; echo \"introspect-rc=$rc\"\n" \
+  "banger image import tiny --kernel vmlinux-tiny --rootfs rootfs.ext4 >/dev/null; echo \"import-rc=$?\"\n" \
+  "banger vm up d1 --image tiny --no-wait; echo \"cancel-rc=$?\"\n" \
+  "echo \"left-vms=$(ls \"$HOME/.local/state/banger/vms\" 2>/dev/null | wc -l)\"\n" \
+  "echo \"left-taps=$(ip -o link show | grep -c ': bg-')\"\n" \
+  "touch \"$HOME/run2\"\n" \
+  "banger vm up d1 --image tiny --no-wait >/dev/null; echo \"up-rc=$?\"\n" \
+  "banger vm rm d1; echo \"rm-rc=$?\"\n" \
+  "echo desk-done\n"
+
+static char *
+desktop_session (BgHarness *h,
+                 Vm        *vm)
+{
+  int rc;
+  char *out = in_guest_status (h, vm,
+    "set -e; sudo useradd -m desk; "
+    "sudo install -m 0644 -o desk vmlinux-tiny rootfs.ext4 ~desk/; "
+    "sudo install -m 0755 -o desk desk-run ~desk/desk-run; "
+    "sudo install -m 0644 -o desk desk-profile ~desk/.profile; "
+    "sudo rm -f /tmp/agents.log /tmp/pkttyagents.log; "
+    "sudo sh -c 'dbus-monitor --system \"type=method_call,member=RegisterAuthenticationAgent\" "
+    "  \"type=method_call,interface=org.freedesktop.PolicyKit1.AuthenticationAgent\" >/tmp/agents.log 2>&1 &'; "
+    "sudo sh -c 'while :; do ps -eo pid=,ppid=,comm= | awk \"\\$3 == \\\"pkttyagent\\\"\" >>/tmp/pkttyagents.log; "
+    "  sleep 0.2; done >/dev/null 2>&1 & echo $! >/tmp/pkttyagents.pid'; "
+    "sed 's/outsider/desk/' autologin.conf | sudo install -D -m 0644 /dev/stdin "
+    "  /etc/systemd/system/getty@tty1.service.d/autologin.conf; "
+    "sudo systemctl daemon-reload; sudo systemctl restart getty@tty1.service; "
+    "for i in $(seq 600); do grep -q RegisterAuthenticationAgent /tmp/agents.log && break; sleep 1; done; "
+    "sudo -u desk touch ~desk/agent-registered; set +e; "
+    "x() { sudo -u desk env DISPLAY=:1 \"$@\"; }; "
+    "done_ids=' '; "
+    "for i in $(seq 1800); do "
+    "  log=$(sudo cat ~desk/desk.log 2>/dev/null || true); "
+    "  case $log in *desk-done*) break;; esac; "
+    "  agent=$(pgrep -u desk -f polkit-gnome-authentication-agent-1 | head -n 1 || true); "
+    "  for w in $([ -n \"$agent\" ] && x xdotool search --onlyvisible --pid \"$agent\" 2>/dev/null || true); do "
+    "    case $done_ids in *\" $w \"*) continue;; esac; "
+    "    sleep 2; "
+    "    if sudo test -e ~desk/run2; then shot=prompt-answered.png; else shot=prompt-cancelled.png; fi; "
+    "    [ -e ~/$shot ] || x sh -c 'xwd -root -silent | xwdtopnm 2>/dev/null | pnmtopng' >~/$shot; "
+    "    echo \"window $w: $(x xdotool getwindowname $w)\" >>~/windows.log; "
+    "    x xdotool windowfocus $w >>~/windows.log 2>&1; "
+    "    if sudo test -e ~desk/run2; then x xdotool type --delay 50 bg-test-pw; x xdotool key Return; "
+    "    else x xdotool key Escape; fi >>~/windows.log 2>&1; "
+    "    done_ids=\"$done_ids$w \"; "
+    "  done; "
+    "  sleep 0.5; done; "
+    "sudo pkill -x dbus-monitor || true; sudo kill $(cat /tmp/pkttyagents.pid) || true; "
+    "echo \"--- desk.log\"; sudo cat ~desk/desk.log | tr -d '\\r'; "
+    "echo \"--- windows\"; cat ~/windows.log 2>/dev/null || true; "
+    "echo \"--- introspect\"; sudo cat ~desk/introspect.txt; "
+    "echo \"--- agent calls\"; grep -A3 -E 'BeginAuthentication|RegisterAuthenticationAgent' /tmp/agents.log || true; "
+    "echo \"--- pkttyagents\"; sort -u /tmp/pkttyagents.log; echo \"--- end\"", &rc);
+
+  if (rc != 0)
+    g_error ("the desktop step failed (%d):\n%s", rc, out);
+  return out;
+}
+
+/* Copies @name from the guest user's home into meson-logs, for people to
+ * look at; returns whether the guest had it. */
+static gboolean
+keep_screenshot (BgHarness  *h,
+                 Vm         *vm,
+                 const char *name)
+{
+  g_autofree char *home = g_strdup_printf ("%s/home-%s", h->tmp, BG_TEST_USER_A);
+  g_autofree char *from = g_strdup_printf ("%s:%s", vm->name, name);
+  g_autofree char *local = g_build_filename (home, name, NULL);
+  g_autofree char *kept = g_build_filename (g_getenv ("BANGER_TEST_LOGS"), name, NULL);
+  g_autofree char *data = NULL;
+  gsize len;
+
+  if (cli (h, NULL, NULL, "vm", "cp", from, local, NULL) != 0 ||
+      !g_file_get_contents (local, &data, &len, NULL))
+    return FALSE;
+  g_assert_true (len > 8 && memcmp (data, "\x89PNG\r\n\x1a\n", 8) == 0);
+  g_assert_true (g_file_set_contents (kept, data, len, NULL));
+  g_test_message ("the prompt's screenshot: %s", kept);
+  return TRUE;
+}
+
 static void
 test_package_under_systemd (void)
 {
@@ -147,6 +256,9 @@ test_package_under_systemd (void)
   g_autofree char *autologin = g_build_filename (home, "autologin.conf", NULL);
   g_autofree char *profile = g_build_filename (home, "agent-profile", NULL);
   g_autofree char *agent_run = g_build_filename (home, "agent-run", NULL);
+  g_autofree char *desk_profile = g_build_filename (home, "desk-profile", NULL);
+  g_autofree char *desk_run = g_build_filename (home, "desk-run", NULL);
+  g_autofree char *desk = NULL;
   g_autoptr(Vm) vm = NULL;
   int rc;
 
@@ -168,7 +280,10 @@ test_package_under_systemd (void)
   g_assert_true (g_file_set_contents (autologin, AUTOLOGIN_CONF, -1, NULL));
   g_assert_true (g_file_set_contents (profile, AGENT_PROFILE, -1, NULL));
   g_assert_true (g_file_set_contents (agent_run, AGENT_RUN, -1, NULL));
-  for (const char * const *f = (const char * const[]) { autologin, profile, agent_run, NULL }; *f; f++)
+  g_assert_true (g_file_set_contents (desk_profile, DESK_PROFILE, -1, NULL));
+  g_assert_true (g_file_set_contents (desk_run, DESK_RUN, -1, NULL));
+  for (const char * const *f = (const char * const[]) { autologin, profile, agent_run, desk_profile, desk_run, NULL };
+       *f; f++)
     g_chmod (*f, 0644);
   to = g_strdup_printf ("%s:", vm->name);
   g_clear_pointer (&e, g_free);
@@ -176,7 +291,7 @@ test_package_under_systemd (void)
            to, NULL) != 0)
     g_error ("vm cp: %s", e);
   g_clear_pointer (&e, g_free);
-  if (cli (h, NULL, &e, "vm", "cp", autologin, profile, agent_run, to, NULL) != 0)
+  if (cli (h, NULL, &e, "vm", "cp", autologin, profile, agent_run, desk_profile, desk_run, to, NULL) != 0)
     g_error ("vm cp: %s", e);
 
   /* The older build installed the Debian way (the upgrade comes with a
@@ -244,6 +359,54 @@ test_package_under_systemd (void)
       strstr (agent, "Password:") == NULL || strstr (agent, "==== AUTHENTICATION COMPLETE ====") == NULL ||
       strstr (agent, "up-rc=0") == NULL || strstr (agent, "rm-rc=0") == NULL)
     g_error ("no password prompt, or the calls failed, in the outsider's active session:\n%s", agent);
+
+  /* A graphical session: the desktop's agent asks, in a window. */
+  desk = desktop_session (h, vm);
+  g_test_message ("the desktop session:\n%s", desk);
+  {
+    g_autofree char *kept = g_build_filename (g_getenv ("BANGER_TEST_LOGS"), "desktop-session.txt", NULL);
+    g_assert_true (g_file_set_contents (kept, desk, -1, NULL));
+  }
+  {
+    const char *log = strstr (desk, "--- desk.log"), *intro = strstr (desk, "--- introspect");
+    const char *calls = strstr (desk, "--- agent calls"), *pkt = strstr (desk, "--- pkttyagents");
+    g_autofree char *session = NULL, *introspect = NULL, *agent_calls = NULL, *pkttyagents = NULL;
+
+    if (log == NULL || intro == NULL || calls == NULL || pkt == NULL)
+      g_error ("the desktop step did not finish:\n%s", desk);
+    session = g_strndup (log, intro - log);
+    introspect = g_strndup (intro, calls - intro);
+    agent_calls = g_strndup (calls, pkt - calls);
+    pkttyagents = g_strndup (pkt, strstr (pkt, "--- end") - pkt);
+    /* The session is local and active; banger ran on its terminal. */
+    g_assert_nonnull (strstr (session, "Active=yes"));
+    g_assert_nonnull (strstr (session, "Remote=no"));
+    g_assert_nonnull (strstr (session, "stdin-is-a-tty"));
+    g_assert_nonnull (strstr (session, "import-rc=0"));
+    /* polkit asked the desktop's agent, with the policy's message, and
+     * the agent showed it in a window. */
+    g_assert_nonnull (strstr (strstr (desk, "--- windows"), "window "));
+    g_assert_nonnull (strstr (agent_calls, "BeginAuthentication"));
+    g_assert_nonnull (strstr (agent_calls,
+                              "Authentication is required to create a virtual network device for a banger VM"));
+    /* Cancelled: banger's clear refusal, exit 1, nothing left. */
+    g_assert_nonnull (strstr (session, "not authorized"));
+    g_assert_nonnull (strstr (session, "cancel-rc=1"));
+    g_assert_nonnull (strstr (session, "left-vms=0"));
+    g_assert_nonnull (strstr (session, "left-taps=0"));
+    /* Answered: vm up completes. */
+    g_assert_nonnull (strstr (session, "up-rc=0"));
+    g_assert_nonnull (strstr (session, "rm-rc=0"));
+    /* banger started no pkttyagent of its own meanwhile. */
+    g_assert_cmpstr (g_strstrip (pkttyagents + strlen ("--- pkttyagents")), ==, "");
+    /* The documented interface, seen from the session. */
+    g_assert_nonnull (strstr (session, "introspect-rc=0"));
+    g_assert_nonnull (strstr (introspect, "interface org.banger.Mechanism1"));
+    g_assert_nonnull (strstr (introspect, "GroupRule("));
+    g_assert_nonnull (strstr (introspect, "org.freedesktop.DBus.Description"));
+  }
+  g_assert_true (keep_screenshot (h, vm, "prompt-cancelled.png"));
+  g_assert_true (keep_screenshot (h, vm, "prompt-answered.png"));
 
   /* Idle: the mechanism exits; the next call activates it again. */
   {
