@@ -620,6 +620,20 @@ tap_attach (const char *tap)
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
   g_strlcpy (ifr.ifr_name, tap, IFNAMSIZ);
   g_assert_no_errno (ioctl (fd, TUNSETIFF, &ifr));
+  /* Attaching brings the tap's carrier up, and the kernel tells the
+   * bridge later (linkwatch defers the event up to a second): until the
+   * port forwards, the bridge drops what the tap sends. Wait for it, so
+   * a frame that does not arrive was dropped by banger's guards. */
+  for (gint64 end = bg_test_deadline (10);;)
+    {
+      g_autofree char *state = sys_read (tap, "brport/state");
+
+      if (state != NULL && g_str_equal (state, "3")) /* BR_STATE_FORWARDING */
+        break;
+      if (g_get_monotonic_time () >= end)
+        g_error ("bridge port %s never started forwarding (state %s)", tap, state ? state : "gone");
+      g_usleep (10 * 1000);
+    }
   return fd;
 }
 
