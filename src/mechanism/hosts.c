@@ -1,4 +1,5 @@
-/* hosts.c: <run-dir>/hosts, "ADDRESS NAME.DOMAIN" for every ready tap,
+/* hosts.c: <run-dir>/hosts, "ADDRESS NAME.DOMAIN" for every ready tap
+ * (a second line for its IPv6 address),
  * rewritten whole (atomically) from the registry whenever a tap comes or
  * goes. Only the mechanism writes it; libnss_banger reads it. */
 #include <glib/gstdio.h>
@@ -23,8 +24,13 @@ bg_hosts_write (const char  *run_dir,
       const char *vm = bg_resource_get_string (r, "vm");
       const char *domain = bg_resource_get_string (r, "domain");
 
-      if (r->state == BG_RESOURCE_READY && ip && vm && domain)
-        g_string_append_printf (text, "%s %s.%s\n", ip, vm, domain);
+      const char *ip6 = bg_resource_get_string (r, "address6");
+
+      if (r->state != BG_RESOURCE_READY || ip == NULL || vm == NULL || domain == NULL)
+        continue;
+      g_string_append_printf (text, "%s %s.%s\n", ip, vm, domain);
+      if (ip6 != NULL)
+        g_string_append_printf (text, "%s %s.%s\n", ip6, vm, domain);
     }
   /* World-readable: every process's resolver reads it. */
   return bg_file_replace (path, text->str, text->len, 0644, error);

@@ -1,6 +1,7 @@
 /* tap.c: the VM network's taps — one per VM, persistent, owned by its
  * user (its jail uid while the VM runs), attached to the bridge, with an
- * address of the subnet and a name in the hosts file. Recorded taps the
+ * address of the subnet (and of the IPv6 /64, paired with the IPv4 one)
+ * and a name in the hosts file. Recorded taps the
  * kernel lost are made again; taps the kernel has and the registry lost
  * are recorded at start so cleanup finds them. */
 
@@ -91,7 +92,8 @@ bg_network_apply_ports (BgNetwork  *network,
     {
       BgResource *t = taps->pdata[i];
       g_autoptr(GVariant) orphan = g_variant_lookup_value (t->details, "orphan", NULL);
-      BgNftPort p = { t->name, bg_resource_get_string (t, "mac"), bg_resource_get_string (t, "address"), t->owner };
+      BgNftPort p = { t->name, bg_resource_get_string (t, "mac"), bg_resource_get_string (t, "address"),
+                      bg_resource_get_string (t, "address6"), t->owner };
 
       if (t->state == BG_RESOURCE_READY && orphan == NULL && p.mac != NULL && p.address != NULL)
         g_array_append_val (ports, p);
@@ -217,6 +219,12 @@ bg_network_create_tap (BgNetwork    *network,
   g_variant_builder_add (&b, "{sv}", "mac", g_variant_new_string (mac));
   g_variant_builder_add (&b, "{sv}", "bridge", g_variant_new_string (s->bridge));
   g_variant_builder_add (&b, "{sv}", "domain", g_variant_new_string (s->domain));
+  if (s->ipv6)
+    {
+      g_variant_builder_add (&b, "{sv}", "address6", g_variant_new_take_string (bg_net_ip6_host (s->subnet6, ip - s->subnet)));
+      g_variant_builder_add (&b, "{sv}", "gateway6", g_variant_new_string (s->gateway6));
+      g_variant_builder_add (&b, "{sv}", "prefix6", g_variant_new_uint32 (64));
+    }
 
   /* A leftover from a crash that is still in the registry as "creating"
    * was handled at start-up; one that is only in the kernel is removed. */
