@@ -96,6 +96,19 @@ bg_ipv6_load_prefix (BgNetConfig  *config,
   return TRUE;
 }
 
+/* Why the VMs have no IPv6 here (@ifname: the bridge, or "default"
+ * before it exists), or NULL when they have it. */
+char *
+bg_ipv6_off_reason (BgNetConfig *c,
+                    const char  *ifname)
+{
+  if (c->ipv6_off)
+    return g_strdup_printf ("subnet6=off in %s", c->path);
+  if (!bg_ipv6_link_enabled (ifname))
+    return g_strdup ("IPv6 is disabled on this host (net.ipv6.conf.*.disable_ipv6=1, or no IPv6 in the kernel)");
+  return NULL;
+}
+
 gboolean
 bg_ipv6_forwarding_on (void)
 {

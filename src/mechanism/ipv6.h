@@ -12,6 +12,8 @@ gboolean bg_ipv6_load_prefix       (BgNetConfig  *config,
                                     const char   *state_dir,
                                     guint8        network[16],
                                     GError      **error);
+char    *bg_ipv6_off_reason        (BgNetConfig  *config,
+                                    const char   *ifname);
 gboolean bg_ipv6_forwarding_on     (void);
 gboolean bg_ipv6_enable_forwarding (const char   *uplink,
                                     GError      **error);

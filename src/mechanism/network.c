@@ -105,18 +105,6 @@ net_state_set_subnet6 (BgNetState   *s,
   s->gateway6 = bg_net_ip6_host (net, 1);
 }
 
-/* Why the VMs have no IPv6 on this host, or NULL when they may. */
-static char *
-ipv6_off_reason (BgNetConfig *c,
-                 const char  *ifname)
-{
-  if (c->ipv6_off)
-    return g_strdup_printf ("subnet6=off in %s", c->path);
-  if (!bg_ipv6_link_enabled (ifname))
-    return g_strdup ("IPv6 is disabled on this host (net.ipv6.conf.*.disable_ipv6=1, or no IPv6 in the kernel)");
-  return NULL;
-}
-
 /* The bridge's record: the subnet it was made with. */
 static gboolean
 record_subnet (BgResource  *r,
@@ -168,7 +156,7 @@ bg_network_inspect (BgNetwork  *network,
   else if (!c->subnet_auto)
     net_state_set_subnet (s, c->subnet, c->prefix);
   if (!s->ipv6)
-    s->ipv6_off = ipv6_off_reason (c, r != NULL ? c->bridge : "default");
+    s->ipv6_off = bg_ipv6_off_reason (c, r != NULL ? c->bridge : "default");
   return g_steal_pointer (&s);
 }
 
@@ -247,7 +235,7 @@ ensure_ipv6 (BgNetwork    *network,
   const char *recorded = bg_resource_get_string (r, "subnet6");
   guint8 net6[16], gateway6[16];
 
-  s->ipv6_off = ipv6_off_reason (c, c->bridge);
+  s->ipv6_off = bg_ipv6_off_reason (c, c->bridge);
   if (s->ipv6_off != NULL)
     return TRUE;
   if (!bg_ipv6_load_prefix (c, bg_daemon_get_state_dir (network->daemon), net6, error))
