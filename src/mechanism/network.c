@@ -142,9 +142,10 @@ bg_network_inspect (BgNetwork  *network,
       guint32 net;
       guint prefix;
 
+      const char *subnet6 = bg_resource_get_string (r, "subnet6");
       guint8 net6[16];
 
-      if (bg_net_parse_subnet6 (bg_resource_get_string (r, "subnet6"), net6, NULL))
+      if (subnet6 != NULL && bg_net_parse_subnet6 (subnet6, net6, NULL))
         net_state_set_subnet6 (s, net6);
       if (record_subnet (r, &net, &prefix, NULL))
         {
