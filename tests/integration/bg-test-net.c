@@ -146,15 +146,17 @@ open_tap (const char *user, const char *node, const char *tap)
   return 0;
 }
 
+/* Dual-stack: the stand-in guest answers on its IPv4 and IPv6 addresses. */
 static int
 listen_on (int type,
            int port)
 {
-  struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons (port) };
-  int one = 1;
-  int s = socket (AF_INET, type | SOCK_CLOEXEC, 0);
+  struct sockaddr_in6 addr = { .sin6_family = AF_INET6, .sin6_port = htons (port) };
+  int one = 1, zero = 0;
+  int s = socket (AF_INET6, type | SOCK_CLOEXEC, 0);
 
   setsockopt (s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  setsockopt (s, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
   if (bind (s, (struct sockaddr *) &addr, sizeof addr) < 0 || (type == SOCK_STREAM && listen (s, 128) < 0))
     {
       perror ("bind");
@@ -207,7 +209,7 @@ echo_forever (int port)
       if (p[1].revents & POLLIN)
         {
           char buf[65536];
-          struct sockaddr_in from;
+          struct sockaddr_in6 from;
           socklen_t len = sizeof from;
           ssize_t n = recvfrom (udp, buf, sizeof buf, 0, (struct sockaddr *) &from, &len);
           if (n >= 0)
