@@ -139,11 +139,10 @@ bg_network_inspect (BgNetwork  *network,
   r = bg_registry_lookup (network->registry, "bridge", c->bridge);
   if (r != NULL)
     {
-      guint32 net;
-      guint prefix;
-
       const char *subnet6 = bg_resource_get_string (r, "subnet6");
       guint8 net6[16];
+      guint32 net;
+      guint prefix;
 
       if (subnet6 != NULL && bg_net_parse_subnet6 (subnet6, net6, NULL))
         net_state_set_subnet6 (s, net6);
@@ -223,7 +222,8 @@ adopt_bridge (BgNetwork    *network,
  * bridge holds ::1 of the /64, and the host forwards IPv6 without
  * losing the router advertisements its uplink lives on (ipv6.c). A
  * network.conf that moves the /64 while taps hold addresses of the old
- * one is refused, as for IPv4. */
+ * one is refused, as for IPv4. The kernel refusing a step leaves the
+ * VMs IPv4 only, saying why, rather than without a network. */
 static gboolean
 ensure_ipv6 (BgNetwork    *network,
              BgNlSock     *sk,
@@ -234,6 +234,7 @@ ensure_ipv6 (BgNetwork    *network,
              GError      **error)
 {
   const char *recorded = bg_resource_get_string (r, "subnet6");
+  g_autoptr(GError) local = NULL;
   guint8 net6[16], gateway6[16];
 
   s->ipv6_off = bg_ipv6_off_reason (c, c->bridge);
@@ -251,9 +252,16 @@ ensure_ipv6 (BgNetwork    *network,
     }
   memcpy (gateway6, net6, 16);
   gateway6[15] = 1;
-  if (!bg_nl_has_address6 (sk, ifindex, gateway6) && !bg_nl_add_address6 (sk, ifindex, gateway6, error))
-    return FALSE;
-  return bg_ipv6_enable_forwarding (s->uplink, error);
+  if ((!bg_nl_has_address6 (sk, ifindex, gateway6) && !bg_nl_add_address6 (sk, ifindex, gateway6, &local)) ||
+      !bg_ipv6_enable_forwarding (s->uplink, &local))
+    {
+      g_warning ("VMs get IPv4 only: %s", local->message);
+      s->ipv6 = FALSE;
+      g_clear_pointer (&s->subnet6_text, g_free);
+      g_clear_pointer (&s->gateway6, g_free);
+      s->ipv6_off = g_strdup_printf ("cannot set IPv6 up: %s", local->message);
+    }
+  return TRUE;
 }
 
 /* Idempotent: when everything is in place it only reads. */
