@@ -564,9 +564,14 @@ test_cli_system_network_shows_taps (Fixture *f, gconstpointer data)
   g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (taps, 0), "tap"), ==, t->tap);
   g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (taps, 0), "address"),
                    ==, t->address);
+  g_assert_true (g_str_has_prefix (json_object_get_string_member (o, "subnet6"), "fd"));
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (taps, 0), "address6"),
+                   ==, t->address6);
 
   g_assert_cmpint (bg_harness_run_cli (f->h, BG_TEST_USER_A, &text, &err2, "system", "network", NULL), ==, 0);
   g_assert_nonnull (strstr (text, "Bridge:   banger0"));
+  g_assert_nonnull (strstr (text, "IPv6:     fd"));
+  g_assert_nonnull (strstr (text, t->address6));
   g_assert_nonnull (strstr (text, t->tap));
   g_assert_null (strstr (text, other->tap));
 }
