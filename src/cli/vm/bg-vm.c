@@ -283,6 +283,8 @@ print_summary (BgCli      *cli,
     }
   g_print ("VM %s is %s.\n", r->name, waited ? "up and answering SSH" : "started");
   g_print ("  address:  %s (%s)\n", r->address, alias);
+  if (r->address6 != NULL)
+    g_print ("  ipv6:     %s\n", r->address6);
   g_print ("  shell:    banger vm ssh %s\n", r->name);
 }
 
