@@ -823,7 +823,7 @@ wait_for_ip (const char *want, const char * const *args)
   for (guint i = 0; args[i]; i++)
     g_ptr_array_add (argv, (char *) args[i]);
   g_ptr_array_add (argv, NULL);
-  for (int i = 0; i < 200; i++)
+  for (gint64 deadline = bg_test_deadline (10); g_get_monotonic_time () < deadline;)
     {
       g_autofree char *out = NULL;
       int status;
@@ -867,8 +867,8 @@ make_far_side (const char *far, gboolean ra_only)
 static void
 test_nat66_rewrites_source (Fixture *f, gconstpointer data)
 {
-  g_autofree char *far = g_strdup_printf ("bgt%d-far6", (int) getppid ());
-  g_autofree char *guest = g_strdup_printf ("bgt%d-guest6", (int) getppid ());
+  g_autofree char *far = g_strdup_printf ("bgt%d-far6", bg_harness_run_id ());
+  g_autofree char *guest = g_strdup_printf ("bgt%d-guest6", bg_harness_run_id ());
   g_autofree char *guest_addr = NULL, *seen = NULL, *fwd = NULL, *accept_ra = NULL;
   g_autoptr(Tap) t = NULL;
   g_autoptr(BgCallResult) ensure = NULL;
@@ -941,7 +941,7 @@ send_ra (const char *far, const char *prefix)
 static void
 test_uplink_still_takes_router_advertisements (Fixture *f, gconstpointer data)
 {
-  g_autofree char *far = g_strdup_printf ("bgt%d-far-ra", (int) getppid ());
+  g_autofree char *far = g_strdup_printf ("bgt%d-far-ra", bg_harness_run_id ());
   g_autoptr(BgCallResult) ensure = NULL;
   g_autofree char *fwd = NULL, *routes = NULL;
   const char *addr_args[] = { "-6", "-o", "addr", "show", "dev", "up0", NULL };
