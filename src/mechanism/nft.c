@@ -16,10 +16,12 @@
  * dropped, bridged (forward) or routed by the host (output: a frame from
  * one VM's IPv4 or IPv6 address leaving through another owner's tap).
  *
- * The host's own connections to VMs (`ip banger`, output): a process
- * reaches a VM's IPv4 address only as the VM's owner or root (`meta
- * skuid`, the set `owners` kept with the taps); replies to what a VM
- * opened pass. The IPv6 address has no such rule yet. */
+ * The host's own connections to VMs (`ip banger` and `ip6 banger`,
+ * output): a process reaches a VM's addresses (IPv4; IPv6, and the
+ * link-local address its MAC makes) only as the VM's owner or root
+ * (`meta skuid`, the sets `owners` kept with the taps); replies to what a
+ * VM opened pass, and so does the kernel's own neighbour discovery and
+ * MLD, which carry no user's connection. */
 #include <nftables/libnftables.h>
 
 #include "bg-error.h"
@@ -129,7 +131,7 @@ bg_nft_in_place (BgNft      *nft,
     return FALSE;
   if (subnet6 == NULL)
     return !nft_run (nft, "list table ip6 " NFT_TABLE, NULL, NULL);
-  return table_in_place (nft, "ip6", want6, NULL);
+  return table_in_place (nft, "ip6", want6, "@owners");
 }
 
 /* The subnet banger's table says it was made for, if it names @bridge:
@@ -199,7 +201,10 @@ bg_nft_apply (BgNft       *nft,
       g_autofree char *comment6 = marker6 (bridge, subnet6);
 
       /* The same shape for IPv6: VMs out through the uplink's address
-       * (NAT66), replies back, nothing else in. */
+       * (NAT66), replies back, nothing else in; host users reach only
+       * their own VMs. Neighbour discovery and MLD pass first: the
+       * kernel sends them for everyone's connections (and root's), and
+       * they open none (a user needs a raw socket to send them). */
       g_string_append_printf (script,
           "table ip6 " NFT_TABLE " {\n"
           "  comment %s\n"
@@ -213,8 +218,21 @@ bg_nft_apply (BgNft       *nft,
           "    oifname \"%s\" ct state established,related accept\n"
           "    oifname \"%s\" drop\n"
           "  }\n"
+          /* Filled by bg_nft_apply_ports, as the IPv4 one. */
+          "  set owners { typeof ip6 daddr . meta skuid; }\n"
+          "  chain output {\n"
+          "    type filter hook output priority filter; policy accept;\n"
+          "    oifname != \"%s\" accept\n"
+          "    icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert,"
+          " mld-listener-report, mld-listener-done, mld2-listener-report } accept\n"
+          "    ct state established,related accept\n"
+          "    meta skuid 0 accept\n"
+          "    ip6 daddr . meta skuid @owners accept\n"
+          "    meta l4proto tcp reject with tcp reset\n"
+          "    reject with icmpv6 type admin-prohibited\n"
+          "  }\n"
           "}\n",
-          comment6, subnet6, bridge, bridge, bridge, bridge);
+          comment6, subnet6, bridge, bridge, bridge, bridge, bridge);
     }
   return nft_run (nft, script->str, NULL, error);
 }
@@ -257,11 +275,13 @@ append_ip6_integer (GString    *out,
 /* What @port may send as over IPv6: its address (if the network has
  * IPv6) and the link-local address its MAC makes, into @sources6 (by
  * source address) and @targets (by the target of its neighbour
- * advertisements, which nftables 1.0.6 reaches only as raw payload). */
+ * advertisements, which nftables 1.0.6 reaches only as raw payload);
+ * the same addresses are its owner's to reach from the host (@owners6). */
 static void
 add_port6 (GString         *sources6,
            GString         *targets,
            GString         *macs,
+           GString         *owners6,
            const BgNftPort *port)
 {
   g_autofree char *ll = bg_net_link_local (port->mac);
@@ -276,14 +296,16 @@ add_port6 (GString         *sources6,
                               own[k]);
       g_string_append_printf (targets, "%s\"%s\" . %s . ", targets->len ? ", " : "", port->tap, port->mac);
       append_ip6_integer (targets, own[k]);
+      g_string_append_printf (owners6, "%s%s . %u", owners6->len ? ", " : "", own[k], (guint) port->owner);
     }
 }
 
 /* Replaces the bridge table in one transaction, unless it is in place:
  * its comment is a digest of what it was made from, and a flush (which
  * keeps the comment) is seen by its last rule being gone. The owners of
- * the VMs' addresses in `ip banger` are written again every time, in the
- * same transaction (a table made again by bg_nft_apply starts empty).
+ * the VMs' addresses in `ip banger` and `ip6 banger` are written again
+ * every time, in the same transaction (a table made again by
+ * bg_nft_apply starts empty).
  * Names, MACs and addresses come from the registry, which only the
  * mechanism writes. */
 gboolean
@@ -305,6 +327,7 @@ bg_nft_apply_ports (BgNft           *nft,
   g_autoptr(GString) addresses6 = g_string_new (NULL);
   g_autoptr(GString) routes6 = g_string_new (NULL);
   g_autoptr(GString) owners = g_string_new (NULL);
+  g_autoptr(GString) owners6 = g_string_new (NULL);
 
   for (guint i = 0; i < n_ports; i++)
     {
@@ -316,7 +339,7 @@ bg_nft_apply_ports (BgNft           *nft,
       g_string_append_printf (owners, "%s%s . %u", sep, ports[i].address, (guint) ports[i].owner);
       if (ports[i].address6 != NULL)
         g_string_append_printf (addresses6, "%s%s", addresses6->len ? ", " : "", ports[i].address6);
-      add_port6 (sources6, targets, macs, &ports[i]);
+      add_port6 (sources6, targets, macs, owners6, &ports[i]);
       for (guint j = 0; j < n_ports; j++)
         if (ports[j].owner == ports[i].owner)
           {
@@ -336,6 +359,14 @@ bg_nft_apply_ports (BgNft           *nft,
                            "flush set ip " NFT_TABLE " owners\n");
   if (owners->len > 0)
     g_string_append_printf (script, "add element ip " NFT_TABLE " owners { %s }\n", owners->str);
+  /* The IPv6 table, with its output chain, is there only while the
+   * network has IPv6: bg_nft_apply made it or dropped it just before. */
+  if (nft_run (nft, "list set ip6 " NFT_TABLE " owners", NULL, NULL))
+    {
+      g_string_append (script, "flush set ip6 " NFT_TABLE " owners\n");
+      if (owners6->len > 0)
+        g_string_append_printf (script, "add element ip6 " NFT_TABLE " owners { %s }\n", owners6->str);
+    }
   {
     g_autofree char *spec = g_strdup_printf ("%s|%s|%s|%s|%d", taps->str, sources->str, sources6->str, peers->str,
                                              isolate);

@@ -3,7 +3,8 @@
  *   bg-test-net serve PORT          accept one TCP connection, send back the
  *                                   peer's address, exit ("listening" first)
  *   bg-test-net serve6 PORT         the same over IPv6
- *   bg-test-net connect IP PORT     connect (IPv4 or IPv6), print what the
+ *   bg-test-net connect IP PORT     connect (IPv4 or IPv6, a link-local
+ *                                   one as fe80::N%IFNAME), print what the
  *                                   server sent
  *   bg-test-net echo PORT           a stand-in guest's services: TCP echo
  *                                   (until the peer's EOF, then close) and
@@ -22,6 +23,7 @@
 #include <grp.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -91,26 +93,31 @@ serve6 (int port)
 }
 
 static int
-connect_to (const char *ip, int port)
+connect_to (const char *ip, const char *port)
 {
-  struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons (port) };
-  struct sockaddr_in6 addr6 = { .sin6_family = AF_INET6, .sin6_port = htons (port) };
-  int v6 = strchr (ip, ':') != NULL;
+  struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
+  struct addrinfo *ai = NULL;
   struct timeval tv = { 10, 0 };
   char buf[64] = { 0 };
-  int s = socket (v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int s, err;
 
-  if (v6)
-    inet_pton (AF_INET6, ip, &addr6.sin6_addr);
-  else
-    inet_pton (AF_INET, ip, &addr.sin_addr);
-  setsockopt (s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt (s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  if ((v6 ? connect (s, (struct sockaddr *) &addr6, sizeof addr6) : connect (s, (struct sockaddr *) &addr, sizeof addr)) < 0)
+  /* Numeric only: the scope of a link-local address (%IFNAME) is
+   * understood here, and no name is ever looked up. */
+  if ((err = getaddrinfo (ip, port, &hints, &ai)) != 0)
     {
-      printf ("connect failed: %s\n", strerror (errno));
+      printf ("bad address %s: %s\n", ip, gai_strerror (err));
       return 1;
     }
+  s = socket (ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  setsockopt (s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt (s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (connect (s, ai->ai_addr, ai->ai_addrlen) < 0)
+    {
+      printf ("connect failed: %s\n", strerror (errno));
+      freeaddrinfo (ai);
+      return 1;
+    }
+  freeaddrinfo (ai);
   if (read (s, buf, sizeof buf - 1) <= 0)
     return 1;
   printf ("%s", buf);
@@ -239,7 +246,7 @@ main (int argc, char **argv)
   if (argc == 3 && strcmp (argv[1], "serve") == 0)
     return serve (atoi (argv[2]));
   if (argc == 4 && strcmp (argv[1], "connect") == 0)
-    return connect_to (argv[2], atoi (argv[3]));
+    return connect_to (argv[2], argv[3]);
   if (argc == 5 && strcmp (argv[1], "open-tap") == 0)
     return open_tap (argv[2], argv[3], argv[4]);
   fprintf (stderr, "usage: see the source\n");

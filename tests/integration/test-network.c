@@ -1102,6 +1102,99 @@ test_host_users_reach_only_their_own_vms (Fixture *f, gconstpointer data)
   must ("ip", "netns", "del", guest, NULL);
 }
 
+/* Connects from the host as @user to @address port 7779 (a serve6 in
+ * @guest, started when @server is 0 and reaped once it answered); what
+ * the connection printed. */
+static char *
+connect6_as (const char *user,
+             const char *guest,
+             const char *address,
+             GPid       *server)
+{
+  struct passwd *pw = getpwnam (user);
+  g_autofree char *uid = g_strdup_printf ("--reuid=%u", pw->pw_uid);
+  g_autofree char *gid = g_strdup_printf ("--regid=%u", pw->pw_gid);
+  const char *serve[] = { g_getenv ("BANGER_TEST_NET"), "serve6", "7779", NULL };
+  const char *cmd[] = { "setpriv", uid, gid, "--init-groups", "--", g_getenv ("BANGER_TEST_NET"), "connect",
+                        address, "7779", NULL };
+  char *seen = NULL;
+  int status;
+
+  if (*server == 0)
+    {
+      char line[64] = { 0 };
+      int out_fd;
+
+      *server = netns_pid_spawn (guest, serve, &out_fd);
+      g_assert_cmpint (read (out_fd, line, sizeof line - 1), >, 0);
+      g_assert_cmpstr (line, ==, "listening\n");
+      close (out_fd);
+    }
+  bg_harness_run_argv (cmd, &seen, &status);
+  if (!g_str_has_prefix (seen, "connect failed"))
+    {
+      waitpid (*server, NULL, 0);
+      *server = 0;
+    }
+  return seen;
+}
+
+/* The same over IPv6, for both of a VM's IPv6 addresses: the /64's and
+ * the link-local one its MAC makes (reached as fe80::…%banger0). The
+ * owner's connection needs the host's neighbour discovery, which the
+ * same output chain carries. */
+static void
+test_host_users_reach_only_their_own_vms_over_ipv6 (Fixture *f, gconstpointer data)
+{
+  g_autofree char *guest = g_strdup_printf ("bgt%d-guest6", bg_harness_run_id ());
+  g_autofree char *guest_addr = NULL, *ll = NULL, *ll_addr = NULL, *ll_scoped = NULL;
+  g_autoptr(Tap) t = create_tap (f, BG_TEST_USER_A, "guest6");
+  GPid server = 0;
+  guint8 m[6];
+
+  g_assert_nonnull (t->address6);
+  parse_mac (t->mac, m);
+  ll = g_strdup_printf ("fe80::%02x%02x:%02xff:fe%02x:%02x%02x", m[0] ^ 2, m[1], m[2], m[3], m[4], m[5]);
+  ll_addr = g_strdup_printf ("%s/64", ll);
+  ll_scoped = g_strdup_printf ("%s%%banger0", ll);
+  guest_addr = g_strdup_printf ("%s/64", t->address6);
+  must ("ip", "netns", "add", guest, NULL);
+  must ("ip", "link", "add", "gvh", "type", "veth", "peer", "name", "gv0", "netns", guest, NULL);
+  must ("ip", "link", "set", "gvh", "master", "banger0", "up", NULL);
+  /* The guest's addresses as its kernel would have them, usable at once
+   * (no duplicate address detection, no address of the veth's own). */
+  must ("ip", "-n", guest, "link", "set", "gv0", "address", t->mac, "addrgenmode", "none", NULL);
+  must ("ip", "-n", guest, "addr", "add", guest_addr, "dev", "gv0", "nodad", NULL);
+  must ("ip", "-n", guest, "addr", "add", ll_addr, "dev", "gv0", "nodad", NULL);
+  must ("ip", "-n", guest, "link", "set", "gv0", "up", NULL);
+  must ("ip", "-n", guest, "link", "set", "lo", "up", NULL);
+
+  /* B first, while the VM's service listens: refused as if closed. */
+  {
+    g_autofree char *b = connect6_as (BG_TEST_USER_B, guest, t->address6, &server);
+    g_autofree char *b_ll = connect6_as (BG_TEST_USER_B, guest, ll_scoped, &server);
+    g_autofree char *a = connect6_as (BG_TEST_USER_A, guest, t->address6, &server);
+    g_autofree char *root = connect6_as ("root", guest, t->address6, &server);
+    g_autofree char *a_ll = connect6_as (BG_TEST_USER_A, guest, ll_scoped, &server);
+    g_autofree char *expect = g_strdup_printf ("%s\n", t->gateway6);
+
+    g_assert_cmpstr (b, ==, "connect failed: Connection refused\n");
+    g_assert_cmpstr (b_ll, ==, "connect failed: Connection refused\n");
+    g_assert_cmpstr (a, ==, expect);
+    g_assert_cmpstr (root, ==, expect);
+    /* Answered with the host's address, whichever the kernel chose as
+     * the source (the bridge's link-local one or its ::1). */
+    {
+      g_autofree char *peer = g_strchomp (g_strdup (a_ll));
+      struct in6_addr any;
+
+      g_assert_cmpint (inet_pton (AF_INET6, peer, &any), ==, 1);
+    }
+  }
+  g_assert_cmpint (server, ==, 0);
+  must ("ip", "netns", "del", guest, NULL);
+}
+
 /* The mechanism keeps one nftables context for its life; its cache must
  * not hide rules changed behind its back: flushed and deleted by hand
  * while it runs, they are seen gone on the next call and made again. */
@@ -1622,6 +1715,7 @@ add_tests (void)
   ADD ("/network/unlisted-tap-sends-nothing", test_unlisted_tap_sends_nothing);
   ADD ("/network/new-tap-is-guarded-before-it-is-up", test_new_tap_is_guarded_before_it_is_up);
   ADD ("/network/host-users-reach-only-their-own-vms", test_host_users_reach_only_their_own_vms);
+  ADD ("/network/ipv6/host-users-reach-only-their-own-vms", test_host_users_reach_only_their_own_vms_over_ipv6);
   ADD ("/network/ipv6/nat66-rewrites-source", test_nat66_rewrites_source);
   ADD ("/network/ipv6/uplink-still-takes-router-advertisements", test_uplink_still_takes_router_advertisements);
   ADD ("/network/ipv6/taps-send-only-as-their-vm", test_taps_send_ipv6_only_as_their_vm);
