@@ -214,7 +214,8 @@ cmd_cleanup (BgCli *cli, int argc, char **argv, GError **error)
   gboolean dry_run = FALSE, all_users = FALSE;
   GOptionEntry entries[] = {
     { "dry-run", 'n', 0, G_OPTION_ARG_NONE, &dry_run, "Only say what would be removed", NULL },
-    { "all-users", 0, 0, G_OPTION_ARG_NONE, &all_users, "Also other users' leftovers (needs an administrator)", NULL },
+    { "all-users", 0, 0, G_OPTION_ARG_NONE, &all_users,
+      "Also other users' loop devices and half-made devices (needs an administrator)", NULL },
     { NULL }
   };
   g_autoptr(JsonArray) done = json_array_new ();
