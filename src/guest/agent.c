@@ -1580,9 +1580,17 @@ main (int argc, char **argv)
   for (;;)
     {
       nfds_t n = 0;
-      int timeout = -1;
+      int timeout = -1, busy = 0;
       int64_t now = now_ms ();
 
+      /* Transfers out of the guest first: what they queue must be in
+       * the output before the connections' POLLOUT is decided. */
+      for (Transfer *t = transfers, *next; t; t = next)
+        {
+          next = t->next;
+          if (t->get && get_pump (t))
+            busy = 1;
+        }
       pfds[n] = (struct pollfd) { sigfd, POLLIN, 0 }, kind[n++] = 'S';
       pfds[n] = (struct pollfd) { listener, POLLIN, 0 }, kind[n++] = 'L';
       for (int i = 0; i < MAX_CONNS; i++)
@@ -1611,12 +1619,6 @@ main (int argc, char **argv)
           pfds[n] = (struct pollfd) { c->fd, (short) ((c->closing ? 0 : POLLIN) | (c->out.len ? POLLOUT : 0)), 0 };
           who[n] = c, kind[n++] = 'C';
         }
-      for (Transfer *t = transfers, *next; t; t = next)
-        {
-          next = t->next;
-          if (t->get && get_pump (t))
-            timeout = 0;
-        }
       for (Session *s = sessions; s; s = s->next)
         {
           int room = s->conn && s->conn->out.len < OUT_HIGH;
@@ -1629,6 +1631,8 @@ main (int argc, char **argv)
             pfds[n] = (struct pollfd) { s->in_fd, POLLOUT, 0 }, who[n] = s, kind[n++] = 'I';
         }
 
+      if (busy)
+        timeout = 0;
       if (poll (pfds, n, timeout) < 0)
         {
           if (errno == EINTR)
