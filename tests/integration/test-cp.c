@@ -4,7 +4,8 @@
  * test as root: the "guest's" files are the host's, in a directory of
  * the test's. The VM user is set to user B, so ownership shows. And a
  * hostile stand-in agent that sends a name climbing out of the target,
- * or an oversized frame: refused, nothing written outside the target. */
+ * or an oversized frame: refused, nothing written outside the target;
+ * and one of version 1, which makes vm cp fall back to scp. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -319,7 +320,7 @@ test_missing_guest_path (Fixture *f, gconstpointer data)
 
 /* ---- a hostile guest ---- */
 
-typedef enum { CLIMB, OVERSIZE } Hostility;
+typedef enum { CLIMB, OVERSIZE, VERSION1 } Hostility;
 
 typedef struct {
   int       listener;
@@ -341,9 +342,10 @@ read_exact (int fd, guint8 *buf, gsize len)
   return TRUE;
 }
 
-/* One frame's header; its payload is read and dropped. */
+/* One frame's header; its payload is read and dropped (a HELLO's
+ * version is kept in *@version). */
 static gboolean
-read_frame (int fd, guint16 *type, guint32 *session)
+read_frame_version (int fd, guint16 *type, guint32 *session, guint32 *version)
 {
   guint8 h[12];
   guint32 len;
@@ -356,7 +358,17 @@ read_frame (int fd, guint16 *type, guint32 *session)
   *type = (guint16) (h[4] << 8 | h[5]);
   *session = (guint32) h[8] << 24 | h[9] << 16 | h[10] << 8 | h[11];
   payload = g_malloc (len + 1);
-  return read_exact (fd, payload, len);
+  if (!read_exact (fd, payload, len))
+    return FALSE;
+  if (version && *type == BG_AGENT_HELLO && len == 10)
+    *version = (guint32) payload[6] << 24 | payload[7] << 16 | payload[8] << 8 | payload[9];
+  return TRUE;
+}
+
+static gboolean
+read_frame (int fd, guint16 *type, guint32 *session)
+{
+  return read_frame_version (fd, type, session, NULL);
 }
 
 /* Frames built by hand: the codec's encoder would refuse these. */
@@ -407,6 +419,35 @@ hostile_serve (gpointer data)
       guint32 session;
       gsize start;
 
+      guint32 version = 0;
+
+      /* An agent of version 1 refuses 2 and closes; it serves 1. */
+      if (g_atomic_int_get ((gint *) &hs->how) == VERSION1)
+        {
+          if (read_frame_version (fd, &type, &session, &version) && type == BG_AGENT_HELLO && version == 1)
+            {
+              start = b->len;
+              put_header (b, 0, BG_AGENT_HELLO, 0);
+              put_u32 (b, BG_AGENT_F_VERSION, 1);
+              end_frame (b, start);
+            }
+          else
+            {
+              start = b->len;
+              put_header (b, 0, BG_AGENT_ERROR, 0);
+              put_field (b, BG_AGENT_F_MESSAGE, "version 2 is not supported", 26);
+              end_frame (b, start);
+            }
+          g_assert_cmpint (write (fd, b->data, b->len), ==, (gssize) b->len);
+          if (version == 1)
+            {
+              guint8 sink[4096];
+              while (read (fd, sink, sizeof sink) > 0)
+                ;
+            }
+          close (fd);
+          continue;
+        }
       /* HELLO: answered with version 2, as a real agent would. */
       if (read_frame (fd, &type, &session) && type == BG_AGENT_HELLO)
         {
@@ -476,7 +517,7 @@ test_hostile_agent (Fixture *f, gconstpointer data)
   g_autofree char *outdir = g_build_filename (f->home, "target", NULL);
   g_autofree char *climbed = g_build_filename (f->home, "x", NULL);
   g_autofree char *climbed2 = g_build_filename (outdir, "x", NULL);
-  g_autofree char *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL;
+  g_autofree char *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL, *o3 = NULL, *e3 = NULL;
   g_autoptr(GThread) thread = NULL;
 
   stop_agent (f);
@@ -517,6 +558,12 @@ test_hostile_agent (Fixture *f, gconstpointer data)
     if (d != NULL)
       g_assert_null (g_dir_read_name (d));
   }
+
+  /* An agent of version 1 cannot transfer files: vm cp falls back to
+   * scp (which finds no sshd in this stand-in guest). */
+  g_atomic_int_set ((gint *) &hs.how, VERSION1);
+  g_assert_cmpint (cli (f, &o3, &e3, "vm", "cp", "dev:/srv/big", outdir, NULL), ==, 1);
+  g_assert_nonnull (strstr (e3, "scp"));
 
   shutdown (hs.listener, SHUT_RDWR);
   close (hs.listener);
