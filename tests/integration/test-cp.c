@@ -320,7 +320,7 @@ test_missing_guest_path (Fixture *f, gconstpointer data)
 
 /* ---- a hostile guest ---- */
 
-typedef enum { CLIMB, OVERSIZE, VERSION1 } Hostility;
+typedef enum { CLIMB, OVERSIZE, VERSION1, STALL } Hostility;
 
 typedef struct {
   int       listener;
@@ -484,6 +484,20 @@ hostile_serve (gpointer data)
               put_u32 (b, BG_AGENT_F_STREAM, BG_AGENT_STDOUT);
               end_frame (b, start);
             }
+          else if (g_atomic_int_get ((gint *) &hs->how) == STALL)
+            {
+              /* A file's first bytes, then nothing more, ever. */
+              start = b->len;
+              put_header (b, 0, BG_AGENT_ENTRY, session);
+              put_u32 (b, BG_AGENT_F_KIND, BG_AGENT_KIND_FILE);
+              put_u32 (b, BG_AGENT_F_MODE, 0644);
+              end_frame (b, start);
+              start = b->len;
+              put_header (b, 0, BG_AGENT_DATA, session);
+              put_u32 (b, BG_AGENT_F_STREAM, BG_AGENT_STDOUT);
+              put_field (b, BG_AGENT_F_BYTES, "partial", 7);
+              end_frame (b, start);
+            }
           else
             {
               /* A file, then a DATA frame claiming 1 GiB. */
@@ -509,10 +523,34 @@ hostile_serve (gpointer data)
   return NULL;
 }
 
+/* The stand-in agent replaced by a hostile one on the same socket. */
+static GThread *
+hostile_start (Fixture *f, Hostile *hs)
+{
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+  stop_agent (f);
+  g_assert_cmpuint (strlen (f->guest), <, sizeof sa.sun_path);
+  strcpy (sa.sun_path, f->guest);
+  hs->listener = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  g_assert_no_errno (bind (hs->listener, (struct sockaddr *) &sa, sizeof sa));
+  g_assert_no_errno (listen (hs->listener, 4));
+  g_assert_no_errno (chown (f->guest, f->vmm_uid, 0));
+  return g_thread_new ("hostile-agent", hostile_serve, hs);
+}
+
+static void
+hostile_stop (Fixture *f, Hostile *hs, GThread *thread)
+{
+  shutdown (hs->listener, SHUT_RDWR);
+  close (hs->listener);
+  g_thread_join (thread);
+  g_unlink (f->guest);
+}
+
 static void
 test_hostile_agent (Fixture *f, gconstpointer data)
 {
-  struct sockaddr_un sa = { .sun_family = AF_UNIX };
   Hostile hs = { -1, CLIMB };
   g_autofree char *outdir = g_build_filename (f->home, "target", NULL);
   g_autofree char *climbed = g_build_filename (f->home, "x", NULL);
@@ -520,16 +558,9 @@ test_hostile_agent (Fixture *f, gconstpointer data)
   g_autofree char *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL, *o3 = NULL, *e3 = NULL;
   g_autoptr(GThread) thread = NULL;
 
-  stop_agent (f);
   g_assert_no_errno (g_mkdir (outdir, 0700));
   g_assert_no_errno (chown (outdir, bg_harness_uid (BG_TEST_USER_A), (gid_t) -1));
-  g_assert_cmpuint (strlen (f->guest), <, sizeof sa.sun_path);
-  strcpy (sa.sun_path, f->guest);
-  hs.listener = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  g_assert_no_errno (bind (hs.listener, (struct sockaddr *) &sa, sizeof sa));
-  g_assert_no_errno (listen (hs.listener, 4));
-  g_assert_no_errno (chown (f->guest, f->vmm_uid, 0));
-  thread = g_thread_new ("hostile-agent", hostile_serve, &hs);
+  thread = hostile_start (f, &hs);
 
   /* ../x: refused by the codec as an unsafe NAME; nothing outside. */
   g_assert_cmpint (cli (f, &o1, &e1, "vm", "cp", "-r", "dev:/srv/tree", outdir, NULL), ==, 1);
@@ -565,10 +596,64 @@ test_hostile_agent (Fixture *f, gconstpointer data)
   g_assert_cmpint (cli (f, &o3, &e3, "vm", "cp", "dev:/srv/big", outdir, NULL), ==, 1);
   g_assert_nonnull (strstr (e3, "scp"));
 
-  shutdown (hs.listener, SHUT_RDWR);
-  close (hs.listener);
-  g_thread_join (g_steal_pointer (&thread));
-  g_unlink (f->guest);
+  hostile_stop (f, &hs, g_steal_pointer (&thread));
+}
+
+/* Ctrl-C in the middle of a copy out: no half-written file stays. */
+static void
+test_interrupted_copy_leaves_nothing (Fixture *f, gconstpointer data)
+{
+  Hostile hs = { -1, STALL };
+  g_autofree char *outdir = g_build_filename (f->home, "target", NULL);
+  g_autofree char *dst = g_build_filename (outdir, "big", NULL);
+  const char *args[] = { "vm", "cp", "dev:/srv/big", dst, NULL };
+  g_auto(GStrv) argv = bg_harness_cli_argv (BG_TEST_USER_A, args);
+  g_auto(GStrv) envp = NULL;
+  g_autofree char *runtime = g_strdup_printf ("%s/runtime-%s", f->h->tmp, BG_TEST_USER_A);
+  g_autoptr(GError) error = NULL;
+  GThread *thread;
+  gint64 deadline;
+  gboolean partial = FALSE;
+  int status;
+  GPid pid;
+
+  g_assert_no_errno (g_mkdir (outdir, 0700));
+  g_assert_no_errno (chown (outdir, bg_harness_uid (BG_TEST_USER_A), (gid_t) -1));
+  thread = hostile_start (f, &hs);
+  envp = bg_harness_cli_envp (f->h, f->home, runtime);
+  if (!g_spawn_async (f->home, argv, envp, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid,
+                      &error))
+    g_error ("%s", error->message);
+  /* The partial file is there (under its temporary name) once the
+   * first bytes were written: then the copy is interrupted. */
+  deadline = bg_test_deadline (60);
+  while (!partial && g_get_monotonic_time () < deadline)
+    {
+      g_autoptr(GDir) d = g_dir_open (outdir, 0, NULL);
+      const char *n;
+
+      while ((n = g_dir_read_name (d)) != NULL)
+        {
+          g_autofree char *path = g_build_filename (outdir, n, NULL);
+          struct stat st;
+
+          partial |= g_str_has_prefix (n, ".banger-cp") && stat (path, &st) == 0 && st.st_size == 7;
+        }
+      if (!partial)
+        g_usleep (10000);
+    }
+  g_assert_true (partial);
+  /* setpriv execs banger: the pid is banger's. */
+  g_assert_no_errno (kill (pid, SIGINT));
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  g_spawn_close_pid (pid);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 1);
+  {
+    g_autoptr(GDir) d = g_dir_open (outdir, 0, NULL);
+    g_assert_null (g_dir_read_name (d));
+  }
+  hostile_stop (f, &hs, thread);
 }
 
 static void
@@ -580,6 +665,7 @@ add_tests (void)
   ADD ("/cp/20-mib-checksum-both-ways", test_20_mib_checksum_both_ways);
   ADD ("/cp/missing-guest-path", test_missing_guest_path);
   ADD ("/cp/hostile-agent", test_hostile_agent);
+  ADD ("/cp/interrupted-copy-leaves-nothing", test_interrupted_copy_leaves_nothing);
 }
 
 int

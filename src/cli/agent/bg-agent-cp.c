@@ -15,10 +15,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/openat2.h>
@@ -50,7 +52,31 @@ typedef struct {
   char                   *file_name;
   guint32                 file_mode;
   guint64                 file_mtime;
+  /* Ctrl-C and the like, read as data: a copy stops cleanly. */
+  int                     sigfd;
+  sigset_t                old_mask;
 } Cp;
+
+static void
+signals_catch (Cp *cp)
+{
+  sigset_t mask;
+
+  sigemptyset (&mask);
+  sigaddset (&mask, SIGINT);
+  sigaddset (&mask, SIGTERM);
+  sigaddset (&mask, SIGHUP);
+  sigprocmask (SIG_BLOCK, &mask, &cp->old_mask);
+  cp->sigfd = signalfd (-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static void
+signals_release (Cp *cp)
+{
+  if (cp->sigfd >= 0)
+    close (cp->sigfd);
+  sigprocmask (SIG_SETMASK, &cp->old_mask, NULL);
+}
 
 static guint32 next_session = 1;
 
@@ -89,14 +115,21 @@ pump (Cp *cp, gboolean block, Handler handle, GError **error)
     return FALSE;
   if (block)
     {
-      struct pollfd p = { fd, POLLIN | (bg_agent_client_has_output (cp->client) ? POLLOUT : 0), 0 };
+      struct pollfd p[2] = { { fd, POLLIN | (bg_agent_client_has_output (cp->client) ? POLLOUT : 0), 0 },
+                             { cp->sigfd, POLLIN, 0 } };
 
-      while (poll (&p, 1, -1) < 0)
+      while (poll (p, cp->sigfd >= 0 ? 2 : 1, -1) < 0)
         if (errno != EINTR)
           return bg_error_errno (error, errno, "poll", "the guest agent's socket");
-      if ((p.revents & POLLOUT) && !bg_agent_client_flush (cp->client, FALSE, error))
+      if (p[1].revents & POLLIN)
+        {
+          /* The caller removes what was half written. */
+          g_set_error_literal (error, BG_ERROR, BG_ERROR_FAILED, "interrupted");
+          return FALSE;
+        }
+      if ((p[0].revents & POLLOUT) && !bg_agent_client_flush (cp->client, FALSE, error))
         return FALSE;
-      if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
+      if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
         return TRUE;
     }
   if (!bg_agent_client_fill (cp->client, FALSE, error))
@@ -300,6 +333,7 @@ bg_agent_cp_put (BgAgentClient          *client,
   BgAgentBuf *out = bg_agent_client_out (client);
   gboolean ok;
 
+  signals_catch (&cp);
   bg_agent_buf_begin (out, BG_AGENT_PUT, cp.session);
   bg_agent_put_str (out, BG_AGENT_F_PATH, guest_path);
   /* The root's name, used where the guest path is a directory. */
@@ -307,15 +341,16 @@ bg_agent_cp_put (BgAgentClient          *client,
     bg_agent_put_str (out, BG_AGENT_F_NAME, base);
   if (options->owner)
     bg_agent_put_str (out, BG_AGENT_F_USER, options->owner);
-  if (!bg_agent_client_queue (client, error))
-    return FALSE;
-  /* The guest checks where it goes before anything is read here. */
-  while (!cp.started)
-    if (!pump (&cp, TRUE, put_handle, error))
-      return FALSE;
-  ok = put_tree (&cp, AT_FDCWD, local, local, 0, error);
+  /* The guest checks where it goes before anything is read here. An
+   * interrupted copy closes the connection: the agent then removes its
+   * half-written file. */
+  ok = bg_agent_client_queue (client, error);
+  while (ok && !cp.started)
+    ok = pump (&cp, TRUE, put_handle, error);
+  ok = ok && put_tree (&cp, AT_FDCWD, local, local, 0, error);
   while (ok && !cp.exited)
     ok = pump (&cp, TRUE, put_handle, error);
+  signals_release (&cp);
   g_free (cp.shown);
   return ok;
 }
@@ -500,6 +535,7 @@ bg_agent_cp_get (BgAgentClient          *client,
   g_return_val_if_fail (bg_agent_name_is_safe (name), FALSE);
   cp.file_fd = -1;
   cp.dirs[0] = dir_fd;
+  signals_catch (&cp);
   cp.file_name = g_strdup (name);
   bg_agent_buf_begin (out, BG_AGENT_GET, cp.session);
   bg_agent_put_str (out, BG_AGENT_F_PATH, guest_path);
@@ -522,6 +558,7 @@ bg_agent_cp_get (BgAgentClient          *client,
     unlinkat (cp.dirs[cp.depth], cp.file_tmp, 0);
   for (guint i = 1; i <= cp.depth; i++)
     close (cp.dirs[i]);
+  signals_release (&cp);
   g_free (cp.file_tmp);
   g_free (cp.file_name);
   g_free (cp.shown);
