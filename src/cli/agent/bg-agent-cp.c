@@ -123,7 +123,12 @@ pump (Cp *cp, gboolean block, Handler handle, GError **error)
           return bg_error_errno (error, errno, "poll", "the guest agent's socket");
       if (p[1].revents & POLLIN)
         {
-          /* The caller removes what was half written. */
+          struct signalfd_siginfo si;
+
+          /* Taken, so it is not delivered when the mask is restored; the
+           * caller removes what was half written. */
+          while (read (cp->sigfd, &si, sizeof si) > 0)
+            ;
           g_set_error_literal (error, BG_ERROR, BG_ERROR_FAILED, "interrupted");
           return FALSE;
         }
