@@ -7,9 +7,13 @@
 #include <unistd.h>
 #include <glib-unix.h>
 
+#include <fcntl.h>
+
+#include "bg-agent-cp.h"
 #include "bg-cli.h"
 #include "bg-config.h"
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "bg-forward.h"
 #include "bg-names.h"
 #include "bg-paths.h"
@@ -318,6 +322,98 @@ is_remote (const char *arg)
   return split_remote (arg, &name, &path);
 }
 
+/* Where a copy out of the guest goes: a directory fd and a name, both
+ * from the user's command line. DST an existing directory: the copy is
+ * named after the guest path's last component; else DST is the copy. */
+static gboolean
+local_destination (const char *dst, gboolean dst_is_dir, const char *guest_path, int *dir_fd, char **name,
+                   GError **error)
+{
+  g_autofree char *trimmed = g_strdup (guest_path);
+  g_autofree char *dir = NULL;
+
+  while (strlen (trimmed) > 1 && g_str_has_suffix (trimmed, "/"))
+    trimmed[strlen (trimmed) - 1] = '\0';
+  if (dst_is_dir)
+    {
+      dir = g_strdup (dst);
+      *name = g_path_get_basename (trimmed);
+    }
+  else
+    {
+      if (g_str_has_suffix (dst, "/"))
+        {
+          g_set_error (error, BG_ERROR, BG_ERROR_NOT_FOUND, "local DST %s is not a directory", dst);
+          return FALSE;
+        }
+      dir = g_path_get_dirname (dst);
+      *name = g_path_get_basename (dst);
+    }
+  if (!bg_agent_name_is_safe (*name) || strlen (*name) >= BG_AGENT_MAX_NAME)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "cannot tell what to name the copy of %s in %s; "
+                   "give DST as the new name", guest_path, dst);
+      g_clear_pointer (name, g_free);
+      return FALSE;
+    }
+  if ((*dir_fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+    {
+      g_clear_pointer (name, g_free);
+      return bg_error_errno (error, errno, "open", dir);
+    }
+  return TRUE;
+}
+
+/* vm cp through the guest agent: one session per SRC on one connection;
+ * progress on a terminal, as scp shows it. */
+static gboolean
+cp_over_agent (BgCli *cli, BgAgentClient *client, const char *vm, const char *owner, int argc, char **argv,
+               gboolean to_vm, gboolean recursive, GError **error)
+{
+  BgProgress progress;
+  BgAgentCpOptions options = { vm, owner, recursive, NULL };
+  gboolean ok = TRUE;
+
+  if (cli->is_tty && !cli->json)
+    {
+      bg_progress_init (&progress, cli, vm);
+      options.progress = &progress;
+    }
+  if (to_vm)
+    {
+      g_autofree char *name = NULL, *path = NULL;
+
+      split_remote (argv[argc - 1], &name, &path);
+      /* Several SRCs go into a directory, never one over the other. */
+      if (argc > 3 && !g_str_has_suffix (path, "/"))
+        {
+          char *with_slash = g_strconcat (path, "/", NULL);
+          g_free (path);
+          path = with_slash;
+        }
+      for (int i = 1; ok && i < argc - 1; i++)
+        ok = bg_agent_cp_put (client, argv[i], path, &options, error);
+    }
+  else
+    {
+      const char *dst = argv[argc - 1];
+      gboolean dst_is_dir = g_file_test (dst, G_FILE_TEST_IS_DIR);
+
+      for (int i = 1; ok && i < argc - 1; i++)
+        {
+          g_autofree char *name = NULL, *path = NULL, *local_name = NULL;
+          g_auto(BgFd) dir_fd = -1;
+
+          split_remote (argv[i], &name, &path);
+          ok = local_destination (dst, dst_is_dir, path, &dir_fd, &local_name, error) &&
+               bg_agent_cp_get (client, path, dir_fd, local_name, &options, error);
+        }
+    }
+  bg_progress_done (options.progress);
+  bg_progress_clear (options.progress);
+  return ok;
+}
+
 gboolean
 bg_vm_cmd_cp (BgCli *cli, int argc, char **argv, GError **error)
 {
@@ -337,8 +433,10 @@ bg_vm_cmd_cp (BgCli *cli, int argc, char **argv, GError **error)
   int remote_count = 0;
 
   if (!bg_cli_parse (cli, &(BgUsage) { "SRC… DST", 2, -1,
-                     "Copy files between the host and a VM, over SSH with the pinned host key.\n\n"
-                     "One side is NAME:PATH (a relative PATH is in the VM user's home); modes are kept.\n\n"
+                     "Copy files between the host and a VM: through its guest agent, or over SSH with the "
+                     "pinned host key where the image has no agent.\n\n"
+                     "One side is NAME:PATH (a relative PATH is in the VM user's home); modes and times "
+                     "are kept, and what is copied in is owned by the VM user.\n\n"
                      "  banger vm cp -r ./src dev:project     into the VM\n"
                      "  banger vm cp dev:/var/log/syslog .    out of it",
                      entries }, &argc, &argv, error))
@@ -393,8 +491,7 @@ bg_vm_cmd_cp (BgCli *cli, int argc, char **argv, GError **error)
         }
     }
 
-  if (!bg_programs_require ((const char * const[]) { "scp", NULL }, "vm cp", error) ||
-      (config = bg_config_load_default (error)) == NULL)
+  if ((config = bg_config_load_default (error)) == NULL)
     return FALSE;
   store = bg_state_store_new_default ();
   if ((r = bg_state_store_load (store, vm, error)) == NULL)
@@ -405,6 +502,17 @@ bg_vm_cmd_cp (BgCli *cli, int argc, char **argv, GError **error)
       return FALSE;
     }
   target = bg_ssh_target_new (r, config);
+  /* The agent where the guest has one that can transfer files (version
+   * 2); scp for images without it. */
+  if (r->vsock_socket != NULL)
+    {
+      g_autoptr(BgAgentClient) client = bg_agent_client_connect (r->vsock_socket, BG_AGENT_VSOCK_PORT, 2000, NULL);
+
+      if (client != NULL && bg_agent_client_get_version (client) >= BG_AGENT_VERSION_FILES)
+        return cp_over_agent (cli, client, vm, target->user, argc, argv, to_vm, recursive, error);
+    }
+  if (!bg_programs_require ((const char * const[]) { "scp", NULL }, "vm cp", error))
+    return FALSE;
   scp_path = bg_program_find ("scp");
   g_ptr_array_add (scp, g_strdup (scp_path));
   /* -p keeps modes and times; scp shows progress only on a terminal. */

@@ -223,10 +223,12 @@ cmd_cleanup (BgCli *cli, int argc, char **argv, GError **error)
   gboolean dry_run = FALSE, all_users = FALSE;
   GOptionEntry entries[] = {
     { "dry-run", 'n', 0, G_OPTION_ARG_NONE, &dry_run, "Only say what would be removed", NULL },
-    { "all-users", 0, 0, G_OPTION_ARG_NONE, &all_users, "Also other users' leftovers (needs an administrator)", NULL },
+    { "all-users", 0, 0, G_OPTION_ARG_NONE, &all_users,
+      "Also other users' loop devices and half-made devices (needs an administrator)", NULL },
     { NULL }
   };
   g_autoptr(JsonArray) done = json_array_new ();
+  g_autoptr(GPtrArray) leftovers = NULL;
   guint failed = 0, removed = 0;
 
   if (!bg_cli_parse (cli, &(BgUsage) { NULL, 0, 0,
@@ -237,13 +239,16 @@ cmd_cleanup (BgCli *cli, int argc, char **argv, GError **error)
     return FALSE;
 
   /* Twice: half-made VMs first, whose own removal takes their taps and
-   * VMMs with them; then whatever the mechanism still holds. */
+   * VMMs with them; then whatever the mechanism still holds. A dry run
+   * changes nothing, so one look serves both rounds and lists all of it. */
   for (guint round = 0; round < 2; round++)
     {
-      g_autoptr(GPtrArray) leftovers = bg_cleanup_find (all_users, error);
-
-      if (leftovers == NULL)
-        return FALSE;
+      if (leftovers == NULL || !dry_run)
+        {
+          g_clear_pointer (&leftovers, g_ptr_array_unref);
+          if ((leftovers = bg_cleanup_find (all_users, error)) == NULL)
+            return FALSE;
+        }
       for (guint i = 0; i < leftovers->len; i++)
         {
           BgLeftover *l = leftovers->pdata[i];
@@ -266,14 +271,13 @@ cmd_cleanup (BgCli *cli, int argc, char **argv, GError **error)
               json_object_set_string_member (o, "name", l->name);
               json_object_set_int_member (o, "owner", l->owner);
               json_object_set_string_member (o, "why", l->why);
+              json_object_set_boolean_member (o, "removed", !dry_run);
               json_array_add_object_element (done, o);
             }
           else
             g_print ("%s %s %s of uid %u (%s)\n", dry_run ? "would remove" : "removed", l->kind, l->name,
                      l->owner, l->why);
         }
-      if (dry_run)
-        break;
     }
   bg_client_shutdown ();
   if (cli->json)

@@ -287,13 +287,36 @@ static gboolean
 cmd_restart (BgCli *cli, int argc, char **argv, GError **error)
 {
   g_autoptr(BgConfig) config = NULL;
+  g_autoptr(BgStateStore) store = bg_state_store_new_default ();
+  g_autoptr(BgVmRecord) r = NULL;
+  gboolean no_wait = FALSE;
+  BgVmState state;
+  GOptionEntry entries[] = {
+    { "no-wait", 0, 0, G_OPTION_ARG_NONE, &no_wait, "Return once the VM started again; do not wait for SSH", NULL },
+    { NULL }
+  };
   BgUpOptions o = { 0 };
 
-  if (!parse_name (cli, &argc, &argv, "Stop a VM and start it again.", NULL, error) ||
-      !bg_vm_stop (cli, argv[1], FALSE, 30, error) ||
+  if (!parse_name (cli, &argc, &argv,
+                   "Stop a running VM (Ctrl-Alt-Del, killed after 30 s) and start it again with\n"
+                   "its disk, address and keys: a new VMM, the same VM.", entries, error) ||
+      (r = bg_state_store_load (store, argv[1], error)) == NULL)
+    return FALSE;
+  /* Restarting what is not running would only hide a mistake (the wrong
+   * name, a VM stopped on purpose): say what to run instead. A crashed
+   * VM restarts: that is what a user asking this means. */
+  state = bg_vm_probe_state (r);
+  if (!bg_vm_state_is_live (state) && state != BG_VM_CRASHED)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_BUSY, "VM %s is %s; start it with 'banger vm start %s'",
+                   argv[1], bg_vm_state_to_string (state), argv[1]);
+      return FALSE;
+    }
+  if (!bg_vm_stop (cli, argv[1], FALSE, 30, error) ||
       (config = bg_config_load_default (error)) == NULL)
     return FALSE;
   o.name = argv[1];
+  o.no_wait = no_wait;
   o.ready_timeout_s = 120;
   o.verb = "restart";
   return bg_vm_up (cli, config, &o, error);

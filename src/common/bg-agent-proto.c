@@ -23,6 +23,12 @@ get_u16 (const uint8_t *p)
   return (uint16_t) (p[0] << 8 | p[1]);
 }
 
+static uint64_t
+get_u64 (const uint8_t *p)
+{
+  return (uint64_t) get_u32 (p) << 32 | get_u32 (p + 4);
+}
+
 static void
 set_u32 (uint8_t *p, uint32_t v)
 {
@@ -89,7 +95,7 @@ bg_agent_frame_parse (const uint8_t *buf,
 }
 
 /* What each field is: its kind and, for numbers, the largest value. */
-typedef enum { K_U32, K_STR, K_BYTES } Kind;
+typedef enum { K_U32, K_STR, K_BYTES, K_U64 } Kind;
 static const struct {
   Kind     kind;
   uint32_t max;      /* u32: largest value; str/bytes: longest */
@@ -113,6 +119,13 @@ static const struct {
   [BG_AGENT_F_MASK]    = { K_U32, BG_AGENT_UP_KNOWN, 0 },
   [BG_AGENT_F_TIMEOUT] = { K_U32, 600000, 0 },
   [BG_AGENT_F_STDIN]   = { K_U32, 1, 0 },
+  [BG_AGENT_F_PATH]    = { K_STR, BG_AGENT_MAX_PATH, 1 },
+  [BG_AGENT_F_NAME]    = { K_STR, BG_AGENT_MAX_NAME - 1, 1 },
+  [BG_AGENT_F_KIND]    = { K_U32, BG_AGENT_KIND_OTHER, BG_AGENT_KIND_FILE },
+  [BG_AGENT_F_MODE]    = { K_U32, 07777, 0 },
+  [BG_AGENT_F_MTIME]   = { K_U64, 0, 0 },
+  [BG_AGENT_F_SIZE]    = { K_U64, 0, 0 },
+  [BG_AGENT_F_RECURSIVE] = { K_U32, 1, 0 },
 };
 
 #define F(x) (1u << BG_AGENT_F_##x)
@@ -135,8 +148,17 @@ static const struct {
   [BG_AGENT_SIGNAL]  = { F (SIGNAL), F (SIGNAL), 1 },
   [BG_AGENT_EXIT]    = { F (CODE) | F (SIGNAL), 0, 1 },
   [BG_AGENT_ERROR]   = { F (MESSAGE), F (MESSAGE), -1 },
+  [BG_AGENT_PUT]     = { F (PATH) | F (NAME) | F (USER), F (PATH), 1 },
+  [BG_AGENT_GET]     = { F (PATH) | F (USER) | F (RECURSIVE), F (PATH), 1 },
+  [BG_AGENT_ENTRY]   = { F (KIND) | F (NAME) | F (MODE) | F (MTIME) | F (SIZE), F (KIND), 1 },
 };
 #define REPEATABLE (F (ARG) | F (ENV))
+
+int
+bg_agent_name_is_safe (const char *name)
+{
+  return name[0] != '\0' && strchr (name, '/') == NULL && strcmp (name, ".") != 0 && strcmp (name, "..") != 0;
+}
 
 static char *
 copy_string (const uint8_t *p, uint32_t n)
@@ -204,8 +226,21 @@ take_field (BgAgentMsg *msg, uint16_t tag, const uint8_t *v, uint32_t n)
         case BG_AGENT_F_MASK: msg->mask = x; break;
         case BG_AGENT_F_TIMEOUT: msg->timeout_ms = x; break;
         case BG_AGENT_F_STDIN: msg->stdin_open = x; break;
+        case BG_AGENT_F_KIND: msg->kind = x; break;
+        case BG_AGENT_F_MODE: msg->mode = x; break;
+        case BG_AGENT_F_RECURSIVE: msg->recursive = x; break;
         default: return BG_AGENT_E_FIELD;
         }
+      return 0;
+    }
+  if (fields[tag].kind == K_U64)
+    {
+      if (n != 8)
+        return BG_AGENT_E_VALUE;
+      if (tag == BG_AGENT_F_MTIME)
+        msg->mtime = get_u64 (v);
+      else
+        msg->size = get_u64 (v);
       return 0;
     }
   if (n < fields[tag].min || n > fields[tag].max)
@@ -240,6 +275,17 @@ take_field (BgAgentMsg *msg, uint16_t tag, const uint8_t *v, uint32_t n)
       return 0;
     case BG_AGENT_F_USER: msg->user = s; return 0;
     case BG_AGENT_F_MESSAGE: msg->message = s; return 0;
+    case BG_AGENT_F_PATH: msg->path = s; return 0;
+    case BG_AGENT_F_NAME:
+      /* A name is one component: never a way out of the directory it
+       * is written in. */
+      if (!bg_agent_name_is_safe (s))
+        {
+          free (s);
+          return BG_AGENT_E_VALUE;
+        }
+      msg->name = s;
+      return 0;
     default:
       free (s);
       return BG_AGENT_E_FIELD;
@@ -292,6 +338,13 @@ bg_agent_msg_decode (const BgAgentFrame *frame,
   if (frame->type == BG_AGENT_EXIT &&
       BG_AGENT_HAS (msg, BG_AGENT_F_CODE) == BG_AGENT_HAS (msg, BG_AGENT_F_SIGNAL))
     { r = BG_AGENT_E_MISSING; goto fail; }
+  /* A file or a directory carries its mode; a directory's end carries
+   * nothing else. */
+  if (frame->type == BG_AGENT_ENTRY &&
+      (((msg->kind == BG_AGENT_KIND_FILE || msg->kind == BG_AGENT_KIND_DIR) && !BG_AGENT_HAS (msg, BG_AGENT_F_MODE)) ||
+       (msg->kind == BG_AGENT_KIND_END && msg->have != (1u << BG_AGENT_F_KIND)) ||
+       (msg->kind == BG_AGENT_KIND_OTHER && !BG_AGENT_HAS (msg, BG_AGENT_F_NAME))))
+    { r = BG_AGENT_E_MISSING; goto fail; }
   /* The host only ever writes stdin; the agent only stdout and stderr:
    * checked by each end, which knows its side. */
   return 1;
@@ -319,6 +372,8 @@ bg_agent_msg_clear (BgAgentMsg *msg)
   free (msg->cwd);
   free (msg->user);
   free (msg->message);
+  free (msg->path);
+  free (msg->name);
   memset (msg, 0, sizeof *msg);
 }
 
@@ -421,6 +476,18 @@ bg_agent_put_u32 (BgAgentBuf  *buf,
 
   set_u32 (v, value);
   put_field (buf, tag, v, 4);
+}
+
+void
+bg_agent_put_u64 (BgAgentBuf  *buf,
+                  BgAgentField tag,
+                  uint64_t     value)
+{
+  uint8_t v[8];
+
+  set_u32 (v, (uint32_t) (value >> 32));
+  set_u32 (v + 4, (uint32_t) value);
+  put_field (buf, tag, v, 8);
 }
 
 void

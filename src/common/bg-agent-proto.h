@@ -11,7 +11,8 @@
 extern "C" {
 #endif
 
-#define BG_AGENT_VERSION        1u
+#define BG_AGENT_VERSION        2u      /* the newest this code speaks */
+#define BG_AGENT_VERSION_FILES  2u      /* PUT, GET and ENTRY (file transfer) came with 2 */
 #define BG_AGENT_VSOCK_PORT     52u     /* the agent's port on the guest's vsock */
 #define BG_AGENT_SERIAL_NAME    "org.banger.agent"  /* virtio-serial port name */
 
@@ -25,6 +26,7 @@ extern "C" {
 #define BG_AGENT_MAX_ARGS       4096u           /* argv or env entries */
 #define BG_AGENT_WINDOW         (256u * 1024u)  /* each stream's initial credit */
 #define BG_AGENT_MAX_SESSIONS   64u             /* open sessions per connection */
+#define BG_AGENT_MAX_DEPTH      128u            /* directory levels in one transfer */
 
 typedef enum {
   BG_AGENT_HELLO  = 1,   /* both ways: version */
@@ -38,8 +40,20 @@ typedef enum {
   BG_AGENT_SIGNAL = 9,   /* host: deliver a signal to the session's process */
   BG_AGENT_EXIT   = 10,  /* agent: the process ended (code or signal) */
   BG_AGENT_ERROR  = 11,  /* both ways: a refusal; session 0 ends the connection */
+  /* version 2: file transfer */
+  BG_AGENT_PUT    = 12,  /* host: files into the guest follow as ENTRY frames */
+  BG_AGENT_GET    = 13,  /* host: asks for a guest path; ENTRY frames answer */
+  BG_AGENT_ENTRY  = 14,  /* both ways: a file, a directory or a directory's end */
 } BgAgentType;
-#define BG_AGENT_TYPE_MAX 11
+#define BG_AGENT_TYPE_MAX 14
+
+/* ENTRY's KIND. */
+typedef enum {
+  BG_AGENT_KIND_FILE  = 1,   /* DATA and an EOF follow */
+  BG_AGENT_KIND_DIR   = 2,   /* the entries inside follow, then END */
+  BG_AGENT_KIND_END   = 3,   /* the directory opened last is complete */
+  BG_AGENT_KIND_OTHER = 4,   /* neither (a device, a socket, a link to a directory): skipped */
+} BgAgentKind;
 
 typedef enum {
   BG_AGENT_STDIN  = 0,
@@ -53,6 +67,11 @@ typedef enum {
 #define BG_AGENT_UP_SSHD     0x4u   /* sshd listens on port 22 */
 #define BG_AGENT_HAS_SSHD    0x8u   /* the guest has an sshd at all */
 #define BG_AGENT_UP_KNOWN    0xfu
+
+/* Whether @name may name an entry inside a directory: one component,
+ * not empty, no '/', not "." or "..". Both ends check every NAME with
+ * it; the host also opens it beneath its directory (RESOLVE_BENEATH). */
+int bg_agent_name_is_safe (const char *name);
 
 /* Field tags inside a frame's payload. */
 typedef enum {
@@ -74,8 +93,16 @@ typedef enum {
   BG_AGENT_F_MASK    = 16, /* u32 BG_AGENT_UP_* */
   BG_AGENT_F_TIMEOUT = 17, /* u32 milliseconds */
   BG_AGENT_F_STDIN   = 18, /* u32 0/1: the host will send stdin */
+  /* version 2 */
+  BG_AGENT_F_PATH    = 19, /* string: a guest path */
+  BG_AGENT_F_NAME    = 20, /* string: one path component, not "." or ".." */
+  BG_AGENT_F_KIND    = 21, /* u32 BgAgentKind */
+  BG_AGENT_F_MODE    = 22, /* u32 <= 07777 */
+  BG_AGENT_F_MTIME   = 23, /* u64 seconds since the epoch */
+  BG_AGENT_F_SIZE    = 24, /* u64 bytes (for progress only: EOF ends a file) */
+  BG_AGENT_F_RECURSIVE = 25, /* u32 0/1 */
 } BgAgentField;
-#define BG_AGENT_FIELD_MAX 18
+#define BG_AGENT_FIELD_MAX 25
 
 /* Decoding results: > 0 done, 0 needs more bytes, < 0 one of these. */
 typedef enum {
@@ -122,6 +149,10 @@ typedef struct {
   char          *cwd;
   char          *user;
   char          *message;
+  char          *path;
+  char          *name;
+  uint64_t       mtime, size;
+  uint32_t       kind, mode, recursive;
   uint32_t       pty, rows, cols, stream, credit, signo, code, pid, mask, timeout_ms, stdin_open;
   uint32_t       have;       /* bit (1 << field) for each field present */
   const uint8_t *bytes;
@@ -155,6 +186,9 @@ void bg_agent_buf_begin   (BgAgentBuf *buf,
 void bg_agent_put_u32     (BgAgentBuf *buf,
                            BgAgentField tag,
                            uint32_t    value);
+void bg_agent_put_u64     (BgAgentBuf *buf,
+                           BgAgentField tag,
+                           uint64_t    value);
 void bg_agent_put_str     (BgAgentBuf *buf,
                            BgAgentField tag,
                            const char *value);

@@ -14,6 +14,7 @@
  *   banger-agent [--port N]
  *   banger-agent --listen-unix PATH   (tests: a stand-in guest on the host)
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -66,7 +67,8 @@ struct Conn {
   uint8_t   *in;
   size_t     in_len;
   BgAgentBuf out;
-  int        hello;        /* the host said hello with our version */
+  int        hello;        /* the host said hello with a version we speak */
+  uint32_t   version;      /* the version this connection speaks */
   int        closing;      /* flush what is queued, then close */
   uint32_t   ready_mask;   /* a READY waiting: what the host waits for */
   int64_t    ready_deadline; /* ms; 0: none waiting */
@@ -384,6 +386,9 @@ child_exec (const BgAgentMsg *m, const BgPasswdUser *u, char **env, int errpipe,
   child_fail (errpipe, m->argv[0]);
 }
 
+typedef struct Transfer Transfer;
+static Transfer *transfer_find (Conn *c, uint32_t id);
+
 /* Starts the session @m asks for; errors go back to the host as ERROR
  * frames for that session, naming what failed. */
 static void
@@ -399,7 +404,7 @@ session_start (Conn *c, BgAgentMsg *m)
   Session *s;
   pid_t pid;
 
-  if (session_find (c, m->session))
+  if (session_find (c, m->session) || transfer_find (c, m->session))
     {
       conn_fail (c, 0, "session %u is already in use", m->session);
       return;
@@ -514,6 +519,665 @@ fail_errno:
   free_env (env, m);
 }
 
+/* ---- file transfer (version 2: PUT, GET, ENTRY) ---- */
+
+/* One `vm cp` in either direction. PUT: the host sends a tree of ENTRY
+ * frames and DATA on stream 0, written here under the owner it named.
+ * GET: a guest path is walked and sent the same way on stream 1, as far
+ * as the host's credit allows. The first entry is the root (no NAME);
+ * every other is inside the directory opened last. */
+typedef struct Transfer {
+  struct Transfer *next;
+  Conn     *conn;
+  uint32_t  id;
+  int       get;                       /* 1: GET; 0: PUT */
+  uid_t     uid;                       /* PUT: the owner of what is made */
+  gid_t     gid;
+  char      path[PATH_MAX];            /* the guest path of the entry at hand, for messages */
+  size_t    path_len[BG_AGENT_MAX_DEPTH + 1];
+  int       dir_fd[BG_AGENT_MAX_DEPTH + 1];   /* [0]: the root's parent; then each open level */
+  DIR      *dir[BG_AGENT_MAX_DEPTH + 1];      /* GET: the levels being walked */
+  uint32_t  dir_mode[BG_AGENT_MAX_DEPTH + 1]; /* PUT: applied once a level is complete */
+  uint64_t  dir_mtime[BG_AGENT_MAX_DEPTH + 1];
+  unsigned  depth;                     /* open directory levels */
+  char      root_name[NAME_MAX + 1];   /* PUT: the root's name in dir_fd[0] */
+  int       started;                   /* the root entry came (or was sent) */
+  int       file_fd;                   /* the file being written or read */
+  char      file_tmp[64];              /* PUT: its temporary name, until renamed */
+  char      file_name[NAME_MAX + 1];
+  uint32_t  file_mode;
+  uint64_t  file_mtime;
+  uint32_t  credit;                    /* GET: what the host lets us send */
+  uint32_t  window;                    /* PUT: what the host may still send */
+} Transfer;
+
+static Transfer *transfers;
+
+static Transfer *
+transfer_find (Conn *c, uint32_t id)
+{
+  for (Transfer *t = transfers; t; t = t->next)
+    if (t->conn == c && t->id == id)
+      return t;
+  return NULL;
+}
+
+static void
+transfer_free (Transfer *t)
+{
+  Transfer **p;
+
+  for (p = &transfers; *p && *p != t; p = &(*p)->next)
+    ;
+  if (*p)
+    *p = t->next;
+  if (t->conn)
+    t->conn->nsessions--;
+  if (t->file_fd >= 0)
+    {
+      close (t->file_fd);
+      /* A file not complete is not left behind under a temporary name. */
+      if (!t->get && t->file_tmp[0])
+        unlinkat (t->dir_fd[t->depth], t->file_tmp, 0);
+    }
+  for (unsigned i = 0; i <= t->depth; i++)
+    {
+      if (t->dir[i])
+        closedir (t->dir[i]);
+      else if (t->dir_fd[i] >= 0)
+        close (t->dir_fd[i]);
+    }
+  free (t);
+}
+
+/* Ends the transfer with an ERROR naming the guest path and why. */
+static void
+transfer_fail (Transfer *t, int err, const char *what)
+{
+  if (t->conn)
+    conn_fail (t->conn, t->id, "%s: %s", t->path[0] ? t->path : "(guest path)", what ? what : strerror (err));
+  transfer_free (t);
+}
+
+static void
+transfer_done (Transfer *t)
+{
+  if (t->conn)
+    send_u32 (t->conn, BG_AGENT_EXIT, t->id, BG_AGENT_F_CODE, 0, 0, 0);
+  transfer_free (t);
+}
+
+/* Appends "/NAME" to the path shown in messages (cut, never overrun). */
+static void
+path_push (Transfer *t, const char *name)
+{
+  size_t len = strlen (t->path);
+
+  snprintf (t->path + len, sizeof t->path - len, "%s%s", len && t->path[len - 1] != '/' ? "/" : "", name);
+}
+
+static void
+path_pop_to (Transfer *t, size_t len)
+{
+  t->path[len] = '\0';
+}
+
+/* A relative guest path is in the user's home, as scp has it. */
+static int
+resolve_path (const char *path, const char *user, BgPasswdUser *u, char *out, size_t size)
+{
+  if (bg_passwd_lookup ("/", user ? user : "0", u) < 0)
+    return -1;
+  if (path[0] == '/')
+    return snprintf (out, size, "%s", path) < (int) size ? 0 : (errno = ENAMETOOLONG, -1);
+  return snprintf (out, size, "%s/%s", u->home, path) < (int) size ? 0 : (errno = ENAMETOOLONG, -1);
+}
+
+static Transfer *
+transfer_new (Conn *c, const BgAgentMsg *m, int get)
+{
+  Transfer *t;
+
+  if (session_find (c, m->session) || transfer_find (c, m->session))
+    {
+      conn_fail (c, 0, "session %u is already in use", m->session);
+      return NULL;
+    }
+  if (c->nsessions >= BG_AGENT_MAX_SESSIONS)
+    {
+      conn_fail (c, m->session, "too many sessions on one connection (at most %u)", BG_AGENT_MAX_SESSIONS);
+      return NULL;
+    }
+  if ((t = calloc (1, sizeof *t)) == NULL)
+    {
+      conn_fail (c, 0, "out of memory");
+      return NULL;
+    }
+  t->conn = c;
+  t->id = m->session;
+  t->get = get;
+  t->file_fd = -1;
+  for (unsigned i = 0; i <= BG_AGENT_MAX_DEPTH; i++)
+    t->dir_fd[i] = -1;
+  t->next = transfers;
+  transfers = t;
+  c->nsessions++;
+  return t;
+}
+
+/* PUT{PATH, NAME, USER}: where the root goes. PATH an existing directory
+ * (the guest's own lookup): the root is NAME inside it; else the root is
+ * PATH itself. Nothing is written until its ENTRY comes. */
+static void
+put_start (Conn *c, const BgAgentMsg *m)
+{
+  BgPasswdUser u;
+  Transfer *t = transfer_new (c, m, 0);
+  char full[PATH_MAX];
+  struct stat st;
+  char *slash;
+
+  if (t == NULL)
+    return;
+  snprintf (t->path, sizeof t->path, "%s", m->path);
+  if (resolve_path (m->path, m->user, &u, full, sizeof full) < 0)
+    {
+      if (errno == ENOENT)
+        {
+          conn_fail (c, t->id, "user %s: no such user in the guest's /etc/passwd", m->user);
+          transfer_free (t);
+        }
+      else
+        transfer_fail (t, errno, NULL);
+      return;
+    }
+  t->uid = u.uid;
+  t->gid = u.gid;
+  snprintf (t->path, sizeof t->path, "%s", full);
+  if (stat (full, &st) == 0 && S_ISDIR (st.st_mode))
+    {
+      if (m->name == NULL)
+        {
+          transfer_fail (t, EISDIR, NULL);
+          return;
+        }
+      t->dir_fd[0] = open (full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      snprintf (t->root_name, sizeof t->root_name, "%s", m->name);
+      path_push (t, m->name);
+    }
+  else
+    {
+      /* full/.. is not the parent when full ends in a symlink: split the
+       * string, and let the final component be created, not followed. */
+      if (strlen (full) > 1 && full[strlen (full) - 1] == '/')
+        {
+          /* "dir/" that is not a directory */
+          transfer_fail (t, errno == ENOENT ? ENOENT : ENOTDIR, NULL);
+          return;
+        }
+      slash = strrchr (full, '/');
+      if (slash == NULL || !bg_agent_name_is_safe (slash + 1) || strlen (slash + 1) > NAME_MAX)
+        {
+          transfer_fail (t, EINVAL, "not a path a file can be written at");
+          return;
+        }
+      snprintf (t->root_name, sizeof t->root_name, "%s", slash + 1);
+      if (slash == full)
+        t->dir_fd[0] = open ("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      else
+        {
+          *slash = '\0';
+          t->dir_fd[0] = open (full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        }
+    }
+  if (t->dir_fd[0] < 0)
+    {
+      int e = errno;
+
+      /* Named: the directory that is missing, not the file. */
+      path_pop_to (t, strlen (t->path) - strlen (t->root_name));
+      if (strlen (t->path) > 1)
+        path_pop_to (t, strlen (t->path) - 1);
+      transfer_fail (t, e, NULL);
+      return;
+    }
+  t->path_len[0] = strlen (t->path) - strlen (t->root_name);
+  t->window = BG_AGENT_WINDOW;
+  send_u32 (c, BG_AGENT_STARTED, t->id, BG_AGENT_F_PID, (uint32_t) getpid (), 0, 0);
+}
+
+static void
+set_times (int fd, uint64_t mtime)
+{
+  struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = (time_t) mtime } };
+
+  futimens (fd, ts);
+}
+
+/* The completed entry at the top finished: a file is renamed over its
+ * name, a directory gets its mode. The root done, so is the transfer. */
+static void
+put_entry_done (Transfer *t)
+{
+  if (t->depth == 0 && t->file_fd < 0)
+    transfer_done (t);
+}
+
+static void
+put_entry (Transfer *t, const BgAgentMsg *m)
+{
+  int at = t->dir_fd[t->depth];
+  const char *name;
+
+  if (t->file_fd >= 0 || (t->started && t->depth == 0) ||
+      (t->started ? m->kind != BG_AGENT_KIND_END && m->name == NULL
+                  : m->kind == BG_AGENT_KIND_END || m->kind == BG_AGENT_KIND_OTHER))
+    {
+      conn_fail (t->conn, 0, "session %u: an entry out of place", t->id);
+      return;
+    }
+  if (m->kind == BG_AGENT_KIND_OTHER)
+    return;
+  if (m->kind == BG_AGENT_KIND_END)
+    {
+      int fd = t->dir_fd[t->depth];
+
+      /* The mode last, so a read-only directory could be filled. */
+      if (fchmod (fd, t->dir_mode[t->depth] & 0777) < 0)
+        {
+          transfer_fail (t, errno, NULL);
+          return;
+        }
+      set_times (fd, t->dir_mtime[t->depth]);
+      close (fd);
+      t->dir_fd[t->depth--] = -1;
+      path_pop_to (t, t->path_len[t->depth]);
+      put_entry_done (t);
+      return;
+    }
+  name = t->started ? m->name : t->root_name;
+  if (t->started)
+    {
+      t->path_len[t->depth] = strlen (t->path);
+      path_push (t, name);
+    }
+  t->started = 1;
+  if (m->kind == BG_AGENT_KIND_FILE)
+    {
+      static unsigned counter;
+
+      snprintf (t->file_tmp, sizeof t->file_tmp, ".banger-cp.%d.%u", (int) getpid (), ++counter);
+      t->file_fd = openat (at, t->file_tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (t->file_fd < 0 || fchown (t->file_fd, t->uid, t->gid) < 0)
+        {
+          transfer_fail (t, errno, NULL);
+          return;
+        }
+      snprintf (t->file_name, sizeof t->file_name, "%s", name);
+      t->file_mode = m->mode;
+      t->file_mtime = m->mtime;
+      return;
+    }
+  /* A directory: made, or one already there (never through a symlink). */
+  {
+    int made = mkdirat (at, name, 0700) == 0;
+    int fd;
+
+    if (!made && errno != EEXIST)
+      {
+        transfer_fail (t, errno, NULL);
+        return;
+      }
+    fd = openat (at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || (made && fchown (fd, t->uid, t->gid) < 0))
+      {
+        int e = errno == ELOOP ? ENOTDIR : errno;
+
+        if (fd >= 0)
+          close (fd);
+        transfer_fail (t, e, NULL);
+        return;
+      }
+    if (t->depth >= BG_AGENT_MAX_DEPTH)
+      {
+        close (fd);
+        transfer_fail (t, 0, "directories nested too deep");
+        return;
+      }
+    t->dir_fd[++t->depth] = fd;
+    t->dir_mode[t->depth] = m->mode;
+    t->dir_mtime[t->depth] = m->mtime;
+  }
+}
+
+static void
+put_data (Transfer *t, const BgAgentMsg *m)
+{
+  const uint8_t *p = m->bytes;
+  size_t left = m->nbytes;
+
+  if (m->stream != BG_AGENT_STDIN || t->file_fd < 0 || m->nbytes > t->window)
+    {
+      conn_fail (t->conn, 0, "session %u: file data out of place or beyond its window", t->id);
+      return;
+    }
+  t->window -= m->nbytes;
+  while (left > 0)
+    {
+      ssize_t n = write (t->file_fd, p, left);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        {
+          transfer_fail (t, errno, NULL);
+          return;
+        }
+      p += n;
+      left -= (size_t) n;
+    }
+  /* Written to its destination: the host may send as much again. */
+  t->window += m->nbytes;
+  send_u32 (t->conn, BG_AGENT_CREDIT, t->id, BG_AGENT_F_STREAM, BG_AGENT_STDIN, BG_AGENT_F_CREDIT, m->nbytes);
+}
+
+static void
+put_eof (Transfer *t, const BgAgentMsg *m)
+{
+  int at = t->dir_fd[t->depth];
+
+  if (m->stream != BG_AGENT_STDIN || t->file_fd < 0)
+    {
+      conn_fail (t->conn, 0, "session %u: an EOF out of place", t->id);
+      return;
+    }
+  if (fchmod (t->file_fd, t->file_mode & 0777) < 0)
+    {
+      transfer_fail (t, errno, NULL);
+      return;
+    }
+  set_times (t->file_fd, t->file_mtime);
+  /* rename replaces a symlink at the name, never what it points to. */
+  if (close (t->file_fd) < 0 || renameat (at, t->file_tmp, at, t->file_name) < 0)
+    {
+      int e = errno;
+
+      t->file_fd = -1;
+      unlinkat (at, t->file_tmp, 0);
+      t->file_tmp[0] = '\0';
+      transfer_fail (t, e, NULL);
+      return;
+    }
+  t->file_fd = -1;
+  t->file_tmp[0] = '\0';
+  if (t->depth > 0)
+    path_pop_to (t, t->path_len[t->depth]);
+  put_entry_done (t);
+}
+
+/* ---- GET ---- */
+
+static void
+send_entry (Transfer *t, uint32_t kind, const char *name, const struct stat *st)
+{
+  BgAgentBuf *out = &t->conn->out;
+
+  bg_agent_buf_begin (out, BG_AGENT_ENTRY, t->id);
+  bg_agent_put_u32 (out, BG_AGENT_F_KIND, kind);
+  if (name)
+    bg_agent_put_str (out, BG_AGENT_F_NAME, name);
+  if (st && kind != BG_AGENT_KIND_OTHER)
+    {
+      bg_agent_put_u32 (out, BG_AGENT_F_MODE, st->st_mode & 07777);
+      bg_agent_put_u64 (out, BG_AGENT_F_MTIME, (uint64_t) st->st_mtime);
+      if (kind == BG_AGENT_KIND_FILE)
+        bg_agent_put_u64 (out, BG_AGENT_F_SIZE, (uint64_t) st->st_size);
+    }
+  bg_agent_buf_end (out);
+}
+
+/* GET{PATH, USER, RECURSIVE}: the guest path is looked up the guest's
+ * way (following its symlinks); it must be a regular file, or a
+ * directory with RECURSIVE. */
+static void
+get_start (Conn *c, const BgAgentMsg *m)
+{
+  BgPasswdUser u;
+  Transfer *t = transfer_new (c, m, 1);
+  struct stat st;
+
+  if (t == NULL)
+    return;
+  snprintf (t->path, sizeof t->path, "%s", m->path);
+  if (resolve_path (m->path, m->user, &u, t->path, sizeof t->path) < 0)
+    {
+      if (errno == ENOENT)
+        {
+          conn_fail (c, t->id, "user %s: no such user in the guest's /etc/passwd", m->user);
+          transfer_free (t);
+        }
+      else
+        transfer_fail (t, errno, NULL);
+      return;
+    }
+  if (stat (t->path, &st) < 0)
+    {
+      transfer_fail (t, errno, NULL);
+      return;
+    }
+  if (S_ISDIR (st.st_mode) && !m->recursive)
+    {
+      transfer_fail (t, 0, "is a directory (copy it with -r)");
+      return;
+    }
+  if (!S_ISDIR (st.st_mode) && !S_ISREG (st.st_mode))
+    {
+      transfer_fail (t, 0, "not a regular file or a directory");
+      return;
+    }
+  if (S_ISDIR (st.st_mode))
+    {
+      int fd = open (t->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+      if (fd < 0 || (t->dir[1] = fdopendir (fd)) == NULL)
+        {
+          int e = errno;
+
+          if (fd >= 0)
+            close (fd);
+          transfer_fail (t, e, NULL);
+          return;
+        }
+      t->depth = 1;
+      t->path_len[1] = strlen (t->path);
+    }
+  else if ((t->file_fd = open (t->path, O_RDONLY | O_NOCTTY | O_CLOEXEC)) < 0)
+    {
+      transfer_fail (t, errno, NULL);
+      return;
+    }
+  t->credit = BG_AGENT_WINDOW;
+  t->started = 1;
+  send_entry (t, S_ISDIR (st.st_mode) ? BG_AGENT_KIND_DIR : BG_AGENT_KIND_FILE, NULL, &st);
+}
+
+/* The next entry of the directory being walked; its end closes it. */
+static void
+get_next_entry (Transfer *t)
+{
+  DIR *d = t->dir[t->depth];
+  struct dirent *e;
+  struct stat st;
+  int at = dirfd (d);
+
+  errno = 0;
+  while ((e = readdir (d)) != NULL && (strcmp (e->d_name, ".") == 0 || strcmp (e->d_name, "..") == 0))
+    ;
+  if (e == NULL)
+    {
+      if (errno != 0)
+        {
+          transfer_fail (t, errno, NULL);
+          return;
+        }
+      closedir (d);
+      t->dir[t->depth--] = NULL;
+      path_pop_to (t, t->path_len[t->depth + 1]);
+      send_entry (t, BG_AGENT_KIND_END, NULL, NULL);
+      if (t->depth == 0)
+        transfer_done (t);
+      else
+        path_pop_to (t, t->path_len[t->depth]);
+      return;
+    }
+  path_pop_to (t, t->path_len[t->depth]);
+  path_push (t, e->d_name);
+  if (fstatat (at, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    {
+      transfer_fail (t, errno, NULL);
+      return;
+    }
+  /* A symlink to a file is copied as the file (as scp does); a symlink
+   * to a directory is not descended: a loop would never end. */
+  if (S_ISLNK (st.st_mode))
+    {
+      struct stat target;
+
+      if (fstatat (at, e->d_name, &target, 0) == 0 && S_ISREG (target.st_mode))
+        st = target;
+    }
+  if (S_ISREG (st.st_mode))
+    {
+      if ((t->file_fd = openat (at, e->d_name, O_RDONLY | O_NOCTTY | O_CLOEXEC)) < 0)
+        {
+          transfer_fail (t, errno, NULL);
+          return;
+        }
+      send_entry (t, BG_AGENT_KIND_FILE, e->d_name, &st);
+    }
+  else if (S_ISDIR (st.st_mode))
+    {
+      int fd;
+
+      if (t->depth >= BG_AGENT_MAX_DEPTH)
+        {
+          transfer_fail (t, 0, "directories nested too deep");
+          return;
+        }
+      fd = openat (at, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0 || (t->dir[t->depth + 1] = fdopendir (fd)) == NULL)
+        {
+          int err = errno;
+
+          if (fd >= 0)
+            close (fd);
+          transfer_fail (t, err, NULL);
+          return;
+        }
+      t->depth++;
+      t->path_len[t->depth] = strlen (t->path);
+      send_entry (t, BG_AGENT_KIND_DIR, e->d_name, &st);
+    }
+  else
+    send_entry (t, BG_AGENT_KIND_OTHER, e->d_name, NULL);
+}
+
+/* Moves a GET along as far as the host's credit and our output buffer
+ * allow; returns whether it can move further at once. */
+static int
+get_pump (Transfer *t)
+{
+  for (int steps = 0; steps < 64; steps++)
+    {
+      if (t->conn == NULL || t->conn->out.len >= OUT_HIGH)
+        return 0;
+      if (t->file_fd >= 0)
+        {
+          uint8_t buf[BG_AGENT_MAX_DATA];
+          size_t want = t->credit < sizeof buf ? t->credit : sizeof buf;
+          ssize_t n;
+
+          if (want == 0)
+            return 0;
+          n = read (t->file_fd, buf, want);
+          if (n < 0 && errno == EINTR)
+            continue;
+          if (n < 0)
+            {
+              transfer_fail (t, errno, NULL);
+              return 0;
+            }
+          if (n == 0)
+            {
+              close (t->file_fd);
+              t->file_fd = -1;
+              send_u32 (t->conn, BG_AGENT_EOF, t->id, BG_AGENT_F_STREAM, BG_AGENT_STDOUT, 0, 0);
+              if (t->depth == 0)
+                {
+                  transfer_done (t);
+                  return 0;
+                }
+              path_pop_to (t, t->path_len[t->depth]);
+              continue;
+            }
+          t->credit -= (uint32_t) n;
+          bg_agent_buf_begin (&t->conn->out, BG_AGENT_DATA, t->id);
+          bg_agent_put_u32 (&t->conn->out, BG_AGENT_F_STREAM, BG_AGENT_STDOUT);
+          bg_agent_put_bytes (&t->conn->out, BG_AGENT_F_BYTES, buf, (size_t) n);
+          bg_agent_buf_end (&t->conn->out);
+          continue;
+        }
+      if (t->depth == 0)
+        return 0;
+      {
+        Transfer *still = t;
+
+        get_next_entry (t);
+        /* It may have ended (done or failed) and been freed. */
+        for (still = transfers; still && still != t; still = still->next)
+          ;
+        if (still == NULL)
+          return 0;
+      }
+    }
+  return 1;
+}
+
+static void
+transfer_msg (Conn *c, Transfer *t, const BgAgentMsg *m)
+{
+  switch (m->type)
+    {
+    case BG_AGENT_ENTRY:
+      if (t->get)
+        break;
+      put_entry (t, m);
+      return;
+    case BG_AGENT_DATA:
+      if (t->get)
+        break;
+      put_data (t, m);
+      return;
+    case BG_AGENT_EOF:
+      if (t->get)
+        break;
+      put_eof (t, m);
+      return;
+    case BG_AGENT_CREDIT:
+      if (!t->get || m->stream != BG_AGENT_STDOUT || t->credit + (uint64_t) m->credit > 64u * BG_AGENT_WINDOW)
+        break;
+      t->credit += m->credit;
+      return;
+    case BG_AGENT_ERROR:
+      /* The host gave up on it (a local write failed). */
+      transfer_free (t);
+      return;
+    default:
+      break;
+    }
+  conn_fail (c, 0, "session %u: frame type %u does not belong in a file transfer", t->id, m->type);
+}
+
 /* ---- receiving ---- */
 
 static void
@@ -526,6 +1190,27 @@ handle_msg (Conn *c, BgAgentMsg *m)
       conn_fail (c, 0, "the first frame must be HELLO");
       return;
     }
+  if (m->type == BG_AGENT_PUT || m->type == BG_AGENT_GET)
+    {
+      if (c->version < BG_AGENT_VERSION_FILES)
+        conn_fail (c, 0, "file transfer needs protocol version %u; this connection speaks %u",
+                   BG_AGENT_VERSION_FILES, c->version);
+      else if (m->type == BG_AGENT_PUT)
+        put_start (c, m);
+      else
+        get_start (c, m);
+      return;
+    }
+  if (m->session != 0 && m->type != BG_AGENT_EXEC)
+    {
+      Transfer *t = transfer_find (c, m->session);
+
+      if (t)
+        {
+          transfer_msg (c, t, m);
+          return;
+        }
+    }
   if (m->session != 0 && m->type != BG_AGENT_EXEC && m->type != BG_AGENT_ERROR &&
       (s = session_find (c, m->session)) == NULL)
     return;   /* a session that just ended: its frames crossed ours */
@@ -533,14 +1218,16 @@ handle_msg (Conn *c, BgAgentMsg *m)
   switch (m->type)
     {
     case BG_AGENT_HELLO:
-      if (m->version != BG_AGENT_VERSION)
+      /* Any version up to ours: the answer is the one both speak. */
+      if (c->hello || m->version > BG_AGENT_VERSION)
         {
-          conn_fail (c, 0, "protocol version %u is not supported (this agent speaks %u)", m->version,
+          conn_fail (c, 0, "protocol version %u is not supported (this agent speaks 1 to %u)", m->version,
                      BG_AGENT_VERSION);
           return;
         }
       c->hello = 1;
-      send_u32 (c, BG_AGENT_HELLO, 0, BG_AGENT_F_VERSION, BG_AGENT_VERSION, 0, 0);
+      c->version = m->version;
+      send_u32 (c, BG_AGENT_HELLO, 0, BG_AGENT_F_VERSION, c->version, 0, 0);
       break;
     case BG_AGENT_READY:
       c->ready_mask = m->mask;
@@ -655,6 +1342,15 @@ conn_close (Conn *c)
         close_fd (&s->out_fd);
         close_fd (&s->err_fd);
       }
+  for (Transfer *t = transfers, *next; t; t = next)
+    {
+      next = t->next;
+      if (t->conn == c)
+        {
+          t->conn = NULL;
+          transfer_free (t);
+        }
+    }
   close (c->fd);
   free (c->in);
   bg_agent_buf_free (&c->out);
@@ -884,9 +1580,17 @@ main (int argc, char **argv)
   for (;;)
     {
       nfds_t n = 0;
-      int timeout = -1;
+      int timeout = -1, busy = 0;
       int64_t now = now_ms ();
 
+      /* Transfers out of the guest first: what they queue must be in
+       * the output before the connections' POLLOUT is decided. */
+      for (Transfer *t = transfers, *next; t; t = next)
+        {
+          next = t->next;
+          if (t->get && get_pump (t))
+            busy = 1;
+        }
       pfds[n] = (struct pollfd) { sigfd, POLLIN, 0 }, kind[n++] = 'S';
       pfds[n] = (struct pollfd) { listener, POLLIN, 0 }, kind[n++] = 'L';
       for (int i = 0; i < MAX_CONNS; i++)
@@ -927,6 +1631,8 @@ main (int argc, char **argv)
             pfds[n] = (struct pollfd) { s->in_fd, POLLOUT, 0 }, who[n] = s, kind[n++] = 'I';
         }
 
+      if (busy)
+        timeout = 0;
       if (poll (pfds, n, timeout) < 0)
         {
           if (errno == EINTR)

@@ -197,14 +197,21 @@ on_auth_timeout (gpointer data)
 }
 
 /* What the refused caller can do, from what this host has installed
- * (bg-group-rule.c): never a group that does not exist. */
+ * (bg-group-rule.c): never a group that does not exist. The group rule
+ * grants users their own VMs, never the administrator's action, so
+ * joining a group is no answer to that refusal. */
 static char *
-refusal_hint (BgCall *call)
+refusal_hint (BgCall     *call,
+              const char *action)
 {
   const char * const dirs[] = BG_POLKIT_RULES_DIRS;
-  g_autofree char *group = bg_group_rule_find (dirs);
+  g_autofree char *group = NULL;
   struct passwd *pw = getpwuid (call->caller_uid);
 
+  if (g_str_equal (action, ADMIN_ACTION))
+    return g_strdup ("run the command as root or ask an administrator to (" ADMIN_ACTION " is an "
+                     "administrator's action; banger's group rule does not grant it)");
+  group = bg_group_rule_find (dirs);
   return bg_group_rule_hint (group, group != NULL && getgrnam (group) != NULL, pw ? pw->pw_name : "USER");
 }
 
@@ -250,7 +257,7 @@ check_done (GObject      *source,
         bg_call_return_error (call, BG_ERROR, BG_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
                               "%s needs authentication; call again allowing interactive authorization",
                               action);
-      else if ((hint = refusal_hint (call)) != NULL &&
+      else if ((hint = refusal_hint (call, action)) != NULL &&
                polkit_authorization_result_get_is_challenge (verdict))
         bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
                               "not authorized: %s needs authentication and no polkit agent answered; "

@@ -94,9 +94,18 @@ snapshot (Fixture *f)
   g_string_append_printf (s, "links:\n");
   {
     g_auto(GStrv) lines = g_strsplit (links, "\n", -1);
+    /* A link's name and bridge, not its flags: a tap's carrier comes
+     * and goes with the VMM holding it, which is not a change banger
+     * made. */
     for (guint i = 0; lines[i]; i++)
       if (strstr (lines[i], ": bg-"))
-        g_string_append_printf (s, "  %s\n", strstr (lines[i], "bg-"));
+        {
+          const char *name = strstr (lines[i], "bg-"), *master = strstr (lines[i], " master ");
+          g_string_append_printf (s, "  %.*s", (int) strcspn (name, ":"), name);
+          if (master != NULL)
+            g_string_append_printf (s, " master %.*s", (int) strcspn (master + 8, " "), master + 8);
+          g_string_append_c (s, '\n');
+        }
   }
   g_string_append_printf (s, "registry: %s %s %s %s\n", reg->reply, reg_vm->reply, reg_loop->reply,
                           reg_base->reply);
@@ -334,6 +343,30 @@ test_parallel_ups_get_distinct_resources (Fixture *f, gconstpointer data)
     }
 }
 
+/* `vm up NAME --no-wait` as user A, stopped by the test hook at @step
+ * and SIGKILLed there, as a crash would end it. */
+static void
+kill_up_at (Fixture *f, const char *name, const char *step)
+{
+  const char *args[] = { "vm", "up", name, "--no-wait", NULL };
+  g_auto(GStrv) argv = bg_harness_cli_argv (BG_TEST_USER_A, args);
+  g_auto(GStrv) envp = bg_harness_cli_envp (f->h, f->home, f->home);
+  g_autoptr(GError) error = NULL;
+  GPid pid;
+  int status;
+
+  envp = g_environ_setenv (envp, "BANGER_TEST_PAUSE_AT", step, TRUE);
+  g_assert_true (g_spawn_async (f->home, argv, envp,
+                                G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL |
+                                G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &pid, &error));
+  /* Wait until it stops itself at the step, then kill it there. */
+  g_assert_cmpint (waitpid (pid, &status, WUNTRACED), ==, pid);
+  if (!WIFSTOPPED (status))
+    g_error ("vm up did not reach step %s (status %d)", step, status);
+  kill (pid, SIGKILL);
+  waitpid (pid, &status, 0);
+}
+
 static void
 test_killed_at_any_step_cleanup_leaves_nothing (Fixture *f, gconstpointer data)
 {
@@ -350,24 +383,8 @@ test_killed_at_any_step_cleanup_leaves_nothing (Fixture *f, gconstpointer data)
     {
       g_autofree char *name = g_strdup_printf ("k%u", i);
       g_autofree char *o = NULL, *e = NULL, *after = NULL;
-      const char *args[] = { "vm", "up", name, "--no-wait", NULL };
-      g_auto(GStrv) argv = bg_harness_cli_argv (BG_TEST_USER_A, args);
-      g_auto(GStrv) envp = bg_harness_cli_envp (f->h, f->home, f->home);
-      g_autoptr(GError) error = NULL;
-      GPid pid;
-      int status;
 
-      envp = g_environ_setenv (envp, "BANGER_TEST_PAUSE_AT", steps[i], TRUE);
-      g_assert_true (g_spawn_async (f->home, argv, envp,
-                                    G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL |
-                                    G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &pid, &error));
-      /* Wait until it stops itself at the step, then kill it there. */
-      g_assert_cmpint (waitpid (pid, &status, WUNTRACED), ==, pid);
-      if (!WIFSTOPPED (status))
-        g_error ("vm up did not reach step %s (status %d)", steps[i], status);
-      kill (pid, SIGKILL);
-      waitpid (pid, &status, 0);
-
+      kill_up_at (f, name, steps[i]);
       if (cli (f, &o, &e, "system", "cleanup", NULL) != 0)
         g_error ("cleanup after a kill at %s failed: %s", steps[i], e);
       /* A VM killed after it was saved is a VM, not a leftover: rm it. */
@@ -380,6 +397,168 @@ test_killed_at_any_step_cleanup_leaves_nothing (Fixture *f, gconstpointer data)
       if (g_strcmp0 (after, before) != 0)
         g_error ("killed at %s, cleanup left:\n%s\nexpected:\n%s", steps[i], after, before);
     }
+}
+
+/* The kinds in `system cleanup --json`'s array, as "kind name" lines,
+ * each entry's "removed" checked to be @removed. */
+static char *
+cleanup_kinds (const char *out, gboolean removed)
+{
+  g_autoptr(JsonNode) root = json (out);
+  g_autoptr(GString) s = g_string_new (NULL);
+  JsonArray *a;
+
+  g_assert_true (JSON_NODE_HOLDS_ARRAY (root));
+  a = json_node_get_array (root);
+  for (guint i = 0; i < json_array_get_length (a); i++)
+    {
+      JsonObject *o = json_array_get_object_element (a, i);
+      g_assert_cmpint (json_object_get_boolean_member (o, "removed"), ==, removed);
+      g_assert_cmpstr (json_object_get_string_member (o, "why"), !=, "");
+      g_string_append_printf (s, "%s %s uid %" G_GINT64_FORMAT "\n", json_object_get_string_member (o, "kind"),
+                              json_object_get_string_member (o, "name"), json_object_get_int_member (o, "owner"));
+    }
+  return g_string_free (g_steal_pointer (&s), FALSE);
+}
+
+/* What a `vm up` killed with its VMM running leaves: `system cleanup
+ * --dry-run` lists all of it (the half-made VM and what the mechanism
+ * holds for it), as text and as JSON, and changes nothing; the real
+ * cleanup then removes exactly that. */
+static void
+test_cleanup_dry_run_lists_and_changes_nothing (Fixture *f, gconstpointer data)
+{
+  g_autofree char *before = snapshot (f);
+  g_autofree char *crashed = NULL, *after = NULL;
+  g_autofree char *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL, *o3 = NULL, *e3 = NULL, *o4 = NULL, *e4 = NULL;
+  g_autofree char *dry_kinds = NULL, *done_kinds = NULL, *half_made = NULL;
+  guint32 uid = bg_harness_uid (BG_TEST_USER_A);
+
+  if (g_getenv ("BANGER_TEST_HOOKS") == NULL)
+    {
+      g_test_skip ("built without -Dtest_hooks=true: the CLI cannot be paused at a step");
+      return;
+    }
+  kill_up_at (f, "dry", "configure");
+  crashed = snapshot (f);
+  g_assert_cmpstr (crashed, !=, before);
+
+  if (cli (f, &o1, &e1, "system", "cleanup", "--dry-run", NULL) != 0)
+    g_error ("cleanup --dry-run: %s", e1);
+  g_test_message ("cleanup --dry-run:\n%s", o1);
+  half_made = g_strdup_printf ("would remove half-made vm dry of uid %u (left by an interrupted 'vm up')\n", uid);
+  g_assert_nonnull (strstr (o1, half_made));
+  g_assert_nonnull (strstr (o1, "would remove tap "));
+  g_assert_nonnull (strstr (o1, "would remove vm "));
+  g_assert_false (g_str_has_prefix (o1, "removed") || strstr (o1, "\nremoved"));
+  after = snapshot (f);
+  g_assert_cmpstr (after, ==, crashed);
+  g_clear_pointer (&after, g_free);
+
+  if (cli (f, &o2, &e2, "system", "cleanup", "--dry-run", "--json", NULL) != 0)
+    g_error ("cleanup --dry-run --json: %s", e2);
+  dry_kinds = cleanup_kinds (o2, FALSE);
+  g_test_message ("cleanup --dry-run --json:\n%s", dry_kinds);
+  after = snapshot (f);
+  g_assert_cmpstr (after, ==, crashed);
+  g_clear_pointer (&after, g_free);
+
+  /* The real one: the half-made VM first, whose removal takes its tap;
+   * then what the mechanism still holds (its VMM). Everything it reports
+   * the dry run listed, and nothing is left. */
+  if (cli (f, &o3, &e3, "system", "cleanup", "--json", NULL) != 0)
+    g_error ("cleanup --json: %s", e3);
+  done_kinds = cleanup_kinds (o3, TRUE);
+  g_test_message ("cleanup --json:\n%s", done_kinds);
+  g_assert_true (g_str_has_prefix (done_kinds, "half-made vm dry "));
+  {
+    g_auto(GStrv) lines = g_strsplit (done_kinds, "\n", -1);
+    for (guint i = 0; lines[i]; i++)
+      if (*lines[i] && strstr (dry_kinds, lines[i]) == NULL)
+        g_error ("cleanup removed \"%s\", which the dry run did not list:\n%s", lines[i], dry_kinds);
+  }
+  after = snapshot (f);
+  g_assert_cmpstr (after, ==, before);
+
+  g_assert_cmpint (cli (f, &o4, &e4, "system", "cleanup", NULL), ==, 0);
+  g_assert_cmpstr (o4, ==, "Nothing to clean up.\n");
+}
+
+/* Another user's leftovers: A's `vm up` killed with its VMM running, and
+ * a loop device A attached and never detached (its client died). User
+ * B's `--all-users` is refused by polkit (org.banger.admin: the group
+ * rule grants only users' own actions), saying what to do, and B's own
+ * cleanup touches nothing of A's. Root's takes A's loop device and
+ * leaves A's VMM and tap, which only A's records can judge; A's own
+ * cleanup then removes the rest. */
+static void
+test_cleanup_all_users_needs_an_administrator (Fixture *f, gconstpointer data)
+{
+  /* Not a struct passwd: the next getpwnam() (B's, in the harness)
+   * would overwrite it. */
+  guint32 uid = bg_harness_uid (BG_TEST_USER_A);
+  g_autofree char *before = snapshot (f);
+  g_autofree char *backing = g_build_filename (f->home, "leaked.img", NULL);
+  g_autofree char *fd_arg = g_strdup_printf ("--fd=%s:rw", backing);
+  g_autofree char *crashed = NULL, *after = NULL, *loop = NULL, *kinds = NULL, *want = NULL;
+  g_autofree char *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL, *o3 = NULL, *e3 = NULL, *o4 = NULL, *e4 = NULL;
+  g_autofree char *o5 = NULL, *e5 = NULL;
+  g_autoptr(BgCallResult) attached = NULL;
+  g_auto(GStrv) parts = NULL;
+
+  if (g_getenv ("BANGER_TEST_HOOKS") == NULL)
+    {
+      g_test_skip ("built without -Dtest_hooks=true: the CLI cannot be paused at a step");
+      return;
+    }
+  g_assert_true (g_file_set_contents (backing, "", 0, NULL));
+  g_assert_no_errno (truncate (backing, 1 << 20));
+  g_assert_no_errno (chown (backing, uid, getpwnam (BG_TEST_USER_A)->pw_gid));
+  attached = bg_harness_call (f->h, BG_TEST_USER_A, "AttachLoop", "(@h 0, false)", fd_arg, NULL);
+  bg_assert_call_ok (attached);
+  parts = g_strsplit (attached->reply, "'", -1);
+  loop = g_path_get_basename (parts[1]);
+  kill_up_at (f, "theirs", "configure");
+  crashed = snapshot (f);
+  g_assert_nonnull (strstr (crashed, loop));
+
+  g_assert_cmpint (bg_harness_run_cli (f->h, BG_TEST_USER_B, &o1, &e1, "system", "cleanup", "--all-users", NULL),
+                   ==, 1);
+  g_test_message ("B's --all-users: %s", e1);
+  g_assert_nonnull (strstr (e1, "not authorized: polkit refused org.banger.admin"));
+  g_assert_nonnull (strstr (e1, "run the command as root or ask an administrator to"));
+  g_assert_cmpint (bg_harness_run_cli (f->h, BG_TEST_USER_B, &o2, &e2, "system", "cleanup", NULL), ==, 0);
+  g_assert_cmpstr (o2, ==, "Nothing to clean up.\n");
+  after = snapshot (f);
+  g_assert_cmpstr (after, ==, crashed);
+  g_clear_pointer (&after, g_free);
+
+  g_assert_cmpint (bg_harness_run_cli (f->h, NULL, &o3, &e3, "--json", "system", "cleanup", "--all-users",
+                                       "--dry-run", NULL), ==, 0);
+  kinds = cleanup_kinds (o3, FALSE);
+  g_test_message ("root's --all-users --dry-run:\n%s", kinds);
+  want = g_strdup_printf ("loop %s uid %u\n", loop, uid);
+  g_assert_cmpstr (kinds, ==, want);
+  after = snapshot (f);
+  g_assert_cmpstr (after, ==, crashed);
+  g_clear_pointer (&after, g_free);
+
+  if (bg_harness_run_cli (f->h, NULL, &o4, &e4, "system", "cleanup", "--all-users", NULL) != 0)
+    g_error ("root's cleanup --all-users: %s", e4);
+  g_assert_nonnull (strstr (o4, "removed loop "));
+  after = snapshot (f);
+  g_assert_null (strstr (after, loop));
+  {
+    g_autofree char *vmm = g_strdup_printf ("'u%u-theirs'", uid);
+    g_assert_nonnull (strstr (after, vmm));
+    g_assert_nonnull (strstr (after, "vm dir theirs\n"));
+  }
+  g_clear_pointer (&after, g_free);
+
+  if (cli (f, &o5, &e5, "system", "cleanup", NULL) != 0)
+    g_error ("A's cleanup: %s", e5);
+  after = snapshot (f);
+  g_assert_cmpstr (after, ==, before);
 }
 
 static void
@@ -438,6 +617,87 @@ test_mechanism_gone_between_calls_is_activated_again (Fixture *f, gconstpointer 
   g_assert_cmpint (cli (f, &o, &e, "vm", "rm", "between", "--force", NULL), ==, 0);
   after = snapshot (f);
   g_assert_cmpstr (after, ==, before);
+}
+
+/* `vm restart`: a new VMM (another process), the same VM (its disk,
+ * not remade, its address, MAC, name and tap), running; refused, saying
+ * what to run, for a stopped VM and an unknown one. */
+static void
+test_restart_makes_a_new_vmm_for_the_same_vm (Fixture *f, gconstpointer data)
+{
+  static const char marker[] = "written by the test before the restart";
+  g_autofree char *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL, *o3 = NULL, *e3 = NULL, *o4 = NULL, *e4 = NULL;
+  g_autofree char *o5 = NULL, *e5 = NULL, *o6 = NULL, *e6 = NULL, *o7 = NULL, *e7 = NULL;
+  g_autofree char *disk = g_build_filename (f->home, ".local/state/banger/vms/rs/disk.ext4", NULL);
+  g_autofree char *hosts_path = g_build_filename (f->h->run_dir, "hosts", NULL);
+  g_autofree char *old_proc = NULL, *new_proc = NULL, *hosts = NULL, *line = NULL, *read_back = NULL;
+  g_autoptr(JsonNode) a = NULL, b = NULL, shown = NULL;
+  JsonObject *oa, *ob;
+  struct stat before, after;
+  gint64 pid_a, pid_b;
+  int fd;
+
+  if (cli (f, &o1, &e1, "vm", "up", "rs", "--no-wait", "--json", NULL) != 0)
+    g_error ("vm up: %s", e1);
+  a = json (o1);
+  oa = json_node_get_object (a);
+  pid_a = json_object_get_int_member (oa, "pid");
+  g_assert_cmpint (pid_a, >, 1);
+  old_proc = g_strdup_printf ("/proc/%" G_GINT64_FORMAT, pid_a);
+  g_assert_true (g_file_test (old_proc, G_FILE_TEST_EXISTS));
+
+  /* The disk: its inode, and bytes in ext4's unused boot block. */
+  g_assert_no_errno (stat (disk, &before));
+  fd = open (disk, O_WRONLY);
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (pwrite (fd, marker, sizeof marker, 0), ==, sizeof marker);
+  close (fd);
+
+  if (cli (f, &o2, &e2, "vm", "restart", "rs", "--no-wait", "--json", NULL) != 0)
+    g_error ("vm restart: %s", e2);
+  b = json (o2);
+  ob = json_node_get_object (b);
+  pid_b = json_object_get_int_member (ob, "pid");
+  g_assert_cmpint (pid_b, >, 1);
+  g_assert_cmpint (pid_b, !=, pid_a);
+  /* The old VMM is gone (shut down, then reaped by the mechanism), the
+   * new one runs. */
+  g_assert_false (g_file_test (old_proc, G_FILE_TEST_EXISTS));
+  new_proc = g_strdup_printf ("/proc/%" G_GINT64_FORMAT, pid_b);
+  g_assert_true (g_file_test (new_proc, G_FILE_TEST_EXISTS));
+  g_assert_cmpstr (json_object_get_string_member (ob, "state"), ==, "running");
+  g_assert_cmpstr (json_object_get_string_member (ob, "name"), ==, "rs");
+  {
+    const char *same[] = { "address", "mac", "tap", "image" };
+    for (guint i = 0; i < G_N_ELEMENTS (same); i++)
+      g_assert_cmpstr (json_object_get_string_member (ob, same[i]), ==, json_object_get_string_member (oa, same[i]));
+  }
+  g_assert_cmpint (json_object_get_int_member (ob, "cid"), ==, json_object_get_int_member (oa, "cid"));
+  g_assert_nonnull (strstr (fc (json_object_get_string_member (ob, "api_socket"), "get"), "Running"));
+
+  g_assert_no_errno (stat (disk, &after));
+  g_assert_cmpuint (after.st_ino, ==, before.st_ino);
+  g_assert_cmpuint (after.st_dev, ==, before.st_dev);
+  g_assert_true (g_file_get_contents (disk, &read_back, NULL, NULL));
+  g_assert_cmpmem (read_back, sizeof marker, marker, sizeof marker);
+
+  /* The name still resolves to the same address, and vm show agrees. */
+  g_assert_true (g_file_get_contents (hosts_path, &hosts, NULL, NULL));
+  line = g_strdup_printf ("%s rs.banger", json_object_get_string_member (oa, "address"));
+  g_assert_nonnull (strstr (hosts, line));
+  g_assert_cmpint (cli (f, &o3, &e3, "vm", "show", "rs", "--json", NULL), ==, 0);
+  shown = json (o3);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (shown), "state"), ==, "running");
+  g_assert_cmpint (json_object_get_int_member (json_node_get_object (shown), "pid"), ==, pid_b);
+
+  /* Stopped: refused, pointing at vm start; nothing started. */
+  g_assert_cmpint (cli (f, &o4, &e4, "vm", "stop", "rs", NULL), ==, 0);
+  g_assert_cmpint (cli (f, &o5, &e5, "vm", "restart", "rs", "--no-wait", NULL), ==, 1);
+  g_assert_nonnull (strstr (e5, "VM rs is stopped; start it with 'banger vm start rs'"));
+  g_assert_false (g_file_test (new_proc, G_FILE_TEST_EXISTS));
+  g_assert_cmpint (cli (f, &o6, &e6, "vm", "restart", "nosuch", "--no-wait", NULL), ==, 1);
+  g_assert_nonnull (strstr (e6, "No VM named \"nosuch\""));
+  g_assert_cmpint (cli (f, &o7, &e7, "vm", "rm", "rs", NULL), ==, 0);
 }
 
 static void
@@ -831,7 +1091,10 @@ add_tests (void)
   ADD ("/up/parallel-ups-get-distinct-resources", test_parallel_ups_get_distinct_resources);
   ADD ("/up/killed-at-any-step-cleanup-leaves-nothing", test_killed_at_any_step_cleanup_leaves_nothing);
   ADD ("/up/mechanism-killed-mid-launch-leaves-nothing", test_mechanism_killed_mid_launch_leaves_nothing);
+  ADD ("/up/cleanup-dry-run-lists-and-changes-nothing", test_cleanup_dry_run_lists_and_changes_nothing);
+  ADD ("/up/cleanup-all-users-needs-an-administrator", test_cleanup_all_users_needs_an_administrator);
   ADD ("/up/mechanism-gone-between-calls-is-activated-again", test_mechanism_gone_between_calls_is_activated_again);
+  ADD ("/up/restart-makes-a-new-vmm-for-the-same-vm", test_restart_makes_a_new_vmm_for_the_same_vm);
   ADD ("/up/bad-input-creates-nothing", test_bad_input_creates_nothing);
   ADD ("/up/vm-ssh-uses-the-pinned-key", test_vm_ssh_uses_the_pinned_key);
   ADD ("/up/layered-vms-share-one-base", test_layered_vms_share_one_base);

@@ -74,6 +74,10 @@ decode (const guint8 *data, gsize len)
       g_assert_cmpuint (msg.nbytes, <=, BG_AGENT_MAX_DATA);
       g_assert_true (msg.cwd == NULL || (msg.cwd[0] == '/' && strlen (msg.cwd) <= BG_AGENT_MAX_PATH));
       g_assert_true (msg.user == NULL || strlen (msg.user) <= BG_AGENT_MAX_NAME);
+      g_assert_true (msg.path == NULL || strlen (msg.path) <= BG_AGENT_MAX_PATH);
+      /* A NAME that decodes is one component: never a way out. */
+      g_assert_true (msg.name == NULL || (bg_agent_name_is_safe (msg.name) && strlen (msg.name) < BG_AGENT_MAX_NAME));
+      g_assert_cmpuint (msg.mode, <=, 07777);
       if (msg.argv)
         g_assert_null (msg.argv[msg.argc]);
       bg_agent_msg_clear (&msg);
@@ -374,6 +378,117 @@ b_credit_zero (void)
   return b;
 }
 
+/* Version 2: file transfer. */
+static GByteArray *
+entry_with_name (const char *name, gsize len)
+{
+  GByteArray *b = raw_frame (0, BG_AGENT_ENTRY, 0, 1);
+  raw_u32 (b, BG_AGENT_F_KIND, BG_AGENT_KIND_FILE);
+  raw_field (b, BG_AGENT_F_NAME, (guint32) len, name, len);
+  raw_u32 (b, BG_AGENT_F_MODE, 0644);
+  fix_length (b);
+  return b;
+}
+static GByteArray *b_name_climbs (void) { return entry_with_name ("../x", 4); }
+static GByteArray *b_name_dotdot (void) { return entry_with_name ("..", 2); }
+static GByteArray *b_name_dot (void) { return entry_with_name (".", 1); }
+static GByteArray *b_name_slash (void) { return entry_with_name ("a/b", 3); }
+static GByteArray *b_name_absolute (void) { return entry_with_name ("/etc", 4); }
+static GByteArray *b_name_empty (void) { return entry_with_name ("", 0); }
+static GByteArray *b_name_nul (void) { return entry_with_name ("a\0b", 3); }
+static GByteArray *
+b_name_too_long (void)
+{
+  g_autofree char *n = g_strnfill (BG_AGENT_MAX_NAME, 'n');
+  return entry_with_name (n, BG_AGENT_MAX_NAME);
+}
+static GByteArray *
+b_mode_big (void)
+{
+  GByteArray *b = raw_frame (0, BG_AGENT_ENTRY, 0, 1);
+  raw_u32 (b, BG_AGENT_F_KIND, BG_AGENT_KIND_DIR);
+  raw_u32 (b, BG_AGENT_F_MODE, 010000);
+  fix_length (b);
+  return b;
+}
+static GByteArray *
+b_kind_big (void)
+{
+  GByteArray *b = raw_frame (0, BG_AGENT_ENTRY, 0, 1);
+  raw_u32 (b, BG_AGENT_F_KIND, BG_AGENT_KIND_OTHER + 1);
+  fix_length (b);
+  return b;
+}
+static GByteArray *
+b_mtime_short (void)
+{
+  GByteArray *b = raw_frame (0, BG_AGENT_ENTRY, 0, 1);
+  raw_u32 (b, BG_AGENT_F_KIND, BG_AGENT_KIND_FILE);
+  raw_u32 (b, BG_AGENT_F_MODE, 0644);
+  raw_u32 (b, BG_AGENT_F_MTIME, 1);
+  fix_length (b);
+  return b;
+}
+static GByteArray *
+b_file_no_mode (void)
+{
+  GByteArray *b = raw_frame (0, BG_AGENT_ENTRY, 0, 1);
+  raw_u32 (b, BG_AGENT_F_KIND, BG_AGENT_KIND_FILE);
+  fix_length (b);
+  return b;
+}
+static GByteArray *
+b_end_with_name (void)
+{
+  GByteArray *b = raw_frame (0, BG_AGENT_ENTRY, 0, 1);
+  raw_u32 (b, BG_AGENT_F_KIND, BG_AGENT_KIND_END);
+  raw_field (b, BG_AGENT_F_NAME, 1, "a", 1);
+  fix_length (b);
+  return b;
+}
+static GByteArray *
+b_other_no_name (void)
+{
+  GByteArray *b = raw_frame (0, BG_AGENT_ENTRY, 0, 1);
+  raw_u32 (b, BG_AGENT_F_KIND, BG_AGENT_KIND_OTHER);
+  fix_length (b);
+  return b;
+}
+static GByteArray *
+b_put_no_path (void)
+{
+  GByteArray *b = raw_frame (0, BG_AGENT_PUT, 0, 1);
+  raw_field (b, BG_AGENT_F_NAME, 1, "a", 1);
+  fix_length (b);
+  return b;
+}
+static GByteArray *
+b_get_session0 (void)
+{
+  GByteArray *b = raw_frame (0, BG_AGENT_GET, 0, 0);
+  raw_field (b, BG_AGENT_F_PATH, 1, "/", 1);
+  fix_length (b);
+  return b;
+}
+static GByteArray *
+b_path_too_long (void)
+{
+  g_autofree char *p = g_strnfill (BG_AGENT_MAX_PATH + 1, 'p');
+  GByteArray *b = raw_frame (0, BG_AGENT_GET, 0, 1);
+  raw_field (b, BG_AGENT_F_PATH, BG_AGENT_MAX_PATH + 1, p, BG_AGENT_MAX_PATH + 1);
+  fix_length (b);
+  return b;
+}
+static GByteArray *
+b_recursive_two (void)
+{
+  GByteArray *b = raw_frame (0, BG_AGENT_GET, 0, 1);
+  raw_field (b, BG_AGENT_F_PATH, 1, "/", 1);
+  raw_u32 (b, BG_AGENT_F_RECURSIVE, 2);
+  fix_length (b);
+  return b;
+}
+
 static void
 test_broken_frames (void)
 {
@@ -406,6 +521,24 @@ test_broken_frames (void)
     { "exit code 256", BG_AGENT_E_VALUE, b_code_big },
     { "unknown ready bit", BG_AGENT_E_VALUE, b_mask_unknown },
     { "credit 0", BG_AGENT_E_VALUE, b_credit_zero },
+    { "name ../x", BG_AGENT_E_VALUE, b_name_climbs },
+    { "name ..", BG_AGENT_E_VALUE, b_name_dotdot },
+    { "name .", BG_AGENT_E_VALUE, b_name_dot },
+    { "name with a slash", BG_AGENT_E_VALUE, b_name_slash },
+    { "absolute name", BG_AGENT_E_VALUE, b_name_absolute },
+    { "empty name", BG_AGENT_E_VALUE, b_name_empty },
+    { "NUL inside a name", BG_AGENT_E_VALUE, b_name_nul },
+    { "name over its limit", BG_AGENT_E_VALUE, b_name_too_long },
+    { "mode with bits past 07777", BG_AGENT_E_VALUE, b_mode_big },
+    { "kind past the last", BG_AGENT_E_VALUE, b_kind_big },
+    { "mtime of 4 bytes", BG_AGENT_E_VALUE, b_mtime_short },
+    { "file entry without a mode", BG_AGENT_E_MISSING, b_file_no_mode },
+    { "directory end with a name", BG_AGENT_E_MISSING, b_end_with_name },
+    { "skipped entry without a name", BG_AGENT_E_MISSING, b_other_no_name },
+    { "put without a path", BG_AGENT_E_MISSING, b_put_no_path },
+    { "get on session 0", BG_AGENT_E_SESSION, b_get_session0 },
+    { "path over its limit", BG_AGENT_E_VALUE, b_path_too_long },
+    { "recursive 2", BG_AGENT_E_VALUE, b_recursive_two },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -452,6 +585,14 @@ seeds (void)
          bg_agent_put_u32 (&buf, BG_AGENT_F_COLS, 100)));
   SEED ((bg_agent_buf_begin (&buf, BG_AGENT_EXIT, 3), bg_agent_put_u32 (&buf, BG_AGENT_F_SIGNAL, 9)));
   SEED ((bg_agent_buf_begin (&buf, BG_AGENT_ERROR, 0), bg_agent_put_str (&buf, BG_AGENT_F_MESSAGE, "no")));
+  SEED ((bg_agent_buf_begin (&buf, BG_AGENT_PUT, 4), bg_agent_put_str (&buf, BG_AGENT_F_PATH, "/srv/x"),
+         bg_agent_put_str (&buf, BG_AGENT_F_NAME, "x"), bg_agent_put_str (&buf, BG_AGENT_F_USER, "dev")));
+  SEED ((bg_agent_buf_begin (&buf, BG_AGENT_GET, 5), bg_agent_put_str (&buf, BG_AGENT_F_PATH, "notes"),
+         bg_agent_put_u32 (&buf, BG_AGENT_F_RECURSIVE, 1)));
+  SEED ((bg_agent_buf_begin (&buf, BG_AGENT_ENTRY, 5), bg_agent_put_u32 (&buf, BG_AGENT_F_KIND, BG_AGENT_KIND_FILE),
+         bg_agent_put_str (&buf, BG_AGENT_F_NAME, "a.txt"), bg_agent_put_u32 (&buf, BG_AGENT_F_MODE, 0644),
+         bg_agent_put_u64 (&buf, BG_AGENT_F_MTIME, 1700000000), bg_agent_put_u64 (&buf, BG_AGENT_F_SIZE, 1ull << 33)));
+  SEED ((bg_agent_buf_begin (&buf, BG_AGENT_ENTRY, 5), bg_agent_put_u32 (&buf, BG_AGENT_F_KIND, BG_AGENT_KIND_END)));
 #undef SEED
   return all;
 }
@@ -524,7 +665,7 @@ test_fuzz_decoder (void)
               break;
             case 5:
               if (b->len >= 6)
-                b->data[4] = 0, b->data[5] = (guint8) g_rand_int_range (rand, 0, 14);
+                b->data[4] = 0, b->data[5] = (guint8) g_rand_int_range (rand, 0, BG_AGENT_TYPE_MAX + 2);
               break;
             default:
               fix_length (b);
@@ -670,10 +811,54 @@ test_agent_is_static (void)
     }
 }
 
+/* Version 2's frames survive a round trip, 64-bit sizes included; the
+ * encoder refuses a NAME that is not one component, so neither end can
+ * send what the other must refuse. */
+static void
+test_round_trip_entry (void)
+{
+  BgAgentBuf buf;
+  BgAgentFrame frame;
+  BgAgentMsg msg;
+  gsize used;
+
+  bg_agent_buf_init (&buf);
+  bg_agent_buf_begin (&buf, BG_AGENT_ENTRY, 9);
+  bg_agent_put_u32 (&buf, BG_AGENT_F_KIND, BG_AGENT_KIND_FILE);
+  bg_agent_put_str (&buf, BG_AGENT_F_NAME, "big.img");
+  bg_agent_put_u32 (&buf, BG_AGENT_F_MODE, 0640);
+  bg_agent_put_u64 (&buf, BG_AGENT_F_MTIME, 1700000000);
+  bg_agent_put_u64 (&buf, BG_AGENT_F_SIZE, (5ull << 32) + 7);
+  g_assert_cmpint (bg_agent_buf_end (&buf), ==, 0);
+  g_assert_cmpint (bg_agent_frame_parse (buf.data, buf.len, &frame, &used), ==, 1);
+  g_assert_cmpint (bg_agent_msg_decode (&frame, &msg), ==, 1);
+  g_assert_cmpuint (msg.kind, ==, BG_AGENT_KIND_FILE);
+  g_assert_cmpstr (msg.name, ==, "big.img");
+  g_assert_cmpuint (msg.mode, ==, 0640);
+  g_assert_cmpuint (msg.mtime, ==, 1700000000);
+  g_assert_cmpuint (msg.size, ==, (5ull << 32) + 7);
+  bg_agent_msg_clear (&msg);
+
+  bg_agent_buf_begin (&buf, BG_AGENT_ENTRY, 9);
+  bg_agent_put_u32 (&buf, BG_AGENT_F_KIND, BG_AGENT_KIND_DIR);
+  bg_agent_put_str (&buf, BG_AGENT_F_NAME, "../etc");
+  bg_agent_put_u32 (&buf, BG_AGENT_F_MODE, 0755);
+  g_assert_cmpint (bg_agent_buf_end (&buf), ==, BG_AGENT_E_VALUE);
+  bg_agent_buf_free (&buf);
+
+  g_assert_true (bg_agent_name_is_safe ("a..b"));
+  g_assert_true (bg_agent_name_is_safe (".hidden"));
+  g_assert_false (bg_agent_name_is_safe (""));
+  g_assert_false (bg_agent_name_is_safe ("."));
+  g_assert_false (bg_agent_name_is_safe (".."));
+  g_assert_false (bg_agent_name_is_safe ("a/"));
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/agent/proto/round-trip-entry", test_round_trip_entry);
   g_test_add_func ("/agent/proto/round-trip-exec", test_round_trip_exec);
   g_test_add_func ("/agent/proto/encoder-refuses-bad-frames", test_encoder_refuses_bad_frames);
   g_test_add_func ("/agent/proto/broken-frames", test_broken_frames);

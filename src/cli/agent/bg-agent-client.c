@@ -25,7 +25,14 @@ struct _BgAgentClient {
   gsize      in_len;
   gsize      in_off;     /* start of the first unparsed byte */
   BgAgentBuf out;
+  guint32    version;    /* what the agent agreed to speak */
 };
+
+guint32
+bg_agent_client_get_version (BgAgentClient *client)
+{
+  return client->version;
+}
 
 void
 bg_agent_client_free (BgAgentClient *client)
@@ -255,11 +262,15 @@ handshake (int fd, guint port, guint timeout_ms, GError **error)
   return TRUE;
 }
 
-BgAgentClient *
-bg_agent_client_connect (const char *vsock_path,
-                         guint       port,
-                         guint       timeout_ms,
-                         GError    **error)
+/* One connection speaking @version: NULL with *@refused set when the
+ * agent answered HELLO with an ERROR (it speaks an older version). */
+static BgAgentClient *
+connect_version (const char *vsock_path,
+                 guint       port,
+                 guint       timeout_ms,
+                 guint32     version,
+                 gboolean   *refused,
+                 GError    **error)
 {
   g_autoptr(BgAgentClient) client = g_new0 (BgAgentClient, 1);
   struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -295,18 +306,40 @@ bg_agent_client_connect (const char *vsock_path,
 
   client->in = g_malloc (BG_AGENT_HEADER_SIZE + BG_AGENT_MAX_PAYLOAD);
   bg_agent_buf_begin (&client->out, BG_AGENT_HELLO, 0);
-  bg_agent_put_u32 (&client->out, BG_AGENT_F_VERSION, BG_AGENT_VERSION);
+  bg_agent_put_u32 (&client->out, BG_AGENT_F_VERSION, version);
   if (!bg_agent_client_queue (client, error) || !next_blocking (client, &msg, timeout_ms, error))
     return NULL;
-  if (msg.type != BG_AGENT_HELLO)
+  if (msg.type != BG_AGENT_HELLO || msg.version < 1 || msg.version > version)
     {
+      *refused = msg.type == BG_AGENT_ERROR;
       g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED, "the guest agent refused protocol version %u: %s",
-                   BG_AGENT_VERSION, msg.message ? msg.message : "it answered something else");
+                   version, msg.message ? msg.message : "it answered something else");
       bg_agent_msg_clear (&msg);
       return NULL;
     }
+  client->version = msg.version;
   bg_agent_msg_clear (&msg);
   return g_steal_pointer (&client);
+}
+
+/* HELLO with the newest version; an agent of version 1 refuses any other
+ * and closes, so then once more with 1 (exec and READY are the same in
+ * both; file transfer is not there). */
+BgAgentClient *
+bg_agent_client_connect (const char *vsock_path,
+                         guint       port,
+                         guint       timeout_ms,
+                         GError    **error)
+{
+  g_autoptr(GError) local = NULL;
+  gboolean refused = FALSE;
+  BgAgentClient *client = connect_version (vsock_path, port, timeout_ms, BG_AGENT_VERSION, &refused, &local);
+
+  if (client == NULL && refused)
+    return connect_version (vsock_path, port, timeout_ms, 1, &refused, error);
+  if (client == NULL)
+    g_propagate_error (error, g_steal_pointer (&local));
+  return client;
 }
 
 gboolean

@@ -12,7 +12,8 @@ typedef struct _BgAgentClient BgAgentClient;
 
 /* Connects to @vsock_path (the VM's hybrid-vsock socket, which the
  * mechanism handed to its owner), asks for @port with CONNECT, and says
- * HELLO. Fails with BG_ERROR_NOT_FOUND when no agent listens (the
+ * HELLO with the newest version (and once more with version 1 when an
+ * older agent refuses it). Fails with BG_ERROR_NOT_FOUND when no agent listens (the
  * connection was closed without an OK), BG_ERROR_BUSY when the socket is
  * not there (the VM is not running). */
 BgAgentClient *bg_agent_client_connect (const char     *vsock_path,
@@ -20,6 +21,9 @@ BgAgentClient *bg_agent_client_connect (const char     *vsock_path,
                                         guint           timeout_ms,
                                         GError        **error);
 void           bg_agent_client_free    (BgAgentClient  *client);
+/* The protocol version the agent agreed to (BG_AGENT_VERSION_FILES and
+ * up can transfer files). */
+guint32        bg_agent_client_get_version (BgAgentClient *client);
 int            bg_agent_client_get_fd  (BgAgentClient  *client);
 
 /* Asks what the guest has up, waiting until @want is up or @timeout_ms

@@ -9,7 +9,6 @@
 
 G_BEGIN_DECLS
 
-gboolean  bg_vm_state_is_live      (BgVmState     state);
 gboolean  bg_vm_mark_stopped       (BgStateStore *store,
                                     const char   *name,
                                     GError      **error);

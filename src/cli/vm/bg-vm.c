@@ -440,9 +440,12 @@ bg_vm_up (BgCli        *cli,
                       !existing && o->image == NULL, error);
   if (image == NULL)
     return FALSE;
-  if (!bg_programs_require ((const char * const[]) { "resize2fs", "ssh-keygen", o->no_wait ? NULL : "ssh", NULL },
-                            verb[0] == 'u' ? "vm up" : "vm start", error))
-    return FALSE;
+  {
+    g_autofree char *what = g_strdup_printf ("vm %s", verb);
+    if (!bg_programs_require ((const char * const[]) { "resize2fs", "ssh-keygen", o->no_wait ? NULL : "ssh", NULL },
+                              what, error))
+      return FALSE;
+  }
 
   sigemptyset (&sa.sa_mask);
   sigaction (SIGINT, &sa, &old_int);

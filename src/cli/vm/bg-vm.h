@@ -35,6 +35,8 @@ gboolean  bg_vm_set_paused    (const char   *name,
                                gboolean      paused,
                                GError      **error);
 BgVmState bg_vm_probe_state   (BgVmRecord   *record);
+/* Running, paused or starting: a VMM is there. */
+gboolean  bg_vm_state_is_live (BgVmState     state);
 
 /* cmd-forward.c */
 gboolean  bg_vm_cmd_forward   (BgCli        *cli,
