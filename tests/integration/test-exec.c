@@ -9,6 +9,7 @@
 #include <pty.h>
 #include <pwd.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -25,6 +26,7 @@ typedef struct {
   BgHarness *h;
   char      *home;
   char      *runtime;
+  char      *api;        /* the VM's API socket (the owner's) */
   char      *vsock;      /* the VM's vsock socket (the owner's) */
   char      *guest;      /* where the stand-in agent listens */
   GPid       agent;
@@ -108,6 +110,7 @@ setup (Fixture *f, gconstpointer data)
   g_assert_true (json_parser_load_from_data (p, out, -1, NULL));
   o = json_node_get_object (json_parser_get_root (p));
   f->vsock = g_strdup (json_object_get_string_member (o, "vsock_socket"));
+  f->api = g_strdup (json_object_get_string_member (o, "api_socket"));
   vmm_pid = json_object_get_int_member (o, "pid");
 
   /* The guest: banger-agent as root, where the test VMM relays port 52. */
@@ -139,6 +142,7 @@ teardown (Fixture *f, gconstpointer data)
   bg_harness_stop (f->h);
   g_free (f->home);
   g_free (f->runtime);
+  g_free (f->api);
   g_free (f->vsock);
   g_free (f->guest);
 }
@@ -350,6 +354,85 @@ test_exec_while_another_streams (Fixture *f, gconstpointer data)
   }
 }
 
+/* What happens when @user connects to @path: 0 refused by permission
+ * (EACCES), 1 connected, 2 the drop to @user did not hold, 3 refused for
+ * another reason. The child becomes @user wholly before it tries: no
+ * supplementary groups, real, effective, saved (and so filesystem) uid
+ * and gid all @user's, checked, and no capability left. */
+static int
+connect_as (const char *user,
+            const char *path)
+{
+  struct passwd *pw = getpwnam (user);
+  uid_t uid;
+  gid_t gid;
+  pid_t pid;
+  int status;
+
+  /* Copied at once: getpwnam() returns one static record, which the next
+   * lookup (bg_harness_uid() included) overwrites. The case this replaces
+   * kept the pointer across a lookup of user A, so its child "dropped" to
+   * A, the socket's owner, and connected. */
+  g_assert_nonnull (pw);
+  uid = pw->pw_uid;
+  gid = pw->pw_gid;
+  g_assert_cmpuint (strlen (path), <, sizeof ((struct sockaddr_un *) NULL)->sun_path);
+  pid = fork ();
+  g_assert_no_errno (pid);
+  if (pid == 0)
+    {
+      struct sockaddr_un sa = { .sun_family = AF_UNIX };
+      g_autofree char *status_text = NULL;
+      uid_t ru, eu, su;
+      gid_t rg, eg, sg;
+      const char *cap;
+      int fd;
+
+      if (setgroups (0, NULL) < 0 || setresgid (gid, gid, gid) < 0 || setresuid (uid, uid, uid) < 0)
+        _exit (2);
+      if (getresuid (&ru, &eu, &su) < 0 || getresgid (&rg, &eg, &sg) < 0 || getgroups (0, NULL) != 0 ||
+          ru != uid || eu != uid || su != uid || rg != gid || eg != gid || sg != gid)
+        _exit (2);
+      if (!g_file_get_contents ("/proc/self/status", &status_text, NULL, NULL) ||
+          (cap = strstr (status_text, "\nCapEff:")) == NULL || g_ascii_strtoull (cap + 8, NULL, 16) != 0)
+        _exit (2);
+      g_strlcpy (sa.sun_path, path, sizeof sa.sun_path);
+      fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0)
+        _exit (3);
+      if (connect (fd, (struct sockaddr *) &sa, sizeof sa) == 0)
+        _exit (1);
+      _exit (errno == EACCES ? 0 : 3);
+    }
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  g_assert_true (WIFEXITED (status));
+  return WEXITSTATUS (status);
+}
+
+/* The VM's sockets are the owner's alone: another user can connect to
+ * neither the vsock nor the API socket, while the owner, dropped to in
+ * the same way, connects to both (so the refusal is the permissions',
+ * not the drop's). */
+static void
+test_other_user_cannot_open_the_sockets (Fixture *f, gconstpointer data)
+{
+  const char *sockets[] = { f->vsock, f->api, NULL };
+
+  g_assert_cmpuint (bg_harness_uid (BG_TEST_USER_B), !=, bg_harness_uid (BG_TEST_USER_A));
+  for (const char * const *s = sockets; *s; s++)
+    {
+      struct stat st;
+
+      g_test_message ("socket %s", *s);
+      g_assert_no_errno (lstat (*s, &st));
+      g_assert_true (S_ISSOCK (st.st_mode));
+      g_assert_cmpuint (st.st_uid, ==, bg_harness_uid (BG_TEST_USER_A));
+      g_assert_cmpuint (st.st_mode & 07777, ==, 0600);
+      g_assert_cmpint (connect_as (BG_TEST_USER_A, *s), ==, 1);
+      g_assert_cmpint (connect_as (BG_TEST_USER_B, *s), ==, 0);
+    }
+}
+
 /* The test VMM follows Firecracker: CONNECT to a port nobody listens on
  * closes the connection, so banger says there is no agent. And an image
  * without sshd makes vm ssh point at vm exec. */
@@ -444,6 +527,7 @@ add_tests (void)
   ADD ("/exec/signal-is-forwarded", test_signal_is_forwarded);
   ADD ("/exec/pty-has-our-size", test_pty_has_our_size);
   ADD ("/exec/exec-while-another-streams", test_exec_while_another_streams);
+  ADD ("/exec/other-user-cannot-open-the-sockets", test_other_user_cannot_open_the_sockets);
   ADD ("/exec/no-agent-and-no-sshd-say-what-to-do", test_no_agent_and_no_sshd_say_what_to_do);
   ADD ("/exec/up-returns-when-the-agent-is-ready", test_up_returns_when_the_agent_is_ready);
 }
