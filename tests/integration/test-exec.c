@@ -516,6 +516,81 @@ test_up_returns_when_the_agent_is_ready (Fixture *f, gconstpointer data)
   g_assert_cmpint (cli (f, &o, &e, "vm", "rm", "later", "--force", NULL), ==, 0);
 }
 
+/* The mechanism hands the vsock socket over on its own loop, after the
+ * VMM bound it: held there (a test hook) for a second, vm up waits the
+ * hand-over out instead of meeting the jail uid's socket (EACCES) and
+ * failing, and the socket it leaves is the owner's, 0600. */
+static void
+test_up_waits_for_the_vsock_hand_over (Fixture *f, gconstpointer data)
+{
+  const char *args[] = { "vm", "up", "held", "--timeout", "120", NULL };
+  g_autofree char *pause_at = g_build_filename (f->h->run_dir, "pause-at", NULL);
+  g_autofree char *paused_at = g_build_filename (f->h->run_dir, "paused-at", NULL);
+  g_autofree char *record = g_build_filename (f->home, ".local/state/banger/vms/held/vm.json", NULL);
+  g_autofree char *vsock = NULL, *guest = NULL, *o = NULL, *e = NULL;
+  gint64 deadline, vmm_pid = 0;
+  struct stat st;
+  GPid pid, agent;
+  int status = -1, null;
+
+  /* Its summary not into the TAP stream. */
+  null = open ("/dev/null", O_WRONLY | O_CLOEXEC);
+  g_assert_no_errno (null);
+  g_assert_true (g_file_set_contents (pause_at, "hand-over-vsock", -1, NULL));
+  pid = cli_async (f, -1, null, -1, args);
+  close (null);
+  deadline = bg_test_deadline (60);
+  while (!g_file_test (paused_at, G_FILE_TEST_EXISTS) && g_get_monotonic_time () < deadline)
+    g_usleep (10000);
+  g_assert_true (g_file_test (paused_at, G_FILE_TEST_EXISTS));
+  /* A second in which an impatient CLI would try the socket and fail. */
+  for (int i = 0; i < 100 && waitpid (pid, &status, WNOHANG) == 0; i++)
+    g_usleep (10000);
+  g_assert_cmpint (status, ==, -1);
+  g_assert_no_errno (g_unlink (pause_at));
+
+  /* Running once the hand-over is done; then the guest's agent starts. */
+  deadline = bg_test_deadline (60);
+  while (vsock == NULL && g_get_monotonic_time () < deadline)
+    {
+      g_autoptr(JsonParser) p = json_parser_new ();
+      JsonObject *r;
+
+      if (json_parser_load_from_file (p, record, NULL) &&
+          (r = json_node_get_object (json_parser_get_root (p))) != NULL &&
+          g_strcmp0 (json_object_get_string_member_with_default (r, "state", ""), "running") == 0)
+        {
+          vsock = g_strdup (json_object_get_string_member (r, "vsock_socket"));
+          vmm_pid = json_object_get_int_member (r, "pid");
+        }
+      else
+        g_usleep (10000);
+    }
+  g_assert_nonnull (vsock);
+  g_assert_no_errno (lstat (vsock, &st));
+  g_assert_cmpuint (st.st_uid, ==, bg_harness_uid (BG_TEST_USER_A));
+  g_assert_cmpuint (st.st_mode & 07777, ==, 0600);
+  guest = g_strdup_printf ("%s.guest_52", vsock);
+  {
+    const char *argv[] = { g_getenv ("BANGER_AGENT"), "--listen-unix", guest, NULL };
+    g_autoptr(GError) error = NULL;
+
+    if (!g_spawn_async (NULL, (char **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &agent, &error))
+      g_error ("%s", error->message);
+  }
+  deadline = bg_test_deadline (5);
+  while (!g_file_test (guest, G_FILE_TEST_EXISTS) && g_get_monotonic_time () < deadline)
+    g_usleep (10000);
+  g_assert_no_errno (chown (guest, uid_of_process (vmm_pid), 0));
+
+  g_assert_cmpint (wait_status (pid), ==, 0);
+  kill (agent, SIGTERM);
+  waitpid (agent, NULL, 0);
+  g_spawn_close_pid (agent);
+  g_unlink (guest);
+  g_assert_cmpint (cli (f, &o, &e, "vm", "rm", "held", "--force", NULL), ==, 0);
+}
+
 static void
 add_tests (void)
 {
@@ -530,6 +605,7 @@ add_tests (void)
   ADD ("/exec/other-user-cannot-open-the-sockets", test_other_user_cannot_open_the_sockets);
   ADD ("/exec/no-agent-and-no-sshd-say-what-to-do", test_no_agent_and_no_sshd_say_what_to_do);
   ADD ("/exec/up-returns-when-the-agent-is-ready", test_up_returns_when_the_agent_is_ready);
+  ADD ("/exec/up-waits-for-the-vsock-hand-over", test_up_waits_for_the_vsock_hand_over);
 }
 
 int
