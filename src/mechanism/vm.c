@@ -481,6 +481,7 @@ bg_vms_launch (BgVms           *vms,
 
   /* A running VMM (or one being started) is pending work: no idle exit. */
   vmm = bg_vmm_new (id, p->vm_name, owner, jail_uid, vmm_exited, vms);
+  vmm->daemon = vms->daemon;
   bg_daemon_hold (vms->daemon);
   g_hash_table_replace (vms->running, g_strdup (id), vmm);
   if (!launch_vmm (vms, vmm, r, g_steal_fd (&vmm_fd), dynamic, jail_uid, p, &error))

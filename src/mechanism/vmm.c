@@ -25,6 +25,7 @@
 
 #include "bg-error.h"
 #include "bg-fd.h"
+#include "daemon.h"
 #include "jail.h"
 #include "proc.h"
 #include "vmm.h"
@@ -348,6 +349,9 @@ socket_appeared (Vmm        *v,
     }
   else if (g_str_equal (name, BG_JAIL_VSOCK_SOCKET) && !v->vsock_ready)
     {
+      /* A test holds the hand-over here: the CLI must wait it out. */
+      if (v->pub.daemon != NULL)
+        bg_daemon_test_pause (v->pub.daemon, "hand-over-vsock");
       if (!hand_over (&v->pub, name, &error))
         g_warning ("VM %s: %s", v->pub.id, error->message);
       v->vsock_ready = TRUE;

@@ -33,6 +33,7 @@ struct _BgVmm {
   gboolean  has_initrd;   /* the jail holds /initrd */
   char     *tap;
   guint64   console_max;  /* the console log is emptied past this size; 0: no limit */
+  BgDaemon *daemon;       /* for the test hooks only; may be NULL */
 };
 
 BgVmm   *bg_vmm_new            (const char      *id,

@@ -9,6 +9,7 @@
 #include <pty.h>
 #include <pwd.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -25,6 +26,7 @@ typedef struct {
   BgHarness *h;
   char      *home;
   char      *runtime;
+  char      *api;        /* the VM's API socket (the owner's) */
   char      *vsock;      /* the VM's vsock socket (the owner's) */
   char      *guest;      /* where the stand-in agent listens */
   GPid       agent;
@@ -108,6 +110,7 @@ setup (Fixture *f, gconstpointer data)
   g_assert_true (json_parser_load_from_data (p, out, -1, NULL));
   o = json_node_get_object (json_parser_get_root (p));
   f->vsock = g_strdup (json_object_get_string_member (o, "vsock_socket"));
+  f->api = g_strdup (json_object_get_string_member (o, "api_socket"));
   vmm_pid = json_object_get_int_member (o, "pid");
 
   /* The guest: banger-agent as root, where the test VMM relays port 52. */
@@ -139,6 +142,7 @@ teardown (Fixture *f, gconstpointer data)
   bg_harness_stop (f->h);
   g_free (f->home);
   g_free (f->runtime);
+  g_free (f->api);
   g_free (f->vsock);
   g_free (f->guest);
 }
@@ -350,6 +354,85 @@ test_exec_while_another_streams (Fixture *f, gconstpointer data)
   }
 }
 
+/* What happens when @user connects to @path: 0 refused by permission
+ * (EACCES), 1 connected, 2 the drop to @user did not hold, 3 refused for
+ * another reason. The child becomes @user wholly before it tries: no
+ * supplementary groups, real, effective, saved (and so filesystem) uid
+ * and gid all @user's, checked, and no capability left. */
+static int
+connect_as (const char *user,
+            const char *path)
+{
+  struct passwd *pw = getpwnam (user);
+  uid_t uid;
+  gid_t gid;
+  pid_t pid;
+  int status;
+
+  /* Copied at once: getpwnam() returns one static record, which the next
+   * lookup (bg_harness_uid() included) overwrites. The case this replaces
+   * kept the pointer across a lookup of user A, so its child "dropped" to
+   * A, the socket's owner, and connected. */
+  g_assert_nonnull (pw);
+  uid = pw->pw_uid;
+  gid = pw->pw_gid;
+  g_assert_cmpuint (strlen (path), <, sizeof ((struct sockaddr_un *) NULL)->sun_path);
+  pid = fork ();
+  g_assert_no_errno (pid);
+  if (pid == 0)
+    {
+      struct sockaddr_un sa = { .sun_family = AF_UNIX };
+      g_autofree char *status_text = NULL;
+      uid_t ru, eu, su;
+      gid_t rg, eg, sg;
+      const char *cap;
+      int fd;
+
+      if (setgroups (0, NULL) < 0 || setresgid (gid, gid, gid) < 0 || setresuid (uid, uid, uid) < 0)
+        _exit (2);
+      if (getresuid (&ru, &eu, &su) < 0 || getresgid (&rg, &eg, &sg) < 0 || getgroups (0, NULL) != 0 ||
+          ru != uid || eu != uid || su != uid || rg != gid || eg != gid || sg != gid)
+        _exit (2);
+      if (!g_file_get_contents ("/proc/self/status", &status_text, NULL, NULL) ||
+          (cap = strstr (status_text, "\nCapEff:")) == NULL || g_ascii_strtoull (cap + 8, NULL, 16) != 0)
+        _exit (2);
+      g_strlcpy (sa.sun_path, path, sizeof sa.sun_path);
+      fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0)
+        _exit (3);
+      if (connect (fd, (struct sockaddr *) &sa, sizeof sa) == 0)
+        _exit (1);
+      _exit (errno == EACCES ? 0 : 3);
+    }
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  g_assert_true (WIFEXITED (status));
+  return WEXITSTATUS (status);
+}
+
+/* The VM's sockets are the owner's alone: another user can connect to
+ * neither the vsock nor the API socket, while the owner, dropped to in
+ * the same way, connects to both (so the refusal is the permissions',
+ * not the drop's). */
+static void
+test_other_user_cannot_open_the_sockets (Fixture *f, gconstpointer data)
+{
+  const char *sockets[] = { f->vsock, f->api, NULL };
+
+  g_assert_cmpuint (bg_harness_uid (BG_TEST_USER_B), !=, bg_harness_uid (BG_TEST_USER_A));
+  for (const char * const *s = sockets; *s; s++)
+    {
+      struct stat st;
+
+      g_test_message ("socket %s", *s);
+      g_assert_no_errno (lstat (*s, &st));
+      g_assert_true (S_ISSOCK (st.st_mode));
+      g_assert_cmpuint (st.st_uid, ==, bg_harness_uid (BG_TEST_USER_A));
+      g_assert_cmpuint (st.st_mode & 07777, ==, 0600);
+      g_assert_cmpint (connect_as (BG_TEST_USER_A, *s), ==, 1);
+      g_assert_cmpint (connect_as (BG_TEST_USER_B, *s), ==, 0);
+    }
+}
+
 /* The test VMM follows Firecracker: CONNECT to a port nobody listens on
  * closes the connection, so banger says there is no agent. And an image
  * without sshd makes vm ssh point at vm exec. */
@@ -433,6 +516,81 @@ test_up_returns_when_the_agent_is_ready (Fixture *f, gconstpointer data)
   g_assert_cmpint (cli (f, &o, &e, "vm", "rm", "later", "--force", NULL), ==, 0);
 }
 
+/* The mechanism hands the vsock socket over on its own loop, after the
+ * VMM bound it: held there (a test hook) for a second, vm up waits the
+ * hand-over out instead of meeting the jail uid's socket (EACCES) and
+ * failing, and the socket it leaves is the owner's, 0600. */
+static void
+test_up_waits_for_the_vsock_hand_over (Fixture *f, gconstpointer data)
+{
+  const char *args[] = { "vm", "up", "held", "--timeout", "120", NULL };
+  g_autofree char *pause_at = g_build_filename (f->h->run_dir, "pause-at", NULL);
+  g_autofree char *paused_at = g_build_filename (f->h->run_dir, "paused-at", NULL);
+  g_autofree char *record = g_build_filename (f->home, ".local/state/banger/vms/held/vm.json", NULL);
+  g_autofree char *vsock = NULL, *guest = NULL, *o = NULL, *e = NULL;
+  gint64 deadline, vmm_pid = 0;
+  struct stat st;
+  GPid pid, agent;
+  int status = -1, null;
+
+  /* Its summary not into the TAP stream. */
+  null = open ("/dev/null", O_WRONLY | O_CLOEXEC);
+  g_assert_no_errno (null);
+  g_assert_true (g_file_set_contents (pause_at, "hand-over-vsock", -1, NULL));
+  pid = cli_async (f, -1, null, -1, args);
+  close (null);
+  deadline = bg_test_deadline (60);
+  while (!g_file_test (paused_at, G_FILE_TEST_EXISTS) && g_get_monotonic_time () < deadline)
+    g_usleep (10000);
+  g_assert_true (g_file_test (paused_at, G_FILE_TEST_EXISTS));
+  /* A second in which an impatient CLI would try the socket and fail. */
+  for (int i = 0; i < 100 && waitpid (pid, &status, WNOHANG) == 0; i++)
+    g_usleep (10000);
+  g_assert_cmpint (status, ==, -1);
+  g_assert_no_errno (g_unlink (pause_at));
+
+  /* Running once the hand-over is done; then the guest's agent starts. */
+  deadline = bg_test_deadline (60);
+  while (vsock == NULL && g_get_monotonic_time () < deadline)
+    {
+      g_autoptr(JsonParser) p = json_parser_new ();
+      JsonObject *r;
+
+      if (json_parser_load_from_file (p, record, NULL) &&
+          (r = json_node_get_object (json_parser_get_root (p))) != NULL &&
+          g_strcmp0 (json_object_get_string_member_with_default (r, "state", ""), "running") == 0)
+        {
+          vsock = g_strdup (json_object_get_string_member (r, "vsock_socket"));
+          vmm_pid = json_object_get_int_member (r, "pid");
+        }
+      else
+        g_usleep (10000);
+    }
+  g_assert_nonnull (vsock);
+  g_assert_no_errno (lstat (vsock, &st));
+  g_assert_cmpuint (st.st_uid, ==, bg_harness_uid (BG_TEST_USER_A));
+  g_assert_cmpuint (st.st_mode & 07777, ==, 0600);
+  guest = g_strdup_printf ("%s.guest_52", vsock);
+  {
+    const char *argv[] = { g_getenv ("BANGER_AGENT"), "--listen-unix", guest, NULL };
+    g_autoptr(GError) error = NULL;
+
+    if (!g_spawn_async (NULL, (char **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &agent, &error))
+      g_error ("%s", error->message);
+  }
+  deadline = bg_test_deadline (5);
+  while (!g_file_test (guest, G_FILE_TEST_EXISTS) && g_get_monotonic_time () < deadline)
+    g_usleep (10000);
+  g_assert_no_errno (chown (guest, uid_of_process (vmm_pid), 0));
+
+  g_assert_cmpint (wait_status (pid), ==, 0);
+  kill (agent, SIGTERM);
+  waitpid (agent, NULL, 0);
+  g_spawn_close_pid (agent);
+  g_unlink (guest);
+  g_assert_cmpint (cli (f, &o, &e, "vm", "rm", "held", "--force", NULL), ==, 0);
+}
+
 static void
 add_tests (void)
 {
@@ -444,8 +602,10 @@ add_tests (void)
   ADD ("/exec/signal-is-forwarded", test_signal_is_forwarded);
   ADD ("/exec/pty-has-our-size", test_pty_has_our_size);
   ADD ("/exec/exec-while-another-streams", test_exec_while_another_streams);
+  ADD ("/exec/other-user-cannot-open-the-sockets", test_other_user_cannot_open_the_sockets);
   ADD ("/exec/no-agent-and-no-sshd-say-what-to-do", test_no_agent_and_no_sshd_say_what_to_do);
   ADD ("/exec/up-returns-when-the-agent-is-ready", test_up_returns_when_the_agent_is_ready);
+  ADD ("/exec/up-waits-for-the-vsock-hand-over", test_up_waits_for_the_vsock_hand_over);
 }
 
 int

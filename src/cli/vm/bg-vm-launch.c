@@ -288,9 +288,43 @@ launched_path (GVariant    *paths,
   return path;
 }
 
+/* The mechanism hands the vsock socket over when it sees it appear, on
+ * its own main loop, while PUT /vsock has already answered here: until
+ * then the socket is the jail uid's and refuses us (EACCES), so vm up's
+ * readiness or a vm exec right after would fail for a moment's lag.
+ * Waited for here, once, by its owner becoming us (the mechanism sets
+ * 0600 before that last chown). A stat every millisecond: the run dir
+ * lets us through (--x) but not list or watch it. */
+#define VSOCK_HAND_OVER_TIMEOUT_S 10
+
+static gboolean
+wait_vsock_handed_over (const char  *path,
+                        GError     **error)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) VSOCK_HAND_OVER_TIMEOUT_S * G_USEC_PER_SEC;
+  uid_t me = geteuid ();
+  struct stat st;
+
+  while (lstat (path, &st) < 0 || !S_ISSOCK (st.st_mode) || st.st_uid != me)
+    {
+      if (g_get_monotonic_time () >= deadline)
+        {
+          g_set_error (error, BG_ERROR, BG_ERROR_TIMEOUT,
+                       "the mechanism did not hand the VM's vsock socket %s over within %d s; "
+                       "banger-mechanism's log (journalctl -u banger-mechanism) says why",
+                       path, VSOCK_HAND_OVER_TIMEOUT_S);
+          return FALSE;
+        }
+      if (!bg_cli_check_interrupt (error))
+        return FALSE;
+      g_usleep (1000);
+    }
+  return TRUE;
+}
+
 /* Over the API socket the mechanism handed over, with the jail paths it
  * answered (@paths): machine, boot source, drives, network, vsock; then
- * the guest starts. */
+ * the guest starts, and returns once the vsock socket is the caller's. */
 gboolean
 bg_vm_configure_and_start (BgVmRecord  *r,
                            BgImage     *image,
@@ -339,7 +373,8 @@ bg_vm_configure_and_start (BgVmRecord  *r,
 
   bg_progress_step (p, "starting the guest");
   bg_cli_test_hook ("start");
-  return bg_fc_action (fc, "InstanceStart", error);
+  /* The guest boots meanwhile. */
+  return bg_fc_action (fc, "InstanceStart", error) && wait_vsock_handed_over (r->vsock_socket, error);
 }
 
 /* LaunchVm, once or (when the network under a stopped VM changed, say
