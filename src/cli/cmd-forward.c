@@ -135,12 +135,14 @@ vm_may_answer (BgVmRecord *r,
 gboolean
 bg_vm_cmd_forward (BgCli *cli, int argc, char **argv, GError **error)
 {
-  gboolean background = FALSE, list = FALSE, stop = FALSE, persistent = FALSE;
+  gboolean background = FALSE, list = FALSE, stop = FALSE, persistent = FALSE, ipv6 = FALSE;
+  const char *guest_address;
   int serve_fd = -1, udp_idle = UDP_IDLE_DEFAULT_S;
   GOptionEntry entries[] = {
     { "background", 'b', 0, G_OPTION_ARG_NONE, &background, "Run in the background; stop with --stop", NULL },
     { "list", 'l', 0, G_OPTION_ARG_NONE, &list, "List the VM's background forwards", NULL },
     { "stop", 's', 0, G_OPTION_ARG_NONE, &stop, "Stop the VM's background forwards (those with SPEC, if given)", NULL },
+    { "ipv6", '6', 0, G_OPTION_ARG_NONE, &ipv6, "Relay to the VM's IPv6 address (default: its IPv4 address)", NULL },
     { "udp-idle", 0, 0, G_OPTION_ARG_INT, &udp_idle, "Seconds before an idle UDP flow is closed (default 60)", "SECONDS" },
     { "serve-background", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &serve_fd, NULL, NULL },
     { "persistent", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, &persistent, NULL, NULL },
@@ -164,6 +166,7 @@ bg_vm_cmd_forward (BgCli *cli, int argc, char **argv, GError **error)
                      "net.ipv4.ip_unprivileged_port_start are refused.\n\n"
                      "  banger vm forward dev 8080:80          until Ctrl-C\n"
                      "  banger vm forward dev 5353/udp -b      in the background\n"
+                     "  banger vm forward dev 8080:80 --ipv6   to the VM's IPv6 address\n"
                      "  banger vm forward dev --list | --stop [SPEC]",
                      entries }, &argc, &argv, error) ||
       !bg_name_validate ("NAME", argv[1], error))
@@ -234,12 +237,20 @@ bg_vm_cmd_forward (BgCli *cli, int argc, char **argv, GError **error)
       tell_ready (serve_fd, (*error)->message);
       return FALSE;
     }
+  guest_address = ipv6 ? r->address6 : r->address;
+  if (guest_address == NULL)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED, "--ipv6: VM %s has no IPv6 address (IPv6 is off on "
+                   "this host; see 'banger system status'); forward without --ipv6", r->name);
+      tell_ready (serve_fd, (*error)->message);
+      return FALSE;
+    }
   if (background)
     {
       GPid pid = 0;
       bg_forward_spec_warn_exposed ((const char * const *) spec_texts, r->name);
       joined = g_strjoinv (", ", spec_texts);
-      if (!bg_forward_spawn_background (r->name, spec_texts, FALSE, &pid, error))
+      if (!bg_forward_spawn_background (r->name, spec_texts, FALSE, ipv6, &pid, error))
         return FALSE;
       return bg_cli_done (cli, g_variant_new_parsed ("{'vm': <%s>, 'pid': <%i>, 'specs': <%^as>}", r->name,
                                                      (gint32) pid, spec_texts),
@@ -251,7 +262,7 @@ bg_vm_cmd_forward (BgCli *cli, int argc, char **argv, GError **error)
    * its log. */
   if (serve_fd < 0)
     bg_forward_spec_warn_exposed ((const char * const *) spec_texts, r->name);
-  if ((forward = bg_forward_new (r->name, r->address, specs, udp_idle, error)) == NULL)
+  if ((forward = bg_forward_new (r->name, guest_address, specs, udp_idle, error)) == NULL)
     {
       tell_ready (serve_fd, (*error)->message);
       return FALSE;
@@ -273,8 +284,8 @@ bg_vm_cmd_forward (BgCli *cli, int argc, char **argv, GError **error)
       g_ptr_array_add (shown, NULL);
       joined = g_strjoinv (", ", (char **) shown->pdata);
       bg_cli_done (cli, g_variant_new_parsed ("{'vm': <%s>, 'address': <%s>, 'listening': <%^as>}",
-                                              r->name, r->address, (char **) shown->pdata),
-                   "Forwarding %s to %s (%s). Press Ctrl-C to stop.", joined, r->name, r->address);
+                                              r->name, guest_address, (char **) shown->pdata),
+                   "Forwarding %s to %s (%s). Press Ctrl-C to stop.", joined, r->name, guest_address);
     }
   serve (&s);
   if (s.background)

@@ -148,6 +148,7 @@ print_network_text (GVariant *info,
                     GVariant *taps)
 {
   const char *bridge = "", *subnet = "", *gateway = "", *uplink = "", *domain = "";
+  const char *subnet6 = NULL, *gateway6 = "-", *ipv6_off = NULL;
   g_autofree const char **dns = NULL;
   gboolean nat = FALSE;
   g_autofree char *dns_text = NULL;
@@ -162,12 +163,19 @@ print_network_text (GVariant *info,
   g_variant_lookup (info, "uplink", "&s", &uplink);
   g_variant_lookup (info, "domain", "&s", &domain);
   g_variant_lookup (info, "nat", "b", &nat);
+  g_variant_lookup (info, "subnet6", "&s", &subnet6);
+  g_variant_lookup (info, "gateway6", "&s", &gateway6);
+  g_variant_lookup (info, "ipv6-off", "&s", &ipv6_off);
   g_variant_lookup (info, "dns", "^a&s", &dns);
   dns_text = dns && dns[0] ? g_strjoinv (", ", (char **) dns) : g_strdup ("none found (guests get no DNS)");
 
   g_print ("Bridge:   %s\n", bridge);
   g_print ("Subnet:   %s\n", *subnet ? subnet : "not set up yet ('banger vm up' sets it up)");
   g_print ("Gateway:  %s\n", *gateway ? gateway : "-");
+  if (subnet6 != NULL)
+    g_print ("IPv6:     %s, gateway %s, NAT66 (nftables table ip6 banger)\n", subnet6, gateway6);
+  else
+    g_print ("IPv6:     off%s%s\n", ipv6_off ? ": " : "", ipv6_off ? ipv6_off : "");
   g_print ("Uplink:   %s\n", *uplink ? uplink : "-");
   g_print ("NAT:      %s\n", nat ? "on (nftables table ip banger)" : "off");
   g_print ("Names:    NAME.%s\n", domain);
@@ -175,16 +183,17 @@ print_network_text (GVariant *info,
   if (g_variant_n_children (taps) == 0)
     return;
 
-  table = bg_table_new ("TAP", "VM", "ADDRESS", "MAC", "STATE", NULL);
+  table = bg_table_new ("TAP", "VM", "ADDRESS", "IPV6", "MAC", "STATE", NULL);
   g_variant_iter_init (&iter, taps);
   while (g_variant_iter_loop (&iter, "(&s&sut&s@a{sv})", NULL, &name, NULL, NULL, &state, &details))
     {
-      const char *vm = "-", *address = "-", *mac = "-";
+      const char *vm = "-", *address = "-", *address6 = "-", *mac = "-";
 
       g_variant_lookup (details, "vm", "&s", &vm);
       g_variant_lookup (details, "address", "&s", &address);
+      g_variant_lookup (details, "address6", "&s", &address6);
       g_variant_lookup (details, "mac", "&s", &mac);
-      bg_table_add_row (table, name, vm, address, mac, state, NULL);
+      bg_table_add_row (table, name, vm, address, address6, mac, state, NULL);
     }
   g_print ("\n");
   bg_table_print (table);

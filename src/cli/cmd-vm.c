@@ -75,7 +75,7 @@ cmd_ls (BgCli *cli, int argc, char **argv, GError **error)
     }
 
   {
-    g_autoptr(BgTable) table = bg_table_new ("NAME", "STATE", "ADDRESS", "IMAGE", "CPUS",
+    g_autoptr(BgTable) table = bg_table_new ("NAME", "STATE", "ADDRESS", "IPV6", "IMAGE", "CPUS",
                                              "MEMORY", "UPTIME", NULL);
     for (guint i = 0; i < records->len; i++)
       {
@@ -85,7 +85,7 @@ cmd_ls (BgCli *cli, int argc, char **argv, GError **error)
         g_autofree char *up = bg_cli_format_age (r->state == BG_VM_RUNNING ? r->started_at : 0);
 
         bg_table_add_row (table, r->name, bg_vm_state_to_string (r->state), r->address ? r->address : "-",
-                          r->image ? r->image : "-", cpus, mem, up, NULL);
+                          r->address6 ? r->address6 : "-", r->image ? r->image : "-", cpus, mem, up, NULL);
       }
     bg_table_print (table);
   }
@@ -130,6 +130,7 @@ cmd_show (BgCli *cli, int argc, char **argv, GError **error)
     g_print ("Memory:    %s\n", mem);
     g_print ("Disk:      %s%s%s\n", disk, r->disk_reason ? ", " : "", r->disk_reason ? r->disk_reason : "");
     g_print ("Address:   %s\n", r->address ? r->address : "-");
+    g_print ("IPv6:      %s\n", r->address6 ? r->address6 : "-");
     g_print ("MAC:       %s\n", r->mac ? r->mac : "-");
     g_print ("Tap:       %s\n", r->tap ? r->tap : "-");
     g_print ("Created:   %s\n", created);

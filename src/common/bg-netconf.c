@@ -8,6 +8,8 @@
  */
 #include <arpa/inet.h>
 #include <linux/if.h>
+#include <stdio.h>
+#include <sys/random.h>
 
 #include "bg-error.h"
 #include "bg-names.h"
@@ -136,6 +138,93 @@ bg_ip_parse (const char *text,
   return TRUE;
 }
 
+/* A /64 with no host bits, written with its prefix: subnet6= of
+ * network.conf, and what the mechanism keeps of the one it chose. */
+gboolean
+bg_net_parse_subnet6 (const char  *text,
+                      guint8       network[16],
+                      GError     **error)
+{
+  g_auto(GStrv) parts = g_strsplit (text, "/", 2);
+  guint8 a[16];
+
+  if (g_strv_length (parts) != 2 || !bg_ip6_parse (parts[0], a) || !g_str_equal (parts[1], "64"))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                   "subnet6: \"%s\" is not an IPv6 /64 like fd12:3456:789a::/64 (or auto, or off)", text);
+      return FALSE;
+    }
+  for (guint i = 8; i < 16; i++)
+    if (a[i] != 0)
+      {
+        g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "subnet6: \"%s\" has host bits set", text);
+        return FALSE;
+      }
+  memcpy (network, a, 16);
+  return TRUE;
+}
+
+/* RFC 4193: fd00::/8, a random 40-bit global ID, subnet ID 0. */
+void
+bg_net_ula_random (guint8 network[16])
+{
+  memset (network, 0, 16);
+  network[0] = 0xfd;
+  if (getrandom (network + 1, 5, 0) != 5)
+    for (guint i = 1; i < 6; i++)
+      network[i] = g_random_int_range (0, 256);
+}
+
+char *
+bg_ip6_format (const guint8 address[16])
+{
+  char buf[INET6_ADDRSTRLEN];
+
+  return g_strdup (inet_ntop (AF_INET6, address, buf, sizeof buf));
+}
+
+gboolean
+bg_ip6_parse (const char *text,
+              guint8      address[16])
+{
+  return text != NULL && inet_pton (AF_INET6, text, address) == 1;
+}
+
+/* The address @host of the /64: a VM's is its IPv4 address's offset in
+ * the IPv4 subnet, so the two stay paired (.1 and ::1 the bridge's). */
+char *
+bg_net_ip6_host (const guint8 network[16],
+                 guint32      host)
+{
+  guint8 a[16];
+  guint32 be = htonl (host);
+
+  memcpy (a, network, 8);
+  memset (a + 8, 0, 4);
+  memcpy (a + 12, &be, 4);
+  return bg_ip6_format (a);
+}
+
+/* fe80::/64 with the MAC's modified EUI-64 (RFC 4291, appendix A): the
+ * link-local address a guest's kernel makes unless told otherwise. */
+char *
+bg_net_link_local (const char *mac)
+{
+  guint8 m[6], a[16] = { 0xfe, 0x80 };
+
+  if (mac == NULL || sscanf (mac, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6)
+    return NULL;
+  a[8] = m[0] ^ 0x02;
+  a[9] = m[1];
+  a[10] = m[2];
+  a[11] = 0xff;
+  a[12] = 0xfe;
+  a[13] = m[3];
+  a[14] = m[4];
+  a[15] = m[5];
+  return bg_ip6_format (a);
+}
+
 void
 bg_net_config_free (BgNetConfig *c)
 {
@@ -168,6 +257,7 @@ bg_net_config_load (const char  *config_dir,
   g_autofree char *subnet = NULL;
   g_autofree char *dns = NULL;
   g_autofree char *isolate = NULL;
+  g_autofree char *subnet6 = NULL;
 
   c->path = g_build_filename (config_dir, "network.conf", NULL);
   if (!g_key_file_load_from_file (kf, c->path, G_KEY_FILE_NONE, &local) &&
@@ -183,6 +273,7 @@ bg_net_config_load (const char  *config_dir,
   c->uplink = get_value (kf, "uplink");
   dns = get_value (kf, "dns");
   isolate = get_value (kf, "isolate-users");
+  subnet6 = get_value (kf, "subnet6");
 
   if (*c->bridge == '\0')
     g_free (c->bridge), c->bridge = g_strdup (DEFAULT_BRIDGE);
@@ -245,6 +336,16 @@ bg_net_config_load (const char  *config_dir,
     {
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "%s: isolate-users: \"%s\" is not true or false", c->path,
                    isolate);
+      return NULL;
+    }
+
+  if (*subnet6 == '\0' || g_str_equal (subnet6, "auto"))
+    c->subnet6_auto = TRUE;
+  else if (g_str_equal (subnet6, "off"))
+    c->ipv6_off = TRUE;
+  else if (!bg_net_parse_subnet6 (subnet6, c->subnet6, error))
+    {
+      g_prefix_error (error, "%s: ", c->path);
       return NULL;
     }
 

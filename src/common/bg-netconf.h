@@ -20,6 +20,9 @@ struct _BgNetConfig {
   char     *uplink;      /* NULL: the default route's interface */
   char    **dns;         /* NULL: from the host's resolv.conf */
   gboolean  isolate;     /* drop frames between different users' VMs */
+  gboolean  ipv6_off;    /* subnet6=off: IPv4 only */
+  gboolean  subnet6_auto;/* a ULA /64 chosen once per host (the default) */
+  guint8    subnet6[16]; /* subnet6=PREFIX/64, when neither */
 };
 
 BgNetConfig *bg_net_config_load       (const char   *config_dir,
@@ -45,6 +48,19 @@ gboolean     bg_net_parse_subnet      (const char   *text,
 char        *bg_ip_format             (guint32       host_order);
 gboolean     bg_ip_parse              (const char   *text,
                                        guint32      *host_order);
+
+/* IPv6: a /64 for the bridge, an address of it derived from an IPv4
+ * one, and the EUI-64 link-local address a MAC makes. */
+gboolean     bg_net_parse_subnet6     (const char   *text,
+                                       guint8        network[16],
+                                       GError      **error);
+void         bg_net_ula_random        (guint8        network[16]);
+char        *bg_ip6_format            (const guint8  address[16]);
+gboolean     bg_ip6_parse             (const char   *text,
+                                       guint8        address[16]);
+char        *bg_net_ip6_host          (const guint8  network[16],
+                                       guint32       host);
+char        *bg_net_link_local        (const char   *mac);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgNetConfig, bg_net_config_free)
 

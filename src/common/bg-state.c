@@ -90,6 +90,8 @@ bg_vm_record_free (BgVmRecord *record)
   g_free (record->tap);
   g_free (record->address);
   g_free (record->gateway);
+  g_free (record->address6);
+  g_free (record->gateway6);
   g_free (record->mac);
   g_free (record->api_socket);
   g_free (record->vsock_socket);
@@ -141,6 +143,8 @@ bg_vm_record_to_json (const BgVmRecord *r)
   add_string (b, "tap", r->tap);
   add_string (b, "address", r->address);
   add_string (b, "gateway", r->gateway);
+  add_string (b, "address6", r->address6);
+  add_string (b, "gateway6", r->gateway6);
   add_int (b, "prefix", r->prefix);
   add_string (b, "mac", r->mac);
   add_int (b, "cid", r->cid);
@@ -303,6 +307,8 @@ bg_vm_record_from_json (JsonNode    *node,
   STR ("tap", FALSE, tap);
   STR ("address", FALSE, address);
   STR ("gateway", FALSE, gateway);
+  STR ("address6", FALSE, address6);
+  STR ("gateway6", FALSE, gateway6);
   INT ("prefix", 0, 32, prefix);
   STR ("mac", FALSE, mac);
   INT ("cid", 0, G_MAXUINT32, cid);

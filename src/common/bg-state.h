@@ -36,6 +36,8 @@ typedef struct {
   char    *tap;
   char    *address;
   char    *gateway;
+  char    *address6;       /* NULL: the network had no IPv6 (a /64) */
+  char    *gateway6;
   guint    prefix;
   char    *mac;
   guint    cid;

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
+#include <linux/if_addr.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/route.h>
@@ -148,6 +149,56 @@ ipv4 (guint32 host_order,
   return a;
 }
 
+/* The IPv6 address and default route, when the drive gives them. No
+ * duplicate address detection: the mechanism gave this address to this
+ * VM alone, and DAD would leave it unusable for the first second. */
+static gboolean
+apply_network6 (struct nl_sock       *sk,
+                const BgSeed         *s,
+                int                   ifindex,
+                const char           *name,
+                GError              **error)
+{
+  g_autoptr(nl_addr_t) local = nl_addr_build (AF_INET6, s->address6, 16);
+  struct rtnl_addr *addr = rtnl_addr_alloc ();
+  char text[INET6_ADDRSTRLEN], via[INET6_ADDRSTRLEN] = "(none)";
+  int err;
+
+  nl_addr_set_prefixlen (local, s->prefix6);
+  rtnl_addr_set_ifindex (addr, ifindex);
+  rtnl_addr_set_local (addr, local);
+  rtnl_addr_set_prefixlen (addr, s->prefix6);
+  rtnl_addr_set_flags (addr, IFA_F_NODAD);
+  err = rtnl_addr_add (sk, addr, NLM_F_REPLACE);
+  rtnl_addr_put (addr);
+  if (err < 0)
+    return nl_fail (error, err, "cannot give an IPv6 address to", name);
+  if (s->has_gateway6)
+    {
+      g_autoptr(nl_addr_t) dst = nl_addr_build (AF_INET6, (guint8[16]) { 0 }, 16);
+      g_autoptr(nl_addr_t) gw = nl_addr_build (AF_INET6, s->gateway6, 16);
+      struct rtnl_route *r = rtnl_route_alloc ();
+      struct rtnl_nexthop *nh = rtnl_route_nh_alloc ();
+
+      nl_addr_set_prefixlen (dst, 0);
+      rtnl_route_set_family (r, AF_INET6);
+      rtnl_route_set_table (r, RT_TABLE_MAIN);
+      rtnl_route_set_protocol (r, RTPROT_STATIC);
+      rtnl_route_set_dst (r, dst);
+      rtnl_route_nh_set_ifindex (nh, ifindex);
+      rtnl_route_nh_set_gateway (nh, gw);
+      rtnl_route_add_nexthop (r, nh);
+      err = rtnl_route_add (sk, r, NLM_F_CREATE | NLM_F_REPLACE);
+      rtnl_route_put (r);
+      if (err < 0)
+        return nl_fail (error, err, "cannot add the IPv6 default route via", name);
+      inet_ntop (AF_INET6, s->gateway6, via, sizeof via);
+    }
+  g_print ("network: %s %s/%u via %s\n", name, inet_ntop (AF_INET6, s->address6, text, sizeof text), s->prefix6,
+           via);
+  return TRUE;
+}
+
 static rtnl_link_t *
 link_by_mac (struct nl_sock *sk,
              const char     *mac,
@@ -270,6 +321,13 @@ apply_network (const BgSeed         *s,
     g_autofree char *as = g_strdup (inet_ntoa (a));
     g_print ("network: %s %s/%u via %s\n", name, as, s->prefix, s->gateway ? inet_ntoa (g) : "(none)");
   }
+  /* A guest kernel without IPv6 still gets its IPv4 network. */
+  if (s->has_address6)
+    {
+      g_autoptr(GError) local = NULL;
+      if (!apply_network6 (sk, s, ifindex, name, &local))
+        g_printerr ("banger-guest-setup: %s; the VM has IPv4 only\n", local->message);
+    }
   return TRUE;
 }
 

@@ -250,6 +250,40 @@ parse_cidr (const char *s,
 }
 
 static gboolean
+parse_cidr6 (const char *s,
+             guint8      address[16],
+             guint      *prefix)
+{
+  g_auto(GStrv) parts = g_strsplit (s, "/", 2);
+  guint64 p;
+
+  if (parts[1] == NULL || inet_pton (AF_INET6, parts[0], address) != 1 ||
+      !g_ascii_string_to_unsigned (parts[1], 10, 1, 128, &p, NULL))
+    return FALSE;
+  *prefix = p;
+  return TRUE;
+}
+
+/* One IPv4 address, and at most one IPv6 address, each with its prefix. */
+static gboolean
+parse_addresses (BgSeed      *s,
+                 char       **addresses)
+{
+  gboolean v4 = FALSE;
+
+  for (guint i = 0; addresses[i]; i++)
+    {
+      if (!v4 && parse_cidr (addresses[i], &s->address, &s->prefix))
+        v4 = TRUE;
+      else if (!s->has_address6 && parse_cidr6 (addresses[i], s->address6, &s->prefix6))
+        s->has_address6 = TRUE;
+      else
+        return FALSE;
+    }
+  return v4;
+}
+
+static gboolean
 parse_meta_data (BgSeed      *s,
                  const char  *text,
                  GError     **error)
@@ -417,10 +451,12 @@ parse_network (BgSeed      *s,
 
   if (!get_strv (eth, "network-config", where, "addresses", &addresses, error))
     return FALSE;
-  if (g_strv_length (addresses) != 1 || !parse_cidr (addresses[0], &s->address, &s->prefix))
+  if (!parse_addresses (s, addresses))
     {
       g_autofree char *field = g_strdup_printf ("%s.addresses", where);
-      return invalid (error, "network-config", field, "expected one IPv4 address with its prefix (a.b.c.d/n)");
+      return invalid (error, "network-config", field,
+                      "expected one IPv4 address with its prefix (a.b.c.d/n) and at most one IPv6 address "
+                      "with its prefix");
     }
 
   /* The default route, as "routes" (what banger writes) or "gateway4". */
@@ -442,8 +478,15 @@ parse_network (BgSeed      *s,
           if (!get_string (r, "network-config", rwhere, "to", TRUE, FALSE, &to, error) ||
               !get_string (r, "network-config", rwhere, "via", TRUE, FALSE, &via, error))
             return FALSE;
+          if (g_str_equal (to, "::/0"))
+            {
+              if (inet_pton (AF_INET6, via, s->gateway6) != 1)
+                return invalid (error, "network-config", rwhere, "via is not an IPv6 address");
+              s->has_gateway6 = TRUE;
+              continue;
+            }
           if (!g_str_equal (to, "0.0.0.0/0") && !g_str_equal (to, "default"))
-            return invalid (error, "network-config", rwhere, "only the default route is supported");
+            return invalid (error, "network-config", rwhere, "only the default routes (0.0.0.0/0, ::/0) are supported");
           if (!parse_ipv4 (via, &s->gateway))
             return invalid (error, "network-config", rwhere, "via is not an IPv4 address");
         }

@@ -35,6 +35,11 @@ typedef struct {
   guint32    address;   /* host order */
   guint      prefix;
   guint32    gateway;   /* default route's next hop, host order; 0 if none */
+  gboolean   has_address6;
+  guint8     address6[16];
+  guint      prefix6;
+  gboolean   has_gateway6;
+  guint8     gateway6[16];  /* the IPv6 default route's next hop */
   char     **dns;
   char     **search;
 } BgSeed;

@@ -1,7 +1,8 @@
 /* hosts.c: <run-dir>/hosts, "ADDRESS NAME.DOMAIN OWNER-UID" for every
- * ready tap, rewritten whole (atomically) from the registry whenever a
- * tap comes or goes. Only the mechanism writes it; libnss_banger reads
- * it, and answers a name only to its owner (and root). */
+ * ready tap (a second line, same owner, for its IPv6 address), rewritten
+ * whole (atomically) from the registry whenever a tap comes or goes. Only
+ * the mechanism writes it; libnss_banger reads it, and answers a name
+ * (either family) only to its owner (and root). */
 #include <glib/gstdio.h>
 
 #include "bg-file.h"
@@ -24,8 +25,13 @@ bg_hosts_write (const char  *run_dir,
       const char *vm = bg_resource_get_string (r, "vm");
       const char *domain = bg_resource_get_string (r, "domain");
 
-      if (r->state == BG_RESOURCE_READY && ip && vm && domain)
-        g_string_append_printf (text, "%s %s.%s %u\n", ip, vm, domain, (guint) r->owner);
+      const char *ip6 = bg_resource_get_string (r, "address6");
+
+      if (r->state != BG_RESOURCE_READY || ip == NULL || vm == NULL || domain == NULL)
+        continue;
+      g_string_append_printf (text, "%s %s.%s %u\n", ip, vm, domain, (guint) r->owner);
+      if (ip6 != NULL)
+        g_string_append_printf (text, "%s %s.%s %u\n", ip6, vm, domain, (guint) r->owner);
     }
   /* World-readable: every process's resolver reads it. */
   return bg_file_replace (path, text->str, text->len, 0644, error);

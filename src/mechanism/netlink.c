@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/ethtool.h>
 #include <linux/if.h>
+#include <linux/if_addr.h>
 #include <linux/ip.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
@@ -339,6 +340,69 @@ bg_nl_add_address (BgNlSock  *sk,
   rtnl_addr_put (addr);
   if (err < 0 && err != -NLE_EXIST)
     return nl_fail (error, err, "cannot add the gateway address to the bridge");
+  return TRUE;
+}
+
+typedef struct {
+  int           ifindex;
+  const guint8 *want;
+  gboolean      found;
+} Addr6Search;
+
+static void
+addr6_match (struct nl_object *obj,
+             void             *data)
+{
+  Addr6Search *s = data;
+  struct rtnl_addr *a = (struct rtnl_addr *) obj;
+  struct nl_addr *local = rtnl_addr_get_local (a);
+
+  if (rtnl_addr_get_ifindex (a) == s->ifindex && rtnl_addr_get_family (a) == AF_INET6 && local != NULL &&
+      rtnl_addr_get_prefixlen (a) == 64 && nl_addr_get_len (local) == 16 &&
+      memcmp (nl_addr_get_binary_addr (local), s->want, 16) == 0)
+    s->found = TRUE;
+}
+
+/* Whether @ifindex holds @address/64. */
+gboolean
+bg_nl_has_address6 (BgNlSock     *sk,
+                    int           ifindex,
+                    const guint8  address[16])
+{
+  struct nl_cache *cache = NULL;
+  Addr6Search s = { ifindex, address, FALSE };
+
+  if (rtnl_addr_alloc_cache (sk, &cache) < 0)
+    return FALSE;
+  nl_cache_foreach (cache, addr6_match, &s);
+  nl_cache_free (cache);
+  return s.found;
+}
+
+/* @address/64 on @ifindex, without duplicate address detection: the
+ * bridge's own /64 has no other holder of ::1, and DAD would keep the
+ * address tentative (unusable) for a second, or for as long as the
+ * bridge has no port up. */
+gboolean
+bg_nl_add_address6 (BgNlSock      *sk,
+                    int            ifindex,
+                    const guint8   address[16],
+                    GError       **error)
+{
+  struct rtnl_addr *addr = rtnl_addr_alloc ();
+  struct nl_addr *local = nl_addr_build (AF_INET6, address, 16);
+  int err;
+
+  nl_addr_set_prefixlen (local, 64);
+  rtnl_addr_set_ifindex (addr, ifindex);
+  rtnl_addr_set_local (addr, local);
+  rtnl_addr_set_prefixlen (addr, 64);
+  rtnl_addr_set_flags (addr, IFA_F_NODAD);
+  err = rtnl_addr_add (sk, addr, 0);
+  nl_addr_put (local);
+  rtnl_addr_put (addr);
+  if (err < 0 && err != -NLE_EXIST)
+    return nl_fail (error, err, "cannot add the IPv6 gateway address to the bridge");
   return TRUE;
 }
 

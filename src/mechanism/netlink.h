@@ -48,6 +48,13 @@ gboolean  bg_nl_add_address       (BgNlSock      *sk,
                                    guint32        address,
                                    guint          prefix,
                                    GError       **error);
+gboolean  bg_nl_has_address6      (BgNlSock      *sk,
+                                   int            ifindex,
+                                   const guint8   address[16]);
+gboolean  bg_nl_add_address6      (BgNlSock      *sk,
+                                   int            ifindex,
+                                   const guint8   address[16],
+                                   GError       **error);
 
 /* What the kernel says of a link, by name (bg_nl_links). */
 typedef struct {

@@ -21,6 +21,7 @@
 #include "daemon.h"
 #include "hosts.h"
 #include "bg-netconf.h"
+#include "ipv6.h"
 #include "netlink.h"
 #include "network.h"
 #include "nft.h"
@@ -38,6 +39,9 @@ bg_net_state_free (BgNetState *s)
   g_free (s->uplink);
   g_strfreev (s->dns);
   g_free (s->domain);
+  g_free (s->subnet6_text);
+  g_free (s->gateway6);
+  g_free (s->ipv6_off);
   g_free (s);
 }
 
@@ -55,6 +59,14 @@ bg_net_state_to_variant (BgNetState *s)
   g_variant_builder_add (&b, "{sv}", "domain", g_variant_new_string (s->domain));
   g_variant_builder_add (&b, "{sv}", "dns", g_variant_new_strv ((const char * const *) s->dns, -1));
   g_variant_builder_add (&b, "{sv}", "nat", g_variant_new_boolean (s->nat));
+  g_variant_builder_add (&b, "{sv}", "ipv6", g_variant_new_boolean (s->ipv6));
+  if (s->ipv6)
+    {
+      g_variant_builder_add (&b, "{sv}", "subnet6", g_variant_new_string (s->subnet6_text));
+      g_variant_builder_add (&b, "{sv}", "gateway6", g_variant_new_string (s->gateway6));
+    }
+  else if (s->ipv6_off != NULL)
+    g_variant_builder_add (&b, "{sv}", "ipv6-off", g_variant_new_string (s->ipv6_off));
   return g_variant_builder_end (&b);
 }
 
@@ -80,6 +92,18 @@ net_state_set_subnet (BgNetState *s,
   s->prefix = prefix;
   s->subnet_text = g_strdup_printf ("%s/%u", ip, prefix);
   s->gateway = bg_ip_format (net + 1);
+}
+
+static void
+net_state_set_subnet6 (BgNetState   *s,
+                       const guint8  net[16])
+{
+  g_autofree char *ip = bg_ip6_format (net);
+
+  s->ipv6 = TRUE;
+  memcpy (s->subnet6, net, 16);
+  s->subnet6_text = g_strdup_printf ("%s/64", ip);
+  s->gateway6 = bg_net_ip6_host (net, 1);
 }
 
 /* The bridge's record: the subnet it was made with. */
@@ -116,18 +140,24 @@ bg_network_inspect (BgNetwork  *network,
   r = bg_registry_lookup (network->registry, "bridge", c->bridge);
   if (r != NULL)
     {
+      const char *subnet6 = bg_resource_get_string (r, "subnet6");
+      guint8 net6[16];
       guint32 net;
       guint prefix;
 
+      if (subnet6 != NULL && bg_net_parse_subnet6 (subnet6, net6, NULL))
+        net_state_set_subnet6 (s, net6);
       if (record_subnet (r, &net, &prefix, NULL))
         {
           net_state_set_subnet (s, net, prefix);
-          s->nat = bg_nft_in_place (network->nft, s->bridge, s->subnet_text);
+          s->nat = bg_nft_in_place (network->nft, s->bridge, s->subnet_text, s->subnet6_text);
         }
       s->uplink = g_strdup (bg_resource_get_string (r, "uplink"));
     }
   else if (!c->subnet_auto)
     net_state_set_subnet (s, c->subnet, c->prefix);
+  if (!s->ipv6)
+    s->ipv6_off = bg_ipv6_off_reason (c, r != NULL ? c->bridge : "default");
   return g_steal_pointer (&s);
 }
 
@@ -187,6 +217,52 @@ adopt_bridge (BgNetwork    *network,
   g_variant_builder_add (&b, "{sv}", "subnet", g_variant_new_take_string (bg_ip_format (net)));
   g_variant_builder_add (&b, "{sv}", "prefix", g_variant_new_uint32 (prefix));
   return bg_registry_add (network->registry, "bridge", c->bridge, 0, g_variant_builder_end (&b), error);
+}
+
+/* The IPv6 half, where the host has IPv6 and network.conf wants it: the
+ * bridge holds ::1 of the /64, and the host forwards IPv6 without
+ * losing the router advertisements its uplink lives on (ipv6.c). A
+ * network.conf that moves the /64 while taps hold addresses of the old
+ * one is refused, as for IPv4. The kernel refusing a step leaves the
+ * VMs IPv4 only, saying why, rather than without a network. */
+static gboolean
+ensure_ipv6 (BgNetwork    *network,
+             BgNlSock     *sk,
+             BgNetConfig  *c,
+             BgResource   *r,
+             BgNetState   *s,
+             int           ifindex,
+             GError      **error)
+{
+  const char *recorded = bg_resource_get_string (r, "subnet6");
+  g_autoptr(GError) local = NULL;
+  guint8 net6[16], gateway6[16];
+
+  s->ipv6_off = bg_ipv6_off_reason (c, c->bridge);
+  if (s->ipv6_off != NULL)
+    return TRUE;
+  if (!bg_ipv6_load_prefix (c, bg_daemon_get_state_dir (network->daemon), net6, error))
+    return FALSE;
+  net_state_set_subnet6 (s, net6);
+  if (recorded != NULL && g_strcmp0 (recorded, s->subnet6_text) != 0 && bg_registry_count (network->registry, "tap") > 0)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_BUSY,
+                   "subnet6: network.conf changed the IPv6 subnet while VMs still use %s; remove them first",
+                   recorded);
+      return FALSE;
+    }
+  memcpy (gateway6, net6, 16);
+  gateway6[15] = 1;
+  if ((!bg_nl_has_address6 (sk, ifindex, gateway6) && !bg_nl_add_address6 (sk, ifindex, gateway6, &local)) ||
+      !bg_ipv6_enable_forwarding (s->uplink, &local))
+    {
+      g_warning ("VMs get IPv4 only: %s", local->message);
+      s->ipv6 = FALSE;
+      g_clear_pointer (&s->subnet6_text, g_free);
+      g_clear_pointer (&s->gateway6, g_free);
+      s->ipv6_off = g_strdup_printf ("cannot set IPv6 up: %s", local->message);
+    }
+  return TRUE;
 }
 
 /* Idempotent: when everything is in place it only reads. */
@@ -290,7 +366,11 @@ bg_network_ensure (BgNetwork  *network,
   if (s->uplink != NULL && !bg_nl_link_enable_forwarding (sk, s->uplink, error))
     goto rollback;
 
-  if (!bg_nft_in_place (network->nft, s->bridge, s->subnet_text) && !bg_nft_apply (network->nft, s->bridge, s->subnet_text, error))
+  if (!ensure_ipv6 (network, sk, c, r, s, ifindex, error))
+    goto rollback;
+
+  if (!bg_nft_in_place (network->nft, s->bridge, s->subnet_text, s->subnet6_text) &&
+      !bg_nft_apply (network->nft, s->bridge, s->subnet_text, s->subnet6_text, error))
     goto rollback;
   s->nat = TRUE;
 
@@ -298,13 +378,16 @@ bg_network_ensure (BgNetwork  *network,
   if (!bg_network_apply_ports (network, error) || !bg_network_repair_taps (network, sk, ifindex, error))
     goto rollback;
 
-  if (r->state != BG_RESOURCE_READY || g_strcmp0 (bg_resource_get_string (r, "uplink"), s->uplink) != 0)
+  if (r->state != BG_RESOURCE_READY || g_strcmp0 (bg_resource_get_string (r, "uplink"), s->uplink) != 0 ||
+      g_strcmp0 (bg_resource_get_string (r, "subnet6"), s->subnet6_text) != 0)
     {
       GVariantBuilder b;
       g_variant_builder_init (&b, G_VARIANT_TYPE ("a{sv}"));
       g_variant_builder_add (&b, "{sv}", "subnet", g_variant_new_take_string (bg_ip_format (s->subnet)));
       g_variant_builder_add (&b, "{sv}", "prefix", g_variant_new_uint32 (s->prefix));
       g_variant_builder_add (&b, "{sv}", "uplink", g_variant_new_string (s->uplink ? s->uplink : ""));
+      if (s->ipv6)
+        g_variant_builder_add (&b, "{sv}", "subnet6", g_variant_new_string (s->subnet6_text));
       if (!bg_registry_set_details (registry, r, g_variant_builder_end (&b), error) ||
           !bg_registry_set_state (registry, r, BG_RESOURCE_READY, error))
         goto rollback;
@@ -475,7 +558,8 @@ bg_network_apply_ports (BgNetwork  *network,
     {
       BgResource *t = taps->pdata[i];
       g_autoptr(GVariant) orphan = g_variant_lookup_value (t->details, "orphan", NULL);
-      BgNftPort p = { t->name, bg_resource_get_string (t, "mac"), bg_resource_get_string (t, "address"), t->owner };
+      BgNftPort p = { t->name, bg_resource_get_string (t, "mac"), bg_resource_get_string (t, "address"),
+                      bg_resource_get_string (t, "address6"), t->owner };
 
       if (t->state == BG_RESOURCE_READY && orphan == NULL && p.mac != NULL && p.address != NULL)
         g_array_append_val (ports, p);
@@ -601,6 +685,12 @@ bg_network_create_tap (BgNetwork    *network,
   g_variant_builder_add (&b, "{sv}", "mac", g_variant_new_string (mac));
   g_variant_builder_add (&b, "{sv}", "bridge", g_variant_new_string (s->bridge));
   g_variant_builder_add (&b, "{sv}", "domain", g_variant_new_string (s->domain));
+  if (s->ipv6)
+    {
+      g_variant_builder_add (&b, "{sv}", "address6", g_variant_new_take_string (bg_net_ip6_host (s->subnet6, ip - s->subnet)));
+      g_variant_builder_add (&b, "{sv}", "gateway6", g_variant_new_string (s->gateway6));
+      g_variant_builder_add (&b, "{sv}", "prefix6", g_variant_new_uint32 (64));
+    }
 
   /* A leftover from a crash that is still in the registry as "creating"
    * was handled at start-up; one that is only in the kernel is removed. */

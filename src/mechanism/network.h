@@ -26,6 +26,11 @@ struct _BgNetState {
   char    **dns;
   char     *domain;
   gboolean  nat;
+  gboolean  ipv6;         /* the VMs have IPv6 (subnet6, gateway6) */
+  guint8    subnet6[16];
+  char     *subnet6_text;
+  char     *gateway6;
+  char     *ipv6_off;     /* why not, when not */
 };
 
 BgNetwork  *bg_network_new          (BgDaemon     *daemon);

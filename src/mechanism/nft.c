@@ -3,19 +3,25 @@
  * the host's own rules are never touched, and teardown is dropping that
  * one table. The table carries a comment naming the bridge and subnet it
  * was made for, so "in place" means "in place for this network", and a
- * flushed or stale table is simply made again.
+ * flushed or stale table is simply made again. IPv6 has a table of its
+ * own (`ip6 banger`, NAT66 to the uplink's address), made and dropped
+ * with the IPv4 one.
  *
  * On the bridge itself (`bridge banger`): a tap may only send frames as
- * its VM (its MAC, and for IPv4 and ARP its address); a `bg-` port not
- * (yet) listed sends nothing; and, unless network.conf allows it, frames
- * between taps of different owners are dropped, bridged (forward) or
- * routed by the host (output: a frame from one VM's address leaving
- * through another owner's tap).
+ * its VM (its MAC, and for IPv4, ARP and IPv6 its address; for IPv6 also
+ * its link-local address, and neighbour advertisements only for those;
+ * never a router advertisement, a redirect or a DHCPv6 server's
+ * message); a `bg-` port not (yet) listed sends nothing; and, unless
+ * network.conf allows it, frames between taps of different owners are
+ * dropped, bridged (forward) or routed by the host (output: a frame from
+ * one VM's IPv4 or IPv6 address leaving through another owner's tap).
  *
- * The host's own connections to VMs (`ip banger`, output): a process
- * reaches a VM's address only as the VM's owner or root (`meta skuid`,
- * the set `owners` kept with the taps); replies to what a VM opened
- * pass. */
+ * The host's own connections to VMs (`ip banger` and `ip6 banger`,
+ * output): a process reaches a VM's addresses (IPv4; IPv6, and the
+ * link-local address its MAC makes) only as the VM's owner or root
+ * (`meta skuid`, the sets `owners` kept with the taps); replies to what a
+ * VM opened pass, and so does the kernel's own neighbour discovery and
+ * MLD, which carry no user's connection. */
 #include <nftables/libnftables.h>
 
 #include "bg-error.h"
@@ -86,19 +92,46 @@ marker (const char *bridge,
   return g_strdup_printf ("\"banger bridge=%s subnet=%s\"", bridge, subnet);
 }
 
-/* The table exists, is the one for this bridge and subnet, and still has
- * its masquerade rule (a flush keeps a table's comment, not its rules). */
+static char *
+marker6 (const char *bridge,
+         const char *subnet6)
+{
+  return g_strdup_printf ("\"banger bridge=%s subnet6=%s\"", bridge, subnet6);
+}
+
+static gboolean
+table_in_place (BgNft      *nft,
+                const char *family,
+                const char *want,
+                const char *also)
+{
+  g_autofree char *out = NULL;
+  g_autofree char *cmd = g_strdup_printf ("list table %s " NFT_TABLE, family);
+
+  if (!nft_run (nft, cmd, &out, NULL))
+    return FALSE;
+  return strstr (out, want) != NULL && strstr (out, "masquerade") != NULL &&
+         (also == NULL || strstr (out, also) != NULL);
+}
+
+/* The tables exist, are the ones for this bridge and subnets (@subnet6
+ * NULL: no IPv6 table), and still have their masquerade rules (a flush
+ * keeps a table's comment, not its rules). */
 gboolean
 bg_nft_in_place (BgNft      *nft,
                  const char *bridge,
-                 const char *subnet)
+                 const char *subnet,
+                 const char *subnet6)
 {
-  g_autofree char *out = NULL;
   g_autofree char *want = marker (bridge, subnet);
+  g_autofree char *want6 = subnet6 ? marker6 (bridge, subnet6) : NULL;
 
-  if (!nft_run (nft, "list table ip " NFT_TABLE, &out, NULL))
+  /* A table from before the owners' output chain is made again. */
+  if (!table_in_place (nft, "ip", want, "@owners"))
     return FALSE;
-  return strstr (out, want) != NULL && strstr (out, "masquerade") != NULL && strstr (out, "@owners") != NULL;
+  if (subnet6 == NULL)
+    return !nft_run (nft, "list table ip6 " NFT_TABLE, NULL, NULL);
+  return table_in_place (nft, "ip6", want6, "@owners");
 }
 
 /* The subnet banger's table says it was made for, if it names @bridge:
@@ -126,10 +159,13 @@ gboolean
 bg_nft_apply (BgNft       *nft,
               const char  *bridge,
               const char  *subnet,
+              const char  *subnet6,
               GError     **error)
 {
   g_autofree char *comment = marker (bridge, subnet);
-  g_autofree char *script = g_strdup_printf (
+  g_autoptr(GString) script = g_string_new (NULL);
+
+  g_string_append_printf (script,
       "add table ip " NFT_TABLE "\n"
       "delete table ip " NFT_TABLE "\n"
       "table ip " NFT_TABLE " {\n"
@@ -158,8 +194,47 @@ bg_nft_apply (BgNft       *nft,
       "  }\n"
       "}\n",
       comment, subnet, bridge, bridge, bridge, bridge, bridge);
+  g_string_append (script, "add table ip6 " NFT_TABLE "\n"
+                           "delete table ip6 " NFT_TABLE "\n");
+  if (subnet6 != NULL)
+    {
+      g_autofree char *comment6 = marker6 (bridge, subnet6);
 
-  return nft_run (nft, script, NULL, error);
+      /* The same shape for IPv6: VMs out through the uplink's address
+       * (NAT66), replies back, nothing else in; host users reach only
+       * their own VMs. Neighbour discovery and MLD pass first: the
+       * kernel sends them for everyone's connections (and root's), and
+       * they open none (a user needs a raw socket to send them). */
+      g_string_append_printf (script,
+          "table ip6 " NFT_TABLE " {\n"
+          "  comment %s\n"
+          "  chain postrouting {\n"
+          "    type nat hook postrouting priority srcnat; policy accept;\n"
+          "    ip6 saddr %s oifname != \"%s\" masquerade\n"
+          "  }\n"
+          "  chain forward {\n"
+          "    type filter hook forward priority filter; policy accept;\n"
+          "    iifname \"%s\" accept\n"
+          "    oifname \"%s\" ct state established,related accept\n"
+          "    oifname \"%s\" drop\n"
+          "  }\n"
+          /* Filled by bg_nft_apply_ports, as the IPv4 one. */
+          "  set owners { typeof ip6 daddr . meta skuid; }\n"
+          "  chain output {\n"
+          "    type filter hook output priority filter; policy accept;\n"
+          "    oifname != \"%s\" accept\n"
+          "    icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert,"
+          " mld-listener-report, mld-listener-done, mld2-listener-report } accept\n"
+          "    ct state established,related accept\n"
+          "    meta skuid 0 accept\n"
+          "    ip6 daddr . meta skuid @owners accept\n"
+          "    meta l4proto tcp reject with tcp reset\n"
+          "    reject with icmpv6 type admin-prohibited\n"
+          "  }\n"
+          "}\n",
+          comment6, subnet6, bridge, bridge, bridge, bridge, bridge);
+    }
+  return nft_run (nft, script->str, NULL, error);
 }
 
 gboolean
@@ -167,6 +242,7 @@ bg_nft_remove (BgNft   *nft,
                GError **error)
 {
   return nft_run (nft, "add table ip " NFT_TABLE "\ndelete table ip " NFT_TABLE "\n"
+                  "add table ip6 " NFT_TABLE "\ndelete table ip6 " NFT_TABLE "\n"
                   "add table bridge " NFT_TABLE "\ndelete table bridge " NFT_TABLE "\n", NULL, error);
 }
 
@@ -182,11 +258,54 @@ add_elements (GString    *script,
   g_string_append (script, " }\n");
 }
 
+/* @address as the 128-bit integer a raw payload match compares with. */
+static void
+append_ip6_integer (GString    *out,
+                    const char *address)
+{
+  guint8 a[16];
+
+  if (!bg_ip6_parse (address, a))
+    return;
+  g_string_append (out, "0x");
+  for (guint i = 0; i < 16; i++)
+    g_string_append_printf (out, "%02x", a[i]);
+}
+
+/* What @port may send as over IPv6: its address (if the network has
+ * IPv6) and the link-local address its MAC makes, into @sources6 (by
+ * source address) and @targets (by the target of its neighbour
+ * advertisements, which nftables 1.0.6 reaches only as raw payload);
+ * the same addresses are its owner's to reach from the host (@owners6). */
+static void
+add_port6 (GString         *sources6,
+           GString         *targets,
+           GString         *macs,
+           GString         *owners6,
+           const BgNftPort *port)
+{
+  g_autofree char *ll = bg_net_link_local (port->mac);
+  const char *own[] = { ll, port->address6 };
+
+  g_string_append_printf (macs, "%s\"%s\" . %s", macs->len ? ", " : "", port->tap, port->mac);
+  for (guint k = 0; k < G_N_ELEMENTS (own); k++)
+    {
+      if (own[k] == NULL)
+        continue;
+      g_string_append_printf (sources6, "%s\"%s\" . %s . %s", sources6->len ? ", " : "", port->tap, port->mac,
+                              own[k]);
+      g_string_append_printf (targets, "%s\"%s\" . %s . ", targets->len ? ", " : "", port->tap, port->mac);
+      append_ip6_integer (targets, own[k]);
+      g_string_append_printf (owners6, "%s%s . %u", owners6->len ? ", " : "", own[k], (guint) port->owner);
+    }
+}
+
 /* Replaces the bridge table in one transaction, unless it is in place:
  * its comment is a digest of what it was made from, and a flush (which
  * keeps the comment) is seen by its last rule being gone. The owners of
- * the VMs' addresses in `ip banger` are written again every time, in the
- * same transaction (a table made again by bg_nft_apply starts empty).
+ * the VMs' addresses in `ip banger` and `ip6 banger` are written again
+ * every time, in the same transaction (a table made again by
+ * bg_nft_apply starts empty).
  * Names, MACs and addresses come from the registry, which only the
  * mechanism writes. */
 gboolean
@@ -199,10 +318,16 @@ bg_nft_apply_ports (BgNft           *nft,
   g_autoptr(GString) script = g_string_new (NULL);
   g_autoptr(GString) taps = g_string_new (NULL);
   g_autoptr(GString) sources = g_string_new (NULL);
+  g_autoptr(GString) sources6 = g_string_new (NULL);
+  g_autoptr(GString) targets = g_string_new (NULL);
+  g_autoptr(GString) macs = g_string_new (NULL);
   g_autoptr(GString) peers = g_string_new (NULL);
   g_autoptr(GString) addresses = g_string_new (NULL);
   g_autoptr(GString) routes = g_string_new (NULL);
+  g_autoptr(GString) addresses6 = g_string_new (NULL);
+  g_autoptr(GString) routes6 = g_string_new (NULL);
   g_autoptr(GString) owners = g_string_new (NULL);
+  g_autoptr(GString) owners6 = g_string_new (NULL);
 
   for (guint i = 0; i < n_ports; i++)
     {
@@ -212,6 +337,9 @@ bg_nft_apply_ports (BgNft           *nft,
       g_string_append_printf (sources, "%s\"%s\" . %s . %s", sep, ports[i].tap, ports[i].mac, ports[i].address);
       g_string_append_printf (addresses, "%s%s", sep, ports[i].address);
       g_string_append_printf (owners, "%s%s . %u", sep, ports[i].address, (guint) ports[i].owner);
+      if (ports[i].address6 != NULL)
+        g_string_append_printf (addresses6, "%s%s", addresses6->len ? ", " : "", ports[i].address6);
+      add_port6 (sources6, targets, macs, owners6, &ports[i]);
       for (guint j = 0; j < n_ports; j++)
         if (ports[j].owner == ports[i].owner)
           {
@@ -220,6 +348,9 @@ bg_nft_apply_ports (BgNft           *nft,
                                       ports[j].tap);
             g_string_append_printf (routes, "%s%s . \"%s\"", routes->len ? ", " : "", ports[i].address,
                                     ports[j].tap);
+            if (ports[i].address6 != NULL)
+              g_string_append_printf (routes6, "%s%s . \"%s\"", routes6->len ? ", " : "", ports[i].address6,
+                                      ports[j].tap);
           }
     }
 
@@ -228,8 +359,17 @@ bg_nft_apply_ports (BgNft           *nft,
                            "flush set ip " NFT_TABLE " owners\n");
   if (owners->len > 0)
     g_string_append_printf (script, "add element ip " NFT_TABLE " owners { %s }\n", owners->str);
+  /* The IPv6 table, with its output chain, is there only while the
+   * network has IPv6: bg_nft_apply made it or dropped it just before. */
+  if (nft_run (nft, "list set ip6 " NFT_TABLE " owners", NULL, NULL))
+    {
+      g_string_append (script, "flush set ip6 " NFT_TABLE " owners\n");
+      if (owners6->len > 0)
+        g_string_append_printf (script, "add element ip6 " NFT_TABLE " owners { %s }\n", owners6->str);
+    }
   {
-    g_autofree char *spec = g_strdup_printf ("%s|%s|%s|%d", taps->str, sources->str, peers->str, isolate);
+    g_autofree char *spec = g_strdup_printf ("%s|%s|%s|%s|%d", taps->str, sources->str, sources6->str, peers->str,
+                                             isolate);
     g_autofree char *digest = g_compute_checksum_for_string (G_CHECKSUM_SHA256, spec, -1);
     g_autofree char *listing = NULL;
 
@@ -243,9 +383,17 @@ bg_nft_apply_ports (BgNft           *nft,
   }
   add_elements (script, "taps", "ifname", taps);
   add_elements (script, "sources", "ifname . ether_addr . ipv4_addr", sources);
+  add_elements (script, "sources6", "ifname . ether_addr . ipv6_addr", sources6);
+  add_elements (script, "macs", "ifname . ether_addr", macs);
   add_elements (script, "peers", "ifname . ifname", peers);
+  g_string_append_printf (script, "  set targets { typeof iifname . ether saddr . @th,64,128;%s%s%s }\n",
+                          targets->len ? " elements = { " : "", targets->str, targets->len ? " }" : "");
   /* Every bg- port is guarded, listed or not: a tap is listed before it
-   * joins the bridge, and one the registry does not know sends nothing. */
+   * joins the bridge, and one the registry does not know sends nothing.
+   * IPv6 from a VM: never what only routers and DHCPv6 servers send;
+   * a neighbour advertisement only for its own addresses (the target
+   * is 8 bytes into the ICMPv6 message); otherwise only from its own
+   * addresses, or from :: while it checks an address is free (DAD). */
   g_string_append (script,
                    "  chain prerouting {\n"
                    "    type filter hook prerouting priority filter; policy accept;\n"
@@ -253,12 +401,22 @@ bg_nft_apply_ports (BgNft           *nft,
                    "    ether type ip iifname . ether saddr . ip saddr @sources accept\n"
                    "    ether type arp iifname . ether saddr . arp saddr ip @sources"
                    " iifname . arp saddr ether . arp saddr ip @sources accept\n"
+                   "    ether type ip6 icmpv6 type { nd-router-advert, nd-redirect } drop\n"
+                   "    ether type ip6 udp sport 547 drop\n"
+                   "    ether type ip6 udp dport 546 drop\n"
+                   "    ether type ip6 icmpv6 type nd-neighbor-advert"
+                   " iifname . ether saddr . @th,64,128 != @targets drop\n"
+                   "    ether type ip6 iifname . ether saddr . ip6 saddr @sources6 accept\n"
+                   "    ether type ip6 ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report }"
+                   " iifname . ether saddr @macs accept\n"
                    "    drop\n"
                    "  }\n");
   if (isolate)
     {
       add_elements (script, "addresses", "ipv4_addr", addresses);
       add_elements (script, "routes", "ipv4_addr . ifname", routes);
+      add_elements (script, "addresses6", "ipv6_addr", addresses6);
+      add_elements (script, "routes6", "ipv6_addr . ifname", routes6);
       g_string_append (script,
                        "  chain forward {\n"
                        "    type filter hook forward priority filter; policy accept;\n"
@@ -269,10 +427,14 @@ bg_nft_apply_ports (BgNft           *nft,
                        "  }\n"
                        /* What the host routes from one VM to another
                         * leaves through the bridge's output: a VM's
-                        * address goes only to its owner's taps. */
+                        * address (IPv4 or IPv6) goes only to its
+                        * owner's taps. */
                        "  chain output {\n"
                        "    type filter hook output priority filter; policy accept;\n"
                        "    oifname != \"" BG_TAP_PREFIX "*\" accept\n"
+                       "    ether type ip6 ip6 saddr != @addresses6 accept\n"
+                       "    ether type ip6 ip6 saddr . oifname @routes6 accept\n"
+                       "    ether type ip6 drop\n"
                        "    ether type != ip accept\n"
                        "    ip saddr != @addresses accept\n"
                        "    ip saddr . oifname @routes accept\n"

@@ -11,10 +11,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgNft, bg_nft_free)
 
 gboolean bg_nft_in_place (BgNft       *nft,
                           const char  *bridge,
-                          const char  *subnet);
+                          const char  *subnet,
+                          const char  *subnet6);
 gboolean bg_nft_apply    (BgNft       *nft,
                           const char  *bridge,
                           const char  *subnet,
+                          const char  *subnet6,
                           GError     **error);
 gboolean bg_nft_remove   (BgNft       *nft,
                           GError     **error);
@@ -24,6 +26,7 @@ typedef struct {
   const char *tap;
   const char *mac;
   const char *address;
+  const char *address6;   /* NULL: IPv4 only */
   uid_t       owner;
 } BgNftPort;
 

@@ -11,6 +11,8 @@
 #include "bg-fd.h"
 #include "bg-group-rule.h"
 #include "auth.h"
+#include "bg-netconf.h"
+#include "ipv6.h"
 #include "jail.h"
 #include "vm.h"
 #include "daemon.h"
@@ -67,6 +69,11 @@ host_info_authorized (BgCall   *call,
   g_variant_dict_insert (&d, "vmm", "s", vmm);
   fd = bg_jail_open_vmm (vmm, &dynamic, &error);
   g_variant_dict_insert (&d, "vmm-error", "s", fd >= 0 ? "" : error->message);
+  {
+    g_autoptr(BgNetConfig) c = bg_net_config_load (bg_daemon_get_config_dir (call->daemon), NULL);
+    g_autofree char *off = c ? bg_ipv6_off_reason (c, "default") : g_strdup ("network.conf is not valid");
+    g_variant_dict_insert (&d, "ipv6", "s", off ? off : "");
+  }
   bg_call_return_value (call, g_variant_new ("(@a{sv})", g_variant_dict_end (&d)));
 }
 

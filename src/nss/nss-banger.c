@@ -2,16 +2,17 @@
  *
  * Reads the hosts file banger-mechanism writes (root-owned, rewritten
  * atomically) under its run directory: one "ADDRESS NAME.DOMAIN OWNER-UID"
- * per line. A name is answered only to the process of its owner (its
- * effective uid) or root: NAME.<domain> is each user's own, so when one
- * user's VM goes and another user's takes its name, the first user's
- * scripts do not reach the other's VM. A line without an owner (an older
- * mechanism's) answers only root. Enable it with "hosts: files banger
- * dns" in /etc/nsswitch.conf.
+ * per line, ADDRESS IPv4 or IPv6. A name is answered (A or AAAA) only to
+ * the process of its owner (its effective uid) or root: NAME.<domain> is
+ * each user's own, so when one user's VM goes and another user's takes
+ * its name, the first user's scripts do not reach the other's VM. A line
+ * without an owner (an older mechanism's) answers only root. Enable it
+ * with "hosts: files banger dns" in /etc/nsswitch.conf.
  *
  * This code runs inside every process that resolves a name, so it is
  * plain C with no dependencies, allocates nothing, and is strict about
- * buffer sizes. IPv4 only, like banger's network.
+ * buffer sizes. A VM has an IPv4 address and, where the host has IPv6,
+ * an IPv6 one: A and AAAA answers both.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -68,11 +69,13 @@ may_resolve (const char *owner)
   return errno == 0 && *end == '\0' && uid == (unsigned long) me;
 }
 
-/* Finds @name, among the names the resolving process may see; returns 1
- * and the address, 0 when absent, -1 on error. */
+/* Finds @name's address of family @af (AF_INET or AF_INET6) into @addr
+ * (16 bytes), among the names the resolving process may see; returns 1
+ * when found, 0 when absent, -1 on error. */
 static int
-lookup (const char     *name,
-        struct in_addr *addr)
+lookup (const char *name,
+        int         af,
+        void       *addr)
 {
   char line[512];
   FILE *f;
@@ -91,7 +94,7 @@ lookup (const char     *name,
 
       if (ip == NULL || host == NULL || ip[0] == '#')
         continue;
-      if (strcasecmp (host, name) == 0 && may_resolve (owner) && inet_pton (AF_INET, ip, addr) == 1)
+      if (strcasecmp (host, name) == 0 && may_resolve (owner) && inet_pton (af, ip, addr) == 1)
         found = 1;
     }
   fclose (f);
@@ -105,39 +108,35 @@ is_candidate (const char *name)
   return name != NULL && strchr (name, '.') != NULL && strlen (name) < 256;
 }
 
-/* @name's address, with the status and errnos NSS wants when there is
- * none (not ours, not listed, the file unreadable) or no room for it. */
 static enum nss_status
-find (const char     *name,
-      struct in_addr *addr,
-      size_t          buflen,
-      size_t          need,
-      int            *errnop,
-      int            *h_errnop)
+not_found (int *errnop,
+           int *h_errnop)
 {
-  int r = is_candidate (name) ? lookup (name, addr) : 0;
-
-  if (r < 0)
-    {
-      *errnop = errno;
-      *h_errnop = NO_RECOVERY;
-      return NSS_STATUS_UNAVAIL;
-    }
-  if (r == 0)
-    {
-      *errnop = ENOENT;
-      *h_errnop = HOST_NOT_FOUND;
-      return NSS_STATUS_NOTFOUND;
-    }
-  if (buflen < need)
-    {
-      *errnop = ERANGE;
-      *h_errnop = NETDB_INTERNAL;
-      return NSS_STATUS_TRYAGAIN;
-    }
-  return NSS_STATUS_SUCCESS;
+  *errnop = ENOENT;
+  *h_errnop = HOST_NOT_FOUND;
+  return NSS_STATUS_NOTFOUND;
 }
 
+static enum nss_status
+unavailable (int *errnop,
+             int *h_errnop)
+{
+  *errnop = errno;
+  *h_errnop = NO_RECOVERY;
+  return NSS_STATUS_UNAVAIL;
+}
+
+static enum nss_status
+no_room (int *errnop,
+         int *h_errnop)
+{
+  *errnop = ERANGE;
+  *h_errnop = NETDB_INTERNAL;
+  return NSS_STATUS_TRYAGAIN;
+}
+
+/* Every address of @name, IPv4 first: a VM has one of each family at
+ * most. */
 enum nss_status
 _nss_banger_gethostbyname4_r (const char             *name,
                               struct gaih_addrtuple **pat,
@@ -147,24 +146,42 @@ _nss_banger_gethostbyname4_r (const char             *name,
                               int                    *h_errnop,
                               int32_t                *ttlp)
 {
-  struct in_addr addr;
-  struct gaih_addrtuple *tuple;
+  static const int families[] = { AF_INET, AF_INET6 };
+  unsigned char addr[2][16];
+  int found[2], n = 0;
+  struct gaih_addrtuple *tuples;
   size_t name_len = name ? strlen (name) + 1 : 0;
-  enum nss_status status = find (name, &addr, buflen, ALIGN_PTR (name_len) + sizeof (struct gaih_addrtuple),
-                                 errnop, h_errnop);
 
-  if (status != NSS_STATUS_SUCCESS)
-    return status;
+  if (!is_candidate (name))
+    return not_found (errnop, h_errnop);
+  for (int i = 0; i < 2; i++)
+    {
+      found[i] = lookup (name, families[i], addr[n]);
+      if (found[i] < 0)
+        return unavailable (errnop, h_errnop);
+      n += found[i];
+    }
+  if (n == 0)
+    return not_found (errnop, h_errnop);
+  if (buflen < ALIGN_PTR (name_len) + n * sizeof (struct gaih_addrtuple))
+    return no_room (errnop, h_errnop);
   memcpy (buffer, name, name_len);
-  tuple = (struct gaih_addrtuple *) (buffer + ALIGN_PTR (name_len));
-  memset (tuple, 0, sizeof *tuple);
-  tuple->name = buffer;
-  tuple->family = AF_INET;
-  memcpy (tuple->addr, &addr, sizeof addr);
+  tuples = (struct gaih_addrtuple *) (buffer + ALIGN_PTR (name_len));
+  memset (tuples, 0, n * sizeof *tuples);
+  for (int i = 0, k = 0; i < 2; i++)
+    {
+      if (!found[i])
+        continue;
+      tuples[k].name = buffer;
+      tuples[k].family = families[i];
+      memcpy (tuples[k].addr, addr[k], families[i] == AF_INET ? 4 : 16);
+      tuples[k].next = k + 1 < n ? &tuples[k + 1] : NULL;
+      k++;
+    }
   if (*pat != NULL)
-    **pat = *tuple;
+    **pat = tuples[0];
   else
-    *pat = tuple;
+    *pat = tuples;
   if (ttlp)
     *ttlp = 0;
   return NSS_STATUS_SUCCESS;
@@ -181,35 +198,38 @@ _nss_banger_gethostbyname3_r (const char     *name,
                               int32_t        *ttlp,
                               char          **canonp)
 {
-  struct in_addr addr;
+  unsigned char addr[16];
   size_t name_len = name ? strlen (name) + 1 : 0, offset = ALIGN_PTR (name_len);
+  size_t addr_len;
   char **aliases, **addr_list;
-  enum nss_status status;
+  int r;
 
-  if (af != AF_UNSPEC && af != AF_INET)
-    {
-      *errnop = ENOENT;
-      *h_errnop = HOST_NOT_FOUND;
-      return NSS_STATUS_NOTFOUND;
-    }
+  if (af == AF_UNSPEC)
+    af = AF_INET;
+  if ((af != AF_INET && af != AF_INET6) || !is_candidate (name))
+    return not_found (errnop, h_errnop);
+  addr_len = af == AF_INET ? 4 : 16;
+  r = lookup (name, af, addr);
+  if (r < 0)
+    return unavailable (errnop, h_errnop);
+  if (r == 0)
+    return not_found (errnop, h_errnop);
   /* Layout: name, aliases (NULL), address, address list (addr, NULL). */
-  status = find (name, &addr, buflen, offset + sizeof (char *) + ALIGN_PTR (sizeof addr) + 2 * sizeof (char *),
-                 errnop, h_errnop);
-  if (status != NSS_STATUS_SUCCESS)
-    return status;
+  if (buflen < offset + sizeof (char *) + ALIGN_PTR (addr_len) + 2 * sizeof (char *))
+    return no_room (errnop, h_errnop);
   memcpy (buffer, name, name_len);
   aliases = (char **) (buffer + offset);
   aliases[0] = NULL;
   offset += sizeof (char *);
-  memcpy (buffer + offset, &addr, sizeof addr);
-  addr_list = (char **) (buffer + offset + ALIGN_PTR (sizeof addr));
+  memcpy (buffer + offset, addr, addr_len);
+  addr_list = (char **) (buffer + offset + ALIGN_PTR (addr_len));
   addr_list[0] = buffer + offset;
   addr_list[1] = NULL;
 
   host->h_name = buffer;
   host->h_aliases = aliases;
-  host->h_addrtype = AF_INET;
-  host->h_length = sizeof addr;
+  host->h_addrtype = af;
+  host->h_length = addr_len;
   host->h_addr_list = addr_list;
   if (ttlp)
     *ttlp = 0;

@@ -2,7 +2,10 @@
  *
  *   bg-test-net serve PORT          accept one TCP connection, send back the
  *                                   peer's address, exit ("listening" first)
- *   bg-test-net connect IP PORT     connect, print what the server sent
+ *   bg-test-net serve6 PORT         the same over IPv6
+ *   bg-test-net connect IP PORT     connect (IPv4 or IPv6, a link-local
+ *                                   one as fe80::N%IFNAME), print what the
+ *                                   server sent
  *   bg-test-net echo PORT           a stand-in guest's services: TCP echo
  *                                   (until the peer's EOF, then close) and
  *                                   UDP echo on PORT, TCP that resets every
@@ -20,6 +23,7 @@
 #include <grp.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -59,21 +63,61 @@ serve (int port)
 }
 
 static int
-connect_to (const char *ip, int port)
+serve6 (int port)
 {
-  struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons (port) };
-  struct timeval tv = { 10, 0 };
-  char buf[64] = { 0 };
-  int s = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in6 addr = { .sin6_family = AF_INET6, .sin6_port = htons (port) };
+  struct sockaddr_in6 peer;
+  socklen_t len = sizeof peer;
+  char text[INET6_ADDRSTRLEN + 1];
+  int one = 1;
+  int s = socket (AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int c;
 
-  inet_pton (AF_INET, ip, &addr.sin_addr);
-  setsockopt (s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt (s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  if (connect (s, (struct sockaddr *) &addr, sizeof addr) < 0)
+  setsockopt (s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind (s, (struct sockaddr *) &addr, sizeof addr) < 0 || listen (s, 1) < 0)
     {
-      printf ("connect failed: %s\n", strerror (errno));
+      perror ("bind");
       return 1;
     }
+  printf ("listening\n");
+  fflush (stdout);
+  c = accept (s, (struct sockaddr *) &peer, &len);
+  if (c < 0)
+    return 1;
+  inet_ntop (AF_INET6, &peer.sin6_addr, text, sizeof text - 1);
+  strcat (text, "\n");
+  if (write (c, text, strlen (text)) < 0)
+    return 1;
+  close (c);
+  return 0;
+}
+
+static int
+connect_to (const char *ip, const char *port)
+{
+  struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
+  struct addrinfo *ai = NULL;
+  struct timeval tv = { 10, 0 };
+  char buf[64] = { 0 };
+  int s, err;
+
+  /* Numeric only: the scope of a link-local address (%IFNAME) is
+   * understood here, and no name is ever looked up. */
+  if ((err = getaddrinfo (ip, port, &hints, &ai)) != 0)
+    {
+      printf ("bad address %s: %s\n", ip, gai_strerror (err));
+      return 1;
+    }
+  s = socket (ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  setsockopt (s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt (s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (connect (s, ai->ai_addr, ai->ai_addrlen) < 0)
+    {
+      printf ("connect failed: %s\n", strerror (errno));
+      freeaddrinfo (ai);
+      return 1;
+    }
+  freeaddrinfo (ai);
   if (read (s, buf, sizeof buf - 1) <= 0)
     return 1;
   printf ("%s", buf);
@@ -109,15 +153,17 @@ open_tap (const char *user, const char *node, const char *tap)
   return 0;
 }
 
+/* Dual-stack: the stand-in guest answers on its IPv4 and IPv6 addresses. */
 static int
 listen_on (int type,
            int port)
 {
-  struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons (port) };
-  int one = 1;
-  int s = socket (AF_INET, type | SOCK_CLOEXEC, 0);
+  struct sockaddr_in6 addr = { .sin6_family = AF_INET6, .sin6_port = htons (port) };
+  int one = 1, zero = 0;
+  int s = socket (AF_INET6, type | SOCK_CLOEXEC, 0);
 
   setsockopt (s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  setsockopt (s, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
   if (bind (s, (struct sockaddr *) &addr, sizeof addr) < 0 || (type == SOCK_STREAM && listen (s, 128) < 0))
     {
       perror ("bind");
@@ -170,7 +216,7 @@ echo_forever (int port)
       if (p[1].revents & POLLIN)
         {
           char buf[65536];
-          struct sockaddr_in from;
+          struct sockaddr_in6 from;
           socklen_t len = sizeof from;
           ssize_t n = recvfrom (udp, buf, sizeof buf, 0, (struct sockaddr *) &from, &len);
           if (n >= 0)
@@ -195,10 +241,12 @@ main (int argc, char **argv)
 {
   if (argc == 3 && strcmp (argv[1], "echo") == 0)
     return echo_forever (atoi (argv[2]));
+  if (argc == 3 && strcmp (argv[1], "serve6") == 0)
+    return serve6 (atoi (argv[2]));
   if (argc == 3 && strcmp (argv[1], "serve") == 0)
     return serve (atoi (argv[2]));
   if (argc == 4 && strcmp (argv[1], "connect") == 0)
-    return connect_to (argv[2], atoi (argv[3]));
+    return connect_to (argv[2], argv[3]);
   if (argc == 5 && strcmp (argv[1], "open-tap") == 0)
     return open_tap (argv[2], argv[3], argv[4]);
   fprintf (stderr, "usage: see the source\n");

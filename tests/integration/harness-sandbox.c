@@ -344,6 +344,14 @@ bg_harness_reset_network (void)
   g_auto(GStrv) lines = NULL;
   const char *list[] = { "ip", "-o", "link", "show", NULL };
   const char *nft[] = { "nft", "delete", "table", "ip", "banger", NULL };
+  const char *nft6[] = { "nft", "delete", "table", "ip6", "banger", NULL };
+  /* What an IPv6 test may have changed in the namespace, back to a
+   * fresh namespace's values. */
+  static const struct { const char *path, *value; } sysctls[] = {
+    { "/proc/sys/net/ipv6/conf/all/disable_ipv6", "0" },
+    { "/proc/sys/net/ipv6/conf/default/disable_ipv6", "0" },
+    { "/proc/sys/net/ipv6/conf/all/forwarding", "0" },
+  };
 
   bg_harness_run_argv (list, &out, NULL);
   lines = g_strsplit (out, "\n", -1);
@@ -364,6 +372,15 @@ bg_harness_reset_network (void)
         }
     }
   bg_harness_run_argv (nft, NULL, NULL);
+  bg_harness_run_argv (nft6, NULL, NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (sysctls); i++)
+    {
+      int fd = open (sysctls[i].path, O_WRONLY | O_CLOEXEC);
+      if (fd >= 0 && write (fd, sysctls[i].value, 1) < 0)
+        g_warning ("cannot reset %s: %s", sysctls[i].path, g_strerror (errno));
+      if (fd >= 0)
+        close (fd);
+    }
 }
 
 void

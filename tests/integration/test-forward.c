@@ -77,6 +77,12 @@ setup (Fixture *f, gconstpointer data)
   MUST ("ip", "link", "add", "fwh0", "type", "veth", "peer", "name", "fwg0", "netns", f->ns);
   MUST ("ip", "link", "set", "fwh0", "master", "banger0", "up");
   MUST ("ip", "-n", f->ns, "addr", "add", cidr, "dev", "fwg0");
+  if (json_object_has_member (json_node_get_object (show), "address6"))
+    {
+      g_autofree char *cidr6 = g_strdup_printf ("%s/64", json_object_get_string_member (json_node_get_object (show),
+                                                                                        "address6"));
+      MUST ("ip", "-n", f->ns, "addr", "add", cidr6, "dev", "fwg0", "nodad");
+    }
   MUST ("ip", "-n", f->ns, "link", "set", "fwg0", "up");
   MUST ("ip", "-n", f->ns, "link", "set", "lo", "up");
   echo[3] = f->ns;
@@ -325,6 +331,30 @@ test_many_clients_cannot_starve_a_forward (Fixture *f, gconstpointer data)
   g_assert_cmpint (forward_end (fwd), ==, 0);
 }
 
+/* --ipv6 relays to the VM's IPv6 address (the stand-in guest answers
+ * on both; it is the route the relay takes that this pins: with the
+ * IPv4 address gone from the guest, only IPv6 can carry it). */
+static void
+test_forward_to_the_ipv6_address (Fixture *f, gconstpointer data)
+{
+  const char *args[] = { "vm", "forward", "fw", "--ipv6", "18090:7000", "15363:7000/udp", NULL };
+  g_autofree char *cidr = NULL, *out = NULL, *err = NULL;
+  g_autoptr(JsonNode) show = NULL;
+  GPid fwd;
+
+  g_assert_cmpint (cli (f, &out, &err, "vm", "show", "fw", "--json", NULL), ==, 0);
+  show = json (out);
+  g_assert_true (g_str_has_prefix (json_object_get_string_member (json_node_get_object (show), "address6"), "fd"));
+  cidr = g_strdup_printf ("%s/%" G_GINT64_FORMAT, f->address,
+                          json_object_get_int_member (json_node_get_object (show), "prefix"));
+  MUST ("ip", "-n", f->ns, "addr", "del", cidr, "dev", "fwg0");
+  fwd = forward_start (f, args);
+  echo_exchange (connect_to (AF_INET, SOCK_STREAM, 18090), 100000);
+  echo_exchange (connect_to (AF_INET6, SOCK_STREAM, 18090), 1000);
+  udp_echo (AF_INET, 15363, "datagram to the guest's IPv6 address");
+  g_assert_cmpint (forward_end (fwd), ==, 0);
+}
+
 static void
 test_bad_ports_are_clear_errors (Fixture *f, gconstpointer data)
 {
@@ -533,6 +563,7 @@ add_tests (void)
 #define ADD(path, fn) g_test_add (path, Fixture, NULL, setup, fn, teardown)
   ADD ("/forward/tcp-and-udp-both-ways", test_tcp_and_udp_both_ways);
   ADD ("/forward/udp-flows-expire", test_udp_flows_expire);
+  ADD ("/forward/to-the-ipv6-address", test_forward_to_the_ipv6_address);
   ADD ("/forward/bad-ports-are-clear-errors", test_bad_ports_are_clear_errors);
   ADD ("/forward/background-forwards-end-with-the-vm", test_background_forwards_end_with_the_vm);
   ADD ("/forward/many-clients-cannot-starve-a-forward", test_many_clients_cannot_starve_a_forward);

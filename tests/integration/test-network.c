@@ -41,6 +41,8 @@ typedef struct {
   char   *gateway;
   char   *mac;
   guint32 prefix;
+  char   *address6;   /* NULL without IPv6 */
+  char   *gateway6;
 } Tap;
 
 static void
@@ -50,6 +52,8 @@ tap_free (Tap *t)
   g_free (t->address);
   g_free (t->gateway);
   g_free (t->mac);
+  g_free (t->address6);
+  g_free (t->gateway6);
   g_free (t);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Tap, tap_free)
@@ -134,6 +138,8 @@ create_tap (Fixture *f, const char *user, const char *vm)
   t->address = bg_call_result_lookup (r, "address");
   t->gateway = bg_call_result_lookup (r, "gateway");
   t->mac = bg_call_result_lookup (r, "mac");
+  t->address6 = bg_call_result_lookup (r, "address6");
+  t->gateway6 = bg_call_result_lookup (r, "gateway6");
   prefix = bg_call_result_lookup (r, "prefix");
   t->prefix = atoi (prefix);
   return t;
@@ -183,6 +189,26 @@ test_ensure_network_is_complete_and_idempotent (Fixture *f, gconstpointer data)
   table = run ("nft", "list", "table", "ip", "banger", NULL);
   g_assert_nonnull (table);
   g_assert_nonnull (strstr (table, "ip saddr 172.30.0.0/24 oifname != \"banger0\" masquerade"));
+  /* IPv6: a ULA /64 (fd00::/8), ::1 of it on the bridge, NAT66. */
+  g_assert_nonnull (strstr (first->reply, "'ipv6': <true>"));
+  g_assert_nonnull (strstr (first->reply, "'subnet6': <'fd"));
+  {
+    g_autofree char *subnet6 = bg_call_result_lookup (first, "subnet6");
+    g_autofree char *gateway6 = bg_call_result_lookup (first, "gateway6");
+    g_autofree char *addrs6 = run ("ip", "-o", "-6", "addr", "show", "dev", "banger0", "scope", "global", NULL);
+    g_autofree char *table6 = run ("nft", "list", "table", "ip6", "banger", NULL);
+    g_autofree char *kept = NULL, *want = g_strdup_printf ("ip6 saddr %s oifname != \"banger0\" masquerade", subnet6);
+    g_autofree char *kept_path = g_build_filename (f->h->tmp, "state", "subnet6", NULL);
+
+    g_assert_true (g_str_has_suffix (subnet6, "::/64"));
+    g_assert_true (g_str_has_suffix (gateway6, "::1"));
+    g_assert_nonnull (strstr (addrs6, gateway6));
+    g_assert_nonnull (table6);
+    g_assert_nonnull (strstr (table6, want));
+    /* Chosen once, kept in the mechanism's state. */
+    g_assert_true (g_file_get_contents (kept_path, &kept, NULL, NULL));
+    g_assert_cmpstr (g_strstrip (kept), ==, subnet6);
+  }
 
   ruleset1 = run ("nft", "-j", "list", "ruleset", NULL);
   links1 = addresses_now ();
@@ -392,9 +418,27 @@ nss_lookup (const char *name)
   return g_strdup (inet_ntop (AF_INET, he.h_addr_list[0], ip, sizeof ip));
 }
 
-/* nss_lookup() in a child that has become @user. */
+/* @name's AAAA answer from the module, or NULL. */
 static char *
-nss_lookup_as (const char *user, const char *name)
+nss_lookup6 (const char *name)
+{
+  void *module = dlopen (g_getenv ("BANGER_NSS"), RTLD_NOW);
+  ByName2 by2 = dlsym (module, "_nss_banger_gethostbyname2_r");
+  struct hostent he;
+  char buf[1024], ip[INET6_ADDRSTRLEN];
+  int err, herr;
+
+  g_assert_nonnull (by2);
+  if (by2 (name, AF_INET6, &he, buf, sizeof buf, &err, &herr) != NSS_STATUS_SUCCESS)
+    return NULL;
+  g_assert_cmpint (he.h_addrtype, ==, AF_INET6);
+  return g_strdup (inet_ntop (AF_INET6, he.h_addr_list[0], ip, sizeof ip));
+}
+
+/* nss_lookup() (@af AF_INET) or nss_lookup6() (AF_INET6) in a child
+ * that has become @user. */
+static char *
+nss_lookup_as (const char *user, const char *name, int af)
 {
   struct passwd *pw = getpwnam (user);
   char buf[64] = { 0 };
@@ -412,7 +456,7 @@ nss_lookup_as (const char *user, const char *name)
       close (fds[0]);
       if (setresgid (pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 || setresuid (pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
         _exit (2);
-      found = nss_lookup (name);
+      found = af == AF_INET6 ? nss_lookup6 (name) : nss_lookup (name);
       if (found != NULL && write (fds[1], found, strlen (found)) < 0)
         _exit (3);
       _exit (0);
@@ -435,21 +479,30 @@ test_names_answer_only_their_owner (Fixture *f, gconstpointer data)
   g_autoptr(Tap) a = NULL, b = NULL;
   g_autoptr(BgCallResult) del = NULL;
   g_autofree char *as_a = NULL, *as_b = NULL, *as_root = NULL, *a_after = NULL, *b_after = NULL;
+  g_autofree char *as_a6 = NULL, *as_b6 = NULL, *as_root6 = NULL;
 
   g_setenv ("BANGER_NSS_HOSTS", hosts, TRUE);
   a = create_tap (f, BG_TEST_USER_A, "db");
-  as_a = nss_lookup_as (BG_TEST_USER_A, "db.banger");
-  as_b = nss_lookup_as (BG_TEST_USER_B, "db.banger");
+  as_a = nss_lookup_as (BG_TEST_USER_A, "db.banger", AF_INET);
+  as_b = nss_lookup_as (BG_TEST_USER_B, "db.banger", AF_INET);
   as_root = nss_lookup ("db.banger");
   g_assert_cmpstr (as_a, ==, a->address);
   g_assert_null (as_b);
   g_assert_cmpstr (as_root, ==, a->address);
+  /* The AAAA answer the same: its line carries the owner too. */
+  g_assert_nonnull (a->address6);
+  as_a6 = nss_lookup_as (BG_TEST_USER_A, "db.banger", AF_INET6);
+  as_b6 = nss_lookup_as (BG_TEST_USER_B, "db.banger", AF_INET6);
+  as_root6 = nss_lookup6 ("db.banger");
+  g_assert_cmpstr (as_a6, ==, a->address6);
+  g_assert_null (as_b6);
+  g_assert_cmpstr (as_root6, ==, a->address6);
 
   del = delete_tap (f, BG_TEST_USER_A, a->tap);
   bg_assert_call_ok (del);
   b = create_tap (f, BG_TEST_USER_B, "db");
-  a_after = nss_lookup_as (BG_TEST_USER_A, "db.banger");
-  b_after = nss_lookup_as (BG_TEST_USER_B, "db.banger");
+  a_after = nss_lookup_as (BG_TEST_USER_A, "db.banger", AF_INET);
+  b_after = nss_lookup_as (BG_TEST_USER_B, "db.banger", AF_INET);
   g_assert_null (a_after);
   g_assert_cmpstr (b_after, ==, b->address);
 }
@@ -585,6 +638,9 @@ test_teardown_only_when_no_taps_remain (Fixture *f, gconstpointer data)
   g_assert_false (link_exists ("banger0"));
   table = run ("nft", "list", "table", "ip", "banger", NULL);
   g_assert_null (table);
+  g_clear_pointer (&table, g_free);
+  table = run ("nft", "list", "table", "ip6", "banger", NULL);
+  g_assert_null (table);
 }
 
 static void
@@ -611,9 +667,14 @@ test_cli_system_network_shows_taps (Fixture *f, gconstpointer data)
   g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (taps, 0), "tap"), ==, t->tap);
   g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (taps, 0), "address"),
                    ==, t->address);
+  g_assert_true (g_str_has_prefix (json_object_get_string_member (o, "subnet6"), "fd"));
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (taps, 0), "address6"),
+                   ==, t->address6);
 
   g_assert_cmpint (bg_harness_run_cli (f->h, BG_TEST_USER_A, &text, &err2, "system", "network", NULL), ==, 0);
   g_assert_nonnull (strstr (text, "Bridge:   banger0"));
+  g_assert_nonnull (strstr (text, "IPv6:     fd"));
+  g_assert_nonnull (strstr (text, t->address6));
   g_assert_nonnull (strstr (text, t->tap));
   g_assert_null (strstr (text, other->tap));
 }
@@ -763,8 +824,8 @@ wait_tag (int fd, gboolean is_tap, GString *seen, guint8 tag)
 
 /* A VM can send only as itself, and only to its owner's other VMs and
  * the host: frames with another VM's MAC, address or ARP claim reach
- * nothing, nor does IPv6 (not supported), nor anything from another
- * user's VM. The host still hears every VM. */
+ * nothing, nor does an IPv6 frame that is not from its addresses, nor
+ * anything from another user's VM. The host still hears every VM. */
 static void
 test_taps_send_only_as_their_vm (Fixture *f, gconstpointer data)
 {
@@ -790,7 +851,7 @@ test_taps_send_only_as_their_vm (Fixture *f, gconstpointer data)
   send_frame (fa1, mac_a1, ETH_P_ARP, mac_b1, ip_a1, 4);   /* ARP says another MAC */
   send_frame (fa1, mac_a1, ETH_P_IP, NULL, ip_b1, 5);      /* IPv4 from another address */
   send_frame (fa1, mac_a1, ETH_P_IP, NULL, ip_a1, 6);      /* IPv4 as itself */
-  send_frame (fa1, mac_a1, ETH_P_IPV6, NULL, 0, 7);        /* IPv6 */
+  send_frame (fa1, mac_a1, ETH_P_IPV6, NULL, 0, 7);        /* not IPv6 from its address */
   send_frame (fa1, mac_a1, ETH_P_ARP, mac_a1, ip_a1, 8);   /* the last one */
   /* Frames of one tap are bridged in order, to every port in the same
    * pass: once the last is at the host and at A's other VM, anything
@@ -1053,6 +1114,99 @@ test_host_users_reach_only_their_own_vms (Fixture *f, gconstpointer data)
   must ("ip", "netns", "del", guest, NULL);
 }
 
+/* Connects from the host as @user to @address port 7779 (a serve6 in
+ * @guest, started when @server is 0 and reaped once it answered); what
+ * the connection printed. */
+static char *
+connect6_as (const char *user,
+             const char *guest,
+             const char *address,
+             GPid       *server)
+{
+  struct passwd *pw = getpwnam (user);
+  g_autofree char *uid = g_strdup_printf ("--reuid=%u", pw->pw_uid);
+  g_autofree char *gid = g_strdup_printf ("--regid=%u", pw->pw_gid);
+  const char *serve[] = { g_getenv ("BANGER_TEST_NET"), "serve6", "7779", NULL };
+  const char *cmd[] = { "setpriv", uid, gid, "--init-groups", "--", g_getenv ("BANGER_TEST_NET"), "connect",
+                        address, "7779", NULL };
+  char *seen = NULL;
+  int status;
+
+  if (*server == 0)
+    {
+      char line[64] = { 0 };
+      int out_fd;
+
+      *server = netns_pid_spawn (guest, serve, &out_fd);
+      g_assert_cmpint (read (out_fd, line, sizeof line - 1), >, 0);
+      g_assert_cmpstr (line, ==, "listening\n");
+      close (out_fd);
+    }
+  bg_harness_run_argv (cmd, &seen, &status);
+  if (!g_str_has_prefix (seen, "connect failed"))
+    {
+      waitpid (*server, NULL, 0);
+      *server = 0;
+    }
+  return seen;
+}
+
+/* The same over IPv6, for both of a VM's IPv6 addresses: the /64's and
+ * the link-local one its MAC makes (reached as fe80::…%banger0). The
+ * owner's connection needs the host's neighbour discovery, which the
+ * same output chain carries. */
+static void
+test_host_users_reach_only_their_own_vms_over_ipv6 (Fixture *f, gconstpointer data)
+{
+  g_autofree char *guest = g_strdup_printf ("bgt%d-guest6", bg_harness_run_id ());
+  g_autofree char *guest_addr = NULL, *ll = NULL, *ll_addr = NULL, *ll_scoped = NULL;
+  g_autoptr(Tap) t = create_tap (f, BG_TEST_USER_A, "guest6");
+  GPid server = 0;
+  guint8 m[6];
+
+  g_assert_nonnull (t->address6);
+  parse_mac (t->mac, m);
+  ll = g_strdup_printf ("fe80::%02x%02x:%02xff:fe%02x:%02x%02x", m[0] ^ 2, m[1], m[2], m[3], m[4], m[5]);
+  ll_addr = g_strdup_printf ("%s/64", ll);
+  ll_scoped = g_strdup_printf ("%s%%banger0", ll);
+  guest_addr = g_strdup_printf ("%s/64", t->address6);
+  must ("ip", "netns", "add", guest, NULL);
+  must ("ip", "link", "add", "gvh", "type", "veth", "peer", "name", "gv0", "netns", guest, NULL);
+  must ("ip", "link", "set", "gvh", "master", "banger0", "up", NULL);
+  /* The guest's addresses as its kernel would have them, usable at once
+   * (no duplicate address detection, no address of the veth's own). */
+  must ("ip", "-n", guest, "link", "set", "gv0", "address", t->mac, "addrgenmode", "none", NULL);
+  must ("ip", "-n", guest, "addr", "add", guest_addr, "dev", "gv0", "nodad", NULL);
+  must ("ip", "-n", guest, "addr", "add", ll_addr, "dev", "gv0", "nodad", NULL);
+  must ("ip", "-n", guest, "link", "set", "gv0", "up", NULL);
+  must ("ip", "-n", guest, "link", "set", "lo", "up", NULL);
+
+  /* B first, while the VM's service listens: refused as if closed. */
+  {
+    g_autofree char *b = connect6_as (BG_TEST_USER_B, guest, t->address6, &server);
+    g_autofree char *b_ll = connect6_as (BG_TEST_USER_B, guest, ll_scoped, &server);
+    g_autofree char *a = connect6_as (BG_TEST_USER_A, guest, t->address6, &server);
+    g_autofree char *root = connect6_as ("root", guest, t->address6, &server);
+    g_autofree char *a_ll = connect6_as (BG_TEST_USER_A, guest, ll_scoped, &server);
+    g_autofree char *expect = g_strdup_printf ("%s\n", t->gateway6);
+
+    g_assert_cmpstr (b, ==, "connect failed: Connection refused\n");
+    g_assert_cmpstr (b_ll, ==, "connect failed: Connection refused\n");
+    g_assert_cmpstr (a, ==, expect);
+    g_assert_cmpstr (root, ==, expect);
+    /* Answered with the host's address, whichever the kernel chose as
+     * the source (the bridge's link-local one or its ::1). */
+    {
+      g_autofree char *peer = g_strchomp (g_strdup (a_ll));
+      struct in6_addr any;
+
+      g_assert_cmpint (inet_pton (AF_INET6, peer, &any), ==, 1);
+    }
+  }
+  g_assert_cmpint (server, ==, 0);
+  must ("ip", "netns", "del", guest, NULL);
+}
+
 /* The mechanism keeps one nftables context for its life; its cache must
  * not hide rules changed behind its back: flushed and deleted by hand
  * while it runs, they are seen gone on the next call and made again. */
@@ -1081,6 +1235,476 @@ test_rules_changed_by_hand_are_seen (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (ports, two->tap));
 }
 
+/* ---- IPv6 ---- */
+
+static void
+sysctl_set (const char *path, const char *value)
+{
+  int fd = open (path, O_WRONLY | O_CLOEXEC);
+
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (write (fd, value, strlen (value)), ==, (gssize) strlen (value));
+  close (fd);
+}
+
+static char *
+sysctl_get (const char *path)
+{
+  char *text = NULL;
+
+  g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+  return g_strstrip (text);
+}
+
+/* Waits (bounded) until `ip ARGS` prints @want; whether it did. */
+static gboolean
+wait_for_ip (const char *want, const char * const *args)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+
+  g_ptr_array_add (argv, "ip");
+  for (guint i = 0; args[i]; i++)
+    g_ptr_array_add (argv, (char *) args[i]);
+  g_ptr_array_add (argv, NULL);
+  for (gint64 deadline = bg_test_deadline (10); g_get_monotonic_time () < deadline;)
+    {
+      g_autofree char *out = NULL;
+      int status;
+
+      bg_harness_run_argv ((const char * const *) argv->pdata, &out, &status);
+      if (status == 0 && out != NULL && strstr (out, want) != NULL)
+        return TRUE;
+      g_usleep (50 * 1000);
+    }
+  return FALSE;
+}
+
+/* The far side of an uplink: namespace @far behind the veth up0/far0,
+ * IPv4 198.51.100.0/24 (the default route, which makes up0 the uplink)
+ * and, unless @ra_only, IPv6 2001:db8:1::/64 with a default route too.
+ * No DAD anywhere, so addresses are usable at once. */
+static void
+make_far_side (const char *far, gboolean ra_only)
+{
+  must ("ip", "netns", "add", far, NULL);
+  must ("ip", "link", "add", "up0", "type", "veth", "peer", "name", "far0", "netns", far, NULL);
+  must ("ip", "netns", "exec", far, "sysctl", "-qw", "net.ipv6.conf.far0.accept_dad=0", NULL);
+  sysctl_set ("/proc/sys/net/ipv6/conf/up0/accept_dad", "0");
+  must ("ip", "addr", "add", "198.51.100.2/24", "dev", "up0", NULL);
+  must ("ip", "link", "set", "up0", "up", NULL);
+  must ("ip", "-n", far, "addr", "add", "198.51.100.1/24", "dev", "far0", NULL);
+  must ("ip", "-n", far, "link", "set", "far0", "up", NULL);
+  must ("ip", "-n", far, "link", "set", "lo", "up", NULL);
+  must ("ip", "route", "add", "default", "via", "198.51.100.1", NULL);
+  if (ra_only)
+    return;
+  must ("ip", "addr", "add", "2001:db8:1::2/64", "dev", "up0", "nodad", NULL);
+  must ("ip", "-n", far, "addr", "add", "2001:db8:1::1/64", "dev", "far0", "nodad", NULL);
+  must ("ip", "-6", "route", "add", "default", "via", "2001:db8:1::1", "dev", "up0", NULL);
+}
+
+/* A VM stand-in reaches a far namespace over IPv6 through the bridge,
+ * forwarding and NAT66: the far side sees the uplink's address. The
+ * uplink, which took router advertisements, is set to keep taking them
+ * (accept_ra=2) before forwarding goes on. */
+static void
+test_nat66_rewrites_source (Fixture *f, gconstpointer data)
+{
+  g_autofree char *far = g_strdup_printf ("bgt%d-far6", bg_harness_run_id ());
+  g_autofree char *guest = g_strdup_printf ("bgt%d-guest6", bg_harness_run_id ());
+  g_autofree char *guest_addr = NULL, *seen = NULL, *fwd = NULL, *accept_ra = NULL;
+  g_autoptr(Tap) t = NULL;
+  g_autoptr(BgCallResult) ensure = NULL;
+  const char *serve[] = { g_getenv ("BANGER_TEST_NET"), "serve6", "7778", NULL };
+  char line[64] = { 0 };
+  int out_fd, status;
+  GPid server;
+
+  make_far_side (far, FALSE);
+  g_assert_cmpstr ((accept_ra = sysctl_get ("/proc/sys/net/ipv6/conf/up0/accept_ra")), ==, "1");
+  g_clear_pointer (&accept_ra, g_free);
+  ensure = bg_harness_call (f->h, BG_TEST_USER_A, "EnsureNetwork", "(@a{sv} {},)", NULL);
+  bg_assert_call_ok (ensure);
+  g_assert_nonnull (strstr (ensure->reply, "'ipv6': <true>"));
+  fwd = sysctl_get ("/proc/sys/net/ipv6/conf/all/forwarding");
+  g_assert_cmpstr (fwd, ==, "1");
+  accept_ra = sysctl_get ("/proc/sys/net/ipv6/conf/up0/accept_ra");
+  g_assert_cmpstr (accept_ra, ==, "2");
+
+  t = create_tap (f, BG_TEST_USER_A, "guest6");
+  g_assert_nonnull (t->address6);
+  /* Paired with the IPv4 address: .N is ::N. */
+  g_assert_true (g_str_has_suffix (t->address6, strrchr (t->address, '.') + 1));
+  g_assert_true (g_str_has_suffix (t->gateway6, "::1"));
+  guest_addr = g_strdup_printf ("%s/64", t->address6);
+  must ("ip", "netns", "add", guest, NULL);
+  must ("ip", "link", "add", "gvh", "type", "veth", "peer", "name", "gv0", "netns", guest, NULL);
+  must ("ip", "link", "set", "gvh", "master", "banger0", "up", NULL);
+  must ("ip", "-n", guest, "addr", "add", guest_addr, "dev", "gv0", "nodad", NULL);
+  must ("ip", "-n", guest, "link", "set", "gv0", "up", NULL);
+  must ("ip", "-n", guest, "-6", "route", "add", "default", "via", t->gateway6, NULL);
+
+  server = netns_pid_spawn (far, serve, &out_fd);
+  g_assert_cmpint (read (out_fd, line, sizeof line - 1), >, 0);
+  g_assert_cmpstr (line, ==, "listening\n");
+  close (out_fd);
+  {
+    const char *cmd[] = { "ip", "netns", "exec", guest, g_getenv ("BANGER_TEST_NET"), "connect",
+                          "2001:db8:1::1", "7778", NULL };
+    bg_harness_run_argv (cmd, &seen, &status);
+  }
+  waitpid (server, NULL, 0);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_cmpstr (seen, ==, "2001:db8:1::2\n");
+
+  must ("ip", "netns", "del", far, NULL);
+  must ("ip", "netns", "del", guest, NULL);
+}
+
+/* One router advertisement from @far's far0, for @prefix/64, from a
+ * raw ICMPv6 socket (the kernel fills in the checksum). */
+static void
+send_ra (const char *far, const char *prefix)
+{
+  static const char script[] =
+    "import socket, struct, sys\n"
+    "s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)\n"
+    "s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)\n"
+    "ra = struct.pack('!BBHBBHII', 134, 0, 0, 64, 0, 1800, 0, 0)\n"
+    "pi = struct.pack('!BBBBIII', 3, 4, 64, 0xc0, 86400, 14400, 0) + socket.inet_pton(socket.AF_INET6, sys.argv[2])\n"
+    "s.sendto(ra + pi, ('ff02::1', 0, 0, socket.if_nametoindex(sys.argv[1])))\n";
+
+  must ("ip", "netns", "exec", far, "/usr/bin/python3", "-c", script, "far0", prefix, NULL);
+}
+
+/* Turning IPv6 forwarding on ends router advertisements on interfaces
+ * with accept_ra=1 and drops the default routes they gave: the uplink
+ * keeps its RA default route through EnsureNetwork, and a new RA still
+ * configures it afterwards. */
+static void
+test_uplink_still_takes_router_advertisements (Fixture *f, gconstpointer data)
+{
+  g_autofree char *far = g_strdup_printf ("bgt%d-far-ra", bg_harness_run_id ());
+  g_autoptr(BgCallResult) ensure = NULL;
+  g_autofree char *fwd = NULL, *routes = NULL;
+  const char *addr_args[] = { "-6", "-o", "addr", "show", "dev", "up0", NULL };
+  const char *route_args[] = { "-6", "route", "show", "default", NULL };
+
+  make_far_side (far, TRUE);
+  must ("ip", "-n", far, "link", "set", "far0", "up", NULL);
+  g_assert_true (wait_for_ip ("fe80::", (const char *[]) { "-n", far, "-6", "-o", "addr", "show", "dev", "far0", NULL }));
+  send_ra (far, "2001:db8:71::");
+  g_assert_true (wait_for_ip ("2001:db8:71:", addr_args));
+  g_assert_true (wait_for_ip ("proto ra", route_args));
+
+  ensure = bg_harness_call (f->h, BG_TEST_USER_A, "EnsureNetwork", "(@a{sv} {},)", NULL);
+  bg_assert_call_ok (ensure);
+  fwd = sysctl_get ("/proc/sys/net/ipv6/conf/all/forwarding");
+  g_assert_cmpstr (fwd, ==, "1");
+  /* The RA's default route survived forwarding going on. */
+  routes = run ("ip", "-6", "route", "show", "default", NULL);
+  g_assert_nonnull (strstr (routes, "proto ra"));
+
+  send_ra (far, "2001:db8:72::");
+  g_assert_true (wait_for_ip ("2001:db8:72:", addr_args));
+
+  must ("ip", "netns", "del", far, NULL);
+}
+
+static void
+parse_ip6 (const char *text, guint8 out[16])
+{
+  g_assert_cmpint (inet_pton (AF_INET6, text, out), ==, 1);
+}
+
+typedef enum { V6_UDP, V6_ICMP } V6Kind;
+
+/* An IPv6 frame from @tap_fd to ff02::1 (ethernet broadcast), from MAC
+ * @src and address @saddr: UDP @a -> @b, or ICMPv6 of type @a whose
+ * target (8 bytes in) is @target; "BGTAG" and @tag follow. */
+static void
+send_frame6 (int tap_fd, const guint8 src[6], const char *saddr, V6Kind kind, guint16 a, guint16 b,
+             const char *target, guint8 tag)
+{
+  guint8 f[VNET_HDR + 14 + 40 + 64] = { 0 };
+  guint8 *e = f + VNET_HDR, *ip = e + 14, *l4 = ip + 40, *tagp;
+  gsize body;
+
+  memset (e, 0xff, 6);
+  memcpy (e + 6, src, 6);
+  e[12] = ETH_P_IPV6 >> 8;
+  e[13] = ETH_P_IPV6 & 0xff;
+  ip[0] = 0x60;
+  ip[7] = 255;
+  parse_ip6 (saddr, ip + 8);
+  parse_ip6 ("ff02::1", ip + 24);
+  if (kind == V6_UDP)
+    {
+      ip[6] = IPPROTO_UDP;
+      l4[0] = a >> 8, l4[1] = a & 0xff, l4[2] = b >> 8, l4[3] = b & 0xff;
+      tagp = l4 + 8;
+      body = 8 + 6;
+      l4[5] = body;
+    }
+  else
+    {
+      ip[6] = IPPROTO_ICMPV6;
+      l4[0] = a;
+      if (target != NULL)
+        parse_ip6 (target, l4 + 8);
+      tagp = l4 + 24;
+      body = 24 + 6;
+    }
+  memcpy (tagp, "BGTAG", 5);
+  tagp[5] = tag;
+  ip[5] = body;
+  g_assert_cmpint (write (tap_fd, f, VNET_HDR + 14 + 40 + body), ==, (gssize) (VNET_HDR + 14 + 40 + body));
+}
+
+/* An IPv6 UDP frame from @tap_fd to @dst (ethernet) and @daddr, from
+ * @src/@saddr, carrying "BGTAG" and @tag (routed, no checksum needed). */
+static void
+send_ip6 (int tap_fd, const guint8 dst[6], const guint8 src[6], const char *saddr, const char *daddr, guint8 tag)
+{
+  guint8 f[VNET_HDR + 14 + 40 + 14] = { 0 };
+  guint8 *e = f + VNET_HDR, *ip = e + 14, *l4 = ip + 40;
+
+  memcpy (e, dst, 6);
+  memcpy (e + 6, src, 6);
+  e[12] = ETH_P_IPV6 >> 8;
+  e[13] = ETH_P_IPV6 & 0xff;
+  ip[0] = 0x60;
+  ip[5] = 8 + 6;
+  ip[6] = IPPROTO_UDP;
+  ip[7] = 64;
+  parse_ip6 (saddr, ip + 8);
+  parse_ip6 (daddr, ip + 24);
+  l4[1] = 9;
+  l4[3] = 9;
+  l4[5] = 8 + 6;
+  memcpy (l4 + 8, "BGTAG", 5);
+  l4[13] = tag;
+  g_assert_cmpint (write (tap_fd, f, sizeof f), ==, (gssize) sizeof f);
+}
+
+/* isolate-users holds for routed IPv6 as for IPv4: a VM sending to
+ * another user's VM's IPv6 address through the host reaches nothing,
+ * while its owner's other VM is routed to. */
+static void
+test_routing_keeps_users_apart_over_ipv6 (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Tap) a1 = create_tap (f, BG_TEST_USER_A, "router6");
+  g_autoptr(Tap) a2 = create_tap (f, BG_TEST_USER_A, "sibling6");
+  g_autoptr(Tap) b1 = create_tap (f, BG_TEST_USER_B, "victim6");
+  g_autoptr(GString) at_a2 = g_string_new (NULL), at_b1 = g_string_new (NULL);
+  g_autofree char *bridge_mac_text = sys_read ("banger0", "address");
+  guint8 mac_a1[6], bridge_mac[6];
+  int fa1 = tap_attach (a1->tap), fa2 = tap_attach (a2->tap), fb1 = tap_attach (b1->tap);
+
+  g_assert_nonnull (a1->address6);
+  g_assert_nonnull (a2->address6);
+  g_assert_nonnull (b1->address6);
+  parse_mac (a1->mac, mac_a1);
+  parse_mac (bridge_mac_text, bridge_mac);
+  /* The host knows where both VMs are (the stand-ins answer no NS). */
+  must ("ip", "-6", "neigh", "replace", a2->address6, "lladdr", a2->mac, "dev", "banger0", "nud", "permanent",
+        NULL);
+  must ("ip", "-6", "neigh", "replace", b1->address6, "lladdr", b1->mac, "dev", "banger0", "nud", "permanent",
+        NULL);
+  stay_on_one_cpu ();
+
+  send_ip6 (fa1, bridge_mac, mac_a1, a1->address6, b1->address6, 1);   /* to another user's VM */
+  send_ip6 (fa1, bridge_mac, mac_a1, a1->address6, a2->address6, 2);   /* to its owner's other VM */
+  wait_tag (fa2, TRUE, at_a2, 2);
+  drain (fb1, TRUE, at_b1);
+  g_assert_cmpstr (at_b1->str, ==, "");
+
+  close (fa1);
+  close (fa2);
+  close (fb1);
+}
+
+/* IPv6 on the bridge: a VM sends only from its own address and its
+ * link-local one, advertises only those as a neighbour, and never sends
+ * what routers and DHCPv6 servers send; isolate-users holds for IPv6
+ * too. Each forged frame passes once banger's bridge table is gone, so
+ * it is the rules that drop it. */
+static void
+test_taps_send_ipv6_only_as_their_vm (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Tap) a1 = create_tap (f, BG_TEST_USER_A, "spoofer6");
+  g_autoptr(Tap) a2 = create_tap (f, BG_TEST_USER_A, "sibling6");
+  g_autoptr(Tap) b1 = create_tap (f, BG_TEST_USER_B, "victim6");
+  g_autoptr(GString) at_a1 = g_string_new (NULL), at_a2 = g_string_new (NULL);
+  g_autoptr(GString) at_b1 = g_string_new (NULL), at_host = g_string_new (NULL);
+  struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons (ETH_P_ALL) };
+  guint8 mac_a1[6], mac_b1[6];
+  g_autofree char *ll_a1 = NULL;
+  int fa1 = tap_attach (a1->tap), fa2 = tap_attach (a2->tap), fb1 = tap_attach (b1->tap);
+  int host = socket (AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons (ETH_P_ALL));
+
+  g_assert_nonnull (a1->address6);
+  g_assert_nonnull (b1->address6);
+  parse_mac (a1->mac, mac_a1);
+  parse_mac (b1->mac, mac_b1);
+  /* Its EUI-64 link-local address, as its kernel makes it. */
+  {
+    guint8 m[6];
+    memcpy (m, mac_a1, 6);
+    ll_a1 = g_strdup_printf ("fe80::%02x%02x:%02xff:fe%02x:%02x%02x", m[0] ^ 2, m[1], m[2], m[3], m[4], m[5]);
+  }
+  ll.sll_ifindex = if_nametoindex ("banger0");
+  g_assert_no_errno (bind (host, (struct sockaddr *) &ll, sizeof ll));
+
+  send_frame6 (fa1, mac_a1, a1->address6, V6_UDP, 1000, 1000, NULL, 1);      /* itself */
+  send_frame6 (fa1, mac_a1, b1->address6, V6_UDP, 1000, 1000, NULL, 2);      /* another VM's address */
+  send_frame6 (fa1, mac_a1, ll_a1, V6_UDP, 1000, 1000, NULL, 3);             /* its link-local */
+  send_frame6 (fa1, mac_a1, ll_a1, V6_ICMP, 136, 0, b1->address6, 4);        /* NA for another VM */
+  send_frame6 (fa1, mac_a1, ll_a1, V6_ICMP, 136, 0, a1->address6, 5);        /* NA for itself */
+  send_frame6 (fa1, mac_a1, ll_a1, V6_ICMP, 134, 0, NULL, 6);                /* router advertisement */
+  send_frame6 (fa1, mac_a1, a1->address6, V6_UDP, 547, 546, NULL, 7);        /* DHCPv6 reply */
+  send_frame6 (fa1, mac_a1, ll_a1, V6_ICMP, 137, 0, a1->address6, 8);        /* redirect */
+  send_frame6 (fa1, mac_b1, a1->address6, V6_UDP, 1000, 1000, NULL, 9);      /* another VM's MAC */
+  send_frame6 (fa1, mac_a1, a1->address6, V6_UDP, 1000, 1000, NULL, 10);     /* the last one */
+  wait_tag (host, FALSE, at_host, 10);
+  wait_tag (fa2, TRUE, at_a2, 10);
+  drain (fb1, TRUE, at_b1);
+  g_assert_cmpstr (at_host->str, ==, "1,3,5,10,");
+  g_assert_cmpstr (at_a2->str, ==, "1,3,5,10,");
+  /* Another user's VM hears none of it (isolate-users). */
+  g_assert_cmpstr (at_b1->str, ==, "");
+
+  /* And B's VM reaches the host over IPv6, not A's VMs. */
+  g_string_truncate (at_host, 0);
+  send_frame6 (fb1, mac_b1, b1->address6, V6_UDP, 1000, 1000, NULL, 11);
+  wait_tag (host, FALSE, at_host, 11);
+  drain (fa1, TRUE, at_a1);
+  drain (fa2, TRUE, at_a2);
+  g_assert_null (strstr (at_a1->str, "11,"));
+  g_assert_null (strstr (at_a2->str, "11,"));
+
+  /* Without banger's bridge table, every forged frame gets through. */
+  must ("nft", "delete", "table", "bridge", "banger", NULL);
+  g_string_truncate (at_host, 0);
+  send_frame6 (fa1, mac_a1, b1->address6, V6_UDP, 1000, 1000, NULL, 12);
+  send_frame6 (fa1, mac_a1, ll_a1, V6_ICMP, 136, 0, b1->address6, 14);
+  send_frame6 (fa1, mac_a1, ll_a1, V6_ICMP, 134, 0, NULL, 16);
+  send_frame6 (fa1, mac_a1, a1->address6, V6_UDP, 547, 546, NULL, 17);
+  send_frame6 (fa1, mac_a1, ll_a1, V6_ICMP, 137, 0, a1->address6, 18);
+  send_frame6 (fa1, mac_b1, a1->address6, V6_UDP, 1000, 1000, NULL, 19);
+  send_frame6 (fa1, mac_a1, a1->address6, V6_UDP, 1000, 1000, NULL, 20);
+  wait_tag (host, FALSE, at_host, 20);
+  g_assert_cmpstr (at_host->str, ==, "12,14,16,17,18,19,20,");
+
+  close (host);
+  close (fa1);
+  close (fa2);
+  close (fb1);
+}
+
+typedef enum nss_status (*ByName3) (const char *, int, struct hostent *, char *, size_t, int *, int *,
+                                    int32_t *, char **);
+
+/* NAME.banger has an A and an AAAA answer: by family, and both at once
+ * (IPv4 first) from gethostbyname4_r, which getaddrinfo uses. */
+static void
+test_names_resolve_to_both_addresses (Fixture *f, gconstpointer data)
+{
+  g_autofree char *hosts = g_build_filename (f->h->run_dir, "hosts", NULL);
+  g_autoptr(Tap) t = NULL;
+  void *module = dlopen (g_getenv ("BANGER_NSS"), RTLD_NOW);
+  ByName3 by3 = dlsym (module, "_nss_banger_gethostbyname3_r");
+  ByName4 by4 = dlsym (module, "_nss_banger_gethostbyname4_r");
+  struct hostent he;
+  struct gaih_addrtuple *pat = NULL;
+  char buf[1024], buf4[1024], ip[INET6_ADDRSTRLEN];
+  int err, herr;
+  int32_t ttl;
+
+  g_setenv ("BANGER_NSS_HOSTS", hosts, TRUE);
+  t = create_tap (f, BG_TEST_USER_A, "dual");
+  g_assert_nonnull (t->address6);
+
+  g_assert_cmpint (by3 ("dual.banger", AF_INET6, &he, buf, sizeof buf, &err, &herr, &ttl, NULL), ==,
+                   NSS_STATUS_SUCCESS);
+  g_assert_cmpint (he.h_addrtype, ==, AF_INET6);
+  g_assert_cmpint (he.h_length, ==, 16);
+  g_assert_cmpstr (inet_ntop (AF_INET6, he.h_addr_list[0], ip, sizeof ip), ==, t->address6);
+  g_assert_null (he.h_addr_list[1]);
+
+  g_assert_cmpint (by4 ("dual.banger", &pat, buf4, sizeof buf4, &err, &herr, &ttl), ==, NSS_STATUS_SUCCESS);
+  g_assert_cmpint (pat->family, ==, AF_INET);
+  g_assert_cmpstr (inet_ntop (AF_INET, pat->addr, ip, sizeof ip), ==, t->address);
+  g_assert_nonnull (pat->next);
+  g_assert_cmpint (pat->next->family, ==, AF_INET6);
+  g_assert_cmpstr (inet_ntop (AF_INET6, pat->next->addr, ip, sizeof ip), ==, t->address6);
+  g_assert_null (pat->next->next);
+
+  /* Too small a buffer for both is ERANGE, not a short answer. */
+  pat = NULL;
+  g_assert_cmpint (by4 ("dual.banger", &pat, buf4, 40, &err, &herr, &ttl), ==, NSS_STATUS_TRYAGAIN);
+  g_assert_cmpint (err, ==, ERANGE);
+  g_assert_cmpint (by3 ("nope.banger", AF_INET6, &he, buf, sizeof buf, &err, &herr, &ttl, NULL), ==,
+                   NSS_STATUS_NOTFOUND);
+}
+
+/* The IPv6 parts drift like the IPv4 ones (an address removed by hand,
+ * a flushed table, forwarding turned off): the next call makes them
+ * again. */
+static void
+test_ipv6_drift_is_repaired (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Tap) t = create_tap (f, BG_TEST_USER_A, "drift6");
+  g_autoptr(BgCallResult) ensure = NULL;
+  g_autofree char *gw = g_strdup_printf ("%s/64", t->gateway6);
+  g_autofree char *addrs = NULL, *table = NULL, *fwd = NULL;
+
+  must ("ip", "addr", "del", gw, "dev", "banger0", NULL);
+  must ("nft", "flush", "table", "ip6", "banger", NULL);
+  sysctl_set ("/proc/sys/net/ipv6/conf/all/forwarding", "0");
+
+  ensure = bg_harness_call (f->h, BG_TEST_USER_A, "EnsureNetwork", "(@a{sv} {},)", NULL);
+  bg_assert_call_ok (ensure);
+  addrs = run ("ip", "-o", "-6", "addr", "show", "dev", "banger0", "scope", "global", NULL);
+  g_assert_nonnull (strstr (addrs, gw));
+  table = run ("nft", "list", "table", "ip6", "banger", NULL);
+  g_assert_nonnull (strstr (table, "masquerade"));
+  fwd = sysctl_get ("/proc/sys/net/ipv6/conf/all/forwarding");
+  g_assert_cmpstr (fwd, ==, "1");
+}
+
+/* A host with IPv6 disabled runs IPv4 VMs, and says IPv6 is off. */
+static void
+test_ipv6_disabled_host_runs_ipv4_vms (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgCallResult) ensure = NULL, info = NULL;
+  g_autoptr(Tap) t = NULL;
+  g_autofree char *table6 = NULL, *text = NULL, *err = NULL, *hosts = NULL, *hosts_path = NULL;
+
+  sysctl_set ("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
+  sysctl_set ("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
+  ensure = bg_harness_call (f->h, BG_TEST_USER_A, "EnsureNetwork", "(@a{sv} {},)", NULL);
+  bg_assert_call_ok (ensure);
+  g_assert_nonnull (strstr (ensure->reply, "'ipv6': <false>"));
+  g_assert_nonnull (strstr (ensure->reply, "'ipv6-off': <'IPv6 is disabled on this host"));
+  g_assert_nonnull (strstr (ensure->reply, "'nat': <true>"));
+  table6 = run ("nft", "list", "table", "ip6", "banger", NULL);
+  g_assert_null (table6);
+
+  t = create_tap (f, BG_TEST_USER_A, "four");
+  g_assert_true (g_str_has_prefix (t->address, "172.30.0."));
+  g_assert_null (t->address6);
+  hosts_path = g_build_filename (f->h->run_dir, "hosts", NULL);
+  g_assert_true (g_file_get_contents (hosts_path, &hosts, NULL, NULL));
+  g_assert_null (strstr (hosts, ":"));
+
+  info = bg_harness_call (f->h, NULL, "HostInfo", NULL, NULL);
+  bg_assert_call_ok (info);
+  g_assert_nonnull (strstr (info->reply, "'ipv6': <'IPv6 is disabled on this host"));
+  g_assert_cmpint (bg_harness_run_cli (f->h, BG_TEST_USER_A, &text, &err, "system", "network", NULL), ==, 0);
+  g_assert_nonnull (strstr (text, "IPv6:     off: IPv6 is disabled on this host"));
+}
+
 static void
 add_tests (void)
 {
@@ -1103,6 +1727,14 @@ add_tests (void)
   ADD ("/network/unlisted-tap-sends-nothing", test_unlisted_tap_sends_nothing);
   ADD ("/network/new-tap-is-guarded-before-it-is-up", test_new_tap_is_guarded_before_it_is_up);
   ADD ("/network/host-users-reach-only-their-own-vms", test_host_users_reach_only_their_own_vms);
+  ADD ("/network/ipv6/host-users-reach-only-their-own-vms", test_host_users_reach_only_their_own_vms_over_ipv6);
+  ADD ("/network/ipv6/nat66-rewrites-source", test_nat66_rewrites_source);
+  ADD ("/network/ipv6/uplink-still-takes-router-advertisements", test_uplink_still_takes_router_advertisements);
+  ADD ("/network/ipv6/taps-send-only-as-their-vm", test_taps_send_ipv6_only_as_their_vm);
+  ADD ("/network/ipv6/routing-keeps-users-apart", test_routing_keeps_users_apart_over_ipv6);
+  ADD ("/network/ipv6/names-resolve-to-both-addresses", test_names_resolve_to_both_addresses);
+  ADD ("/network/ipv6/drift-is-repaired", test_ipv6_drift_is_repaired);
+  ADD ("/network/ipv6/disabled-host-runs-ipv4-vms", test_ipv6_disabled_host_runs_ipv4_vms);
 }
 
 int

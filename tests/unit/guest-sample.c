@@ -52,6 +52,8 @@ bg_test_sample_config (void)
   c->address = g_strdup ("172.30.0.7");
   c->prefix = 24;
   c->gateway = g_strdup ("172.30.0.1");
+  c->address6 = g_strdup ("fd12:3456:789a::7");
+  c->gateway6 = g_strdup ("fd12:3456:789a::1");
   c->mac = g_strdup ("02:aa:bb:cc:dd:ee");
   c->dns = g_strdupv ((char **) dns);
   c->authorized_keys = g_strdupv ((char **) keys);

@@ -2,6 +2,7 @@
  * exactly what the CLI writes, refuse what it cannot apply, and apply it
  * to a system tree (and an interface in a fresh network namespace) the
  * way a booting guest would. */
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <sched.h>
@@ -102,6 +103,14 @@ test_reads_the_drive_the_cli_writes (Fixture *f, gconstpointer data)
   g_assert_cmphex (s->address, ==, 0xac1e0007);
   g_assert_cmpuint (s->prefix, ==, 24);
   g_assert_cmphex (s->gateway, ==, 0xac1e0001);
+  {
+    char text[INET6_ADDRSTRLEN];
+    g_assert_true (s->has_address6);
+    g_assert_cmpstr (inet_ntop (AF_INET6, s->address6, text, sizeof text), ==, "fd12:3456:789a::7");
+    g_assert_cmpuint (s->prefix6, ==, 64);
+    g_assert_true (s->has_gateway6);
+    g_assert_cmpstr (inet_ntop (AF_INET6, s->gateway6, text, sizeof text), ==, "fd12:3456:789a::1");
+  }
   g_assert_cmpstrv (s->dns, c->dns);
   g_assert_cmpstr (s->search[0], ==, "banger");
   g_assert_null (s->search[1]);
@@ -455,6 +464,9 @@ test_configures_the_interface (Fixture *f, gconstpointer data)
       const char *mac[] = { "ip", "link", "set", "dev", "bgtest0", "address", "02:aa:bb:cc:dd:ee", NULL };
       const char *ip_addr[] = { "ip", "-j", "address", "show", "dev", "eth0", NULL };
       const char *ip_route[] = { "ip", "-j", "route", "show", "default", NULL };
+      const char *ip6_addr[] = { "ip", "-j", "-6", "address", "show", "dev", "eth0", "scope", "global", NULL };
+      const char *ip6_route[] = { "ip", "-j", "-6", "route", "show", "default", NULL };
+      g_autofree char *o5 = NULL, *o6 = NULL;
       g_autofree char *o1 = NULL, *o2 = NULL, *o3 = NULL, *o4 = NULL, *e1 = NULL, *e2 = NULL;
 
       if (unshare (CLONE_NEWNET) < 0)
@@ -471,6 +483,13 @@ test_configures_the_interface (Fixture *f, gconstpointer data)
       g_assert_nonnull (strstr (o3, "\"local\":\"172.30.0.7\",\"prefixlen\":24"));
       g_assert_nonnull (strstr (o3, "\"flags\":[\"NO-CARRIER\",\"BROADCAST\",\"MULTICAST\",\"UP\"]"));
       g_assert_nonnull (strstr (o4, "\"dst\":\"default\",\"gateway\":\"172.30.0.1\",\"dev\":\"eth0\""));
+      /* And the IPv6 address (usable at once: no DAD) and route. */
+      g_assert_nonnull (strstr (o1, "network: eth0 fd12:3456:789a::7/64 via fd12:3456:789a::1"));
+      o5 = ip_json (ip6_addr);
+      o6 = ip_json (ip6_route);
+      g_assert_nonnull (strstr (o5, "\"local\":\"fd12:3456:789a::7\",\"prefixlen\":64"));
+      g_assert_null (strstr (o5, "tentative"));
+      g_assert_nonnull (strstr (o6, "\"dst\":\"default\",\"gateway\":\"fd12:3456:789a::1\",\"dev\":\"eth0\""));
       _exit (0);
     }
   g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);

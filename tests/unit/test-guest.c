@@ -79,6 +79,11 @@ test_config_drive_is_nocloud (Fixture *f, gconstpointer data)
 
     g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (eth0, "match"), "macaddress"),
                      ==, "02:aa:bb:cc:dd:ee");
+    g_assert_cmpstr (json_array_get_string_element (json_object_get_array_member (eth0, "addresses"), 1),
+                     ==, "fd12:3456:789a::7/64");
+    g_assert_cmpstr (json_object_get_string_member (
+                       json_array_get_object_element (json_object_get_array_member (eth0, "routes"), 1), "to"),
+                     ==, "::/0");
     g_assert_cmpstr (json_array_get_string_element (json_object_get_array_member (eth0, "addresses"), 0),
                      ==, "172.30.0.7/24");
     g_assert_cmpstr (json_object_get_string_member (route, "via"), ==, "172.30.0.1");

@@ -40,6 +40,41 @@ test_subnet_parsing (void)
   g_assert_false (bg_net_parse_subnet ("banana/24", &net, &prefix, NULL));
 }
 
+static void
+test_ipv6_prefix_and_addresses (void)
+{
+  guint8 net[16], other[16];
+  g_autoptr(GError) error = NULL;
+  g_autofree char *vm = NULL, *gw = NULL, *ll = NULL, *text = NULL, *base = NULL;
+
+  g_assert_true (bg_net_parse_subnet6 ("fd12:3456:789a::/64", net, NULL));
+  vm = bg_net_ip6_host (net, 7);
+  gw = bg_net_ip6_host (net, 1);
+  g_assert_cmpstr (vm, ==, "fd12:3456:789a::7");
+  g_assert_cmpstr (gw, ==, "fd12:3456:789a::1");
+  g_assert_false (bg_net_parse_subnet6 ("fd12:3456:789a::1/64", net, &error));
+  g_assert_nonnull (strstr (error->message, "host bits"));
+  g_clear_error (&error);
+  g_assert_false (bg_net_parse_subnet6 ("fd12:3456:789a::/48", net, &error));
+  g_assert_nonnull (strstr (error->message, "subnet6: "));
+  g_assert_false (bg_net_parse_subnet6 ("172.30.0.0/24", net, NULL));
+
+  /* RFC 4193: fd00::/8 with a random global ID, subnet 0, a /64. */
+  bg_net_ula_random (net);
+  bg_net_ula_random (other);
+  g_assert_cmphex (net[0], ==, 0xfd);
+  g_assert_cmpint (memcmp (net + 1, other + 1, 5), !=, 0);
+  base = bg_net_ip6_host (net, 0);
+  text = g_strdup_printf ("%s/64", base);
+  g_assert_true (bg_net_parse_subnet6 (text, other, NULL));
+  g_assert_cmpint (memcmp (net, other, 16), ==, 0);
+
+  /* Modified EUI-64: the universal/local bit flipped, ff:fe between. */
+  ll = bg_net_link_local ("02:aa:bb:cc:dd:ee");
+  g_assert_cmpstr (ll, ==, "fe80::aa:bbff:fecc:ddee");
+  g_assert_null (bg_net_link_local ("nope"));
+}
+
 static GArray *
 routes (const char *first, ...) G_GNUC_NULL_TERMINATED;
 
@@ -147,6 +182,7 @@ test_config_defaults_and_errors (void)
     { "[network]\nsubnet=10.0.0.0/8\n", "subnet: \"10.0.0.0/8\" is not an IPv4 subnet" },
     { "[network]\ndomain=Not.One\n", "domain: \"Not.One\" must be one DNS label" },
     { "[network]\ndns=1.1.1.1,nope\n", "dns: \"nope\" is not an IPv4 address" },
+    { "[network]\nsubnet6=fd00::/56\n", "subnet6: \"fd00::/56\" is not an IPv6 /64" },
   };
   g_autofree char *dir = write_conf ("[network]\n");
   g_autoptr(BgNetConfig) c = bg_net_config_load (dir, NULL);
@@ -199,6 +235,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/netconf/tap-names-and-macs-are-stable", test_tap_names_and_macs_are_stable);
   g_test_add_func ("/netconf/subnet-parsing", test_subnet_parsing);
+  g_test_add_func ("/netconf/ipv6-prefix-and-addresses", test_ipv6_prefix_and_addresses);
   g_test_add_func ("/netconf/pick-subnet-over-routes", test_pick_subnet_over_routes);
   g_test_add_func ("/netconf/pick-subnet-wraps-and-gives-up", test_pick_subnet_wraps_and_gives_up);
   g_test_add_func ("/netconf/clash-skips-our-own-bridge", test_clash_skips_our_own_bridge);

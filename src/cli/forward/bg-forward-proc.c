@@ -223,6 +223,7 @@ gboolean
 bg_forward_spawn_background (const char  *vm_name,
                              char       **specs,
                              gboolean     persistent,
+                             gboolean     ipv6,
                              GPid        *pid,
                              GError     **error)
 {
@@ -250,6 +251,8 @@ bg_forward_spawn_background (const char  *vm_name,
   g_ptr_array_add (argv, "--serve-background=3");
   if (persistent)
     g_ptr_array_add (argv, "--persistent");
+  if (ipv6)
+    g_ptr_array_add (argv, "--ipv6");
   g_ptr_array_add (argv, (char *) vm_name);
   g_ptr_array_add (argv, "--");
   for (guint i = 0; specs[i]; i++)

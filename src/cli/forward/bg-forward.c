@@ -289,14 +289,30 @@ conn_dispatch (GSource     *source,
 
 static GSourceFuncs conn_source_funcs = { NULL, NULL, conn_dispatch, NULL, NULL, NULL };
 
-static gboolean
-guest_sockaddr (Listener                *l,
-                struct sockaddr_in      *sin)
+/* The guest's end: its IPv4 address, or its IPv6 one (vm forward
+ * --ipv6); *@len 0 when the address is neither. */
+static void
+guest_sockaddr (Listener                 *l,
+                struct sockaddr_storage  *ss,
+                socklen_t                *len)
 {
-  memset (sin, 0, sizeof *sin);
-  sin->sin_family = AF_INET;
-  sin->sin_port = htons (l->spec->guest_port);
-  return inet_pton (AF_INET, l->forward->guest_address, &sin->sin_addr) == 1;
+  struct sockaddr_in *sin = (struct sockaddr_in *) ss;
+  struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) ss;
+
+  memset (ss, 0, sizeof *ss);
+  *len = 0;
+  if (inet_pton (AF_INET, l->forward->guest_address, &sin->sin_addr) == 1)
+    {
+      sin->sin_family = AF_INET;
+      sin->sin_port = htons (l->spec->guest_port);
+      *len = sizeof *sin;
+    }
+  else if (inet_pton (AF_INET6, l->forward->guest_address, &sin6->sin6_addr) == 1)
+    {
+      sin6->sin6_family = AF_INET6;
+      sin6->sin6_port = htons (l->spec->guest_port);
+      *len = sizeof *sin6;
+    }
 }
 
 static char *
@@ -328,7 +344,8 @@ on_accept (int           fd,
     {
       struct sockaddr_storage peer;
       socklen_t plen = sizeof peer;
-      struct sockaddr_in sin;
+      struct sockaddr_storage guest;
+      socklen_t glen;
       int client = accept4 (fd, (struct sockaddr *) &peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
       Conn *c;
 
@@ -354,9 +371,10 @@ on_accept (int           fd,
       for (guint k = 0; k < 2; k++)
         c->dir[k].pipe[0] = c->dir[k].pipe[1] = -1;
       g_hash_table_add (l->forward->conns, c);
-      c->guest = socket (AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-      if (c->guest < 0 || !guest_sockaddr (l, &sin) ||
-          (connect (c->guest, (struct sockaddr *) &sin, sizeof sin) < 0 && errno != EINPROGRESS))
+      guest_sockaddr (l, &guest, &glen);
+      c->guest = socket (guest.ss_family == AF_INET6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (c->guest < 0 || glen == 0 ||
+          (connect (c->guest, (struct sockaddr *) &guest, glen) < 0 && errno != EINPROGRESS))
         {
           g_printerr ("banger: %s: cannot reach %s: %s\n", c->peer, l->forward->vm, g_strerror (errno));
           conn_end (c, TRUE);
@@ -445,10 +463,12 @@ flow_open (Listener                       *l,
            socklen_t                       flen,
            GBytes                         *key)
 {
-  struct sockaddr_in sin;
+  struct sockaddr_storage guest;
+  socklen_t glen;
   Flow *w;
 
-  if (!guest_sockaddr (l, &sin))
+  guest_sockaddr (l, &guest, &glen);
+  if (glen == 0)
     return NULL;
   if (l->forward->n_flows >= l->forward->max_flows)
     evict_idlest_flow (l->forward);
@@ -458,8 +478,8 @@ flow_open (Listener                       *l,
   memcpy (&w->client, from, flen);
   w->client_len = flen;
   w->key = g_bytes_ref (key);
-  w->fd = socket (AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (w->fd < 0 || connect (w->fd, (struct sockaddr *) &sin, sizeof sin) < 0)
+  w->fd = socket (guest.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (w->fd < 0 || connect (w->fd, (struct sockaddr *) &guest, glen) < 0)
     {
       flow_free (w);
       return NULL;

@@ -68,10 +68,12 @@ guint      bg_forward_stop_processes (const char   *vm_name,
                                       const char   *spec,
                                       GError      **error);
 /* Starts `banger vm forward NAME SPEC… ` in the background and waits
- * until it listens (or says why it cannot). */
+ * until it listens (or says why it cannot); @ipv6: to the VM's IPv6
+ * address. */
 gboolean   bg_forward_spawn_background (const char  *vm_name,
                                         char       **specs,
                                         gboolean     persistent,
+                                        gboolean     ipv6,
                                         GPid        *pid,
                                         GError     **error);
 

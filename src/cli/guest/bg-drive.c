@@ -26,6 +26,8 @@ bg_guest_config_free (BgGuestConfig *c)
   g_free (c->user);
   g_free (c->address);
   g_free (c->gateway);
+  g_free (c->address6);
+  g_free (c->gateway6);
   g_free (c->mac);
   g_strfreev (c->dns);
   g_strfreev (c->authorized_keys);
@@ -155,6 +157,11 @@ network_config (const BgGuestConfig *c)
   MEMBER (b, "addresses");
   json_builder_begin_array (b);
   json_builder_add_string_value (b, cidr);
+  if (c->address6 != NULL)
+    {
+      g_autofree char *cidr6 = g_strdup_printf ("%s/64", c->address6);
+      json_builder_add_string_value (b, cidr6);
+    }
   json_builder_end_array (b);
   MEMBER (b, "routes");
   json_builder_begin_array (b);
@@ -163,6 +170,13 @@ network_config (const BgGuestConfig *c)
   MEMBER (b, "to"); json_builder_add_string_value (b, "0.0.0.0/0");
   MEMBER (b, "via"); json_builder_add_string_value (b, c->gateway);
   json_builder_end_object (b);
+  if (c->address6 != NULL && c->gateway6 != NULL)
+    {
+      json_builder_begin_object (b);
+      MEMBER (b, "to"); json_builder_add_string_value (b, "::/0");
+      MEMBER (b, "via"); json_builder_add_string_value (b, c->gateway6);
+      json_builder_end_object (b);
+    }
   json_builder_end_array (b);
   MEMBER (b, "nameservers");
   json_builder_begin_object (b);

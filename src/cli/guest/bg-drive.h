@@ -12,6 +12,8 @@ typedef struct {
   char  *address;       /* IPv4 */
   guint  prefix;
   char  *gateway;
+  char  *address6;      /* IPv6, a /64; NULL for none */
+  char  *gateway6;
   char  *mac;
   char **dns;           /* name servers */
   char **authorized_keys; /* public key lines */

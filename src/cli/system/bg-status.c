@@ -107,12 +107,13 @@ check_authorization (BgCheck *c)
 static void
 check_host (BgCheck *kvm,
             BgCheck *devices,
-            BgCheck *vmm)
+            BgCheck *vmm,
+            BgCheck *ipv6)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply = bg_client_call ("HostInfo", NULL, NULL, &error);
   g_autoptr(GVariant) info = NULL;
-  const char *kvm_err = "", *tun = "", *loop = "", *vmm_path = "", *vmm_err = "";
+  const char *kvm_err = "", *tun = "", *loop = "", *vmm_path = "", *vmm_err = "", *ipv6_off = "";
 
   if (reply == NULL)
     {
@@ -120,6 +121,7 @@ check_host (BgCheck *kvm,
            "see the mechanism and authorization lines");
       set (devices, FALSE, g_strdup ("cannot ask the mechanism"), NULL);
       set (vmm, FALSE, g_strdup ("cannot ask the mechanism"), NULL);
+      set (ipv6, FALSE, g_strdup ("cannot ask the mechanism"), NULL);
       return;
     }
   info = g_variant_get_child_value (reply, 0);
@@ -128,6 +130,14 @@ check_host (BgCheck *kvm,
   g_variant_lookup (info, "loop", "&s", &loop);
   g_variant_lookup (info, "vmm", "&s", &vmm_path);
   g_variant_lookup (info, "vmm-error", "&s", &vmm_err);
+  g_variant_lookup (info, "ipv6", "&s", &ipv6_off);
+  /* IPv4 VMs run either way: this only says whether they get IPv6. */
+  if (*ipv6_off)
+    set (ipv6, FALSE, g_strdup_printf ("IPv6 is off: %s; VMs get IPv4 only", ipv6_off),
+         "enable IPv6 on the host (net.ipv6.conf.all.disable_ipv6=0) and set subnet6=auto in "
+         BG_SYSCONFDIR "/network.conf");
+  else
+    set (ipv6, TRUE, g_strdup ("on: VMs get an IPv6 address, NATed to the uplink's"), NULL);
   if (*kvm_err)
     set (kvm, FALSE, g_strdup (kvm_err),
          "enable virtualization in the firmware and load kvm_intel or kvm_amd");
@@ -291,7 +301,7 @@ bg_status_run (void)
   GArray *checks = g_array_new (FALSE, TRUE, sizeof (BgCheck));
   static const char * const names[] = {
     "mechanism", "polkit actions", "authorization", "kvm", "devices", "firecracker", "programs", "image build",
-    "names", "runtime dir", "config", "vms", "confinement",
+    "names", "runtime dir", "config", "vms", "confinement", "ipv6",
   };
   BgCheck *c;
 
@@ -303,12 +313,12 @@ bg_status_run (void)
   check_mechanism (&c[0]);
   check_policy (&c[1]);
   check_authorization (&c[2]);
-  check_host (&c[3], &c[4], &c[5]);
+  check_host (&c[3], &c[4], &c[5], &c[13]);
   check_programs (&c[6]);
   check_build (&c[7]);
   check_names (&c[8]);
   /* VMs run without these: only builds, and NAME.banger, need them. */
-  c[7].optional = c[8].optional = TRUE;
+  c[7].optional = c[8].optional = c[13].optional = TRUE;
   check_runtime_dir (&c[9]);
   check_config (&c[10]);
   check_vms (&c[11]);

@@ -72,6 +72,14 @@ bg_vm_take_network (BgVmRecord *r,
     g_free (r->address), r->address = g_strdup (s);
   if (g_variant_lookup (info, "gateway", "&s", &s))
     g_free (r->gateway), r->gateway = g_strdup (s);
+  /* No IPv6 now (the host disabled it) is news too: the drive must
+   * stop asking for it. */
+  g_clear_pointer (&r->address6, g_free);
+  g_clear_pointer (&r->gateway6, g_free);
+  if (g_variant_lookup (info, "address6", "&s", &s))
+    r->address6 = g_strdup (s);
+  if (g_variant_lookup (info, "gateway6", "&s", &s))
+    r->gateway6 = g_strdup (s);
   if (g_variant_lookup (info, "mac", "&s", &s))
     g_free (r->mac), r->mac = g_strdup (s);
   if (g_variant_lookup (info, "domain", "&s", &s))
@@ -91,6 +99,7 @@ same_network (BgVmRecord *before,
               BgVmRecord *after)
 {
   return g_strcmp0 (before->address, after->address) == 0 && g_strcmp0 (before->gateway, after->gateway) == 0 &&
+         g_strcmp0 (before->address6, after->address6) == 0 && g_strcmp0 (before->gateway6, after->gateway6) == 0 &&
          before->prefix == after->prefix && g_strcmp0 (before->domain, after->domain) == 0 &&
          g_strv_equal ((const char * const *) (before->dns ? before->dns : (char *[]) { NULL }),
                        (const char * const *) (after->dns ? after->dns : (char *[]) { NULL }));
@@ -131,6 +140,8 @@ bg_vm_write_config_drive (BgVmRecord  *r,
   guest->address = g_strdup (r->address);
   guest->prefix = r->prefix;
   guest->gateway = g_strdup (r->gateway);
+  guest->address6 = g_strdup (r->address6);
+  guest->gateway6 = g_strdup (r->gateway6);
   guest->mac = g_strdup (r->mac);
   guest->dns = g_strdupv (r->dns);
   guest->authorized_keys = g_strv_builder_end (keys);

@@ -288,7 +288,7 @@ start_recorded_forwards (BgVmRecord *r)
     return;
   bg_forward_stop_processes (r->name, NULL, NULL);
   bg_forward_spec_warn_exposed ((const char * const *) r->forwards, r->name);
-  if (!bg_forward_spawn_background (r->name, r->forwards, TRUE, &pid, &error))
+  if (!bg_forward_spawn_background (r->name, r->forwards, TRUE, FALSE, &pid, &error))
     bg_cli_warn ("%s runs, but its forwards do not: %s", r->name, error->message);
 }
 
@@ -311,6 +311,8 @@ print_summary (BgCli      *cli,
            !waited ? "started" : agent_up == 0 ? "up and answering SSH" :
            no_sshd ? "up (its guest agent answers; the image has no sshd)" : "up (its guest agent and sshd answer)");
   g_print ("  address:  %s (%s)\n", r->address, alias);
+  if (r->address6 != NULL)
+    g_print ("  ipv6:     %s\n", r->address6);
   if (no_sshd)
     g_print ("  shell:    banger vm exec -it %s -- sh\n", r->name);
   else

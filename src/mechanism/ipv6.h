@@ -1,0 +1,21 @@
+/* ipv6.h: the host's IPv6 settings the VM network needs, which the
+ * kernel offers only as sysctls. */
+#pragma once
+
+#include "bg-netconf.h"
+#include "types.h"
+
+G_BEGIN_DECLS
+
+gboolean bg_ipv6_link_enabled      (const char   *ifname);
+gboolean bg_ipv6_load_prefix       (BgNetConfig  *config,
+                                    const char   *state_dir,
+                                    guint8        network[16],
+                                    GError      **error);
+char    *bg_ipv6_off_reason        (BgNetConfig  *config,
+                                    const char   *ifname);
+gboolean bg_ipv6_forwarding_on     (void);
+gboolean bg_ipv6_enable_forwarding (const char   *uplink,
+                                    GError      **error);
+
+G_END_DECLS
