@@ -19,6 +19,7 @@
 #include "bg-error.h"
 #include "bg-fd.h"
 #include "bg-file.h"
+#include "bg-guest-insert.h"
 #include "bg-image.h"
 #include "bg-names.h"
 #include "bg-spawn.h"
@@ -476,14 +477,19 @@ import_rootfs (BgImage     *image,
   image->rootfs_bytes = st.st_size;
 
   bg_progress_step (progress, "checking the root filesystem");
-  if (bg_spawn_run (fsck, NULL, &local))
-    return TRUE;
-  if (g_error_matches (local, BG_ERROR, BG_ERROR_FAILED))
-    g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-                 "rootfs: the filesystem has errors (e2fsck -fn); repair it with e2fsck first");
-  else
-    g_propagate_error (error, g_steal_pointer (&local));
-  return FALSE;
+  if (!bg_spawn_run (fsck, NULL, &local))
+    {
+      if (g_error_matches (local, BG_ERROR, BG_ERROR_FAILED))
+        g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                     "rootfs: the filesystem has errors (e2fsck -fn); repair it with e2fsck first");
+      else
+        g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  /* Into banger's copy only (the user's file was only read), once it is
+   * known to be sound: with banger-init in it, its VMs can be layered. */
+  bg_progress_step (progress, "adding banger's guest programs to banger's copy, so its VMs can be layered");
+  return bg_guest_insert_programs (image->rootfs, &image->copy_reason, error);
 }
 
 static gboolean
