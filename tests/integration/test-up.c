@@ -994,6 +994,7 @@ test_plain_ext4_imports_layered (Fixture *f, gconstpointer data)
   g_assert_cmpint (cli (f, &o, &e, "image", "show", "byo", NULL), ==, 0);
   g_assert_nonnull (strstr (o, "Layered VMs: yes"));
   g_assert_nonnull (strstr (o, sum_before));
+  g_assert_nonnull (strstr (o, "SSH:       no (the image has no sshd"));
   g_clear_pointer (&o, g_free);
   g_assert_cmpint (cli (f, &o, &e, "image", "show", "byo", "--json", NULL), ==, 0);
   shown = json (o);
@@ -1022,6 +1023,11 @@ test_plain_ext4_imports_layered (Fixture *f, gconstpointer data)
       cfg = fc (json_object_get_string_member (obj, "api_socket"), "config");
       g_assert_nonnull (strstr (cfg, "root=/dev/vda ro init=/usr/libexec/banger/banger-init banger.upper=/dev/vdc"));
     }
+  /* No sshd in it, and no agent answering here: vm ssh says so at once
+   * and names the other way in, without trying ssh. */
+  g_clear_pointer (&e, g_free);
+  g_assert_cmpint (cli (f, NULL, &e, "vm", "ssh", "b1", "--", "true", NULL), ==, 1);
+  g_assert_nonnull (strstr (e, "VM b1's image byo has no sshd; use 'banger vm exec -it b1 -- COMMAND'"));
   g_assert_cmpint (cli (f, NULL, NULL, "vm", "rm", "b1", "--force", NULL), ==, 0);
   g_assert_cmpint (cli (f, NULL, NULL, "vm", "rm", "b2", "--force", NULL), ==, 0);
 

@@ -279,6 +279,14 @@ test_layering_and_copy_reasons (Fixture *f, gconstpointer data)
   g_assert_true (g_file_get_contents (g_getenv ("BANGER_INIT"), &init_bin, &len, NULL));
   g_assert_no_errno (g_mkdir_with_parents (libexec, 0755));
   g_assert_true (g_file_set_contents_full (init, init_bin, len, G_FILE_SET_CONTENTS_NONE, 0755, NULL));
+  /* An sshd (merged /usr), which image show and vm ssh go by. */
+  {
+    g_autofree char *sbin = g_build_filename (tree, "usr/sbin", NULL);
+    g_autofree char *sshd = g_build_filename (sbin, "sshd", NULL);
+
+    g_assert_no_errno (g_mkdir_with_parents (sbin, 0755));
+    g_assert_true (g_file_set_contents_full (sshd, "", 0, G_FILE_SET_CONTENTS_NONE, 0755, NULL));
+  }
   g_assert_nonnull (mke2fs);
   g_assert_true (g_spawn_sync (NULL, (char **) mkfs, NULL, G_SPAWN_STDOUT_TO_DEV_NULL,
                                NULL, NULL, NULL, NULL, &status, NULL));
@@ -288,6 +296,8 @@ test_layering_and_copy_reasons (Fixture *f, gconstpointer data)
   g_assert_true (lay->layered);
   g_assert_null (lay->copy_reason);
   g_assert_true (lay->format_upper);
+  g_assert_true (lay->sshd_known);
+  g_assert_true (lay->has_sshd);
   {
     g_autofree char *vm = g_build_filename (f->tmp, "vm", NULL);
     g_autofree char *upper = g_build_filename (vm, "upper.img", NULL);
@@ -1072,6 +1082,8 @@ test_plain_ext4_imports_layered (Fixture *f, gconstpointer data)
   g_assert_true (image->layered);
   g_assert_null (image->copy_reason);
   g_assert_true (image->format_upper);
+  g_assert_true (image->sshd_known);
+  g_assert_false (image->has_sshd);
   /* What image show prints is the checksum of the file the user gave. */
   g_assert_cmpstr (image->rootfs_sha256, ==, before);
   assert_guest_program (f, image->rootfs, "banger-init", g_getenv ("BANGER_INIT"));
@@ -1087,6 +1099,8 @@ test_plain_ext4_imports_layered (Fixture *f, gconstpointer data)
   g_assert_no_error (error);
   g_assert_true (back->layered);
   g_assert_true (back->format_upper);
+  g_assert_true (back->sshd_known);
+  g_assert_false (back->has_sshd);
 }
 
 /* debugfs parses its commands, so host paths never go into them: a
