@@ -150,6 +150,9 @@ cmd_show (BgCli *cli, int argc, char **argv, GError **error)
         g_autofree char *missing = g_strjoinv ("; ", image->boot_missing);
         g_print ("Boots on Firecracker: no, by %s, which lacks: %s\n", image->boot_source, missing);
       }
+    if (image->sshd_known)
+      g_print ("SSH:       %s\n", image->has_sshd ? "yes (the image has sshd: 'banger vm ssh VM')"
+                                                  : "no (the image has no sshd: use 'banger vm exec -it VM -- COMMAND')");
     if (image->layered)
       g_print ("Layered VMs: yes (the image has banger-init: its VMs share it read-only and write to disks of "
                "their own)\n");

@@ -7,6 +7,7 @@
 #include "bg-names.h"
 #include "bg-drive.h"
 #include "bg-forward.h"
+#include "bg-image.h"
 #include "bg-ready.h"
 #include "bg-ssh.h"
 #include "bg-sync.h"
@@ -563,13 +564,29 @@ cmd_ssh (BgCli *cli, int argc, char **argv, GError **error)
     g_autoptr(BgAgentClient) client = bg_agent_client_connect (r->vsock_socket ? r->vsock_socket : "",
                                                                BG_AGENT_VSOCK_PORT, 2000, NULL);
     guint32 up = 0;
+    gboolean answered = client && bg_agent_client_ready (client, 0, 0, &up, NULL);
 
-    if (client && bg_agent_client_ready (client, 0, 0, &up, NULL) && !(up & BG_AGENT_HAS_SSHD))
+    if (answered && !(up & BG_AGENT_HAS_SSHD))
       {
         g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED,
                      "VM %s's image has no sshd; use 'banger vm exec -it %s -- COMMAND' (e.g. -- sh) instead",
                      r->name, r->name);
         return FALSE;
+      }
+    /* No agent answered: what the image's record says, read off its
+     * root at import (an image imported before says nothing). */
+    if (!answered && r->image != NULL)
+      {
+        g_autofree char *images = bg_paths_images_dir ();
+        g_autoptr(BgImage) image = bg_image_load (images, r->image, NULL);
+
+        if (image != NULL && image->sshd_known && !image->has_sshd)
+          {
+            g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED,
+                         "VM %s's image %s has no sshd; use 'banger vm exec -it %s -- COMMAND' (e.g. -- sh) "
+                         "instead, once its guest agent answers", r->name, r->image, r->name);
+            return FALSE;
+          }
       }
   }
   target = bg_ssh_target_new (r, config);

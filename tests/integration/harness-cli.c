@@ -179,7 +179,8 @@ bg_harness_write_tiny_kernel (const char *path,
 
 /* A tiny image for @user, named "default": an x86-64 ELF kernel and a
  * real 64 MiB ext4 root filesystem, imported with the CLI. Enough for the
- * test VMM, which boots nothing. */
+ * test VMM, which boots nothing. Its root has an (empty) /usr/sbin/sshd,
+ * as the images banger builds do, so that `vm ssh` tries ssh. */
 void
 bg_harness_import_test_image (BgHarness  *h,
                               const char *user)
@@ -187,16 +188,23 @@ bg_harness_import_test_image (BgHarness  *h,
   g_autofree char *home = g_strdup_printf ("%s/home-%s", h->tmp, user);
   g_autofree char *kernel = g_build_filename (home, "vmlinux", NULL);
   g_autofree char *rootfs = g_build_filename (home, "rootfs.ext4", NULL);
+  g_autofree char *tree = g_build_filename (home, "default-root", NULL);
+  g_autofree char *sbin = g_build_filename (tree, "usr/sbin", NULL);
+  g_autofree char *sshd = g_build_filename (sbin, "sshd", NULL);
   g_autofree char *out = NULL, *err = NULL;
   struct passwd *pw = getpwnam (user);
-  const char *mkfs[] = { "mke2fs", "-q", "-F", "-t", "ext4", rootfs, "64M", NULL };
+  const char *mkfs[] = { "mke2fs", "-q", "-F", "-t", "ext4", "-d", tree, rootfs, "64M", NULL };
+  const char *rm[] = { "rm", "-rf", "--", tree, NULL };
   int status;
 
   /* The first CLI run makes the user's home. */
   bg_harness_run_cli (h, user, NULL, NULL, "--version", NULL);
+  g_assert_no_errno (g_mkdir_with_parents (sbin, 0755));
+  g_assert_true (g_file_set_contents_full (sshd, "", 0, G_FILE_SET_CONTENTS_NONE, 0755, NULL));
   bg_harness_write_tiny_kernel (kernel, user);
   bg_harness_run_argv (mkfs, NULL, &status);
   g_assert_cmpint (status, ==, 0);
+  bg_harness_run_argv (rm, NULL, &status);
   g_assert_no_errno (chown (rootfs, pw->pw_uid, pw->pw_gid));
   if (bg_harness_run_cli (h, user, &out, &err, "image", "import", "default", "--kernel", "vmlinux", "--rootfs",
                           "rootfs.ext4", NULL) != 0)

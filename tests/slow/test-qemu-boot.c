@@ -10,8 +10,8 @@
  * its writes land on its own disk, a second VM of the image sees none of
  * them, they survive a stop and a start, container data dirs are on the
  * VM's ext4 and not on overlayfs, and the image never changes.
- * Then an image built with --cloud-init (no banger-init, so copied),
- * which stands for stock cloud images reading the same NoCloud drive.
+ * Then an image built with --cloud-init, which stands for stock cloud
+ * images reading the same NoCloud drive, booted as a copy.
  * Each time `banger vm ssh NAME` must work with the pinned host key, as
  * the user the drive asked for, with the synced file in its home. */
 #include <pwd.h>
@@ -273,16 +273,22 @@ test_layered_guest (void)
   bg_harness_stop (h);
 }
 
-/* Stock cloud images stand in: cloud-init reads the NoCloud drive; no
- * banger-init, so the VM's disk is a copy. */
+/* Stock cloud images stand in: cloud-init reads the NoCloud drive. The
+ * import writes banger-init into banger's copy, so its VMs would be
+ * layered; banger.conf's disk-mode=copy keeps this one a copy, the mode a
+ * kernel without overlayfs gets, so that the copy path still boots. */
 static void
 test_cloud_init_guest (void)
 {
   BgHarness *h = bg_harness_start (600);
   g_autofree char *ssh = NULL;
   g_autoptr(Vm) vm = NULL;
+  g_autofree char *conf = g_strdup_printf ("%s/home-%s/.config/banger/banger.conf", h->tmp, BG_TEST_USER_A);
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
 
   import_image (h, prep_home, "cloudguest");
+  g_assert_true (g_file_set_contents (conf, "[sync]\npaths=~/.gitconfig\n[vm]\ndisk-mode=copy\n", -1, NULL));
+  g_assert_no_errno (chown (conf, pw->pw_uid, pw->pw_gid));
   vm = make_vm (h, "qguest", "cloudguest");
   g_assert_null (strstr (vm->boot_args, "banger-init"));
   g_assert_cmpuint (vm->drives->len, ==, 2);

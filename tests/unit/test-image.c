@@ -13,7 +13,9 @@
 #include "bg-cli.h"
 #include "bg-disk.h"
 #include "bg-error.h"
+#include "bg-guest-insert.h"
 #include "bg-image.h"
+#include "bg-spawn.h"
 
 #include "../bg-test.h"
 
@@ -254,15 +256,13 @@ test_import_round_trip (Fixture *f, gconstpointer data)
   g_assert_null (g_dir_read_name (dir));
 }
 
-/* An image without banger-init says why its VMs are copies; one with
- * banger-init and no mke2fs (as an OCI image) is layered, and its VMs'
- * disks are made on the host as ext4, still O(1). */
+/* An image with banger-init and no mke2fs (as an OCI image) is layered,
+ * and its VMs' disks are made on the host as ext4, still O(1). */
 static void
 test_layering_and_copy_reasons (Fixture *f, gconstpointer data)
 {
   g_autoptr(GBytes) elf = fake_vmlinux (EM_X86_64);
   g_autofree char *kernel = write_file (f, "vmlinux", g_bytes_get_data (elf, NULL), g_bytes_get_size (elf));
-  g_autofree char *plain_fs = make_ext4 (f, "plain.ext4", "16M");
   g_autofree char *tree = g_build_filename (f->tmp, "tree", NULL);
   g_autofree char *libexec = g_build_filename (tree, "usr/libexec/banger", NULL);
   g_autofree char *init = g_build_filename (libexec, "banger-init", NULL);
@@ -270,23 +270,23 @@ test_layering_and_copy_reasons (Fixture *f, gconstpointer data)
   g_autofree char *images = g_build_filename (f->tmp, "images", NULL);
   g_autofree char *init_bin = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(BgImage) plain = NULL, lay = NULL;
+  g_autoptr(BgImage) lay = NULL;
   g_autofree char *mke2fs = bg_program_find ("mke2fs");
   const char *mkfs[] = { mke2fs, "-q", "-F", "-t", "ext4", "-d", tree, lay_fs, "16M", NULL };
   gsize len;
   int status;
 
-  plain = bg_image_import (images, "plain", &(BgImageFiles) { kernel, plain_fs, NULL, NULL, NULL }, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_false (plain->layered);
-  g_assert_nonnull (strstr (plain->copy_reason, "no banger-init"));
-  g_clear_pointer (&plain, bg_image_free);
-  plain = bg_image_load (images, "plain", &error);
-  g_assert_nonnull (strstr (plain->copy_reason, "no banger-init"));
-
   g_assert_true (g_file_get_contents (g_getenv ("BANGER_INIT"), &init_bin, &len, NULL));
   g_assert_no_errno (g_mkdir_with_parents (libexec, 0755));
   g_assert_true (g_file_set_contents_full (init, init_bin, len, G_FILE_SET_CONTENTS_NONE, 0755, NULL));
+  /* An sshd (merged /usr), which image show and vm ssh go by. */
+  {
+    g_autofree char *sbin = g_build_filename (tree, "usr/sbin", NULL);
+    g_autofree char *sshd = g_build_filename (sbin, "sshd", NULL);
+
+    g_assert_no_errno (g_mkdir_with_parents (sbin, 0755));
+    g_assert_true (g_file_set_contents_full (sshd, "", 0, G_FILE_SET_CONTENTS_NONE, 0755, NULL));
+  }
   g_assert_nonnull (mke2fs);
   g_assert_true (g_spawn_sync (NULL, (char **) mkfs, NULL, G_SPAWN_STDOUT_TO_DEV_NULL,
                                NULL, NULL, NULL, NULL, &status, NULL));
@@ -296,6 +296,8 @@ test_layering_and_copy_reasons (Fixture *f, gconstpointer data)
   g_assert_true (lay->layered);
   g_assert_null (lay->copy_reason);
   g_assert_true (lay->format_upper);
+  g_assert_true (lay->sshd_known);
+  g_assert_true (lay->has_sshd);
   {
     g_autofree char *vm = g_build_filename (f->tmp, "vm", NULL);
     g_autofree char *upper = g_build_filename (vm, "upper.img", NULL);
@@ -382,6 +384,7 @@ static const ProgressCase progress_in_a_log = {
   "deb: copying the kernel\n"
   "deb: *the root filesystem*\n"
   "deb: checking the root filesystem\n"
+  "deb: adding banger's guest programs to banger's copy, so its VMs can be layered\n"
   "deb: checking the kernel against what Firecracker needs\n",
   "*%*",
 };
@@ -994,12 +997,282 @@ test_boot_check_reads_an_initrds_modules (void)
   g_assert_false (g_hash_table_contains (modules, "virtio_mmio"));
 }
 
+static char *
+sha256_of_path (const char *path)
+{
+  g_autofree char *data = NULL;
+  gsize len;
+
+  g_assert_true (g_file_get_contents (path, &data, &len, NULL));
+  return g_compute_checksum_for_data (G_CHECKSUM_SHA256, (guint8 *) data, len);
+}
+
+/* debugfs -R @request @rootfs's stdout (the test's own, constant
+ * requests). */
+static char *
+debugfs_out (const char *rootfs, const char *request)
+{
+  g_autofree char *debugfs = bg_program_find ("debugfs");
+  const char *argv[] = { debugfs, "-R", request, rootfs, NULL };
+  g_autoptr(GError) error = NULL;
+  char *out = NULL;
+  int status;
+
+  g_assert_nonnull (debugfs);
+  bg_test_spawn_sync (NULL, argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, &out, NULL, &status, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  return out;
+}
+
+static void
+assert_fsck_clean (const char *rootfs)
+{
+  g_autofree char *e2fsck = bg_program_find ("e2fsck");
+  const char *argv[] = { e2fsck, "-f", "-n", rootfs, NULL };
+  g_autoptr(GError) error = NULL;
+  int status;
+
+  bg_test_spawn_sync (NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                      &status, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+}
+
+/* The guest program @name in @rootfs: root's, 0755, @host's bytes. */
+static void
+assert_guest_program (Fixture *f, const char *rootfs, const char *name, const char *host)
+{
+  g_autofree char *request = g_strdup_printf ("stat /usr/libexec/banger/%s", name);
+  g_autofree char *out = debugfs_out (rootfs, request);
+  g_autofree char *dumped = g_build_filename (f->tmp, "dumped", NULL);
+  g_autofree char *dump = g_strdup_printf ("dump /usr/libexec/banger/%s %s", name, dumped);
+  g_autofree char *ignored = NULL, *want = sha256_of_path (host), *got = NULL;
+  BgDebugfsStat st;
+
+  g_assert_true (bg_debugfs_parse_stat (out, &st));
+  g_assert_cmpstr (st.type, ==, "regular");
+  g_assert_cmpuint (st.mode, ==, 0755);
+  g_assert_cmpuint (st.uid, ==, 0);
+  g_assert_cmpuint (st.gid, ==, 0);
+  ignored = debugfs_out (rootfs, dump);
+  got = sha256_of_path (dumped);
+  g_assert_cmpstr (got, ==, want);
+  g_unlink (dumped);
+}
+
+/* A plain ext4 (no banger-init, no mke2fs) imports layered: banger's
+ * guest programs written into banger's copy, which stays a sound
+ * filesystem, and the user's file unchanged, byte for byte. */
+static void
+test_plain_ext4_imports_layered (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GBytes) elf = fake_vmlinux (EM_X86_64);
+  g_autofree char *kernel = write_file (f, "vmlinux", g_bytes_get_data (elf, NULL), g_bytes_get_size (elf));
+  g_autofree char *rootfs = make_ext4 (f, "byo.ext4", "16M");
+  g_autofree char *images = g_build_filename (f->tmp, "images", NULL);
+  g_autofree char *before = sha256_of_path (rootfs), *after = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BgImage) image = NULL, back = NULL;
+  struct stat st0, st1;
+
+  g_assert_no_errno (stat (rootfs, &st0));
+  image = bg_image_import (images, "byo", &(BgImageFiles) { kernel, rootfs, NULL, NULL, NULL }, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (image->layered);
+  g_assert_null (image->copy_reason);
+  g_assert_true (image->format_upper);
+  g_assert_true (image->sshd_known);
+  g_assert_false (image->has_sshd);
+  /* What image show prints is the checksum of the file the user gave. */
+  g_assert_cmpstr (image->rootfs_sha256, ==, before);
+  assert_guest_program (f, image->rootfs, "banger-init", g_getenv ("BANGER_INIT"));
+  assert_guest_program (f, image->rootfs, "banger-agent", g_getenv ("BANGER_AGENT"));
+  assert_fsck_clean (image->rootfs);
+
+  after = sha256_of_path (rootfs);
+  g_assert_cmpstr (after, ==, before);
+  g_assert_no_errno (stat (rootfs, &st1));
+  g_assert_cmpint (st1.st_mtim.tv_sec, ==, st0.st_mtim.tv_sec);
+  g_assert_cmpint (st1.st_mtim.tv_nsec, ==, st0.st_mtim.tv_nsec);
+  back = bg_image_load (images, "byo", &error);
+  g_assert_no_error (error);
+  g_assert_true (back->layered);
+  g_assert_true (back->format_upper);
+  g_assert_true (back->sshd_known);
+  g_assert_false (back->has_sshd);
+}
+
+/* debugfs parses its commands, so host paths never go into them: a
+ * banger-init at a path with spaces, quotes and a newline carrying a
+ * command is added all the same, and the command never runs. */
+static void
+test_odd_program_paths_inject_nothing (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GBytes) elf = fake_vmlinux (EM_X86_64);
+  g_autofree char *kernel = write_file (f, "vmlinux", g_bytes_get_data (elf, NULL), g_bytes_get_size (elf));
+  g_autofree char *rootfs = make_ext4 (f, "byo.ext4", "16M");
+  g_autofree char *images = g_build_filename (f->tmp, "images", NULL);
+  g_autofree char *odd_dir = g_build_filename (f->tmp, "sp ace\" q\nmkdir /injected\n#", NULL);
+  g_autofree char *odd = g_build_filename (odd_dir, "banger init\"", NULL);
+  g_autofree char *saved = g_strdup (g_getenv ("BANGER_INIT"));
+  g_autofree char *bin = NULL, *out = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BgImage) image = NULL;
+  gsize len;
+
+  g_assert_true (g_file_get_contents (saved, &bin, &len, NULL));
+  g_assert_no_errno (g_mkdir_with_parents (odd_dir, 0700));
+  g_assert_true (g_file_set_contents_full (odd, bin, len, G_FILE_SET_CONTENTS_NONE, 0755, NULL));
+  g_setenv ("BANGER_INIT", odd, TRUE);
+  image = bg_image_import (images, "odd", &(BgImageFiles) { kernel, rootfs, NULL, NULL, NULL }, NULL, &error);
+  g_setenv ("BANGER_INIT", saved, TRUE);
+  g_assert_no_error (error);
+  g_assert_true (image->layered);
+  assert_guest_program (f, image->rootfs, "banger-init", saved);
+  out = debugfs_out (image->rootfs, "stat /injected");
+  g_assert_cmpstr (out, ==, "");
+}
+
+/* Where banger-init cannot be added, the image is copy, says why (and
+ * keeps saying it), and banger's copy holds nothing half-written. */
+static void
+test_copy_when_programs_cannot_be_added (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GBytes) elf = fake_vmlinux (EM_X86_64);
+  g_autofree char *kernel = write_file (f, "vmlinux", g_bytes_get_data (elf, NULL), g_bytes_get_size (elf));
+  g_autofree char *rootfs = make_ext4 (f, "byo.ext4", "16M");
+  g_autofree char *full = g_build_filename (f->tmp, "full.ext4", NULL);
+  g_autofree char *filler = g_build_filename (f->tmp, "filler", NULL);
+  g_autofree char *images = g_build_filename (f->tmp, "images", NULL);
+  g_autofree char *saved = g_strdup (g_getenv ("BANGER_INIT"));
+  g_autofree char *mke2fs = bg_program_find ("mke2fs");
+  g_autofree char *header = NULL, *write = NULL, *out = NULL, *before = NULL, *after = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BgImage) plain = NULL, tight = NULL;
+  const char *free_line;
+  guint64 free_blocks;
+  int status;
+
+  /* banger-init not installed. */
+  g_setenv ("BANGER_INIT", "/nonexistent/banger-init", TRUE);
+  plain = bg_image_import (images, "plain", &(BgImageFiles) { kernel, rootfs, NULL, NULL, NULL }, NULL, &error);
+  g_setenv ("BANGER_INIT", saved, TRUE);
+  g_assert_no_error (error);
+  g_assert_false (plain->layered);
+  g_assert_nonnull (strstr (plain->copy_reason, "is not installed"));
+  g_clear_pointer (&plain, bg_image_free);
+  plain = bg_image_load (images, "plain", &error);
+  g_assert_no_error (error);
+  g_assert_false (plain->layered);
+  g_assert_nonnull (strstr (plain->copy_reason, "is not installed"));
+
+  /* A filesystem with no room left: a filler file takes all but four
+   * blocks (non-zero bytes, which debugfs cannot leave as holes). */
+  {
+    const char *argv[] = { mke2fs, "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-b", "4096", full, "8M", NULL };
+    bg_test_spawn_sync (NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, &status, &error);
+    g_assert_no_error (error);
+    g_assert_true (g_spawn_check_wait_status (status, NULL));
+  }
+  header = debugfs_out (full, "stats");
+  free_line = strstr (header, "Free blocks:");
+  g_assert_nonnull (free_line);
+  free_blocks = g_ascii_strtoull (free_line + strlen ("Free blocks:"), NULL, 10);
+  g_assert_cmpuint (free_blocks, >, 8);
+  {
+    gsize n = (free_blocks - 4) * 4096;
+    g_autofree char *bytes = g_malloc (n);
+
+    memset (bytes, 'x', n);
+    g_assert_true (g_file_set_contents (filler, bytes, n, NULL));
+  }
+  {
+    g_autofree char *debugfs = bg_program_find ("debugfs");
+    g_autofree char *request = g_strdup_printf ("write %s filler", filler);
+    const char *argv[] = { debugfs, "-w", "-R", request, full, NULL };
+    bg_test_spawn_sync (NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                        &status, &error);
+    g_assert_no_error (error);
+    g_assert_true (g_spawn_check_wait_status (status, NULL));
+  }
+  out = debugfs_out (full, "stat /filler");
+  g_assert_nonnull (strstr (out, "Type: regular"));
+  g_clear_pointer (&out, g_free);
+  before = sha256_of_path (full);
+  tight = bg_image_import (images, "tight", &(BgImageFiles) { kernel, full, NULL, NULL, NULL }, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_false (tight->layered);
+  g_assert_nonnull (strstr (tight->copy_reason, "could not be written into banger's copy"));
+  out = debugfs_out (tight->rootfs, "stat /usr/libexec/banger/banger-init");
+  g_assert_cmpstr (out, ==, "");
+  g_clear_pointer (&out, g_free);
+  out = debugfs_out (tight->rootfs, "stat /usr/libexec/banger/banger-agent");
+  g_assert_cmpstr (out, ==, "");
+  assert_fsck_clean (tight->rootfs);
+  after = sha256_of_path (full);
+  g_assert_cmpstr (after, ==, before);
+}
+
+/* The one parser of debugfs's output, and the commands, which take
+ * nothing but plain names. */
+static void
+test_debugfs_stat_and_script (void)
+{
+  static const char with_project[] =
+    "Inode: 16   Type: regular    Mode:  0755   Flags: 0x80000\n"
+    "Generation: 0    Version: 0x00000000:00000000\n"
+    "User:     0   Group:     0   Project:     0   Size: 35664\n"
+    "File ACL: 0\n"
+    "Fragment:  Address: 0    Number: 0    Size: 0\n";
+  static const char without_project[] =
+    "Inode: 2   Type: directory    Mode:  1777   Flags: 0x0\n"
+    "User:  1000   Group:   100   Size: 4096\n";
+  static const char * const bad[] = {
+    "", "File not found by ext2_lookup", "Inode: 16   Type: regular\nUser: 0 Group: 0 Size: 1\n",
+    "Inode: 16   Type: regular    Mode:  0755\n", "Inode: 16   Type: regular    Mode:  170755\nUser: 0 Group: 0 Size: 1\n",
+  };
+  static const char * const bad_names[] = { "", ".hidden", "-f", "a b", "a\"b", "a/b", "#c", "a\nb", "a;b", "é" };
+  BgDebugfsStat st;
+  g_autofree char *script = NULL;
+
+  g_assert_true (bg_debugfs_parse_stat (with_project, &st));
+  g_assert_cmpstr (st.type, ==, "regular");
+  g_assert_cmpuint (st.mode, ==, 0755);
+  g_assert_cmpuint (st.uid, ==, 0);
+  g_assert_cmpuint (st.gid, ==, 0);
+  g_assert_cmpuint (st.size, ==, 35664);
+  g_assert_true (bg_debugfs_parse_stat (without_project, &st));
+  g_assert_cmpstr (st.type, ==, "directory");
+  g_assert_cmpuint (st.mode, ==, 01777);
+  g_assert_cmpuint (st.uid, ==, 1000);
+  g_assert_cmpuint (st.gid, ==, 100);
+  g_assert_cmpuint (st.size, ==, 4096);
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    g_assert_false (bg_debugfs_parse_stat (bad[i], &st));
+  g_assert_false (bg_debugfs_parse_stat (NULL, &st));
+
+  script = bg_guest_insert_script ((const char * const[]) { "banger-init", "banger-agent", NULL });
+  g_assert_cmpstr (script, ==,
+                   "cd /usr/libexec/banger\n"
+                   "write /proc/self/fd/3 banger-init\n"
+                   "sif banger-init mode 0100755\nsif banger-init uid 0\nsif banger-init gid 0\n"
+                   "write /proc/self/fd/4 banger-agent\n"
+                   "sif banger-agent mode 0100755\nsif banger-agent uid 0\nsif banger-agent gid 0\n");
+  for (guint i = 0; i < G_N_ELEMENTS (bad_names); i++)
+    g_assert_null (bg_guest_insert_script ((const char * const[]) { "banger-init", bad_names[i], NULL }));
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
 #define ADD(path, fn) g_test_add (path, Fixture, NULL, setup, fn, teardown)
   ADD ("/image/layering-and-copy-reasons", test_layering_and_copy_reasons);
+  ADD ("/image/plain-ext4-imports-layered", test_plain_ext4_imports_layered);
+  ADD ("/image/odd-program-paths-inject-nothing", test_odd_program_paths_inject_nothing);
+  ADD ("/image/copy-when-programs-cannot-be-added", test_copy_when_programs_cannot_be_added);
+  g_test_add_func ("/image/debugfs-stat-and-script", test_debugfs_stat_and_script);
   ADD ("/image/build-overlay", test_build_overlay);
   ADD ("/image/build-needs-the-applier", test_build_needs_the_applier);
   ADD ("/image/kernel-format-detection", test_kernel_format_detection);

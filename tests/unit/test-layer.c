@@ -175,6 +175,36 @@ test_absolute_refused (Fixture *f, gconstpointer data)
   assert_refused (f, t, abs);
 }
 
+/* The root itself, as umoci's insert writes it ("/") or tar does ("./"):
+ * the tree's root, which containerd resolves such names to and ignores;
+ * so is this applier. The tree's root keeps its mode and nothing outside
+ * changes; a hard link to the root is still refused. */
+static void
+test_root_entry_is_the_root (Fixture *f, gconstpointer data)
+{
+  g_autoptr(LayerTar) t = layer_tar_new ();
+  g_autoptr(LayerTar) link = layer_tar_new ();
+  g_autofree char *hostname = NULL, *after = NULL;
+  struct stat before_root, after_root;
+
+  g_assert_no_errno (stat (f->tree, &before_root));
+  layer_tar_add_full (t, '5', "/", NULL, 0777, 0, 0, NULL, 0, 0, FALSE);
+  layer_tar_add_full (t, '5', "./", NULL, 0777, 0, 0, NULL, 0, 0, FALSE);
+  layer_tar_add_full (t, '5', "/.", NULL, 0777, 0, 0, NULL, 0, 0, FALSE);
+  layer_tar_dir (t, "etc");
+  layer_tar_file (t, "etc/hostname", "root-entry\n", 0644);
+  apply_ok (f, t, BG_OCI_COMPRESSION_GZIP, NULL);
+  hostname = tree_read (f, "etc/hostname");
+  g_assert_cmpstr (hostname, ==, "root-entry\n");
+  g_assert_no_errno (stat (f->tree, &after_root));
+  g_assert_cmpuint (after_root.st_mode, ==, before_root.st_mode);
+  after = snapshot (f);
+  g_assert_cmpstr (after, ==, f->before);
+
+  layer_tar_link (link, '1', "rootlink", "/");
+  assert_refused (f, link, "rootlink");
+}
+
 static void
 test_symlink_then_file_refused (Fixture *f, gconstpointer data)
 {
@@ -605,6 +635,7 @@ main (int argc, char **argv)
 #define ADD(path, fn) g_test_add ("/layer/" path, Fixture, NULL, setup, fn, teardown)
   ADD ("hostile/dotdot", test_dotdot_refused);
   ADD ("hostile/absolute", test_absolute_refused);
+  ADD ("hostile/root-entry-is-the-root", test_root_entry_is_the_root);
   ADD ("hostile/symlink-then-file", test_symlink_then_file_refused);
   ADD ("hostile/hardlink-outside", test_hardlink_outside_refused);
   ADD ("hostile/link-chain-across-layers", test_link_chain_across_layers_refused);

@@ -324,6 +324,22 @@ bg_rootfs_has_mke2fs (const char *rootfs)
   return out != NULL && strstr (out, "Type: regular") != NULL;
 }
 
+/* Whether the image has an SSH server for `vm ssh` (OCI images and
+ * minimal roots usually have none). */
+gboolean
+bg_rootfs_has_sshd (const char *rootfs)
+{
+  const char *paths[] = { "stat /usr/sbin/sshd", "stat /sbin/sshd" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (paths); i++)
+    {
+      g_autofree char *out = debugfs (rootfs, paths[i], NULL);
+      if (out != NULL && strstr (out, "Type: regular") != NULL)
+        return TRUE;
+    }
+  return FALSE;
+}
+
 /* The check of an image: its kernel @kernel_fd, its root filesystem
  * @rootfs (a path: read with debugfs), its initrd @initrd_fd (or -1). */
 BgBootCheck *

@@ -34,6 +34,7 @@ char       **bg_boot_check_missing     (GHashTable    *config,
 gboolean     bg_boot_check_overlay     (GHashTable    *config);
 gboolean     bg_rootfs_has_banger_init (const char    *rootfs);
 gboolean     bg_rootfs_has_mke2fs      (const char    *rootfs);
+gboolean     bg_rootfs_has_sshd        (const char    *rootfs);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgBootCheck, bg_boot_check_free)
 

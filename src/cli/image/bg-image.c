@@ -19,6 +19,7 @@
 #include "bg-error.h"
 #include "bg-fd.h"
 #include "bg-file.h"
+#include "bg-guest-insert.h"
 #include "bg-image.h"
 #include "bg-names.h"
 #include "bg-spawn.h"
@@ -180,6 +181,11 @@ bg_image_to_json (const BgImage *image)
   S ("copy_reason", image->copy_reason);
   json_builder_set_member_name (b, "format_upper");
   json_builder_add_boolean_value (b, image->format_upper);
+  if (image->sshd_known)
+    {
+      json_builder_set_member_name (b, "sshd");
+      json_builder_add_boolean_value (b, image->has_sshd);
+    }
   if (image->manifest_digest)
     {
       json_builder_set_member_name (b, "oci");
@@ -285,6 +291,8 @@ bg_image_load (const char  *images_dir,
   image->layered = json_object_get_boolean_member_with_default (o, "layered", FALSE);
   image->copy_reason = g_strdup (json_object_get_string_member_with_default (o, "copy_reason", NULL));
   image->format_upper = json_object_get_boolean_member_with_default (o, "format_upper", FALSE);
+  image->sshd_known = json_object_has_member (o, "sshd");
+  image->has_sshd = json_object_get_boolean_member_with_default (o, "sshd", FALSE);
   if (json_object_has_member (o, "boot_check") && JSON_NODE_HOLDS_OBJECT (json_object_get_member (o, "boot_check")))
     {
       JsonObject *bc = json_object_get_object_member (o, "boot_check");
@@ -395,6 +403,10 @@ check_boot (BgImage  *image,
   else if (image->layered)
     g_clear_pointer (&image->copy_reason, g_free);
   image->format_upper = image->layered && !bg_rootfs_has_mke2fs (image->rootfs);
+  /* So that `vm ssh` can say at once that a VM of it has no way in by
+   * SSH, even where no guest agent answers. */
+  image->sshd_known = TRUE;
+  image->has_sshd = bg_rootfs_has_sshd (image->rootfs);
   if (check->known)
     {
       image->boot_source = g_steal_pointer (&check->source);
@@ -476,14 +488,19 @@ import_rootfs (BgImage     *image,
   image->rootfs_bytes = st.st_size;
 
   bg_progress_step (progress, "checking the root filesystem");
-  if (bg_spawn_run (fsck, NULL, &local))
-    return TRUE;
-  if (g_error_matches (local, BG_ERROR, BG_ERROR_FAILED))
-    g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-                 "rootfs: the filesystem has errors (e2fsck -fn); repair it with e2fsck first");
-  else
-    g_propagate_error (error, g_steal_pointer (&local));
-  return FALSE;
+  if (!bg_spawn_run (fsck, NULL, &local))
+    {
+      if (g_error_matches (local, BG_ERROR, BG_ERROR_FAILED))
+        g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
+                     "rootfs: the filesystem has errors (e2fsck -fn); repair it with e2fsck first");
+      else
+        g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  /* Into banger's copy only (the user's file was only read), once it is
+   * known to be sound: with banger-init in it, its VMs can be layered. */
+  bg_progress_step (progress, "adding banger's guest programs to banger's copy, so its VMs can be layered");
+  return bg_guest_insert_programs (image->rootfs, &image->copy_reason, error);
 }
 
 static gboolean

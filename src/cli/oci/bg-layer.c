@@ -487,15 +487,16 @@ bad_field:
 
 /* -- the tree ------------------------------------------------------------ */
 
-/* "./usr//bin/" → "usr/bin"; NULL for an absolute name or one with "..",
- * "" for the root itself. */
+/* "./usr//bin/" → "usr/bin"; "" for the root itself ("./", or "/",
+ * which umoci's insert writes, as containerd resolves it); NULL for any
+ * other absolute name or one with "..". */
 static char *
 clean_name (const char *name)
 {
   g_auto(GStrv) parts = NULL;
   g_autoptr(GString) out = g_string_new (NULL);
 
-  if (name[0] == '/' || strlen (name) > LONGNAME_MAX)
+  if (strlen (name) > LONGNAME_MAX)
     return NULL;
   parts = g_strsplit (name, "/", -1);
   for (guint i = 0; parts[i]; i++)
@@ -506,6 +507,8 @@ clean_name (const char *name)
         return NULL;
       g_string_append_printf (out, "%s%s", out->len ? "/" : "", parts[i]);
     }
+  if (name[0] == '/' && out->len > 0)
+    return NULL;
   return g_string_free (g_steal_pointer (&out), FALSE);
 }
 
