@@ -368,7 +368,7 @@ launch_vmm (BgVms           *vms,
     g_variant_dict_init (&dict, r->details);
     g_variant_dict_insert (&dict, "disks", "a(stt)", &disks);
     g_variant_dict_insert (&dict, "pid", "t", (guint64) vmm->pid);
-    g_variant_dict_insert (&dict, "start-time", "t", bg_proc_start_time (vmm->pid));
+    g_variant_dict_insert (&dict, "start-time", "t", bg_proc_get_start_time (vmm->pid));
     return bg_registry_set_details (vms->registry, r, g_variant_dict_end (&dict), error);
   }
 
@@ -583,8 +583,8 @@ bg_vms_recover (BgVms *vms)
       /* The record names a process; the kernel says whether it is
        * still that VM's: the same start time, and a jail uid (never
        * root's or a user's process, whatever the record says). */
-      if (pid == 0 || start == 0 || !bg_proc_is_jail_uid (uid) || bg_proc_start_time (pid) != start ||
-          bg_proc_uid (pid) != uid)
+      if (pid == 0 || start == 0 || !bg_proc_is_jail_uid (uid) || bg_proc_get_start_time (pid) != start ||
+          bg_proc_get_uid (pid) != uid)
         {
           g_message ("VM %s is gone; cleaning up", r->name);
           if (!bg_daemon_release_resource (vms->daemon, r, &error))
