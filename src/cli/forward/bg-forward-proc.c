@@ -206,6 +206,7 @@ bg_forward_spawn_background (const char  *vm_name,
   g_autoptr(GSubprocess) child = NULL;
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   g_autoptr(GString) said = g_string_new (NULL);
+  g_auto(BgFd) ready_read = -1;
   int ready[2], log_fd, null_fd;
   char buf[512];
   ssize_t n;
@@ -233,6 +234,7 @@ bg_forward_spawn_background (const char  *vm_name,
 
   if (!g_unix_open_pipe (ready, FD_CLOEXEC, error))
     return FALSE;
+  ready_read = ready[0];
   log_fd = open (log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
   null_fd = open ("/dev/null", O_RDWR | O_CLOEXEC);
   if (log_fd >= 0)
@@ -248,11 +250,8 @@ bg_forward_spawn_background (const char  *vm_name,
   /* The launcher holds the write end until it is freed. */
   g_clear_object (&l);
   if (child == NULL)
-    {
-      close (ready[0]);
-      return FALSE;
-    }
-  while ((n = read (ready[0], buf, sizeof buf)) != 0)
+    return FALSE;
+  while ((n = read (ready_read, buf, sizeof buf)) != 0)
     {
       if (n < 0 && errno == EINTR)
         continue;
@@ -260,7 +259,6 @@ bg_forward_spawn_background (const char  *vm_name,
         break;
       g_string_append_len (said, buf, n);
     }
-  close (ready[0]);
   if (!g_str_equal (said->str, "ok\n"))
     {
       g_strchomp (said->str);
