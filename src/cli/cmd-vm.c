@@ -4,6 +4,7 @@
 #include "bg-cli.h"
 #include "bg-config.h"
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "bg-names.h"
 #include "bg-drive.h"
 #include "bg-forward.h"
@@ -364,7 +365,7 @@ cmd_logs (BgCli *cli, int argc, char **argv, GError **error)
   };
   char buf[8192];
   ssize_t n;
-  int fd;
+  g_auto(BgFd) fd = -1;
 
   if (!parse_name (cli, &argc, &argv, "Print a VM's console log.", entries, error))
     return FALSE;
@@ -391,7 +392,6 @@ cmd_logs (BgCli *cli, int argc, char **argv, GError **error)
         break;
       g_usleep (200 * 1000);
     }
-  close (fd);
   return TRUE;
 }
 

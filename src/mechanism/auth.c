@@ -32,7 +32,7 @@ typedef struct {
   BgCallFunc      func;
   /* For bg_call_act_on_owned (). */
   const char     *target_field;
-  char           *target_kind;
+  BgKind          target_kind;
   char           *target_name;
   BgResourceFunc  target_func;
   /* Monotonic µs: received, caller known, polkit's verdict. */
@@ -55,7 +55,6 @@ call_free (Call *c)
   g_clear_object (&c->pub.invocation);
   g_clear_object (&c->details);
   g_free (c->action);
-  g_free (c->target_kind);
   g_free (c->target_name);
   g_free (c);
   bg_daemon_release (daemon);
@@ -391,7 +390,7 @@ lookup_target (Call *c)
 
   if (r == NULL)
     bg_call_return_error (&c->pub, BG_ERROR, BG_ERROR_NOT_FOUND, "%s: no %s named %s",
-                          c->target_field, c->target_kind, c->target_name);
+                          c->target_field, bg_kind_to_string (c->target_kind), c->target_name);
   return r;
 }
 
@@ -419,7 +418,7 @@ act_on_target (BgCall   *call,
 void
 bg_call_act_on_owned (BgCall         *call,
                       const char     *field,
-                      const char     *kind,
+                      BgKind          kind,
                       const char     *name,
                       BgResourceFunc  func)
 {
@@ -428,7 +427,7 @@ bg_call_act_on_owned (BgCall         *call,
   BgResource *r;
 
   c->target_field = field;
-  c->target_kind = g_strdup (kind);
+  c->target_kind = kind;
   c->target_name = g_strdup (name);
   c->target_func = func;
   r = lookup_target (c);
@@ -437,7 +436,7 @@ bg_call_act_on_owned (BgCall         *call,
   if (r->owner == call->caller_uid)
     return act_on_target (call, call->self);
   details = bg_details_new ("banger.device", r->name);
-  polkit_details_insert (details, "banger.kind", r->kind);
+  polkit_details_insert (details, "banger.kind", bg_kind_to_string (r->kind));
   check_polkit (c, ADMIN_ACTION, details, TRUE, act_on_target);
   g_object_unref (details);
 }

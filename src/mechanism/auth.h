@@ -7,6 +7,7 @@
 #include <polkit/polkit.h>
 #include <sys/types.h>
 
+#include "kind.h"
 #include "types.h"
 
 G_BEGIN_DECLS
@@ -53,7 +54,7 @@ GVariant    *bg_call_get_parameters (BgCall                 *call);
 GUnixFDList *bg_call_get_fd_list    (BgCall                 *call);
 void         bg_call_act_on_owned   (BgCall                 *call,
                                      const char             *field,
-                                     const char             *kind,
+                                     BgKind                  kind,
                                      const char             *name,
                                      BgResourceFunc          func);
 void         bg_call_return_value   (BgCall                 *call,

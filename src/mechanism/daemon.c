@@ -19,8 +19,8 @@
 #include "vm.h"
 
 typedef struct {
-  const BgResourceKind *kind;
-  gpointer              self;
+  const BgKindOps *ops;
+  gpointer         self;
 } Kind;
 
 struct _BgDaemon {
@@ -42,7 +42,7 @@ struct _BgDaemon {
   gboolean         exiting;     /* the name is given up; leave when idle */
   gboolean         name_acquired;
   int              exit_code;
-  GArray          *kinds;       /* Kind */
+  Kind             kinds[BG_KIND_COUNT];
   GHashTable      *pending;     /* uid -> calls of it waiting for polkit */
   GHashTable      *subscribers; /* unique bus name -> Subscriber */
 };
@@ -62,30 +62,21 @@ subscriber_free (Subscriber *s)
 }
 
 void
-bg_daemon_add_kind (BgDaemon             *daemon,
-                    const BgResourceKind *kind,
-                    gpointer              self)
+bg_daemon_add_kind (BgDaemon        *daemon,
+                    const BgKindOps *ops,
+                    gpointer         self)
 {
-  Kind k = { kind, self };
-  g_array_append_val (daemon->kinds, k);
+  g_return_if_fail ((guint) ops->kind < BG_KIND_COUNT);
+  daemon->kinds[ops->kind] = (Kind) { ops, self };
 }
 
-static Kind *
-find_kind (BgDaemon   *daemon,
-           const char *name)
+/* NULL for a kind no subsystem serves. */
+const BgKindOps *
+bg_daemon_lookup_kind (BgDaemon *daemon,
+                       BgKind    kind)
 {
-  for (guint i = 0; i < daemon->kinds->len; i++)
-    if (g_str_equal (g_array_index (daemon->kinds, Kind, i).kind->kind, name))
-      return &g_array_index (daemon->kinds, Kind, i);
-  return NULL;
-}
-
-const BgResourceKind *
-bg_daemon_lookup_kind (BgDaemon   *daemon,
-                       const char *name)
-{
-  Kind *k = find_kind (daemon, name);
-  return k ? k->kind : NULL;
+  g_return_val_if_fail ((guint) kind < BG_KIND_COUNT, NULL);
+  return daemon->kinds[kind].ops;
 }
 
 /* Undoes @resource and forgets it; @resource is freed on success. The
@@ -96,11 +87,11 @@ bg_daemon_release_resource (BgDaemon    *daemon,
                             BgResource  *resource,
                             GError     **error)
 {
-  Kind *k = find_kind (daemon, resource->kind);
+  Kind *k = &daemon->kinds[resource->kind];
 
   if (!bg_registry_set_state (daemon->registry, resource, BG_RESOURCE_DELETING, error))
     return FALSE;
-  if (k != NULL && !k->kind->release (k->self, resource, error))
+  if (k->ops != NULL && !k->ops->release (k->self, resource, error))
     return FALSE;
   return bg_registry_remove (daemon->registry, resource, error);
 }
@@ -109,7 +100,7 @@ bg_daemon_release_resource (BgDaemon    *daemon,
 static void
 reconcile (BgDaemon *daemon)
 {
-  g_autoptr(GPtrArray) all = bg_registry_list (daemon->registry, NULL);
+  g_autoptr(GPtrArray) all = bg_registry_list_all (daemon->registry);
 
   for (guint i = 0; i < all->len; i++)
     {
@@ -117,11 +108,12 @@ reconcile (BgDaemon *daemon)
       g_autoptr(GError) error = NULL;
       g_autofree char *what = NULL;
 
-      /* A loop device lives only while its fd is held: after a restart
-       * every recorded loop is stale, whatever its state. */
-      if (r->state == BG_RESOURCE_READY && !g_str_equal (r->kind, "loop"))
+      /* What lives only while the mechanism holds it is gone after a
+       * restart, whatever its recorded state. */
+      if (r->state == BG_RESOURCE_READY && !bg_kind_get_info (r->kind)->held_by_mechanism)
         continue;
-      what = g_strdup_printf ("%s %s (%s)", r->kind, r->name, bg_resource_state_to_string (r->state));
+      what = g_strdup_printf ("%s %s (%s)", bg_kind_to_string (r->kind), r->name,
+                              bg_resource_state_to_string (r->state));
       if (!bg_daemon_release_resource (daemon, r, &error))
         g_warning ("Could not clean up %s left by a crash: %s", what, error->message);
       else
@@ -266,7 +258,6 @@ bg_daemon_new (const BgDaemonOptions  *options,
   daemon->options.config_dir = daemon->config_dir;
   daemon->options.state_dir = daemon->state_dir;
   daemon->loop = g_main_loop_new (NULL, FALSE);
-  daemon->kinds = g_array_new (FALSE, FALSE, sizeof (Kind));
 
   /* The run dir holds the hosts file every resolver reads (0644); the
    * registry below it is 0700. */
@@ -326,7 +317,6 @@ bg_daemon_free (BgDaemon *daemon)
   g_clear_object (&daemon->authority);
   g_clear_pointer (&daemon->registry, bg_registry_free);
   g_clear_pointer (&daemon->loop, g_main_loop_unref);
-  g_clear_pointer (&daemon->kinds, g_array_unref);
   g_clear_pointer (&daemon->pending, g_hash_table_unref);
   g_clear_pointer (&daemon->subscribers, g_hash_table_unref);
   g_free (daemon->run_dir);
@@ -457,9 +447,9 @@ bg_daemon_get_limits (BgDaemon *daemon)
 /* What @owner holds of @kind, not counting orphans (the registry keeps
  * those only to clean them up). */
 guint
-bg_daemon_count_owned (BgDaemon   *daemon,
-                       uid_t       owner,
-                       const char *kind)
+bg_daemon_count_owned (BgDaemon *daemon,
+                       uid_t     owner,
+                       BgKind    kind)
 {
   g_autoptr(GPtrArray) all = bg_registry_list (daemon->registry, kind);
   guint n = 0;
@@ -474,21 +464,45 @@ bg_daemon_count_owned (BgDaemon   *daemon,
   return n;
 }
 
-/* Whether @owner may have one more @kind: fewer than @limit recorded
+/* How many of @kind one user may have ([limits] <plural> of
+ * mechanism.conf); G_MAXUINT for a kind not counted per user. */
+guint
+bg_daemon_get_limit (BgDaemon *daemon,
+                     BgKind    kind)
+{
+  const BgLimits *limits = &daemon->options.limits;
+
+  switch (kind)
+    {
+    case BG_KIND_VM:
+      return limits->vms;
+    case BG_KIND_TAP:
+      return limits->taps;
+    case BG_KIND_LOOP:
+      return limits->loops;
+    case BG_KIND_BRIDGE:
+    case BG_KIND_BASE:
+    case BG_KIND_COUNT:
+    default:
+      return G_MAXUINT;
+    }
+}
+
+/* Whether @owner may have one more @kind: fewer than its limit recorded
  * (orphans found at start, which only wait to be cleaned up, aside).
  * Root has no limits. The refusal names the setting that would allow
  * more. */
 gboolean
-bg_daemon_check_limit (BgDaemon    *daemon,
-                       uid_t        owner,
-                       const char  *kind,
-                       guint        limit,
-                       const char  *setting,
-                       GError     **error)
+bg_daemon_check_limit (BgDaemon  *daemon,
+                       uid_t      owner,
+                       BgKind     kind,
+                       GError   **error)
 {
+  const BgKindInfo *info = bg_kind_get_info (kind);
+  guint limit = bg_daemon_get_limit (daemon, kind);
   guint n;
 
-  if (owner == 0)
+  if (owner == 0 || !info->per_user)
     return TRUE;
   n = bg_daemon_count_owned (daemon, owner, kind);
   if (n < limit)
@@ -496,10 +510,7 @@ bg_daemon_check_limit (BgDaemon    *daemon,
   g_set_error (error, BG_ERROR, BG_ERROR_LIMIT_EXCEEDED,
                "you have %u %s, the most one user may have (%s=%u in [limits] of %s/mechanism.conf); "
                "remove some first, or ask an administrator to raise it",
-               n, g_str_equal (kind, "vm") ? (n == 1 ? "running VM" : "running VMs")
-                  : g_str_equal (kind, "tap") ? (n == 1 ? "tap" : "taps")
-                  : (n == 1 ? "loop device" : "loop devices"),
-               setting, limit, daemon->config_dir);
+               n, n == 1 ? info->noun : info->nouns, info->plural, limit, daemon->config_dir);
   return FALSE;
 }
 

@@ -7,6 +7,7 @@
 
 #include "bg-dbus-generated.h"
 #include "auth.h"
+#include "kind.h"
 #include "types.h"
 
 G_BEGIN_DECLS
@@ -33,11 +34,12 @@ typedef struct {
   BgLimits    limits;
 } BgDaemonOptions;
 
-/* A kind of resource the mechanism creates. Each kind knows how to check
- * a caller-supplied name for it and how to undo one (tolerating that it
- * is already gone, as after a crash or a reboot). */
-struct _BgResourceKind {
-  const char *kind;
+/* What the subsystem that makes a kind of resource does for the hub: it
+ * checks a caller-supplied name for it and undoes one (tolerating that it
+ * is already gone, as after a crash or a reboot). The kind's fixed
+ * properties are in kind.c's table. */
+struct _BgKindOps {
+  BgKind      kind;
   const char *action;
   gboolean  (*validate_name) (const char  *field,
                               const char  *name,
@@ -68,12 +70,12 @@ guint            bg_daemon_count_pending    (BgDaemon              *daemon,
                                              int                    delta);
 guint            bg_daemon_count_owned      (BgDaemon              *daemon,
                                              uid_t                  owner,
-                                             const char            *kind);
+                                             BgKind                 kind);
+guint            bg_daemon_get_limit        (BgDaemon              *daemon,
+                                             BgKind                 kind);
 gboolean         bg_daemon_check_limit      (BgDaemon              *daemon,
                                              uid_t                  owner,
-                                             const char            *kind,
-                                             guint                  limit,
-                                             const char            *setting,
+                                             BgKind                 kind,
                                              GError               **error);
 BgRegistry      *bg_daemon_get_registry     (BgDaemon              *daemon);
 BgMechanism1    *bg_daemon_get_skeleton     (BgDaemon              *daemon);
@@ -81,10 +83,10 @@ const char      *bg_daemon_get_config_dir   (BgDaemon              *daemon);
 const char      *bg_daemon_get_run_dir      (BgDaemon              *daemon);
 const char      *bg_daemon_get_state_dir    (BgDaemon              *daemon);
 void             bg_daemon_add_kind         (BgDaemon              *daemon,
-                                             const BgResourceKind  *kind,
+                                             const BgKindOps       *ops,
                                              gpointer               self);
-const BgResourceKind *bg_daemon_lookup_kind (BgDaemon              *daemon,
-                                             const char            *kind);
+const BgKindOps *bg_daemon_lookup_kind      (BgDaemon              *daemon,
+                                             BgKind                 kind);
 gboolean         bg_daemon_release_resource (BgDaemon              *daemon,
                                              BgResource            *resource,
                                              GError               **error);

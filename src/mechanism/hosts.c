@@ -14,7 +14,7 @@ bg_hosts_write (const char  *run_dir,
                 BgRegistry  *registry,
                 GError     **error)
 {
-  g_autoptr(GPtrArray) taps = bg_registry_list (registry, "tap");
+  g_autoptr(GPtrArray) taps = bg_registry_list (registry, BG_KIND_TAP);
   g_autoptr(GString) text = g_string_new ("# Written by banger-mechanism; read by libnss_banger.\n");
   g_autofree char *path = g_build_filename (run_dir, "hosts", NULL);
 

@@ -82,7 +82,7 @@ delete_tap_authorized (BgCall   *call,
   const char *tap;
 
   g_variant_get (bg_call_get_parameters (call), "(&s)", &tap);
-  bg_call_act_on_owned (call, "tap", "tap", tap, delete_tap);
+  bg_call_act_on_owned (call, "tap", BG_KIND_TAP, tap, delete_tap);
 }
 
 static gboolean

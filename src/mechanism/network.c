@@ -137,7 +137,7 @@ bg_network_inspect (BgNetwork  *network,
   if (c == NULL)
     return NULL;
   s = net_state_new (c);
-  r = bg_registry_lookup (network->registry, "bridge", c->bridge);
+  r = bg_registry_lookup (network->registry, BG_KIND_BRIDGE, c->bridge);
   if (r != NULL)
     {
       const char *subnet6 = bg_resource_get_string (r, "subnet6");
@@ -216,7 +216,7 @@ adopt_bridge (BgNetwork    *network,
   g_variant_builder_init (&b, G_VARIANT_TYPE ("a{sv}"));
   g_variant_builder_add (&b, "{sv}", "subnet", g_variant_new_take_string (bg_ip_format (net)));
   g_variant_builder_add (&b, "{sv}", "prefix", g_variant_new_uint32 (prefix));
-  return bg_registry_add (network->registry, "bridge", c->bridge, 0, g_variant_builder_end (&b), error);
+  return bg_registry_add (network->registry, BG_KIND_BRIDGE, c->bridge, 0, g_variant_builder_end (&b), error);
 }
 
 /* The IPv6 half, where the host has IPv6 and network.conf wants it: the
@@ -244,7 +244,7 @@ ensure_ipv6 (BgNetwork    *network,
   if (!bg_ipv6_load_prefix (c, bg_daemon_get_state_dir (network->daemon), net6, error))
     return FALSE;
   net_state_set_subnet6 (s, net6);
-  if (recorded != NULL && g_strcmp0 (recorded, s->subnet6_text) != 0 && bg_registry_count (network->registry, "tap") > 0)
+  if (recorded != NULL && g_strcmp0 (recorded, s->subnet6_text) != 0 && bg_registry_count (network->registry, BG_KIND_TAP) > 0)
     {
       g_set_error (error, BG_ERROR, BG_ERROR_BUSY,
                    "subnet6: network.conf changed the IPv6 subnet while VMs still use %s; remove them first",
@@ -284,7 +284,7 @@ bg_network_ensure (BgNetwork  *network,
   if (c == NULL || (sk = bg_nl_open (error)) == NULL || (routes = bg_nl_routes (sk, error)) == NULL)
     return NULL;
   s = net_state_new (c);
-  r = bg_registry_lookup (registry, "bridge", c->bridge);
+  r = bg_registry_lookup (registry, BG_KIND_BRIDGE, c->bridge);
   link = bg_nl_link_get (sk, c->bridge);
 
   if (r == NULL && link != NULL)
@@ -302,7 +302,7 @@ bg_network_ensure (BgNetwork  *network,
       if (!record_subnet (r, &net, &prefix, error))
         return NULL;
       if (!c->subnet_auto && (net != c->subnet || prefix != c->prefix) &&
-          bg_registry_count (registry, "tap") > 0)
+          bg_registry_count (registry, BG_KIND_TAP) > 0)
         {
           g_set_error (error, BG_ERROR, BG_ERROR_BUSY,
                        "subnet: network.conf changed the subnet while VMs still use the old one; "
@@ -327,7 +327,7 @@ bg_network_ensure (BgNetwork  *network,
       g_variant_builder_init (&b, G_VARIANT_TYPE ("a{sv}"));
       g_variant_builder_add (&b, "{sv}", "subnet", g_variant_new_take_string (bg_ip_format (s->subnet)));
       g_variant_builder_add (&b, "{sv}", "prefix", g_variant_new_uint32 (s->prefix));
-      r = bg_registry_add (registry, "bridge", c->bridge, 0, g_variant_builder_end (&b), error);
+      r = bg_registry_add (registry, BG_KIND_BRIDGE, c->bridge, 0, g_variant_builder_end (&b), error);
       if (r == NULL)
         return NULL;
       new_record = TRUE;
@@ -428,7 +428,7 @@ bg_network_teardown (BgNetwork  *network,
                      GError    **error)
 {
   g_autoptr(BgNetConfig) c = NULL;
-  guint taps = bg_registry_count (network->registry, "tap");
+  guint taps = bg_registry_count (network->registry, BG_KIND_TAP);
   BgResource *r;
 
   if (taps > 0)
@@ -440,15 +440,15 @@ bg_network_teardown (BgNetwork  *network,
   c = bg_net_config_load (bg_daemon_get_config_dir (network->daemon), error);
   if (c == NULL)
     return FALSE;
-  r = bg_registry_lookup (network->registry, "bridge", c->bridge);
+  r = bg_registry_lookup (network->registry, BG_KIND_BRIDGE, c->bridge);
   if (r == NULL)
     /* Nothing recorded: still drop a table a crash may have left. */
     return bg_nft_remove (network->nft, error);
   return bg_daemon_release_resource (network->daemon, r, error);
 }
 
-static const BgResourceKind bridge_kind = {
-  .kind = "bridge",
+static const BgKindOps bridge_kind = {
+  .kind = BG_KIND_BRIDGE,
   .action = "org.banger.network",
   .validate_name = bg_net_validate_ifname,
   .release = release_bridge,
@@ -490,7 +490,7 @@ bg_network_repair_taps (BgNetwork  *network,
                         int         bridge_ifindex,
                         GError    **error)
 {
-  g_autoptr(GPtrArray) taps = bg_registry_list (network->registry, "tap");
+  g_autoptr(GPtrArray) taps = bg_registry_list (network->registry, BG_KIND_TAP);
   g_autoptr(GHashTable) links = NULL;
 
   if (taps->len == 0)
@@ -549,7 +549,7 @@ bg_network_apply_ports (BgNetwork  *network,
                         GError    **error)
 {
   g_autoptr(BgNetConfig) c = bg_net_config_load (bg_daemon_get_config_dir (network->daemon), error);
-  g_autoptr(GPtrArray) taps = bg_registry_list (network->registry, "tap");
+  g_autoptr(GPtrArray) taps = bg_registry_list (network->registry, BG_KIND_TAP);
   g_autoptr(GArray) ports = g_array_new (FALSE, FALSE, sizeof (BgNftPort));
 
   if (c == NULL)
@@ -567,8 +567,8 @@ bg_network_apply_ports (BgNetwork  *network,
   return bg_nft_apply_ports (network->nft, (BgNftPort *) ports->data, ports->len, c->isolate, error);
 }
 
-const BgResourceKind bg_tap_kind = {
-  .kind = "tap",
+const BgKindOps bg_tap_kind = {
+  .kind = BG_KIND_TAP,
   .action = "org.banger.network",
   .validate_name = bg_net_validate_tap_name,
   .release = release_tap,
@@ -583,7 +583,7 @@ allocate_address (BgRegistry  *registry,
                   guint32     *out,
                   GError     **error)
 {
-  g_autoptr(GPtrArray) taps = bg_registry_list (registry, "tap");
+  g_autoptr(GPtrArray) taps = bg_registry_list (registry, BG_KIND_TAP);
   g_autoptr(GHashTable) used = g_hash_table_new (NULL, NULL);
   guint32 last = s->subnet + (1u << (32 - s->prefix)) - 2;
   guint32 ip;
@@ -628,7 +628,7 @@ bg_network_create_tap (BgNetwork    *network,
   g_autoptr(BgNlSock) sk = NULL;
   g_autoptr(BgNlLink) link = NULL;
   g_autoptr(BgNlLink) bridge = NULL;
-  g_autoptr(GPtrArray) taps = bg_registry_list (registry, "tap");
+  g_autoptr(GPtrArray) taps = bg_registry_list (registry, BG_KIND_TAP);
   g_autofree char *tap = bg_net_tap_name (owner, vm_name);
   g_autofree char *mac = bg_net_guest_mac (owner, vm_name);
   GVariantBuilder b;
@@ -653,7 +653,7 @@ bg_network_create_tap (BgNetwork    *network,
   s = bg_network_ensure (network, error);
   if (s == NULL)
     return NULL;
-  r = bg_registry_lookup (registry, "tap", tap);
+  r = bg_registry_lookup (registry, BG_KIND_TAP, tap);
   if (r != NULL && r->state == BG_RESOURCE_READY && bg_resource_get_string (r, "address") != NULL)
     {
       *state = g_steal_pointer (&s);
@@ -664,8 +664,7 @@ bg_network_create_tap (BgNetwork    *network,
   if (r != NULL && !bg_daemon_release_resource (network->daemon, r, error))
     return NULL;
 
-  if (!bg_daemon_check_limit (network->daemon, owner, "tap", bg_daemon_get_limits (network->daemon)->taps, "taps",
-                              error) ||
+  if (!bg_daemon_check_limit (network->daemon, owner, BG_KIND_TAP, error) ||
       (sk = bg_nl_open (error)) == NULL)
     return NULL;
   bridge = bg_nl_link_get (sk, s->bridge);
@@ -696,7 +695,7 @@ bg_network_create_tap (BgNetwork    *network,
    * was handled at start-up; one that is only in the kernel is removed. */
   bg_nl_link_delete (sk, tap, NULL);
 
-  r = bg_registry_add (registry, "tap", tap, owner, g_variant_builder_end (&b), error);
+  r = bg_registry_add (registry, BG_KIND_TAP, tap, owner, g_variant_builder_end (&b), error);
   if (r == NULL)
     return NULL;
   bg_daemon_test_hook (network->daemon, "create-tap-recorded");
@@ -755,7 +754,7 @@ bg_network_tap_for_launch (BgNetwork    *network,
                            GError      **error)
 {
   g_autofree char *name = bg_net_tap_name (owner, vm_name);
-  BgResource *r = bg_registry_lookup (network->registry, "tap", name);
+  BgResource *r = bg_registry_lookup (network->registry, BG_KIND_TAP, name);
   g_autoptr(BgNetState) s = NULL;
   gboolean orphan = FALSE;
 
@@ -816,7 +815,7 @@ bg_network_reconcile (BgNetwork *network)
 {
   g_autoptr(BgNlSock) sk = bg_nl_open (NULL);
   g_autoptr(GHashTable) links = sk ? bg_nl_links (sk, NULL) : NULL;
-  g_autoptr(GPtrArray) vms = bg_registry_list (network->registry, "vm");
+  g_autoptr(GPtrArray) vms = bg_registry_list (network->registry, BG_KIND_VM);
   g_autoptr(GError) error = NULL;
   GHashTableIter iter;
   gpointer name;
@@ -831,7 +830,7 @@ bg_network_reconcile (BgNetwork *network)
           BgResource *r;
 
           if (!bg_net_validate_tap_name ("tap", name, NULL) || !g_file_test (tun, G_FILE_TEST_EXISTS) ||
-              bg_registry_lookup (network->registry, "tap", name) != NULL)
+              bg_registry_lookup (network->registry, BG_KIND_TAP, name) != NULL)
             continue;
           owner = tap_kernel_owner (name);
           for (guint i = 0; i < vms->len; i++)
@@ -841,7 +840,7 @@ bg_network_reconcile (BgNetwork *network)
               if (g_variant_lookup (vm->details, "uid", "u", &jail_uid) && jail_uid == owner)
                 owner = vm->owner;
             }
-          r = bg_registry_add (network->registry, "tap", name, owner,
+          r = bg_registry_add (network->registry, BG_KIND_TAP, name, owner,
                                g_variant_new_parsed ("{'orphan': <true>}"), &error);
           if (r == NULL || !bg_registry_set_state (network->registry, r, BG_RESOURCE_READY, &error))
             {

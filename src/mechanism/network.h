@@ -61,7 +61,7 @@ gboolean    bg_network_delete_tap   (BgNetwork    *network,
                                      BgResource   *tap,
                                      GError      **error);
 
-extern const BgResourceKind bg_tap_kind;
+extern const BgKindOps bg_tap_kind;
 gboolean    bg_network_apply_ports  (BgNetwork    *network,
                                      GError      **error);
 gboolean    bg_network_repair_taps  (BgNetwork    *network,

@@ -8,9 +8,11 @@
  * daemon reconciles entries left in either state, so a crash between the
  * two steps cannot leave an unrecorded device behind.
  *
- * Kinds and names come from the mechanism's own code or were validated
- * against the kind's rule before lookup; a caller's string never becomes
- * a path here unvalidated.
+ * Kinds are the enum of kind.h, written as their names, so the files keep
+ * the format they always had; a record of a kind this mechanism does not
+ * know is refused at load. Names come from the mechanism's own code or
+ * were validated against the kind's rule before lookup; a caller's string
+ * never becomes a path here unvalidated.
  */
 #include <errno.h>
 #include <json-glib/json-glib.h>
@@ -43,26 +45,25 @@ bg_resource_state_to_string (BgResourceState state)
 static void
 resource_free (BgResource *r)
 {
-  g_free (r->kind);
   g_free (r->name);
   g_clear_pointer (&r->details, g_variant_unref);
   g_free (r);
 }
 
 static char *
-entry_key (const char *kind,
+entry_key (BgKind      kind,
            const char *name)
 {
-  return g_strdup_printf ("%s/%s", kind, name);
+  return g_strdup_printf ("%s/%s", bg_kind_to_string (kind), name);
 }
 
 static char *
 entry_path (BgRegistry *registry,
-            const char *kind,
+            BgKind      kind,
             const char *name)
 {
   g_autofree char *leaf = g_strdup_printf ("%s.json", name);
-  return g_build_filename (registry->dir, kind, leaf, NULL);
+  return g_build_filename (registry->dir, bg_kind_to_string (kind), leaf, NULL);
 }
 
 static gboolean
@@ -75,11 +76,11 @@ write_entry (BgRegistry  *registry,
   g_autofree char *details = g_variant_print (r->details, TRUE);
   g_autoptr(GVariant) entry = g_variant_ref_sink (
     g_variant_new_parsed ("{'kind': <%s>, 'name': <%s>, 'owner': <%u>, 'created': <%x>, 'state': <%s>, "
-                          "'details': <%s>}", r->kind, r->name, (guint32) r->owner, (gint64) r->created,
+                          "'details': <%s>}", bg_kind_to_string (r->kind), r->name, (guint32) r->owner, (gint64) r->created,
                           state_names[r->state], details));
   g_autoptr(JsonNode) root = json_gvariant_serialize (entry);
   g_autofree char *text = json_to_string (root, TRUE);
-  g_autofree char *dir = g_build_filename (registry->dir, r->kind, NULL);
+  g_autofree char *dir = g_build_filename (registry->dir, bg_kind_to_string (r->kind), NULL);
   g_autofree char *path = entry_path (registry, r->kind, r->name);
 
   if (g_mkdir_with_parents (dir, 0700) < 0)
@@ -103,7 +104,8 @@ read_entry (const char  *path,
   g_autoptr(GVariant) details = NULL;
   JsonObject *o;
   JsonNode *root;
-  const char *state;
+  const char *state, *kind, *name;
+  BgKind k;
   BgResource *r;
 
   if (!json_parser_load_from_mapped_file (parser, path, error))
@@ -122,10 +124,22 @@ read_entry (const char  *path,
   if (details == NULL)
     goto corrupt;
 
+  kind = json_object_get_string_member (o, "kind");
+  name = json_object_get_string_member (o, "name");
+  if (kind == NULL || name == NULL)
+    goto corrupt;
+  if (!bg_kind_from_string (kind, &k))
+    {
+      g_autofree char *shown = g_strescape (kind, NULL);
+      g_autofree char *known = bg_kind_list_names ();
+      g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT, "%s: unknown resource kind \"%.32s\" (known: %s)",
+                   path, shown, known);
+      return NULL;
+    }
   state = json_object_get_string_member (o, "state");
   r = g_new0 (BgResource, 1);
-  r->kind = g_strdup (json_object_get_string_member (o, "kind"));
-  r->name = g_strdup (json_object_get_string_member (o, "name"));
+  r->kind = k;
+  r->name = g_strdup (name);
   r->owner = json_object_get_int_member (o, "owner");
   r->created = json_object_get_int_member_with_default (o, "created", 0);
   r->state = BG_RESOURCE_READY;
@@ -133,11 +147,6 @@ read_entry (const char  *path,
     if (g_strcmp0 (state, state_names[i]) == 0)
       r->state = i;
   r->details = g_variant_ref_sink (g_steal_pointer (&details));
-  if (r->kind == NULL || r->name == NULL)
-    {
-      resource_free (r);
-      goto corrupt;
-    }
   return r;
 
 corrupt:
@@ -237,7 +246,7 @@ bg_registry_free (BgRegistry *registry)
 
 BgResource *
 bg_registry_lookup (BgRegistry *registry,
-                    const char *kind,
+                    BgKind      kind,
                     const char *name)
 {
   g_autofree char *key = entry_key (kind, name);
@@ -247,7 +256,7 @@ bg_registry_lookup (BgRegistry *registry,
 /* Records a resource in state "creating" before it is made. */
 BgResource *
 bg_registry_add (BgRegistry  *registry,
-                 const char  *kind,
+                 BgKind       kind,
                  const char  *name,
                  uid_t        owner,
                  GVariant    *details,
@@ -257,14 +266,14 @@ bg_registry_add (BgRegistry  *registry,
 
   if (bg_registry_lookup (registry, kind, name) != NULL)
     {
-      g_set_error (error, BG_ERROR, BG_ERROR_EXISTS, "%s %s already exists", kind, name);
+      g_set_error (error, BG_ERROR, BG_ERROR_EXISTS, "%s %s already exists", bg_kind_to_string (kind), name);
       if (details)
         g_variant_unref (g_variant_ref_sink (details));
       return NULL;
     }
 
   r = g_new0 (BgResource, 1);
-  r->kind = g_strdup (kind);
+  r->kind = kind;
   r->name = g_strdup (name);
   r->owner = owner;
   r->created = g_get_real_time () / G_USEC_PER_SEC;
@@ -342,15 +351,16 @@ compare_resources (gconstpointer a,
 {
   const BgResource *ra = *(BgResource **) a;
   const BgResource *rb = *(BgResource **) b;
-  int c = g_strcmp0 (ra->kind, rb->kind);
+  /* By the kind's name, the order ListResources has always had. */
+  int c = g_strcmp0 (bg_kind_to_string (ra->kind), bg_kind_to_string (rb->kind));
 
   return c != 0 ? c : g_strcmp0 (ra->name, rb->name);
 }
 
-/* Borrowed pointers, sorted by kind then name. */
-GPtrArray *
-bg_registry_list (BgRegistry *registry,
-                  const char *kind)
+static GPtrArray *
+list_kinds (BgRegistry *registry,
+            gboolean    all,
+            BgKind      kind)
 {
   GPtrArray *out = g_ptr_array_new ();
   GHashTableIter iter;
@@ -360,16 +370,31 @@ bg_registry_list (BgRegistry *registry,
   while (g_hash_table_iter_next (&iter, NULL, &value))
     {
       BgResource *r = value;
-      if (kind == NULL || g_str_equal (r->kind, kind))
+      if (all || r->kind == kind)
         g_ptr_array_add (out, r);
     }
   g_ptr_array_sort (out, compare_resources);
   return out;
 }
 
+/* Borrowed pointers, sorted by name. */
+GPtrArray *
+bg_registry_list (BgRegistry *registry,
+                  BgKind      kind)
+{
+  return list_kinds (registry, FALSE, kind);
+}
+
+/* Borrowed pointers to every record, sorted by kind then name. */
+GPtrArray *
+bg_registry_list_all (BgRegistry *registry)
+{
+  return list_kinds (registry, TRUE, 0);
+}
+
 guint
 bg_registry_count (BgRegistry *registry,
-                   const char *kind)
+                   BgKind      kind)
 {
   g_autoptr(GPtrArray) list = bg_registry_list (registry, kind);
   return list->len;
@@ -378,7 +403,7 @@ bg_registry_count (BgRegistry *registry,
 GVariant *
 bg_resource_to_variant (BgResource *r)
 {
-  return g_variant_new ("(ssuts@a{sv})", r->kind, r->name, (guint32) r->owner,
+  return g_variant_new ("(ssuts@a{sv})", bg_kind_to_string (r->kind), r->name, (guint32) r->owner,
                         (guint64) r->created, state_names[r->state], r->details);
 }
 

@@ -3,6 +3,7 @@
 #include <gio/gio.h>
 #include <sys/types.h>
 
+#include "kind.h"
 #include "types.h"
 
 G_BEGIN_DECLS
@@ -14,7 +15,7 @@ typedef enum {
 } BgResourceState;
 
 struct _BgResource {
-  char            *kind;
+  BgKind           kind;
   char            *name;
   uid_t            owner;
   gint64           created;  /* unix seconds */
@@ -27,10 +28,10 @@ BgRegistry *bg_registry_open        (const char    *dir,
 void        bg_registry_free        (BgRegistry    *registry);
 guint       bg_registry_heal        (BgRegistry    *registry);
 BgResource *bg_registry_lookup      (BgRegistry    *registry,
-                                     const char    *kind,
+                                     BgKind         kind,
                                      const char    *name);
 BgResource *bg_registry_add         (BgRegistry    *registry,
-                                     const char    *kind,
+                                     BgKind         kind,
                                      const char    *name,
                                      uid_t          owner,
                                      GVariant      *details,
@@ -47,9 +48,10 @@ gboolean    bg_registry_remove      (BgRegistry    *registry,
                                      BgResource    *resource,
                                      GError       **error);
 GPtrArray  *bg_registry_list        (BgRegistry    *registry,
-                                     const char    *kind);
+                                     BgKind         kind);
+GPtrArray  *bg_registry_list_all    (BgRegistry    *registry);
 guint       bg_registry_count       (BgRegistry    *registry,
-                                     const char    *kind);
+                                     BgKind         kind);
 const char *bg_resource_state_to_string (BgResourceState state);
 GVariant   *bg_resource_to_variant  (BgResource    *resource);
 const char *bg_resource_get_string  (BgResource    *resource,

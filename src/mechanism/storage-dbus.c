@@ -72,7 +72,7 @@ detach_authorized (BgCall   *call,
   const char *device;
 
   g_variant_get (bg_call_get_parameters (call), "(&s)", &device);
-  bg_call_act_on_owned (call, "device", "loop", device_name (device), detach_loop);
+  bg_call_act_on_owned (call, "device", BG_KIND_LOOP, device_name (device), detach_loop);
 }
 
 static gboolean

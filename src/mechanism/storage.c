@@ -33,15 +33,15 @@ release_loop (gpointer     self,
   return TRUE;
 }
 
-static const BgResourceKind base_kind = {
-  .kind = "base",
+static const BgKindOps base_kind = {
+  .kind = BG_KIND_BASE,
   .action = "org.banger.storage",
   .validate_name = bg_loop_validate_name,
   .release = release_loop,     /* a shared base is a loop device */
 };
 
-static const BgResourceKind loop_kind = {
-  .kind = "loop",
+static const BgKindOps loop_kind = {
+  .kind = BG_KIND_LOOP,
   .action = "org.banger.storage",
   .validate_name = bg_loop_validate_name,
   .release = release_loop,
@@ -53,7 +53,7 @@ static const BgResourceKind loop_kind = {
  * is released. */
 static BgResource *
 record_loop (BgStorage   *storage,
-             const char  *kind,
+             BgKind       kind,
              const char  *name,
              uid_t        owner,
              GVariant    *details,
@@ -92,8 +92,7 @@ bg_storage_attach (BgStorage  *storage,
       g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "fd: unusable file descriptor");
       return NULL;
     }
-  if (!bg_daemon_check_limit (storage->daemon, owner, "loop", bg_daemon_get_limits (storage->daemon)->loops,
-                              "loops", error))
+  if (!bg_daemon_check_limit (storage->daemon, owner, BG_KIND_LOOP, error))
     return NULL;
   loop_fd = bg_loop_attach (fd, read_only, &rdev, &name, error);
   if (loop_fd < 0)
@@ -102,7 +101,7 @@ bg_storage_attach (BgStorage  *storage,
   g_variant_builder_add (&b, "{sv}", "read-only", g_variant_new_boolean (read_only));
   g_variant_builder_add (&b, "{sv}", "backing-dev", g_variant_new_uint64 (st.st_dev));
   g_variant_builder_add (&b, "{sv}", "backing-ino", g_variant_new_uint64 (st.st_ino));
-  return record_loop (storage, "loop", name, owner, g_variant_builder_end (&b), &loop_fd, error);
+  return record_loop (storage, BG_KIND_LOOP, name, owner, g_variant_builder_end (&b), &loop_fd, error);
 }
 
 static GVariant *
@@ -131,7 +130,7 @@ bg_storage_share_base (BgStorage   *storage,
                        dev_t       *rdev,
                        GError     **error)
 {
-  g_autoptr(GPtrArray) bases = bg_registry_list (storage->registry, "base");
+  g_autoptr(GPtrArray) bases = bg_registry_list (storage->registry, BG_KIND_BASE);
   g_autofree char *name = NULL;
   g_auto(BgFd) loop_fd = -1;
   struct stat st;
@@ -174,7 +173,7 @@ bg_storage_share_base (BgStorage   *storage,
   loop_fd = bg_loop_attach (fd, TRUE, rdev, &name, error);
   if (loop_fd < 0)
     return NULL;
-  if (record_loop (storage, "base", name, 0, base_details (st.st_dev, st.st_ino, (const char * const[]) { vm, NULL }),
+  if (record_loop (storage, BG_KIND_BASE, name, 0, base_details (st.st_dev, st.st_ino, (const char * const[]) { vm, NULL }),
                    &loop_fd, error) == NULL)
     return NULL;
   return g_steal_pointer (&name);
@@ -188,7 +187,7 @@ bg_storage_unshare_bases (BgStorage          *storage,
                           const char         *vm,
                           GHashTable         *keep)
 {
-  g_autoptr(GPtrArray) bases = bg_registry_list (storage->registry, "base");
+  g_autoptr(GPtrArray) bases = bg_registry_list (storage->registry, BG_KIND_BASE);
 
   for (guint i = 0; i < bases->len; i++)
     {

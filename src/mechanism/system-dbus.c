@@ -99,9 +99,8 @@ add_usage (GVariantBuilder *b,
            gboolean         all_users)
 {
   const BgLimits *limits = bg_daemon_get_limits (call->daemon);
-  g_autoptr(GPtrArray) all = bg_registry_list (bg_daemon_get_registry (call->daemon), NULL);
+  g_autoptr(GPtrArray) all = bg_registry_list_all (bg_daemon_get_registry (call->daemon));
   g_autoptr(GArray) uids = g_array_new (FALSE, FALSE, sizeof (uid_t));
-  static const char * const kinds[] = { "vm", "tap", "loop" };
 
   g_array_append_val (uids, call->caller_uid);
   for (guint i = 0; all_users && i < all->len; i++)
@@ -116,19 +115,21 @@ add_usage (GVariantBuilder *b,
   for (guint k = 0; k < uids->len; k++)
     {
       uid_t u = g_array_index (uids, uid_t, k);
-      guint limit[] = { limits->vms, limits->taps, limits->loops };
       struct passwd *pw = getpwuid (u);
       g_autofree char *name = pw ? g_strdup (pw->pw_name) : g_strdup_printf ("%u", (guint) u);
       GVariantDict d;
 
       g_variant_dict_init (&d, NULL);
-      for (guint i = 0; i < G_N_ELEMENTS (kinds); i++)
+      for (BgKind kind = 0; kind < BG_KIND_COUNT; kind++)
         {
-          g_autofree char *key = g_strdup_printf ("%ss", kinds[i]);
-          g_autofree char *lkey = g_strdup_printf ("%ss-limit", kinds[i]);
-          g_variant_dict_insert (&d, key, "u", bg_daemon_count_owned (call->daemon, u, kinds[i]));
+          const BgKindInfo *info = bg_kind_get_info (kind);
+          g_autofree char *lkey = g_strdup_printf ("%s-limit", info->plural);
+
+          if (!info->per_user)
+            continue;
+          g_variant_dict_insert (&d, info->plural, "u", bg_daemon_count_owned (call->daemon, u, kind));
           /* Root has no limits: 0 says so. */
-          g_variant_dict_insert (&d, lkey, "u", u == 0 ? 0 : limit[i]);
+          g_variant_dict_insert (&d, lkey, "u", u == 0 ? 0 : bg_daemon_get_limit (call->daemon, kind));
         }
       g_variant_dict_insert (&d, "pending-calls", "u", bg_daemon_count_pending (call->daemon, u, 0));
       g_variant_dict_insert (&d, "pending-calls-limit", "u", u == 0 ? 0 : limits->pending_calls);
@@ -144,13 +145,13 @@ list_authorized (BgCall   *call,
   g_autoptr(GVariant) options = g_variant_get_child_value (bg_call_get_parameters (call), 0);
   g_autoptr(GPtrArray) all = NULL;
   gboolean all_users = FALSE;
-  const char *kind = NULL;
+  const char *kind_name = NULL;
+  BgKind kind;
   GVariantBuilder b;
 
   gboolean usage = FALSE;
 
   g_variant_lookup (options, "all-users", "b", &all_users);
-  g_variant_lookup (options, "kind", "&s", &kind);
   if (g_variant_lookup (options, "usage", "b", &usage) && usage)
     {
       g_variant_builder_init (&b, G_VARIANT_TYPE ("a(ssutsa{sv})"));
@@ -158,7 +159,11 @@ list_authorized (BgCall   *call,
       bg_call_return_value (call, g_variant_new ("(a(ssutsa{sv}))", &b));
       return;
     }
-  all = bg_registry_list (bg_daemon_get_registry (call->daemon), kind);
+  /* The kind was checked when the call came in. */
+  if (g_variant_lookup (options, "kind", "&s", &kind_name) && bg_kind_from_string (kind_name, &kind))
+    all = bg_registry_list (bg_daemon_get_registry (call->daemon), kind);
+  else
+    all = bg_registry_list_all (bg_daemon_get_registry (call->daemon));
   g_variant_builder_init (&b, G_VARIANT_TYPE ("a(ssutsa{sv})"));
   for (guint i = 0; i < all->len; i++)
     {
@@ -184,10 +189,11 @@ handle_list_resources (BgMechanism1          *skeleton,
   GError *error = NULL;
   gboolean all_users = FALSE;
   const char *kind = NULL;
+  BgKind unused;
 
   if (!bg_validate_options (options, specs, &error))
     return bg_invocation_take_error (invocation, error);
-  if (g_variant_lookup (options, "kind", "&s", &kind) && bg_daemon_lookup_kind (daemon, kind) == NULL)
+  if (g_variant_lookup (options, "kind", "&s", &kind) && !bg_kind_from_string (kind, &unused))
     return bg_invocation_take_error (invocation, g_error_new (BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
                                                               "options: key \"kind\": unknown resource kind"));
   g_variant_lookup (options, "all-users", "b", &all_users);
@@ -211,9 +217,12 @@ static void
 release_authorized (BgCall   *call,
                     gpointer  self)
 {
-  const char *kind, *name;
+  const char *kind_name, *name;
+  BgKind kind = 0;
 
-  g_variant_get (bg_call_get_parameters (call), "(&s&s@a{sv})", &kind, &name, NULL);
+  /* The kind was checked when the call came in. */
+  g_variant_get (bg_call_get_parameters (call), "(&s&s@a{sv})", &kind_name, &name, NULL);
+  bg_kind_from_string (kind_name, &kind);
   bg_call_act_on_owned (call, "name", kind, name, release);
 }
 
@@ -225,18 +234,21 @@ handle_release_resource (BgMechanism1          *skeleton,
                          GVariant              *options,
                          BgDaemon              *daemon)
 {
-  const BgResourceKind *kind = bg_daemon_lookup_kind (daemon, kind_name);
+  const BgKindOps *ops = NULL;
   GError *error = NULL;
+  BgKind kind;
 
-  if (kind == NULL)
+  if (bg_kind_from_string (kind_name, &kind))
+    ops = bg_daemon_lookup_kind (daemon, kind);
+  if (ops == NULL)
     {
       g_autofree char *shown = g_strescape (kind_name, NULL);
       return bg_invocation_take_error (invocation, g_error_new (BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
                                                                 "kind: unknown resource kind \"%.32s\"", shown));
     }
-  if (!kind->validate_name ("name", name, &error) || !bg_validate_options (options, NULL, &error))
+  if (!ops->validate_name ("name", name, &error) || !bg_validate_options (options, NULL, &error))
     return bg_invocation_take_error (invocation, error);
-  bg_call_start (daemon, invocation, kind->action, bg_details_new ("banger.device", name),
+  bg_call_start (daemon, invocation, ops->action, bg_details_new ("banger.device", name),
                  release_authorized, daemon);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }

@@ -19,8 +19,8 @@ typedef struct _BgRegistry BgRegistry;
 struct _BgResource;
 typedef struct _BgResource BgResource;
 
-struct _BgResourceKind;
-typedef struct _BgResourceKind BgResourceKind;
+struct _BgKindOps;
+typedef struct _BgKindOps BgKindOps;
 
 
 struct _BgNetState;

@@ -251,7 +251,7 @@ kill_authorized (BgCall   *call,
 
   g_variant_get (bg_call_get_parameters (call), "(&s)", &name);
   id = bg_vms_resolve_id (self, call->caller_uid, name);
-  bg_call_act_on_owned (call, "vm_name", "vm", id, kill_vm);
+  bg_call_act_on_owned (call, "vm_name", BG_KIND_VM, id, kill_vm);
 }
 
 static gboolean

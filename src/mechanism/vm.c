@@ -150,7 +150,7 @@ vmm_exited (BgVmm   *vmm,
             gpointer user_data)
 {
   BgVms *vms = user_data;
-  BgResource *r = bg_registry_lookup (vms->registry, "vm", vmm->id);
+  BgResource *r = bg_registry_lookup (vms->registry, BG_KIND_VM, vmm->id);
   g_autofree char *tail = bg_vmm_tail (vmm);
   g_autoptr(GError) error = NULL;
 
@@ -192,7 +192,7 @@ allocate_jail_uid (BgRegistry  *registry,
                    uid_t       *out,
                    GError     **error)
 {
-  g_autoptr(GPtrArray) vms = bg_registry_list (registry, "vm");
+  g_autoptr(GPtrArray) vms = bg_registry_list (registry, BG_KIND_VM);
   g_autoptr(GHashTable) used = g_hash_table_new (NULL, NULL);
 
   for (guint i = 0; i < vms->len; i++)
@@ -226,7 +226,7 @@ launch_ready (BgVmm    *vmm,
               gpointer  user_data)
 {
   Launch *l = user_data;
-  BgResource *r = bg_registry_lookup (l->vms->registry, "vm", vmm->id);
+  BgResource *r = bg_registry_lookup (l->vms->registry, BG_KIND_VM, vmm->id);
   g_autoptr(GError) local = NULL;
 
   if (error == NULL && r != NULL && !bg_registry_set_state (l->vms->registry, r, BG_RESOURCE_READY, &local))
@@ -368,7 +368,7 @@ launch_vmm (BgVms           *vms,
     g_variant_dict_init (&dict, r->details);
     g_variant_dict_insert (&dict, "disks", "a(stt)", &disks);
     g_variant_dict_insert (&dict, "pid", "t", (guint64) vmm->pid);
-    g_variant_dict_insert (&dict, "start-time", "t", bg_proc_start_time (vmm->pid));
+    g_variant_dict_insert (&dict, "start-time", "t", bg_proc_get_start_time (vmm->pid));
     return bg_registry_set_details (vms->registry, r, g_variant_dict_end (&dict), error);
   }
 
@@ -433,7 +433,7 @@ bg_vms_launch (BgVms           *vms,
       done (NULL, g_error_new (BG_ERROR, BG_ERROR_BUSY, "vm_name: %s is already running", p->vm_name), user_data);
       return;
     }
-  if (!bg_daemon_check_limit (vms->daemon, owner, "vm", bg_daemon_get_limits (vms->daemon)->vms, "vms", &error) ||
+  if (!bg_daemon_check_limit (vms->daemon, owner, BG_KIND_VM, &error) ||
       !check_boot_file (vms, p->kernel_fd, "kernel", &error) ||
       !check_boot_file (vms, p->initrd_fd, "options: initrd", &error))
     {
@@ -442,7 +442,7 @@ bg_vms_launch (BgVms           *vms,
     }
   if (p->tap != NULL)
     {
-      BgResource *tap = bg_registry_lookup (vms->registry, "tap", p->tap);
+      BgResource *tap = bg_registry_lookup (vms->registry, BG_KIND_TAP, p->tap);
       if (tap == NULL || tap->owner != owner)
         {
           done (NULL, g_error_new (BG_ERROR, tap ? BG_ERROR_NOT_OWNER : BG_ERROR_NOT_FOUND,
@@ -460,7 +460,7 @@ bg_vms_launch (BgVms           *vms,
     }
 
   /* A stale entry of a VMM that died while no mechanism ran. */
-  if ((r = bg_registry_lookup (vms->registry, "vm", id)) != NULL &&
+  if ((r = bg_registry_lookup (vms->registry, BG_KIND_VM, id)) != NULL &&
       !bg_daemon_release_resource (vms->daemon, r, &error))
     {
       done (NULL, error, user_data);
@@ -472,7 +472,7 @@ bg_vms_launch (BgVms           *vms,
   g_variant_builder_add (&details, "{sv}", "uid", g_variant_new_uint32 (jail_uid));
   if (p->tap)
     g_variant_builder_add (&details, "{sv}", "tap", g_variant_new_string (p->tap));
-  r = bg_registry_add (vms->registry, "vm", id, owner, g_variant_builder_end (&details), &error);
+  r = bg_registry_add (vms->registry, BG_KIND_VM, id, owner, g_variant_builder_end (&details), &error);
   if (r == NULL)
     {
       done (NULL, error, user_data);
@@ -516,7 +516,7 @@ bg_vms_resolve_id (BgVms      *vms,
     {
       g_autofree char *own = vm_id (caller, name_or_id);
 
-      if (bg_registry_lookup (vms->registry, "vm", own) != NULL ||
+      if (bg_registry_lookup (vms->registry, BG_KIND_VM, own) != NULL ||
           !bg_vm_validate_id ("vm_name", name_or_id, NULL))
         return g_steal_pointer (&own);
     }
@@ -554,8 +554,8 @@ release_vm (gpointer     self,
   return undo_vm (vms, resource, error);
 }
 
-static const BgResourceKind vm_kind = {
-  .kind = "vm",
+static const BgKindOps vm_kind = {
+  .kind = BG_KIND_VM,
   .action = "org.banger.vm",
   .validate_name = bg_vm_validate_id,
   .release = release_vm,
@@ -566,7 +566,7 @@ static const BgResourceKind vm_kind = {
 void
 bg_vms_recover (BgVms *vms)
 {
-  g_autoptr(GPtrArray) all = bg_registry_list (vms->registry, "vm");
+  g_autoptr(GPtrArray) all = bg_registry_list (vms->registry, BG_KIND_VM);
 
   for (guint i = 0; i < all->len; i++)
     {
@@ -583,8 +583,8 @@ bg_vms_recover (BgVms *vms)
       /* The record names a process; the kernel says whether it is
        * still that VM's: the same start time, and a jail uid (never
        * root's or a user's process, whatever the record says). */
-      if (pid == 0 || start == 0 || !bg_proc_is_jail_uid (uid) || bg_proc_start_time (pid) != start ||
-          bg_proc_uid (pid) != uid)
+      if (pid == 0 || start == 0 || !bg_proc_is_jail_uid (uid) || bg_proc_get_start_time (pid) != start ||
+          bg_proc_get_uid (pid) != uid)
         {
           g_message ("VM %s is gone; cleaning up", r->name);
           if (!bg_daemon_release_resource (vms->daemon, r, &error))

@@ -234,7 +234,7 @@ bg_vmm_watch_process (BgVmm   *vmm,
   }
   if (output_fd >= 0)
     v->output_source = g_unix_fd_add (output_fd, G_IO_IN | G_IO_HUP, on_output, v);
-  v->pidfd = bg_pidfd_open (vmm->pid);
+  v->pidfd = bg_proc_open_pidfd (vmm->pid);
   if (v->pidfd < 0)
     {
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot watch the VMM: %s", g_strerror (errno));
@@ -272,7 +272,7 @@ bg_vmm_reap (BgVmm *vmm)
   g_clear_handle_id (&v->pidfd_source, g_source_remove);
   if (vmm->pid > 0)
     {
-      g_auto(BgFd) own = v->pidfd < 0 ? bg_pidfd_open (vmm->pid) : -1;
+      g_auto(BgFd) own = v->pidfd < 0 ? bg_proc_open_pidfd (vmm->pid) : -1;
       int fd = v->pidfd >= 0 ? v->pidfd : own;
       gboolean gone = fd >= 0 ? bg_pidfd_kill (fd, vmm->uid) == 0 || errno == ESRCH : errno == ESRCH;
 

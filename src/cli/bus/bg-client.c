@@ -21,6 +21,7 @@
 #include "bg-client.h"
 #include "bg-dbus-generated.h"
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "bg-spawn.h"
 
 /* Long enough for a person to type a password. */
@@ -55,6 +56,7 @@ agent_start (void)
   g_autoptr(GError) error = NULL;
   const char *argv[] = { NULL, "--notify-fd", "3", "--fallback", "--process", NULL, NULL };
   g_auto(GStrv) env = g_get_environ ();
+  g_auto(BgFd) notified = -1;
   int notify[2];
   char buf;
 
@@ -63,6 +65,7 @@ agent_start (void)
     return;
   if ((agent = bg_program_find ("pkttyagent")) == NULL || pipe2 (notify, O_CLOEXEC) < 0)
     return;
+  notified = notify[0];
   /* The agent sees the pipe as fd 3, whatever number it has here. */
   pid_str = g_strdup_printf ("%d", (int) getpid ());
   argv[0] = agent;
@@ -74,16 +77,12 @@ agent_start (void)
     g_subprocess_launcher_take_fd (launcher, notify[1], 3);
     proc = g_subprocess_launcher_spawnv (launcher, argv, &error);
     if (proc == NULL)
-      {
-        close (notify[0]);
-        return;
-      }
+      return;
     agent_pid = atoi (g_subprocess_get_identifier (proc));
   }
   /* pkttyagent closes the fd once it is registered (or gave up). */
-  while (read (notify[0], &buf, 1) < 0 && errno == EINTR)
+  while (read (notified, &buf, 1) < 0 && errno == EINTR)
     ;
-  close (notify[0]);
 }
 
 void

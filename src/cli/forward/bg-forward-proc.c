@@ -4,18 +4,18 @@
  * whose pid now names another process) is dropped, never signalled. */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include <glib-unix.h>
 #include <json-glib/json-glib.h>
 
 #include "bg-cli.h"
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "bg-file.h"
 #include "bg-forward.h"
 #include "bg-paths.h"
+#include "bg-proc.h"
 
 #define STOP_WAIT_MS 5000
 
@@ -35,24 +35,6 @@ forwards_dir (const char *vm_name)
   return g_build_filename (dir, "forwards", NULL);
 }
 
-/* Field 22 of /proc/PID/stat; 0 when the process is gone or a zombie. */
-static guint64
-start_time_of (gint64 pid)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%" G_GINT64_FORMAT "/stat", pid);
-  g_autofree char *text = NULL;
-  g_auto(GStrv) fields = NULL;
-  char *end;
-
-  if (pid <= 0 || !g_file_get_contents (path, &text, NULL, NULL) || (end = strrchr (text, ')')) == NULL)
-    return 0;
-  fields = g_strsplit (end + 2, " ", 0);
-  /* fields[0] is field 3 (the state). */
-  if (g_strv_length (fields) < 20 || g_str_equal (fields[0], "Z") || g_str_equal (fields[0], "X"))
-    return 0;
-  return g_ascii_strtoull (fields[19], NULL, 10);
-}
-
 gboolean
 bg_forward_record_self (const char  *vm_name,
                         char       **specs,
@@ -70,7 +52,7 @@ bg_forward_record_self (const char  *vm_name,
   json_builder_set_member_name (b, "pid");
   json_builder_add_int_value (b, getpid ());
   json_builder_set_member_name (b, "start_time");
-  json_builder_add_int_value (b, (gint64) start_time_of (getpid ()));
+  json_builder_add_int_value (b, (gint64) bg_proc_get_start_time (getpid ()));
   json_builder_set_member_name (b, "persistent");
   json_builder_add_boolean_value (b, persistent);
   json_builder_set_member_name (b, "specs");
@@ -143,7 +125,7 @@ bg_forward_list_processes (const char *vm_name)
       if (!g_str_has_suffix (name, ".json"))
         continue;
       p = read_record (path);
-      if (p == NULL || p->start_time == 0 || start_time_of (p->pid) != p->start_time)
+      if (p == NULL || p->start_time == 0 || bg_proc_get_start_time ((pid_t) p->pid) != p->start_time)
         {
           /* Its process is gone: the record is only a record. */
           bg_forward_process_free (p);
@@ -157,35 +139,25 @@ bg_forward_list_processes (const char *vm_name)
 
 /* Signals @p's process through a pidfd taken while its start time still
  * matched, so the signal cannot reach a process that reused the pid, and
- * waits for it to exit. */
+ * waits for it to exit (SIGKILL after STOP_WAIT_MS). TRUE if it is gone
+ * (or was already). */
 static gboolean
 end_process (BgForwardProcess  *p,
              GError           **error)
 {
-  int pidfd = syscall (SYS_pidfd_open, (pid_t) p->pid, 0);
-  struct pollfd pfd;
+  g_auto(BgFd) pidfd = bg_proc_open_if_same ((pid_t) p->pid, p->start_time);
 
-  if (pidfd < 0)
-    return errno == ESRCH;
-  if (start_time_of (p->pid) != p->start_time)
+  if (pidfd < 0 && errno == ESRCH)
+    return TRUE;
+  if (pidfd < 0 || (bg_proc_signal_pidfd (pidfd, SIGTERM) < 0 && errno != ESRCH))
     {
-      close (pidfd);
-      return TRUE;
-    }
-  if (syscall (SYS_pidfd_send_signal, pidfd, SIGTERM, NULL, 0) < 0 && errno != ESRCH)
-    {
+      int errsv = errno;
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot stop forward process %" G_GINT64_FORMAT ": %s",
-                   p->pid, g_strerror (errno));
-      close (pidfd);
+                   p->pid, g_strerror (errsv));
       return FALSE;
     }
-  pfd = (struct pollfd) { .fd = pidfd, .events = POLLIN };
-  for (guint waited = 0; waited < STOP_WAIT_MS && start_time_of (p->pid) == p->start_time; waited += 50)
-    if (poll (&pfd, 1, 50) > 0)
-      break;
-  if (start_time_of (p->pid) == p->start_time)
-    syscall (SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-  close (pidfd);
+  if (!bg_proc_wait_pidfd (pidfd, STOP_WAIT_MS))
+    bg_proc_signal_pidfd (pidfd, SIGKILL);
   return TRUE;
 }
 
@@ -234,6 +206,7 @@ bg_forward_spawn_background (const char  *vm_name,
   g_autoptr(GSubprocess) child = NULL;
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   g_autoptr(GString) said = g_string_new (NULL);
+  g_auto(BgFd) ready_read = -1;
   int ready[2], log_fd, null_fd;
   char buf[512];
   ssize_t n;
@@ -261,6 +234,7 @@ bg_forward_spawn_background (const char  *vm_name,
 
   if (!g_unix_open_pipe (ready, FD_CLOEXEC, error))
     return FALSE;
+  ready_read = ready[0];
   log_fd = open (log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
   null_fd = open ("/dev/null", O_RDWR | O_CLOEXEC);
   if (log_fd >= 0)
@@ -276,11 +250,8 @@ bg_forward_spawn_background (const char  *vm_name,
   /* The launcher holds the write end until it is freed. */
   g_clear_object (&l);
   if (child == NULL)
-    {
-      close (ready[0]);
-      return FALSE;
-    }
-  while ((n = read (ready[0], buf, sizeof buf)) != 0)
+    return FALSE;
+  while ((n = read (ready_read, buf, sizeof buf)) != 0)
     {
       if (n < 0 && errno == EINTR)
         continue;
@@ -288,7 +259,6 @@ bg_forward_spawn_background (const char  *vm_name,
         break;
       g_string_append_len (said, buf, n);
     }
-  close (ready[0]);
   if (!g_str_equal (said->str, "ok\n"))
     {
       g_strchomp (said->str);

@@ -19,6 +19,7 @@
 
 #include "bg-error.h"
 #include "bg-fat.h"
+#include "bg-fd.h"
 
 #define SECTOR          512
 #define ROOT_ENTRIES    512
@@ -215,7 +216,8 @@ bg_fat_write_image (const char       *path,
   guint cluster = 2;
   guint32 serial = 0x42414e47;            /* "BANG", mixed with the content below */
   Layout l;
-  int fd, errsv;
+  g_auto(BgFd) fd = -1;
+  int errsv;
 
   if (strlen (label) > 11)
     {
@@ -321,7 +323,7 @@ bg_fat_write_image (const char       *path,
   }
   if (fsync (fd) < 0)
     goto io_fail;
-  close (fd);
+  bg_fd_clear (&fd);
   if (g_rename (tmp, path) < 0)
     {
       errsv = errno;
@@ -333,7 +335,6 @@ bg_fat_write_image (const char       *path,
 
 io_fail:
   errsv = errno;
-  close (fd);
   g_unlink (tmp);
   g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot write %s: %s", tmp, g_strerror (errsv));
   return FALSE;

@@ -8,6 +8,7 @@
 #include <glib/gstdio.h>
 
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "bg-file.h"
 #include "bg-paths.h"
 #include "bg-spawn.h"
@@ -20,8 +21,7 @@ bg_ssh_ensure_client_key (const char  *key_path,
   g_autofree char *dir = g_path_get_dirname (key_path);
   g_autofree char *lock_path = g_strdup_printf ("%s.lock", key_path);
   const char *argv[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "banger", "-f", key_path, NULL };
-  gboolean ok;
-  int lock;
+  g_auto(BgFd) lock = -1;
 
   if (g_file_test (key_path, G_FILE_TEST_EXISTS))
     return TRUE;
@@ -35,10 +35,7 @@ bg_ssh_ensure_client_key (const char  *key_path,
   if (lock >= 0)
     while (flock (lock, LOCK_EX) < 0 && errno == EINTR)
       ;
-  ok = g_file_test (key_path, G_FILE_TEST_EXISTS) || bg_spawn_run (argv, NULL, error);
-  if (lock >= 0)
-    close (lock);
-  return ok;
+  return g_file_test (key_path, G_FILE_TEST_EXISTS) || bg_spawn_run (argv, NULL, error);
 }
 
 char *
@@ -111,7 +108,8 @@ known_hosts_without (const char *path,
   return out;
 }
 
-/* Parallel `vm up`s edit the same file: serialize on a lock beside it. */
+/* Parallel `vm up`s edit the same file: serialize on a lock beside it,
+ * held until the returned fd is closed. */
 static int
 known_hosts_lock (const char *path)
 {
@@ -127,13 +125,6 @@ known_hosts_lock (const char *path)
   return fd;
 }
 
-static void
-known_hosts_unlock (int fd)
-{
-  if (fd >= 0)
-    close (fd);
-}
-
 gboolean
 bg_known_hosts_add (const char  *path,
                     const char  *alias,
@@ -143,8 +134,7 @@ bg_known_hosts_add (const char  *path,
 {
   g_auto(GStrv) key = g_strsplit (public_key, " ", 3);
   g_autoptr(GString) text = NULL;
-  int lock;
-  gboolean ok;
+  g_auto(BgFd) lock = -1;
 
   if (g_strv_length (key) < 2)
     {
@@ -155,9 +145,7 @@ bg_known_hosts_add (const char  *path,
   text = known_hosts_without (path, alias, address);
   g_string_append_printf (text, "%s%s%s %s %s\n", alias, address ? "," : "", address ? address : "",
                           key[0], key[1]);
-  ok = bg_file_replace (path, text->str, text->len, 0600, error);
-  known_hosts_unlock (lock);
-  return ok;
+  return bg_file_replace (path, text->str, text->len, 0600, error);
 }
 
 gboolean
@@ -167,16 +155,13 @@ bg_known_hosts_remove (const char  *path,
                        GError     **error)
 {
   g_autoptr(GString) text = NULL;
-  int lock;
-  gboolean ok;
+  g_auto(BgFd) lock = -1;
 
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     return TRUE;
   lock = known_hosts_lock (path);
   text = known_hosts_without (path, alias, address);
-  ok = bg_file_replace (path, text->str, text->len, 0600, error);
-  known_hosts_unlock (lock);
-  return ok;
+  return bg_file_replace (path, text->str, text->len, 0600, error);
 }
 
 char *

@@ -12,6 +12,7 @@
 
 #include "bg-cli.h"
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "bg-sync.h"
 
 void
@@ -194,13 +195,11 @@ sync_entry_open (BgSyncEntry  *e,
     .flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC,
     .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
   };
-  int home = open (e->home, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  int fd = home < 0 ? -1 : syscall (SYS_openat2, home, e->beneath, &how, sizeof how);
+  g_auto(BgFd) home = open (e->home, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  g_auto(BgFd) fd = home < 0 ? -1 : syscall (SYS_openat2, home, e->beneath, &how, sizeof how);
   int errsv = errno;
   struct stat st;
 
-  if (home >= 0)
-    close (home);
   if (fd < 0)
     {
       g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE, "sync: %s changed since it was checked (%s); not syncing it",
@@ -209,19 +208,18 @@ sync_entry_open (BgSyncEntry  *e,
     }
   if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || (guint64) st.st_size != e->size)
     {
-      close (fd);
       g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE, "sync: %s changed since it was checked; not syncing it",
                    e->source);
       return -1;
     }
-  return fd;
+  return g_steal_fd (&fd);
 }
 
 GBytes *
 bg_sync_entry_read (BgSyncEntry  *e,
                     GError      **error)
 {
-  int fd = sync_entry_open (e, error);
+  g_auto(BgFd) fd = sync_entry_open (e, error);
   guint8 *data;
   gsize done = 0;
 
@@ -237,13 +235,11 @@ bg_sync_entry_read (BgSyncEntry  *e,
         {
           g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "sync: cannot read %s: %s", e->source,
                        n < 0 ? g_strerror (errno) : "it shrank");
-          close (fd);
           g_free (data);
           return NULL;
         }
       done += n;
     }
-  close (fd);
   return g_bytes_new_take (data, e->size);
 }
 

@@ -98,10 +98,8 @@ bg_blob_cache_free (BgBlobCache *cache)
 {
   if (cache == NULL)
     return;
-  if (cache->sha_fd >= 0)
-    close (cache->sha_fd);
-  if (cache->dirfd >= 0)
-    close (cache->dirfd);
+  bg_fd_clear (&cache->sha_fd);
+  bg_fd_clear (&cache->dirfd);
   g_free (cache->path);
   g_free (cache->roots);
   g_free (cache);
@@ -307,8 +305,7 @@ bg_blob_writer_free (BgBlobWriter *w)
     return;
   if (w->tmp_name != NULL)
     unlinkat (w->cache->sha_fd, w->tmp_name, 0);
-  if (w->fd >= 0)
-    close (w->fd);
+  bg_fd_clear (&w->fd);
   if (w->sum != NULL)
     g_checksum_free (w->sum);
   g_free (w->digest);

@@ -64,7 +64,8 @@ bg_layer_apply_mapped (int                 tree_dirfd,
   g_autoptr(GSubprocess) proc = NULL;
   g_autofree char *out = NULL, *err = NULL;
   guint64 entries, bytes, devices;
-  int in, tree;
+  g_auto(BgFd) in = -1;
+  g_auto(BgFd) tree = -1;
 
   if (!g_file_test (helper, G_FILE_TEST_IS_EXECUTABLE))
     {
@@ -74,14 +75,10 @@ bg_layer_apply_mapped (int                 tree_dirfd,
       return FALSE;
     }
   if ((in = dup (blob_fd)) < 0 || (tree = dup (tree_dirfd)) < 0)
-    {
-      if (in >= 0)
-        close (in);
-      return bg_error_errno (error, errno, "cannot pass the layer to", helper);
-    }
+    return bg_error_errno (error, errno, "cannot pass the layer to", helper);
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
-  g_subprocess_launcher_take_stdin_fd (launcher, in);
-  g_subprocess_launcher_take_fd (launcher, tree, 3);
+  g_subprocess_launcher_take_stdin_fd (launcher, g_steal_fd (&in));
+  g_subprocess_launcher_take_fd (launcher, g_steal_fd (&tree), 3);
   proc = g_subprocess_launcher_spawnv (launcher, (const char * const *) full, error);
   if (proc == NULL || !g_subprocess_communicate_utf8 (proc, NULL, NULL, &out, &err, error))
     return FALSE;

@@ -10,6 +10,7 @@
 
 #include "bg-agent-client.h"
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "bg-ready.h"
 
 /* How often the vsock CONNECT is tried until the agent listens: a local
@@ -25,9 +26,9 @@ tcp_answers (const char *address,
 {
   struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons (port) };
   struct pollfd p;
-  int fd, err = 0;
+  g_auto(BgFd) fd = -1;
+  int err = 0;
   socklen_t len = sizeof err;
-  gboolean ok;
 
   if (inet_pton (AF_INET, address, &sa.sin_addr) != 1)
     return FALSE;
@@ -35,14 +36,9 @@ tcp_answers (const char *address,
   if (fd < 0)
     return FALSE;
   if (connect (fd, (struct sockaddr *) &sa, sizeof sa) < 0 && errno != EINPROGRESS)
-    {
-      close (fd);
-      return FALSE;
-    }
+    return FALSE;
   p = (struct pollfd) { fd, POLLOUT, 0 };
-  ok = poll (&p, 1, 1000) == 1 && getsockopt (fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
-  close (fd);
-  return ok;
+  return poll (&p, 1, 1000) == 1 && getsockopt (fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
 }
 
 static char *
