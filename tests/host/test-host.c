@@ -460,24 +460,46 @@ test_row (gconstpointer data)
   assert_nothing_left ("the row");
 }
 
-/* The user's state directory is full: 'vm up' fails while making the
- * disk, says why and what to do, and leaves nothing half-made. */
+/* The state dir cannot take the VM's disk, or anything at all: 'vm up'
+ * fails, says why (and, where it copied the root, what to do), and
+ * leaves nothing half-made. */
 static void
-test_state_dir_full (void)
+full_state_dir_case (const char *disk_mode,
+                     const char *tmpfs_size,
+                     gboolean    says_free_space)
 {
   struct passwd *pw = getpwnam (BG_TEST_USER_A);
   g_autofree char *vms = home_path (".local/state/banger/vms");
-  g_autofree char *err = NULL, *ls = NULL;
+  g_autofree char *conf_dir = home_path (".config/banger");
+  g_autofree char *conf = g_build_filename (conf_dir, "banger.conf", NULL);
+  g_autofree char *opts = g_strdup_printf ("size=%s,mode=0700", tmpfs_size);
+  g_autofree char *text = g_strdup_printf ("[vm]\ndisk-mode = %s\n", disk_mode);
+  g_autofree char *err = NULL;
 
-  g_assert_no_errno (mount ("tmpfs", vms, "tmpfs", MS_NOSUID | MS_NODEV, "size=32m,mode=0700"));
+  g_assert_false (g_file_test (conf, G_FILE_TEST_EXISTS));
+  g_assert_no_errno (g_mkdir_with_parents (conf_dir, 0755));
+  g_assert_true (g_file_set_contents (conf, text, -1, NULL));
+  g_assert_no_errno (chown (conf, pw->pw_uid, pw->pw_gid));
+  g_assert_no_errno (mount ("tmpfs", vms, "tmpfs", MS_NOSUID | MS_NODEV, opts));
   g_assert_no_errno (chown (vms, pw->pw_uid, pw->pw_gid));
   g_assert_cmpint (banger (NULL, &err, "vm", "up", "full", "--no-wait", NULL), ==, 1);
-  g_test_message ("vm up on a full state dir: %s", err);
+  g_test_message ("vm up (disk-mode %s) on a %s state dir: %s", disk_mode, tmpfs_size, err);
   g_assert_nonnull (strstr (err, "No space left on device"));
-  g_assert_nonnull (strstr (err, "free some space"));
+  if (says_free_space)
+    g_assert_nonnull (strstr (err, "free some space"));
   g_assert_nonnull (strstr (err, "everything this run created was removed"));
   g_assert_no_errno (umount (vms));
+  g_assert_no_errno (unlink (conf));
   assert_nothing_left ("a vm up that ran out of space");
+}
+
+static void
+test_state_dir_full (void)
+{
+  /* A copy of the root does not fit in 32 MiB. */
+  full_state_dir_case ("copy", "32m", TRUE);
+  /* A layered VM needs next to nothing, and one page is still too little. */
+  full_state_dir_case ("layered", "4k", FALSE);
 
   banger_ok ("vm", "up", "full", "--no-wait");
   banger_ok ("vm", "rm", "full", "--force");
