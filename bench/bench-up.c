@@ -580,9 +580,20 @@ measure_many (Ctx *c, Case *k)
   t0 = now_ms ();
   for (int i = 0; i < MANY; i++)
     {
-      g_autofree char *drive = g_strdup_printf ("/proc/%d/root/rootfs", (int) pids[i]);
+      g_autofree char *link = g_strdup_printf ("/proc/%d/root/rootfs", (int) pids[i]);
+      g_autofree char *target = g_file_read_link (link, NULL);
+      g_autofree char *drive = NULL;
       g_autofree char *buf = g_malloc (MiB);
-      int fd = open (drive, O_RDONLY | O_CLOEXEC);
+      int fd;
+
+      /* The jail holds no block device node: /rootfs names the VMM's own
+       * descriptor (/proc/self/fd/N), which only the VMM can follow as
+       * written. The same descriptor, seen from here, is /proc/PID/fd/N. */
+      if (target != NULL && g_str_has_prefix (target, "/proc/self/fd/"))
+        drive = g_strdup_printf ("/proc/%d/fd/%s", (int) pids[i], target + strlen ("/proc/self/fd/"));
+      else
+        drive = g_steal_pointer (&link);
+      fd = open (drive, O_RDONLY | O_CLOEXEC);
       ssize_t n;
       gint64 size = 0;
 
