@@ -360,8 +360,7 @@ cmd_build (BgCli *cli, int argc, char **argv, GError **error)
                      "made with mke2fs -d, the kernel's vmlinux and initrd. Needs a subordinate\n"
                      "uid range for you in /etc/subuid (usermod --add-subuids). Guests are\n"
                      "configured at boot by banger-guest-setup, which reads the VM's config drive;\n"
-                     "--cloud-init uses cloud-init for that instead. The suite must not be older\n"
-                     "than this host's Debian (banger-guest-setup is built here).",
+                     "--cloud-init uses cloud-init for that instead.",
                      entries }, &argc, &argv, error) ||
       !bg_name_validate ("NAME", argv[1], error))
     return FALSE;
