@@ -1089,6 +1089,8 @@ test_plain_ext4_imports_layered (Fixture *f, gconstpointer data)
   assert_guest_program (f, image->rootfs, "banger-init", g_getenv ("BANGER_INIT"));
   assert_guest_program (f, image->rootfs, "banger-agent", g_getenv ("BANGER_AGENT"));
   assert_fsck_clean (image->rootfs);
+  /* No init, no workload, no cloud-init: nothing applies the drive. */
+  g_assert_cmpstr (image->guest_setup, ==, "none");
 
   after = sha256_of_path (rootfs);
   g_assert_cmpstr (after, ==, before);
@@ -1166,6 +1168,7 @@ test_systemd_ext4_gets_guest_setup (Fixture *f, gconstpointer data)
   g_assert_true (image->layered);
   assert_guest_program (f, image->rootfs, "banger-init", g_getenv ("BANGER_INIT"));
   assert_guest_program (f, image->rootfs, "banger-guest-setup", g_getenv ("BANGER_GUEST_SETUP"));
+  g_assert_cmpstr (image->guest_setup, ==, "banger-guest-setup");
   unit = debugfs_out (image->rootfs, "cat " BG_GUEST_SETUP_UNIT);
   g_assert_cmpstr (unit, ==, bg_build_guest_setup_unit);
   g_clear_pointer (&unit, g_free);
@@ -1185,6 +1188,7 @@ test_systemd_ext4_gets_guest_setup (Fixture *f, gconstpointer data)
   g_assert_no_error (error);
   g_assert_true (ci->layered);
   assert_guest_program (f, ci->rootfs, "banger-init", g_getenv ("BANGER_INIT"));
+  g_assert_cmpstr (ci->guest_setup, ==, "cloud-init");
   ci_setup = debugfs_out (ci->rootfs, "stat /usr/libexec/banger/banger-guest-setup");
   ci_unit = debugfs_out (ci->rootfs, "stat " BG_GUEST_SETUP_UNIT);
   g_assert_false (bg_debugfs_parse_stat (ci_setup, &st));

@@ -228,6 +228,8 @@ test_layout (Fixture *f, gconstpointer data)
   source = g_strdup_printf ("oci-layout:%s", layout);
   g_assert_cmpstr (json_object_get_string_member (o, "source"), ==, source);
   g_assert_true (json_object_get_boolean_member (o, "layered"));
+  /* No init in the image: banger-init stays PID 1. */
+  g_assert_cmpstr (json_object_get_string_member (o, "guest_setup"), ==, "banger-init");
   /* No mke2fs in the image: its VMs' disks are made on the host. */
   g_assert_true (json_object_get_boolean_member (o, "format_upper"));
   oci = json_object_get_object_member (o, "oci");
@@ -354,6 +356,15 @@ test_systemd_gets_guest_setup (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (wants, "Type: symlink"));
   g_assert_nonnull (strstr (wants, "\"/usr/lib/systemd/system/banger-guest-setup.service\""));
   assert_static (f, "sd", "banger-guest-setup");
+  {
+    g_autoptr(JsonParser) parser = json_parser_new ();
+    g_autofree char *out = NULL;
+
+    g_assert_cmpstr (json_object_get_string_member (show_json (f, "sd", parser), "guest_setup"), ==,
+                     "banger-guest-setup");
+    g_assert_cmpint (banger (f, &out, NULL, "image", "show", "sd", NULL), ==, 0);
+    g_assert_nonnull (strstr (out, "\nGuest setup: banger-guest-setup, started by the image's systemd"));
+  }
 
   layer_tar_dir (other, "usr");
   layer_tar_dir (other, "usr/lib");
@@ -367,6 +378,10 @@ test_systemd_gets_guest_setup (Fixture *f, gconstpointer data)
   g_assert_null (strstr (none, "Type:"));
   g_assert_null (strstr (none_wants, "Type:"));
   assert_static (f, "other", "banger-guest-setup");
+  {
+    g_autoptr(JsonParser) parser = json_parser_new ();
+    g_assert_cmpstr (json_object_get_string_member (show_json (f, "other", parser), "guest_setup"), ==, "none");
+  }
   assert_nothing_left (f, NULL);
 }
 
