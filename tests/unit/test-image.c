@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <lz4.h>
 #include <lzma.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -318,6 +319,32 @@ test_layering_and_copy_reasons (Fixture *f, gconstpointer data)
     g_assert_no_errno (stat (upper, &st));
     g_assert_cmpint (st.st_blocks * 512, <=, 1 << 20);
   }
+  /* A state dir with no room for those few hundred KiB: mke2fs fails,
+   * and the error says what to do, as a copy's does; nothing is left.
+   * The tmpfs is unmounted before anything is asserted, so a failure
+   * leaves no mount behind. */
+  if (geteuid () == 0)
+    {
+      g_autofree char *full = g_build_filename (f->tmp, "full", NULL);
+      g_autofree char *upper = g_build_filename (full, "upper.img", NULL);
+      g_autofree char *reason = NULL;
+      g_autoptr(GError) local = NULL;
+      gboolean made, left;
+      BgDiskMode used;
+
+      g_assert_no_errno (g_mkdir (full, 0700));
+      g_assert_no_errno (mount ("tmpfs", full, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0700"));
+      made = bg_disk_make_for_vm (lay, full, BG_DISK_MODE_LAYERED, G_GUINT64_CONSTANT (8) << 30, &used, &reason,
+                                  NULL, &local);
+      left = g_file_test (upper, G_FILE_TEST_EXISTS);
+      g_assert_no_errno (umount2 (full, MNT_DETACH));
+      g_assert_false (made);
+      g_assert_nonnull (local);
+      g_test_message ("%s", local->message);
+      g_assert_nonnull (strstr (local->message, "No space left on device"));
+      g_assert_nonnull (strstr (local->message, "free some space"));
+      g_assert_false (left);
+    }
 }
 
 /* What an import takes: a fake vmlinux, a 16 MiB ext4 root, and where
