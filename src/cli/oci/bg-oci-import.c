@@ -425,6 +425,14 @@ bg_oci_image_import (const BgOciImport  *import,
 
   if (!apply_layers (import->blobs_dirfd, tree_fd, m, c, &stats, progress, error))
     goto out;
+  if (stats.xattrs_skipped > 0)
+    {
+      g_autofree char *step = g_strdup_printf ("%" G_GUINT64_FORMAT " extended attribute(s) not applied "
+                                               "(trusted.*, security.* but capability, system.*, or on links), "
+                                               "%" G_GUINT64_FORMAT " applied", stats.xattrs_skipped,
+                                               stats.xattrs);
+      bg_progress_step (progress, step);
+    }
   bg_progress_step (progress, "adding banger's guest programs and the kernel's modules");
   if (!make_additions (&w, c, tree_boots_systemd (tree_fd), &additions, error) ||
       !apply_additions (tree_fd, additions, &stats, error))
