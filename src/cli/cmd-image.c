@@ -153,6 +153,20 @@ cmd_show (BgCli *cli, int argc, char **argv, GError **error)
     if (image->sshd_known)
       g_print ("SSH:       %s\n", image->has_sshd ? "yes (the image has sshd: 'banger vm ssh VM')"
                                                   : "no (the image has no sshd: use 'banger vm exec -it VM -- COMMAND')");
+    if (image->guest_setup)
+      {
+        const char *how =
+          g_str_equal (image->guest_setup, "banger-guest-setup")
+          ? "banger-guest-setup, started by the image's systemd (network, host name, user, SSH keys, host key)"
+          : g_str_equal (image->guest_setup, "cloud-init")
+          ? "cloud-init, reading the VM's NoCloud config drive"
+          : g_str_equal (image->guest_setup, "banger-init")
+          ? "banger-init as PID 1 (no init in the image): network and host name, then the image's command; "
+            "no user or SSH keys"
+          : "nothing (the image's init is not systemd and it has no cloud-init): no network, user or SSH keys "
+            "are set up";
+        g_print ("Guest setup: %s\n", how);
+      }
     if (image->layered)
       g_print ("Layered VMs: yes (the image has banger-init: its VMs share it read-only and write to disks of "
                "their own)\n");
@@ -360,8 +374,7 @@ cmd_build (BgCli *cli, int argc, char **argv, GError **error)
                      "made with mke2fs -d, the kernel's vmlinux and initrd. Needs a subordinate\n"
                      "uid range for you in /etc/subuid (usermod --add-subuids). Guests are\n"
                      "configured at boot by banger-guest-setup, which reads the VM's config drive;\n"
-                     "--cloud-init uses cloud-init for that instead. The suite must not be older\n"
-                     "than this host's Debian (banger-guest-setup is built here).",
+                     "--cloud-init uses cloud-init for that instead.",
                      entries }, &argc, &argv, error) ||
       !bg_name_validate ("NAME", argv[1], error))
     return FALSE;

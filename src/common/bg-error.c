@@ -1,7 +1,23 @@
-/* bg-error.c: the error domain and its D-Bus names. */
+/* bg-error.c: the error domain and its D-Bus names.
+ *
+ * The static banger-guest-setup builds this file with BG_ERROR_NO_DBUS:
+ * its errors never cross the bus, and registering the names would pull
+ * all of gio (and libmount, libselinux...) into a program that must stay
+ * small and need nothing from the image. */
+#ifdef BG_ERROR_NO_DBUS
+#include <glib.h>
+#else
 #include <gio/gio.h>
+#endif
 
 #include "bg-error.h"
+
+#ifdef BG_ERROR_NO_DBUS
+typedef struct {
+  gint        error_code;
+  const char *dbus_error_name;
+} GDBusErrorEntry;
+#endif
 
 static const GDBusErrorEntry bg_error_entries[] = {
   { BG_ERROR_FAILED,           "org.banger.Mechanism1.Error.Failed" },
@@ -26,12 +42,16 @@ G_STATIC_ASSERT (G_N_ELEMENTS (bg_error_entries) == BG_ERROR_N_ERRORS);
 GQuark
 bg_error_quark (void)
 {
+#ifdef BG_ERROR_NO_DBUS
+  return g_quark_from_static_string ("bg-error-quark");
+#else
   static gsize quark = 0;
 
   g_dbus_error_register_error_domain ("bg-error-quark", &quark,
                                       bg_error_entries,
                                       G_N_ELEMENTS (bg_error_entries));
   return (GQuark) quark;
+#endif
 }
 
 /* The short name of a code ("NotOwner"), for messages and --json output. */

@@ -4,13 +4,16 @@
  * g_file_set_contents_full() applies the umask to the mode, and both
  * binaries run with umask 077; files that must be readable by others (the
  * hosts file every resolver reads) need their mode set explicitly.
+ *
+ * GLib only (G_FILE_ERROR, not gio's G_IO_ERROR): the static
+ * banger-guest-setup links this file and carries no gio.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <gio/gio.h>
+#include <glib.h>
 #include <glib/gstdio.h>
 
 #include "bg-file.h"
@@ -31,7 +34,7 @@ bg_file_replace (const char  *path,
   if (fd < 0)
     {
       errsv = errno;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+      g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errsv),
                    "Cannot create %s: %s", tmp, g_strerror (errsv));
       return FALSE;
     }
@@ -61,7 +64,7 @@ fail:
   if (fd >= 0)
     close (fd);
   g_unlink (tmp);
-  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+  g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errsv),
                "Cannot write %s: %s", path, g_strerror (errsv));
   return FALSE;
 }
@@ -136,12 +139,12 @@ bg_file_remove_tree (const char  *path,
     {
       if (errno == ENOENT)
         return TRUE;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "Cannot open %s: %s", parent, g_strerror (errno));
+      g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno), "Cannot open %s: %s", parent, g_strerror (errno));
       return FALSE;
     }
   ok = bg_file_remove_tree_at (fd, name);
   close (fd);
   if (!ok)
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Cannot remove %s", path);
+    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "Cannot remove %s", path);
   return ok;
 }

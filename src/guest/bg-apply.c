@@ -16,7 +16,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <net/if.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +28,7 @@
 #include "bg-apply.h"
 #include "bg-error.h"
 #include "bg-file.h"
+#include "bg-passwd.h"
 
 #define STATE_DIR "/var/lib/banger-guest-setup"
 
@@ -357,7 +357,9 @@ apply_host_key (const BgSeed         *s,
          write_root_file (o, "/etc/ssh/ssh_host_ed25519_key.pub", pub, 0644, error);
 }
 
-/* getpwnam() would ask this system's NSS, not the tree being set up. */
+/* getpwnam() would ask this system's NSS, not the tree being set up; and
+ * in this static program it would need the image's libnss_*.so of the
+ * host's glibc version. banger's own reader reads the tree's files. */
 static gboolean
 lookup_user (const BgApplyOptions *o,
              const char           *user,
@@ -365,23 +367,17 @@ lookup_user (const BgApplyOptions *o,
              gid_t                *gid,
              char                **home)
 {
-  g_autofree char *path = in_root (o, "/etc/passwd");
-  FILE *f = fopen (path, "re");
-  struct passwd *pw;
-  gboolean found = FALSE;
+  BgPasswdUser pw;
 
-  if (f == NULL)
+  /* seed validation made @user a name (it never starts with a digit),
+   * so the reader looks it up by name, never as a bare uid. */
+  if (bg_passwd_lookup (o->root, user, &pw) < 0)
     return FALSE;
-  while (!found && (pw = fgetpwent (f)) != NULL)
-    if (g_str_equal (pw->pw_name, user))
-      {
-        *uid = pw->pw_uid;
-        *gid = pw->pw_gid;
-        *home = g_strdup (pw->pw_dir);
-        found = TRUE;
-      }
-  fclose (f);
-  return found;
+  *uid = pw.uid;
+  *gid = pw.gid;
+  g_free (*home);
+  *home = g_strdup (pw.home);
+  return TRUE;
 }
 
 static gboolean

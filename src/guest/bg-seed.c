@@ -1,9 +1,13 @@
 /* bg-seed.c: reading banger's NoCloud drive inside the guest.
  *
  * The CLI writes the three documents as JSON (valid YAML, so cloud-init
- * reads them too); this side parses exactly that JSON with json-glib and
+ * reads them too); this side parses exactly that JSON with jansson and
  * checks every field it will act on before anything is changed, so a bad
- * drive fails whole rather than half-applied.
+ * drive fails whole rather than half-applied. jansson, not json-glib (the
+ * CLI's), because this program is linked static to run in any root and
+ * Debian ships jansson's static archive, not json-glib's; jansson is
+ * fuzzed continuously by OSS-Fuzz. Duplicate keys and NUL characters in
+ * strings are refused by the parser.
  *
  * The drive is found by its FAT volume label (CIDATA) in the boot sector,
  * which needs neither udev's by-label links nor blkid, and is mounted
@@ -13,9 +17,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
-#include <json-glib/json-glib.h>
+#include <jansson.h>
 
 #include "bg-error.h"
 #include "bg-seed.h"
@@ -60,14 +65,21 @@ invalid (GError    **error,
   return FALSE;
 }
 
-static JsonObject *
+/* The three documents are small (banger writes a few KiB; synced files
+ * ride in user-data): anything beyond this is not banger's drive. */
+#define MAX_DOCUMENT (64 * 1024 * 1024)
+
+typedef json_t BgJson;
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgJson, json_decref)
+
+/* Returns the document's top object (owned by the caller), or NULL. */
+static json_t *
 parse_object (const char  *doc,
               const char  *text,
-              JsonParser  *parser,
               GError     **error)
 {
-  g_autoptr(GError) local = NULL;
-  JsonNode *root;
+  json_error_t jerr;
+  json_t *root;
 
   /* user-data starts with "#cloud-config"; JSON has no comments. */
   while (text && *text == '#')
@@ -75,26 +87,28 @@ parse_object (const char  *doc,
       const char *nl = strchr (text, '\n');
       text = nl ? nl + 1 : "";
     }
-  if (!json_parser_load_from_data (parser, text ? text : "", -1, &local))
+  root = json_loads (text ? text : "", JSON_REJECT_DUPLICATES, &jerr);
+  if (root == NULL)
     {
       g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-                   "%s: not the JSON that banger writes (%s); is this a banger config drive?", doc, local->message);
+                   "%s: not the JSON that banger writes (line %d: %s); is this a banger config drive?", doc,
+                   jerr.line, jerr.text);
       return NULL;
     }
-  root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+  if (!json_is_object (root))
     {
+      json_decref (root);
       invalid (error, doc, "(document)", "expected an object");
       return NULL;
     }
-  return json_node_get_object (root);
+  return root;
 }
 
 /* A string member; NULL with an error if @required and absent, or if
  * present with another type, or holding a line break (every value here
  * ends up in a one-line file or an argv). */
 static gboolean
-get_string (JsonObject  *o,
+get_string (json_t      *o,
             const char  *doc,
             const char  *where,
             const char  *key,
@@ -104,15 +118,15 @@ get_string (JsonObject  *o,
             GError     **error)
 {
   g_autofree char *field = where ? g_strdup_printf ("%s.%s", where, key) : g_strdup (key);
-  JsonNode *n = o ? json_object_get_member (o, key) : NULL;
+  json_t *n = o ? json_object_get (o, key) : NULL;
   const char *s;
 
   *out = NULL;
-  if (n == NULL || JSON_NODE_HOLDS_NULL (n))
+  if (n == NULL || json_is_null (n))
     return required ? invalid (error, doc, field, "missing") : TRUE;
-  if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING)
+  if (!json_is_string (n))
     return invalid (error, doc, field, "expected a string");
-  s = json_node_get_string (n);
+  s = json_string_value (n);
   if (*s == '\0' && required)
     return invalid (error, doc, field, "empty");
   if (!multiline && strpbrk (s, "\n\r") != NULL)
@@ -122,7 +136,7 @@ get_string (JsonObject  *o,
 }
 
 static gboolean
-get_strv (JsonObject  *o,
+get_strv (json_t      *o,
           const char  *doc,
           const char  *where,
           const char  *key,
@@ -130,27 +144,25 @@ get_strv (JsonObject  *o,
           GError     **error)
 {
   g_autofree char *field = where ? g_strdup_printf ("%s.%s", where, key) : g_strdup (key);
-  JsonNode *n = o ? json_object_get_member (o, key) : NULL;
+  json_t *n = o ? json_object_get (o, key) : NULL;
   g_autoptr(GStrvBuilder) b = g_strv_builder_new ();
-  JsonArray *a;
 
   *out = NULL;
-  if (n != NULL && !JSON_NODE_HOLDS_NULL (n))
+  if (n != NULL && !json_is_null (n))
     {
-      if (!JSON_NODE_HOLDS_ARRAY (n))
+      if (!json_is_array (n))
         return invalid (error, doc, field, "expected a list");
-      a = json_node_get_array (n);
-      for (guint i = 0; i < json_array_get_length (a); i++)
+      for (guint i = 0; i < json_array_size (n); i++)
         {
-          JsonNode *e = json_array_get_element (a, i);
+          json_t *e = json_array_get (n, i);
           const char *s;
 
-          if (!JSON_NODE_HOLDS_VALUE (e) || json_node_get_value_type (e) != G_TYPE_STRING)
+          if (!json_is_string (e))
             {
               g_autofree char *f = g_strdup_printf ("%s[%u]", field, i);
               return invalid (error, doc, f, "expected a string");
             }
-          s = json_node_get_string (e);
+          s = json_string_value (e);
           if (*s == '\0' || strpbrk (s, "\n\r") != NULL)
             {
               g_autofree char *f = g_strdup_printf ("%s[%u]", field, i);
@@ -163,12 +175,12 @@ get_strv (JsonObject  *o,
   return TRUE;
 }
 
-static JsonObject *
-get_object (JsonObject  *o,
+static json_t *
+get_object (json_t      *o,
             const char  *key)
 {
-  JsonNode *n = o ? json_object_get_member (o, key) : NULL;
-  return n && JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
+  json_t *n = o ? json_object_get (o, key) : NULL;
+  return json_is_object (n) ? n : NULL;
 }
 
 /* RFC 1123 labels, as the CLI's VM names already are. */
@@ -288,8 +300,7 @@ parse_meta_data (BgSeed      *s,
                  const char  *text,
                  GError     **error)
 {
-  g_autoptr(JsonParser) p = json_parser_new ();
-  JsonObject *o = parse_object ("meta-data", text, p, error);
+  g_autoptr(BgJson) o = parse_object ("meta-data", text, error);
 
   if (o == NULL || !get_string (o, "meta-data", NULL, "instance-id", TRUE, FALSE, &s->instance_id, error))
     return FALSE;
@@ -300,24 +311,21 @@ parse_meta_data (BgSeed      *s,
 
 static gboolean
 parse_files (BgSeed      *s,
-             JsonObject  *ud,
+             json_t      *ud,
              GError     **error)
 {
-  JsonNode *n = json_object_get_member (ud, "write_files");
-  JsonArray *a;
+  json_t *n = json_object_get (ud, "write_files");
 
   s->files = g_ptr_array_new_with_free_func ((GDestroyNotify) seed_file_free);
-  if (n == NULL || JSON_NODE_HOLDS_NULL (n))
+  if (n == NULL || json_is_null (n))
     return TRUE;
-  if (!JSON_NODE_HOLDS_ARRAY (n))
+  if (!json_is_array (n))
     return invalid (error, "user-data", "write_files", "expected a list");
-  a = json_node_get_array (n);
-  for (guint i = 0; i < json_array_get_length (a); i++)
+  for (guint i = 0; i < json_array_size (n); i++)
     {
       g_autofree char *where = g_strdup_printf ("write_files[%u]", i);
       g_autofree char *path = NULL, *content = NULL, *encoding = NULL, *perms = NULL;
-      JsonNode *e = json_array_get_element (a, i);
-      JsonObject *f = JSON_NODE_HOLDS_OBJECT (e) ? json_node_get_object (e) : NULL;
+      json_t *f = json_is_object (json_array_get (n, i)) ? json_array_get (n, i) : NULL;
       BgSeedFile *file;
       guint64 mode = 0644;
 
@@ -364,10 +372,8 @@ parse_user_data (BgSeed      *s,
                  const char  *text,
                  GError     **error)
 {
-  g_autoptr(JsonParser) p = json_parser_new ();
-  JsonObject *o = parse_object ("user-data", text, p, error);
-  JsonObject *keys, *user;
-  JsonNode *users;
+  g_autoptr(BgJson) o = parse_object ("user-data", text, error);
+  json_t *keys, *user, *users;
 
   if (o == NULL ||
       !get_string (o, "user-data", NULL, "hostname", TRUE, FALSE, &s->hostname, error) ||
@@ -378,11 +384,10 @@ parse_user_data (BgSeed      *s,
   if (s->fqdn && !valid_hostname (s->fqdn, TRUE))
     return invalid (error, "user-data", "fqdn", "not a domain name");
 
-  users = json_object_get_member (o, "users");
-  if (users == NULL || !JSON_NODE_HOLDS_ARRAY (users) || json_array_get_length (json_node_get_array (users)) != 1)
+  users = json_object_get (o, "users");
+  if (!json_is_array (users) || json_array_size (users) != 1)
     return invalid (error, "user-data", "users", "expected a list of exactly one user (the one banger made)");
-  user = JSON_NODE_HOLDS_OBJECT (json_array_get_element (json_node_get_array (users), 0))
-         ? json_array_get_object_element (json_node_get_array (users), 0) : NULL;
+  user = json_is_object (json_array_get (users, 0)) ? json_array_get (users, 0) : NULL;
   if (user == NULL)
     return invalid (error, "user-data", "users[0]", "expected an object");
   if (!get_string (user, "user-data", "users[0]", "name", TRUE, FALSE, &s->user, error) ||
@@ -414,24 +419,22 @@ parse_network (BgSeed      *s,
                const char  *text,
                GError     **error)
 {
-  g_autoptr(JsonParser) p = json_parser_new ();
-  JsonObject *o = parse_object ("network-config", text, p, error);
-  JsonObject *eths, *eth, *match, *ns;
-  g_autoptr(GList) names = NULL;
+  g_autoptr(BgJson) o = parse_object ("network-config", text, error);
+  json_t *eths, *eth, *match, *ns, *routes;
   g_auto(GStrv) addresses = NULL;
   g_autofree char *where = NULL, *gw4 = NULL;
-  JsonNode *routes;
+  const char *name;
 
   if (o == NULL)
     return FALSE;
-  if (json_object_get_int_member_with_default (o, "version", 0) != 2)
+  if (!json_is_integer (json_object_get (o, "version")) || json_integer_value (json_object_get (o, "version")) != 2)
     return invalid (error, "network-config", "version", "expected 2");
   eths = get_object (o, "ethernets");
-  names = eths ? json_object_get_members (eths) : NULL;
-  if (names == NULL || names->next != NULL)
+  if (eths == NULL || json_object_size (eths) != 1)
     return invalid (error, "network-config", "ethernets", "expected exactly one interface (the one banger made)");
-  where = g_strdup_printf ("ethernets.%s", (char *) names->data);
-  eth = get_object (eths, names->data);
+  name = json_object_iter_key (json_object_iter (eths));
+  where = g_strdup_printf ("ethernets.%s", name);
+  eth = get_object (eths, name);
   if (eth == NULL)
     return invalid (error, "network-config", where, "expected an object");
 
@@ -464,16 +467,14 @@ parse_network (BgSeed      *s,
     return FALSE;
   if (gw4 && !parse_ipv4 (gw4, &s->gateway))
     return invalid (error, "network-config", where, "gateway4 is not an IPv4 address");
-  routes = json_object_get_member (eth, "routes");
-  if (routes && JSON_NODE_HOLDS_ARRAY (routes))
+  routes = json_object_get (eth, "routes");
+  if (json_is_array (routes))
     {
-      JsonArray *a = json_node_get_array (routes);
-      for (guint i = 0; i < json_array_get_length (a); i++)
+      for (guint i = 0; i < json_array_size (routes); i++)
         {
           g_autofree char *rwhere = g_strdup_printf ("%s.routes[%u]", where, i);
           g_autofree char *to = NULL, *via = NULL;
-          JsonObject *r = JSON_NODE_HOLDS_OBJECT (json_array_get_element (a, i))
-                          ? json_array_get_object_element (a, i) : NULL;
+          json_t *r = json_is_object (json_array_get (routes, i)) ? json_array_get (routes, i) : NULL;
 
           if (!get_string (r, "network-config", rwhere, "to", TRUE, FALSE, &to, error) ||
               !get_string (r, "network-config", rwhere, "via", TRUE, FALSE, &via, error))
@@ -491,7 +492,7 @@ parse_network (BgSeed      *s,
             return invalid (error, "network-config", rwhere, "via is not an IPv4 address");
         }
     }
-  else if (routes && !JSON_NODE_HOLDS_NULL (routes))
+  else if (routes && !json_is_null (routes))
     {
       g_autofree char *field = g_strdup_printf ("%s.routes", where);
       return invalid (error, "network-config", field, "expected a list");
@@ -531,6 +532,47 @@ bg_seed_parse (const char  *meta_data,
   return g_steal_pointer (&s);
 }
 
+/* The whole file, NUL-terminated, if it is a regular file of at most
+ * MAX_DOCUMENT bytes. */
+static char *
+read_document (const char  *path,
+               GError     **error)
+{
+  g_autofree char *text = NULL;
+  struct stat st;
+  gsize done = 0;
+  int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+  if (fd < 0 || fstat (fd, &st) < 0)
+    {
+      int errsv = errno;
+      if (fd >= 0)
+        close (fd);
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot read %s: %s", path, g_strerror (errsv));
+      return NULL;
+    }
+  if (!S_ISREG (st.st_mode) || st.st_size > MAX_DOCUMENT)
+    {
+      close (fd);
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "%s: not a regular file of at most %d MiB", path,
+                   MAX_DOCUMENT >> 20);
+      return NULL;
+    }
+  text = g_malloc (st.st_size + 1);
+  while (done < (gsize) st.st_size)
+    {
+      ssize_t n = read (fd, text + done, st.st_size - done);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        break;
+      done += n;
+    }
+  close (fd);
+  text[done] = '\0';
+  return g_steal_pointer (&text);
+}
+
 BgSeed *
 bg_seed_load_dir (const char  *dir,
                   GError     **error)
@@ -545,7 +587,7 @@ bg_seed_load_dir (const char  *dir,
       g_autofree char *path = g_build_filename (dir, names[i], NULL);
       g_autoptr(GError) local = NULL;
 
-      if (!g_file_get_contents (path, &texts[i], NULL, &local))
+      if ((texts[i] = read_document (path, &local)) == NULL)
         {
           g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "%s: %s", names[i], local->message);
           goto out;

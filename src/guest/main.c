@@ -13,6 +13,7 @@
 #include <glib.h>
 
 #include "bg-apply.h"
+#include "bg-init-oci.h"
 #include "bg-seed.h"
 
 static char *opt_root = NULL;
@@ -71,6 +72,14 @@ main (int    argc,
     seed = bg_seed_load_dir (opt_seed, &error);
   else
     {
+      /* In an image banger did not build (a pulled one with systemd)
+       * there may be no modprobe and no udev to load what the drive and
+       * the interface need: load them as banger-init does, from the
+       * modules banger put into the image. A failure shows below, as a
+       * mount or interface error. */
+      bg_init_ensure_module ("vfat", "vfat");
+      if (!opt_skip_network && opt_root == NULL && access ("/sys/module/virtio_net", F_OK) != 0)
+        bg_init_ensure_module ("virtio_net", NULL);
       device = opt_device ? g_strdup (opt_device) : bg_seed_find_device (opt_wait_ms, &error);
       if (device)
         seed = bg_seed_load_device (device, &error);

@@ -110,6 +110,34 @@ layer_tar_add_full (LayerTar *t, char type, const char *name, const char *link,
 }
 
 void
+layer_tar_pax (LayerTar *t, const char * const *keys, const GBytes * const *values)
+{
+  g_autoptr(GByteArray) pax = g_byte_array_new ();
+
+  for (guint k = 0; keys[k]; k++)
+    {
+      gsize vlen = g_bytes_get_size ((GBytes *) values[k]);
+      gsize body = strlen (keys[k]) + vlen + 3, total, digits = 1;
+      char num[32];
+
+      for (;; digits++)
+        {
+          total = body + digits;
+          if ((gsize) g_snprintf (num, sizeof num, "%" G_GSIZE_FORMAT, total) == digits)
+            break;
+        }
+      g_byte_array_append (pax, (const guint8 *) num, digits);
+      g_byte_array_append (pax, (const guint8 *) " ", 1);
+      g_byte_array_append (pax, (const guint8 *) keys[k], strlen (keys[k]));
+      g_byte_array_append (pax, (const guint8 *) "=", 1);
+      g_byte_array_append (pax, g_bytes_get_data ((GBytes *) values[k], NULL), vlen);
+      g_byte_array_append (pax, (const guint8 *) "\n", 1);
+    }
+  put_header (t, 'x', "PaxHeaders/x", NULL, 0644, 0, 0, pax->len);
+  put_body (t, pax->data, pax->len);
+}
+
+void
 layer_tar_file (LayerTar *t, const char *name, const char *text, guint mode)
 {
   layer_tar_add_full (t, '0', name, NULL, mode, 0, 0, text, strlen (text), 0, FALSE);

@@ -19,6 +19,9 @@ LayerTar *layer_tar_new       (void);
 void      layer_tar_add_full  (LayerTar *t, char type, const char *name, const char *link,
                                guint mode, guint uid, guint gid,
                                const void *data, gsize len, guint64 size_claim, gboolean gnu);
+/* A pax header ('x') of @keys (NULL-ended) and their binary @values,
+ * for the entry added next. */
+void      layer_tar_pax       (LayerTar *t, const char * const *keys, const GBytes * const *values);
 void      layer_tar_file      (LayerTar *t, const char *name, const char *text, guint mode);
 void      layer_tar_dir       (LayerTar *t, const char *name);
 void      layer_tar_link      (LayerTar *t, char type, const char *name, const char *target);

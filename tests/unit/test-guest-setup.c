@@ -3,6 +3,7 @@
  * to a system tree (and an interface in a fresh network namespace) the
  * way a booting guest would. */
 #include <arpa/inet.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <sched.h>
@@ -206,6 +207,11 @@ test_refuses_bad_documents (Fixture *f, gconstpointer data)
     { "network-config", "0.0.0.0/0", "10.0.0.0/8", "network-config: ethernets.eth0.routes[0]: only the default route" },
     { "network-config", "\"192.0.2.53\"", "\"dns.example\"", "network-config: ethernets.eth0.nameservers: addresses" },
     { "network-config", "\"set-name\" : \"eth0\"", "\"set-name\" : \"../eth0\"", "network-config: ethernets.eth0: set-name" },
+    /* What jansson refuses that a lax parser would let through. */
+    { "user-data", "\"hostname\" : \"devbox\"", "\"hostname\" : \"devbox\", \"hostname\" : \"other\"",
+      "user-data: not the JSON that banger writes" },
+    { "user-data", "\"name\" : \"dev\"", "\"name\" : \"dev\\u0000x\"", "user-data: not the JSON that banger writes" },
+    { "network-config", "\"version\" : 2", "\"version\" : \"2\"", "network-config: version: expected 2" },
   };
   g_autoptr(BgGuestConfig) c = bg_test_sample_config ();
   g_autofree char *seed_dir = make_seed (f, c, "seed");
@@ -239,6 +245,133 @@ test_refuses_bad_documents (Fixture *f, gconstpointer data)
       for (guint d = 0; d < 3; d++)
         g_free (texts[d]);
     }
+}
+
+/* A document beyond the bound is refused before it is read. */
+static void
+test_refuses_a_huge_document (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgGuestConfig) c = bg_test_sample_config ();
+  g_autofree char *seed = make_seed (f, c, "seed");
+  g_autofree char *user_data = g_build_filename (seed, "user-data", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BgSeed) s = NULL;
+
+  g_assert_no_errno (truncate (user_data, (off_t) 65 << 20));
+  s = bg_seed_load_dir (seed, &error);
+  g_assert_null (s);
+  g_assert_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "user-data: "));
+  g_assert_nonnull (strstr (error->message, "at most 64 MiB"));
+}
+
+/* banger-guest-setup runs in any root, whatever its libc: no interpreter,
+ * no shared libraries (ELF header read here, not `file`). */
+static void
+test_is_static (Fixture *f, gconstpointer data)
+{
+  const char *path = g_getenv ("BANGER_GUEST_SETUP");
+  g_autofree char *bytes = NULL;
+  const Elf64_Ehdr *eh;
+  gsize len;
+
+  g_assert_nonnull (path);
+  g_assert_true (g_file_get_contents (path, &bytes, &len, NULL));
+  g_assert_cmpuint (len, >=, sizeof *eh);
+  eh = (const Elf64_Ehdr *) bytes;
+  g_assert_cmpmem (eh->e_ident, SELFMAG, ELFMAG, SELFMAG);
+  g_assert_cmpint (eh->e_ident[EI_CLASS], ==, ELFCLASS64);
+  g_assert_cmpuint (eh->e_phoff + (guint64) eh->e_phnum * sizeof (Elf64_Phdr), <=, len);
+  for (int i = 0; i < eh->e_phnum; i++)
+    {
+      const Elf64_Phdr *ph = (const Elf64_Phdr *) (bytes + eh->e_phoff) + i;
+
+      g_assert_cmpuint (ph->p_type, !=, PT_INTERP);
+      if (ph->p_type == PT_DYNAMIC)
+        {
+          g_assert_cmpuint (ph->p_offset + ph->p_filesz, <=, len);
+          for (const Elf64_Dyn *d = (const Elf64_Dyn *) (bytes + ph->p_offset);
+               (const char *) (d + 1) <= bytes + ph->p_offset + ph->p_filesz && d->d_tag != DT_NULL; d++)
+            g_assert_cmpint (d->d_tag, !=, DT_NEEDED);
+        }
+    }
+}
+
+static void
+enter_root (gpointer dir)
+{
+  if (chroot (dir) < 0 || chdir ("/") < 0)
+    _exit (120);
+}
+
+/* In a root that has nothing but the program, the seed and a system tree
+ * whose user exists only in that tree's /etc/passwd: no dynamic loader,
+ * no libc.so, no NSS module, no GLib. The user is found by reading the
+ * tree's files, and the home is written as that user. */
+static void
+test_runs_in_a_bare_root (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgGuestConfig) c = bg_test_sample_config ();
+  g_autofree char *bare = g_build_filename (f->tmp, "bare", NULL);
+  g_autofree char *program = g_build_filename (bare, "banger-guest-setup", NULL);
+  g_autofree char *home = g_build_filename (bare, "target/home/dev", NULL);
+  g_autofree char *target = g_build_filename (bare, "target", NULL);
+  g_autofree char *bytes = NULL, *seed = NULL, *out = NULL, *err = NULL, *text = NULL;
+  const char *argv[] = { "/banger-guest-setup", "--root", "/target", "--seed", "/seed", "--skip-network", NULL };
+  const char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+  struct passwd *host;
+  gsize len;
+  uid_t owner;
+  int status;
+  static const struct { const char *path; const char *text; } files[] = {
+    { "target/etc/passwd", "root:x:0:0:root:/root:/bin/sh\ndev:x:4242:4343:dev:/home/dev:/bin/sh\n" },
+    { "target/etc/group", "root:x:0:\ndev:x:4343:\nwheel:x:10:dev\n" },
+  };
+
+  if (geteuid () != 0)
+    {
+      g_test_skip ("needs root: it chroots into the bare root and drops to the tree's user");
+      return;
+    }
+  /* The proof is that the host cannot answer for this tree's user. */
+  host = getpwnam ("dev");
+  g_assert_true (host == NULL || host->pw_uid != 4242);
+
+  g_assert_no_errno (g_mkdir_with_parents (home, 0755));
+  g_assert_no_errno (chown (home, 4242, 4343));
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
+    {
+      g_autofree char *path = g_build_filename (bare, files[i].path, NULL);
+      g_autofree char *dir = g_path_get_dirname (path);
+
+      g_assert_no_errno (g_mkdir_with_parents (dir, 0755));
+      g_assert_true (g_file_set_contents (path, files[i].text, -1, NULL));
+      g_assert_no_errno (chmod (path, 0644));
+    }
+  g_assert_true (g_file_get_contents (g_getenv ("BANGER_GUEST_SETUP"), &bytes, &len, NULL));
+  g_assert_true (g_file_set_contents (program, bytes, len, NULL));
+  g_assert_no_errno (chmod (program, 0755));
+  seed = make_seed (f, c, "bare/seed");
+
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, (char **) envp, G_SPAWN_DEFAULT, enter_root, bare, &out, &err,
+                               &status, NULL));
+  if (bg_test_exit_code (status) != 0)
+    g_error ("banger-guest-setup in a bare root: exit %d\n%s%s", bg_test_exit_code (status), out, err);
+  g_assert_nonnull (strstr (out, "devbox configured in"));
+  g_assert_null (strstr (out, "created"));   /* found, not made with useradd */
+
+  g_assert_cmpuint (file_mode (target, "home/dev/.ssh", &owner), ==, 0700);
+  g_assert_cmpuint (owner, ==, 4242);
+  text = file_text (target, "home/dev/.ssh/authorized_keys");
+  g_assert_cmpstr (text, ==, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2xMg banger\n");
+  g_assert_cmpuint (file_mode (target, "home/dev/.ssh/authorized_keys", &owner), ==, 0600);
+  g_assert_cmpuint (owner, ==, 4242);
+  g_clear_pointer (&text, g_free);
+  text = file_text (target, "etc/ssh/ssh_host_ed25519_key");
+  g_assert_cmpstr (text, ==, c->host_key_private);
+  g_clear_pointer (&text, g_free);
+  text = file_text (target, "etc/sudoers.d/90-banger");
+  g_assert_nonnull (strstr (text, "\ndev ALL=(ALL) NOPASSWD:ALL\n"));
 }
 
 /* A minimal system tree: what useradd --prefix needs, and the keys an
@@ -518,6 +651,9 @@ main (int argc, char **argv)
   ADD ("/guest-setup/reads-the-drive-the-cli-writes", test_reads_the_drive_the_cli_writes);
   ADD ("/guest-setup/finds-the-drive-by-its-label", test_finds_the_drive_by_its_label);
   ADD ("/guest-setup/refuses-bad-documents", test_refuses_bad_documents);
+  ADD ("/guest-setup/refuses-a-huge-document", test_refuses_a_huge_document);
+  ADD ("/guest-setup/is-static", test_is_static);
+  ADD ("/guest-setup/runs-in-a-bare-root", test_runs_in_a_bare_root);
   ADD ("/guest-setup/applies-to-a-system-tree", test_applies_to_a_system_tree);
   ADD ("/guest-setup/home-is-written-as-the-user", test_home_is_written_as_the_user);
   ADD ("/guest-setup/configures-the-interface", test_configures_the_interface);

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <lz4.h>
 #include <lzma.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -318,6 +319,32 @@ test_layering_and_copy_reasons (Fixture *f, gconstpointer data)
     g_assert_no_errno (stat (upper, &st));
     g_assert_cmpint (st.st_blocks * 512, <=, 1 << 20);
   }
+  /* A state dir with no room for those few hundred KiB: mke2fs fails,
+   * and the error says what to do, as a copy's does; nothing is left.
+   * The tmpfs is unmounted before anything is asserted, so a failure
+   * leaves no mount behind. */
+  if (geteuid () == 0)
+    {
+      g_autofree char *full = g_build_filename (f->tmp, "full", NULL);
+      g_autofree char *upper = g_build_filename (full, "upper.img", NULL);
+      g_autofree char *reason = NULL;
+      g_autoptr(GError) local = NULL;
+      gboolean made, left;
+      BgDiskMode used;
+
+      g_assert_no_errno (g_mkdir (full, 0700));
+      g_assert_no_errno (mount ("tmpfs", full, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0700"));
+      made = bg_disk_make_for_vm (lay, full, BG_DISK_MODE_LAYERED, G_GUINT64_CONSTANT (8) << 30, &used, &reason,
+                                  NULL, &local);
+      left = g_file_test (upper, G_FILE_TEST_EXISTS);
+      g_assert_no_errno (umount2 (full, MNT_DETACH));
+      g_assert_false (made);
+      g_assert_nonnull (local);
+      g_test_message ("%s", local->message);
+      g_assert_nonnull (strstr (local->message, "No space left on device"));
+      g_assert_nonnull (strstr (local->message, "free some space"));
+      g_assert_false (left);
+    }
 }
 
 /* What an import takes: a fake vmlinux, a 16 MiB ext4 root, and where
@@ -1089,6 +1116,8 @@ test_plain_ext4_imports_layered (Fixture *f, gconstpointer data)
   assert_guest_program (f, image->rootfs, "banger-init", g_getenv ("BANGER_INIT"));
   assert_guest_program (f, image->rootfs, "banger-agent", g_getenv ("BANGER_AGENT"));
   assert_fsck_clean (image->rootfs);
+  /* No init, no workload, no cloud-init: nothing applies the drive. */
+  g_assert_cmpstr (image->guest_setup, ==, "none");
 
   after = sha256_of_path (rootfs);
   g_assert_cmpstr (after, ==, before);
@@ -1101,6 +1130,96 @@ test_plain_ext4_imports_layered (Fixture *f, gconstpointer data)
   g_assert_true (back->format_upper);
   g_assert_true (back->sshd_known);
   g_assert_false (back->has_sshd);
+}
+
+/* A Debian-shaped root (merged /usr, /sbin/init the absolute link to
+ * systemd), with cloud-init's program too when @cloud_init. */
+static char *
+make_systemd_ext4 (Fixture *f, const char *name, gboolean cloud_init)
+{
+  g_autofree char *src = g_build_filename (f->tmp, name, NULL);
+  g_autofree char *image = g_strconcat (name, ".ext4", NULL);
+  char *path = g_build_filename (f->tmp, image, NULL);
+  const char *argv[] = { "mke2fs", "-q", "-F", "-t", "ext4", "-d", src, path, "16M", NULL };
+  g_autoptr(GError) error = NULL;
+  int status;
+  static const struct { const char *path; const char *link; } entries[] = {
+    { "usr/lib/systemd/systemd", NULL },
+    { "usr/bin/cloud-init", NULL },
+    { "usr/sbin/init", "/lib/systemd/systemd" },
+    { "lib", "usr/lib" },
+    { "sbin", "usr/sbin" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (entries); i++)
+    {
+      g_autofree char *p = g_build_filename (src, entries[i].path, NULL);
+      g_autofree char *dir = g_path_get_dirname (p);
+
+      if (!cloud_init && strstr (entries[i].path, "cloud-init"))
+        continue;
+      g_assert_no_errno (g_mkdir_with_parents (dir, 0755));
+      if (entries[i].link)
+        g_assert_no_errno (symlink (entries[i].link, p));
+      else
+        {
+          g_assert_true (g_file_set_contents (p, "#!/bin/sh\n", -1, NULL));
+          g_assert_no_errno (chmod (p, 0755));
+        }
+    }
+  bg_test_spawn_sync (NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, &status, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  return path;
+}
+
+/* A plain ext4 that boots systemd gets banger-guest-setup and its unit,
+ * enabled, in banger's copy: nothing else there would apply the config
+ * drive. One with cloud-init is left to cloud-init. */
+static void
+test_systemd_ext4_gets_guest_setup (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GBytes) elf = fake_vmlinux (EM_X86_64);
+  g_autofree char *kernel = write_file (f, "vmlinux", g_bytes_get_data (elf, NULL), g_bytes_get_size (elf));
+  g_autofree char *rootfs = make_systemd_ext4 (f, "sd", FALSE);
+  g_autofree char *cloud = make_systemd_ext4 (f, "ci", TRUE);
+  g_autofree char *images = g_build_filename (f->tmp, "images", NULL);
+  g_autofree char *before = sha256_of_path (rootfs), *after = NULL, *unit = NULL, *wants = NULL;
+  g_autofree char *ci_setup = NULL, *ci_unit = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BgImage) image = NULL, ci = NULL;
+  BgDebugfsStat st;
+
+  image = bg_image_import (images, "sd", &(BgImageFiles) { kernel, rootfs, NULL, NULL, NULL }, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (image->layered);
+  assert_guest_program (f, image->rootfs, "banger-init", g_getenv ("BANGER_INIT"));
+  assert_guest_program (f, image->rootfs, "banger-guest-setup", g_getenv ("BANGER_GUEST_SETUP"));
+  g_assert_cmpstr (image->guest_setup, ==, "banger-guest-setup");
+  unit = debugfs_out (image->rootfs, "cat " BG_GUEST_SETUP_UNIT);
+  g_assert_cmpstr (unit, ==, bg_build_guest_setup_unit);
+  g_clear_pointer (&unit, g_free);
+  unit = debugfs_out (image->rootfs, "stat " BG_GUEST_SETUP_UNIT);
+  g_assert_true (bg_debugfs_parse_stat (unit, &st));
+  g_assert_cmpuint (st.mode, ==, 0644);
+  g_assert_cmpuint (st.uid, ==, 0);
+  wants = debugfs_out (image->rootfs, "stat " BG_GUEST_SETUP_WANTS);
+  g_assert_true (bg_debugfs_parse_stat (wants, &st));
+  g_assert_cmpstr (st.type, ==, "symlink");
+  g_assert_nonnull (strstr (wants, "\"" BG_GUEST_SETUP_UNIT "\""));
+  assert_fsck_clean (image->rootfs);
+  after = sha256_of_path (rootfs);
+  g_assert_cmpstr (after, ==, before);
+
+  ci = bg_image_import (images, "ci", &(BgImageFiles) { kernel, cloud, NULL, NULL, NULL }, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (ci->layered);
+  assert_guest_program (f, ci->rootfs, "banger-init", g_getenv ("BANGER_INIT"));
+  g_assert_cmpstr (ci->guest_setup, ==, "cloud-init");
+  ci_setup = debugfs_out (ci->rootfs, "stat /usr/libexec/banger/banger-guest-setup");
+  ci_unit = debugfs_out (ci->rootfs, "stat " BG_GUEST_SETUP_UNIT);
+  g_assert_false (bg_debugfs_parse_stat (ci_setup, &st));
+  g_assert_false (bg_debugfs_parse_stat (ci_unit, &st));
 }
 
 /* debugfs parses its commands, so host paths never go into them: a
@@ -1270,6 +1389,7 @@ main (int argc, char **argv)
 #define ADD(path, fn) g_test_add (path, Fixture, NULL, setup, fn, teardown)
   ADD ("/image/layering-and-copy-reasons", test_layering_and_copy_reasons);
   ADD ("/image/plain-ext4-imports-layered", test_plain_ext4_imports_layered);
+  ADD ("/image/systemd-ext4-gets-guest-setup", test_systemd_ext4_gets_guest_setup);
   ADD ("/image/odd-program-paths-inject-nothing", test_odd_program_paths_inject_nothing);
   ADD ("/image/copy-when-programs-cannot-be-added", test_copy_when_programs_cannot_be_added);
   g_test_add_func ("/image/debugfs-stat-and-script", test_debugfs_stat_and_script);

@@ -3,6 +3,7 @@
  * named, and the host outside the tree is checked unchanged. */
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <glib/gstdio.h>
@@ -602,6 +603,11 @@ test_helper (Fixture *f, gconstpointer data)
       g_test_skip ("needs root, or a subordinate id range for unshare --map-auto (as image build)");
       return;
     }
+  {
+    g_autoptr(GBytes) v = g_bytes_new_static ("x", 1);
+    layer_tar_pax (good, (const char *[]) { "SCHILY.xattr.user.note", "SCHILY.xattr.trusted.no", NULL },
+                   (const GBytes *[]) { v, v });
+  }
   layer_tar_add_full (good, '0', "etc/shadow", NULL, 0640, 0, 42, "root:*:1::::::\n", 15, 0, FALSE);
   layer_tar_add_full (good, '3', "dev/null", NULL, 0666, 0, 0, NULL, 0, 0, FALSE);
   blob = layer_tar_finish (good, BG_OCI_COMPRESSION_ZSTD, &digest, &diff);
@@ -612,6 +618,9 @@ test_helper (Fixture *f, gconstpointer data)
   close (fd);
   g_assert_cmpuint (stats.entries, ==, 2);
   g_assert_cmpuint (stats.devices_skipped, ==, 1);
+  /* The attributes' counts come back from the helper too. */
+  g_assert_cmpuint (stats.xattrs + stats.xattrs_skipped, ==, 2);
+  g_assert_cmpuint (stats.xattrs_skipped, >=, 1);   /* trusted.* */
   st = tree_stat (f, "etc/shadow");
   g_assert_cmpint (st.st_mode & 07777, ==, 0640);
   g_assert_cmpint (st.st_gid, ==, 42);
@@ -626,6 +635,109 @@ test_helper (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (error->message, "\"../escape\""));
   after = snapshot (f);
   g_assert_cmpstr (after, ==, f->before);
+}
+
+/* pax SCHILY.xattr.* records: user.* and security.capability (ping's
+ * cap_net_raw, binary) are applied after the owner is set (chown drops
+ * capabilities); trusted.*, security.selinux and any on a symlink are
+ * skipped and counted; mke2fs -d carries them into the ext4. */
+static void
+test_xattrs (Fixture *f, gconstpointer data)
+{
+  /* struct vfs_cap_data, revision 2, effective: permitted CAP_NET_RAW. */
+  static const guint8 cap[20] = { 0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00 };
+  static const char note[] = "binary\0value";
+  g_autoptr(LayerTar) t = layer_tar_new ();
+  g_autoptr(GBytes) capv = g_bytes_new_static (cap, sizeof cap);
+  g_autoptr(GBytes) notev = g_bytes_new_static (note, sizeof note - 1);
+  g_autoptr(GBytes) dirv = g_bytes_new_static ("d", 1);
+  g_autoptr(GBytes) trustedv = g_bytes_new_static ("t", 1);
+  g_autoptr(GBytes) selinuxv = g_bytes_new_static ("system_u:object_r:bin_t:s0", 26);
+  g_autofree char *probe = g_build_filename (f->tree, "probe", NULL);
+  gboolean root = geteuid () == 0;
+  BgLayerStats stats = { 0 };
+  char buf[64];
+  int fd;
+
+  g_assert_true (g_file_set_contents (probe, "", 0, NULL));
+  if (setxattr (probe, "user.probe", "1", 1, 0) < 0)
+    {
+      g_test_skip_printf ("the test directory's filesystem has no user.* extended attributes (%s)",
+                          g_strerror (errno));
+      return;
+    }
+  g_unlink (probe);
+
+  layer_tar_dir (t, "usr");
+  layer_tar_dir (t, "usr/bin");
+  if (root)
+    layer_tar_pax (t, (const char *[]) { "SCHILY.xattr.security.capability", "SCHILY.xattr.user.note",
+                                         "SCHILY.xattr.trusted.secret", NULL },
+                   (const GBytes *[]) { capv, notev, trustedv });
+  else
+    layer_tar_pax (t, (const char *[]) { "SCHILY.xattr.user.note", "SCHILY.xattr.trusted.secret", NULL },
+                   (const GBytes *[]) { notev, trustedv });
+  layer_tar_add_full (t, '0', "usr/bin/ping", NULL, 0755, 0, 0, "ELF", 3, 0, FALSE);
+  layer_tar_pax (t, (const char *[]) { "SCHILY.xattr.user.dir", "SCHILY.xattr.security.selinux", NULL },
+                 (const GBytes *[]) { dirv, selinuxv });
+  layer_tar_dir (t, "etc");
+  layer_tar_pax (t, (const char *[]) { "SCHILY.xattr.user.link", NULL }, (const GBytes *[]) { dirv });
+  layer_tar_link (t, '2', "etc/link", "../usr/bin/ping");
+  apply_ok (f, t, BG_OCI_COMPRESSION_NONE, &stats);
+
+  g_assert_cmpuint (stats.xattrs, ==, root ? 3 : 2);
+  g_assert_cmpuint (stats.xattrs_skipped, ==, 3);
+  fd = openat (f->tree_fd, "usr/bin/ping", O_RDONLY | O_CLOEXEC);
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (fgetxattr (fd, "user.note", buf, sizeof buf), ==, sizeof note - 1);
+  g_assert_cmpmem (buf, sizeof note - 1, note, sizeof note - 1);
+  g_assert_cmpint (fgetxattr (fd, "trusted.secret", buf, sizeof buf), ==, -1);
+  if (root)
+    {
+      g_assert_cmpint (fgetxattr (fd, "security.capability", buf, sizeof buf), ==, sizeof cap);
+      g_assert_cmpmem (buf, sizeof cap, cap, sizeof cap);
+    }
+  close (fd);
+  fd = openat (f->tree_fd, "etc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  g_assert_cmpint (fgetxattr (fd, "user.dir", buf, sizeof buf), ==, 1);
+  g_assert_cmpint (fgetxattr (fd, "security.selinux", buf, sizeof buf), ==, -1);
+  close (fd);
+
+  /* mke2fs -d copies them into the image's ext4. */
+  {
+    g_autofree char *img = g_build_filename (f->tmp, "x.ext4", NULL);
+    g_autofree char *out = NULL;
+    const char *mkfs[] = { "mke2fs", "-q", "-F", "-t", "ext4", "-d", f->tree, img, "8M", NULL };
+    const char *ea[] = { "debugfs", "-R", "ea_list /usr/bin/ping", img, NULL };
+    int status;
+
+    g_assert_true (g_spawn_sync (NULL, (char **) mkfs, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL,
+                                 NULL, NULL, NULL, &status, NULL));
+    g_assert_true (g_spawn_check_wait_status (status, NULL));
+    g_assert_true (g_spawn_sync (NULL, (char **) ea, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL, NULL,
+                                 NULL, &out, NULL, &status, NULL));
+    g_test_message ("ea_list: %s", out);
+    g_assert_nonnull (strstr (out, "user.note"));
+    if (root)
+      g_assert_nonnull (strstr (out, "security.capability"));
+    g_unlink (img);
+  }
+}
+
+/* A pax record whose attribute value is beyond XATTR_SIZE_MAX is refused. */
+static void
+test_xattr_bounds (Fixture *f, gconstpointer data)
+{
+  g_autoptr(LayerTar) t = layer_tar_new ();
+  g_autofree char *big = g_malloc0 (65 * 1024);
+  g_autoptr(GBytes) bigv = g_bytes_new_take (g_steal_pointer (&big), 65 * 1024);
+  g_autoptr(GError) error = NULL;
+
+  layer_tar_pax (t, (const char *[]) { "SCHILY.xattr.user.big", NULL }, (const GBytes *[]) { bigv });
+  layer_tar_file (t, "f", "x", 0644);
+  error = apply (f, t, BG_OCI_COMPRESSION_NONE, NULL, NULL);
+  g_assert_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "extended attribute beyond the bounds"));
 }
 
 int
@@ -650,6 +762,8 @@ main (int argc, char **argv)
   ADD ("modes-setuid-owners", test_modes_setuid_owners);
   ADD ("long-names", test_long_names);
   ADD ("formats", test_formats);
+  ADD ("xattrs", test_xattrs);
+  ADD ("xattr-bounds", test_xattr_bounds);
   ADD ("helper", test_helper);
   return g_test_run ();
 }

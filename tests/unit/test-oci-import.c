@@ -131,13 +131,13 @@ teardown (Fixture *f, gconstpointer data)
   g_strfreev (f->envp);
 }
 
-/* banger-init as the image has it: a static executable (no PT_INTERP),
- * since it runs in a root of any libc. */
+/* A guest program as the image has it: a static executable (no
+ * PT_INTERP), since it runs in a root of any libc. */
 static void
-assert_static (Fixture *f, const char *image)
+assert_static (Fixture *f, const char *image, const char *program)
 {
-  g_autofree char *out = g_build_filename (f->tmp, "init-copy", NULL);
-  g_autofree char *request = g_strdup_printf ("dump /usr/libexec/banger/banger-init %s", out);
+  g_autofree char *out = g_build_filename (f->tmp, "program-copy", NULL);
+  g_autofree char *request = g_strdup_printf ("dump /usr/libexec/banger/%s %s", program, out);
   g_autofree char *said = debugfs (f, image, request);
   g_autofree char *data = NULL;
   gsize len;
@@ -185,7 +185,8 @@ assert_tree (Fixture *f, const char *image)
   g_assert_nonnull (strstr (app, "User:  1000"));
   g_assert_nonnull (strstr (init, "Mode:  0755"));
   g_assert_cmpstr (modules, ==, "a module\n");          /* through the image's lib -> usr/lib */
-  assert_static (f, image);
+  assert_static (f, image, "banger-init");
+  assert_static (f, image, "banger-guest-setup");
   g_assert_null (strstr (root, "dev-null"));            /* device nodes skipped */
   g_assert_cmpmem (workload, strlen (workload) ? sizeof want - 1 : 0, want, sizeof want - 1);
 }
@@ -227,6 +228,8 @@ test_layout (Fixture *f, gconstpointer data)
   source = g_strdup_printf ("oci-layout:%s", layout);
   g_assert_cmpstr (json_object_get_string_member (o, "source"), ==, source);
   g_assert_true (json_object_get_boolean_member (o, "layered"));
+  /* No init in the image: banger-init stays PID 1. */
+  g_assert_cmpstr (json_object_get_string_member (o, "guest_setup"), ==, "banger-init");
   /* No mke2fs in the image: its VMs' disks are made on the host. */
   g_assert_true (json_object_get_boolean_member (o, "format_upper"));
   oci = json_object_get_object_member (o, "oci");
@@ -298,6 +301,87 @@ test_docker_save (Fixture *f, gconstpointer data)
   g_assert_cmpstr (json_object_get_string_member (o, "source"), ==, source);
   for (int i = 0; i < 2; i++)
     oci_layout_layer_clear (&layers[i]);
+  assert_nothing_left (f, NULL);
+}
+
+/* A docker-save archive of the one layer @layer, imported as @name. */
+static void
+import_one_layer (Fixture *f, const char *name, LayerTar *layer)
+{
+  g_autoptr(LayerTar) archive = layer_tar_new ();
+  g_autofree char *config = NULL, *digest = NULL, *diff = NULL, *out = NULL, *err = NULL;
+  g_autofree char *path = g_strdup_printf ("%s/%s.tar", f->tmp, name);
+  g_autoptr(GBytes) blob = layer_tar_finish (layer, BG_OCI_COMPRESSION_NONE, &digest, &diff);
+  g_autoptr(GBytes) saved = NULL;
+
+  config = g_strdup_printf ("{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{},"
+                            "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"%s\"]}}", diff);
+  layer_tar_file (archive, "manifest.json", "[{\"Config\":\"c.json\",\"Layers\":[\"l/layer.tar\"]}]", 0644);
+  layer_tar_file (archive, "c.json", config, 0644);
+  layer_tar_add_full (archive, '0', "l/layer.tar", NULL, 0644, 0, 0, g_bytes_get_data (blob, NULL),
+                      g_bytes_get_size (blob), 0, FALSE);
+  saved = layer_tar_finish (archive, BG_OCI_COMPRESSION_NONE, NULL, NULL);
+  oci_layout_write_file (path, g_bytes_get_data (saved, NULL), g_bytes_get_size (saved));
+  if (banger (f, &out, &err, "image", "import", "--oci", path, "--name", name, NULL) != 0)
+    g_error ("image import --oci %s: %s%s", path, out, err);
+}
+
+/* An image whose /sbin/init is systemd boots it (banger-init execs it):
+ * banger-guest-setup's unit is added and enabled, so the config drive
+ * is applied there too. An image that has systemd but another init gets
+ * no unit that would never run. */
+static void
+test_systemd_gets_guest_setup (Fixture *f, gconstpointer data)
+{
+  g_autoptr(LayerTar) sd = layer_tar_new ();
+  g_autoptr(LayerTar) other = layer_tar_new ();
+  g_autofree char *unit = NULL, *wants = NULL, *none = NULL, *none_wants = NULL;
+
+  /* Debian's shape: /lib and /sbin link into /usr, and /sbin/init is an
+   * absolute link that means the image's own root. */
+  layer_tar_dir (sd, "usr");
+  layer_tar_dir (sd, "usr/lib");
+  layer_tar_dir (sd, "usr/lib/systemd");
+  layer_tar_dir (sd, "usr/sbin");
+  layer_tar_file (sd, "usr/lib/systemd/systemd", "not really systemd\n", 0755);
+  layer_tar_link (sd, '2', "lib", "usr/lib");
+  layer_tar_link (sd, '2', "sbin", "usr/sbin");
+  layer_tar_link (sd, '2', "usr/sbin/init", "/lib/systemd/systemd");
+  import_one_layer (f, "sd", sd);
+
+  unit = debugfs (f, "sd", "cat /usr/lib/systemd/system/banger-guest-setup.service");
+  g_assert_nonnull (strstr (unit, "\nExecStart=/usr/libexec/banger/banger-guest-setup\n"));
+  g_assert_nonnull (strstr (unit, "\nWantedBy=sysinit.target\n"));
+  wants = debugfs (f, "sd", "stat /etc/systemd/system/sysinit.target.wants/banger-guest-setup.service");
+  g_assert_nonnull (strstr (wants, "Type: symlink"));
+  g_assert_nonnull (strstr (wants, "\"/usr/lib/systemd/system/banger-guest-setup.service\""));
+  assert_static (f, "sd", "banger-guest-setup");
+  {
+    g_autoptr(JsonParser) parser = json_parser_new ();
+    g_autofree char *out = NULL;
+
+    g_assert_cmpstr (json_object_get_string_member (show_json (f, "sd", parser), "guest_setup"), ==,
+                     "banger-guest-setup");
+    g_assert_cmpint (banger (f, &out, NULL, "image", "show", "sd", NULL), ==, 0);
+    g_assert_nonnull (strstr (out, "\nGuest setup: banger-guest-setup, started by the image's systemd"));
+  }
+
+  layer_tar_dir (other, "usr");
+  layer_tar_dir (other, "usr/lib");
+  layer_tar_dir (other, "usr/lib/systemd");
+  layer_tar_dir (other, "sbin");
+  layer_tar_file (other, "usr/lib/systemd/systemd", "not really systemd\n", 0755);
+  layer_tar_file (other, "sbin/init", "another init\n", 0755);
+  import_one_layer (f, "other", other);
+  none = debugfs (f, "other", "stat /usr/lib/systemd/system/banger-guest-setup.service");
+  none_wants = debugfs (f, "other", "stat /etc/systemd/system/sysinit.target.wants/banger-guest-setup.service");
+  g_assert_null (strstr (none, "Type:"));
+  g_assert_null (strstr (none_wants, "Type:"));
+  assert_static (f, "other", "banger-guest-setup");
+  {
+    g_autoptr(JsonParser) parser = json_parser_new ();
+    g_assert_cmpstr (json_object_get_string_member (show_json (f, "other", parser), "guest_setup"), ==, "none");
+  }
   assert_nothing_left (f, NULL);
 }
 
@@ -451,6 +535,7 @@ main (int argc, char **argv)
   ADD ("layout", test_layout);
   ADD ("docker-save", test_docker_save);
   ADD ("oci-archive", test_oci_archive);
+  ADD ("systemd-gets-guest-setup", test_systemd_gets_guest_setup);
   ADD ("corrupt-blob-refused", test_corrupt_blob_refused);
   ADD ("hostile-layer-refused", test_hostile_layer_refused);
   ADD ("needs-a-kernel", test_needs_a_kernel);

@@ -340,6 +340,39 @@ bg_rootfs_has_sshd (const char *rootfs)
   return FALSE;
 }
 
+static gboolean
+has_type (const char *rootfs,
+          const char *path,
+          const char *type)
+{
+  g_autofree char *request = g_strconcat ("stat ", path, NULL);
+  g_autofree char *out = debugfs (rootfs, request, NULL);
+  g_autofree char *want = g_strdup_printf ("Type: %s", type);
+
+  return out != NULL && strstr (out, want) != NULL;
+}
+
+/* What applies a VM's config drive (network, host name, user, keys) in
+ * this image, for `image show`: banger-guest-setup where its unit is
+ * enabled, cloud-init where the image has it, banger-init as PID 1 where
+ * the image has no init of its own, else nothing. */
+const char *
+bg_rootfs_guest_setup (const char *rootfs)
+{
+  if (has_type (rootfs, "/etc/systemd/system/sysinit.target.wants/banger-guest-setup.service", "symlink") &&
+      has_type (rootfs, "/usr/libexec/banger/banger-guest-setup", "regular"))
+    return "banger-guest-setup";
+  if (has_type (rootfs, "/usr/bin/cloud-init", "regular"))
+    return "cloud-init";
+  /* An OCI image without an init: banger-init stays PID 1 and runs its
+   * workload. debugfs's stat finds /sbin/init whatever it is (a link,
+   * most often). */
+  if (bg_rootfs_has_banger_init (rootfs) && has_type (rootfs, "/usr/libexec/banger/workload", "regular") &&
+      !has_type (rootfs, "/sbin/init", ""))
+    return "banger-init";
+  return "none";
+}
+
 /* The check of an image: its kernel @kernel_fd, its root filesystem
  * @rootfs (a path: read with debugfs), its initrd @initrd_fd (or -1). */
 BgBootCheck *

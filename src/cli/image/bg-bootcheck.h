@@ -35,6 +35,7 @@ gboolean     bg_boot_check_overlay     (GHashTable    *config);
 gboolean     bg_rootfs_has_banger_init (const char    *rootfs);
 gboolean     bg_rootfs_has_mke2fs      (const char    *rootfs);
 gboolean     bg_rootfs_has_sshd        (const char    *rootfs);
+const char  *bg_rootfs_guest_setup     (const char    *rootfs);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgBootCheck, bg_boot_check_free)
 

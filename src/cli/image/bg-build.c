@@ -35,16 +35,15 @@
 #include "bg-spawn.h"
 
 #define COMMON_PACKAGES "systemd-sysv,udev,openssh-server,sudo,iproute2,linux-image-cloud-amd64"
-/* What banger-guest-setup links against (it is built on this host:
- * the suite must not be older than the host's). */
-#define SETUP_PACKAGES COMMON_PACKAGES ",libglib2.0-0,libjson-glib-1.0-0,libnl-route-3-200"
+/* banger-guest-setup is static (src/guest/meson.build): it needs no
+ * library from the image, so any suite will do. */
+#define SETUP_PACKAGES COMMON_PACKAGES
 /* ifupdown: cloud-init renders the guest's network for Debian's
  * networking.service; minbase has no other renderer's service running. */
 #define CLOUD_INIT_PACKAGES COMMON_PACKAGES ",cloud-init,ifupdown"
 
 #define GUEST_SETUP_IN_IMAGE "/usr/libexec/banger/banger-guest-setup"
 #define GUEST_INIT_IN_IMAGE "/usr/libexec/banger/banger-init"
-#define GUEST_SETUP_UNIT "/usr/lib/systemd/system/banger-guest-setup.service"
 #define GUEST_AGENT_IN_IMAGE "/usr/libexec/banger/banger-agent"
 #define GUEST_AGENT_UNIT "/usr/lib/systemd/system/banger-agent.service"
 
@@ -70,13 +69,13 @@ static const char guest_agent_unit[] =
 
 /* Early, so that sshd and anything networked start configured; after
  * local-fs.target, because it writes /etc and the user's home. */
-static const char guest_setup_unit[] =
+const char bg_build_guest_setup_unit[] =
   "[Unit]\n"
   "Description=banger guest configuration from the CIDATA drive\n"
   "Documentation=man:banger(1)\n"
   "DefaultDependencies=no\n"
   "After=local-fs.target systemd-remount-fs.service\n"
-  "Before=sysinit.target network-pre.target ssh.service systemd-user-sessions.service\n"
+  "Before=sysinit.target network-pre.target ssh.service sshd.service systemd-user-sessions.service\n"
   "Wants=network-pre.target\n"
   "\n"
   "[Service]\n"
@@ -352,10 +351,10 @@ bg_build_write_overlay (const char            *overlay,
     /* banger-init makes the image's VMs layered (bg-disk.c). */
     if (!overlay_write (overlay, GUEST_INIT_IN_IMAGE + 1, init, init_len, 0755, error) ||
         !overlay_write (overlay, GUEST_SETUP_IN_IMAGE + 1, binary, len, 0755, error) ||
-        !overlay_write (overlay, GUEST_SETUP_UNIT + 1, guest_setup_unit, -1, 0644, error) ||
+        !overlay_write (overlay, BG_GUEST_SETUP_UNIT + 1, bg_build_guest_setup_unit, -1, 0644, error) ||
         !overlay_mkdirs (overlay, "etc/systemd/system/sysinit.target.wants", error))
       return FALSE;
-    if (symlink (GUEST_SETUP_UNIT, link) < 0)
+    if (symlink (BG_GUEST_SETUP_UNIT, link) < 0)
       {
         g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s", link, g_strerror (errno));
         return FALSE;

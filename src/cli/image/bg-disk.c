@@ -335,6 +335,16 @@ bg_disk_make_for_vm (BgImage     *image,
             {
               g_unlink (upper);
               g_prefix_error (error, "making the VM's disk %s: ", upper);
+              /* mke2fs says so in its own words (its errno's text): the
+               * same advice as a copy that ran out of room. */
+              if (error && *error && strstr ((*error)->message, g_strerror (ENOSPC)) != NULL)
+                {
+                  g_autofree char *message = g_strdup_printf ("%s (free some space there: a layered VM's disk "
+                                                              "takes a few hundred KiB at first)",
+                                                              (*error)->message);
+                  g_free ((*error)->message);
+                  (*error)->message = g_steal_pointer (&message);
+                }
               return FALSE;
             }
         }

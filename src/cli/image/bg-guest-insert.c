@@ -4,6 +4,12 @@
  * instead of a copy of the image. The file the user gave is never
  * opened for writing: this runs on the image store's copy.
  *
+ * A root that boots systemd and has no cloud-init to read the config
+ * drive also gets banger-guest-setup and its unit, enabled, as images
+ * banger builds have them: otherwise nothing in it would set up the
+ * network, the user and the keys `vm ssh` needs. One with cloud-init is
+ * left to cloud-init (two writers of the same files would fight).
+ *
  * debugfs -w writes them, the filesystem never mounted (no root, no
  * loop device). debugfs parses its commands (quotes, spaces), so nothing
  * a user or an environment chose ever goes into one: the host programs
@@ -18,6 +24,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -251,8 +258,8 @@ insert (const char  *rootfs,
         char       **copy_reason,
         GError     **error)
 {
-  const char *names[3] = { NULL };
-  int fds[2] = { -1, -1 };
+  const char *names[4] = { NULL };
+  int fds[3] = { -1, -1, -1 };
   g_autofree char *said = NULL, *script = NULL;
   BgDebugfsStat st;
   gboolean ok = TRUE;
@@ -309,12 +316,102 @@ fail:
   return FALSE;
 }
 
+/* Whether @rootfs boots systemd: its /sbin/init is the link systemd-sysv
+ * (or the distribution's equivalent) makes to .../systemd/systemd, and
+ * that program is there. debugfs resolves the links of the directories
+ * on the way (/sbin -> usr/sbin), not the last one, which is read here. */
+static gboolean
+boots_systemd (const char *rootfs)
+{
+  const char *argv[] = { "debugfs", "-R", "stat /sbin/init", rootfs, NULL };
+  const char *programs[] = { "/usr/lib/systemd/systemd", "/lib/systemd/systemd" };
+  g_autofree char *out = NULL;
+  const char *dest;
+  BgDebugfsStat st;
+
+  if (!bg_spawn_run (argv, &out, NULL) || !bg_debugfs_parse_stat (out, &st) || !g_str_equal (st.type, "symlink") ||
+      (dest = strstr (out, "Fast link dest: \"")) == NULL)
+    return FALSE;
+  dest += strlen ("Fast link dest: \"");
+  if (!(g_str_has_prefix (dest, "/lib/systemd/systemd\"") || g_str_has_prefix (dest, "/usr/lib/systemd/systemd\"") ||
+        g_str_has_prefix (dest, "../lib/systemd/systemd\"")))
+    return FALSE;
+  for (guint i = 0; i < G_N_ELEMENTS (programs); i++)
+    if (stat_in_image (rootfs, programs[i], &st) && g_str_equal (st.type, "regular"))
+      return TRUE;
+  return FALSE;
+}
+
+static gboolean
+has_cloud_init (const char *rootfs)
+{
+  BgDebugfsStat st;
+
+  return stat_in_image (rootfs, "/usr/bin/cloud-init", &st) && g_str_equal (st.type, "regular");
+}
+
+/* banger-guest-setup's unit into @rootfs, enabled (the link in
+ * sysinit.target.wants), both checked afterwards. */
+static gboolean
+insert_unit (const char  *rootfs,
+             GError     **error)
+{
+  static const char dirs[] =
+    "mkdir /usr\nmkdir /usr/lib\nmkdir /usr/lib/systemd\nmkdir /usr/lib/systemd/system\n"
+    "mkdir /etc\nmkdir /etc/systemd\nmkdir /etc/systemd/system\nmkdir /etc/systemd/system/sysinit.target.wants\n";
+  static const char script[] =
+    "cd /usr/lib/systemd/system\n"
+    "rm banger-guest-setup.service\n"
+    "write /proc/self/fd/3 banger-guest-setup.service\n"
+    "sif banger-guest-setup.service mode 0100644\n"
+    "sif banger-guest-setup.service uid 0\n"
+    "sif banger-guest-setup.service gid 0\n"
+    "cd /etc/systemd/system/sysinit.target.wants\n"
+    "rm banger-guest-setup.service\n"
+    "symlink banger-guest-setup.service " BG_GUEST_SETUP_UNIT "\n";
+  gsize len = strlen (bg_build_guest_setup_unit);
+  g_autofree char *said = NULL, *why = NULL;
+  BgDebugfsStat st;
+  int fd;
+
+  if (!run_debugfs (rootfs, dirs, NULL, 0, &said, error))
+    return FALSE;
+  /* debugfs's cd fails quietly: the directories must be there first. */
+  if (!stat_in_image (rootfs, "/usr/lib/systemd/system", &st) || !g_str_equal (st.type, "directory") ||
+      !stat_in_image (rootfs, "/etc/systemd/system/sysinit.target.wants", &st) || !g_str_equal (st.type, "directory"))
+    goto failed;
+  g_clear_pointer (&said, g_free);
+  if ((fd = memfd_create ("banger-guest-setup.service", MFD_CLOEXEC)) < 0)
+    return bg_error_errno (error, errno, "cannot hold", "banger-guest-setup.service");
+  if (write (fd, bg_build_guest_setup_unit, len) != (ssize_t) len)
+    {
+      int errsv = errno;
+      close (fd);
+      return bg_error_errno (error, errsv, "cannot hold", "banger-guest-setup.service");
+    }
+  if (!run_debugfs (rootfs, script, &fd, 1, &said, error))
+    return FALSE;
+  if (stat_in_image (rootfs, BG_GUEST_SETUP_UNIT, &st) && g_str_equal (st.type, "regular") && st.mode == 0644 &&
+      st.uid == 0 && st.size == len &&
+      stat_in_image (rootfs, BG_GUEST_SETUP_WANTS, &st) && g_str_equal (st.type, "symlink"))
+    return TRUE;
+
+failed:
+  why = summary (said);
+  g_set_error (error, BG_ERROR, BG_ERROR_FAILED,
+               "banger-guest-setup's unit could not be written into banger's copy of the root filesystem (%s)",
+               *why ? why : "a directory on the way is not a directory");
+  return FALSE;
+}
+
 /* banger-init, and banger-agent where banger has one, into @rootfs
  * (banger's own copy), unless the image has banger-init already (an
- * image banger built). TRUE with *copy_reason NULL when the image now
- * has them; TRUE with *copy_reason saying why when they could not be
- * added (the image's VMs are then copies); FALSE only when interrupted
- * or debugfs cannot be run. */
+ * image banger built); banger-guest-setup and its enabled unit too where
+ * the root boots systemd and has no cloud-init. TRUE with *copy_reason
+ * NULL when the image now has them; TRUE with *copy_reason saying why
+ * when they could not be added (the image's VMs are then copies); FALSE
+ * when interrupted, when debugfs cannot be run, or when the unit cannot
+ * be written (the image would boot unreachable). */
 gboolean
 bg_guest_insert_programs (const char  *rootfs,
                           char       **copy_reason,
@@ -322,7 +419,9 @@ bg_guest_insert_programs (const char  *rootfs,
 {
   g_autofree char *init = bg_build_guest_init_path ();
   g_autofree char *agent = bg_build_guest_agent_path ();
-  Program programs[2] = { { NULL, -1, 0, NULL }, { NULL, -1, 0, NULL } };
+  g_autofree char *setup = bg_build_guest_setup_path ();
+  Program programs[3] = { { NULL, -1, 0, NULL }, { NULL, -1, 0, NULL }, { NULL, -1, 0, NULL } };
+  gboolean with_setup = FALSE;
   BgDebugfsStat st;
   guint n = 0;
   gboolean ok;
@@ -339,7 +438,13 @@ bg_guest_insert_programs (const char  *rootfs,
   /* The agent where banger has one, as image build and import --oci do. */
   if (open_program (agent, "banger-agent", &programs[n]))
     n++;
-  ok = insert (rootfs, programs, n, copy_reason, error);
+  if (boots_systemd (rootfs) && !has_cloud_init (rootfs) && open_program (setup, "banger-guest-setup", &programs[n]))
+    {
+      n++;
+      with_setup = TRUE;
+    }
+  ok = insert (rootfs, programs, n, copy_reason, error) &&
+       (!with_setup || *copy_reason != NULL || insert_unit (rootfs, error));
   for (guint i = 0; i < n; i++)
     g_free (programs[i].sha256);
   return ok;

@@ -154,6 +154,7 @@ bg_image_free (BgImage *image)
   g_free (image->manifest_digest);
   g_strfreev (image->layers);
   g_free (image->copy_reason);
+  g_free (image->guest_setup);
   g_free (image);
 }
 
@@ -186,6 +187,7 @@ bg_image_to_json (const BgImage *image)
       json_builder_set_member_name (b, "sshd");
       json_builder_add_boolean_value (b, image->has_sshd);
     }
+  S ("guest_setup", image->guest_setup);
   if (image->manifest_digest)
     {
       json_builder_set_member_name (b, "oci");
@@ -293,6 +295,7 @@ bg_image_load (const char  *images_dir,
   image->format_upper = json_object_get_boolean_member_with_default (o, "format_upper", FALSE);
   image->sshd_known = json_object_has_member (o, "sshd");
   image->has_sshd = json_object_get_boolean_member_with_default (o, "sshd", FALSE);
+  image->guest_setup = g_strdup (json_object_get_string_member_with_default (o, "guest_setup", NULL));
   if (json_object_has_member (o, "boot_check") && JSON_NODE_HOLDS_OBJECT (json_object_get_member (o, "boot_check")))
     {
       JsonObject *bc = json_object_get_object_member (o, "boot_check");
@@ -407,6 +410,8 @@ check_boot (BgImage  *image,
    * SSH, even where no guest agent answers. */
   image->sshd_known = TRUE;
   image->has_sshd = bg_rootfs_has_sshd (image->rootfs);
+  g_free (image->guest_setup);
+  image->guest_setup = g_strdup (bg_rootfs_guest_setup (image->rootfs));
   if (check->known)
     {
       image->boot_source = g_steal_pointer (&check->source);

@@ -33,6 +33,8 @@ typedef struct {
   gboolean format_upper;    /* layered VMs' disks are formatted on the host (the image has no mke2fs) */
   gboolean sshd_known;      /* has_sshd was read off the image (images imported before it was not) */
   gboolean has_sshd;        /* its root has /usr/sbin/sshd or /sbin/sshd, so `vm ssh` can work */
+  char    *guest_setup;     /* what applies the config drive: "banger-guest-setup", "cloud-init",
+                             * "banger-init" or "none"; NULL for images imported before it was read */
   char    *manifest_digest; /* an OCI image's manifest; NULL for others */
   char   **layers;          /* an OCI image's layers (blob digests, lowest first); NULL for others */
 } BgImage;

@@ -62,7 +62,8 @@ main (int argc, char **argv)
       fprintf (stderr, "%s\n", error->message);
       return 1;
     }
-  printf ("entries=%" G_GUINT64_FORMAT " bytes=%" G_GUINT64_FORMAT " devices=%" G_GUINT64_FORMAT "\n",
-          stats.entries, stats.bytes, stats.devices_skipped);
+  printf ("entries=%" G_GUINT64_FORMAT " bytes=%" G_GUINT64_FORMAT " devices=%" G_GUINT64_FORMAT
+          " xattrs=%" G_GUINT64_FORMAT " xattrs_skipped=%" G_GUINT64_FORMAT "\n",
+          stats.entries, stats.bytes, stats.devices_skipped, stats.xattrs, stats.xattrs_skipped);
   return 0;
 }

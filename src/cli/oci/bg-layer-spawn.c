@@ -63,7 +63,7 @@ bg_layer_apply_mapped (int                 tree_dirfd,
   g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_autoptr(GSubprocess) proc = NULL;
   g_autofree char *out = NULL, *err = NULL;
-  guint64 entries, bytes, devices;
+  guint64 entries, bytes, devices, xattrs, xattrs_skipped;
   g_auto(BgFd) in = -1;
   g_auto(BgFd) tree = -1;
 
@@ -96,7 +96,9 @@ bg_layer_apply_mapped (int                 tree_dirfd,
       return FALSE;
     }
   if (out == NULL || sscanf (out, "entries=%" G_GUINT64_FORMAT " bytes=%" G_GUINT64_FORMAT
-                                  " devices=%" G_GUINT64_FORMAT, &entries, &bytes, &devices) != 3)
+                                  " devices=%" G_GUINT64_FORMAT " xattrs=%" G_GUINT64_FORMAT
+                                  " xattrs_skipped=%" G_GUINT64_FORMAT,
+                             &entries, &bytes, &devices, &xattrs, &xattrs_skipped) != 5)
     {
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "the layer applier said nothing of layer %s", layer->digest);
       return FALSE;
@@ -104,5 +106,7 @@ bg_layer_apply_mapped (int                 tree_dirfd,
   stats->entries += entries;
   stats->bytes += bytes;
   stats->devices_skipped += devices;
+  stats->xattrs += xattrs;
+  stats->xattrs_skipped += xattrs_skipped;
   return TRUE;
 }

@@ -21,6 +21,7 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -255,13 +256,21 @@ typedef struct {
   guint32   mode;
   char      type;
   gboolean  pax_size, pax_uid, pax_gid, pax_mtime;   /* pax overrides the ustar field */
+  GPtrArray *xattr_names;    /* pax SCHILY.xattr.NAME, in order; NULL: none */
+  GPtrArray *xattr_values;   /* GBytes, the value as the record has it (binary) */
 } Entry;
+
+/* XATTR_SIZE_MAX and a bound on how many one entry may carry. */
+#define MAX_XATTR_VALUE (64 * 1024)
+#define MAX_XATTRS      64
 
 static void
 entry_clear (Entry *e)
 {
   g_clear_pointer (&e->path, g_free);
   g_clear_pointer (&e->link, g_free);
+  g_clear_pointer (&e->xattr_names, g_ptr_array_unref);
+  g_clear_pointer (&e->xattr_values, g_ptr_array_unref);
 }
 
 /* An octal field (NUL/space padded), or GNU's base-256 for big values. */
@@ -343,7 +352,26 @@ parse_pax (Stream      *s,
       key = g_strndup (sp + 1, eq - sp - 1);
       value = g_strndup (eq + 1, rec + rlen - 1 - eq - 1);
       pos += rlen;
-      if (g_str_equal (key, "path"))
+      if (g_str_has_prefix (key, "SCHILY.xattr."))
+        {
+          /* The value is binary (security.capability is a struct):
+           * its length is the record's, not up to a NUL. */
+          gsize vlen = rec + rlen - 1 - (eq + 1);
+
+          if (key[strlen ("SCHILY.xattr.")] == '\0' || strlen (key) - strlen ("SCHILY.xattr.") > 255 ||
+              vlen > MAX_XATTR_VALUE || (e->xattr_names && e->xattr_names->len >= MAX_XATTRS))
+            return fail (error, BG_ERROR_INVALID_ARGUMENT, s->spec->digest, e->path,
+                         "pax %.40s: an extended attribute beyond the bounds (255-byte name, 64 KiB value, "
+                         "%d per entry)", key, MAX_XATTRS);
+          if (e->xattr_names == NULL)
+            {
+              e->xattr_names = g_ptr_array_new_with_free_func (g_free);
+              e->xattr_values = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+            }
+          g_ptr_array_add (e->xattr_names, g_strdup (key + strlen ("SCHILY.xattr.")));
+          g_ptr_array_add (e->xattr_values, g_bytes_new (eq + 1, vlen));
+        }
+      else if (g_str_equal (key, "path"))
         g_free (e->path), e->path = g_steal_pointer (&value);
       else if (g_str_equal (key, "linkpath"))
         g_free (e->link), e->link = g_steal_pointer (&value);
@@ -371,7 +399,7 @@ parse_pax (Stream      *s,
       else if (g_str_has_prefix (key, "GNU.sparse."))
         return fail (error, BG_ERROR_NOT_SUPPORTED, s->spec->digest, e->path,
                      "sparse files are not supported in layers");
-      /* Others (atime, ctime, uname, gname, xattrs) are not applied. */
+      /* Others (atime, ctime, uname, gname, LIBARCHIVE.xattr.*) are not applied. */
     }
   return TRUE;
 }
@@ -645,6 +673,59 @@ apply_opaque (Apply       *a,
   return TRUE;
 }
 
+/* Whether an image may carry the attribute @name into banger's tree:
+ * user.* (anyone's), and security.capability (file capabilities, as
+ * ping has them: written as root of the user namespace, the kernel
+ * stores them as v3, for that namespace's root, and reads them back as
+ * plain ones there, which is what mke2fs -d copies into the ext4).
+ * trusted.* needs the host's root, security.selinux and the like are
+ * the host's policy, system.* are ACLs of host ids: skipped, counted. */
+static gboolean
+xattr_allowed (const char *name)
+{
+  return g_str_has_prefix (name, "user.") || g_str_equal (name, "security.capability");
+}
+
+/* After chown, which drops security.capability. Never on a symlink or
+ * a fifo (user.* is refused there); a filesystem without extended
+ * attributes skips them. Counted either way. */
+static gboolean
+apply_xattrs (Apply        *a,
+              int           parent,
+              const char   *leaf,
+              const Entry  *e,
+              GError      **error)
+{
+  g_auto(BgFd) fd = -1;
+
+  if (e->type != '2' && e->type != '6')
+    fd = openat (parent, leaf, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | (e->type == '5' ? O_DIRECTORY : 0));
+  for (guint i = 0; i < e->xattr_names->len; i++)
+    {
+      const char *name = e->xattr_names->pdata[i];
+      gsize len;
+      const void *value = g_bytes_get_data (e->xattr_values->pdata[i], &len);
+
+      if (fd < 0 || !xattr_allowed (name))
+        {
+          a->stats->xattrs_skipped++;
+          continue;
+        }
+      if (fsetxattr (fd, name, value, len, 0) < 0)
+        {
+          if (errno == ENOTSUP || errno == EOPNOTSUPP)
+            {
+              a->stats->xattrs_skipped++;
+              continue;
+            }
+          return fail (error, BG_ERROR_INVALID_ARGUMENT, a->digest, e->path, "cannot set its attribute %s: %s",
+                       name, g_strerror (errno));
+        }
+      a->stats->xattrs++;
+    }
+  return TRUE;
+}
+
 static gboolean
 set_owner_mode (Apply        *a,
                 int           parent,
@@ -666,7 +747,7 @@ set_owner_mode (Apply        *a,
     return fail (error, BG_ERROR_FAILED, a->digest, e->path, "cannot set its mode: %s", g_strerror (errno));
   if (e->type != '5')
     utimensat (parent, leaf, times, AT_SYMLINK_NOFOLLOW);
-  return TRUE;
+  return e->xattr_names == NULL || apply_xattrs (a, parent, leaf, e, error);
 }
 
 /* The file's data, holes left where the layer has runs of zeros. */

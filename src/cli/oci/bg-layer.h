@@ -35,6 +35,8 @@ typedef struct {
   guint64 entries;
   guint64 bytes;            /* uncompressed bytes read */
   guint64 devices_skipped;  /* device nodes: devtmpfs makes them at boot */
+  guint64 xattrs;           /* extended attributes applied (pax SCHILY.xattr.*) */
+  guint64 xattrs_skipped;   /* trusted.*, security.* but capability, system.*, on links, or unsupported here */
 } BgLayerStats;
 
 guint64  bg_layer_expand_limit  (const BgLayerSpec  *layer);

@@ -9,7 +9,11 @@
  * 3. What an OCI image lacks to boot is added the same way, as one more
  *    (banger-made) layer: banger's guest programs in /usr/libexec/banger,
  *    the default image's kernel modules, and the image's workload
- *    (Entrypoint, Cmd, Env, WorkingDir, User) for banger-init.
+ *    (Entrypoint, Cmd, Env, WorkingDir, User) for banger-init. An image
+ *    whose /sbin/init is systemd also gets banger-guest-setup's unit,
+ *    enabled: banger-init execs that init, and the unit then applies the
+ *    config drive (network, host name, user, keys, the pinned host key)
+ *    as in images banger builds.
  * 4. mke2fs -d makes the ext4 in the same namespace, and the image is
  *    stored with the default image's kernel (or --kernel) like any other
  *    import, its source, manifest digest and layers recorded.
@@ -18,7 +22,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
 
@@ -157,12 +163,50 @@ stage_file (const char  *staging,
   return bg_file_replace (dest, data, len, src ? 0755 : 0644, error);
 }
 
+/* @path of the tree, resolved as the image would resolve it (its
+ * absolute symlinks mean its own root), stat()ed; FALSE if it is not
+ * there or leaves the tree's filesystem. */
+static gboolean
+tree_stat (int          tree,
+           const char  *path,
+           struct stat *st)
+{
+  struct open_how how = {
+    .flags = O_PATH | O_CLOEXEC,
+    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+  };
+  g_auto(BgFd) fd = -1;
+
+  do
+    fd = syscall (SYS_openat2, tree, path, &how, sizeof how);
+  while (fd < 0 && errno == EAGAIN);
+  return fd >= 0 && fstat (fd, st) == 0;
+}
+
+/* Whether the image's /sbin/init is systemd: the very file of
+ * /usr/lib/systemd/systemd (or /lib/..., before the merged /usr). Only
+ * then does a unit of banger's ever run. */
+static gboolean
+tree_boots_systemd (int tree)
+{
+  const char *systemd[] = { "usr/lib/systemd/systemd", "lib/systemd/systemd" };
+  struct stat init, st;
+
+  if (!tree_stat (tree, "sbin/init", &init) || !S_ISREG (init.st_mode))
+    return FALSE;
+  for (guint i = 0; i < G_N_ELEMENTS (systemd); i++)
+    if (tree_stat (tree, systemd[i], &st) && st.st_dev == init.st_dev && st.st_ino == init.st_ino)
+      return TRUE;
+  return FALSE;
+}
+
 /* banger's additions, as a plain tar of root-owned files: applied by
  * the same applier as the image's own layers, so they too land beneath
  * the tree whatever the image's /usr or /lib are (symlinks included). */
 static gboolean
 make_additions (Work               *w,
                 const BgOciConfig  *config,
+                gboolean            systemd,
                 char              **tar_out,
                 GError            **error)
 {
@@ -190,6 +234,21 @@ make_additions (Work               *w,
       (workload->len > 0 &&
        !stage_file (staging, BG_OCI_WORKLOAD_IN_IMAGE + 1, NULL, workload->str, workload->len, error)))
     return FALSE;
+  /* Without the program there is nothing for the unit to start. */
+  systemd = systemd && g_file_test (setup, G_FILE_TEST_IS_EXECUTABLE);
+  if (systemd)
+    {
+      g_autofree char *wants = g_build_filename (staging, BG_GUEST_SETUP_WANTS, NULL);
+      g_autofree char *dir = g_path_get_dirname (wants);
+
+      if (!stage_file (staging, BG_GUEST_SETUP_UNIT + 1, NULL, bg_build_guest_setup_unit,
+                       strlen (bg_build_guest_setup_unit), error))
+        return FALSE;
+      if (g_mkdir_with_parents (dir, 0755) < 0)
+        return bg_error_errno (error, errno, "cannot create", dir);
+      if (symlink (BG_GUEST_SETUP_UNIT, wants) < 0)
+        return bg_error_errno (error, errno, "cannot create", wants);
+    }
 
   g_ptr_array_add (argv, "tar");
   g_ptr_array_add (argv, "--numeric-owner");
@@ -200,6 +259,13 @@ make_additions (Work               *w,
   g_ptr_array_add (argv, "-cf");
   g_ptr_array_add (argv, tar);
   g_ptr_array_add (argv, GUEST_DIR);
+  /* The files alone: the image's own directories keep their owners and
+   * modes (the applier makes missing parents root's, 0755). */
+  if (systemd)
+    {
+      g_ptr_array_add (argv, BG_GUEST_SETUP_UNIT + 1);
+      g_ptr_array_add (argv, BG_GUEST_SETUP_WANTS + 1);
+    }
   if (w->modules_from)
     {
       /* The kernel's modules, read off the default image without
@@ -359,8 +425,17 @@ bg_oci_image_import (const BgOciImport  *import,
 
   if (!apply_layers (import->blobs_dirfd, tree_fd, m, c, &stats, progress, error))
     goto out;
+  if (stats.xattrs_skipped > 0)
+    {
+      g_autofree char *step = g_strdup_printf ("%" G_GUINT64_FORMAT " extended attribute(s) not applied "
+                                               "(trusted.*, security.* but capability, system.*, or on links), "
+                                               "%" G_GUINT64_FORMAT " applied", stats.xattrs_skipped,
+                                               stats.xattrs);
+      bg_progress_step (progress, step);
+    }
   bg_progress_step (progress, "adding banger's guest programs and the kernel's modules");
-  if (!make_additions (&w, c, &additions, error) || !apply_additions (tree_fd, additions, &stats, error))
+  if (!make_additions (&w, c, tree_boots_systemd (tree_fd), &additions, error) ||
+      !apply_additions (tree_fd, additions, &stats, error))
     goto out;
   bg_progress_step (progress, "making the ext4 root filesystem");
   if (!make_ext4 (tree, rootfs, &stats, error))
