@@ -62,6 +62,22 @@ bg_ipv6_link_enabled (const char *ifname)
   return all != NULL && link != NULL && g_str_equal (all, "0") && g_str_equal (link, "0");
 }
 
+/* IPv6 on or off on @ifname (disable_ipv6), written only when it
+ * differs. A kernel without IPv6 has no such file and nothing to turn
+ * off: that is not an error. */
+gboolean
+bg_ipv6_set_link (const char  *ifname,
+                  gboolean     on,
+                  GError     **error)
+{
+  g_autofree char *now = conf_read (ifname, "disable_ipv6");
+  const char *want = on ? "0" : "1";
+
+  if (now == NULL || g_str_equal (now, want))
+    return TRUE;
+  return conf_write (ifname, "disable_ipv6", want, error);
+}
+
 /* The /64 of network.conf, or the ULA chosen once for this host and
  * kept in the mechanism's state directory (a reboot keeps it, so VMs
  * keep their addresses). */

@@ -8,6 +8,9 @@
 G_BEGIN_DECLS
 
 gboolean bg_ipv6_link_enabled      (const char   *ifname);
+gboolean bg_ipv6_set_link          (const char   *ifname,
+                                    gboolean      on,
+                                    GError      **error);
 gboolean bg_ipv6_load_prefix       (BgNetConfig  *config,
                                     const char   *state_dir,
                                     guint8        network[16],

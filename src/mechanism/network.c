@@ -238,6 +238,13 @@ ensure_ipv6 (BgNetwork    *network,
   g_autoptr(GError) local = NULL;
   guint8 net6[16], gateway6[16];
 
+  /* With subnet6=off the bridge holds no IPv6 at all, not even the
+   * link-local address the kernel gives every link: else any host user
+   * could reach a guest's link-local address, which no ip6 rule of
+   * banger's guards then. Turned on again when IPv6 is wanted and the
+   * host has it (the bridge is banger's own link). */
+  if (!bg_ipv6_set_link (c->bridge, !c->ipv6_off && bg_ipv6_link_enabled ("default"), error))
+    return FALSE;
   s->ipv6_off = bg_ipv6_off_reason (c, c->bridge);
   if (s->ipv6_off != NULL)
     return TRUE;

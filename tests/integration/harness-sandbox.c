@@ -392,7 +392,10 @@ bg_harness_write_file (const char *dir,
   g_autofree char *path = g_build_filename (dir, name, NULL);
   g_autoptr(GError) error = NULL;
 
-  if (!g_file_set_contents_full (path, text, -1, G_FILE_SET_CONTENTS_NONE, mode, &error))
+  /* CONSISTENT: a new file renamed over the old one. GLib's NONE
+   * rewrites the file in place without truncating it, so a shorter
+   * text would keep the old one's tail. */
+  if (!g_file_set_contents_full (path, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, mode, &error))
     g_error ("%s", error->message);
 }
 

@@ -683,6 +683,22 @@ test_cli_system_network_shows_taps (Fixture *f, gconstpointer data)
 
 #define VNET_HDR 10   /* the taps have IFF_VNET_HDR, default header size */
 
+/* Waits (bounded) until the bridge forwards what @port sends. */
+static void
+wait_port_forwarding (const char *port)
+{
+  for (gint64 end = bg_test_deadline (10);;)
+    {
+      g_autofree char *state = sys_read (port, "brport/state");
+
+      if (state != NULL && g_str_equal (state, "3")) /* BR_STATE_FORWARDING */
+        break;
+      if (g_get_monotonic_time () >= end)
+        g_error ("bridge port %s never started forwarding (state %s)", port, state ? state : "gone");
+      g_usleep (10 * 1000);
+    }
+}
+
 static int
 tap_attach (const char *tap)
 {
@@ -697,16 +713,7 @@ tap_attach (const char *tap)
    * bridge later (linkwatch defers the event up to a second): until the
    * port forwards, the bridge drops what the tap sends. Wait for it, so
    * a frame that does not arrive was dropped by banger's guards. */
-  for (gint64 end = bg_test_deadline (10);;)
-    {
-      g_autofree char *state = sys_read (tap, "brport/state");
-
-      if (state != NULL && g_str_equal (state, "3")) /* BR_STATE_FORWARDING */
-        break;
-      if (g_get_monotonic_time () >= end)
-        g_error ("bridge port %s never started forwarding (state %s)", tap, state ? state : "gone");
-      g_usleep (10 * 1000);
-    }
+  wait_port_forwarding (tap);
   return fd;
 }
 
@@ -1673,6 +1680,84 @@ test_ipv6_drift_is_repaired (Fixture *f, gconstpointer data)
   g_assert_cmpstr (fwd, ==, "1");
 }
 
+/* With subnet6=off the VMs are IPv4 only, and no ip6 rule of banger's
+ * guards their link-local addresses: the bridge holds no IPv6 at all,
+ * so no host user reaches a guest's fe80::…%banger0 (before, any local
+ * user could). Turned off again if turned on by hand; on again when
+ * network.conf asks for IPv6. */
+static void
+test_subnet6_off_leaves_the_bridge_without_ipv6 (Fixture *f, gconstpointer data)
+{
+  g_autofree char *guest = g_strdup_printf ("bgt%d-guestll", bg_harness_run_id ());
+  g_autofree char *ll = NULL, *ll_addr = NULL, *ll_scoped = NULL, *off = NULL, *addrs = NULL;
+  g_autoptr(BgCallResult) ensure = NULL;
+  g_autoptr(Tap) t = NULL;
+  GPid server = 0;
+  guint8 m[6];
+
+  bg_harness_write_config (f->h, "network.conf", "[network]\nsubnet6=off\n");
+  t = create_tap (f, BG_TEST_USER_A, "guestll");
+  g_assert_null (t->address6);
+  parse_mac (t->mac, m);
+  ll = g_strdup_printf ("fe80::%02x%02x:%02xff:fe%02x:%02x%02x", m[0] ^ 2, m[1], m[2], m[3], m[4], m[5]);
+  ll_addr = g_strdup_printf ("%s/64", ll);
+  ll_scoped = g_strdup_printf ("%s%%banger0", ll);
+  must ("ip", "netns", "add", guest, NULL);
+  must ("ip", "link", "add", "gvh", "type", "veth", "peer", "name", "gv0", "netns", guest, NULL);
+  must ("ip", "link", "set", "gvh", "master", "banger0", "up", NULL);
+  must ("ip", "-n", guest, "link", "set", "gv0", "address", t->mac, "addrgenmode", "none", NULL);
+  must ("ip", "-n", guest, "addr", "add", ll_addr, "dev", "gv0", "nodad", NULL);
+  must ("ip", "-n", guest, "link", "set", "gv0", "up", NULL);
+  must ("ip", "-n", guest, "link", "set", "lo", "up", NULL);
+  wait_port_forwarding ("gvh");
+  /* An address of the bridge's own still checked for duplicates would
+   * refuse the connection by itself: wait until it has none such. */
+  for (gint64 end = bg_test_deadline (10);;)
+    {
+      g_autofree char *tentative = run ("ip", "-o", "-6", "addr", "show", "dev", "banger0", "tentative", NULL);
+
+      if (tentative != NULL && *tentative == '\0')
+        break;
+      if (g_get_monotonic_time () >= end)
+        g_error ("banger0 kept a tentative IPv6 address: %s", tentative ? tentative : "(ip failed)");
+      g_usleep (50 * 1000);
+    }
+  {
+    g_autofree char *b = connect6_as (BG_TEST_USER_B, guest, ll_scoped, &server);
+    g_autofree char *a = connect6_as (BG_TEST_USER_A, guest, ll_scoped, &server);
+
+    g_assert_true (g_str_has_prefix (b, "connect failed"));
+    g_assert_true (g_str_has_prefix (a, "connect failed"));
+  }
+  g_assert_cmpint (server, >, 0);
+  kill (server, SIGTERM);
+  waitpid (server, NULL, 0);
+  off = sysctl_get ("/proc/sys/net/ipv6/conf/banger0/disable_ipv6");
+  g_assert_cmpstr (off, ==, "1");
+  addrs = run ("ip", "-o", "-6", "addr", "show", "dev", "banger0", NULL);
+  g_assert_cmpstr (addrs, ==, "");
+
+  /* Turned on behind banger's back: off again at the next call. */
+  sysctl_set ("/proc/sys/net/ipv6/conf/banger0/disable_ipv6", "0");
+  ensure = bg_harness_call (f->h, BG_TEST_USER_A, "EnsureNetwork", "(@a{sv} {},)", NULL);
+  bg_assert_call_ok (ensure);
+  g_clear_pointer (&off, g_free);
+  off = sysctl_get ("/proc/sys/net/ipv6/conf/banger0/disable_ipv6");
+  g_assert_cmpstr (off, ==, "1");
+
+  /* IPv6 wanted again: the bridge has it, and its ::1. */
+  bg_harness_write_config (f->h, "network.conf", "[network]\n");
+  g_clear_pointer (&ensure, bg_call_result_free);
+  ensure = bg_harness_call (f->h, BG_TEST_USER_A, "EnsureNetwork", "(@a{sv} {},)", NULL);
+  bg_assert_call_ok (ensure);
+  if (strstr (ensure->reply, "'ipv6': <true>") == NULL)
+    g_error ("IPv6 not back on: %s", ensure->reply);
+  g_clear_pointer (&off, g_free);
+  off = sysctl_get ("/proc/sys/net/ipv6/conf/banger0/disable_ipv6");
+  g_assert_cmpstr (off, ==, "0");
+  must ("ip", "netns", "del", guest, NULL);
+}
+
 /* A host with IPv6 disabled runs IPv4 VMs, and says IPv6 is off. */
 static void
 test_ipv6_disabled_host_runs_ipv4_vms (Fixture *f, gconstpointer data)
@@ -1735,6 +1820,7 @@ add_tests (void)
   ADD ("/network/ipv6/names-resolve-to-both-addresses", test_names_resolve_to_both_addresses);
   ADD ("/network/ipv6/drift-is-repaired", test_ipv6_drift_is_repaired);
   ADD ("/network/ipv6/disabled-host-runs-ipv4-vms", test_ipv6_disabled_host_runs_ipv4_vms);
+  ADD ("/network/ipv6/subnet6-off-leaves-the-bridge-without-ipv6", test_subnet6_off_leaves_the_bridge_without_ipv6);
 }
 
 int
