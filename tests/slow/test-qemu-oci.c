@@ -272,13 +272,14 @@ test_pulled_image_without_init (void)
    * VM's name, after configuring the address the config drive gave. */
   line = wait_console (vm, MARKER);
   want = g_strdup_printf (MARKER " pid1=banger-init host=qapp");
-  g_assert_cmpstr (line, ==, want);
   {
     g_autofree char *console = NULL;
     g_autofree char *addr = g_strdup_printf (" %s/", vm->address);
     g_auto(GStrv) lines = NULL;
 
     g_assert_true (g_file_get_contents (vm->console, &console, NULL, NULL));
+    if (!g_str_equal (line, want))
+      g_error ("the workload said \"%s\", not \"%s\"; console:\n%s", line, want, console);
     lines = g_strsplit (console, "\n", -1);
     for (guint i = 0; lines[i] && net == NULL; i++)
       if (g_str_has_prefix (lines[i], "banger-init: ") && strstr (lines[i], addr))
