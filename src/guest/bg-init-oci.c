@@ -533,6 +533,25 @@ bg_init_ensure_module (const char *module,
   return bg_init_load_module (dir, module);
 }
 
+/* The kernel loads a vfat mount's code page (437) and I/O character set
+ * (its default: "ascii" in Debian's and Fedora's kernels, "iso8859-1"
+ * upstream; "utf8" with the utf8 option) by asking /sbin/modprobe, so in
+ * an image without modprobe (most OCI images) the config drive's mount
+ * fails ("codepage cp437 not found") unless they are loaded first. A
+ * table built into the kernel is not in modules.dep and is skipped. */
+int
+bg_init_ensure_vfat (void)
+{
+  static const char * const tables[] = { "nls_cp437", "nls_ascii", "nls_iso8859-1", "nls_utf8" };
+  int rc = bg_init_ensure_module ("vfat", "vfat");
+
+  if (access ("/sbin/modprobe", X_OK) == 0)
+    return rc;
+  for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
+    bg_init_ensure_module (tables[i], NULL);
+  return rc;
+}
+
 /* -- PID 1 ----------------------------------------------------------------- */
 
 int
@@ -887,7 +906,7 @@ bg_init_oci_run (void)
       power_off ();
     }
 
-  bg_init_ensure_module ("vfat", "vfat");
+  bg_init_ensure_vfat ();
   bg_init_ensure_module ("virtio_net", NULL);
   have_seed = load_seed (&seed) == 0;
   if (have_seed)

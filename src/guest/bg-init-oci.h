@@ -65,6 +65,9 @@ int  bg_init_load_module    (const char *modules_dir, const char *module);
 /* @module loaded, unless @filesystem (when not NULL) is known already:
  * by the image's /sbin/modprobe, else bg_init_load_module. */
 int  bg_init_ensure_module  (const char *module, const char *filesystem);
+/* vfat loaded, and, without modprobe in the image, the code page and
+ * character sets a vfat mount asks modprobe for. 0, or -1 with errno. */
+int  bg_init_ensure_vfat    (void);
 
 /* PID 1's loop: reaps every child; returns the workload's wait status
  * once @workload ended, or -1 when @stop_signal (SIGINT: Ctrl-Alt-Del,

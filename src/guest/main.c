@@ -77,7 +77,7 @@ main (int    argc,
        * the interface need: load them as banger-init does, from the
        * modules banger put into the image. A failure shows below, as a
        * mount or interface error. */
-      bg_init_ensure_module ("vfat", "vfat");
+      bg_init_ensure_vfat ();
       if (!opt_skip_network && opt_root == NULL && access ("/sys/module/virtio_net", F_OK) != 0)
         bg_init_ensure_module ("virtio_net", NULL);
       device = opt_device ? g_strdup (opt_device) : bg_seed_find_device (opt_wait_ms, &error);

@@ -29,20 +29,18 @@
 #include <zstd.h>
 
 #include "bg-image.h"
+#include "registry-fixture.h"
 
-#define SERVICE   "banger-test-registry"
-#define ISSUER    "banger-test-issuer"
-#define PASSWORD  "s3cret-Reader-pw"
+#define PASSWORD  BG_TEST_REGISTRY_READER_PW
 #define WRONG_PW  "Wr0ng-guess-pw"
 
 typedef struct {
+  BgTestRegistry r;            /* the registry and its token server */
   char   *tmp;
-  char   *ca, *ca_key, *cert, *key, *sign_cert, *sign_key, *skopeo_certs;
-  char   *storage, *config, *reg_log, *tok_log, *front_log, *cdn_log;
+  char   *front_log, *cdn_log;
   char   *layout;
-  guint16 reg_port, tok_port, front_port, cdn_port;
-  GPid    reg_pid, tok_pid, front_pid, cdn_pid;
-  char   *reg;                 /* "127.0.0.1:PORT" */
+  guint16 front_port, cdn_port;
+  GPid    front_pid, cdn_pid;
   char   *front;               /* "127.0.0.1:PORT" */
   char   *big_layer;           /* digests, as pushed */
   char   *corrupt_layer;
@@ -54,125 +52,6 @@ typedef struct {
 
 static Fixture F;
 
-/* ---- processes ---- */
-
-static void
-die_with_parent (gpointer data)
-{
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-}
-
-/* Runs @argv to completion; its stdout returned, its stderr in @err. */
-static int
-run (const char * const *argv,
-     char              **out,
-     char              **err,
-     char              **envp)
-{
-  g_autoptr(GError) error = NULL;
-  g_autofree char *o = NULL, *e = NULL;
-  int status = -1;
-
-  if (!g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_SEARCH_PATH, NULL, NULL, &o, &e, &status, &error))
-    g_error ("cannot run %s: %s", argv[0], error->message);
-  if (out)
-    *out = g_steal_pointer (&o);
-  if (err)
-    *err = g_steal_pointer (&e);
-  return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
-}
-
-static char *
-run_ok (const char * const *argv)
-{
-  g_autofree char *out = NULL, *err = NULL;
-  g_autofree char *line = g_strjoinv (" ", (char **) argv);
-
-  if (run (argv, &out, &err, NULL) != 0)
-    g_error ("%s failed:\n%s%s", line, out, err);
-  return g_steal_pointer (&out);
-}
-
-/* A server, its stdout and stderr appended to @log. */
-static GPid
-spawn_server (const char * const *argv,
-              const char         *log)
-{
-  g_autoptr(GError) error = NULL;
-  int fd = open (log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  GPid pid;
-
-  g_assert_cmpint (fd, >=, 0);
-  if (!g_spawn_async_with_pipes_and_fds (NULL, argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD,
-                                         die_with_parent, NULL, -1, fd, fd, NULL, NULL, 0, &pid,
-                                         NULL, NULL, NULL, &error))
-    g_error ("cannot start %s: %s", argv[0], error->message);
-  close (fd);
-  return pid;
-}
-
-static void
-stop_server (GPid *pid)
-{
-  if (*pid <= 0)
-    return;
-  kill (*pid, SIGKILL);
-  waitpid (*pid, NULL, 0);
-  *pid = 0;
-}
-
-static guint16
-free_port (void)
-{
-  g_autoptr(GSocket) s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, 0, NULL);
-  g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) addr = g_inet_socket_address_new (lo, 0);
-  g_autoptr(GSocketAddress) bound = NULL;
-
-  g_assert_true (g_socket_bind (s, addr, FALSE, NULL));
-  bound = g_socket_get_local_address (s, NULL);
-  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-}
-
-/* Waits (10 s at most) until something accepts on @host:@port. */
-static void
-wait_listening (const char *host,
-                guint16     port,
-                GPid        pid)
-{
-  for (guint i = 0; i < 200; i++)
-    {
-      g_autoptr(GSocketClient) c = g_socket_client_new ();
-      g_autoptr(GSocketConnection) conn = g_socket_client_connect_to_host (c, host, port, NULL, NULL);
-      int status;
-
-      if (conn != NULL)
-        return;
-      if (waitpid (pid, &status, WNOHANG) == pid)
-        g_error ("the server for %s:%u exited (status %d)", host, port, status);
-      g_usleep (50 * 1000);
-    }
-  g_error ("nothing listens on %s:%u after 10 s", host, port);
-}
-
-static guint16
-wait_port_file (const char *file,
-                GPid        pid)
-{
-  for (guint i = 0; i < 200; i++)
-    {
-      g_autofree char *text = NULL;
-      int status;
-
-      if (g_file_get_contents (file, &text, NULL, NULL))
-        return (guint16) atoi (text);
-      if (waitpid (pid, &status, WNOHANG) == pid)
-        g_error ("the server writing %s exited (status %d)", file, status);
-      g_usleep (50 * 1000);
-    }
-  g_error ("no port in %s after 10 s", file);
-}
-
 /* ---- the fixture ---- */
 
 static char *
@@ -182,129 +61,30 @@ path (const char *name)
 }
 
 static void
-make_certs (void)
-{
-  g_autofree char *csr = path ("server.csr");
-  g_autofree char *ext = path ("server.ext");
-  g_autofree char *serial = path ("ca.srl");
-
-  F.ca = path ("ca.pem");
-  F.ca_key = path ("ca.key");
-  F.cert = path ("server.pem");
-  F.key = path ("server.key");
-  F.sign_cert = path ("token-signer.pem");
-  F.sign_key = path ("token-signer.key");
-  g_free (run_ok ((const char *[]) { "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                                     "-keyout", F.ca_key, "-out", F.ca, "-days", "2", "-subj", "/CN=banger test CA",
-                                     "-addext", "basicConstraints=critical,CA:TRUE",
-                                     "-addext", "keyUsage=critical,keyCertSign,cRLSign", NULL }));
-  g_free (run_ok ((const char *[]) { "openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", F.key,
-                                     "-out", csr, "-subj", "/CN=127.0.0.1", NULL }));
-  g_assert_true (g_file_set_contents (ext, "subjectAltName=IP:127.0.0.1,IP:127.0.0.2\n"
-                                      "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n", -1, NULL));
-  g_free (run_ok ((const char *[]) { "openssl", "x509", "-req", "-in", csr, "-CA", F.ca, "-CAkey", F.ca_key,
-                                     "-CAserial", serial, "-CAcreateserial", "-days", "2", "-extfile", ext,
-                                     "-out", F.cert, NULL }));
-  /* The token signer: its own self-signed certificate, the registry's
-   * rootcertbundle, carried in each token's x5c header. */
-  g_free (run_ok ((const char *[]) { "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                                     "-keyout", F.sign_key, "-out", F.sign_cert, "-days", "2",
-                                     "-subj", "/CN=banger test token signer", NULL }));
-  /* skopeo's --dest-cert-dir: the CA, for the registry and the token server. */
-  F.skopeo_certs = path ("skopeo-certs");
-  g_assert_cmpint (g_mkdir (F.skopeo_certs, 0700), ==, 0);
-  {
-    g_autofree char *pem = NULL;
-    g_autofree char *copy = g_build_filename (F.skopeo_certs, "ca.crt", NULL);
-    g_assert_true (g_file_get_contents (F.ca, &pem, NULL, NULL));
-    g_assert_true (g_file_set_contents (copy, pem, -1, NULL));
-  }
-}
-
-static void
-start_token_server (void)
-{
-  g_autofree char *port_file = path ("token.port");
-  const char *py = g_getenv ("BANGER_TEST_REGISTRY_PY");
-
-  F.tok_log = path ("token.log");
-  F.tok_pid = spawn_server ((const char *[]) { "/usr/bin/python3", py, "token", "--listen", "127.0.0.1",
-                                               "--cert", F.cert, "--key", F.key, "--port-file", port_file,
-                                               "--log", F.tok_log, "--issuer", ISSUER,
-                                               "--sign-key", F.sign_key, "--sign-cert", F.sign_cert,
-                                               "--user", "pusher:pusher-pw:pull+push",
-                                               "--user", "reader:" PASSWORD ":pull", NULL }, F.tok_log);
-  F.tok_port = wait_port_file (port_file, F.tok_pid);
-}
-
-static void
-start_registry (void)
-{
-  g_autofree char *listen = g_strdup_printf ("127.0.0.1:%u", F.reg_port);
-
-  F.reg_pid = spawn_server ((const char *[]) { "docker-registry", "serve", F.config, NULL }, F.reg_log);
-  wait_listening ("127.0.0.1", F.reg_port, F.reg_pid);
-}
-
-static void
-write_registry_config (void)
-{
-  g_autofree char *yml = NULL;
-
-  F.storage = path ("storage");
-  F.config = path ("registry.yml");
-  F.reg_log = path ("registry.log");
-  F.reg_port = free_port ();
-  F.reg = g_strdup_printf ("127.0.0.1:%u", F.reg_port);
-  yml = g_strdup_printf ("version: 0.1\n"
-                         "log:\n  level: info\n  formatter: text\n"
-                         "storage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\n"
-                         "  cache:\n    blobdescriptor: ''\n"
-                         "http:\n  addr: 127.0.0.1:%u\n  tls:\n    certificate: %s\n    key: %s\n"
-                         "auth:\n  token:\n    realm: https://127.0.0.1:%u/token\n    service: " SERVICE "\n"
-                         "    issuer: " ISSUER "\n    rootcertbundle: %s\n",
-                         F.storage, F.reg_port, F.cert, F.key, F.tok_port, F.sign_cert);
-  g_assert_true (g_file_set_contents (F.config, yml, -1, NULL));
-}
-
-static void
 start_front_and_cdn (void)
 {
   g_autofree char *cdn_port_file = path ("cdn.port");
   g_autofree char *front_port_file = path ("front.port");
-  g_autofree char *upstream = g_strdup_printf ("https://%s", F.reg);
+  g_autofree char *upstream = g_strdup_printf ("https://%s", F.r.reg);
   g_autofree char *cdn = NULL;
-  const char *py = g_getenv ("BANGER_TEST_REGISTRY_PY");
+  const char *py = BG_TEST_REGISTRY_PY;
 
   F.cdn_log = path ("cdn.log");
   F.front_log = path ("front.log");
-  F.cdn_pid = spawn_server ((const char *[]) { "/usr/bin/python3", py, "cdn", "--listen", "127.0.0.2",
-                                               "--cert", F.cert, "--key", F.key, "--port-file", cdn_port_file,
-                                               "--log", F.cdn_log, "--storage", F.storage, NULL }, F.cdn_log);
-  F.cdn_port = wait_port_file (cdn_port_file, F.cdn_pid);
+  F.cdn_pid = bg_test_spawn_server ((const char *[]) { "/usr/bin/python3", py, "cdn", "--listen", "127.0.0.2",
+                                               "--cert", F.r.cert, "--key", F.r.key, "--port-file", cdn_port_file,
+                                               "--log", F.cdn_log, "--storage", F.r.storage, NULL }, F.cdn_log);
+  F.cdn_port = bg_test_wait_port_file (cdn_port_file, F.cdn_pid);
   cdn = g_strdup_printf ("https://127.0.0.2:%u", F.cdn_port);
-  F.front_pid = spawn_server ((const char *[]) { "/usr/bin/python3", py, "front", "--listen", "127.0.0.1",
-                                                 "--cert", F.cert, "--key", F.key, "--port-file", front_port_file,
+  F.front_pid = bg_test_spawn_server ((const char *[]) { "/usr/bin/python3", py, "front", "--listen", "127.0.0.1",
+                                                 "--cert", F.r.cert, "--key", F.r.key, "--port-file", front_port_file,
                                                  "--log", F.front_log, "--upstream", upstream, "--cdn", cdn,
-                                                 "--ca", F.ca, NULL }, F.front_log);
-  F.front_port = wait_port_file (front_port_file, F.front_pid);
+                                                 "--ca", F.r.ca, NULL }, F.front_log);
+  F.front_port = bg_test_wait_port_file (front_port_file, F.front_pid);
   F.front = g_strdup_printf ("127.0.0.1:%u", F.front_port);
 }
 
 /* ---- images ---- */
-
-static void
-write_file (const char *dir,
-            const char *name,
-            const void *data,
-            gsize       len)
-{
-  g_autofree char *file = g_build_filename (dir, name, NULL);
-  g_autofree char *parent = g_path_get_dirname (file);
-
-  g_assert_cmpint (g_mkdir_with_parents (parent, 0755), ==, 0);
-  g_assert_true (g_file_set_contents (file, data, len, NULL));
-}
 
 static char *
 image_arg (const char *tag)
@@ -333,10 +113,10 @@ add_layer (const char *tag,
       guint32 v = g_rand_int (rand);
       memcpy (data + i, &v, MIN (4, len - i));
     }
-  g_free (run_ok ((const char *[]) { "umoci", "unpack", "--rootless", "--image", image, bundle, NULL }));
-  write_file (rootfs, file, data, len);
-  g_free (run_ok ((const char *[]) { "umoci", "repack", "--image", image, bundle, NULL }));
-  g_free (run_ok ((const char *[]) { "rm", "-rf", "--", bundle, NULL }));
+  g_free (bg_test_run_ok ((const char *[]) { "umoci", "unpack", "--rootless", "--image", image, bundle, NULL }));
+  bg_test_write_file (rootfs, file, data, len);
+  g_free (bg_test_run_ok ((const char *[]) { "umoci", "repack", "--image", image, bundle, NULL }));
+  g_free (bg_test_run_ok ((const char *[]) { "rm", "-rf", "--", bundle, NULL }));
 }
 
 /* The layout's JSON index.json, and the descriptor it tags @tag. */
@@ -492,7 +272,7 @@ make_index_image (void)
   gsize len;
   const char *arches[] = { "arm64", "base-arm64", "amd64", "base" };
 
-  g_free (run_ok ((const char *[]) { "umoci", "config", "--image", base, "--tag", "base-arm64",
+  g_free (bg_test_run_ok ((const char *[]) { "umoci", "config", "--image", base, "--tag", "base-arm64",
                                      "--architecture", "arm64", NULL }));
   index = read_json_file (index_file);
   for (guint i = 0; i < 4; i += 2)
@@ -518,38 +298,25 @@ make_index_image (void)
 }
 
 static void
-push (const char *tag,
-      const char *dest,
-      gboolean    all)
-{
-  g_autofree char *src = g_strdup_printf ("oci:%s:%s", F.layout, tag);
-  g_autofree char *dst = g_strdup_printf ("docker://%s/%s", F.reg, dest);
-
-  g_free (run_ok ((const char *[]) { "skopeo", "copy", "--insecure-policy", "--quiet",
-                                     "--dest-cert-dir", F.skopeo_certs, "--dest-creds", "pusher:pusher-pw",
-                                     all ? "--all" : "--quiet", src, dst, NULL }));
-}
-
-static void
 build_and_push_images (void)
 {
   g_autofree char *base = NULL;
 
   F.layout = path ("layout");
-  g_free (run_ok ((const char *[]) { "umoci", "init", "--layout", F.layout, NULL }));
+  g_free (bg_test_run_ok ((const char *[]) { "umoci", "init", "--layout", F.layout, NULL }));
   base = image_arg ("base");
-  g_free (run_ok ((const char *[]) { "umoci", "new", "--image", base, NULL }));
+  g_free (bg_test_run_ok ((const char *[]) { "umoci", "new", "--image", base, NULL }));
   add_layer ("base", "etc/banger-test/a", 4096, 1);
   add_layer ("base", "usr/share/banger-test/b", 8192, 2);
   {
     g_autofree char *more = image_arg ("more");
     g_autofree char *big = image_arg ("big");
     g_autofree char *bad = image_arg ("bad");
-    g_free (run_ok ((const char *[]) { "umoci", "tag", "--image", base, "more", NULL }));
+    g_free (bg_test_run_ok ((const char *[]) { "umoci", "tag", "--image", base, "more", NULL }));
     add_layer ("more", "opt/banger-test/c", 4096, 3);
-    g_free (run_ok ((const char *[]) { "umoci", "tag", "--image", base, "big", NULL }));
+    g_free (bg_test_run_ok ((const char *[]) { "umoci", "tag", "--image", base, "big", NULL }));
     add_layer ("big", "opt/banger-test/big", 24u << 20, 4);
-    g_free (run_ok ((const char *[]) { "umoci", "tag", "--image", base, "bad", NULL }));
+    g_free (bg_test_run_ok ((const char *[]) { "umoci", "tag", "--image", base, "bad", NULL }));
     add_layer ("bad", "opt/banger-test/bad", 65536, 5);
   }
   make_zstd_image ();
@@ -560,29 +327,13 @@ build_and_push_images (void)
   F.big_layer = layer_digest ("big", 2);
   F.corrupt_layer = layer_digest ("bad", 2);
 
-  push ("base", "base:1", FALSE);
-  push ("base", "private/secret:1", FALSE);
-  push ("more", "more:1", FALSE);
-  push ("big", "big:1", FALSE);
-  push ("bad", "bad:1", FALSE);
-  push ("zstd", "zstd:1", FALSE);
-  push ("multi", "multi:1", TRUE);
-}
-
-static const char *
-missing_tool (void)
-{
-  const char *tools[] = { "docker-registry", "skopeo", "umoci", "openssl" };
-
-  for (guint i = 0; i < G_N_ELEMENTS (tools); i++)
-    {
-      g_autofree char *p = g_find_program_in_path (tools[i]);
-      if (p == NULL)
-        return tools[i];
-    }
-  if (!g_file_test ("/usr/bin/python3", G_FILE_TEST_IS_EXECUTABLE))
-    return "/usr/bin/python3";
-  return NULL;
+  bg_test_registry_push (&F.r, F.layout, "base", "base:1", FALSE);
+  bg_test_registry_push (&F.r, F.layout, "base", "private/secret:1", FALSE);
+  bg_test_registry_push (&F.r, F.layout, "more", "more:1", FALSE);
+  bg_test_registry_push (&F.r, F.layout, "big", "big:1", FALSE);
+  bg_test_registry_push (&F.r, F.layout, "bad", "bad:1", FALSE);
+  bg_test_registry_push (&F.r, F.layout, "zstd", "zstd:1", FALSE);
+  bg_test_registry_push (&F.r, F.layout, "multi", "multi:1", TRUE);
 }
 
 static void
@@ -590,10 +341,7 @@ fixture_start (void)
 {
   F.tmp = g_dir_make_tmp ("banger-registry-XXXXXX", NULL);
   g_assert_nonnull (F.tmp);
-  make_certs ();
-  start_token_server ();
-  write_registry_config ();
-  start_registry ();
+  bg_test_registry_start (&F.r, F.tmp);
   start_front_and_cdn ();
   build_and_push_images ();
 }
@@ -601,14 +349,13 @@ fixture_start (void)
 static void
 fixture_stop (void)
 {
-  stop_server (&F.front_pid);
-  stop_server (&F.cdn_pid);
-  stop_server (&F.reg_pid);
-  stop_server (&F.tok_pid);
+  bg_test_stop_server (&F.front_pid);
+  bg_test_stop_server (&F.cdn_pid);
+  bg_test_registry_stop (&F.r);
   if (F.tmp && g_getenv ("BANGER_TEST_KEEP") == NULL)
     {
       const char *argv[] = { "rm", "-rf", "--one-file-system", F.tmp, NULL };
-      g_free (run_ok (argv));
+      g_free (bg_test_run_ok (argv));
     }
 }
 
@@ -630,34 +377,23 @@ home_free (Home *h)
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Home, home_free)
 
-static void
-trust_for (Home       *h,
-           const char *authority)
-{
-  g_autofree char *pem = NULL;
-  g_autofree char *dir = g_build_filename (h->dir, ".config", "banger", "certs.d", authority, NULL);
-
-  g_assert_true (g_file_get_contents (F.ca, &pem, NULL, NULL));
-  write_file (dir, "ca.crt", pem, strlen (pem));
-}
-
 /* A fresh home whose banger trusts the test CA for the test's servers. */
 static Home *
 new_home (void)
 {
   Home *h = g_new0 (Home, 1);
   g_autofree char *name = g_strdup_printf ("home-%u", ++F.homes);
-  g_autofree char *tok = g_strdup_printf ("127.0.0.1:%u", F.tok_port);
+  g_autofree char *tok = g_strdup_printf ("127.0.0.1:%u", F.r.tok_port);
   g_autofree char *cdn = g_strdup_printf ("127.0.0.2:%u", F.cdn_port);
 
   h->dir = path (name);
   h->runtime = g_build_filename (h->dir, "run", NULL);
   h->cache = g_build_filename (h->dir, ".cache", "banger", "blobs", "sha256", NULL);
   g_assert_cmpint (g_mkdir_with_parents (h->runtime, 0700), ==, 0);
-  trust_for (h, F.reg);
-  trust_for (h, tok);
-  trust_for (h, F.front);
-  trust_for (h, cdn);
+  bg_test_registry_trust (&F.r, h->dir, F.r.reg);
+  bg_test_registry_trust (&F.r, h->dir, tok);
+  bg_test_registry_trust (&F.r, h->dir, F.front);
+  bg_test_registry_trust (&F.r, h->dir, cdn);
   return h;
 }
 
@@ -685,7 +421,7 @@ pull (Home       *h,
   g_auto(GStrv) envp = home_envp (h);
   const char *argv[] = { g_getenv ("BANGER_TEST_FETCH"), ref, NULL };
   g_autofree char *o = NULL, *e = NULL;
-  int status = run (argv, &o, &e, envp);
+  int status = bg_test_run (argv, &o, &e, envp);
 
   g_test_message ("pull %s: exit %d\n%s%s", ref, status, o, e);
   if (out)
@@ -784,14 +520,14 @@ registry_gets (gsize       from,
   g_autofree char *plain = g_strdup_printf ("http.request.uri=%s", uri_part);
   g_autofree char *quoted = g_strdup_printf ("http.request.uri=\"%s", uri_part);
 
-  return log_count (F.reg_log, from, "response completed", plain, "http.response.status=200", NULL) +
-         log_count (F.reg_log, from, "response completed", quoted, "http.response.status=200", NULL);
+  return log_count (F.r.reg_log, from, "response completed", plain, "http.response.status=200", NULL) +
+         log_count (F.r.reg_log, from, "response completed", quoted, "http.response.status=200", NULL);
 }
 
 static char *
 ref_of (const char *repo_tag)
 {
-  return g_strdup_printf ("%s/%s", F.reg, repo_tag);
+  return g_strdup_printf ("%s/%s", F.r.reg, repo_tag);
 }
 
 static char *
@@ -818,15 +554,15 @@ test_anonymous (void)
   g_autoptr(Home) h = new_home ();
   g_autofree char *ref = ref_of ("base:1");
   g_autofree char *out = NULL;
-  gsize tok_from = log_size (F.tok_log);
+  gsize tok_from = log_size (F.r.tok_log);
 
   pull_ok (h, ref, &out);
   g_assert_nonnull (strstr (out, "layers=2 "));
   g_assert_true (cached (h, F.a_layer));
   g_assert_true (cached (h, F.b_layer));
   g_assert_cmpuint (assert_cache_clean (h), ==, 4);  /* manifest, config, 2 layers */
-  g_assert_cmpuint (log_count (F.tok_log, tok_from, "auth=anonymous", "repository:base:pull", NULL), >=, 1);
-  g_assert_cmpuint (log_count (F.tok_log, tok_from, "auth=basic", NULL), ==, 0);
+  g_assert_cmpuint (log_count (F.r.tok_log, tok_from, "auth=anonymous", "repository:base:pull", NULL), >=, 1);
+  g_assert_cmpuint (log_count (F.r.tok_log, tok_from, "auth=basic", NULL), ==, 0);
 }
 
 /* The same reference again: one manifest request, no blob. */
@@ -839,7 +575,7 @@ test_unchanged (void)
   gsize from;
 
   pull_ok (h, ref, &first);
-  from = log_size (F.reg_log);
+  from = log_size (F.r.reg_log);
   pull_ok (h, ref, &second);
   g_assert_nonnull (strstr (second, "fetched=0 "));
   g_assert_cmpuint (registry_gets (from, "/v2/base/manifests/"), ==, 1);
@@ -859,7 +595,7 @@ test_shared_layers (void)
   gsize from;
 
   pull_ok (h, base, NULL);
-  from = log_size (F.reg_log);
+  from = log_size (F.r.reg_log);
   pull_ok (h, more, &out);
   a = g_strconcat ("/v2/more/blobs/", F.a_layer, NULL);
   b = g_strconcat ("/v2/more/blobs/", F.b_layer, NULL);
@@ -923,7 +659,7 @@ write_auth (const char *file,
   g_autofree char *plain = g_strconcat (user, ":", password, NULL);
   g_autofree char *b64 = g_base64_encode ((const guchar *) plain, strlen (plain));
   g_autofree char *text = g_strdup_printf ("{\"auths\": {\"docker.io\": {\"auth\": \"eDp5\"}, "
-                                           "\"%s\": {\"auth\": \"%s\"}}}", F.reg, b64);
+                                           "\"%s\": {\"auth\": \"%s\"}}}", F.r.reg, b64);
   g_autofree char *dir = g_path_get_dirname (file);
 
   g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
@@ -965,9 +701,9 @@ test_basic_auth (void)
   g_clear_pointer (&err, g_free);
 
   write_auth (podman, "reader", PASSWORD);
-  tok_from = log_size (F.tok_log);
+  tok_from = log_size (F.r.tok_log);
   g_assert_cmpint (pull (h, ref, &out, &err), ==, 0);
-  g_assert_cmpuint (log_count (F.tok_log, tok_from, "auth=basic user=reader", "-> 200", NULL), >=, 1);
+  g_assert_cmpuint (log_count (F.r.tok_log, tok_from, "auth=basic user=reader", "-> 200", NULL), >=, 1);
   all = g_strconcat (out, err, NULL);
   assert_no_secret (all, PASSWORD);
   g_clear_pointer (&out, g_free);
@@ -1005,7 +741,7 @@ test_corrupt_blob (void)
   g_autoptr(Home) h = new_home ();
   g_autofree char *ref = ref_of ("bad:1");
   g_autofree char *err = NULL;
-  g_autofree char *data_path = g_build_filename (F.storage, "docker", "registry", "v2", "blobs", "sha256",
+  g_autofree char *data_path = g_build_filename (F.r.storage, "docker", "registry", "v2", "blobs", "sha256",
                                                  (char[3]) { F.corrupt_layer[7], F.corrupt_layer[8], 0 },
                                                  F.corrupt_layer + 7, "data", NULL);
   g_autofree char *data = NULL;
@@ -1045,12 +781,12 @@ test_registry_killed (void)
   fd = open (err_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   g_assert_cmpint (fd, >=, 0);
   g_assert_true (g_spawn_async_with_pipes_and_fds (NULL, argv, (const char * const *) envp,
-                                                   G_SPAWN_DO_NOT_REAP_CHILD, die_with_parent, NULL,
+                                                   G_SPAWN_DO_NOT_REAP_CHILD, bg_test_die_with_parent, NULL,
                                                    -1, -1, fd, NULL, NULL, 0, &pid, NULL, NULL, NULL, &error));
   close (fd);
   g_assert_cmpint (waitpid (pid, &status, WUNTRACED), ==, pid);
   g_assert_true (WIFSTOPPED (status));
-  stop_server (&F.reg_pid);
+  bg_test_stop_server (&F.r.reg_pid);
   kill (pid, SIGCONT);
   g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
   g_assert_true (WIFEXITED (status));
@@ -1061,7 +797,7 @@ test_registry_killed (void)
   g_assert_false (cached (h, F.big_layer));
   assert_cache_clean (h);
 
-  start_registry ();
+  bg_test_registry_restart (&F.r);
   pull_ok (h, ref, NULL);
   g_assert_true (cached (h, F.big_layer));
   assert_cache_clean (h);
@@ -1096,15 +832,15 @@ test_insecure (void)
   g_autofree char *config = path ("registry-plain.yml");
   g_autofree char *log = path ("registry-plain.log");
   g_autofree char *yml = NULL, *conf = NULL, *ref = NULL, *err = NULL, *out = NULL;
-  guint16 port = free_port ();
+  guint16 port = bg_test_free_port ();
   GPid pid;
 
   yml = g_strdup_printf ("version: 0.1\nlog:\n  level: info\n  formatter: text\n"
                          "storage:\n  filesystem:\n    rootdirectory: %s\n"
-                         "http:\n  addr: 127.0.0.1:%u\n", F.storage, port);
+                         "http:\n  addr: 127.0.0.1:%u\n", F.r.storage, port);
   g_assert_true (g_file_set_contents (config, yml, -1, NULL));
-  pid = spawn_server ((const char *[]) { "docker-registry", "serve", config, NULL }, log);
-  wait_listening ("127.0.0.1", port, pid);
+  pid = bg_test_spawn_server ((const char *[]) { "docker-registry", "serve", config, NULL }, log);
+  bg_test_wait_listening ("127.0.0.1", port, pid);
   ref = g_strdup_printf ("127.0.0.1:%u/base:1", port);
 
   g_assert_cmpint (pull (h, ref, NULL, &err), ==, 1);
@@ -1112,11 +848,11 @@ test_insecure (void)
   g_assert_cmpuint (assert_cache_clean (h), ==, 0);
 
   conf = g_strdup_printf ("[registry]\ninsecure=registry.lan; 127.0.0.1:%u\n", port);
-  write_file (conf_dir, "banger.conf", conf, strlen (conf));
+  bg_test_write_file (conf_dir, "banger.conf", conf, strlen (conf));
   pull_ok (h, ref, &out);
   g_assert_true (cached (h, F.a_layer));
   g_assert_true (cached (h, F.b_layer));
-  stop_server (&pid);
+  bg_test_stop_server (&pid);
 }
 
 /* ---- banger image pull, end to end ---- */
@@ -1135,15 +871,15 @@ make_default_image (Home *h)
   g_autoptr(BgImage) image = NULL;
   Elf64_Ehdr *eh = (Elf64_Ehdr *) elf;
 
-  write_file (src, "usr/lib/modules/6.1.0-test/kernel/fs/overlayfs/overlay.ko", "a module\n", 9);
-  g_free (run_ok ((const char *[]) { "mke2fs", "-q", "-t", "ext4", "-d", src, rootfs, "16M", NULL }));
+  bg_test_write_file (src, "usr/lib/modules/6.1.0-test/kernel/fs/overlayfs/overlay.ko", "a module\n", 9);
+  g_free (bg_test_run_ok ((const char *[]) { "mke2fs", "-q", "-t", "ext4", "-d", src, rootfs, "16M", NULL }));
   memcpy (eh->e_ident, ELFMAG, SELFMAG);
   eh->e_ident[EI_CLASS] = ELFCLASS64;
   eh->e_ident[EI_DATA] = ELFDATA2LSB;
   eh->e_ident[EI_VERSION] = EV_CURRENT;
   eh->e_type = ET_EXEC;
   eh->e_machine = EM_X86_64;
-  write_file (h->dir, "vmlinux", elf, 65536);
+  bg_test_write_file (h->dir, "vmlinux", elf, 65536);
   g_assert_cmpint (g_mkdir_with_parents (images, 0700), ==, 0);
   image = bg_image_import (images, "default",
                            &(BgImageFiles) { vmlinux, rootfs, NULL, NULL, "test: default", NULL, NULL }, NULL, &error);
@@ -1169,7 +905,7 @@ banger (Home *h,
     g_ptr_array_add (argv, (char *) arg);
   va_end (ap);
   g_ptr_array_add (argv, NULL);
-  status = run ((const char * const *) argv->pdata, &o, &e, envp);
+  status = bg_test_run ((const char * const *) argv->pdata, &o, &e, envp);
   g_test_message ("banger %s: exit %d\n%s%s", (char *) argv->pdata[1], status, o, e);
   if (out)
     *out = g_steal_pointer (&o);
@@ -1223,14 +959,14 @@ test_cli_pull (void)
   g_assert_nonnull (strstr (out, manifest_line));
   g_clear_pointer (&out, g_free);
 
-  from = log_size (F.reg_log);
+  from = log_size (F.r.reg_log);
   g_assert_cmpint (banger (h, &out, NULL, "image", "pull", base, NULL), ==, 0);
   g_assert_nonnull (strstr (out, "up to date"));
   g_assert_cmpuint (registry_gets (from, "/v2/base/manifests/"), ==, 1);
   g_assert_cmpuint (registry_gets (from, "/v2/base/blobs/"), ==, 0);
   g_clear_pointer (&out, g_free);
 
-  from = log_size (F.reg_log);
+  from = log_size (F.r.reg_log);
   g_assert_cmpint (banger (h, &out, &err, "image", "pull", more, "--name", "more", NULL), ==, 0);
   g_assert_cmpuint (registry_gets (from, "/v2/more/blobs/"), ==, 2);
   /* In a pipe: one line per step, no byte counts. */
@@ -1242,10 +978,10 @@ test_cli_pull (void)
   g_clear_pointer (&err, g_free);
 
   /* The name is taken by another reference: refused before any request. */
-  from = log_size (F.reg_log);
+  from = log_size (F.r.reg_log);
   g_assert_cmpint (banger (h, NULL, &err, "image", "pull", base, "--name", "more", NULL), ==, 1);
   g_assert_nonnull (strstr (err, "choose another name with --name"));
-  g_assert_cmpuint (log_count (F.reg_log, from, "response completed", NULL), ==, 0);
+  g_assert_cmpuint (log_count (F.r.reg_log, from, "response completed", NULL), ==, 0);
   g_clear_pointer (&err, g_free);
 
   /* base-1's manifest and config go; its layers stay, more uses them. */
@@ -1266,7 +1002,7 @@ main (int argc, char **argv)
   int rc;
 
   g_test_init (&argc, &argv, NULL);
-  missing = missing_tool ();
+  missing = bg_test_registry_missing_tool ();
   if (missing != NULL)
     {
       g_print ("1..0 # SKIP %s is not installed (apt-get install docker-registry skopeo umoci openssl python3)\n",

@@ -246,6 +246,54 @@ wait_ssh (BgHarness  *h,
   }
 }
 
+/* A file's sha256, hex. */
+char *
+sha256_of (const char *path)
+{
+  g_autoptr(GMappedFile) map = g_mapped_file_new (path, FALSE, NULL);
+  g_assert_nonnull (map);
+  return g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) g_mapped_file_get_contents (map),
+                                      g_mapped_file_get_length (map));
+}
+
+/* Reads the console once a second until a line holds @done; that line.
+ * QEMU exiting, a console silent for three minutes (a stuck guest) or
+ * the bound passing fails the test, showing the console's end. */
+char *
+wait_console (Vm         *vm,
+              const char *done)
+{
+  gsize console_len = 0;
+  gboolean exited = FALSE;
+  int quiet = 0, boot_s = bg_test_timeout (900), silent_s = bg_test_timeout (180);
+  g_autofree char *log = NULL;
+
+  for (int i = 0; i < boot_s && !exited && quiet < silent_s; i++)
+    {
+      const char *at;
+      gsize len = 0;
+
+      g_clear_pointer (&log, g_free);
+      if (g_file_get_contents (vm->console, &log, &len, NULL) && (at = strstr (log, done)) != NULL)
+        {
+          const char *bol = at;
+
+          while (bol > log && bol[-1] != '\n')
+            bol--;
+          g_test_message ("%s: \"%s\" on the console about %d s after QEMU started (TCG)", vm->name, done, i);
+          return g_strndup (bol, strcspn (bol, "\r\n"));
+        }
+      quiet = len > console_len ? 0 : quiet + 1;
+      console_len = MAX (console_len, len);
+      exited = waitpid (vm->qemu, NULL, WNOHANG) == vm->qemu;
+      if (!exited)
+        g_usleep (G_USEC_PER_SEC);
+    }
+  g_error ("no \"%s\" on %s's console (%s); console:\n%s", done, vm->name,
+           exited ? "QEMU exited" : quiet >= silent_s ? "the guest stopped making progress" : "too long",
+           log ? log + MAX (0, (int) strlen (log) - 4000) : "");
+}
+
 /* `banger vm ssh NAME -- SCRIPT`: ssh hands the command to the guest
  * user's shell (banger itself passes an argv). It must succeed; its
  * output. */
@@ -269,6 +317,16 @@ import_image (BgHarness  *h,
               const char *prep_home,
               const char *image)
 {
+  import_image_as (h, prep_home, image, image);
+}
+
+/* As import_image, under the name @name. */
+void
+import_image_as (BgHarness  *h,
+                 const char *prep_home,
+                 const char *image,
+                 const char *name)
+{
   g_autofree char *dir = g_build_filename (prep_home, ".local/share/banger/images", image, NULL);
   g_autofree char *kernel = g_build_filename (dir, "vmlinux", NULL);
   g_autofree char *rootfs = g_build_filename (dir, "rootfs.ext4", NULL);
@@ -284,7 +342,7 @@ import_image (BgHarness  *h,
 
   bg_harness_set_group_rule (h, TRUE);
   bg_harness_use_vmm (h, g_getenv ("BANGER_TEST_VMM"));
-  if (cli (h, &o, &e, "image", "import", image, "--kernel", kernel, "--rootfs", rootfs, "--initrd", initrd,
+  if (cli (h, &o, &e, "image", "import", name, "--kernel", kernel, "--rootfs", rootfs, "--initrd", initrd,
            NULL) != 0)
     g_error ("image import: %s", e);
   /* A file to sync at first boot (written in the guest as the user). */

@@ -43,3 +43,10 @@ char       *in_guest    (BgHarness  *h,
 void        import_image (BgHarness  *h,
                          const char *prep_home,
                          const char *image);
+void        import_image_as (BgHarness  *h,
+                         const char *prep_home,
+                         const char *image,
+                         const char *name);
+char       *sha256_of   (const char *path);
+char       *wait_console (Vm        *vm,
+                         const char *done);

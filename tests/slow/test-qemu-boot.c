@@ -173,15 +173,6 @@ assert_ssh_through_forward (BgHarness  *h,
   g_assert_cmpstr (g_strstrip (out), ==, vm->name);
 }
 
-static char *
-sha256_of (const char *path)
-{
-  g_autoptr(GMappedFile) map = g_mapped_file_new (path, FALSE, NULL);
-  g_assert_nonnull (map);
-  return g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) g_mapped_file_get_contents (map),
-                                      g_mapped_file_get_length (map));
-}
-
 static void
 test_layered_guest (void)
 {

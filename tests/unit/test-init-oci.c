@@ -168,7 +168,8 @@ test_module_paths (void)
     "kernel/fs/overlayfs/overlay.ko:\n"
     "kernel/drivers/net/virtio_net.ko.xz: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko\n"
     "kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko\n"
-    "kernel/net/core/failover.ko:\n", -1, NULL));
+    "kernel/net/core/failover.ko:\n"
+    "kernel/fs/nls/nls_iso8859-1.ko:\n", -1, NULL));
   g_assert_cmpint (bg_init_module_paths (dir, "overlay", paths, 8), ==, 1);
   g_assert_true (g_str_has_suffix (paths[0], "/kernel/fs/overlayfs/overlay.ko"));
   /* What it needs first, farthest first; "-" and "_" alike. */
@@ -177,6 +178,10 @@ test_module_paths (void)
   g_assert_true (g_str_has_suffix (paths[1], "net_failover.ko"));
   g_assert_cmpstr (paths[2], ==, want2);
   g_assert_cmpint (bg_init_module_paths (dir, "vfat", paths, 8), ==, -1);
+  /* The character set a vfat mount loads, by the name it has in
+   * modules.dep (bg_init_ensure_vfat asks for it so). */
+  g_assert_cmpint (bg_init_module_paths (dir, "nls_iso8859-1", paths, 8), ==, 1);
+  g_assert_true (g_str_has_suffix (paths[0], "/kernel/fs/nls/nls_iso8859-1.ko"));
   g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
 }
 
