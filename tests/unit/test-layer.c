@@ -550,6 +550,51 @@ test_formats (Fixture *f, gconstpointer data)
     }
 }
 
+/* A layer that ends where its last file's data ends, with no padding and
+ * no end blocks, as Go's tar writer leaves it unless closed (umoci insert
+ * writes such layers): applied, as tar and containerd apply it; one cut
+ * a byte earlier, inside the data, is still refused. */
+static void
+test_unpadded_end_accepted (Fixture *f, gconstpointer data)
+{
+  g_autoptr(LayerTar) t = layer_tar_new ();
+  g_autofree char *p = g_build_filename (f->tree, "dir/last", NULL);
+  g_autofree char *text = NULL;
+  const char *body = "the last file, not a multiple of 512 bytes\n";
+  gsize end;
+
+  layer_tar_dir (t, "dir");
+  layer_tar_file (t, "dir/last", body, 0644);
+  /* The archive so far holds no end blocks: cut the last padding off. */
+  end = t->data->len - (512 - strlen (body) % 512) % 512;
+  for (guint cut = 0; cut < 2; cut++)
+    {
+      gsize len = end - cut;
+      g_autofree char *digest = layer_sha256 (t->data->data, len);
+      g_autoptr(GBytes) blob = g_bytes_new (t->data->data, len);
+      BgLayerSpec spec = { digest, digest, len, BG_OCI_COMPRESSION_NONE };
+      BgLayerStats stats = { 0 };
+      g_autoptr(GError) error = NULL;
+      int fd = blob_fd (f, blob);
+      gboolean ok = bg_layer_apply (f->tree_fd, fd, &spec, &stats, &error);
+
+      close (fd);
+      if (cut == 0)
+        {
+          g_assert_no_error (error);
+          g_assert_true (ok);
+          g_assert_true (g_file_get_contents (p, &text, NULL, NULL));
+          g_assert_cmpstr (text, ==, body);
+          g_assert_no_errno (g_unlink (p));
+        }
+      else
+        {
+          g_assert_false (ok);
+          g_assert_nonnull (strstr (error->message, "\"dir/last\""));
+        }
+    }
+}
+
 /* Nothing escapes, whatever the bytes: a truncated or bit-flipped layer
  * is refused, never applied outside the tree. */
 static void
@@ -764,6 +809,7 @@ main (int argc, char **argv)
   ADD ("formats", test_formats);
   ADD ("xattrs", test_xattrs);
   ADD ("xattr-bounds", test_xattr_bounds);
+  ADD ("unpadded-end-accepted", test_unpadded_end_accepted);
   ADD ("helper", test_helper);
   return g_test_run ();
 }

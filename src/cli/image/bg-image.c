@@ -462,19 +462,30 @@ import_kernel (BgImage         *image,
  * data extents only; checksummed, and checked once here (read-only), so
  * every VM disk made from it can be grown without an fsck of its own. */
 static gboolean
-import_rootfs (BgImage     *image,
-               int          rfd,
-               BgProgress  *progress,
-               GError     **error)
+import_rootfs (BgImage             *image,
+               const BgImageFiles  *files,
+               int                  rfd,
+               BgProgress          *progress,
+               GError             **error)
 {
-  g_auto(BgFd) out = create_output (image->rootfs, 0600, error);
+  g_auto(BgFd) out = -1;
   const char *fsck[] = { "e2fsck", "-f", "-n", image->rootfs, NULL };
   g_autoptr(GError) local = NULL;
   struct stat st;
 
-  if (out < 0)
+  /* A file banger just made beside the image (an OCI image's ext4) is
+   * moved: a copy of it cost a pull as much as its fetch three times
+   * over. Another filesystem (EXDEV) is copied as any input is. */
+  if (files->rootfs_is_ours && rename (files->rootfs, image->rootfs) == 0)
+    {
+      bg_progress_step (progress, "checksumming the root filesystem (banger's own, moved into place)");
+      if (fchmod (rfd, 0600) < 0 || (out = dup (rfd)) < 0)
+        return bg_error_errno (error, errno, "cannot take over", image->rootfs);
+      image->rootfs_sha256 = sha256_of_fd (rfd, progress, error);
+    }
+  else if ((out = create_output (image->rootfs, 0600, error)) < 0)
     return FALSE;
-  if (bg_disk_reflink (rfd, out, NULL))
+  else if (bg_disk_reflink (rfd, out, NULL))
     {
       bg_progress_step (progress, "checksumming the root filesystem (its extents are shared, by reflink)");
       image->rootfs_sha256 = sha256_of_fd (rfd, progress, error);
@@ -544,7 +555,7 @@ import_files (BgImage             *image,
   bg_progress_step (progress, format == BG_KERNEL_BZIMAGE ? "extracting vmlinux from the bzImage"
                                                           : "copying the kernel");
   if (!import_kernel (image, kfd, format, error) ||
-      !import_rootfs (image, rfd, progress, error) ||
+      !import_rootfs (image, files, rfd, progress, error) ||
       (files->initrd != NULL && !import_initrd (image, files->initrd, error)))
     return FALSE;
   bg_progress_step (progress, "checking the kernel against what Firecracker needs");

@@ -64,6 +64,8 @@ typedef struct {
   const char *source;     /* how it was made, for 'image show'; NULL: the files' names */
   const char *manifest_digest;      /* an OCI image's; NULL: none */
   const char * const *layers;       /* an OCI image's layer digests; NULL: none */
+  gboolean    rootfs_is_ours;       /* rootfs is banger's own new file (an OCI image's mke2fs -d): moved
+                                     * into the image, not copied */
 } BgImageFiles;
 
 BgImage       *bg_image_import        (const char  *images_dir,

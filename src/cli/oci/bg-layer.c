@@ -245,6 +245,30 @@ stream_skip (Stream      *s,
   return TRUE;
 }
 
+/* The padding after an entry's data, to the next 512-byte block. A
+ * stream that ends exactly where the last entry's data ends (no padding,
+ * no end blocks) is accepted, as tar, Go's archive/tar and containerd
+ * accept it: Go's tar writer leaves both out unless closed, and `umoci
+ * insert` writes layers so. Its digests are still checked. */
+static gboolean
+stream_skip_padding (Stream      *s,
+                     guint64      len,
+                     GError     **error)
+{
+  guint8 buf[BLOCK];
+
+  while (len > 0)
+    {
+      gssize n = stream_read (s, buf, len, error);
+      if (n < 0)
+        return FALSE;
+      if (n == 0)
+        return TRUE;
+      len -= n;
+    }
+  return TRUE;
+}
+
 /* -- tar headers --------------------------------------------------------- */
 
 typedef struct {
@@ -930,7 +954,7 @@ apply_entry (Apply   *a,
         if (fd < 0)
           return fail (error, BG_ERROR_FAILED, a->digest, e->path, "cannot create it: %s", g_strerror (errno));
         if (!write_data (a, s, fd, e, error) ||
-            !stream_skip (s, (BLOCK - e->size % BLOCK) % BLOCK, e->path, error))
+            !stream_skip_padding (s, (BLOCK - e->size % BLOCK) % BLOCK, error))
           return FALSE;
         return set_owner_mode (a, parent, leaf, e, error);
       }

@@ -449,7 +449,7 @@ bg_oci_image_import (const BgOciImport  *import,
   {
     g_autofree char *source = g_strdup (import->source ? import->source : "oci");
     BgImageFiles files = { w.kernel, rootfs, w.initrd, NULL, source, import->manifest_digest,
-                           (const char * const *) layers->pdata };
+                           (const char * const *) layers->pdata, TRUE };
 
     image = bg_image_import (images_dir, import->name, &files, progress, error);
   }

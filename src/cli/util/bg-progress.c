@@ -45,7 +45,8 @@ bg_progress_step (BgProgress *p,
   if (p == NULL)
     return;
   mark (p);
-  p->current = what;
+  g_free (p->current);
+  p->current = g_strdup (what);
   p->step++;
   p->shown = 0;
   if (!p->cli->json)
@@ -79,7 +80,7 @@ bg_progress_done (BgProgress *p)
   if (p->cli->is_tty && !p->cli->json)
     g_printerr ("\r\033[K");
   mark (p);
-  p->current = NULL;
+  g_clear_pointer (&p->current, g_free);
   if (p->timings != NULL && p->timings->len > 0)
     {
       g_autofree char *status = NULL;
@@ -98,6 +99,9 @@ bg_progress_done (BgProgress *p)
 void
 bg_progress_clear (BgProgress *p)
 {
-  if (p != NULL && p->timings != NULL)
+  if (p == NULL)
+    return;
+  g_clear_pointer (&p->current, g_free);
+  if (p->timings != NULL)
     g_string_free (g_steal_pointer (&p->timings), TRUE);
 }

@@ -15,7 +15,7 @@ typedef struct {
   int         steps;
   gint64      started;
   GString    *timings;   /* with BANGER_TIMINGS=1: "what=ms" per step */
-  const char *current;
+  char       *current;   /* a copy: callers pass strings they free */
   gint64      shown;     /* when bytes were last drawn */
 } BgProgress;
 
