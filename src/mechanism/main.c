@@ -7,7 +7,7 @@
 #include <unistd.h>
 #include <gio/gio.h>
 
-#include "bg-config.h"
+#include "bg-size.h"
 #include "daemon.h"
 #include "jail.h"
 
