@@ -27,6 +27,7 @@
 #include "bg-build.h"
 #include "bg-client.h"
 #include "bg-disk.h"
+#include "bg-disk-vm.h"
 #include "bg-error.h"
 #include "bg-file.h"
 #include "bg-forward.h"
@@ -39,7 +40,8 @@
 #include "bg-ssh.h"
 #include "bg-undo.h"
 #include "bg-vm.h"
-#include "bg-vm-private.h"
+#include "bg-vm-control.h"
+#include "bg-vm-launch.h"
 
 
 static void
@@ -149,7 +151,7 @@ local_work_run (gpointer data)
   sigaddset (&signals, SIGINT);
   sigaddset (&signals, SIGTERM);
   pthread_sigmask (SIG_BLOCK, &signals, NULL);
-  if (bg_disk_make_for_vm (w->image, w->dir, w->mode, w->bytes, &w->used, &w->reason, w->cancellable, &w->error) &&
+  if (bg_disk_vm_make (w->image, w->dir, w->mode, w->bytes, &w->used, &w->reason, w->cancellable, &w->error) &&
       bg_ssh_ensure_client_key (w->client_key, &w->error))
     bg_ssh_generate_host_key (w->dir, &private_key, &public_key, &w->error);
   g_mutex_lock (&w->lock);
