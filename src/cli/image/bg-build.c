@@ -30,6 +30,7 @@
 #include "bg-guest-programs.h"
 #include "bg-config.h"
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "bg-file.h"
 #include "bg-image.h"
 #include "bg-names.h"
@@ -456,19 +457,13 @@ bg_image_build (const char           *images_dir,
     }
   {
     g_autofree char *krel = g_build_filename ("boot", kname, NULL);
-    int in, out;
-    gboolean ok;
+    g_auto(BgFd) in = -1, out = -1;
 
     if (!copy_out (tree, krel, bz, error))
       goto fail;
     in = open (bz, O_RDONLY | O_CLOEXEC);
     out = open (vmlinux, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    ok = in >= 0 && out >= 0 && bg_kernel_extract_vmlinux (in, out, error);
-    if (in >= 0)
-      close (in);
-    if (out >= 0)
-      close (out);
-    if (!ok)
+    if (in < 0 || out < 0 || !bg_kernel_extract_vmlinux (in, out, error))
       goto fail;
   }
   if (iname != NULL)

@@ -28,6 +28,7 @@
 #include "bg-disk.h"
 #include "bg-cli.h"
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "bg-spawn.h"
 
 #define CHUNK (8 << 20)
@@ -204,7 +205,7 @@ bg_disk_create (const char     *image_rootfs,
                 GError        **error)
 {
   g_autoptr(GError) local = NULL;
-  int src, dst;
+  g_auto(BgFd) src = -1, dst = -1;
   gboolean ok = FALSE;
 
   src = open (image_rootfs, O_RDONLY | O_CLOEXEC);
@@ -217,7 +218,6 @@ bg_disk_create (const char     *image_rootfs,
   if (dst < 0)
     {
       g_set_error (error, BG_ERROR, BG_ERROR_EXISTS, "cannot create %s: %s", dest, g_strerror (errno));
-      close (src);
       return FALSE;
     }
 
@@ -249,8 +249,8 @@ bg_disk_create (const char     *image_rootfs,
 
   if (ok)
     ok = grow (dest, dst, size, error);
-  close (src);
-  close (dst);
+  bg_fd_clear (&src);
+  bg_fd_clear (&dst);
   if (!ok)
     {
       g_unlink (dest);
