@@ -14,6 +14,7 @@
 #include <glib/gstdio.h>
 
 #include "bg-disk.h"
+#include "bg-disk-vm.h"
 
 #define IMAGE_BYTES (4ll << 30)
 #define DATA_BYTES  (1ll << 30)   /* a filesystem image is mostly holes */
@@ -94,7 +95,7 @@ time_layered (const char *src, const char *dir)
 
   drop_caches ();
   t0 = now_ms ();
-  if (!bg_disk_make_for_vm (&image, dir, BG_DISK_MODE_LAYERED, IMAGE_BYTES, &used, &reason, NULL, &error))
+  if (!bg_disk_vm_make (&image, dir, BG_DISK_MODE_LAYERED, IMAGE_BYTES, &used, &reason, NULL, &error))
     g_error ("%s", error->message);
   return now_ms () - t0;
 }

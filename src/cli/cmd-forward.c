@@ -21,6 +21,7 @@
 #include "bg-ssh.h"
 #include "bg-state.h"
 #include "bg-vm.h"
+#include "bg-vm-control.h"
 
 #define UDP_IDLE_DEFAULT_S 60
 

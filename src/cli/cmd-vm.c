@@ -16,6 +16,7 @@
 #include "bg-spawn.h"
 #include "bg-state.h"
 #include "bg-vm.h"
+#include "bg-vm-control.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -75,4 +75,13 @@ gboolean     bg_invocation_take_error (GDBusMethodInvocation *invocation,
 PolkitDetails *bg_details_new       (const char             *key,
                                      const char             *value);
 
+/* The methods each part serves, connected by bg_mechanism_new: system-dbus.c
+ * (Ping, Subscribe, HostInfo, ListResources, ReleaseResource, with the
+ * daemon as user data), network-dbus.c, storage-dbus.c and vm-dbus.c
+ * (with their subsystem). */
+extern const BgMethod bg_system_methods[];
+extern const BgMethod bg_network_methods[];
+extern const BgMethod bg_storage_methods[];
+extern const BgMethod bg_vm_methods[];
+
 G_END_DECLS

@@ -1,8 +1,9 @@
 /* daemon.c: the hub — bus name, object, registry, idle exit, and the
  * resource kinds. Each privileged concern is a subsystem that registers
- * its kinds here and connects its own handlers with itself as their user
- * data (network.c + network-dbus.c, ...); the system-wide methods are in
- * system-dbus.c. */
+ * its kinds here through a table of callbacks (BgKindOps) and whose
+ * handlers are connected with itself as their user data (network.c +
+ * network-dbus.c, ...); mechanism.c builds them over the hub, which
+ * knows none of them. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,10 +14,7 @@
 #include "bg-dbus.h"
 #include "bg-error.h"
 #include "daemon.h"
-#include "network.h"
 #include "registry.h"
-#include "storage.h"
-#include "vm.h"
 
 typedef struct {
   const BgKindOps *ops;
@@ -32,9 +30,6 @@ struct _BgDaemon {
   BgMechanism1    *skeleton;
   PolkitAuthority *authority;
   BgRegistry      *registry;
-  BgNetwork       *network;
-  BgVms           *vms;
-  BgStorage       *storage;
   guint            owner_id;
   guint            idle_source;
   guint            drain_source;
@@ -96,9 +91,10 @@ bg_daemon_release_resource (BgDaemon    *daemon,
   return bg_registry_remove (daemon->registry, resource, error);
 }
 
-/* Entries a crash left half-done ("creating", "deleting") are undone. */
-static void
-reconcile (BgDaemon *daemon)
+/* Entries a crash left half-done ("creating", "deleting") are undone,
+ * once every kind is registered. */
+void
+bg_daemon_reconcile (BgDaemon *daemon)
 {
   g_autoptr(GPtrArray) all = bg_registry_list_all (daemon->registry);
 
@@ -283,17 +279,6 @@ bg_daemon_new (const BgDaemonOptions  *options,
 
   daemon->skeleton = bg_mechanism1_skeleton_new ();
   bg_mechanism1_set_version (daemon->skeleton, PACKAGE_VERSION);
-  daemon->network = bg_network_new (daemon);
-  daemon->storage = bg_storage_new (daemon);
-  daemon->vms = bg_vms_new (daemon, daemon->network, daemon->storage);
-  bg_call_connect_methods (daemon, bg_system_methods, daemon);
-  bg_call_connect_methods (daemon, bg_network_methods, daemon->network);
-  bg_call_connect_methods (daemon, bg_storage_methods, daemon->storage);
-  bg_call_connect_methods (daemon, bg_vm_methods, daemon->vms);
-
-  reconcile (daemon);
-  bg_vms_recover (daemon->vms);
-  bg_network_reconcile (daemon->network);
   return daemon;
 }
 
@@ -311,9 +296,6 @@ bg_daemon_free (BgDaemon *daemon)
       g_dbus_interface_skeleton_get_connection (G_DBUS_INTERFACE_SKELETON (daemon->skeleton)) != NULL)
     g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (daemon->skeleton));
   g_clear_object (&daemon->skeleton);
-  g_clear_pointer (&daemon->vms, bg_vms_free);
-  g_clear_pointer (&daemon->storage, bg_storage_free);
-  g_clear_pointer (&daemon->network, bg_network_free);
   g_clear_object (&daemon->authority);
   g_clear_pointer (&daemon->registry, bg_registry_free);
   g_clear_pointer (&daemon->loop, g_main_loop_unref);

@@ -6,7 +6,6 @@
 #include <polkit/polkit.h>
 
 #include "bg-dbus-generated.h"
-#include "auth.h"
 #include "kind.h"
 #include "types.h"
 
@@ -52,6 +51,7 @@ struct _BgKindOps {
 BgDaemon        *bg_daemon_new              (const BgDaemonOptions *options,
                                              GError               **error);
 void             bg_daemon_free             (BgDaemon              *daemon);
+void             bg_daemon_reconcile        (BgDaemon              *daemon);
 int              bg_daemon_run              (BgDaemon              *daemon);
 void             bg_daemon_hold             (BgDaemon              *daemon);
 void             bg_daemon_release          (BgDaemon              *daemon);
@@ -96,14 +96,5 @@ void             bg_daemon_test_pause       (BgDaemon              *daemon,
                                              const char            *step);
 void             bg_daemon_test_count       (BgDaemon              *daemon,
                                              const char            *step);
-
-/* The methods each part serves, connected by bg_daemon_new: system-dbus.c
- * (Ping, Subscribe, HostInfo, ListResources, ReleaseResource, with the
- * daemon as user data), network-dbus.c, storage-dbus.c and vm-dbus.c
- * (with their subsystem). */
-extern const BgMethod bg_system_methods[];
-extern const BgMethod bg_network_methods[];
-extern const BgMethod bg_storage_methods[];
-extern const BgMethod bg_vm_methods[];
 
 G_END_DECLS

@@ -7,8 +7,9 @@
 #include <unistd.h>
 #include <gio/gio.h>
 
-#include "bg-config.h"
+#include "bg-size.h"
 #include "daemon.h"
+#include "mechanism.h"
 #include "jail.h"
 
 #define DEFAULT_IDLE_TIMEOUT 30
@@ -64,7 +65,7 @@ main (int    argc,
   gint idle_timeout = -1;
   gboolean no_idle = FALSE, replace = FALSE, verbose = FALSE, version = FALSE;
   BgDaemonOptions options = { 0 };
-  BgDaemon *daemon;
+  BgMechanism *mechanism;
   int rc;
   GOptionEntry entries[] = {
     { "idle-timeout", 0, 0, G_OPTION_ARG_INT, &idle_timeout,
@@ -139,8 +140,8 @@ main (int    argc,
   load_limits (conf, conf_path, &options.limits);
   options.replace = replace;
 
-  daemon = bg_daemon_new (&options, &error);
-  if (daemon == NULL)
+  mechanism = bg_mechanism_new (&options, &error);
+  if (mechanism == NULL)
     {
       g_printerr ("banger-mechanism: %s\n", error->message);
       return 1;
@@ -148,7 +149,7 @@ main (int    argc,
   if (bg_confine_landlock_abi () < 6)
     g_message ("Landlock ABI %d: jailed VMMs can reach the host's abstract unix sockets "
                "(Linux 6.12 or later confines them)", bg_confine_landlock_abi ());
-  rc = bg_daemon_run (daemon);
-  bg_daemon_free (daemon);
+  rc = bg_mechanism_run (mechanism);
+  bg_mechanism_free (mechanism);
   return rc;
 }

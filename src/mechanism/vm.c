@@ -15,10 +15,10 @@
 #include <unistd.h>
 #include <glib-unix.h>
 
-#include "bg-config.h"
 #include "bg-error.h"
 #include "bg-fd.h"
 #include "bg-names.h"
+#include "bg-size.h"
 #include "daemon.h"
 #include "jail.h"
 #include "loop.h"

@@ -85,6 +85,9 @@ int           bg_harness_run_cli       (BgHarness    *h,
                                         char        **err,
                                         const char   *first_arg,
                                         ...) G_GNUC_NULL_TERMINATED;
+/* The CLI as test user A, whom most tests are: bg_harness_run_cli's
+ * arguments, NULL-terminated, after @err. */
+#define bg_harness_cli(h, out, err, ...) bg_harness_run_cli ((h), BG_TEST_USER_A, (out), (err), __VA_ARGS__)
 gboolean      bg_harness_mirror_reachable (void);
 char         *bg_harness_build_image   (const char   *home,
                                         const char   *name,

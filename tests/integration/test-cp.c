@@ -31,25 +31,6 @@ typedef struct {
   GPid       agent;
 } Fixture;
 
-static int
-cli (Fixture *f, char **out, char **err, const char *first, ...) G_GNUC_NULL_TERMINATED;
-
-static int
-cli (Fixture *f, char **out, char **err, const char *first, ...)
-{
-  const char *args[16] = { first };
-  va_list ap;
-  int n = 1;
-
-  va_start (ap, first);
-  while (n < 15 && (args[n] = va_arg (ap, const char *)) != NULL)
-    n++;
-  va_end (ap);
-  args[n] = NULL;
-  return bg_harness_run_cli (f->h, BG_TEST_USER_A, out, err, args[0], args[1], args[2], args[3], args[4],
-                             args[5], args[6], args[7], args[8], args[9], args[10], args[11], args[12], NULL);
-}
-
 static guint32
 uid_of_process (gint64 pid)
 {
@@ -103,7 +84,7 @@ setup (Fixture *f, gconstpointer data)
     g_assert_no_errno (chown (conf_dir, a, (gid_t) -1));
     g_assert_no_errno (chown (conf, a, (gid_t) -1));
   }
-  if (cli (f, &out, &err, "vm", "up", "dev", "--no-wait", "--json", NULL) != 0)
+  if (bg_harness_cli (f->h, &out, &err, "vm", "up", "dev", "--no-wait", "--json", NULL) != 0)
     g_error ("vm up failed: %s", err);
   g_assert_true (json_parser_load_from_data (p, out, -1, NULL));
   o = json_node_get_object (json_parser_get_root (p));
@@ -144,7 +125,7 @@ teardown (Fixture *f, gconstpointer data)
   g_autofree char *out = NULL, *err = NULL;
 
   stop_agent (f);
-  cli (f, &out, &err, "vm", "rm", "dev", "--force", NULL);
+  bg_harness_cli (f->h, &out, &err, "vm", "rm", "dev", "--force", NULL);
   bg_harness_stop (f->h);
   g_free (f->home);
   g_free (f->vsock);
@@ -191,15 +172,15 @@ test_file_both_ways_with_mode (Fixture *f, gconstpointer data)
   g_autofree char *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL, *o3 = NULL, *e3 = NULL;
   guint32 b = bg_harness_uid (BG_TEST_USER_B), a = bg_harness_uid (BG_TEST_USER_A);
 
-  if (cli (f, &o1, &e1, "vm", "cp", src, to_dir, NULL) != 0)
+  if (bg_harness_cli (f->h, &o1, &e1, "vm", "cp", src, to_dir, NULL) != 0)
     g_error ("vm cp in failed: %s", e1);
   assert_file (in_dir, "#!/bin/sh\necho hi\n", 0750, b);
-  if (cli (f, &o2, &e2, "vm", "cp", src, to_new, NULL) != 0)
+  if (bg_harness_cli (f->h, &o2, &e2, "vm", "cp", src, to_new, NULL) != 0)
     g_error ("vm cp in (new name) failed: %s", e2);
   assert_file (renamed, "#!/bin/sh\necho hi\n", 0750, b);
   /* Out: a mode that is not the default, and the caller owns it. */
   g_assert_no_errno (chmod (renamed, 0604));
-  if (cli (f, &o3, &e3, "vm", "cp", to_new, back, NULL) != 0)
+  if (bg_harness_cli (f->h, &o3, &e3, "vm", "cp", to_new, back, NULL) != 0)
     g_error ("vm cp out failed: %s", e3);
   assert_file (back, "#!/bin/sh\necho hi\n", 0604, a);
   /* No temporary names stay behind on either side. */
@@ -234,10 +215,10 @@ test_tree_both_ways (Fixture *f, gconstpointer data)
   g_free (user_file (f, "tree/sub/deep.txt", "deep\n", 5, 0600));
 
   /* Without -r a directory is refused, naming the option. */
-  g_assert_cmpint (cli (f, &o1, &e1, "vm", "cp", tree, to, NULL), ==, 2);
+  g_assert_cmpint (bg_harness_cli (f->h, &o1, &e1, "vm", "cp", tree, to, NULL), ==, 2);
   g_assert_nonnull (strstr (e1, "copy it with -r"));
 
-  if (cli (f, &o2, &e2, "vm", "cp", "-r", tree, to, NULL) != 0)
+  if (bg_harness_cli (f->h, &o2, &e2, "vm", "cp", "-r", tree, to, NULL) != 0)
     g_error ("vm cp -r in failed: %s", e2);
   g_top = g_build_filename (f->groot, "tree", "top.txt", NULL);
   g_deep = g_build_filename (f->groot, "tree", "sub", "deep.txt", NULL);
@@ -250,7 +231,7 @@ test_tree_both_ways (Fixture *f, gconstpointer data)
 
   g_assert_no_errno (g_mkdir (outdir, 0700));
   g_assert_no_errno (chown (outdir, a, (gid_t) -1));
-  if (cli (f, &o3, &e3, "vm", "cp", "-r", from, outdir, NULL) != 0)
+  if (bg_harness_cli (f->h, &o3, &e3, "vm", "cp", "-r", from, outdir, NULL) != 0)
     g_error ("vm cp -r out failed: %s", e3);
   h_top = g_build_filename (outdir, "tree", "top.txt", NULL);
   h_deep = g_build_filename (outdir, "tree", "sub", "deep.txt", NULL);
@@ -279,13 +260,13 @@ test_20_mib_checksum_both_ways (Fixture *f, gconstpointer data)
     }
   src = user_file (f, "big", bytes, size, 0644);
   want = g_compute_checksum_for_data (G_CHECKSUM_SHA256, bytes, size);
-  if (cli (f, &o1, &e1, "vm", "cp", src, to, NULL) != 0)
+  if (bg_harness_cli (f->h, &o1, &e1, "vm", "cp", src, to, NULL) != 0)
     g_error ("vm cp in failed: %s", e1);
   in_guest = g_build_filename (f->groot, "big", NULL);
   h1 = sha256_of (in_guest);
   g_assert_cmpstr (h1, ==, want);
   back = g_build_filename (f->home, "big-back", NULL);
-  if (cli (f, &o2, &e2, "vm", "cp", to, back, NULL) != 0)
+  if (bg_harness_cli (f->h, &o2, &e2, "vm", "cp", to, back, NULL) != 0)
     g_error ("vm cp out failed: %s", e2);
   h2 = sha256_of (back);
   g_assert_cmpstr (h2, ==, want);
@@ -301,7 +282,7 @@ test_missing_guest_path (Fixture *f, gconstpointer data)
   g_autofree char *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL, *o3 = NULL, *e3 = NULL;
   g_autofree char *gdir = g_strdup_printf ("dev:%s", f->groot);
 
-  g_assert_cmpint (cli (f, &o1, &e1, "vm", "cp", "dev:/no/such/file", dst, NULL), ==, 1);
+  g_assert_cmpint (bg_harness_cli (f->h, &o1, &e1, "vm", "cp", "dev:/no/such/file", dst, NULL), ==, 1);
   g_assert_nonnull (strstr (e1, "/no/such/file: No such file or directory"));
   g_assert_false (g_file_test (dst, G_FILE_TEST_EXISTS));
   {
@@ -311,10 +292,10 @@ test_missing_guest_path (Fixture *f, gconstpointer data)
     while ((n = g_dir_read_name (d)) != NULL)
       g_assert_false (g_str_has_prefix (n, ".banger-cp"));
   }
-  g_assert_cmpint (cli (f, &o2, &e2, "vm", "cp", src, "dev:/no/such/dir/file", NULL), ==, 1);
+  g_assert_cmpint (bg_harness_cli (f->h, &o2, &e2, "vm", "cp", src, "dev:/no/such/dir/file", NULL), ==, 1);
   g_assert_nonnull (strstr (e2, "/no/such/dir: No such file or directory"));
   /* A guest directory without -r names the option. */
-  g_assert_cmpint (cli (f, &o3, &e3, "vm", "cp", gdir, dst, NULL), ==, 1);
+  g_assert_cmpint (bg_harness_cli (f->h, &o3, &e3, "vm", "cp", gdir, dst, NULL), ==, 1);
   g_assert_nonnull (strstr (e3, "is a directory (copy it with -r)"));
 }
 
@@ -563,14 +544,14 @@ test_hostile_agent (Fixture *f, gconstpointer data)
   thread = hostile_start (f, &hs);
 
   /* ../x: refused by the codec as an unsafe NAME; nothing outside. */
-  g_assert_cmpint (cli (f, &o1, &e1, "vm", "cp", "-r", "dev:/srv/tree", outdir, NULL), ==, 1);
+  g_assert_cmpint (bg_harness_cli (f->h, &o1, &e1, "vm", "cp", "-r", "dev:/srv/tree", outdir, NULL), ==, 1);
   g_assert_nonnull (strstr (e1, "malformed frame"));
   g_assert_false (g_file_test (climbed, G_FILE_TEST_EXISTS));
   g_assert_false (g_file_test (climbed2, G_FILE_TEST_EXISTS));
 
   /* A frame longer than the protocol allows: refused from its header. */
   g_atomic_int_set ((gint *) &hs.how, OVERSIZE);
-  g_assert_cmpint (cli (f, &o2, &e2, "vm", "cp", "dev:/srv/big", outdir, NULL), ==, 1);
+  g_assert_cmpint (bg_harness_cli (f->h, &o2, &e2, "vm", "cp", "dev:/srv/big", outdir, NULL), ==, 1);
   g_assert_nonnull (strstr (e2, "frame longer than the protocol allows"));
   /* The root of the first copy (its name the user's) may be there;
    * nothing else is, and no half-written file. */
@@ -593,7 +574,7 @@ test_hostile_agent (Fixture *f, gconstpointer data)
   /* An agent of version 1 cannot transfer files: vm cp falls back to
    * scp (which finds no sshd in this stand-in guest). */
   g_atomic_int_set ((gint *) &hs.how, VERSION1);
-  g_assert_cmpint (cli (f, &o3, &e3, "vm", "cp", "dev:/srv/big", outdir, NULL), ==, 1);
+  g_assert_cmpint (bg_harness_cli (f->h, &o3, &e3, "vm", "cp", "dev:/srv/big", outdir, NULL), ==, 1);
   g_assert_nonnull (strstr (e3, "scp"));
 
   hostile_stop (f, &hs, g_steal_pointer (&thread));

@@ -32,25 +32,6 @@ typedef struct {
   GPid       agent;
 } Fixture;
 
-static int
-cli (Fixture *f, char **out, char **err, const char *first, ...) G_GNUC_NULL_TERMINATED;
-
-static int
-cli (Fixture *f, char **out, char **err, const char *first, ...)
-{
-  const char *args[16] = { first };
-  va_list ap;
-  int n = 1;
-
-  va_start (ap, first);
-  while (n < 15 && (args[n] = va_arg (ap, const char *)) != NULL)
-    n++;
-  va_end (ap);
-  args[n] = NULL;
-  return bg_harness_run_cli (f->h, BG_TEST_USER_A, out, err, args[0], args[1], args[2], args[3], args[4],
-                             args[5], args[6], args[7], args[8], args[9], args[10], args[11], args[12], NULL);
-}
-
 /* banger as user A with the given fds as its stdin/stdout/stderr (-1:
  * the test's own), not waited for. */
 static GPid
@@ -105,7 +86,7 @@ setup (Fixture *f, gconstpointer data)
   bg_harness_import_test_image (f->h, BG_TEST_USER_A);
   f->home = g_strdup_printf ("%s/home-%s", f->h->tmp, BG_TEST_USER_A);
   f->runtime = g_strdup_printf ("%s/runtime-%s", f->h->tmp, BG_TEST_USER_A);
-  if (cli (f, &out, &err, "vm", "up", "dev", "--no-wait", "--json", NULL) != 0)
+  if (bg_harness_cli (f->h, &out, &err, "vm", "up", "dev", "--no-wait", "--json", NULL) != 0)
     g_error ("vm up failed: %s", err);
   g_assert_true (json_parser_load_from_data (p, out, -1, NULL));
   o = json_node_get_object (json_parser_get_root (p));
@@ -138,7 +119,7 @@ teardown (Fixture *f, gconstpointer data)
   kill (f->agent, SIGTERM);
   waitpid (f->agent, NULL, 0);
   g_unlink (f->guest);
-  cli (f, &out, &err, "vm", "rm", "dev", "--force", NULL);
+  bg_harness_cli (f->h, &out, &err, "vm", "rm", "dev", "--force", NULL);
   bg_harness_stop (f->h);
   g_free (f->home);
   g_free (f->runtime);
@@ -153,20 +134,20 @@ test_exit_status_is_the_commands (Fixture *f, gconstpointer data)
   g_autofree char *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL, *o3 = NULL, *e3 = NULL;
   g_autofree char *o4 = NULL, *e4 = NULL, *o5 = NULL, *e5 = NULL, *o6 = NULL, *e6 = NULL;
 
-  g_assert_cmpint (cli (f, &o1, &e1, "vm", "exec", "dev", "--", "true", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o1, &e1, "vm", "exec", "dev", "--", "true", NULL), ==, 0);
   g_assert_cmpstr (o1, ==, "");
-  g_assert_cmpint (cli (f, &o2, &e2, "vm", "exec", "dev", "--", "false", NULL), ==, 1);
-  g_assert_cmpint (cli (f, &o3, &e3, "vm", "exec", "dev", "--", "sh", "-c", "echo out; echo err >&2; exit 7",
+  g_assert_cmpint (bg_harness_cli (f->h, &o2, &e2, "vm", "exec", "dev", "--", "false", NULL), ==, 1);
+  g_assert_cmpint (bg_harness_cli (f->h, &o3, &e3, "vm", "exec", "dev", "--", "sh", "-c", "echo out; echo err >&2; exit 7",
                         NULL), ==, 7);
   g_assert_cmpstr (o3, ==, "out\n");
   g_assert_cmpstr (e3, ==, "err\n");
   /* Ended by a signal: 128+N, as a shell reports it. */
-  g_assert_cmpint (cli (f, &o4, &e4, "vm", "exec", "dev", "--", "sh", "-c", "kill -KILL $$", NULL), ==, 137);
+  g_assert_cmpint (bg_harness_cli (f->h, &o4, &e4, "vm", "exec", "dev", "--", "sh", "-c", "kill -KILL $$", NULL), ==, 137);
   /* Not there: 127, and the guest's reason. */
-  g_assert_cmpint (cli (f, &o5, &e5, "vm", "exec", "dev", "--", "/no/such/program", NULL), ==, 127);
+  g_assert_cmpint (bg_harness_cli (f->h, &o5, &e5, "vm", "exec", "dev", "--", "/no/such/program", NULL), ==, 127);
   g_assert_nonnull (strstr (e5, "cannot run /no/such/program: No such file or directory"));
   /* An argv, not a shell line: the argument reaches the program as is. */
-  g_assert_cmpint (cli (f, &o6, &e6, "vm", "exec", "dev", "--", "printf", "%s|", "a b", "$HOME", ";x", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o6, &e6, "vm", "exec", "dev", "--", "printf", "%s|", "a b", "$HOME", ";x", NULL), ==, 0);
   g_assert_cmpstr (o6, ==, "a b|$HOME|;x|");
 }
 
@@ -176,15 +157,15 @@ test_user_cwd_and_env (Fixture *f, gconstpointer data)
   g_autofree char *out = NULL, *err = NULL, *o2 = NULL, *e2 = NULL, *o3 = NULL, *e3 = NULL;
   g_autofree char *want = g_strdup_printf ("%u\n%s\n/tmp\nbar\n", bg_harness_uid (BG_TEST_USER_B), BG_TEST_USER_B);
 
-  if (cli (f, &out, &err, "vm", "exec", "dev", "--user", BG_TEST_USER_B, "--cwd", "/tmp", "--env", "FOO=bar",
+  if (bg_harness_cli (f->h, &out, &err, "vm", "exec", "dev", "--user", BG_TEST_USER_B, "--cwd", "/tmp", "--env", "FOO=bar",
            "--", "sh", "-c", "id -u; echo $USER; pwd; echo $FOO", NULL) != 0)
     g_error ("vm exec failed: %s", err);
   g_assert_cmpstr (out, ==, want);
 
-  g_assert_cmpint (cli (f, &o2, &e2, "vm", "exec", "dev", "--user", "no-such-user", "--", "true", NULL), ==, 127);
+  g_assert_cmpint (bg_harness_cli (f->h, &o2, &e2, "vm", "exec", "dev", "--user", "no-such-user", "--", "true", NULL), ==, 127);
   g_assert_nonnull (strstr (e2, "no such user in the guest's /etc/passwd"));
   /* Bad options are refused before anything is sent, naming the option. */
-  g_assert_cmpint (cli (f, &o3, &e3, "vm", "exec", "dev", "--env", "NOVALUE", "--", "true", NULL), ==, 2);
+  g_assert_cmpint (bg_harness_cli (f->h, &o3, &e3, "vm", "exec", "dev", "--env", "NOVALUE", "--", "true", NULL), ==, 2);
   g_assert_nonnull (strstr (e3, "--env NOVALUE"));
 }
 
@@ -343,7 +324,7 @@ test_exec_while_another_streams (Fixture *f, gconstpointer data)
   close (pipefd[1]);
   read_until (pipefd[0], seen, "started\n");
   /* Now unread: the pipe, banger, the window and cat all stall. */
-  g_assert_cmpint (cli (f, &out, &err, "vm", "exec", "dev", "--", "echo", "meanwhile", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &out, &err, "vm", "exec", "dev", "--", "echo", "meanwhile", NULL), ==, 0);
   g_assert_cmpstr (out, ==, "meanwhile\n");
   g_assert_no_errno (kill (pid, SIGTERM));
   close (pipefd[0]);
@@ -441,13 +422,13 @@ test_no_agent_and_no_sshd_say_what_to_do (Fixture *f, gconstpointer data)
 {
   g_autofree char *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL;
 
-  g_assert_cmpint (cli (f, &o1, &e1, "vm", "ssh", "dev", "--", "true", NULL), ==, 1);
+  g_assert_cmpint (bg_harness_cli (f->h, &o1, &e1, "vm", "ssh", "dev", "--", "true", NULL), ==, 1);
   g_assert_nonnull (strstr (e1, "has no sshd; use 'banger vm exec -it dev"));
 
   kill (f->agent, SIGTERM);
   waitpid (f->agent, NULL, 0);
   g_unlink (f->guest);
-  g_assert_cmpint (cli (f, &o2, &e2, "vm", "exec", "dev", "--", "true", NULL), ==, 1);
+  g_assert_cmpint (bg_harness_cli (f->h, &o2, &e2, "vm", "exec", "dev", "--", "true", NULL), ==, 1);
   g_assert_nonnull (strstr (e2, "VM dev has no guest agent answering"));
 }
 
@@ -513,7 +494,7 @@ test_up_returns_when_the_agent_is_ready (Fixture *f, gconstpointer data)
   waitpid (agent, NULL, 0);
   g_spawn_close_pid (agent);
   g_unlink (guest);
-  g_assert_cmpint (cli (f, &o, &e, "vm", "rm", "later", "--force", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o, &e, "vm", "rm", "later", "--force", NULL), ==, 0);
 }
 
 /* The mechanism hands the vsock socket over on its own loop, after the
@@ -588,7 +569,7 @@ test_up_waits_for_the_vsock_hand_over (Fixture *f, gconstpointer data)
   waitpid (agent, NULL, 0);
   g_spawn_close_pid (agent);
   g_unlink (guest);
-  g_assert_cmpint (cli (f, &o, &e, "vm", "rm", "held", "--force", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o, &e, "vm", "rm", "held", "--force", NULL), ==, 0);
 }
 
 static void

@@ -25,25 +25,6 @@ home_of (Fixture *f)
   return g_strdup_printf ("%s/home-%s", f->h->tmp, BG_TEST_USER_A);
 }
 
-static int
-cli (Fixture *f, char **out, char **err, const char *first, ...) G_GNUC_NULL_TERMINATED;
-
-static int
-cli (Fixture *f, char **out, char **err, const char *first, ...)
-{
-  const char *args[16] = { first };
-  va_list ap;
-  int n = 1;
-
-  va_start (ap, first);
-  while (n < 15 && (args[n] = va_arg (ap, const char *)) != NULL)
-    n++;
-  va_end (ap);
-  args[n] = NULL;
-  return bg_harness_run_cli (f->h, BG_TEST_USER_A, out, err, args[0], args[1], args[2], args[3], args[4],
-                             args[5], args[6], args[7], args[8], args[9], args[10], NULL);
-}
-
 static void
 setup (Fixture *f, gconstpointer data)
 {
@@ -170,7 +151,7 @@ test_up_configures_the_vmm_and_rm_leaves_nothing (Fixture *f, gconstpointer data
   JsonObject *o;
   const char *api, *tap, *mac, *address;
 
-  if (cli (f, &out, &err, "vm", "up", "dev", "--no-wait", "--cpus", "2", "--memory", "512", "--json", NULL) != 0)
+  if (bg_harness_cli (f->h, &out, &err, "vm", "up", "dev", "--no-wait", "--cpus", "2", "--memory", "512", "--json", NULL) != 0)
     g_error ("vm up failed: %s", err);
   vm = json (out);
   o = json_node_get_object (vm);
@@ -209,21 +190,21 @@ test_up_configures_the_vmm_and_rm_leaves_nothing (Fixture *f, gconstpointer data
     g_assert_nonnull (strstr (hosts, line));
   }
 
-  g_assert_cmpint (cli (f, &ls, &ls_err, "vm", "ls", "--json", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &ls, &ls_err, "vm", "ls", "--json", NULL), ==, 0);
   list = json (ls);
   g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (json_node_get_array (list), 0),
                                                   "state"), ==, "running");
 
   /* Stop is Ctrl-Alt-Del through the API; the VMM exits on its own. */
-  if (cli (f, &stop_out, &stop_err, "vm", "stop", "dev", "--verbose", NULL) != 0)
+  if (bg_harness_cli (f->h, &stop_out, &stop_err, "vm", "stop", "dev", "--verbose", NULL) != 0)
     g_error ("vm stop failed: %s", stop_err);
   g_assert_nonnull (strstr (stop_err, "dev shut down"));
-  g_assert_cmpint (cli (f, &ls2, &ls2_err, "vm", "ls", "--json", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &ls2, &ls2_err, "vm", "ls", "--json", NULL), ==, 0);
   list2 = json (ls2);
   g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (json_node_get_array (list2), 0),
                                                   "state"), ==, "stopped");
 
-  if (cli (f, &rm_out, &rm_err, "vm", "rm", "dev", NULL) != 0)
+  if (bg_harness_cli (f->h, &rm_out, &rm_err, "vm", "rm", "dev", NULL) != 0)
     g_error ("vm rm failed: %s", rm_err);
   after = snapshot (f);
   g_assert_cmpstr (after, ==, before);
@@ -242,15 +223,15 @@ test_up_with_an_initrd (Fixture *f, gconstpointer data)
 
   g_assert_true (g_file_set_contents (initrd, "an initrd the test VMM never unpacks", -1, NULL));
   g_assert_no_errno (chown (initrd, pw->pw_uid, pw->pw_gid));
-  if (cli (f, &o, &e, "image", "import", "withinitrd", "--kernel", "vmlinux", "--rootfs", "rootfs.ext4",
+  if (bg_harness_cli (f->h, &o, &e, "image", "import", "withinitrd", "--kernel", "vmlinux", "--rootfs", "rootfs.ext4",
            "--initrd", "initrd.img", NULL) != 0)
     g_error ("image import: %s", e);
-  if (cli (f, &out, &err, "vm", "up", "ird", "--image", "withinitrd", "--no-wait", "--json", NULL) != 0)
+  if (bg_harness_cli (f->h, &out, &err, "vm", "up", "ird", "--image", "withinitrd", "--no-wait", "--json", NULL) != 0)
     g_error ("vm up with an initrd: %s", err);
   vm = json (out);
   config = fc (json_object_get_string_member (json_node_get_object (vm), "api_socket"), "config");
   g_assert_nonnull (strstr (config, "\"initrd_path\":\"/initrd\""));
-  g_assert_cmpint (cli (f, NULL, NULL, "vm", "rm", "-f", "ird", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "vm", "rm", "-f", "ird", NULL), ==, 0);
 }
 
 static void
@@ -260,19 +241,19 @@ test_up_again_restarts_with_same_address (Fixture *f, gconstpointer data)
   g_autofree char *o4 = NULL, *e4 = NULL, *o5 = NULL, *e5 = NULL;
   g_autoptr(JsonNode) a = NULL, b = NULL;
 
-  g_assert_cmpint (cli (f, &o1, &e1, "vm", "up", "again", "--no-wait", "--json", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o1, &e1, "vm", "up", "again", "--no-wait", "--json", NULL), ==, 0);
   a = json (o1);
   /* On a running VM: the summary, exit 0. */
-  g_assert_cmpint (cli (f, &o2, &e2, "vm", "up", "again", "--no-wait", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o2, &e2, "vm", "up", "again", "--no-wait", NULL), ==, 0);
   g_assert_nonnull (strstr (o2, "VM again is"));
-  g_assert_cmpint (cli (f, &o3, &e3, "vm", "stop", "again", NULL), ==, 0);
-  g_assert_cmpint (cli (f, &o4, &e4, "vm", "up", "again", "--no-wait", "--json", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o3, &e3, "vm", "stop", "again", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o4, &e4, "vm", "up", "again", "--no-wait", "--json", NULL), ==, 0);
   b = json (o4);
   g_assert_cmpstr (json_object_get_string_member (json_node_get_object (a), "address"), ==,
                    json_object_get_string_member (json_node_get_object (b), "address"));
   g_assert_cmpstr (json_object_get_string_member (json_node_get_object (a), "mac"), ==,
                    json_object_get_string_member (json_node_get_object (b), "mac"));
-  g_assert_cmpint (cli (f, &o5, &e5, "vm", "rm", "again", "--force", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o5, &e5, "vm", "rm", "again", "--force", NULL), ==, 0);
 }
 
 static void
@@ -314,7 +295,7 @@ test_parallel_ups_get_distinct_resources (Fixture *f, gconstpointer data)
         g_error ("vm up p%d failed (%d): %s [%zu bytes]", i, status, msg, used);
     }
 
-  g_assert_cmpint (cli (f, &ls, &err, "vm", "ls", "--json", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &ls, &err, "vm", "ls", "--json", NULL), ==, 0);
   list = json (ls);
   a = json_node_get_array (list);
   g_assert_cmpuint (json_array_get_length (a), ==, 16);
@@ -340,7 +321,7 @@ test_parallel_ups_get_distinct_resources (Fixture *f, gconstpointer data)
     {
       g_autofree char *name = g_strdup_printf ("p%d", i);
       g_autofree char *o = NULL, *e = NULL;
-      g_assert_cmpint (cli (f, &o, &e, "vm", "rm", name, "--force", NULL), ==, 0);
+      g_assert_cmpint (bg_harness_cli (f->h, &o, &e, "vm", "rm", name, "--force", NULL), ==, 0);
     }
 }
 
@@ -386,13 +367,13 @@ test_killed_at_any_step_cleanup_leaves_nothing (Fixture *f, gconstpointer data)
       g_autofree char *o = NULL, *e = NULL, *after = NULL;
 
       kill_up_at (f, name, steps[i]);
-      if (cli (f, &o, &e, "system", "cleanup", NULL) != 0)
+      if (bg_harness_cli (f->h, &o, &e, "system", "cleanup", NULL) != 0)
         g_error ("cleanup after a kill at %s failed: %s", steps[i], e);
       /* A VM killed after it was saved is a VM, not a leftover: rm it. */
       if (g_str_equal (steps[i], "saved"))
         {
           g_autofree char *o2 = NULL, *e2 = NULL;
-          g_assert_cmpint (cli (f, &o2, &e2, "vm", "rm", name, "--force", NULL), ==, 0);
+          g_assert_cmpint (bg_harness_cli (f->h, &o2, &e2, "vm", "rm", name, "--force", NULL), ==, 0);
         }
       after = snapshot (f);
       if (g_strcmp0 (after, before) != 0)
@@ -444,7 +425,7 @@ test_cleanup_dry_run_lists_and_changes_nothing (Fixture *f, gconstpointer data)
   crashed = snapshot (f);
   g_assert_cmpstr (crashed, !=, before);
 
-  if (cli (f, &o1, &e1, "system", "cleanup", "--dry-run", NULL) != 0)
+  if (bg_harness_cli (f->h, &o1, &e1, "system", "cleanup", "--dry-run", NULL) != 0)
     g_error ("cleanup --dry-run: %s", e1);
   g_test_message ("cleanup --dry-run:\n%s", o1);
   half_made = g_strdup_printf ("would remove half-made vm dry of uid %u (left by an interrupted 'vm up')\n", uid);
@@ -456,7 +437,7 @@ test_cleanup_dry_run_lists_and_changes_nothing (Fixture *f, gconstpointer data)
   g_assert_cmpstr (after, ==, crashed);
   g_clear_pointer (&after, g_free);
 
-  if (cli (f, &o2, &e2, "system", "cleanup", "--dry-run", "--json", NULL) != 0)
+  if (bg_harness_cli (f->h, &o2, &e2, "system", "cleanup", "--dry-run", "--json", NULL) != 0)
     g_error ("cleanup --dry-run --json: %s", e2);
   dry_kinds = cleanup_kinds (o2, FALSE);
   g_test_message ("cleanup --dry-run --json:\n%s", dry_kinds);
@@ -467,7 +448,7 @@ test_cleanup_dry_run_lists_and_changes_nothing (Fixture *f, gconstpointer data)
   /* The real one: the half-made VM first, whose removal takes its tap;
    * then what the mechanism still holds (its VMM). Everything it reports
    * the dry run listed, and nothing is left. */
-  if (cli (f, &o3, &e3, "system", "cleanup", "--json", NULL) != 0)
+  if (bg_harness_cli (f->h, &o3, &e3, "system", "cleanup", "--json", NULL) != 0)
     g_error ("cleanup --json: %s", e3);
   done_kinds = cleanup_kinds (o3, TRUE);
   g_test_message ("cleanup --json:\n%s", done_kinds);
@@ -481,7 +462,7 @@ test_cleanup_dry_run_lists_and_changes_nothing (Fixture *f, gconstpointer data)
   after = snapshot (f);
   g_assert_cmpstr (after, ==, before);
 
-  g_assert_cmpint (cli (f, &o4, &e4, "system", "cleanup", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o4, &e4, "system", "cleanup", NULL), ==, 0);
   g_assert_cmpstr (o4, ==, "Nothing to clean up.\n");
 }
 
@@ -556,7 +537,7 @@ test_cleanup_all_users_needs_an_administrator (Fixture *f, gconstpointer data)
   }
   g_clear_pointer (&after, g_free);
 
-  if (cli (f, &o5, &e5, "system", "cleanup", NULL) != 0)
+  if (bg_harness_cli (f->h, &o5, &e5, "system", "cleanup", NULL) != 0)
     g_error ("A's cleanup: %s", e5);
   after = snapshot (f);
   g_assert_cmpstr (after, ==, before);
@@ -575,9 +556,9 @@ test_mechanism_killed_mid_launch_leaves_nothing (Fixture *f, gconstpointer data)
       return;
     }
   g_assert_true (g_file_set_contents (crash, "launch-spawned", -1, NULL));
-  g_assert_cmpint (cli (f, &o, &e, "vm", "up", "victim", "--no-wait", NULL), ==, 1);
+  g_assert_cmpint (bg_harness_cli (f->h, &o, &e, "vm", "up", "victim", "--no-wait", NULL), ==, 1);
   g_assert_nonnull (strstr (e, "everything this run created was removed"));
-  g_assert_cmpint (cli (f, &o2, &e2, "system", "cleanup", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o2, &e2, "system", "cleanup", NULL), ==, 0);
   after = snapshot (f);
   g_assert_cmpstr (after, ==, before);
 }
@@ -615,7 +596,7 @@ test_mechanism_gone_between_calls_is_activated_again (Fixture *f, gconstpointer 
   g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
   bg_assert_exited (status, 0);
 
-  g_assert_cmpint (cli (f, &o, &e, "vm", "rm", "between", "--force", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o, &e, "vm", "rm", "between", "--force", NULL), ==, 0);
   after = snapshot (f);
   g_assert_cmpstr (after, ==, before);
 }
@@ -641,7 +622,7 @@ test_restart_makes_a_new_vmm_for_the_same_vm (Fixture *f, gconstpointer data)
   gint64 pid_a, pid_b;
   int fd;
 
-  if (cli (f, &o1, &e1, "vm", "up", "rs", "--no-wait", "--json", NULL) != 0)
+  if (bg_harness_cli (f->h, &o1, &e1, "vm", "up", "rs", "--no-wait", "--json", NULL) != 0)
     g_error ("vm up: %s", e1);
   a = json (o1);
   oa = json_node_get_object (a);
@@ -657,7 +638,7 @@ test_restart_makes_a_new_vmm_for_the_same_vm (Fixture *f, gconstpointer data)
   g_assert_cmpint (pwrite (fd, marker, sizeof marker, 0), ==, sizeof marker);
   close (fd);
 
-  if (cli (f, &o2, &e2, "vm", "restart", "rs", "--no-wait", "--json", NULL) != 0)
+  if (bg_harness_cli (f->h, &o2, &e2, "vm", "restart", "rs", "--no-wait", "--json", NULL) != 0)
     g_error ("vm restart: %s", e2);
   b = json (o2);
   ob = json_node_get_object (b);
@@ -692,19 +673,19 @@ test_restart_makes_a_new_vmm_for_the_same_vm (Fixture *f, gconstpointer data)
   g_assert_true (g_file_get_contents (hosts_path, &hosts, NULL, NULL));
   line = g_strdup_printf ("%s rs.banger", json_object_get_string_member (oa, "address"));
   g_assert_nonnull (strstr (hosts, line));
-  g_assert_cmpint (cli (f, &o3, &e3, "vm", "show", "rs", "--json", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o3, &e3, "vm", "show", "rs", "--json", NULL), ==, 0);
   shown = json (o3);
   g_assert_cmpstr (json_object_get_string_member (json_node_get_object (shown), "state"), ==, "running");
   g_assert_cmpint (json_object_get_int_member (json_node_get_object (shown), "pid"), ==, pid_b);
 
   /* Stopped: refused, pointing at vm start; nothing started. */
-  g_assert_cmpint (cli (f, &o4, &e4, "vm", "stop", "rs", NULL), ==, 0);
-  g_assert_cmpint (cli (f, &o5, &e5, "vm", "restart", "rs", "--no-wait", NULL), ==, 1);
+  g_assert_cmpint (bg_harness_cli (f->h, &o4, &e4, "vm", "stop", "rs", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o5, &e5, "vm", "restart", "rs", "--no-wait", NULL), ==, 1);
   g_assert_nonnull (strstr (e5, "VM rs is stopped; start it with 'banger vm start rs'"));
   g_assert_false (g_file_test (new_proc, G_FILE_TEST_EXISTS));
-  g_assert_cmpint (cli (f, &o6, &e6, "vm", "restart", "nosuch", "--no-wait", NULL), ==, 1);
+  g_assert_cmpint (bg_harness_cli (f->h, &o6, &e6, "vm", "restart", "nosuch", "--no-wait", NULL), ==, 1);
   g_assert_nonnull (strstr (e6, "No VM named \"nosuch\""));
-  g_assert_cmpint (cli (f, &o7, &e7, "vm", "rm", "rs", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o7, &e7, "vm", "rm", "rs", NULL), ==, 0);
 }
 
 static void
@@ -723,7 +704,7 @@ test_bad_input_creates_nothing (Fixture *f, gconstpointer data)
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
       g_autofree char *o = NULL, *e = NULL;
-      int rc = cli (f, &o, &e, "vm", "up", cases[i].args[0], cases[i].args[1], cases[i].args[2], NULL);
+      int rc = bg_harness_cli (f->h, &o, &e, "vm", "up", cases[i].args[0], cases[i].args[1], cases[i].args[2], NULL);
 
       g_assert_cmpint (rc, ==, cases[i].code);
       if (strstr (e, cases[i].msg) == NULL)
@@ -745,7 +726,7 @@ test_vm_ssh_uses_the_pinned_key (Fixture *f, gconstpointer data)
   struct passwd *pw = getpwnam (BG_TEST_USER_A);
   const char *address;
 
-  g_assert_cmpint (cli (f, &o, &e, "vm", "up", "sshme", "--no-wait", "--json", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o, &e, "vm", "up", "sshme", "--no-wait", "--json", NULL), ==, 0);
   vm = json (o);
   address = json_object_get_string_member (json_node_get_object (vm), "address");
 
@@ -757,7 +738,7 @@ test_vm_ssh_uses_the_pinned_key (Fixture *f, gconstpointer data)
   g_assert_no_errno (chmod (fake, 0755));
   g_assert_no_errno (chown (bin, pw->pw_uid, pw->pw_gid));
   f->h->cli_path_prefix = g_strdup (bin);
-  g_assert_cmpint (cli (f, &o2, &e2, "vm", "ssh", "sshme", "--", "cat", "/etc/hostname", NULL), ==, 7);
+  g_assert_cmpint (bg_harness_cli (f->h, &o2, &e2, "vm", "ssh", "sshme", "--", "cat", "/etc/hostname", NULL), ==, 7);
   g_clear_pointer (&f->h->cli_path_prefix, g_free);
 
   g_assert_true (g_file_get_contents (argv_log, &recorded, NULL, NULL));
@@ -783,10 +764,10 @@ test_vm_ssh_uses_the_pinned_key (Fixture *f, gconstpointer data)
     g_assert_nonnull (strstr (text, "sshme.banger,"));
   }
 
-  g_assert_cmpint (cli (f, &o3, &e3, "vm", "ssh-config", "sshme", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o3, &e3, "vm", "ssh-config", "sshme", NULL), ==, 0);
   g_assert_nonnull (strstr (o3, "Host sshme sshme.banger\n"));
   g_assert_nonnull (strstr (o3, "StrictHostKeyChecking yes"));
-  g_assert_cmpint (cli (f, &o4, &e4, "vm", "rm", "sshme", "--force", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o4, &e4, "vm", "rm", "sshme", "--force", NULL), ==, 0);
   /* rm forgets the pinned key. */
   {
     g_autofree char *text = NULL;
@@ -845,10 +826,10 @@ test_layered_vms_share_one_base (Fixture *f, gconstpointer data)
     g_assert_cmpint (status, ==, 0);
   }
   g_assert_no_errno (chown (rootfs, pw->pw_uid, pw->pw_gid));
-  g_assert_cmpint (cli (f, &o, &e, "image", "import", "lay", "--kernel", "vmlinux", "--rootfs", "lay.ext4", NULL),
+  g_assert_cmpint (bg_harness_cli (f->h, &o, &e, "image", "import", "lay", "--kernel", "vmlinux", "--rootfs", "lay.ext4", NULL),
                    ==, 0);
   g_clear_pointer (&o, g_free);
-  g_assert_cmpint (cli (f, &o, &e, "image", "show", "lay", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o, &e, "image", "show", "lay", NULL), ==, 0);
   g_assert_nonnull (strstr (o, "Layered VMs: yes"));
 
   for (const char *name = "l1"; name; name = g_str_equal (name, "l1") ? "l2" : NULL)
@@ -859,7 +840,7 @@ test_layered_vms_share_one_base (Fixture *f, gconstpointer data)
       g_autoptr(JsonNode) n = NULL;
       struct stat st;
 
-      if (cli (f, &out, &err, "vm", "up", name, "--image", "lay", "--no-wait", "--disk", "8G", "--json", NULL) != 0)
+      if (bg_harness_cli (f->h, &out, &err, "vm", "up", name, "--image", "lay", "--no-wait", "--disk", "8G", "--json", NULL) != 0)
         g_error ("vm up %s: %s", name, err);
       n = json (out);
       obj = json_node_get_object (n);
@@ -897,22 +878,22 @@ test_layered_vms_share_one_base (Fixture *f, gconstpointer data)
 
   /* The image is their root: it stays while they do, --force or not. */
   g_clear_pointer (&e, g_free);
-  g_assert_cmpint (cli (f, NULL, &e, "image", "rm", "lay", "--force", NULL), ==, 1);
+  g_assert_cmpint (bg_harness_cli (f->h, NULL, &e, "image", "rm", "lay", "--force", NULL), ==, 1);
   g_assert_nonnull (strstr (e, "is the root of VMs l1, l2"));
   g_clear_pointer (&o, g_free);
-  g_assert_cmpint (cli (f, &o, NULL, "vm", "show", "l1", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o, NULL, "vm", "show", "l1", NULL), ==, 0);
   g_assert_nonnull (strstr (o, "layered: this filesystem cannot reflink"));
 
   /* The base stays for the VM still running, and goes with the last. */
-  g_assert_cmpint (cli (f, NULL, NULL, "vm", "rm", "l1", "--force", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "vm", "rm", "l1", "--force", NULL), ==, 0);
   g_clear_pointer (&loops, g_ptr_array_unref);
   loops = loops_of (image_rootfs);
   g_assert_cmpuint (loops->len, ==, 1);
-  g_assert_cmpint (cli (f, NULL, NULL, "vm", "rm", "l2", "--force", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "vm", "rm", "l2", "--force", NULL), ==, 0);
   g_clear_pointer (&loops, g_ptr_array_unref);
   loops = loops_of (image_rootfs);
   g_assert_cmpuint (loops->len, ==, 0);
-  g_assert_cmpint (cli (f, NULL, NULL, "image", "rm", "lay", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "image", "rm", "lay", NULL), ==, 0);
   after = snapshot (f);
   g_assert_cmpstr (after, ==, before);
 }
@@ -994,15 +975,15 @@ test_plain_ext4_imports_layered (Fixture *f, gconstpointer data)
   sum_before = sha256_of_path (rootfs);
   g_assert_no_errno (stat (rootfs, &st_before));
 
-  if (cli (f, &o, &e, "image", "import", "byo", "--kernel", "vmlinux", "--rootfs", "byo.ext4", NULL) != 0)
+  if (bg_harness_cli (f->h, &o, &e, "image", "import", "byo", "--kernel", "vmlinux", "--rootfs", "byo.ext4", NULL) != 0)
     g_error ("image import: %s", e);
   g_clear_pointer (&o, g_free);
-  g_assert_cmpint (cli (f, &o, &e, "image", "show", "byo", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o, &e, "image", "show", "byo", NULL), ==, 0);
   g_assert_nonnull (strstr (o, "Layered VMs: yes"));
   g_assert_nonnull (strstr (o, sum_before));
   g_assert_nonnull (strstr (o, "SSH:       no (the image has no sshd"));
   g_clear_pointer (&o, g_free);
-  g_assert_cmpint (cli (f, &o, &e, "image", "show", "byo", "--json", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o, &e, "image", "show", "byo", "--json", NULL), ==, 0);
   shown = json (o);
   g_assert_true (json_object_get_boolean_member (json_node_get_object (shown), "layered"));
 
@@ -1015,7 +996,7 @@ test_plain_ext4_imports_layered (Fixture *f, gconstpointer data)
       JsonObject *obj;
       gint64 t0 = g_get_monotonic_time (), used;
 
-      if (cli (f, &out, &err, "vm", "up", name, "--image", "byo", "--no-wait", "--disk", "8G", "--json", NULL) != 0)
+      if (bg_harness_cli (f->h, &out, &err, "vm", "up", name, "--image", "byo", "--no-wait", "--disk", "8G", "--json", NULL) != 0)
         g_error ("vm up %s: %s", name, err);
       used = allocated_bytes (dir);
       /* For the report only, never asserted: timing is for bench/. */
@@ -1032,10 +1013,10 @@ test_plain_ext4_imports_layered (Fixture *f, gconstpointer data)
   /* No sshd in it, and no agent answering here: vm ssh says so at once
    * and names the other way in, without trying ssh. */
   g_clear_pointer (&e, g_free);
-  g_assert_cmpint (cli (f, NULL, &e, "vm", "ssh", "b1", "--", "true", NULL), ==, 1);
+  g_assert_cmpint (bg_harness_cli (f->h, NULL, &e, "vm", "ssh", "b1", "--", "true", NULL), ==, 1);
   g_assert_nonnull (strstr (e, "VM b1's image byo has no sshd; use 'banger vm exec -it b1 -- COMMAND'"));
-  g_assert_cmpint (cli (f, NULL, NULL, "vm", "rm", "b1", "--force", NULL), ==, 0);
-  g_assert_cmpint (cli (f, NULL, NULL, "vm", "rm", "b2", "--force", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "vm", "rm", "b1", "--force", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "vm", "rm", "b2", "--force", NULL), ==, 0);
 
   /* The user's file: the same bytes, never written. */
   sum_after = sha256_of_path (rootfs);
@@ -1048,7 +1029,7 @@ test_plain_ext4_imports_layered (Fixture *f, gconstpointer data)
     g_autofree char *ours = sha256_of_path (image_rootfs);
     g_assert_cmpstr (ours, !=, sum_before);
   }
-  g_assert_cmpint (cli (f, NULL, NULL, "image", "rm", "byo", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "image", "rm", "byo", NULL), ==, 0);
   after = snapshot (f);
   g_assert_cmpstr (after, ==, before);
 }
@@ -1064,28 +1045,28 @@ test_pause_and_resume (Fixture *f, gconstpointer data)
   g_autoptr(JsonNode) vm = NULL, shown = NULL;
   const char *api;
 
-  if (cli (f, &o1, &e1, "vm", "up", "pz", "--no-wait", "--json", NULL) != 0)
+  if (bg_harness_cli (f->h, &o1, &e1, "vm", "up", "pz", "--no-wait", "--json", NULL) != 0)
     g_error ("vm up: %s", e1);
   vm = json (o1);
   api = json_object_get_string_member (json_node_get_object (vm), "api_socket");
 
-  if (cli (f, &o2, &e2, "vm", "pause", "pz", NULL) != 0)
+  if (bg_harness_cli (f->h, &o2, &e2, "vm", "pause", "pz", NULL) != 0)
     g_error ("vm pause: %s", e2);
   paused = fc (api, "get");
   g_assert_nonnull (strstr (paused, "Paused"));
-  g_assert_cmpint (cli (f, &o3, &e3, "vm", "show", "pz", "--json", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o3, &e3, "vm", "show", "pz", "--json", NULL), ==, 0);
   shown = json (o3);
   g_assert_cmpstr (json_object_get_string_member (json_node_get_object (shown), "state"), ==, "paused");
 
-  if (cli (f, &o4, &e4, "vm", "resume", "pz", NULL) != 0)
+  if (bg_harness_cli (f->h, &o4, &e4, "vm", "resume", "pz", NULL) != 0)
     g_error ("vm resume: %s", e4);
   running = fc (api, "get");
   g_assert_nonnull (strstr (running, "Running"));
 
-  g_assert_cmpint (cli (f, &o5, &e5, "vm", "stop", "pz", NULL), ==, 0);
-  g_assert_cmpint (cli (f, &o6, &e6, "vm", "pause", "pz", NULL), ==, 1);
+  g_assert_cmpint (bg_harness_cli (f->h, &o5, &e5, "vm", "stop", "pz", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o6, &e6, "vm", "pause", "pz", NULL), ==, 1);
   g_assert_nonnull (strstr (e6, "VM pz is stopped; start it with 'banger vm start pz'"));
-  g_assert_cmpint (cli (f, &o7, &e7, "vm", "rm", "pz", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o7, &e7, "vm", "rm", "pz", NULL), ==, 0);
 }
 
 /* `vm logs` prints the console (what the VMM wrote); `vm logs -f` keeps
@@ -1102,9 +1083,9 @@ test_logs_and_follow (Fixture *f, gconstpointer data)
   GPid pid;
   int out, status;
 
-  if (cli (f, &o1, &e1, "vm", "up", "lg", "--no-wait", NULL) != 0)
+  if (bg_harness_cli (f->h, &o1, &e1, "vm", "up", "lg", "--no-wait", NULL) != 0)
     g_error ("vm up: %s", e1);
-  g_assert_cmpint (cli (f, &o2, &e2, "vm", "logs", "lg", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o2, &e2, "vm", "logs", "lg", NULL), ==, 0);
   g_assert_nonnull (strstr (o2, "[test-vmm] InstanceStart: guest \"booted\"\n"));
 
   g_assert_true (g_spawn_async_with_pipes (f->home, argv, envp, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD,
@@ -1124,7 +1105,7 @@ test_logs_and_follow (Fixture *f, gconstpointer data)
     }
   /* Written after logs -f started: it must still come. */
   g_assert_null (strstr (seen->str, "SendCtrlAltDel"));
-  g_assert_cmpint (cli (f, &o3, &e3, "vm", "stop", "lg", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o3, &e3, "vm", "stop", "lg", NULL), ==, 0);
   for (gint64 end = bg_test_deadline (20); !strstr (seen->str, "[test-vmm] SendCtrlAltDel: guest shutting down\n");)
     {
       char buf[4096];
@@ -1141,7 +1122,7 @@ test_logs_and_follow (Fixture *f, gconstpointer data)
   g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
   g_assert_true (WIFSIGNALED (status) || WIFEXITED (status));
   close (out);
-  g_assert_cmpint (cli (f, &o4, &e4, "vm", "rm", "lg", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o4, &e4, "vm", "rm", "lg", NULL), ==, 0);
 }
 
 /* A guest deaf to Ctrl-Alt-Del: `vm stop --timeout 1` waits that long,
@@ -1156,7 +1137,7 @@ test_stop_timeout_kills (Fixture *f, gconstpointer data)
   gint64 pid;
 
   bg_harness_use_vmm (f->h, g_getenv ("BANGER_VMM_DEAF"));
-  if (cli (f, &o1, &e1, "vm", "up", "deaf", "--no-wait", "--json", NULL) != 0)
+  if (bg_harness_cli (f->h, &o1, &e1, "vm", "up", "deaf", "--no-wait", "--json", NULL) != 0)
     g_error ("vm up: %s", e1);
   vm = json (o1);
   pid = json_object_get_int_member (json_node_get_object (vm), "pid");
@@ -1164,16 +1145,16 @@ test_stop_timeout_kills (Fixture *f, gconstpointer data)
   proc = g_strdup_printf ("/proc/%" G_GINT64_FORMAT, pid);
   g_assert_true (g_file_test (proc, G_FILE_TEST_EXISTS));
 
-  if (cli (f, &o2, &e2, "vm", "stop", "deaf", "--timeout", "1", "--verbose", NULL) != 0)
+  if (bg_harness_cli (f->h, &o2, &e2, "vm", "stop", "deaf", "--timeout", "1", "--verbose", NULL) != 0)
     g_error ("vm stop --timeout 1: %s", e2);
   g_assert_nonnull (strstr (e2, "deaf killed"));
-  g_assert_cmpint (cli (f, &logs, &logs_err, "vm", "logs", "deaf", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &logs, &logs_err, "vm", "logs", "deaf", NULL), ==, 0);
   g_assert_nonnull (strstr (logs, "[test-vmm] SendCtrlAltDel: ignored\n"));
-  g_assert_cmpint (cli (f, &o3, &e3, "vm", "show", "deaf", "--json", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o3, &e3, "vm", "show", "deaf", "--json", NULL), ==, 0);
   shown = json (o3);
   g_assert_cmpstr (json_object_get_string_member (json_node_get_object (shown), "state"), ==, "stopped");
   g_assert_false (g_file_test (proc, G_FILE_TEST_EXISTS));
-  g_assert_cmpint (cli (f, &o4, &e4, "vm", "rm", "deaf", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &o4, &e4, "vm", "rm", "deaf", NULL), ==, 0);
 }
 
 /* Ctrl-C (SIGINT) during `vm up`, at a step where the VMM already runs:
@@ -1218,7 +1199,7 @@ test_ctrl_c_during_up_leaves_nothing (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (err->str, "vm up interrupted at step"));
   g_assert_nonnull (strstr (err->str, "everything this run created was removed"));
 
-  g_assert_cmpint (cli (f, &ls, &ls_err, "vm", "ls", "--json", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, &ls, &ls_err, "vm", "ls", "--json", NULL), ==, 0);
   g_assert_cmpstr (g_strstrip (ls), ==, "[]");
   after = snapshot (f);
   g_assert_cmpstr (after, ==, before);

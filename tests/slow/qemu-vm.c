@@ -21,22 +21,6 @@ json_object (const char *text)
   return json_object_ref (json_node_get_object (json_parser_get_root (p)));
 }
 
-int
-cli (BgHarness *h, char **out, char **err, const char *first, ...)
-{
-  const char *a[12] = { first };
-  va_list ap;
-  int n = 1;
-
-  va_start (ap, first);
-  while ((a[n] = va_arg (ap, const char *)) != NULL)
-    if (++n == 11)
-      g_error ("cli(): at most 10 arguments after \"%s\"", first);
-  va_end (ap);
-  return bg_harness_run_cli (h, BG_TEST_USER_A, out, err, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8],
-                             a[9], a[10], NULL);
-}
-
 void
 vm_free (Vm *vm)
 {

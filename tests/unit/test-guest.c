@@ -131,6 +131,8 @@ test_known_hosts_pin_and_forget (Fixture *f, gconstpointer data)
   g_autoptr(GError) error = NULL;
   struct stat st;
 
+  /* Never the spare of the user running the tests. */
+  g_setenv ("XDG_STATE_HOME", f->tmp, TRUE);
   g_mkdir (d1, 0700);
   g_mkdir (d2, 0700);
   g_assert_true (bg_ssh_generate_host_key (d1, &priv1, &pub1, &error));
@@ -162,6 +164,109 @@ test_known_hosts_pin_and_forget (Fixture *f, gconstpointer data)
   g_assert_false (kh_finds (kh, "one.banger"));
   g_assert_false (kh_finds (kh, "172.30.0.2"));
   g_assert_true (kh_finds (kh, "two.banger"));
+}
+
+static char *
+read_text (const char *dir, const char *name)
+{
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  char *text = NULL;
+
+  g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+  return text;
+}
+
+/* The spare host key made ahead goes to exactly one VM; the next VM,
+ * finding none, makes its own; making a spare again keeps the one there. */
+static void
+test_host_key_spare_serves_one_vm (Fixture *f, gconstpointer data)
+{
+  g_autofree char *state = g_build_filename (f->tmp, "state", NULL);
+  g_autofree char *spare = g_build_filename (state, "banger", "host-key-spare", NULL);
+  g_autofree char *d1 = g_build_filename (f->tmp, "vm1", NULL);
+  g_autofree char *d2 = g_build_filename (f->tmp, "vm2", NULL);
+  g_autofree char *priv1 = NULL, *pub1 = NULL, *priv2 = NULL, *pub2 = NULL;
+  g_autofree char *spare_priv = NULL, *spare_pub = NULL, *again = NULL;
+  g_autofree char *claim = g_build_filename (d1, ".host-key-claim", NULL);
+  g_autoptr(GError) error = NULL;
+  struct stat st;
+
+  g_setenv ("XDG_STATE_HOME", state, TRUE);
+  g_mkdir (d1, 0700);
+  g_mkdir (d2, 0700);
+  g_assert_true (bg_ssh_make_spare_host_key (&error));
+  g_assert_no_error (error);
+  g_assert_no_errno (lstat (spare, &st));
+  g_assert_true (S_ISDIR (st.st_mode));
+  g_assert_cmpuint (st.st_mode & 0777, ==, 0700);
+  {
+    g_autofree char *key = g_build_filename (spare, "ssh_host_ed25519_key", NULL);
+    g_assert_no_errno (stat (key, &st));
+    g_assert_cmpuint (st.st_mode & 0077, ==, 0);
+  }
+  spare_priv = read_text (spare, "ssh_host_ed25519_key");
+  spare_pub = read_text (spare, "ssh_host_ed25519_key.pub");
+  g_assert_true (bg_ssh_make_spare_host_key (&error));
+  again = read_text (spare, "ssh_host_ed25519_key.pub");
+  g_assert_cmpstr (again, ==, spare_pub);
+
+  g_assert_true (bg_ssh_generate_host_key (d1, &priv1, &pub1, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (priv1, ==, spare_priv);
+  g_assert_cmpstr (pub1, ==, g_strstrip (spare_pub));
+  g_assert_false (g_file_test (spare, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (claim, G_FILE_TEST_EXISTS));
+
+  g_assert_false (bg_ssh_take_spare_host_key (d2));
+  g_assert_true (bg_ssh_generate_host_key (d2, &priv2, &pub2, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (pub2, !=, pub1);
+  g_unsetenv ("XDG_STATE_HOME");
+}
+
+/* A spare that is not exactly what banger publishes is deleted, never
+ * used: a private key others may read, a torn file, a symlink. */
+static void
+test_host_key_spare_refused_unless_private_and_whole (Fixture *f, gconstpointer data)
+{
+  g_autofree char *state = g_build_filename (f->tmp, "state", NULL);
+  g_autofree char *spare = g_build_filename (state, "banger", "host-key-spare", NULL);
+  g_autofree char *elsewhere = g_build_filename (f->tmp, "elsewhere", NULL);
+  g_autoptr(GError) error = NULL;
+
+  g_setenv ("XDG_STATE_HOME", state, TRUE);
+  for (int round = 0; round < 3; round++)
+    {
+      g_autofree char *name = g_strdup_printf ("vm%d", round);
+      g_autofree char *dir = g_build_filename (f->tmp, name, NULL);
+      g_autofree char *key = g_build_filename (spare, "ssh_host_ed25519_key", NULL);
+      g_autofree char *spare_pub = NULL, *priv = NULL, *pub = NULL;
+      g_autofree char *claim = g_build_filename (dir, ".host-key-claim", NULL);
+
+      g_mkdir (dir, 0700);
+      g_assert_true (bg_ssh_make_spare_host_key (&error));
+      g_assert_no_error (error);
+      spare_pub = read_text (spare, "ssh_host_ed25519_key.pub");
+      if (round == 0)
+        g_assert_no_errno (chmod (key, 0640));
+      else if (round == 1)
+        g_assert_no_errno (truncate (key, 100));
+      else
+        {
+          /* A symlink in the spare's place, to a whole, private pair. */
+          g_assert_no_errno (rename (spare, elsewhere));
+          g_assert_no_errno (symlink (elsewhere, spare));
+        }
+      g_assert_false (bg_ssh_take_spare_host_key (dir));
+      g_assert_false (g_file_test (spare, G_FILE_TEST_EXISTS));
+      g_assert_false (g_file_test (claim, G_FILE_TEST_EXISTS));
+      g_assert_true (bg_ssh_generate_host_key (dir, &priv, &pub, &error));
+      g_assert_no_error (error);
+      g_assert_cmpstr (pub, !=, g_strstrip (spare_pub));
+    }
+  /* The symlink's target was not touched. */
+  g_assert_true (g_file_test (elsewhere, G_FILE_TEST_IS_DIR));
+  g_unsetenv ("XDG_STATE_HOME");
 }
 
 static void
@@ -419,6 +524,8 @@ main (int argc, char **argv)
 #define ADD(path, fn) g_test_add (path, Fixture, NULL, bg_guest_fixture_setup, fn, bg_guest_fixture_teardown)
   ADD ("/guest/config-drive-is-nocloud", test_config_drive_is_nocloud);
   ADD ("/guest/known-hosts-pin-and-forget", test_known_hosts_pin_and_forget);
+  ADD ("/guest/host-key-spare-serves-one-vm", test_host_key_spare_serves_one_vm);
+  ADD ("/guest/host-key-spare-refused-unless-private-and-whole", test_host_key_spare_refused_unless_private_and_whole);
   ADD ("/guest/ssh-argv-is-exact", test_ssh_argv_is_exact);
   ADD ("/guest/ssh-config-block", test_ssh_config_block);
   ADD ("/guest/ssh-target-of-a-vm", test_ssh_target_of_a_vm);

@@ -13,6 +13,8 @@
 #include "bg-build.h"
 #include "bg-cli.h"
 #include "bg-disk.h"
+#include "bg-disk-vm.h"
+#include "bg-guest-programs.h"
 #include "bg-error.h"
 #include "bg-guest-insert.h"
 #include "bg-image.h"
@@ -308,7 +310,7 @@ test_layering_and_copy_reasons (Fixture *f, gconstpointer data)
     int fd;
 
     g_assert_no_errno (g_mkdir (vm, 0700));
-    g_assert_true (bg_disk_make_for_vm (lay, vm, BG_DISK_MODE_LAYERED, G_GUINT64_CONSTANT (8) << 30, &used,
+    g_assert_true (bg_disk_vm_make (lay, vm, BG_DISK_MODE_LAYERED, G_GUINT64_CONSTANT (8) << 30, &used,
                                         &reason, NULL, &error));
     g_assert_no_error (error);
     g_assert_cmpint (used, ==, BG_DISK_MODE_LAYERED);
@@ -334,7 +336,7 @@ test_layering_and_copy_reasons (Fixture *f, gconstpointer data)
 
       g_assert_no_errno (g_mkdir (full, 0700));
       g_assert_no_errno (mount ("tmpfs", full, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0700"));
-      made = bg_disk_make_for_vm (lay, full, BG_DISK_MODE_LAYERED, G_GUINT64_CONSTANT (8) << 30, &used, &reason,
+      made = bg_disk_vm_make (lay, full, BG_DISK_MODE_LAYERED, G_GUINT64_CONSTANT (8) << 30, &used, &reason,
                                   NULL, &local);
       left = g_file_test (upper, G_FILE_TEST_EXISTS);
       g_assert_no_errno (umount2 (full, MNT_DETACH));
@@ -608,7 +610,7 @@ test_strategy_selection (Fixture *f, gconstpointer data)
     g_assert_no_errno (g_mkdir (vm2, 0700));
     /* Where the filesystem reflinks, auto takes the reflink, and the
      * layered disk is checked asked for; elsewhere auto picks it. */
-    g_assert_true (bg_disk_make_for_vm (&layered, vm1, reflinks ? BG_DISK_MODE_LAYERED : BG_DISK_MODE_AUTO,
+    g_assert_true (bg_disk_vm_make (&layered, vm1, reflinks ? BG_DISK_MODE_LAYERED : BG_DISK_MODE_AUTO,
                                         G_GUINT64_CONSTANT (8) << 30, &used, &reason, NULL, &error));
     g_assert_no_error (error);
     g_assert_cmpint (used, ==, BG_DISK_MODE_LAYERED);
@@ -621,7 +623,7 @@ test_strategy_selection (Fixture *f, gconstpointer data)
     g_assert_cmpint (st.st_mode & 0777, ==, 0600);
     g_clear_pointer (&reason, g_free);
     /* Asked for, on an image without banger-init: refused, naming why. */
-    g_assert_false (bg_disk_make_for_vm (&plain, vm2, BG_DISK_MODE_LAYERED, 64 << 20, &used, &reason, NULL, &error));
+    g_assert_false (bg_disk_vm_make (&plain, vm2, BG_DISK_MODE_LAYERED, 64 << 20, &used, &reason, NULL, &error));
     g_assert_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED);
     g_assert_nonnull (strstr (error->message, "no banger-init"));
     g_clear_error (&error);
@@ -1197,7 +1199,7 @@ test_systemd_ext4_gets_guest_setup (Fixture *f, gconstpointer data)
   assert_guest_program (f, image->rootfs, "banger-guest-setup", g_getenv ("BANGER_GUEST_SETUP"));
   g_assert_cmpstr (image->guest_setup, ==, "banger-guest-setup");
   unit = debugfs_out (image->rootfs, "cat " BG_GUEST_SETUP_UNIT);
-  g_assert_cmpstr (unit, ==, bg_build_guest_setup_unit);
+  g_assert_cmpstr (unit, ==, bg_guest_programs_setup_unit);
   g_clear_pointer (&unit, g_free);
   unit = debugfs_out (image->rootfs, "stat " BG_GUEST_SETUP_UNIT);
   g_assert_true (bg_debugfs_parse_stat (unit, &st));

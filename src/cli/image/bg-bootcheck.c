@@ -19,6 +19,7 @@
 
 #include "bg-bootcheck.h"
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "bg-spawn.h"
 #include "bg-unpack.h"
 
@@ -61,24 +62,19 @@ bg_kernel_embedded_config (const guint8 *data,
   const guint8 *end;
   g_autoptr(GError) error = NULL;
   g_autofree char *text = NULL;
-  int fd;
+  g_auto(BgFd) fd = -1;
 
   if (start == NULL || (end = memmem (start + 8, data + len - start - 8, "IKCFG_ED", 8)) == NULL)
     return NULL;
   fd = memfd_create ("ikconfig", MFD_CLOEXEC);
   if (fd < 0 || !bg_unpack (start + 8, end - start - 8, fd, &error))
-    {
-      if (fd >= 0)
-        close (fd);
-      return NULL;
-    }
+    return NULL;
   {
     off_t size = lseek (fd, 0, SEEK_END);
     text = g_malloc0 (size + 1);
     if (pread (fd, text, size, 0) != size)
       g_clear_pointer (&text, g_free);
   }
-  close (fd);
   return g_steal_pointer (&text);
 }
 
@@ -160,15 +156,13 @@ bg_initrd_modules (const guint8  *data,
 
   if (pos < len && bg_unpack_format (data + pos, len - pos) != NULL)
     {
-      int fd = memfd_create ("initrd", MFD_CLOEXEC);
+      g_auto(BgFd) fd = memfd_create ("initrd", MFD_CLOEXEC);
       gsize size;
       guint8 *map;
 
       if (fd < 0 || !bg_unpack (data + pos, len - pos, fd, error))
         {
           g_prefix_error (error, "initrd: ");
-          if (fd >= 0)
-            close (fd);
           g_hash_table_unref (modules);
           return NULL;
         }
@@ -179,7 +173,6 @@ bg_initrd_modules (const guint8  *data,
           cpio_modules (map, size, modules);
           munmap (map, size);
         }
-      close (fd);
     }
   return modules;
 }

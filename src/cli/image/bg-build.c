@@ -27,8 +27,10 @@
 #include <glib/gstdio.h>
 
 #include "bg-build.h"
+#include "bg-guest-programs.h"
 #include "bg-config.h"
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "bg-file.h"
 #include "bg-image.h"
 #include "bg-names.h"
@@ -42,7 +44,7 @@
  * networking.service; minbase has no other renderer's service running. */
 #define CLOUD_INIT_PACKAGES COMMON_PACKAGES ",cloud-init,ifupdown"
 
-#define GUEST_SETUP_IN_IMAGE "/usr/libexec/banger/banger-guest-setup"
+#define GUEST_SETUP_IN_IMAGE BG_GUEST_SETUP_IN_IMAGE
 #define GUEST_INIT_IN_IMAGE "/usr/libexec/banger/banger-init"
 #define GUEST_AGENT_IN_IMAGE "/usr/libexec/banger/banger-agent"
 #define GUEST_AGENT_UNIT "/usr/lib/systemd/system/banger-agent.service"
@@ -66,55 +68,6 @@ static const char guest_agent_unit[] =
   "\n"
   "[Install]\n"
   "WantedBy=sysinit.target\n";
-
-/* Early, so that sshd and anything networked start configured; after
- * local-fs.target, because it writes /etc and the user's home. */
-const char bg_build_guest_setup_unit[] =
-  "[Unit]\n"
-  "Description=banger guest configuration from the CIDATA drive\n"
-  "Documentation=man:banger(1)\n"
-  "DefaultDependencies=no\n"
-  "After=local-fs.target systemd-remount-fs.service\n"
-  "Before=sysinit.target network-pre.target ssh.service sshd.service systemd-user-sessions.service\n"
-  "Wants=network-pre.target\n"
-  "\n"
-  "[Service]\n"
-  "Type=oneshot\n"
-  "RemainAfterExit=yes\n"
-  "ExecStart=" GUEST_SETUP_IN_IMAGE "\n"
-  "StandardOutput=journal+console\n"
-  "StandardError=journal+console\n"
-  "\n"
-  "[Install]\n"
-  "WantedBy=sysinit.target\n";
-
-/* The applier banger copies into images: the installed one, or (for an
- * uninstalled build) the one $BANGER_GUEST_SETUP names. */
-char *
-bg_build_guest_setup_path (void)
-{
-  const char *env = g_getenv ("BANGER_GUEST_SETUP");
-
-  return g_strdup (env && *env ? env : BG_LIBEXECDIR "/banger/banger-guest-setup");
-}
-
-/* banger-init, the early init of layered VMs, likewise ($BANGER_INIT). */
-char *
-bg_build_guest_init_path (void)
-{
-  const char *env = g_getenv ("BANGER_INIT");
-
-  return g_strdup (env && *env ? env : BG_LIBEXECDIR "/banger/banger-init");
-}
-
-/* banger-agent, the guest's end of `vm exec`, likewise ($BANGER_AGENT). */
-char *
-bg_build_guest_agent_path (void)
-{
-  const char *env = g_getenv ("BANGER_AGENT");
-
-  return g_strdup (env && *env ? env : BG_LIBEXECDIR "/banger/banger-agent");
-}
 
 /* Whether @name (or @uid) has a range in /etc/subuid or /etc/subgid. */
 static gboolean
@@ -151,7 +104,7 @@ bg_build_check_host (const BgBuildOptions  *o,
   if (!bg_programs_require (programs, "image build", error))
     return FALSE;
   {
-    g_autofree char *agent = bg_build_guest_agent_path ();
+    g_autofree char *agent = bg_guest_programs_agent_path ();
 
     if (!g_file_test (agent, G_FILE_TEST_IS_EXECUTABLE))
       {
@@ -173,8 +126,8 @@ bg_build_check_host (const BgBuildOptions  *o,
     }
   if (!o->cloud_init)
     {
-      g_autofree char *guest_setup = bg_build_guest_setup_path ();
-      g_autofree char *init = bg_build_guest_init_path ();
+      g_autofree char *guest_setup = bg_guest_programs_setup_path ();
+      g_autofree char *init = bg_guest_programs_init_path ();
 
       if (!g_file_test (guest_setup, G_FILE_TEST_IS_EXECUTABLE))
         {
@@ -281,7 +234,7 @@ static gboolean
 write_agent (const char  *overlay,
              GError     **error)
 {
-  g_autofree char *path = bg_build_guest_agent_path ();
+  g_autofree char *path = bg_guest_programs_agent_path ();
   g_autofree char *binary = NULL;
   g_autofree char *link = g_build_filename (overlay, "etc/systemd/system/sysinit.target.wants",
                                             "banger-agent.service", NULL);
@@ -340,7 +293,7 @@ bg_build_write_overlay (const char            *overlay,
                           "datasource_list: [ NoCloud, None ]\n", -1, 0644, error);
 
   {
-    g_autofree char *binary = NULL, *init = NULL, *init_path = bg_build_guest_init_path ();
+    g_autofree char *binary = NULL, *init = NULL, *init_path = bg_guest_programs_init_path ();
     g_autofree char *link = g_build_filename (overlay, "etc/systemd/system/sysinit.target.wants",
                                               "banger-guest-setup.service", NULL);
     gsize len, init_len;
@@ -351,7 +304,7 @@ bg_build_write_overlay (const char            *overlay,
     /* banger-init makes the image's VMs layered (bg-disk.c). */
     if (!overlay_write (overlay, GUEST_INIT_IN_IMAGE + 1, init, init_len, 0755, error) ||
         !overlay_write (overlay, GUEST_SETUP_IN_IMAGE + 1, binary, len, 0755, error) ||
-        !overlay_write (overlay, BG_GUEST_SETUP_UNIT + 1, bg_build_guest_setup_unit, -1, 0644, error) ||
+        !overlay_write (overlay, BG_GUEST_SETUP_UNIT + 1, bg_guest_programs_setup_unit, -1, 0644, error) ||
         !overlay_mkdirs (overlay, "etc/systemd/system/sysinit.target.wants", error))
       return FALSE;
     if (symlink (BG_GUEST_SETUP_UNIT, link) < 0)
@@ -431,7 +384,7 @@ bg_image_build (const char           *images_dir,
   if ((final = bg_image_new_dir (images_dir, name, error)) == NULL || !bg_build_check_host (o, error))
     return NULL;
   if (!o->cloud_init)
-    guest_setup = bg_build_guest_setup_path ();
+    guest_setup = bg_guest_programs_setup_path ();
   g_mkdir_with_parents (images_dir, 0700);
   work = g_strdup_printf ("%s/.build-%s-XXXXXX", images_dir, name);
   if (g_mkdtemp_full (work, 0700) == NULL)
@@ -504,19 +457,13 @@ bg_image_build (const char           *images_dir,
     }
   {
     g_autofree char *krel = g_build_filename ("boot", kname, NULL);
-    int in, out;
-    gboolean ok;
+    g_auto(BgFd) in = -1, out = -1;
 
     if (!copy_out (tree, krel, bz, error))
       goto fail;
     in = open (bz, O_RDONLY | O_CLOEXEC);
     out = open (vmlinux, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    ok = in >= 0 && out >= 0 && bg_kernel_extract_vmlinux (in, out, error);
-    if (in >= 0)
-      close (in);
-    if (out >= 0)
-      close (out);
-    if (!ok)
+    if (in < 0 || out < 0 || !bg_kernel_extract_vmlinux (in, out, error))
       goto fail;
   }
   if (iname != NULL)

@@ -28,6 +28,7 @@
 #include "bg-disk.h"
 #include "bg-cli.h"
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "bg-spawn.h"
 
 #define CHUNK (8 << 20)
@@ -204,7 +205,7 @@ bg_disk_create (const char     *image_rootfs,
                 GError        **error)
 {
   g_autoptr(GError) local = NULL;
-  int src, dst;
+  g_auto(BgFd) src = -1, dst = -1;
   gboolean ok = FALSE;
 
   src = open (image_rootfs, O_RDONLY | O_CLOEXEC);
@@ -217,7 +218,6 @@ bg_disk_create (const char     *image_rootfs,
   if (dst < 0)
     {
       g_set_error (error, BG_ERROR, BG_ERROR_EXISTS, "cannot create %s: %s", dest, g_strerror (errno));
-      close (src);
       return FALSE;
     }
 
@@ -249,114 +249,12 @@ bg_disk_create (const char     *image_rootfs,
 
   if (ok)
     ok = grow (dest, dst, size, error);
-  close (src);
-  close (dst);
+  bg_fd_clear (&src);
+  bg_fd_clear (&dst);
   if (!ok)
     {
       g_unlink (dest);
       g_prefix_error (error, "making the root disk %s: ", dest);
     }
   return ok;
-}
-
-/* A layered VM's own disk: an empty sparse file of @size, no data. */
-static gboolean
-create_layered (const char  *dest,
-                guint64      size,
-                GError     **error)
-{
-  int fd = open (dest, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-
-  if (fd < 0 || ftruncate (fd, size) < 0)
-    {
-      int errsv = errno;
-      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "making the VM's disk %s: %s", dest, g_strerror (errsv));
-      if (fd >= 0)
-        {
-          close (fd);
-          g_unlink (dest);
-        }
-      return FALSE;
-    }
-  close (fd);
-  return TRUE;
-}
-
-/* The VM's disk in @dir, of @size: "disk.ext4" (reflink, copy) or
- * "upper.img" (layered), as @want allows and this filesystem and image
- * can. What was made in @used, and why in @reason. */
-gboolean
-bg_disk_make_for_vm (BgImage     *image,
-                     const char  *dir,
-                     BgDiskMode   want,
-                     guint64      size,
-                     BgDiskMode  *used,
-                     char       **reason,
-                     GCancellable *cancellable,
-                     GError     **error)
-{
-  g_autofree char *disk = g_build_filename (dir, "disk.ext4", NULL);
-  g_autofree char *upper = g_build_filename (dir, "upper.img", NULL);
-  g_autoptr(GError) local = NULL;
-
-  if (want == BG_DISK_MODE_LAYERED || (want == BG_DISK_MODE_AUTO && image->layered))
-    {
-      if (!image->layered)
-        {
-          g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED,
-                       "disk-mode layered: image %s has no banger-init (build images with 'banger image build', "
-                       "or choose another disk-mode)", image->name);
-          return FALSE;
-        }
-      /* Reflink first, where it works: a clone is a whole disk of the
-       * VM's own, and costs nothing either. */
-      if (want == BG_DISK_MODE_AUTO && bg_disk_create (image->rootfs, disk, BG_DISK_MODE_REFLINK, size, used,
-                                                       cancellable, &local))
-        {
-          *reason = g_strdup ("reflink: this filesystem shares the image's extents with the VM's disk");
-          return TRUE;
-        }
-      *used = BG_DISK_MODE_LAYERED;
-      *reason = g_strdup (want == BG_DISK_MODE_LAYERED
-                          ? "layered: as banger.conf asks"
-                          : "layered: this filesystem cannot reflink, and the image has banger-init, so VMs share "
-                            "it read-only and write to disks of their own");
-      if (!create_layered (upper, size, error))
-        return FALSE;
-      if (image->format_upper)
-        {
-          /* banger-init formats a blank disk with the image's mke2fs; an
-           * image without one (an OCI image) gets it made here. Lazy
-           * init and no reserved GDT blocks (resize_inode: online growth
-           * only) keep what is written to ~200 KiB of an 8 GiB disk. */
-          const char *mkfs[] = { "mke2fs", "-q", "-F", "-t", "ext4", "-O", "^resize_inode", "-L", "banger-upper",
-                                 "-E", "lazy_itable_init=1,lazy_journal_init=1", upper, NULL };
-          if (!bg_spawn_run (mkfs, NULL, error))
-            {
-              g_unlink (upper);
-              g_prefix_error (error, "making the VM's disk %s: ", upper);
-              /* mke2fs says so in its own words (its errno's text): the
-               * same advice as a copy that ran out of room. */
-              if (error && *error && strstr ((*error)->message, g_strerror (ENOSPC)) != NULL)
-                {
-                  g_autofree char *message = g_strdup_printf ("%s (free some space there: a layered VM's disk "
-                                                              "takes a few hundred KiB at first)",
-                                                              (*error)->message);
-                  g_free ((*error)->message);
-                  (*error)->message = g_steal_pointer (&message);
-                }
-              return FALSE;
-            }
-        }
-      return TRUE;
-    }
-  if (!bg_disk_create (image->rootfs, disk, want, size, used, cancellable, error))
-    return FALSE;
-  if (*used == BG_DISK_MODE_REFLINK)
-    *reason = g_strdup ("reflink: this filesystem shares the image's extents with the VM's disk");
-  else if (want == BG_DISK_MODE_COPY)
-    *reason = g_strdup ("copy: as banger.conf asks");
-  else
-    *reason = g_strdup ("copy: this filesystem cannot reflink, and the image has no banger-init to share it");
-  return TRUE;
 }

@@ -1,7 +1,9 @@
 #pragma once
 
+#include <gio/gio.h>
+
 #include "bg-config.h"
-#include "bg-image.h"
+#include "bg-progress.h"
 
 G_BEGIN_DECLS
 
@@ -21,13 +23,4 @@ gboolean bg_disk_create      (const char    *image_rootfs,
                               BgDiskMode    *used,
                               GCancellable  *cancellable,
                               GError       **error);
-gboolean bg_disk_make_for_vm (BgImage       *image,
-                              const char    *dir,
-                              BgDiskMode     want,
-                              guint64        size,
-                              BgDiskMode    *used,
-                              char         **reason,
-                              GCancellable  *cancellable,
-                              GError       **error);
-
 G_END_DECLS

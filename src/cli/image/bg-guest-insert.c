@@ -28,11 +28,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bg-build.h"
 #include "bg-cli.h"
 #include "bg-error.h"
 #include "bg-fd.h"
 #include "bg-guest-insert.h"
+#include "bg-guest-programs.h"
 #include "bg-spawn.h"
 
 #define GUEST_DIR "/usr/libexec/banger"
@@ -369,7 +369,7 @@ insert_unit (const char  *rootfs,
     "cd /etc/systemd/system/sysinit.target.wants\n"
     "rm banger-guest-setup.service\n"
     "symlink banger-guest-setup.service " BG_GUEST_SETUP_UNIT "\n";
-  gsize len = strlen (bg_build_guest_setup_unit);
+  gsize len = strlen (bg_guest_programs_setup_unit);
   g_autofree char *said = NULL, *why = NULL;
   BgDebugfsStat st;
   int fd;
@@ -383,7 +383,7 @@ insert_unit (const char  *rootfs,
   g_clear_pointer (&said, g_free);
   if ((fd = memfd_create ("banger-guest-setup.service", MFD_CLOEXEC)) < 0)
     return bg_error_errno (error, errno, "cannot hold", "banger-guest-setup.service");
-  if (write (fd, bg_build_guest_setup_unit, len) != (ssize_t) len)
+  if (write (fd, bg_guest_programs_setup_unit, len) != (ssize_t) len)
     {
       int errsv = errno;
       close (fd);
@@ -417,9 +417,9 @@ bg_guest_insert_programs (const char  *rootfs,
                           char       **copy_reason,
                           GError     **error)
 {
-  g_autofree char *init = bg_build_guest_init_path ();
-  g_autofree char *agent = bg_build_guest_agent_path ();
-  g_autofree char *setup = bg_build_guest_setup_path ();
+  g_autofree char *init = bg_guest_programs_init_path ();
+  g_autofree char *agent = bg_guest_programs_agent_path ();
+  g_autofree char *setup = bg_guest_programs_setup_path ();
   Program programs[3] = { { NULL, -1, 0, NULL }, { NULL, -1, 0, NULL }, { NULL, -1, 0, NULL } };
   gboolean with_setup = FALSE;
   BgDebugfsStat st;

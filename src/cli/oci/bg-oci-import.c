@@ -34,6 +34,7 @@
 #include "bg-error.h"
 #include "bg-fd.h"
 #include "bg-file.h"
+#include "bg-guest-programs.h"
 #include "bg-image.h"
 #include "bg-layer.h"
 #include "bg-oci-archive.h"
@@ -212,8 +213,8 @@ make_additions (Work               *w,
 {
   g_autofree char *staging = g_build_filename (w->work, "additions", NULL);
   g_autofree char *tar = g_build_filename (w->work, "additions.tar", NULL);
-  g_autofree char *init = bg_build_guest_init_path ();
-  g_autofree char *setup = bg_build_guest_setup_path ();
+  g_autofree char *init = bg_guest_programs_init_path ();
+  g_autofree char *setup = bg_guest_programs_setup_path ();
   g_autofree char *agent = g_strdup (g_getenv ("BANGER_AGENT") ? g_getenv ("BANGER_AGENT")
                                                                 : BG_LIBEXECDIR "/banger/banger-agent");
   g_autoptr(GString) workload = workload_record (config);
@@ -241,8 +242,8 @@ make_additions (Work               *w,
       g_autofree char *wants = g_build_filename (staging, BG_GUEST_SETUP_WANTS, NULL);
       g_autofree char *dir = g_path_get_dirname (wants);
 
-      if (!stage_file (staging, BG_GUEST_SETUP_UNIT + 1, NULL, bg_build_guest_setup_unit,
-                       strlen (bg_build_guest_setup_unit), error))
+      if (!stage_file (staging, BG_GUEST_SETUP_UNIT + 1, NULL, bg_guest_programs_setup_unit,
+                       strlen (bg_guest_programs_setup_unit), error))
         return FALSE;
       if (g_mkdir_with_parents (dir, 0755) < 0)
         return bg_error_errno (error, errno, "cannot create", dir);

@@ -20,7 +20,7 @@
 #include "bg-paths.h"
 #include "bg-ssh.h"
 #include "bg-state.h"
-#include "bg-vm.h"
+#include "bg-vm-control.h"
 
 static void
 leftover_free (BgLeftover *l)

@@ -17,7 +17,7 @@
 #include "bg-spawn.h"
 #include "bg-state.h"
 #include "bg-status.h"
-#include "bg-vm.h"
+#include "bg-vm-control.h"
 
 static const char * const actions[] = {
   "org.banger.network", "org.banger.storage", "org.banger.vm", "org.banger.admin",

@@ -10,7 +10,7 @@
 #include "bg-fc-client.h"
 #include "bg-file.h"
 #include "bg-ssh.h"
-#include "bg-vm-private.h"
+#include "bg-vm-control.h"
 #include "bg-forward.h"
 
 #define STOP_TIMEOUT_S 30

@@ -16,7 +16,7 @@
 #include "bg-netconf.h"
 #include "bg-ssh.h"
 #include "bg-sync.h"
-#include "bg-vm-private.h"
+#include "bg-vm-launch.h"
 
 #define DEFAULT_BOOT_ARGS "console=ttyS0 reboot=k panic=1 pci=off"
 /* The VM's own disk is the root; or (layered) the image, shared and

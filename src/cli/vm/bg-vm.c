@@ -27,6 +27,7 @@
 #include "bg-build.h"
 #include "bg-client.h"
 #include "bg-disk.h"
+#include "bg-disk-vm.h"
 #include "bg-error.h"
 #include "bg-file.h"
 #include "bg-forward.h"
@@ -39,7 +40,8 @@
 #include "bg-ssh.h"
 #include "bg-undo.h"
 #include "bg-vm.h"
-#include "bg-vm-private.h"
+#include "bg-vm-control.h"
+#include "bg-vm-launch.h"
 
 
 static void
@@ -149,13 +151,31 @@ local_work_run (gpointer data)
   sigaddset (&signals, SIGINT);
   sigaddset (&signals, SIGTERM);
   pthread_sigmask (SIG_BLOCK, &signals, NULL);
-  if (bg_disk_make_for_vm (w->image, w->dir, w->mode, w->bytes, &w->used, &w->reason, w->cancellable, &w->error) &&
+  if (bg_disk_vm_make (w->image, w->dir, w->mode, w->bytes, &w->used, &w->reason, w->cancellable, &w->error) &&
       bg_ssh_ensure_client_key (w->client_key, &w->error))
     bg_ssh_generate_host_key (w->dir, &private_key, &public_key, &w->error);
   g_mutex_lock (&w->lock);
   w->done = TRUE;
   g_cond_signal (&w->cond);
   g_mutex_unlock (&w->lock);
+  return NULL;
+}
+
+/* Makes the spare host key the next new VM will take (bg-ssh.c), while
+ * this one launches: no later `vm up` waits for ssh-keygen. Failing is no
+ * one's concern here; the next VM then makes its key itself. */
+static gpointer
+spare_key_run (gpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  sigset_t signals;
+
+  sigemptyset (&signals);
+  sigaddset (&signals, SIGINT);
+  sigaddset (&signals, SIGTERM);
+  pthread_sigmask (SIG_BLOCK, &signals, NULL);
+  if (!bg_ssh_make_spare_host_key (&error))
+    g_debug ("no spare host key made: %s", error->message);
   return NULL;
 }
 
@@ -403,6 +423,7 @@ bg_vm_up (BgCli        *cli,
   const char *verb = o->verb ? o->verb : "up";
   struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
   guint32 agent_up = 0;
+  GThread *spare_key = NULL;
   BgProgress p;
   gboolean existing = FALSE, ok = FALSE;
 
@@ -472,6 +493,7 @@ bg_vm_up (BgCli        *cli,
       bg_undo_push (undo, undo_delete_record, g_strdup (name), g_free);
       if (!make_new_vm (store, r, config, image, dir, &p, undo, error))
         goto rollback;
+      spare_key = g_thread_new ("banger-spare-key", spare_key_run, NULL);
     }
   else
     p.steps = 3;
@@ -519,6 +541,8 @@ rollback:
   if (existing)
     bg_vm_mark_stopped (store, name, NULL);
 out:
+  if (spare_key != NULL)
+    g_thread_join (g_steal_pointer (&spare_key));
   sigaction (SIGINT, &old_int, NULL);
   sigaction (SIGTERM, &old_term, NULL);
   bg_client_shutdown ();

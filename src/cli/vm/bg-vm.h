@@ -1,3 +1,5 @@
+/* bg-vm.h: vm up, the VM lifecycle's orchestrator, over its parts
+ * (bg-vm-launch.h, bg-vm-control.h). */
 #pragma once
 
 #include "bg-cli.h"
@@ -22,21 +24,6 @@ gboolean  bg_vm_up            (BgCli        *cli,
                                BgConfig     *config,
                                BgUpOptions  *options,
                                GError      **error);
-gboolean  bg_vm_stop          (BgCli        *cli,
-                               const char   *name,
-                               gboolean      force,
-                               guint         timeout_s,
-                               GError      **error);
-gboolean  bg_vm_remove        (BgCli        *cli,
-                               const char   *name,
-                               gboolean      force,
-                               GError      **error);
-gboolean  bg_vm_set_paused    (const char   *name,
-                               gboolean      paused,
-                               GError      **error);
-BgVmState bg_vm_probe_state   (BgVmRecord   *record);
-/* Running, paused or starting: a VMM is there. */
-gboolean  bg_vm_state_is_live (BgVmState     state);
 
 /* cmd-forward.c */
 gboolean  bg_vm_cmd_forward   (BgCli        *cli,

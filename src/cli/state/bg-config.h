@@ -2,6 +2,8 @@
 
 #include <glib.h>
 
+#include "bg-size.h"
+
 G_BEGIN_DECLS
 
 /* How a VM's root disk is made from its image. */
@@ -50,11 +52,6 @@ const char *bg_disk_mode_to_string (BgDiskMode   mode);
 gboolean    bg_disk_mode_from_string (const char *str,
                                       BgDiskMode *out);
 
-gboolean    bg_parse_size          (const char  *str,
-                                    guint64     *out_bytes,
-                                    GError     **error);
-char       *bg_format_size         (guint64      bytes);
-char       *bg_format_size_human   (guint64      bytes);
 gboolean    bg_validate_cpus       (const char  *field,
                                     gint64       cpus,
                                     GError     **error);

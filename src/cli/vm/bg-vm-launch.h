@@ -1,17 +1,17 @@
-/* What bg-vm.c, bg-vm-launch.c and bg-vm-control.c share; not for the
- * rest of the CLI. */
+/* bg-vm-launch.h: the parts of vm up below its orchestrator: the
+ * network's answer into the record, the pinned host key, the config
+ * drive, the jailed VMM's launch and its configuration. */
 #pragma once
 
+#include <gio/gio.h>
+
+#include "bg-config.h"
 #include "bg-image.h"
 #include "bg-progress.h"
+#include "bg-state.h"
 #include "bg-undo.h"
-#include "bg-vm.h"
 
 G_BEGIN_DECLS
-
-gboolean  bg_vm_mark_stopped       (BgStateStore *store,
-                                    const char   *name,
-                                    GError      **error);
 
 void      bg_vm_take_network       (BgVmRecord   *record,
                                     GVariant     *info);
