@@ -1359,6 +1359,25 @@ test_vmm_in_its_own_netns_keeps_its_tap (Fixture *f, gconstpointer data)
   g_assert_true (host_tap_in_place (tap, uid_a));
   owner = sys_net (tap, "owner");
   g_assert_cmpuint (strtoul (owner, NULL, 10), ==, uid_a);
+
+  /* The mechanism launches in the host's namespace again, with its tap,
+   * as before. */
+  {
+    g_autofree char *plain = vmm_conf (g_getenv ("BANGER_TEST_VMM"), "netns=never\n");
+    g_autoptr(Launched) again = NULL;
+    g_autoptr(BgCallResult) kill2 = NULL;
+
+    bg_harness_write_config (f->h, "mechanism.conf", plain);
+    g_autofree char *pid2 = NULL;
+
+    again = launch (f, BG_TEST_USER_A, "apart", opt);
+    pid2 = g_strdup_printf ("%" G_GUINT64_FORMAT, again->pid);
+    g_assert_cmpuint (netns_of (pid2), ==, netns_of ("self"));
+    kill2 = bg_harness_call (f->h, BG_TEST_USER_A, "KillVm", "('apart',)", NULL);
+    bg_assert_call_ok (kill2);
+    wait_exit (f, "apart");
+    g_assert_true (host_tap_in_place (tap, uid_a));
+  }
 }
 
 static void
