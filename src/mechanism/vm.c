@@ -416,7 +416,6 @@ launch_vmm (BgVms           *vms,
           g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "the tap %s has no bridge on record", p->tap);
           goto fail;
         }
-      bg_daemon_test_hook (vms->daemon, "launch-netns");
       vmm->jail->netns_fd = bg_netns_new_with_tap (p->tap, bridge, jail_uid, error);
       if (vmm->jail->netns_fd < 0)
         goto fail;
