@@ -89,17 +89,15 @@ set_up (BgNlSock    *sk,
   if (no_ipv6)
     {
       /* No link-local address, so it sends nothing of its own (duplicate
-       * address detection, router solicitations) towards the bridge. */
+       * address detection, router solicitations) towards the bridge,
+       * whose guards would drop it anyway. A kernel without IPv6 (booted
+       * with ipv6.disable=1) refuses the setting and needs none. */
       g_autoptr(BgNlLink) change = rtnl_link_alloc ();
       int err;
 
       if ((err = rtnl_link_inet6_set_addr_gen_mode (change, IN6_ADDR_GEN_MODE_NONE)) < 0 ||
           (err = rtnl_link_change (sk, link, change, 0)) < 0)
-        {
-          g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot set %s up without IPv6: %s", name,
-                       nl_geterror (err));
-          return FALSE;
-        }
+        g_debug ("%s in the VMM's namespace keeps its IPv6 link-local address: %s", name, nl_geterror (err));
     }
   return bg_nl_link_up (sk, link, master, error);
 }
