@@ -1201,6 +1201,25 @@ test_abstract_unix_sockets (Fixture *f, gconstpointer data)
   bg_assert_call_ok (info);
   want_guard = g_strdup_printf ("'abstract-unix': <'%s'>", c->guard);
   g_assert_nonnull (strstr (info->reply, want_guard));
+  /* system status --json names it too (its exit status says whether
+   * the whole host is ready, which this one need not be). */
+  {
+    g_autofree char *out = NULL, *err = NULL;
+    g_autoptr(JsonParser) parser = json_parser_new ();
+    JsonArray *checks;
+    const char *value = NULL;
+
+    bg_harness_run_cli (f->h, BG_TEST_USER_A, &out, &err, "system", "status", "--json", NULL);
+    g_assert_true (json_parser_load_from_data (parser, out, -1, NULL));
+    checks = json_object_get_array_member (json_node_get_object (json_parser_get_root (parser)), "checks");
+    for (guint i = 0; i < json_array_get_length (checks); i++)
+      {
+        JsonObject *o = json_array_get_object_element (checks, i);
+        if (g_str_equal (json_object_get_string_member (o, "name"), "confinement"))
+          value = json_object_get_string_member_with_default (o, "value", NULL);
+      }
+    g_assert_cmpstr (value, ==, c->guard);
+  }
 
   l = launch (f, BG_TEST_USER_A, "reach", NULL);
   for (gint64 end = bg_test_deadline (30); g_get_monotonic_time () < end;)
