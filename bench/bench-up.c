@@ -13,8 +13,10 @@
  * files and none of banger's layers (as root: tap over netlink, the test
  * VMM spawned directly, the same API calls). Then the cost of the copy
  * mode it replaces, what 16 VMs of the realistic image cost in host disk
- * and page cache, `vm ls` with 256 records, peak RSS and the mechanism's
- * idle exit. Needs root. */
+ * and page cache, what a network namespace per VMM costs (netns=always
+ * against auto), `vm ls` with 256 records, peak RSS and the mechanism's
+ * idle exit. Needs root. BANGER_BENCH_ONLY=netns measures only the
+ * network namespace's cost. */
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
@@ -664,6 +666,59 @@ measure_ls (Ctx *c)
   g_print ("\nbanger vm ls --json with 256 records         median %7.2f ms\n", median (ls));
 }
 
+/* The cost of a network namespace per VMM (netns.c), warm, tiny image:
+ * the same `vm up` and `vm rm` with mechanism.conf's [vmm] netns=auto
+ * (on a kernel with Landlock scopes: the host's namespace, as before)
+ * and netns=always, interleaved so the machine's load falls on both
+ * alike. [vmm] is read at each launch. */
+static void
+measure_netns (Ctx *c, Case *k)
+{
+  g_autofree char *section = bg_harness_vmm_section (g_getenv ("BANGER_TEST_VMM"));
+  GArray *up_t[2] = { samples (), samples () };
+  GArray *rm_t[2] = { samples (), samples () };
+  Steps steps[2];
+  const char *modes[] = { "auto", "always" };
+
+  steps_init (&steps[0]);
+  steps_init (&steps[1]);
+  for (int i = 0; i < RUNS * 2; i++)
+    {
+      int m = i % 2;
+      g_autofree char *conf = g_strdup_printf ("%snetns=%s\n", section, modes[m]);
+      g_autofree char *name = g_strdup_printf ("n%d", i);
+      g_autofree char *err = NULL;
+      const char *up[] = { "vm", "up", name, "--image", k->image, "--no-wait", NULL };
+      const char *rm[] = { "vm", "rm", name, "--force", NULL };
+      double t;
+
+      bg_harness_write_config (c->h, "mechanism.conf", conf);
+      t = run_cli (c, &err, up);
+      g_array_append_val (up_t[m], t);
+      add_timings (&steps[m], err);
+      t = run_cli (c, NULL, rm);
+      g_array_append_val (rm_t[m], t);
+    }
+  bg_harness_write_config (c->h, "mechanism.conf", section);
+  g_print ("\nper-VMM network namespace, warm, %s image, median of %d each, interleaved\n", k->label, RUNS);
+  for (int m = 0; m < 2; m++)
+    {
+      g_print ("  netns=%-6s vm up %8.2f ms   vm rm --force %8.2f ms\n", modes[m], median (up_t[m]),
+               median (rm_t[m]));
+      for (guint j = 0; j < steps[m].order->len; j++)
+        g_print ("      %-40s %8.2f ms\n", (char *) steps[m].order->pdata[j],
+                 median (g_hash_table_lookup (steps[m].steps, steps[m].order->pdata[j])));
+    }
+  g_print ("  netns=always - netns=auto: vm up %+.2f ms, vm rm %+.2f ms\n", median (up_t[1]) - median (up_t[0]),
+           median (rm_t[1]) - median (rm_t[0]));
+  for (int m = 0; m < 2; m++)
+    {
+      steps_clear (&steps[m]);
+      g_array_unref (up_t[m]);
+      g_array_unref (rm_t[m]);
+    }
+}
+
 static void
 bench (void)
 {
@@ -695,10 +750,18 @@ bench (void)
       steps_init (&cases[i].warm_steps);
     }
   make_image (&c, &cases[0], 4096, "64M", 0);
+  if (g_strcmp0 (g_getenv ("BANGER_BENCH_ONLY"), "netns") == 0)
+    {
+      /* Only the network namespace's cost: a minute, not ten. */
+      measure_netns (&c, &cases[0]);
+      bg_harness_stop (c.h);
+      return;
+    }
   make_image (&c, &cases[1], 48 * MiB, "2G", 1024 * MiB);
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     measure_case (&c, &cases[i], bdir);
   print_cases (cases, G_N_ELEMENTS (cases));
+  measure_netns (&c, &cases[0]);
   measure_copy (&c, &cases[1]);
   measure_many (&c, &cases[1]);
   measure_ls (&c);

@@ -59,6 +59,11 @@ cmd_status (BgCli *cli, int argc, char **argv, GError **error)
             json_builder_add_string_value (b, c->hint);
           else
             json_builder_add_null_value (b);
+          if (c->value)
+            {
+              json_builder_set_member_name (b, "value");
+              json_builder_add_string_value (b, c->value);
+            }
           json_builder_end_object (b);
         }
       json_builder_end_array (b);

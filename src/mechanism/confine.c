@@ -6,12 +6,16 @@
  * a Landlock domain of the jail's own, set in the child right before it
  * execs the VMM (after no_new_privs), stacked under whatever the VMM
  * adds itself (Firecracker installs its own filters). The VMM keeps the
- * host's network namespace, since it opens its tap by name there, so:
+ * host's network namespace where Landlock scopes confine it (it opens
+ * its tap by name there), and gets one of its own elsewhere (netns.c);
+ * either way:
  *   - sockets of any family but AF_UNIX are refused (EAFNOSUPPORT): no
  *     TCP or UDP to the host's loopback listeners, no netlink;
  *   - abstract unix sockets made outside the jail cannot be reached, and
  *     processes outside it cannot be signalled (Landlock scopes, kernel
- *     6.12+; older kernels lack them and the mechanism says so);
+ *     6.12+; older kernels lack them, and there the VMM's own network
+ *     namespace keeps it from the host's abstract sockets, and its PID
+ *     namespace and jail uid from signalling anything but its own);
  *   - no user namespaces (unshare/clone with CLONE_NEWUSER: EPERM;
  *     clone3, whose flags a filter cannot read: ENOSYS, and C libraries
  *     fall back to clone), no setns, no io_uring (it could open sockets
@@ -194,7 +198,7 @@ bg_confine_landlock_abi (void)
 /* In the jail's child, after no_new_privs and right before execve:
  * async-signal-safe, no allocation. Returns 0 or an errno. */
 int
-bg_confine_vmm (void)
+bg_confine_vmm (gboolean landlock_scopes)
 {
   struct sock_filter filter[] = {
     BPF_STMT (BPF_LD | BPF_W | BPF_ABS, offsetof (struct seccomp_data, arch)),
@@ -233,7 +237,7 @@ bg_confine_vmm (void)
   struct sock_fprog prog = { G_N_ELEMENTS (filter), filter };
   int abi = bg_confine_landlock_abi ();
 
-  if (abi >= 6)
+  if (abi >= 6 && landlock_scopes)
     {
       struct bg_landlock_ruleset_attr attr = { 0, 0, BG_LANDLOCK_SCOPE_ABSTRACT_UNIX | BG_LANDLOCK_SCOPE_SIGNAL };
       int ruleset = syscall (SYS_landlock_create_ruleset, &attr, sizeof attr, 0);

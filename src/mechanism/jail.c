@@ -38,7 +38,9 @@
  *   /usr, /lib*             read-only binds, only for dynamic VMMs
  * and is made read-only before the VMM starts.
  *
- * The VMM is started with clone() in new mount, PID and IPC namespaces,
+ * The VMM is started with clone() in new mount, PID and IPC namespaces
+ * (and a network namespace of its own where Landlock cannot keep it from
+ * the host's abstract unix sockets: netns.c),
  * builds that root, pivot_root()s into it, closes every other fd, gets
  * resource limits, drops to the jail uid/gid with no supplementary
  * groups, sets no_new_privs and execs with an empty environment: the
@@ -113,6 +115,7 @@ bg_jail_free (BgJail *jail)
   g_free (jail->run);
   g_free (jail->disks);
   bg_fd_clear (&jail->vmm_tree);
+  bg_fd_clear (&jail->netns_fd);
   for (guint i = 0; jail->fds && i < jail->fds->len; i++)
     if (g_array_index (jail->fds, int, i) >= 0)
       close (g_array_index (jail->fds, int, i));
@@ -250,6 +253,8 @@ bg_jail_new (const char  *run_dir,
   struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
 
   jail->vmm_tree = -1;
+  jail->netns_fd = -1;
+  jail->landlock_scopes = TRUE;
   jail->fds = g_array_new (FALSE, FALSE, sizeof (int));
   jail->steps = g_array_new (FALSE, FALSE, sizeof (Step));
   g_array_set_clear_func (jail->steps, (GDestroyNotify) step_clear);
@@ -413,6 +418,8 @@ typedef struct {
   uid_t               uid;
   gid_t               gid;
   int                 status_fd;   /* write end; errno on failure, CLOEXEC */
+  int                 netns_fd;    /* to join first, or -1 */
+  gboolean            landlock_scopes;
 } ChildArgs;
 
 /* Failure codes the parent turns into words: the step index, or one of
@@ -420,7 +427,7 @@ typedef struct {
 enum {
   FAIL_PRIVATE = -1, FAIL_ROOT = -2, FAIL_SEAL = -3, FAIL_PIVOT = -4, FAIL_STDIO = -5,
   FAIL_CLOSE = -6, FAIL_LIMITS = -7, FAIL_DROP = -8, FAIL_NNP = -9, FAIL_EXEC = -10, FAIL_CONFINE = -11,
-  FAIL_DISKS = -12,
+  FAIL_DISKS = -12, FAIL_NETNS = -13,
 };
 
 static int G_GNUC_NORETURN
@@ -479,6 +486,10 @@ jail_child (void *data)
   static char * const empty_env[] = { NULL };
   struct rlimit nofile = { 2048, 2048 }, core = { 0, 0 };
 
+  /* The VMM's own network namespace, with its tap: joined while still
+   * root, before anything else (netns.c). */
+  if (a->netns_fd >= 0 && setns (a->netns_fd, CLONE_NEWNET) < 0)
+    child_fail (a, FAIL_NETNS);
   if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
     child_fail (a, FAIL_PRIVATE);
   /* Device nodes live here, so no MS_NODEV; it is sealed read-only once
@@ -534,7 +545,7 @@ jail_child (void *data)
     child_fail (a, FAIL_DROP);
   if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl (PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
     child_fail (a, FAIL_NNP);
-  if ((errno = bg_confine_vmm ()) != 0)
+  if ((errno = bg_confine_vmm (a->landlock_scopes)) != 0)
     child_fail (a, FAIL_CONFINE);
   umask (077);
   execve (a->argv[0], (char * const *) a->argv, empty_env);
@@ -549,6 +560,7 @@ describe_failure (BgJail *jail,
     NULL, "make mounts private", "mount its root", "seal its root read-only", "pivot_root", "set up stdio",
     "close descriptors", "set resource limits", "drop privileges", "set no_new_privs", "exec the VMM",
     "confine the VMM (seccomp, Landlock)", "mount the tmpfs for its disk nodes",
+    "join its network namespace",
   };
   const Step *s;
 
@@ -599,6 +611,8 @@ bg_jail_spawn (BgJail             *jail,
   a.null_fd = null_fd;
   a.uid = jail->uid;
   a.gid = jail->gid;
+  a.netns_fd = jail->netns_fd;
+  a.landlock_scopes = jail->landlock_scopes;
   if (null_fd < 0 || pipe2 (status_pipe, O_CLOEXEC) < 0)
     {
       bg_error_errno (error, errno, "cannot prepare", "the VMM's stdio");
@@ -607,8 +621,12 @@ bg_jail_spawn (BgJail             *jail,
   status_read = status_pipe[0];
   a.status_fd = status_pipe[1];
 
-  pid = clone (jail_child, stack + stack_size, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | SIGCHLD, &a);
+  pid = clone (jail_child, stack + stack_size,
+               CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | SIGCHLD |
+               (jail->own_netns && jail->netns_fd < 0 ? CLONE_NEWNET : 0), &a);
   close (status_pipe[1]);
+  /* Only the VMM holds its network namespace now: it goes with it. */
+  bg_fd_clear (&jail->netns_fd);
   if (pid < 0)
     {
       bg_error_errno (error, errno, "cannot start", "the jailed VMM");

@@ -30,6 +30,12 @@ struct _BgJail {
   int      vmm_tree;  /* a read-only clone of the VMM binary's mount */
   GArray  *fds;       /* descriptors the VMM inherits as 3, 4, ... */
   GArray  *steps;     /* how the child builds the root */
+  /* The VMM's network namespace (netns.c): @netns_fd, which the child
+   * joins, or, with @own_netns and no descriptor, a new empty one. Off
+   * both, the host's. */
+  int      netns_fd;
+  gboolean own_netns;
+  gboolean landlock_scopes;   /* where the kernel has them; off only in tests */
 };
 
 int        bg_jail_open_vmm      (const char   *path,
@@ -64,7 +70,7 @@ gboolean   bg_jail_destroy       (const char   *dir,
 GPtrArray *bg_jail_list          (const char   *dir);
 
 /* confine.c */
-int        bg_confine_vmm        (void);
+int        bg_confine_vmm        (gboolean      landlock_scopes);
 int        bg_confine_landlock_abi (void);
 void       bg_jail_free          (BgJail       *jail);
 char     **bg_jail_build_argv    (const char   *id);

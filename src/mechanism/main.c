@@ -147,8 +147,8 @@ main (int    argc,
       return 1;
     }
   if (bg_confine_landlock_abi () < 6)
-    g_message ("Landlock ABI %d: jailed VMMs can reach the host's abstract unix sockets "
-               "(Linux 6.12 or later confines them)", bg_confine_landlock_abi ());
+    g_message ("Landlock ABI %d has no scopes (Linux 6.12): each jailed VMM gets a network namespace "
+               "of its own, which keeps it from the host's abstract unix sockets", bg_confine_landlock_abi ());
   rc = bg_mechanism_run (mechanism);
   bg_mechanism_free (mechanism);
   return rc;

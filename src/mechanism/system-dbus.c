@@ -69,6 +69,8 @@ host_info_authorized (BgCall   *call,
   g_variant_dict_insert (&d, "vmm", "s", vmm);
   fd = bg_jail_open_vmm (vmm, &dynamic, &error);
   g_variant_dict_insert (&d, "vmm-error", "s", fd >= 0 ? "" : error->message);
+  g_variant_dict_insert (&d, "abstract-unix", "s",
+                         bg_vm_abstract_unix_guard (bg_daemon_get_config_dir (call->daemon)));
   {
     g_autoptr(BgNetConfig) c = bg_net_config_load (bg_daemon_get_config_dir (call->daemon), NULL);
     g_autofree char *off = c ? bg_ipv6_off_reason (c, "default") : g_strdup ("network.conf is not valid");

@@ -23,6 +23,7 @@
 #include "jail.h"
 #include "loop.h"
 #include "netlink.h"
+#include "netns.h"
 #include "proc.h"
 #include "registry.h"
 #include "storage.h"
@@ -105,8 +106,19 @@ undo_vm (BgVms       *vms,
   recorded_process (r, &pid, &start, &uid);
   bg_proc_kill_if_same (pid, start, uid);
   bg_storage_unshare_bases (vms->storage, r->name, NULL);
-  if (tap != NULL && !bg_tap_set_owner (tap, r->owner, &local))
-    g_debug ("Could not give tap %s back to uid %u: %s", tap, (guint) r->owner, local->message);
+  /* The tap back to its owner; where the VMM had a network namespace of
+   * its own, its veth goes and the tap is made again on the bridge
+   * (only while the tap's record stands: a tap already released stays
+   * gone). Checked on the kernel, not the record: a crash may have come
+   * between making the veth and recording it. */
+  if (tap != NULL)
+    {
+      BgResource *t = bg_registry_lookup (vms->registry, BG_KIND_TAP, tap);
+
+      if (!bg_netns_restore_tap (tap, t ? bg_resource_get_string (t, "bridge") : NULL, r->owner,
+                                 t != NULL && t->state != BG_RESOURCE_DELETING, &local))
+        g_debug ("Could not give tap %s back to uid %u: %s", tap, (guint) r->owner, local->message);
+    }
   /* An older mechanism kept jails in the state dir. */
   return bg_jail_destroy (run_dir (vms), r->name, error) &&
          bg_jail_destroy (bg_daemon_get_state_dir (vms->daemon), r->name, error);
@@ -185,6 +197,59 @@ bg_vm_config_vmm (const char *config_dir,
   if (timeout_ms && *timeout_ms == 0)
     *timeout_ms = DEFAULT_LAUNCH_TIMEOUT_MS;
   return path ? g_strstrip (path) : g_strdup (BG_DEFAULT_FIRECRACKER);
+}
+
+/* mechanism.conf's [vmm] netns: whether each VMM gets a network
+ * namespace of its own (netns.c), which keeps it from the host's
+ * abstract unix sockets. "auto" (the default): where the kernel has no
+ * Landlock scopes to do that (before Linux 6.12); "always": everywhere.
+ * Test builds also take "never", and landlock-scopes=false, so a test
+ * can show each protection alone and the hole without them. Sets
+ * @landlock_scopes to whether the jail applies them (where the kernel
+ * has them). */
+gboolean
+bg_vm_config_netns (const char *config_dir,
+                    gboolean   *landlock_scopes)
+{
+  g_autoptr(GKeyFile) kf = g_key_file_new ();
+  g_autofree char *conf = g_build_filename (config_dir, "mechanism.conf", NULL);
+  g_autofree char *mode = NULL;
+  gboolean scopes = TRUE;
+
+  if (g_key_file_load_from_file (kf, conf, G_KEY_FILE_NONE, NULL))
+    {
+      mode = g_key_file_get_string (kf, "vmm", "netns", NULL);
+#ifdef BG_TEST_HOOKS
+      if (g_key_file_has_key (kf, "vmm", "landlock-scopes", NULL))
+        scopes = g_key_file_get_boolean (kf, "vmm", "landlock-scopes", NULL);
+#endif
+    }
+  if (landlock_scopes != NULL)
+    *landlock_scopes = scopes;
+  if (mode != NULL)
+    g_strstrip (mode);
+  if (mode != NULL && g_str_equal (mode, "always"))
+    return TRUE;
+#ifdef BG_TEST_HOOKS
+  if (mode != NULL && g_str_equal (mode, "never"))
+    return FALSE;
+#endif
+  if (mode != NULL && !g_str_equal (mode, "auto"))
+    g_warning ("%s: [vmm] netns=%s is not auto or always; using auto", conf, mode);
+  return !scopes || bg_confine_landlock_abi () < 6;
+}
+
+/* What keeps jailed VMMs from the host's abstract unix sockets:
+ * "landlock", "netns", both ("landlock+netns") or, only in test builds
+ * told so, "none". */
+const char *
+bg_vm_abstract_unix_guard (const char *config_dir)
+{
+  gboolean scopes;
+  gboolean netns = bg_vm_config_netns (config_dir, &scopes);
+
+  scopes = scopes && bg_confine_landlock_abi () >= 6;
+  return scopes && netns ? "landlock+netns" : scopes ? "landlock" : netns ? "netns" : "none";
 }
 
 static gboolean
@@ -336,7 +401,27 @@ launch_vmm (BgVms           *vms,
         goto fail;
       bg_jail_add_block (vmm->jail, BG_JAIL_CONFIG_DRIVE, rdev, TRUE);
     }
-  if (p->tap != NULL)
+  vmm->jail->own_netns = bg_vm_config_netns (bg_daemon_get_config_dir (vms->daemon),
+                                             &vmm->jail->landlock_scopes);
+  if (p->tap != NULL && vmm->jail->own_netns)
+    {
+      /* In a network namespace of its own, the VMM gets a tap of that
+       * name there, the jail uid's, and the host's tap becomes the veth
+       * to it (netns.c). */
+      BgResource *t = bg_registry_lookup (vms->registry, BG_KIND_TAP, p->tap);
+      const char *bridge = t ? bg_resource_get_string (t, "bridge") : NULL;
+
+      if (bridge == NULL)
+        {
+          g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "the tap %s has no bridge on record", p->tap);
+          goto fail;
+        }
+      vmm->jail->netns_fd = bg_netns_new_with_tap (p->tap, bridge, jail_uid, error);
+      if (vmm->jail->netns_fd < 0)
+        goto fail;
+      vmm->tap = g_strdup (p->tap);
+    }
+  else if (p->tap != NULL)
     {
       /* The jailed VMM opens the tap itself: it must be the jail uid's
        * for the VM's lifetime (the registry still says whose it is). */
@@ -367,6 +452,7 @@ launch_vmm (BgVms           *vms,
     GVariantDict dict;
     g_variant_dict_init (&dict, r->details);
     g_variant_dict_insert (&dict, "disks", "a(stt)", &disks);
+    g_variant_dict_insert (&dict, "netns", "b", vmm->jail->own_netns);
     g_variant_dict_insert (&dict, "pid", "t", (guint64) vmm->pid);
     g_variant_dict_insert (&dict, "start-time", "t", bg_proc_get_start_time (vmm->pid));
     return bg_registry_set_details (vms->registry, r, g_variant_dict_end (&dict), error);

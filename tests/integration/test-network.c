@@ -888,6 +888,171 @@ test_taps_send_only_as_their_vm (Fixture *f, gconstpointer data)
   close (fb1);
 }
 
+typedef struct {
+  char *tap;
+  int   netns_fd;
+  int   fd;
+} InnerTap;
+
+/* In a thread: setns() of a network namespace is the calling thread's,
+ * and the tun descriptor stays on the tap it attached to. */
+static gpointer
+inner_tap_attach (gpointer data)
+{
+  InnerTap *t = data;
+  struct ifreq ifr = { 0 };
+
+  g_assert_no_errno (setns (t->netns_fd, CLONE_NEWNET));
+  t->fd = open ("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  g_assert_cmpint (t->fd, >=, 0);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  g_strlcpy (ifr.ifr_name, t->tap, IFNAMSIZ);
+  g_assert_no_errno (ioctl (t->fd, TUNSETIFF, &ifr));
+  return NULL;
+}
+
+/* A VMM in a network namespace of its own (forced with [vmm]
+ * netns=always; the default where Landlock scopes are missing): its tap
+ * is inside, and on the host the veth of the tap's name is the bridge
+ * port. The test stands in for the guest on that tap (the VMM here does
+ * not open it): the bridge's guards hold through the namespace as on a
+ * host tap (a frame as the VM passes, so its MAC is unchanged; forged
+ * MAC, ARP claims and IP sources are dropped), the host reaches the VM,
+ * and when the VM ends the veth and its peer are gone and the tap is the
+ * owner's again on the bridge. */
+static void
+test_guards_hold_through_the_vmms_netns (Fixture *f, gconstpointer data)
+{
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+  g_autofree char *files = g_build_filename (f->h->tmp, "files-net", NULL);
+  g_autofree char *kernel = g_build_filename (files, "vmlinux", NULL);
+  g_autofree char *rootfs = g_build_filename (files, "rootfs.ext4", NULL);
+  g_autofree char *kernel_arg = g_strdup_printf ("--fd=%s", kernel);
+  g_autofree char *rootfs_arg = g_strdup_printf ("--fd=%s:rw", rootfs);
+  g_autofree char *section = bg_harness_vmm_section (g_getenv ("BANGER_VMM_ABSTRACT"));
+  g_autofree char *conf = g_strconcat (section, "netns=always\n", NULL);
+  g_autoptr(Tap) a1 = create_tap (f, BG_TEST_USER_A, "inner");
+  g_autoptr(Tap) b1 = create_tap (f, BG_TEST_USER_B, "other");
+  g_autoptr(GString) at_host = g_string_new (NULL), at_a1 = g_string_new (NULL);
+  g_autoptr(BgCallResult) launch = NULL, kill = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autofree char *args = NULL, *ns_path = NULL, *kind = NULL, *owner = NULL, *br_mac = NULL;
+  struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons (ETH_P_ALL) };
+  guint8 mac_a1[6], mac_b1[6], mac_br[6];
+  guint32 ip_a1 = parse_ip (a1->address), ip_b1 = parse_ip (b1->address), ip_gw = parse_ip (a1->gateway);
+  InnerTap inner = { a1->tap, -1, -1 };
+  int host = socket (AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons (ETH_P_ALL));
+  guint64 pid;
+  const char *api, *vsock;
+
+  g_assert_no_errno (mkdir (files, 0700));
+  g_assert_no_errno (chown (files, pw->pw_uid, pw->pw_gid));
+  g_assert_true (g_file_set_contents_full (kernel, "k", 1, G_FILE_SET_CONTENTS_NONE, 0644, NULL));
+  g_assert_true (g_file_set_contents_full (rootfs, "", 0, G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+  g_assert_no_errno (truncate (rootfs, 1 << 20));
+  g_assert_no_errno (chown (kernel, pw->pw_uid, pw->pw_gid));
+  g_assert_no_errno (chown (rootfs, pw->pw_uid, pw->pw_gid));
+  bg_harness_write_config (f->h, "mechanism.conf", conf);
+
+  args = g_strdup_printf ("('inner', {'tap': <'%s'>}, @h 0, @h 1)", a1->tap);
+  launch = bg_harness_call (f->h, BG_TEST_USER_A, "LaunchVm", args, kernel_arg, rootfs_arg, NULL);
+  bg_assert_call_ok (launch);
+  reply = g_variant_parse (G_VARIANT_TYPE ("(ssta{sv})"), launch->reply, NULL, NULL, NULL);
+  g_assert_nonnull (reply);
+  g_variant_get (reply, "(&s&st@a{sv})", &api, &vsock, &pid, NULL);
+
+  /* The host's port is a veth now, on the bridge. */
+  kind = run ("ip", "-d", "-o", "link", "show", "dev", a1->tap, NULL);
+  g_assert_nonnull (kind);
+  g_assert_nonnull (strstr (kind, "veth"));
+  g_assert_null (sys_read (a1->tap, "tun_flags"));
+  g_assert_cmpstr (master_of (a1->tap), ==, "banger0");
+
+  ns_path = g_strdup_printf ("/proc/%" G_GUINT64_FORMAT "/ns/net", pid);
+  inner.netns_fd = open (ns_path, O_RDONLY | O_CLOEXEC);
+  g_assert_cmpint (inner.netns_fd, >=, 0);
+  g_thread_join (g_thread_new ("inner-tap", inner_tap_attach, &inner));
+  close (inner.netns_fd);
+
+  parse_mac (a1->mac, mac_a1);
+  parse_mac (b1->mac, mac_b1);
+  br_mac = sys_read ("banger0", "address");
+  parse_mac (br_mac, mac_br);
+  ll.sll_ifindex = if_nametoindex ("banger0");
+  g_assert_no_errno (bind (host, (struct sockaddr *) &ll, sizeof ll));
+
+  /* Until both bridges forward (carrier events are deferred), frames may
+   * be dropped on the way: resend the first until it arrives. */
+  for (gint64 end = bg_test_deadline (10);;)
+    {
+      struct pollfd p = { host, POLLIN, 0 };
+
+      send_frame (inner.fd, mac_a1, ETH_P_ARP, mac_a1, ip_a1, 100);
+      poll (&p, 1, 100);
+      drain (host, FALSE, at_host);
+      if (strstr (at_host->str, "100,") != NULL)
+        break;
+      if (g_get_monotonic_time () >= end)
+        g_error ("no frame from the VMM's namespace reached the bridge (saw %s)", at_host->str);
+    }
+  g_string_truncate (at_host, 0);
+
+  send_frame (inner.fd, mac_a1, ETH_P_ARP, mac_a1, ip_a1, 1);   /* itself */
+  send_frame (inner.fd, mac_b1, ETH_P_ARP, mac_b1, ip_b1, 2);   /* another VM's MAC */
+  send_frame (inner.fd, mac_a1, ETH_P_ARP, mac_a1, ip_b1, 3);   /* claims another VM's address */
+  send_frame (inner.fd, mac_a1, ETH_P_ARP, mac_b1, ip_a1, 4);   /* ARP says another MAC */
+  send_frame (inner.fd, mac_a1, ETH_P_IP, NULL, ip_b1, 5);      /* IPv4 from another address */
+  send_frame (inner.fd, mac_a1, ETH_P_IP, NULL, ip_a1, 6);      /* IPv4 as itself */
+  send_frame (inner.fd, mac_a1, ETH_P_IPV6, NULL, 0, 7);        /* not IPv6 from its address */
+  send_frame (inner.fd, mac_a1, ETH_P_ARP, mac_a1, ip_a1, 8);   /* the last one */
+  wait_tag (host, FALSE, at_host, 8);
+  g_assert_cmpstr (at_host->str, ==, "1,6,8,");
+
+  /* The host's ARP for the VM reaches it, through the veth and the
+   * namespace's bridge. */
+  {
+    guint8 f_[VNET_HDR + 14 + 28] = { 0 };
+    guint8 *e = f_ + VNET_HDR, *b = e + 14;
+    static const guint8 head[] = { 0, 1, 8, 0, 6, 4, 0, 1 };
+
+    memset (e, 0xff, 6);
+    memcpy (e + 6, mac_br, 6);
+    e[12] = ETH_P_ARP >> 8;
+    e[13] = ETH_P_ARP & 0xff;
+    memcpy (b, head, 8);
+    memcpy (b + 8, mac_br, 6);
+    memcpy (b + 14, &ip_gw, 4);
+    memcpy (b + 18, "BGTAG", 5);
+    b[23] = 9;
+    memcpy (b + 24, &ip_a1, 4);
+    g_assert_cmpint (send (host, e, 14 + 28, 0), ==, 14 + 28);
+    wait_tag (inner.fd, TRUE, at_a1, 9);
+  }
+  close (host);
+  close (inner.fd);
+
+  kill = bg_harness_call (f->h, BG_TEST_USER_A, "KillVm", "('inner',)", NULL);
+  bg_assert_call_ok (kill);
+  for (gint64 end = bg_test_deadline (30);;)
+    {
+      g_autoptr(BgCallResult) list = bg_harness_call (f->h, NULL, "ListResources",
+                                                      "({'all-users': <true>, 'kind': <'vm'>},)", NULL);
+      bg_assert_call_ok (list);
+      if (g_str_equal (list->reply, "(@a(ssutsa{sv}) [],)"))
+        break;
+      if (g_get_monotonic_time () >= end)
+        g_error ("the VM was not undone: %s", list->reply);
+      g_usleep (50 * 1000);
+    }
+  /* The tap is a tap again, the owner's, on the bridge; no veth peer
+   * was ever in the host's namespace. */
+  g_assert_nonnull (sys_read (a1->tap, "tun_flags"));
+  owner = sys_read (a1->tap, "owner");
+  g_assert_cmpuint (strtoul (owner, NULL, 10), ==, pw->pw_uid);
+  g_assert_cmpstr (master_of (a1->tap), ==, "banger0");
+  g_assert_false (link_exists ("host0"));
+}
+
 /* An IPv4 UDP frame from @tap_fd to @dst (ethernet) and @tpa, from
  * @src/@spa, carrying "BGTAG" and @tag. */
 static void
@@ -1806,6 +1971,7 @@ add_tests (void)
   ADD ("/network/teardown-only-when-no-taps-remain", test_teardown_only_when_no_taps_remain);
   ADD ("/network/cli-system-network-shows-taps", test_cli_system_network_shows_taps);
   ADD ("/network/taps-send-only-as-their-vm", test_taps_send_only_as_their_vm);
+  ADD ("/network/netns/guards-hold-through-the-vmms-netns", test_guards_hold_through_the_vmms_netns);
   ADD ("/network/rules-changed-by-hand-are-seen", test_rules_changed_by_hand_are_seen);
   ADD ("/network/routing-keeps-users-apart", test_routing_keeps_users_apart);
   ADD ("/network/names-answer-only-their-owner", test_names_answer_only_their_owner);

@@ -428,7 +428,9 @@ test_package_under_systemd (void)
     double level;
     g_assert_nonnull (at);
     level = g_ascii_strtod (at + strlen ("exposure level for banger-mechanism.service: "), NULL);
-    g_assert_cmpfloat (level, <=, 3.0);
+    /* 3.0 before each VMM could get a network namespace of its own
+     * (RestrictNamespaces= now allows net: +0.1). */
+    g_assert_cmpfloat (level, <=, 3.1);
   }
 
   power_off (vm);

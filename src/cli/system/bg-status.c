@@ -105,10 +105,11 @@ check_authorization (BgCheck *c)
 
 /* The mechanism's own view of the host's devices and VMM. */
 static void
-check_host (BgCheck *kvm,
-            BgCheck *devices,
-            BgCheck *vmm,
-            BgCheck *ipv6)
+check_host (BgCheck     *kvm,
+            BgCheck     *devices,
+            BgCheck     *vmm,
+            BgCheck     *ipv6,
+            char       **abstract_unix)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply = bg_client_call ("HostInfo", NULL, NULL, &error);
@@ -131,6 +132,7 @@ check_host (BgCheck *kvm,
   g_variant_lookup (info, "vmm", "&s", &vmm_path);
   g_variant_lookup (info, "vmm-error", "&s", &vmm_err);
   g_variant_lookup (info, "ipv6", "&s", &ipv6_off);
+  g_variant_lookup (info, "abstract-unix", "s", abstract_unix);
   /* IPv4 VMs run either way: this only says whether they get IPv6. */
   if (*ipv6_off)
     set (ipv6, FALSE, g_strdup_printf ("IPv6 is off: %s; VMs get IPv4 only", ipv6_off),
@@ -273,32 +275,48 @@ check_vms (BgCheck *c)
                                  records->len == 1 ? "" : "s", running), NULL);
 }
 
-/* What keeps a jailed VMM from the host's abstract unix sockets (it
- * shares the host's network namespace): Landlock scopes (ABI 6, Linux
- * 6.12), which the mechanism applies where this kernel has them. The
- * CLI asks the same kernel. */
+/* What keeps a jailed VMM from the host's abstract unix sockets, as
+ * the mechanism applies it ("abstract-unix" of HostInfo, or NULL when it
+ * cannot be asked): Landlock scopes (ABI 6, Linux 6.12) where this
+ * kernel has them, a network namespace of the VMM's own where it does
+ * not ([vmm] netns in mechanism.conf may add it everywhere). */
 static void
-check_confinement (BgCheck *c)
+check_confinement (BgCheck    *c,
+                   const char *guard)
 {
   long abi = syscall (SYS_landlock_create_ruleset, NULL, 0, 1U /* LANDLOCK_CREATE_RULESET_VERSION */);
+  g_autofree char *kernel = NULL;
   struct utsname u;
 
-  if (abi >= 6)
-    return set (c, TRUE,
-                g_strdup_printf ("Landlock ABI %ld: jailed VMMs cannot reach the host's abstract unix sockets "
-                                 "or signal outside their jail", abi), NULL);
   uname (&u);
+  kernel = g_strdup_printf ("Linux %s, Landlock ABI %ld%s", u.release, abi > 0 ? abi : 0,
+                            abi >= 6 ? "" : " (no scopes before 6.12)");
+  if (guard == NULL)
+    return set (c, FALSE, g_strdup_printf ("%s; cannot ask the mechanism which protection it applies", kernel),
+                "see the mechanism line");
+  c->value = g_strdup (guard);
+  if (g_str_equal (guard, "landlock+netns"))
+    return set (c, TRUE,
+                g_strdup_printf ("landlock+netns: jailed VMMs cannot reach the host's abstract unix sockets "
+                                 "(Landlock scopes, and a network namespace of their own); %s", kernel), NULL);
+  if (g_str_equal (guard, "landlock"))
+    return set (c, TRUE,
+                g_strdup_printf ("landlock: jailed VMMs cannot reach the host's abstract unix sockets or "
+                                 "signal outside their jail (Landlock scopes); %s", kernel), NULL);
+  if (g_str_equal (guard, "netns"))
+    return set (c, TRUE,
+                g_strdup_printf ("netns: jailed VMMs cannot reach the host's abstract unix sockets (each has a "
+                                 "network namespace of its own, its tap in it); %s", kernel), NULL);
   set (c, FALSE,
-       g_strdup_printf ("Linux %s has %s: a compromised VMM could reach the host's abstract unix sockets "
-                        "(its other sockets are refused by seccomp)", u.release,
-                        abi > 0 ? "Landlock without scopes (ABI < 6)" : "no Landlock"),
-       "Linux 6.12 or later confines them");
+       g_strdup_printf ("%s: a compromised VMM could reach the host's abstract unix sockets; %s", guard, kernel),
+       "this is a test build's setting; remove netns=never and landlock-scopes=false from mechanism.conf");
 }
 
 GArray *
 bg_status_run (void)
 {
   GArray *checks = g_array_new (FALSE, TRUE, sizeof (BgCheck));
+  g_autofree char *guard = NULL;
   static const char * const names[] = {
     "mechanism", "polkit actions", "authorization", "kvm", "devices", "firecracker", "programs", "image build",
     "names", "runtime dir", "config", "vms", "confinement", "ipv6",
@@ -313,7 +331,7 @@ bg_status_run (void)
   check_mechanism (&c[0]);
   check_policy (&c[1]);
   check_authorization (&c[2]);
-  check_host (&c[3], &c[4], &c[5], &c[13]);
+  check_host (&c[3], &c[4], &c[5], &c[13], &guard);
   check_programs (&c[6]);
   check_build (&c[7]);
   check_names (&c[8]);
@@ -322,8 +340,9 @@ bg_status_run (void)
   check_runtime_dir (&c[9]);
   check_config (&c[10]);
   check_vms (&c[11]);
-  check_confinement (&c[12]);
-  /* VMs run, less confined, on older kernels. */
+  check_confinement (&c[12], guard);
+  /* VMs run without it (only a test build can turn both protections
+   * off), and its failure otherwise repeats the mechanism line's. */
   c[12].optional = TRUE;
   return checks;
 }
@@ -333,4 +352,5 @@ bg_check_clear (BgCheck *c)
 {
   g_free (c->detail);
   g_free (c->hint);
+  g_free (c->value);
 }

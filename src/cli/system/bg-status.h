@@ -11,6 +11,7 @@ typedef struct {
   gboolean    optional;  /* missing, but VMs run without it */
   char       *detail;
   char       *hint;
+  char       *value;     /* a word for scripts (--json "value"), or NULL */
 } BgCheck;
 
 GArray *bg_status_run  (void);
