@@ -1626,6 +1626,34 @@ serial_find (char *path, size_t size)
   return found ? 0 : -1;
 }
 
+/* Whether the guest has a virtio console device (virtio id 3), whose
+ * ports appear once its driver is loaded (by udev, maybe long after the
+ * agent started, in a slow guest): then the port is looked for until it
+ * is there, not only for the first minute. */
+static int
+virtio_console_present (void)
+{
+  DIR *d = opendir ("/sys/bus/virtio/devices");
+  struct dirent *e;
+  int found = 0;
+
+  if (d == NULL)
+    return 0;
+  while (!found && (e = readdir (d)) != NULL)
+    {
+      char file[PATH_MAX], id[32] = "";
+      FILE *f;
+
+      if (e->d_name[0] == '.' || snprintf (file, sizeof file, "/sys/bus/virtio/devices/%s/device", e->d_name) >=
+          (int) sizeof file || (f = fopen (file, "re")) == NULL)
+        continue;
+      found = fgets (id, sizeof id, f) && strcmp (id, "0x0003\n") == 0;
+      fclose (f);
+    }
+  closedir (d);
+  return found;
+}
+
 /* Opens the port, if there is one. While no host is there the fd stays
  * out of poll() (virtio_console reports POLLHUP all along): O_ASYNC makes
  * the kernel send SIGIO when the host's side opens, which wakes the
@@ -1778,9 +1806,10 @@ main (int argc, char **argv)
           who[n] = c, kind[n++] = 'C';
         }
       /* Setting up: the vsock listener, the serial port where the guest
-       * has one. Each is tried every SETUP_MS for a minute; a port found
-       * once is opened again after each host (at once, or once a second
-       * while its node is missing). */
+       * has one. Each is tried every SETUP_MS for a minute (the port for
+       * as long as a virtio console device waits for its driver); a port
+       * found once is opened again after each host (at once, or once a
+       * second while its node is missing). */
       if (now >= next_try)
         {
           if (vsock_tries > 0 && listener < 0)
@@ -1798,6 +1827,8 @@ main (int argc, char **argv)
             {
               serial_tries--;
               serial_open ();
+              if (serial_fd < 0 && serial_tries == 0 && virtio_console_present ())
+                serial_tries = SETUP_TRIES;
             }
           next_try = now + (serial_found && serial_tries <= 0 && vsock_tries <= 0 ? 1000 : SETUP_MS);
         }
