@@ -88,7 +88,7 @@ console_tail (Vm *vm)
 /* Waits (bounded; a console silent for three minutes is a stuck guest)
  * until the console shows @needle. */
 static void
-wait_console (Vm *vm, const char *needle, GPid also)
+wait_agent_console (Vm *vm, const char *needle, GPid also)
 {
   gint64 end = bg_test_deadline (900);
   gsize seen = 0;
@@ -389,7 +389,7 @@ test_agent_in_guest (void)
 
   /* Until the guest's agent opened its port, CONNECT finds nothing (as
    * with Firecracker while nothing listens in the guest). */
-  wait_console (vm, "banger-agent: serving the virtio-serial port", up);
+  wait_agent_console (vm, "banger-agent: serving the virtio-serial port", up);
   agent_plug (vm, vmm_pid);
   status = wait_status (up);
   g_assert_true (g_file_get_contents (up_out_path, &up_out, NULL, NULL));
