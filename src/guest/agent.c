@@ -11,7 +11,15 @@
  * controlled by credit, so memory stays bounded whatever the host or the
  * processes do. Plain C and libc: a static program for any Linux root.
  *
+ * Where the guest has the virtio-serial port org.banger.agent (QEMU in
+ * the slow suite: no vhost-vsock there), the same frames also run over
+ * that port, one host connection at a time: the host's side closing
+ * (read 0 or POLLHUP from virtio_console) ends the connection and
+ * everything it started, and the agent sleeps until the next host opens
+ * the port (virtio_console sends SIGIO on the change).
+ *
  *   banger-agent [--port N]
+ *   banger-agent --serial PATH        (that port, or a stand-in: a tty)
  *   banger-agent --listen-unix PATH   (tests: a stand-in guest on the host)
  */
 #include <dirent.h>
@@ -36,12 +44,19 @@
 #include <unistd.h>
 #include <linux/vm_sockets.h>
 
+#ifndef O_ASYNC
+#define O_ASYNC FASYNC
+#endif
+
 #include "bg-agent-proto.h"
 #include "bg-passwd.h"
 
 #define MAX_CONNS     16
 #define OUT_HIGH      (1024u * 1024u)   /* stop reading processes above this */
 #define READY_POLL_MS 20
+#define SETUP_TRIES   600               /* vsock and the serial port: a minute at start */
+#define SETUP_MS      100
+#define SERIAL_NAME   "org.banger.agent"
 
 typedef struct Conn Conn;
 
@@ -73,11 +88,19 @@ struct Conn {
   uint32_t   ready_mask;   /* a READY waiting: what the host waits for */
   int64_t    ready_deadline; /* ms; 0: none waiting */
   uint32_t   nsessions;
+  int        serial;       /* over the virtio-serial port, not a socket */
 };
 
 static Conn    *conns[MAX_CONNS];
 static Session *sessions;
 static int      test_mode;   /* --listen-unix: the host's own root is "the guest" */
+
+/* The virtio-serial port: its fd while open, and the connection on it
+ * while a host is there (at most one). */
+static const char *serial_path_opt;  /* --serial PATH; NULL: look for it */
+static int      serial_fd = -1;
+static Conn    *serial_conn;
+static int      serial_found;        /* a port was found once: keep serving it */
 
 static void __attribute__ ((format (printf, 1, 2)))
 say (const char *format, ...)
@@ -388,6 +411,7 @@ child_exec (const BgAgentMsg *m, const BgPasswdUser *u, char **env, int errpipe,
 
 typedef struct Transfer Transfer;
 static Transfer *transfer_find (Conn *c, uint32_t id);
+static void conn_reset (Conn *c);
 
 /* Starts the session @m asks for; errors go back to the host as ERROR
  * frames for that session, naming what failed. */
@@ -1218,6 +1242,14 @@ handle_msg (Conn *c, BgAgentMsg *m)
   switch (m->type)
     {
     case BG_AGENT_HELLO:
+      /* Over the serial port a host may leave and the next one say
+       * HELLO before the agent saw the first go (both happened between
+       * two polls): that HELLO starts a new connection. */
+      if (c->hello && c->serial && m->version <= BG_AGENT_VERSION)
+        {
+          say ("a new host on the serial port");
+          conn_reset (c);
+        }
       /* Any version up to ours: the answer is the one both speak. */
       if (c->hello || m->version > BG_AGENT_VERSION)
         {
@@ -1328,8 +1360,11 @@ conn_read (Conn *c)
   c->in_len -= off;
 }
 
+/* Ends everything the connection's host started: its processes are
+ * killed (and reaped later), its transfers dropped, and the connection
+ * is as new, so that nothing of one host reaches the next. */
 static void
-conn_close (Conn *c)
+conn_reset (Conn *c)
 {
   for (Session *s = sessions; s; s = s->next)
     if (s->conn == c)
@@ -1351,6 +1386,26 @@ conn_close (Conn *c)
           transfer_free (t);
         }
     }
+  c->nsessions = 0;
+  c->hello = 0;
+  c->version = 0;
+  c->ready_mask = 0;
+  c->ready_deadline = 0;
+  c->out.len = 0;
+}
+
+static void
+conn_close (Conn *c)
+{
+  conn_reset (c);
+  if (c->serial)
+    {
+      /* Closing the port drops whatever the host sent and we did not
+       * read; it is opened again for the next host. */
+      say ("the host left the serial port");
+      serial_conn = NULL;
+      serial_fd = -1;
+    }
   close (c->fd);
   free (c->in);
   bg_agent_buf_free (&c->out);
@@ -1360,7 +1415,7 @@ conn_close (Conn *c)
   free (c);
 }
 
-static void
+static Conn *
 conn_new (int fd)
 {
   for (int i = 0; i < MAX_CONNS; i++)
@@ -1377,10 +1432,11 @@ conn_new (int fd)
         set_nonblock (fd);
         bg_agent_buf_init (&c->out);
         conns[i] = c;
-        return;
+        return c;
       }
   say ("refusing a connection: %d are open already", MAX_CONNS);
   close (fd);
+  return NULL;
 }
 
 static void
@@ -1488,56 +1544,168 @@ reap (void)
 /* ---- main loop ---- */
 
 static int
-listen_on (const char *unix_path, unsigned port)
+listen_unix (const char *unix_path)
 {
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
   int fd;
 
-  if (unix_path)
+  if (strlen (unix_path) >= sizeof sa.sun_path)
     {
-      struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-      if (strlen (unix_path) >= sizeof sa.sun_path)
-        {
-          say ("%s: path too long for a socket", unix_path);
-          return -1;
-        }
-      strcpy (sa.sun_path, unix_path);
-      fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      if (fd < 0 || bind (fd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen (fd, 16) < 0)
-        {
-          say ("cannot listen on %s: %s", unix_path, strerror (errno));
-          return -1;
-        }
+      say ("%s: path too long for a socket", unix_path);
+      return -1;
     }
-  else
+  strcpy (sa.sun_path, unix_path);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || bind (fd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen (fd, 16) < 0)
     {
-      struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_port = port, .svm_cid = VMADDR_CID_ANY };
-
-      /* Started early in boot (by banger-init), the vsock transport's
-       * module may not be loaded yet: wait for it, a minute at most. */
-      for (int tries = 0;; tries++)
-        {
-          fd = socket (AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-          if (fd >= 0 && bind (fd, (struct sockaddr *) &sa, sizeof sa) == 0 && listen (fd, 16) == 0)
-            break;
-          if (errno == EADDRINUSE)
-            {
-              /* Both banger-init and banger-agent.service start us: the
-               * first one serves. */
-              say ("vsock port %u is served already", port);
-              exit (0);
-            }
-          if (fd >= 0)
-            close (fd);
-          if ((errno != EAFNOSUPPORT && errno != ENODEV && errno != EADDRNOTAVAIL) || tries >= 600)
-            {
-              say ("cannot listen on vsock port %u: %s", port, strerror (errno));
-              return -1;
-            }
-          nanosleep (&(struct timespec) { 0, 100 * 1000 * 1000 }, NULL);
-        }
+      say ("cannot listen on %s: %s", unix_path, strerror (errno));
+      return -1;
     }
   return fd;
+}
+
+/* One try at the vsock listener: its fd, or -1 with errno. Started early
+ * in boot (by banger-init), the vsock module may not be loaded yet: the
+ * caller tries again for a minute. */
+static int
+listen_vsock (unsigned port)
+{
+  struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_port = port, .svm_cid = VMADDR_CID_ANY };
+  int fd = socket (AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  if (fd >= 0 && bind (fd, (struct sockaddr *) &sa, sizeof sa) == 0 && listen (fd, 16) == 0)
+    return fd;
+  if (errno == EADDRINUSE)
+    {
+      /* Both banger-init and banger-agent.service start us: the first
+       * one serves. */
+      say ("vsock port %u is served already", port);
+      exit (0);
+    }
+  if (fd >= 0)
+    {
+      int e = errno;
+
+      close (fd);
+      errno = e;
+    }
+  return -1;
+}
+
+/* ---- the virtio-serial port ---- */
+
+/* The port's device: udev's name for it, else the vportNpM whose sysfs
+ * name is ours (devtmpfs makes that node without udev). */
+static int
+serial_find (char *path, size_t size)
+{
+  DIR *d;
+  struct dirent *e;
+  int found = 0;
+
+  if (serial_path_opt)
+    return snprintf (path, size, "%s", serial_path_opt) < (int) size ? 0 : -1;
+  if (access ("/dev/virtio-ports/" SERIAL_NAME, F_OK) == 0)
+    return snprintf (path, size, "/dev/virtio-ports/" SERIAL_NAME) < (int) size ? 0 : -1;
+  if ((d = opendir ("/sys/class/virtio-ports")) == NULL)
+    return -1;
+  while (!found && (e = readdir (d)) != NULL)
+    {
+      char file[PATH_MAX], name[64] = "";
+      FILE *f;
+
+      if (e->d_name[0] == '.' || snprintf (file, sizeof file, "/sys/class/virtio-ports/%s/name", e->d_name) >=
+          (int) sizeof file || (f = fopen (file, "re")) == NULL)
+        continue;
+      if (fgets (name, sizeof name, f) && strcmp (name, SERIAL_NAME "\n") == 0 &&
+          snprintf (path, size, "/dev/%s", e->d_name) < (int) size)
+        found = 1;
+      fclose (f);
+    }
+  closedir (d);
+  return found ? 0 : -1;
+}
+
+/* Whether the guest has a virtio console device (virtio id 3), whose
+ * ports appear once its driver is loaded (by udev, maybe long after the
+ * agent started, in a slow guest): then the port is looked for until it
+ * is there, not only for the first minute. */
+static int
+virtio_console_present (void)
+{
+  DIR *d = opendir ("/sys/bus/virtio/devices");
+  struct dirent *e;
+  int found = 0;
+
+  if (d == NULL)
+    return 0;
+  while (!found && (e = readdir (d)) != NULL)
+    {
+      char file[PATH_MAX], id[32] = "";
+      FILE *f;
+
+      if (e->d_name[0] == '.' || snprintf (file, sizeof file, "/sys/bus/virtio/devices/%s/device", e->d_name) >=
+          (int) sizeof file || (f = fopen (file, "re")) == NULL)
+        continue;
+      found = fgets (id, sizeof id, f) && strcmp (id, "0x0003\n") == 0;
+      fclose (f);
+    }
+  closedir (d);
+  return found;
+}
+
+/* Opens the port, if there is one. While no host is there the fd stays
+ * out of poll() (virtio_console reports POLLHUP all along): O_ASYNC makes
+ * the kernel send SIGIO when the host's side opens, which wakes the
+ * signalfd. */
+static void
+serial_open (void)
+{
+  char path[PATH_MAX];
+  struct termios t;
+  int fd;
+
+  if (serial_find (path, sizeof path) < 0)
+    return;
+  fd = open (path, O_RDWR | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  /* A tty standing in for the port (a serial line, a test's pty) must
+   * pass the frames' bytes as they are. */
+  if (tcgetattr (fd, &t) == 0)
+    {
+      cfmakeraw (&t);
+      tcsetattr (fd, TCSANOW, &t);
+    }
+  if (fcntl (fd, F_SETOWN, getpid ()) < 0 || fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) | O_ASYNC) < 0)
+    say ("%s: no SIGIO (%s): checking for the host once a second", path, strerror (errno));
+  if (!serial_found)
+    say ("serving the virtio-serial port %s", path);
+  serial_found = 1;
+  serial_fd = fd;
+}
+
+/* Whether a host has the port open now. */
+static int
+serial_host_there (void)
+{
+  struct pollfd p = { serial_fd, POLLIN, 0 };
+
+  return poll (&p, 1, 0) >= 0 && !(p.revents & (POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* A host opened the port: it gets a connection, like a vsock accept. */
+static void
+serial_attach (void)
+{
+  fcntl (serial_fd, F_SETFL, fcntl (serial_fd, F_GETFL) & ~O_ASYNC);
+  serial_conn = conn_new (serial_fd);
+  if (serial_conn == NULL)
+    {
+      serial_fd = -1;   /* conn_new closed it */
+      return;
+    }
+  serial_conn->serial = 1;
 }
 
 int
@@ -1549,17 +1717,24 @@ main (int argc, char **argv)
   void *who[sizeof pfds / sizeof pfds[0]];
   int kind[sizeof pfds / sizeof pfds[0]];
   sigset_t mask;
-  int listener, sigfd;
+  int listener = -1, sigfd;
+  /* Start-up tries left: of the vsock listener (-1: not wanted or
+   * given up) and of looking for the serial port. */
+  int vsock_tries = -1, serial_tries = 0;
+  int64_t next_try = 0;
 
   for (int i = 1; i < argc; i++)
     {
       if (strcmp (argv[i], "--listen-unix") == 0 && i + 1 < argc)
         unix_path = argv[++i], test_mode = 1;
+      else if (strcmp (argv[i], "--serial") == 0 && i + 1 < argc)
+        serial_path_opt = argv[++i];
       else if (strcmp (argv[i], "--port") == 0 && i + 1 < argc)
         port = (unsigned) strtoul (argv[++i], NULL, 10);
       else
         {
           fprintf (stderr, "usage: banger-agent [--port N]\n"
+                   "       banger-agent --serial PATH        (the virtio-serial port, or a tty standing in)\n"
                    "       banger-agent --listen-unix PATH   (tests only: serves anyone who can connect)\n");
           return 2;
         }
@@ -1568,14 +1743,24 @@ main (int argc, char **argv)
   signal (SIGPIPE, SIG_IGN);
   sigemptyset (&mask);
   sigaddset (&mask, SIGCHLD);
+  sigaddset (&mask, SIGIO);
   sigprocmask (SIG_BLOCK, &mask, NULL);
-  if ((sigfd = signalfd (-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
-      (listener = listen_on (unix_path, port)) < 0)
+  if ((sigfd = signalfd (-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
     return 1;
   if (unix_path)
-    say ("listening on %s", unix_path);
+    {
+      if ((listener = listen_unix (unix_path)) < 0)
+        return 1;
+      say ("listening on %s", unix_path);
+      serial_tries = -1;
+    }
+  else if (serial_path_opt)
+    serial_found = 1;   /* that port only, for as long as it takes */
   else
-    say ("listening on vsock port %u", port);
+    {
+      vsock_tries = SETUP_TRIES;
+      serial_tries = SETUP_TRIES;
+    }
 
   for (;;)
     {
@@ -1592,7 +1777,8 @@ main (int argc, char **argv)
             busy = 1;
         }
       pfds[n] = (struct pollfd) { sigfd, POLLIN, 0 }, kind[n++] = 'S';
-      pfds[n] = (struct pollfd) { listener, POLLIN, 0 }, kind[n++] = 'L';
+      if (listener >= 0)
+        pfds[n] = (struct pollfd) { listener, POLLIN, 0 }, kind[n++] = 'L';
       for (int i = 0; i < MAX_CONNS; i++)
         {
           Conn *c = conns[i];
@@ -1613,12 +1799,63 @@ main (int argc, char **argv)
                 want &= ~BG_AGENT_UP_SSHD;
               if ((up & want) == want || now >= c->ready_deadline)
                 answer_ready (c);
-              else
+              else if (timeout < 0 || timeout > READY_POLL_MS)
                 timeout = READY_POLL_MS;
             }
           pfds[n] = (struct pollfd) { c->fd, (short) ((c->closing ? 0 : POLLIN) | (c->out.len ? POLLOUT : 0)), 0 };
           who[n] = c, kind[n++] = 'C';
         }
+      /* Setting up: the vsock listener, the serial port where the guest
+       * has one. Each is tried every SETUP_MS for a minute (the port for
+       * as long as a virtio console device waits for its driver); a port
+       * found once is opened again after each host (at once, or once a
+       * second while its node is missing). */
+      if (now >= next_try)
+        {
+          if (vsock_tries > 0 && listener < 0)
+            {
+              vsock_tries--;
+              if ((listener = listen_vsock (port)) >= 0)
+                say ("listening on vsock port %u", port);
+              else if ((errno != EAFNOSUPPORT && errno != ENODEV && errno != EADDRNOTAVAIL) || vsock_tries == 0)
+                {
+                  say ("cannot listen on vsock port %u: %s", port, strerror (errno));
+                  vsock_tries = -1;
+                }
+            }
+          if (serial_fd < 0 && serial_tries > 0)
+            {
+              serial_tries--;
+              serial_open ();
+              if (serial_fd < 0 && serial_tries == 0 && virtio_console_present ())
+                serial_tries = SETUP_TRIES;
+            }
+          next_try = now + (serial_found && serial_tries <= 0 && vsock_tries <= 0 ? 1000 : SETUP_MS);
+        }
+      /* The port found once: opened again as soon as its host left. */
+      if (serial_fd < 0 && serial_found)
+        serial_open ();
+      if (listener < 0 && vsock_tries <= 0 && !serial_found && serial_tries <= 0)
+        {
+          say ("neither vsock nor the virtio-serial port %s: nothing to serve", SERIAL_NAME);
+          return 1;
+        }
+      if ((listener < 0 && vsock_tries > 0) || (serial_fd < 0 && (serial_found || serial_tries > 0)))
+        timeout = timeout >= 0 && timeout < (int) (next_try - now) ? timeout : (int) (next_try - now);
+      /* A host opened the port: serve it. Until then SIGIO (or, without
+       * it, a look once a second) says when. */
+      if (serial_fd >= 0 && serial_conn == NULL)
+        {
+          if (serial_host_there ())
+            {
+              serial_attach ();
+              if (serial_conn)
+                pfds[n] = (struct pollfd) { serial_fd, POLLIN, 0 }, who[n] = serial_conn, kind[n++] = 'C';
+            }
+          else if (timeout < 0 || timeout > 1000)
+            timeout = 1000;
+        }
+
       for (Session *s = sessions; s; s = s->next)
         {
           int room = s->conn && s->conn->out.len < OUT_HIGH;

@@ -1,5 +1,6 @@
 /* qemu-vm.c: banger-made VMs booted for real by QEMU (software
  * emulation, a test instrument only), for the slow suite's tests. */
+#include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -33,6 +34,11 @@ vm_free (Vm *vm)
   g_free (vm->initrd);
   g_ptr_array_unref (vm->drives);
   g_free (vm->console);
+  if (vm->agent_dir != NULL)
+    g_unlink (vm->agent_dir);
+  g_free (vm->agent_socket);
+  g_free (vm->agent_link);
+  g_free (vm->agent_dir);
   g_free (vm);
 }
 
@@ -59,19 +65,43 @@ make_vm (BgHarness  *h,
          const char *name,
          const char *image)
 {
-  g_autofree char *up = NULL, *err = NULL, *config = NULL;
+  g_autofree char *up = NULL, *err = NULL;
+  g_autoptr(JsonObject) rec = NULL;
+  Vm *vm;
+
+  if (cli (h, &up, &err, "vm", "up", name, "--image", image, "--no-wait", "--disk", "3G", "--json", NULL) != 0)
+    g_error ("vm up %s: %s", name, err);
+  rec = json_object (up);
+  vm = vm_from_record (h, name, rec);
+  /* The VMM goes (it cannot boot the guest; QEMU will), and the record
+   * stays "running", as for a VMM that died under a live guest: commands
+   * that talk to the guest (vm ssh, sync, cp, forward) try it. */
+  {
+    gint64 pid = json_object_get_int_member (rec, "pid");
+    g_assert_cmpint (pid, >, 1);
+    g_assert_no_errno (kill ((pid_t) pid, SIGKILL));
+    for (gint64 end = bg_test_deadline (5); g_get_monotonic_time () < end && kill ((pid_t) pid, 0) == 0;)
+      g_usleep (10000);
+  }
+  return vm;
+}
+
+Vm *
+vm_from_record (BgHarness  *h,
+                const char *name,
+                JsonObject *rec)
+{
+  g_autofree char *config = NULL;
+  const char *image = json_object_get_string_member (rec, "image");
   g_autofree char *vm_dir = g_strdup_printf ("%s/home-%s/.local/state/banger/vms/%s", h->tmp, BG_TEST_USER_A, name);
   g_autofree char *image_dir = g_strdup_printf ("%s/home-%s/.local/share/banger/images/%s", h->tmp, BG_TEST_USER_A,
                                                 image);
-  g_autoptr(JsonObject) rec = NULL, cfg = NULL;
+  g_autoptr(JsonObject) cfg = NULL;
   JsonObject *boot;
   JsonArray *drives;
   gboolean layered;
   Vm *vm = g_new0 (Vm, 1);
 
-  if (cli (h, &up, &err, "vm", "up", name, "--image", image, "--no-wait", "--disk", "3G", "--json", NULL) != 0)
-    g_error ("vm up %s: %s", name, err);
-  rec = json_object (up);
   layered = g_strcmp0 (json_object_get_string_member (rec, "disk_mode"), "layered") == 0;
   {
     const char *argv[] = { g_getenv ("BANGER_TEST_FC"), "--user=" BG_TEST_USER_A,
@@ -98,17 +128,50 @@ make_vm (BgHarness  *h,
       g_ptr_array_add (vm->drives, g_strdup_printf ("%s%s", file, json_object_get_boolean_member (d, "is_read_only")
                                                                     ? ",readonly=on" : ""));
     }
-  /* The VMM goes (it cannot boot the guest; QEMU will), and the record
-   * stays "running", as for a VMM that died under a live guest: commands
-   * that talk to the guest (vm ssh, sync, cp, forward) try it. */
-  {
-    gint64 pid = json_object_get_int_member (rec, "pid");
-    g_assert_cmpint (pid, >, 1);
-    g_assert_no_errno (kill ((pid_t) pid, SIGKILL));
-    for (gint64 end = bg_test_deadline (5); g_get_monotonic_time () < end && kill ((pid_t) pid, 0) == 0;)
-      g_usleep (10000);
-  }
   return vm;
+}
+
+void
+agent_port (Vm         *vm,
+            const char *vsock)
+{
+  g_autofree char *dir = g_path_get_dirname (vsock);
+  g_autofree char *tmpl = g_build_filename (g_get_tmp_dir (), "bgq-XXXXXX", NULL);
+  int fd = g_mkstemp (tmpl);
+
+  /* A short name for QEMU's socket (sun_path holds 108 bytes): a link to
+   * the jail's directory, where the socket is made under a name the VMM
+   * does not look for yet. */
+  g_assert_cmpint (fd, >=, 0);
+  close (fd);
+  g_unlink (tmpl);
+  g_assert_no_errno (symlink (dir, tmpl));
+  vm->agent_dir = g_steal_pointer (&tmpl);
+  vm->agent_socket = g_build_filename (vm->agent_dir, "qemu-agent.sock", NULL);
+  vm->agent_link = g_strdup_printf ("%s.guest_%u", vsock, 52u);
+}
+
+void
+agent_plug (Vm     *vm,
+            gint64  vmm_pid)
+{
+  g_autofree char *status_path = g_strdup_printf ("/proc/%" G_GINT64_FORMAT "/status", vmm_pid);
+  g_autofree char *status = NULL, *dir = g_file_read_link (vm->agent_dir, NULL);
+  g_autofree char *made = NULL;
+  const char *uid_line;
+  guint uid, gid;
+
+  g_assert_nonnull (dir);
+  made = g_build_filename (dir, "qemu-agent.sock", NULL);
+  g_assert_true (g_file_get_contents (status_path, &status, NULL, NULL));
+  g_assert_nonnull ((uid_line = strstr (status, "\nUid:")));
+  uid = (guint) g_ascii_strtoull (uid_line + 5, NULL, 10);
+  g_assert_nonnull ((uid_line = strstr (status, "\nGid:")));
+  gid = (guint) g_ascii_strtoull (uid_line + 5, NULL, 10);
+  /* The jailed VMM connects to it as its own user. */
+  g_assert_no_errno (chown (made, uid, gid));
+  g_assert_no_errno (chmod (made, 0600));
+  g_assert_no_errno (rename (made, vm->agent_link));
 }
 
 void
@@ -146,11 +209,31 @@ boot (Vm *vm)
   g_ptr_array_add (argv, g_strdup_printf ("tap,id=n0,ifname=%s,script=no,downscript=no", vm->tap));
   g_ptr_array_add (argv, g_strdup ("-device"));
   g_ptr_array_add (argv, g_strdup_printf ("virtio-net-device,netdev=n0,mac=%s", vm->mac));
+  if (vm->agent_socket != NULL)
+    {
+      /* The guest agent's port (no vhost-vsock here): virtio-serial on
+       * virtio-mmio, its host end a unix socket nobody need wait for. */
+      g_unlink (vm->agent_socket);
+      g_ptr_array_add (argv, g_strdup ("-device"));
+      g_ptr_array_add (argv, g_strdup ("virtio-serial-device"));
+      g_ptr_array_add (argv, g_strdup ("-chardev"));
+      g_ptr_array_add (argv, g_strdup_printf ("socket,id=agent,path=%s,server=on,wait=off", vm->agent_socket));
+      g_ptr_array_add (argv, g_strdup ("-device"));
+      g_ptr_array_add (argv, g_strdup ("virtserialport,chardev=agent,name=org.banger.agent"));
+    }
   g_ptr_array_add (argv, NULL);
-  g_assert_true (g_spawn_async (NULL, (char **) argv->pdata, NULL,
-                                G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL |
-                                G_SPAWN_STDERR_TO_DEV_NULL | G_SPAWN_STDIN_FROM_DEV_NULL, NULL, NULL, &vm->qemu,
-                                &error));
+  {
+    /* QEMU's own complaints, for a test that sees it end early. */
+    g_autofree char *log = g_strdup_printf ("%s.qemu-stderr", vm->console);
+    int err = open (log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+    g_assert_cmpint (err, >=, 0);
+    g_assert_true (g_spawn_async_with_fds (NULL, (char **) argv->pdata, NULL,
+                                           G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
+                                           G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDIN_FROM_DEV_NULL, NULL, NULL,
+                                           &vm->qemu, -1, -1, err, &error));
+    close (err);
+  }
 }
 
 void
@@ -159,6 +242,9 @@ power_off (Vm *vm)
   kill (vm->qemu, SIGKILL);
   waitpid (vm->qemu, NULL, 0);
   vm->qemu = 0;
+  /* QEMU removes its socket by the name it made it under. */
+  if (vm->agent_link != NULL)
+    g_unlink (vm->agent_link);
 }
 
 /* Software emulation is slow: stay quiet (read the console once a

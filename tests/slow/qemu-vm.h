@@ -17,6 +17,12 @@ typedef struct {
   GPtrArray *drives;    /* "file,readonly" host paths, in order */
   char   *console;
   GPid    qemu;
+  /* The guest agent's virtio-serial port (set by agent_port()): QEMU's
+   * chardev socket, and where the test VMM's hybrid vsock relays
+   * `CONNECT 52` to (see tests/vmm). */
+  char   *agent_socket;
+  char   *agent_link;
+  char   *agent_dir;
 } Vm;
 
 JsonObject *json_object (const char *text);
@@ -27,6 +33,20 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (Vm, vm_free)
 Vm         *make_vm     (BgHarness  *h,
                          const char *name,
                          const char *image);
+/* A VM from its record (`vm show --json`) and the VMM's configuration,
+ * the VMM left running. */
+Vm         *vm_from_record (BgHarness  *h,
+                            const char *name,
+                            JsonObject *rec);
+/* Gives the guest the agent's virtio-serial port at the next boot(),
+ * relayed from the VM's vsock socket @vsock once agent_plug() ran. */
+void        agent_port  (Vm         *vm,
+                         const char *vsock);
+/* The guest's agent opened the port (its console says so): the test
+ * VMM (running as @vmm_pid) may now reach it, as Firecracker reaches a
+ * guest's listener only once it listens. */
+void        agent_plug  (Vm         *vm,
+                         gint64      vmm_pid);
 void        boot        (Vm         *vm);
 void        power_off   (Vm         *vm);
 char       *wait_ssh    (BgHarness  *h,

@@ -13,7 +13,13 @@
  * answers "OK <host port>\n" and relays bytes to the guest's listener on
  * that port, or closes the connection when nothing listens there. The
  * "guest" here is whatever listens on the unix socket
- * "<uds_path>.guest_<port>" (a test runs banger-agent --listen-unix there).
+ * "<uds_path>.guest_<port>" (a test runs banger-agent --listen-unix there;
+ * in the slow suite it is QEMU's chardev socket for the real guest's
+ * virtio-serial port org.banger.agent, tests/slow/qemu-vm.c, a test
+ * instrument only: the product never connects to a port but vsock's).
+ * SIGUSR1 (the slow suite's, a test instrument too) makes it let go of
+ * what it holds open (kernel, drives, the tap), so that QEMU can attach
+ * to the tap while this VMM keeps serving the API and the vsock.
  *
  *   bg-test-vmm --api-sock PATH [--id ID] | --version
  */
@@ -732,6 +738,18 @@ handle_request (SoupServer        *server,
     reply_error (msg, 400, "Invalid request method and/or path: %s %s", method, path);
 }
 
+/* SIGUSR1: another VMM (QEMU, in the slow suite) boots the guest; a tap
+ * takes one VMM at a time. */
+static gboolean
+on_release (gpointer data)
+{
+  for (GList *l = vmm.held_fds; l; l = l->next)
+    close (GPOINTER_TO_INT (l->data));
+  g_clear_pointer (&vmm.held_fds, g_list_free);
+  g_print ("[test-vmm] let go of the kernel, drives and tap\n");
+  return G_SOURCE_CONTINUE;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -794,6 +812,7 @@ main (int argc, char **argv)
     }
   g_print ("[test-vmm] %s listening on %s\n", vmm.id, api_sock);
   vmm.loop = g_main_loop_new (NULL, FALSE);
+  g_unix_signal_add (SIGUSR1, on_release, NULL);
   g_main_loop_run (vmm.loop);
   g_print ("[test-vmm] exiting\n");
   return 0;

@@ -79,8 +79,12 @@ agent_ready (const char *vsock,
   client = bg_agent_client_connect (vsock, BG_AGENT_VSOCK_PORT, 2000, &local);
   if (client == NULL)
     {
-      /* Not (yet) listening, or the VM's socket not there yet. */
-      if (g_error_matches (local, BG_ERROR, BG_ERROR_NOT_FOUND) || g_error_matches (local, BG_ERROR, BG_ERROR_BUSY))
+      /* Not (yet) listening, or the VM's socket not there yet; or it
+       * accepted but did not say HELLO in time (a guest still busy
+       * booting, on a loaded host): not an agent that answers badly, so
+       * it is asked again. */
+      if (g_error_matches (local, BG_ERROR, BG_ERROR_NOT_FOUND) || g_error_matches (local, BG_ERROR, BG_ERROR_BUSY) ||
+          g_error_matches (local, BG_ERROR, BG_ERROR_TIMEOUT))
         return FALSE;
       g_propagate_error (error, g_steal_pointer (&local));
       return FALSE;
