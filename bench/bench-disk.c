@@ -13,17 +13,12 @@
 #include <unistd.h>
 #include <glib/gstdio.h>
 
+#include "bench-common.h"
 #include "bg-disk.h"
 #include "bg-disk-vm.h"
 
 #define IMAGE_BYTES (4ll << 30)
 #define DATA_BYTES  (1ll << 30)   /* a filesystem image is mostly holes */
-
-static double
-now_ms (void)
-{
-  return g_get_monotonic_time () / 1000.0;
-}
 
 static void
 drop_caches (void)
@@ -64,9 +59,9 @@ time_cp (const char *src, const char *dst)
   int status;
 
   drop_caches ();
-  t0 = now_ms ();
+  t0 = bg_bench_now_ms ();
   g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status, NULL);
-  return now_ms () - t0;
+  return bg_bench_now_ms () - t0;
 }
 
 static double
@@ -77,10 +72,10 @@ time_strategy (const char *src, const char *dst, BgDiskMode mode)
   double t0;
 
   drop_caches ();
-  t0 = now_ms ();
+  t0 = bg_bench_now_ms ();
   if (!bg_disk_create (src, dst, mode, 0, &used, NULL, &error))
     g_error ("%s", error->message);
-  return now_ms () - t0;
+  return bg_bench_now_ms () - t0;
 }
 
 /* Layered: the image stays shared; the VM gets an empty sparse disk. */
@@ -94,10 +89,10 @@ time_layered (const char *src, const char *dir)
   double t0;
 
   drop_caches ();
-  t0 = now_ms ();
+  t0 = bg_bench_now_ms ();
   if (!bg_disk_vm_make (&image, dir, BG_DISK_MODE_LAYERED, IMAGE_BYTES, &used, &reason, NULL, &error))
     g_error ("%s", error->message);
-  return now_ms () - t0;
+  return bg_bench_now_ms () - t0;
 }
 
 /* Space the filesystem holding @dir has in use: what a new disk costs is

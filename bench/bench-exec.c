@@ -23,7 +23,6 @@
  * $BANGER_BENCH_SSHD_ROOT (see enter_guest). */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -37,6 +36,7 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
+#include "bench-common.h"
 #include "harness.h"
 
 #define TRUE_RUNS  21
@@ -44,31 +44,7 @@
 #define UP_RUNS    9
 #define BIG_BYTES  (G_GINT64_CONSTANT (256) << 20)
 
-static double
-now_ms (void)
-{
-  return g_get_monotonic_time () / 1000.0;
-}
-
-static int
-cmp (gconstpointer a, gconstpointer b)
-{
-  double x = *(const double *) a, y = *(const double *) b;
-  return x < y ? -1 : x > y;
-}
-
-static double
-median (GArray *a)
-{
-  g_array_sort (a, cmp);
-  return a->len ? g_array_index (a, double, a->len / 2) : 0;
-}
-
-static GArray *
-samples (void)
-{
-  return g_array_new (FALSE, FALSE, sizeof (double));
-}
+static BgBenchIds user_ids;
 
 typedef struct {
   BgHarness *h;
@@ -77,24 +53,6 @@ typedef struct {
 } Ctx;
 
 /* ---- the CLI, as the test user ---- */
-
-typedef struct {
-  uid_t uid;
-  gid_t gid;
-  gid_t groups[64];
-  int   n_groups;
-} Ids;
-
-static Ids user_ids;
-
-static void
-become_user (gpointer data)
-{
-  const Ids *ids = data;
-
-  if (setgroups (ids->n_groups, ids->groups) < 0 || setgid (ids->gid) < 0 || setuid (ids->uid) < 0)
-    _exit (127);
-}
 
 /* banger @args as the user, its stdout to @out_fd (-1: /dev/null); not
  * waited for. */
@@ -111,7 +69,7 @@ cli_async (Ctx *c, int out_fd, const char * const *args)
   g_strv_builder_add (b, g_getenv ("BANGER_CLI"));
   g_strv_builder_addv (b, (const char **) args);
   argv = g_strv_builder_end (b);
-  if (!g_spawn_async_with_fds (c->home, argv, envp, G_SPAWN_DO_NOT_REAP_CHILD, become_user, &user_ids, &pid,
+  if (!g_spawn_async_with_fds (c->home, argv, envp, G_SPAWN_DO_NOT_REAP_CHILD, bg_bench_become, &user_ids, &pid,
                                null, out_fd >= 0 ? out_fd : null, -1, &error))
     g_error ("%s", error->message);
   close (null);
@@ -131,11 +89,11 @@ wait_ok (GPid pid, const char *what)
 static double
 time_cli (Ctx *c, const char * const *args)
 {
-  double t0 = now_ms ();
+  double t0 = bg_bench_now_ms ();
   GPid pid = cli_async (c, -1, args);
 
   wait_ok (pid, args[1]);
-  return now_ms () - t0;
+  return bg_bench_now_ms () - t0;
 }
 
 /* MiB/s of `banger @args`'s stdout, drained here; it must be @expect bytes. */
@@ -145,7 +103,7 @@ throughput (Ctx *c, const char * const *args, gint64 expect)
   static char buf[1 << 20];
   int p[2];
   gint64 got = 0;
-  double t0 = now_ms (), t;
+  double t0 = bg_bench_now_ms (), t;
   ssize_t n;
   GPid pid;
 
@@ -156,7 +114,7 @@ throughput (Ctx *c, const char * const *args, gint64 expect)
     got += n;
   close (p[0]);
   wait_ok (pid, args[1]);
-  t = now_ms () - t0;
+  t = bg_bench_now_ms () - t0;
   g_assert_cmpint (got, ==, expect);
   return (expect / 1048576.0) / (t / 1000.0);
 }
@@ -493,12 +451,11 @@ static void
 bench_exec (void)
 {
   Ctx c = { 0 };
-  struct passwd *pw = getpwnam (BG_TEST_USER_A);
   g_autofree char *out = NULL, *err = NULL, *cidr = NULL, *address = NULL, *vsock = NULL;
   g_autofree char *guest = NULL, *big = NULL, *agent2 = NULL;
   g_autoptr(JsonParser) parser = json_parser_new ();
-  g_autoptr(GArray) exec_true = samples (), ssh_true = samples (), exec_cat = samples (), ssh_cat = samples ();
-  g_autoptr(GArray) ready = samples ();
+  g_autoptr(GArray) exec_true = bg_bench_samples (), ssh_true = bg_bench_samples (), exec_cat = bg_bench_samples (), ssh_cat = bg_bench_samples ();
+  g_autoptr(GArray) ready = bg_bench_samples ();
   JsonObject *vm;
   gint64 vmm_pid;
   GPid agent, agent_b, sshd;
@@ -506,10 +463,7 @@ bench_exec (void)
   c.h = bg_harness_start (60);
   c.home = g_strdup_printf ("%s/home-%s", c.h->tmp, BG_TEST_USER_A);
   c.ns = g_strdup_printf ("bgbe%d", bg_harness_run_id ());
-  user_ids.uid = pw->pw_uid;
-  user_ids.gid = pw->pw_gid;
-  user_ids.n_groups = G_N_ELEMENTS (user_ids.groups);
-  g_assert_cmpint (getgrouplist (pw->pw_name, pw->pw_gid, user_ids.groups, &user_ids.n_groups), >=, 0);
+  bg_bench_ids_of (&user_ids, BG_TEST_USER_A);
   bg_harness_set_group_rule (c.h, TRUE);
   bg_harness_use_vmm (c.h, g_getenv ("BANGER_TEST_VMM"));
   bg_harness_import_test_image (c.h, BG_TEST_USER_A);
@@ -586,11 +540,11 @@ bench_exec (void)
   g_print ("\n# vm exec against vm ssh, same stand-in guest (banger-agent and sshd), as the user\n");
   g_print ("%-34s %12s %12s %10s\n", "", "vm exec", "vm ssh", "ratio");
   g_print ("%-34s %9.2f ms %9.2f ms %9.1fx faster (goal >= 10x)\n", "-- true, median of 21",
-           median (exec_true), median (ssh_true), median (ssh_true) / median (exec_true));
+           bg_bench_median (exec_true), bg_bench_median (ssh_true), bg_bench_median (ssh_true) / bg_bench_median (exec_true));
   g_print ("%-34s %7.0f MiB/s %6.0f MiB/s %9.2fx (goal >= 2x)\n", "-- cat 256 MiB, stdout, median of 5",
-           median (exec_cat), median (ssh_cat), median (exec_cat) / median (ssh_cat));
+           bg_bench_median (exec_cat), bg_bench_median (ssh_cat), bg_bench_median (exec_cat) / bg_bench_median (ssh_cat));
   {
-    double m = median (ready);   /* sorts: min and max after it */
+    double m = bg_bench_median (ready);   /* sorts: min and max after it */
 
     g_print ("vm up: the agent's READY answer to vm up's exit, median of %d: %.2f ms (goal <= 5 ms; min %.2f, "
              "max %.2f)\n", UP_RUNS, m, g_array_index (ready, double, 0), g_array_index (ready, double, ready->len - 1));

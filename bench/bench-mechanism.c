@@ -12,6 +12,7 @@
 #include <gio/gunixfdlist.h>
 #include <glib/gstdio.h>
 
+#include "bench-common.h"
 #include "bg-fc-client.h"
 #include "harness.h"
 
@@ -39,12 +40,6 @@ call (BgHarness *h, const char *method, GVariant *args, GUnixFDList *fds, GError
   return g_dbus_connection_call_with_unix_fd_list_sync (h->bus, "org.banger.Mechanism1", "/org/banger/Mechanism1",
                                                         "org.banger.Mechanism1", method, args, NULL,
                                                         G_DBUS_CALL_FLAGS_NONE, 30000, fds, NULL, NULL, error);
-}
-
-static double
-now_ms (void)
-{
-  return g_get_monotonic_time () / 1000.0;
 }
 
 typedef struct {
@@ -129,18 +124,18 @@ bench (void)
   for (int i = 0; i < RUNS; i++)
     {
       GVariant *r;
-      t0 = now_ms ();
+      t0 = bg_bench_now_ms ();
       r = call (h, "EnsureNetwork", g_variant_new_parsed ("(@a{sv} {},)"), NULL, &error);
       g_assert_no_error (error);
       g_variant_unref (r);
-      g_array_append_vals (ensure, &(double) { now_ms () - t0 }, 1);
+      g_array_append_vals (ensure, &(double) { bg_bench_now_ms () - t0 }, 1);
     }
   for (int i = 0; i < RUNS; i++)
     {
       GVariant *r;
       g_autoptr(GVariant) info = NULL;
       const char *name;
-      t0 = now_ms ();
+      t0 = bg_bench_now_ms ();
       r = call (h, "CreateTap", g_variant_new_parsed ("('bench', @a{sv} {})"), NULL, &error);
       g_assert_no_error (error);
       info = g_variant_get_child_value (r, 0);
@@ -148,15 +143,15 @@ bench (void)
       g_variant_unref (call (h, "DeleteTap", g_variant_new ("(s)", name), NULL, &error));
       g_assert_no_error (error);
       g_variant_unref (r);
-      g_array_append_vals (tap, &(double) { now_ms () - t0 }, 1);
+      g_array_append_vals (tap, &(double) { bg_bench_now_ms () - t0 }, 1);
     }
   for (int i = 0; i < RUNS; i++)
     {
       GVariant *r;
-      t0 = now_ms ();
+      t0 = bg_bench_now_ms ();
       r = launch (h, files, "bench", NULL, &error);
       g_assert_no_error (error);
-      g_array_append_vals (launch_ms, &(double) { now_ms () - t0 }, 1);
+      g_array_append_vals (launch_ms, &(double) { bg_bench_now_ms () - t0 }, 1);
       g_variant_unref (r);
       kill_and_wait (h, "bench", &e);
     }
@@ -174,7 +169,7 @@ bench (void)
       g_autoptr(BgFcClient) fc = NULL;
       const char *api;
 
-      t0 = now_ms ();
+      t0 = bg_bench_now_ms ();
       r = launch (h, files, "benchnet", tap_name, &error);
       g_assert_no_error (error);
       g_variant_get (r, "(&sst@a{sv})", &api, NULL, NULL, NULL);
@@ -184,7 +179,7 @@ bench (void)
                                                  tap_name, mac, 3, "/run/vsock.sock" }, &error) ||
           !bg_fc_action (fc, "InstanceStart", &error))
         g_error ("%s", error->message);
-      g_array_append_vals (full, &(double) { now_ms () - t0 }, 1);
+      g_array_append_vals (full, &(double) { bg_bench_now_ms () - t0 }, 1);
       kill_and_wait (h, "benchnet", &e);
     }
 

@@ -20,7 +20,6 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
-#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/inotify.h>
@@ -35,6 +34,7 @@
 
 #include "bg-fc-client.h"
 #include "bg-state.h"
+#include "bench-common.h"
 #include "harness.h"
 
 #define RUNS     21
@@ -42,33 +42,7 @@
 #define MANY     16
 #define MiB      (G_GINT64_CONSTANT (1) << 20)
 
-static double
-now_ms (void)
-{
-  return g_get_monotonic_time () / 1000.0;
-}
-
-static int
-cmp (gconstpointer a, gconstpointer b)
-{
-  double x = *(const double *) a, y = *(const double *) b;
-  return x < y ? -1 : x > y;
-}
-
-static double
-median (GArray *a)
-{
-  if (a == NULL || a->len == 0)
-    return 0;
-  g_array_sort (a, cmp);
-  return g_array_index (a, double, a->len / 2);
-}
-
-static GArray *
-samples (void)
-{
-  return g_array_new (FALSE, FALSE, sizeof (double));
-}
+static BgBenchIds user_ids;
 
 typedef struct {
   BgHarness *h;
@@ -130,27 +104,6 @@ meminfo (const char *key)
   return g_ascii_strtoll (at + strlen (needle), NULL, 10) * 1024;
 }
 
-/* The test user's ids, for a child to take before exec: the CLI starts
- * as a user's shell starts it, with no setpriv exec in between (the
- * tests' way, which would count a second exec). */
-typedef struct {
-  uid_t uid;
-  gid_t gid;
-  gid_t groups[64];
-  int   n_groups;
-} Ids;
-
-static Ids user_ids;
-
-static void
-become_user (gpointer data)
-{
-  const Ids *ids = data;
-
-  if (setgroups (ids->n_groups, ids->groups) < 0 || setgid (ids->gid) < 0 || setuid (ids->uid) < 0)
-    _exit (127);
-}
-
 /* Runs the CLI as the test user; returns wall ms, collects stderr. */
 static double
 run_cli_full (Ctx *c, char **out, char **err, const char * const *args)
@@ -164,22 +117,16 @@ run_cli_full (Ctx *c, char **out, char **err, const char * const *args)
   double t0, t;
 
   if (user_ids.uid == 0)
-    {
-      struct passwd *pw = getpwnam (BG_TEST_USER_A);
-      user_ids.uid = pw->pw_uid;
-      user_ids.gid = pw->pw_gid;
-      user_ids.n_groups = G_N_ELEMENTS (user_ids.groups);
-      g_assert_cmpint (getgrouplist (pw->pw_name, pw->pw_gid, user_ids.groups, &user_ids.n_groups), >=, 0);
-    }
+    bg_bench_ids_of (&user_ids, BG_TEST_USER_A);
   g_strv_builder_add (b, g_getenv ("BANGER_CLI"));
   g_strv_builder_addv (b, (const char **) args);
   argv = g_strv_builder_end (b);
   envp = g_environ_setenv (envp, "BANGER_TIMINGS", "1", TRUE);
-  t0 = now_ms ();
-  if (!g_spawn_sync (c->home, argv, envp, G_SPAWN_DEFAULT, become_user, &user_ids, &stdout_text, &stderr_text,
+  t0 = bg_bench_now_ms ();
+  if (!g_spawn_sync (c->home, argv, envp, G_SPAWN_DEFAULT, bg_bench_become, &user_ids, &stdout_text, &stderr_text,
                      &status, &error))
     g_error ("%s", error->message);
-  t = now_ms () - t0;
+  t = bg_bench_now_ms () - t0;
   if (!g_spawn_check_wait_status (status, NULL))
     g_error ("banger %s %s failed: %s", args[0], args[1], stderr_text);
   /* Not ru.ru_maxrss: it includes this (large) process's pages, which
@@ -229,7 +176,7 @@ add_timings (Steps *s, const char *err)
       a = g_hash_table_lookup (s->steps, pairs[i]);
       if (a == NULL)
         {
-          a = samples ();
+          a = bg_bench_samples ();
           g_hash_table_insert (s->steps, g_strdup (pairs[i]), a);
           g_ptr_array_add (s->order, g_strdup (pairs[i]));
         }
@@ -269,7 +216,7 @@ baseline_once (const char *dir, const char *kernel, const char *rootfs)
   g_autoptr(BgFcClient) fc = NULL;
   g_autoptr(GError) error = NULL;
   const char *argv[] = { g_getenv ("BANGER_TEST_VMM"), "--api-sock", sock, "--id", "baseline", NULL };
-  double t0 = now_ms (), t;
+  double t0 = bg_bench_now_ms (), t;
   int fd, ino;
   GPid pid;
 
@@ -304,7 +251,7 @@ baseline_once (const char *dir, const char *kernel, const char *rootfs)
                                              "bench-tap", "02:00:00:00:00:01", 3, vsock }, &error) ||
       !bg_fc_action (fc, "InstanceStart", &error))
     g_error ("baseline: %s", error->message);
-  t = now_ms () - t0;
+  t = bg_bench_now_ms () - t0;
 
   kill (pid, SIGKILL);
   waitpid (pid, NULL, 0);
@@ -447,15 +394,15 @@ print_cases (Case *cases, guint n)
         {
           gboolean warm = w == 1;
           GArray *total = warm ? k->warm : k->cold;
-          double base = median (warm ? k->base_warm : k->base_cold);
-          double all = median (total), in_steps = 0;
+          double base = bg_bench_median (warm ? k->base_warm : k->base_cold);
+          double all = bg_bench_median (total), in_steps = 0;
           Steps *s = warm ? &k->warm_steps : &k->cold_steps;
 
           g_print ("  %-9s %s  banger %8.2f ms  baseline %7.2f ms  ratio %5.2fx\n",
                    k->label, kinds[w], all, base, all / base);
           for (guint j = 0; j < s->order->len; j++)
             {
-              double m = median (g_hash_table_lookup (s->steps, s->order->pdata[j]));
+              double m = bg_bench_median (g_hash_table_lookup (s->steps, s->order->pdata[j]));
               in_steps += m;
               g_print ("      %-40s %8.2f ms  %5.2fx baseline\n", (char *) s->order->pdata[j], m, m / base);
             }
@@ -464,7 +411,7 @@ print_cases (Case *cases, guint n)
         }
     }
   if (n == 2)
-    g_print ("  warm realistic / warm tiny: %.2fx\n", median (cases[1].warm) / median (cases[0].warm));
+    g_print ("  warm realistic / warm tiny: %.2fx\n", bg_bench_median (cases[1].warm) / bg_bench_median (cases[0].warm));
 }
 
 /* Host disk a VM's directory holds: allocated blocks, not apparent size. */
@@ -525,7 +472,7 @@ loops_backing (const char *path)
 static void
 measure_copy (Ctx *c, Case *k)
 {
-  g_autoptr(GArray) t = samples ();
+  g_autoptr(GArray) t = bg_bench_samples ();
   g_autofree char *conf_dir = g_build_filename (c->home, ".config", "banger", NULL);
   g_autofree char *conf = g_build_filename (conf_dir, "banger.conf", NULL);
   g_autofree char *dir = g_build_filename (c->home, ".local/state/banger/vms/copy", NULL);
@@ -547,7 +494,7 @@ measure_copy (Ctx *c, Case *k)
   g_print ("\nthe copy mode layered VMs replace (disk-mode = copy), %s image, warm, median of %d\n",
            k->label, COPY_RUNS);
   g_print ("  vm up --no-wait %8.2f ms  (%.1fx the warm layered figure); host disk per VM %" G_GINT64_FORMAT
-           " MiB\n", median (t), median (t) / median (k->warm), disk / MiB);
+           " MiB\n", bg_bench_median (t), bg_bench_median (t) / bg_bench_median (k->warm), disk / MiB);
 }
 
 /* 16 VMs of the realistic image: host disk at creation, loop devices,
@@ -590,7 +537,7 @@ measure_many (Ctx *c, Case *k)
   drop_caches ();
   /* A block device's pages count as Buffers, a file's as Cached. */
   cache0 = meminfo ("Cached") + meminfo ("Buffers");
-  t0 = now_ms ();
+  t0 = bg_bench_now_ms ();
   for (int i = 0; i < MANY; i++)
     {
       g_autofree char *link = g_strdup_printf ("/proc/%d/root/rootfs", (int) pids[i]);
@@ -617,7 +564,7 @@ measure_many (Ctx *c, Case *k)
       close (fd);
       root_size = size;
     }
-  read_ms = now_ms () - t0;
+  read_ms = bg_bench_now_ms () - t0;
   cache1 = meminfo ("Cached") + meminfo ("Buffers");
 
   g_print ("\n%d VMs of the %s image (layered)\n", MANY, k->label);
@@ -640,7 +587,7 @@ measure_many (Ctx *c, Case *k)
 static void
 measure_ls (Ctx *c)
 {
-  g_autoptr(GArray) ls = samples ();
+  g_autoptr(GArray) ls = bg_bench_samples ();
   g_autofree char *vms = g_build_filename (c->home, ".local", "state", "banger", "vms", NULL);
   g_autoptr(BgStateStore) store = bg_state_store_new (vms);
   const char *ls_args[] = { "vm", "ls", "--json", NULL };
@@ -663,7 +610,7 @@ measure_ls (Ctx *c)
       double t = run_cli (c, NULL, ls_args);
       g_array_append_val (ls, t);
     }
-  g_print ("\nbanger vm ls --json with 256 records         median %7.2f ms\n", median (ls));
+  g_print ("\nbanger vm ls --json with 256 records         median %7.2f ms\n", bg_bench_median (ls));
 }
 
 /* The cost of a network namespace per VMM (netns.c), warm, tiny image:
@@ -675,8 +622,8 @@ static void
 measure_netns (Ctx *c, Case *k)
 {
   g_autofree char *section = bg_harness_vmm_section (g_getenv ("BANGER_TEST_VMM"));
-  GArray *up_t[2] = { samples (), samples () };
-  GArray *rm_t[2] = { samples (), samples () };
+  GArray *up_t[2] = { bg_bench_samples (), bg_bench_samples () };
+  GArray *rm_t[2] = { bg_bench_samples (), bg_bench_samples () };
   Steps steps[2];
   const char *modes[] = { "auto", "always" };
 
@@ -703,14 +650,14 @@ measure_netns (Ctx *c, Case *k)
   g_print ("\nper-VMM network namespace, warm, %s image, median of %d each, interleaved\n", k->label, RUNS);
   for (int m = 0; m < 2; m++)
     {
-      g_print ("  netns=%-6s vm up %8.2f ms   vm rm --force %8.2f ms\n", modes[m], median (up_t[m]),
-               median (rm_t[m]));
+      g_print ("  netns=%-6s vm up %8.2f ms   vm rm --force %8.2f ms\n", modes[m], bg_bench_median (up_t[m]),
+               bg_bench_median (rm_t[m]));
       for (guint j = 0; j < steps[m].order->len; j++)
         g_print ("      %-40s %8.2f ms\n", (char *) steps[m].order->pdata[j],
-                 median (g_hash_table_lookup (steps[m].steps, steps[m].order->pdata[j])));
+                 bg_bench_median (g_hash_table_lookup (steps[m].steps, steps[m].order->pdata[j])));
     }
-  g_print ("  netns=always - netns=auto: vm up %+.2f ms, vm rm %+.2f ms\n", median (up_t[1]) - median (up_t[0]),
-           median (rm_t[1]) - median (rm_t[0]));
+  g_print ("  netns=always - netns=auto: vm up %+.2f ms, vm rm %+.2f ms\n", bg_bench_median (up_t[1]) - bg_bench_median (up_t[0]),
+           bg_bench_median (rm_t[1]) - bg_bench_median (rm_t[0]));
   for (int m = 0; m < 2; m++)
     {
       steps_clear (&steps[m]);
@@ -742,10 +689,10 @@ bench (void)
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
-      cases[i].cold = samples ();
-      cases[i].warm = samples ();
-      cases[i].base_cold = samples ();
-      cases[i].base_warm = samples ();
+      cases[i].cold = bg_bench_samples ();
+      cases[i].warm = bg_bench_samples ();
+      cases[i].base_cold = bg_bench_samples ();
+      cases[i].base_warm = bg_bench_samples ();
       steps_init (&cases[i].cold_steps);
       steps_init (&cases[i].warm_steps);
     }
@@ -783,9 +730,9 @@ bench (void)
     }
 
     ping = bg_harness_call (c.h, NULL, "Ping", NULL, NULL);
-    t0 = now_ms ();
+    t0 = bg_bench_now_ms ();
     bg_harness_wait_name_gone (c.h, 30);
-    g_print ("mechanism idle exit after its last call: %.0f ms (--idle-timeout 2)\n", now_ms () - t0);
+    g_print ("mechanism idle exit after its last call: %.0f ms (--idle-timeout 2)\n", bg_bench_now_ms () - t0);
   }
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -865,7 +812,7 @@ bench_images (void)
   g_mkdir (c.home, 0700);
   g_assert_no_errno (chown (c.home, pw->pw_uid, pw->pw_gid));
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
-    cases[i].warm = samples ();
+    cases[i].warm = bg_bench_samples ();
 
   make_image (&c, &cases[0], 4096, "64M", 0);
   make_oci_image (&c, &cases[1], cases[0].kernel);
@@ -899,7 +846,7 @@ bench_images (void)
   g_print ("\nwarm vm up --no-wait by kind of image, interleaved, median of %d\n", RUNS);
   for (guint j = 0; j < G_N_ELEMENTS (cases); j++)
     g_print ("  %-5s %8.2f ms  %5.2fx tiny  host disk per new VM %" G_GINT64_FORMAT " KiB\n", cases[j].label,
-             median (cases[j].warm), median (cases[j].warm) / median (cases[0].warm), disk[j] / 1024);
+             bg_bench_median (cases[j].warm), bg_bench_median (cases[j].warm) / bg_bench_median (cases[0].warm), disk[j] / 1024);
   g_print ("  (tiny: 64 MiB ext4 with banger-init; oci: image import --oci of two layers of /usr, the importer "
            "image pull uses; byo: a 2 GiB ext4 holding 700 MiB, no banger-init)\n");
 
