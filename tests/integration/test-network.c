@@ -326,23 +326,12 @@ netns_pid_spawn (const char *ns, const char * const *cmd, int *stdout_fd)
   return pid;
 }
 
+/* The "outside": a namespace @far behind a veth that stands in for the
+ * uplink (up0), with the host's default route through it. */
 static void
-test_masquerade_rewrites_source (Fixture *f, gconstpointer data)
+far_side_add (const char *far)
 {
-  g_autofree char *far = g_strdup_printf ("bgt%d-far", bg_harness_run_id ());
-  g_autofree char *guest = g_strdup_printf ("bgt%d-guest", bg_harness_run_id ());
-  g_autofree char *guest_addr = NULL, *seen = NULL;
-  g_autoptr(Tap) t = NULL;
-  g_autoptr(BgCallResult) ensure = NULL;
-  const char *serve[] = { g_getenv ("BANGER_TEST_NET"), "serve", "7777", NULL };
-  char line[64] = { 0 };
-  int out_fd, status;
-  GPid server;
-
-  /* The "outside": a namespace behind a veth that stands in for the
-   * uplink, with the default route through it. */
   must ("ip", "netns", "add", far, NULL);
-  must ("ip", "netns", "add", guest, NULL);
   must ("ip", "link", "add", "up0", "type", "veth", "peer", "name", "far0", "netns", far, NULL);
   must ("ip", "addr", "add", "198.51.100.2/24", "dev", "up0", NULL);
   must ("ip", "link", "set", "up0", "up", NULL);
@@ -350,6 +339,43 @@ test_masquerade_rewrites_source (Fixture *f, gconstpointer data)
   must ("ip", "-n", far, "link", "set", "far0", "up", NULL);
   must ("ip", "-n", far, "link", "set", "lo", "up", NULL);
   must ("ip", "route", "add", "default", "via", "198.51.100.1", NULL);
+}
+
+/* A TCP connection from namespace @guest to a server in @far (behind
+ * far_side_add's uplink) completes, and the server saw the uplink's
+ * address: the guest's was masqueraded. */
+static void
+assert_far_side_sees_the_uplink (const char *far, const char *guest)
+{
+  const char *serve[] = { g_getenv ("BANGER_TEST_NET"), "serve", "7777", NULL };
+  const char *cmd[] = { "ip", "netns", "exec", guest, g_getenv ("BANGER_TEST_NET"), "connect",
+                        "198.51.100.1", "7777", NULL };
+  g_autofree char *seen = NULL;
+  char line[64] = { 0 };
+  int out_fd, status;
+  GPid server;
+
+  server = netns_pid_spawn (far, serve, &out_fd);
+  g_assert_cmpint (read (out_fd, line, sizeof line - 1), >, 0);
+  g_assert_cmpstr (line, ==, "listening\n");
+  close (out_fd);
+  bg_harness_run_argv (cmd, &seen, &status);
+  waitpid (server, NULL, 0);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_cmpstr (seen, ==, "198.51.100.2\n");
+}
+
+static void
+test_masquerade_rewrites_source (Fixture *f, gconstpointer data)
+{
+  g_autofree char *far = g_strdup_printf ("bgt%d-far", bg_harness_run_id ());
+  g_autofree char *guest = g_strdup_printf ("bgt%d-guest", bg_harness_run_id ());
+  g_autofree char *guest_addr = NULL;
+  g_autoptr(Tap) t = NULL;
+  g_autoptr(BgCallResult) ensure = NULL;
+
+  far_side_add (far);
+  must ("ip", "netns", "add", guest, NULL);
 
   ensure = bg_harness_call (f->h, BG_TEST_USER_A, "EnsureNetwork", "(@a{sv} {},)", NULL);
   bg_assert_call_ok (ensure);
@@ -370,20 +396,7 @@ test_masquerade_rewrites_source (Fixture *f, gconstpointer data)
   must ("ip", "-n", guest, "link", "set", "gv0", "up", NULL);
   must ("ip", "-n", guest, "route", "add", "default", "via", t->gateway, NULL);
 
-  server = netns_pid_spawn (far, serve, &out_fd);
-  g_assert_cmpint (read (out_fd, line, sizeof line - 1), >, 0);
-  g_assert_cmpstr (line, ==, "listening\n");
-  close (out_fd);
-
-  {
-    const char *cmd[] = { "ip", "netns", "exec", guest, g_getenv ("BANGER_TEST_NET"), "connect",
-                          "198.51.100.1", "7777", NULL };
-    bg_harness_run_argv (cmd, &seen, &status);
-  }
-  waitpid (server, NULL, 0);
-  /* The far side saw the uplink's address, not the guest's. */
-  g_assert_cmpint (status, ==, 0);
-  g_assert_cmpstr (seen, ==, "198.51.100.2\n");
+  assert_far_side_sees_the_uplink (far, guest);
 
   must ("ip", "netns", "del", far, NULL);
   must ("ip", "netns", "del", guest, NULL);
@@ -911,6 +924,64 @@ inner_tap_attach (gpointer data)
   return NULL;
 }
 
+/* Launches user A's VM @name on @tap (made by create_tap) with its VMM
+ * in a network namespace of its own ([vmm] netns=always); returns the
+ * VMM's pid. The VMM is the test VMM on placeholder files. */
+static guint64
+launch_in_own_netns (Fixture *f, const char *name, const char *tap)
+{
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+  g_autofree char *files = g_build_filename (f->h->tmp, "files-net", NULL);
+  g_autofree char *kernel = g_build_filename (files, "vmlinux", NULL);
+  g_autofree char *rootfs = g_build_filename (files, "rootfs.ext4", NULL);
+  g_autofree char *kernel_arg = g_strdup_printf ("--fd=%s", kernel);
+  g_autofree char *rootfs_arg = g_strdup_printf ("--fd=%s:rw", rootfs);
+  g_autofree char *section = bg_harness_vmm_section (g_getenv ("BANGER_VMM_ABSTRACT"));
+  g_autofree char *conf = g_strconcat (section, "netns=always\n", NULL);
+  g_autofree char *args = g_strdup_printf ("('%s', {'tap': <'%s'>}, @h 0, @h 1)", name, tap);
+  g_autoptr(BgCallResult) launch = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  const char *api, *vsock;
+  guint64 pid;
+
+  g_assert_no_errno (mkdir (files, 0700));
+  g_assert_no_errno (chown (files, pw->pw_uid, pw->pw_gid));
+  g_assert_true (g_file_set_contents_full (kernel, "k", 1, G_FILE_SET_CONTENTS_NONE, 0644, NULL));
+  g_assert_true (g_file_set_contents_full (rootfs, "", 0, G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+  g_assert_no_errno (truncate (rootfs, 1 << 20));
+  g_assert_no_errno (chown (kernel, pw->pw_uid, pw->pw_gid));
+  g_assert_no_errno (chown (rootfs, pw->pw_uid, pw->pw_gid));
+  bg_harness_write_config (f->h, "mechanism.conf", conf);
+
+  launch = bg_harness_call (f->h, BG_TEST_USER_A, "LaunchVm", args, kernel_arg, rootfs_arg, NULL);
+  bg_assert_call_ok (launch);
+  reply = g_variant_parse (G_VARIANT_TYPE ("(ssta{sv})"), launch->reply, NULL, NULL, NULL);
+  g_assert_nonnull (reply);
+  g_variant_get (reply, "(&s&st@a{sv})", &api, &vsock, &pid, NULL);
+  return pid;
+}
+
+/* Kills user A's VM @name and waits until the mechanism has undone it. */
+static void
+kill_vm_until_undone (Fixture *f, const char *name)
+{
+  g_autofree char *args = g_strdup_printf ("('%s',)", name);
+  g_autoptr(BgCallResult) kill = bg_harness_call (f->h, BG_TEST_USER_A, "KillVm", args, NULL);
+
+  bg_assert_call_ok (kill);
+  for (gint64 end = bg_test_deadline (30);;)
+    {
+      g_autoptr(BgCallResult) list = bg_harness_call (f->h, NULL, "ListResources",
+                                                      "({'all-users': <true>, 'kind': <'vm'>},)", NULL);
+      bg_assert_call_ok (list);
+      if (g_str_equal (list->reply, "(@a(ssutsa{sv}) [],)"))
+        break;
+      if (g_get_monotonic_time () >= end)
+        g_error ("the VM was not undone: %s", list->reply);
+      g_usleep (50 * 1000);
+    }
+}
+
 /* A VMM in a network namespace of its own (forced with [vmm]
  * netns=always; the default where Landlock scopes are missing): its tap
  * is inside, and on the host the veth of the tap's name is the bridge
@@ -924,42 +995,16 @@ static void
 test_guards_hold_through_the_vmms_netns (Fixture *f, gconstpointer data)
 {
   struct passwd *pw = getpwnam (BG_TEST_USER_A);
-  g_autofree char *files = g_build_filename (f->h->tmp, "files-net", NULL);
-  g_autofree char *kernel = g_build_filename (files, "vmlinux", NULL);
-  g_autofree char *rootfs = g_build_filename (files, "rootfs.ext4", NULL);
-  g_autofree char *kernel_arg = g_strdup_printf ("--fd=%s", kernel);
-  g_autofree char *rootfs_arg = g_strdup_printf ("--fd=%s:rw", rootfs);
-  g_autofree char *section = bg_harness_vmm_section (g_getenv ("BANGER_VMM_ABSTRACT"));
-  g_autofree char *conf = g_strconcat (section, "netns=always\n", NULL);
   g_autoptr(Tap) a1 = create_tap (f, BG_TEST_USER_A, "inner");
   g_autoptr(Tap) b1 = create_tap (f, BG_TEST_USER_B, "other");
   g_autoptr(GString) at_host = g_string_new (NULL), at_a1 = g_string_new (NULL);
-  g_autoptr(BgCallResult) launch = NULL, kill = NULL;
-  g_autoptr(GVariant) reply = NULL;
-  g_autofree char *args = NULL, *ns_path = NULL, *kind = NULL, *owner = NULL, *br_mac = NULL;
+  g_autofree char *ns_path = NULL, *kind = NULL, *owner = NULL, *br_mac = NULL;
   struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons (ETH_P_ALL) };
   guint8 mac_a1[6], mac_b1[6], mac_br[6];
   guint32 ip_a1 = parse_ip (a1->address), ip_b1 = parse_ip (b1->address), ip_gw = parse_ip (a1->gateway);
   InnerTap inner = { a1->tap, -1, -1 };
   int host = socket (AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons (ETH_P_ALL));
-  guint64 pid;
-  const char *api, *vsock;
-
-  g_assert_no_errno (mkdir (files, 0700));
-  g_assert_no_errno (chown (files, pw->pw_uid, pw->pw_gid));
-  g_assert_true (g_file_set_contents_full (kernel, "k", 1, G_FILE_SET_CONTENTS_NONE, 0644, NULL));
-  g_assert_true (g_file_set_contents_full (rootfs, "", 0, G_FILE_SET_CONTENTS_NONE, 0600, NULL));
-  g_assert_no_errno (truncate (rootfs, 1 << 20));
-  g_assert_no_errno (chown (kernel, pw->pw_uid, pw->pw_gid));
-  g_assert_no_errno (chown (rootfs, pw->pw_uid, pw->pw_gid));
-  bg_harness_write_config (f->h, "mechanism.conf", conf);
-
-  args = g_strdup_printf ("('inner', {'tap': <'%s'>}, @h 0, @h 1)", a1->tap);
-  launch = bg_harness_call (f->h, BG_TEST_USER_A, "LaunchVm", args, kernel_arg, rootfs_arg, NULL);
-  bg_assert_call_ok (launch);
-  reply = g_variant_parse (G_VARIANT_TYPE ("(ssta{sv})"), launch->reply, NULL, NULL, NULL);
-  g_assert_nonnull (reply);
-  g_variant_get (reply, "(&s&st@a{sv})", &api, &vsock, &pid, NULL);
+  guint64 pid = launch_in_own_netns (f, "inner", a1->tap);
 
   /* The host's port is a veth now, on the bridge. */
   kind = run ("ip", "-d", "-o", "link", "show", "dev", a1->tap, NULL);
@@ -1031,19 +1076,7 @@ test_guards_hold_through_the_vmms_netns (Fixture *f, gconstpointer data)
   close (host);
   close (inner.fd);
 
-  kill = bg_harness_call (f->h, BG_TEST_USER_A, "KillVm", "('inner',)", NULL);
-  bg_assert_call_ok (kill);
-  for (gint64 end = bg_test_deadline (30);;)
-    {
-      g_autoptr(BgCallResult) list = bg_harness_call (f->h, NULL, "ListResources",
-                                                      "({'all-users': <true>, 'kind': <'vm'>},)", NULL);
-      bg_assert_call_ok (list);
-      if (g_str_equal (list->reply, "(@a(ssutsa{sv}) [],)"))
-        break;
-      if (g_get_monotonic_time () >= end)
-        g_error ("the VM was not undone: %s", list->reply);
-      g_usleep (50 * 1000);
-    }
+  kill_vm_until_undone (f, "inner");
   /* The tap is a tap again, the owner's, on the bridge; no veth peer
    * was ever in the host's namespace. */
   g_assert_nonnull (sys_read (a1->tap, "tun_flags"));
@@ -1382,6 +1415,47 @@ test_host_users_reach_only_their_own_vms_over_ipv6 (Fixture *f, gconstpointer da
 /* The mechanism keeps one nftables context for its life; its cache must
  * not hide rules changed behind its back: flushed and deleted by hand
  * while it runs, they are seen gone on the next call and made again. */
+/* A stand-in guest with a whole IP stack behind a VMM in a network
+ * namespace of its own: a namespace attached to that namespace's bridge
+ * (where the guest's tap is), with the VM's MAC and address, reaches the
+ * outside through the host's NAT, and the answer finds its way back
+ * through the veth of the tap's name, the guards and the inner bridge. */
+static void
+test_stand_in_reaches_nat_through_the_vmms_netns (Fixture *f, gconstpointer data)
+{
+  g_autofree char *far = g_strdup_printf ("bgt%d-far", bg_harness_run_id ());
+  g_autofree char *guest = g_strdup_printf ("bgt%d-guest", bg_harness_run_id ());
+  g_autofree char *vmm = g_strdup_printf ("bgt%d-vmm", bg_harness_run_id ());
+  g_autofree char *guest_addr = NULL, *pid = NULL;
+  g_autoptr(BgCallResult) ensure = NULL;
+  g_autoptr(Tap) t = NULL;
+
+  far_side_add (far);
+  must ("ip", "netns", "add", guest, NULL);
+  ensure = bg_harness_call (f->h, BG_TEST_USER_A, "EnsureNetwork", "(@a{sv} {},)", NULL);
+  bg_assert_call_ok (ensure);
+  g_assert_nonnull (strstr (ensure->reply, "'uplink': <'up0'>"));
+  t = create_tap (f, BG_TEST_USER_A, "whole");
+  guest_addr = g_strdup_printf ("%s/%u", t->address, t->prefix);
+  pid = g_strdup_printf ("%" G_GUINT64_FORMAT, launch_in_own_netns (f, "whole", t->tap));
+
+  /* Named only so ip(8) can reach it; the name goes, not the namespace. */
+  must ("ip", "netns", "attach", vmm, pid, NULL);
+  must ("ip", "-n", vmm, "link", "add", "gvh", "type", "veth", "peer", "name", "gv0", "netns", guest, NULL);
+  must ("ip", "-n", vmm, "link", "set", "gvh", "master", "br0", "up", NULL);
+  must ("ip", "netns", "del", vmm, NULL);
+  must ("ip", "-n", guest, "link", "set", "gv0", "address", t->mac, NULL);
+  must ("ip", "-n", guest, "addr", "add", guest_addr, "dev", "gv0", NULL);
+  must ("ip", "-n", guest, "link", "set", "gv0", "up", NULL);
+  must ("ip", "-n", guest, "route", "add", "default", "via", t->gateway, NULL);
+
+  assert_far_side_sees_the_uplink (far, guest);
+
+  kill_vm_until_undone (f, "whole");
+  must ("ip", "netns", "del", far, NULL);
+  must ("ip", "netns", "del", guest, NULL);
+}
+
 static void
 test_rules_changed_by_hand_are_seen (Fixture *f, gconstpointer data)
 {
@@ -1972,6 +2046,8 @@ add_tests (void)
   ADD ("/network/cli-system-network-shows-taps", test_cli_system_network_shows_taps);
   ADD ("/network/taps-send-only-as-their-vm", test_taps_send_only_as_their_vm);
   ADD ("/network/netns/guards-hold-through-the-vmms-netns", test_guards_hold_through_the_vmms_netns);
+  ADD ("/network/netns/stand-in-reaches-nat-through-the-vmms-netns",
+       test_stand_in_reaches_nat_through_the_vmms_netns);
   ADD ("/network/rules-changed-by-hand-are-seen", test_rules_changed_by_hand_are_seen);
   ADD ("/network/routing-keeps-users-apart", test_routing_keeps_users_apart);
   ADD ("/network/names-answer-only-their-owner", test_names_answer_only_their_owner);
