@@ -10,7 +10,15 @@
  * BG_FORWARD_MAX_FLOWS UDP flows are kept: a new client's flow takes the
  * place of the flow idle longest, so traffic that flows is never shut
  * out by sources that went quiet. Both shrink to fit the descriptor
- * limit when it is low. */
+ * limit when it is low.
+ *
+ * Both caps are shared out by the client's owner (bg-peer.c asks the
+ * kernel whose socket is at the other end): a quarter of each is kept
+ * for the user running the forward (the VM's owner), and any one other
+ * user — or the peers on other hosts, together — holds at most a
+ * quarter, so one local user's connections or sprayed sources cannot
+ * shut the owner out, and a new flow of another user never evicts one
+ * of the owner's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -24,6 +32,7 @@
 #include "bg-error.h"
 #include "bg-fd.h"
 #include "bg-forward.h"
+#include "bg-peer.h"
 
 #define SPLICE_CHUNK   (1024 * 1024)
 #define PUMP_ROUNDS    32
@@ -60,6 +69,7 @@ struct _Conn {
   gpointer   client_tag, guest_tag;
   Direction  dir[2];        /* 0: client to guest, 1: guest to client */
   char      *peer;
+  uid_t      uid;           /* the client socket's owner (bg-peer.h) */
 };
 
 typedef struct {
@@ -79,6 +89,7 @@ typedef struct {
   guint            watch;
   gint64           last_used;
   GBytes          *key;
+  uid_t            uid;
 } Flow;
 
 struct _BgForward {
@@ -91,6 +102,9 @@ struct _BgForward {
   guint        max_conns;
   guint        max_flows;
   guint        n_flows;
+  uid_t        owner;
+  GHashTable  *conns_held;  /* uid → connections its clients hold */
+  GHashTable  *flows_held;  /* uid → UDP flows */
   gboolean     said_full;
   GSourceFunc  drained;
   gpointer     drained_data;
@@ -98,9 +112,61 @@ struct _BgForward {
 
 static void listener_free (Listener *l);
 
+static guint
+held_by (GHashTable *held,
+         uid_t       uid)
+{
+  return GPOINTER_TO_UINT (g_hash_table_lookup (held, GUINT_TO_POINTER (uid)));
+}
+
+static void
+held_change (GHashTable *held,
+             uid_t       uid,
+             int         delta)
+{
+  guint n = held_by (held, uid) + delta;
+
+  if (n == 0)
+    g_hash_table_remove (held, GUINT_TO_POINTER (uid));
+  else
+    g_hash_table_insert (held, GUINT_TO_POINTER (uid), GUINT_TO_POINTER (n));
+}
+
+/* What one user other than the owner may hold of @max, and what is kept
+ * for the owner (nothing when the cap is too small to share). */
+static guint
+share_of (guint max)
+{
+  return MAX (max / 4, 1);
+}
+
+static guint
+reserve_of (guint max)
+{
+  return max >= 4 ? max / 4 : 0;
+}
+
+/* Whether @uid's clients may take one more of what @max caps, of which
+ * @total are taken, by owner as @held says. */
+static gboolean
+share_allows (BgForward  *f,
+              GHashTable *held,
+              guint       total,
+              guint       max,
+              uid_t       uid)
+{
+  if (total >= max)
+    return FALSE;
+  if (uid == f->owner)
+    return TRUE;
+  return held_by (held, uid) < share_of (max) &&
+         total - held_by (held, f->owner) < max - reserve_of (max);
+}
+
 static void
 conn_free (Conn *c)
 {
+  held_change (c->forward->conns_held, c->uid, -1);
   if (c->source != NULL)
     {
       g_source_destroy (c->source);
@@ -342,31 +408,44 @@ on_accept (int           fd,
 
   for (guint i = 0; i < 64; i++)
     {
-      struct sockaddr_storage peer;
-      socklen_t plen = sizeof peer;
+      struct sockaddr_storage peer, local;
+      socklen_t plen = sizeof peer, llen = sizeof local;
       struct sockaddr_storage guest;
       socklen_t glen;
       int client = accept4 (fd, (struct sockaddr *) &peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      BgForward *f = l->forward;
+      guint open = g_hash_table_size (f->conns);
+      uid_t uid;
       Conn *c;
 
       if (client < 0)
         break;
-      if (g_hash_table_size (l->forward->conns) >= l->forward->max_conns)
+      uid = getsockname (client, (struct sockaddr *) &local, &llen) == 0
+              ? bg_peer_find_uid (IPPROTO_TCP, &peer, &local)
+              : BG_PEER_UID_UNKNOWN;
+      if (!share_allows (f, f->conns_held, open, f->max_conns, uid))
         {
           struct linger lg = { 1, 0 };
 
-          if (!l->forward->said_full)
+          if (f->said_full)
+            ;
+          else if (open >= f->max_conns)
             g_printerr ("banger: %u connections to %s are open, the most one forward relays; "
-                        "refusing more until some end\n", l->forward->max_conns, l->forward->vm);
-          l->forward->said_full = TRUE;
+                        "refusing more until some end\n", f->max_conns, f->vm);
+          else
+            g_printerr ("banger: other users' connections to %s hold their share of this forward; "
+                        "refusing more of theirs until some end\n", f->vm);
+          f->said_full = TRUE;
           setsockopt (client, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
           close (client);
           continue;
         }
-      l->forward->said_full = FALSE;
+      f->said_full = FALSE;
       c = g_new0 (Conn, 1);
-      c->forward = l->forward;
+      c->forward = f;
       c->client = client;
+      c->uid = uid;
+      held_change (f->conns_held, uid, +1);
       c->peer = format_peer (&peer);
       for (guint k = 0; k < 2; k++)
         c->dir[k].pipe[0] = c->dir[k].pipe[1] = -1;
@@ -399,6 +478,7 @@ static void
 flow_free (Flow *w)
 {
   w->listener->forward->n_flows--;
+  held_change (w->listener->forward->flows_held, w->uid, -1);
   g_clear_handle_id (&w->watch, g_source_remove);
   bg_fd_clear (&w->fd);
   g_bytes_unref (w->key);
@@ -428,9 +508,18 @@ on_flow_reply (int           fd,
   return G_SOURCE_CONTINUE;
 }
 
-/* Makes room for a new flow: the one idle longest, of any listener, goes. */
-static void
-evict_idlest_flow (BgForward *f)
+typedef enum {
+  FLOWS_OF_UID,       /* @uid's */
+  FLOWS_OF_OTHERS,    /* any but the owner's */
+  FLOWS_ANY,
+} FlowsOf;
+
+/* Makes room for a new flow: of the flows @which says, the one idle
+ * longest, of any listener, goes. FALSE if there was none. */
+static gboolean
+evict_idlest_flow (BgForward *f,
+                   FlowsOf    which,
+                   uid_t      uid)
 {
   Listener *from = NULL;
   Flow *idlest = NULL;
@@ -445,14 +534,41 @@ evict_idlest_flow (BgForward *f)
         continue;
       g_hash_table_iter_init (&it, l->flows);
       while (g_hash_table_iter_next (&it, NULL, (gpointer *) &w))
-        if (idlest == NULL || w->last_used < idlest->last_used)
-          {
-            idlest = w;
-            from = l;
-          }
+        {
+          if ((which == FLOWS_OF_UID && w->uid != uid) || (which == FLOWS_OF_OTHERS && w->uid == f->owner))
+            continue;
+          if (idlest == NULL || w->last_used < idlest->last_used)
+            {
+              idlest = w;
+              from = l;
+            }
+        }
     }
-  if (idlest != NULL)
-    g_hash_table_remove (from->flows, idlest->key);
+  if (idlest == NULL)
+    return FALSE;
+  g_hash_table_remove (from->flows, idlest->key);
+  return TRUE;
+}
+
+/* Makes room, if needed, for a new flow of @uid's: from its own flows
+ * once it holds its share, never from the owner's for another user.
+ * FALSE if there is no room for it. */
+static gboolean
+flow_make_room (BgForward *f,
+                uid_t      uid)
+{
+  while (!share_allows (f, f->flows_held, f->n_flows, f->max_flows, uid))
+    {
+      if (uid != f->owner && held_by (f->flows_held, uid) >= share_of (f->max_flows))
+        {
+          if (!evict_idlest_flow (f, FLOWS_OF_UID, uid))
+            return FALSE;
+        }
+      else if (!evict_idlest_flow (f, FLOWS_OF_OTHERS, uid) &&
+               (uid != f->owner || !evict_idlest_flow (f, FLOWS_ANY, uid)))
+        return FALSE;
+    }
+  return TRUE;
 }
 
 /* A client's first datagram: a socket of its own towards the guest, so
@@ -463,18 +579,27 @@ flow_open (Listener                       *l,
            socklen_t                       flen,
            GBytes                         *key)
 {
-  struct sockaddr_storage guest;
-  socklen_t glen;
+  struct sockaddr_storage guest, local;
+  socklen_t glen, llen = sizeof local;
+  uid_t uid;
   Flow *w;
 
   guest_sockaddr (l, &guest, &glen);
   if (glen == 0)
     return NULL;
-  if (l->forward->n_flows >= l->forward->max_flows)
-    evict_idlest_flow (l->forward);
+  /* A listener on every address (-b 0.0.0.0) names no local address: a
+   * local client's connected socket is then not found and shares the
+   * remote peers' part. */
+  uid = getsockname (l->fd, (struct sockaddr *) &local, &llen) == 0
+          ? bg_peer_find_uid (IPPROTO_UDP, from, &local)
+          : BG_PEER_UID_UNKNOWN;
+  if (!flow_make_room (l->forward, uid))
+    return NULL;
   w = g_new0 (Flow, 1);
   w->listener = l;
+  w->uid = uid;
   l->forward->n_flows++;
+  held_change (l->forward->flows_held, uid, +1);
   memcpy (&w->client, from, flen);
   w->client_len = flen;
   w->key = g_bytes_ref (key);
@@ -627,6 +752,9 @@ bg_forward_new (const char  *vm_name,
   f->guest_address = g_strdup (guest_address);
   f->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) listener_free);
   f->conns = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) conn_free, NULL);
+  f->conns_held = g_hash_table_new (NULL, NULL);
+  f->flows_held = g_hash_table_new (NULL, NULL);
+  f->owner = getuid ();
   f->udp_idle_s = MAX (udp_idle_s, 1);
   {
     /* Every descriptor the hard limit allows; the caps fit in them, with
@@ -698,6 +826,8 @@ bg_forward_free (BgForward *f)
   g_clear_handle_id (&f->sweep, g_source_remove);
   g_ptr_array_unref (f->listeners);
   g_hash_table_unref (f->conns);
+  g_hash_table_unref (f->conns_held);
+  g_hash_table_unref (f->flows_held);
   g_free (f->vm);
   g_free (f->guest_address);
   g_free (f);
