@@ -3,7 +3,9 @@
  * Reads the hosts file banger-mechanism writes (root-owned, rewritten
  * atomically) under its run directory: one "ADDRESS NAME.DOMAIN OWNER-UID"
  * per line, ADDRESS IPv4 or IPv6. A name is answered (A or AAAA) only to
- * the process of its owner (its effective uid) or root: NAME.<domain> is
+ * the process of its owner (its effective uid) or root, and only in the
+ * host's user namespace (in another, a uid is not the host's, and no
+ * name is answered): NAME.<domain> is
  * each user's own, so when one user's VM goes and another user's takes
  * its name, the first user's scripts do not reach the other's VM. A line
  * without an owner (an older mechanism's) answers only root. Enable it
@@ -16,6 +18,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <nss.h>
 #include <stdio.h>
@@ -52,7 +55,34 @@ hosts_path (void)
   return p && *p ? p : BG_NSS_HOSTS;
 }
 
-/* Whether the owner column @owner admits the process resolving. */
+/* Whether the process runs in the initial user namespace, where its
+ * uids are the host's: /proc/self/uid_map is the identity map there.
+ * In any other (a user's own `unshare -r`, a rootless container) its
+ * effective uid says nothing about who it is: 0 there is the user who
+ * made the namespace, and other uids can be mapped to the user's own. */
+static int
+in_initial_user_namespace (void)
+{
+  char map[128];
+  unsigned long inside, outside, count;
+  char rest;
+  ssize_t n;
+  int fd = open ("/proc/self/uid_map", O_RDONLY | O_CLOEXEC);
+
+  if (fd < 0)
+    return 0;
+  n = read (fd, map, sizeof map - 1);
+  close (fd);
+  if (n <= 0)
+    return 0;
+  map[n] = '\0';
+  return sscanf (map, " %lu %lu %lu %c", &inside, &outside, &count, &rest) == 3 && inside == 0 &&
+         outside == 0 && count == 4294967295UL;
+}
+
+/* Whether the owner column @owner admits the process resolving: its
+ * owner's process or root's, in the host's user namespace only (an
+ * unreadable map counts as another namespace: no answer). */
 static int
 may_resolve (const char *owner)
 {
@@ -60,6 +90,8 @@ may_resolve (const char *owner)
   char *end = NULL;
   unsigned long uid;
 
+  if (!in_initial_user_namespace ())
+    return 0;
   if (me == 0)
     return 1;
   if (owner == NULL || *owner < '0' || *owner > '9')

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -448,10 +449,31 @@ nss_lookup6 (const char *name)
   return g_strdup (inet_ntop (AF_INET6, he.h_addr_list[0], ip, sizeof ip));
 }
 
+/* Whether @user may make a user namespace (the kernel may allow none:
+ * user.max_user_namespaces, or an LSM). */
+static gboolean
+userns_allowed (const char *user)
+{
+  struct passwd *pw = getpwnam (user);
+  int status;
+  pid_t child = fork ();
+
+  g_assert_cmpint (child, >=, 0);
+  if (child == 0)
+    {
+      if (setresgid (pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 || setresuid (pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
+        _exit (2);
+      _exit (unshare (CLONE_NEWUSER) == 0 ? 0 : 1);
+    }
+  g_assert_cmpint (waitpid (child, &status, 0), ==, child);
+  return WIFEXITED (status) && WEXITSTATUS (status) == 0;
+}
+
 /* nss_lookup() (@af AF_INET) or nss_lookup6() (AF_INET6) in a child
- * that has become @user. */
+ * that has become @user and, with @userns, then made a user namespace
+ * of its own where it is root, as `unshare -r` does. */
 static char *
-nss_lookup_as (const char *user, const char *name, int af)
+nss_lookup_in (const char *user, const char *name, int af, gboolean userns)
 {
   struct passwd *pw = getpwnam (user);
   char buf[64] = { 0 };
@@ -469,6 +491,20 @@ nss_lookup_as (const char *user, const char *name, int af)
       close (fds[0]);
       if (setresgid (pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 || setresuid (pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
         _exit (2);
+      if (userns)
+        {
+          g_autofree char *map = g_strdup_printf ("0 %u 1\n", (guint) pw->pw_uid);
+          int fd;
+
+          /* Dumpable again (setresuid made /proc/self root's), so
+           * that the process may write its own uid_map. */
+          if (prctl (PR_SET_DUMPABLE, 1, 0, 0, 0) < 0 || unshare (CLONE_NEWUSER) < 0)
+            _exit (4);
+          if ((fd = open ("/proc/self/uid_map", O_WRONLY | O_CLOEXEC)) < 0 ||
+              write (fd, map, strlen (map)) != (ssize_t) strlen (map) || geteuid () != 0)
+            _exit (5);
+          close (fd);
+        }
       found = af == AF_INET6 ? nss_lookup6 (name) : nss_lookup (name);
       if (found != NULL && write (fds[1], found, strlen (found)) < 0)
         _exit (3);
@@ -480,6 +516,12 @@ nss_lookup_as (const char *user, const char *name, int af)
   g_assert_cmpint (waitpid (child, &status, 0), ==, child);
   g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
   return n > 0 ? g_strdup (buf) : NULL;
+}
+
+static char *
+nss_lookup_as (const char *user, const char *name, int af)
+{
+  return nss_lookup_in (user, name, af, FALSE);
 }
 
 /* NAME.banger answers its owner and root, nobody else: another user can
@@ -518,6 +560,34 @@ test_names_answer_only_their_owner (Fixture *f, gconstpointer data)
   b_after = nss_lookup_as (BG_TEST_USER_B, "db.banger", AF_INET);
   g_assert_null (a_after);
   g_assert_cmpstr (b_after, ==, b->address);
+}
+
+/* A user's own process in a user namespace where it is root (`unshare
+ * -r`) is not root: it gets no answer for another user's name, nor for
+ * its own (a uid there is not the host's), while root still does. */
+static void
+test_names_unanswered_in_a_user_namespace (Fixture *f, gconstpointer data)
+{
+  g_autofree char *hosts = g_build_filename (f->h->run_dir, "hosts", NULL);
+  g_autoptr(Tap) b = NULL;
+  g_autofree char *as_a = NULL, *as_a6 = NULL, *as_b = NULL, *as_root = NULL;
+
+  if (!userns_allowed (BG_TEST_USER_A) || !userns_allowed (BG_TEST_USER_B))
+    {
+      g_test_skip ("this kernel lets the test users make no user namespace (user.max_user_namespaces, or an "
+                   "LSM), so no process of theirs can be root in one");
+      return;
+    }
+  g_setenv ("BANGER_NSS_HOSTS", hosts, TRUE);
+  b = create_tap (f, BG_TEST_USER_B, "theirs");
+  as_a = nss_lookup_in (BG_TEST_USER_A, "theirs.banger", AF_INET, TRUE);
+  as_a6 = nss_lookup_in (BG_TEST_USER_A, "theirs.banger", AF_INET6, TRUE);
+  as_b = nss_lookup_in (BG_TEST_USER_B, "theirs.banger", AF_INET, TRUE);
+  as_root = nss_lookup ("theirs.banger");
+  g_assert_null (as_a);
+  g_assert_null (as_a6);
+  g_assert_null (as_b);
+  g_assert_cmpstr (as_root, ==, b->address);
 }
 
 static void
@@ -2051,6 +2121,7 @@ add_tests (void)
   ADD ("/network/rules-changed-by-hand-are-seen", test_rules_changed_by_hand_are_seen);
   ADD ("/network/routing-keeps-users-apart", test_routing_keeps_users_apart);
   ADD ("/network/names-answer-only-their-owner", test_names_answer_only_their_owner);
+  ADD ("/network/names-unanswered-in-a-user-namespace", test_names_unanswered_in_a_user_namespace);
   ADD ("/network/unlisted-tap-sends-nothing", test_unlisted_tap_sends_nothing);
   ADD ("/network/new-tap-is-guarded-before-it-is-up", test_new_tap_is_guarded_before_it_is_up);
   ADD ("/network/host-users-reach-only-their-own-vms", test_host_users_reach_only_their_own_vms);
