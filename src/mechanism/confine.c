@@ -26,6 +26,17 @@
  *     LOOP_CHANGE_FD needs no privilege, or detach or move it) and no
  *     re-reading or changing of a disk's partitions or read-only flag
  *     (BLKRRPART, BLKPG, BLKROSET); Firecracker issues none of them;
+ *   - no discard or zeroing of a disk (BLKDISCARD, BLKSECDISCARD,
+ *     BLKZEROOUT): on a loop device they punch holes into the backing
+ *     file, and not every kernel refuses them on a read-only device
+ *     (6.18 does; Debian 12's 6.1 does not). Each needs a writable
+ *     descriptor, which a read-only disk's node does not give (jail.c):
+ *     this is the second wall. Firecracker issues them only for a drive
+ *     configured with discard (an opt-in newer than the API version
+ *     banger speaks, and one banger does not set), so the filter, which
+ *     cannot tell one descriptor from another, refuses them on every
+ *     disk; turning discard on for writable drives would mean allowing
+ *     them again, with the node's mode as the wall for read-only ones;
  *   - other architectures' system call numbers (x32) are refused.
  */
 #include <elf.h>
@@ -210,12 +221,16 @@ bg_confine_vmm (gboolean landlock_scopes)
     ERRNO (EPERM),
 #endif
     /* ioctl(fd, request): no loop device request, no partition table
-     * re-read or change, no read-only flag change; anything else. */
-    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 8),
+     * re-read or change, no read-only flag change, no discard or
+     * zeroing; anything else. */
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 11),
     LD_ARG1_LO,
-    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, BLKRRPART, 5, 0),
-    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, BLKPG, 4, 0),
-    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, BLKROSET, 3, 0),
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, BLKRRPART, 8, 0),
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, BLKPG, 7, 0),
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, BLKROSET, 6, 0),
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, BLKDISCARD, 5, 0),
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, BLKSECDISCARD, 4, 0),
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, BLKZEROOUT, 3, 0),
     BPF_STMT (BPF_ALU | BPF_AND | BPF_K, 0xFFFFFF00),
     BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, 0x4C00, 1, 0),
     RET (SECCOMP_RET_ALLOW),

@@ -32,7 +32,10 @@
  *                           name no loop device but the ones it holds, and
  *                           while it holds them (even across a restart of
  *                           the mechanism) autoclear cannot free their
- *                           numbers for another file
+ *                           numbers for another file. A writable disk's
+ *                           node is the jail uid's (0600); a read-only
+ *                           one's is root's, group the jail's (0440), so
+ *                           it cannot be reopened for writing
  *   /dev/kvm, /dev/net/tun, /dev/urandom   nodes (jail uid, 0600)
  *   /run                    the host's <id>/run, bound
  *   /usr, /lib*             read-only binds, only for dynamic VMMs
@@ -465,11 +468,20 @@ child_step (ChildArgs  *a,
       return syscall (SYS_move_mount, s->fd, "", AT_FDCWD, s->path, MOVE_MOUNT_F_EMPTY_PATH) == 0;
     case STEP_BLOCK:
       /* Root's node (root needs no CAP_DAC_OVERRIDE to open its own),
-       * then the jail uid's, then gone. */
+       * then the VMM's, then gone. The VMM opens it again through
+       * /proc/self/fd, and such a reopen checks the node's permissions,
+       * not the descriptor's mode: a read-only disk's node stays root's,
+       * readable by the jail's own group only (0440), so the VMM cannot
+       * reopen a shared base for writing (where the kernel does not
+       * refuse, a discard through that fd would punch holes into the
+       * image file under every VM that shares it). */
       if (mknod (s->node, s->mode | 0600, s->dev) < 0 || (fd = open (s->node, (int) s->flags | O_CLOEXEC)) < 0)
         return FALSE;
       a->keep[s->fd] = fd;
-      return fchown (fd, a->uid, a->gid) == 0 && symlink (s->src, s->path) == 0;
+      if (s->flags == O_RDONLY ? fchown (fd, 0, a->gid) < 0 || fchmod (fd, 0440) < 0
+                               : fchown (fd, a->uid, a->gid) < 0)
+        return FALSE;
+      return symlink (s->src, s->path) == 0;
     case STEP_PROC:
       return mkdir (s->path, 0555) == 0 &&
              mount ("proc", s->path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,

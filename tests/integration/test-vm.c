@@ -755,15 +755,23 @@ test_limits_stop_one_user_not_another (Fixture *f, gconstpointer data)
 /* A VMM that floods its console and then tries to leave its
  * confinement: the console log stays within console-size, and the VMM
  * gets no user namespace, no IP socket (so no loopback listener of the
- * host) and no abstract unix socket of the host, on any kernel. */
+ * host) and no abstract unix socket of the host, on any kernel. Launched
+ * layered, it can neither reopen the shared base for writing nor
+ * discard or zero its own writable disk (on a kernel that does not
+ * refuse a discard on a read-only loop device, that is how a shared
+ * base's file would lose its blocks). */
 static void
 test_hostile_vmm_stays_confined (Fixture *f, gconstpointer data)
 {
   g_autofree char *conf = vmm_conf (g_getenv ("BANGER_VMM_HOSTILE"), "[limits]\nconsole-size=1M\n");
   g_autofree char *console = g_build_filename (f->files, "console.log", NULL);
   g_autofree char *text = NULL;
-  g_autoptr(Launched) l = NULL;
-  g_autoptr(BgCallResult) kill = NULL;
+  g_autofree char *base = g_build_filename (f->files, "base.ext4", NULL);
+  g_autofree char *base_fd = g_strdup_printf ("--fd=%s", base);
+  g_autofree char *kernel = g_strdup_printf ("--fd=%s/vmlinux", f->files);
+  g_autofree char *rootfs = g_strdup_printf ("--fd=%s/rootfs.ext4:rw", f->files);
+  g_autofree char *console_fd = g_strdup_printf ("--fd=%s:rw", console);
+  g_autoptr(BgCallResult) launched = NULL, kill = NULL;
   struct sockaddr_in local = { AF_INET, htons (47391), { htonl (INADDR_LOOPBACK) } };
   struct sockaddr_un abstract = { AF_UNIX };
   int tcp = socket (AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -780,7 +788,11 @@ test_hostile_vmm_stays_confined (Fixture *f, gconstpointer data)
   g_assert_no_errno (listen (unx, 4));
   restart_with_config (f, conf);
 
-  l = launch (f, BG_TEST_USER_A, "hostile", NULL);
+  write_owned (base, 4 << 20, bg_harness_uid (BG_TEST_USER_A), 0600);
+  launched = bg_harness_call (f->h, BG_TEST_USER_A, "LaunchVm",
+                              "('hostile', {'console': <@h 2>, 'base': <@h 3>}, @h 0, @h 1)", kernel, rootfs,
+                              console_fd, base_fd, NULL);
+  bg_assert_call_ok (launched);
   for (gint64 end = bg_test_deadline (60); g_get_monotonic_time () < end;)
     {
       g_clear_pointer (&text, g_free);
@@ -804,6 +816,12 @@ test_hostile_vmm_stays_confined (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (text, "open rootfs: allowed\n"));
   g_assert_nonnull (strstr (text, "loop status: Operation not permitted\n"));
   g_assert_nonnull (strstr (text, "loop change: Operation not permitted\n"));
+  /* The shared base's node is root's, readable by the jail's group
+   * only: the reopen checks the node, so no writable descriptor. */
+  g_assert_nonnull (strstr (text, "rootfs rw: Permission denied\n"));
+  g_assert_nonnull (strstr (text, "\ndiscard: Operation not permitted\n"));
+  g_assert_nonnull (strstr (text, "secure discard: Operation not permitted\n"));
+  g_assert_nonnull (strstr (text, "zeroout: Operation not permitted\n"));
   /* Landlock scopes refuse it where the kernel has them; elsewhere its
    * own network namespace has no such name. */
   g_assert_nonnull (strstr (text, abi >= 6 ? "abstract: Operation not permitted\n"

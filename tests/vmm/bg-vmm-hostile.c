@@ -10,6 +10,11 @@
  *   open rootfs: ...   /rootfs opened read-only (its own disk)
  *   loop status: ...   LOOP_GET_STATUS64 on it
  *   loop change: ...   LOOP_CHANGE_FD on it, to the kernel's file (fd 3)
+ *   rootfs rw: ...     /rootfs opened again for writing (launched layered,
+ *                      it is the shared base, read-only)
+ *   discard: ...       BLKDISCARD, BLKSECDISCARD and BLKZEROOUT of its
+ *   secure discard: ...  first 4 KiB, on /upper opened read-write (its
+ *   zeroout: ...         own writable disk, when launched layered)
  *   done
  *
  * (/run/flooded appears once the flood is written)
@@ -17,6 +22,7 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/loop.h>
 #include <netinet/in.h>
 #include <stddef.h>
@@ -116,6 +122,16 @@ main (int argc, char **argv)
     report ("open rootfs", disk < 0 ? -1 : 0);
     report ("loop status", ioctl (disk, LOOP_GET_STATUS64, &info));
     report ("loop change", ioctl (disk, LOOP_CHANGE_FD, 3));
+  }
+  {
+    unsigned long long range[2] = { 0, 4096 };
+    int rw = open ("/rootfs", O_RDWR | O_CLOEXEC);
+    int upper = open ("/upper", O_RDWR | O_CLOEXEC);
+
+    report ("rootfs rw", rw < 0 ? -1 : 0);
+    report ("discard", ioctl (upper, BLKDISCARD, range));
+    report ("secure discard", ioctl (upper, BLKSECDISCARD, range));
+    report ("zeroout", ioctl (upper, BLKZEROOUT, range));
   }
   puts ("done");
   fflush (stdout);
