@@ -647,12 +647,67 @@ static const BgKindOps vm_kind = {
   .release = release_vm,
 };
 
+/* How many of the records @all name each pid and each jail uid: keys
+ * "pid N" and "uid N", counts as values. */
+static GHashTable *
+count_claims (GPtrArray *all)
+{
+  GHashTable *claims = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+
+  for (guint i = 0; i < all->len; i++)
+    {
+      guint64 pid, start;
+      guint32 uid;
+      char *keys[2];
+
+      recorded_process (all->pdata[i], &pid, &start, &uid);
+      keys[0] = pid != 0 ? g_strdup_printf ("pid %" G_GUINT64_FORMAT, pid) : NULL;
+      keys[1] = uid != 0 ? g_strdup_printf ("uid %u", uid) : NULL;
+      for (guint k = 0; k < G_N_ELEMENTS (keys); k++)
+        if (keys[k] != NULL)
+          g_hash_table_replace (claims, keys[k],
+                                GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (claims, keys[k])) + 1));
+    }
+  return claims;
+}
+
+/* Whether another record than @r's also names @r's process or its jail
+ * uid. The mechanism gives each VM a jail uid of its own, so only a
+ * forged registry does this, and the records cannot say which claim is
+ * true. */
+static gboolean
+claim_contested (GHashTable *claims,
+                 guint64     pid,
+                 guint32     uid)
+{
+  g_autofree char *p = g_strdup_printf ("pid %" G_GUINT64_FORMAT, pid);
+  g_autofree char *u = g_strdup_printf ("uid %u", uid);
+
+  return GPOINTER_TO_UINT (g_hash_table_lookup (claims, p)) > 1 ||
+         GPOINTER_TO_UINT (g_hash_table_lookup (claims, u)) > 1;
+}
+
+/* Forgets which process @r names, so that its cleanup signals nothing. */
+static gboolean
+drop_claim (BgVms       *vms,
+            BgResource  *r,
+            GError     **error)
+{
+  GVariantDict dict;
+
+  g_variant_dict_init (&dict, r->details);
+  g_variant_dict_remove (&dict, "pid");
+  g_variant_dict_remove (&dict, "start-time");
+  return bg_registry_set_details (vms->registry, r, g_variant_dict_end (&dict), error);
+}
+
 /* After a restart: VMMs that still run are watched again (through a
  * pidfd; they are no longer our children); dead ones are cleaned up. */
 void
 bg_vms_recover (BgVms *vms)
 {
   g_autoptr(GPtrArray) all = bg_registry_list (vms->registry, BG_KIND_VM);
+  g_autoptr(GHashTable) claims = count_claims (all);
 
   for (guint i = 0; i < all->len; i++)
     {
@@ -666,6 +721,16 @@ bg_vms_recover (BgVms *vms)
       if (r->state != BG_RESOURCE_READY || name == NULL)
         continue;
       recorded_process (r, &pid, &start, &uid);
+      /* A process or jail uid two records claim is neither's: adopting
+       * it would let one owner's KillVm reach the other's VMM, and the
+       * cleanup of either must not signal it. */
+      if (claim_contested (claims, pid, uid))
+        {
+          g_message ("VM %s: another record names its process or jail uid; not adopting it", r->name);
+          if (!drop_claim (vms, r, &error) || !bg_daemon_release_resource (vms->daemon, r, &error))
+            g_warning ("%s", error->message);
+          continue;
+        }
       /* The record names a process; the kernel says whether it is
        * still that VM's: the same start time, and a jail uid (never
        * root's or a user's process, whatever the record says). */

@@ -1074,6 +1074,78 @@ test_forged_record_adopts_no_user_process (Fixture *f, gconstpointer data)
   waitpid (victim, NULL, 0);
 }
 
+/* Stops the mechanism and writes a second record, VM @vm of @user, as a
+ * copy of the record of VM @id: the same process and jail uid. */
+static void
+forge_copy (Fixture *f, const char *id, const char *user, const char *vm)
+{
+  g_autofree char *leaf = g_strdup_printf ("%s.json", id);
+  g_autofree char *path = g_build_filename (f->h->run_dir, "registry", "vm", leaf, NULL);
+  g_autofree char *copy_id = id_of (user, vm);
+  g_autofree char *copy_leaf = g_strdup_printf ("%s.json", copy_id);
+  g_autofree char *copy = g_build_filename (f->h->run_dir, "registry", "vm", copy_leaf, NULL);
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  g_autoptr(GVariant) details = NULL, forged = NULL;
+  g_autofree char *printed = NULL;
+  GPid pid = bg_harness_mechanism_pid (f->h);
+  GVariantDict dict;
+  JsonObject *o;
+
+  if (pid > 0)
+    {
+      kill (pid, SIGTERM);
+      g_assert_true (bg_harness_wait_name_gone (f->h, 20));
+    }
+  g_assert_true (json_parser_load_from_file (parser, path, NULL));
+  o = json_node_get_object (json_parser_get_root (parser));
+  details = g_variant_parse (G_VARIANT_TYPE_VARDICT, json_object_get_string_member (o, "details"),
+                             NULL, NULL, NULL);
+  g_assert_nonnull (details);
+  g_variant_dict_init (&dict, details);
+  g_variant_dict_insert (&dict, "vm", "s", vm);
+  forged = g_variant_ref_sink (g_variant_dict_end (&dict));
+  printed = g_variant_print (forged, TRUE);
+  json_object_set_string_member (o, "details", printed);
+  json_object_set_string_member (o, "name", copy_id);
+  json_object_set_int_member (o, "owner", bg_harness_uid (user));
+  json_generator_set_root (gen, json_parser_get_root (parser));
+  g_assert_true (json_generator_to_file (gen, copy, NULL));
+}
+
+/* Whether @pid runs (exists and is not a zombie). */
+static gboolean
+process_runs (guint64 pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%" G_GUINT64_FORMAT "/stat", pid);
+  g_autofree char *stat = NULL;
+  const char *end;
+
+  if (!g_file_get_contents (path, &stat, NULL, NULL) || (end = strrchr (stat, ')')) == NULL)
+    return FALSE;
+  return end[1] == ' ' && end[2] != 'Z' && end[2] != 'X';
+}
+
+/* Two records claiming one VMM (user B's forged as a copy of user A's:
+ * the same process, start time and jail uid) cannot say whose it is:
+ * neither is adopted, so B's KillVm cannot reach A's VMM, and neither
+ * cleanup signals it. */
+static void
+test_forged_record_shares_no_process (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Launched) l = launch (f, BG_TEST_USER_A, "claimed", NULL);
+  g_autofree char *id = id_of (BG_TEST_USER_A, "claimed");
+  g_autofree char *theirs = id_of (BG_TEST_USER_B, "theirs");
+  g_autoptr(BgCallResult) kill_r = NULL;
+
+  forge_copy (f, id, BG_TEST_USER_B, "theirs");
+  kill_r = bg_harness_call (f->h, BG_TEST_USER_B, "KillVm", "('theirs',)", NULL);
+  g_assert_true (nothing_left (f, id));
+  g_assert_true (nothing_left (f, theirs));
+  g_assert_true (process_runs (l->pid));
+  kill ((pid_t) l->pid, SIGKILL);
+}
+
 /* The loop device behind /dev/@name: whether it is on @path's file. */
 static gboolean
 loop_is_on (const char *name, const char *path)
@@ -1447,6 +1519,7 @@ add_tests (void)
   ADD ("/vm/forged-record-kills-nothing-else", test_forged_record_kills_nothing_else);
   ADD ("/vm/forged-record-never-signals-root", test_forged_record_never_signals_root);
   ADD ("/vm/forged-record-adopts-no-user-process", test_forged_record_adopts_no_user_process);
+  ADD ("/vm/forged-record-shares-no-process", test_forged_record_shares_no_process);
   ADD ("/vm/disks-outlive-a-mechanism-restart", test_vm_disks_outlive_a_mechanism_restart);
   ADD ("/vm/recovery-kills-a-vm-whose-disks-moved", test_recovery_kills_a_vm_whose_disks_moved);
 }
