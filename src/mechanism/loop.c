@@ -127,15 +127,36 @@ bg_loop_detach (const char  *name,
   return TRUE;
 }
 
+/* /dev/@name opened read-only, if it is attached to the file @dev/@ino
+ * (checked on the descriptor returned: while it is held, autoclear
+ * cannot give the number to another file), its device number in @rdev;
+ * or -1. */
+int
+bg_loop_open_matching (const char *name,
+                       guint64     dev,
+                       guint64     ino,
+                       dev_t      *rdev)
+{
+  g_autofree char *path = g_strdup_printf ("/dev/%s", name);
+  g_auto(BgFd) fd = open (path, O_RDONLY | O_CLOEXEC);
+  struct loop_info64 info = { 0 };
+  struct stat st;
+
+  if (fd < 0 || ioctl (fd, LOOP_GET_STATUS64, &info) < 0 || info.lo_device != dev || info.lo_inode != ino ||
+      fstat (fd, &st) < 0 || !S_ISBLK (st.st_mode))
+    return -1;
+  if (rdev != NULL)
+    *rdev = st.st_rdev;
+  return g_steal_fd (&fd);
+}
+
 /* Whether /dev/@name is attached to the file @dev/@ino. */
 gboolean
 bg_loop_matches (const char *name,
                  guint64     dev,
                  guint64     ino)
 {
-  g_autofree char *path = g_strdup_printf ("/dev/%s", name);
-  g_auto(BgFd) fd = open (path, O_RDONLY | O_CLOEXEC);
-  struct loop_info64 info = { 0 };
+  g_auto(BgFd) fd = bg_loop_open_matching (name, dev, ino, NULL);
 
-  return fd >= 0 && ioctl (fd, LOOP_GET_STATUS64, &info) == 0 && info.lo_device == dev && info.lo_inode == ino;
+  return fd >= 0;
 }

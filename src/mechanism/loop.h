@@ -17,6 +17,10 @@ gboolean bg_loop_detach     (const char  *name,
                              dev_t        backing_dev,
                              ino_t        backing_ino,
                              GError     **error);
+int      bg_loop_open_matching (const char *name,
+                                guint64     dev,
+                                guint64     ino,
+                                dev_t      *rdev);
 gboolean bg_loop_matches    (const char  *name,
                              guint64      dev,
                              guint64      ino);

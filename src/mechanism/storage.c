@@ -147,18 +147,34 @@ bg_storage_share_base (BgStorage   *storage,
       g_autofree const char **users = NULL;
       g_autoptr(GStrvBuilder) more = g_strv_builder_new ();
       g_auto(GStrv) all = NULL;
-      g_autofree char *node = NULL;
+      gpointer held = NULL;
       struct stat ns;
 
       r = bases->pdata[i];
       g_variant_lookup (r->details, "backing-dev", "t", &dev);
       g_variant_lookup (r->details, "backing-ino", "t", &ino);
-      if (r->state != BG_RESOURCE_READY || dev != st.st_dev || ino != st.st_ino ||
-          !bg_loop_matches (r->name, dev, ino))
+      if (r->state != BG_RESOURCE_READY || dev != st.st_dev || ino != st.st_ino)
         continue;
-      node = g_strdup_printf ("/dev/%s", r->name);
-      if (stat (node, &ns) < 0)
-        continue;
+      if (g_hash_table_lookup_extended (storage->loops, r->name, NULL, &held))
+        {
+          if (fstat (GPOINTER_TO_INT (held), &ns) < 0)
+            continue;
+        }
+      else
+        {
+          /* After a restart only the VMMs of other VMs hold it: held
+           * from here, as a fresh attach is, and checked on the very
+           * descriptor held. Otherwise the last of those VMMs could exit
+           * before this VM's jail opens the device by number, and
+           * autoclear would free the number for another attacher's
+           * file. */
+          g_auto(BgFd) hold = bg_loop_open_matching (r->name, dev, ino, &ns.st_rdev);
+
+          if (hold < 0)
+            continue;
+          g_hash_table_replace (storage->loops, g_strdup (r->name), GINT_TO_POINTER (g_steal_fd (&hold)));
+          bg_daemon_hold (storage->daemon);
+        }
       g_variant_lookup (r->details, "users", "^a&s", &users);
       g_strv_builder_addv (more, users ? users : (const char *[]) { NULL });
       g_strv_builder_add (more, vm);

@@ -386,6 +386,7 @@ launch_vmm (BgVms           *vms,
       if ((base = bg_storage_share_base (vms->storage, p->base_fd, vmm->id, &base_rdev, error)) == NULL ||
           !add_disk (&disks, base, p->base_fd, "options: " BG_LAUNCH_BASE, error))
         goto fail;
+      bg_daemon_test_pause (vms->daemon, "base-shared");
       bg_jail_add_block (vmm->jail, BG_JAIL_ROOTFS, base_rdev, TRUE);
       g_variant_dict_init (&dict, r->details);
       g_variant_dict_insert (&dict, "base", "s", base);

@@ -1214,6 +1214,115 @@ test_vm_disks_outlive_a_mechanism_restart (Fixture *f, gconstpointer data)
   }
 }
 
+typedef struct {
+  Fixture      *f;
+  const char   *base;
+  BgCallResult *result;
+} LayeredLaunch;
+
+/* VM "second" of user A, layered on the base @data->base (a thread's
+ * body: the call waits while the mechanism is paused). */
+static gpointer
+launch_second (gpointer data)
+{
+  LayeredLaunch *ll = data;
+  g_autofree char *kernel = g_strdup_printf ("--fd=%s/vmlinux", ll->f->files);
+  g_autofree char *upper = g_strdup_printf ("--fd=%s/upper2.ext4:rw", ll->f->files);
+  g_autofree char *console = g_strdup_printf ("--fd=%s/console2.log:rw", ll->f->files);
+  g_autofree char *base = g_strdup_printf ("--fd=%s", ll->base);
+
+  ll->result = bg_harness_call (ll->f->h, BG_TEST_USER_A, "LaunchVm",
+                                "('second', {'console': <@h 2>, 'base': <@h 3>}, @h 0, @h 1)", kernel, upper,
+                                console, base, NULL);
+  return NULL;
+}
+
+/* A shared base reused after a restart, when only another VM's VMM
+ * holds it, is held by the mechanism from the moment it is chosen: that
+ * VMM exiting before the new VM's jail opens the device (the mechanism
+ * paused there) leaves the device on the base, where autoclear would
+ * have freed its number for another attacher's file. */
+static void
+test_reused_base_is_held (Fixture *f, gconstpointer data)
+{
+  uid_t uid = bg_harness_uid (BG_TEST_USER_A);
+  g_autofree char *base = g_build_filename (f->files, "base.ext4", NULL);
+  g_autofree char *base_fd = g_strdup_printf ("--fd=%s", base);
+  g_autofree char *kernel = g_strdup_printf ("--fd=%s/vmlinux", f->files);
+  g_autofree char *rootfs = g_strdup_printf ("--fd=%s/rootfs.ext4:rw", f->files);
+  g_autofree char *console = g_strdup_printf ("--fd=%s/console.log:rw", f->files);
+  g_autofree char *pause_at = g_build_filename (f->h->run_dir, "pause-at", NULL);
+  g_autofree char *paused_at = g_build_filename (f->h->run_dir, "paused-at", NULL);
+  g_autofree char *upper2 = g_build_filename (f->files, "upper2.ext4", NULL);
+  g_autofree char *console2 = g_build_filename (f->files, "console2.log", NULL);
+  g_autofree char *base_loop = NULL;
+  g_autoptr(BgCallResult) first = NULL, kill_r = NULL;
+  g_autoptr(GVariant) v = NULL;
+  LayeredLaunch ll = { f, base, NULL };
+  GThread *thread;
+  guint64 pid = 0;
+  gint64 deadline;
+
+  write_owned (base, 4 << 20, uid, 0600);
+  write_owned (upper2, 4 << 20, uid, 0600);
+  write_owned (console2, 0, uid, 0600);
+  first = bg_harness_call (f->h, BG_TEST_USER_A, "LaunchVm",
+                           "('first', {'console': <@h 2>, 'base': <@h 3>}, @h 0, @h 1)", kernel, rootfs, console,
+                           base_fd, NULL);
+  bg_assert_call_ok (first);
+  v = g_variant_parse (G_VARIANT_TYPE ("(ssta{sv})"), first->reply, NULL, NULL, NULL);
+  g_variant_get (v, "(&s&st@a{sv})", NULL, NULL, &pid, NULL);
+  /* Its base among the disks it holds. */
+  for (int fd = 3; fd < 8 && base_loop == NULL; fd++)
+    {
+      g_autofree char *path = g_strdup_printf ("/proc/%" G_GUINT64_FORMAT "/fd/%d", pid, fd);
+      g_autofree char *name = NULL;
+      struct stat st;
+
+      if (stat (path, &st) < 0 || !S_ISBLK (st.st_mode))
+        continue;
+      name = g_strdup_printf ("loop%u", minor (st.st_rdev));
+      if (loop_is_on (name, base))
+        base_loop = g_steal_pointer (&name);
+    }
+  g_assert_nonnull (base_loop);
+
+  /* A restart: the mechanism no longer holds the base; the first VMM
+   * does. */
+  kill (bg_harness_mechanism_pid (f->h), SIGTERM);
+  g_assert_true (bg_harness_wait_name_gone (f->h, 20));
+  g_assert_true (g_file_set_contents (pause_at, "base-shared", -1, NULL));
+  thread = g_thread_new ("launch-second", launch_second, &ll);
+  deadline = bg_test_deadline (60);
+  while (!g_file_test (paused_at, G_FILE_TEST_EXISTS) && g_get_monotonic_time () < deadline)
+    g_usleep (10000);
+  g_assert_true (g_file_test (paused_at, G_FILE_TEST_EXISTS));
+
+  /* The last other holder goes while the second VM's jail is not yet
+   * made. */
+  kill ((pid_t) pid, SIGKILL);
+  deadline = bg_test_deadline (30);
+  while (process_runs (pid) && g_get_monotonic_time () < deadline)
+    g_usleep (10000);
+  g_assert_false (process_runs (pid));
+  g_assert_true (loop_is_on (base_loop, base));
+
+  g_assert_no_errno (g_unlink (pause_at));
+  g_thread_join (thread);
+  bg_assert_call_ok (ll.result);
+  {
+    /* VmExited from the restarted mechanism. */
+    g_autoptr(GVariant) sub = g_dbus_connection_call_sync (f->h->bus, "org.banger.Mechanism1", "/org/banger/Mechanism1",
+                                                           "org.banger.Mechanism1", "Subscribe", NULL, NULL,
+                                                           G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
+    g_assert_nonnull (sub);
+  }
+  kill_r = bg_harness_call (f->h, BG_TEST_USER_A, "KillVm", "('second',)", NULL);
+  bg_assert_call_ok (kill_r);
+  wait_exit (f, "second");
+  bg_call_result_free (ll.result);
+}
+
 /* After a restart, a VM whose loop devices are not provably on its own
  * files any more (here: the record says another file) is killed, not
  * adopted. */
@@ -1521,6 +1630,7 @@ add_tests (void)
   ADD ("/vm/forged-record-adopts-no-user-process", test_forged_record_adopts_no_user_process);
   ADD ("/vm/forged-record-shares-no-process", test_forged_record_shares_no_process);
   ADD ("/vm/disks-outlive-a-mechanism-restart", test_vm_disks_outlive_a_mechanism_restart);
+  ADD ("/vm/reused-base-is-held", test_reused_base_is_held);
   ADD ("/vm/recovery-kills-a-vm-whose-disks-moved", test_recovery_kills_a_vm_whose_disks_moved);
 }
 
