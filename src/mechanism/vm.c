@@ -648,8 +648,8 @@ static const BgKindOps vm_kind = {
   .release = release_vm,
 };
 
-/* How many of the records @all name each pid and each jail uid: keys
- * "pid N" and "uid N", counts as values. */
+/* How many of the records @all name each process (pid and start time)
+ * and each jail uid: keys "pid N S" and "uid N", counts as values. */
 static GHashTable *
 count_claims (GPtrArray *all)
 {
@@ -662,7 +662,7 @@ count_claims (GPtrArray *all)
       char *keys[2];
 
       recorded_process (all->pdata[i], &pid, &start, &uid);
-      keys[0] = pid != 0 ? g_strdup_printf ("pid %" G_GUINT64_FORMAT, pid) : NULL;
+      keys[0] = pid != 0 ? g_strdup_printf ("pid %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, pid, start) : NULL;
       keys[1] = uid != 0 ? g_strdup_printf ("uid %u", uid) : NULL;
       for (guint k = 0; k < G_N_ELEMENTS (keys); k++)
         if (keys[k] != NULL)
@@ -672,16 +672,17 @@ count_claims (GPtrArray *all)
   return claims;
 }
 
-/* Whether another record than @r's also names @r's process or its jail
- * uid. The mechanism gives each VM a jail uid of its own, so only a
- * forged registry does this, and the records cannot say which claim is
- * true. */
+/* Whether more than one record names the process @pid that started at
+ * @start, or the jail uid @uid. The mechanism gives each VM a jail uid
+ * of its own, so only a forged registry does this, and the records
+ * cannot say which claim is true. */
 static gboolean
 claim_contested (GHashTable *claims,
                  guint64     pid,
+                 guint64     start,
                  guint32     uid)
 {
-  g_autofree char *p = g_strdup_printf ("pid %" G_GUINT64_FORMAT, pid);
+  g_autofree char *p = g_strdup_printf ("pid %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, pid, start);
   g_autofree char *u = g_strdup_printf ("uid %u", uid);
 
   return GPOINTER_TO_UINT (g_hash_table_lookup (claims, p)) > 1 ||
@@ -725,7 +726,7 @@ bg_vms_recover (BgVms *vms)
       /* A process or jail uid two records claim is neither's: adopting
        * it would let one owner's KillVm reach the other's VMM, and the
        * cleanup of either must not signal it. */
-      if (claim_contested (claims, pid, uid))
+      if (claim_contested (claims, pid, start, uid))
         {
           g_message ("VM %s: another record names its process or jail uid; not adopting it", r->name);
           if (!drop_claim (vms, r, &error) || !bg_daemon_release_resource (vms->daemon, r, &error))
