@@ -129,7 +129,11 @@ cmd_show (BgCli *cli, int argc, char **argv, GError **error)
 
     g_print ("Name:      %s\n", image->name);
     g_print ("Kernel:    %s (%s), sha256 %s\n", image->kernel, k, image->kernel_sha256);
-    g_print ("Rootfs:    %s (%s), sha256 %s\n", image->rootfs, r, image->rootfs_sha256);
+    /* An OCI image's has none: its manifest digest below says what it is. */
+    if (image->rootfs_sha256)
+      g_print ("Rootfs:    %s (%s), sha256 %s\n", image->rootfs, r, image->rootfs_sha256);
+    else
+      g_print ("Rootfs:    %s (%s)\n", image->rootfs, r);
     g_print ("Initrd:    %s\n", image->initrd ? image->initrd : "none");
     g_print ("Cmdline:   %s\n", image->cmdline ? image->cmdline : "(banger's default)");
     g_print ("Source:    %s\n", image->source ? image->source : "-");

@@ -91,7 +91,7 @@ pwrite_all (int          fd,
 gboolean
 bg_disk_copy_sparse (int             src_fd,
                      int             dst_fd,
-                     GChecksum      *checksum,
+                     BgSha256       *checksum,
                      BgProgress     *progress,
                      GCancellable   *cancellable,
                      GError        **error)
@@ -119,7 +119,7 @@ bg_disk_copy_sparse (int             src_fd,
           data = st.st_size;   /* only a hole is left */
         }
       for (off_t z = pos; checksum && z < data; z += MIN (CHUNK, data - z))
-        g_checksum_update (checksum, zeros, MIN (CHUNK, data - z));
+        bg_sha256_update (checksum, zeros, MIN (CHUNK, data - z));
       if (data >= st.st_size)
         break;
       hole = lseek (src_fd, data, SEEK_HOLE);
@@ -153,7 +153,7 @@ bg_disk_copy_sparse (int             src_fd,
               if (n <= 0 || !pwrite_all (dst_fd, buf, n, off))
                 goto fail;
               if (checksum)
-                g_checksum_update (checksum, buf, n);
+                bg_sha256_update (checksum, buf, n);
             }
           off += n;
           bg_progress_bytes (progress, off, st.st_size);

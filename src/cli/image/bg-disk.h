@@ -4,6 +4,7 @@
 
 #include "bg-config.h"
 #include "bg-progress.h"
+#include "bg-sha256.h"
 
 G_BEGIN_DECLS
 
@@ -12,7 +13,7 @@ gboolean bg_disk_reflink     (int            src_fd,
                               GError       **error);
 gboolean bg_disk_copy_sparse (int            src_fd,
                               int            dst_fd,
-                              GChecksum     *checksum,
+                              BgSha256      *checksum,
                               BgProgress    *progress,
                               GCancellable  *cancellable,
                               GError       **error);

@@ -22,6 +22,7 @@
 #include "bg-guest-insert.h"
 #include "bg-image.h"
 #include "bg-names.h"
+#include "bg-sha256.h"
 #include "bg-spawn.h"
 #include "bg-unpack.h"
 
@@ -334,7 +335,7 @@ sha256_of_fd (int          fd,
               BgProgress  *progress,
               GError     **error)
 {
-  g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autoptr(BgSha256) sum = bg_sha256_new ();
   g_autofree guint8 *buf = g_malloc (1 << 20);
   struct stat st;
   guint64 done = 0;
@@ -348,7 +349,7 @@ sha256_of_fd (int          fd,
           g_set_error_literal (error, BG_ERROR, BG_ERROR_FAILED, "interrupted");
           return NULL;
         }
-      g_checksum_update (sum, buf, n);
+      bg_sha256_update (sum, buf, n);
       done += n;
       bg_progress_bytes (progress, done, st.st_size);
     }
@@ -357,7 +358,7 @@ sha256_of_fd (int          fd,
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot read: %s", g_strerror (errno));
       return NULL;
     }
-  return g_strdup (g_checksum_get_string (sum));
+  return g_strdup (bg_sha256_get_string (sum));
 }
 
 static int
@@ -459,8 +460,9 @@ import_kernel (BgImage         *image,
 }
 
 /* The root filesystem: shared extents when the filesystem can, else the
- * data extents only; checksummed, and checked once here (read-only), so
- * every VM disk made from it can be grown without an fsck of its own. */
+ * data extents only; checksummed (the user's file), and checked once
+ * here (read-only), so every VM disk made from it can be grown without
+ * an fsck of its own. */
 static gboolean
 import_rootfs (BgImage             *image,
                const BgImageFiles  *files,
@@ -472,16 +474,20 @@ import_rootfs (BgImage             *image,
   const char *fsck[] = { "e2fsck", "-f", "-n", image->rootfs, NULL };
   g_autoptr(GError) local = NULL;
   struct stat st;
-
   /* A file banger just made beside the image (an OCI image's ext4) is
    * moved: a copy of it cost a pull as much as its fetch three times
-   * over. Another filesystem (EXDEV) is copied as any input is. */
-  if (files->rootfs_is_ours && rename (files->rootfs, image->rootfs) == 0)
+   * over. Nor is it checksummed: the checksum says which file the user
+   * gave, and this one banger made from the image the manifest digest
+   * names (mke2fs's UUID and times make each one's sum its own, so it
+   * would identify nothing), and reading it whole cost a pull 2.3 s.
+   * Another filesystem (EXDEV) is copied as any input is. */
+  gboolean moved = files->rootfs_is_ours && rename (files->rootfs, image->rootfs) == 0;
+
+  if (moved)
     {
-      bg_progress_step (progress, "checksumming the root filesystem (banger's own, moved into place)");
+      bg_progress_step (progress, "moving the root filesystem into place");
       if (fchmod (rfd, 0600) < 0 || (out = dup (rfd)) < 0)
         return bg_error_errno (error, errno, "cannot take over", image->rootfs);
-      image->rootfs_sha256 = sha256_of_fd (rfd, progress, error);
     }
   else if ((out = create_output (image->rootfs, 0600, error)) < 0)
     return FALSE;
@@ -492,13 +498,13 @@ import_rootfs (BgImage             *image,
     }
   else
     {
-      g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+      g_autoptr(BgSha256) sum = bg_sha256_new ();
 
       bg_progress_step (progress, "copying and checksumming the root filesystem");
       if (bg_disk_copy_sparse (rfd, out, sum, progress, NULL, error))
-        image->rootfs_sha256 = g_strdup (g_checksum_get_string (sum));
+        image->rootfs_sha256 = g_strdup (bg_sha256_get_string (sum));
     }
-  if (image->rootfs_sha256 == NULL)
+  if (image->rootfs_sha256 == NULL && !moved)
     return FALSE;
   fstat (out, &st);
   image->rootfs_bytes = st.st_size;

@@ -2,6 +2,7 @@
 #include "bg-blob-cache.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "bg-error.h"
 #include "bg-fd.h"
 #include "bg-names.h"
+#include "bg-sha256.h"
 
 #define ROOT_MAX  (1u << 20)
 
@@ -29,7 +31,7 @@ struct _BgBlobWriter {
   char        *digest;
   guint64      size;
   guint64      written;
-  GChecksum   *sum;
+  BgSha256    *sum;
   int          fd;
   char        *tmp_name;   /* when the filesystem has no O_TMPFILE */
 };
@@ -164,7 +166,7 @@ bg_blob_cache_read (BgBlobCache *cache,
         return fail_errno (error, "Cannot read cached blob", digest), NULL;
       got += n;
     }
-  sum = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) data, got);
+  sum = bg_sha256_for_data (data, got);
   if (!g_str_equal (sum, hex))
     return g_set_error (error, BG_ERROR, BG_ERROR_FAILED,
                         "cached blob %s does not match its digest; remove it from %s", digest, cache->path), NULL;
@@ -204,7 +206,7 @@ bg_blob_writer_new (BgBlobCache *cache,
   w->cache = cache;
   w->digest = g_strdup (digest);
   w->size = size;
-  w->sum = g_checksum_new (G_CHECKSUM_SHA256);
+  w->sum = bg_sha256_new ();
   /* Unnamed until verified: nothing to clean up after a crash or kill. */
   w->fd = openat (cache->sha_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (w->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL))
@@ -236,7 +238,7 @@ bg_blob_writer_write (BgBlobWriter *w,
                    w->digest, w->size);
       return FALSE;
     }
-  g_checksum_update (w->sum, data, len);
+  bg_sha256_update (w->sum, data, len);
   w->written += len;
   while (len > 0)
     {
@@ -271,7 +273,7 @@ bg_blob_writer_commit (BgBlobWriter *w,
                    w->digest, w->written, w->size);
       return FALSE;
     }
-  sum = g_checksum_get_string (w->sum);
+  sum = bg_sha256_get_string (w->sum);
   if (!g_str_equal (sum, hex))
     {
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED,
@@ -279,8 +281,17 @@ bg_blob_writer_commit (BgBlobWriter *w,
                    w->digest, sum);
       return FALSE;
     }
-  if (fsync (w->fd) < 0)
-    return fail_errno (error, "Cannot write to the blob cache", w->cache->path);
+  /* No fsync: the cache is content-addressed and verified on use, so
+   * durability buys nothing a crash could take away. A name is linked
+   * only to content verified here; every reader checks the digest again
+   * as it reads (the layer applier, bg_blob_cache_read()), so a blob a
+   * crash left short or empty (its data not yet written back) is never
+   * used: bg_blob_cache_has() sees the wrong size and the blob is fetched
+   * again, replacing it below, and one whose size survived but not its
+   * bytes fails the pull's digest check rather than making an image. An
+   * fsync a blob cost image pull most of its fetch time (each waits for
+   * the disk while the registry's bytes wait in the socket); skopeo and
+   * umoci do not sync their blobs either. */
   if (w->tmp_name != NULL)
     {
       if (renameat (w->cache->sha_fd, w->tmp_name, w->cache->sha_fd, hex) < 0)
@@ -291,9 +302,17 @@ bg_blob_writer_commit (BgBlobWriter *w,
   {
     g_autofree char *self = g_strdup_printf ("/proc/self/fd/%d", w->fd);
 
-    /* Another pull may have linked the same verified blob meanwhile. */
-    if (linkat (AT_FDCWD, self, w->cache->sha_fd, hex, AT_SYMLINK_FOLLOW) < 0 && errno != EEXIST)
-      return fail_errno (error, "Cannot write to the blob cache", w->cache->path);
+    /* Another pull may have linked the same verified blob meanwhile
+     * (kept); one of the wrong size, a crash's leftover, is replaced. */
+    for (guint tries = 0; linkat (AT_FDCWD, self, w->cache->sha_fd, hex, AT_SYMLINK_FOLLOW) < 0; tries++)
+      {
+        if (errno != EEXIST || tries > 0)
+          return fail_errno (error, "Cannot write to the blob cache", w->cache->path);
+        if (bg_blob_cache_has (w->cache, w->digest, w->size))
+          break;
+        if (unlinkat (w->cache->sha_fd, hex, 0) < 0 && errno != ENOENT)
+          return fail_errno (error, "Cannot write to the blob cache", w->cache->path);
+      }
   }
   return TRUE;
 }
@@ -307,7 +326,7 @@ bg_blob_writer_free (BgBlobWriter *w)
     unlinkat (w->cache->sha_fd, w->tmp_name, 0);
   bg_fd_clear (&w->fd);
   if (w->sum != NULL)
-    g_checksum_free (w->sum);
+    bg_sha256_free (w->sum);
   g_free (w->digest);
   g_free (w->tmp_name);
   g_free (w);

@@ -29,6 +29,7 @@
 #include "bg-error.h"
 #include "bg-fd.h"
 #include "bg-layer.h"
+#include "bg-sha256.h"
 
 #define BLOCK        512
 #define IN_CHUNK     (128u << 10)
@@ -49,8 +50,8 @@ typedef struct {
   guint64             compressed;
   guint64             expanded;
   guint64             limit;
-  GChecksum          *blob_sum;
-  GChecksum          *diff_sum;
+  BgSha256           *blob_sum;
+  BgSha256           *diff_sum;
 } Stream;
 
 typedef struct {
@@ -125,7 +126,7 @@ stream_fill (Stream  *s,
   if (s->compressed > s->spec->size)
     return fail (error, BG_ERROR_INVALID_ARGUMENT, s->spec->digest, NULL,
                  "the blob is larger than the %" G_GUINT64_FORMAT " bytes its manifest declares", s->spec->size);
-  g_checksum_update (s->blob_sum, s->in, n);
+  bg_sha256_update (s->blob_sum, s->in, n);
   return TRUE;
 }
 
@@ -202,7 +203,7 @@ stream_read (Stream  *s,
                  "expands to more than %" G_GUINT64_FORMAT " MiB (%" G_GUINT64_FORMAT
                  " MiB compressed): refused as a decompression bomb",
                  s->limit >> 20, s->spec->size >> 20), -1);
-  g_checksum_update (s->diff_sum, buf, got);
+  bg_sha256_update (s->diff_sum, buf, got);
   return got;
 }
 
@@ -973,25 +974,25 @@ stream_clear (Stream *s)
     ZSTD_freeDStream (s->zstd);
   g_free (s->in);
   if (s->blob_sum)
-    g_checksum_free (s->blob_sum);
+    bg_sha256_free (s->blob_sum);
   if (s->diff_sum)
-    g_checksum_free (s->diff_sum);
+    bg_sha256_free (s->diff_sum);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Stream, stream_clear)
 
 static gboolean
-check_digest (GChecksum   *sum,
+check_digest (BgSha256    *sum,
               const char  *want,
               const char  *what,
               const char  *digest,
               GError     **error)
 {
-  if (want == NULL || g_str_equal (want + 7, g_checksum_get_string (sum)))
+  if (want == NULL || g_str_equal (want + 7, bg_sha256_get_string (sum)))
     return TRUE;
   return fail (error, BG_ERROR_INVALID_ARGUMENT, digest, NULL,
                "%s is sha256:%s, not %s as the image says: refused (corrupt or tampered)",
-               what, g_checksum_get_string (sum), want);
+               what, bg_sha256_get_string (sum), want);
 }
 
 gboolean
@@ -1017,8 +1018,8 @@ bg_layer_apply (int                 tree_dirfd,
   s.compression = layer->compression;
   s.limit = bg_layer_expand_limit (layer);
   s.in = g_malloc (IN_CHUNK);
-  s.blob_sum = g_checksum_new (G_CHECKSUM_SHA256);
-  s.diff_sum = g_checksum_new (G_CHECKSUM_SHA256);
+  s.blob_sum = bg_sha256_new ();
+  s.diff_sum = bg_sha256_new ();
   if (s.compression == BG_OCI_COMPRESSION_GZIP)
     {
       if (inflateInit2 (&s.z, 15 + 16) != Z_OK)

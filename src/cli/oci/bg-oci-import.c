@@ -320,7 +320,20 @@ apply_additions (int          tree,
 }
 
 static gboolean
-apply_layers (int                   blobs_dirfd,
+wait_blob (const BgOciImport  *import,
+           const char         *digest,
+           GError            **error)
+{
+  return import->wait_blob == NULL || import->wait_blob (import->wait_data, digest, error);
+}
+
+/* In order, each as soon as its blob is in (wait_blob): layer i is
+ * applied while the blobs after it still arrive, and only once layer
+ * i - 1 is, as a later layer's whiteouts and replacements need. A blob
+ * is in once it is whole and verified (the cache names nothing else),
+ * so the applier never reads a byte that a failed fetch could retract. */
+static gboolean
+apply_layers (const BgOciImport    *import,
               int                   tree,
               const BgOciManifest  *m,
               const BgOciConfig    *c,
@@ -337,8 +350,10 @@ apply_layers (int                   blobs_dirfd,
                                                d->digest, size);
       g_auto(BgFd) fd = -1;
 
+      if (!wait_blob (import, d->digest, error))
+        return FALSE;
       bg_progress_step (progress, step);
-      if ((fd = bg_oci_blob_open (blobs_dirfd, d->digest, d->size, error)) < 0 ||
+      if ((fd = bg_oci_blob_open (import->blobs_dirfd, d->digest, d->size, error)) < 0 ||
           !bg_layer_apply_mapped (tree, fd, &spec, stats, error))
         return FALSE;
     }
@@ -390,6 +405,7 @@ bg_oci_image_import (const BgOciImport  *import,
 
   bg_progress_step (progress, "reading the image's manifest and config");
   if ((m = bg_oci_manifest_parse (import->manifest, error)) == NULL ||
+      !wait_blob (import, m->config->digest, error) ||
       (config = bg_oci_blob_read (import->blobs_dirfd, m->config->digest, m->config->size, BG_OCI_CONFIG_MAX,
                                   error)) == NULL ||
       (c = bg_oci_config_parse (config, error)) == NULL)
@@ -424,7 +440,7 @@ bg_oci_image_import (const BgOciImport  *import,
       goto out;
     }
 
-  if (!apply_layers (import->blobs_dirfd, tree_fd, m, c, &stats, progress, error))
+  if (!apply_layers (import, tree_fd, m, c, &stats, progress, error))
     goto out;
   if (stats.xattrs_skipped > 0)
     {

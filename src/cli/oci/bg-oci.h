@@ -19,6 +19,11 @@ typedef struct {
   const char *manifest_digest;  /* "sha256:…" */
   const char *source;           /* what `image show` prints: "docker.io/library/debian:bookworm", "oci-layout:/path" */
   const char *kernel;           /* NULL: the default image's kernel */
+  /* NULL, or called before a blob is first opened, to wait until it is in
+   * blobs_dirfd: image pull applies each layer as soon as its blob is
+   * fetched, while the next ones still arrive. FALSE: the import stops. */
+  gboolean  (*wait_blob) (gpointer data, const char *digest, GError **error);
+  gpointer    wait_data;
 } BgOciImport;
 
 /* Reads every blob it needs from blobs_dirfd (config and layers), checks

@@ -1,5 +1,6 @@
 /* bg-pull-fetch.c: the network half of `image pull`: a reference
- * resolved and every blob of its image in the cache. An unchanged
+ * resolved and every blob of its image fetched into the cache, on
+ * threads that go on while the caller applies the layers already in. An unchanged
  * reference pulled again costs one manifest request: the manifest it
  * resolves to is compared with the one the image was made from, and the
  * platform manifest, config and layers are read from the cache when they
@@ -25,6 +26,10 @@ bg_oci_pull_result_free (BgOciPullResult *result)
   g_free (result->name);
   g_free (result->source);
   g_free (result->manifest_digest);
+  /* The workers stopped first: they write into the cache through the
+   * registry's connections. */
+  bg_registry_fetch_free (result->fetch);
+  bg_registry_free (result->registry);
   g_clear_pointer (&result->manifest, g_bytes_unref);
   g_strfreev (result->blobs);
   bg_blob_cache_free (result->cache);
@@ -65,10 +70,13 @@ manifest_by_digest (BgRegistry             *registry,
   return bytes;
 }
 
+/* Resolves the reference and starts fetching what the cache lacks:
+ * result->fetch runs on; bg_registry_fetch_wait() says when a blob, or
+ * every blob, is in. */
 BgOciPullResult *
-bg_oci_pull_fetch (const BgOciPullOptions *o,
-             BgProgress             *progress,
-             GError                **error)
+bg_oci_pull_begin (const BgOciPullOptions *o,
+                   BgProgress             *progress,
+                   GError                **error)
 {
   g_autoptr(BgOciPullResult) result = g_new0 (BgOciPullResult, 1);
   g_autoptr(BgImageRef) ref = NULL;
@@ -186,13 +194,25 @@ bg_oci_pull_fetch (const BgOciPullOptions *o,
 
       step = g_strdup_printf ("fetching %u of %u blobs (%s)", wanted->len, manifest->layers->len + 1, size);
       bg_progress_step (progress, step);
-      if (!bg_registry_fetch_blobs (registry, cache, (const BgRegistryBlob *) wanted->data, wanted->len,
-                                    progress, error))
-        return NULL;
+      result->fetch = bg_registry_fetch_start (registry, cache, (const BgRegistryBlob *) wanted->data, wanted->len);
     }
 
   result->blobs = g_strv_builder_end (used);
   result->manifest = g_steal_pointer (&manifest_bytes);
   result->cache = g_steal_pointer (&cache);
+  result->registry = g_steal_pointer (&registry);
+  return g_steal_pointer (&result);
+}
+
+/* bg_oci_pull_begin(), and every blob in the cache. */
+BgOciPullResult *
+bg_oci_pull_fetch (const BgOciPullOptions *o,
+                   BgProgress             *progress,
+                   GError                **error)
+{
+  g_autoptr(BgOciPullResult) result = bg_oci_pull_begin (o, progress, error);
+
+  if (result == NULL || (result->fetch != NULL && !bg_registry_fetch_wait (result->fetch, NULL, progress, error)))
+    return NULL;
   return g_steal_pointer (&result);
 }

@@ -7,6 +7,7 @@
 
 #include "bg-blob-cache.h"
 #include "bg-progress.h"
+#include "bg-registry.h"
 
 G_BEGIN_DECLS
 
@@ -30,8 +31,13 @@ typedef struct {
   GBytes  *manifest;         /* the image manifest (linux/amd64's, of an index) */
   char   **blobs;            /* every blob the image uses: index, manifest, config, layers */
   BgBlobCache *cache;        /* open (shared) until the image is made */
+  BgRegistry  *registry;
+  BgRegistryFetch *fetch;    /* the blobs the cache lacked, still arriving; NULL: none */
 } BgOciPullResult;
 
+BgOciPullResult *bg_oci_pull_begin       (const BgOciPullOptions *options,
+                                          BgProgress             *progress,
+                                          GError                **error);
 BgOciPullResult *bg_oci_pull_fetch       (const BgOciPullOptions *options,
                                           BgProgress             *progress,
                                           GError                **error);

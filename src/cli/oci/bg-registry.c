@@ -26,7 +26,7 @@ __asan_default_options (void)
 
 #define MAX_REDIRECTS   5
 #define TOKEN_MAX       (1u << 20)
-#define CHUNK           (256u << 10)
+#define CHUNK           (1u << 20)
 #define TIMEOUT_S       60
 
 struct _BgRegistry {
@@ -600,20 +600,22 @@ bg_registry_get_manifest (BgRegistry *r,
 
 /* ---- blobs, several at once ---- */
 
-typedef struct {
+struct _BgRegistryFetch {
   BgRegistry           *r;
   BgBlobCache          *cache;
-  const BgRegistryBlob *blobs;
+  BgRegistryBlob       *blobs;       /* digests our own copies */
+  gboolean             *done;        /* blob i verified and in the cache */
   guint                 n_blobs;
   guint                 next;        /* the next blob a worker takes */
-  GCancellable         *cancellable; /* cancelled by the first failure */
+  GCancellable         *cancellable; /* cancelled by the first failure, or the caller */
+  GPtrArray            *threads;
   GMutex                lock;
   GCond                 changed;
   GError               *error;       /* the first failure */
   guint                 running;
-  guint                 done;        /* blobs finished */
-  guint64               bytes;       /* bytes received, all blobs */
-} Fetch;
+  guint64               total;
+  guint64               bytes;       /* bytes received, all blobs (atomic) */
+};
 
 /* Test builds only: BANGER_TEST_PAUSE_AT=pull-blob stops the process
  * once the first bytes of a blob are in, so a test can kill the registry
@@ -633,7 +635,7 @@ test_hook (const char *step)
 }
 
 static gboolean
-fetch_one (Fetch                *f,
+fetch_one (BgRegistryFetch      *f,
            SoupSession          *session,
            const BgRegistryBlob *blob,
            GError              **error)
@@ -662,22 +664,25 @@ fetch_one (Fetch                *f,
     }
   for (;;)
     {
-      gssize n = g_input_stream_read (in, buf, CHUNK, f->cancellable, error);
+      gsize n = 0;
 
-      if (n < 0)
+      /* A TLS stream gives one record (16 KiB) a read: a chunk filled
+       * whole is one write to the cache, not sixty-four. At most the
+       * declared size plus one byte is asked for, so a registry sending
+       * more is refused by the writer without being read on. */
+      if (!g_input_stream_read_all (in, buf, MIN ((guint64) CHUNK, blob->size - bg_blob_writer_written (w) + 1),
+                                    &n, f->cancellable, error))
         {
           g_prefix_error (error, "%s: blob %s broke off after %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " bytes: ",
-                          who (f->r), blob->digest, bg_blob_writer_written (w), blob->size);
+                          who (f->r), blob->digest, bg_blob_writer_written (w) + n, blob->size);
           return FALSE;
         }
       if (n == 0)
         break;
       if (!bg_blob_writer_write (w, buf, n, error))
         return FALSE;
-      g_mutex_lock (&f->lock);
-      f->bytes += n;
-      g_cond_signal (&f->changed);
-      g_mutex_unlock (&f->lock);
+      /* No lock and no wake-up a read: the waiter looks ten times a second. */
+      __atomic_fetch_add (&f->bytes, (guint64) n, __ATOMIC_RELAXED);
       if (bg_blob_writer_written (w) < blob->size)
         test_hook ("pull-blob");
     }
@@ -687,7 +692,7 @@ fetch_one (Fetch                *f,
 static gpointer
 fetch_worker (gpointer data)
 {
-  Fetch *f = data;
+  BgRegistryFetch *f = data;
   g_autoptr(SoupSession) session = make_session ();
 
   for (;;)
@@ -710,20 +715,138 @@ fetch_worker (gpointer data)
           break;
         }
       g_mutex_lock (&f->lock);
-      f->done++;
-      g_cond_signal (&f->changed);
+      f->done[i] = TRUE;
+      g_cond_broadcast (&f->changed);
       g_mutex_unlock (&f->lock);
     }
   g_mutex_lock (&f->lock);
   f->running--;
-  g_cond_signal (&f->changed);
+  g_cond_broadcast (&f->changed);
   g_mutex_unlock (&f->lock);
   return NULL;
 }
 
-/* Fetches @blobs (none already cached, by the caller's choice) into the
- * cache, BG_REGISTRY_PARALLEL at a time. The first failure stops the
+/* Starts fetching @blobs (none already cached, by the caller's choice)
+ * into the cache, BG_REGISTRY_PARALLEL at a time, in their order, on
+ * threads of their own: the caller may use each blob as soon as
+ * bg_registry_fetch_wait() says it is in. The first failure stops the
  * others; every blob not verified whole is dropped. */
+BgRegistryFetch *
+bg_registry_fetch_start (BgRegistry           *r,
+                         BgBlobCache          *cache,
+                         const BgRegistryBlob *blobs,
+                         guint                 n_blobs)
+{
+  BgRegistryFetch *f = g_new0 (BgRegistryFetch, 1);
+  guint workers = MIN (n_blobs, BG_REGISTRY_PARALLEL);
+
+  f->r = r;
+  f->cache = cache;
+  f->n_blobs = n_blobs;
+  f->blobs = g_new0 (BgRegistryBlob, MAX (n_blobs, 1));
+  f->done = g_new0 (gboolean, MAX (n_blobs, 1));
+  for (guint i = 0; i < n_blobs; i++)
+    {
+      f->blobs[i] = (BgRegistryBlob) { g_strdup (blobs[i].digest), blobs[i].size };
+      f->total += blobs[i].size;
+    }
+  f->cancellable = g_cancellable_new ();
+  f->threads = g_ptr_array_new ();
+  g_mutex_init (&f->lock);
+  g_cond_init (&f->changed);
+  f->running = workers;
+  for (guint i = 0; i < workers; i++)
+    g_ptr_array_add (f->threads, g_thread_new ("bg-fetch", fetch_worker, f));
+  return f;
+}
+
+/* Whether the blob @digest is in the cache now (or was never fetched). */
+gboolean
+bg_registry_fetch_has (BgRegistryFetch *f,
+                       const char      *digest)
+{
+  gboolean has = TRUE;
+
+  g_mutex_lock (&f->lock);
+  for (guint i = 0; i < f->n_blobs; i++)
+    if (g_str_equal (f->blobs[i].digest, digest))
+      has = f->done[i];
+  g_mutex_unlock (&f->lock);
+  return has;
+}
+
+/* Waits until the blob @digest is in the cache (or, @digest NULL, every
+ * blob), showing the fetch's progress; FALSE once any blob failed, or
+ * on Ctrl-C. A digest not being fetched is there already. */
+gboolean
+bg_registry_fetch_wait (BgRegistryFetch *f,
+                        const char      *digest,
+                        BgProgress      *progress,
+                        GError         **error)
+{
+  gint index = -1;
+  gboolean ok;
+
+  for (guint i = 0; digest != NULL && i < f->n_blobs; i++)
+    if (g_str_equal (f->blobs[i].digest, digest))
+      index = i;
+  if (digest != NULL && index < 0)
+    return TRUE;
+
+  g_mutex_lock (&f->lock);
+  for (;;)
+    {
+      guint64 bytes = __atomic_load_n (&f->bytes, __ATOMIC_RELAXED);
+
+      if (f->error != NULL || (index >= 0 ? f->done[index] : f->running == 0))
+        break;
+      /* Ctrl-C: the workers stop at their next read, their blobs unnamed. */
+      if (bg_interrupted)
+        {
+          g_cancellable_cancel (f->cancellable);
+          if (f->error == NULL)
+            f->error = g_error_new_literal (BG_ERROR, BG_ERROR_FAILED, "interrupted");
+          break;
+        }
+      g_mutex_unlock (&f->lock);
+      bg_progress_bytes (progress, bytes, f->total);
+      g_mutex_lock (&f->lock);
+      if (f->error == NULL && !(index >= 0 ? f->done[index] : f->running == 0))
+        g_cond_wait_until (&f->changed, &f->lock, g_get_monotonic_time () + G_TIME_SPAN_SECOND / 10);
+    }
+  ok = f->error == NULL;
+  if (!ok && bg_interrupted)
+    g_set_error_literal (error, BG_ERROR, BG_ERROR_FAILED, "interrupted");
+  else if (!ok)
+    g_propagate_error (error, g_error_copy (f->error));
+  g_mutex_unlock (&f->lock);
+  if (ok && index < 0)
+    bg_progress_bytes (progress, f->total, f->total);
+  return ok;
+}
+
+/* Stops what still runs (its blobs dropped unnamed) and waits for the
+ * workers to be gone. */
+void
+bg_registry_fetch_free (BgRegistryFetch *f)
+{
+  if (f == NULL)
+    return;
+  g_cancellable_cancel (f->cancellable);
+  for (guint i = 0; i < f->threads->len; i++)
+    g_thread_join (f->threads->pdata[i]);
+  g_ptr_array_unref (f->threads);
+  g_object_unref (f->cancellable);
+  g_mutex_clear (&f->lock);
+  g_cond_clear (&f->changed);
+  g_clear_error (&f->error);
+  for (guint i = 0; i < f->n_blobs; i++)
+    g_free ((char *) f->blobs[i].digest);
+  g_free (f->blobs);
+  g_free (f->done);
+  g_free (f);
+}
+
 gboolean
 bg_registry_fetch_blobs (BgRegistry           *r,
                          BgBlobCache          *cache,
@@ -732,50 +855,7 @@ bg_registry_fetch_blobs (BgRegistry           *r,
                          BgProgress           *progress,
                          GError              **error)
 {
-  Fetch f = { r, cache, blobs, n_blobs, 0, g_cancellable_new () };
-  g_autoptr(GPtrArray) threads = g_ptr_array_new ();
-  guint64 total = 0;
-  guint workers = MIN (n_blobs, BG_REGISTRY_PARALLEL);
+  g_autoptr(BgRegistryFetch) f = bg_registry_fetch_start (r, cache, blobs, n_blobs);
 
-  g_mutex_init (&f.lock);
-  g_cond_init (&f.changed);
-  for (guint i = 0; i < n_blobs; i++)
-    total += blobs[i].size;
-  f.running = workers;
-  for (guint i = 0; i < workers; i++)
-    g_ptr_array_add (threads, g_thread_new ("bg-fetch", fetch_worker, &f));
-
-  g_mutex_lock (&f.lock);
-  while (f.running > 0)
-    {
-      guint64 bytes = f.bytes;
-
-      g_mutex_unlock (&f.lock);
-      bg_progress_bytes (progress, bytes, total);
-      /* Ctrl-C: the workers stop at their next read, their blobs unnamed. */
-      if (bg_interrupted && !g_cancellable_is_cancelled (f.cancellable))
-        g_cancellable_cancel (f.cancellable);
-      g_mutex_lock (&f.lock);
-      if (f.running > 0)
-        g_cond_wait_until (&f.changed, &f.lock, g_get_monotonic_time () + G_TIME_SPAN_SECOND / 10);
-    }
-  g_mutex_unlock (&f.lock);
-  for (guint i = 0; i < threads->len; i++)
-    g_thread_join (threads->pdata[i]);
-  g_object_unref (f.cancellable);
-  g_mutex_clear (&f.lock);
-  g_cond_clear (&f.changed);
-  if (bg_interrupted)
-    {
-      g_clear_error (&f.error);
-      g_set_error_literal (error, BG_ERROR, BG_ERROR_FAILED, "interrupted");
-      return FALSE;
-    }
-  if (f.error != NULL)
-    {
-      g_propagate_error (error, f.error);
-      return FALSE;
-    }
-  bg_progress_bytes (progress, total, total);
-  return TRUE;
+  return bg_registry_fetch_wait (f, NULL, progress, error);
 }

@@ -25,6 +25,7 @@ G_BEGIN_DECLS
 #define BG_REGISTRY_PARALLEL  3     /* blobs fetched at once */
 
 typedef struct _BgRegistry BgRegistry;
+typedef struct _BgRegistryFetch BgRegistryFetch;
 
 typedef struct {
   const char *digest;
@@ -45,9 +46,21 @@ gboolean    bg_registry_fetch_blobs   (BgRegistry        *r,
                                        guint              n_blobs,
                                        BgProgress        *progress,
                                        GError           **error);
+BgRegistryFetch *bg_registry_fetch_start (BgRegistry           *r,
+                                          BgBlobCache          *cache,
+                                          const BgRegistryBlob *blobs,
+                                          guint                 n_blobs);
+gboolean    bg_registry_fetch_wait    (BgRegistryFetch   *fetch,
+                                       const char        *digest,
+                                       BgProgress        *progress,
+                                       GError           **error);
+gboolean    bg_registry_fetch_has     (BgRegistryFetch   *fetch,
+                                       const char        *digest);
+void        bg_registry_fetch_free    (BgRegistryFetch   *fetch);
 guint       bg_registry_request_count (BgRegistry        *r);
 void        bg_registry_free          (BgRegistry        *r);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgRegistry, bg_registry_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgRegistryFetch, bg_registry_fetch_free)
 
 G_END_DECLS
