@@ -155,15 +155,36 @@ typedef struct {
   GPtrArray  *order;
 } Steps;
 
+static GArray *
+step_row (Steps      *s,
+          const char *key)
+{
+  GArray *a = g_hash_table_lookup (s->steps, key);
+
+  if (a == NULL)
+    {
+      a = g_array_new (FALSE, FALSE, sizeof (double));
+      g_hash_table_insert (s->steps, g_strdup (key), a);
+      g_ptr_array_add (s->order, g_strdup (key));
+    }
+  return a;
+}
+
 /* "banger: timings: step=ms step=ms ..."; the layers' steps
- * ("applying-layer-3-of-6-(sha256:…)") summed into one row per run. */
+ * ("applying-layer-3-of-6-(sha256:…)") summed into one row per run, and
+ * the waits for a blob still arriving ("waiting-for-blob-sha256:…",
+ * between them: layers are applied while later blobs are fetched) into
+ * another. */
 static void
 add_timings (Steps *s, const char *err)
 {
   const char *line = err ? strstr (err, "banger: timings:") : NULL;
   g_autofree char *copy = NULL;
   g_auto(GStrv) pairs = NULL;
-  double layers = 0;
+  const char *sums[] = { "applying-layer-", "waiting-for-blob-" };
+  const char *rows[] = { "applying-the-layers", "waiting-for-blobs" };
+  double total[G_N_ELEMENTS (sums)] = { 0 };
+  gboolean seen[G_N_ELEMENTS (sums)] = { FALSE };
 
   if (line == NULL)
     return;
@@ -172,30 +193,27 @@ add_timings (Steps *s, const char *err)
   for (guint i = 0; pairs[i]; i++)
     {
       char *eq = strchr (pairs[i], '=');
-      const char *key = pairs[i];
-      GArray *a;
+      gboolean summed = FALSE;
       double ms;
 
       if (eq == NULL)
         continue;
       *eq = '\0';
       ms = g_ascii_strtod (eq + 1, NULL);
-      if (g_str_has_prefix (key, "applying-layer-"))
-        {
-          layers += ms;
-          if (pairs[i + 1] != NULL && g_str_has_prefix (pairs[i + 1], "applying-layer-"))
-            continue;
-          key = "applying-the-layers", ms = layers;
-        }
-      a = g_hash_table_lookup (s->steps, key);
-      if (a == NULL)
-        {
-          a = g_array_new (FALSE, FALSE, sizeof (double));
-          g_hash_table_insert (s->steps, g_strdup (key), a);
-          g_ptr_array_add (s->order, g_strdup (key));
-        }
-      g_array_append_val (a, ms);
+      for (guint j = 0; j < G_N_ELEMENTS (sums) && !summed; j++)
+        if (g_str_has_prefix (pairs[i], sums[j]))
+          {
+            if (!seen[j])
+              step_row (s, rows[j]);
+            seen[j] = summed = TRUE;
+            total[j] += ms;
+          }
+      if (!summed)
+        g_array_append_val (step_row (s, pairs[i]), ms);
     }
+  for (guint j = 0; j < G_N_ELEMENTS (sums); j++)
+    if (seen[j])
+      g_array_append_val (step_row (s, rows[j]), total[j]);
 }
 
 static double
