@@ -281,17 +281,17 @@ bg_blob_writer_commit (BgBlobWriter *w,
                    w->digest, sum);
       return FALSE;
     }
-  /* No fsync: the cache is content-addressed and verified on use, so
-   * durability buys nothing a crash could take away. A name is linked
+  /* No fsync: the cache is content-addressed and verified on use, so a
+   * blob a crash takes costs a fetch again, never a wrong image. A name is linked
    * only to content verified here; every reader checks the digest again
    * as it reads (the layer applier, bg_blob_cache_read()), so a blob a
    * crash left short or empty (its data not yet written back) is never
    * used: bg_blob_cache_has() sees the wrong size and the blob is fetched
-   * again, replacing it below, and one whose size survived but not its
-   * bytes fails the pull's digest check rather than making an image. An
-   * fsync a blob cost image pull most of its fetch time (each waits for
-   * the disk while the registry's bytes wait in the socket); skopeo and
-   * umoci do not sync their blobs either. */
+   * again, replacing it below (ext4's ordered mode and XFS write the data
+   * before the size that covers it, so a crash leaves a blob short, not
+   * wrong), and one whose size survived but not its bytes would fail
+   * the applier's digest check rather than make an image.
+   * The writeback then happens after the pull, not in its way. */
   if (w->tmp_name != NULL)
     {
       if (renameat (w->cache->sha_fd, w->tmp_name, w->cache->sha_fd, hex) < 0)
