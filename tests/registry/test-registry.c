@@ -735,25 +735,59 @@ test_wrong_credentials (void)
 
 /* A blob changed in the registry's storage (same size): refused by its
  * digest, not kept. */
+/* bad:1's last layer, as the registry stores it, one byte changed (once
+ * a run: the tests that want it corrupt share it). */
 static void
-test_corrupt_blob (void)
+corrupt_bad_layer (void)
 {
-  g_autoptr(Home) h = new_home ();
-  g_autofree char *ref = ref_of ("bad:1");
-  g_autofree char *err = NULL;
+  static gboolean done;
   g_autofree char *data_path = g_build_filename (F.r.storage, "docker", "registry", "v2", "blobs", "sha256",
                                                  (char[3]) { F.corrupt_layer[7], F.corrupt_layer[8], 0 },
                                                  F.corrupt_layer + 7, "data", NULL);
   g_autofree char *data = NULL;
   gsize len;
 
+  if (done)
+    return;
   g_assert_true (g_file_get_contents (data_path, &data, &len, NULL));
   data[len / 2] ^= 0x5a;
   g_assert_true (g_file_set_contents (data_path, data, len, NULL));
+  done = TRUE;
+}
+
+static void
+test_corrupt_blob (void)
+{
+  g_autoptr(Home) h = new_home ();
+  g_autofree char *ref = ref_of ("bad:1");
+  g_autofree char *err = NULL;
+
+  corrupt_bad_layer ();
   g_assert_cmpint (pull (h, ref, NULL, &err), ==, 1);
   g_assert_nonnull (strstr (err, "does not match its digest"));
   g_assert_nonnull (strstr (err, F.corrupt_layer));
   g_assert_false (cached (h, F.corrupt_layer));
+  assert_cache_clean (h);
+}
+
+/* A blob a crash left short in the cache (its data never written
+ * back: blobs are not fsynced) is fetched again and replaces it. */
+static void
+test_short_blob_replaced (void)
+{
+  g_autoptr(Home) h = new_home ();
+  g_autofree char *ref = ref_of ("base:1");
+  g_autofree char *file = NULL, *out = NULL;
+  GStatBuf st;
+
+  pull_ok (h, ref, NULL);
+  file = g_build_filename (h->cache, F.b_layer + 7, NULL);
+  g_assert_cmpint (truncate (file, 100), ==, 0);
+  pull_ok (h, ref, &out);
+  g_assert_nonnull (strstr (out, "fetched=1 "));
+  g_assert_true (cached (h, F.b_layer));
+  g_assert_cmpint (g_stat (file, &st), ==, 0);
+  g_assert_cmpint (st.st_size, >, 100);
   assert_cache_clean (h);
 }
 
@@ -995,6 +1029,32 @@ test_cli_pull (void)
   g_assert_cmpuint (assert_cache_clean (h), ==, 0);
 }
 
+/* A pull whose last layer arrives corrupt while the first ones are
+ * applied (layers are applied as their blobs arrive): refused, naming
+ * the blob, and no image, no half-made tree, no bad blob left. */
+static void
+test_cli_pull_fails_midway (void)
+{
+  g_autoptr(Home) h = new_home ();
+  g_autofree char *ref = ref_of ("bad:1");
+  g_autofree char *images = g_build_filename (h->dir, ".local", "share", "banger", "images", NULL);
+  g_autofree char *err = NULL;
+  g_autoptr(GDir) d = NULL;
+  const char *e;
+
+  corrupt_bad_layer ();
+  make_default_image (h);
+  g_assert_cmpint (banger (h, NULL, &err, "image", "pull", ref, "--name", "bad", NULL), ==, 1);
+  g_assert_nonnull (strstr (err, "does not match its digest"));
+  g_assert_nonnull (strstr (err, F.corrupt_layer));
+  d = g_dir_open (images, 0, NULL);
+  g_assert_nonnull (d);
+  while ((e = g_dir_read_name (d)) != NULL)
+    g_assert_cmpstr (e, ==, "default");
+  g_assert_false (cached (h, F.corrupt_layer));
+  assert_cache_clean (h);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1023,10 +1083,12 @@ main (int argc, char **argv)
   g_test_add_func ("/registry/basic-auth", test_basic_auth);
   g_test_add_func ("/registry/wrong-credentials", test_wrong_credentials);
   g_test_add_func ("/registry/corrupt-blob", test_corrupt_blob);
+  g_test_add_func ("/registry/short-blob-replaced", test_short_blob_replaced);
   g_test_add_func ("/registry/killed", test_registry_killed);
   g_test_add_func ("/registry/redirect", test_redirect);
   g_test_add_func ("/registry/insecure", test_insecure);
   g_test_add_func ("/registry/cli-pull", test_cli_pull);
+  g_test_add_func ("/registry/cli-pull-fails-midway", test_cli_pull_fails_midway);
   rc = g_test_run ();
   fixture_stop ();
   return rc;
