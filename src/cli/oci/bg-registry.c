@@ -846,16 +846,3 @@ bg_registry_fetch_free (BgRegistryFetch *f)
   g_free (f->done);
   g_free (f);
 }
-
-gboolean
-bg_registry_fetch_blobs (BgRegistry           *r,
-                         BgBlobCache          *cache,
-                         const BgRegistryBlob *blobs,
-                         guint                 n_blobs,
-                         BgProgress           *progress,
-                         GError              **error)
-{
-  g_autoptr(BgRegistryFetch) f = bg_registry_fetch_start (r, cache, blobs, n_blobs);
-
-  return bg_registry_fetch_wait (f, NULL, progress, error);
-}

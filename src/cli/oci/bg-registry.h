@@ -40,12 +40,6 @@ GBytes     *bg_registry_get_manifest  (BgRegistry        *r,
                                        const char        *reference,
                                        char             **out_digest,
                                        GError           **error);
-gboolean    bg_registry_fetch_blobs   (BgRegistry        *r,
-                                       BgBlobCache       *cache,
-                                       const BgRegistryBlob *blobs,
-                                       guint              n_blobs,
-                                       BgProgress        *progress,
-                                       GError           **error);
 BgRegistryFetch *bg_registry_fetch_start (BgRegistry           *r,
                                           BgBlobCache          *cache,
                                           const BgRegistryBlob *blobs,
