@@ -1,5 +1,7 @@
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -194,7 +196,7 @@ test_host_key_spare_serves_one_vm (Fixture *f, gconstpointer data)
   g_setenv ("XDG_STATE_HOME", state, TRUE);
   g_mkdir (d1, 0700);
   g_mkdir (d2, 0700);
-  g_assert_true (bg_ssh_make_spare_host_key (&error));
+  g_assert_true (bg_ssh_make_spare_host_key (NULL, &error));
   g_assert_no_error (error);
   g_assert_no_errno (lstat (spare, &st));
   g_assert_true (S_ISDIR (st.st_mode));
@@ -206,7 +208,7 @@ test_host_key_spare_serves_one_vm (Fixture *f, gconstpointer data)
   }
   spare_priv = read_text (spare, "ssh_host_ed25519_key");
   spare_pub = read_text (spare, "ssh_host_ed25519_key.pub");
-  g_assert_true (bg_ssh_make_spare_host_key (&error));
+  g_assert_true (bg_ssh_make_spare_host_key (NULL, &error));
   again = read_text (spare, "ssh_host_ed25519_key.pub");
   g_assert_cmpstr (again, ==, spare_pub);
 
@@ -221,6 +223,82 @@ test_host_key_spare_serves_one_vm (Fixture *f, gconstpointer data)
   g_assert_true (bg_ssh_generate_host_key (d2, &priv2, &pub2, &error));
   g_assert_no_error (error);
   g_assert_cmpstr (pub2, !=, pub1);
+  g_unsetenv ("XDG_STATE_HOME");
+}
+
+typedef struct {
+  GCancellable *cancel;
+  gboolean      ok;
+  GError       *error;
+} SpareRun;
+
+static gpointer
+make_spare_thread (gpointer data)
+{
+  SpareRun *run = data;
+
+  run->ok = bg_ssh_make_spare_host_key (run->cancel, &run->error);
+  return NULL;
+}
+
+/* A spare stopped while ssh-keygen writes it (`vm up` ending before it
+ * is done) leaves nothing: the child killed and reaped, no spare, no
+ * maker's directory with a half-written key. ssh-keygen is a stand-in
+ * here that writes half a key, says its pid and sleeps. */
+static void
+test_host_key_spare_cancelled_leaves_nothing (Fixture *f, gconstpointer data)
+{
+  g_autofree char *state = g_build_filename (f->tmp, "state", NULL);
+  g_autofree char *banger_state = g_build_filename (state, "banger", NULL);
+  g_autofree char *spare = g_build_filename (banger_state, "host-key-spare", NULL);
+  g_autofree char *bin = g_build_filename (f->tmp, "bin", NULL);
+  g_autofree char *keygen = g_build_filename (bin, "ssh-keygen", NULL);
+  g_autofree char *pid_file = g_build_filename (f->tmp, "keygen.pid", NULL);
+  g_autofree char *script = g_strdup_printf ("#!/bin/sh\n"
+                                             "for a; do key=$a; done\n"
+                                             "printf '%%s' '-----BEGIN OPENSSH' > \"$key\"\n"
+                                             "echo $$ > '%s.tmp' && mv '%s.tmp' '%s'\n"
+                                             "exec sleep 600\n", pid_file, pid_file, pid_file);
+  g_autofree char *path = g_strdup_printf ("%s:%s", bin, g_getenv ("PATH"));
+  g_autofree char *old_path = g_strdup (g_getenv ("PATH"));
+  g_autofree char *pid_text = NULL;
+  SpareRun run = { g_cancellable_new (), TRUE, NULL };
+  GThread *thread;
+  pid_t pid;
+
+  g_setenv ("XDG_STATE_HOME", state, TRUE);
+  g_assert_no_errno (g_mkdir (bin, 0700));
+  g_assert_true (g_file_set_contents (keygen, script, -1, NULL));
+  g_assert_no_errno (chmod (keygen, 0700));
+  g_setenv ("PATH", path, TRUE);
+  thread = g_thread_new ("spare", make_spare_thread, &run);
+  for (gint64 end = bg_test_deadline (60); !g_file_get_contents (pid_file, &pid_text, NULL, NULL); g_usleep (10000))
+    g_assert_cmpint (g_get_monotonic_time (), <, end);
+  pid = (pid_t) g_ascii_strtoll (pid_text, NULL, 10);
+  g_assert_cmpint (pid, >, 1);
+  g_cancellable_cancel (run.cancel);
+  g_thread_join (thread);
+  g_setenv ("PATH", old_path, TRUE);
+
+  g_assert_false (run.ok);
+  g_assert_error (run.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  /* Reaped: no such process any more. */
+  g_assert_cmpint (kill (pid, 0), ==, -1);
+  g_assert_cmpint (errno, ==, ESRCH);
+  g_assert_false (g_file_test (spare, G_FILE_TEST_EXISTS));
+  {
+    g_autoptr(GDir) d = g_dir_open (banger_state, 0, NULL);
+    const char *name;
+
+    while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+      g_error ("left in the state directory: %s", name);
+  }
+  /* Cancelled before it starts: nothing is made either. */
+  g_clear_error (&run.error);
+  g_assert_false (bg_ssh_make_spare_host_key (run.cancel, &run.error));
+  g_assert_false (g_file_test (spare, G_FILE_TEST_EXISTS));
+  g_clear_error (&run.error);
+  g_object_unref (run.cancel);
   g_unsetenv ("XDG_STATE_HOME");
 }
 
@@ -244,7 +322,7 @@ test_host_key_spare_refused_unless_private_and_whole (Fixture *f, gconstpointer 
       g_autofree char *claim = g_build_filename (dir, ".host-key-claim", NULL);
 
       g_mkdir (dir, 0700);
-      g_assert_true (bg_ssh_make_spare_host_key (&error));
+      g_assert_true (bg_ssh_make_spare_host_key (NULL, &error));
       g_assert_no_error (error);
       spare_pub = read_text (spare, "ssh_host_ed25519_key.pub");
       if (round == 0)
@@ -526,6 +604,7 @@ main (int argc, char **argv)
   ADD ("/guest/known-hosts-pin-and-forget", test_known_hosts_pin_and_forget);
   ADD ("/guest/host-key-spare-serves-one-vm", test_host_key_spare_serves_one_vm);
   ADD ("/guest/host-key-spare-refused-unless-private-and-whole", test_host_key_spare_refused_unless_private_and_whole);
+  ADD ("/guest/host-key-spare-cancelled-leaves-nothing", test_host_key_spare_cancelled_leaves_nothing);
   ADD ("/guest/ssh-argv-is-exact", test_ssh_argv_is_exact);
   ADD ("/guest/ssh-config-block", test_ssh_config_block);
   ADD ("/guest/ssh-target-of-a-vm", test_ssh_target_of_a_vm);

@@ -62,15 +62,20 @@ bg_ssh_read_public_key (const char  *key_path,
 /* A maker killed halfway leaves its directory; one this old is gone. */
 #define SPARE_NEW_STALE_S (10 * 60)
 
-/* Removes a key directory of ours: the two files, then the directory. */
+/* Removes a key directory of ours (a maker's private directory): every
+ * file in it (the pair, and whatever an ssh-keygen stopped halfway left),
+ * then the directory. */
 static void
 remove_key_dir (const char *path)
 {
-  g_autofree char *key = g_build_filename (path, HOST_KEY, NULL);
-  g_autofree char *pub = g_build_filename (path, HOST_KEY_PUB, NULL);
+  g_autoptr(GDir) d = g_dir_open (path, 0, NULL);
+  const char *name;
 
-  g_unlink (key);
-  g_unlink (pub);
+  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+    {
+      g_autofree char *file = g_build_filename (path, name, NULL);
+      g_unlink (file);
+    }
   g_rmdir (path);
 }
 
@@ -168,9 +173,12 @@ remove_stale_makers (const char *state)
  * (ssh-keygen takes 4-8 ms). It is written whole in a fresh private
  * directory (mkdtemp, 0700; ssh-keygen writes the private key 0600) and
  * only then published by renaming that directory to the spare's name,
- * without replacing one: a reader sees no spare or a complete pair. */
+ * without replacing one: a reader sees no spare or a complete pair.
+ * @cancellable cancelled stops ssh-keygen and removes its directory:
+ * nothing is left, and the next VM makes its key itself. */
 gboolean
-bg_ssh_make_spare_host_key (GError **error)
+bg_ssh_make_spare_host_key (GCancellable  *cancellable,
+                            GError       **error)
 {
   g_autofree char *state = bg_paths_state_dir ();
   g_autofree char *spare = g_build_filename (state, SPARE_DIR, NULL);
@@ -190,7 +198,7 @@ bg_ssh_make_spare_host_key (GError **error)
     }
   key = g_build_filename (tmp, HOST_KEY, NULL);
   argv[9] = key;
-  if (!bg_spawn_run (argv, NULL, error))
+  if (!bg_spawn_run_cancellable (argv, NULL, cancellable, error))
     {
       remove_key_dir (tmp);
       return FALSE;
