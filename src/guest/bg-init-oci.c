@@ -31,12 +31,14 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/virtio_ids.h>
 
 #include "bg-init-oci.h"
 #include "bg-passwd.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define SEED_MNT     "/run/banger-seed"
+#define VIRTIO_DEVICES "/sys/bus/virtio/devices"
 
 /* -- the workload record -------------------------------------------------- */
 
@@ -552,6 +554,33 @@ bg_init_ensure_vfat (void)
   return rc;
 }
 
+int
+bg_init_virtio_present (const char *devices,
+                        unsigned    id)
+{
+  DIR *d = opendir (devices);
+  struct dirent *e;
+  char want[16];
+  int found = 0;
+
+  if (d == NULL)
+    return 0;
+  snprintf (want, sizeof want, "0x%04x\n", id);
+  while (!found && (e = readdir (d)) != NULL)
+    {
+      char file[512], got[32] = "";
+      FILE *f;
+
+      if (e->d_name[0] == '.' || snprintf (file, sizeof file, "%s/%s/device", devices, e->d_name) >= (int) sizeof file ||
+          (f = fopen (file, "re")) == NULL)
+        continue;
+      found = fgets (got, sizeof got, f) != NULL && strcmp (got, want) == 0;
+      fclose (f);
+    }
+  closedir (d);
+  return found;
+}
+
 /* -- PID 1 ----------------------------------------------------------------- */
 
 int
@@ -908,6 +937,15 @@ bg_init_oci_run (void)
 
   bg_init_ensure_vfat ();
   bg_init_ensure_module ("virtio_net", NULL);
+  /* The guest agent's ways in (banger-init started it; it looks for
+   * them for a while): nothing here loads a driver for a device as udev
+   * would, so the vsock's (Firecracker) and the virtio console's (the
+   * agent's virtio-serial port, where a VMM gives one) are loaded when
+   * the device is there. */
+  if (bg_init_virtio_present (VIRTIO_DEVICES, VIRTIO_ID_VSOCK))
+    bg_init_ensure_module ("vmw_vsock_virtio_transport", NULL);
+  if (bg_init_virtio_present (VIRTIO_DEVICES, VIRTIO_ID_CONSOLE))
+    bg_init_ensure_module ("virtio_console", NULL);
   have_seed = load_seed (&seed) == 0;
   if (have_seed)
     {

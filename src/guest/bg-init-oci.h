@@ -69,6 +69,10 @@ int  bg_init_ensure_module  (const char *module, const char *filesystem);
  * character sets a vfat mount asks modprobe for. 0, or -1 with errno. */
 int  bg_init_ensure_vfat    (void);
 
+/* Whether @devices (/sys/bus/virtio/devices) holds a virtio device of
+ * type @id (VIRTIO_ID_*), driver or not. */
+int  bg_init_virtio_present (const char *devices, unsigned id);
+
 /* PID 1's loop: reaps every child; returns the workload's wait status
  * once @workload ended, or -1 when @stop_signal (SIGINT: Ctrl-Alt-Del,
  * SIGTERM, SIGPWR) came first. The signals must be blocked. */

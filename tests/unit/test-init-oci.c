@@ -185,6 +185,31 @@ test_module_paths (void)
   g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
 }
 
+/* A virtio device of a type, as sysfs lists them (driver bound or not). */
+static void
+test_virtio_present (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("banger-virtio-XXXXXX", NULL);
+  const char *argv[] = { "rm", "-rf", dir, NULL };
+  const struct { const char *name, *id; } devices[] = { { "virtio0", "0x0002\n" }, { "virtio1", "0x0001\n" },
+                                                         { "virtio2", "0x0013\n" } };
+
+  g_assert_false (bg_init_virtio_present (dir, 3));
+  for (guint i = 0; i < G_N_ELEMENTS (devices); i++)
+    {
+      g_autofree char *sub = g_build_filename (dir, devices[i].name, NULL);
+      g_autofree char *file = g_build_filename (sub, "device", NULL);
+
+      g_assert_no_errno (g_mkdir (sub, 0755));
+      g_assert_true (g_file_set_contents (file, devices[i].id, -1, NULL));
+    }
+  g_assert_true (bg_init_virtio_present (dir, 19));   /* vsock */
+  g_assert_true (bg_init_virtio_present (dir, 2));    /* block */
+  g_assert_false (bg_init_virtio_present (dir, 3));   /* no console */
+  g_assert_false (bg_init_virtio_present ("/nonexistent/virtio", 2));
+  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
+}
+
 /* The PID 1 loop, in a child made a subreaper (orphans come to it, as
  * to PID 1): it reaps the orphan and returns the workload's status; a
  * SIGINT (Ctrl-Alt-Del) ends it early. */
@@ -248,6 +273,7 @@ main (int argc, char **argv)
               test_reads_the_drive_the_cli_writes, bg_guest_fixture_teardown);
   g_test_add_func ("/init-oci/broken-documents-refused", test_broken_documents_refused);
   g_test_add_func ("/init-oci/module-paths", test_module_paths);
+  g_test_add_func ("/init-oci/virtio-present", test_virtio_present);
   g_test_add_func ("/init-oci/supervise", test_supervise);
   return g_test_run ();
 }
