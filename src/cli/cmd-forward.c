@@ -14,6 +14,7 @@
 #include "bg-config.h"
 #include "bg-error.h"
 #include "bg-fd.h"
+#include "bg-image.h"
 #include "bg-forward.h"
 #include "bg-names.h"
 #include "bg-paths.h"
@@ -415,6 +416,21 @@ cp_over_agent (BgCli *cli, BgAgentClient *client, const char *vm, const char *ow
   return ok;
 }
 
+/* Who owns what `vm cp` puts into the VM: its user; root (the agent's
+ * default, as for `vm exec`) where banger-init is PID 1 of an image with
+ * no init, which makes no user, so the VM user does not exist there. An
+ * image with no guest setup at all may have the user of its own. */
+static const char *
+cp_owner (BgVmRecord *r, BgSshTarget *target)
+{
+  g_autofree char *images = bg_paths_images_dir ();
+  g_autoptr(BgImage) image = r->image ? bg_image_load (images, r->image, NULL) : NULL;
+
+  if (image != NULL && g_strcmp0 (image->guest_setup, "banger-init") == 0)
+    return NULL;
+  return target->user;
+}
+
 gboolean
 bg_vm_cmd_cp (BgCli *cli, int argc, char **argv, GError **error)
 {
@@ -437,7 +453,8 @@ bg_vm_cmd_cp (BgCli *cli, int argc, char **argv, GError **error)
                      "Copy files between the host and a VM: through its guest agent, or over SSH with the "
                      "pinned host key where the image has no agent.\n\n"
                      "One side is NAME:PATH (a relative PATH is in the VM user's home); modes and times "
-                     "are kept, and what is copied in is owned by the VM user.\n\n"
+                     "are kept, and what is copied in is owned by the VM user (root where banger-init is "
+                     "PID 1 of an image with no init, which makes no user).\n\n"
                      "  banger vm cp -r ./src dev:project     into the VM\n"
                      "  banger vm cp dev:/var/log/syslog .    out of it",
                      entries }, &argc, &argv, error))
@@ -510,7 +527,7 @@ bg_vm_cmd_cp (BgCli *cli, int argc, char **argv, GError **error)
       g_autoptr(BgAgentClient) client = bg_agent_client_connect (r->vsock_socket, BG_AGENT_VSOCK_PORT, 2000, NULL);
 
       if (client != NULL && bg_agent_client_get_version (client) >= BG_AGENT_VERSION_FILES)
-        return cp_over_agent (cli, client, vm, target->user, argc, argv, to_vm, recursive, error);
+        return cp_over_agent (cli, client, vm, cp_owner (r, target), argc, argv, to_vm, recursive, error);
     }
   if (!bg_programs_require ((const char * const[]) { "scp", NULL }, "vm cp", error))
     return FALSE;
