@@ -245,6 +245,278 @@ power_off (Vm *vm)
   /* QEMU removes its socket by the name it made it under. */
   if (vm->agent_link != NULL)
     g_unlink (vm->agent_link);
+  /* The VMM up_with_agent() left serving the vsock goes with the guest. */
+  if (vm->vmm_pid > 1 && kill ((pid_t) vm->vmm_pid, 0) == 0)
+    kill ((pid_t) vm->vmm_pid, SIGKILL);
+  vm->vmm_pid = 0;
+}
+
+static char *
+user_home (BgHarness *h)
+{
+  return g_strdup_printf ("%s/home-%s", h->tmp, BG_TEST_USER_A);
+}
+
+GPid
+cli_async (BgHarness          *h,
+           int                 in,
+           int                 out,
+           int                 err,
+           const char * const *args)
+{
+  g_autofree char *home = user_home (h);
+  g_autofree char *runtime = g_strdup_printf ("%s/runtime-%s", h->tmp, BG_TEST_USER_A);
+  g_auto(GStrv) argv = bg_harness_cli_argv (BG_TEST_USER_A, args);
+  g_auto(GStrv) envp = bg_harness_cli_envp (h, home, runtime);
+  g_autoptr(GError) error = NULL;
+  GPid pid;
+
+  if (!g_spawn_async_with_fds (home, argv, envp, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid,
+                               in, out, err, &error))
+    g_error ("%s", error->message);
+  return pid;
+}
+
+int
+wait_status (GPid pid)
+{
+  int status;
+
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  g_spawn_close_pid (pid);
+  return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+static char *
+console_tail (Vm *vm)
+{
+  g_autofree char *log = NULL;
+
+  if (!g_file_get_contents (vm->console, &log, NULL, NULL))
+    return g_strdup ("(no console)");
+  return g_strdup (log + MAX (0, (int) strlen (log) - 4000));
+}
+
+/* Waits (bounded; a console silent for three minutes is a stuck guest)
+ * until the console shows @needle; @also (`vm up`) must not end first. */
+static void
+wait_agent_console (Vm *vm, const char *needle, GPid also)
+{
+  gint64 end = bg_test_deadline (900);
+  gsize seen = 0;
+  int quiet = 0;
+
+  for (;;)
+    {
+      g_autofree char *log = NULL;
+      gsize len = 0;
+
+      if (g_file_get_contents (vm->console, &log, &len, NULL) && strstr (log, needle) != NULL)
+        return;
+      quiet = len > seen ? 0 : quiet + 1;
+      seen = MAX (seen, len);
+      if (waitpid (vm->qemu, NULL, WNOHANG) == vm->qemu)
+        {
+          g_autofree char *tail = console_tail (vm), *qemu_log = g_strdup_printf ("%s.qemu-stderr", vm->console);
+          g_autofree char *qemu_err = NULL;
+
+          g_file_get_contents (qemu_log, &qemu_err, NULL, NULL);
+          g_error ("QEMU ended before \"%s\" was on %s's console: %s; console:\n%s", needle, vm->name,
+                   qemu_err ? qemu_err : "", tail);
+        }
+      if (also && waitpid (also, NULL, WNOHANG) == also)
+        g_error ("vm up ended before \"%s\" was on %s's console", needle, vm->name);
+      if (g_get_monotonic_time () > end || (guint) quiet > bg_test_timeout (180))
+        {
+          g_autofree char *tail = console_tail (vm);
+          g_error ("no \"%s\" on %s's console; console:\n%s", needle, vm->name, tail);
+        }
+      g_usleep (G_USEC_PER_SEC);
+    }
+}
+
+/* nft with @argv (the test's own table; banger's are never touched). */
+static void
+nft (const char * const *argv)
+{
+  g_autofree char *err = NULL;
+  int status;
+
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, &err, &status, NULL) ||
+      !g_spawn_check_wait_status (status, NULL))
+    g_error ("nft: %s", err);
+}
+
+Vm *
+up_with_agent (BgHarness  *h,
+               const char *name,
+               const char *image,
+               char      **up_out)
+{
+  const char *up_args[] = { "vm", "up", name, "--image", image, "--disk", "3G", "--timeout", "1800", NULL };
+  g_autofree char *home = user_home (h), *up_out_path = NULL, *up_err_path = NULL, *up_err = NULL;
+  g_autofree char *show = NULL;
+  g_autoptr(JsonObject) rec = NULL;
+  Vm *vm;
+  gint64 vmm_pid, started;
+  int up_out_fd, up_err_fd, status;
+  GPid up;
+
+  up_out_path = g_build_filename (home, "up.out", NULL);
+  up_err_path = g_build_filename (home, "up.err", NULL);
+  up_out_fd = open (up_out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  up_err_fd = open (up_err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  g_assert_cmpint (up_out_fd, >=, 0);
+  g_assert_cmpint (up_err_fd, >=, 0);
+
+  /* `vm up` waits for the guest; its VMM configures and "starts" it. */
+  up = cli_async (h, -1, up_out_fd, up_err_fd, up_args);
+  close (up_out_fd);
+  close (up_err_fd);
+  for (gint64 end = bg_test_deadline (300);; g_usleep (200000))
+    {
+      g_autofree char *state = NULL;
+
+      g_clear_pointer (&show, g_free);
+      if (g_get_monotonic_time () > end || waitpid (up, NULL, WNOHANG) == up)
+        g_error ("vm up did not start the VM's VMM");
+      if (cli (h, &show, NULL, "vm", "show", name, "--json", NULL) != 0)
+        continue;
+      g_clear_pointer (&rec, json_object_unref);
+      rec = json_object (show);
+      if (!json_object_has_member (rec, "api_socket") || !json_object_has_member (rec, "vsock_socket"))
+        continue;
+      {
+        const char *argv[] = { g_getenv ("BANGER_TEST_FC"), "--user=" BG_TEST_USER_A,
+                               json_object_get_string_member (rec, "api_socket"), "get", NULL };
+        bg_harness_run_argv (argv, &state, NULL);
+      }
+      if (state != NULL && strstr (state, "Running") != NULL)
+        break;
+    }
+  vmm_pid = json_object_get_int_member (rec, "pid");
+  vm = vm_from_record (h, name, rec);
+  vm->vmm_pid = vmm_pid;
+  /* SSH to the guest is refused until `vm up` returned: its ready can
+   * only come from the agent (in a guest with sshd, sshd starts about
+   * when udev loads the port's driver, and `vm up` would otherwise take
+   * whichever answers first). */
+  {
+    const char *table[] = { "nft", "add", "table", "inet", "bgqagent", NULL };
+    const char *chain[] = { "nft", "add", "chain", "inet", "bgqagent", "out", "{", "type", "filter", "hook", "output",
+                            "priority", "0", ";", "}", NULL };
+    const char *rule[] = { "nft", "add", "rule", "inet", "bgqagent", "out", "ip", "daddr", vm->address, "tcp",
+                           "dport", "22", "reject", "with", "tcp", "reset", NULL };
+
+    nft (table);
+    nft (chain);
+    nft (rule);
+  }
+  g_assert_nonnull (strstr (vm->boot_args, "init=/usr/libexec/banger/banger-init"));
+  agent_port (vm, json_object_get_string_member (rec, "vsock_socket"));
+  /* A tap takes one VMM at a time: the test VMM lets go of it (it keeps
+   * serving the API and the vsock), then QEMU attaches. */
+  g_assert_no_errno (kill ((pid_t) vmm_pid, SIGUSR1));
+  for (gint64 end = bg_test_deadline (30);; g_usleep (50000))
+    {
+      g_autofree char *fd_dir = g_strdup_printf ("/proc/%" G_GINT64_FORMAT "/fd", vmm_pid);
+      g_autoptr(GDir) d = g_dir_open (fd_dir, 0, NULL);
+      gboolean tun = FALSE;
+      const char *fd;
+
+      g_assert_nonnull (d);
+      while ((fd = g_dir_read_name (d)) != NULL)
+        {
+          g_autofree char *path = g_build_filename (fd_dir, fd, NULL);
+          g_autofree char *target = g_file_read_link (path, NULL);
+          tun |= g_strcmp0 (target, "/dev/net/tun") == 0;
+        }
+      if (!tun)
+        break;
+      if (g_get_monotonic_time () > end)
+        g_error ("the test VMM still holds the tap");
+    }
+  boot (vm);
+  started = g_get_monotonic_time ();
+
+  /* Until the guest's agent opened its port, CONNECT finds nothing (as
+   * with Firecracker while nothing listens in the guest). */
+  wait_agent_console (vm, "banger-agent: serving the virtio-serial port", up);
+  agent_plug (vm, vmm_pid);
+  status = wait_status (up);
+  g_assert_true (g_file_get_contents (up_out_path, up_out, NULL, NULL));
+  g_assert_true (g_file_get_contents (up_err_path, &up_err, NULL, NULL));
+  if (status != 0)
+    {
+      g_autofree char *tail = console_tail (vm);
+      g_error ("vm up: %d: %s\nconsole:\n%s", status, up_err, tail);
+    }
+  g_test_message ("vm up returned %" G_GINT64_FORMAT " s after QEMU started (TCG): %s",
+                  (g_get_monotonic_time () - started) / G_USEC_PER_SEC, g_strstrip (*up_out));
+  {
+    const char *drop[] = { "nft", "delete", "table", "inet", "bgqagent", NULL };
+    nft (drop);
+  }
+  return vm;
+}
+
+int
+vm_exec (BgHarness  *h,
+         const char *vm,
+         char      **out,
+         const char *first,
+         ...)
+{
+  const char *a[12] = { "vm", "exec", vm, "--", first };
+  g_autofree char *err = NULL;
+  va_list ap;
+  int n = 5, status;
+
+  va_start (ap, first);
+  while ((a[n] = va_arg (ap, const char *)) != NULL)
+    if (++n == 11)
+      g_error ("vm_exec(): too many arguments");
+  va_end (ap);
+  status = bg_harness_run_cli (h, BG_TEST_USER_A, out, &err, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8],
+                               a[9], a[10], NULL);
+  if (status != 0 && status < 128)
+    g_test_message ("vm exec %s: %d: %s", first, status, err);
+  return status;
+}
+
+char *
+ssh_with_config (BgHarness  *h,
+                 Vm         *vm,
+                 const char *host_lines,
+                 gboolean    ipv6)
+{
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+  g_autofree char *home = user_home (h);
+  g_autofree char *runtime = g_strdup_printf ("%s/runtime-%s", h->tmp, BG_TEST_USER_A);
+  g_autofree char *block = NULL, *e = NULL, *from = NULL, *conf = NULL, *path = NULL;
+  g_autofree char *uid = g_strdup_printf ("--reuid=%u", pw->pw_uid), *gid = g_strdup_printf ("--regid=%u", pw->pw_gid);
+  g_autofree char *out = NULL, *err = NULL;
+  g_auto(GStrv) envp = bg_harness_cli_envp (h, home, runtime);
+  const char *argv[] = { "setpriv", uid, gid, "--init-groups", "--", "ssh", ipv6 ? "-6" : "-4", "-F", NULL, "-o",
+                         "BatchMode=yes", "-o", "ConnectTimeout=60", vm->name, "hostname", NULL };
+  int status;
+
+  if (cli (h, &block, &e, "vm", "ssh-config", vm->name, NULL) != 0)
+    g_error ("vm ssh-config: %s", e);
+  from = g_strdup_printf ("HostName %s\n", vm->address);
+  g_assert_nonnull (strstr (block, from));
+  {
+    g_auto(GStrv) halves = g_strsplit (block, from, 2);
+    conf = g_strjoin (host_lines, halves[0], halves[1], NULL);
+  }
+  path = g_build_filename (home, "test-ssh-config", NULL);
+  g_assert_true (g_file_set_contents (path, conf, -1, NULL));
+  g_assert_no_errno (chown (path, pw->pw_uid, pw->pw_gid));
+  argv[8] = path;
+  if (!g_spawn_sync (home, (char **) argv, envp, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &err, &status, NULL) ||
+      !g_spawn_check_wait_status (status, NULL))
+    g_error ("ssh -F %s to %s: %s", path, vm->name, err);
+  return g_strdup (g_strstrip (out));
 }
 
 /* Software emulation is slow: stay quiet (read the console once a

@@ -23,6 +23,9 @@ typedef struct {
   char   *agent_socket;
   char   *agent_link;
   char   *agent_dir;
+  /* The test VMM, left running by up_with_agent() to serve the vsock;
+   * 0 when make_vm() killed it. */
+  gint64  vmm_pid;
 } Vm;
 
 JsonObject *json_object (const char *text);
@@ -47,6 +50,14 @@ void        agent_port  (Vm         *vm,
  * guest's listener only once it listens. */
 void        agent_plug  (Vm         *vm,
                          gint64      vmm_pid);
+/* `banger vm up NAME --image IMAGE` (waiting for the guest) while QEMU
+ * boots the VM it configured, with the agent's port: SSH to the guest
+ * is refused until `vm up` returned, so its ready came from the agent.
+ * The VM, its VMM left running; `vm up`'s stdout in @up_out. */
+Vm         *up_with_agent (BgHarness  *h,
+                           const char *name,
+                           const char *image,
+                           char      **up_out);
 void        boot        (Vm         *vm);
 void        power_off   (Vm         *vm);
 char       *wait_ssh    (BgHarness  *h,
@@ -66,3 +77,24 @@ void        import_image_as (BgHarness  *h,
 char       *sha256_of   (const char *path);
 char       *wait_console (Vm        *vm,
                          const char *done);
+/* banger as user A, not waited for, with the given stdio (-1: the
+ * test's own); and a child's status (128+N for signal N). */
+GPid        cli_async   (BgHarness  *h,
+                         int         in,
+                         int         out,
+                         int         err,
+                         const char * const *args);
+int         wait_status (GPid        pid);
+/* `banger vm exec VM -- ARGV...`: its status; its stdout in @out. */
+int         vm_exec     (BgHarness  *h,
+                         const char *vm,
+                         char      **out,
+                         const char *first,
+                         ...) G_GNUC_NULL_TERMINATED;
+/* `ssh -F FILE [-6] VM hostname` as user A, FILE being `vm ssh-config`'s
+ * block with its "HostName ADDRESS" line made @host_lines: must succeed;
+ * what it printed, stripped. */
+char       *ssh_with_config (BgHarness  *h,
+                             Vm         *vm,
+                             const char *host_lines,
+                             gboolean    ipv6);

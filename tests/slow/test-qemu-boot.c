@@ -143,34 +143,10 @@ assert_ssh_through_forward (BgHarness  *h,
                             Vm         *vm,
                             guint       port)
 {
-  struct passwd *pw = getpwnam (BG_TEST_USER_A);
-  g_autofree char *home = g_strdup_printf ("%s/home-%s", h->tmp, BG_TEST_USER_A);
-  g_autofree char *runtime = g_strdup_printf ("%s/runtime-%s", h->tmp, BG_TEST_USER_A);
-  g_autofree char *block = NULL, *e = NULL, *from = NULL, *to = NULL, *conf = NULL, *path = NULL;
-  g_autofree char *uid = g_strdup_printf ("--reuid=%u", pw->pw_uid), *gid = g_strdup_printf ("--regid=%u", pw->pw_gid);
-  g_autofree char *out = NULL, *err = NULL;
-  g_auto(GStrv) envp = bg_harness_cli_envp (h, home, runtime);
-  const char *argv[] = { "setpriv", uid, gid, "--init-groups", "--", "ssh", "-F", NULL, "-o", "BatchMode=yes",
-                         "-o", "ConnectTimeout=20", vm->name, "hostname", NULL };
-  int status;
+  g_autofree char *to = g_strdup_printf ("HostName 127.0.0.1\n    Port %u\n", port);
+  g_autofree char *name = ssh_with_config (h, vm, to, FALSE);
 
-  if (cli (h, &block, &e, "vm", "ssh-config", vm->name, NULL) != 0)
-    g_error ("vm ssh-config: %s", e);
-  from = g_strdup_printf ("HostName %s\n", vm->address);
-  to = g_strdup_printf ("HostName 127.0.0.1\n    Port %u\n", port);
-  g_assert_nonnull (strstr (block, from));
-  {
-    g_auto(GStrv) halves = g_strsplit (block, from, 2);
-    conf = g_strjoin (to, halves[0], halves[1], NULL);
-  }
-  path = g_build_filename (home, "forwarded-ssh-config", NULL);
-  g_assert_true (g_file_set_contents (path, conf, -1, NULL));
-  g_assert_no_errno (chown (path, pw->pw_uid, pw->pw_gid));
-  argv[7] = path;
-  if (!g_spawn_sync (home, (char **) argv, envp, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &err, &status, NULL) ||
-      !g_spawn_check_wait_status (status, NULL))
-    g_error ("ssh through the forward: %s", err);
-  g_assert_cmpstr (g_strstrip (out), ==, vm->name);
+  g_assert_cmpstr (name, ==, vm->name);
 }
 
 static void

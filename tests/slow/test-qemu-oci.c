@@ -9,8 +9,11 @@
  * and `banger image pull`ed. Its VM is layered; banger-init is PID 1,
  * gives the guest its host name and address from the config drive and
  * runs the Cmd, whose line is on the console; the guest answers on its
- * address; `vm ssh` says there is no sshd and names `vm exec`; the
- * image's ext4 never changes.
+ * address; banger-init starts banger-agent, reached over the virtio-serial
+ * port (as in test-qemu-agent: this host has no vhost-vsock), so `vm up`
+ * returns on the agent's ready, and `vm exec` and `vm cp` work without
+ * sshd; `vm ssh` says there is no sshd and names `vm exec`; the image's
+ * ext4 never changes.
  *
  * A pulled image with systemd and sshd (mmdebstrap's minbase with
  * them): banger stages banger-guest-setup and its unit into it, so the
@@ -25,6 +28,7 @@
  * answers `banger vm ssh`; the user's file and banger's copy never
  * change. */
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
 #include <gio/gio.h>
@@ -231,22 +235,78 @@ pull_image (BgHarness      *h,
   return g_steal_pointer (&show);
 }
 
-/* `vm up` of @image as @name, its VM layered as `vm show` says: the
- * image's ext4 read-only first drive, banger-init the kernel's init. */
-static Vm *
-make_layered_vm (BgHarness  *h,
-                 const char *name,
-                 const char *image)
+/* @vm is layered as `vm show` says: the image's ext4 its read-only first
+ * drive, banger-init the kernel's init. */
+static void
+assert_layered (BgHarness *h,
+                Vm        *vm)
 {
-  g_autoptr(Vm) vm = make_vm (h, name, image);
   g_autofree char *out = NULL;
 
-  g_assert_cmpint (cli (h, &out, NULL, "vm", "show", name, NULL), ==, 0);
+  g_assert_cmpint (cli (h, &out, NULL, "vm", "show", vm->name, NULL), ==, 0);
   g_assert_nonnull (strstr (out, "layered"));
   g_assert_nonnull (strstr (vm->boot_args, "init=/usr/libexec/banger/banger-init"));
   g_assert_cmpuint (vm->drives->len, ==, 3);
   g_assert_true (g_str_has_suffix (vm->drives->pdata[0], ",readonly=on"));
-  return g_steal_pointer (&vm);
+}
+
+/* A layered VM of @image as @name, booted through banger-init to the
+ * image's systemd, which starts banger-guest-setup: `banger vm ssh`
+ * answers with the pinned host key, as the VM's user with the synced
+ * file; the root is the overlay, PID 1 systemd. Powered off, removed. */
+static void
+boot_layered_to_ssh (BgHarness  *h,
+                     const char *name,
+                     const char *image)
+{
+  g_autoptr(Vm) vm = make_vm (h, name, image);
+  g_autofree char *done = g_strdup_printf ("banger-guest-setup: %s configured in", name);
+  g_autofree char *ssh = NULL, *first = g_strdup_printf ("%s\n", name), *root_fs = NULL, *pid1 = NULL;
+
+  assert_layered (h, vm);
+  boot (vm);
+  ssh = wait_ssh (h, vm, done, NULL);
+  g_assert_true (g_str_has_prefix (ssh, first));
+  g_assert_nonnull (strstr (ssh, "\tname = Synced From The Host\n"));
+  root_fs = in_guest (h, vm, "findmnt -n -o FSTYPE /");
+  g_assert_cmpstr (root_fs, ==, "overlay");
+  pid1 = in_guest (h, vm, "cat /proc/1/comm");
+  g_assert_cmpstr (pid1, ==, "systemd");
+  power_off (vm);
+  g_assert_cmpint (cli (h, NULL, NULL, "vm", "rm", name, NULL), ==, 0);
+}
+
+/* `vm exec` and `vm cp` in the guest without sshd, over the agent:
+ * exit statuses, a command's stdout, one file copied in with its bytes
+ * and mode (owned by root: the image's setup makes no user). */
+static void
+assert_agent_works (BgHarness *h,
+                    const char *name)
+{
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+  g_autofree char *home = user_home (h), *file = g_build_filename (home, "to-guest.txt", NULL);
+  g_autofree char *dst = g_strdup_printf ("%s:/tmp/from-host.txt", name);
+  g_autofree char *o = NULL, *e = NULL, *host = g_strdup_printf ("%s\n", name);
+
+  g_assert_cmpint (vm_exec (h, name, NULL, "true", NULL), ==, 0);
+  g_assert_cmpint (vm_exec (h, name, NULL, "false", NULL), ==, 1);
+  g_assert_cmpint (vm_exec (h, name, &o, "cat", "/proc/sys/kernel/hostname", NULL), ==, 0);
+  g_assert_cmpstr (o, ==, host);
+  g_clear_pointer (&o, g_free);
+  g_assert_cmpint (vm_exec (h, name, &o, "cat", "/proc/1/comm", NULL), ==, 0);
+  g_assert_cmpstr (o, ==, "banger-init\n");
+
+  g_assert_true (g_file_set_contents (file, "carried by the agent\n", -1, NULL));
+  g_assert_no_errno (chmod (file, 0640));
+  g_assert_no_errno (chown (file, pw->pw_uid, pw->pw_gid));
+  if (cli (h, &o, &e, "vm", "cp", "to-guest.txt", dst, NULL) != 0)
+    g_error ("vm cp into %s: %s", name, e);
+  g_clear_pointer (&o, g_free);
+  g_assert_cmpint (vm_exec (h, name, &o, "cat", "/tmp/from-host.txt", NULL), ==, 0);
+  g_assert_cmpstr (o, ==, "carried by the agent\n");
+  g_clear_pointer (&o, g_free);
+  g_assert_cmpint (vm_exec (h, name, &o, "stat", "-c", "%a %U", "/tmp/from-host.txt", NULL), ==, 0);
+  g_assert_cmpstr (o, ==, "640 root\n");
 }
 
 static void
@@ -254,7 +314,7 @@ test_pulled_image_without_init (void)
 {
   BgHarness *h = bg_harness_start (600);
   g_autofree char *home = user_home (h);
-  g_autofree char *err = NULL, *show = NULL, *rootfs = NULL;
+  g_autofree char *err = NULL, *show = NULL, *rootfs = NULL, *up_out = NULL;
   g_autofree char *sum_before = NULL, *sum_after = NULL, *line = NULL, *want = NULL, *net = NULL;
   g_autoptr(Vm) vm = NULL;
   BgTestRegistry r = { 0 };
@@ -265,8 +325,12 @@ test_pulled_image_without_init (void)
   rootfs = g_strdup_printf ("%s/.local/share/banger/images/app/rootfs.ext4", home);
   sum_before = sha256_of (rootfs);
 
-  vm = make_layered_vm (h, "qapp", "app");
-  boot (vm);
+  /* `vm up` waits, and returns because the agent (started by
+   * banger-init, over its virtio-serial port here) said ready. */
+  vm = up_with_agent (h, "qapp", "app", &up_out);
+  assert_layered (h, vm);
+  g_assert_nonnull (strstr (up_out, "up (its guest agent answers; the image has no sshd)"));
+  g_assert_nonnull (strstr (up_out, "banger vm exec -it qapp -- sh"));
 
   /* banger-init started the Cmd, which runs under it (PID 1) with the
    * VM's name, after configuring the address the config drive gave. */
@@ -289,6 +353,7 @@ test_pulled_image_without_init (void)
     g_test_message ("%s", net);
   }
   assert_answers (vm->address);
+  assert_agent_works (h, "qapp");
 
   /* No sshd: vm ssh says so and names the way in. */
   g_clear_pointer (&err, g_free);
@@ -312,9 +377,7 @@ test_pulled_image_with_systemd (void)
 {
   BgHarness *h = bg_harness_start (600);
   g_autofree char *home = user_home (h);
-  g_autofree char *show = NULL, *rootfs = NULL, *ssh = NULL, *first = NULL, *pid1 = NULL, *root_fs = NULL;
-  g_autofree char *sum_before = NULL, *sum_after = NULL;
-  g_autoptr(Vm) vm = NULL;
+  g_autofree char *show = NULL, *rootfs = NULL, *sum_before = NULL, *sum_after = NULL;
   BgTestRegistry r = { 0 };
 
   show = pull_image (h, &r, "sshd", "debian-sshd");
@@ -323,21 +386,10 @@ test_pulled_image_with_systemd (void)
   rootfs = g_strdup_printf ("%s/.local/share/banger/images/sshd/rootfs.ext4", home);
   sum_before = sha256_of (rootfs);
 
-  vm = make_layered_vm (h, "qsshd", "sshd");
-  boot (vm);
-  ssh = wait_ssh (h, vm, "banger-guest-setup: qsshd configured in", NULL);
-  first = g_strdup_printf ("%s\n", vm->name);
-  g_assert_true (g_str_has_prefix (ssh, first));
-  g_assert_nonnull (strstr (ssh, "\tname = Synced From The Host\n"));
-  root_fs = in_guest (h, vm, "findmnt -n -o FSTYPE /");
-  g_assert_cmpstr (root_fs, ==, "overlay");
-  pid1 = in_guest (h, vm, "cat /proc/1/comm");
-  g_assert_cmpstr (pid1, ==, "systemd");
-  power_off (vm);
+  boot_layered_to_ssh (h, "qsshd", "sshd");
 
   sum_after = sha256_of (rootfs);
   g_assert_cmpstr (sum_after, ==, sum_before);
-  g_assert_cmpint (cli (h, NULL, NULL, "vm", "rm", "qsshd", NULL), ==, 0);
   bg_test_registry_stop (&r);
   bg_harness_stop (h);
 }
@@ -353,9 +405,7 @@ test_byo_ext4 (void)
   g_autofree char *copy = g_strdup_printf ("%s/.local/share/banger/images/byo/rootfs.ext4", home);
   g_autofree char *users_before = sha256_of (byo_rootfs);
   g_autofree char *users_after = NULL, *copy_before = NULL, *copy_after = NULL;
-  g_autofree char *out = NULL, *err = NULL, *show = NULL, *ssh = NULL, *first = NULL;
-  g_autofree char *root_fs = NULL, *pid1 = NULL;
-  g_autoptr(Vm) vm = NULL;
+  g_autofree char *out = NULL, *err = NULL, *show = NULL;
 
   /* The synced file and the group rule, as for any image; then the
    * user's own kernel, initrd and ext4. */
@@ -368,25 +418,14 @@ test_byo_ext4 (void)
   g_assert_nonnull (strstr (show, "Guest setup: banger-guest-setup, started by the image's systemd"));
   copy_before = sha256_of (copy);
 
-  vm = make_layered_vm (h, "qbyo", "byo");
-  boot (vm);
-  ssh = wait_ssh (h, vm, "banger-guest-setup: qbyo configured in", NULL);
-  first = g_strdup_printf ("%s\n", vm->name);
-  g_assert_true (g_str_has_prefix (ssh, first));
-  g_assert_nonnull (strstr (ssh, "\tname = Synced From The Host\n"));
-  /* banger-init built the overlay and handed PID 1 to the image's own
+  /* banger-init builds the overlay and hands PID 1 to the image's own
    * init. */
-  root_fs = in_guest (h, vm, "findmnt -n -o FSTYPE /");
-  g_assert_cmpstr (root_fs, ==, "overlay");
-  pid1 = in_guest (h, vm, "cat /proc/1/comm");
-  g_assert_cmpstr (pid1, ==, "systemd");
-  power_off (vm);
+  boot_layered_to_ssh (h, "qbyo", "byo");
 
   users_after = sha256_of (byo_rootfs);
   g_assert_cmpstr (users_after, ==, users_before);
   copy_after = sha256_of (copy);
   g_assert_cmpstr (copy_after, ==, copy_before);
-  g_assert_cmpint (cli (h, NULL, NULL, "vm", "rm", "qbyo", NULL), ==, 0);
   bg_harness_stop (h);
 }
 
