@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +31,8 @@
 static GDBusConnection *connection;
 static BgMechanism1 *proxy;
 static GPid agent_pid;
+/* bg_client_connect_ahead's thread, joined before anything here is used. */
+static GThread *ahead;
 
 /* A graphical session of this machine: its desktop runs a polkit agent
  * of its own. X forwarded over SSH is not one (the session is remote). */
@@ -85,9 +88,48 @@ agent_start (void)
     ;
 }
 
+static BgMechanism1 *get_proxy (GError **error);
+
+static void
+join_ahead (void)
+{
+  if (ahead != NULL)
+    g_thread_join (g_steal_pointer (&ahead));
+}
+
+static gpointer
+connect_ahead_run (gpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  sigset_t signals;
+
+  /* Ctrl-C is the main thread's to hear. */
+  sigemptyset (&signals);
+  sigaddset (&signals, SIGINT);
+  sigaddset (&signals, SIGTERM);
+  pthread_sigmask (SIG_BLOCK, &signals, NULL);
+  /* A failure is the first call's to report: it tries again. */
+  if (get_proxy (&error) == NULL)
+    g_debug ("connecting ahead: %s", error->message);
+  return NULL;
+}
+
+/* Starts connecting to the system bus and reaching the mechanism (which
+ * activates it if it is not running) in a thread, so that the round
+ * trips to the bus, and a cold mechanism's start, overlap with the
+ * caller's local work before its first call. The first call, or
+ * bg_client_shutdown, waits for it. */
+void
+bg_client_connect_ahead (void)
+{
+  if (ahead == NULL && proxy == NULL)
+    ahead = g_thread_new ("banger-bus", connect_ahead_run, NULL);
+}
+
 void
 bg_client_shutdown (void)
 {
+  join_ahead ();
   if (agent_pid != 0)
     {
       kill (agent_pid, SIGTERM);
@@ -98,8 +140,11 @@ bg_client_shutdown (void)
   g_clear_object (&connection);
 }
 
-GDBusConnection *
-bg_client_get_connection (GError **error)
+/* The connection, made once. Only ever called from one thread at a time:
+ * the caller's (which first waits for a connection made ahead), or the
+ * connect-ahead thread itself. */
+static GDBusConnection *
+get_connection (GError **error)
 {
   g_autoptr(GError) local = NULL;
 
@@ -112,6 +157,13 @@ bg_client_get_connection (GError **error)
   return connection;
 }
 
+GDBusConnection *
+bg_client_get_connection (GError **error)
+{
+  join_ahead ();
+  return get_connection (error);
+}
+
 static BgMechanism1 *
 get_proxy (GError **error)
 {
@@ -119,7 +171,7 @@ get_proxy (GError **error)
     return proxy;
   /* Registers banger's error names, so replies map back to BG_ERROR. */
   bg_error_quark ();
-  if (bg_client_get_connection (error) == NULL)
+  if (get_connection (error) == NULL)
     return NULL;
   /* No property load and no signal subscription: either would be a round
    * trip (and an activation) before the first real call. */
@@ -205,6 +257,7 @@ bg_client_call (const char   *method,
   g_autoptr(GError) local = NULL;
   GVariant *reply;
 
+  join_ahead ();
   if (get_proxy (error) == NULL)
     return NULL;
   reply = g_dbus_proxy_call_with_unix_fd_list_sync (G_DBUS_PROXY (proxy), method, params,

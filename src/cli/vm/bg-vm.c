@@ -500,6 +500,10 @@ bg_vm_up (BgCli        *cli,
                               what, error))
       return FALSE;
   }
+  /* Every path from here calls the mechanism (and ends in
+   * bg_client_shutdown): the bus is reached, and a mechanism not running
+   * started, while the record and the disk are made. */
+  bg_client_connect_ahead ();
 
   sigemptyset (&sa.sa_mask);
   sigaction (SIGINT, &sa, &old_int);
