@@ -179,8 +179,10 @@ test_state_parallel_writers_lose_nothing (Fixture *f, gconstpointer data)
   g_autofree char *vm_dir = g_build_filename (f->tmp, "shared", NULL);
   const char *entry;
 
-  /* Writers: read-modify-write under the lock. Readers: load without the
-   * lock while the writers run, and must never see a torn file. */
+  /* Writers: read-modify-write under the lock, half of them durable and
+   * half only consistent (as vm up saves the record it had just made),
+   * both atomic. Readers: load without the lock while the writers run,
+   * and must never see a torn file. */
   for (guint i = 0; i < G_N_ELEMENTS (pids); i++)
     {
       pids[i] = fork ();
@@ -193,7 +195,8 @@ test_state_parallel_writers_lose_nothing (Fixture *f, gconstpointer data)
           if (i < N_WRITERS)
             {
               for (int n = 0; n < N_UPDATES; n++)
-                if (!bg_state_store_update (store, "shared", touch_record, NULL, NULL))
+                if (!bg_state_store_update_full (store, "shared", touch_record, NULL,
+                                                 i % 2 ? BG_STATE_WRITE_CONSISTENT : BG_STATE_WRITE_DURABLE, NULL))
                   status = 1;
             }
           else

@@ -1,7 +1,9 @@
 /* bg-state.c: per-VM records under $XDG_STATE_HOME/banger/vms/<name>/vm.json.
  *
  * Every write is write-temp + fsync + rename (g_file_set_contents_full with
- * DURABLE), so a reader sees the old or the new record, never half of one.
+ * DURABLE, or CONSISTENT where the caller says an older record would do
+ * after a power loss), so a reader sees the old or the new record, never
+ * half of one.
  * Read-modify-write cycles hold an flock() on vms/.lock, so two banger
  * processes updating the same VM never lose one of the updates.
  */
@@ -478,10 +480,11 @@ bg_state_store_load (BgStateStore  *store,
 
 /* Callers that read-modify-write must hold the store lock; a plain save of
  * a record the caller owns outright (a new VM) is atomic on its own. */
-gboolean
-bg_state_store_save (BgStateStore      *store,
-                     const BgVmRecord  *record,
-                     GError           **error)
+static gboolean
+save_record (BgStateStore      *store,
+             const BgVmRecord  *record,
+             BgStateWrite       how,
+             GError           **error)
 {
   g_autofree char *path = record_path (store, record->name, error);
   g_autofree char *dir = NULL;
@@ -497,10 +500,20 @@ bg_state_store_save (BgStateStore      *store,
   node = bg_vm_record_to_json (record);
   text = json_to_string (node, TRUE);
 
+  /* CONSISTENT alone still syncs the new file before it replaces a
+   * non-empty one; DURABLE also syncs a new file and the directory. */
   return g_file_set_contents_full (path, text, -1,
                                    G_FILE_SET_CONTENTS_CONSISTENT |
-                                   G_FILE_SET_CONTENTS_DURABLE,
+                                   (how == BG_STATE_WRITE_DURABLE ? G_FILE_SET_CONTENTS_DURABLE : 0),
                                    0600, error);
+}
+
+gboolean
+bg_state_store_save (BgStateStore      *store,
+                     const BgVmRecord  *record,
+                     GError           **error)
+{
+  return save_record (store, record, BG_STATE_WRITE_DURABLE, error);
 }
 
 gboolean
@@ -509,6 +522,17 @@ bg_state_store_update (BgStateStore       *store,
                        BgStateUpdateFunc   func,
                        gpointer            user_data,
                        GError            **error)
+{
+  return bg_state_store_update_full (store, name, func, user_data, BG_STATE_WRITE_DURABLE, error);
+}
+
+gboolean
+bg_state_store_update_full (BgStateStore       *store,
+                            const char         *name,
+                            BgStateUpdateFunc   func,
+                            gpointer            user_data,
+                            BgStateWrite        how,
+                            GError            **error)
 {
   g_autoptr(BgStateLock) lock = NULL;
   g_autoptr(BgVmRecord) current = NULL;
@@ -539,7 +563,7 @@ bg_state_store_update (BgStateStore       *store,
   updated->updated_at = g_get_real_time () / G_USEC_PER_SEC;
   /* Under the lock, so concurrent updates each count once. */
   updated->generation++;
-  ok = bg_state_store_save (store, updated, error);
+  ok = save_record (store, updated, how, error);
   bg_vm_record_free (updated);
   return ok;
 }

@@ -87,6 +87,21 @@ gboolean      bg_state_store_update   (BgStateStore  *store,
                                        BgStateUpdateFunc func,
                                        gpointer       user_data,
                                        GError       **error);
+/* How a record is written. DURABLE: on disk with its directory entry
+ * when the call returns (fsync of both). CONSISTENT: after a power loss
+ * the old record or the new one, never half of one (the new file is
+ * synced before it replaces the old), but possibly the old: for a record
+ * whose previous version says as much for what a reboot leaves. */
+typedef enum {
+  BG_STATE_WRITE_DURABLE,
+  BG_STATE_WRITE_CONSISTENT,
+} BgStateWrite;
+gboolean      bg_state_store_update_full (BgStateStore *store,
+                                       const char    *name,
+                                       BgStateUpdateFunc func,
+                                       gpointer       user_data,
+                                       BgStateWrite   how,
+                                       GError       **error);
 gboolean      bg_state_store_delete   (BgStateStore  *store,
                                        const char    *name,
                                        GError       **error);

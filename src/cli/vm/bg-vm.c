@@ -280,8 +280,11 @@ make_new_vm (BgStateStore *store,
   bg_vm_take_network (r, info);
   bg_undo_push (undo, undo_delete_tap, g_strdup (r->tap), g_free);
   /* Saved as each resource appears, so a kill at any later step leaves a
-   * record that names everything to clean up. */
-  if (!save_record (store, r, error) || !bg_cli_check_interrupt (error))
+   * record that names everything to clean up. Not durable (no wait for
+   * the directory's sync): a power loss takes the tap with it, and the
+   * record this one replaces, "creating" as well, names the rest. */
+  if (!bg_state_store_update_full (store, r->name, replace_record, r, BG_STATE_WRITE_CONSISTENT, error) ||
+      !bg_cli_check_interrupt (error))
     goto out;
 
   /* Made meanwhile by the thread: this step waits for what is left. */
