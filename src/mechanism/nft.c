@@ -99,6 +99,10 @@ marker6 (const char *bridge,
   return g_strdup_printf ("\"banger bridge=%s subnet6=%s\"", bridge, subnet6);
 }
 
+/* The first rule of both output chains (see bg_nft_apply), as nft lists
+ * it. */
+#define PORT_DROP "oifname \"" BG_TAP_PREFIX "*\" drop"
+
 static gboolean
 table_in_place (BgNft      *nft,
                 const char *family,
@@ -126,12 +130,14 @@ bg_nft_in_place (BgNft      *nft,
   g_autofree char *want = marker (bridge, subnet);
   g_autofree char *want6 = subnet6 ? marker6 (bridge, subnet6) : NULL;
 
-  /* A table from before the owners' output chain is made again. */
-  if (!table_in_place (nft, "ip", want, "@owners"))
+  /* A table from before the drop of what leaves straight out a port
+   * (and so from before the owners' check, which came first) is made
+   * again. */
+  if (!table_in_place (nft, "ip", want, PORT_DROP))
     return FALSE;
   if (subnet6 == NULL)
     return !nft_run (nft, "list table ip6 " NFT_TABLE, NULL, NULL);
-  return table_in_place (nft, "ip6", want6, "@owners");
+  return table_in_place (nft, "ip6", want6, PORT_DROP);
 }
 
 /* The subnet banger's table says it was made for, if it names @bridge:
@@ -182,8 +188,15 @@ bg_nft_apply (BgNft       *nft,
       "  }\n"
       /* Filled by bg_nft_apply_ports: each VM's address with its owner. */
       "  set owners { typeof ip daddr . meta skuid; }\n"
+      /* Nothing legitimate leaves the host's own stack straight out a
+       * VM's port (the host reaches VMs through the bridge, and the
+       * port of a VMM's network namespace is the host end of its
+       * veth): a user sending there, to the broadcast address from the
+       * bridge's, would reach every service of that VM and hear their
+       * answers to the gateway, past the owners check below. */
       "  chain output {\n"
       "    type filter hook output priority filter; policy accept;\n"
+      "    " PORT_DROP "\n"
       "    oifname != \"%s\" accept\n"
       "    ct state established,related accept\n"
       "    meta skuid 0 accept\n"
@@ -220,8 +233,11 @@ bg_nft_apply (BgNft       *nft,
           "  }\n"
           /* Filled by bg_nft_apply_ports, as the IPv4 one. */
           "  set owners { typeof ip6 daddr . meta skuid; }\n"
+          /* As for IPv4: nothing straight out a VM's port (to ff02::1
+           * there, say), not even neighbour discovery. */
           "  chain output {\n"
           "    type filter hook output priority filter; policy accept;\n"
+          "    " PORT_DROP "\n"
           "    oifname != \"%s\" accept\n"
           "    icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert,"
           " mld-listener-report, mld-listener-done, mld2-listener-report } accept\n"

@@ -14,6 +14,12 @@
  *   bg-test-net open-tap USER NODE TAP
  *                                   as USER, open the tun device node NODE
  *                                   and attach to TAP; print OK or the error
+ *   bg-test-net send-out IFNAME SRC DST PORT TAG
+ *                                   one UDP datagram "BGTAG"+TAG (a byte)
+ *                                   from SRC to DST:PORT (IPv4 or IPv6),
+ *                                   broadcast allowed, sent straight out
+ *                                   IFNAME (IP_PKTINFO/IPV6_PKTINFO); print
+ *                                   "sent" or the error
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,6 +27,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <grp.h>
+#include <net/if.h>  /* before linux/if.h, which then defers to it */
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <netdb.h>
@@ -153,6 +160,62 @@ open_tap (const char *user, const char *node, const char *tap)
   return 0;
 }
 
+static int
+send_out (const char *ifname, const char *src, const char *dst, const char *port, const char *tag)
+{
+  struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV, .ai_socktype = SOCK_DGRAM };
+  struct addrinfo *from = NULL, *to = NULL;
+  char body[6] = { 'B', 'G', 'T', 'A', 'G', (char) atoi (tag) };
+  union { char buf[CMSG_SPACE (sizeof (struct in6_pktinfo))]; struct cmsghdr align; } control = { 0 };
+  struct iovec iov = { body, sizeof body };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf };
+  struct cmsghdr *c = (struct cmsghdr *) control.buf;
+  unsigned int ifindex = if_nametoindex (ifname);
+  int one = 1, s;
+
+  if (ifindex == 0 || getaddrinfo (src, NULL, &hints, &from) != 0 || getaddrinfo (dst, port, &hints, &to) != 0 ||
+      from->ai_family != to->ai_family)
+    {
+      printf ("bad arguments\n");
+      return 1;
+    }
+  s = socket (to->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  setsockopt (s, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
+  if (bind (s, from->ai_addr, from->ai_addrlen) < 0)
+    {
+      printf ("bind failed: %s\n", strerror (errno));
+      return 1;
+    }
+  msg.msg_name = to->ai_addr;
+  msg.msg_namelen = to->ai_addrlen;
+  if (to->ai_family == AF_INET)
+    {
+      struct in_pktinfo pi = { .ipi_ifindex = ifindex };
+      c->cmsg_level = IPPROTO_IP;
+      c->cmsg_type = IP_PKTINFO;
+      c->cmsg_len = CMSG_LEN (sizeof pi);
+      memcpy (CMSG_DATA (c), &pi, sizeof pi);
+      msg.msg_controllen = CMSG_SPACE (sizeof pi);
+    }
+  else
+    {
+      struct in6_pktinfo pi = { .ipi6_ifindex = ifindex };
+      c->cmsg_level = IPPROTO_IPV6;
+      c->cmsg_type = IPV6_PKTINFO;
+      c->cmsg_len = CMSG_LEN (sizeof pi);
+      memcpy (CMSG_DATA (c), &pi, sizeof pi);
+      msg.msg_controllen = CMSG_SPACE (sizeof pi);
+    }
+  if (sendmsg (s, &msg, 0) < 0)
+    printf ("send failed: %s\n", strerror (errno));
+  else
+    printf ("sent\n");
+  freeaddrinfo (from);
+  freeaddrinfo (to);
+  close (s);
+  return 0;
+}
+
 /* Dual-stack: the stand-in guest answers on its IPv4 and IPv6 addresses. */
 static int
 listen_on (int type,
@@ -247,6 +310,8 @@ main (int argc, char **argv)
     return serve (atoi (argv[2]));
   if (argc == 4 && strcmp (argv[1], "connect") == 0)
     return connect_to (argv[2], argv[3]);
+  if (argc == 7 && strcmp (argv[1], "send-out") == 0)
+    return send_out (argv[2], argv[3], argv[4], argv[5], argv[6]);
   if (argc == 5 && strcmp (argv[1], "open-tap") == 0)
     return open_tap (argv[2], argv[3], argv[4]);
   fprintf (stderr, "usage: see the source\n");

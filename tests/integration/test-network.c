@@ -1482,6 +1482,78 @@ test_host_users_reach_only_their_own_vms_over_ipv6 (Fixture *f, gconstpointer da
   must ("ip", "netns", "del", guest, NULL);
 }
 
+/* bg-test-net as @user ("root" too, through the same setpriv), with
+ * @args after the program's name; what it printed. */
+static char *
+net_as (const char *user, const char * const *args)
+{
+  struct passwd *pw = getpwnam (user);
+  g_autofree char *uid = g_strdup_printf ("--reuid=%u", pw->pw_uid);
+  g_autofree char *gid = g_strdup_printf ("--regid=%u", pw->pw_gid);
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  const char *head[] = { "setpriv", uid, gid, "--init-groups", "--", g_getenv ("BANGER_TEST_NET") };
+  char *seen = NULL;
+  int status;
+
+  for (guint i = 0; i < G_N_ELEMENTS (head); i++)
+    g_ptr_array_add (argv, (char *) head[i]);
+  for (guint i = 0; args[i]; i++)
+    g_ptr_array_add (argv, (char *) args[i]);
+  g_ptr_array_add (argv, NULL);
+  bg_harness_run_argv ((const char * const *) argv->pdata, &seen, &status);
+  return seen;
+}
+
+/* One datagram tagged @tag, sent as @user from @src to @dst straight out
+ * @ifname; what the sender printed. */
+static char *
+send_out_as (const char *user, const char *ifname, const char *src, const char *dst, guint8 tag)
+{
+  g_autofree char *tag_text = g_strdup_printf ("%u", tag);
+  const char *args[] = { "send-out", ifname, src, dst, "7780", tag_text, NULL };
+
+  return net_as (user, args);
+}
+
+/* Nothing leaves the host's own IP stack straight out a VM's port. A
+ * local user sending to the broadcast address (or IPv6's all-nodes
+ * group) out another user's tap, from the bridge's address, would reach
+ * that VM's services, and their answers to the gateway would reach the
+ * sender: refused for every user, the VM's owner and root too. What the
+ * host sends through the bridge still reaches the VM. */
+static void
+test_host_sends_nothing_out_a_vms_port (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Tap) a1 = create_tap (f, BG_TEST_USER_A, "victim");
+  g_autoptr(GString) seen = g_string_new (NULL);
+  const char *who[] = { BG_TEST_USER_B, BG_TEST_USER_A, "root" };
+  int fa1 = tap_attach (a1->tap);
+  guint8 tag = 0;
+
+  g_assert_nonnull (a1->gateway6);
+  for (guint i = 0; i < G_N_ELEMENTS (who); i++)
+    {
+      g_autofree char *out4 = send_out_as (who[i], a1->tap, a1->gateway, "255.255.255.255", ++tag);
+      g_autofree char *out6 = send_out_as (who[i], a1->tap, a1->gateway6, "ff02::1", ++tag);
+
+      g_assert_cmpstr (out4, ==, "send failed: Operation not permitted\n");
+      g_assert_cmpstr (out6, ==, "send failed: Operation not permitted\n");
+    }
+  /* Through the bridge: these arrive, behind anything sent above (one
+   * queue, the tap's, in order). */
+  {
+    g_autofree char *out4 = send_out_as ("root", "banger0", a1->gateway, "255.255.255.255", 100);
+    g_autofree char *out6 = send_out_as ("root", "banger0", a1->gateway6, "ff02::1", 101);
+
+    g_assert_cmpstr (out4, ==, "sent\n");
+    g_assert_cmpstr (out6, ==, "sent\n");
+  }
+  wait_tag (fa1, TRUE, seen, 100);
+  wait_tag (fa1, TRUE, seen, 101);
+  g_assert_cmpstr (seen->str, ==, "100,101,");
+  close (fa1);
+}
+
 /* The mechanism keeps one nftables context for its life; its cache must
  * not hide rules changed behind its back: flushed and deleted by hand
  * while it runs, they are seen gone on the next call and made again. */
@@ -2126,6 +2198,7 @@ add_tests (void)
   ADD ("/network/new-tap-is-guarded-before-it-is-up", test_new_tap_is_guarded_before_it_is_up);
   ADD ("/network/host-users-reach-only-their-own-vms", test_host_users_reach_only_their_own_vms);
   ADD ("/network/ipv6/host-users-reach-only-their-own-vms", test_host_users_reach_only_their_own_vms_over_ipv6);
+  ADD ("/network/host-sends-nothing-out-a-vms-port", test_host_sends_nothing_out_a_vms_port);
   ADD ("/network/ipv6/nat66-rewrites-source", test_nat66_rewrites_source);
   ADD ("/network/ipv6/uplink-still-takes-router-advertisements", test_uplink_still_takes_router_advertisements);
   ADD ("/network/ipv6/taps-send-only-as-their-vm", test_taps_send_ipv6_only_as_their_vm);
