@@ -661,6 +661,16 @@ bg_network_create_tap (BgNetwork    *network,
   if (s == NULL)
     return NULL;
   r = bg_registry_lookup (registry, BG_KIND_TAP, tap);
+  /* Tap names are digests of owner and VM name cut to fit IFNAMSIZ: two
+   * users' names can meet, and the other user's tap is neither handed
+   * over nor released. */
+  if (r != NULL && r->owner != owner)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_EXISTS,
+                   "vm_name: the tap name for %s (%s) is another user's VM's; choose another VM name",
+                   vm_name, tap);
+      return NULL;
+    }
   if (r != NULL && r->state == BG_RESOURCE_READY && bg_resource_get_string (r, "address") != NULL)
     {
       *state = g_steal_pointer (&s);

@@ -1554,6 +1554,55 @@ test_host_sends_nothing_out_a_vms_port (Fixture *f, gconstpointer data)
   close (fa1);
 }
 
+/* Stops the mechanism and moves the record of tap @from to the name
+ * @to, the kernel's link with it: as if two taps' names collided. */
+static void
+rename_tap_record (Fixture *f, const char *from, const char *to)
+{
+  g_autofree char *old_path = g_strdup_printf ("%s/registry/tap/%s.json", f->h->run_dir, from);
+  g_autofree char *new_path = g_strdup_printf ("%s/registry/tap/%s.json", f->h->run_dir, to);
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  GPid pid = bg_harness_mechanism_pid (f->h);
+
+  if (pid > 0)
+    {
+      kill (pid, SIGTERM);
+      g_assert_true (bg_harness_wait_name_gone (f->h, 20));
+    }
+  g_assert_true (json_parser_load_from_file (parser, old_path, NULL));
+  json_object_set_string_member (json_node_get_object (json_parser_get_root (parser)), "name", to);
+  json_generator_set_root (gen, json_parser_get_root (parser));
+  g_assert_true (json_generator_to_file (gen, new_path, NULL));
+  g_assert_no_errno (unlink (old_path));
+  must ("ip", "link", "set", from, "down", NULL);
+  must ("ip", "link", "set", from, "name", to, NULL);
+}
+
+/* Tap names are digests of owner and VM name, cut short: should two
+ * users' names meet, CreateTap refuses rather than hand over (or
+ * release) the other user's tap. */
+static void
+test_create_tap_takes_no_other_users_tap (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Tap) mine = create_tap (f, BG_TEST_USER_A, "mine");
+  g_autoptr(Tap) theirs = NULL;
+  g_autoptr(BgCallResult) deleted = NULL, again = NULL;
+  g_autofree char *record = NULL;
+
+  deleted = delete_tap (f, BG_TEST_USER_A, mine->tap);
+  bg_assert_call_ok (deleted);
+  theirs = create_tap (f, BG_TEST_USER_B, "theirs");
+  rename_tap_record (f, theirs->tap, mine->tap);
+
+  again = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", "('mine', @a{sv} {})", NULL);
+  bg_assert_call_error (again, E_EXISTS, "vm_name");
+  /* B's tap is still B's, where it was. */
+  record = g_strdup_printf ("%s/registry/tap/%s.json", f->h->run_dir, mine->tap);
+  g_assert_true (g_file_test (record, G_FILE_TEST_EXISTS));
+  g_assert_true (link_exists (mine->tap));
+}
+
 /* The mechanism keeps one nftables context for its life; its cache must
  * not hide rules changed behind its back: flushed and deleted by hand
  * while it runs, they are seen gone on the next call and made again. */
@@ -2199,6 +2248,7 @@ add_tests (void)
   ADD ("/network/host-users-reach-only-their-own-vms", test_host_users_reach_only_their_own_vms);
   ADD ("/network/ipv6/host-users-reach-only-their-own-vms", test_host_users_reach_only_their_own_vms_over_ipv6);
   ADD ("/network/host-sends-nothing-out-a-vms-port", test_host_sends_nothing_out_a_vms_port);
+  ADD ("/network/create-tap-takes-no-other-users-tap", test_create_tap_takes_no_other_users_tap);
   ADD ("/network/ipv6/nat66-rewrites-source", test_nat66_rewrites_source);
   ADD ("/network/ipv6/uplink-still-takes-router-advertisements", test_uplink_still_takes_router_advertisements);
   ADD ("/network/ipv6/taps-send-only-as-their-vm", test_taps_send_ipv6_only_as_their_vm);
