@@ -21,6 +21,7 @@
 #include "daemon.h"
 #include "hosts.h"
 #include "bg-netconf.h"
+#include "conntrack.h"
 #include "ipv6.h"
 #include "netlink.h"
 #include "network.h"
@@ -534,8 +535,26 @@ bg_network_repair_taps (BgNetwork  *network,
   return TRUE;
 }
 
+/* Forgets every tracked connection of @tap's addresses (IPv4, IPv6 and
+ * the link-local one of its MAC): an address is given to the next VM,
+ * whoever's, and an established flow passes banger's output chains
+ * without an owner check (see conntrack.c for why the entries go rather
+ * than every packet being checked). Called once the address is out of
+ * the owners' sets, so no user but root can track a new one to it. */
+static gboolean
+forget_connections (BgResource  *tap,
+                    GError     **error)
+{
+  g_autofree char *ll = bg_net_link_local (bg_resource_get_string (tap, "mac"));
+  const char *addresses[] = { bg_resource_get_string (tap, "address"), bg_resource_get_string (tap, "address6"),
+                              ll };
+
+  return bg_conntrack_forget (addresses, G_N_ELEMENTS (addresses), error);
+}
+
 /* The tap goes, and its name with it (the entry is "deleting" now, so
- * the names file no longer lists it). */
+ * the names file no longer lists it, nor the rules its address), then
+ * its connections. */
 static gboolean
 release_tap (gpointer     self,
              BgResource  *resource,
@@ -546,7 +565,7 @@ release_tap (gpointer     self,
 
   return sk != NULL && bg_nl_link_delete (sk, resource->name, error) &&
          bg_hosts_write (bg_daemon_get_run_dir (network->daemon), network->registry, error) &&
-         bg_network_apply_ports (network, error);
+         bg_network_apply_ports (network, error) && forget_connections (resource, error);
 }
 
 /* The bridge's rules follow the taps: each ready tap may send only as
@@ -726,8 +745,12 @@ bg_network_create_tap (BgNetwork    *network,
       goto rollback;
     }
   /* Its guards first (listed as the only sender of its MAC and address),
-   * then onto the bridge and up: it never carries a frame unguarded. */
-  if (!bg_registry_set_state (registry, r, BG_RESOURCE_READY, error) ||
+   * then onto the bridge and up: it never carries a frame unguarded. And
+   * before its owner is listed for its address, nothing tracked of that
+   * address's past is left (a tap that went without its release, such
+   * as one rolled back here, forgot nothing). */
+  if (!forget_connections (r, error) ||
+      !bg_registry_set_state (registry, r, BG_RESOURCE_READY, error) ||
       !bg_network_apply_ports (network, error) ||
       !bg_nl_link_up (sk, link, rtnl_link_get_ifindex (bridge), error))
     goto rollback;

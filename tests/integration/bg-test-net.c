@@ -20,6 +20,9 @@
  *                                   broadcast allowed, sent straight out
  *                                   IFNAME (IP_PKTINFO/IPV6_PKTINFO); print
  *                                   "sent" or the error
+ *   bg-test-net udp-flow IP PORT    one connected UDP socket: each line read
+ *                                   on stdin is sent, and the answer (or the
+ *                                   error) printed, until EOF
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -216,6 +219,48 @@ send_out (const char *ifname, const char *src, const char *dst, const char *port
   return 0;
 }
 
+static int
+udp_flow (const char *ip, const char *port)
+{
+  struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV, .ai_socktype = SOCK_DGRAM };
+  struct addrinfo *ai = NULL;
+  struct timeval tv = { 10, 0 };
+  char line[256], answer[256];
+  int s;
+
+  if (getaddrinfo (ip, port, &hints, &ai) != 0)
+    {
+      printf ("bad address %s\n", ip);
+      return 1;
+    }
+  s = socket (ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  setsockopt (s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (connect (s, ai->ai_addr, ai->ai_addrlen) < 0)
+    {
+      printf ("connect failed: %s\n", strerror (errno));
+      return 1;
+    }
+  freeaddrinfo (ai);
+  setvbuf (stdout, NULL, _IOLBF, 0);
+  while (fgets (line, sizeof line, stdin) != NULL)
+    {
+      ssize_t n;
+
+      line[strcspn (line, "\n")] = '\0';
+      if (send (s, line, strlen (line), 0) < 0)
+        {
+          printf ("send failed: %s\n", strerror (errno));
+          continue;
+        }
+      n = recv (s, answer, sizeof answer - 1, 0);
+      if (n < 0)
+        printf ("no answer: %s\n", strerror (errno));
+      else
+        printf ("%.*s\n", (int) n, answer);
+    }
+  return 0;
+}
+
 /* Dual-stack: the stand-in guest answers on its IPv4 and IPv6 addresses. */
 static int
 listen_on (int type,
@@ -312,6 +357,8 @@ main (int argc, char **argv)
     return connect_to (argv[2], argv[3]);
   if (argc == 7 && strcmp (argv[1], "send-out") == 0)
     return send_out (argv[2], argv[3], argv[4], argv[5], argv[6]);
+  if (argc == 4 && strcmp (argv[1], "udp-flow") == 0)
+    return udp_flow (argv[2], argv[3]);
   if (argc == 5 && strcmp (argv[1], "open-tap") == 0)
     return open_tap (argv[2], argv[3], argv[4]);
   fprintf (stderr, "usage: see the source\n");

@@ -1554,6 +1554,104 @@ test_host_sends_nothing_out_a_vms_port (Fixture *f, gconstpointer data)
   close (fa1);
 }
 
+typedef struct {
+  GPid  pid;
+  int   in;
+  FILE *out;
+} Flow;
+
+/* A UDP flow of @user's to @address:@port (bg-test-net udp-flow). */
+static void
+flow_start (Flow *flow, const char *user, const char *address, const char *port)
+{
+  struct passwd *pw = getpwnam (user);
+  g_autofree char *uid = g_strdup_printf ("--reuid=%u", pw->pw_uid);
+  g_autofree char *gid = g_strdup_printf ("--regid=%u", pw->pw_gid);
+  const char *argv[] = { "setpriv", uid, gid, "--init-groups", "--", g_getenv ("BANGER_TEST_NET"), "udp-flow",
+                         address, port, NULL };
+  g_autoptr(GError) error = NULL;
+  int out;
+
+  if (!g_spawn_async_with_pipes (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD,
+                                 NULL, NULL, &flow->pid, &flow->in, &out, NULL, &error))
+    g_error ("%s", error->message);
+  flow->out = fdopen (out, "r");
+}
+
+/* Sends @text on the flow; the line it printed for it (the answer, or
+ * what went wrong). The helper bounds its own wait. */
+static char *
+flow_say (Flow *flow, const char *text)
+{
+  g_autofree char *line = g_strdup_printf ("%s\n", text);
+  char answer[256] = { 0 };
+
+  g_assert_cmpint (write (flow->in, line, strlen (line)), ==, (gssize) strlen (line));
+  g_assert_nonnull (fgets (answer, sizeof answer, flow->out));
+  return g_strndup (answer, strcspn (answer, "\n"));
+}
+
+static void
+flow_stop (Flow *flow)
+{
+  close (flow->in);
+  fclose (flow->out);
+  waitpid (flow->pid, NULL, 0);
+}
+
+/* An address given to another user's VM carries none of the old VM's
+ * flows: user A keeps a UDP flow to its VM going while the VM goes and
+ * B's next VM gets the same address; A's next datagram is refused, as
+ * any other user's is, and B reaches its own VM. */
+static void
+test_old_flows_end_with_their_address (Fixture *f, gconstpointer data)
+{
+  g_autofree char *guest = g_strdup_printf ("bgt%d-reused", bg_harness_run_id ());
+  g_autofree char *guest_addr = NULL, *one = NULL, *two = NULL, *three = NULL;
+  g_autoptr(Tap) a1 = create_tap (f, BG_TEST_USER_A, "gone");
+  g_autoptr(Tap) b1 = NULL;
+  g_autoptr(BgCallResult) deleted = NULL;
+  const char *echo[] = { g_getenv ("BANGER_TEST_NET"), "echo", "7781", NULL };
+  char ready[64] = { 0 };
+  Flow fa, fb;
+  GPid server;
+  int server_out;
+
+  /* The VM at that address, whoever's it is: a stand-in answering UDP. */
+  must ("ip", "netns", "add", guest, NULL);
+  guest_addr = g_strdup_printf ("%s/%u", a1->address, a1->prefix);
+  must ("ip", "link", "add", "gvh", "type", "veth", "peer", "name", "gv0", "netns", guest, NULL);
+  must ("ip", "link", "set", "gvh", "master", "banger0", "up", NULL);
+  must ("ip", "-n", guest, "addr", "add", guest_addr, "dev", "gv0", NULL);
+  must ("ip", "-n", guest, "link", "set", "gv0", "up", NULL);
+  must ("ip", "-n", guest, "link", "set", "lo", "up", NULL);
+  server = netns_pid_spawn (guest, echo, &server_out);
+  g_assert_cmpint (read (server_out, ready, sizeof ready - 1), >, 0);
+  g_assert_cmpstr (ready, ==, "ready\n");
+
+  flow_start (&fa, BG_TEST_USER_A, a1->address, "7781");
+  one = flow_say (&fa, "one");
+  g_assert_cmpstr (one, ==, "one");
+
+  deleted = delete_tap (f, BG_TEST_USER_A, a1->tap);
+  bg_assert_call_ok (deleted);
+  b1 = create_tap (f, BG_TEST_USER_B, "next");
+  g_assert_cmpstr (b1->address, ==, a1->address);
+
+  two = flow_say (&fa, "two");
+  g_assert_cmpstr (two, ==, "send failed: Operation not permitted");
+  flow_start (&fb, BG_TEST_USER_B, b1->address, "7781");
+  three = flow_say (&fb, "three");
+  g_assert_cmpstr (three, ==, "three");
+
+  flow_stop (&fa);
+  flow_stop (&fb);
+  kill (server, SIGKILL);
+  waitpid (server, NULL, 0);
+  close (server_out);
+  must ("ip", "netns", "del", guest, NULL);
+}
+
 /* Stops the mechanism and moves the record of tap @from to the name
  * @to, the kernel's link with it: as if two taps' names collided. */
 static void
@@ -2248,6 +2346,7 @@ add_tests (void)
   ADD ("/network/host-users-reach-only-their-own-vms", test_host_users_reach_only_their_own_vms);
   ADD ("/network/ipv6/host-users-reach-only-their-own-vms", test_host_users_reach_only_their_own_vms_over_ipv6);
   ADD ("/network/host-sends-nothing-out-a-vms-port", test_host_sends_nothing_out_a_vms_port);
+  ADD ("/network/old-flows-end-with-their-address", test_old_flows_end_with_their_address);
   ADD ("/network/create-tap-takes-no-other-users-tap", test_create_tap_takes_no_other_users_tap);
   ADD ("/network/ipv6/nat66-rewrites-source", test_nat66_rewrites_source);
   ADD ("/network/ipv6/uplink-still-takes-router-advertisements", test_uplink_still_takes_router_advertisements);

@@ -1,0 +1,13 @@
+/* conntrack.h: the kernel's connection tracking entries of an address,
+ * through ctnetlink (libnl-nf-3). */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+gboolean  bg_conntrack_forget  (const char * const  *addresses,
+                                guint                n,
+                                GError             **error);
+
+G_END_DECLS
