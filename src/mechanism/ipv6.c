@@ -78,6 +78,19 @@ bg_ipv6_set_link (const char  *ifname,
   return conf_write (ifname, "disable_ipv6", want, error);
 }
 
+/* A bridge port carries frames, not the host's own IPv6: with IPv6 off
+ * there the host has no address on the port and sends nothing out of it
+ * (the kernel discards it), so no local user reaches a VM's link-local
+ * services by sending straight out its port (to ff02::1%bg-…), also
+ * where no `ip6 banger` output chain drops that (subnet6=off).
+ * Bridging, the bridge's guards and MLD snooping are unaffected. */
+gboolean
+bg_ipv6_port_off (const char  *port,
+                  GError     **error)
+{
+  return bg_ipv6_set_link (port, FALSE, error);
+}
+
 /* The /64 of network.conf, or the ULA chosen once for this host and
  * kept in the mechanism's state directory (a reboot keeps it, so VMs
  * keep their addresses). */

@@ -11,6 +11,8 @@ gboolean bg_ipv6_link_enabled      (const char   *ifname);
 gboolean bg_ipv6_set_link          (const char   *ifname,
                                     gboolean      on,
                                     GError      **error);
+gboolean bg_ipv6_port_off          (const char   *port,
+                                    GError      **error);
 gboolean bg_ipv6_load_prefix       (BgNetConfig  *config,
                                     const char   *state_dir,
                                     guint8        network[16],

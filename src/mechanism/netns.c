@@ -30,6 +30,7 @@
 
 #include "bg-error.h"
 #include "bg-fd.h"
+#include "ipv6.h"
 #include "netlink.h"
 
 #include <netlink/route/link/inet6.h>
@@ -173,7 +174,7 @@ bg_netns_new_with_tap (const char  *tap,
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "the veth %s vanished after creation", tap);
       goto fail;
     }
-  if (!bg_nl_link_up (host, end, rtnl_link_get_ifindex (br), error))
+  if (!bg_ipv6_port_off (tap, error) || !bg_nl_link_up (host, end, rtnl_link_get_ifindex (br), error))
     goto fail;
   return g_steal_fd (&ns);
 
@@ -224,5 +225,6 @@ bg_netns_restore_tap (const char  *tap,
   if (br == NULL)
     return TRUE;   /* the next ensure attaches it (repair_taps) */
   link = bg_nl_link_get (sk, tap);
-  return link != NULL && bg_nl_link_up (sk, link, rtnl_link_get_ifindex (br), error);
+  return link != NULL && bg_ipv6_port_off (tap, error) &&
+         bg_nl_link_up (sk, link, rtnl_link_get_ifindex (br), error);
 }

@@ -515,6 +515,10 @@ bg_network_repair_taps (BgNetwork  *network,
       /* Orphans (recorded only to be cleaned up) are not made again. */
       if (t->state != BG_RESOURCE_READY || g_variant_lookup_value (t->details, "orphan", NULL) != NULL)
         continue;
+      /* A tap made before ports held none of the host's IPv6 loses it
+       * here (a read when it has). */
+      if (info != NULL && !bg_ipv6_port_off (t->name, error))
+        return FALSE;
       if (info != NULL && info->master == bridge_ifindex && info->up)
         continue;
       if (info == NULL)
@@ -529,7 +533,7 @@ bg_network_repair_taps (BgNetwork  *network,
           g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "tap %s vanished after creation", t->name);
           return FALSE;
         }
-      if (!bg_nl_link_up (sk, link, bridge_ifindex, error))
+      if (!bg_ipv6_port_off (t->name, error) || !bg_nl_link_up (sk, link, bridge_ifindex, error))
         return FALSE;
     }
   return TRUE;
@@ -751,7 +755,7 @@ bg_network_create_tap (BgNetwork    *network,
    * as one rolled back here, forgot nothing). */
   if (!forget_connections (r, error) ||
       !bg_registry_set_state (registry, r, BG_RESOURCE_READY, error) ||
-      !bg_network_apply_ports (network, error) ||
+      !bg_network_apply_ports (network, error) || !bg_ipv6_port_off (tap, error) ||
       !bg_nl_link_up (sk, link, rtnl_link_get_ifindex (bridge), error))
     goto rollback;
   bg_daemon_test_hook (network->daemon, "create-tap-up");
