@@ -16,6 +16,7 @@
 
 #include "bg-agent-client.h"
 #include "bg-error.h"
+#include "bg-fd.h"
 
 #define HANDSHAKE_MAX 32
 
@@ -39,8 +40,7 @@ bg_agent_client_free (BgAgentClient *client)
 {
   if (client == NULL)
     return;
-  if (client->fd >= 0)
-    close (client->fd);
+  bg_fd_clear (&client->fd);
   g_free (client->in);
   bg_agent_buf_free (&client->out);
   g_free (client);
