@@ -73,8 +73,7 @@ signals_catch (Cp *cp)
 static void
 signals_release (Cp *cp)
 {
-  if (cp->sigfd >= 0)
-    close (cp->sigfd);
+  bg_fd_clear (&cp->sigfd);
   sigprocmask (SIG_SETMASK, &cp->old_mask, NULL);
 }
 
@@ -400,8 +399,8 @@ get_entry (Cp *cp, BgAgentMsg *msg, GError **error)
       if (fchmod (at, cp->dir_mode[cp->depth] & 0777) < 0)
         return bg_error_errno (error, errno, "chmod", "a directory copied out of the guest");
       set_times (at, cp->dir_mtime[cp->depth]);
-      close (at);
-      cp->dirs[cp->depth--] = -1;
+      bg_fd_clear (&cp->dirs[cp->depth]);
+      cp->depth--;
       cp->root_done = cp->depth == 0;
       return TRUE;
     }
@@ -442,7 +441,7 @@ get_entry (Cp *cp, BgAgentMsg *msg, GError **error)
     }
   /* A directory: made, or one already there, never through a symlink. */
   {
-    int fd;
+    g_auto(BgFd) fd = -1;
 
     if (mkdirat (at, name, 0700) < 0 && errno != EEXIST)
       return bg_error_errno (error, errno, "mkdir", name);
@@ -457,12 +456,11 @@ get_entry (Cp *cp, BgAgentMsg *msg, GError **error)
       }
     if (cp->depth >= BG_AGENT_MAX_DEPTH)
       {
-        close (fd);
         g_set_error (error, BG_ERROR, BG_ERROR_UNSAFE, "the guest sent directories nested deeper than %u levels",
                      BG_AGENT_MAX_DEPTH);
         return FALSE;
       }
-    cp->dirs[++cp->depth] = fd;
+    cp->dirs[++cp->depth] = g_steal_fd (&fd);
     cp->dir_mode[cp->depth] = msg->mode;
     cp->dir_mtime[cp->depth] = msg->mtime;
   }
@@ -505,12 +503,10 @@ get_handle (Cp *cp, BgAgentMsg *msg, GError **error)
       if (fchmod (cp->file_fd, cp->file_mode & 0777) < 0)
         return bg_error_errno (error, errno, "chmod", cp->file_name);
       set_times (cp->file_fd, cp->file_mtime);
-      if (close (cp->file_fd) < 0)
-        {
-          cp->file_fd = -1;
-          return bg_error_errno (error, errno, "write", cp->file_name);
-        }
-      cp->file_fd = -1;
+      /* Closed by hand, its error checked: a written file's last bytes
+       * can fail here (NFS, quota), and then it is not complete. */
+      if (close (g_steal_fd (&cp->file_fd)) < 0)
+        return bg_error_errno (error, errno, "write", cp->file_name);
       /* rename replaces a symlink at the name, never what it points to. */
       if (renameat (at, cp->file_tmp, at, cp->file_name) < 0)
         return bg_error_errno (error, errno, "rename", cp->file_name);
@@ -557,12 +553,11 @@ bg_agent_cp_get (BgAgentClient          *client,
       ok = FALSE;
     }
   /* A failure leaves no half-written file behind. */
-  if (cp.file_fd >= 0)
-    close (cp.file_fd);
+  bg_fd_clear (&cp.file_fd);
   if (cp.file_tmp)
     unlinkat (cp.dirs[cp.depth], cp.file_tmp, 0);
   for (guint i = 1; i <= cp.depth; i++)
-    close (cp.dirs[i]);
+    bg_fd_clear (&cp.dirs[i]);
   signals_release (&cp);
   g_free (cp.file_tmp);
   g_free (cp.file_name);
