@@ -17,6 +17,7 @@
 
 #include "bg-agent-exec.h"
 #include "bg-error.h"
+#include "bg-fd.h"
 
 #define SESSION   1u
 #define OUT_HIGH  (1024u * 1024u)
@@ -275,7 +276,7 @@ bg_agent_exec_run (BgAgentClient            *client,
   sigset_t forwarded, old;
   struct termios saved;
   gboolean raw = FALSE, ok;
-  int sigfd;
+  g_auto(BgFd) sigfd = -1;
 
   *exit_status = 0;
   sigemptyset (&forwarded);
@@ -308,7 +309,7 @@ bg_agent_exec_run (BgAgentClient            *client,
     while (read (sigfd, &si, sizeof si) == sizeof si)
       ;
   }
-  close (sigfd);
+  bg_fd_clear (&sigfd);
   sigprocmask (SIG_SETMASK, &old, NULL);
   *exit_status = e.status;
   return ok;
