@@ -367,7 +367,7 @@ open_input (const char  *field,
             GError     **error)
 {
   struct stat st;
-  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  g_auto(BgFd) fd = open (path, O_RDONLY | O_CLOEXEC);
 
   if (fd < 0)
     {
@@ -377,11 +377,10 @@ open_input (const char  *field,
     }
   if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
     {
-      close (fd);
       g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "%s: %s is not a regular file", field, path);
       return -1;
     }
-  return fd;
+  return g_steal_fd (&fd);
 }
 
 /* Whether the image can boot on Firecracker, and be layered: read off
