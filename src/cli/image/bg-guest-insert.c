@@ -268,8 +268,7 @@ insert (const char  *rootfs,
   for (guint i = 0; i < n; i++)
     {
       names[i] = programs[i].name;
-      fds[i] = programs[i].fd;
-      programs[i].fd = -1;
+      fds[i] = g_steal_fd (&programs[i].fd);
     }
   script = bg_guest_insert_script (names);
   g_assert (script != NULL);
@@ -285,7 +284,7 @@ insert (const char  *rootfs,
       *copy_reason = g_strdup_printf ("%s could not be made in the root filesystem (%s)", GUEST_DIR,
                                       *why ? why : "it is not a directory");
       for (guint i = 0; i < n; i++)
-        close (fds[i]);
+        bg_fd_clear (&fds[i]);
       return TRUE;
     }
 
@@ -312,7 +311,7 @@ insert (const char  *rootfs,
 
 fail:
   for (guint i = 0; i < n; i++)
-    close (fds[i]);
+    bg_fd_clear (&fds[i]);
   return FALSE;
 }
 
@@ -372,7 +371,7 @@ insert_unit (const char  *rootfs,
   gsize len = strlen (bg_guest_programs_setup_unit);
   g_autofree char *said = NULL, *why = NULL;
   BgDebugfsStat st;
-  int fd;
+  g_auto(BgFd) fd = -1;
 
   if (!run_debugfs (rootfs, dirs, NULL, 0, &said, error))
     return FALSE;
@@ -384,11 +383,7 @@ insert_unit (const char  *rootfs,
   if ((fd = memfd_create ("banger-guest-setup.service", MFD_CLOEXEC)) < 0)
     return bg_error_errno (error, errno, "cannot hold", "banger-guest-setup.service");
   if (write (fd, bg_guest_programs_setup_unit, len) != (ssize_t) len)
-    {
-      int errsv = errno;
-      close (fd);
-      return bg_error_errno (error, errsv, "cannot hold", "banger-guest-setup.service");
-    }
+    return bg_error_errno (error, errno, "cannot hold", "banger-guest-setup.service");
   if (!run_debugfs (rootfs, script, &fd, 1, &said, error))
     return FALSE;
   if (stat_in_image (rootfs, BG_GUEST_SETUP_UNIT, &st) && g_str_equal (st.type, "regular") && st.mode == 0644 &&
