@@ -412,7 +412,7 @@ on_accept (int           fd,
       socklen_t plen = sizeof peer, llen = sizeof local;
       struct sockaddr_storage guest;
       socklen_t glen;
-      int client = accept4 (fd, (struct sockaddr *) &peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      g_auto(BgFd) client = accept4 (fd, (struct sockaddr *) &peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
       BgForward *f = l->forward;
       guint open = g_hash_table_size (f->conns);
       uid_t uid;
@@ -437,13 +437,12 @@ on_accept (int           fd,
                         "refusing more of theirs until some end\n", f->vm);
           f->said_full = TRUE;
           setsockopt (client, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-          close (client);
           continue;
         }
       f->said_full = FALSE;
       c = g_new0 (Conn, 1);
       c->forward = f;
-      c->client = client;
+      c->client = g_steal_fd (&client);
       c->uid = uid;
       held_change (f->conns_held, uid, +1);
       c->peer = format_peer (&peer);
@@ -688,7 +687,7 @@ listen_on (BgForward      *f,
   gboolean v6 = g_inet_address_get_family (a) == G_SOCKET_FAMILY_IPV6;
   g_autofree char *shown = g_strdup_printf ("%s%s%s:%u/%s", v6 ? "[" : "", address, v6 ? "]" : "",
                                             spec->host_port, spec->udp ? "udp" : "tcp");
-  int fd = socket (v6 ? AF_INET6 : AF_INET, (spec->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  g_auto(BgFd) fd = socket (v6 ? AF_INET6 : AF_INET, (spec->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int one = 1, errsv;
   Listener *l;
 
@@ -703,8 +702,7 @@ listen_on (BgForward      *f,
       (!spec->udp && listen (fd, 256) < 0))
     {
       errsv = errno;
-      if (fd >= 0)
-        close (fd);
+      bg_fd_clear (&fd);
       if (optional && (errsv == EADDRNOTAVAIL || errsv == EAFNOSUPPORT))
         return TRUE;
       if (errsv == EADDRINUSE)
@@ -725,16 +723,16 @@ listen_on (BgForward      *f,
     }
   l = g_new0 (Listener, 1);
   l->forward = f;
-  l->fd = fd;
+  l->fd = g_steal_fd (&fd);
   l->spec = spec;
   l->shown = g_steal_pointer (&shown);
   if (spec->udp)
     {
       l->flows = g_hash_table_new_full (g_bytes_hash, g_bytes_equal, NULL, (GDestroyNotify) flow_free);
-      l->watch = g_unix_fd_add (fd, G_IO_IN, on_datagram, l);
+      l->watch = g_unix_fd_add (l->fd, G_IO_IN, on_datagram, l);
     }
   else
-    l->watch = g_unix_fd_add (fd, G_IO_IN, on_accept, l);
+    l->watch = g_unix_fd_add (l->fd, G_IO_IN, on_accept, l);
   g_ptr_array_add (f->listeners, l);
   return TRUE;
 }
