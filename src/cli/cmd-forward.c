@@ -75,15 +75,17 @@ serve (Serving *s)
   g_main_loop_unref (s->loop);
 }
 
+/* Takes @ready_fd: the parent reads the text until it is closed. */
 static void
-tell_ready (int         fd,
+tell_ready (int         ready_fd,
             const char *text)
 {
+  g_auto(BgFd) fd = ready_fd;
+
   if (fd < 0)
     return;
   if (write (fd, text, strlen (text)) < 0)
     { /* the parent is gone; nothing to tell */ }
-  close (fd);
 }
 
 static gboolean
