@@ -12,6 +12,7 @@
 #include "bg-dbus-keys.h"
 #include "bg-drive.h"
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "bg-fc-client.h"
 #include "bg-netconf.h"
 #include "bg-ssh.h"
@@ -199,16 +200,18 @@ open_boot_file (const char *path, GError **error)
   return fd;
 }
 
+/* Takes @fd_in: the list holds a duplicate of it. */
 static gboolean
 append_fd (GUnixFDList  *fds,
-           int           fd,
+           int           fd_in,
            gint32       *handle,
            GError      **error)
 {
+  g_auto(BgFd) fd = fd_in;
+
   if (fd < 0)
     return FALSE;
   *handle = g_unix_fd_list_append (fds, fd, error);
-  close (fd);
   return *handle >= 0;
 }
 
