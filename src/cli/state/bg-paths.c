@@ -11,6 +11,7 @@
 #include <glib/gstdio.h>
 
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "bg-paths.h"
 
 static const char *
@@ -178,14 +179,9 @@ bg_paths_check_private_dir (const char  *path,
                             uid_t        uid,
                             GError     **error)
 {
-  int fd = open_dir_nofollow (path, error);
-  gboolean ok;
+  g_auto(BgFd) fd = open_dir_nofollow (path, error);
 
-  if (fd < 0)
-    return FALSE;
-  ok = check_dir_fd (fd, path, uid, TRUE, error);
-  close (fd);
-  return ok;
+  return fd >= 0 && check_dir_fd (fd, path, uid, TRUE, error);
 }
 
 static gboolean
@@ -228,12 +224,12 @@ bg_paths_resolve_runtime_dir (const char  *xdg_runtime_dir,
                               GError     **error)
 {
   g_autofree char *path = NULL;
-  int fd;
-  gboolean ok;
 
   if (xdg_runtime_dir != NULL && *xdg_runtime_dir != '\0')
     {
       struct stat st;
+      g_auto(BgFd) fd = -1;
+      gboolean ok;
 
       if (!g_path_is_absolute (xdg_runtime_dir))
         {
@@ -264,7 +260,6 @@ bg_paths_resolve_runtime_dir (const char  *xdg_runtime_dir,
                        "Cannot chmod %s: %s", path, g_strerror (errsv));
           ok = FALSE;
         }
-      close (fd);
       return ok ? g_steal_pointer (&path) : NULL;
     }
 
