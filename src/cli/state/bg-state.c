@@ -15,6 +15,7 @@
 #include <glib/gstdio.h>
 
 #include "bg-error.h"
+#include "bg-fd.h"
 #include "bg-names.h"
 #include "bg-paths.h"
 #include "bg-state.h"
@@ -387,7 +388,7 @@ bg_state_store_lock (BgStateStore  *store,
 {
   g_autofree char *path = g_build_filename (store->dir, ".lock", NULL);
   BgStateLock *lock;
-  int fd;
+  g_auto(BgFd) fd = -1;
 
   if (!bg_paths_mkdir_private (store->dir, error))
     return NULL;
@@ -405,14 +406,13 @@ bg_state_store_lock (BgStateStore  *store,
       int errsv = errno;
       if (errsv == EINTR)
         continue;
-      close (fd);
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
                    "Cannot lock %s: %s", path, g_strerror (errsv));
       return NULL;
     }
 
   lock = g_new0 (BgStateLock, 1);
-  lock->fd = fd;
+  lock->fd = g_steal_fd (&fd);
   return lock;
 }
 
@@ -422,7 +422,7 @@ bg_state_lock_release (BgStateLock *lock)
   if (lock == NULL)
     return;
   /* Closing the fd drops the flock. */
-  close (lock->fd);
+  bg_fd_clear (&lock->fd);
   g_free (lock);
 }
 
