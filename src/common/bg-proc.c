@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "bg-fd.h"
 #include "bg-proc.h"
 
 /* A pidfd (close-on-exec) for @pid, or -1 with errno set (ESRCH: no
@@ -35,7 +36,7 @@ int
 bg_proc_open_if_same (pid_t   pid,
                       guint64 start_time)
 {
-  int pidfd;
+  g_auto(BgFd) pidfd = -1;
 
   if (start_time == 0 || (pidfd = bg_proc_open_pidfd (pid)) < 0)
     {
@@ -45,11 +46,11 @@ bg_proc_open_if_same (pid_t   pid,
     }
   if (bg_proc_get_start_time (pid) != start_time)
     {
-      close (pidfd);
+      /* Survives the close on return: bg_fd_clear keeps errno. */
       errno = ESRCH;
       return -1;
     }
-  return pidfd;
+  return g_steal_fd (&pidfd);
 }
 
 /* 0, or -1 with errno set (ESRCH: it has exited). */
