@@ -16,6 +16,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include "bg-fd.h"
 #include "bg-file.h"
 
 gboolean
@@ -28,7 +29,7 @@ bg_file_replace (const char  *path,
   g_autofree char *tmp = g_strdup_printf ("%s.XXXXXX", path);
   gsize len = length < 0 ? strlen (contents) : (gsize) length;
   gsize done = 0;
-  int fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0600);
+  g_auto(BgFd) fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0600);
   int errsv;
 
   if (fd < 0)
@@ -49,20 +50,17 @@ bg_file_replace (const char  *path,
     }
   if (fchmod (fd, mode) < 0 || fsync (fd) < 0)
     goto fail;
-  if (close (fd) < 0)
-    {
-      fd = -1;
-      goto fail;
-    }
-  fd = -1;
+  /* Closed by hand, its error checked: the file's last write error can
+   * come here, and then it must not replace @path. */
+  if (close (g_steal_fd (&fd)) < 0)
+    goto fail;
   if (rename (tmp, path) < 0)
     goto fail;
   return TRUE;
 
 fail:
   errsv = errno;
-  if (fd >= 0)
-    close (fd);
+  bg_fd_clear (&fd);
   g_unlink (tmp);
   g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errsv),
                "Cannot write %s: %s", path, g_strerror (errsv));
@@ -77,16 +75,13 @@ static gboolean
 take_over_dir (int         parent_fd,
                const char *name)
 {
-  int fd = openat (parent_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  g_auto(BgFd) fd = openat (parent_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   g_autofree char *proc = NULL;
-  gboolean ok;
 
   if (fd < 0)
     return FALSE;
   proc = g_strdup_printf ("/proc/self/fd/%d", fd);
-  ok = fchownat (fd, "", 0, 0, AT_EMPTY_PATH) == 0 && chmod (proc, 0700) == 0;
-  close (fd);
-  return ok;
+  return fchownat (fd, "", 0, 0, AT_EMPTY_PATH) == 0 && chmod (proc, 0700) == 0;
 }
 
 /* Removes @parent_fd/@name and everything below it, in-process, without
@@ -101,7 +96,7 @@ bg_file_remove_tree_at (int         parent_fd,
   struct dirent *e;
   gboolean ok = TRUE;
   DIR *dir;
-  int fd;
+  g_auto(BgFd) fd = -1;
 
   if (fstatat (parent_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
     return errno == ENOENT;
@@ -115,10 +110,9 @@ bg_file_remove_tree_at (int         parent_fd,
     return FALSE;
   dir = fdopendir (fd);
   if (dir == NULL)
-    {
-      close (fd);
-      return FALSE;
-    }
+    return FALSE;
+  /* Owned by dir from here. */
+  g_steal_fd (&fd);
   while ((e = readdir (dir)) != NULL)
     if (strcmp (e->d_name, ".") != 0 && strcmp (e->d_name, "..") != 0)
       ok &= bg_file_remove_tree_at (dirfd (dir), e->d_name);
@@ -132,7 +126,7 @@ bg_file_remove_tree (const char  *path,
 {
   g_autofree char *parent = g_path_get_dirname (path);
   g_autofree char *name = g_path_get_basename (path);
-  int fd = open (parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  g_auto(BgFd) fd = open (parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   gboolean ok;
 
   if (fd < 0)
@@ -143,7 +137,6 @@ bg_file_remove_tree (const char  *path,
       return FALSE;
     }
   ok = bg_file_remove_tree_at (fd, name);
-  close (fd);
   if (!ok)
     g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "Cannot remove %s", path);
   return ok;
