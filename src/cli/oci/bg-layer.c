@@ -635,17 +635,17 @@ remove_at (int          at,
     return errno == ENOENT ? TRUE : (*errsv = errno, FALSE);
   if (S_ISDIR (st.st_mode))
     {
-      int fd = openat (at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      g_auto(BgFd) fd = openat (at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
       struct dirent *de;
 
       if (d == NULL)
         {
           *errsv = errno;
-          if (fd >= 0)
-            close (fd);
           return FALSE;
         }
+      /* Owned by d from here. */
+      g_steal_fd (&fd);
       while ((de = readdir (d)) != NULL)
         if (!g_str_equal (de->d_name, ".") && !g_str_equal (de->d_name, "..") &&
             !remove_at (dirfd (d), de->d_name, errsv))
