@@ -113,12 +113,6 @@ bg_blob_cache_dirfd (BgBlobCache *cache)
   return cache->dirfd;
 }
 
-const char *
-bg_blob_cache_path (BgBlobCache *cache)
-{
-  return cache->path;
-}
-
 /* Present with the size the manifest gives. Its content was verified
  * when it was linked in; the importer checks every digest again as it
  * reads, so a blob changed on disk since is caught there. */

@@ -17,7 +17,6 @@ typedef struct _BgBlobWriter BgBlobWriter;
 BgBlobCache  *bg_blob_cache_open      (gboolean       exclusive,
                                        GError       **error);
 int           bg_blob_cache_dirfd     (BgBlobCache   *cache);
-const char   *bg_blob_cache_path      (BgBlobCache   *cache);
 gboolean      bg_blob_cache_has       (BgBlobCache   *cache,
                                        const char    *digest,
                                        guint64        size);
