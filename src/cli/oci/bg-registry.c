@@ -42,7 +42,6 @@ struct _BgRegistry {
   GMutex                 lock;         /* guards what follows */
   char                  *authorization;/* "Bearer …" or "Basic …": a secret */
   GHashTable            *cas;          /* "host:port" → GList of GTlsCertificate */
-  guint                  requests;
 };
 
 /* ---- TLS trust for one host:port ---- */
@@ -207,12 +206,6 @@ bg_registry_is_insecure (BgRegistry *r)
   return g_str_equal (r->scheme, "http");
 }
 
-guint
-bg_registry_request_count (BgRegistry *r)
-{
-  return g_atomic_int_get (&r->requests);
-}
-
 /* The registry's own origin: the only one its credentials go to. */
 static gboolean
 is_registry (BgRegistry *r,
@@ -324,7 +317,6 @@ new_message (BgRegistry *r,
     soup_message_headers_replace (soup_message_get_request_headers (msg), "Accept", accept);
   if (cas != NULL)
     g_signal_connect (msg, "accept-certificate", G_CALLBACK (on_accept_certificate), cas);
-  g_atomic_int_inc (&r->requests);
   return msg;
 }
 

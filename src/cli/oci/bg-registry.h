@@ -51,7 +51,6 @@ gboolean    bg_registry_fetch_wait    (BgRegistryFetch   *fetch,
 gboolean    bg_registry_fetch_has     (BgRegistryFetch   *fetch,
                                        const char        *digest);
 void        bg_registry_fetch_free    (BgRegistryFetch   *fetch);
-guint       bg_registry_request_count (BgRegistry        *r);
 void        bg_registry_free          (BgRegistry        *r);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgRegistry, bg_registry_free)
