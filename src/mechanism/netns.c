@@ -183,16 +183,6 @@ fail:
   return -1;
 }
 
-/* Whether @link is a veth (not a tap) in the mechanism's namespace. */
-gboolean
-bg_netns_is_veth (const char *link)
-{
-  g_autoptr(BgNlSock) sk = bg_nl_open (NULL);
-  g_autoptr(BgNlLink) l = sk ? bg_nl_link_get (sk, link) : NULL;
-
-  return l != NULL && g_strcmp0 (rtnl_link_get_type (l), "veth") == 0;
-}
-
 /* After the VM: its veth goes (and the peer with it; the namespace went
  * with the VMM), and, if @recorded (the tap's record still stands), the
  * tap is the owner's again on @bridge, as CreateTap left it. A tap still

@@ -20,6 +20,5 @@ gboolean  bg_netns_restore_tap     (const char   *tap,
                                     uid_t         owner,
                                     gboolean      recorded,
                                     GError      **error);
-gboolean  bg_netns_is_veth         (const char   *link);
 
 G_END_DECLS
