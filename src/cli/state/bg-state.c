@@ -24,9 +24,9 @@ struct _BgStateStore {
   char *dir;
 };
 
-struct _BgStateLock {
-  int fd;
-};
+static BgVmRecord *record_from_json (JsonNode    *node,
+                                     const char  *source,
+                                     GError     **error);
 
 static const char * const state_names[] = {
   [BG_VM_CREATING] = "creating",
@@ -73,7 +73,7 @@ BgVmRecord *
 bg_vm_record_copy (const BgVmRecord *record)
 {
   g_autoptr(JsonNode) node = bg_vm_record_to_json (record);
-  BgVmRecord *copy = bg_vm_record_from_json (node, "copy", NULL);
+  BgVmRecord *copy = record_from_json (node, "copy", NULL);
 
   g_assert (copy != NULL);
   /* What JSON does not carry (states only probes find). */
@@ -264,10 +264,10 @@ get_member_strv (JsonObject  *o,
   return TRUE;
 }
 
-BgVmRecord *
-bg_vm_record_from_json (JsonNode    *node,
-                        const char  *source,
-                        GError     **error)
+static BgVmRecord *
+record_from_json (JsonNode    *node,
+                  const char  *source,
+                  GError     **error)
 {
   g_autoptr(BgVmRecord) r = g_new0 (BgVmRecord, 1);
   g_autofree char *state = NULL;
@@ -382,16 +382,17 @@ record_path (BgStateStore  *store,
   return g_build_filename (store->dir, name, "vm.json", NULL);
 }
 
-BgStateLock *
-bg_state_store_lock (BgStateStore  *store,
-                     GError       **error)
+/* The store's lock: an flock on its .lock file, held until the
+ * descriptor returned is closed; -1 with @error set. */
+static int
+store_lock (BgStateStore  *store,
+            GError       **error)
 {
   g_autofree char *path = g_build_filename (store->dir, ".lock", NULL);
-  BgStateLock *lock;
   g_auto(BgFd) fd = -1;
 
   if (!bg_paths_mkdir_private (store->dir, error))
-    return NULL;
+    return -1;
 
   fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0)
@@ -399,7 +400,7 @@ bg_state_store_lock (BgStateStore  *store,
       int errsv = errno;
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
                    "Cannot open lock file %s: %s", path, g_strerror (errsv));
-      return NULL;
+      return -1;
     }
   while (flock (fd, LOCK_EX) < 0)
     {
@@ -408,22 +409,9 @@ bg_state_store_lock (BgStateStore  *store,
         continue;
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
                    "Cannot lock %s: %s", path, g_strerror (errsv));
-      return NULL;
+      return -1;
     }
-
-  lock = g_new0 (BgStateLock, 1);
-  lock->fd = g_steal_fd (&fd);
-  return lock;
-}
-
-void
-bg_state_lock_release (BgStateLock *lock)
-{
-  if (lock == NULL)
-    return;
-  /* Closing the fd drops the flock. */
-  bg_fd_clear (&lock->fd);
-  g_free (lock);
+  return g_steal_fd (&fd);
 }
 
 /* What a user does about a record that cannot be read. */
@@ -467,7 +455,7 @@ bg_state_store_load (BgStateStore  *store,
 
   if (!json_parser_load_from_data (parser, text, len, &local))
     g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT, "%s is not valid JSON (%s)", path, local->message);
-  else if ((record = bg_vm_record_from_json (json_parser_get_root (parser), path, error)) != NULL &&
+  else if ((record = record_from_json (json_parser_get_root (parser), path, error)) != NULL &&
            g_strcmp0 (record->name, name) != 0)
     {
       g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT, "%s records VM \"%s\", not \"%s\"", path, record->name, name);
@@ -534,15 +522,15 @@ bg_state_store_update_full (BgStateStore       *store,
                             BgStateWrite        how,
                             GError            **error)
 {
-  g_autoptr(BgStateLock) lock = NULL;
+  g_auto(BgFd) lock = -1;   /* closing it drops the flock */
   g_autoptr(BgVmRecord) current = NULL;
   g_autoptr(GError) local = NULL;
   BgVmRecord *updated;
   gboolean ok;
 
   /* The name is checked by the load, under the lock. */
-  lock = bg_state_store_lock (store, error);
-  if (lock == NULL)
+  lock = store_lock (store, error);
+  if (lock < 0)
     return FALSE;
 
   current = bg_state_store_load (store, name, &local);

@@ -55,12 +55,8 @@ BgVmRecord *bg_vm_record_new        (const char  *name);
 BgVmRecord *bg_vm_record_copy       (const BgVmRecord *record);
 void        bg_vm_record_free       (BgVmRecord  *record);
 JsonNode   *bg_vm_record_to_json    (const BgVmRecord *record);
-BgVmRecord *bg_vm_record_from_json  (JsonNode    *node,
-                                     const char  *source,
-                                     GError     **error);
 
 typedef struct _BgStateStore BgStateStore;
-typedef struct _BgStateLock  BgStateLock;
 
 /* Called with the store locked; @record is the current record, or NULL
  * when there is none. Return the record to save (it may be @record,
@@ -73,9 +69,6 @@ BgStateStore *bg_state_store_new      (const char    *vms_dir);
 BgStateStore *bg_state_store_new_default (void);
 void          bg_state_store_free     (BgStateStore  *store);
 const char   *bg_state_store_get_dir  (BgStateStore  *store);
-BgStateLock  *bg_state_store_lock     (BgStateStore  *store,
-                                       GError       **error);
-void          bg_state_lock_release   (BgStateLock   *lock);
 BgVmRecord   *bg_state_store_load     (BgStateStore  *store,
                                        const char    *name,
                                        GError       **error);
@@ -111,6 +104,5 @@ GPtrArray    *bg_state_store_list     (BgStateStore  *store,
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgVmRecord, bg_vm_record_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgStateStore, bg_state_store_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgStateLock, bg_state_lock_release)
 
 G_END_DECLS
