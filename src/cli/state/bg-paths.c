@@ -36,8 +36,8 @@ xdg_dir (const char *variable,
   return g_build_filename (home_dir (), fallback_below_home, "banger", NULL);
 }
 
-char *
-bg_paths_config_dir (void)
+static char *
+config_dir (void)
 {
   return xdg_dir ("XDG_CONFIG_HOME", ".config");
 }
@@ -45,7 +45,7 @@ bg_paths_config_dir (void)
 char *
 bg_paths_config_file (void)
 {
-  g_autofree char *dir = bg_paths_config_dir ();
+  g_autofree char *dir = config_dir ();
 
   return g_build_filename (dir, "banger.conf", NULL);
 }
@@ -174,10 +174,10 @@ check_dir_fd (int          fd,
 
 /* A directory that holds sockets or secrets: real (not a symlink), ours,
  * mode 0700. */
-gboolean
-bg_paths_check_private_dir (const char  *path,
-                            uid_t        uid,
-                            GError     **error)
+static gboolean
+check_private_dir (const char  *path,
+                   uid_t        uid,
+                   GError     **error)
 {
   g_auto(BgFd) fd = open_dir_nofollow (path, error);
 
@@ -269,7 +269,7 @@ bg_paths_resolve_runtime_dir (const char  *xdg_runtime_dir,
   }
   if (!mkdir_or_exists (path, error))
     return NULL;
-  if (!bg_paths_check_private_dir (path, uid, error))
+  if (!check_private_dir (path, uid, error))
     return NULL;
 
   return g_steal_pointer (&path);
@@ -292,7 +292,7 @@ bg_paths_ensure_private_subdir (const char  *parent,
 
   if (!mkdir_or_exists (path, error))
     return NULL;
-  if (!bg_paths_check_private_dir (path, geteuid (), error))
+  if (!check_private_dir (path, geteuid (), error))
     return NULL;
   return g_steal_pointer (&path);
 }

@@ -5,7 +5,6 @@
 
 G_BEGIN_DECLS
 
-char     *bg_paths_config_dir          (void);
 char     *bg_paths_config_file         (void);
 char     *bg_paths_data_dir            (void);
 char     *bg_paths_state_dir           (void);
@@ -21,9 +20,6 @@ char     *bg_paths_resolve_runtime_dir (const char  *xdg_runtime_dir,
 char     *bg_paths_ensure_private_subdir (const char  *parent,
                                           const char  *name,
                                           GError     **error);
-gboolean  bg_paths_check_private_dir   (const char  *path,
-                                        uid_t        uid,
-                                        GError     **error);
 gboolean  bg_paths_mkdir_private       (const char  *path,
                                         GError     **error);
 
