@@ -28,9 +28,9 @@ bg_disk_mode_to_string (BgDiskMode mode)
   return disk_modes[mode];
 }
 
-gboolean
-bg_disk_mode_from_string (const char *str,
-                          BgDiskMode *out)
+static gboolean
+disk_mode_from_string (const char *str,
+                       BgDiskMode *out)
 {
   for (guint i = 0; i < G_N_ELEMENTS (disk_modes); i++)
     if (g_strcmp0 (str, disk_modes[i]) == 0)
@@ -288,7 +288,7 @@ parse_disk_mode (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **erro
 
   if (mode == NULL)
     return FALSE;
-  if (bg_disk_mode_from_string (g_strstrip (mode), field))
+  if (disk_mode_from_string (g_strstrip (mode), field))
     return TRUE;
   return refuse (error, NULL, "\"%s\" is not one of auto, reflink, layered, copy", mode);
 }

@@ -49,8 +49,6 @@ BgConfig   *bg_config_load         (const char  *path,
 BgConfig   *bg_config_load_default (GError     **error);
 void        bg_config_free         (BgConfig    *config);
 const char *bg_disk_mode_to_string (BgDiskMode   mode);
-gboolean    bg_disk_mode_from_string (const char *str,
-                                      BgDiskMode *out);
 
 gboolean    bg_validate_cpus       (const char  *field,
                                     gint64       cpus,
