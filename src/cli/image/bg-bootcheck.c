@@ -301,8 +301,8 @@ rootfs_config (const char  *rootfs,
   }
 }
 
-gboolean
-bg_rootfs_has_banger_init (const char *rootfs)
+static gboolean
+rootfs_has_banger_init (const char *rootfs)
 {
   g_autofree char *out = debugfs (rootfs, "stat " BANGER_INIT_IN_IMAGE, NULL);
   return out != NULL && strstr (out, "Type: regular") != NULL;
@@ -360,7 +360,7 @@ bg_rootfs_guest_setup (const char *rootfs)
   /* An OCI image without an init: banger-init stays PID 1 and runs its
    * workload. debugfs's stat finds /sbin/init whatever it is (a link,
    * most often). */
-  if (bg_rootfs_has_banger_init (rootfs) && has_type (rootfs, "/usr/libexec/banger/workload", "regular") &&
+  if (rootfs_has_banger_init (rootfs) && has_type (rootfs, "/usr/libexec/banger/workload", "regular") &&
       !has_type (rootfs, "/sbin/init", ""))
     return "banger-init";
   return "none";
@@ -385,7 +385,7 @@ bg_boot_check_run (int          kernel_fd,
     return NULL;
   release = bg_kernel_release ((const guint8 *) g_mapped_file_get_contents (kernel),
                                g_mapped_file_get_length (kernel));
-  check->layered = bg_rootfs_has_banger_init (rootfs);
+  check->layered = rootfs_has_banger_init (rootfs);
   if ((text = rootfs_config (rootfs, release, &name)) != NULL)
     check->source = g_strdup_printf ("%s in the root filesystem", name);
   else if ((text = bg_kernel_embedded_config ((const guint8 *) g_mapped_file_get_contents (kernel),
