@@ -132,12 +132,12 @@ bg_call_take_error (BgCall *call,
   call_free ((Call *) call);
 }
 
-void
-bg_call_return_error (BgCall     *call,
-                      GQuark      domain,
-                      gint        code,
-                      const char *format,
-                      ...)
+static void G_GNUC_PRINTF (4, 5)
+call_return_error (BgCall     *call,
+                   GQuark      domain,
+                   gint        code,
+                   const char *format,
+                   ...)
 {
   va_list args;
   GError *error;
@@ -237,41 +237,41 @@ check_done (GObject      *source,
     ((Call *) call)->authorized = g_get_monotonic_time ();
   verdict = polkit_authority_check_authorization_finish (POLKIT_AUTHORITY (source), result, &error);
   if (verdict == NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    return bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
-                                 "not authorized: no answer from your polkit agent within %u s for %s "
-                                 "(auth-timeout in [limits] of mechanism.conf)", timeout_s, action);
+    return call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
+                              "not authorized: no answer from your polkit agent within %u s for %s "
+                              "(auth-timeout in [limits] of mechanism.conf)", timeout_s, action);
   if (verdict == NULL)
-    return bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
-                                 "not authorized: polkit could not check %s (%s)", action, error->message);
+    return call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
+                              "not authorized: polkit could not check %s (%s)", action, error->message);
 
   if (!polkit_authorization_result_get_is_authorized (verdict))
     {
       g_autofree char *hint = NULL;
 
       if (owner_check)
-        bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_OWNER,
-                              "not yours: the resource belongs to another user, "
-                              "and polkit refused %s", ADMIN_ACTION);
+        call_return_error (call, BG_ERROR, BG_ERROR_NOT_OWNER,
+                           "not yours: the resource belongs to another user, "
+                           "and polkit refused %s", ADMIN_ACTION);
       else if (polkit_authorization_result_get_is_challenge (verdict) && !allows_interaction (call))
-        bg_call_return_error (call, BG_ERROR, BG_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
-                              "%s needs authentication; call again allowing interactive authorization",
-                              action);
+        call_return_error (call, BG_ERROR, BG_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
+                           "%s needs authentication; call again allowing interactive authorization",
+                           action);
       else if ((hint = refusal_hint (call, action)) != NULL &&
                polkit_authorization_result_get_is_challenge (verdict))
-        bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
-                              "not authorized: %s needs authentication and no polkit agent answered; "
-                              "run banger from a terminal or a desktop session, or %s", action, hint);
+        call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
+                           "not authorized: %s needs authentication and no polkit agent answered; "
+                           "run banger from a terminal or a desktop session, or %s", action, hint);
       else if (allows_interaction (call))
         /* An agent may have asked: then a wrong or dismissed password
          * ends here as well as a plain "no". */
-        bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
-                              "not authorized: polkit refused %s (authentication failed or was dismissed, "
-                              "or it is not allowed to you at all); try again, or %s", action, hint);
+        call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
+                           "not authorized: polkit refused %s (authentication failed or was dismissed, "
+                           "or it is not allowed to you at all); try again, or %s", action, hint);
       else
-        bg_call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
-                              "not authorized: polkit refused %s. Outside an active desktop session "
-                              "polkit cannot ask for a password: %s; or run banger from your desktop "
-                              "session", action, hint);
+        call_return_error (call, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
+                           "not authorized: polkit refused %s. Outside an active desktop session "
+                           "polkit cannot ask for a password: %s; or run banger from your desktop "
+                           "session", action, hint);
       return;
     }
 
@@ -292,8 +292,8 @@ check_polkit (Call          *c,
   CheckData *cd;
 
   if (authority == NULL)
-    return bg_call_return_error (&c->pub, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
-                                 "not authorized: polkit is not available to check %s", action);
+    return call_return_error (&c->pub, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
+                              "not authorized: polkit is not available to check %s", action);
   /* One user's unanswered prompts (an agent that never replies) must not
    * use up what every caller shares: the connection to polkitd, the fd
    * table. Only checks that may wait on an agent count; the others are
@@ -302,11 +302,11 @@ check_polkit (Call          *c,
   if (counted && bg_daemon_count_pending (c->pub.daemon, c->pub.caller_uid, 1) >= limits->pending_calls)
     {
       bg_daemon_count_pending (c->pub.daemon, c->pub.caller_uid, -1);
-      return bg_call_return_error (&c->pub, BG_ERROR, BG_ERROR_LIMIT_EXCEEDED,
-                                   "%u calls of yours already wait for polkit's answer, the most one user may "
-                                   "have (pending-calls=%u in [limits] of mechanism.conf); answer or close "
-                                   "your authentication prompts first", limits->pending_calls,
-                                   limits->pending_calls);
+      return call_return_error (&c->pub, BG_ERROR, BG_ERROR_LIMIT_EXCEEDED,
+                                "%u calls of yours already wait for polkit's answer, the most one user may "
+                                "have (pending-calls=%u in [limits] of mechanism.conf); answer or close "
+                                "your authentication prompts first", limits->pending_calls,
+                                limits->pending_calls);
     }
 
   subject = polkit_system_bus_name_new (g_dbus_method_invocation_get_sender (c->pub.invocation));
@@ -337,8 +337,8 @@ caller_uid_done (GObject      *source,
 
   reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
   if (reply == NULL)
-    return bg_call_return_error (&c->pub, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
-                                 "not authorized: the bus did not say who you are (%s)", error->message);
+    return call_return_error (&c->pub, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
+                              "not authorized: the bus did not say who you are (%s)", error->message);
   g_variant_get (reply, "(u)", &uid);
   c->pub.caller_uid = uid;
   c->resolved = g_get_monotonic_time ();
@@ -389,8 +389,8 @@ lookup_target (Call *c)
   BgResource *r = bg_registry_lookup (bg_daemon_get_registry (c->pub.daemon), c->target_kind, c->target_name);
 
   if (r == NULL)
-    bg_call_return_error (&c->pub, BG_ERROR, BG_ERROR_NOT_FOUND, "%s: no %s named %s",
-                          c->target_field, bg_kind_to_string (c->target_kind), c->target_name);
+    call_return_error (&c->pub, BG_ERROR, BG_ERROR_NOT_FOUND, "%s: no %s named %s",
+                       c->target_field, bg_kind_to_string (c->target_kind), c->target_name);
   return r;
 }
 

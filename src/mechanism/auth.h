@@ -61,11 +61,6 @@ void         bg_call_return_value   (BgCall                 *call,
                                      GVariant               *value);
 void         bg_call_take_error     (BgCall                 *call,
                                      GError                 *error);
-void         bg_call_return_error   (BgCall                 *call,
-                                     GQuark                  domain,
-                                     gint                    code,
-                                     const char             *format,
-                                     ...) G_GNUC_PRINTF (4, 5);
 
 /* For a handler refusing bad arguments before any call starts: answers
  * with @error (taken) and returns G_DBUS_METHOD_INVOCATION_HANDLED. */
