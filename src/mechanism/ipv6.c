@@ -138,8 +138,8 @@ bg_ipv6_off_reason (BgNetConfig *c,
   return NULL;
 }
 
-gboolean
-bg_ipv6_forwarding_on (void)
+static gboolean
+forwarding_on (void)
 {
   g_autofree char *on = conf_read ("all", "forwarding");
   return g_strcmp0 (on, "1") == 0;
@@ -157,7 +157,7 @@ bg_ipv6_enable_forwarding (const char  *uplink,
       if (g_strcmp0 (accept_ra, "1") == 0 && !conf_write (uplink, "accept_ra", "2", error))
         return FALSE;
     }
-  if (bg_ipv6_forwarding_on ())
+  if (forwarding_on ())
     return TRUE;
   return conf_write ("all", "forwarding", "1", error);
 }

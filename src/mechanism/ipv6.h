@@ -19,7 +19,6 @@ gboolean bg_ipv6_load_prefix       (BgNetConfig  *config,
                                     GError      **error);
 char    *bg_ipv6_off_reason        (BgNetConfig  *config,
                                     const char   *ifname);
-gboolean bg_ipv6_forwarding_on     (void);
 gboolean bg_ipv6_enable_forwarding (const char   *uplink,
                                     GError      **error);
 
