@@ -29,6 +29,13 @@
 #include "registry.h"
 #include "tap.h"
 
+static gboolean apply_ports (BgNetwork  *network,
+                             GError    **error);
+static gboolean repair_taps (BgNetwork  *network,
+                             BgNlSock   *sk,
+                             int         bridge_ifindex,
+                             GError    **error);
+
 void
 bg_net_state_free (BgNetState *s)
 {
@@ -383,7 +390,7 @@ bg_network_ensure (BgNetwork  *network,
   s->nat = TRUE;
 
   /* The guards before the taps they guard come back up. */
-  if (!bg_network_apply_ports (network, error) || !bg_network_repair_taps (network, sk, ifindex, error))
+  if (!apply_ports (network, error) || !repair_taps (network, sk, ifindex, error))
     goto rollback;
 
   if (r->state != BG_RESOURCE_READY || g_strcmp0 (bg_resource_get_string (r, "uplink"), s->uplink) != 0 ||
@@ -492,11 +499,11 @@ bg_network_free (BgNetwork *network)
  * bridge was made again, someone deleted a tap) are made and attached
  * again, owned by their user; LaunchVm gives a tap to its VM's jail uid
  * when the VM starts. */
-gboolean
-bg_network_repair_taps (BgNetwork  *network,
-                        BgNlSock   *sk,
-                        int         bridge_ifindex,
-                        GError    **error)
+static gboolean
+repair_taps (BgNetwork  *network,
+             BgNlSock   *sk,
+             int         bridge_ifindex,
+             GError    **error)
 {
   g_autoptr(GPtrArray) taps = bg_registry_list (network->registry, BG_KIND_TAP);
   g_autoptr(GHashTable) links = NULL;
@@ -569,14 +576,14 @@ release_tap (gpointer     self,
 
   return sk != NULL && bg_nl_link_delete (sk, resource->name, error) &&
          bg_hosts_write (bg_daemon_get_run_dir (network->daemon), network->registry, error) &&
-         bg_network_apply_ports (network, error) && forget_connections (resource, error);
+         apply_ports (network, error) && forget_connections (resource, error);
 }
 
 /* The bridge's rules follow the taps: each ready tap may send only as
  * its VM, and (isolate-users) only to its owner's other taps. */
-gboolean
-bg_network_apply_ports (BgNetwork  *network,
-                        GError    **error)
+static gboolean
+apply_ports (BgNetwork  *network,
+             GError    **error)
 {
   g_autoptr(BgNetConfig) c = bg_net_config_load (bg_daemon_get_config_dir (network->daemon), error);
   g_autoptr(GPtrArray) taps = bg_registry_list (network->registry, BG_KIND_TAP);
@@ -755,7 +762,7 @@ bg_network_create_tap (BgNetwork    *network,
    * as one rolled back here, forgot nothing). */
   if (!forget_connections (r, error) ||
       !bg_registry_set_state (registry, r, BG_RESOURCE_READY, error) ||
-      !bg_network_apply_ports (network, error) || !bg_ipv6_port_off (tap, error) ||
+      !apply_ports (network, error) || !bg_ipv6_port_off (tap, error) ||
       !bg_nl_link_up (sk, link, rtnl_link_get_ifindex (bridge), error))
     goto rollback;
   bg_daemon_test_hook (network->daemon, "create-tap-up");
@@ -768,7 +775,7 @@ rollback:
   bg_nl_link_delete (sk, tap, NULL);
   bg_registry_remove (registry, r, NULL);
   bg_hosts_write (bg_daemon_get_run_dir (network->daemon), registry, NULL);
-  bg_network_apply_ports (network, NULL);
+  apply_ports (network, NULL);
   return NULL;
 }
 

@@ -62,12 +62,6 @@ gboolean    bg_network_delete_tap   (BgNetwork    *network,
                                      GError      **error);
 
 extern const BgKindOps bg_tap_kind;
-gboolean    bg_network_apply_ports  (BgNetwork    *network,
-                                     GError      **error);
-gboolean    bg_network_repair_taps  (BgNetwork    *network,
-                                     BgNlSock     *sk,
-                                     int           bridge_ifindex,
-                                     GError      **error);
 
 gboolean    bg_network_validate_address_option (GVariant *options,
                                                 GError  **error);
