@@ -207,9 +207,9 @@ bg_vm_config_vmm (const char *config_dir,
  * can show each protection alone and the hole without them. Sets
  * @landlock_scopes to whether the jail applies them (where the kernel
  * has them). */
-gboolean
-bg_vm_config_netns (const char *config_dir,
-                    gboolean   *landlock_scopes)
+static gboolean
+config_netns (const char *config_dir,
+              gboolean   *landlock_scopes)
 {
   g_autoptr(GKeyFile) kf = g_key_file_new ();
   g_autofree char *conf = g_build_filename (config_dir, "mechanism.conf", NULL);
@@ -246,7 +246,7 @@ const char *
 bg_vm_abstract_unix_guard (const char *config_dir)
 {
   gboolean scopes;
-  gboolean netns = bg_vm_config_netns (config_dir, &scopes);
+  gboolean netns = config_netns (config_dir, &scopes);
 
   scopes = scopes && bg_confine_landlock_abi () >= 6;
   return scopes && netns ? "landlock+netns" : scopes ? "landlock" : netns ? "netns" : "none";
@@ -402,7 +402,7 @@ launch_vmm (BgVms           *vms,
         goto fail;
       bg_jail_add_block (vmm->jail, BG_JAIL_CONFIG_DRIVE, rdev, TRUE);
     }
-  vmm->jail->own_netns = bg_vm_config_netns (bg_daemon_get_config_dir (vms->daemon),
+  vmm->jail->own_netns = config_netns (bg_daemon_get_config_dir (vms->daemon),
                                              &vmm->jail->landlock_scopes);
   if (p->tap != NULL && vmm->jail->own_netns)
     {

@@ -52,8 +52,6 @@ void        bg_launch_params_clear (BgLaunchParams *params);
 
 char       *bg_vm_config_vmm    (const char      *config_dir,
                                  guint           *timeout_ms);
-gboolean    bg_vm_config_netns  (const char      *config_dir,
-                                 gboolean        *landlock_scopes);
 const char *bg_vm_abstract_unix_guard (const char *config_dir);
 gboolean    bg_vm_validate_id   (const char      *field,
                                  const char      *name,
