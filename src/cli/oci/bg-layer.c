@@ -623,7 +623,7 @@ open_parent (Apply       *a,
   return fd;
 }
 
-/* Removes @name from @dirfd, recursively, never following a symlink. */
+/* Removes @name from @at, recursively, never following a symlink. */
 static gboolean
 remove_at (int          at,
            const char  *name,
