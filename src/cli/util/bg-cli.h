@@ -5,6 +5,8 @@
 #include <gio/gio.h>
 #include <json-glib/json-glib.h>
 
+#include "bg-table.h"
+
 G_BEGIN_DECLS
 
 /* Exit codes, documented in banger --help and the man page. */
@@ -84,16 +86,5 @@ gboolean bg_cli_done        (BgCli       *cli,
                              const char  *format,
                              ...) G_GNUC_PRINTF (3, 4);
 char    *bg_cli_format_age  (gint64       since_unix);
-
-/* A text table: columns padded to their widest cell. */
-typedef struct _BgTable BgTable;
-BgTable *bg_table_new       (const char  *first_header,
-                             ...) G_GNUC_NULL_TERMINATED;
-void     bg_table_add_row   (BgTable     *table,
-                             const char  *first_cell,
-                             ...) G_GNUC_NULL_TERMINATED;
-void     bg_table_print     (BgTable     *table);
-void     bg_table_free      (BgTable     *table);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgTable, bg_table_free)
 
 G_END_DECLS
