@@ -1,4 +1,4 @@
-/* netconf.c: the network's configuration and the names and addresses
+/* bg-netconf.c: the network's configuration and the names and addresses
  * derived from it.
  *
  * Callers choose nothing but their VM's name: the bridge, subnet and

@@ -6,7 +6,7 @@ G_BEGIN_DECLS
 
 /* What banger's NoCloud drive asks of the guest: the subset of meta-data,
  * user-data (#cloud-config) and network-config v2 that the CLI writes
- * (src/cli/bg-guest.c). Anything else in the documents is ignored;
+ * (src/cli/guest/bg-drive.c). Anything else in the documents is ignored;
  * anything missing or malformed that banger always writes is an error
  * naming the document and the field. */
 typedef struct {
