@@ -1,5 +1,6 @@
 /* cmd-forward.c: banger vm forward and banger vm cp — a VM's ports on
- * the host's loopback, and files both ways over the pinned-key SSH.
+ * the host's loopback, and files both ways through the guest agent (or
+ * over the pinned-key SSH where the image has no agent that copies).
  * Both run as the user: nothing here asks the mechanism for anything. */
 #include <errno.h>
 #include <signal.h>
