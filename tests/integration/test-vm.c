@@ -967,22 +967,25 @@ test_vm_exits_reach_only_their_owner (Fixture *f, gconstpointer data)
   g_assert_cmpstr (heard_b, ==, "");
 }
 
-/* Stops the mechanism (its VMMs are left for the next one) and rewrites
- * the record of VM @id: @key becomes @value in its details. */
-static void
-forge_record (Fixture *f, const char *id, const char *key, GVariant *value)
+/* The file of VM @id's record. */
+static char *
+record_path (Fixture *f, const char *id)
 {
   g_autofree char *leaf = g_strdup_printf ("%s.json", id);
-  g_autofree char *path = g_build_filename (f->h->run_dir, "registry", "vm", leaf, NULL);
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autoptr(GVariant) details = NULL, forged = NULL;
-  g_autofree char *printed = NULL;
+
+  return g_build_filename (f->h->run_dir, "registry", "vm", leaf, NULL);
+}
+
+/* Stops the mechanism (its VMMs are left for the next one) and reads the
+ * record of VM @id into @parser; @dict gets its details. */
+static JsonObject *
+stop_and_read_record (Fixture *f, const char *id, JsonParser *parser, GVariantDict *dict)
+{
+  g_autofree char *path = record_path (f, id);
+  g_autoptr(GVariant) details = NULL;
   GPid pid = bg_harness_mechanism_pid (f->h);
-  GVariantDict dict;
   JsonObject *o;
 
-  g_variant_ref_sink (value);
   if (pid > 0)
     {
       kill (pid, SIGTERM);
@@ -993,13 +996,37 @@ forge_record (Fixture *f, const char *id, const char *key, GVariant *value)
   details = g_variant_parse (G_VARIANT_TYPE_VARDICT, json_object_get_string_member (o, "details"),
                              NULL, NULL, NULL);
   g_assert_nonnull (details);
-  g_variant_dict_init (&dict, details);
-  g_variant_dict_insert_value (&dict, key, value);
-  forged = g_variant_ref_sink (g_variant_dict_end (&dict));
-  printed = g_variant_print (forged, TRUE);
+  g_variant_dict_init (dict, details);
+  return o;
+}
+
+/* Writes @parser's record, its details now @dict's, to @path. */
+static void
+write_record (JsonParser *parser, JsonObject *o, GVariantDict *dict, const char *path)
+{
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  g_autoptr(GVariant) forged = g_variant_ref_sink (g_variant_dict_end (dict));
+  g_autofree char *printed = g_variant_print (forged, TRUE);
+
   json_object_set_string_member (o, "details", printed);
   json_generator_set_root (gen, json_parser_get_root (parser));
   g_assert_true (json_generator_to_file (gen, path, NULL));
+}
+
+/* Stops the mechanism and rewrites the record of VM @id: @key becomes
+ * @value in its details. */
+static void
+forge_record (Fixture *f, const char *id, const char *key, GVariant *value)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autofree char *path = record_path (f, id);
+  GVariantDict dict;
+  JsonObject *o;
+
+  g_variant_ref_sink (value);
+  o = stop_and_read_record (f, id, parser, &dict);
+  g_variant_dict_insert_value (&dict, key, value);
+  write_record (parser, o, &dict, path);
   g_variant_unref (value);
 }
 
@@ -1079,38 +1106,17 @@ test_forged_record_adopts_no_user_process (Fixture *f, gconstpointer data)
 static void
 forge_copy (Fixture *f, const char *id, const char *user, const char *vm)
 {
-  g_autofree char *leaf = g_strdup_printf ("%s.json", id);
-  g_autofree char *path = g_build_filename (f->h->run_dir, "registry", "vm", leaf, NULL);
-  g_autofree char *copy_id = id_of (user, vm);
-  g_autofree char *copy_leaf = g_strdup_printf ("%s.json", copy_id);
-  g_autofree char *copy = g_build_filename (f->h->run_dir, "registry", "vm", copy_leaf, NULL);
   g_autoptr(JsonParser) parser = json_parser_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autoptr(GVariant) details = NULL, forged = NULL;
-  g_autofree char *printed = NULL;
-  GPid pid = bg_harness_mechanism_pid (f->h);
+  g_autofree char *copy_id = id_of (user, vm);
+  g_autofree char *copy = record_path (f, copy_id);
   GVariantDict dict;
   JsonObject *o;
 
-  if (pid > 0)
-    {
-      kill (pid, SIGTERM);
-      g_assert_true (bg_harness_wait_name_gone (f->h, 20));
-    }
-  g_assert_true (json_parser_load_from_file (parser, path, NULL));
-  o = json_node_get_object (json_parser_get_root (parser));
-  details = g_variant_parse (G_VARIANT_TYPE_VARDICT, json_object_get_string_member (o, "details"),
-                             NULL, NULL, NULL);
-  g_assert_nonnull (details);
-  g_variant_dict_init (&dict, details);
+  o = stop_and_read_record (f, id, parser, &dict);
   g_variant_dict_insert (&dict, "vm", "s", vm);
-  forged = g_variant_ref_sink (g_variant_dict_end (&dict));
-  printed = g_variant_print (forged, TRUE);
-  json_object_set_string_member (o, "details", printed);
   json_object_set_string_member (o, "name", copy_id);
   json_object_set_int_member (o, "owner", bg_harness_uid (user));
-  json_generator_set_root (gen, json_parser_get_root (parser));
-  g_assert_true (json_generator_to_file (gen, copy, NULL));
+  write_record (parser, o, &dict, copy);
 }
 
 /* Whether @pid runs (exists and is not a zombie). */

@@ -14,11 +14,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bg-cli.h"
 #include "bg-client.h"
 #include "bg-dbus-generated.h"
 #include "bg-error.h"
@@ -101,13 +101,8 @@ static gpointer
 connect_ahead_run (gpointer data)
 {
   g_autoptr(GError) error = NULL;
-  sigset_t signals;
 
-  /* Ctrl-C is the main thread's to hear. */
-  sigemptyset (&signals);
-  sigaddset (&signals, SIGINT);
-  sigaddset (&signals, SIGTERM);
-  pthread_sigmask (SIG_BLOCK, &signals, NULL);
+  bg_cli_block_interrupts ();
   /* A failure is the first call's to report: it tries again. */
   if (get_proxy (&error) == NULL)
     g_debug ("connecting ahead: %s", error->message);

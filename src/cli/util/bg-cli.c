@@ -1,6 +1,7 @@
 /* bg-cli.c: what every command shares: its arguments parsed in one call
  * (BgUsage), printing for people and scripts (--json), warnings, and
  * Ctrl-C. Tables are bg-table.c's. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -186,6 +187,19 @@ bg_cli_test_hook (const char *step)
       raise (SIGSTOP);
     }
 #endif
+}
+
+/* Ctrl-C is the main thread's to hear: a thread of the CLI's own calls
+ * this first, so SIGINT and SIGTERM never land on it. */
+void
+bg_cli_block_interrupts (void)
+{
+  sigset_t signals;
+
+  sigemptyset (&signals);
+  sigaddset (&signals, SIGINT);
+  sigaddset (&signals, SIGTERM);
+  pthread_sigmask (SIG_BLOCK, &signals, NULL);
 }
 
 /* Whether Ctrl-C was pressed, as an error to return. */

@@ -45,6 +45,7 @@ typedef struct {
  * cleanly, undoing what it made. */
 extern volatile sig_atomic_t bg_interrupted;
 gboolean bg_cli_check_interrupt (GError     **error);
+void     bg_cli_block_interrupts (void);
 void     bg_cli_test_hook       (const char  *step);
 
 extern const BgCommand bg_vm_commands[];

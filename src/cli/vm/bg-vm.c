@@ -17,7 +17,6 @@
  * bg-vm-launch.c launches and configures the VMM; bg-vm-control.c stops,
  * removes and pauses VMs that exist.
  */
-#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
@@ -25,6 +24,7 @@
 #include "bg-agent-proto.h"
 #include "bg-auth.h"
 #include "bg-build.h"
+#include "bg-cli.h"
 #include "bg-client.h"
 #include "bg-disk.h"
 #include "bg-disk-vm.h"
@@ -144,13 +144,8 @@ local_work_run (gpointer data)
 {
   LocalWork *w = data;
   g_autofree char *private_key = NULL, *public_key = NULL;
-  sigset_t signals;
 
-  /* Ctrl-C is the main thread's to hear. */
-  sigemptyset (&signals);
-  sigaddset (&signals, SIGINT);
-  sigaddset (&signals, SIGTERM);
-  pthread_sigmask (SIG_BLOCK, &signals, NULL);
+  bg_cli_block_interrupts ();
   if (bg_disk_vm_make (w->image, w->dir, w->mode, w->bytes, &w->used, &w->reason, w->cancellable, &w->error) &&
       bg_ssh_ensure_client_key (w->client_key, &w->error))
     bg_ssh_generate_host_key (w->dir, &private_key, &public_key, &w->error);
@@ -175,12 +170,8 @@ spare_key_run (gpointer data)
 {
   SpareKey *k = data;
   g_autoptr(GError) error = NULL;
-  sigset_t signals;
 
-  sigemptyset (&signals);
-  sigaddset (&signals, SIGINT);
-  sigaddset (&signals, SIGTERM);
-  pthread_sigmask (SIG_BLOCK, &signals, NULL);
+  bg_cli_block_interrupts ();
   /* Failing is no one's concern here; the next VM makes its key itself. */
   if (!bg_ssh_make_spare_host_key (k->cancel, &error))
     g_debug ("no spare host key made: %s", error->message);
