@@ -342,6 +342,18 @@ far_side_add (const char *far)
   must ("ip", "route", "add", "default", "via", "198.51.100.1", NULL);
 }
 
+/* The stand-in guest's side in namespace @guest, its veth gv0: the
+ * address banger gave @t's VM, up, the default route through the bridge. */
+static void
+guest_side_up (const char *guest, const Tap *t)
+{
+  g_autofree char *addr = g_strdup_printf ("%s/%u", t->address, t->prefix);
+
+  must ("ip", "-n", guest, "addr", "add", addr, "dev", "gv0", NULL);
+  must ("ip", "-n", guest, "link", "set", "gv0", "up", NULL);
+  must ("ip", "-n", guest, "route", "add", "default", "via", t->gateway, NULL);
+}
+
 /* A TCP connection from namespace @guest to a server in @far (behind
  * far_side_add's uplink) completes, and the server saw the uplink's
  * address: the guest's was masqueraded. */
@@ -371,7 +383,6 @@ test_masquerade_rewrites_source (Fixture *f, gconstpointer data)
 {
   g_autofree char *far = g_strdup_printf ("bgt%d-far", bg_harness_run_id ());
   g_autofree char *guest = g_strdup_printf ("bgt%d-guest", bg_harness_run_id ());
-  g_autofree char *guest_addr = NULL;
   g_autoptr(Tap) t = NULL;
   g_autoptr(BgCallResult) ensure = NULL;
 
@@ -390,12 +401,9 @@ test_masquerade_rewrites_source (Fixture *f, gconstpointer data)
   /* The "guest": a namespace attached to the bridge through a veth (a
    * tap-like device), using the address banger allocated for a VM. */
   t = create_tap (f, BG_TEST_USER_A, "guest");
-  guest_addr = g_strdup_printf ("%s/%u", t->address, t->prefix);
   must ("ip", "link", "add", "gvh", "type", "veth", "peer", "name", "gv0", "netns", guest, NULL);
   must ("ip", "link", "set", "gvh", "master", "banger0", "up", NULL);
-  must ("ip", "-n", guest, "addr", "add", guest_addr, "dev", "gv0", NULL);
-  must ("ip", "-n", guest, "link", "set", "gv0", "up", NULL);
-  must ("ip", "-n", guest, "route", "add", "default", "via", t->gateway, NULL);
+  guest_side_up (guest, t);
 
   assert_far_side_sees_the_uplink (far, guest);
 
@@ -1747,7 +1755,7 @@ test_stand_in_reaches_nat_through_the_vmms_netns (Fixture *f, gconstpointer data
   g_autofree char *far = g_strdup_printf ("bgt%d-far", bg_harness_run_id ());
   g_autofree char *guest = g_strdup_printf ("bgt%d-guest", bg_harness_run_id ());
   g_autofree char *vmm = g_strdup_printf ("bgt%d-vmm", bg_harness_run_id ());
-  g_autofree char *guest_addr = NULL, *pid = NULL;
+  g_autofree char *pid = NULL;
   g_autoptr(BgCallResult) ensure = NULL;
   g_autoptr(Tap) t = NULL;
 
@@ -1757,7 +1765,6 @@ test_stand_in_reaches_nat_through_the_vmms_netns (Fixture *f, gconstpointer data
   bg_assert_call_ok (ensure);
   g_assert_nonnull (strstr (ensure->reply, "'uplink': <'up0'>"));
   t = create_tap (f, BG_TEST_USER_A, "whole");
-  guest_addr = g_strdup_printf ("%s/%u", t->address, t->prefix);
   pid = g_strdup_printf ("%" G_GUINT64_FORMAT, launch_in_own_netns (f, "whole", t->tap));
 
   /* Named only so ip(8) can reach it; the name goes, not the namespace. */
@@ -1766,9 +1773,7 @@ test_stand_in_reaches_nat_through_the_vmms_netns (Fixture *f, gconstpointer data
   must ("ip", "-n", vmm, "link", "set", "gvh", "master", "br0", "up", NULL);
   must ("ip", "netns", "del", vmm, NULL);
   must ("ip", "-n", guest, "link", "set", "gv0", "address", t->mac, NULL);
-  must ("ip", "-n", guest, "addr", "add", guest_addr, "dev", "gv0", NULL);
-  must ("ip", "-n", guest, "link", "set", "gv0", "up", NULL);
-  must ("ip", "-n", guest, "route", "add", "default", "via", t->gateway, NULL);
+  guest_side_up (guest, t);
 
   assert_far_side_sees_the_uplink (far, guest);
 
