@@ -57,7 +57,7 @@
 
 #include "bg-error.h"
 #include "bg-fd.h"
-#include "jail.h"
+#include "confine.h"
 
 
 /* The VMM runs with root's trust in what it is: it must be root's and
@@ -66,9 +66,9 @@
  * entry, since others can neither rename nor remove that entry. Returns
  * a descriptor on the very file checked, which is what the jail binds. */
 int
-bg_jail_open_vmm (const char  *path,
-                  gboolean    *dynamic,
-                  GError     **error)
+bg_confine_open_vmm (const char  *path,
+                     gboolean    *dynamic,
+                     GError     **error)
 {
   g_autofree char *real = NULL;
   g_auto(GStrv) parts = NULL;
@@ -151,11 +151,11 @@ bg_jail_open_vmm (const char  *path,
 }
 
 gboolean
-bg_jail_check_vmm (const char  *path,
-                   gboolean    *dynamic,
-                   GError     **error)
+bg_confine_check_vmm (const char  *path,
+                      gboolean    *dynamic,
+                      GError     **error)
 {
-  g_auto(BgFd) fd = bg_jail_open_vmm (path, dynamic, error);
+  g_auto(BgFd) fd = bg_confine_open_vmm (path, dynamic, error);
   return fd >= 0;
 }
 

@@ -69,6 +69,7 @@
 #include "bg-error.h"
 #include "bg-fd.h"
 #include "bg-file.h"
+#include "confine.h"
 #include "jail.h"
 
 /* What the VMM's root is built from, in order, by the child. */

@@ -38,12 +38,6 @@ struct _BgJail {
   gboolean landlock_scopes;   /* where the kernel has them; off only in tests */
 };
 
-int        bg_jail_open_vmm      (const char   *path,
-                                  gboolean     *dynamic,
-                                  GError      **error);
-gboolean   bg_jail_check_vmm     (const char   *path,
-                                  gboolean     *dynamic,
-                                  GError      **error);
 BgJail    *bg_jail_new           (const char   *run_dir,
                                   const char   *id,
                                   uid_t         caller,
@@ -68,10 +62,6 @@ gboolean   bg_jail_destroy       (const char   *dir,
                                   const char   *id,
                                   GError      **error);
 GPtrArray *bg_jail_list          (const char   *dir);
-
-/* confine.c */
-int        bg_confine_vmm        (gboolean      landlock_scopes);
-int        bg_confine_landlock_abi (void);
 void       bg_jail_free          (BgJail       *jail);
 char     **bg_jail_build_argv    (const char   *id);
 

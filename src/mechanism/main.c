@@ -10,7 +10,7 @@
 #include "bg-size.h"
 #include "daemon.h"
 #include "mechanism.h"
-#include "jail.h"
+#include "confine.h"
 
 #define DEFAULT_IDLE_TIMEOUT 30
 

@@ -13,7 +13,7 @@
 #include "auth.h"
 #include "bg-netconf.h"
 #include "ipv6.h"
-#include "jail.h"
+#include "confine.h"
 #include "vm.h"
 #include "daemon.h"
 #include "registry.h"
@@ -67,7 +67,7 @@ host_info_authorized (BgCall   *call,
   for (guint i = 0; i < G_N_ELEMENTS (devices); i++)
     g_variant_dict_insert_value (&d, devices[i].key, g_variant_new_take_string (try_device (devices[i].path)));
   g_variant_dict_insert (&d, "vmm", "s", vmm);
-  fd = bg_jail_open_vmm (vmm, &dynamic, &error);
+  fd = bg_confine_open_vmm (vmm, &dynamic, &error);
   g_variant_dict_insert (&d, "vmm-error", "s", fd >= 0 ? "" : error->message);
   g_variant_dict_insert (&d, "abstract-unix", "s",
                          bg_vm_abstract_unix_guard (bg_daemon_get_config_dir (call->daemon)));

@@ -19,6 +19,7 @@
 #include "bg-fd.h"
 #include "bg-names.h"
 #include "bg-size.h"
+#include "confine.h"
 #include "daemon.h"
 #include "jail.h"
 #include "loop.h"
@@ -539,7 +540,7 @@ bg_vms_launch (BgVms           *vms,
     }
 
   vmm_path = bg_vm_config_vmm (bg_daemon_get_config_dir (vms->daemon), &p->timeout_ms);
-  if ((vmm_fd = bg_jail_open_vmm (vmm_path, &dynamic, &error)) < 0 ||
+  if ((vmm_fd = bg_confine_open_vmm (vmm_path, &dynamic, &error)) < 0 ||
       !allocate_jail_uid (vms->registry, &jail_uid, &error))
     {
       done (NULL, error, user_data);

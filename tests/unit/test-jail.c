@@ -3,6 +3,7 @@
 #include <glib/gstdio.h>
 
 #include "bg-error.h"
+#include "confine.h"
 #include "jail.h"
 
 static void
@@ -57,31 +58,31 @@ test_vmm_must_be_roots_alone (void)
   g_assert_no_errno (chmod (open_dir, 0777));
   in_open = make_exec (open_dir, "vmm", 0755);
 
-  g_assert_true (bg_jail_check_vmm (good, &dynamic, &error));
+  g_assert_true (bg_confine_check_vmm (good, &dynamic, &error));
   g_assert_no_error (error);
   g_assert_true (dynamic);   /* coreutils' true is dynamically linked */
 
-  g_assert_false (bg_jail_check_vmm (writable, &dynamic, &error));
+  g_assert_false (bg_confine_check_vmm (writable, &dynamic, &error));
   g_assert_error (error, BG_ERROR, BG_ERROR_UNSAFE);
   g_assert_nonnull (strstr (error->message, "writable by group or others"));
   g_clear_error (&error);
 
-  g_assert_false (bg_jail_check_vmm (in_open, &dynamic, &error));
+  g_assert_false (bg_confine_check_vmm (in_open, &dynamic, &error));
   g_assert_error (error, BG_ERROR, BG_ERROR_UNSAFE);
   g_assert_nonnull (strstr (error->message, "/open is writable"));
   g_clear_error (&error);
 
-  g_assert_false (bg_jail_check_vmm (not_exec, &dynamic, &error));
+  g_assert_false (bg_confine_check_vmm (not_exec, &dynamic, &error));
   g_assert_error (error, BG_ERROR, BG_ERROR_UNSAFE);
   g_clear_error (&error);
 
   g_assert_no_errno (chown (good, 65534, 65534));
-  g_assert_false (bg_jail_check_vmm (good, &dynamic, &error));
+  g_assert_false (bg_confine_check_vmm (good, &dynamic, &error));
   g_assert_error (error, BG_ERROR, BG_ERROR_UNSAFE);
   g_assert_nonnull (strstr (error->message, "owned by uid 65534"));
   g_clear_error (&error);
 
-  g_assert_false (bg_jail_check_vmm ("relative/firecracker", &dynamic, &error));
+  g_assert_false (bg_confine_check_vmm ("relative/firecracker", &dynamic, &error));
   g_assert_error (error, BG_ERROR, BG_ERROR_UNSAFE);
   g_clear_error (&error);
 
@@ -103,7 +104,7 @@ test_static_vmm_needs_no_libraries (void)
       g_test_skip ("needs root and a static /sbin/ldconfig");
       return;
     }
-  g_assert_true (bg_jail_check_vmm ("/sbin/ldconfig", &dynamic, &error));
+  g_assert_true (bg_confine_check_vmm ("/sbin/ldconfig", &dynamic, &error));
   g_assert_no_error (error);
   g_assert_false (dynamic);
 }
