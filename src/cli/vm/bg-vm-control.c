@@ -46,6 +46,16 @@ bg_vm_state_is_live (BgVmState state)
   return state == BG_VM_RUNNING || state == BG_VM_PAUSED || state == BG_VM_STARTING;
 }
 
+/* Stopped (or never started) VMs are refused with what to do. A VM
+ * recorded running whose VMM does not answer (crashed) is tried all the
+ * same, as vm ssh does: its guest answers or the connection says why. */
+gboolean
+bg_vm_may_answer (BgVmRecord *record,
+                  BgVmState   state)
+{
+  return record->address != NULL && state != BG_VM_STOPPED && state != BG_VM_CREATED && state != BG_VM_CREATING;
+}
+
 static BgVmRecord *
 set_stopped (BgVmRecord  *current,
              gpointer     data,

@@ -22,6 +22,9 @@ gboolean  bg_vm_set_paused    (const char   *name,
 BgVmState bg_vm_probe_state   (BgVmRecord   *record);
 /* Running, paused or starting: a VMM is there. */
 gboolean  bg_vm_state_is_live (BgVmState     state);
+/* An address and not known stopped: vm forward and vm cp try it. */
+gboolean  bg_vm_may_answer    (BgVmRecord   *record,
+                               BgVmState     state);
 gboolean  bg_vm_mark_stopped  (BgStateStore *store,
                                const char   *name,
                                GError      **error);

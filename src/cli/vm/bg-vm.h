@@ -30,6 +30,8 @@ gboolean  bg_vm_cmd_forward   (BgCli        *cli,
                                int           argc,
                                char        **argv,
                                GError      **error);
+
+/* cmd-cp.c */
 gboolean  bg_vm_cmd_cp        (BgCli        *cli,
                                int           argc,
                                char        **argv,
