@@ -17,6 +17,7 @@
 #include "bg-guest-programs.h"
 #include "bg-error.h"
 #include "bg-guest-insert.h"
+#include "bg-kernel.h"
 #include "bg-image.h"
 #include "bg-spawn.h"
 

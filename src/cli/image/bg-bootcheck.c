@@ -20,6 +20,7 @@
 #include "bg-bootcheck.h"
 #include "bg-error.h"
 #include "bg-fd.h"
+#include "bg-kernel.h"
 #include "bg-spawn.h"
 #include "bg-unpack.h"
 
@@ -33,49 +34,6 @@ bg_boot_check_free (BgBootCheck *check)
   g_free (check->source);
   g_strfreev (check->missing);
   g_free (check);
-}
-
-/* "Linux version 6.1.0-13-cloud-amd64 (...)" in a vmlinux: the release. */
-char *
-bg_kernel_release (const guint8 *data,
-                   gsize         len)
-{
-  static const char marker[] = "Linux version ";
-  const guint8 *p = memmem (data, len, marker, sizeof marker - 1);
-  const guint8 *end;
-
-  if (p == NULL)
-    return NULL;
-  p += sizeof marker - 1;
-  for (end = p; end < data + len && *end > ' ' && *end < 0x7f; end++)
-    ;
-  return end > p ? g_strndup ((const char *) p, end - p) : NULL;
-}
-
-/* The configuration a kernel built with IKCONFIG carries, gzip'ed between
- * "IKCFG_ST" and "IKCFG_ED". */
-char *
-bg_kernel_embedded_config (const guint8 *data,
-                           gsize         len)
-{
-  const guint8 *start = memmem (data, len, "IKCFG_ST", 8);
-  const guint8 *end;
-  g_autoptr(GError) error = NULL;
-  g_autofree char *text = NULL;
-  g_auto(BgFd) fd = -1;
-
-  if (start == NULL || (end = memmem (start + 8, data + len - start - 8, "IKCFG_ED", 8)) == NULL)
-    return NULL;
-  fd = memfd_create ("ikconfig", MFD_CLOEXEC);
-  if (fd < 0 || !bg_unpack (start + 8, end - start - 8, fd, &error))
-    return NULL;
-  {
-    off_t size = lseek (fd, 0, SEEK_END);
-    text = g_malloc0 (size + 1);
-    if (pread (fd, text, size, 0) != size)
-      g_clear_pointer (&text, g_free);
-  }
-  return g_steal_pointer (&text);
 }
 
 /* "CONFIG_X=y" lines into X -> "y" ("# CONFIG_X is not set" and others

@@ -21,10 +21,6 @@ BgBootCheck *bg_boot_check_run         (int            kernel_fd,
 void         bg_boot_check_free        (BgBootCheck   *check);
 
 /* The pure parts, for tests. */
-char        *bg_kernel_release         (const guint8  *data,
-                                        gsize          len);
-char        *bg_kernel_embedded_config (const guint8  *data,
-                                        gsize          len);
 GHashTable  *bg_kconfig_parse          (const char    *text);
 GHashTable  *bg_initrd_modules         (const guint8  *data,
                                         gsize          len,

@@ -33,6 +33,7 @@
 #include "bg-fd.h"
 #include "bg-file.h"
 #include "bg-image.h"
+#include "bg-kernel.h"
 #include "bg-names.h"
 #include "bg-spawn.h"
 

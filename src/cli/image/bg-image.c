@@ -6,7 +6,6 @@
  * image.json. Imports are built in a hidden temporary directory and
  * renamed into place, so an interrupted import leaves nothing.
  */
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -21,34 +20,11 @@
 #include "bg-file.h"
 #include "bg-guest-insert.h"
 #include "bg-image.h"
+#include "bg-kernel.h"
 #include "bg-names.h"
 #include "bg-sha256.h"
 #include "bg-spawn.h"
-#include "bg-unpack.h"
 
-
-BgKernelFormat
-bg_kernel_detect (int      fd,
-                  GError **error)
-{
-  guint8 head[0x250] = { 0 };
-  ssize_t n = pread (fd, head, sizeof head, 0);
-  Elf64_Ehdr *eh = (Elf64_Ehdr *) head;
-
-  if (n >= (ssize_t) sizeof (Elf64_Ehdr) && memcmp (eh->e_ident, ELFMAG, SELFMAG) == 0)
-    {
-      if (eh->e_ident[EI_CLASS] == ELFCLASS64 && eh->e_machine == EM_X86_64 && eh->e_type == ET_EXEC)
-        return BG_KERNEL_VMLINUX;
-      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-                   "kernel: an ELF file, but not an x86-64 kernel image (vmlinux)");
-      return BG_KERNEL_UNKNOWN;
-    }
-  if (n >= 0x250 && memcmp (head + 0x202, "HdrS", 4) == 0)
-    return BG_KERNEL_BZIMAGE;
-  g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-               "kernel: not a Linux kernel (neither an ELF vmlinux nor a bzImage)");
-  return BG_KERNEL_UNKNOWN;
-}
 
 gboolean
 bg_rootfs_check_ext4 (int      fd,
@@ -64,76 +40,6 @@ bg_rootfs_check_ext4 (int      fd,
       return FALSE;
     }
   return TRUE;
-}
-
-/* The compressed payload of a bzImage (boot protocol >= 2.08 says where)
- * decompressed to the ELF vmlinux inside it. */
-gboolean
-bg_kernel_extract_vmlinux (int      bzimage_fd,
-                           int      out_fd,
-                           GError **error)
-{
-  g_autoptr(GMappedFile) map = NULL;
-  g_autofree char *path = g_strdup_printf ("/proc/self/fd/%d", bzimage_fd);
-  const guint8 *data;
-  gsize len, start;
-  guint setup_sects;
-  guint32 offset, plen;
-  guint16 version;
-  const guint8 *payload;
-  gboolean ok;
-
-  map = g_mapped_file_new (path, FALSE, error);
-  if (map == NULL)
-    return FALSE;
-  data = (const guint8 *) g_mapped_file_get_contents (map);
-  len = g_mapped_file_get_length (map);
-  if (len < 0x250)
-    goto bad;
-  version = data[0x206] | data[0x207] << 8;
-  if (version < 0x208)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED,
-                   "kernel: bzImage boot protocol %x.%02x is too old to find its payload",
-                   version >> 8, version & 0xff);
-      return FALSE;
-    }
-  setup_sects = data[0x1f1] ? data[0x1f1] : 4;
-  memcpy (&offset, data + 0x248, 4);
-  memcpy (&plen, data + 0x24c, 4);
-  offset = GUINT32_FROM_LE (offset);
-  plen = GUINT32_FROM_LE (plen);
-  start = (setup_sects + 1) * 512 + offset;
-  if (start >= len || plen > len - start)
-    goto bad;
-  payload = data + start;
-
-  if (bg_unpack_format (payload, plen) != NULL)
-    {
-      ok = bg_unpack (payload, plen, out_fd, error);
-      if (!ok)
-        g_prefix_error (error, "kernel: ");
-    }
-  else
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED,
-                   "kernel: the bzImage payload is compressed with a method banger does not handle "
-                   "(gzip, xz, zstd and lz4 are); extract vmlinux yourself with the kernel's "
-                   "scripts/extract-vmlinux");
-      return FALSE;
-    }
-  if (!ok)
-    return FALSE;
-  if (bg_kernel_detect (out_fd, NULL) != BG_KERNEL_VMLINUX)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "kernel: the bzImage payload is not an x86-64 vmlinux");
-      return FALSE;
-    }
-  return TRUE;
-
-bad:
-  g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "kernel: truncated or corrupt bzImage");
-  return FALSE;
 }
 
 void

@@ -7,12 +7,6 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
-  BG_KERNEL_UNKNOWN,
-  BG_KERNEL_VMLINUX,   /* an x86-64 ELF, as Firecracker boots */
-  BG_KERNEL_BZIMAGE,   /* a compressed kernel with a Linux boot header */
-} BgKernelFormat;
-
 typedef struct {
   char    *name;
   char    *dir;
@@ -39,12 +33,7 @@ typedef struct {
   char   **layers;          /* an OCI image's layers (blob digests, lowest first); NULL for others */
 } BgImage;
 
-BgKernelFormat bg_kernel_detect       (int          fd,
-                                       GError     **error);
 gboolean       bg_rootfs_check_ext4   (int          fd,
-                                       GError     **error);
-gboolean       bg_kernel_extract_vmlinux (int        bzimage_fd,
-                                       int          out_fd,
                                        GError     **error);
 
 char          *bg_image_new_dir       (const char  *images_dir,
