@@ -128,7 +128,7 @@ test_runtime_dir_xdg_missing_is_an_error (Fixture *f, gconstpointer data)
   g_autofree char *dir = bg_paths_resolve_runtime_dir (missing, "/nonexistent", geteuid (), &error);
 
   g_assert_null (dir);
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+  g_assert_error (error, BG_ERROR, BG_ERROR_NOT_FOUND);
   g_assert_nonnull (strstr (error->message, "XDG_RUNTIME_DIR"));
 }
 
@@ -241,7 +241,7 @@ test_runtime_dir_fallback_missing_parent (Fixture *f, gconstpointer data)
   g_autofree char *dir = bg_paths_resolve_runtime_dir (NULL, base, geteuid (), &error);
 
   g_assert_null (dir);
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+  g_assert_error (error, BG_ERROR, BG_ERROR_NOT_FOUND);
   g_assert_nonnull (strstr (error->message, "does not exist"));
 }
 

@@ -36,18 +36,6 @@ struct _BgBlobWriter {
   char        *tmp_name;   /* when the filesystem has no O_TMPFILE */
 };
 
-static gboolean
-fail_errno (GError    **error,
-            const char *what,
-            const char *path)
-{
-  int errsv = errno;
-
-  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-               "%s %s: %s", what, path, g_strerror (errsv));
-  return FALSE;
-}
-
 /* "sha256:<hex>" → "<hex>", or NULL for anything else (names in the
  * cache are only ever 64 hex digits, never a path). */
 static const char *
@@ -74,10 +62,10 @@ bg_blob_cache_open (gboolean   exclusive,
   cache->path = g_build_filename (base, "blobs", NULL);
   cache->roots = g_build_filename (base, "blob-roots", NULL);
   if (g_mkdir_with_parents (cache->path, 0700) < 0 || g_mkdir_with_parents (cache->roots, 0700) < 0)
-    return fail_errno (error, "Cannot make the blob cache", cache->path), NULL;
+    return bg_error_errno (error, errno, "Cannot make the blob cache", cache->path), NULL;
   cache->dirfd = open (cache->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cache->dirfd < 0)
-    return fail_errno (error, "Cannot open the blob cache", cache->path), NULL;
+    return bg_error_errno (error, errno, "Cannot open the blob cache", cache->path), NULL;
   /* A prune must not remove a blob a pull has just fetched and not yet
    * imported: pulls share the lock, a prune takes it alone, or not at
    * all while a pull runs (the next prune frees what this one could not). */
@@ -85,13 +73,13 @@ bg_blob_cache_open (gboolean   exclusive,
     {
       if (errno == EWOULDBLOCK)
         return g_set_error (error, BG_ERROR, BG_ERROR_BUSY, "a pull is using the blob cache %s", cache->path), NULL;
-      return fail_errno (error, "Cannot lock the blob cache", cache->path), NULL;
+      return bg_error_errno (error, errno, "Cannot lock the blob cache", cache->path), NULL;
     }
   if (mkdirat (cache->dirfd, "sha256", 0700) < 0 && errno != EEXIST)
-    return fail_errno (error, "Cannot make the blob cache", cache->path), NULL;
+    return bg_error_errno (error, errno, "Cannot make the blob cache", cache->path), NULL;
   cache->sha_fd = openat (cache->dirfd, "sha256", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (cache->sha_fd < 0)
-    return fail_errno (error, "Cannot open the blob cache", cache->path), NULL;
+    return bg_error_errno (error, errno, "Cannot open the blob cache", cache->path), NULL;
   return g_steal_pointer (&cache);
 }
 
@@ -146,7 +134,7 @@ bg_blob_cache_read (BgBlobCache *cache,
     return g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "not a sha256 digest"), NULL;
   fd = openat (cache->sha_fd, hex, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0 || fstat (fd, &st) < 0)
-    return fail_errno (error, "Cannot read cached blob", digest), NULL;
+    return bg_error_errno (error, errno, "Cannot read cached blob", digest), NULL;
   if (!S_ISREG (st.st_mode) || (guint64) st.st_size > max)
     return g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cached blob %s is larger than %" G_GSIZE_FORMAT " bytes",
                         digest, max), NULL;
@@ -157,7 +145,7 @@ bg_blob_cache_read (BgBlobCache *cache,
       if (n < 0 && errno == EINTR)
         continue;
       if (n <= 0)
-        return fail_errno (error, "Cannot read cached blob", digest), NULL;
+        return bg_error_errno (error, errno, "Cannot read cached blob", digest), NULL;
       got += n;
     }
   sum = bg_sha256_for_data (data, got);
@@ -211,7 +199,7 @@ bg_blob_writer_new (BgBlobCache *cache,
         g_clear_pointer (&w->tmp_name, g_free);
     }
   if (w->fd < 0)
-    return fail_errno (error, "Cannot write to the blob cache", cache->path), NULL;
+    return bg_error_errno (error, errno, "Cannot write to the blob cache", cache->path), NULL;
   return g_steal_pointer (&w);
 }
 
@@ -240,7 +228,7 @@ bg_blob_writer_write (BgBlobWriter *w,
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0)
-        return fail_errno (error, "Cannot write to the blob cache", w->cache->path);
+        return bg_error_errno (error, errno, "Cannot write to the blob cache", w->cache->path);
       p += n;
       len -= n;
     }
@@ -289,7 +277,7 @@ bg_blob_writer_commit (BgBlobWriter *w,
   if (w->tmp_name != NULL)
     {
       if (renameat (w->cache->sha_fd, w->tmp_name, w->cache->sha_fd, hex) < 0)
-        return fail_errno (error, "Cannot write to the blob cache", w->cache->path);
+        return bg_error_errno (error, errno, "Cannot write to the blob cache", w->cache->path);
       g_clear_pointer (&w->tmp_name, g_free);
       return TRUE;
     }
@@ -301,11 +289,11 @@ bg_blob_writer_commit (BgBlobWriter *w,
     for (guint tries = 0; linkat (AT_FDCWD, self, w->cache->sha_fd, hex, AT_SYMLINK_FOLLOW) < 0; tries++)
       {
         if (errno != EEXIST || tries > 0)
-          return fail_errno (error, "Cannot write to the blob cache", w->cache->path);
+          return bg_error_errno (error, errno, "Cannot write to the blob cache", w->cache->path);
         if (bg_blob_cache_has (w->cache, w->digest, w->size))
           break;
         if (unlinkat (w->cache->sha_fd, hex, 0) < 0 && errno != ENOENT)
-          return fail_errno (error, "Cannot write to the blob cache", w->cache->path);
+          return bg_error_errno (error, errno, "Cannot write to the blob cache", w->cache->path);
       }
   }
   return TRUE;
@@ -457,7 +445,7 @@ bg_blob_cache_prune (BgBlobCache *cache,
 
   scan_fd = dup (cache->sha_fd);
   if (scan_fd < 0 || (dir = fdopendir (scan_fd)) == NULL)
-    return fail_errno (error, "Cannot read the blob cache", cache->path);
+    return bg_error_errno (error, errno, "Cannot read the blob cache", cache->path);
   scan_fd = -1;   /* the DIR owns it now */
   rewinddir (dir);
   while ((e = readdir (dir)) != NULL)

@@ -93,12 +93,7 @@ bg_paths_mkdir_private (const char  *path,
                         GError     **error)
 {
   if (g_mkdir_with_parents (path, 0700) < 0)
-    {
-      int errsv = errno;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                   "Cannot create directory %s: %s", path, g_strerror (errsv));
-      return FALSE;
-    }
+    return bg_error_errno (error, errno, "Cannot create directory", path);
   return TRUE;
 }
 
@@ -128,8 +123,7 @@ open_dir_nofollow (const char  *path,
                      "%s is not a directory; refusing to use it. Remove it and try again",
                      path);
       else
-        g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                     "Cannot open %s: %s", path, g_strerror (errsv));
+        bg_error_errno (error, errsv, "Cannot open", path);
     }
   return fd;
 }
@@ -144,12 +138,7 @@ check_dir_fd (int          fd,
   struct stat st;
 
   if (fstat (fd, &st) < 0)
-    {
-      int errsv = errno;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                   "Cannot stat %s: %s", path, g_strerror (errsv));
-      return FALSE;
-    }
+    return bg_error_errno (error, errno, "Cannot stat", path);
 
   if (st.st_uid != uid)
     {
@@ -196,11 +185,10 @@ mkdir_or_exists (const char  *path,
     g_autofree char *parent = g_path_get_dirname (path);
 
     if (errsv == ENOENT)
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+      g_set_error (error, BG_ERROR, BG_ERROR_NOT_FOUND,
                    "Cannot create %s: its parent %s does not exist", path, parent);
     else
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                   "Cannot create %s: %s", path, g_strerror (errsv));
+      bg_error_errno (error, errsv, "Cannot create", path);
   }
   return FALSE;
 }
@@ -240,7 +228,7 @@ bg_paths_resolve_runtime_dir (const char  *xdg_runtime_dir,
         }
       if (stat (xdg_runtime_dir, &st) < 0 || !S_ISDIR (st.st_mode))
         {
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+          g_set_error (error, BG_ERROR, BG_ERROR_NOT_FOUND,
                        "XDG_RUNTIME_DIR (%s) does not exist or is not a directory; "
                        "unset it or log in again", xdg_runtime_dir);
           return NULL;
@@ -255,9 +243,7 @@ bg_paths_resolve_runtime_dir (const char  *xdg_runtime_dir,
       ok = check_dir_fd (fd, path, uid, FALSE, error);
       if (ok && fchmod (fd, 0700) < 0)
         {
-          int errsv = errno;
-          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                       "Cannot chmod %s: %s", path, g_strerror (errsv));
+          bg_error_errno (error, errno, "Cannot chmod", path);
           ok = FALSE;
         }
       return ok ? g_steal_pointer (&path) : NULL;

@@ -396,20 +396,13 @@ store_lock (BgStateStore  *store,
 
   fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0)
-    {
-      int errsv = errno;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                   "Cannot open lock file %s: %s", path, g_strerror (errsv));
-      return -1;
-    }
+    return bg_error_errno (error, errno, "Cannot open lock file", path), -1;
   while (flock (fd, LOCK_EX) < 0)
     {
       int errsv = errno;
       if (errsv == EINTR)
         continue;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                   "Cannot lock %s: %s", path, g_strerror (errsv));
-      return -1;
+      return bg_error_errno (error, errsv, "Cannot lock", path), -1;
     }
   return g_steal_fd (&fd);
 }
@@ -567,17 +560,12 @@ bg_state_store_delete (BgStateStore  *store,
   if (path == NULL)
     return FALSE;
   if (g_unlink (path) < 0 && errno != ENOENT)
-    {
-      int errsv = errno;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                   "Cannot remove %s: %s", path, g_strerror (errsv));
-      return FALSE;
-    }
+    return bg_error_errno (error, errno, "Cannot remove", path);
   dir = g_path_get_dirname (path);
   if (g_rmdir (dir) < 0 && errno != ENOENT)
     {
       int errsv = errno;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED,
                    "Cannot remove %s: %s (it still holds files)", dir, g_strerror (errsv));
       return FALSE;
     }
