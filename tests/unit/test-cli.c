@@ -1,11 +1,15 @@
 /* Runs the built banger binary and checks exit codes and messages. */
 #include <elf.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 
+#include "bg-agent-exec.h"
 #include "bg-client.h"
+#include "bg-error.h"
 #include "bg-state.h"
 
 #include "../bg-test.h"
@@ -324,6 +328,45 @@ test_cli_graphical_session_starts_no_tty_agent (void)
     g_assert_cmpint (bg_client_graphical_session (cases[i].env), ==, cases[i].graphical);
 }
 
+/* vm exec blocks the signals it forwards, to read them from a signalfd;
+ * when that cannot be made (here: no descriptor is left, EMFILE), the
+ * caller's signal mask is back all the same. The session fails before
+ * it touches the agent, so none is needed. */
+static void
+test_cli_exec_restores_signal_mask_without_signalfd (void)
+{
+  static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH };
+  const char *argv[] = { "true", NULL };
+  BgAgentExecOptions options = { .argv = argv };
+  g_autoptr(GError) error = NULL;
+  struct rlimit saved, none;
+  sigset_t empty, after;
+  int status = -1, lowest;
+  gboolean ok;
+
+  sigemptyset (&empty);
+  g_assert_no_errno (sigprocmask (SIG_SETMASK, &empty, NULL));
+  /* Every descriptor below the lowest free one is open: a limit of that
+   * number leaves none to open. */
+  lowest = dup (STDIN_FILENO);
+  g_assert_cmpint (lowest, >=, 0);
+  close (lowest);
+  g_assert_no_errno (getrlimit (RLIMIT_NOFILE, &saved));
+  none = saved;
+  none.rlim_cur = lowest;
+  g_assert_no_errno (setrlimit (RLIMIT_NOFILE, &none));
+  ok = bg_agent_exec_run (NULL, &options, &status, &error);
+  g_assert_no_errno (setrlimit (RLIMIT_NOFILE, &saved));
+
+  g_assert_false (ok);
+  g_assert_error (error, BG_ERROR, BG_ERROR_FAILED);
+  g_assert_nonnull (strstr (error->message, "signalfd"));
+  g_assert_cmpint (status, ==, 0);
+  g_assert_no_errno (sigprocmask (SIG_SETMASK, NULL, &after));
+  for (guint i = 0; i < G_N_ELEMENTS (forwarded); i++)
+    g_assert_false (sigismember (&after, forwarded[i]));
+}
+
 /* A vmlinux as far as import and the boot check read one: an x86-64 ELF
  * header, its "Linux version" banner and, gzip'ed between IKCFG_ST and
  * IKCFG_ED, its own configuration @config. */
@@ -455,6 +498,7 @@ main (int argc, char **argv)
   ADD ("/cli/vm-ls-json-and-show", test_cli_vm_ls_json_and_show);
   ADD ("/cli/system-status-reports-each-check", test_cli_system_status_reports_each_check);
   g_test_add_func ("/cli/graphical-session-starts-no-tty-agent", test_cli_graphical_session_starts_no_tty_agent);
+  g_test_add_func ("/cli/exec-restores-signal-mask-without-signalfd", test_cli_exec_restores_signal_mask_without_signalfd);
   ADD ("/cli/image-import-cmdline-and-boot-check", test_cli_image_import_cmdline_and_boot_check);
   ADD ("/cli/image-build-suite-and-mirror", test_cli_image_build_suite_and_mirror);
   return g_test_run ();

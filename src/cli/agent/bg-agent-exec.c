@@ -282,9 +282,16 @@ bg_agent_exec_run (BgAgentClient            *client,
   sigemptyset (&forwarded);
   for (const int *s = (const int[]) { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH, 0 }; *s; s++)
     sigaddset (&forwarded, *s);
-  if (sigprocmask (SIG_BLOCK, &forwarded, &old) < 0 ||
-      (sigfd = signalfd (-1, &forwarded, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
-    return bg_error_errno (error, errno, "signalfd", "banger vm exec");
+  if (sigprocmask (SIG_BLOCK, &forwarded, &old) < 0)
+    return bg_error_errno (error, errno, "sigprocmask", "banger vm exec");
+  if ((sigfd = signalfd (-1, &forwarded, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
+    {
+      int errsv = errno;
+
+      /* The caller's mask is back on every return, this one too. */
+      sigprocmask (SIG_SETMASK, &old, NULL);
+      return bg_error_errno (error, errsv, "signalfd", "banger vm exec");
+    }
 
   /* The guest's terminal interprets every key (Ctrl-C included): ours
    * passes bytes through untouched until the session ends. */
