@@ -413,7 +413,7 @@ cmd_build (BgCli *cli, int argc, char **argv, GError **error)
           }
     }
   o.size = G_GUINT64_CONSTANT (2) << 30;
-  if (size && (!bg_parse_size (size, &o.size, error) || !bg_validate_disk_size ("--size", o.size, error)))
+  if (size && (!bg_parse_size (size, &o.size, error) || !bg_config_validate_disk_size ("--size", o.size, error)))
     return FALSE;
   o.suite = suite;
   o.mirror = mirror;

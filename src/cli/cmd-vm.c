@@ -198,8 +198,8 @@ cmd_up (BgCli *cli, int argc, char **argv, GError **error)
   if (argc == 2 && !bg_name_validate ("NAME", argv[1], error))
     return FALSE;
   if ((image && !bg_name_validate ("--image", image, error)) ||
-      (cpus != -1 && !bg_validate_cpus ("--cpus", cpus, error)) ||
-      (memory != -1 && !bg_validate_memory ("--memory", memory, error)))
+      (cpus != -1 && !bg_config_validate_cpus ("--cpus", cpus, error)) ||
+      (memory != -1 && !bg_config_validate_memory ("--memory", memory, error)))
     return FALSE;
   if (disk != NULL)
     {
@@ -208,7 +208,7 @@ cmd_up (BgCli *cli, int argc, char **argv, GError **error)
           g_prefix_error (error, "--disk: ");
           return FALSE;
         }
-      if (!bg_validate_disk_size ("--disk", o.disk_bytes, error))
+      if (!bg_config_validate_disk_size ("--disk", o.disk_bytes, error))
         return FALSE;
     }
   if (timeout < 1 || timeout > 3600)

@@ -186,13 +186,13 @@ test_size_formatting (void)
 static void
 test_cpus_rule (void)
 {
-  g_assert_true (bg_validate_cpus ("cpus", 1, NULL));
-  g_assert_true (bg_validate_cpus ("cpus", 2, NULL));
-  g_assert_true (bg_validate_cpus ("cpus", 32, NULL));
-  g_assert_false (bg_validate_cpus ("cpus", 3, NULL));
-  g_assert_false (bg_validate_cpus ("cpus", 0, NULL));
-  g_assert_false (bg_validate_cpus ("cpus", 34, NULL));
-  g_assert_false (bg_validate_cpus ("cpus", 1000, NULL));
+  g_assert_true (bg_config_validate_cpus ("cpus", 1, NULL));
+  g_assert_true (bg_config_validate_cpus ("cpus", 2, NULL));
+  g_assert_true (bg_config_validate_cpus ("cpus", 32, NULL));
+  g_assert_false (bg_config_validate_cpus ("cpus", 3, NULL));
+  g_assert_false (bg_config_validate_cpus ("cpus", 0, NULL));
+  g_assert_false (bg_config_validate_cpus ("cpus", 34, NULL));
+  g_assert_false (bg_config_validate_cpus ("cpus", 1000, NULL));
 }
 
 int

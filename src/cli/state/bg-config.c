@@ -22,7 +22,7 @@ static const char * const disk_modes[] = {
 };
 
 const char *
-bg_disk_mode_to_string (BgDiskMode mode)
+bg_config_disk_mode_to_string (BgDiskMode mode)
 {
   g_return_val_if_fail (mode < G_N_ELEMENTS (disk_modes), "auto");
   return disk_modes[mode];
@@ -60,9 +60,9 @@ refuse (GError     **error,
 
 /* Firecracker takes 1..32 vCPUs, "either 1 or an even number". */
 gboolean
-bg_validate_cpus (const char  *field,
-                  gint64       cpus,
-                  GError     **error)
+bg_config_validate_cpus (const char  *field,
+                         gint64       cpus,
+                         GError     **error)
 {
   if (cpus == 1 || (cpus >= 2 && cpus <= BG_MAX_CPUS && cpus % 2 == 0))
     return TRUE;
@@ -71,9 +71,9 @@ bg_validate_cpus (const char  *field,
 }
 
 gboolean
-bg_validate_memory (const char  *field,
-                    gint64       mib,
-                    GError     **error)
+bg_config_validate_memory (const char  *field,
+                           gint64       mib,
+                           GError     **error)
 {
   if (mib >= BG_MIN_MEMORY_MIB && mib <= BG_MAX_MEMORY_MIB)
     return TRUE;
@@ -82,9 +82,9 @@ bg_validate_memory (const char  *field,
 }
 
 gboolean
-bg_validate_disk_size (const char  *field,
-                       guint64      bytes,
-                       GError     **error)
+bg_config_validate_disk_size (const char  *field,
+                              guint64      bytes,
+                              GError     **error)
 {
   if (bytes >= BG_MIN_DISK_BYTES && bytes <= BG_MAX_DISK_BYTES)
     return TRUE;
@@ -238,13 +238,13 @@ parse_count (GKeyFile         *kf,
 static gboolean
 parse_cpus (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **error)
 {
-  return parse_count (kf, k, field, bg_validate_cpus, error);
+  return parse_count (kf, k, field, bg_config_validate_cpus, error);
 }
 
 static gboolean
 parse_memory (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **error)
 {
-  return parse_count (kf, k, field, bg_validate_memory, error);
+  return parse_count (kf, k, field, bg_config_validate_memory, error);
 }
 
 static gboolean
@@ -258,7 +258,7 @@ parse_size (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **error)
 static gboolean
 parse_disk_size (GKeyFile *kf, const ConfigKey *k, gpointer field, GError **error)
 {
-  return parse_size (kf, k, field, error) && bg_validate_disk_size (NULL, *(guint64 *) field, error);
+  return parse_size (kf, k, field, error) && bg_config_validate_disk_size (NULL, *(guint64 *) field, error);
 }
 
 /* A string, replacing the default in @field. */

@@ -43,22 +43,24 @@ typedef struct {
   GPtrArray  *warnings;        /* human-readable, one per unknown key */
 } BgConfig;
 
-BgConfig   *bg_config_new_defaults (void);
-BgConfig   *bg_config_load         (const char  *path,
-                                    GError     **error);
-BgConfig   *bg_config_load_default (GError     **error);
-void        bg_config_free         (BgConfig    *config);
-const char *bg_disk_mode_to_string (BgDiskMode   mode);
+BgConfig   *bg_config_new_defaults        (void);
+BgConfig   *bg_config_load                (const char  *path,
+                                           GError     **error);
+BgConfig   *bg_config_load_default        (GError     **error);
+void        bg_config_free                (BgConfig    *config);
+const char *bg_config_disk_mode_to_string (BgDiskMode   mode);
 
-gboolean    bg_validate_cpus       (const char  *field,
-                                    gint64       cpus,
-                                    GError     **error);
-gboolean    bg_validate_memory     (const char  *field,
-                                    gint64       mib,
-                                    GError     **error);
-gboolean    bg_validate_disk_size  (const char  *field,
-                                    guint64      bytes,
-                                    GError     **error);
+/* The limits of a VM's size, for banger.conf's keys and for the command
+ * lines' flags that override them. */
+gboolean    bg_config_validate_cpus       (const char  *field,
+                                           gint64       cpus,
+                                           GError     **error);
+gboolean    bg_config_validate_memory     (const char  *field,
+                                           gint64       mib,
+                                           GError     **error);
+gboolean    bg_config_validate_disk_size  (const char  *field,
+                                           guint64      bytes,
+                                           GError     **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgConfig, bg_config_free)
 

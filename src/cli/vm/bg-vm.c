@@ -284,7 +284,7 @@ make_new_vm (BgStateStore *store,
   if (!local_work_join (&thread, &work, error))
     goto out;
   g_free (r->disk_mode);
-  r->disk_mode = g_strdup (bg_disk_mode_to_string (work.used));
+  r->disk_mode = g_strdup (bg_config_disk_mode_to_string (work.used));
   g_free (r->disk_reason);
   r->disk_reason = g_steal_pointer (&work.reason);
   if (!bg_cli_check_interrupt (error))
