@@ -18,6 +18,7 @@
 #include "bg-error.h"
 #include "bg-guest-insert.h"
 #include "bg-kernel.h"
+#include "bg-rootfs.h"
 #include "bg-image.h"
 #include "bg-spawn.h"
 

@@ -6,7 +6,7 @@
  * as root, virtio-net, an 8250 serial console, and the i8042 keyboard
  * controller its Ctrl-Alt-Del goes through; the guest wants KVM guest
  * support. The kernel's configuration says which of these it has: the
- * image's /boot/config-<version> (read from the ext4 with debugfs, no
+ * image's /boot/config-<version> (read off the ext4 by bg-rootfs.c, no
  * mount), else the configuration embedded in the kernel (IKCONFIG). What
  * must be there before the root is mounted may be a module in the initrd
  * instead: its module list is read from the initrd itself (cpio archives,
@@ -21,10 +21,8 @@
 #include "bg-error.h"
 #include "bg-fd.h"
 #include "bg-kernel.h"
-#include "bg-spawn.h"
+#include "bg-rootfs.h"
 #include "bg-unpack.h"
-
-#define BANGER_INIT_IN_IMAGE "/usr/libexec/banger/banger-init"
 
 void
 bg_boot_check_free (BgBootCheck *check)
@@ -207,123 +205,6 @@ bg_boot_check_overlay (GHashTable *config)
   return has (&overlay_need, config, NULL);
 }
 
-/* debugfs -R @request @rootfs: reads the ext4 without mounting it. */
-static char *
-debugfs (const char  *rootfs,
-         const char  *request,
-         GError     **error)
-{
-  const char *argv[] = { "debugfs", "-R", request, rootfs, NULL };
-  char *out = NULL;
-
-  if (!bg_spawn_run (argv, &out, error))
-    return NULL;
-  return out;
-}
-
-/* The /boot/config-* of the root filesystem that goes with @release (or
- * the only one), and its name. */
-static char *
-rootfs_config (const char  *rootfs,
-               const char  *release,
-               char       **name)
-{
-  g_autofree char *listing = debugfs (rootfs, "ls -p /boot", NULL);
-  g_auto(GStrv) lines = NULL;
-  g_autofree char *found = NULL;
-  guint candidates = 0;
-
-  if (listing == NULL)
-    return NULL;
-  lines = g_strsplit (listing, "\n", -1);
-  for (guint i = 0; lines[i]; i++)
-    {
-      /* /inode/mode/uid/gid/name/size/ */
-      g_auto(GStrv) f = g_strsplit (lines[i], "/", -1);
-
-      if (g_strv_length (f) < 6 || !g_str_has_prefix (f[5], "config-"))
-        continue;
-      candidates++;
-      if (found == NULL || (release != NULL && g_str_equal (f[5] + strlen ("config-"), release)))
-        {
-          g_free (found);
-          found = g_strdup (f[5]);
-        }
-    }
-  if (found == NULL || (candidates > 1 && release == NULL))
-    return NULL;
-  *name = g_strdup_printf ("/boot/%s", found);
-  {
-    g_autofree char *request = g_strdup_printf ("cat %s", *name);
-    return debugfs (rootfs, request, NULL);
-  }
-}
-
-static gboolean
-rootfs_has_banger_init (const char *rootfs)
-{
-  g_autofree char *out = debugfs (rootfs, "stat " BANGER_INIT_IN_IMAGE, NULL);
-  return out != NULL && strstr (out, "Type: regular") != NULL;
-}
-
-/* Whether banger-init can make a new VM's disk itself: it runs the
- * image's /sbin/mke2fs (an OCI image usually has none). */
-gboolean
-bg_rootfs_has_mke2fs (const char *rootfs)
-{
-  g_autofree char *out = debugfs (rootfs, "stat /sbin/mke2fs", NULL);
-  return out != NULL && strstr (out, "Type: regular") != NULL;
-}
-
-/* Whether the image has an SSH server for `vm ssh` (OCI images and
- * minimal roots usually have none). */
-gboolean
-bg_rootfs_has_sshd (const char *rootfs)
-{
-  const char *paths[] = { "stat /usr/sbin/sshd", "stat /sbin/sshd" };
-
-  for (guint i = 0; i < G_N_ELEMENTS (paths); i++)
-    {
-      g_autofree char *out = debugfs (rootfs, paths[i], NULL);
-      if (out != NULL && strstr (out, "Type: regular") != NULL)
-        return TRUE;
-    }
-  return FALSE;
-}
-
-static gboolean
-has_type (const char *rootfs,
-          const char *path,
-          const char *type)
-{
-  g_autofree char *request = g_strconcat ("stat ", path, NULL);
-  g_autofree char *out = debugfs (rootfs, request, NULL);
-  g_autofree char *want = g_strdup_printf ("Type: %s", type);
-
-  return out != NULL && strstr (out, want) != NULL;
-}
-
-/* What applies a VM's config drive (network, host name, user, keys) in
- * this image, for `image show`: banger-guest-setup where its unit is
- * enabled, cloud-init where the image has it, banger-init as PID 1 where
- * the image has no init of its own, else nothing. */
-const char *
-bg_rootfs_guest_setup (const char *rootfs)
-{
-  if (has_type (rootfs, "/etc/systemd/system/sysinit.target.wants/banger-guest-setup.service", "symlink") &&
-      has_type (rootfs, "/usr/libexec/banger/banger-guest-setup", "regular"))
-    return "banger-guest-setup";
-  if (has_type (rootfs, "/usr/bin/cloud-init", "regular"))
-    return "cloud-init";
-  /* An OCI image without an init: banger-init stays PID 1 and runs its
-   * workload. debugfs's stat finds /sbin/init whatever it is (a link,
-   * most often). */
-  if (rootfs_has_banger_init (rootfs) && has_type (rootfs, "/usr/libexec/banger/workload", "regular") &&
-      !has_type (rootfs, "/sbin/init", ""))
-    return "banger-init";
-  return "none";
-}
-
 /* The check of an image: its kernel @kernel_fd, its root filesystem
  * @rootfs (a path: read with debugfs), its initrd @initrd_fd (or -1). */
 BgBootCheck *
@@ -343,8 +224,8 @@ bg_boot_check_run (int          kernel_fd,
     return NULL;
   release = bg_kernel_release ((const guint8 *) g_mapped_file_get_contents (kernel),
                                g_mapped_file_get_length (kernel));
-  check->layered = rootfs_has_banger_init (rootfs);
-  if ((text = rootfs_config (rootfs, release, &name)) != NULL)
+  check->layered = bg_rootfs_has_banger_init (rootfs);
+  if ((text = bg_rootfs_kernel_config (rootfs, release, &name)) != NULL)
     check->source = g_strdup_printf ("%s in the root filesystem", name);
   else if ((text = bg_kernel_embedded_config ((const guint8 *) g_mapped_file_get_contents (kernel),
                                               g_mapped_file_get_length (kernel))) != NULL)

@@ -28,9 +28,6 @@ GHashTable  *bg_initrd_modules         (const guint8  *data,
 char       **bg_boot_check_missing     (GHashTable    *config,
                                         GHashTable    *initrd_modules);
 gboolean     bg_boot_check_overlay     (GHashTable    *config);
-gboolean     bg_rootfs_has_mke2fs      (const char    *rootfs);
-gboolean     bg_rootfs_has_sshd        (const char    *rootfs);
-const char  *bg_rootfs_guest_setup     (const char    *rootfs);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgBootCheck, bg_boot_check_free)
 

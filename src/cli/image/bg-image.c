@@ -22,25 +22,9 @@
 #include "bg-image.h"
 #include "bg-kernel.h"
 #include "bg-names.h"
+#include "bg-rootfs.h"
 #include "bg-sha256.h"
 #include "bg-spawn.h"
-
-
-gboolean
-bg_rootfs_check_ext4 (int      fd,
-                      GError **error)
-{
-  guint8 magic[2];
-
-  /* The superblock is at 1024; s_magic 0xEF53 at offset 0x38 in it. */
-  if (pread (fd, magic, 2, 1024 + 0x38) != 2 || magic[0] != 0x53 || magic[1] != 0xEF)
-    {
-      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT,
-                   "rootfs: not an ext2/3/4 filesystem image (no ext superblock)");
-      return FALSE;
-    }
-  return TRUE;
-}
 
 void
 bg_image_free (BgImage *image)

@@ -33,9 +33,6 @@ typedef struct {
   char   **layers;          /* an OCI image's layers (blob digests, lowest first); NULL for others */
 } BgImage;
 
-gboolean       bg_rootfs_check_ext4   (int          fd,
-                                       GError     **error);
-
 char          *bg_image_new_dir       (const char  *images_dir,
                                        const char  *name,
                                        GError     **error);
