@@ -20,6 +20,7 @@
 #include "bg-kernel.h"
 #include "bg-rootfs.h"
 #include "bg-image.h"
+#include "bg-initrd.h"
 #include "bg-spawn.h"
 
 #include "../bg-test.h"
@@ -937,7 +938,7 @@ test_boot_check_names_each_missing_feature (void)
 static void
 test_boot_check_parses_a_kernel_config (void)
 {
-  g_autoptr(GHashTable) config = bg_kconfig_parse ("#\n# Automatically generated file; DO NOT EDIT.\n"
+  g_autoptr(GHashTable) config = bg_kernel_parse_config ("#\n# Automatically generated file; DO NOT EDIT.\n"
                                                    "CONFIG_VIRTIO_BLK=y\n"
                                                    "# CONFIG_KVM_GUEST is not set\n"
                                                    "CONFIG_VIRTIO_NET=m\n"

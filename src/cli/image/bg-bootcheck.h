@@ -21,10 +21,6 @@ BgBootCheck *bg_boot_check_run         (int            kernel_fd,
 void         bg_boot_check_free        (BgBootCheck   *check);
 
 /* The pure parts, for tests. */
-GHashTable  *bg_kconfig_parse          (const char    *text);
-GHashTable  *bg_initrd_modules         (const guint8  *data,
-                                        gsize          len,
-                                        GError       **error);
 char       **bg_boot_check_missing     (GHashTable    *config,
                                         GHashTable    *initrd_modules);
 gboolean     bg_boot_check_overlay     (GHashTable    *config);

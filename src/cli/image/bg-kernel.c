@@ -4,7 +4,8 @@
  * ship) carries one compressed, which is decompressed for it. The boot
  * check (bg-bootcheck.c) looks for the kernel's configuration under the
  * release it names (/boot/config-<release> in the image), and falls
- * back to the one the kernel carries itself (IKCONFIG).
+ * back to the one the kernel carries itself (IKCONFIG); either text is
+ * a kernel configuration, read here into its options.
  */
 #include <elf.h>
 #include <sys/mman.h>
@@ -149,4 +150,22 @@ bg_kernel_embedded_config (const guint8 *data,
       g_clear_pointer (&text, g_free);
   }
   return g_steal_pointer (&text);
+}
+
+/* "CONFIG_X=y" lines into X -> "y" ("# CONFIG_X is not set" and others
+ * are left out). */
+GHashTable *
+bg_kernel_parse_config (const char *text)
+{
+  GHashTable *config = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
+
+  for (guint i = 0; lines[i]; i++)
+    {
+      const char *eq = strchr (lines[i], '=');
+
+      if (g_str_has_prefix (lines[i], "CONFIG_") && eq != NULL)
+        g_hash_table_replace (config, g_strndup (lines[i], eq - lines[i]), g_strdup (eq + 1));
+    }
+  return config;
 }

@@ -1,5 +1,6 @@
 /* bg-kernel.h: what a kernel file is (vmlinux or bzImage) and says
- * about itself (its release, its embedded configuration). */
+ * about itself (its release, its embedded configuration), and what a
+ * kernel configuration's text sets. */
 #pragma once
 
 #include <glib.h>
@@ -21,5 +22,6 @@ char          *bg_kernel_release         (const guint8  *data,
                                           gsize          len);
 char          *bg_kernel_embedded_config (const guint8  *data,
                                           gsize          len);
+GHashTable    *bg_kernel_parse_config    (const char    *text);
 
 G_END_DECLS
