@@ -32,7 +32,6 @@ static const struct {
   { "newuidmap", "uidmap", "shadow-utils" },
   { "newgidmap", "uidmap", "shadow-utils" },
   { "ssh", "openssh-client", "openssh-clients" },
-  { "ssh-keygen", "openssh-client", "openssh-clients" },
   { "scp", "openssh-client", "openssh-clients" },
   { "tar", "tar", "tar" },
   { "cp", "coreutils", "coreutils" },

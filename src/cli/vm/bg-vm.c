@@ -442,7 +442,7 @@ bg_vm_up (BgCli        *cli,
     return FALSE;
   {
     g_autofree char *what = g_strdup_printf ("vm %s", verb);
-    if (!bg_programs_require ((const char * const[]) { "resize2fs", "ssh-keygen", o->no_wait ? NULL : "ssh", NULL },
+    if (!bg_programs_require ((const char * const[]) { "resize2fs", o->no_wait ? NULL : "ssh", NULL },
                               what, error))
       return FALSE;
   }
