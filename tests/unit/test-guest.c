@@ -199,6 +199,20 @@ key_of (const char *line)
   return g_strdup_printf ("%s %s", fields[0], fields[1]);
 }
 
+/* ssh-keygen reads the private key @key and finds exactly the key of
+ * @public_line in it. */
+static void
+assert_reads_back (const char *key, const char *public_line)
+{
+  const char *argv[] = { "ssh-keygen", "-y", "-f", key, NULL };
+  g_autofree char *derived = bg_test_run_out (argv);
+  g_autofree char *derived_key = NULL, *want = key_of (public_line);
+
+  g_assert_nonnull (derived);
+  derived_key = key_of (g_strstrip (derived));
+  g_assert_cmpstr (derived_key, ==, want);
+}
+
 /* The lengths of a PEM-style file's lines: an ed25519 key with the same
  * comment has the same shape whoever wrote it. */
 static char *
@@ -259,8 +273,7 @@ test_host_key_is_openssh (Fixture *f, gconstpointer data)
   g_autofree char *pub1_path = g_build_filename (d1, "ssh_host_ed25519_key.pub", NULL);
   g_autofree char *ref = g_build_filename (f->tmp, "ref", NULL);
   g_autofree char *priv1 = NULL, *pub1 = NULL, *priv2 = NULL, *pub2 = NULL, *again_priv = NULL, *again_pub = NULL;
-  g_autofree char *derived = NULL, *finger = NULL, *file_pub = NULL, *ref_priv = NULL, *ref_shape = NULL;
-  g_autofree char *shape = NULL, *derived_key = NULL, *pub1_key = NULL;
+  g_autofree char *finger = NULL, *file_pub = NULL, *ref_priv = NULL, *ref_shape = NULL, *shape = NULL;
   g_autoptr(GError) error = NULL;
 
   g_setenv ("XDG_STATE_HOME", state, TRUE);
@@ -283,15 +296,7 @@ test_host_key_is_openssh (Fixture *f, gconstpointer data)
   g_assert_cmpstr (priv1, !=, priv2);
   g_assert_cmpstr (pub1, !=, pub2);
 
-  /* ssh-keygen reads the private key and finds exactly this public key. */
-  {
-    const char *argv[] = { "ssh-keygen", "-y", "-f", key1, NULL };
-    derived = bg_test_run_out (argv);
-    g_assert_nonnull (derived);
-    derived_key = key_of (g_strstrip (derived));
-    pub1_key = key_of (pub1);
-    g_assert_cmpstr (derived_key, ==, pub1_key);
-  }
+  assert_reads_back (key1, pub1);
   {
     const char *argv[] = { "ssh-keygen", "-l", "-f", pub1_path, NULL };
     finger = bg_test_run_out (argv);
@@ -335,7 +340,7 @@ test_client_key_made_once (Fixture *f, gconstpointer data)
 {
   g_autofree char *dir = g_build_filename (f->tmp, "config", "banger", NULL);
   g_autofree char *key = g_build_filename (dir, "id_ed25519", NULL);
-  g_autofree char *pub = NULL, *again = NULL, *derived = NULL, *derived_key = NULL, *pub_key = NULL;
+  g_autofree char *pub = NULL, *again = NULL;
   g_autoptr(GError) error = NULL;
   struct stat st;
 
@@ -348,14 +353,7 @@ test_client_key_made_once (Fixture *f, gconstpointer data)
   pub = bg_ssh_read_public_key (key, &error);
   g_assert_no_error (error);
   g_assert_true (g_str_has_suffix (pub, " banger"));
-  {
-    const char *argv[] = { "ssh-keygen", "-y", "-f", key, NULL };
-    derived = bg_test_run_out (argv);
-    g_assert_nonnull (derived);
-    derived_key = key_of (g_strstrip (derived));
-    pub_key = key_of (pub);
-    g_assert_cmpstr (derived_key, ==, pub_key);
-  }
+  assert_reads_back (key, pub);
   g_assert_true (bg_ssh_ensure_client_key (key, &error));
   again = bg_ssh_read_public_key (key, &error);
   g_assert_cmpstr (again, ==, pub);
