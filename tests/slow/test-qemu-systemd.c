@@ -27,7 +27,7 @@ static char *prep_old;      /* the same source as 0.0.9, to upgrade from */
  * dependencies (no mirror is reachable from the guest), and the
  * sanitizer runtimes the test VMM of this build links. */
 #define GUEST_PACKAGES "dbus,polkitd,pkexec,libglib2.0-0,libjson-glib-1.0-0,libsoup-3.0-0,libnl-3-200," \
-                       "libnl-route-3-200,libnl-nf-3-200,libnftables1,libpolkit-gobject-1-0,liblz4-1,libzstd1,liblzma5," \
+                       "libnl-route-3-200,libnl-nf-3-200,libnftables1,libhogweed6,libpolkit-gobject-1-0,liblz4-1,libzstd1,liblzma5," \
                        "e2fsprogs,openssh-client,libasan8,libubsan1," \
                        "xvfb,policykit-1-gnome,xdotool,x11-apps,netpbm,fonts-dejavu-core,libglib2.0-bin"
 

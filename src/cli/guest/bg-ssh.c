@@ -2,8 +2,6 @@
  * known_hosts file that pins it, and the ssh command lines that use it. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
-#include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +10,7 @@
 #include "bg-error.h"
 #include "bg-fd.h"
 #include "bg-file.h"
+#include "bg-keypair.h"
 #include "bg-paths.h"
 #include "bg-spawn.h"
 #include "bg-ssh.h"
@@ -22,7 +21,6 @@ bg_ssh_ensure_client_key (const char  *key_path,
 {
   g_autofree char *dir = g_path_get_dirname (key_path);
   g_autofree char *lock_path = g_strdup_printf ("%s.lock", key_path);
-  const char *argv[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "banger", "-f", key_path, NULL };
   g_auto(BgFd) lock = -1;
 
   if (g_file_test (key_path, G_FILE_TEST_EXISTS))
@@ -32,12 +30,13 @@ bg_ssh_ensure_client_key (const char  *key_path,
       g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s", dir, g_strerror (errno));
       return FALSE;
     }
-  /* Several first runs at once must make one key, not race ssh-keygen. */
+  /* Several first runs at once must make one key, not two pairs
+   * replacing each other's halves. */
   lock = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (lock >= 0)
     while (flock (lock, LOCK_EX) < 0 && errno == EINTR)
       ;
-  return g_file_test (key_path, G_FILE_TEST_EXISTS) || bg_spawn_run (argv, NULL, error);
+  return g_file_test (key_path, G_FILE_TEST_EXISTS) || bg_keypair_write (key_path, "banger", NULL, NULL, error);
 }
 
 char *
@@ -52,173 +51,10 @@ bg_ssh_read_public_key (const char  *key_path,
   return g_strstrip (text);
 }
 
-#define HOST_KEY        "ssh_host_ed25519_key"
-#define HOST_KEY_PUB    HOST_KEY ".pub"
-/* The spare pair, made ahead for the next new VM (see below). */
-#define SPARE_DIR       "host-key-spare"
-#define SPARE_NEW       ".host-key-new."
-#define SPARE_CLAIM     ".host-key-claim"
-#define KEY_FILE_MAX    8192
-/* A maker killed halfway leaves its directory; one this old is gone. */
-#define SPARE_NEW_STALE_S (10 * 60)
+#define HOST_KEY "ssh_host_ed25519_key"
 
-/* Removes a key directory of ours (a maker's private directory): every
- * file in it (the pair, and whatever an ssh-keygen stopped halfway left),
- * then the directory. */
-static void
-remove_key_dir (const char *path)
-{
-  g_autoptr(GDir) d = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
-    {
-      g_autofree char *file = g_build_filename (path, name, NULL);
-      g_unlink (file);
-    }
-  g_rmdir (path);
-}
-
-/* One file of a claimed spare, checked before it becomes a VM's identity:
- * a regular file of ours with one link, bounded, starting with @head and
- * ending with @tail; the private key readable by its owner only. */
-static gboolean
-spare_file_ok (int         dirfd,
-               const char *name,
-               const char *head,
-               const char *tail,
-               gboolean    secret)
-{
-  g_auto(BgFd) fd = openat (dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  char buf[KEY_FILE_MAX + 1];
-  struct stat st;
-  ssize_t n;
-
-  if (fd < 0 || fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || st.st_uid != getuid () || st.st_nlink != 1 ||
-      st.st_size <= 0 || st.st_size > KEY_FILE_MAX || (secret && (st.st_mode & 077) != 0))
-    return FALSE;
-  n = read (fd, buf, sizeof buf - 1);
-  if (n != st.st_size)
-    return FALSE;
-  buf[n] = '\0';
-  return g_str_has_prefix (buf, head) && g_str_has_suffix (buf, tail) && strlen (buf) == (size_t) n;
-}
-
-/* Moves the spare host key pair, if there is one, into @dir (which has
- * no host key yet). The spare is claimed by renaming its directory into
- * @dir, so of two `vm up`s at once one gets it and the other finds
- * nothing: no key ever serves two VMs. A spare that is not exactly what
- * bg_ssh_make_spare_host_key publishes (ours, private, whole) is
- * deleted, not used; the caller then generates a key as before. */
-gboolean
-bg_ssh_take_spare_host_key (const char *dir)
-{
-  g_autofree char *state = bg_paths_state_dir ();
-  g_autofree char *spare = g_build_filename (state, SPARE_DIR, NULL);
-  g_autofree char *claim = g_build_filename (dir, SPARE_CLAIM, NULL);
-  g_auto(BgFd) claimfd = -1, dirfd = -1;
-  gboolean moved_pub = FALSE, moved_key = FALSE;
-  struct stat st;
-
-  if (renameat2 (AT_FDCWD, spare, AT_FDCWD, claim, RENAME_NOREPLACE) < 0)
-    return FALSE;
-  claimfd = open (claim, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  dirfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (claimfd >= 0 && dirfd >= 0 && fstat (claimfd, &st) == 0 && st.st_uid == getuid () &&
-      (st.st_mode & 077) == 0 &&
-      spare_file_ok (claimfd, HOST_KEY, "-----BEGIN OPENSSH PRIVATE KEY-----\n",
-                     "-----END OPENSSH PRIVATE KEY-----\n", TRUE) &&
-      spare_file_ok (claimfd, HOST_KEY_PUB, "ssh-ed25519 ", "\n", FALSE))
-    {
-      /* The public half first: a private key in place is what says
-       * "this VM has its key". */
-      moved_pub = renameat (claimfd, HOST_KEY_PUB, dirfd, HOST_KEY_PUB) == 0;
-      moved_key = moved_pub && renameat (claimfd, HOST_KEY, dirfd, HOST_KEY) == 0;
-      if (moved_pub && !moved_key)
-        unlinkat (dirfd, HOST_KEY_PUB, 0);
-    }
-  if (claimfd >= 0)
-    {
-      unlinkat (claimfd, HOST_KEY, 0);
-      unlinkat (claimfd, HOST_KEY_PUB, 0);
-    }
-  if (rmdir (claim) < 0 && claimfd < 0)
-    unlink (claim); /* not a directory: whatever it is, it is no key */
-  return moved_key;
-}
-
-/* Removes the directories of makers killed halfway. */
-static void
-remove_stale_makers (const char *state)
-{
-  g_autoptr(GDir) d = g_dir_open (state, 0, NULL);
-  const char *name;
-  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
-
-  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
-    {
-      g_autofree char *path = NULL;
-      struct stat st;
-
-      if (!g_str_has_prefix (name, SPARE_NEW))
-        continue;
-      path = g_build_filename (state, name, NULL);
-      if (lstat (path, &st) == 0 && S_ISDIR (st.st_mode) && st.st_uid == getuid () &&
-          now - st.st_mtime > SPARE_NEW_STALE_S)
-        remove_key_dir (path);
-    }
-}
-
-/* Makes a host key pair for the next new VM, off its critical path
- * (ssh-keygen takes 4-8 ms). It is written whole in a fresh private
- * directory (mkdtemp, 0700; ssh-keygen writes the private key 0600) and
- * only then published by renaming that directory to the spare's name,
- * without replacing one: a reader sees no spare or a complete pair.
- * @cancellable cancelled stops ssh-keygen and removes its directory:
- * nothing is left, and the next VM makes its key itself. */
-gboolean
-bg_ssh_make_spare_host_key (GCancellable  *cancellable,
-                            GError       **error)
-{
-  g_autofree char *state = bg_paths_state_dir ();
-  g_autofree char *spare = g_build_filename (state, SPARE_DIR, NULL);
-  g_autofree char *tmp = g_build_filename (state, SPARE_NEW "XXXXXX", NULL);
-  g_autofree char *key = NULL;
-  const char *argv[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "banger-host", "-f", NULL, NULL };
-  struct stat st;
-
-  if (lstat (spare, &st) == 0)
-    return TRUE;
-  remove_stale_makers (state);
-  if (!bg_paths_mkdir_private (state, error) || g_mkdtemp_full (tmp, 0700) == NULL)
-    {
-      if (error != NULL && *error == NULL)
-        g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot create %s: %s", tmp, g_strerror (errno));
-      return FALSE;
-    }
-  key = g_build_filename (tmp, HOST_KEY, NULL);
-  argv[9] = key;
-  if (!bg_spawn_run_cancellable (argv, NULL, cancellable, error))
-    {
-      remove_key_dir (tmp);
-      return FALSE;
-    }
-  if (renameat2 (AT_FDCWD, tmp, AT_FDCWD, spare, RENAME_NOREPLACE) < 0)
-    {
-      int e = errno;
-
-      remove_key_dir (tmp);
-      /* Another maker published first: there is a spare, as wanted. */
-      if (e == EEXIST)
-        return TRUE;
-      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot publish %s: %s", spare, g_strerror (e));
-      return FALSE;
-    }
-  return TRUE;
-}
-
-/* The VM's host key pair in @dir: kept if there, else the spare made
- * ahead, else generated now. */
+/* The VM's host key pair in @dir: kept if there (it stays pinned),
+ * else made now. */
 gboolean
 bg_ssh_generate_host_key (const char  *dir,
                           char       **private_key,
@@ -227,13 +63,14 @@ bg_ssh_generate_host_key (const char  *dir,
 {
   g_autofree char *path = g_build_filename (dir, HOST_KEY, NULL);
   g_autofree char *pub = g_strdup_printf ("%s.pub", path);
-  const char *argv[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "banger-host", "-f", path, NULL };
 
-  if (!g_file_test (path, G_FILE_TEST_EXISTS) && !bg_ssh_take_spare_host_key (dir) &&
-      !bg_spawn_run (argv, NULL, error))
-    return FALSE;
-  if (!g_file_get_contents (path, private_key, NULL, error) ||
-      !g_file_get_contents (pub, public_key, NULL, error))
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    {
+      if (!bg_keypair_write (path, "banger-host", private_key, public_key, error))
+        return FALSE;
+    }
+  else if (!g_file_get_contents (path, private_key, NULL, error) ||
+           !g_file_get_contents (pub, public_key, NULL, error))
     return FALSE;
   g_strstrip (*public_key);
   return TRUE;

@@ -16,9 +16,6 @@ gboolean  bg_ssh_generate_host_key (const char    *dir,
                                     char         **private_key,
                                     char         **public_key,
                                     GError       **error);
-gboolean  bg_ssh_take_spare_host_key (const char  *dir);
-gboolean  bg_ssh_make_spare_host_key (GCancellable *cancellable,
-                                      GError      **error);
 char     *bg_known_hosts_path      (void);
 gboolean  bg_known_hosts_add       (const char    *path,
                                     const char    *alias,

@@ -163,7 +163,7 @@ check_host (BgCheck     *kvm,
 static void
 check_programs (BgCheck *c)
 {
-  static const char * const needed[] = { "resize2fs", "e2fsck", "ssh", "ssh-keygen", NULL };
+  static const char * const needed[] = { "resize2fs", "e2fsck", "ssh", NULL };
   g_autoptr(GError) error = NULL;
 
   if (!bg_programs_require (needed, "running VMs", &error))

@@ -32,7 +32,6 @@ static const struct {
   { "newuidmap", "uidmap", "shadow-utils" },
   { "newgidmap", "uidmap", "shadow-utils" },
   { "ssh", "openssh-client", "openssh-clients" },
-  { "ssh-keygen", "openssh-client", "openssh-clients" },
   { "scp", "openssh-client", "openssh-clients" },
   { "tar", "tar", "tar" },
   { "cp", "coreutils", "coreutils" },
@@ -102,18 +101,6 @@ bg_spawn_run (const char * const  *argv,
               char               **out,
               GError             **error)
 {
-  return bg_spawn_run_cancellable (argv, out, NULL, error);
-}
-
-/* As bg_spawn_run; @cancellable cancelled (from another thread) kills
- * the child and reaps it before this returns, so nothing it started
- * outlives the call. */
-gboolean
-bg_spawn_run_cancellable (const char * const  *argv,
-                          char               **out,
-                          GCancellable        *cancellable,
-                          GError             **error)
-{
   g_autofree char *program = bg_program_find (argv[0]);
   g_autofree const char **resolved = NULL;
   g_autoptr(GSubprocess) proc = NULL;
@@ -127,17 +114,9 @@ bg_spawn_run_cancellable (const char * const  *argv,
   resolved = g_new0 (const char *, n + 1);
   memcpy (resolved, argv, n * sizeof (char *));
   resolved[0] = program;
-  if (g_cancellable_set_error_if_cancelled (cancellable, error))
-    return FALSE;
   proc = g_subprocess_newv (resolved, flags, error);
-  if (proc == NULL)
+  if (proc == NULL || !g_subprocess_communicate (proc, NULL, NULL, &out_bytes, &err_bytes, error))
     return FALSE;
-  if (!g_subprocess_communicate (proc, NULL, cancellable, &out_bytes, &err_bytes, error))
-    {
-      g_subprocess_force_exit (proc);
-      g_subprocess_wait (proc, NULL, NULL);
-      return FALSE;
-    }
   if (bg_interrupted)
     {
       g_set_error_literal (error, BG_ERROR, BG_ERROR_FAILED, "interrupted");

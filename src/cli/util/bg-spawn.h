@@ -13,9 +13,5 @@ gboolean bg_programs_require  (const char * const  *names,
 gboolean bg_spawn_run         (const char * const  *argv,
                                char               **out,
                                GError             **error);
-gboolean bg_spawn_run_cancellable (const char * const  *argv,
-                                   char               **out,
-                                   GCancellable        *cancellable,
-                                   GError             **error);
 
 G_END_DECLS

@@ -156,53 +156,6 @@ local_work_run (gpointer data)
   return NULL;
 }
 
-/* The spare host key the next new VM will take (bg-ssh.c), made by a
- * thread of this `vm up` from the moment this VM has claimed the current
- * one: its ssh-keygen (4-8 ms) is done long before any guest can answer,
- * so no later `vm up` waits for a key. */
-typedef struct {
-  GThread      *thread;
-  GCancellable *cancel;
-} SpareKey;
-
-static gpointer
-spare_key_run (gpointer data)
-{
-  SpareKey *k = data;
-  g_autoptr(GError) error = NULL;
-
-  bg_cli_block_interrupts ();
-  /* Failing is no one's concern here; the next VM makes its key itself. */
-  if (!bg_ssh_make_spare_host_key (k->cancel, &error))
-    g_debug ("no spare host key made: %s", error->message);
-  return NULL;
-}
-
-static SpareKey *
-spare_key_start (void)
-{
-  SpareKey *k = g_new0 (SpareKey, 1);
-
-  k->cancel = g_cancellable_new ();
-  k->thread = g_thread_new ("banger-spare-key", spare_key_run, k);
-  return k;
-}
-
-/* At `vm up`'s end: a spare still being made is stopped, not waited for
- * (its ssh-keygen killed and reaped, its directory removed), so `vm up`
- * returns as soon as the guest is ready and leaves no process behind to
- * race a removal of the state directory or `system cleanup`. */
-static void
-spare_key_finish (SpareKey *k)
-{
-  if (k == NULL)
-    return;
-  g_cancellable_cancel (k->cancel);
-  g_thread_join (k->thread);
-  g_object_unref (k->cancel);
-  g_free (k);
-}
-
 /* Waits for the thread and joins it, once, passing Ctrl-C on to it. */
 static void
 local_work_wait (GThread   **thread,
@@ -450,7 +403,6 @@ bg_vm_up (BgCli        *cli,
   const char *verb = o->verb ? o->verb : "up";
   struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
   guint32 agent_up = 0;
-  SpareKey *spare_key = NULL;
   BgProgress p;
   gboolean existing = FALSE, ok = FALSE;
 
@@ -490,7 +442,7 @@ bg_vm_up (BgCli        *cli,
     return FALSE;
   {
     g_autofree char *what = g_strdup_printf ("vm %s", verb);
-    if (!bg_programs_require ((const char * const[]) { "resize2fs", "ssh-keygen", o->no_wait ? NULL : "ssh", NULL },
+    if (!bg_programs_require ((const char * const[]) { "resize2fs", o->no_wait ? NULL : "ssh", NULL },
                               what, error))
       return FALSE;
   }
@@ -522,10 +474,6 @@ bg_vm_up (BgCli        *cli,
         goto out;
       bg_undo_push (undo, undo_remove_dir, g_strdup (dir), g_free);
       bg_undo_push (undo, undo_delete_record, g_strdup (name), g_free);
-      /* This VM takes the spare host key now (make_new_vm keeps a key
-       * in place), and the next VM's is made from here on. */
-      bg_ssh_take_spare_host_key (dir);
-      spare_key = spare_key_start ();
       if (!make_new_vm (store, r, config, image, dir, &p, undo, error))
         goto rollback;
     }
@@ -575,7 +523,6 @@ rollback:
   if (existing)
     bg_vm_mark_stopped (store, name, NULL);
 out:
-  spare_key_finish (g_steal_pointer (&spare_key));
   sigaction (SIGINT, &old_int, NULL);
   sigaction (SIGTERM, &old_term, NULL);
   bg_client_shutdown ();
