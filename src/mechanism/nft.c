@@ -34,15 +34,40 @@
  * milliseconds to make and to fill its cache, and every call would make
  * one. Its cache is no shortcut past the kernel: libnftables compares the
  * ruleset's generation with the kernel's before each command and fetches
- * it again when anyone (a person with nft, another tool) changed it. */
+ * it again when anyone (a person with nft, another tool) changed it.
+ *
+ * What this process last made is remembered, only to skip a listing
+ * whose answer is known: the digest of the bridge table it last wrote
+ * (a different set of ports is written anew without listing the old),
+ * and whether the ip6 table exists. A change that fails on what was
+ * remembered (someone dropped a table meanwhile) forgets it and is made
+ * again from what the kernel lists. */
+typedef enum {
+  IP6_UNKNOWN = -1,
+  IP6_ABSENT,
+  IP6_PRESENT,
+} Ip6Table;
+
 struct _BgNft {
   struct nft_ctx *ctx;
+  char           *ports_digest;
+  Ip6Table        ip6;
 };
 
 BgNft *
 bg_nft_new (void)
 {
-  return g_new0 (BgNft, 1);
+  BgNft *nft = g_new0 (BgNft, 1);
+
+  nft->ip6 = IP6_UNKNOWN;
+  return nft;
+}
+
+static void
+forget_made (BgNft *nft)
+{
+  g_clear_pointer (&nft->ports_digest, g_free);
+  nft->ip6 = IP6_UNKNOWN;
 }
 
 void
@@ -52,6 +77,7 @@ bg_nft_free (BgNft *nft)
     return;
   if (nft->ctx != NULL)
     nft_ctx_free (nft->ctx);
+  g_free (nft->ports_digest);
   g_free (nft);
 }
 
@@ -136,8 +162,16 @@ bg_nft_in_place (BgNft      *nft,
   if (!table_in_place (nft, "ip", want, PORT_DROP))
     return FALSE;
   if (subnet6 == NULL)
-    return !nft_run (nft, "list table ip6 " NFT_TABLE, NULL, NULL);
-  return table_in_place (nft, "ip6", want6, PORT_DROP);
+    {
+      if (nft_run (nft, "list table ip6 " NFT_TABLE, NULL, NULL))
+        return FALSE;
+      nft->ip6 = IP6_ABSENT;
+      return TRUE;
+    }
+  if (!table_in_place (nft, "ip6", want6, PORT_DROP))
+    return FALSE;
+  nft->ip6 = IP6_PRESENT;
+  return TRUE;
 }
 
 /* The subnet banger's table says it was made for, if it names @bridge:
@@ -250,13 +284,19 @@ bg_nft_apply (BgNft       *nft,
           "}\n",
           comment6, subnet6, bridge, bridge, bridge, bridge, bridge);
     }
-  return nft_run (nft, script->str, NULL, error);
+  /* The bridge table is not touched: its digest still holds. */
+  nft->ip6 = IP6_UNKNOWN;
+  if (!nft_run (nft, script->str, NULL, error))
+    return FALSE;
+  nft->ip6 = subnet6 != NULL ? IP6_PRESENT : IP6_ABSENT;
+  return TRUE;
 }
 
 gboolean
 bg_nft_remove (BgNft   *nft,
                GError **error)
 {
+  forget_made (nft);
   return nft_run (nft, "add table ip " NFT_TABLE "\ndelete table ip " NFT_TABLE "\n"
                   "add table ip6 " NFT_TABLE "\ndelete table ip6 " NFT_TABLE "\n"
                   "add table bridge " NFT_TABLE "\ndelete table bridge " NFT_TABLE "\n", NULL, error);
@@ -324,12 +364,54 @@ add_port6 (GString         *sources6,
  * bg_nft_apply starts empty).
  * Names, MACs and addresses come from the registry, which only the
  * mechanism writes. */
+/* Whether the ip6 table is there, as this process last made or saw it,
+ * else as the kernel lists it now; @from_memory says which. */
+static gboolean
+ip6_table_present (BgNft    *nft,
+                   gboolean *from_memory)
+{
+  *from_memory = nft->ip6 != IP6_UNKNOWN;
+  if (nft->ip6 == IP6_UNKNOWN)
+    nft->ip6 = nft_run (nft, "list set ip6 " NFT_TABLE " owners", NULL, NULL) ? IP6_PRESENT : IP6_ABSENT;
+  return nft->ip6 == IP6_PRESENT;
+}
+
+static gboolean apply_ports_once (BgNft           *nft,
+                                  const BgNftPort *ports,
+                                  guint            n_ports,
+                                  gboolean         isolate,
+                                  gboolean        *from_memory,
+                                  GError         **error);
+
 gboolean
 bg_nft_apply_ports (BgNft           *nft,
                     const BgNftPort *ports,
                     guint            n_ports,
                     gboolean         isolate,
                     GError         **error)
+{
+  g_autoptr(GError) local = NULL;
+  gboolean from_memory = FALSE;
+
+  if (apply_ports_once (nft, ports, n_ports, isolate, &from_memory, &local))
+    return TRUE;
+  forget_made (nft);
+  if (!from_memory)
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  /* A table went since this process last looked: as the kernel has it. */
+  return apply_ports_once (nft, ports, n_ports, isolate, &from_memory, error);
+}
+
+static gboolean
+apply_ports_once (BgNft           *nft,
+                  const BgNftPort *ports,
+                  guint            n_ports,
+                  gboolean         isolate,
+                  gboolean        *from_memory,
+                  GError         **error)
 {
   g_autoptr(GString) script = g_string_new (NULL);
   g_autoptr(GString) taps = g_string_new (NULL);
@@ -377,7 +459,7 @@ bg_nft_apply_ports (BgNft           *nft,
     g_string_append_printf (script, "add element ip " NFT_TABLE " owners { %s }\n", owners->str);
   /* The IPv6 table, with its output chain, is there only while the
    * network has IPv6: bg_nft_apply made it or dropped it just before. */
-  if (nft_run (nft, "list set ip6 " NFT_TABLE " owners", NULL, NULL))
+  if (ip6_table_present (nft, from_memory))
     {
       g_string_append (script, "flush set ip6 " NFT_TABLE " owners\n");
       if (owners6->len > 0)
@@ -389,9 +471,15 @@ bg_nft_apply_ports (BgNft           *nft,
     g_autofree char *digest = g_compute_checksum_for_string (G_CHECKSUM_SHA256, spec, -1);
     g_autofree char *listing = NULL;
 
-    if (nft_run (nft, "list table bridge " NFT_TABLE, &listing, NULL) && strstr (listing, digest) != NULL &&
+    /* Other ports than this process last wrote: written anew, without
+     * listing the old. The same ones: written only if they are not in
+     * place (a flush keeps the comment, not the rules). */
+    if (g_strcmp0 (nft->ports_digest, digest) == 0 &&
+        nft_run (nft, "list table bridge " NFT_TABLE, &listing, NULL) && strstr (listing, digest) != NULL &&
         strstr (listing, "\t\tdrop\n") != NULL)
       return nft_run (nft, script->str, NULL, error);
+    g_clear_pointer (&nft->ports_digest, g_free);
+    nft->ports_digest = g_strdup (digest);
     g_string_append_printf (script, "add table bridge " NFT_TABLE "\n"
                                     "delete table bridge " NFT_TABLE "\n"
                                     "table bridge " NFT_TABLE " {\n"
