@@ -31,10 +31,14 @@
 
 static gboolean apply_ports (BgNetwork  *network,
                              GError    **error);
-static gboolean repair_taps (BgNetwork  *network,
-                             BgNlSock   *sk,
-                             int         bridge_ifindex,
-                             GError    **error);
+static gboolean repair_taps (BgNetwork   *network,
+                             BgNlSock    *sk,
+                             GHashTable  *links,
+                             int          bridge_ifindex,
+                             GError     **error);
+static gboolean taps_to_repair (BgNetwork  *network,
+                                GHashTable *links,
+                                int         bridge_ifindex);
 
 void
 bg_net_state_free (BgNetState *s)
@@ -280,10 +284,16 @@ ensure_ipv6 (BgNetwork    *network,
   return TRUE;
 }
 
-/* Idempotent: when everything is in place it only reads. */
-BgNetState *
-bg_network_ensure (BgNetwork  *network,
-                   GError    **error)
+/* Idempotent: when everything is in place it only reads. The guards of
+ * the bridge's ports are written again, unless @guards_follow (the
+ * caller writes them next, as CreateTap does with its new tap among
+ * them) and nothing had to be made again; @guarded says whether they
+ * were. */
+static BgNetState *
+ensure_network (BgNetwork  *network,
+                gboolean    guards_follow,
+                gboolean   *guarded,
+                GError    **error)
 {
   BgRegistry *registry = network->registry;
   g_autoptr(BgNetConfig) c = bg_net_config_load (bg_daemon_get_config_dir (network->daemon), error);
@@ -291,10 +301,12 @@ bg_network_ensure (BgNetwork  *network,
   g_autoptr(BgNlSock) sk = NULL;
   g_autoptr(BgNlLink) link = NULL;
   g_autoptr(GArray) routes = NULL;
+  g_autoptr(GHashTable) links = NULL;
   BgResource *r;
-  gboolean new_record = FALSE, new_link = FALSE;
+  gboolean new_record = FALSE, new_link = FALSE, in_place;
   int ifindex;
 
+  *guarded = FALSE;
   bg_daemon_test_count (network->daemon, "network-ensure");
   if (c == NULL || (sk = bg_nl_open (error)) == NULL || (routes = bg_nl_routes (sk, error)) == NULL)
     return NULL;
@@ -384,16 +396,29 @@ bg_network_ensure (BgNetwork  *network,
   if (!ensure_ipv6 (network, sk, c, r, s, ifindex, error))
     goto rollback;
 
-  if (!bg_nft_in_place (network->nft, s->bridge, s->subnet_text, s->subnet6_text) &&
-      !bg_nft_apply (network->nft, s->bridge, s->subnet_text, s->subnet6_text, error))
+  in_place = bg_nft_in_place (network->nft, s->bridge, s->subnet_text, s->subnet6_text);
+  if (!in_place && !bg_nft_apply (network->nft, s->bridge, s->subnet_text, s->subnet6_text, error))
     goto rollback;
   s->nat = TRUE;
 
-  /* The guards before the taps they guard come back up. */
-  if (!apply_ports (network, error) || !repair_taps (network, sk, ifindex, error))
+  /* The guards before the taps they guard come back up. Tables made
+   * again start with empty sets of owners: written here, whoever's taps
+   * they are. */
+  if (bg_registry_count (registry, BG_KIND_TAP) > 0 && (links = bg_nl_links (sk, error)) == NULL)
+    goto rollback;
+  if (!guards_follow || new_link || !in_place || (links != NULL && taps_to_repair (network, links, ifindex)))
+    {
+      if (!apply_ports (network, error))
+        goto rollback;
+      *guarded = TRUE;
+    }
+  if (links != NULL && !repair_taps (network, sk, links, ifindex, error))
     goto rollback;
 
-  if (r->state != BG_RESOURCE_READY || g_strcmp0 (bg_resource_get_string (r, "uplink"), s->uplink) != 0 ||
+  /* The record says "" for no uplink (a host with no default route):
+   * the same, not a change to write down on every call. */
+  if (r->state != BG_RESOURCE_READY ||
+      g_strcmp0 (bg_resource_get_string (r, "uplink"), s->uplink ? s->uplink : "") != 0 ||
       g_strcmp0 (bg_resource_get_string (r, "subnet6"), s->subnet6_text) != 0)
     {
       GVariantBuilder b;
@@ -418,6 +443,15 @@ rollback:
       bg_registry_remove (registry, r, NULL);
     }
   return NULL;
+}
+
+BgNetState *
+bg_network_ensure (BgNetwork  *network,
+                   GError    **error)
+{
+  gboolean guarded;
+
+  return ensure_network (network, FALSE, &guarded, error);
 }
 
 static gboolean
@@ -495,24 +529,55 @@ bg_network_free (BgNetwork *network)
  * made again; taps the kernel has and the registry lost are recorded at
  * start so cleanup finds them. ---- */
 
+/* Recorded and ready, not an orphan (recorded only to be cleaned up). */
+static gboolean
+tap_is_live (BgResource *t)
+{
+  g_autoptr(GVariant) orphan = g_variant_lookup_value (t->details, "orphan", NULL);
+
+  return t->state == BG_RESOURCE_READY && orphan == NULL;
+}
+
+/* A live tap the kernel lost, or that left the bridge or went down. */
+static gboolean
+tap_needs_repair (BgResource *t,
+                  GHashTable *links,
+                  int         bridge_ifindex)
+{
+  BgLinkInfo *info;
+
+  if (!tap_is_live (t))
+    return FALSE;
+  info = g_hash_table_lookup (links, t->name);
+  return info == NULL || info->master != bridge_ifindex || !info->up;
+}
+
+static gboolean
+taps_to_repair (BgNetwork  *network,
+                GHashTable *links,
+                int         bridge_ifindex)
+{
+  g_autoptr(GPtrArray) taps = bg_registry_list (network->registry, BG_KIND_TAP);
+
+  for (guint i = 0; i < taps->len; i++)
+    if (tap_needs_repair (taps->pdata[i], links, bridge_ifindex))
+      return TRUE;
+  return FALSE;
+}
+
 /* Recorded taps that lost their link or their place on the bridge (the
  * bridge was made again, someone deleted a tap) are made and attached
  * again, owned by their user; LaunchVm gives a tap to its VM's jail uid
  * when the VM starts. */
 static gboolean
-repair_taps (BgNetwork  *network,
-             BgNlSock   *sk,
-             int         bridge_ifindex,
-             GError    **error)
+repair_taps (BgNetwork   *network,
+             BgNlSock    *sk,
+             GHashTable  *links,
+             int          bridge_ifindex,
+             GError     **error)
 {
   g_autoptr(GPtrArray) taps = bg_registry_list (network->registry, BG_KIND_TAP);
-  g_autoptr(GHashTable) links = NULL;
 
-  if (taps->len == 0)
-    return TRUE;
-  links = bg_nl_links (sk, error);
-  if (links == NULL)
-    return FALSE;
   for (guint i = 0; i < taps->len; i++)
     {
       BgResource *t = taps->pdata[i];
@@ -520,7 +585,7 @@ repair_taps (BgNetwork  *network,
       g_autoptr(BgNlLink) link = NULL;
 
       /* Orphans (recorded only to be cleaned up) are not made again. */
-      if (t->state != BG_RESOURCE_READY || g_variant_lookup_value (t->details, "orphan", NULL) != NULL)
+      if (!tap_is_live (t))
         continue;
       /* A tap made before ports held none of the host's IPv6 loses it
        * here (a read when it has). */
@@ -591,6 +656,7 @@ apply_ports (BgNetwork  *network,
 
   if (c == NULL)
     return FALSE;
+  bg_daemon_test_count (network->daemon, "ports-applied");
   for (guint i = 0; i < taps->len; i++)
     {
       BgResource *t = taps->pdata[i];
@@ -670,6 +736,7 @@ bg_network_create_tap (BgNetwork    *network,
   g_autofree char *mac = bg_net_guest_mac (owner, vm_name);
   GVariantBuilder b;
   BgResource *r;
+  gboolean guarded;
   guint32 ip;
 
   for (guint i = 0; i < taps->len; i++)
@@ -686,8 +753,9 @@ bg_network_create_tap (BgNetwork    *network,
         }
     }
 
-  /* Ensuring also repairs the recorded taps, this one included. */
-  s = bg_network_ensure (network, error);
+  /* Ensuring also repairs the recorded taps, this one included. The
+   * guards are written below, with this tap among them. */
+  s = ensure_network (network, TRUE, &guarded, error);
   if (s == NULL)
     return NULL;
   r = bg_registry_lookup (registry, BG_KIND_TAP, tap);
@@ -703,6 +771,8 @@ bg_network_create_tap (BgNetwork    *network,
     }
   if (r != NULL && r->state == BG_RESOURCE_READY && bg_resource_get_string (r, "address") != NULL)
     {
+      if (!guarded && !apply_ports (network, error))
+        return NULL;
       *state = g_steal_pointer (&s);
       return r;
     }

@@ -124,6 +124,35 @@ bg_harness_wait_name_gone (BgHarness *h,
   return wait_for_name (h->bus, "org.banger.Mechanism1", TRUE, timeout_s);
 }
 
+/* The mechanism's test hook bg_daemon_test_count (test_hooks builds)
+ * appends a line to <run-dir>/count-STEP each time STEP runs, if that
+ * file exists: bg_harness_count_start makes it empty, bg_harness_count
+ * says how many times STEP ran since. */
+void
+bg_harness_count_start (BgHarness  *h,
+                        const char *step)
+{
+  g_autofree char *name = g_strconcat ("count-", step, NULL);
+  g_autofree char *path = g_build_filename (h->run_dir, name, NULL);
+
+  g_assert_true (g_file_set_contents (path, "", 0, NULL));
+}
+
+guint
+bg_harness_count (BgHarness  *h,
+                  const char *step)
+{
+  g_autofree char *name = g_strconcat ("count-", step, NULL);
+  g_autofree char *path = g_build_filename (h->run_dir, name, NULL);
+  g_autofree char *text = NULL;
+  guint n = 0;
+
+  g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+  for (const char *p = text; *p; p++)
+    n += *p == '\n';
+  return n;
+}
+
 GPid
 bg_harness_mechanism_pid (BgHarness *h)
 {

@@ -69,6 +69,10 @@ guint32       bg_harness_uid           (const char   *user);
 GPid          bg_harness_spawn_user_process (const char *user,
                                              guint64    *start_time);
 GPid          bg_harness_mechanism_pid (BgHarness    *h);
+void          bg_harness_count_start   (BgHarness    *h,
+                                        const char   *step);
+guint         bg_harness_count         (BgHarness    *h,
+                                        const char   *step);
 gboolean      bg_harness_wait_name_gone (BgHarness   *h,
                                         guint         timeout_s);
 void          bg_harness_run_argv      (const char * const *argv,

@@ -1741,9 +1741,6 @@ test_create_tap_takes_no_other_users_tap (Fixture *f, gconstpointer data)
   g_assert_true (link_exists (mine->tap));
 }
 
-/* The mechanism keeps one nftables context for its life; its cache must
- * not hide rules changed behind its back: flushed and deleted by hand
- * while it runs, they are seen gone on the next call and made again. */
 /* A stand-in guest with a whole IP stack behind a VMM in a network
  * namespace of its own: a namespace attached to that namespace's bridge
  * (where the guest's tap is), with the VM's MAC and address, reaches the
@@ -1782,6 +1779,9 @@ test_stand_in_reaches_nat_through_the_vmms_netns (Fixture *f, gconstpointer data
   must ("ip", "netns", "del", guest, NULL);
 }
 
+/* The mechanism keeps one nftables context for its life; its cache must
+ * not hide rules changed behind its back: flushed and deleted by hand
+ * while it runs, they are seen gone on the next call and made again. */
 static void
 test_rules_changed_by_hand_are_seen (Fixture *f, gconstpointer data)
 {
@@ -1805,6 +1805,72 @@ test_rules_changed_by_hand_are_seen (Fixture *f, gconstpointer data)
   g_assert_nonnull (ports);
   g_assert_nonnull (strstr (ports, one->tap));
   g_assert_nonnull (strstr (ports, two->tap));
+}
+
+/* What the mechanism remembers of the tables it made (the ports it last
+ * wrote, whether the ip6 table exists) only spares it a listing: the ip6
+ * table dropped by hand, the next removal of a tap (which writes the
+ * ports and the owners of both families, with no check of the tables
+ * first) still succeeds, and leaves the remaining tap guarded. */
+static void
+test_tables_dropped_by_hand_do_not_fail_a_removal (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Tap) one = create_tap (f, BG_TEST_USER_A, "one");
+  g_autoptr(Tap) two = create_tap (f, BG_TEST_USER_A, "two");
+  g_autoptr(BgCallResult) del = NULL;
+  g_autofree char *ports = NULL;
+
+  g_assert_nonnull (one->address6);
+  must ("nft", "delete", "table", "ip6", "banger", NULL);
+  del = delete_tap (f, BG_TEST_USER_A, one->tap);
+  bg_assert_call_ok (del);
+  ports = run ("nft", "list", "table", "bridge", "banger", NULL);
+  g_assert_nonnull (ports);
+  g_assert_null (strstr (ports, one->tap));
+  g_assert_nonnull (strstr (ports, two->tap));
+}
+
+/* CreateTap writes the ports' guards once, with its new tap among them,
+ * where it used to write them while making sure of the network and again
+ * after: unless a recorded tap must be made again, whose guards come back
+ * before it does. Counted by the test hook in apply_ports. */
+static void
+test_create_tap_writes_the_guards_once (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Tap) one = create_tap (f, BG_TEST_USER_A, "one");
+  g_autoptr(Tap) two = NULL;
+  g_autoptr(Tap) three = NULL;
+  g_autofree char *master = NULL;
+
+  bg_harness_count_start (f->h, "ports-applied");
+  two = create_tap (f, BG_TEST_USER_A, "two");
+  g_assert_cmpuint (bg_harness_count (f->h, "ports-applied"), ==, 1);
+
+  must ("ip", "link", "del", one->tap, NULL);
+  three = create_tap (f, BG_TEST_USER_A, "three");
+  g_assert_cmpuint (bg_harness_count (f->h, "ports-applied"), ==, 3);
+  g_assert_true (link_exists (one->tap));
+  master = master_of (one->tap);
+  g_assert_cmpstr (master, ==, "banger0");
+}
+
+/* On a host with no default route (no uplink), the bridge's record says
+ * so once: a call that finds everything in place writes nothing. */
+static void
+test_no_uplink_is_recorded_once (Fixture *f, gconstpointer data)
+{
+  g_autofree char *record = g_build_filename (f->h->run_dir, "registry", "bridge", "banger0.json", NULL);
+  g_autoptr(BgCallResult) first = bg_harness_call (f->h, BG_TEST_USER_A, "EnsureNetwork", "(@a{sv} {},)", NULL);
+  g_autoptr(BgCallResult) second = NULL;
+  struct stat before, after;
+
+  bg_assert_call_ok (first);
+  g_assert_nonnull (strstr (first->reply, "'uplink': <''>"));
+  g_assert_no_errno (stat (record, &before));
+  second = bg_harness_call (f->h, BG_TEST_USER_A, "EnsureNetwork", "(@a{sv} {},)", NULL);
+  bg_assert_call_ok (second);
+  g_assert_no_errno (stat (record, &after));
+  g_assert_cmpuint (before.st_ino, ==, after.st_ino);
 }
 
 /* ---- IPv6 ---- */
@@ -2375,6 +2441,9 @@ add_tests (void)
   ADD ("/network/netns/stand-in-reaches-nat-through-the-vmms-netns",
        test_stand_in_reaches_nat_through_the_vmms_netns);
   ADD ("/network/rules-changed-by-hand-are-seen", test_rules_changed_by_hand_are_seen);
+  ADD ("/network/ipv6/tables-dropped-by-hand-do-not-fail-a-removal", test_tables_dropped_by_hand_do_not_fail_a_removal);
+  ADD ("/network/create-tap-writes-the-guards-once", test_create_tap_writes_the_guards_once);
+  ADD ("/network/no-uplink-is-recorded-once", test_no_uplink_is_recorded_once);
   ADD ("/network/routing-keeps-users-apart", test_routing_keeps_users_apart);
   ADD ("/network/names-answer-only-their-owner", test_names_answer_only_their_owner);
   ADD ("/network/names-unanswered-in-a-user-namespace", test_names_unanswered_in_a_user_namespace);

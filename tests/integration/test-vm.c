@@ -510,18 +510,6 @@ test_full_sequence_through_the_api_client (Fixture *f, gconstpointer data)
   }
 }
 
-static guint
-count_lines (const char *path)
-{
-  g_autofree char *text = NULL;
-  guint n = 0;
-
-  g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
-  for (const char *p = text; *p; p++)
-    n += *p == '\n';
-  return n;
-}
-
 /* vm up is CreateTap, then LaunchVm with that tap: the network is set up
  * once, by CreateTap. A tap the kernel lost meanwhile (as after a
  * reboot) is made again by LaunchVm, network and all. Counted by the
@@ -529,20 +517,19 @@ count_lines (const char *path)
 static void
 test_launch_after_create_tap_sets_up_the_network_once (Fixture *f, gconstpointer data)
 {
-  g_autofree char *count = g_build_filename (f->h->run_dir, "count-network-ensure", NULL);
   g_autoptr(BgCallResult) tap_r = NULL, kill1 = NULL, kill2 = NULL;
   g_autoptr(Launched) first = NULL, second = NULL;
   g_autofree char *tap = NULL, *opt = NULL, *sys = NULL;
 
-  g_assert_true (g_file_set_contents (count, "", 0, NULL));
+  bg_harness_count_start (f->h, "network-ensure");
   tap_r = bg_harness_call (f->h, BG_TEST_USER_A, "CreateTap", "('once', @a{sv} {})", NULL);
   bg_assert_call_ok (tap_r);
-  g_assert_cmpuint (count_lines (count), ==, 1);
+  g_assert_cmpuint (bg_harness_count (f->h, "network-ensure"), ==, 1);
   tap = bg_call_result_lookup (tap_r, "tap");
   opt = g_strdup_printf ("'tap': <'%s'>", tap);
 
   first = launch (f, BG_TEST_USER_A, "once", opt);
-  g_assert_cmpuint (count_lines (count), ==, 1);
+  g_assert_cmpuint (bg_harness_count (f->h, "network-ensure"), ==, 1);
   kill1 = bg_harness_call (f->h, BG_TEST_USER_A, "KillVm", "('once',)", NULL);
   bg_assert_call_ok (kill1);
   g_assert_cmpint (wait_exit (f, "once"), ==, 128 + 9);
@@ -554,7 +541,7 @@ test_launch_after_create_tap_sets_up_the_network_once (Fixture *f, gconstpointer
     g_assert_cmpint (status, ==, 0);
   }
   second = launch (f, BG_TEST_USER_A, "once", opt);
-  g_assert_cmpuint (count_lines (count), ==, 2);
+  g_assert_cmpuint (bg_harness_count (f->h, "network-ensure"), ==, 2);
   sys = g_strdup_printf ("/sys/class/net/%s", tap);
   g_assert_true (g_file_test (sys, G_FILE_TEST_EXISTS));
   kill2 = bg_harness_call (f->h, BG_TEST_USER_A, "KillVm", "('once',)", NULL);
