@@ -326,6 +326,19 @@ check_polkit (Call          *c,
 }
 
 static void
+caller_known (Call  *c,
+              uid_t  uid)
+{
+  c->pub.caller_uid = uid;
+  c->resolved = g_get_monotonic_time ();
+
+  if (c->action == NULL)
+    c->func (&c->pub, c->pub.self);
+  else
+    check_polkit (c, c->action, c->details, FALSE, c->func);
+}
+
+static void
 caller_uid_done (GObject      *source,
                  GAsyncResult *result,
                  gpointer      user_data)
@@ -340,13 +353,8 @@ caller_uid_done (GObject      *source,
     return call_return_error (&c->pub, BG_ERROR, BG_ERROR_NOT_AUTHORIZED,
                               "not authorized: the bus did not say who you are (%s)", error->message);
   g_variant_get (reply, "(u)", &uid);
-  c->pub.caller_uid = uid;
-  c->resolved = g_get_monotonic_time ();
-
-  if (c->action == NULL)
-    c->func (&c->pub, c->pub.self);
-  else
-    check_polkit (c, c->action, c->details, FALSE, c->func);
+  bg_daemon_remember_caller (c->pub.daemon, g_dbus_method_invocation_get_sender (c->pub.invocation), uid);
+  caller_known (c, uid);
 }
 
 /* Resolves the caller, checks @action (NULL: none, as for Ping) with
@@ -362,7 +370,9 @@ bg_call_start (BgDaemon              *daemon,
                gpointer               self)
 {
   GDBusConnection *bus = g_dbus_method_invocation_get_connection (invocation);
+  const char *sender = g_dbus_method_invocation_get_sender (invocation);
   Call *c = g_new0 (Call, 1);
+  uid_t uid;
 
   c->received = g_get_monotonic_time ();
   c->pub.daemon = daemon;
@@ -376,9 +386,13 @@ bg_call_start (BgDaemon              *daemon,
   /* Cheap, and every call may rely on the registry's files. */
   if (bg_registry_heal (bg_daemon_get_registry (daemon)) > 0)
     g_message ("The registry's files were deleted under it; written again from memory");
+  /* The bus answers once per connection (see bg_daemon_remember_caller). */
+  if (bg_daemon_lookup_caller (daemon, sender, &uid))
+    return caller_known (c, uid);
+  bg_daemon_test_count (daemon, "caller-asked");
   g_dbus_connection_call (bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                           "org.freedesktop.DBus", "GetConnectionUnixUser",
-                          g_variant_new ("(s)", g_dbus_method_invocation_get_sender (invocation)),
+                          g_variant_new ("(s)", sender),
                           G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL,
                           caller_uid_done, c);
 }

@@ -40,7 +40,12 @@ struct _BgDaemon {
   Kind             kinds[BG_KIND_COUNT];
   GHashTable      *pending;     /* uid -> calls of it waiting for polkit */
   GHashTable      *subscribers; /* unique bus name -> Subscriber */
+  GHashTable      *callers;     /* unique bus name -> uid, as the bus said */
 };
+
+/* Enough for every connection of a busy desktop's banger runs at once;
+ * past it, the table starts again (each name is asked once more). */
+#define CALLERS_MAX 256
 
 /* A connection that asked for VmExited: it hears of its user's VMs (all
  * of them for root), until it leaves the bus. */
@@ -54,6 +59,37 @@ subscriber_free (Subscriber *s)
 {
   g_bus_unwatch_name (s->watch);
   g_free (s);
+}
+
+/* The uid the bus gave for a caller's unique name. A unique name is
+ * never given to another connection while the bus runs, and a
+ * connection's uid never changes, so the bus's answer holds for every
+ * later call of that name: `vm up`'s second call is not asked again. A
+ * name that left the bus stays until the table is cleared: it is
+ * nobody's. */
+void
+bg_daemon_remember_caller (BgDaemon   *daemon,
+                           const char *unique_name,
+                           uid_t       uid)
+{
+  if (unique_name == NULL || unique_name[0] != ':')
+    return;
+  if (g_hash_table_size (daemon->callers) >= CALLERS_MAX)
+    g_hash_table_remove_all (daemon->callers);
+  g_hash_table_replace (daemon->callers, g_strdup (unique_name), GUINT_TO_POINTER ((guint) uid + 1));
+}
+
+gboolean
+bg_daemon_lookup_caller (BgDaemon   *daemon,
+                         const char *unique_name,
+                         uid_t      *uid)
+{
+  gpointer value = unique_name ? g_hash_table_lookup (daemon->callers, unique_name) : NULL;
+
+  if (value == NULL)
+    return FALSE;
+  *uid = (uid_t) (GPOINTER_TO_UINT (value) - 1);
+  return TRUE;
 }
 
 void
@@ -247,6 +283,7 @@ bg_daemon_new (const BgDaemonOptions  *options,
   daemon->options = *options;
   daemon->pending = g_hash_table_new (NULL, NULL);
   daemon->subscribers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) subscriber_free);
+  daemon->callers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   daemon->run_dir = g_strdup (options->run_dir);
   daemon->config_dir = g_strdup (options->config_dir);
   daemon->state_dir = g_strdup (options->state_dir);
@@ -301,6 +338,7 @@ bg_daemon_free (BgDaemon *daemon)
   g_clear_pointer (&daemon->loop, g_main_loop_unref);
   g_clear_pointer (&daemon->pending, g_hash_table_unref);
   g_clear_pointer (&daemon->subscribers, g_hash_table_unref);
+  g_clear_pointer (&daemon->callers, g_hash_table_unref);
   g_free (daemon->run_dir);
   g_free (daemon->config_dir);
   g_free (daemon->state_dir);

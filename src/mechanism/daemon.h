@@ -78,6 +78,12 @@ gboolean         bg_daemon_check_limit      (BgDaemon              *daemon,
                                              BgKind                 kind,
                                              GError               **error);
 BgRegistry      *bg_daemon_get_registry     (BgDaemon              *daemon);
+void             bg_daemon_remember_caller  (BgDaemon              *daemon,
+                                             const char            *unique_name,
+                                             uid_t                  uid);
+gboolean         bg_daemon_lookup_caller    (BgDaemon              *daemon,
+                                             const char            *unique_name,
+                                             uid_t                 *uid);
 BgMechanism1    *bg_daemon_get_skeleton     (BgDaemon              *daemon);
 const char      *bg_daemon_get_config_dir   (BgDaemon              *daemon);
 const char      *bg_daemon_get_run_dir      (BgDaemon              *daemon);

@@ -210,6 +210,22 @@ test_up_configures_the_vmm_and_rm_leaves_nothing (Fixture *f, gconstpointer data
   g_assert_cmpstr (after, ==, before);
 }
 
+/* `vm up` makes its calls (CreateTap, LaunchVm) on one connection: the
+ * mechanism asks the bus who that is once, not once a call. Counted by
+ * the test hook in bg_call_start. */
+static void
+test_up_asks_the_bus_who_it_is_once (Fixture *f, gconstpointer data)
+{
+  g_autofree char *out = NULL, *err = NULL, *rm_out = NULL, *rm_err = NULL;
+
+  bg_harness_count_start (f->h, "caller-asked");
+  if (bg_harness_cli (f->h, &out, &err, "vm", "up", "once", "--no-wait", NULL) != 0)
+    g_error ("vm up failed: %s", err);
+  g_assert_cmpuint (bg_harness_count (f->h, "caller-asked"), ==, 1);
+  if (bg_harness_cli (f->h, &rm_out, &rm_err, "vm", "rm", "once", "--force", NULL) != 0)
+    g_error ("vm rm failed: %s", rm_err);
+}
+
 /* An image with an initrd: the VMM is told the jail's /initrd, which
  * the mechanism reports from the launch itself (the jail's root exists
  * only in the VMM's own mount namespace, so it cannot be looked up). */
@@ -1211,6 +1227,7 @@ add_tests (void)
 #define ADD(path, fn) g_test_add (path, Fixture, NULL, setup, fn, teardown)
   ADD ("/up/configures-the-vmm-and-rm-leaves-nothing", test_up_configures_the_vmm_and_rm_leaves_nothing);
   ADD ("/up/with-an-initrd", test_up_with_an_initrd);
+  ADD ("/up/asks-the-bus-who-it-is-once", test_up_asks_the_bus_who_it_is_once);
   ADD ("/up/again-restarts-with-same-address", test_up_again_restarts_with_same_address);
   ADD ("/up/parallel-ups-get-distinct-resources", test_parallel_ups_get_distinct_resources);
   ADD ("/up/killed-at-any-step-cleanup-leaves-nothing", test_killed_at_any_step_cleanup_leaves_nothing);
