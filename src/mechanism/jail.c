@@ -51,6 +51,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
@@ -406,8 +407,15 @@ bg_jail_build_argv (const char *id)
   return argv;
 }
 
+/* The most descriptors a VMM is given (kernel, disks, config drive,
+ * initrd, console). */
+#define MAX_KEEP 8
+
 /* Everything the child needs, computed before clone(): after it, the
- * child may only make system calls (the parent has other threads). */
+ * child may only make system calls. It shares the parent's memory
+ * (CLONE_VM, as posix_spawn does: no copy of the mechanism's page
+ * tables, no copy-on-write faults on either side), so it works on its
+ * own copy of this, on its own stack, and writes nothing else. */
 typedef struct {
   const char         *root;
   const char         *disks;
@@ -424,6 +432,7 @@ typedef struct {
   int                 status_fd;   /* write end; errno on failure, CLOEXEC */
   int                 netns_fd;    /* to join first, or -1 */
   gboolean            landlock_scopes;
+  sigset_t            mask;        /* the parent thread's, for the VMM */
 } ChildArgs;
 
 /* Failure codes the parent turns into words: the step index, or one of
@@ -434,7 +443,7 @@ enum {
   FAIL_DISKS = -12, FAIL_NETNS = -13,
 };
 
-static int G_GNUC_NORETURN
+__attribute__ ((no_sanitize_address)) static int G_GNUC_NORETURN
 child_fail (ChildArgs *a,
             int        step)
 {
@@ -444,7 +453,7 @@ child_fail (ChildArgs *a,
   _exit (127);
 }
 
-static gboolean
+__attribute__ ((no_sanitize_address)) static gboolean
 child_step (ChildArgs  *a,
             const Step *s)
 {
@@ -492,12 +501,38 @@ child_step (ChildArgs  *a,
     }
 }
 
-static int
+/* Not instrumented: it runs on memory it shares with the parent and
+ * never returns (exec), so frames the sanitizer marks would stay marked
+ * in the parent's heap. */
+__attribute__ ((no_sanitize_address)) static int
 jail_child (void *data)
 {
-  ChildArgs *a = data;
+  ChildArgs copy = *(const ChildArgs *) data;
+  ChildArgs *a = &copy;
+  int keep[MAX_KEEP];
   static char * const empty_env[] = { NULL };
   struct rlimit nofile = { 2048, 2048 }, core = { 0, 0 };
+
+  /* The descriptors this child opens go into its own list, not the
+   * parent's (which the parent closes when the jail goes). */
+  memcpy (keep, a->keep, a->n_keep * sizeof (int));
+  a->keep = keep;
+  /* The parent's handlers are the mechanism's: a signal before exec runs
+   * the default action here, in the child, not a handler writing into
+   * the memory it shares with the parent. Its table of handlers is its
+   * own (no CLONE_SIGHAND); the mask was all blocked by the parent. */
+  for (int sig = 1; sig < NSIG; sig++)
+    {
+      struct sigaction sa;
+
+      /* glibc's own signals it refuses (EINVAL): none of the mechanism's. */
+      if (sigaction (sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN)
+        {
+          sa.sa_handler = SIG_DFL;
+          sigaction (sig, &sa, NULL);
+        }
+    }
+  sigprocmask (SIG_SETMASK, &a->mask, NULL);
 
   /* The VMM's own network namespace, with its tap: joined while still
    * root, before anything else (netns.c). */
@@ -610,8 +645,10 @@ bg_jail_spawn (BgJail             *jail,
   g_auto(BgFd) status_read = -1;
   int status_pipe[2];
   int code[2];
+  sigset_t all;
   ssize_t n;
   pid_t pid;
+  int errsv;
 
   a.root = jail->root;
   a.disks = jail->disks;
@@ -626,6 +663,11 @@ bg_jail_spawn (BgJail             *jail,
   a.gid = jail->gid;
   a.netns_fd = jail->netns_fd;
   a.landlock_scopes = jail->landlock_scopes;
+  if (a.n_keep > MAX_KEEP)
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "a VMM is given at most %d files, not %u", MAX_KEEP, a.n_keep);
+      return 0;
+    }
   if (null_fd < 0 || pipe2 (status_pipe, O_CLOEXEC) < 0)
     {
       bg_error_errno (error, errno, "cannot prepare", "the VMM's stdio");
@@ -634,9 +676,18 @@ bg_jail_spawn (BgJail             *jail,
   status_read = status_pipe[0];
   a.status_fd = status_pipe[1];
 
+  /* Every signal blocked from before the clone until the child has
+   * reset its handlers (it restores this thread's mask for the VMM).
+   * CLONE_VFORK: this thread waits until the child has exec'd or exited,
+   * so its stack and the copy of @a are not freed under it. */
+  sigfillset (&all);
+  pthread_sigmask (SIG_SETMASK, &all, &a.mask);
   pid = clone (jail_child, stack + stack_size,
-               CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | SIGCHLD |
+               CLONE_VM | CLONE_VFORK | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | SIGCHLD |
                (jail->own_netns && jail->netns_fd < 0 ? CLONE_NEWNET : 0), &a);
+  errsv = errno;
+  pthread_sigmask (SIG_SETMASK, &a.mask, NULL);
+  errno = errsv;
   close (status_pipe[1]);
   /* Only the VMM holds its network namespace now: it goes with it. */
   bg_fd_clear (&jail->netns_fd);
