@@ -520,7 +520,7 @@ jail_child (void *data)
   /* The parent's handlers are the mechanism's: a signal before exec runs
    * the default action here, in the child, not a handler writing into
    * the memory it shares with the parent. Its table of handlers is its
-   * own (no CLONE_SIGHAND); the mask was all blocked by the parent. */
+   * own (no CLONE_SIGHAND); the parent blocked every signal it may. */
   for (int sig = 1; sig < NSIG; sig++)
     {
       struct sigaction sa;
@@ -648,7 +648,7 @@ bg_jail_spawn (BgJail             *jail,
   sigset_t all;
   ssize_t n;
   pid_t pid;
-  int errsv;
+  int errsv, dumpable;
 
   a.root = jail->root;
   a.disks = jail->disks;
@@ -676,10 +676,18 @@ bg_jail_spawn (BgJail             *jail,
   status_read = status_pipe[0];
   a.status_fd = status_pipe[1];
 
-  /* Every signal blocked from before the clone until the child has
-   * reset its handlers (it restores this thread's mask for the VMM).
-   * CLONE_VFORK: this thread waits until the child has exec'd or exited,
-   * so its stack and the copy of @a are not freed under it. */
+  /* Every signal a program may block is blocked from before the clone
+   * until the child has reset its handlers (it restores this thread's
+   * mask for the VMM); glibc's two internal ones stay open, and their
+   * handlers act only on signals from their own process, which the
+   * child, alone in a new PID namespace, never sends. CLONE_VFORK: this
+   * thread waits until the child has exec'd or exited, so its stack and
+   * the copy of @a are not freed under it.
+   * Whether a process may be dumped (and ptraced by its own uid) belongs
+   * to its memory, which the child shares until its exec: its drop to
+   * the jail uid and its PR_SET_DUMPABLE 0 (which keep the jail uid off
+   * root's memory until then) would stay on the mechanism. */
+  dumpable = prctl (PR_GET_DUMPABLE, 0, 0, 0, 0);
   sigfillset (&all);
   pthread_sigmask (SIG_SETMASK, &all, &a.mask);
   pid = clone (jail_child, stack + stack_size,
@@ -687,6 +695,8 @@ bg_jail_spawn (BgJail             *jail,
                (jail->own_netns && jail->netns_fd < 0 ? CLONE_NEWNET : 0), &a);
   errsv = errno;
   pthread_sigmask (SIG_SETMASK, &a.mask, NULL);
+  if (dumpable >= 0)
+    prctl (PR_SET_DUMPABLE, dumpable, 0, 0, 0);
   errno = errsv;
   close (status_pipe[1]);
   /* Only the VMM holds its network namespace now: it goes with it. */
