@@ -66,7 +66,9 @@ subscriber_free (Subscriber *s)
  * connection's uid never changes, so the bus's answer holds for every
  * later call of that name: `vm up`'s second call is not asked again. A
  * name that left the bus stays until the table is cleared: it is
- * nobody's. */
+ * nobody's. The table lives no longer than the mechanism's one
+ * connection to the bus (it exits when the bus goes), so no name of a
+ * restarted bus ever meets it. */
 void
 bg_daemon_remember_caller (BgDaemon   *daemon,
                            const char *unique_name,

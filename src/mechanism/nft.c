@@ -426,6 +426,7 @@ apply_ports_once (BgNft           *nft,
   g_autoptr(GString) routes6 = g_string_new (NULL);
   g_autoptr(GString) owners = g_string_new (NULL);
   g_autoptr(GString) owners6 = g_string_new (NULL);
+  g_autofree char *written = NULL;
 
   for (guint i = 0; i < n_ports; i++)
     {
@@ -479,7 +480,7 @@ apply_ports_once (BgNft           *nft,
         strstr (listing, "\t\tdrop\n") != NULL)
       return nft_run (nft, script->str, NULL, error);
     g_clear_pointer (&nft->ports_digest, g_free);
-    nft->ports_digest = g_strdup (digest);
+    written = g_strdup (digest);
     g_string_append_printf (script, "add table bridge " NFT_TABLE "\n"
                                     "delete table bridge " NFT_TABLE "\n"
                                     "table bridge " NFT_TABLE " {\n"
@@ -546,5 +547,8 @@ apply_ports_once (BgNft           *nft,
                        "  }\n");
     }
   g_string_append (script, "}\n");
-  return nft_run (nft, script->str, NULL, error);
+  if (!nft_run (nft, script->str, NULL, error))
+    return FALSE;
+  nft->ports_digest = g_steal_pointer (&written);
+  return TRUE;
 }
