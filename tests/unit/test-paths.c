@@ -50,7 +50,7 @@ fixture_teardown (Fixture *f, gconstpointer data)
 static void
 test_xdg_dirs_follow_environment (Fixture *f, gconstpointer data)
 {
-  g_autofree char *cfg = NULL, *state = NULL, *dat = NULL, *vms = NULL;
+  g_autofree char *cfg = NULL, *state = NULL, *dat = NULL, *vms = NULL, *cache = NULL, *cache_home = NULL;
 
   g_setenv ("XDG_CONFIG_HOME", "/x/config", TRUE);
   g_setenv ("XDG_STATE_HOME", "/x/state", TRUE);
@@ -64,6 +64,12 @@ test_xdg_dirs_follow_environment (Fixture *f, gconstpointer data)
   g_assert_cmpstr (state, ==, "/x/state/banger");
   g_assert_cmpstr (vms, ==, "/x/state/banger/vms");
   g_assert_cmpstr (dat, ==, "/home/someone/.local/share/banger");
+  g_setenv ("XDG_CACHE_HOME", "/x/cache", TRUE);
+  cache = bg_paths_cache_dir ();
+  g_assert_cmpstr (cache, ==, "/x/cache/banger");
+  g_setenv ("XDG_CACHE_HOME", "relative/is/ignored", TRUE);
+  cache_home = bg_paths_cache_dir ();
+  g_assert_cmpstr (cache_home, ==, "/home/someone/.cache/banger");
 }
 
 static void

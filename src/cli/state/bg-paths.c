@@ -56,6 +56,14 @@ bg_paths_data_dir (void)
   return xdg_dir ("XDG_DATA_HOME", ".local/share");
 }
 
+/* What banger can make again when it is gone (the formatted templates
+ * of layered VMs' disks): nothing there is the user's data. */
+char *
+bg_paths_cache_dir (void)
+{
+  return xdg_dir ("XDG_CACHE_HOME", ".cache");
+}
+
 char *
 bg_paths_state_dir (void)
 {

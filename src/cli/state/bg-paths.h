@@ -8,6 +8,7 @@ G_BEGIN_DECLS
 char     *bg_paths_config_file         (void);
 char     *bg_paths_data_dir            (void);
 char     *bg_paths_state_dir           (void);
+char     *bg_paths_cache_dir           (void);
 char     *bg_paths_images_dir          (void);
 char     *bg_paths_vms_dir             (void);
 char     *bg_paths_vm_dir              (const char  *name);
