@@ -32,8 +32,14 @@ typedef struct {
 static void
 setup (Fixture *f, gconstpointer data)
 {
+  g_autofree char *cache = NULL;
+
   f->tmp = g_dir_make_tmp ("banger-image-XXXXXX", NULL);
   bg_interrupted = 0;
+  /* The templates of layered VMs' disks go into the fixture, not the
+   * user's own cache. */
+  cache = g_build_filename (f->tmp, "cache", NULL);
+  g_setenv ("XDG_CACHE_HOME", cache, TRUE);
 }
 
 static void
@@ -324,7 +330,8 @@ test_layering_and_copy_reasons (Fixture *f, gconstpointer data)
     g_assert_no_errno (stat (upper, &st));
     g_assert_cmpint (st.st_blocks * 512, <=, 1 << 20);
   }
-  /* A state dir with no room for those few hundred KiB: mke2fs fails,
+  /* A state dir with no room for those few hundred KiB: the copy of
+   * the template fails,
    * and the error says what to do, as a copy's does; nothing is left.
    * The tmpfs is unmounted before anything is asserted, so a failure
    * leaves no mount behind. */
@@ -347,7 +354,7 @@ test_layering_and_copy_reasons (Fixture *f, gconstpointer data)
       g_assert_nonnull (local);
       g_test_message ("%s", local->message);
       g_assert_nonnull (strstr (local->message, "No space left on device"));
-      g_assert_nonnull (strstr (local->message, "free some space"));
+      g_assert_nonnull (strstr (local->message, "free some space there: a layered VM's disk"));
       g_assert_false (left);
     }
 }
@@ -1387,6 +1394,175 @@ test_debugfs_stat_and_script (void)
     g_assert_null (bg_guest_insert_script ((const char * const[]) { "banger-init", bad_names[i], NULL }));
 }
 
+/* Runs @argv (argv[0] found as banger does) and returns its stdout;
+ * fails the test unless it exits 0. */
+static char *
+run_tool (const char * const *argv)
+{
+  g_autofree char *program = bg_program_find (argv[0]);
+  g_autofree const char **resolved = g_memdup2 (argv, (g_strv_length ((char **) argv) + 1) * sizeof (char *));
+  g_autofree char *err = NULL;
+  char *out = NULL;
+  int status;
+
+  g_assert_nonnull (program);
+  resolved[0] = program;
+  g_assert_true (g_spawn_sync (NULL, (char **) resolved, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status,
+                               NULL));
+  if (!g_spawn_check_wait_status (status, NULL))
+    g_error ("%s failed: %s%s", argv[0], out, err);
+  return out;
+}
+
+/* The templates in the fixture's cache. */
+static GPtrArray *
+upper_templates (Fixture *f)
+{
+  g_autofree char *dir = g_build_filename (f->tmp, "cache", "banger", "upper", NULL);
+  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  const char *name;
+
+  while (d && (name = g_dir_read_name (d)) != NULL)
+    g_ptr_array_add (names, g_strdup (name));
+  return names;
+}
+
+/* @dir's upper.img, made for an image with no mke2fs, of @size: a whole
+ * ext4 (e2fsck finds nothing), banger-upper, of that size, and sparse. */
+static void
+assert_upper_made (Fixture *f, const char *name, guint64 size)
+{
+  BgImage oci = { .name = (char *) "oci", .rootfs = (char *) "/nonexistent", .layered = TRUE,
+                  .format_upper = TRUE };
+  g_autofree char *vm = g_build_filename (f->tmp, name, NULL);
+  g_autofree char *upper = g_build_filename (vm, "upper.img", NULL);
+  g_autofree char *reason = NULL, *fsck = NULL, *header = NULL;
+  g_autofree char *label = NULL, *blocks = NULL;
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) lines = NULL;
+  guint64 count = 0, block_size = 0;
+  BgDiskMode used;
+  struct stat st;
+
+  g_assert_no_errno (g_mkdir (vm, 0700));
+  g_assert_true (bg_disk_vm_make (&oci, vm, BG_DISK_MODE_LAYERED, size, &used, &reason, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (used, ==, BG_DISK_MODE_LAYERED);
+  fsck = run_tool ((const char * const[]) { "e2fsck", "-fn", upper, NULL });
+  header = run_tool ((const char * const[]) { "dumpe2fs", "-h", upper, NULL });
+  lines = g_strsplit (header, "\n", -1);
+  for (guint i = 0; lines[i]; i++)
+    if (g_str_has_prefix (lines[i], "Filesystem volume name:"))
+      label = g_strstrip (g_strdup (lines[i] + strlen ("Filesystem volume name:")));
+    else if (g_str_has_prefix (lines[i], "Block count:"))
+      count = g_ascii_strtoull (lines[i] + strlen ("Block count:"), NULL, 10);
+    else if (g_str_has_prefix (lines[i], "Block size:"))
+      block_size = g_ascii_strtoull (lines[i] + strlen ("Block size:"), NULL, 10);
+  g_assert_cmpstr (label, ==, "banger-upper");
+  g_assert_cmpuint (count * block_size, ==, size);
+  g_assert_no_errno (stat (upper, &st));
+  g_assert_cmpuint (st.st_size, ==, size);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0600);
+  /* Only the template's data was copied: at most 1 MiB of the host's
+   * disk, whatever the size. */
+  g_assert_cmpint (st.st_blocks * 512, <=, 1 << 20);
+}
+
+/* An image with no mke2fs: each layered VM's disk is a copy of a
+ * template made once per size; a half-made or wrong template is not
+ * copied, and a full disk leaves nothing behind. */
+static void
+test_upper_from_template (Fixture *f, gconstpointer data)
+{
+  const guint64 gib = G_GUINT64_CONSTANT (1) << 30;
+  g_autofree char *dir = g_build_filename (f->tmp, "cache", "banger", "upper", NULL);
+  g_autofree char *first = NULL, *digest = NULL, *leftover = NULL, *wrong = NULL;
+  g_autoptr(GPtrArray) names = NULL;
+  struct stat before, after;
+
+  assert_upper_made (f, "vm1", 8 * gib);
+  names = upper_templates (f);
+  g_assert_cmpuint (names->len, ==, 1);
+  first = g_build_filename (dir, names->pdata[0], NULL);
+  g_assert_no_errno (stat (first, &before));
+  /* The same size again: the same template, not made anew. */
+  assert_upper_made (f, "vm2", 8 * gib);
+  g_clear_pointer (&names, g_ptr_array_unref);
+  names = upper_templates (f);
+  g_assert_cmpuint (names->len, ==, 1);
+  g_assert_no_errno (stat (first, &after));
+  g_assert_cmpuint (before.st_ino, ==, after.st_ino);
+  g_assert_cmpint (before.st_mtim.tv_sec, ==, after.st_mtim.tv_sec);
+  g_assert_cmpint (before.st_mtim.tv_nsec, ==, after.st_mtim.tv_nsec);
+  /* Another size: a template of its own. */
+  assert_upper_made (f, "vm3", gib);
+  g_clear_pointer (&names, g_ptr_array_unref);
+  names = upper_templates (f);
+  g_assert_cmpuint (names->len, ==, 2);
+
+  /* A crash mid-way leaves a temporary file (here a blank one): it is
+   * not taken for the 2 GiB template, and it is left alone. */
+  g_assert_nonnull (strrchr (first, '-'));
+  digest = g_strdup (strrchr (first, '-') + 1);
+  g_assert_true (g_str_has_suffix (digest, ".ext4"));
+  leftover = g_strdup_printf ("%s/%" G_GUINT64_FORMAT "-%s.tmp-abc123", dir, 2 * gib, digest);
+  g_assert_true (g_file_set_contents (leftover, "", 0, NULL));
+  g_assert_no_errno (truncate (leftover, 2 * gib));
+  assert_upper_made (f, "vm4", 2 * gib);
+  g_assert_true (g_file_test (leftover, G_FILE_TEST_EXISTS));
+  /* Something of the template's name but not its size (cut short):
+   * made anew. */
+  wrong = g_strdup_printf ("%s/%" G_GUINT64_FORMAT "-%s", dir, 3 * gib, digest);
+  g_assert_true (g_file_set_contents (wrong, "short", 5, NULL));
+  assert_upper_made (f, "vm5", 3 * gib);
+  g_assert_no_errno (stat (wrong, &after));
+  g_assert_cmpuint (after.st_size, ==, 3 * gib);
+
+  /* No room for the template (a cache on a 64 KiB tmpfs): mke2fs's
+   * error with the layered disk's advice, and neither a template nor a
+   * temporary file nor a VM disk left. The tmpfs is unmounted before
+   * anything is asserted, so a failure leaves no mount behind. */
+  if (geteuid () != 0)
+    {
+      g_test_message ("skipping the full-cache case: mounting a small tmpfs needs root");
+      return;
+    }
+  {
+    g_autofree char *full = g_build_filename (f->tmp, "full-cache", NULL);
+    g_autofree char *vm = g_build_filename (f->tmp, "vm6", NULL);
+    g_autofree char *upper = g_build_filename (vm, "upper.img", NULL);
+    g_autofree char *full_upper = g_build_filename (full, "banger", "upper", NULL);
+    g_autofree char *reason = NULL;
+    g_autoptr(GError) local = NULL;
+    g_autoptr(GDir) d = NULL;
+    BgImage oci = { .name = (char *) "oci", .rootfs = (char *) "/nonexistent", .layered = TRUE,
+                    .format_upper = TRUE };
+    gboolean made, left;
+    guint entries = 0;
+    BgDiskMode used;
+
+    g_assert_no_errno (g_mkdir (full, 0700));
+    g_assert_no_errno (g_mkdir (vm, 0700));
+    g_setenv ("XDG_CACHE_HOME", full, TRUE);
+    g_assert_no_errno (mount ("tmpfs", full, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0700"));
+    made = bg_disk_vm_make (&oci, vm, BG_DISK_MODE_LAYERED, 8 * gib, &used, &reason, NULL, &local);
+    left = g_file_test (upper, G_FILE_TEST_EXISTS);
+    d = g_dir_open (full_upper, 0, NULL);
+    while (d && g_dir_read_name (d) != NULL)
+      entries++;
+    g_clear_pointer (&d, g_dir_close);
+    g_assert_no_errno (umount2 (full, MNT_DETACH));
+    g_assert_false (made);
+    g_assert_nonnull (local);
+    g_test_message ("%s", local->message);
+    g_assert_nonnull (strstr (local->message, "No space left on device"));
+    g_assert_nonnull (strstr (local->message, "free some space there: a layered VM's disk"));
+    g_assert_false (left);
+    g_assert_cmpuint (entries, ==, 0);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1394,6 +1570,7 @@ main (int argc, char **argv)
 #define ADD(path, fn) g_test_add (path, Fixture, NULL, setup, fn, teardown)
   ADD ("/image/layering-and-copy-reasons", test_layering_and_copy_reasons);
   ADD ("/image/plain-ext4-imports-layered", test_plain_ext4_imports_layered);
+  ADD ("/image/upper-from-template", test_upper_from_template);
   ADD ("/image/systemd-ext4-gets-guest-setup", test_systemd_ext4_gets_guest_setup);
   ADD ("/image/odd-program-paths-inject-nothing", test_odd_program_paths_inject_nothing);
   ADD ("/image/copy-when-programs-cannot-be-added", test_copy_when_programs_cannot_be_added);

@@ -4,14 +4,13 @@
  * bg-disk.c: so each depends only on what is below it. */
 #include <errno.h>
 #include <fcntl.h>
-#include <string.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
 
+#include "bg-disk-upper.h"
 #include "bg-disk-vm.h"
 #include "bg-error.h"
 #include "bg-fd.h"
-#include "bg-spawn.h"
 
 /* A layered VM's own disk: an empty sparse file of @size, no data. */
 static gboolean
@@ -71,34 +70,12 @@ bg_disk_vm_make (BgImage      *image,
                           ? "layered: as banger.conf asks"
                           : "layered: this filesystem cannot reflink, and the image has banger-init, so VMs share "
                             "it read-only and write to disks of their own");
-      if (!create_layered (upper, size, error))
-        return FALSE;
+      /* banger-init formats a blank disk with the image's mke2fs; an
+       * image without one (an OCI image) gets a copy of a formatted
+       * template. */
       if (image->format_upper)
-        {
-          /* banger-init formats a blank disk with the image's mke2fs; an
-           * image without one (an OCI image) gets it made here. Lazy
-           * init and no reserved GDT blocks (resize_inode: online growth
-           * only) keep what is written to ~200 KiB of an 8 GiB disk. */
-          const char *mkfs[] = { "mke2fs", "-q", "-F", "-t", "ext4", "-O", "^resize_inode", "-L", "banger-upper",
-                                 "-E", "lazy_itable_init=1,lazy_journal_init=1", upper, NULL };
-          if (!bg_spawn_run (mkfs, NULL, error))
-            {
-              g_unlink (upper);
-              g_prefix_error (error, "making the VM's disk %s: ", upper);
-              /* mke2fs says so in its own words (its errno's text): the
-               * same advice as a copy that ran out of room. */
-              if (error && *error && strstr ((*error)->message, g_strerror (ENOSPC)) != NULL)
-                {
-                  g_autofree char *message = g_strdup_printf ("%s (free some space there: a layered VM's disk "
-                                                              "takes a few hundred KiB at first)",
-                                                              (*error)->message);
-                  g_free ((*error)->message);
-                  (*error)->message = g_steal_pointer (&message);
-                }
-              return FALSE;
-            }
-        }
-      return TRUE;
+        return bg_disk_upper_make (upper, size, cancellable, error);
+      return create_layered (upper, size, error);
     }
   if (!bg_disk_create (image->rootfs, disk, want, size, used, cancellable, error))
     return FALSE;

@@ -10,7 +10,8 @@
  *    image itself is the VM's root, shared read-only by every VM of it,
  *    and the VM's own disk is an empty sparse file of the requested size
  *    (O(1), no data) that banger-init formats at first boot and lays
- *    over the image as an overlayfs;
+ *    over the image as an overlayfs (for an image with no mke2fs, a
+ *    sparse copy of a formatted template: bg-disk-upper.c);
  *  - copy: copies only data extents (SEEK_DATA/SEEK_HOLE with
  *    copy_file_range, or read and write between filesystems), so holes
  *    stay holes; then grown like a clone.

@@ -1,0 +1,12 @@
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+gboolean bg_disk_upper_make (const char    *dest,
+                             guint64        size,
+                             GCancellable  *cancellable,
+                             GError       **error);
+
+G_END_DECLS
