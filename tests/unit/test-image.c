@@ -268,6 +268,19 @@ test_import_round_trip (Fixture *f, gconstpointer data)
   g_assert_null (g_dir_read_name (dir));
 }
 
+/* A layered VM's disk that found no room: refused, saying so with the
+ * layered disk's advice, and nothing left where it was to be (@left). */
+static void
+assert_no_room (gboolean made, const GError *error, gboolean left)
+{
+  g_assert_false (made);
+  g_assert_nonnull (error);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, "No space left on device"));
+  g_assert_nonnull (strstr (error->message, "free some space there: a layered VM's disk"));
+  g_assert_false (left);
+}
+
 /* An image with banger-init and no mke2fs (as an OCI image) is layered,
  * and its VMs' disks are made on the host as ext4, still O(1). */
 static void
@@ -350,12 +363,7 @@ test_layering_and_copy_reasons (Fixture *f, gconstpointer data)
                                   NULL, &local);
       left = g_file_test (upper, G_FILE_TEST_EXISTS);
       g_assert_no_errno (umount2 (full, MNT_DETACH));
-      g_assert_false (made);
-      g_assert_nonnull (local);
-      g_test_message ("%s", local->message);
-      g_assert_nonnull (strstr (local->message, "No space left on device"));
-      g_assert_nonnull (strstr (local->message, "free some space there: a layered VM's disk"));
-      g_assert_false (left);
+      assert_no_room (made, local, left);
     }
 }
 
@@ -1553,12 +1561,7 @@ test_upper_from_template (Fixture *f, gconstpointer data)
       entries++;
     g_clear_pointer (&d, g_dir_close);
     g_assert_no_errno (umount2 (full, MNT_DETACH));
-    g_assert_false (made);
-    g_assert_nonnull (local);
-    g_test_message ("%s", local->message);
-    g_assert_nonnull (strstr (local->message, "No space left on device"));
-    g_assert_nonnull (strstr (local->message, "free some space there: a layered VM's disk"));
-    g_assert_false (left);
+    assert_no_room (made, local, left);
     g_assert_cmpuint (entries, ==, 0);
   }
 }
