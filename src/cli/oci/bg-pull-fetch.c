@@ -16,7 +16,7 @@
 #include "bg-names.h"
 #include "bg-oci-manifest.h"
 #include "bg-paths.h"
-#include "bg-registry.h"
+#include "bg-registry-module.h"
 
 void
 bg_oci_pull_result_free (BgOciPullResult *result)
@@ -28,8 +28,10 @@ bg_oci_pull_result_free (BgOciPullResult *result)
   g_free (result->manifest_digest);
   /* The workers stopped first: they write into the cache through the
    * registry's connections. */
-  bg_registry_fetch_free (result->fetch);
-  bg_registry_free (result->registry);
+  if (result->fetch != NULL)
+    result->api->fetch_free (result->fetch);
+  if (result->registry != NULL)
+    result->api->free (result->registry);
   g_clear_pointer (&result->manifest, g_bytes_unref);
   g_strfreev (result->blobs);
   bg_blob_cache_free (result->cache);
@@ -39,7 +41,8 @@ bg_oci_pull_result_free (BgOciPullResult *result)
 /* A manifest named by digest: from the cache, else from the registry
  * (its digest checked there) and then kept in the cache. */
 static GBytes *
-manifest_by_digest (BgRegistry             *registry,
+manifest_by_digest (const BgRegistryModule *api,
+                    BgRegistry             *registry,
                     BgBlobCache            *cache,
                     const BgOciDescriptor  *d,
                     GError                **error)
@@ -52,7 +55,7 @@ manifest_by_digest (BgRegistry             *registry,
                         d->digest, BG_OCI_MANIFEST_MAX), NULL;
   if (bg_blob_cache_has (cache, d->digest, d->size))
     return bg_blob_cache_read (cache, d->digest, BG_OCI_MANIFEST_MAX, error);
-  bytes = bg_registry_get_manifest (registry, d->digest, &digest, error);
+  bytes = api->get_manifest (registry, d->digest, &digest, error);
   if (bytes == NULL)
     return NULL;
   if (g_bytes_get_size (bytes) != d->size)
@@ -81,7 +84,6 @@ bg_oci_pull_begin (const BgOciPullOptions *o,
   g_autoptr(BgOciPullResult) result = g_new0 (BgOciPullResult, 1);
   g_autoptr(BgImageRef) ref = NULL;
   g_autoptr(BgBlobCache) cache = NULL;
-  g_autoptr(BgRegistry) registry = NULL;
   g_autoptr(BgBlobRoot) old = NULL;
   g_autoptr(GBytes) top = NULL;
   g_autoptr(GBytes) manifest_bytes = NULL;
@@ -118,12 +120,14 @@ bg_oci_pull_begin (const BgOciPullOptions *o,
       return NULL;
     }
 
-  registry = bg_registry_new (ref, o->insecure, error);
-  if (registry == NULL)
+  /* The registry client is a module (bg-registry-module.h); the result
+   * owns its registry from here, so that every way out frees it. */
+  if ((result->api = bg_registry_module_load (error)) == NULL ||
+      (result->registry = result->api->new (ref, o->insecure, error)) == NULL)
     return NULL;
-  result->insecure = bg_registry_is_insecure (registry);
+  result->insecure = result->api->is_insecure (result->registry);
   bg_progress_step (progress, "resolving the manifest");
-  top = bg_registry_get_manifest (registry, bg_image_ref_reference (ref), &top_digest, error);
+  top = result->api->get_manifest (result->registry, bg_image_ref_reference (ref), &top_digest, error);
   if (top == NULL)
     return NULL;
   kind = bg_oci_doc_detect (top, error);
@@ -135,7 +139,7 @@ bg_oci_pull_begin (const BgOciPullOptions *o,
 
       if (chosen == NULL)
         return NULL;
-      manifest_bytes = manifest_by_digest (registry, cache, chosen, error);
+      manifest_bytes = manifest_by_digest (result->api, result->registry, cache, chosen, error);
       if (manifest_bytes == NULL)
         return NULL;
       result->manifest_digest = g_strdup (chosen->digest);
@@ -194,13 +198,12 @@ bg_oci_pull_begin (const BgOciPullOptions *o,
 
       step = g_strdup_printf ("fetching %u of %u blobs (%s)", wanted->len, manifest->layers->len + 1, size);
       bg_progress_step (progress, step);
-      result->fetch = bg_registry_fetch_start (registry, cache, (const BgRegistryBlob *) wanted->data, wanted->len);
+      result->fetch = result->api->fetch_start (result->registry, cache, (const BgRegistryBlob *) wanted->data, wanted->len);
     }
 
   result->blobs = g_strv_builder_end (used);
   result->manifest = g_steal_pointer (&manifest_bytes);
   result->cache = g_steal_pointer (&cache);
-  result->registry = g_steal_pointer (&registry);
   return g_steal_pointer (&result);
 }
 
@@ -212,7 +215,7 @@ bg_oci_pull_fetch (const BgOciPullOptions *o,
 {
   g_autoptr(BgOciPullResult) result = bg_oci_pull_begin (o, progress, error);
 
-  if (result == NULL || (result->fetch != NULL && !bg_registry_fetch_wait (result->fetch, NULL, progress, error)))
+  if (result == NULL || (result->fetch != NULL && !result->api->fetch_wait (result->fetch, NULL, progress, error)))
     return NULL;
   return g_steal_pointer (&result);
 }

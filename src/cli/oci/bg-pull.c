@@ -22,12 +22,12 @@ wait_for_blob (gpointer     data,
 
   if (w->result->fetch == NULL)
     return TRUE;
-  if (!bg_registry_fetch_has (w->result->fetch, digest))
+  if (!w->result->api->fetch_has (w->result->fetch, digest))
     {
       g_autofree char *step = g_strdup_printf ("waiting for blob %.19s…", digest);
       bg_progress_step (w->progress, step);
     }
-  return bg_registry_fetch_wait (w->result->fetch, digest, w->progress, error);
+  return w->result->api->fetch_wait (w->result->fetch, digest, w->progress, error);
 }
 
 BgOciPullResult *
@@ -47,7 +47,7 @@ bg_oci_pull (const BgOciPullOptions *o,
                             progress, error))
     return NULL;
   /* Every blob the image uses was waited for; the fetch is over. */
-  if (result->fetch != NULL && !bg_registry_fetch_wait (result->fetch, NULL, progress, error))
+  if (result->fetch != NULL && !result->api->fetch_wait (result->fetch, NULL, progress, error))
     return NULL;
   /* The cache is still locked shared: no prune ran since the fetch. */
   if (!bg_blob_cache_set_root (result->cache, result->name,

@@ -7,7 +7,7 @@
 
 #include "bg-blob-cache.h"
 #include "bg-progress.h"
-#include "bg-registry.h"
+#include "bg-registry-module.h"
 
 G_BEGIN_DECLS
 
@@ -31,6 +31,7 @@ typedef struct {
   GBytes  *manifest;         /* the image manifest (linux/amd64's, of an index) */
   char   **blobs;            /* every blob the image uses: index, manifest, config, layers */
   BgBlobCache *cache;        /* open (shared) until the image is made */
+  const BgRegistryModule *api; /* the registry module; NULL until loaded */
   BgRegistry  *registry;
   BgRegistryFetch *fetch;    /* the blobs the cache lacked, still arriving; NULL: none */
 } BgOciPullResult;
