@@ -188,6 +188,14 @@ server_run_with (Server *s)
   server_start (s);
 }
 
+/* The server running its script, and a client of it. */
+static BgFcClient *
+client_of (Server *s)
+{
+  server_run_with (s);
+  return bg_fc_client_new (s->path);
+}
+
 static JsonNode *
 json (const char *text)
 {
@@ -208,8 +216,7 @@ one_request_error (Server     *s,
   GError *error = NULL;
 
   s->replies = replies;
-  server_run_with (s);
-  fc = bg_fc_client_new (s->path);
+  fc = client_of (s);
   answer = bg_fc_client_request (fc, "GET", "/", NULL, &error);
   g_assert_true ((answer == NULL) == (error != NULL));
   g_clear_pointer (&fc, bg_fc_client_free);
@@ -233,8 +240,7 @@ test_content_length_replies_share_one_connection (void)
   g_autofree char *state = NULL;
   g_autoptr(BgFcClient) fc = NULL;
 
-  server_run_with (&s);
-  fc = bg_fc_client_new (s.path);
+  fc = client_of (&s);
   first = bg_fc_client_request (fc, "PUT", "/machine-config", body, &error);
   g_assert_no_error (error);
   g_assert_true (JSON_NODE_HOLDS_NULL (first));
@@ -272,8 +278,7 @@ test_chunked_reply_is_joined (void)
   g_autoptr(BgFcClient) fc = NULL;
   g_autofree char *state = NULL;
 
-  server_run_with (&s);
-  fc = bg_fc_client_new (s.path);
+  fc = client_of (&s);
   state = bg_fc_get_state (fc, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (state, ==, "Paused");
@@ -310,8 +315,7 @@ test_reply_in_many_small_writes (void)
   g_autoptr(GError) error = NULL;
   g_autoptr(BgFcClient) fc = NULL;
 
-  server_run_with (&s);
-  fc = bg_fc_client_new (s.path);
+  fc = client_of (&s);
   for (int i = 0; i < 2; i++)
     {
       g_autofree char *state = bg_fc_get_state (fc, &error);
@@ -338,8 +342,7 @@ test_closed_connection_is_made_again (void)
   g_autoptr(BgFcClient) fc = NULL;
   g_autofree char *running = NULL, *paused = NULL;
 
-  server_run_with (&s);
-  fc = bg_fc_client_new (s.path);
+  fc = client_of (&s);
   g_assert_true (bg_fc_action (fc, "InstanceStart", &error));
   g_assert_no_error (error);
   g_assert_true (bg_fc_action (fc, "FlushMetrics", &error));
@@ -472,16 +475,9 @@ test_nothing_listening_is_an_error (void)
 static void
 test_stuck_vmm_times_out (void)
 {
-  static const char * const replies[] = { "", NULL };
-  g_auto(Server) s = { .replies = replies, .never_answer = TRUE };
-  g_autoptr(GError) error = NULL;
-  g_autoptr(BgFcClient) fc = NULL;
-  g_autofree char *state = NULL;
+  g_auto(Server) s = { .never_answer = TRUE };
+  g_autoptr(GError) error = one_request_error (&s, "");
 
-  server_run_with (&s);
-  fc = bg_fc_client_new (s.path);
-  state = bg_fc_get_state (fc, &error);
-  g_assert_null (state);
   g_assert_error (error, BG_ERROR, BG_ERROR_FAILED);
   g_assert_nonnull (strstr (error->message, "timed out"));
 }
