@@ -174,6 +174,66 @@ test_cli_version (Fixture *f, gconstpointer data)
   g_assert_cmpstr (out, ==, "banger " PACKAGE_VERSION "\n");
 }
 
+/* The shared libraries @path names (DT_NEEDED), from its section headers. */
+static GPtrArray *
+needed_libraries (const char *path)
+{
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *data = NULL;
+  const Elf64_Ehdr *eh;
+  const Elf64_Shdr *sh;
+  gsize len;
+
+  g_assert_true (g_file_get_contents (path, &data, &len, NULL));
+  g_assert_cmpuint (len, >=, sizeof *eh);
+  eh = (const Elf64_Ehdr *) data;
+  g_assert_cmpmem (eh->e_ident, SELFMAG, ELFMAG, SELFMAG);
+  g_assert_cmpint (eh->e_ident[EI_CLASS], ==, ELFCLASS64);
+  g_assert_cmpuint (eh->e_shoff + (guint64) eh->e_shnum * sizeof *sh, <=, len);
+  sh = (const Elf64_Shdr *) (data + eh->e_shoff);
+  for (int i = 0; i < eh->e_shnum; i++)
+    if (sh[i].sh_type == SHT_DYNAMIC)
+      {
+        const Elf64_Shdr *str = &sh[sh[i].sh_link];
+
+        g_assert_cmpuint (sh[i].sh_link, <, eh->e_shnum);
+        g_assert_cmpuint (sh[i].sh_offset + sh[i].sh_size, <=, len);
+        g_assert_cmpuint (str->sh_offset + str->sh_size, <=, len);
+        for (const Elf64_Dyn *d = (const Elf64_Dyn *) (data + sh[i].sh_offset);
+             (const char *) (d + 1) <= data + sh[i].sh_offset + sh[i].sh_size && d->d_tag != DT_NULL; d++)
+          if (d->d_tag == DT_NEEDED)
+            {
+              g_assert_cmpuint (d->d_un.d_val, <, str->sh_size);
+              g_ptr_array_add (names, g_strndup (data + str->sh_offset + d->d_un.d_val,
+                                                 str->sh_size - d->d_un.d_val));
+            }
+      }
+  g_assert_cmpuint (names->len, >, 0);
+  return g_steal_pointer (&names);
+}
+
+/* banger links no HTTP library: the registry client is a module that
+ * `image pull` loads (from $BANGER_MODULE_DIR here), and a missing one
+ * is named. Nothing listens on port 1, so a pull that loaded the module
+ * fails at the registry. */
+static void
+test_cli_registry_module_is_pull_s_alone (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GPtrArray) needed = needed_libraries (g_getenv ("BANGER_CLI"));
+  g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL, *expected = NULL;
+
+  for (guint i = 0; i < needed->len; i++)
+    g_assert_null (strstr (needed->pdata[i], "soup"));
+  g_assert_nonnull (g_getenv ("BANGER_MODULE_DIR"));
+  g_assert_cmpint (run (f, &out, &err, "image", "pull", "localhost:1/nothing:1", NULL), ==, 1);
+  g_assert_nonnull (strstr (err, "Cannot reach localhost:1"));
+
+  f->envp = g_environ_setenv (f->envp, "BANGER_MODULE_DIR", f->tmp, TRUE);
+  g_assert_cmpint (run (f, &out2, &err2, "image", "pull", "localhost:1/nothing:1", NULL), ==, 1);
+  expected = g_strdup_printf ("banger's registry module is missing: %s/banger-registry.so", f->tmp);
+  g_assert_nonnull (strstr (err2, expected));
+}
+
 static void
 test_cli_no_command_shows_usage_and_exits_2 (Fixture *f, gconstpointer data)
 {
@@ -494,6 +554,7 @@ main (int argc, char **argv)
   ADD ("/cli/invalid-name-exits-2-naming-rule", test_cli_invalid_name_exits_2_naming_rule);
   ADD ("/cli/help-at-every-level", test_cli_help_at_every_level);
   ADD ("/cli/version", test_cli_version);
+  ADD ("/cli/registry-module-is-pull-s-alone", test_cli_registry_module_is_pull_s_alone);
   ADD ("/cli/no-command-shows-usage", test_cli_no_command_shows_usage_and_exits_2);
   ADD ("/cli/vm-ls-json-and-show", test_cli_vm_ls_json_and_show);
   ADD ("/cli/system-status-reports-each-check", test_cli_system_status_reports_each_check);
