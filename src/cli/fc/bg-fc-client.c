@@ -93,13 +93,14 @@ connect_socket (BgFcClient  *client,
       g_autoptr(GError) local = NULL;
       g_autoptr(GSocket) sock = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM,
                                               G_SOCKET_PROTOCOL_DEFAULT, error);
+      gboolean connected;
 
       if (sock == NULL)
         return FALSE;
       /* Non-blocking, so that no call can outlast the deadline (a full
        * listen backlog would otherwise block connect()). */
       g_socket_set_blocking (sock, FALSE);
-      gboolean connected = g_socket_connect (sock, address, NULL, &local);
+      connected = g_socket_connect (sock, address, NULL, &local);
 
       if (!connected && g_error_matches (local, G_IO_ERROR, G_IO_ERROR_PENDING))
         {
@@ -112,7 +113,9 @@ connect_socket (BgFcClient  *client,
           client->conn = g_steal_pointer (&sock);
           return TRUE;
         }
-      if (!g_error_matches (local, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED) ||
+      /* Refused: not listening yet; would block: its backlog is full. */
+      if (!(g_error_matches (local, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED) ||
+            g_error_matches (local, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) ||
           g_get_monotonic_time () >= MIN (refused_until, deadline))
         {
           g_propagate_error (error, g_steal_pointer (&local));
