@@ -5,9 +5,31 @@
 
 #include <gmodule.h>
 
+#include "bg-blob-cache.h"
+#include "bg-cli.h"
 #include "bg-error.h"
+#include "bg-oci-manifest.h"
+#include "bg-progress.h"
 
 #define MODULE_NAME "banger-registry.so"
+
+/* What the module takes from the program that loads it (nm -D
+ * --undefined-only banger-registry.so). A static library's member is
+ * linked only when something refers to it: referring to each here makes
+ * every program that can load the module (banger, bg-test-fetch) hold
+ * them all, and export them (export_dynamic). test-cli loads the module
+ * into banger, so a name missing here fails there. */
+__attribute__((used)) static const void * const module_imports[] = {
+  (const void *) bg_blob_writer_new,
+  (const void *) bg_blob_writer_write,
+  (const void *) bg_blob_writer_written,
+  (const void *) bg_blob_writer_commit,
+  (const void *) bg_blob_writer_free,
+  (const void *) bg_error_quark,
+  (const void *) &bg_interrupted,
+  (const void *) bg_oci_manifest_accept,
+  (const void *) bg_progress_bytes,
+};
 
 static BgRegistryModule table;
 static char *load_failure;   /* why the module could not be loaded */
