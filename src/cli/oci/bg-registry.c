@@ -10,20 +10,6 @@
 #include "bg-oci-manifest.h"
 #include "bg-registry-auth.h"
 
-/* Sanitizer builds (tools/test) only: GCC 12's LeakSanitizer follows
- * dynamic TLS through its __tls_get_addr interceptor and crashes in its
- * tracer ("Tracer caught signal 11") once the TLS backend's modules
- * (GnuTLS, loaded by GIO with dlopen) have thread-local storage; leak
- * checking itself stays on. ASAN_OPTIONS still overrides this. */
-#if defined(__SANITIZE_ADDRESS__)
-const char *__asan_default_options (void);
-const char *
-__asan_default_options (void)
-{
-  return "intercept_tls_get_addr=0";
-}
-#endif
-
 #define MAX_REDIRECTS   5
 #define TOKEN_MAX       (1u << 20)
 #define CHUNK           (1u << 20)
