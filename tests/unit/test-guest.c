@@ -421,46 +421,6 @@ test_host_key_unwritable_leaves_nothing (Fixture *f, gconstpointer data)
   g_assert_true (g_file_test (taken_key, G_FILE_TEST_IS_DIR));
 }
 
-/* sshd loads the host key as written (the guest's sshd takes the file
- * as it comes off the config drive). sshd -t as nobody: as root it
- * would want its privilege separation user, which a build machine may
- * lack. */
-static void
-test_host_key_loaded_by_sshd (Fixture *f, gconstpointer data)
-{
-  g_autofree char *sshd = bg_program_find ("sshd");
-  g_autofree char *dir = g_build_filename (f->tmp, "sshd", NULL);
-  g_autofree char *key = g_build_filename (dir, "ssh_host_ed25519_key", NULL);
-  g_autofree char *config = g_build_filename (dir, "sshd_config", NULL);
-  g_autofree char *priv = NULL, *pub = NULL, *err = NULL;
-  g_autoptr(GError) error = NULL;
-  const char *argv[] = { sshd, "-t", "-f", config, "-h", key, NULL };
-  int status;
-
-  if (sshd == NULL)
-    {
-      g_test_skip_printf ("no sshd on this machine (openssh-server is not installed; PATH %s nor the system "
-                          "directories have it): the slow suite's guests check that sshd takes the key",
-                          g_getenv ("PATH"));
-      return;
-    }
-  g_assert_no_errno (g_mkdir (dir, 0700));
-  g_assert_true (bg_ssh_generate_host_key (dir, &priv, &pub, &error));
-  g_assert_no_error (error);
-  g_assert_true (g_file_set_contents (config, "", 0, NULL));
-  if (geteuid () == 0)
-    {
-      g_assert_no_errno (chown (dir, 65534, 65534));
-      g_assert_no_errno (chown (key, 65534, 65534));
-      g_assert_no_errno (chown (config, 65534, 65534));
-    }
-  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, drop_to_nobody, NULL, NULL,
-                               &err, &status, &error));
-  g_assert_no_error (error);
-  g_test_message ("sshd -t: %s", err);
-  bg_assert_exited (status, 0);
-}
-
 static void
 test_ssh_argv_is_exact (Fixture *f, gconstpointer data)
 {
@@ -718,7 +678,6 @@ main (int argc, char **argv)
   ADD ("/guest/known-hosts-pin-and-forget", test_known_hosts_pin_and_forget);
   ADD ("/guest/host-key-is-openssh", test_host_key_is_openssh);
   ADD ("/guest/host-key-unwritable-leaves-nothing", test_host_key_unwritable_leaves_nothing);
-  ADD ("/guest/host-key-loaded-by-sshd", test_host_key_loaded_by_sshd);
   ADD ("/guest/client-key-made-once", test_client_key_made_once);
   ADD ("/guest/ssh-argv-is-exact", test_ssh_argv_is_exact);
   ADD ("/guest/ssh-config-block", test_ssh_config_block);
