@@ -591,7 +591,7 @@ repair_taps (BgNetwork   *network,
        * here (a read when it has). */
       if (info != NULL && !bg_ipv6_port_off (t->name, error))
         return FALSE;
-      if (info != NULL && info->master == bridge_ifindex && info->up)
+      if (!tap_needs_repair (t, links, bridge_ifindex))
         continue;
       if (info == NULL)
         {
