@@ -564,7 +564,7 @@ jail_child (void *data)
   if (dup2 (a->null_fd, 0) < 0 || dup2 (a->output_fd, 1) < 0 || dup2 (a->output_fd, 2) < 0)
     child_fail (a, FAIL_STDIO);
   {
-    int high[8];
+    int high[MAX_KEEP];
     int status = fcntl (a->status_fd, F_DUPFD_CLOEXEC, 1000);
 
     if (status < 0 || a->n_keep > G_N_ELEMENTS (high))
