@@ -309,6 +309,7 @@ check_polkit (Call          *c,
                                 limits->pending_calls);
     }
 
+  bg_daemon_test_count (c->pub.daemon, "polkit-asked");
   subject = polkit_system_bus_name_new (g_dbus_method_invocation_get_sender (c->pub.invocation));
   cd = g_new0 (CheckData, 1);
   cd->call = c;

@@ -226,6 +226,91 @@ test_up_asks_the_bus_who_it_is_once (Fixture *f, gconstpointer data)
     g_error ("vm rm failed: %s", rm_err);
 }
 
+/* Whether @name's config drive holds @text (the drive is FAT, and a
+ * small file's bytes lie in it as they are). */
+static gboolean
+drive_holds (Fixture *f, const char *name, const char *text)
+{
+  g_autofree char *path = g_build_filename (f->home, ".local/state/banger/vms", name, "cidata.img", NULL);
+  g_autofree char *bytes = NULL;
+  gsize len;
+
+  g_assert_true (g_file_get_contents (path, &bytes, &len, NULL));
+  return memmem (bytes, len, text, strlen (text)) != NULL;
+}
+
+static char *
+up_address (Fixture *f, const char *user, const char *name, char **err)
+{
+  g_autofree char *out = NULL;
+  g_autoptr(JsonNode) vm = NULL;
+
+  if (bg_harness_run_cli (f->h, user, &out, err, "vm", "up", name, "--no-wait", "--json", NULL) != 0)
+    g_error ("vm up %s failed: %s", name, *err);
+  vm = json (out);
+  return g_strdup (json_object_get_string_member (json_node_get_object (vm), "address"));
+}
+
+/* A VM after the first is launched in one privileged call: the CLI
+ * guesses its network (the one it last learned, the lowest address no
+ * VM of the user's holds) and LaunchVm makes the tap; the first VM
+ * asks CreateTap. The guess is the address the VM gets, and its config
+ * drive and pinned key say it. */
+static void
+test_up_second_vm_in_one_privileged_call (Fixture *f, gconstpointer data)
+{
+  g_autofree char *e1 = NULL, *e2 = NULL, *first = NULL, *second = NULL, *kh = NULL, *cidr = NULL;
+  g_autofree char *kh_path = g_build_filename (f->home, ".local/state/banger/known_hosts", NULL);
+
+  bg_harness_count_start (f->h, "polkit-asked");
+  first = up_address (f, BG_TEST_USER_A, "first", &e1);
+  g_assert_cmpuint (bg_harness_count (f->h, "polkit-asked"), ==, 2);
+  g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "vm", "rm", "first", "--force", NULL), ==, 0);
+
+  bg_harness_count_start (f->h, "polkit-asked");
+  second = up_address (f, BG_TEST_USER_A, "second", &e2);
+  g_assert_cmpuint (bg_harness_count (f->h, "polkit-asked"), ==, 1);
+  /* The lowest free address again, as the mechanism gives it. */
+  g_assert_cmpstr (second, ==, first);
+  cidr = g_strdup_printf ("%s/", second);
+  g_assert_true (drive_holds (f, "second", cidr));
+  g_assert_true (g_file_get_contents (kh_path, &kh, NULL, NULL));
+  g_assert_nonnull (strstr (kh, second));
+  g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "vm", "rm", "second", "--force", NULL), ==, 0);
+}
+
+/* A wrong guess (another user's VM holds the address the CLI guessed)
+ * costs a second launch, never a VM that believes the wrong address: the
+ * config drive and the pinned key follow the address the mechanism gave,
+ * and nothing warns about a change the user never saw. */
+static void
+test_up_wrong_guess_follows_the_real_network (Fixture *f, gconstpointer data)
+{
+  g_autofree char *e1 = NULL, *e2 = NULL, *e3 = NULL, *first = NULL, *theirs = NULL, *mine = NULL;
+  g_autofree char *kh = NULL, *guessed = NULL, *got = NULL;
+  g_autofree char *kh_path = g_build_filename (f->home, ".local/state/banger/known_hosts", NULL);
+
+  bg_harness_import_test_image (f->h, BG_TEST_USER_B);
+  first = up_address (f, BG_TEST_USER_A, "first", &e1);
+  g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "vm", "rm", "first", "--force", NULL), ==, 0);
+  theirs = up_address (f, BG_TEST_USER_B, "theirs", &e2);
+  g_assert_cmpstr (theirs, ==, first);
+
+  mine = up_address (f, BG_TEST_USER_A, "mine", &e3);
+  g_assert_cmpstr (mine, !=, theirs);
+  g_assert_null (strstr (e3, "changed"));
+  guessed = g_strdup_printf ("%s/", theirs);
+  got = g_strdup_printf ("%s/", mine);
+  g_assert_true (drive_holds (f, "mine", got));
+  g_assert_false (drive_holds (f, "mine", guessed));
+  g_assert_true (g_file_get_contents (kh_path, &kh, NULL, NULL));
+  g_assert_nonnull (strstr (kh, mine));
+  g_assert_null (strstr (kh, theirs));
+
+  g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "vm", "rm", "mine", "--force", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_run_cli (f->h, BG_TEST_USER_B, NULL, NULL, "vm", "rm", "theirs", "--force", NULL), ==, 0);
+}
+
 /* An image with an initrd: the VMM is told the jail's /initrd, which
  * the mechanism reports from the launch itself (the jail's root exists
  * only in the VMM's own mount namespace, so it cannot be looked up). */
@@ -377,23 +462,36 @@ test_killed_at_any_step_cleanup_leaves_nothing (Fixture *f, gconstpointer data)
       g_test_skip ("built without -Dtest_hooks=true: the CLI cannot be paused at a step");
       return;
     }
-  for (guint i = 0; i < G_N_ELEMENTS (steps); i++)
+  /* Twice: the first VM (CreateTap, then LaunchVm), then, once a VM has
+   * run, with the network guessed (LaunchVm alone: no "tap" step). */
+  for (guint i = 0; i < 2 * G_N_ELEMENTS (steps); i++)
     {
       g_autofree char *name = g_strdup_printf ("k%u", i);
       g_autofree char *o = NULL, *e = NULL, *after = NULL;
 
-      kill_up_at (f, name, steps[i]);
+      const char *step = steps[i % G_N_ELEMENTS (steps)];
+      gboolean guessed = i >= G_N_ELEMENTS (steps);
+
+      if (i == G_N_ELEMENTS (steps))
+        {
+          g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "vm", "up", "once", "--no-wait", NULL), ==, 0);
+          g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "vm", "rm", "once", "--force", NULL), ==, 0);
+        }
+      if (guessed && g_str_equal (step, "tap"))
+        continue;
+      kill_up_at (f, name, step);
       if (bg_harness_cli (f->h, &o, &e, "system", "cleanup", NULL) != 0)
-        g_error ("cleanup after a kill at %s failed: %s", steps[i], e);
+        g_error ("cleanup after a kill at %s failed: %s", step, e);
       /* A VM killed after it was saved is a VM, not a leftover: rm it. */
-      if (g_str_equal (steps[i], "saved"))
+      if (g_str_equal (step, "saved"))
         {
           g_autofree char *o2 = NULL, *e2 = NULL;
           g_assert_cmpint (bg_harness_cli (f->h, &o2, &e2, "vm", "rm", name, "--force", NULL), ==, 0);
         }
       after = snapshot (f);
       if (g_strcmp0 (after, before) != 0)
-        g_error ("killed at %s, cleanup left:\n%s\nexpected:\n%s", steps[i], after, before);
+        g_error ("killed at %s%s, cleanup left:\n%s\nexpected:\n%s", step, guessed ? " (guessed)" : "",
+                 after, before);
     }
 }
 
@@ -1228,6 +1326,8 @@ add_tests (void)
   ADD ("/up/configures-the-vmm-and-rm-leaves-nothing", test_up_configures_the_vmm_and_rm_leaves_nothing);
   ADD ("/up/with-an-initrd", test_up_with_an_initrd);
   ADD ("/up/asks-the-bus-who-it-is-once", test_up_asks_the_bus_who_it_is_once);
+  ADD ("/up/second-vm-in-one-privileged-call", test_up_second_vm_in_one_privileged_call);
+  ADD ("/up/wrong-guess-follows-the-real-network", test_up_wrong_guess_follows_the_real_network);
   ADD ("/up/again-restarts-with-same-address", test_up_again_restarts_with_same_address);
   ADD ("/up/parallel-ups-get-distinct-resources", test_parallel_ups_get_distinct_resources);
   ADD ("/up/killed-at-any-step-cleanup-leaves-nothing", test_killed_at_any_step_cleanup_leaves_nothing);

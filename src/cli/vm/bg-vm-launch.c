@@ -381,14 +381,16 @@ bg_vm_configure_and_start (BgVmRecord  *r,
 }
 
 /* LaunchVm, once or (when the network under a stopped VM changed, say
- * another subnet after a reboot) twice: the VM is killed, its config
- * drive and pinned key follow the new network, and it is launched again.
+ * another subnet after a reboot, or a new VM's @guessed network was
+ * not the one it got) twice: the VM is killed, its config drive and
+ * pinned key follow the new network, and it is launched again.
  * @paths: the jail paths LaunchVm answered with. */
 gboolean
 bg_vm_launch (BgVmRecord  *r,
               BgImage     *image,
               BgConfig    *config,
               const char  *dir,
+              gboolean     guessed,
               BgProgress  *p,
               BgUndo      *undo,
               GVariant   **paths,
@@ -407,11 +409,16 @@ bg_vm_launch (BgVmRecord  *r,
       g_autofree char *kh = bg_known_hosts_path ();
       g_autofree char *old_alias = bg_ssh_alias (before);
 
-      bg_cli_warn ("the network of %s changed (address %s, was %s); writing its configuration again",
-                   r->name, r->address, before->address);
+      /* A guess is no news: the VM never ran on it. */
+      if (!guessed)
+        bg_cli_warn ("the network of %s changed (address %s, was %s); writing its configuration again",
+                     r->name, r->address, before->address);
+      else
+        g_debug ("%s got address %s, not %s as guessed; writing its configuration again",
+                 r->name, r->address, before->address);
       undo_kill_vm (r->name);
       if (!bg_known_hosts_remove (kh, old_alias, before->address, error) ||
-          !bg_vm_pin_host_key (r, dir, NULL, error) ||
+          !bg_vm_pin_host_key (r, dir, guessed ? undo : NULL, error) ||
           !bg_vm_write_config_drive (r, config, dir, error) ||
           !launch (r, image, dir, paths, error))
         return FALSE;

@@ -1,10 +1,13 @@
 /* bg-vm.c: the VM lifecycle, orchestrated in the CLI's own process.
  *
- * vm up, a new VM: record it ("creating") -> CreateTap (the network, made
- * or repaired, and the VM's address) while a thread makes the disk and
- * keys -> config drive -> LaunchVm (sockets handed over) -> configure over
- * the API -> InstanceStart -> record it running -> wait until SSH answers
- * with the pinned key. Two privileged calls.
+ * vm up, a new VM: record it ("creating", naming its tap) -> while a
+ * thread makes the disk: the keys and the config drive, for the network
+ * guessed from the one banger last learned (bg-vm-network.c) -> LaunchVm
+ * (the tap made with that address, sockets handed over) -> configure
+ * over the API -> InstanceStart -> record it running -> wait until SSH
+ * answers with the pinned key. One privileged call; two for the first VM
+ * (nothing to guess from: CreateTap first says the network), and a second
+ * launch when the guess was wrong.
  * vm start, an existing VM: LaunchVm alone, which makes the VM's tap
  * again if it vanished (a reboot), asking for the address it had. One
  * privileged call, unless the network changed under the VM; then its
@@ -33,6 +36,7 @@
 #include "bg-forward.h"
 #include "bg-image.h"
 #include "bg-names.h"
+#include "bg-netconf.h"
 #include "bg-paths.h"
 #include "bg-progress.h"
 #include "bg-ready.h"
@@ -42,6 +46,7 @@
 #include "bg-vm.h"
 #include "bg-vm-control.h"
 #include "bg-vm-launch.h"
+#include "bg-vm-network.h"
 
 
 static void
@@ -119,16 +124,16 @@ save_record (BgStateStore  *store,
 
 /* ---- a new VM ---- */
 
-/* What a new VM needs that owes nothing to the mechanism: its disk and
- * the keys. It runs in a thread while the main thread waits on CreateTap,
- * which is most of its time. The thread is stopped by its own
- * cancellable, which only the main thread cancels (on Ctrl-C, which only
- * the main thread hears, or on a failure of its own). */
+/* What a new VM needs that owes nothing to the mechanism nor to its
+ * address: its disk. It is made in a thread while the main thread makes
+ * the keys and the config drive (and, for the first VM, waits on
+ * CreateTap). The thread is stopped by its own cancellable, which only
+ * the main thread cancels (on Ctrl-C, which only the main thread hears,
+ * or on a failure of its own). */
 typedef struct {
   BgImage      *image;
   BgDiskMode    mode;
   guint64       bytes;
-  const char   *client_key;
   const char   *dir;
   GCancellable *cancellable;
   GMutex        lock;
@@ -143,12 +148,9 @@ static gpointer
 local_work_run (gpointer data)
 {
   LocalWork *w = data;
-  g_autofree char *private_key = NULL, *public_key = NULL;
 
   bg_cli_block_interrupts ();
-  if (bg_disk_vm_make (w->image, w->dir, w->mode, w->bytes, &w->used, &w->reason, w->cancellable, &w->error) &&
-      bg_ssh_ensure_client_key (w->client_key, &w->error))
-    bg_ssh_generate_host_key (w->dir, &private_key, &public_key, &w->error);
+  bg_disk_vm_make (w->image, w->dir, w->mode, w->bytes, &w->used, &w->reason, w->cancellable, &w->error);
   g_mutex_lock (&w->lock);
   w->done = TRUE;
   g_cond_signal (&w->cond);
@@ -196,13 +198,14 @@ make_new_vm (BgStateStore *store,
              BgConfig     *config,
              BgImage      *image,
              const char   *dir,
+             gboolean      guessed,
              BgProgress   *p,
              BgUndo       *undo,
              GError      **error)
 {
   g_autoptr(GVariant) reply = NULL, info = NULL;
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
-  LocalWork work = { image, config->disk_mode, r->disk_bytes, config->ssh_key, dir, cancellable };
+  LocalWork work = { image, config->disk_mode, r->disk_bytes, dir, cancellable };
   g_autoptr(GThread) thread = NULL;
   gboolean ok = FALSE;
 
@@ -213,25 +216,42 @@ make_new_vm (BgStateStore *store,
    * directory it writes into. */
   thread = g_thread_new ("banger-local", local_work_run, &work);
 
-  bg_progress_step (p, "setting up the network");
-  bg_cli_test_hook ("tap");
-  reply = bg_client_call ("CreateTap", g_variant_new ("(s@a{sv})", r->name,
-                                                      g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0)),
-                          NULL, error);
-  if (reply == NULL)
-    goto out;
-  info = g_variant_get_child_value (reply, 0);
-  bg_vm_take_network (r, info);
+  /* The tap is named in the record from the start (its name is the
+   * user's and the VM's), so whoever made it, CreateTap here or LaunchVm
+   * from the guess, a kill at any later step leaves a record that names
+   * it for cleanup. */
   bg_undo_push (undo, undo_delete_tap, g_strdup (r->tap), g_free);
-  /* Saved as each resource appears, so a kill at any later step leaves a
-   * record that names everything to clean up. Not durable (no wait for
-   * the directory's sync): a power loss takes the tap with it, and the
-   * record this one replaces, "creating" as well, names the rest. */
-  if (!bg_state_store_update_full (store, r->name, replace_record, r, BG_STATE_WRITE_CONSISTENT, error) ||
+  if (!guessed)
+    {
+      bg_progress_step (p, "setting up the network");
+      bg_cli_test_hook ("tap");
+      reply = bg_client_call ("CreateTap", g_variant_new ("(s@a{sv})", r->name,
+                                                          g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0)),
+                              NULL, error);
+      if (reply == NULL)
+        goto out;
+      info = g_variant_get_child_value (reply, 0);
+      bg_vm_take_network (r, info);
+      /* The address, which the key is pinned with next, is recorded
+       * first: a kill after the pin leaves a record that names it. Not
+       * durable (no wait for the directory's sync): a power loss takes
+       * the tap with it, and the record this one replaces, "creating" as
+       * well, names the rest. A guessed network is in the first record. */
+      if (!bg_state_store_update_full (store, r->name, replace_record, r, BG_STATE_WRITE_CONSISTENT, error) ||
+          !bg_cli_check_interrupt (error))
+        goto out;
+    }
+
+  /* While the thread makes the disk. */
+  bg_progress_step (p, "pinning keys and writing the config drive");
+  bg_cli_test_hook ("keys");
+  if (!bg_ssh_ensure_client_key (config->ssh_key, error) ||
+      !bg_vm_pin_host_key (r, dir, undo, error) ||
+      !bg_vm_write_config_drive (r, config, dir, error) ||
       !bg_cli_check_interrupt (error))
     goto out;
 
-  /* Made meanwhile by the thread: this step waits for what is left. */
+  /* This step waits for what is left of it. */
   bg_progress_step (p, "making the root disk");
   bg_cli_test_hook ("disk");
   if (!local_work_join (&thread, &work, error))
@@ -240,12 +260,7 @@ make_new_vm (BgStateStore *store,
   r->disk_mode = g_strdup (bg_config_disk_mode_to_string (work.used));
   g_free (r->disk_reason);
   r->disk_reason = g_steal_pointer (&work.reason);
-  if (!bg_cli_check_interrupt (error))
-    goto out;
-
-  bg_progress_step (p, "pinning keys and writing the config drive");
-  bg_cli_test_hook ("keys");
-  ok = bg_vm_pin_host_key (r, dir, undo, error) && bg_vm_write_config_drive (r, config, dir, error) && bg_cli_check_interrupt (error);
+  ok = bg_cli_check_interrupt (error);
 
 out:
   if (!ok && thread != NULL && error != NULL && g_error_matches (*error, G_FILE_ERROR, G_FILE_ERROR_NOSPC))
@@ -404,7 +419,7 @@ bg_vm_up (BgCli        *cli,
   struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
   guint32 agent_up = 0;
   BgProgress p;
-  gboolean existing = FALSE, ok = FALSE;
+  gboolean existing = FALSE, guessed = FALSE, ok = FALSE;
 
   name = o->name ? g_strdup (o->name) : generate_name (store);
   if (!bg_name_validate ("NAME", name, error))
@@ -467,6 +482,9 @@ bg_vm_up (BgCli        *cli,
       r->memory_mib = o->memory_mib > 0 ? (guint) o->memory_mib : config->memory_mib;
       r->disk_bytes = MAX (o->disk_bytes > 0 ? o->disk_bytes : config->disk_bytes, image->rootfs_bytes);
       r->guest_user = g_strdup (config->guest_user);
+      r->tap = bg_net_tap_name (getuid (), name);
+      if ((guessed = bg_vm_network_guess (store, r)))
+        p.steps--;
       /* Recorded first, as "creating": a crash from here on leaves
        * something 'system cleanup' recognizes. */
       if (!bg_paths_mkdir_private (dir, error) ||
@@ -474,7 +492,7 @@ bg_vm_up (BgCli        *cli,
         goto out;
       bg_undo_push (undo, undo_remove_dir, g_strdup (dir), g_free);
       bg_undo_push (undo, undo_delete_record, g_strdup (name), g_free);
-      if (!make_new_vm (store, r, config, image, dir, &p, undo, error))
+      if (!make_new_vm (store, r, config, image, dir, guessed, &p, undo, error))
         goto rollback;
     }
   else
@@ -487,7 +505,7 @@ bg_vm_up (BgCli        *cli,
       r->forwards = g_strdupv (o->forwards);
     }
 
-  if (!bg_vm_launch (r, image, config, dir, &p, undo, &paths, error) ||
+  if (!bg_vm_launch (r, image, config, dir, guessed, &p, undo, &paths, error) ||
       !bg_vm_configure_and_start (r, image, paths, &p, error))
     goto rollback;
 
@@ -498,6 +516,7 @@ bg_vm_up (BgCli        *cli,
   bg_cli_test_hook ("saved");
   /* From here the VM exists, whatever readiness says. */
   bg_undo_forget (undo);
+  bg_vm_network_remember (r);
   start_recorded_forwards (r);
 
   if (!o->no_wait)
