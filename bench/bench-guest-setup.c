@@ -68,7 +68,7 @@ config (void)
   g_clear_pointer (&c->host_key_private, g_free);
   g_clear_pointer (&c->host_key_public, g_free);
   g_mkdir (keydir, 0700);
-  if (!bg_ssh_generate_host_key (keydir, &c->host_key_private, &c->host_key_public, &error))
+  if (!bg_ssh_generate_host_key (keydir, BG_FILE_NONE, &c->host_key_private, &c->host_key_public, &error))
     g_error ("%s", error->message);
   return c;
 }
@@ -144,7 +144,7 @@ main (int argc, char **argv)
     {
       g_autoptr(GError) error = NULL;
       double t0 = now_ms ();
-      if (!bg_config_drive_build (c, files, drive, &error))
+      if (!bg_config_drive_build (c, files, drive, BG_FILE_NONE, &error))
         g_error ("%s", error->message);
       drive_ms[i] = now_ms () - t0;
     }

@@ -26,6 +26,19 @@ bg_file_replace (const char  *path,
                  int          mode,
                  GError     **error)
 {
+  return bg_file_replace_full (path, contents, length, mode, BG_FILE_NONE, error);
+}
+
+/* @path replaced whole (a temporary file renamed over it), synced first
+ * unless @flags say BG_FILE_NO_SYNC. */
+gboolean
+bg_file_replace_full (const char  *path,
+                      const char  *contents,
+                      gssize       length,
+                      int          mode,
+                      BgFileFlags  flags,
+                      GError     **error)
+{
   g_autofree char *tmp = g_strdup_printf ("%s.XXXXXX", path);
   gsize len = length < 0 ? strlen (contents) : (gsize) length;
   gsize done = 0;
@@ -48,7 +61,7 @@ bg_file_replace (const char  *path,
         goto fail;
       done += n;
     }
-  if (fchmod (fd, mode) < 0 || fsync (fd) < 0)
+  if (fchmod (fd, mode) < 0 || (!(flags & BG_FILE_NO_SYNC) && fsync (fd) < 0))
     goto fail;
   /* Closed by hand, its error checked: the file's last write error can
    * come here, and then it must not replace @path. */

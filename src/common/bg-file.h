@@ -4,11 +4,22 @@
 
 G_BEGIN_DECLS
 
-gboolean bg_file_replace (const char  *path,
-                          const char  *contents,
-                          gssize       length,
-                          int          mode,
-                          GError     **error);
+typedef enum {
+  BG_FILE_NONE    = 0,
+  BG_FILE_NO_SYNC = 1 << 0,   /* whole once renamed, not yet on the disk: the caller syncs it later */
+} BgFileFlags;
+
+gboolean bg_file_replace      (const char  *path,
+                               const char  *contents,
+                               gssize       length,
+                               int          mode,
+                               GError     **error);
+gboolean bg_file_replace_full (const char  *path,
+                               const char  *contents,
+                               gssize       length,
+                               int          mode,
+                               BgFileFlags  flags,
+                               GError     **error);
 
 gboolean bg_file_remove_tree_at (int          parent_fd,
                                  const char  *name);

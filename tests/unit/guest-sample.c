@@ -79,7 +79,7 @@ bg_test_build_drive (const char          *dir,
       if (geteuid () == 0 && (chown (dir, 65534, 65534) < 0 || setresgid (65534, 65534, 65534) < 0 ||
                               setresuid (65534, 65534, 65534) < 0))
         _exit (3);
-      if (!bg_config_drive_build (c, files, drive, &error))
+      if (!bg_config_drive_build (c, files, drive, BG_FILE_NONE, &error))
         {
           g_printerr ("%s\n", error->message);
           _exit (1);

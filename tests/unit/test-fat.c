@@ -100,7 +100,7 @@ write_check_and_read_back (Fixture   *f,
 {
   g_autoptr(GError) error = NULL;
 
-  g_assert_true (bg_fat_write_image (f->image, "CIDATA", files, n, &error));
+  g_assert_true (bg_fat_write_image (f->image, "CIDATA", files, n, BG_FILE_NONE, &error));
   g_assert_no_error (error);
   assert_fsck_clean (f->image);
   for (guint i = 0; i < n; i++)
@@ -163,7 +163,7 @@ test_fat_refuses_what_it_cannot_hold (Fixture *f, gconstpointer data)
   BgFatFile bad[] = { { "a/b", NULL }, { "", NULL }, { "..", NULL }, { "tab\there", NULL } };
   g_autoptr(GError) error = NULL;
 
-  g_assert_false (bg_fat_write_image (f->image, "CIDATA", &big, 1, &error));
+  g_assert_false (bg_fat_write_image (f->image, "CIDATA", &big, 1, BG_FILE_NONE, &error));
   g_assert_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT);
   g_assert_nonnull (strstr (error->message, "[sync] max-size"));
   g_bytes_unref (big.content);
@@ -171,12 +171,12 @@ test_fat_refuses_what_it_cannot_hold (Fixture *f, gconstpointer data)
     {
       g_clear_error (&error);
       bad[i].content = g_bytes_new ("x", 1);
-      g_assert_false (bg_fat_write_image (f->image, "CIDATA", &bad[i], 1, &error));
+      g_assert_false (bg_fat_write_image (f->image, "CIDATA", &bad[i], 1, BG_FILE_NONE, &error));
       g_assert_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT);
       g_bytes_unref (bad[i].content);
     }
   g_clear_error (&error);
-  g_assert_false (bg_fat_write_image (f->image, "TWELVE_CHARS", NULL, 0, &error));
+  g_assert_false (bg_fat_write_image (f->image, "TWELVE_CHARS", NULL, 0, BG_FILE_NONE, &error));
   g_assert_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT);
   /* Nothing written, not even a temporary file. */
   {
@@ -207,7 +207,7 @@ test_fat_kernel_mounts_it (Fixture *f, gconstpointer data)
       files[i].name = names[i];
       files[i].content = pattern (1000 + i * 70000, i);
     }
-  g_assert_true (bg_fat_write_image (f->image, "CIDATA", files, G_N_ELEMENTS (files), &error));
+  g_assert_true (bg_fat_write_image (f->image, "CIDATA", files, G_N_ELEMENTS (files), BG_FILE_NONE, &error));
   g_assert_no_errno (g_mkdir (mnt, 0700));
 
   pid = fork ();

@@ -137,8 +137,8 @@ test_known_hosts_pin_and_forget (Fixture *f, gconstpointer data)
 
   g_mkdir (d1, 0700);
   g_mkdir (d2, 0700);
-  g_assert_true (bg_ssh_generate_host_key (d1, &priv1, &pub1, &error));
-  g_assert_true (bg_ssh_generate_host_key (d2, &priv2, &pub2, &error));
+  g_assert_true (bg_ssh_generate_host_key (d1, BG_FILE_NONE, &priv1, &pub1, &error));
+  g_assert_true (bg_ssh_generate_host_key (d2, BG_FILE_NONE, &priv2, &pub2, &error));
   g_assert_no_error (error);
   g_assert_true (g_str_has_prefix (pub1, "ssh-ed25519 "));
   g_assert_nonnull (strstr (priv1, "OPENSSH PRIVATE KEY"));
@@ -282,9 +282,9 @@ test_host_key_is_openssh (Fixture *f, gconstpointer data)
   g_assert_no_errno (g_mkdir (d1, 0700));
   g_assert_no_errno (g_mkdir (d2, 0700));
 
-  g_assert_true (bg_ssh_generate_host_key (d1, &priv1, &pub1, &error));
+  g_assert_true (bg_ssh_generate_host_key (d1, BG_FILE_NONE, &priv1, &pub1, &error));
   g_assert_no_error (error);
-  g_assert_true (bg_ssh_generate_host_key (d2, &priv2, &pub2, &error));
+  g_assert_true (bg_ssh_generate_host_key (d2, BG_FILE_NONE, &priv2, &pub2, &error));
   g_assert_no_error (error);
   assert_mode (d1, "ssh_host_ed25519_key", 0600);
   assert_mode (d1, "ssh_host_ed25519_key.pub", 0644);
@@ -320,7 +320,7 @@ test_host_key_is_openssh (Fixture *f, gconstpointer data)
   }
 
   /* Made once, then kept: it stays pinned. */
-  g_assert_true (bg_ssh_generate_host_key (d1, &again_priv, &again_pub, &error));
+  g_assert_true (bg_ssh_generate_host_key (d1, BG_FILE_NONE, &again_priv, &again_pub, &error));
   g_assert_no_error (error);
   g_assert_cmpstr (again_priv, ==, priv1);
   g_assert_cmpstr (again_pub, ==, pub1);
@@ -391,7 +391,7 @@ test_host_key_unwritable_leaves_nothing (Fixture *f, gconstpointer data)
       g_autofree char *priv = NULL, *pub = NULL;
 
       drop_to_nobody (NULL);
-      if (bg_keypair_write (key, "banger-host", &priv, &pub, &error))
+      if (bg_keypair_write (key, "banger-host", BG_FILE_NONE, &priv, &pub, &error))
         _exit (1);
       g_printerr ("%s\n", error->message);
       _exit (g_str_has_prefix (error->message, "cannot write the SSH key ") && strstr (error->message, key) &&
@@ -408,7 +408,7 @@ test_host_key_unwritable_leaves_nothing (Fixture *f, gconstpointer data)
   /* The private key's name is a directory: its rename fails after the
    * public half is in place, which goes again. */
   g_assert_no_errno (g_mkdir_with_parents (taken_key, 0700));
-  g_assert_false (bg_keypair_write (taken_key, "banger-host", NULL, NULL, &error));
+  g_assert_false (bg_keypair_write (taken_key, "banger-host", BG_FILE_NONE, NULL, NULL, &error));
   g_assert_nonnull (error);
   g_assert_nonnull (strstr (error->message, taken_key));
   {

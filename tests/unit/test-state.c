@@ -5,6 +5,8 @@
 #include <glib/gstdio.h>
 
 #include "bg-error.h"
+#include "bg-file.h"
+#include "bg-fsync.h"
 #include "bg-state.h"
 
 #include "../bg-test.h"
@@ -255,6 +257,60 @@ test_state_update_abort_keeps_record (Fixture *f, gconstpointer data)
   g_assert_cmpint (back->generation, ==, 41);
 }
 
+/* A batch syncs what it names, in its thread or in place, and says which
+ * path it could not: gone, or a link (never followed). */
+static void
+test_state_fsync_batch (Fixture *f, gconstpointer data)
+{
+  g_autofree char *file = g_build_filename (f->tmp, "drive.img", NULL);
+  g_autofree char *gone = g_build_filename (f->tmp, "gone", NULL);
+  g_autofree char *link = g_build_filename (f->tmp, "link", NULL);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (bg_file_replace_full (file, "bytes", -1, 0600, BG_FILE_NO_SYNC, &error));
+  g_assert_no_error (error);
+  {
+    g_autoptr(BgFsyncBatch) batch = bg_fsync_batch_new ();
+    bg_fsync_batch_add (batch, file);
+    bg_fsync_batch_add (batch, f->tmp);
+    bg_fsync_batch_add (batch, file);
+    bg_fsync_batch_start (batch);
+    g_assert_true (bg_fsync_batch_finish (batch, &error));
+    g_assert_no_error (error);
+    /* Once: asking again answers the same. */
+    g_assert_true (bg_fsync_batch_finish (batch, NULL));
+  }
+  {
+    g_autoptr(BgFsyncBatch) batch = bg_fsync_batch_new ();
+    bg_fsync_batch_add (batch, file);
+    g_assert_true (bg_fsync_batch_finish (batch, &error));
+  }
+  {
+    g_autoptr(BgFsyncBatch) batch = bg_fsync_batch_new ();
+    bg_fsync_batch_add (batch, gone);
+    bg_fsync_batch_start (batch);
+    g_assert_false (bg_fsync_batch_finish (batch, &error));
+    g_assert_error (error, BG_ERROR, BG_ERROR_FAILED);
+    g_assert_nonnull (strstr (error->message, gone));
+    g_clear_error (&error);
+    g_assert_false (bg_fsync_batch_finish (batch, NULL));
+  }
+  g_assert_no_errno (symlink (file, link));
+  {
+    g_autoptr(BgFsyncBatch) batch = bg_fsync_batch_new ();
+    bg_fsync_batch_add (batch, link);
+    g_assert_false (bg_fsync_batch_finish (batch, &error));
+    g_assert_nonnull (strstr (error->message, link));
+  }
+  /* Freed while running: joined, not left behind. */
+  {
+    BgFsyncBatch *batch = bg_fsync_batch_new ();
+    bg_fsync_batch_add (batch, file);
+    bg_fsync_batch_start (batch);
+    bg_fsync_batch_free (batch);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -267,5 +323,6 @@ main (int argc, char **argv)
   ADD ("/state/delete", test_state_delete);
   ADD ("/state/parallel-writers-lose-nothing", test_state_parallel_writers_lose_nothing);
   ADD ("/state/update-abort-keeps-record", test_state_update_abort_keeps_record);
+  ADD ("/state/fsync-batch", test_state_fsync_batch);
   return g_test_run ();
 }

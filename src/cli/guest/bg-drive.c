@@ -202,6 +202,7 @@ gboolean
 bg_config_drive_build (const BgGuestConfig  *config,
                        GPtrArray            *files,
                        const char           *path,
+                       BgFileFlags           flags,
                        GError              **error)
 {
   char *md = meta_data (config);
@@ -212,7 +213,7 @@ bg_config_drive_build (const BgGuestConfig  *config,
     { "user-data", g_bytes_new_take (ud, strlen (ud)) },
     { "network-config", g_bytes_new_take (nc, strlen (nc)) },
   };
-  gboolean ok = bg_fat_write_image (path, "CIDATA", fat, G_N_ELEMENTS (fat), error);
+  gboolean ok = bg_fat_write_image (path, "CIDATA", fat, G_N_ELEMENTS (fat), flags, error);
 
   for (guint i = 0; i < G_N_ELEMENTS (fat); i++)
     g_bytes_unref (fat[i].content);

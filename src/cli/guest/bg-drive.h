@@ -3,6 +3,8 @@
 
 #include <gio/gio.h>
 
+#include "bg-file.h"
+
 G_BEGIN_DECLS
 
 typedef struct {
@@ -26,6 +28,7 @@ void      bg_guest_config_free     (BgGuestConfig *config);
 gboolean  bg_config_drive_build    (const BgGuestConfig *config,
                                     GPtrArray     *files,
                                     const char    *path,
+                                    BgFileFlags    flags,
                                     GError       **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgGuestConfig, bg_guest_config_free)

@@ -206,6 +206,7 @@ bg_fat_write_image (const char       *path,
                     const char       *label,
                     const BgFatFile  *files,
                     guint             n_files,
+                    BgFileFlags       flags,
                     GError          **error)
 {
   g_autofree char *tmp = g_strdup_printf ("%s.XXXXXX", path);
@@ -321,7 +322,7 @@ bg_fat_write_image (const char       *path,
         at += (off_t) ((len + l.spc * SECTOR - 1) / (l.spc * SECTOR)) * l.spc * SECTOR;
       }
   }
-  if (fsync (fd) < 0)
+  if (!(flags & BG_FILE_NO_SYNC) && fsync (fd) < 0)
     goto io_fail;
   bg_fd_clear (&fd);
   if (g_rename (tmp, path) < 0)

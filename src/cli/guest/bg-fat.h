@@ -2,6 +2,8 @@
 
 #include <glib.h>
 
+#include "bg-file.h"
+
 G_BEGIN_DECLS
 
 typedef struct {
@@ -13,6 +15,7 @@ gboolean bg_fat_write_image (const char       *path,
                              const char       *label,
                              const BgFatFile  *files,
                              guint             n_files,
+                             BgFileFlags       flags,
                              GError          **error);
 
 G_END_DECLS

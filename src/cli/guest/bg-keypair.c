@@ -191,6 +191,7 @@ bg_keypair_generate (const char  *comment,
 gboolean
 bg_keypair_write (const char  *path,
                   const char  *comment,
+                  BgFileFlags  flags,
                   char       **private_key,
                   char       **public_key,
                   GError     **error)
@@ -201,8 +202,8 @@ bg_keypair_write (const char  *path,
 
   if (!bg_keypair_generate (comment, &priv, &pub, error))
     return FALSE;
-  if (!bg_file_replace (pub_path, pub, -1, 0644, error) ||
-      !bg_file_replace (path, priv, -1, 0600, error))
+  if (!bg_file_replace_full (pub_path, pub, -1, 0644, flags, error) ||
+      !bg_file_replace_full (path, priv, -1, 0600, flags, error))
     {
       g_unlink (pub_path);
       g_prefix_error (error, "cannot write the SSH key %s: ", path);

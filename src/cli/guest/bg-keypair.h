@@ -4,6 +4,8 @@
 
 #include <glib.h>
 
+#include "bg-file.h"
+
 G_BEGIN_DECLS
 
 gboolean bg_keypair_generate (const char  *comment,
@@ -12,6 +14,7 @@ gboolean bg_keypair_generate (const char  *comment,
                               GError     **error);
 gboolean bg_keypair_write    (const char  *path,
                               const char  *comment,
+                              BgFileFlags  flags,
                               char       **private_key,
                               char       **public_key,
                               GError     **error);

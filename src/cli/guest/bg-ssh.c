@@ -36,7 +36,7 @@ bg_ssh_ensure_client_key (const char  *key_path,
   if (lock >= 0)
     while (flock (lock, LOCK_EX) < 0 && errno == EINTR)
       ;
-  return g_file_test (key_path, G_FILE_TEST_EXISTS) || bg_keypair_write (key_path, "banger", NULL, NULL, error);
+  return g_file_test (key_path, G_FILE_TEST_EXISTS) || bg_keypair_write (key_path, "banger", BG_FILE_NONE, NULL, NULL, error);
 }
 
 char *
@@ -51,22 +51,22 @@ bg_ssh_read_public_key (const char  *key_path,
   return g_strstrip (text);
 }
 
-#define HOST_KEY "ssh_host_ed25519_key"
 
 /* The VM's host key pair in @dir: kept if there (it stays pinned),
  * else made now. */
 gboolean
 bg_ssh_generate_host_key (const char  *dir,
+                          BgFileFlags  flags,
                           char       **private_key,
                           char       **public_key,
                           GError     **error)
 {
-  g_autofree char *path = g_build_filename (dir, HOST_KEY, NULL);
+  g_autofree char *path = g_build_filename (dir, BG_SSH_HOST_KEY, NULL);
   g_autofree char *pub = g_strdup_printf ("%s.pub", path);
 
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     {
-      if (!bg_keypair_write (path, "banger-host", private_key, public_key, error))
+      if (!bg_keypair_write (path, "banger-host", flags, private_key, public_key, error))
         return FALSE;
     }
   else if (!g_file_get_contents (path, private_key, NULL, error) ||

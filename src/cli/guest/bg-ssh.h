@@ -4,15 +4,20 @@
 #include <gio/gio.h>
 
 #include "bg-config.h"
+#include "bg-file.h"
 #include "bg-state.h"
 
 G_BEGIN_DECLS
+
+/* A VM's host key pair, in its directory (and NAME.pub). */
+#define BG_SSH_HOST_KEY "ssh_host_ed25519_key"
 
 gboolean  bg_ssh_ensure_client_key (const char    *key_path,
                                     GError       **error);
 char     *bg_ssh_read_public_key   (const char    *key_path,
                                     GError       **error);
 gboolean  bg_ssh_generate_host_key (const char    *dir,
+                                    BgFileFlags    flags,
                                     char         **private_key,
                                     char         **public_key,
                                     GError       **error);

@@ -106,13 +106,41 @@ same_network (BgVmRecord *before,
                        (const char * const *) (after->dns ? after->dns : (char *[]) { NULL }));
 }
 
+/* The VM's own files that @later, if not NULL, makes durable instead
+ * of the call that writes them: the host key pair and the config drive,
+ * and the directory that holds them. */
+static BgFileFlags
+defer_to (BgFsyncBatch *later,
+          const char   *dir,
+          const char   *file)
+{
+  g_autofree char *path = NULL;
+
+  if (later == NULL)
+    return BG_FILE_NONE;
+  path = g_build_filename (dir, file, NULL);
+  bg_fsync_batch_add (later, path);
+  bg_fsync_batch_add (later, dir);
+  return BG_FILE_NO_SYNC;
+}
+
+static BgFileFlags
+defer_host_key (BgFsyncBatch *later,
+                const char   *dir)
+{
+  defer_to (later, dir, BG_SSH_HOST_KEY ".pub");
+  return defer_to (later, dir, BG_SSH_HOST_KEY);
+}
+
 /* The config drive, from the record and the keys (the VM's host key is
- * made once, then reused: it stays pinned). Synced files are read now. */
+ * made once, then reused: it stays pinned). Synced files are read now;
+ * the drive is synced now, or by @later. */
 gboolean
-bg_vm_write_config_drive (BgVmRecord  *r,
-                          BgConfig    *config,
-                          const char  *dir,
-                          GError     **error)
+bg_vm_write_config_drive (BgVmRecord   *r,
+                          BgConfig     *config,
+                          const char   *dir,
+                          BgFsyncBatch *later,
+                          GError      **error)
 {
   g_autoptr(BgGuestConfig) guest = g_new0 (BgGuestConfig, 1);
   g_autoptr(GPtrArray) files = NULL;
@@ -130,7 +158,8 @@ bg_vm_write_config_drive (BgVmRecord  *r,
         return FALSE;
       g_strv_builder_add (keys, g_strstrip (text));
     }
-  if (!bg_ssh_generate_host_key (dir, &guest->host_key_private, &guest->host_key_public, error))
+  if (!bg_ssh_generate_host_key (dir, defer_host_key (later, dir), &guest->host_key_private,
+                                 &guest->host_key_public, error))
     return FALSE;
   files = bg_sync_resolve_config (config, error);
   if (files == NULL)
@@ -147,22 +176,25 @@ bg_vm_write_config_drive (BgVmRecord  *r,
   guest->dns = g_strdupv (r->dns);
   guest->authorized_keys = g_strv_builder_end (keys);
   guest->instance_id = g_strdup_printf ("banger-%s-%" G_GINT64_FORMAT, r->name, r->created_at);
-  return bg_config_drive_build (guest, files, cidata, error);
+  return bg_config_drive_build (guest, files, cidata, defer_to (later, dir, "cidata.img"), error);
 }
 
-/* Pins the VM's host key under its name and address. */
+/* Pins the VM's host key under its name and address (known_hosts is
+ * synced now: it holds every VM's pin). A key made now is synced now,
+ * or by @later. */
 gboolean
-bg_vm_pin_host_key (BgVmRecord  *r,
-                    const char  *dir,
-                    BgUndo      *undo,
-                    GError     **error)
+bg_vm_pin_host_key (BgVmRecord   *r,
+                    const char   *dir,
+                    BgUndo       *undo,
+                    BgFsyncBatch *later,
+                    GError      **error)
 {
   g_autofree char *kh = bg_known_hosts_path ();
   g_autofree char *alias = bg_ssh_alias (r);
   g_autofree char *private_key = NULL, *public_key = NULL;
   KnownHost *k;
 
-  if (!bg_ssh_generate_host_key (dir, &private_key, &public_key, error) ||
+  if (!bg_ssh_generate_host_key (dir, defer_host_key (later, dir), &private_key, &public_key, error) ||
       !bg_known_hosts_add (kh, alias, r->address, public_key, error))
     return FALSE;
   if (undo != NULL)
@@ -418,8 +450,8 @@ bg_vm_launch (BgVmRecord  *r,
                  r->name, r->address, before->address);
       undo_kill_vm (r->name);
       if (!bg_known_hosts_remove (kh, old_alias, before->address, error) ||
-          !bg_vm_pin_host_key (r, dir, guessed ? undo : NULL, error) ||
-          !bg_vm_write_config_drive (r, config, dir, error) ||
+          !bg_vm_pin_host_key (r, dir, guessed ? undo : NULL, NULL, error) ||
+          !bg_vm_write_config_drive (r, config, dir, NULL, error) ||
           !launch (r, image, dir, paths, error))
         return FALSE;
     }

@@ -7,6 +7,7 @@
 
 #include "bg-config.h"
 #include "bg-image.h"
+#include "bg-fsync.h"
 #include "bg-progress.h"
 #include "bg-state.h"
 #include "bg-undo.h"
@@ -18,10 +19,12 @@ void      bg_vm_take_network       (BgVmRecord   *record,
 gboolean  bg_vm_write_config_drive (BgVmRecord   *record,
                                     BgConfig     *config,
                                     const char   *dir,
+                                    BgFsyncBatch *later,
                                     GError      **error);
 gboolean  bg_vm_pin_host_key       (BgVmRecord   *record,
                                     const char   *dir,
                                     BgUndo       *undo,
+                                    BgFsyncBatch *later,
                                     GError      **error);
 gboolean  bg_vm_launch             (BgVmRecord   *record,
                                     BgImage      *image,

@@ -199,6 +199,7 @@ make_new_vm (BgStateStore *store,
              BgImage      *image,
              const char   *dir,
              gboolean      guessed,
+             BgFsyncBatch *later,
              BgProgress   *p,
              BgUndo       *undo,
              GError      **error)
@@ -242,12 +243,14 @@ make_new_vm (BgStateStore *store,
         goto out;
     }
 
-  /* While the thread makes the disk. */
+  /* While the thread makes the disk. The VM's own files reach the disk
+   * while it is launched (@later); the record that says it exists waits
+   * for them. */
   bg_progress_step (p, "pinning keys and writing the config drive");
   bg_cli_test_hook ("keys");
   if (!bg_ssh_ensure_client_key (config->ssh_key, error) ||
-      !bg_vm_pin_host_key (r, dir, undo, error) ||
-      !bg_vm_write_config_drive (r, config, dir, error) ||
+      !bg_vm_pin_host_key (r, dir, undo, later, error) ||
+      !bg_vm_write_config_drive (r, config, dir, later, error) ||
       !bg_cli_check_interrupt (error))
     goto out;
 
@@ -261,6 +264,8 @@ make_new_vm (BgStateStore *store,
   g_free (r->disk_reason);
   r->disk_reason = g_steal_pointer (&work.reason);
   ok = bg_cli_check_interrupt (error);
+  if (ok)
+    bg_fsync_batch_start (later);
 
 out:
   if (!ok && thread != NULL && error != NULL && g_error_matches (*error, G_FILE_ERROR, G_FILE_ERROR_NOSPC))
@@ -414,6 +419,7 @@ bg_vm_up (BgCli        *cli,
   g_autoptr(BgUndo) undo = bg_undo_new ();
   g_autoptr(GError) local = NULL;
   g_autoptr(GVariant) paths = NULL;
+  g_autoptr(BgFsyncBatch) later = NULL;
   g_autofree char *name = NULL, *dir = NULL;
   const char *verb = o->verb ? o->verb : "up";
   struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
@@ -492,7 +498,8 @@ bg_vm_up (BgCli        *cli,
         goto out;
       bg_undo_push (undo, undo_remove_dir, g_strdup (dir), g_free);
       bg_undo_push (undo, undo_delete_record, g_strdup (name), g_free);
-      if (!make_new_vm (store, r, config, image, dir, guessed, &p, undo, error))
+      later = bg_fsync_batch_new ();
+      if (!make_new_vm (store, r, config, image, dir, guessed, later, &p, undo, error))
         goto rollback;
     }
   else
@@ -511,7 +518,7 @@ bg_vm_up (BgCli        *cli,
 
   r->state = BG_VM_RUNNING;
   r->started_at = g_get_real_time () / G_USEC_PER_SEC;
-  if (!save_record (store, r, error))
+  if ((later != NULL && !bg_fsync_batch_finish (later, error)) || !save_record (store, r, error))
     goto rollback;
   bg_cli_test_hook ("saved");
   /* From here the VM exists, whatever readiness says. */
@@ -538,6 +545,8 @@ rollback:
   bg_progress_done (&p);
   g_prefix_error (error, "vm %s %s at step %d/%d (%s); everything this run created was removed: ",
                   verb, bg_interrupted ? "interrupted" : "failed", p.step, p.steps, name);
+  /* Nothing syncs what the undo removes. */
+  g_clear_pointer (&later, bg_fsync_batch_free);
   bg_undo_run (undo);
   if (existing)
     bg_vm_mark_stopped (store, name, NULL);
