@@ -14,6 +14,7 @@
 #include "bg-keypair.h"
 #include "bg-drive.h"
 #include "bg-ready.h"
+#include "bg-known-hosts.h"
 #include "bg-ssh.h"
 #include "bg-sync.h"
 #include "bg-spawn.h"

@@ -21,19 +21,6 @@ gboolean  bg_ssh_generate_host_key (const char    *dir,
                                     char         **private_key,
                                     char         **public_key,
                                     GError       **error);
-char     *bg_known_hosts_path      (void);
-gboolean  bg_known_hosts_add       (const char    *path,
-                                    const char    *alias,
-                                    const char    *address,
-                                    const char    *public_key,
-                                    GError       **error);
-gboolean  bg_known_hosts_remove    (const char    *path,
-                                    const char    *alias,
-                                    const char    *address,
-                                    GError       **error);
-gboolean  bg_known_hosts_remove_vm (const char    *path,
-                                    const char    *name,
-                                    GError       **error);
 /* The name a VM's host key is pinned under: NAME.DOMAIN. */
 char     *bg_ssh_alias             (const BgVmRecord *record);
 

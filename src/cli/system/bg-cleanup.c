@@ -18,6 +18,7 @@
 #include "bg-error.h"
 #include "bg-file.h"
 #include "bg-paths.h"
+#include "bg-known-hosts.h"
 #include "bg-ssh.h"
 #include "bg-state.h"
 #include "bg-vm-control.h"

@@ -9,6 +9,7 @@
 #include "bg-paths.h"
 #include "bg-fc-client.h"
 #include "bg-file.h"
+#include "bg-known-hosts.h"
 #include "bg-ssh.h"
 #include "bg-vm-control.h"
 #include "bg-forward.h"

@@ -15,6 +15,7 @@
 #include "bg-fd.h"
 #include "bg-fc-client.h"
 #include "bg-netconf.h"
+#include "bg-known-hosts.h"
 #include "bg-ssh.h"
 #include "bg-sync.h"
 #include "bg-vm-launch.h"
