@@ -365,8 +365,14 @@ test_parallel_ups_get_distinct_resources (Fixture *f, gconstpointer data)
   g_autofree char *ls = NULL, *err = NULL;
   g_autoptr(JsonNode) list = NULL;
   g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autofree char *kh_path = g_build_filename (f->home, ".local/state/banger/known_hosts", NULL);
+  g_autofree char *kh = NULL;
   JsonArray *a;
 
+  /* A VM first, so that all 16 guess their network, and the same one:
+   * all but one guess wrong, and none may lose its pin to another's. */
+  g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "vm", "up", "seed", "--no-wait", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "vm", "rm", "seed", "--force", NULL), ==, 0);
   for (int i = 0; i < 16; i++)
     {
       g_autofree char *name = g_strdup_printf ("p%d", i);
@@ -400,10 +406,18 @@ test_parallel_ups_get_distinct_resources (Fixture *f, gconstpointer data)
   list = json (ls);
   a = json_node_get_array (list);
   g_assert_cmpuint (json_array_get_length (a), ==, 16);
+  g_assert_true (g_file_get_contents (kh_path, &kh, NULL, NULL));
   for (guint i = 0; i < 16; i++)
     {
       JsonObject *o = json_array_get_object_element (a, i);
       const char *keys[] = { "address", "tap", "mac", "name" };
+      g_autofree char *pin = g_strdup_printf ("%s.%s,%s ", json_object_get_string_member (o, "name"),
+                                              json_object_get_string_member (o, "domain"),
+                                              json_object_get_string_member (o, "address"));
+
+      /* Every VM keeps its pin, at its own address. */
+      if (strstr (kh, pin) == NULL)
+        g_error ("no pin \"%s\" in known_hosts:\n%s", pin, kh);
 
       g_assert_cmpstr (json_object_get_string_member (o, "state"), ==, "running");
       for (guint k = 0; k < G_N_ELEMENTS (keys); k++)

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "bg-cli.h"
 #include "bg-error.h"
 #include "bg-fd.h"
 #include "bg-fsync.h"
@@ -70,11 +71,19 @@ sync_all (gpointer data)
   return NULL;
 }
 
+/* Only the main thread hears Ctrl-C (bg-cli.c). */
+static gpointer
+sync_all_thread (gpointer data)
+{
+  bg_cli_block_interrupts ();
+  return sync_all (data);
+}
+
 void
 bg_fsync_batch_start (BgFsyncBatch *batch)
 {
   g_return_if_fail (batch->thread == NULL && !batch->done);
-  batch->thread = g_thread_new ("banger-fsync", sync_all, batch);
+  batch->thread = g_thread_new ("banger-fsync", sync_all_thread, batch);
 }
 
 /* Waits for the batch (or, not started, syncs it here); the first

@@ -288,6 +288,11 @@ bg_vm_remove (BgCli       *cli,
       if (!bg_known_hosts_remove (kh, alias, r->address, error))
         return FALSE;
     }
+  /* No address on record (a VM killed while being made, whose network
+   * was guessed): its pin, if made, is found by its name alone, never by
+   * an address another VM may hold. */
+  else if (!bg_known_hosts_remove_vm (kh, r->name, error))
+    return FALSE;
   bg_client_shutdown ();
   return bg_file_remove_tree (dir, error) && bg_state_store_delete (store, name, error);
 }

@@ -101,6 +101,7 @@ same_network (BgVmRecord *before,
               BgVmRecord *after)
 {
   return g_strcmp0 (before->address, after->address) == 0 && g_strcmp0 (before->gateway, after->gateway) == 0 &&
+         g_strcmp0 (before->mac, after->mac) == 0 &&
          g_strcmp0 (before->address6, after->address6) == 0 && g_strcmp0 (before->gateway6, after->gateway6) == 0 &&
          before->prefix == after->prefix && g_strcmp0 (before->domain, after->domain) == 0 &&
          g_strv_equal ((const char * const *) (before->dns ? before->dns : (char *[]) { NULL }),
@@ -450,11 +451,14 @@ bg_vm_launch (BgVmRecord  *r,
         g_debug ("%s got address %s, not %s as guessed; writing its configuration again",
                  r->name, r->address, before->address);
       undo_kill_vm (r->name);
-      if (!bg_known_hosts_remove (kh, old_alias, before->address, error) ||
-          !bg_vm_pin_host_key (r, dir, guessed ? undo : NULL, NULL, error) ||
+      if ((!guessed && (!bg_known_hosts_remove (kh, old_alias, before->address, error) ||
+                        !bg_vm_pin_host_key (r, dir, NULL, NULL, error))) ||
           !bg_vm_write_config_drive (r, config, dir, NULL, error) ||
           !launch (r, image, dir, paths, error))
         return FALSE;
     }
+  /* A guessed address is the VM's only now: pinned now (see make_new_vm). */
+  if (guessed && !bg_vm_pin_host_key (r, dir, undo, NULL, error))
+    return FALSE;
   return bg_cli_check_interrupt (error);
 }

@@ -218,10 +218,10 @@ make_new_vm (BgStateStore *store,
   thread = g_thread_new ("banger-local", local_work_run, &work);
 
   /* The tap is named in the record from the start (its name is the
-   * user's and the VM's), so whoever made it, CreateTap here or LaunchVm
+   * user's and the VM's), so whoever makes it, CreateTap here or LaunchVm
    * from the guess, a kill at any later step leaves a record that names
-   * it for cleanup. */
-  bg_undo_push (undo, undo_delete_tap, g_strdup (r->tap), g_free);
+   * it for cleanup. Its undo is pushed once a call may have made it: a
+   * failure before asks the mechanism nothing. */
   if (!guessed)
     {
       bg_progress_step (p, "setting up the network");
@@ -233,11 +233,12 @@ make_new_vm (BgStateStore *store,
         goto out;
       info = g_variant_get_child_value (reply, 0);
       bg_vm_take_network (r, info);
+      bg_undo_push (undo, undo_delete_tap, g_strdup (r->tap), g_free);
       /* The address, which the key is pinned with next, is recorded
        * first: a kill after the pin leaves a record that names it. Not
        * durable (no wait for the directory's sync): a power loss takes
        * the tap with it, and the record this one replaces, "creating" as
-       * well, names the rest. A guessed network is in the first record. */
+       * well, names the rest. */
       if (!bg_state_store_update_full (store, r->name, replace_record, r, BG_STATE_WRITE_CONSISTENT, error) ||
           !bg_cli_check_interrupt (error))
         goto out;
@@ -245,11 +246,13 @@ make_new_vm (BgStateStore *store,
 
   /* While the thread makes the disk. The VM's own files reach the disk
    * while it is launched (@later); the record that says it exists waits
-   * for them. */
+   * for them. A guessed address is pinned only once LaunchVm has said it
+   * is the VM's (bg_vm_launch): a pin drops every line naming its
+   * address, and a guess may name another VM's, made meanwhile. */
   bg_progress_step (p, "pinning keys and writing the config drive");
   bg_cli_test_hook ("keys");
   if (!bg_ssh_ensure_client_key (config->ssh_key, error) ||
-      !bg_vm_pin_host_key (r, dir, undo, later, error) ||
+      (!guessed && !bg_vm_pin_host_key (r, dir, undo, later, error)) ||
       !bg_vm_write_config_drive (r, config, dir, later, error) ||
       !bg_cli_check_interrupt (error))
     goto out;
@@ -489,15 +492,16 @@ bg_vm_up (BgCli        *cli,
       r->disk_bytes = MAX (o->disk_bytes > 0 ? o->disk_bytes : config->disk_bytes, image->rootfs_bytes);
       r->guest_user = g_strdup (config->guest_user);
       r->tap = bg_net_tap_name (getuid (), name);
-      if ((guessed = bg_vm_network_guess (store, r)))
-        p.steps--;
       /* Recorded first, as "creating": a crash from here on leaves
-       * something 'system cleanup' recognizes. */
+       * something 'system cleanup' recognizes. It names the tap, and no
+       * address until one is the VM's. */
       if (!bg_paths_mkdir_private (dir, error) ||
           !bg_state_store_update (store, name, create_record, r, error))
         goto out;
       bg_undo_push (undo, undo_remove_dir, g_strdup (dir), g_free);
       bg_undo_push (undo, undo_delete_record, g_strdup (name), g_free);
+      if ((guessed = bg_vm_network_guess (store, r)))
+        p.steps--;
       later = bg_fsync_batch_new ();
       if (!make_new_vm (store, r, config, image, dir, guessed, later, &p, undo, error))
         goto rollback;
@@ -512,6 +516,9 @@ bg_vm_up (BgCli        *cli,
       r->forwards = g_strdupv (o->forwards);
     }
 
+  /* LaunchVm makes a guessed VM's tap: undone from here. */
+  if (guessed)
+    bg_undo_push (undo, undo_delete_tap, g_strdup (r->tap), g_free);
   if (!bg_vm_launch (r, image, config, dir, guessed, &p, undo, &paths, error) ||
       !bg_vm_configure_and_start (r, image, paths, &p, error))
     goto rollback;
