@@ -8,8 +8,8 @@
  * written with one; and the lowest address of its subnet that no VM of
  * this user's holds, which is what the mechanism gives (the lowest free
  * one, or the one asked for while it is free) unless another user's VM
- * holds it. The tap's name and the MAC are derived from the user and the
- * VM's name, as the mechanism derives them.
+ * holds it. The MAC is derived from the user and the VM's name, as the
+ * mechanism derives it (and the tap's name, which the caller has set).
  *
  * A wrong guess costs time, never correctness: LaunchVm answers with the
  * network it made, and bg_vm_launch writes the config drive and the
@@ -48,8 +48,8 @@ hint_clear (Hint *h)
   memset (h, 0, sizeof *h);
 }
 
-char *
-bg_vm_network_hint_path (void)
+static char *
+hint_path (void)
 {
   g_autofree char *cache = bg_paths_cache_dir ();
 
@@ -67,7 +67,7 @@ hint_valid (const Hint *h)
 static gboolean
 hint_load (Hint *h)
 {
-  g_autofree char *path = bg_vm_network_hint_path ();
+  g_autofree char *path = hint_path ();
   g_autoptr(GKeyFile) kf = g_key_file_new ();
 
   memset (h, 0, sizeof *h);
@@ -113,7 +113,7 @@ hint_equal (const Hint *a,
 void
 bg_vm_network_remember (BgVmRecord *r)
 {
-  g_autofree char *path = bg_vm_network_hint_path ();
+  g_autofree char *path = hint_path ();
   g_autofree char *dir = g_path_get_dirname (path);
   g_autoptr(GKeyFile) kf = NULL;
   g_autofree char *text = NULL;
@@ -157,15 +157,14 @@ bg_vm_network_remember (BgVmRecord *r)
     g_file_set_contents_full (path, text, len, G_FILE_SET_CONTENTS_NONE, 0600, NULL);
 }
 
-/* Fills @r's network with the guess; FALSE (and @r untouched) when
- * there is nothing to guess from. */
+/* Fills @r's network (its tap already named) with the guess; FALSE (and
+ * @r untouched) when there is nothing to guess from. */
 gboolean
 bg_vm_network_guess (BgStateStore *store,
                      BgVmRecord   *r)
 {
   g_autoptr(GPtrArray) records = bg_state_store_list (store, NULL, NULL);
   g_autoptr(GHashTable) used = g_hash_table_new (NULL, NULL);
-  g_autofree char *tap = bg_net_tap_name (getuid (), r->name);
   g_autofree char *mac = bg_net_guest_mac (getuid (), r->name);
   g_autoptr(GVariant) info = NULL;
   BgVmRecord *newest = NULL;
@@ -199,20 +198,21 @@ bg_vm_network_guess (BgStateStore *store,
   g_hash_table_add (used, GUINT_TO_POINTER (gateway));
   for (ip = net + 2; ip <= last && g_hash_table_contains (used, GUINT_TO_POINTER (ip)); ip++)
     ;
+  if (ip > last)
+    {
+      hint_clear (&h);
+      return FALSE;
+    }
 
   g_variant_dict_init (&d, NULL);
-  if (ip <= last)
-    {
-      g_variant_dict_insert (&d, "tap", "s", tap);
-      g_variant_dict_insert_value (&d, "address", g_variant_new_take_string (bg_ip_format (ip)));
-      g_variant_dict_insert (&d, "gateway", "s", h.gateway);
-      g_variant_dict_insert (&d, "prefix", "u", h.prefix);
-      g_variant_dict_insert (&d, "mac", "s", mac);
-      if (h.domain != NULL)
-        g_variant_dict_insert (&d, "domain", "s", h.domain);
-      g_variant_dict_insert_value (&d, "dns", g_variant_new_strv ((const char * const *) h.dns, h.dns ? -1 : 0));
-    }
-  if (ip <= last && h.subnet6 != NULL && h.gateway6 != NULL)
+  g_variant_dict_insert_value (&d, "address", g_variant_new_take_string (bg_ip_format (ip)));
+  g_variant_dict_insert (&d, "gateway", "s", h.gateway);
+  g_variant_dict_insert (&d, "prefix", "u", h.prefix);
+  g_variant_dict_insert (&d, "mac", "s", mac);
+  if (h.domain != NULL)
+    g_variant_dict_insert (&d, "domain", "s", h.domain);
+  g_variant_dict_insert_value (&d, "dns", g_variant_new_strv ((const char * const *) h.dns, h.dns ? -1 : 0));
+  if (h.subnet6 != NULL && h.gateway6 != NULL)
     {
       guint8 net6[16];
 
@@ -225,8 +225,6 @@ bg_vm_network_guess (BgStateStore *store,
     }
   info = g_variant_ref_sink (g_variant_dict_end (&d));
   hint_clear (&h);
-  if (ip > last)
-    return FALSE;
   bg_vm_take_network (r, info);
   return TRUE;
 }

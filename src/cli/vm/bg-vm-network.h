@@ -9,6 +9,5 @@ G_BEGIN_DECLS
 gboolean bg_vm_network_guess    (BgStateStore  *store,
                                  BgVmRecord    *record);
 void     bg_vm_network_remember (BgVmRecord    *record);
-char    *bg_vm_network_hint_path (void);
 
 G_END_DECLS
