@@ -298,61 +298,6 @@ entry_clear (Entry *e)
   g_clear_pointer (&e->xattr_values, g_ptr_array_unref);
 }
 
-/* An octal field (NUL/space padded), or GNU's base-256 for big values. */
-gboolean
-bg_layer_parse_number (const guint8 *field,
-              gsize         len,
-              guint64      *out)
-{
-  guint64 v = 0;
-  gsize i = 0;
-
-  if (field[0] & 0x80)
-    {
-      if (field[0] != 0x80)
-        return FALSE;   /* negative, or more than 64 bits */
-      for (i = 1; i < len; i++)
-        {
-          if (v >> 56)
-            return FALSE;
-          v = (v << 8) | field[i];
-        }
-      *out = v;
-      return TRUE;
-    }
-  while (i < len && field[i] == ' ')
-    i++;
-  for (; i < len && field[i] >= '0' && field[i] <= '7'; i++)
-    {
-      if (v >> 61)
-        return FALSE;
-      v = (v << 3) | (field[i] - '0');
-    }
-  for (; i < len; i++)
-    if (field[i] != ' ' && field[i] != '\0')
-      return FALSE;
-  *out = v;
-  return TRUE;
-}
-
-gboolean
-bg_layer_check_header (const guint8 *h)
-{
-  guint64 want;
-  guint64 u = 0;
-  gint64 s = 0;
-
-  if (!bg_layer_parse_number (h + 148, 8, &want))
-    return FALSE;
-  for (guint i = 0; i < BLOCK; i++)
-    {
-      guint8 c = (i >= 148 && i < 156) ? ' ' : h[i];
-      u += c;
-      s += (gint8) c;
-    }
-  return want == u || (gint64) want == s;
-}
-
 /* Records "LEN key=value\n" of a pax extended header into @e. */
 static gboolean
 parse_pax (Stream      *s,
