@@ -11,6 +11,7 @@
 #include "bg-client.h"
 #include "bg-error.h"
 #include "bg-state.h"
+#include "kernel-sample.h"
 
 #include "../bg-test.h"
 
@@ -512,6 +513,57 @@ test_cli_image_import_cmdline_and_boot_check (Fixture *f, gconstpointer data)
   g_assert_cmpstr (json_object_get_string_member (o, "cmdline"), ==, "quiet loglevel=3");
 }
 
+/* banger links no decompressor but zlib: xz, zstd and LZ4 are the
+ * decompression module's, which an import loads (from $BANGER_MODULE_DIR
+ * here) when a kernel needs one. An xz bzImage imports through it, its
+ * vmlinux intact (the module resolved the functions it takes from
+ * banger); from a directory without the module, the import names it
+ * and keeps nothing. */
+static void
+test_cli_unpack_module_is_import_s_alone (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GPtrArray) needed = needed_libraries (g_getenv ("BANGER_CLI"));
+  g_autofree char *vmlinux = write_kernel (f, "CONFIG_VIRTIO_MMIO=y\n");
+  g_autofree char *rootfs = write_rootfs (f);
+  g_autofree char *bzimage = g_build_filename (f->tmp, "bzImage", NULL);
+  g_autofree char *empty = g_build_filename (f->tmp, "no-modules", NULL);
+  g_autofree char *images = g_build_filename (f->tmp, "data", "banger", "images", NULL);
+  g_autofree char *imported = g_build_filename (images, "xz-kernel", "vmlinux", NULL);
+  g_autofree char *left = g_build_filename (images, "no-module", NULL);
+  g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL, *expected = NULL;
+  g_autofree char *want = NULL, *got = NULL;
+  g_autoptr(GBytes) plain = NULL, xz = NULL, bz = NULL;
+  gsize want_len, got_len;
+
+  for (guint i = 0; i < needed->len; i++)
+    {
+      g_assert_null (strstr (needed->pdata[i], "lzma"));
+      g_assert_null (strstr (needed->pdata[i], "zstd"));
+      g_assert_null (strstr (needed->pdata[i], "lz4"));
+    }
+
+  g_assert_true (g_file_get_contents (vmlinux, &want, &want_len, NULL));
+  plain = g_bytes_new_static (want, want_len);
+  xz = bg_test_compress (plain, "xz");
+  bz = bg_test_bzimage (xz);
+  g_assert_true (g_file_set_contents (bzimage, g_bytes_get_data (bz, NULL), g_bytes_get_size (bz), NULL));
+
+  g_assert_nonnull (g_getenv ("BANGER_MODULE_DIR"));
+  if (run (f, &out, &err, "image", "import", "xz-kernel", "--kernel", bzimage, "--rootfs", rootfs, NULL) != 0)
+    g_error ("image import: %s", err);
+  g_assert_true (g_file_get_contents (imported, &got, &got_len, NULL));
+  g_assert_cmpmem (got, got_len, want, want_len);
+
+  g_assert_cmpint (g_mkdir (empty, 0700), ==, 0);
+  f->envp = g_environ_setenv (f->envp, "BANGER_MODULE_DIR", empty, TRUE);
+  g_assert_cmpint (run (f, &out2, &err2, "image", "import", "no-module", "--kernel", bzimage, "--rootfs", rootfs,
+                        NULL), ==, 1);
+  expected = g_strdup_printf ("banger's decompression module is missing: %s/banger-unpack.so (reinstall banger, "
+                              "or set BANGER_MODULE_DIR to a build's src/cli)", empty);
+  g_assert_nonnull (strstr (err2, expected));
+  g_assert_false (g_file_test (left, G_FILE_TEST_EXISTS));
+}
+
 /* `image build --suite/--mirror`: bad values refused before any work
  * (usage exit status 2), each naming its option; nothing is left. */
 static void
@@ -562,5 +614,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/exec-restores-signal-mask-without-signalfd", test_cli_exec_restores_signal_mask_without_signalfd);
   ADD ("/cli/image-import-cmdline-and-boot-check", test_cli_image_import_cmdline_and_boot_check);
   ADD ("/cli/image-build-suite-and-mirror", test_cli_image_build_suite_and_mirror);
+  ADD ("/cli/unpack-module-is-import-s-alone", test_cli_unpack_module_is_import_s_alone);
   return g_test_run ();
 }

@@ -1,12 +1,9 @@
 #include <elf.h>
 #include <fcntl.h>
-#include <lz4.h>
-#include <lzma.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
-#include <zstd.h>
 #include <glib/gstdio.h>
 
 #include "bg-bootcheck.h"
@@ -18,6 +15,7 @@
 #include "bg-error.h"
 #include "bg-guest-insert.h"
 #include "bg-kernel.h"
+#include "kernel-sample.h"
 #include "bg-rootfs.h"
 #include "bg-image.h"
 #include "bg-initrd.h"
@@ -77,67 +75,6 @@ write_file (Fixture *f, const char *name, const void *data, gsize len)
   return path;
 }
 
-static GBytes *
-squeeze (GBytes *in, const char *method)
-{
-  gsize len;
-  const guint8 *src = g_bytes_get_data (in, &len);
-  gsize cap = len + 65536;
-  guint8 *out = g_malloc (cap);
-  gsize n = 0;
-
-  if (g_str_equal (method, "gzip"))
-    {
-      z_stream z = { 0 };
-      deflateInit2 (&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
-      z.next_in = (guint8 *) src;
-      z.avail_in = len;
-      z.next_out = out;
-      z.avail_out = cap;
-      g_assert_cmpint (deflate (&z, Z_FINISH), ==, Z_STREAM_END);
-      n = z.total_out;
-      deflateEnd (&z);
-    }
-  else if (g_str_equal (method, "xz"))
-    g_assert_cmpint (lzma_easy_buffer_encode (6, LZMA_CHECK_CRC32, NULL, src, len, out, &n, cap), ==, LZMA_OK);
-  else if (g_str_equal (method, "lz4"))
-    {
-      /* The legacy frame the kernel uses: magic, then size-prefixed blocks. */
-      guint32 magic = GUINT32_TO_LE (0x184C2102), size;
-      int c = LZ4_compress_default ((const char *) src, (char *) out + 8, len, cap - 8);
-      memcpy (out, &magic, 4);
-      size = GUINT32_TO_LE (c);
-      memcpy (out + 4, &size, 4);
-      n = 8 + c;
-    }
-  else
-    n = ZSTD_compress (out, cap, src, len, 3);
-  return g_bytes_new_take (out, n);
-}
-
-/* A bzImage as the boot protocol lays it out: setup sectors with the
- * header, then the protected-mode part holding the payload. */
-static GBytes *
-fake_bzimage (GBytes *payload)
-{
-  gsize plen;
-  const guint8 *p = g_bytes_get_data (payload, &plen);
-  guint setup_sects = 4;
-  gsize start = (setup_sects + 1) * 512 + 256;   /* payload_offset 256 */
-  gsize len = start + plen + 4;
-  guint8 *data = g_malloc0 (len);
-  guint32 off = GUINT32_TO_LE (256), l = GUINT32_TO_LE (plen);
-
-  data[0x1f1] = setup_sects;
-  memcpy (data + 0x202, "HdrS", 4);
-  data[0x206] = 0x0f;
-  data[0x207] = 0x02;
-  memcpy (data + 0x248, &off, 4);
-  memcpy (data + 0x24c, &l, 4);
-  memcpy (data + start, p, plen);
-  return g_bytes_new_take (data, len);
-}
-
 static char *
 make_ext4 (Fixture *f, const char *name, const char *size)
 {
@@ -167,8 +104,8 @@ test_kernel_format_detection (Fixture *f, gconstpointer data)
 {
   g_autoptr(GBytes) elf = fake_vmlinux (EM_X86_64);
   g_autoptr(GBytes) arm = fake_vmlinux (EM_AARCH64);
-  g_autoptr(GBytes) gz = squeeze (elf, "gzip");
-  g_autoptr(GBytes) bz = fake_bzimage (gz);
+  g_autoptr(GBytes) gz = bg_test_compress (elf, "gzip");
+  g_autoptr(GBytes) bz = bg_test_bzimage (gz);
   g_autofree char *p_elf = write_file (f, "vmlinux", g_bytes_get_data (elf, NULL), g_bytes_get_size (elf));
   g_autofree char *p_arm = write_file (f, "arm", g_bytes_get_data (arm, NULL), g_bytes_get_size (arm));
   g_autofree char *p_bz = write_file (f, "bzImage", g_bytes_get_data (bz, NULL), g_bytes_get_size (bz));
@@ -192,8 +129,8 @@ test_bzimage_payloads_decompress_to_vmlinux (Fixture *f, gconstpointer data)
 
   for (guint i = 0; i < G_N_ELEMENTS (methods); i++)
     {
-      g_autoptr(GBytes) payload = squeeze (elf, methods[i]);
-      g_autoptr(GBytes) bz = fake_bzimage (payload);
+      g_autoptr(GBytes) payload = bg_test_compress (elf, methods[i]);
+      g_autoptr(GBytes) bz = bg_test_bzimage (payload);
       g_autofree char *in = write_file (f, methods[i], g_bytes_get_data (bz, NULL), g_bytes_get_size (bz));
       g_autofree char *out_path = g_strdup_printf ("%s.vmlinux", in);
       g_autofree char *got = NULL;
@@ -229,8 +166,8 @@ static void
 test_import_round_trip (Fixture *f, gconstpointer data)
 {
   g_autoptr(GBytes) elf = fake_vmlinux (EM_X86_64);
-  g_autoptr(GBytes) xz = squeeze (elf, "xz");
-  g_autoptr(GBytes) bz = fake_bzimage (xz);
+  g_autoptr(GBytes) xz = bg_test_compress (elf, "xz");
+  g_autoptr(GBytes) bz = bg_test_bzimage (xz);
   g_autofree char *kernel = write_file (f, "bzImage", g_bytes_get_data (bz, NULL), g_bytes_get_size (bz));
   g_autofree char *rootfs = make_ext4 (f, "root.ext4", "16M");
   g_autofree char *initrd = write_file (f, "initrd", "070701", 6);
@@ -973,7 +910,7 @@ test_boot_check_reads_the_kernels_own_config (void)
 {
   static const char text[] = "CONFIG_VIRTIO_BLK=y\nCONFIG_KVM_GUEST=y\n";
   g_autoptr(GBytes) plain = g_bytes_new_static (text, sizeof text - 1);
-  g_autoptr(GBytes) gz = squeeze (plain, "gzip");
+  g_autoptr(GBytes) gz = bg_test_compress (plain, "gzip");
   g_autoptr(GByteArray) kernel = g_byte_array_new ();
   g_autofree char *release = NULL, *config = NULL;
 
@@ -1031,7 +968,7 @@ test_boot_check_reads_an_initrds_modules (void)
   cpio_add (main_archive, "etc/modules", "virtio_mmio\n", 12);
   cpio_add (main_archive, "TRAILER!!!", "", 0);
   main_bytes = g_byte_array_free_to_bytes (g_steal_pointer (&main_archive));
-  main_gz = squeeze (main_bytes, "gzip");
+  main_gz = bg_test_compress (main_bytes, "gzip");
   g_byte_array_append (initrd, early->data, early->len);
   g_byte_array_append (initrd, (const guint8 *) "\0\0\0\0\0\0\0\0", 8);
   g_byte_array_append (initrd, g_bytes_get_data (main_gz, NULL), g_bytes_get_size (main_gz));

@@ -1,39 +1,15 @@
 /* bg-unpack.c: the compressions kernels and initrds come in (gzip, xz,
  * zstd, and LZ4's legacy frame, as the kernel's build writes them),
- * decompressed in-process with their libraries. */
-#include <errno.h>
-#include <lz4.h>
-#include <lzma.h>
-#include <unistd.h>
+ * decompressed in-process with their libraries. gzip is done here: zlib
+ * is loaded with GIO anyway. The others are in banger's decompression
+ * module (bg-inflate.c), loaded the first time one is needed, so that
+ * recognising a format (bg_unpack_format()) loads nothing. */
 #include <zlib.h>
-#include <zstd.h>
 
 #include "bg-error.h"
 #include "bg-unpack.h"
-
-static gboolean
-write_all (int          fd,
-           const void  *data,
-           gsize        len,
-           GError     **error)
-{
-  const guint8 *p = data;
-
-  while (len > 0)
-    {
-      ssize_t n = write (fd, p, len);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        {
-          g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "cannot write: %s", g_strerror (errno));
-          return FALSE;
-        }
-      p += n;
-      len -= n;
-    }
-  return TRUE;
-}
+#include "bg-unpack-module.h"
+#include "bg-unpack-write.h"
 
 static gboolean
 inflate_gzip (const guint8 *in, gsize len, int out, GError **error)
@@ -43,7 +19,10 @@ inflate_gzip (const guint8 *in, gsize len, int out, GError **error)
   int r;
 
   if (inflateInit2 (&z, 16 + MAX_WBITS) != Z_OK)
-    return FALSE;
+    {
+      g_set_error_literal (error, BG_ERROR, BG_ERROR_FAILED, "cannot start the gzip decoder");
+      return FALSE;
+    }
   z.next_in = (guint8 *) in;
   z.avail_in = len;
   do
@@ -57,7 +36,7 @@ inflate_gzip (const guint8 *in, gsize len, int out, GError **error)
           g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "corrupt gzip data (%d)", r);
           return FALSE;
         }
-      if (!write_all (out, buf, (1 << 20) - z.avail_out, error))
+      if (!bg_unpack_write_all (out, buf, (1 << 20) - z.avail_out, error))
         {
           inflateEnd (&z);
           return FALSE;
@@ -65,104 +44,6 @@ inflate_gzip (const guint8 *in, gsize len, int out, GError **error)
     }
   while (r != Z_STREAM_END);
   inflateEnd (&z);
-  return TRUE;
-}
-
-static gboolean
-inflate_xz (const guint8 *in, gsize len, int out, GError **error)
-{
-  lzma_stream s = LZMA_STREAM_INIT;
-  g_autofree guint8 *buf = g_malloc (1 << 20);
-  lzma_ret r;
-
-  if (lzma_stream_decoder (&s, UINT64_MAX, 0) != LZMA_OK)
-    return FALSE;
-  s.next_in = in;
-  s.avail_in = len;
-  do
-    {
-      s.next_out = buf;
-      s.avail_out = 1 << 20;
-      r = lzma_code (&s, LZMA_FINISH);
-      if (r != LZMA_OK && r != LZMA_STREAM_END)
-        {
-          lzma_end (&s);
-          g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "corrupt xz data (%d)", r);
-          return FALSE;
-        }
-      if (!write_all (out, buf, (1 << 20) - s.avail_out, error))
-        {
-          lzma_end (&s);
-          return FALSE;
-        }
-    }
-  while (r != LZMA_STREAM_END);
-  lzma_end (&s);
-  return TRUE;
-}
-
-static gboolean
-inflate_zstd (const guint8 *in, gsize len, int out, GError **error)
-{
-  ZSTD_DStream *z = ZSTD_createDStream ();
-  g_autofree guint8 *buf = g_malloc (ZSTD_DStreamOutSize ());
-  ZSTD_inBuffer input = { in, len, 0 };
-  size_t r = 1;
-
-  ZSTD_initDStream (z);
-  while (r != 0 && input.pos < input.size)
-    {
-      ZSTD_outBuffer output = { buf, ZSTD_DStreamOutSize (), 0 };
-      r = ZSTD_decompressStream (z, &output, &input);
-      if (ZSTD_isError (r))
-        {
-          g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "corrupt zstd data: %s",
-                       ZSTD_getErrorName (r));
-          ZSTD_freeDStream (z);
-          return FALSE;
-        }
-      if (!write_all (out, buf, output.pos, error))
-        {
-          ZSTD_freeDStream (z);
-          return FALSE;
-        }
-    }
-  ZSTD_freeDStream (z);
-  return TRUE;
-}
-
-/* LZ4's legacy frame, as the kernel's build writes it: a magic, then
- * blocks of at most 8 MiB uncompressed, each preceded by its compressed
- * size; the kernel appends its uncompressed size (4 bytes) at the end. */
-static gboolean
-inflate_lz4_legacy (const guint8 *in, gsize len, int out, GError **error)
-{
-  const gsize block_max = 8 << 20;
-  g_autofree char *buf = g_malloc (block_max);
-  gsize pos = 4;
-
-  while (pos + 4 <= len)
-    {
-      guint32 size;
-      int n;
-
-      memcpy (&size, in + pos, 4);
-      size = GUINT32_FROM_LE (size);
-      pos += 4;
-      if (size == 0x184C2102)   /* another legacy frame follows */
-        continue;
-      if (size == 0 || size > len - pos)
-        break;                  /* the trailing uncompressed size */
-      n = LZ4_decompress_safe ((const char *) in + pos, buf, size, block_max);
-      if (n < 0)
-        {
-          g_set_error (error, BG_ERROR, BG_ERROR_FAILED, "corrupt lz4 data");
-          return FALSE;
-        }
-      if (!write_all (out, buf, n, error))
-        return FALSE;
-      pos += size;
-    }
   return TRUE;
 }
 
@@ -191,15 +72,20 @@ bg_unpack (const guint8  *data,
            GError       **error)
 {
   const char *format = bg_unpack_format (data, len);
+  const BgUnpackModule *module;
 
-  if (g_strcmp0 (format, "gzip") == 0)
+  if (format == NULL)
+    {
+      g_set_error_literal (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED, "not compressed in a way banger knows");
+      return FALSE;
+    }
+  if (g_str_equal (format, "gzip"))
     return inflate_gzip (data, len, out_fd, error);
-  if (g_strcmp0 (format, "xz") == 0)
-    return inflate_xz (data, len, out_fd, error);
-  if (g_strcmp0 (format, "zstd") == 0)
-    return inflate_zstd (data, len, out_fd, error);
-  if (g_strcmp0 (format, "lz4") == 0)
-    return inflate_lz4_legacy (data, len, out_fd, error);
-  g_set_error_literal (error, BG_ERROR, BG_ERROR_NOT_SUPPORTED, "not compressed in a way banger knows");
-  return FALSE;
+  if ((module = bg_unpack_module_load (error)) == NULL)
+    return FALSE;
+  if (g_str_equal (format, "xz"))
+    return module->xz (data, len, out_fd, error);
+  if (g_str_equal (format, "zstd"))
+    return module->zstd (data, len, out_fd, error);
+  return module->lz4_legacy (data, len, out_fd, error);
 }

@@ -1,0 +1,7 @@
+#pragma once
+
+#include <glib.h>
+
+GBytes *bg_test_compress (GBytes     *in,
+                          const char *method);
+GBytes *bg_test_bzimage  (GBytes     *payload);
