@@ -12,11 +12,15 @@
  * closes only the host's side (a reply to a guest-opened flow has to
  * pass whoever sends it: the host's resolver, a user's dev server), so
  * the entries go with the address: every entry naming one of a tap's
- * addresses, as source or destination, in either direction.
+ * addresses, as source or destination, in either direction, when the
+ * tap goes (network.c says when else).
  *
  * Deleting conntrack entries is a ctnetlink request and nothing else (nft
  * cannot), so the mechanism speaks it through libnl-nf-3, the netfilter
- * part of the libnl it already uses for links and addresses. */
+ * part of the libnl it already uses for links and addresses. Either way
+ * it is one dump of the whole table: the kernel walks every bucket of
+ * its hash, entries or not (about 2 ms here), which is why it is done
+ * when an address is freed, not again when it is given. */
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
@@ -28,33 +32,52 @@
 #include "conntrack.h"
 #include "netlink.h"
 
-/* An address as the bytes ctnetlink reports. */
+/* An address, or a prefix of @bits, as the bytes ctnetlink reports. */
 typedef struct {
   int    family;
   guint8 bytes[16];
+  guint  bits;
 } Address;
 
 typedef struct {
-  GArray    *addresses;   /* of Address */
+  GArray    *addresses;   /* of Address: what goes */
+  GArray    *except;      /* of Address: what stays, though in one of them */
   GPtrArray *found;       /* of struct nfnl_ct *, to delete after the dump */
 } Dump;
+
+static gboolean
+in_prefix (const Address  *w,
+           struct nl_addr *a)
+{
+  gsize len = w->family == AF_INET ? 4 : 16;
+  const guint8 *b;
+  guint whole = w->bits / 8, rest = w->bits % 8;
+
+  if (nl_addr_get_family (a) != w->family || nl_addr_get_len (a) != len)
+    return FALSE;
+  b = nl_addr_get_binary_addr (a);
+  if (memcmp (b, w->bytes, whole) != 0)
+    return FALSE;
+  return rest == 0 || ((b[whole] ^ w->bytes[whole]) & (0xff << (8 - rest)) & 0xff) == 0;
+}
 
 static gboolean
 is_one_of (GArray         *addresses,
            struct nl_addr *a)
 {
-  if (a == NULL)
+  if (a == NULL || addresses == NULL)
     return FALSE;
   for (guint i = 0; i < addresses->len; i++)
-    {
-      const Address *w = &g_array_index (addresses, Address, i);
-      gsize len = w->family == AF_INET ? 4 : 16;
-
-      if (nl_addr_get_family (a) == w->family && nl_addr_get_len (a) == len &&
-          memcmp (nl_addr_get_binary_addr (a), w->bytes, len) == 0)
-        return TRUE;
-    }
+    if (in_prefix (&g_array_index (addresses, Address, i), a))
+      return TRUE;
   return FALSE;
+}
+
+static gboolean
+goes (Dump           *dump,
+      struct nl_addr *a)
+{
+  return is_one_of (dump->addresses, a) && !is_one_of (dump->except, a);
 }
 
 static int
@@ -67,8 +90,7 @@ on_entry (struct nl_msg *msg,
   if (nfnlmsg_ct_parse (nlmsg_hdr (msg), &ct) < 0)
     return NL_SKIP;
   for (int reply = 0; reply <= 1; reply++)
-    if (is_one_of (dump->addresses, nfnl_ct_get_src (ct, reply)) ||
-        is_one_of (dump->addresses, nfnl_ct_get_dst (ct, reply)))
+    if (goes (dump, nfnl_ct_get_src (ct, reply)) || goes (dump, nfnl_ct_get_dst (ct, reply)))
       {
         g_ptr_array_add (dump->found, g_steal_pointer (&ct));
         return NL_OK;
@@ -77,37 +99,49 @@ on_entry (struct nl_msg *msg,
   return NL_OK;
 }
 
-/* Deletes every conntrack entry that names one of the @n @addresses
- * (IPv4 or IPv6 text; NULLs skipped), in the caller's network
- * namespace. One dump reads the table (keeping only the entries that
- * match), then each match is deleted; one that ended meanwhile is gone
- * already. */
-gboolean
-bg_conntrack_forget (const char * const  *addresses,
-                     guint                n,
-                     GError             **error)
+/* Appends @text, an address or (@prefixes) a prefix "ADDRESS/BITS",
+ * IPv4 or IPv6; anything else is skipped. */
+static void
+append_address (GArray     *to,
+                const char *text,
+                gboolean    prefixes)
 {
-  g_autoptr(GArray) wanted = g_array_new (FALSE, TRUE, sizeof (Address));
+  g_autofree char *copy = g_strdup (text);
+  char *slash = prefixes ? strchr (copy, '/') : NULL;
+  Address a = { 0 };
+  guint64 bits = 0;
+
+  if (slash != NULL)
+    {
+      *slash = '\0';
+      if (!g_ascii_string_to_unsigned (slash + 1, 10, 0, 128, &bits, NULL))
+        return;
+    }
+  if (inet_pton (AF_INET, copy, a.bytes) == 1)
+    a.family = AF_INET;
+  else if (inet_pton (AF_INET6, copy, a.bytes) == 1)
+    a.family = AF_INET6;
+  else
+    return;
+  a.bits = slash != NULL ? (guint) bits : (a.family == AF_INET ? 32 : 128);
+  if (a.bits > (a.family == AF_INET ? 32u : 128u))
+    return;
+  g_array_append_val (to, a);
+}
+
+/* One dump reads the table (keeping only the entries that match), then
+ * each match is deleted; one that ended meanwhile is gone already. */
+static gboolean
+forget (GArray   *addresses,
+        GArray   *except,
+        GError  **error)
+{
   g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func ((GDestroyNotify) nfnl_ct_put);
   g_autoptr(BgNlSock) sk = NULL;
-  Dump dump = { wanted, found };
+  Dump dump = { addresses, except, found };
   int err;
 
-  for (guint i = 0; i < n; i++)
-    {
-      Address a = { 0 };
-
-      if (addresses[i] == NULL)
-        continue;
-      if (inet_pton (AF_INET, addresses[i], a.bytes) == 1)
-        a.family = AF_INET;
-      else if (inet_pton (AF_INET6, addresses[i], a.bytes) == 1)
-        a.family = AF_INET6;
-      else
-        continue;
-      g_array_append_val (wanted, a);
-    }
-  if (wanted->len == 0)
+  if (addresses->len == 0)
     return TRUE;
 
   sk = nl_socket_alloc ();
@@ -146,4 +180,38 @@ bg_conntrack_forget (const char * const  *addresses,
         return FALSE;
       }
   return TRUE;
+}
+
+/* Deletes every conntrack entry that names one of the @n @addresses
+ * (IPv4 or IPv6 text; NULLs skipped), in the caller's network
+ * namespace. */
+gboolean
+bg_conntrack_forget (const char * const  *addresses,
+                     guint                n,
+                     GError             **error)
+{
+  g_autoptr(GArray) wanted = g_array_new (FALSE, TRUE, sizeof (Address));
+
+  for (guint i = 0; i < n; i++)
+    if (addresses[i] != NULL)
+      append_address (wanted, addresses[i], FALSE);
+  return forget (wanted, NULL, error);
+}
+
+/* Deletes every conntrack entry that names an address of one of the
+ * @prefixes ("ADDRESS/BITS", NULL-terminated) but none of @keep (NULL,
+ * or addresses, NULL-terminated). */
+gboolean
+bg_conntrack_forget_prefixes (const char * const  *prefixes,
+                              const char * const  *keep,
+                              GError             **error)
+{
+  g_autoptr(GArray) wanted = g_array_new (FALSE, TRUE, sizeof (Address));
+  g_autoptr(GArray) except = g_array_new (FALSE, TRUE, sizeof (Address));
+
+  for (guint i = 0; prefixes[i] != NULL; i++)
+    append_address (wanted, prefixes[i], TRUE);
+  for (guint i = 0; keep != NULL && keep[i] != NULL; i++)
+    append_address (except, keep[i], FALSE);
+  return forget (wanted, except, error);
 }

@@ -9,5 +9,8 @@ G_BEGIN_DECLS
 gboolean  bg_conntrack_forget  (const char * const  *addresses,
                                 guint                n,
                                 GError             **error);
+gboolean  bg_conntrack_forget_prefixes (const char * const  *prefixes,
+                                        const char * const  *keep,
+                                        GError             **error);
 
 G_END_DECLS

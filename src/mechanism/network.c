@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bg-error.h"
+#include "bg-file.h"
 #include "daemon.h"
 #include "hosts.h"
 #include "bg-netconf.h"
@@ -29,6 +30,12 @@
 #include "registry.h"
 #include "tap.h"
 
+static gboolean mark_subnet_unforgotten (BgNetwork   *network,
+                                         const char  *why,
+                                         GError     **error);
+static gboolean forget_subnet (BgNetwork   *network,
+                               BgNetState  *s,
+                               GError     **error);
 static gboolean apply_ports (BgNetwork  *network,
                              GError    **error);
 static gboolean repair_taps (BgNetwork   *network,
@@ -316,8 +323,10 @@ ensure_network (BgNetwork  *network,
 
   if (r == NULL && link != NULL)
     {
-      r = adopt_bridge (network, sk, c, link, error);
-      if (r == NULL)
+      /* Marked first: the registry lost the bridge, and may have lost
+       * taps with it. */
+      if (!mark_subnet_unforgotten (network, "the bridge was adopted", error) ||
+          (r = adopt_bridge (network, sk, c, link, error)) == NULL)
         return NULL;
     }
 
@@ -354,6 +363,8 @@ ensure_network (BgNetwork  *network,
       g_variant_builder_init (&b, G_VARIANT_TYPE ("a{sv}"));
       g_variant_builder_add (&b, "{sv}", "subnet", g_variant_new_take_string (bg_ip_format (s->subnet)));
       g_variant_builder_add (&b, "{sv}", "prefix", g_variant_new_uint32 (s->prefix));
+      if (!mark_subnet_unforgotten (network, "the bridge was made anew", error))
+        return NULL;
       r = bg_registry_add (registry, BG_KIND_BRIDGE, c->bridge, 0, g_variant_builder_end (&b), error);
       if (r == NULL)
         return NULL;
@@ -393,7 +404,7 @@ ensure_network (BgNetwork  *network,
   if (s->uplink != NULL && !bg_nl_link_enable_forwarding (sk, s->uplink, error))
     goto rollback;
 
-  if (!ensure_ipv6 (network, sk, c, r, s, ifindex, error))
+  if (!ensure_ipv6 (network, sk, c, r, s, ifindex, error) || !forget_subnet (network, s, error))
     goto rollback;
 
   in_place = bg_nft_in_place (network->nft, s->bridge, s->subnet_text, s->subnet6_text);
@@ -611,20 +622,92 @@ repair_taps (BgNetwork   *network,
   return TRUE;
 }
 
+/* <run-dir>/forget-subnet, while the subnet may hold tracked
+ * connections of addresses that are free (see forget_connections). */
+static char *
+unforgotten_path (BgNetwork *network)
+{
+  return g_build_filename (bg_daemon_get_run_dir (network->daemon), "forget-subnet", NULL);
+}
+
+/* The registry may have lost taps, and so freed addresses without their
+ * release: a wiped registry (taps the kernel has, recorded again as
+ * orphans, without their addresses), a bridge adopted, or one made anew
+ * (whoever deleted the last one may have deleted its taps' records too).
+ * Written down, so that a restart before the walk still walks. */
+static gboolean
+mark_subnet_unforgotten (BgNetwork   *network,
+                         const char  *why,
+                         GError     **error)
+{
+  g_autofree char *path = unforgotten_path (network);
+  g_autofree char *text = g_strdup_printf ("%s\n", why);
+
+  return bg_file_replace (path, text, strlen (text), 0600, error);
+}
+
+/* Once marked: every tracked connection of an address of the subnet
+ * (IPv4, and the /64 when the VMs have IPv6) that no tap on record
+ * holds goes, then the mark. The link-local addresses are left: each is
+ * derived from a MAC, which is derived from the owner and the VM's
+ * name, so no other user's VM ever has it. */
+static gboolean
+forget_subnet (BgNetwork   *network,
+               BgNetState  *s,
+               GError     **error)
+{
+  g_autofree char *path = unforgotten_path (network);
+  g_autoptr(GPtrArray) taps = NULL;
+  g_autoptr(GPtrArray) keep = NULL;
+  const char *prefixes[] = { s->subnet_text, s->ipv6 ? s->subnet6_text : NULL, NULL };
+
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    return TRUE;
+  taps = bg_registry_list (network->registry, BG_KIND_TAP);
+  keep = g_ptr_array_new ();
+  for (guint i = 0; i < taps->len; i++)
+    {
+      const char *a = bg_resource_get_string (taps->pdata[i], "address");
+      const char *a6 = bg_resource_get_string (taps->pdata[i], "address6");
+
+      if (a != NULL)
+        g_ptr_array_add (keep, (gpointer) a);
+      if (a6 != NULL)
+        g_ptr_array_add (keep, (gpointer) a6);
+    }
+  g_ptr_array_add (keep, NULL);
+  bg_daemon_test_count (network->daemon, "conntrack-walk");
+  if (!bg_conntrack_forget_prefixes (prefixes, (const char * const *) keep->pdata, error))
+    return FALSE;
+  if (unlink (path) < 0 && errno != ENOENT)
+    return bg_error_errno (error, errno, "cannot remove", path);
+  return TRUE;
+}
+
 /* Forgets every tracked connection of @tap's addresses (IPv4, IPv6 and
  * the link-local one of its MAC): an address is given to the next VM,
  * whoever's, and an established flow passes banger's output chains
  * without an owner check (see conntrack.c for why the entries go rather
  * than every packet being checked). Called once the address is out of
- * the owners' sets, so no user but root can track a new one to it. */
+ * the owners' sets, so no user but root can track a new one to it.
+ *
+ * Every way a tap's address becomes free goes through here: its release
+ * (DeleteTap, LaunchVm's undo, a crash's "creating" or "deleting" entry
+ * finished at the next start) and CreateTap's own rollback. So a free
+ * address has no tracked connection, and giving it needs no walk of the
+ * table. Where the registry may have lost taps, and so addresses
+ * without their release, the whole subnet is forgotten once instead
+ * (mark_subnet_unforgotten). */
 static gboolean
-forget_connections (BgResource  *tap,
+forget_connections (BgNetwork   *network,
+                    BgResource  *tap,
                     GError     **error)
 {
   g_autofree char *ll = bg_net_link_local (bg_resource_get_string (tap, "mac"));
   const char *addresses[] = { bg_resource_get_string (tap, "address"), bg_resource_get_string (tap, "address6"),
                               ll };
 
+  bg_daemon_test_count (network->daemon, "conntrack-walk");
   return bg_conntrack_forget (addresses, G_N_ELEMENTS (addresses), error);
 }
 
@@ -641,7 +724,7 @@ release_tap (gpointer     self,
 
   return sk != NULL && bg_nl_link_delete (sk, resource->name, error) &&
          bg_hosts_write (bg_daemon_get_run_dir (network->daemon), network->registry, error) &&
-         apply_ports (network, error) && forget_connections (resource, error);
+         apply_ports (network, error) && forget_connections (network, resource, error);
 }
 
 /* The bridge's rules follow the taps: each ready tap may send only as
@@ -826,26 +909,32 @@ bg_network_create_tap (BgNetwork    *network,
       goto rollback;
     }
   /* Its guards first (listed as the only sender of its MAC and address),
-   * then onto the bridge and up: it never carries a frame unguarded. And
-   * before its owner is listed for its address, nothing tracked of that
-   * address's past is left (a tap that went without its release, such
-   * as one rolled back here, forgot nothing). */
-  if (!forget_connections (r, error) ||
-      !bg_registry_set_state (registry, r, BG_RESOURCE_READY, error) ||
+   * then onto the bridge and up: it never carries a frame unguarded. The
+   * address is free, so nothing tracked of its past is left (see
+   * forget_connections). */
+  if (!bg_registry_set_state (registry, r, BG_RESOURCE_READY, error) ||
       !apply_ports (network, error) || !bg_ipv6_port_off (tap, error) ||
       !bg_nl_link_up (sk, link, rtnl_link_get_ifindex (bridge), error))
     goto rollback;
   bg_daemon_test_hook (network->daemon, "create-tap-up");
+  bg_daemon_test_pause (network->daemon, "create-tap-up");
   if (!bg_hosts_write (bg_daemon_get_run_dir (network->daemon), registry, error))
     goto rollback;
   *state = g_steal_pointer (&s);
   return r;
 
 rollback:
+  /* As its release, step by step whatever fails: its owner may have been
+   * listed for the address, and so have tracked connections to it, which
+   * go before the address is free. Should forgetting fail, the entry
+   * stays "deleting", holding the address, and the next start's
+   * reconciliation releases it. */
   bg_nl_link_delete (sk, tap, NULL);
-  bg_registry_remove (registry, r, NULL);
+  bg_registry_set_state (registry, r, BG_RESOURCE_DELETING, NULL);
   bg_hosts_write (bg_daemon_get_run_dir (network->daemon), registry, NULL);
   apply_ports (network, NULL);
+  if (forget_connections (network, r, NULL))
+    bg_registry_remove (registry, r, NULL);
   return NULL;
 }
 
@@ -970,6 +1059,11 @@ bg_network_reconcile (BgNetwork *network)
               continue;
             }
           g_message ("Tap %s was not in the registry; recorded as uid %u's", (char *) name, (guint) owner);
+          if (!mark_subnet_unforgotten (network, "taps were recorded again", &error))
+            {
+              g_warning ("%s", error->message);
+              g_clear_error (&error);
+            }
         }
     }
   if (!bg_hosts_write (bg_daemon_get_run_dir (network->daemon), network->registry, &error))

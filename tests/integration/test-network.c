@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
 #include "harness.h"
@@ -1639,36 +1640,74 @@ flow_stop (Flow *flow)
   waitpid (flow->pid, NULL, 0);
 }
 
+/* A stand-in for whoever's VM has @address: a namespace on the bridge
+ * with that address, answering UDP on 7781 (bg-test-net echo). */
+typedef struct {
+  char *ns;
+  GPid  server;
+  int   out;
+} StandIn;
+
+static void
+stand_in_start (StandIn *g, const char *address, guint prefix)
+{
+  g_autofree char *with_prefix = g_strdup_printf ("%s/%u", address, prefix);
+  const char *echo[] = { g_getenv ("BANGER_TEST_NET"), "echo", "7781", NULL };
+  char ready[64] = { 0 };
+
+  g->ns = g_strdup_printf ("bgt%d-reused", bg_harness_run_id ());
+  must ("ip", "netns", "add", g->ns, NULL);
+  must ("ip", "link", "add", "gvh", "type", "veth", "peer", "name", "gv0", "netns", g->ns, NULL);
+  must ("ip", "link", "set", "gvh", "master", "banger0", "up", NULL);
+  must ("ip", "-n", g->ns, "addr", "add", with_prefix, "dev", "gv0", NULL);
+  must ("ip", "-n", g->ns, "link", "set", "gv0", "up", NULL);
+  must ("ip", "-n", g->ns, "link", "set", "lo", "up", NULL);
+  g->server = netns_pid_spawn (g->ns, echo, &g->out);
+  g_assert_cmpint (read (g->out, ready, sizeof ready - 1), >, 0);
+  g_assert_cmpstr (ready, ==, "ready\n");
+}
+
+static void
+stand_in_stop (StandIn *g)
+{
+  kill (g->server, SIGKILL);
+  waitpid (g->server, NULL, 0);
+  close (g->out);
+  must ("ip", "netns", "del", g->ns, NULL);
+  g_free (g->ns);
+}
+
+/* After user A's flow to an address it held, the address is user B's
+ * tap's: A's next datagram is refused, as any other user's is, and B
+ * reaches its own VM. */
+static void
+check_flow_ended (Flow *fa, const char *user_b, const char *address)
+{
+  g_autofree char *two = NULL, *three = NULL;
+  Flow fb;
+
+  two = flow_say (fa, "two");
+  g_assert_cmpstr (two, ==, "send failed: Operation not permitted");
+  flow_start (&fb, user_b, address, "7781");
+  three = flow_say (&fb, "three");
+  g_assert_cmpstr (three, ==, "three");
+  flow_stop (&fb);
+}
+
 /* An address given to another user's VM carries none of the old VM's
  * flows: user A keeps a UDP flow to its VM going while the VM goes and
- * B's next VM gets the same address; A's next datagram is refused, as
- * any other user's is, and B reaches its own VM. */
+ * B's next VM gets the same address. */
 static void
 test_old_flows_end_with_their_address (Fixture *f, gconstpointer data)
 {
-  g_autofree char *guest = g_strdup_printf ("bgt%d-reused", bg_harness_run_id ());
-  g_autofree char *guest_addr = NULL, *one = NULL, *two = NULL, *three = NULL;
+  g_autofree char *one = NULL;
   g_autoptr(Tap) a1 = create_tap (f, BG_TEST_USER_A, "gone");
   g_autoptr(Tap) b1 = NULL;
   g_autoptr(BgCallResult) deleted = NULL;
-  const char *echo[] = { g_getenv ("BANGER_TEST_NET"), "echo", "7781", NULL };
-  char ready[64] = { 0 };
-  Flow fa, fb;
-  GPid server;
-  int server_out;
+  StandIn guest;
+  Flow fa;
 
-  /* The VM at that address, whoever's it is: a stand-in answering UDP. */
-  must ("ip", "netns", "add", guest, NULL);
-  guest_addr = g_strdup_printf ("%s/%u", a1->address, a1->prefix);
-  must ("ip", "link", "add", "gvh", "type", "veth", "peer", "name", "gv0", "netns", guest, NULL);
-  must ("ip", "link", "set", "gvh", "master", "banger0", "up", NULL);
-  must ("ip", "-n", guest, "addr", "add", guest_addr, "dev", "gv0", NULL);
-  must ("ip", "-n", guest, "link", "set", "gv0", "up", NULL);
-  must ("ip", "-n", guest, "link", "set", "lo", "up", NULL);
-  server = netns_pid_spawn (guest, echo, &server_out);
-  g_assert_cmpint (read (server_out, ready, sizeof ready - 1), >, 0);
-  g_assert_cmpstr (ready, ==, "ready\n");
-
+  stand_in_start (&guest, a1->address, a1->prefix);
   flow_start (&fa, BG_TEST_USER_A, a1->address, "7781");
   one = flow_say (&fa, "one");
   g_assert_cmpstr (one, ==, "one");
@@ -1677,19 +1716,146 @@ test_old_flows_end_with_their_address (Fixture *f, gconstpointer data)
   bg_assert_call_ok (deleted);
   b1 = create_tap (f, BG_TEST_USER_B, "next");
   g_assert_cmpstr (b1->address, ==, a1->address);
-
-  two = flow_say (&fa, "two");
-  g_assert_cmpstr (two, ==, "send failed: Operation not permitted");
-  flow_start (&fb, BG_TEST_USER_B, b1->address, "7781");
-  three = flow_say (&fb, "three");
-  g_assert_cmpstr (three, ==, "three");
+  check_flow_ended (&fa, BG_TEST_USER_B, b1->address);
 
   flow_stop (&fa);
-  flow_stop (&fb);
-  kill (server, SIGKILL);
-  waitpid (server, NULL, 0);
-  close (server_out);
-  must ("ip", "netns", "del", guest, NULL);
+  stand_in_stop (&guest);
+}
+
+/* A free address has no tracked connection left (every way one is freed
+ * forgets its connections), so giving one walks no connection table:
+ * only a new bridge (once) and a tap's release do. */
+static void
+test_only_freeing_an_address_walks_conntrack (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Tap) first = NULL, second = NULL;
+  g_autoptr(BgCallResult) deleted = NULL;
+
+  if (g_getenv ("BANGER_TEST_HOOKS") == NULL)
+    {
+      g_test_skip ("built without -Dtest_hooks=true, so the mechanism does not count its steps");
+      return;
+    }
+  bg_harness_count_start (f->h, "conntrack-walk");
+  first = create_tap (f, BG_TEST_USER_A, "first");
+  g_assert_cmpuint (bg_harness_count (f->h, "conntrack-walk"), ==, 1);
+  bg_harness_count_start (f->h, "conntrack-walk");
+  second = create_tap (f, BG_TEST_USER_A, "second");
+  g_assert_cmpuint (bg_harness_count (f->h, "conntrack-walk"), ==, 0);
+  deleted = delete_tap (f, BG_TEST_USER_A, second->tap);
+  bg_assert_call_ok (deleted);
+  g_assert_cmpuint (bg_harness_count (f->h, "conntrack-walk"), ==, 1);
+}
+
+typedef struct {
+  BgHarness    *h;
+  const char   *user;
+  const char   *args;
+} Call;
+
+static gpointer
+call_create_tap (gpointer data)
+{
+  Call *c = data;
+  return bg_harness_call (c->h, c->user, "CreateTap", c->args, NULL);
+}
+
+/* A CreateTap that fails after its owner was listed for the address (the
+ * names file cannot be written) forgets the flows the owner opened
+ * meanwhile before the address is free: B's next tap gets it, and A's
+ * flow ends. */
+static void
+test_rolled_back_tap_forgets_its_flows (Fixture *f, gconstpointer data)
+{
+  g_autofree char *pause_at = g_build_filename (f->h->run_dir, "pause-at", NULL);
+  g_autofree char *paused_at = g_build_filename (f->h->run_dir, "paused-at", NULL);
+  g_autofree char *hosts = g_build_filename (f->h->run_dir, "hosts", NULL);
+  g_autofree char *in_hosts = g_build_filename (hosts, "in-the-way", NULL);
+  g_autofree char *one = NULL;
+  g_autoptr(Tap) a1 = create_tap (f, BG_TEST_USER_A, "before");
+  g_autoptr(Tap) b1 = NULL;
+  g_autoptr(BgCallResult) deleted = NULL, failed = NULL;
+  Call call = { f->h, BG_TEST_USER_A, "('again', @a{sv} {})" };
+  GThread *thread;
+  gint64 deadline;
+  StandIn guest;
+  Flow fa;
+
+  if (g_getenv ("BANGER_TEST_HOOKS") == NULL)
+    {
+      g_test_skip ("built without -Dtest_hooks=true, so the mechanism cannot be held at that step");
+      return;
+    }
+  /* The address A's next tap gets: the lowest, free again. */
+  deleted = delete_tap (f, BG_TEST_USER_A, a1->tap);
+  bg_assert_call_ok (deleted);
+  stand_in_start (&guest, a1->address, a1->prefix);
+
+  g_assert_true (g_file_set_contents (pause_at, "create-tap-up", -1, NULL));
+  thread = g_thread_new ("create-tap", call_create_tap, &call);
+  deadline = bg_test_deadline (60);
+  while (!g_file_test (paused_at, G_FILE_TEST_EXISTS) && g_get_monotonic_time () < deadline)
+    g_usleep (10000);
+  g_assert_true (g_file_test (paused_at, G_FILE_TEST_EXISTS));
+
+  /* The tap is up and A listed for its address: A's flow starts. */
+  flow_start (&fa, BG_TEST_USER_A, a1->address, "7781");
+  one = flow_say (&fa, "one");
+  g_assert_cmpstr (one, ==, "one");
+  /* The names file cannot be replaced: the call rolls back. */
+  if (g_unlink (hosts) < 0)
+    g_assert_cmpint (errno, ==, ENOENT);
+  g_assert_no_errno (g_mkdir (hosts, 0755));
+  g_assert_true (g_file_set_contents (in_hosts, "", 0, NULL));
+  g_assert_no_errno (g_unlink (pause_at));
+  failed = g_thread_join (thread);
+  g_assert_false (failed->ok);
+  g_assert_no_errno (g_unlink (in_hosts));
+  g_assert_no_errno (g_rmdir (hosts));
+
+  b1 = create_tap (f, BG_TEST_USER_B, "next");
+  g_assert_cmpstr (b1->address, ==, a1->address);
+  check_flow_ended (&fa, BG_TEST_USER_B, b1->address);
+
+  flow_stop (&fa);
+  stand_in_stop (&guest);
+}
+
+/* A registry that lost a tap (wiped by hand: the kernel's tap is
+ * recorded again at the next start, without its address) freed that
+ * address without its release: the next start forgets the subnet's
+ * flows before giving any address, so A's flow to its old VM's address
+ * ends when B's VM gets it. */
+static void
+test_wiped_registry_forgets_the_subnets_flows (Fixture *f, gconstpointer data)
+{
+  g_autofree char *one = NULL, *record = NULL;
+  g_autoptr(Tap) a1 = create_tap (f, BG_TEST_USER_A, "wiped");
+  g_autoptr(Tap) b1 = NULL;
+  StandIn guest;
+  GPid pid;
+  Flow fa;
+
+  stand_in_start (&guest, a1->address, a1->prefix);
+  flow_start (&fa, BG_TEST_USER_A, a1->address, "7781");
+  one = flow_say (&fa, "one");
+  g_assert_cmpstr (one, ==, "one");
+
+  pid = bg_harness_mechanism_pid (f->h);
+  if (pid > 0)
+    {
+      kill (pid, SIGTERM);
+      g_assert_true (bg_harness_wait_name_gone (f->h, 20));
+    }
+  record = g_strdup_printf ("%s/registry/tap/%s.json", f->h->run_dir, a1->tap);
+  g_assert_no_errno (g_unlink (record));
+
+  b1 = create_tap (f, BG_TEST_USER_B, "next");
+  g_assert_cmpstr (b1->address, ==, a1->address);
+  check_flow_ended (&fa, BG_TEST_USER_B, b1->address);
+
+  flow_stop (&fa);
+  stand_in_stop (&guest);
 }
 
 /* Stops the mechanism and moves the record of tap @from to the name
@@ -2453,6 +2619,9 @@ add_tests (void)
   ADD ("/network/ipv6/host-users-reach-only-their-own-vms", test_host_users_reach_only_their_own_vms_over_ipv6);
   ADD ("/network/host-sends-nothing-out-a-vms-port", test_host_sends_nothing_out_a_vms_port);
   ADD ("/network/old-flows-end-with-their-address", test_old_flows_end_with_their_address);
+  ADD ("/network/only-freeing-an-address-walks-conntrack", test_only_freeing_an_address_walks_conntrack);
+  ADD ("/network/rolled-back-tap-forgets-its-flows", test_rolled_back_tap_forgets_its_flows);
+  ADD ("/network/wiped-registry-forgets-the-subnets-flows", test_wiped_registry_forgets_the_subnets_flows);
   ADD ("/network/ipv6/ports-hold-no-host-ipv6", test_ports_hold_no_host_ipv6);
   ADD ("/network/create-tap-takes-no-other-users-tap", test_create_tap_takes_no_other_users_tap);
   ADD ("/network/ipv6/nat66-rewrites-source", test_nat66_rewrites_source);
