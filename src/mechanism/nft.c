@@ -22,6 +22,13 @@
  * (`meta skuid`, the sets `owners` kept with the taps); replies to what a
  * VM opened pass, and so does the kernel's own neighbour discovery and
  * MLD, which carry no user's connection. */
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <netlink/netfilter/nfnl.h>
+#include <arpa/inet.h>
+#include <netlink/attr.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
 #include <nftables/libnftables.h>
 
 #include "bg-error.h"
@@ -41,7 +48,15 @@
  * (a different set of ports is written anew without listing the old),
  * and whether the ip6 table exists. A change that fails on what was
  * remembered (someone dropped a table meanwhile) forgets it and is made
- * again from what the kernel lists. */
+ * again from what the kernel lists.
+ *
+ * And whether the ip and ip6 tables were in place, at which generation
+ * of the ruleset: the kernel counts every committed change, anyone's,
+ * so while the count is where this process left it nothing has changed
+ * them, and "in place" needs no listing (two, of both tables, on every
+ * call that makes sure of the network). One change of anyone else's, a
+ * flush by hand included, moves the count past it, and the tables are
+ * listed again. */
 typedef enum {
   IP6_UNKNOWN = -1,
   IP6_ABSENT,
@@ -52,6 +67,8 @@ struct _BgNft {
   struct nft_ctx *ctx;
   char           *ports_digest;
   Ip6Table        ip6;
+  char           *in_place;       /* for what (bridge, subnets), or NULL */
+  guint32         in_place_gen;   /* at which generation */
 };
 
 BgNft *
@@ -67,7 +84,55 @@ static void
 forget_made (BgNft *nft)
 {
   g_clear_pointer (&nft->ports_digest, g_free);
+  g_clear_pointer (&nft->in_place, g_free);
   nft->ip6 = IP6_UNKNOWN;
+}
+
+static int
+on_generation (struct nl_msg *msg,
+               void          *data)
+{
+  struct nlattr *tb[NFTA_GEN_MAX + 1];
+  gint64 *gen = data;
+
+  if (nlmsg_parse (nlmsg_hdr (msg), sizeof (struct nfgenmsg), tb, NFTA_GEN_MAX, NULL) == 0 &&
+      tb[NFTA_GEN_ID] != NULL)
+    *gen = ntohl (nla_get_u32 (tb[NFTA_GEN_ID]));
+  return NL_OK;
+}
+
+/* The ruleset's generation (NFT_MSG_GETGEN), or -1 if it cannot be read:
+ * then nothing is taken as known. */
+static gint64
+ruleset_generation (void)
+{
+  struct nl_sock *sk = nl_socket_alloc ();
+  gint64 gen = -1;
+
+  if (sk == NULL)
+    return -1;
+  if (nfnl_connect (sk) < 0 ||
+      nfnl_send_simple (sk, NFNL_SUBSYS_NFTABLES, NFT_MSG_GETGEN, 0, AF_UNSPEC, 0) < 0 ||
+      nl_socket_modify_cb (sk, NL_CB_VALID, NL_CB_CUSTOM, on_generation, &gen) < 0 ||
+      nl_recvmsgs_default (sk) < 0)
+    gen = -1;
+  nl_socket_free (sk);
+  return gen;
+}
+
+/* After a change of this process's own, committed from generation
+ * @before: what was known in place still is if the change was the only
+ * one since (the count moved by exactly one). */
+static void
+committed (BgNft  *nft,
+           gint64  before)
+{
+  gint64 now = nft->in_place != NULL && before >= 0 ? ruleset_generation () : -1;
+
+  if (now >= 0 && now == before + 1)
+    nft->in_place_gen = (guint32) now;
+  else
+    g_clear_pointer (&nft->in_place, g_free);
 }
 
 void
@@ -78,6 +143,7 @@ bg_nft_free (BgNft *nft)
   if (nft->ctx != NULL)
     nft_ctx_free (nft->ctx);
   g_free (nft->ports_digest);
+  g_free (nft->in_place);
   g_free (nft);
 }
 
@@ -147,8 +213,8 @@ table_in_place (BgNft      *nft,
 /* The tables exist, are the ones for this bridge and subnets (@subnet6
  * NULL: no IPv6 table), and still have their masquerade rules (a flush
  * keeps a table's comment, not its rules). */
-gboolean
-bg_nft_in_place (BgNft      *nft,
+static gboolean
+tables_in_place (BgNft      *nft,
                  const char *bridge,
                  const char *subnet,
                  const char *subnet6)
@@ -171,6 +237,39 @@ bg_nft_in_place (BgNft      *nft,
   if (!table_in_place (nft, "ip6", want6, PORT_DROP))
     return FALSE;
   nft->ip6 = IP6_PRESENT;
+  return TRUE;
+}
+
+static char *
+in_place_key (const char *bridge,
+              const char *subnet,
+              const char *subnet6)
+{
+  return g_strdup_printf ("%s %s %s", bridge, subnet, subnet6 ? subnet6 : "-");
+}
+
+gboolean
+bg_nft_in_place (BgNft      *nft,
+                 const char *bridge,
+                 const char *subnet,
+                 const char *subnet6)
+{
+  g_autofree char *key = in_place_key (bridge, subnet, subnet6);
+  /* Read before the listing: a change made during it moves the count
+   * past what is remembered. */
+  gint64 gen = ruleset_generation ();
+
+  if (gen >= 0 && nft->in_place != NULL && g_str_equal (nft->in_place, key) && gen == nft->in_place_gen &&
+      nft->ip6 != IP6_UNKNOWN)
+    return TRUE;
+  g_clear_pointer (&nft->in_place, g_free);
+  if (!tables_in_place (nft, bridge, subnet, subnet6))
+    return FALSE;
+  if (gen >= 0)
+    {
+      nft->in_place = g_steal_pointer (&key);
+      nft->in_place_gen = (guint32) gen;
+    }
   return TRUE;
 }
 
@@ -204,6 +303,7 @@ bg_nft_apply (BgNft       *nft,
 {
   g_autofree char *comment = marker (bridge, subnet);
   g_autoptr(GString) script = g_string_new (NULL);
+  gint64 before;
 
   g_string_append_printf (script,
       "add table ip " NFT_TABLE "\n"
@@ -286,9 +386,13 @@ bg_nft_apply (BgNft       *nft,
     }
   /* The bridge table is not touched: its digest still holds. */
   nft->ip6 = IP6_UNKNOWN;
+  g_clear_pointer (&nft->in_place, g_free);
+  before = ruleset_generation ();
   if (!nft_run (nft, script->str, NULL, error))
     return FALSE;
   nft->ip6 = subnet6 != NULL ? IP6_PRESENT : IP6_ABSENT;
+  nft->in_place = in_place_key (bridge, subnet, subnet6);
+  committed (nft, before);
   return TRUE;
 }
 
@@ -478,7 +582,12 @@ apply_ports_once (BgNft           *nft,
     if (g_strcmp0 (nft->ports_digest, digest) == 0 &&
         nft_run (nft, "list table bridge " NFT_TABLE, &listing, NULL) && strstr (listing, digest) != NULL &&
         strstr (listing, "\t\tdrop\n") != NULL)
-      return nft_run (nft, script->str, NULL, error);
+      {
+        if (!nft_run (nft, script->str, NULL, error))
+          return FALSE;
+        committed (nft, nft->in_place_gen);
+        return TRUE;
+      }
     g_clear_pointer (&nft->ports_digest, g_free);
     written = g_strdup (digest);
     g_string_append_printf (script, "add table bridge " NFT_TABLE "\n"
@@ -550,5 +659,8 @@ apply_ports_once (BgNft           *nft,
   if (!nft_run (nft, script->str, NULL, error))
     return FALSE;
   nft->ports_digest = g_steal_pointer (&written);
+  /* The ip and ip6 tables' rules are not touched, only their owners:
+   * still in place if nobody else changed anything. */
+  committed (nft, nft->in_place_gen);
   return TRUE;
 }
