@@ -56,7 +56,9 @@
  * them, and "in place" needs no listing (two, of both tables, on every
  * call that makes sure of the network). One change of anyone else's, a
  * flush by hand included, moves the count past it, and the tables are
- * listed again. */
+ * listed again. The same holds for the bridge table this process last
+ * wrote: while the count is where it left it, a new set of ports only
+ * needs the sets changed. */
 typedef enum {
   IP6_UNKNOWN = -1,
   IP6_ABSENT,
@@ -66,9 +68,12 @@ typedef enum {
 struct _BgNft {
   struct nft_ctx *ctx;
   char           *ports_digest;
+  gboolean        ports_isolate;  /* which chains the bridge table has */
   Ip6Table        ip6;
   char           *in_place;       /* for what (bridge, subnets), or NULL */
-  guint32         in_place_gen;   /* at which generation */
+  gint64          in_place_gen;   /* at which generation */
+  gint64          ports_gen;      /* the generation at which the bridge table
+                                   * held ports_digest's ports, or -1 */
 };
 
 BgNft *
@@ -77,6 +82,7 @@ bg_nft_new (void)
   BgNft *nft = g_new0 (BgNft, 1);
 
   nft->ip6 = IP6_UNKNOWN;
+  nft->ports_gen = -1;
   return nft;
 }
 
@@ -85,6 +91,7 @@ forget_made (BgNft *nft)
 {
   g_clear_pointer (&nft->ports_digest, g_free);
   g_clear_pointer (&nft->in_place, g_free);
+  nft->ports_gen = -1;
   nft->ip6 = IP6_UNKNOWN;
 }
 
@@ -121,18 +128,21 @@ ruleset_generation (void)
 }
 
 /* After a change of this process's own, committed from generation
- * @before: what was known in place still is if the change was the only
- * one since (the count moved by exactly one). */
+ * @before (read just before it): what was known at @before still is if
+ * the change was the only one (the count moved by exactly one), except
+ * what the change itself touched, which its caller says. */
 static void
 committed (BgNft  *nft,
            gint64  before)
 {
-  gint64 now = nft->in_place != NULL && before >= 0 ? ruleset_generation () : -1;
+  gint64 now = before >= 0 && (nft->in_place != NULL || nft->ports_gen >= 0) ? ruleset_generation () : -1;
+  gboolean only_ours = now >= 0 && now == before + 1;
 
-  if (now >= 0 && now == before + 1)
-    nft->in_place_gen = (guint32) now;
+  if (only_ours && nft->in_place != NULL && nft->in_place_gen == before)
+    nft->in_place_gen = now;
   else
     g_clear_pointer (&nft->in_place, g_free);
+  nft->ports_gen = only_ours && nft->ports_gen == before ? now : -1;
 }
 
 void
@@ -268,7 +278,7 @@ bg_nft_in_place (BgNft      *nft,
   if (gen >= 0)
     {
       nft->in_place = g_steal_pointer (&key);
-      nft->in_place_gen = (guint32) gen;
+      nft->in_place_gen = gen;
     }
   return TRUE;
 }
@@ -392,6 +402,7 @@ bg_nft_apply (BgNft       *nft,
     return FALSE;
   nft->ip6 = subnet6 != NULL ? IP6_PRESENT : IP6_ABSENT;
   nft->in_place = in_place_key (bridge, subnet, subnet6);
+  nft->in_place_gen = before;
   committed (nft, before);
   return TRUE;
 }
@@ -416,6 +427,17 @@ add_elements (GString    *script,
   if (elements->len > 0)
     g_string_append_printf (script, " elements = { %s }", elements->str);
   g_string_append (script, " }\n");
+}
+
+/* The same set of the bridge table, emptied and filled again. */
+static void
+replace_elements (GString    *script,
+                  const char *set,
+                  GString    *elements)
+{
+  g_string_append_printf (script, "flush set bridge " NFT_TABLE " %s\n", set);
+  if (elements->len > 0)
+    g_string_append_printf (script, "add element bridge " NFT_TABLE " %s { %s }\n", set, elements->str);
 }
 
 /* @address as the 128-bit integer a raw payload match compares with. */
@@ -531,6 +553,7 @@ apply_ports_once (BgNft           *nft,
   g_autoptr(GString) owners = g_string_new (NULL);
   g_autoptr(GString) owners6 = g_string_new (NULL);
   g_autofree char *written = NULL;
+  gint64 gen;
 
   for (guint i = 0; i < n_ports; i++)
     {
@@ -576,6 +599,42 @@ apply_ports_once (BgNft           *nft,
     g_autofree char *digest = g_compute_checksum_for_string (G_CHECKSUM_SHA256, spec, -1);
     g_autofree char *listing = NULL;
 
+    gen = ruleset_generation ();
+
+    /* Nothing changed since this process last wrote the bridge table
+     * (the ruleset's generation is where it left it): the same ports
+     * are in place, and other ports of the same kind only change the
+     * sets, in the same transaction, chains untouched. The table's
+     * comment then names the ports it was made for, no longer the
+     * ones in its sets: a listing (below) finds it stale and writes
+     * it anew. */
+    if (gen >= 0 && gen == nft->ports_gen && nft->ports_digest != NULL &&
+        (g_str_equal (nft->ports_digest, digest) || nft->ports_isolate == isolate))
+      {
+        if (!g_str_equal (nft->ports_digest, digest))
+          {
+            replace_elements (script, "taps", taps);
+            replace_elements (script, "sources", sources);
+            replace_elements (script, "sources6", sources6);
+            replace_elements (script, "macs", macs);
+            replace_elements (script, "peers", peers);
+            replace_elements (script, "targets", targets);
+            if (isolate)
+              {
+                replace_elements (script, "addresses", addresses);
+                replace_elements (script, "routes", routes);
+                replace_elements (script, "addresses6", addresses6);
+                replace_elements (script, "routes6", routes6);
+              }
+          }
+        if (!nft_run (nft, script->str, NULL, error))
+          return FALSE;
+        g_free (nft->ports_digest);
+        nft->ports_digest = g_steal_pointer (&digest);
+        committed (nft, gen);
+        return TRUE;
+      }
+
     /* Other ports than this process last wrote: written anew, without
      * listing the old. The same ones: written only if they are not in
      * place (a flush keeps the comment, not the rules). */
@@ -585,7 +644,9 @@ apply_ports_once (BgNft           *nft,
       {
         if (!nft_run (nft, script->str, NULL, error))
           return FALSE;
-        committed (nft, nft->in_place_gen);
+        /* Seen in place at @gen (read before the listing). */
+        nft->ports_gen = gen;
+        committed (nft, gen);
         return TRUE;
       }
     g_clear_pointer (&nft->ports_digest, g_free);
@@ -659,8 +720,11 @@ apply_ports_once (BgNft           *nft,
   if (!nft_run (nft, script->str, NULL, error))
     return FALSE;
   nft->ports_digest = g_steal_pointer (&written);
+  nft->ports_isolate = isolate;
   /* The ip and ip6 tables' rules are not touched, only their owners:
-   * still in place if nobody else changed anything. */
-  committed (nft, nft->in_place_gen);
+   * still in place if nobody else changed anything; the bridge table is
+   * now this one. */
+  nft->ports_gen = gen;
+  committed (nft, gen);
   return TRUE;
 }

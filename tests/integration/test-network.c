@@ -1722,6 +1722,49 @@ test_old_flows_end_with_their_address (Fixture *f, gconstpointer data)
   stand_in_stop (&guest);
 }
 
+/* The bridge table's handle: a new one only when the table is made anew. */
+static char *
+bridge_table_handle (void)
+{
+  g_autofree char *out = run ("nft", "-a", "list", "table", "bridge", "banger", NULL);
+  const char *at = out ? strstr (out, "# handle ") : NULL;
+
+  g_assert_nonnull (at);
+  at += strlen ("# handle ");
+  return g_strndup (at, strspn (at, "0123456789"));
+}
+
+/* A new tap changes only the guards' sets, in place, while nothing else
+ * changed the ruleset since the mechanism last wrote it; once anything
+ * else did, the bridge table is written anew. The new tap is listed
+ * either way. */
+static void
+test_new_tap_changes_only_the_guards_sets (Fixture *f, gconstpointer data)
+{
+  g_autoptr(Tap) one = create_tap (f, BG_TEST_USER_A, "one");
+  g_autoptr(Tap) two = NULL, three = NULL;
+  g_autofree char *first = bridge_table_handle (), *second = NULL, *third = NULL;
+  g_autofree char *sources = NULL, *sources_after = NULL;
+
+  two = create_tap (f, BG_TEST_USER_A, "two");
+  second = bridge_table_handle ();
+  g_assert_cmpstr (second, ==, first);
+  sources = run ("nft", "list", "set", "bridge", "banger", "sources", NULL);
+  g_assert_nonnull (strstr (sources, one->tap));
+  g_assert_nonnull (strstr (sources, two->tap));
+
+  /* Someone else's change: the count moves past the mechanism's. */
+  must ("nft", "add", "table", "ip", "bgt-other", NULL);
+  three = create_tap (f, BG_TEST_USER_B, "three");
+  third = bridge_table_handle ();
+  g_assert_cmpstr (third, !=, first);
+  sources_after = run ("nft", "list", "set", "bridge", "banger", "sources", NULL);
+  g_assert_nonnull (strstr (sources_after, one->tap));
+  g_assert_nonnull (strstr (sources_after, two->tap));
+  g_assert_nonnull (strstr (sources_after, three->tap));
+  must ("nft", "delete", "table", "ip", "bgt-other", NULL);
+}
+
 /* A free address has no tracked connection left (every way one is freed
  * forgets its connections), so giving one walks no connection table:
  * only a new bridge (once) and a tap's release do. */
@@ -2620,6 +2663,7 @@ add_tests (void)
   ADD ("/network/host-sends-nothing-out-a-vms-port", test_host_sends_nothing_out_a_vms_port);
   ADD ("/network/old-flows-end-with-their-address", test_old_flows_end_with_their_address);
   ADD ("/network/only-freeing-an-address-walks-conntrack", test_only_freeing_an_address_walks_conntrack);
+  ADD ("/network/new-tap-changes-only-the-guards-sets", test_new_tap_changes_only_the_guards_sets);
   ADD ("/network/rolled-back-tap-forgets-its-flows", test_rolled_back_tap_forgets_its_flows);
   ADD ("/network/wiped-registry-forgets-the-subnets-flows", test_wiped_registry_forgets_the_subnets_flows);
   ADD ("/network/ipv6/ports-hold-no-host-ipv6", test_ports_hold_no_host_ipv6);
