@@ -494,13 +494,9 @@ bg_vm_up (BgCli        *cli,
       r->tap = bg_net_tap_name (getuid (), name);
       /* Recorded first, as "creating": a crash from here on leaves
        * something 'system cleanup' recognizes. It names the tap, and no
-       * address until one is the VM's. Not synced (two fsyncs on the
-       * way to LaunchVm): a kill leaves it whole all the same, and what
-       * a power loss before the durable "running" record leaves is
-       * either this record or a directory without one, both of which
-       * 'system cleanup' removes; the tap is gone with the reboot. */
+       * address until one is the VM's. */
       if (!bg_paths_mkdir_private (dir, error) ||
-          !bg_state_store_update_full (store, name, create_record, r, BG_STATE_WRITE_CONSISTENT, error))
+          !bg_state_store_update (store, name, create_record, r, error))
         goto out;
       bg_undo_push (undo, undo_remove_dir, g_strdup (dir), g_free);
       bg_undo_push (undo, undo_delete_record, g_strdup (name), g_free);
