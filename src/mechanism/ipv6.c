@@ -91,6 +91,23 @@ bg_ipv6_port_off (const char  *port,
   return bg_ipv6_set_link (port, FALSE, error);
 }
 
+/* As bg_ipv6_load_prefix, without choosing one: FALSE if none was. */
+gboolean
+bg_ipv6_peek_prefix (BgNetConfig  *config,
+                     const char   *state_dir,
+                     guint8        network[16])
+{
+  g_autofree char *path = g_build_filename (state_dir, PREFIX_FILE, NULL);
+  g_autofree char *text = NULL;
+
+  if (!config->subnet6_auto)
+    {
+      memcpy (network, config->subnet6, 16);
+      return TRUE;
+    }
+  return g_file_get_contents (path, &text, NULL, NULL) && bg_net_parse_subnet6 (g_strstrip (text), network, NULL);
+}
+
 /* The /64 of network.conf, or the ULA chosen once for this host and
  * kept in the mechanism's state directory (a reboot keeps it, so VMs
  * keep their addresses). */

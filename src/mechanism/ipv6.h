@@ -17,6 +17,9 @@ gboolean bg_ipv6_load_prefix       (BgNetConfig  *config,
                                     const char   *state_dir,
                                     guint8        network[16],
                                     GError      **error);
+gboolean bg_ipv6_peek_prefix       (BgNetConfig  *config,
+                                    const char   *state_dir,
+                                    guint8        network[16]);
 char    *bg_ipv6_off_reason        (BgNetConfig  *config,
                                     const char   *ifname);
 gboolean bg_ipv6_enable_forwarding (const char   *uplink,

@@ -33,9 +33,12 @@
 static gboolean mark_subnet_unforgotten (BgNetwork   *network,
                                          const char  *why,
                                          GError     **error);
-static gboolean forget_subnet (BgNetwork   *network,
-                               BgNetState  *s,
-                               GError     **error);
+static gboolean subnet_unforgotten (BgNetwork *network);
+static gboolean forget_subnet (BgNetwork    *network,
+                               BgNetConfig  *c,
+                               BgResource   *bridge,
+                               BgNetState   *s,
+                               GError      **error);
 static gboolean apply_ports (BgNetwork  *network,
                              GError    **error);
 static gboolean repair_taps (BgNetwork   *network,
@@ -310,7 +313,7 @@ ensure_network (BgNetwork  *network,
   g_autoptr(GArray) routes = NULL;
   g_autoptr(GHashTable) links = NULL;
   BgResource *r;
-  gboolean new_record = FALSE, new_link = FALSE, in_place;
+  gboolean new_record = FALSE, new_link = FALSE, unforgotten = FALSE, in_place;
   int ifindex;
 
   *guarded = FALSE;
@@ -404,8 +407,9 @@ ensure_network (BgNetwork  *network,
   if (s->uplink != NULL && !bg_nl_link_enable_forwarding (sk, s->uplink, error))
     goto rollback;
 
-  if (!ensure_ipv6 (network, sk, c, r, s, ifindex, error) || !forget_subnet (network, s, error))
+  if (!ensure_ipv6 (network, sk, c, r, s, ifindex, error))
     goto rollback;
+  unforgotten = subnet_unforgotten (network);
 
   in_place = bg_nft_in_place (network->nft, s->bridge, s->subnet_text, s->subnet6_text);
   if (!in_place && !bg_nft_apply (network->nft, s->bridge, s->subnet_text, s->subnet6_text, error))
@@ -417,13 +421,18 @@ ensure_network (BgNetwork  *network,
    * they are. */
   if (bg_registry_count (registry, BG_KIND_TAP) > 0 && (links = bg_nl_links (sk, error)) == NULL)
     goto rollback;
-  if (!guards_follow || new_link || !in_place || (links != NULL && taps_to_repair (network, links, ifindex)))
+  if (!guards_follow || new_link || !in_place || unforgotten ||
+      (links != NULL && taps_to_repair (network, links, ifindex)))
     {
       if (!apply_ports (network, error))
         goto rollback;
       *guarded = TRUE;
     }
   if (links != NULL && !repair_taps (network, sk, links, ifindex, error))
+    goto rollback;
+  /* Once the guards list only what the registry holds: from then on no
+   * user but root can track a new connection to a lost address. */
+  if (unforgotten && !forget_subnet (network, c, r, s, error))
     goto rollback;
 
   /* The record says "" for no uplink (a host with no default route):
@@ -643,28 +652,64 @@ mark_subnet_unforgotten (BgNetwork   *network,
   g_autofree char *path = unforgotten_path (network);
   g_autofree char *text = g_strdup_printf ("%s\n", why);
 
+  /* Kept in memory too, should the file not be written. */
+  network->forget_pending = TRUE;
   return bg_file_replace (path, text, strlen (text), 0600, error);
 }
 
-/* Once marked: every tracked connection of an address of the subnet
- * (IPv4, and the /64 when the VMs have IPv6) that no tap on record
- * holds goes, then the mark. The link-local addresses are left: each is
- * derived from a MAC, which is derived from the owner and the VM's
- * name, so no other user's VM ever has it. */
 static gboolean
-forget_subnet (BgNetwork   *network,
-               BgNetState  *s,
-               GError     **error)
+subnet_unforgotten (BgNetwork *network)
 {
   g_autofree char *path = unforgotten_path (network);
-  g_autoptr(GPtrArray) taps = NULL;
-  g_autoptr(GPtrArray) keep = NULL;
-  const char *prefixes[] = { s->subnet_text, s->ipv6 ? s->subnet6_text : NULL, NULL };
 
-  if (!g_file_test (path, G_FILE_TEST_EXISTS))
-    return TRUE;
-  taps = bg_registry_list (network->registry, BG_KIND_TAP);
-  keep = g_ptr_array_new ();
+  return network->forget_pending || g_file_test (path, G_FILE_TEST_EXISTS);
+}
+
+static void
+add_prefix (GPtrArray  *prefixes,
+            const char *subnet,
+            guint       bits)
+{
+  if (subnet != NULL)
+    g_ptr_array_add (prefixes, strchr (subnet, '/') ? g_strdup (subnet) : g_strdup_printf ("%s/%u", subnet, bits));
+}
+
+/* Once marked: every tracked connection of an address of the subnet
+ * that no tap on record holds goes, then the mark. The subnet as
+ * network.conf has it now and as the bridge's record had it (the lost
+ * taps' addresses were of that one), IPv4 and the /64, whether or not
+ * the VMs have IPv6 at the moment. The host's own addresses on the
+ * bridge (the gateways) stay: the live VMs' flows with the host name
+ * them. The link-local addresses are left: each is derived from a MAC,
+ * which is a 40-bit digest of the owner and the VM's name, so no other
+ * user's VM has it (short of a collision of that digest). */
+static gboolean
+forget_subnet (BgNetwork    *network,
+               BgNetConfig  *c,
+               BgResource   *bridge,
+               BgNetState   *s,
+               GError      **error)
+{
+  g_autofree char *path = unforgotten_path (network);
+  g_autoptr(GPtrArray) taps = bg_registry_list (network->registry, BG_KIND_TAP);
+  g_autoptr(GPtrArray) keep = g_ptr_array_new ();
+  g_autoptr(GPtrArray) prefixes = g_ptr_array_new_with_free_func (g_free);
+  guint32 prefix = 0;
+  guint8 net6[16];
+
+  add_prefix (prefixes, s->subnet_text, 0);
+  add_prefix (prefixes, s->subnet6_text, 64);
+  if (bridge != NULL && g_variant_lookup (bridge->details, "prefix", "u", &prefix))
+    add_prefix (prefixes, bg_resource_get_string (bridge, "subnet"), prefix);
+  if (bridge != NULL)
+    add_prefix (prefixes, bg_resource_get_string (bridge, "subnet6"), 64);
+  if (bg_ipv6_peek_prefix (c, bg_daemon_get_state_dir (network->daemon), net6))
+    {
+      g_autofree char *text = bg_ip6_format (net6);
+      add_prefix (prefixes, text, 64);
+    }
+  g_ptr_array_add (prefixes, NULL);
+
   for (guint i = 0; i < taps->len; i++)
     {
       const char *a = bg_resource_get_string (taps->pdata[i], "address");
@@ -675,12 +720,17 @@ forget_subnet (BgNetwork   *network,
       if (a6 != NULL)
         g_ptr_array_add (keep, (gpointer) a6);
     }
+  g_ptr_array_add (keep, s->gateway);
+  if (s->gateway6 != NULL)
+    g_ptr_array_add (keep, s->gateway6);
   g_ptr_array_add (keep, NULL);
   bg_daemon_test_count (network->daemon, "conntrack-walk");
-  if (!bg_conntrack_forget_prefixes (prefixes, (const char * const *) keep->pdata, error))
+  if (!bg_conntrack_forget_prefixes ((const char * const *) prefixes->pdata, (const char * const *) keep->pdata,
+                                     error))
     return FALSE;
   if (unlink (path) < 0 && errno != ENOENT)
     return bg_error_errno (error, errno, "cannot remove", path);
+  network->forget_pending = FALSE;
   return TRUE;
 }
 
@@ -926,15 +976,18 @@ bg_network_create_tap (BgNetwork    *network,
 rollback:
   /* As its release, step by step whatever fails: its owner may have been
    * listed for the address, and so have tracked connections to it, which
-   * go before the address is free. Should forgetting fail, the entry
-   * stays "deleting", holding the address, and the next start's
-   * reconciliation releases it. */
+   * go before the address is free. Should a step fail (the entry marked,
+   * its owner out of the guards, the forgetting), the entry stays,
+   * holding the address, and the next start's reconciliation releases
+   * it. */
   bg_nl_link_delete (sk, tap, NULL);
-  bg_registry_set_state (registry, r, BG_RESOURCE_DELETING, NULL);
-  bg_hosts_write (bg_daemon_get_run_dir (network->daemon), registry, NULL);
-  apply_ports (network, NULL);
-  if (forget_connections (network, r, NULL))
-    bg_registry_remove (registry, r, NULL);
+  {
+    gboolean out = bg_registry_set_state (registry, r, BG_RESOURCE_DELETING, NULL);
+
+    bg_hosts_write (bg_daemon_get_run_dir (network->daemon), registry, NULL);
+    if (out && apply_ports (network, NULL) && forget_connections (network, r, NULL))
+      bg_registry_remove (registry, r, NULL);
+  }
   return NULL;
 }
 
@@ -1050,6 +1103,12 @@ bg_network_reconcile (BgNetwork *network)
               if (g_variant_lookup (vm->details, "uid", "u", &jail_uid) && jail_uid == owner)
                 owner = vm->owner;
             }
+          /* Marked first: a crash between the two must not lose it. */
+          if (!mark_subnet_unforgotten (network, "taps were recorded again", &error))
+            {
+              g_warning ("%s (kept in memory)", error->message);
+              g_clear_error (&error);
+            }
           r = bg_registry_add (network->registry, BG_KIND_TAP, name, owner,
                                g_variant_new_parsed ("{'orphan': <true>}"), &error);
           if (r == NULL || !bg_registry_set_state (network->registry, r, BG_RESOURCE_READY, &error))
@@ -1059,11 +1118,6 @@ bg_network_reconcile (BgNetwork *network)
               continue;
             }
           g_message ("Tap %s was not in the registry; recorded as uid %u's", (char *) name, (guint) owner);
-          if (!mark_subnet_unforgotten (network, "taps were recorded again", &error))
-            {
-              g_warning ("%s", error->message);
-              g_clear_error (&error);
-            }
         }
     }
   if (!bg_hosts_write (bg_daemon_get_run_dir (network->daemon), network->registry, &error))

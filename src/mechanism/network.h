@@ -13,6 +13,7 @@ struct _BgNetwork {
   BgDaemon   *daemon;
   BgRegistry *registry;
   BgNft      *nft;
+  gboolean    forget_pending;   /* as <run-dir>/forget-subnet, should it not be written */
 };
 
 /* The network as it is: what EnsureNetwork() and NetworkInfo() report. */

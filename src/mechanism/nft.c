@@ -99,11 +99,13 @@ static int
 on_generation (struct nl_msg *msg,
                void          *data)
 {
+  static struct nla_policy policy[NFTA_GEN_MAX + 1] = { [NFTA_GEN_ID] = { .type = NLA_U32 } };
+  struct nlmsghdr *h = nlmsg_hdr (msg);
   struct nlattr *tb[NFTA_GEN_MAX + 1];
   gint64 *gen = data;
 
-  if (nlmsg_parse (nlmsg_hdr (msg), sizeof (struct nfgenmsg), tb, NFTA_GEN_MAX, NULL) == 0 &&
-      tb[NFTA_GEN_ID] != NULL)
+  if (h->nlmsg_type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN) &&
+      nlmsg_parse (h, sizeof (struct nfgenmsg), tb, NFTA_GEN_MAX, policy) == 0 && tb[NFTA_GEN_ID] != NULL)
     *gen = ntohl (nla_get_u32 (tb[NFTA_GEN_ID]));
   return NL_OK;
 }
@@ -129,13 +131,16 @@ ruleset_generation (void)
 
 /* After a change of this process's own, committed from generation
  * @before (read just before it): what was known at @before still is if
- * the change was the only one (the count moved by exactly one), except
- * what the change itself touched, which its caller says. */
+ * the change was the only one (the count moved by exactly one). Only if
+ * the change @changed something for certain: the kernel does not count
+ * a transaction that changes nothing (an empty set flushed, a table
+ * added that exists), and then a move by one is someone else's. */
 static void
-committed (BgNft  *nft,
-           gint64  before)
+committed (BgNft    *nft,
+           gint64    before,
+           gboolean  changed)
 {
-  gint64 now = before >= 0 && (nft->in_place != NULL || nft->ports_gen >= 0) ? ruleset_generation () : -1;
+  gint64 now = changed && before >= 0 && (nft->in_place != NULL || nft->ports_gen >= 0) ? ruleset_generation () : -1;
   gboolean only_ours = now >= 0 && now == before + 1;
 
   if (only_ours && nft->in_place != NULL && nft->in_place_gen == before)
@@ -403,7 +408,7 @@ bg_nft_apply (BgNft       *nft,
   nft->ip6 = subnet6 != NULL ? IP6_PRESENT : IP6_ABSENT;
   nft->in_place = in_place_key (bridge, subnet, subnet6);
   nft->in_place_gen = before;
-  committed (nft, before);
+  committed (nft, before, TRUE);
   return TRUE;
 }
 
@@ -631,7 +636,8 @@ apply_ports_once (BgNft           *nft,
           return FALSE;
         g_free (nft->ports_digest);
         nft->ports_digest = g_steal_pointer (&digest);
-        committed (nft, gen);
+        /* Certain to change something only with owners to add. */
+        committed (nft, gen, n_ports > 0);
         return TRUE;
       }
 
@@ -644,9 +650,11 @@ apply_ports_once (BgNft           *nft,
       {
         if (!nft_run (nft, script->str, NULL, error))
           return FALSE;
-        /* Seen in place at @gen (read before the listing). */
-        nft->ports_gen = gen;
-        committed (nft, gen);
+        /* Not remembered as this process's own: a listing does not see
+         * every rule (a chain dropped by hand keeps the comment and the
+         * last drop), and only a table written whole makes the sets-only
+         * change above safe. */
+        committed (nft, gen, n_ports > 0);
         return TRUE;
       }
     g_clear_pointer (&nft->ports_digest, g_free);
@@ -725,6 +733,6 @@ apply_ports_once (BgNft           *nft,
    * still in place if nobody else changed anything; the bridge table is
    * now this one. */
   nft->ports_gen = gen;
-  committed (nft, gen);
+  committed (nft, gen, TRUE);
   return TRUE;
 }

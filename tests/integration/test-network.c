@@ -1765,6 +1765,34 @@ test_new_tap_changes_only_the_guards_sets (Fixture *f, gconstpointer data)
   must ("nft", "delete", "table", "ip", "bgt-other", NULL);
 }
 
+/* A chain of the bridge table dropped by hand (the one that keeps
+ * users' VMs apart) is back by the next tap, though a listing of the
+ * table still shows its comment and a last drop: only a table the
+ * mechanism wrote whole is changed set by set. */
+static void
+test_guard_chain_dropped_by_hand_comes_back (Fixture *f, gconstpointer data)
+{
+  g_autoptr(BgCallResult) first = bg_harness_call (f->h, BG_TEST_USER_A, "EnsureNetwork", "(@a{sv} {},)", NULL);
+  g_autoptr(Tap) one = NULL, two = NULL;
+  g_autoptr(BgCallResult) ensure = NULL;
+  g_autofree char *gone = NULL, *back = NULL;
+
+  /* Someone else's change first, so that the first tap's table is
+   * written whole, its comment naming that tap. */
+  bg_assert_call_ok (first);
+  must ("nft", "add", "table", "ip", "bgt-other", NULL);
+  one = create_tap (f, BG_TEST_USER_A, "one");
+  must ("nft", "delete", "chain", "bridge", "banger", "forward", NULL);
+  gone = run ("nft", "list", "chain", "bridge", "banger", "forward", NULL);
+  g_assert_null (gone);
+  ensure = bg_harness_call (f->h, BG_TEST_USER_A, "EnsureNetwork", "(@a{sv} {},)", NULL);
+  bg_assert_call_ok (ensure);
+  two = create_tap (f, BG_TEST_USER_B, "two");
+  back = run ("nft", "list", "chain", "bridge", "banger", "forward", NULL);
+  g_assert_nonnull (back);
+  g_assert_nonnull (strstr (back, "iifname . oifname @peers accept"));  must ("nft", "delete", "table", "ip", "bgt-other", NULL);
+}
+
 /* A free address has no tracked connection left (every way one is freed
  * forgets its connections), so giving one walks no connection table:
  * only a new bridge (once) and a tap's release do. */
@@ -2664,6 +2692,7 @@ add_tests (void)
   ADD ("/network/old-flows-end-with-their-address", test_old_flows_end_with_their_address);
   ADD ("/network/only-freeing-an-address-walks-conntrack", test_only_freeing_an_address_walks_conntrack);
   ADD ("/network/new-tap-changes-only-the-guards-sets", test_new_tap_changes_only_the_guards_sets);
+  ADD ("/network/guard-chain-dropped-by-hand-comes-back", test_guard_chain_dropped_by_hand_comes_back);
   ADD ("/network/rolled-back-tap-forgets-its-flows", test_rolled_back_tap_forgets_its_flows);
   ADD ("/network/wiped-registry-forgets-the-subnets-flows", test_wiped_registry_forgets_the_subnets_flows);
   ADD ("/network/ipv6/ports-hold-no-host-ipv6", test_ports_hold_no_host_ipv6);
