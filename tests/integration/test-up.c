@@ -3,6 +3,7 @@
  * test bus with the real polkitd, a real bridge, taps, loop devices and
  * jails, in a fresh network namespace. */
 #include <elf.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
@@ -440,6 +441,36 @@ test_parallel_ups_get_distinct_resources (Fixture *f, gconstpointer data)
     }
 }
 
+/* A guessed VM's key is pinned by a thread while the VMM is configured
+ * and started. When the pin fails (here known_hosts is a directory, which
+ * no rename can replace), vm up fails with the pin's error: the VM is
+ * never recorded running, and the rollback leaves nothing. */
+static void
+test_up_guessed_pin_failure_leaves_nothing (Fixture *f, gconstpointer data)
+{
+  struct passwd *pw = getpwnam (BG_TEST_USER_A);
+  g_autofree char *kh_path = g_build_filename (f->home, ".local/state/banger/known_hosts", NULL);
+  g_autofree char *before = NULL, *after = NULL, *o = NULL, *e = NULL, *ls = NULL, *ls_err = NULL;
+
+  /* A VM first, so that the next one guesses its network. */
+  g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "vm", "up", "once", "--no-wait", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "vm", "rm", "once", "--force", NULL), ==, 0);
+  if (g_unlink (kh_path) < 0)
+    g_assert_cmpint (errno, ==, ENOENT);
+  g_assert_no_errno (g_mkdir (kh_path, 0700));
+  g_assert_no_errno (chown (kh_path, pw->pw_uid, pw->pw_gid));
+  before = snapshot (f);
+
+  g_assert_cmpint (bg_harness_cli (f->h, &o, &e, "vm", "up", "unpinned", "--no-wait", NULL), ==, 1);
+  g_test_message ("vm up, its pin failing: %s", e);
+  g_assert_nonnull (strstr (e, "everything this run created was removed"));
+  g_assert_nonnull (strstr (e, "known_hosts"));
+  g_assert_cmpint (bg_harness_cli (f->h, &ls, &ls_err, "vm", "ls", "--json", NULL), ==, 0);
+  g_assert_cmpstr (g_strstrip (ls), ==, "[]");
+  after = snapshot (f);
+  g_assert_cmpstr (after, ==, before);
+}
+
 /* `vm up NAME --no-wait` as user A, stopped by the test hook at @step
  * and SIGKILLed there, as a crash would end it. */
 static void
@@ -467,7 +498,9 @@ kill_up_at (Fixture *f, const char *name, const char *step)
 static void
 test_killed_at_any_step_cleanup_leaves_nothing (Fixture *f, gconstpointer data)
 {
-  const char *steps[] = { "tap", "disk", "keys", "launch", "launched",
+  /* "pinned": the host key just pinned; for a guessed network, by the
+   * thread that pins it while the main one configures the VMM. */
+  const char *steps[] = { "tap", "disk", "keys", "launch", "launched", "pinned",
                           "configure", "start", "saved" };
   g_autofree char *before = snapshot (f);
 
@@ -1287,11 +1320,13 @@ test_stop_timeout_kills (Fixture *f, gconstpointer data)
 
 /* Ctrl-C (SIGINT) during `vm up`, at a step where the VMM already runs:
  * the CLI stops, says it was interrupted, and undoes everything itself,
- * no `system cleanup` needed. */
+ * no `system cleanup` needed. With @data, the network is guessed: the
+ * host key is being pinned by a thread meanwhile, and the rollback must
+ * wait for it before it removes the pin. */
 static void
 test_ctrl_c_during_up_leaves_nothing (Fixture *f, gconstpointer data)
 {
-  g_autofree char *before = snapshot (f);
+  g_autofree char *before = NULL;
   g_autofree char *after = NULL, *ls = NULL, *ls_err = NULL;
   const char *args[] = { "vm", "up", "intr", "--no-wait", NULL };
   g_auto(GStrv) argv = bg_harness_cli_argv (BG_TEST_USER_A, args);
@@ -1308,6 +1343,12 @@ test_ctrl_c_during_up_leaves_nothing (Fixture *f, gconstpointer data)
       g_test_skip ("built without -Dtest_hooks=true: the CLI cannot be paused at a step");
       return;
     }
+  if (data != NULL)
+    {
+      g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "vm", "up", "once", "--no-wait", NULL), ==, 0);
+      g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "vm", "rm", "once", "--force", NULL), ==, 0);
+    }
+  before = snapshot (f);
   envp = g_environ_setenv (envp, "BANGER_TEST_PAUSE_AT", "configure", TRUE);
   g_assert_true (g_spawn_async_with_pipes (f->home, argv, envp, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
                                            G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, &pid, NULL, NULL, &err_fd,
@@ -1344,6 +1385,7 @@ add_tests (void)
   ADD ("/up/wrong-guess-follows-the-real-network", test_up_wrong_guess_follows_the_real_network);
   ADD ("/up/again-restarts-with-same-address", test_up_again_restarts_with_same_address);
   ADD ("/up/parallel-ups-get-distinct-resources", test_parallel_ups_get_distinct_resources);
+  ADD ("/up/guessed-pin-failure-leaves-nothing", test_up_guessed_pin_failure_leaves_nothing);
   ADD ("/up/killed-at-any-step-cleanup-leaves-nothing", test_killed_at_any_step_cleanup_leaves_nothing);
   ADD ("/up/mechanism-killed-mid-launch-leaves-nothing", test_mechanism_killed_mid_launch_leaves_nothing);
   ADD ("/up/cleanup-dry-run-lists-and-changes-nothing", test_cleanup_dry_run_lists_and_changes_nothing);
@@ -1358,6 +1400,8 @@ add_tests (void)
   ADD ("/up/logs-and-follow", test_logs_and_follow);
   ADD ("/up/stop-timeout-kills", test_stop_timeout_kills);
   ADD ("/up/ctrl-c-during-up-leaves-nothing", test_ctrl_c_during_up_leaves_nothing);
+  g_test_add ("/up/ctrl-c-during-guessed-up-leaves-nothing", Fixture, GINT_TO_POINTER (1), setup,
+              test_ctrl_c_during_up_leaves_nothing, teardown);
 }
 
 int

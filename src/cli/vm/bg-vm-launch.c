@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <gio/gunixfdlist.h>
 
+#include "bg-cli.h"
 #include "bg-client.h"
 #include "bg-dbus-keys.h"
 #include "bg-drive.h"
@@ -181,9 +182,28 @@ bg_vm_write_config_drive (BgVmRecord   *r,
   return bg_config_drive_build (guest, files, cidata, defer_to (later, dir, "cidata.img"), error);
 }
 
-/* Pins the VM's host key under its name and address (known_hosts is
- * synced now: it holds every VM's pin). A key made now is synced now,
- * or by @later. */
+/* The VM's host key (made now if there is none: synced now, or by
+ * @later) pinned under @alias and @address; known_hosts is synced now:
+ * it holds every VM's pin. */
+static gboolean
+pin_host_key (const char    *known_hosts,
+              const char    *alias,
+              const char    *address,
+              const char    *dir,
+              BgFsyncBatch  *later,
+              GError       **error)
+{
+  g_autofree char *private_key = NULL, *public_key = NULL;
+
+  if (!bg_ssh_generate_host_key (dir, defer_host_key (later, dir), &private_key, &public_key, error) ||
+      !bg_known_hosts_add (known_hosts, alias, address, public_key, error))
+    return FALSE;
+  bg_cli_test_hook ("pinned");
+  return TRUE;
+}
+
+/* Pins the VM's host key under its name and address. A key made now is
+ * synced now, or by @later. */
 gboolean
 bg_vm_pin_host_key (BgVmRecord   *r,
                     const char   *dir,
@@ -193,11 +213,9 @@ bg_vm_pin_host_key (BgVmRecord   *r,
 {
   g_autofree char *kh = bg_known_hosts_path ();
   g_autofree char *alias = bg_ssh_alias (r);
-  g_autofree char *private_key = NULL, *public_key = NULL;
   KnownHost *k;
 
-  if (!bg_ssh_generate_host_key (dir, defer_host_key (later, dir), &private_key, &public_key, error) ||
-      !bg_known_hosts_add (kh, alias, r->address, public_key, error))
+  if (!pin_host_key (kh, alias, r->address, dir, later, error))
     return FALSE;
   if (undo != NULL)
     {
@@ -205,6 +223,101 @@ bg_vm_pin_host_key (BgVmRecord   *r,
       k->alias = g_steal_pointer (&alias);
       k->address = g_strdup (r->address);
       bg_undo_push (undo, undo_known_host, k, (GDestroyNotify) known_host_free);
+    }
+  return TRUE;
+}
+
+/* A guessed VM's pin, made in a thread while the VMM is configured and
+ * started: known_hosts' lock, read, rewrite and fsync were 3-4 ms on vm
+ * up's path after LaunchVm, which only the pin waited for. The undo
+ * stack owns it, and its undo joins the thread before it removes what
+ * the thread wrote: a rollback never runs before or while the pin is
+ * written, whichever path fails. The thread's strings are its own
+ * copies; it touches nothing else of the caller's. */
+struct _BgVmPinAhead {
+  char     *known_hosts;
+  char     *alias;
+  char     *address;
+  char     *dir;
+  GThread  *thread;
+  gboolean  pinned;
+  GError   *error;
+};
+
+/* Only the main thread hears Ctrl-C (bg-cli.c). */
+static gpointer
+pin_ahead_run (gpointer data)
+{
+  BgVmPinAhead *pin = data;
+
+  bg_cli_block_interrupts ();
+  pin->pinned = pin_host_key (pin->known_hosts, pin->alias, pin->address, pin->dir, NULL, &pin->error);
+  return NULL;
+}
+
+static void
+pin_ahead_join (BgVmPinAhead *pin)
+{
+  if (pin->thread != NULL)
+    g_thread_join (g_steal_pointer (&pin->thread));
+}
+
+/* A pin that failed changed nothing (known_hosts is replaced whole or
+ * not at all): nothing to remove, as when the pin was made in line. */
+static void
+undo_pin_ahead (gpointer data)
+{
+  BgVmPinAhead *pin = data;
+
+  pin_ahead_join (pin);
+  if (pin->pinned)
+    bg_known_hosts_remove (pin->known_hosts, pin->alias, pin->address, NULL);
+}
+
+static void
+pin_ahead_free (gpointer data)
+{
+  BgVmPinAhead *pin = data;
+
+  pin_ahead_join (pin);
+  g_free (pin->known_hosts);
+  g_free (pin->alias);
+  g_free (pin->address);
+  g_free (pin->dir);
+  g_clear_error (&pin->error);
+  g_free (pin);
+}
+
+static BgVmPinAhead *
+pin_ahead_start (BgVmRecord *r,
+                 const char *dir,
+                 BgUndo     *undo)
+{
+  BgVmPinAhead *pin = g_new0 (BgVmPinAhead, 1);
+
+  pin->known_hosts = bg_known_hosts_path ();
+  pin->alias = bg_ssh_alias (r);
+  pin->address = g_strdup (r->address);
+  pin->dir = g_strdup (dir);
+  bg_undo_push (undo, undo_pin_ahead, pin, pin_ahead_free);
+  pin->thread = g_thread_new ("banger-pin", pin_ahead_run, pin);
+  return pin;
+}
+
+/* Waits for the pin bg_vm_launch started (NULL: none); its error, if it
+ * failed. */
+gboolean
+bg_vm_finish_pin (BgVmPinAhead  *pin,
+                  GError       **error)
+{
+  if (pin == NULL)
+    return TRUE;
+  pin_ahead_join (pin);
+  if (pin->error != NULL)
+    {
+      if (error != NULL)
+        *error = g_error_copy (pin->error);
+      return FALSE;
     }
   return TRUE;
 }
@@ -418,17 +531,19 @@ bg_vm_configure_and_start (BgVmRecord  *r,
  * another subnet after a reboot, or a new VM's @guessed network was
  * not the one it got) twice: the VM is killed, its config drive and
  * pinned key follow the new network, and it is launched again.
- * @paths: the jail paths LaunchVm answered with. */
+ * @paths: the jail paths LaunchVm answered with; @pin, a guessed VM's
+ * pin being made (owned by @undo: valid until it is run or forgotten). */
 gboolean
-bg_vm_launch (BgVmRecord  *r,
-              BgImage     *image,
-              BgConfig    *config,
-              const char  *dir,
-              gboolean     guessed,
-              BgProgress  *p,
-              BgUndo      *undo,
-              GVariant   **paths,
-              GError     **error)
+bg_vm_launch (BgVmRecord    *r,
+              BgImage       *image,
+              BgConfig      *config,
+              const char    *dir,
+              gboolean       guessed,
+              BgProgress    *p,
+              BgUndo        *undo,
+              BgVmPinAhead **pin,
+              GVariant     **paths,
+              GError       **error)
 {
   g_autoptr(BgVmRecord) before = bg_vm_record_copy (r);
 
@@ -457,8 +572,10 @@ bg_vm_launch (BgVmRecord  *r,
           !launch (r, image, dir, paths, error))
         return FALSE;
     }
-  /* A guessed address is the VM's only now: pinned now (see make_new_vm). */
-  if (guessed && !bg_vm_pin_host_key (r, dir, undo, NULL, error))
-    return FALSE;
+  /* A guessed address is the VM's only now: pinned from now (see
+   * make_new_vm), while the VMM is configured and started; the caller
+   * waits for it (bg_vm_finish_pin) before the VM is recorded running. */
+  if (guessed)
+    *pin = pin_ahead_start (r, dir, undo);
   return bg_cli_check_interrupt (error);
 }

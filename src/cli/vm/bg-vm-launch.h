@@ -14,6 +14,8 @@
 
 G_BEGIN_DECLS
 
+typedef struct _BgVmPinAhead BgVmPinAhead;
+
 void      bg_vm_take_network       (BgVmRecord   *record,
                                     GVariant     *info);
 gboolean  bg_vm_write_config_drive (BgVmRecord   *record,
@@ -33,7 +35,10 @@ gboolean  bg_vm_launch             (BgVmRecord   *record,
                                     gboolean      guessed,
                                     BgProgress   *progress,
                                     BgUndo       *undo,
+                                    BgVmPinAhead **pin,
                                     GVariant    **paths,
+                                    GError      **error);
+gboolean  bg_vm_finish_pin         (BgVmPinAhead *pin,
                                     GError      **error);
 gboolean  bg_vm_configure_and_start (BgVmRecord  *record,
                                     BgImage      *image,

@@ -4,7 +4,8 @@
  * thread makes the disk: the keys and the config drive, for the network
  * guessed from the one banger last learned (bg-vm-network.c) -> LaunchVm
  * (the tap made with that address, sockets handed over) -> configure
- * over the API -> InstanceStart -> record it running -> wait until SSH
+ * over the API -> InstanceStart, while a thread pins the host key at
+ * the address LaunchVm confirmed -> record it running -> wait until SSH
  * answers with the pinned key. One privileged call; two for the first VM
  * (nothing to guess from: CreateTap first says the network), and a second
  * launch when the guess was wrong.
@@ -423,6 +424,9 @@ bg_vm_up (BgCli        *cli,
   g_autoptr(GError) local = NULL;
   g_autoptr(GVariant) paths = NULL;
   g_autoptr(BgFsyncBatch) later = NULL;
+  /* A guessed VM's pin, made while it is configured: @undo's, which
+   * waits for it before anything is removed. */
+  BgVmPinAhead *pin = NULL;
   g_autofree char *name = NULL, *dir = NULL;
   const char *verb = o->verb ? o->verb : "up";
   struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
@@ -519,17 +523,21 @@ bg_vm_up (BgCli        *cli,
   /* LaunchVm makes a guessed VM's tap: undone from here. */
   if (guessed)
     bg_undo_push (undo, undo_delete_tap, g_strdup (r->tap), g_free);
-  if (!bg_vm_launch (r, image, config, dir, guessed, &p, undo, &paths, error) ||
+  if (!bg_vm_launch (r, image, config, dir, guessed, &p, undo, &pin, &paths, error) ||
       !bg_vm_configure_and_start (r, image, paths, &p, error))
     goto rollback;
 
+  /* The record that says the VM runs waits for what it depends on: its
+   * pin and its own files on the disk. */
   r->state = BG_VM_RUNNING;
   r->started_at = g_get_real_time () / G_USEC_PER_SEC;
-  if ((later != NULL && !bg_fsync_batch_finish (later, error)) || !save_record (store, r, error))
+  if (!bg_vm_finish_pin (pin, error) || (later != NULL && !bg_fsync_batch_finish (later, error)) ||
+      !save_record (store, r, error))
     goto rollback;
   bg_cli_test_hook ("saved");
   /* From here the VM exists, whatever readiness says. */
   bg_undo_forget (undo);
+  pin = NULL;
   bg_vm_network_remember (r);
   start_recorded_forwards (r);
 
