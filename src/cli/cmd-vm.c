@@ -2,6 +2,7 @@
 #include "bg-agent-client.h"
 #include "bg-agent-exec.h"
 #include "bg-cli.h"
+#include "bg-client.h"
 #include "bg-config.h"
 #include "bg-error.h"
 #include "bg-fd.h"
@@ -228,9 +229,16 @@ cmd_up (BgCli *cli, int argc, char **argv, GError **error)
     }
   forward_specs = forwards ? g_strv_builder_end (canonical) : NULL;
 
+  /* The arguments are good: vm up calls the mechanism from here but for
+   * a VM that runs already. The bus is reached while the rest is read
+   * (bg_vm_up ends it on every path). */
+  bg_client_connect_ahead ();
   config = bg_config_load_default (error);
   if (config == NULL)
-    return FALSE;
+    {
+      bg_client_shutdown ();
+      return FALSE;
+    }
   for (guint i = 0; i < config->warnings->len; i++)
     bg_cli_warn ("%s", (char *) config->warnings->pdata[i]);
 
@@ -259,10 +267,16 @@ cmd_start (BgCli *cli, int argc, char **argv, GError **error)
 
   if (!parse_name (cli, &argc, &argv, "Start a stopped VM with its disk, address and keys.", entries, error))
     return FALSE;
+  /* As vm up: the bus is reached while the record and the configuration
+   * are read. */
+  bg_client_connect_ahead ();
   /* Unlike up, start never creates. */
   if ((r = bg_state_store_load (store, argv[1], error)) == NULL ||
       (config = bg_config_load_default (error)) == NULL)
-    return FALSE;
+    {
+      bg_client_shutdown ();
+      return FALSE;
+    }
   o.name = argv[1];
   o.no_wait = no_wait;
   o.ready_timeout_s = 120;

@@ -411,11 +411,11 @@ find_image (BgCli        *cli,
   return image;
 }
 
-gboolean
-bg_vm_up (BgCli        *cli,
-          BgConfig     *config,
-          BgUpOptions  *o,
-          GError      **error)
+static gboolean
+up (BgCli        *cli,
+    BgConfig     *config,
+    BgUpOptions  *o,
+    GError      **error)
 {
   g_autoptr(BgStateStore) store = bg_state_store_new_default ();
   g_autoptr(BgVmRecord) r = NULL;
@@ -474,11 +474,6 @@ bg_vm_up (BgCli        *cli,
                               what, error))
       return FALSE;
   }
-  /* Every path from here calls the mechanism (and ends in
-   * bg_client_shutdown): the bus is reached, and a mechanism not running
-   * started, while the record and the disk are made. */
-  bg_client_connect_ahead ();
-
   sigemptyset (&sa.sa_mask);
   sigaction (SIGINT, &sa, &old_int);
   sigaction (SIGTERM, &sa, &old_term);
@@ -568,7 +563,26 @@ rollback:
 out:
   sigaction (SIGINT, &old_int, NULL);
   sigaction (SIGTERM, &old_term, NULL);
-  bg_client_shutdown ();
   bg_progress_clear (&p);
+  return ok;
+}
+
+/* The bus is reached, and a mechanism not running started, while the
+ * record, the image and the disk are read and made: the connection was
+ * still being made when LaunchVm needed it. Its callers start it sooner
+ * still, once their arguments are checked. Every path ends in
+ * bg_client_shutdown, those that call nothing (the VM runs already, an
+ * error first) too: the thread is never left running at exit. */
+gboolean
+bg_vm_up (BgCli        *cli,
+          BgConfig     *config,
+          BgUpOptions  *o,
+          GError      **error)
+{
+  gboolean ok;
+
+  bg_client_connect_ahead ();
+  ok = up (cli, config, o, error);
+  bg_client_shutdown ();
   return ok;
 }
