@@ -74,6 +74,7 @@ struct _BgNft {
   gint64          in_place_gen;   /* at which generation */
   gint64          ports_gen;      /* the generation at which the bridge table
                                    * held ports_digest's ports, or -1 */
+  guint           owners_written; /* how many owners this process last wrote */
 };
 
 BgNft *
@@ -92,6 +93,7 @@ forget_made (BgNft *nft)
   g_clear_pointer (&nft->ports_digest, g_free);
   g_clear_pointer (&nft->in_place, g_free);
   nft->ports_gen = -1;
+  nft->owners_written = 0;
   nft->ip6 = IP6_UNKNOWN;
 }
 
@@ -558,6 +560,11 @@ apply_ports_once (BgNft           *nft,
   g_autoptr(GString) owners = g_string_new (NULL);
   g_autoptr(GString) owners6 = g_string_new (NULL);
   g_autofree char *written = NULL;
+  /* The owners are flushed and written again: certain to change
+   * something if there are any to write, or any this process wrote
+   * last (while nobody else changed anything: else nothing it knows is
+   * kept anyway). */
+  gboolean changes = n_ports > 0 || nft->owners_written > 0;
   gint64 gen;
 
   for (guint i = 0; i < n_ports; i++)
@@ -636,8 +643,8 @@ apply_ports_once (BgNft           *nft,
           return FALSE;
         g_free (nft->ports_digest);
         nft->ports_digest = g_steal_pointer (&digest);
-        /* Certain to change something only with owners to add. */
-        committed (nft, gen, n_ports > 0);
+        nft->owners_written = n_ports;
+        committed (nft, gen, changes);
         return TRUE;
       }
 
@@ -654,7 +661,8 @@ apply_ports_once (BgNft           *nft,
          * every rule (a chain dropped by hand keeps the comment and the
          * last drop), and only a table written whole makes the sets-only
          * change above safe. */
-        committed (nft, gen, n_ports > 0);
+        nft->owners_written = n_ports;
+        committed (nft, gen, changes);
         return TRUE;
       }
     g_clear_pointer (&nft->ports_digest, g_free);
@@ -733,6 +741,7 @@ apply_ports_once (BgNft           *nft,
    * still in place if nobody else changed anything; the bridge table is
    * now this one. */
   nft->ports_gen = gen;
+  nft->owners_written = n_ports;
   committed (nft, gen, TRUE);
   return TRUE;
 }
