@@ -1694,6 +1694,19 @@ check_flow_ended (Flow *fa, const char *user_b, const char *address)
   flow_stop (&fb);
 }
 
+/* B's next tap gets @address, A's flow @fa to it ends, and the flow and
+ * the stand-in go. */
+static void
+address_goes_to_b (Fixture *f, Flow *fa, StandIn *guest, const char *address)
+{
+  g_autoptr(Tap) b1 = create_tap (f, BG_TEST_USER_B, "next");
+
+  g_assert_cmpstr (b1->address, ==, address);
+  check_flow_ended (fa, BG_TEST_USER_B, b1->address);
+  flow_stop (fa);
+  stand_in_stop (guest);
+}
+
 /* An address given to another user's VM carries none of the old VM's
  * flows: user A keeps a UDP flow to its VM going while the VM goes and
  * B's next VM gets the same address. */
@@ -1702,7 +1715,6 @@ test_old_flows_end_with_their_address (Fixture *f, gconstpointer data)
 {
   g_autofree char *one = NULL;
   g_autoptr(Tap) a1 = create_tap (f, BG_TEST_USER_A, "gone");
-  g_autoptr(Tap) b1 = NULL;
   g_autoptr(BgCallResult) deleted = NULL;
   StandIn guest;
   Flow fa;
@@ -1714,12 +1726,7 @@ test_old_flows_end_with_their_address (Fixture *f, gconstpointer data)
 
   deleted = delete_tap (f, BG_TEST_USER_A, a1->tap);
   bg_assert_call_ok (deleted);
-  b1 = create_tap (f, BG_TEST_USER_B, "next");
-  g_assert_cmpstr (b1->address, ==, a1->address);
-  check_flow_ended (&fa, BG_TEST_USER_B, b1->address);
-
-  flow_stop (&fa);
-  stand_in_stop (&guest);
+  address_goes_to_b (f, &fa, &guest, a1->address);
 }
 
 /* The bridge table's handle: a new one only when the table is made anew. */
@@ -1844,7 +1851,6 @@ test_rolled_back_tap_forgets_its_flows (Fixture *f, gconstpointer data)
   g_autofree char *in_hosts = g_build_filename (hosts, "in-the-way", NULL);
   g_autofree char *one = NULL;
   g_autoptr(Tap) a1 = create_tap (f, BG_TEST_USER_A, "before");
-  g_autoptr(Tap) b1 = NULL;
   g_autoptr(BgCallResult) deleted = NULL, failed = NULL;
   Call call = { f->h, BG_TEST_USER_A, "('again', @a{sv} {})" };
   GThread *thread;
@@ -1884,12 +1890,7 @@ test_rolled_back_tap_forgets_its_flows (Fixture *f, gconstpointer data)
   g_assert_no_errno (g_unlink (in_hosts));
   g_assert_no_errno (g_rmdir (hosts));
 
-  b1 = create_tap (f, BG_TEST_USER_B, "next");
-  g_assert_cmpstr (b1->address, ==, a1->address);
-  check_flow_ended (&fa, BG_TEST_USER_B, b1->address);
-
-  flow_stop (&fa);
-  stand_in_stop (&guest);
+  address_goes_to_b (f, &fa, &guest, a1->address);
 }
 
 /* A registry that lost a tap (wiped by hand: the kernel's tap is
@@ -1902,7 +1903,6 @@ test_wiped_registry_forgets_the_subnets_flows (Fixture *f, gconstpointer data)
 {
   g_autofree char *one = NULL, *record = NULL;
   g_autoptr(Tap) a1 = create_tap (f, BG_TEST_USER_A, "wiped");
-  g_autoptr(Tap) b1 = NULL;
   StandIn guest;
   GPid pid;
   Flow fa;
@@ -1921,12 +1921,7 @@ test_wiped_registry_forgets_the_subnets_flows (Fixture *f, gconstpointer data)
   record = g_strdup_printf ("%s/registry/tap/%s.json", f->h->run_dir, a1->tap);
   g_assert_no_errno (g_unlink (record));
 
-  b1 = create_tap (f, BG_TEST_USER_B, "next");
-  g_assert_cmpstr (b1->address, ==, a1->address);
-  check_flow_ended (&fa, BG_TEST_USER_B, b1->address);
-
-  flow_stop (&fa);
-  stand_in_stop (&guest);
+  address_goes_to_b (f, &fa, &guest, a1->address);
 }
 
 /* Stops the mechanism and moves the record of tap @from to the name
