@@ -29,6 +29,34 @@ bg_file_replace (const char  *path,
   return bg_file_replace_full (path, contents, length, mode, BG_FILE_NONE, error);
 }
 
+/* All of @len bytes of @data to @fd, through short writes and EINTR;
+ * FALSE with errno set (ENOSPC for a write of nothing). */
+gboolean
+bg_fd_write_all (int          fd,
+                 const void  *data,
+                 gsize        len)
+{
+  const char *p = data;
+
+  while (len > 0)
+    {
+      ssize_t n = write (fd, p, len);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return FALSE;
+      if (n == 0)
+        {
+          errno = ENOSPC;
+          return FALSE;
+        }
+      p += n;
+      len -= n;
+    }
+  return TRUE;
+}
+
 /* @path replaced whole (a temporary file renamed over it), synced first
  * unless @flags say BG_FILE_NO_SYNC. */
 gboolean
@@ -41,7 +69,6 @@ bg_file_replace_full (const char  *path,
 {
   g_autofree char *tmp = g_strdup_printf ("%s.XXXXXX", path);
   gsize len = length < 0 ? strlen (contents) : (gsize) length;
-  gsize done = 0;
   g_auto(BgFd) fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0600);
   int errsv;
 
@@ -52,15 +79,8 @@ bg_file_replace_full (const char  *path,
                    "Cannot create %s: %s", tmp, g_strerror (errsv));
       return FALSE;
     }
-  while (done < len)
-    {
-      ssize_t n = write (fd, contents + done, len - done);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        goto fail;
-      done += n;
-    }
+  if (!bg_fd_write_all (fd, contents, len))
+    goto fail;
   if (fchmod (fd, mode) < 0 || (!(flags & BG_FILE_NO_SYNC) && fsync (fd) < 0))
     goto fail;
   /* Closed by hand, its error checked: the file's last write error can

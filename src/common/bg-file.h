@@ -9,6 +9,10 @@ typedef enum {
   BG_FILE_NO_SYNC = 1 << 0,   /* whole once renamed, not yet on the disk: the caller syncs it later */
 } BgFileFlags;
 
+gboolean bg_fd_write_all      (int          fd,
+                               const void  *data,
+                               gsize        len);
+
 gboolean bg_file_replace      (const char  *path,
                                const char  *contents,
                                gssize       length,
