@@ -422,6 +422,32 @@ append_hint (GError    **error,
   (*error)->message = message;
 }
 
+/* Nothing, or nothing but NUL bytes: what a power loss can leave of a
+ * VM's first record, which 'vm up' writes without a sync (a new VM's
+ * "creating" record, BG_STATE_WRITE_UNSYNCED). Every later record is
+ * synced before it replaces one, so no record that was ever whole reads
+ * like this again. */
+static gboolean
+never_written (const char *text,
+               gsize       len)
+{
+  for (gsize i = 0; i < len; i++)
+    if (text[i] != '\0')
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
+bg_state_store_never_written (BgStateStore *store,
+                              const char   *name)
+{
+  g_autofree char *path = record_path (store, name, NULL);
+  g_autofree char *text = NULL;
+  gsize len;
+
+  return path != NULL && g_file_get_contents (path, &text, &len, NULL) && never_written (text, len);
+}
+
 BgVmRecord *
 bg_state_store_load (BgStateStore  *store,
                      const char    *name,
@@ -446,7 +472,11 @@ bg_state_store_load (BgStateStore  *store,
       return NULL;
     }
 
-  if (!json_parser_load_from_data (parser, text, len, &local))
+  if (never_written (text, len))
+    g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT,
+                 "%s never reached the disk whole (a 'vm up' cut short by a crash or a power loss); "
+                 "'banger system cleanup' removes what it left", path);
+  else if (!json_parser_load_from_data (parser, text, len, &local))
     g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT, "%s is not valid JSON (%s)", path, local->message);
   else if ((record = record_from_json (json_parser_get_root (parser), path, error)) != NULL &&
            g_strcmp0 (record->name, name) != 0)
@@ -482,7 +512,8 @@ save_record (BgStateStore      *store,
   text = json_to_string (node, TRUE);
 
   /* CONSISTENT alone still syncs the new file before it replaces a
-   * non-empty one; DURABLE also syncs a new file and the directory. */
+   * non-empty one (UNSYNCED replaces none, so nothing is synced);
+   * DURABLE also syncs a new file and the directory. */
   return g_file_set_contents_full (path, text, -1,
                                    G_FILE_SET_CONTENTS_CONSISTENT |
                                    (how == BG_STATE_WRITE_DURABLE ? G_FILE_SET_CONTENTS_DURABLE : 0),

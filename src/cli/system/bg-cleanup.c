@@ -50,8 +50,10 @@ add (GPtrArray  *out,
   g_ptr_array_add (out, l);
 }
 
-/* Directories under vms/ that have no readable record and no record
- * file at all: what a crash of 'vm rm' leaves. */
+/* Directories under vms/ with no record file at all (what a crash of
+ * 'vm rm' leaves, or a power loss in 'vm up' before its first record
+ * reached the disk), or with one that never was written whole (empty or
+ * NUL bytes: the same power loss, the file there but not its bytes). */
 static void
 find_stray_dirs (BgStateStore *store,
                  GPtrArray    *out)
@@ -64,8 +66,13 @@ find_stray_dirs (BgStateStore *store,
       g_autofree char *json = g_build_filename (bg_state_store_get_dir (store), e, "vm.json", NULL);
       g_autofree char *path = g_build_filename (bg_state_store_get_dir (store), e, NULL);
 
-      if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (json, G_FILE_TEST_EXISTS))
+      if (!g_file_test (path, G_FILE_TEST_IS_DIR))
+        continue;
+      if (!g_file_test (json, G_FILE_TEST_EXISTS))
         add (out, "directory", e, getuid (), "a VM directory without its record");
+      else if (bg_state_store_never_written (store, e))
+        add (out, "directory", e, getuid (),
+             "a VM directory whose record never reached the disk (a 'vm up' cut short by a power loss)");
     }
 }
 

@@ -493,9 +493,13 @@ up (BgCli        *cli,
       r->tap = bg_net_tap_name (getuid (), name);
       /* Recorded first, as "creating": a crash from here on leaves
        * something 'system cleanup' recognizes. It names the tap, and no
-       * address until one is the VM's. */
+       * address until one is the VM's. Not synced (~0.9 ms saved on
+       * every new VM): a power loss before the record that says the VM
+       * runs (which is) takes the VM's tap and VMM with it, and leaves
+       * this directory with no record, an empty one or NUL bytes, which
+       * cleanup finds as surely as a "creating" one. */
       if (!bg_paths_mkdir_private (dir, error) ||
-          !bg_state_store_update (store, name, create_record, r, error))
+          !bg_state_store_update_full (store, name, create_record, r, BG_STATE_WRITE_UNSYNCED, error))
         goto out;
       bg_undo_push (undo, undo_remove_dir, g_strdup (dir), g_free);
       bg_undo_push (undo, undo_delete_record, g_strdup (name), g_free);
