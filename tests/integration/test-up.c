@@ -564,6 +564,54 @@ cleanup_kinds (const char *out, gboolean removed)
   return g_string_free (g_steal_pointer (&s), FALSE);
 }
 
+/* A power loss during `vm up`, before the record that says the VM runs:
+ * the first record, written unsynced, may be left empty or as NUL bytes
+ * (the file's length, its data never written). Simulated on a `vm up`
+ * killed while configuring (the mechanism's side, which a reboot would
+ * have taken, is still there: cleanup takes it as well). `system
+ * cleanup` finds the directory by its record and leaves nothing. */
+static void
+test_record_cut_short_is_cleaned_up (Fixture *f, gconstpointer data)
+{
+  g_autofree char *before = snapshot (f);
+
+  if (g_getenv ("BANGER_TEST_HOOKS") == NULL)
+    {
+      g_test_skip ("built without -Dtest_hooks=true: the CLI cannot be paused at a step");
+      return;
+    }
+  for (guint zeros = 0; zeros <= 339; zeros += 339)
+    {
+      g_autofree char *name = g_strdup_printf ("cut%u", zeros);
+      g_autofree char *record = g_build_filename (f->home, ".local/state/banger/vms", name, "vm.json", NULL);
+      g_autofree char *o = NULL, *e = NULL, *o2 = NULL, *e2 = NULL, *after = NULL, *listed = NULL;
+      g_autofree char *kinds = NULL;
+      int fd;
+
+      kill_up_at (f, name, "configure");
+      /* In place, so the file stays the user's, as the kernel would
+       * leave it: truncated, then @zeros NUL bytes. */
+      fd = open (record, O_WRONLY | O_TRUNC | O_CLOEXEC);
+      g_assert_cmpint (fd, >=, 0);
+      g_assert_cmpint (ftruncate (fd, zeros), ==, 0);
+      close (fd);
+
+      /* Said as what it is to whoever reads it. */
+      g_assert_cmpint (bg_harness_cli (f->h, &o2, &e2, "vm", "up", name, "--no-wait", NULL), !=, 0);
+      g_assert_nonnull (strstr (e2, "never reached the disk whole"));
+
+      if (bg_harness_cli (f->h, &o, &e, "system", "cleanup", "--json", NULL) != 0)
+        g_error ("cleanup after a record cut short failed: %s", e);
+      kinds = cleanup_kinds (o, TRUE);
+      listed = g_strdup_printf ("directory %s ", name);
+      if (strstr (kinds, listed) == NULL)
+        g_error ("cleanup did not take the directory of %s:\n%s", name, kinds);
+      after = snapshot (f);
+      if (g_strcmp0 (after, before) != 0)
+        g_error ("a record cut short to %u NUL bytes; cleanup left:\n%s\nexpected:\n%s", zeros, after, before);
+    }
+}
+
 /* What a `vm up` killed with its VMM running leaves: `system cleanup
  * --dry-run` lists all of it (the half-made VM and what the mechanism
  * holds for it), as text and as JSON, and changes nothing; the real
@@ -1389,6 +1437,7 @@ add_tests (void)
   ADD ("/up/killed-at-any-step-cleanup-leaves-nothing", test_killed_at_any_step_cleanup_leaves_nothing);
   ADD ("/up/mechanism-killed-mid-launch-leaves-nothing", test_mechanism_killed_mid_launch_leaves_nothing);
   ADD ("/up/cleanup-dry-run-lists-and-changes-nothing", test_cleanup_dry_run_lists_and_changes_nothing);
+  ADD ("/up/record-cut-short-is-cleaned-up", test_record_cut_short_is_cleaned_up);
   ADD ("/up/cleanup-all-users-needs-an-administrator", test_cleanup_all_users_needs_an_administrator);
   ADD ("/up/mechanism-gone-between-calls-is-activated-again", test_mechanism_gone_between_calls_is_activated_again);
   ADD ("/up/restart-makes-a-new-vmm-for-the-same-vm", test_restart_makes_a_new_vmm_for_the_same_vm);

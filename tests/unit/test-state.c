@@ -87,7 +87,7 @@ static void
 test_state_corrupt_files_name_the_file (Fixture *f, gconstpointer data)
 {
   static const struct { const char *text; const char *expect; } cases[] = {
-    { "", "empty, not a JSON object" },
+    { "", "never reached the disk whole" },
     { "{\"name\": \"bad\", ", "is not valid JSON" },
     { "\x89PNG\r\n\x1a\n\0\0", "is not valid JSON" },
     { "[1, 2, 3]", "not a JSON object" },
@@ -114,6 +114,34 @@ test_state_corrupt_files_name_the_file (Fixture *f, gconstpointer data)
       if (strstr (error->message, "/bad/vm.json") == NULL || strstr (error->message, cases[i].expect) == NULL)
         g_error ("case %u: \"%s\" lacks the file or \"%s\"", i, error->message, cases[i].expect);
     }
+}
+
+/* What a power loss can leave of a first record written unsynced:
+ * nothing, or its length in NUL bytes. Told apart from a record that
+ * was whole once (which cleanup must never take for a leftover). */
+static void
+test_state_never_written (Fixture *f, gconstpointer data)
+{
+  g_autofree char *path = g_build_filename (f->tmp, "cut", "vm.json", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BgVmRecord) r = NULL;
+  static const char zeros[339] = { 0 };
+
+  g_assert_false (bg_state_store_never_written (f->store, "cut"));
+  write_raw (f, "cut", "");
+  g_assert_true (bg_state_store_never_written (f->store, "cut"));
+  g_assert_true (g_file_set_contents (path, zeros, sizeof zeros, NULL));
+  g_assert_true (bg_state_store_never_written (f->store, "cut"));
+  r = bg_state_store_load (f->store, "cut", &error);
+  g_assert_null (r);
+  g_assert_error (error, BG_ERROR, BG_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (error->message, "system cleanup"));
+
+  write_raw (f, "whole", "{\"name\": \"whole\", \"state\": \"stopped\"}");
+  g_assert_false (bg_state_store_never_written (f->store, "whole"));
+  write_raw (f, "bad", "{\"name\": \"bad\", ");
+  g_assert_false (bg_state_store_never_written (f->store, "bad"));
+  g_assert_false (bg_state_store_never_written (f->store, "../escape"));
 }
 
 static void
@@ -319,6 +347,7 @@ main (int argc, char **argv)
   ADD ("/state/round-trip", test_state_round_trip);
   ADD ("/state/missing-is-not-found", test_state_missing_is_not_found);
   ADD ("/state/corrupt-files-name-the-file", test_state_corrupt_files_name_the_file);
+  ADD ("/state/never-written", test_state_never_written);
   ADD ("/state/list-skips-corrupt-and-reports", test_state_list_skips_corrupt_and_reports);
   ADD ("/state/delete", test_state_delete);
   ADD ("/state/parallel-writers-lose-nothing", test_state_parallel_writers_lose_nothing);
