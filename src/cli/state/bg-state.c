@@ -16,6 +16,7 @@
 
 #include "bg-error.h"
 #include "bg-fd.h"
+#include "bg-file.h"
 #include "bg-names.h"
 #include "bg-paths.h"
 #include "bg-state.h"
@@ -511,9 +512,11 @@ save_record (BgStateStore      *store,
   node = bg_vm_record_to_json (record);
   text = json_to_string (node, TRUE);
 
-  /* CONSISTENT alone still syncs the new file before it replaces a
-   * non-empty one (UNSYNCED replaces none, so nothing is synced);
-   * DURABLE also syncs a new file and the directory. */
+  /* GLib syncs the new file even with CONSISTENT alone (~0.7 ms):
+   * UNSYNCED writes it as bg_file_replace does, without. */
+  if (how == BG_STATE_WRITE_UNSYNCED)
+    return bg_file_replace_full (path, text, -1, 0600, BG_FILE_NO_SYNC, error);
+  /* DURABLE also syncs the directory. */
   return g_file_set_contents_full (path, text, -1,
                                    G_FILE_SET_CONTENTS_CONSISTENT |
                                    (how == BG_STATE_WRITE_DURABLE ? G_FILE_SET_CONTENTS_DURABLE : 0),
