@@ -171,10 +171,13 @@ open_template (guint64   size,
 }
 
 /* @dest, a new file of @size: an ext4 labelled banger-upper, copied
- * from the template. Nothing is left at @dest on failure. */
+ * from the template, and synced unless @flags has BG_FILE_NO_SYNC (the
+ * caller syncs it later, before it records the VM). Nothing is left at
+ * @dest on failure. */
 gboolean
 bg_disk_upper_make (const char    *dest,
                     guint64        size,
+                    BgFileFlags    flags,
                     GCancellable  *cancellable,
                     GError       **error)
 {
@@ -192,7 +195,8 @@ bg_disk_upper_make (const char    *dest,
     }
   /* As when mke2fs made it here: the filesystem is on the disk before
    * the VM that needs it is recorded (a blank disk would not boot). */
-  if (bg_disk_copy_sparse (src, dst, NULL, NULL, cancellable, &local) && fdatasync (dst) == 0)
+  if (bg_disk_copy_sparse (src, dst, NULL, NULL, cancellable, &local) &&
+      ((flags & BG_FILE_NO_SYNC) || fdatasync (dst) == 0))
     return TRUE;
   if (local == NULL)
     g_set_error (&local, BG_ERROR, BG_ERROR_FAILED, "cannot copy the disk: %s", g_strerror (errno));

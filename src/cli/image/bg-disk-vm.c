@@ -44,6 +44,20 @@ bg_disk_vm_make (BgImage      *image,
                  GCancellable *cancellable,
                  GError      **error)
 {
+  return bg_disk_vm_make_full (image, dir, want, size, BG_FILE_NONE, used, reason, cancellable, error);
+}
+
+gboolean
+bg_disk_vm_make_full (BgImage      *image,
+                      const char   *dir,
+                      BgDiskMode    want,
+                      guint64       size,
+                      BgFileFlags   flags,
+                      BgDiskMode   *used,
+                      char        **reason,
+                      GCancellable *cancellable,
+                      GError      **error)
+{
   g_autofree char *disk = g_build_filename (dir, "disk.ext4", NULL);
   g_autofree char *upper = g_build_filename (dir, "upper.img", NULL);
   g_autoptr(GError) local = NULL;
@@ -74,7 +88,7 @@ bg_disk_vm_make (BgImage      *image,
        * image without one (an OCI image) gets a copy of a formatted
        * template. */
       if (image->format_upper)
-        return bg_disk_upper_make (upper, size, cancellable, error);
+        return bg_disk_upper_make (upper, size, flags, cancellable, error);
       return create_layered (upper, size, error);
     }
   if (!bg_disk_create (image->rootfs, disk, want, size, used, cancellable, error))

@@ -137,6 +137,7 @@ typedef struct {
   guint64       bytes;
   const char   *dir;
   GCancellable *cancellable;
+  BgFileFlags   flags;       /* NO_SYNC: the fsync batch syncs the disk */
   GMutex        lock;
   GCond         cond;
   gboolean      done;
@@ -151,7 +152,8 @@ local_work_run (gpointer data)
   LocalWork *w = data;
 
   bg_cli_block_interrupts ();
-  bg_disk_vm_make (w->image, w->dir, w->mode, w->bytes, &w->used, &w->reason, w->cancellable, &w->error);
+  bg_disk_vm_make_full (w->image, w->dir, w->mode, w->bytes, w->flags, &w->used, &w->reason, w->cancellable,
+                        &w->error);
   g_mutex_lock (&w->lock);
   w->done = TRUE;
   g_cond_signal (&w->cond);
@@ -207,7 +209,8 @@ make_new_vm (BgStateStore *store,
 {
   g_autoptr(GVariant) reply = NULL, info = NULL;
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
-  LocalWork work = { image, config->disk_mode, r->disk_bytes, dir, cancellable };
+  LocalWork work = { image, config->disk_mode, r->disk_bytes, dir, cancellable,
+                     later != NULL ? BG_FILE_NO_SYNC : BG_FILE_NONE };
   g_autoptr(GThread) thread = NULL;
   gboolean ok = FALSE;
 
@@ -268,8 +271,17 @@ make_new_vm (BgStateStore *store,
   g_free (r->disk_reason);
   r->disk_reason = g_steal_pointer (&work.reason);
   ok = bg_cli_check_interrupt (error);
-  if (ok)
-    bg_fsync_batch_start (later);
+  if (ok && later != NULL)
+    {
+      /* A layered disk's formatted copy is synced with the VM's other
+       * files, while it is launched, not before. */
+      if (work.used == BG_DISK_MODE_LAYERED)
+        {
+          g_autofree char *upper = g_build_filename (dir, "upper.img", NULL);
+          bg_fsync_batch_add (later, upper);
+        }
+      bg_fsync_batch_start (later);
+    }
 
 out:
   if (!ok && thread != NULL && error != NULL && g_error_matches (*error, G_FILE_ERROR, G_FILE_ERROR_NOSPC))
