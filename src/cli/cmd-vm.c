@@ -4,6 +4,7 @@
 #include "bg-cli.h"
 #include "bg-client.h"
 #include "bg-config.h"
+#include "bg-crypto-module.h"
 #include "bg-error.h"
 #include "bg-fd.h"
 #include "bg-names.h"
@@ -233,6 +234,11 @@ cmd_up (BgCli *cli, int argc, char **argv, GError **error)
    * a VM that runs already. The bus is reached while the rest is read
    * (bg_vm_up ends it on every path). */
   bg_client_connect_ahead ();
+  /* A new VM's host key (and the user's first key, and the digest that
+   * names a layered disk's template) need the crypto module: it is
+   * opened meanwhile too. vm start keeps the keys it has, so it does
+   * not (a missing one still loads the module when it is made). */
+  bg_crypto_preload ();
   config = bg_config_load_default (error);
   if (config == NULL)
     {

@@ -471,6 +471,47 @@ test_up_guessed_pin_failure_leaves_nothing (Fixture *f, gconstpointer data)
   g_assert_cmpstr (after, ==, before);
 }
 
+/* vm up opens the crypto module ahead, in a thread; the key it then
+ * makes waits for that and reports its failure. Without the module, vm
+ * up names the file, and the rollback leaves nothing; with it, the next
+ * vm up works. */
+static void
+test_up_without_the_crypto_module_leaves_nothing (Fixture *f, gconstpointer data)
+{
+  const char *args[] = { "vm", "up", "nocrypto", "--no-wait", NULL };
+  g_auto(GStrv) argv = bg_harness_cli_argv (BG_TEST_USER_A, args);
+  g_auto(GStrv) envp = NULL;
+  g_autofree char *empty = g_build_filename (f->h->tmp, "no-modules", NULL);
+  g_autofree char *before = NULL, *after = NULL, *o = NULL, *e = NULL, *ls = NULL, *ls_err = NULL;
+  g_autofree char *expected = NULL;
+  g_autoptr(GError) error = NULL;
+  int status;
+
+  /* The home exists, as bg_harness_cli makes it. */
+  g_assert_cmpint (bg_harness_cli (f->h, &ls, &ls_err, "vm", "ls", NULL), ==, 0);
+  g_assert_no_errno (g_mkdir (empty, 0755));
+  before = snapshot (f);
+
+  envp = bg_harness_cli_envp (f->h, f->home, f->home);
+  envp = g_environ_setenv (envp, "BANGER_MODULE_DIR", empty, TRUE);
+  g_assert_true (g_spawn_sync (f->home, argv, envp, G_SPAWN_SEARCH_PATH, NULL, NULL, &o, &e, &status, &error));
+  g_assert_no_error (error);
+  g_test_message ("vm up without the crypto module: %s", e);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 1);
+  expected = g_strdup_printf ("banger's crypto module is missing: %s/banger-crypto.so (reinstall banger", empty);
+  g_assert_nonnull (strstr (e, expected));
+  g_clear_pointer (&ls, g_free);
+  g_clear_pointer (&ls_err, g_free);
+  g_assert_cmpint (bg_harness_cli (f->h, &ls, &ls_err, "vm", "ls", "--json", NULL), ==, 0);
+  g_assert_cmpstr (g_strstrip (ls), ==, "[]");
+  after = snapshot (f);
+  g_assert_cmpstr (after, ==, before);
+
+  g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "vm", "up", "nocrypto", "--no-wait", NULL), ==, 0);
+  g_assert_cmpint (bg_harness_cli (f->h, NULL, NULL, "vm", "rm", "nocrypto", "--force", NULL), ==, 0);
+}
+
 /* `vm up NAME --no-wait` as user A, stopped by the test hook at @step
  * and SIGKILLed there, as a crash would end it. */
 static void
@@ -1434,6 +1475,7 @@ add_tests (void)
   ADD ("/up/again-restarts-with-same-address", test_up_again_restarts_with_same_address);
   ADD ("/up/parallel-ups-get-distinct-resources", test_parallel_ups_get_distinct_resources);
   ADD ("/up/guessed-pin-failure-leaves-nothing", test_up_guessed_pin_failure_leaves_nothing);
+  ADD ("/up/without-the-crypto-module-leaves-nothing", test_up_without_the_crypto_module_leaves_nothing);
   ADD ("/up/killed-at-any-step-cleanup-leaves-nothing", test_killed_at_any_step_cleanup_leaves_nothing);
   ADD ("/up/mechanism-killed-mid-launch-leaves-nothing", test_mechanism_killed_mid_launch_leaves_nothing);
   ADD ("/up/cleanup-dry-run-lists-and-changes-nothing", test_cleanup_dry_run_lists_and_changes_nothing);

@@ -564,6 +564,51 @@ test_cli_unpack_module_is_import_s_alone (Fixture *f, gconstpointer data)
   g_assert_false (g_file_test (left, G_FILE_TEST_EXISTS));
 }
 
+/* banger links neither nettle, hogweed nor GMP: SHA-256 and ed25519
+ * are the crypto module's, which a digest or a key loads (from
+ * $BANGER_MODULE_DIR here). An import checksums the root filesystem
+ * through it; from a directory without the module, the import names it
+ * and keeps nothing. */
+static void
+test_cli_crypto_module_is_loaded_not_linked (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GPtrArray) needed = needed_libraries (g_getenv ("BANGER_CLI"));
+  g_autofree char *kernel = write_kernel (f, "CONFIG_VIRTIO_MMIO=y\n");
+  g_autofree char *rootfs = write_rootfs (f);
+  g_autofree char *empty = g_build_filename (f->tmp, "no-modules", NULL);
+  g_autofree char *images = g_build_filename (f->tmp, "data", "banger", "images", NULL);
+  g_autofree char *left = g_build_filename (images, "no-module", NULL);
+  g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL, *out3 = NULL, *err3 = NULL;
+  g_autofree char *expected = NULL, *bytes = NULL, *sum = NULL, *shown = NULL;
+  gsize len;
+
+  for (guint i = 0; i < needed->len; i++)
+    {
+      g_assert_null (strstr (needed->pdata[i], "nettle"));
+      g_assert_null (strstr (needed->pdata[i], "hogweed"));
+      g_assert_null (strstr (needed->pdata[i], "gmp"));
+    }
+
+  g_assert_nonnull (g_getenv ("BANGER_MODULE_DIR"));
+  if (run (f, &out, &err, "image", "import", "checksummed", "--kernel", kernel, "--rootfs", rootfs, NULL) != 0)
+    g_error ("image import: %s", err);
+  /* The module's sum is GLib's. */
+  g_assert_true (g_file_get_contents (rootfs, &bytes, &len, NULL));
+  sum = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) bytes, len);
+  g_assert_cmpint (run (f, &out2, &err2, "image", "show", "checksummed", NULL), ==, 0);
+  shown = g_strdup_printf ("), sha256 %s\n", sum);
+  g_assert_nonnull (strstr (out2, shown));
+
+  g_assert_cmpint (g_mkdir (empty, 0700), ==, 0);
+  f->envp = g_environ_setenv (f->envp, "BANGER_MODULE_DIR", empty, TRUE);
+  g_assert_cmpint (run (f, &out3, &err3, "image", "import", "no-module", "--kernel", kernel, "--rootfs", rootfs,
+                        NULL), ==, 1);
+  expected = g_strdup_printf ("banger's crypto module is missing: %s/banger-crypto.so (reinstall banger, "
+                              "or set BANGER_MODULE_DIR to a build's src/cli)", empty);
+  g_assert_nonnull (strstr (err3, expected));
+  g_assert_false (g_file_test (left, G_FILE_TEST_EXISTS));
+}
+
 /* `image build --suite/--mirror`: bad values refused before any work
  * (usage exit status 2), each naming its option; nothing is left. */
 static void
@@ -615,5 +660,6 @@ main (int argc, char **argv)
   ADD ("/cli/image-import-cmdline-and-boot-check", test_cli_image_import_cmdline_and_boot_check);
   ADD ("/cli/image-build-suite-and-mirror", test_cli_image_build_suite_and_mirror);
   ADD ("/cli/unpack-module-is-import-s-alone", test_cli_unpack_module_is_import_s_alone);
+  ADD ("/cli/crypto-module-is-loaded-not-linked", test_cli_crypto_module_is_loaded_not_linked);
   return g_test_run ();
 }

@@ -1,9 +1,9 @@
 /* bg-keypair.c: new ed25519 SSH key pairs, made in-process (a seed from
- * getrandom, the public key from nettle) and written exactly as
- * ssh-keygen writes them: the private key in OpenSSH's unencrypted
- * "openssh-key-v1" format (PROTOCOL.key, and sshkey_private_to_blob2 in
- * OpenSSH's sshkey.c), the public key as one "ssh-ed25519 BASE64
- * COMMENT" line.
+ * getrandom, the public key from hogweed, through banger's crypto
+ * module: bg-crypto-module.h) and written exactly as ssh-keygen writes
+ * them: the private key in OpenSSH's unencrypted "openssh-key-v1"
+ * format (PROTOCOL.key, and sshkey_private_to_blob2 in OpenSSH's
+ * sshkey.c), the public key as one "ssh-ed25519 BASE64 COMMENT" line.
  *
  * Every new VM gets a host key pair. Spawning ssh-keygen for it cost
  * ~18 ms of CPU (the exec, libcrypto's start) on 2 cores shared with the
@@ -14,8 +14,8 @@
 #include <string.h>
 #include <sys/random.h>
 #include <glib/gstdio.h>
-#include <nettle/eddsa.h>
 
+#include "bg-crypto-module.h"
 #include "bg-error.h"
 #include "bg-file.h"
 #include "bg-keypair.h"
@@ -107,10 +107,10 @@ fill_random (guint8  *buf,
 static GByteArray *
 public_blob (const guint8 *pk)
 {
-  GByteArray *b = g_byte_array_sized_new (4 + strlen (KEY_TYPE) + 4 + ED25519_KEY_SIZE);
+  GByteArray *b = g_byte_array_sized_new (4 + strlen (KEY_TYPE) + 4 + BG_CRYPTO_ED25519_KEY_SIZE);
 
   put_cstring (b, KEY_TYPE);
-  put_string (b, pk, ED25519_KEY_SIZE);
+  put_string (b, pk, BG_CRYPTO_ED25519_KEY_SIZE);
   return b;
 }
 
@@ -124,22 +124,24 @@ bg_keypair_generate (const char  *comment,
                      GError     **error)
 {
   /* OpenSSH's ed25519 private key: the seed, then the public key. */
-  guint8 sk[2 * ED25519_KEY_SIZE];
-  guint8 *pk = sk + ED25519_KEY_SIZE;
+  guint8 sk[2 * BG_CRYPTO_ED25519_KEY_SIZE];
+  guint8 *pk = sk + BG_CRYPTO_ED25519_KEY_SIZE;
   guint8 check[4];
   g_autoptr(GByteArray) pub = NULL;
   g_autoptr(WipedBytes) section = NULL, blob = NULL;
   g_autoptr(WipedString) b64 = NULL;
   g_autofree char *pub64 = NULL;
+  const BgCryptoModule *crypto;
   GString *text;
   gsize len;
 
   g_return_val_if_fail (comment != NULL && strlen (comment) <= COMMENT_MAX, FALSE);
   g_return_val_if_fail (strchr (comment, '\n') == NULL, FALSE);
 
-  if (!fill_random (check, sizeof check, error) || !fill_random (sk, ED25519_KEY_SIZE, error))
+  if ((crypto = bg_crypto_module_load (error)) == NULL ||
+      !fill_random (check, sizeof check, error) || !fill_random (sk, BG_CRYPTO_ED25519_KEY_SIZE, error))
     return FALSE;
-  ed25519_sha512_public_key (pk, sk);
+  crypto->ed25519_public_key (pk, sk);
   pub = public_blob (pk);
 
   /* The private section: two equal check ints (a decryption check;
@@ -149,7 +151,7 @@ bg_keypair_generate (const char  *comment,
   g_byte_array_append (section, check, sizeof check);
   g_byte_array_append (section, check, sizeof check);
   put_cstring (section, KEY_TYPE);
-  put_string (section, pk, ED25519_KEY_SIZE);
+  put_string (section, pk, BG_CRYPTO_ED25519_KEY_SIZE);
   put_string (section, sk, sizeof sk);
   put_cstring (section, comment);
   for (guint8 i = 1; section->len % BLOCK != 0; i++)

@@ -61,14 +61,17 @@ hint_enospc (GError **error)
  * identity is read with stat rather than asking `mke2fs -V`, which would
  * be an exec per VM again. */
 static char *
-template_digest (const char *mke2fs)
+template_digest (const char  *mke2fs,
+                 GError     **error)
 {
-  g_autoptr(BgSha256) sum = bg_sha256_new ();
+  g_autoptr(BgSha256) sum = bg_sha256_new (error);
   const char *conf_path = g_getenv ("MKE2FS_CONFIG");
   g_autofree char *conf = NULL, *identity = NULL;
   gsize conf_len = 0;
   struct stat st = { 0 };
 
+  if (sum == NULL)
+    return NULL;
   for (guint i = 0; format[i]; i++)
     bg_sha256_update (sum, format[i], strlen (format[i]) + 1);
   if (stat (mke2fs, &st) < 0)
@@ -149,7 +152,8 @@ open_template (guint64   size,
       bg_programs_require ((const char * const[]) { "mke2fs", NULL }, "banger", error);
       return -1;
     }
-  digest = template_digest (mke2fs);
+  if ((digest = template_digest (mke2fs, error)) == NULL)
+    return -1;
   cache = bg_paths_cache_dir ();
   name = g_strdup_printf ("%" G_GUINT64_FORMAT "-%s.ext4", size, digest);
   template = g_build_filename (cache, "upper", name, NULL);

@@ -225,12 +225,15 @@ sha256_of_fd (int          fd,
               BgProgress  *progress,
               GError     **error)
 {
-  g_autoptr(BgSha256) sum = bg_sha256_new ();
-  g_autofree guint8 *buf = g_malloc (1 << 20);
+  g_autoptr(BgSha256) sum = bg_sha256_new (error);
+  g_autofree guint8 *buf = NULL;
   struct stat st;
   guint64 done = 0;
   ssize_t n;
 
+  if (sum == NULL)
+    return NULL;
+  buf = g_malloc (1 << 20);
   fstat (fd, &st);
   while ((n = pread (fd, buf, 1 << 20, done)) > 0)
     {
@@ -387,10 +390,10 @@ import_rootfs (BgImage             *image,
     }
   else
     {
-      g_autoptr(BgSha256) sum = bg_sha256_new ();
+      g_autoptr(BgSha256) sum = bg_sha256_new (error);
 
       bg_progress_step (progress, "copying and checksumming the root filesystem");
-      if (bg_disk_copy_sparse (rfd, out, sum, progress, NULL, error))
+      if (sum != NULL && bg_disk_copy_sparse (rfd, out, sum, progress, NULL, error))
         image->rootfs_sha256 = g_strdup (bg_sha256_get_string (sum));
     }
   if (image->rootfs_sha256 == NULL && !moved)

@@ -148,7 +148,8 @@ bg_blob_cache_read (BgBlobCache *cache,
         return bg_error_errno (error, errno, "Cannot read cached blob", digest), NULL;
       got += n;
     }
-  sum = bg_sha256_for_data (data, got);
+  if ((sum = bg_sha256_for_data (data, got, error)) == NULL)
+    return NULL;
   if (!g_str_equal (sum, hex))
     return g_set_error (error, BG_ERROR, BG_ERROR_FAILED,
                         "cached blob %s does not match its digest; remove it from %s", digest, cache->path), NULL;
@@ -188,7 +189,8 @@ bg_blob_writer_new (BgBlobCache *cache,
   w->cache = cache;
   w->digest = g_strdup (digest);
   w->size = size;
-  w->sum = bg_sha256_new ();
+  if ((w->sum = bg_sha256_new (error)) == NULL)
+    return NULL;
   /* Unnamed until verified: nothing to clean up after a crash or kill. */
   w->fd = openat (cache->sha_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (w->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL))

@@ -963,8 +963,8 @@ bg_layer_apply (int                 tree_dirfd,
   s.compression = layer->compression;
   s.limit = bg_layer_expand_limit (layer);
   s.in = g_malloc (IN_CHUNK);
-  s.blob_sum = bg_sha256_new ();
-  s.diff_sum = bg_sha256_new ();
+  if ((s.blob_sum = bg_sha256_new (error)) == NULL || (s.diff_sum = bg_sha256_new (error)) == NULL)
+    return FALSE;
   if (s.compression == BG_OCI_COMPRESSION_GZIP)
     {
       if (inflateInit2 (&s.z, 15 + 16) != Z_OK)

@@ -1,8 +1,9 @@
 /* bg-module.h: banger's own modules (banger-registry.so,
- * banger-unpack.so), opened the first time a command needs them, so that
- * the libraries they link are not loaded at every command's start. Each
- * loader (bg-registry-module.c, bg-unpack-module.c) describes its module
- * with a BgModule and a table of the module's functions. */
+ * banger-unpack.so, banger-crypto.so), opened the first time a command
+ * needs them, so that the libraries they link are not loaded at every
+ * command's start. Each loader (bg-registry-module.c,
+ * bg-unpack-module.c, bg-crypto-module.c) describes its module with a
+ * BgModule and a table of the module's functions. */
 #pragma once
 
 #include <glib.h>

@@ -1,19 +1,26 @@
 /* bg-sha256.c: see bg-sha256.h. */
 #include "bg-sha256.h"
 
-#include <nettle/sha2.h>
+#include "bg-crypto-module.h"
 
 struct _BgSha256 {
-  struct sha256_ctx ctx;
-  char              hex[SHA256_DIGEST_SIZE * 2 + 1];   /* set once the sum is final */
+  const BgCryptoModule *crypto;
+  BgCryptoSha256       *ctx;
+  char                  hex[BG_CRYPTO_SHA256_DIGEST_SIZE * 2 + 1];   /* set once the sum is final */
 };
 
+/* A new sum, or NULL if the crypto module cannot be loaded. */
 BgSha256 *
-bg_sha256_new (void)
+bg_sha256_new (GError **error)
 {
-  BgSha256 *sum = g_new0 (BgSha256, 1);
+  const BgCryptoModule *crypto = bg_crypto_module_load (error);
+  BgSha256 *sum;
 
-  sha256_init (&sum->ctx);
+  if (crypto == NULL)
+    return NULL;
+  sum = g_new0 (BgSha256, 1);
+  sum->crypto = crypto;
+  sum->ctx = crypto->sha256_new ();
   return sum;
 }
 
@@ -23,7 +30,7 @@ bg_sha256_update (BgSha256   *sum,
                   gsize       len)
 {
   g_return_if_fail (sum->hex[0] == '\0');
-  sha256_update (&sum->ctx, len, data);
+  sum->crypto->sha256_update (sum->ctx, data, len);
 }
 
 /* The sum in lowercase hex, as GChecksum gives it; no more updates then. */
@@ -31,11 +38,11 @@ const char *
 bg_sha256_get_string (BgSha256 *sum)
 {
   static const char digits[] = "0123456789abcdef";
-  guint8 d[SHA256_DIGEST_SIZE];
+  guint8 d[BG_CRYPTO_SHA256_DIGEST_SIZE];
 
   if (sum->hex[0] != '\0')
     return sum->hex;
-  sha256_digest (&sum->ctx, sizeof d, d);
+  sum->crypto->sha256_digest (sum->ctx, d);
   for (guint i = 0; i < sizeof d; i++)
     {
       sum->hex[2 * i] = digits[d[i] >> 4];
@@ -46,11 +53,14 @@ bg_sha256_get_string (BgSha256 *sum)
 }
 
 char *
-bg_sha256_for_data (const void *data,
-                    gsize       len)
+bg_sha256_for_data (const void  *data,
+                    gsize        len,
+                    GError     **error)
 {
-  g_autoptr(BgSha256) sum = bg_sha256_new ();
+  g_autoptr(BgSha256) sum = bg_sha256_new (error);
 
+  if (sum == NULL)
+    return NULL;
   bg_sha256_update (sum, data, len);
   return g_strdup (bg_sha256_get_string (sum));
 }
@@ -58,5 +68,6 @@ bg_sha256_for_data (const void *data,
 void
 bg_sha256_free (BgSha256 *sum)
 {
+  sum->crypto->sha256_free (sum->ctx);
   g_free (sum);
 }
