@@ -513,6 +513,29 @@ test_cli_image_import_cmdline_and_boot_check (Fixture *f, gconstpointer data)
   g_assert_cmpstr (json_object_get_string_member (o, "cmdline"), ==, "quiet loglevel=3");
 }
 
+/* An import from a directory without banger's @what module (@file):
+ * refused, naming the file, and nothing of it (@left) kept. */
+static void
+import_without_module (Fixture    *f,
+                       const char *kernel,
+                       const char *rootfs,
+                       const char *left,
+                       const char *what,
+                       const char *file)
+{
+  g_autofree char *empty = g_build_filename (f->tmp, "no-modules", NULL);
+  g_autofree char *out = NULL, *err = NULL, *expected = NULL;
+
+  g_assert_cmpint (g_mkdir (empty, 0700), ==, 0);
+  f->envp = g_environ_setenv (f->envp, "BANGER_MODULE_DIR", empty, TRUE);
+  g_assert_cmpint (run (f, &out, &err, "image", "import", "no-module", "--kernel", kernel, "--rootfs", rootfs,
+                        NULL), ==, 1);
+  expected = g_strdup_printf ("banger's %s module is missing: %s/%s (reinstall banger, "
+                              "or set BANGER_MODULE_DIR to a build's src/cli)", what, empty, file);
+  g_assert_nonnull (strstr (err, expected));
+  g_assert_false (g_file_test (left, G_FILE_TEST_EXISTS));
+}
+
 /* banger links no decompressor but zlib: xz, zstd and LZ4 are the
  * decompression module's, which an import loads (from $BANGER_MODULE_DIR
  * here) when a kernel needs one. An xz bzImage imports through it, its
@@ -526,11 +549,10 @@ test_cli_unpack_module_is_import_s_alone (Fixture *f, gconstpointer data)
   g_autofree char *vmlinux = write_kernel (f, "CONFIG_VIRTIO_MMIO=y\n");
   g_autofree char *rootfs = write_rootfs (f);
   g_autofree char *bzimage = g_build_filename (f->tmp, "bzImage", NULL);
-  g_autofree char *empty = g_build_filename (f->tmp, "no-modules", NULL);
   g_autofree char *images = g_build_filename (f->tmp, "data", "banger", "images", NULL);
   g_autofree char *imported = g_build_filename (images, "xz-kernel", "vmlinux", NULL);
   g_autofree char *left = g_build_filename (images, "no-module", NULL);
-  g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL, *expected = NULL;
+  g_autofree char *out = NULL, *err = NULL;
   g_autofree char *want = NULL, *got = NULL;
   g_autoptr(GBytes) plain = NULL, xz = NULL, bz = NULL;
   gsize want_len, got_len;
@@ -554,14 +576,7 @@ test_cli_unpack_module_is_import_s_alone (Fixture *f, gconstpointer data)
   g_assert_true (g_file_get_contents (imported, &got, &got_len, NULL));
   g_assert_cmpmem (got, got_len, want, want_len);
 
-  g_assert_cmpint (g_mkdir (empty, 0700), ==, 0);
-  f->envp = g_environ_setenv (f->envp, "BANGER_MODULE_DIR", empty, TRUE);
-  g_assert_cmpint (run (f, &out2, &err2, "image", "import", "no-module", "--kernel", bzimage, "--rootfs", rootfs,
-                        NULL), ==, 1);
-  expected = g_strdup_printf ("banger's decompression module is missing: %s/banger-unpack.so (reinstall banger, "
-                              "or set BANGER_MODULE_DIR to a build's src/cli)", empty);
-  g_assert_nonnull (strstr (err2, expected));
-  g_assert_false (g_file_test (left, G_FILE_TEST_EXISTS));
+  import_without_module (f, bzimage, rootfs, left, "decompression", "banger-unpack.so");
 }
 
 /* banger links neither nettle, hogweed nor GMP: SHA-256 and ed25519
@@ -575,11 +590,10 @@ test_cli_crypto_module_is_loaded_not_linked (Fixture *f, gconstpointer data)
   g_autoptr(GPtrArray) needed = needed_libraries (g_getenv ("BANGER_CLI"));
   g_autofree char *kernel = write_kernel (f, "CONFIG_VIRTIO_MMIO=y\n");
   g_autofree char *rootfs = write_rootfs (f);
-  g_autofree char *empty = g_build_filename (f->tmp, "no-modules", NULL);
   g_autofree char *images = g_build_filename (f->tmp, "data", "banger", "images", NULL);
   g_autofree char *left = g_build_filename (images, "no-module", NULL);
-  g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL, *out3 = NULL, *err3 = NULL;
-  g_autofree char *expected = NULL, *bytes = NULL, *sum = NULL, *shown = NULL;
+  g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL;
+  g_autofree char *bytes = NULL, *sum = NULL, *shown = NULL;
   gsize len;
 
   for (guint i = 0; i < needed->len; i++)
@@ -599,14 +613,7 @@ test_cli_crypto_module_is_loaded_not_linked (Fixture *f, gconstpointer data)
   shown = g_strdup_printf ("), sha256 %s\n", sum);
   g_assert_nonnull (strstr (out2, shown));
 
-  g_assert_cmpint (g_mkdir (empty, 0700), ==, 0);
-  f->envp = g_environ_setenv (f->envp, "BANGER_MODULE_DIR", empty, TRUE);
-  g_assert_cmpint (run (f, &out3, &err3, "image", "import", "no-module", "--kernel", kernel, "--rootfs", rootfs,
-                        NULL), ==, 1);
-  expected = g_strdup_printf ("banger's crypto module is missing: %s/banger-crypto.so (reinstall banger, "
-                              "or set BANGER_MODULE_DIR to a build's src/cli)", empty);
-  g_assert_nonnull (strstr (err3, expected));
-  g_assert_false (g_file_test (left, G_FILE_TEST_EXISTS));
+  import_without_module (f, kernel, rootfs, left, "crypto", "banger-crypto.so");
 }
 
 /* `image build --suite/--mirror`: bad values refused before any work
