@@ -87,8 +87,10 @@ bg_file_replace_full (const char  *path,
    * come here, and then it must not replace @path. */
   if (close (g_steal_fd (&fd)) < 0)
     goto fail;
-  if (rename (tmp, path) < 0)
+  if ((flags & BG_FILE_NO_REPLACE) ? link (tmp, path) < 0 : rename (tmp, path) < 0)
     goto fail;
+  if (flags & BG_FILE_NO_REPLACE)
+    g_unlink (tmp);
   return TRUE;
 
 fail:

@@ -7,6 +7,7 @@ G_BEGIN_DECLS
 typedef enum {
   BG_FILE_NONE    = 0,
   BG_FILE_NO_SYNC = 1 << 0,   /* whole once renamed, not yet on the disk: the caller syncs it later */
+  BG_FILE_NO_REPLACE = 1 << 1, /* fails (EEXIST) if @path exists: put in place by link(), never over one */
 } BgFileFlags;
 
 gboolean bg_fd_write_all      (int          fd,

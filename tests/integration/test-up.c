@@ -5,6 +5,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <time.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -605,28 +606,47 @@ cleanup_kinds (const char *out, gboolean removed)
   return g_string_free (g_steal_pointer (&s), FALSE);
 }
 
+/* @path's mtime set to an hour before this boot, as a file written
+ * before a power loss has it when the machine is up again. */
+static void
+written_before_boot (const char *path)
+{
+  struct timespec boot, times[2];
+
+  g_assert_no_errno (clock_gettime (CLOCK_BOOTTIME, &boot));
+  times[0].tv_sec = times[1].tv_sec = g_get_real_time () / G_USEC_PER_SEC - boot.tv_sec - 3600;
+  times[0].tv_nsec = times[1].tv_nsec = 0;
+  g_assert_no_errno (utimensat (AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW));
+}
+
 /* A power loss during `vm up`, before the record that says the VM runs:
  * the first record, written unsynced, may be left empty or as NUL bytes
- * (the file's length, its data never written). Simulated on a `vm up`
- * killed while configuring (the mechanism's side, which a reboot would
- * have taken, is still there: cleanup takes it as well). `system
- * cleanup` finds the directory by its record and leaves nothing. */
+ * (the file's length, its data never written), from before the boot.
+ * Simulated on a `vm up` killed while configuring (the mechanism's side,
+ * which a reboot would have taken, is still there: cleanup takes it as
+ * well). `system cleanup` finds the directory by its record and leaves
+ * nothing; an empty record of this boot (someone's doing, not a power
+ * loss) it leaves alone, and a VM that runs keeps its directory. */
 static void
 test_record_cut_short_is_cleaned_up (Fixture *f, gconstpointer data)
 {
   g_autofree char *before = snapshot (f);
+  g_autofree char *keep_dir = g_build_filename (f->home, ".local/state/banger/vms", "keep", NULL);
+  g_autofree char *ko = NULL, *ke = NULL;
 
   if (g_getenv ("BANGER_TEST_HOOKS") == NULL)
     {
       g_test_skip ("built without -Dtest_hooks=true: the CLI cannot be paused at a step");
       return;
     }
+  g_assert_cmpint (bg_harness_cli (f->h, &ko, &ke, "vm", "up", "keep", "--no-wait", NULL), ==, 0);
   for (guint zeros = 0; zeros <= 339; zeros += 339)
     {
       g_autofree char *name = g_strdup_printf ("cut%u", zeros);
-      g_autofree char *record = g_build_filename (f->home, ".local/state/banger/vms", name, "vm.json", NULL);
-      g_autofree char *o = NULL, *e = NULL, *o2 = NULL, *e2 = NULL, *after = NULL, *listed = NULL;
-      g_autofree char *kinds = NULL;
+      g_autofree char *dir = g_build_filename (f->home, ".local/state/banger/vms", name, NULL);
+      g_autofree char *record = g_build_filename (dir, "vm.json", NULL);
+      g_autofree char *o = NULL, *e = NULL, *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL;
+      g_autofree char *kinds = NULL, *listed = NULL;
       int fd;
 
       kill_up_at (f, name, "configure");
@@ -641,16 +661,31 @@ test_record_cut_short_is_cleaned_up (Fixture *f, gconstpointer data)
       g_assert_cmpint (bg_harness_cli (f->h, &o2, &e2, "vm", "up", name, "--no-wait", NULL), !=, 0);
       g_assert_nonnull (strstr (e2, "never reached the disk whole"));
 
+      /* Of this boot: not a power loss's, so not cleanup's to take. */
+      listed = g_strdup_printf ("directory %s ", name);
+      if (bg_harness_cli (f->h, &o1, &e1, "system", "cleanup", "--dry-run", NULL) != 0)
+        g_error ("cleanup --dry-run: %s", e1);
+      if (strstr (o1, listed) != NULL)
+        g_error ("cleanup would take the directory of %s, whose record is of this boot:\n%s", name, o1);
+      g_assert_true (g_file_test (dir, G_FILE_TEST_IS_DIR));
+
+      written_before_boot (record);
       if (bg_harness_cli (f->h, &o, &e, "system", "cleanup", "--json", NULL) != 0)
         g_error ("cleanup after a record cut short failed: %s", e);
       kinds = cleanup_kinds (o, TRUE);
-      listed = g_strdup_printf ("directory %s ", name);
       if (strstr (kinds, listed) == NULL)
         g_error ("cleanup did not take the directory of %s:\n%s", name, kinds);
-      after = snapshot (f);
-      if (g_strcmp0 (after, before) != 0)
-        g_error ("a record cut short to %u NUL bytes; cleanup left:\n%s\nexpected:\n%s", zeros, after, before);
+      g_assert_false (g_file_test (dir, G_FILE_TEST_EXISTS));
+      g_assert_true (g_file_test (keep_dir, G_FILE_TEST_IS_DIR));
     }
+  {
+    g_autofree char *o = NULL, *e = NULL, *after = NULL;
+
+    g_assert_cmpint (bg_harness_cli (f->h, &o, &e, "vm", "rm", "keep", "--force", NULL), ==, 0);
+    after = snapshot (f);
+    if (g_strcmp0 (after, before) != 0)
+      g_error ("records cut short; cleanup left:\n%s\nexpected:\n%s", after, before);
+  }
 }
 
 /* What a `vm up` killed with its VMM running leaves: `system cleanup

@@ -1,5 +1,8 @@
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
@@ -116,32 +119,94 @@ test_state_corrupt_files_name_the_file (Fixture *f, gconstpointer data)
     }
 }
 
+/* @path's mtime set to an hour before this boot: what a file written
+ * before a power loss has when the machine is up again. */
+static void
+written_before_boot (const char *path)
+{
+  struct timespec boot, times[2];
+
+  g_assert_no_errno (clock_gettime (CLOCK_BOOTTIME, &boot));
+  times[0].tv_sec = times[1].tv_sec = g_get_real_time () / G_USEC_PER_SEC - boot.tv_sec - 3600;
+  times[0].tv_nsec = times[1].tv_nsec = 0;
+  g_assert_no_errno (utimensat (AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW));
+}
+
 /* What a power loss can leave of a first record written unsynced:
- * nothing, or its length in NUL bytes. Told apart from a record that
- * was whole once (which cleanup must never take for a leftover). */
+ * nothing, or its length in NUL bytes, from before this boot. Told
+ * apart from a record that was whole once, and from an empty one of
+ * this boot (someone's doing), which cleanup must never take for a
+ * leftover. */
 static void
 test_state_never_written (Fixture *f, gconstpointer data)
 {
   g_autofree char *path = g_build_filename (f->tmp, "cut", "vm.json", NULL);
+  g_autofree char *bad = g_build_filename (f->tmp, "Bad Name", "vm.json", NULL);
+  g_autofree char *half = g_build_filename (f->tmp, "bad", "vm.json", NULL);
   g_autoptr(GError) error = NULL;
   g_autoptr(BgVmRecord) r = NULL;
   static const char zeros[339] = { 0 };
 
   g_assert_false (bg_state_store_never_written (f->store, "cut"));
   write_raw (f, "cut", "");
+  g_assert_false (bg_state_store_never_written (f->store, "cut"));
+  written_before_boot (path);
   g_assert_true (bg_state_store_never_written (f->store, "cut"));
   g_assert_true (g_file_set_contents (path, zeros, sizeof zeros, NULL));
+  written_before_boot (path);
   g_assert_true (bg_state_store_never_written (f->store, "cut"));
   r = bg_state_store_load (f->store, "cut", &error);
   g_assert_null (r);
   g_assert_error (error, BG_ERROR, BG_ERROR_CORRUPT);
   g_assert_nonnull (strstr (error->message, "system cleanup"));
 
-  write_raw (f, "whole", "{\"name\": \"whole\", \"state\": \"stopped\"}");
-  g_assert_false (bg_state_store_never_written (f->store, "whole"));
+  /* Whole once, or not a VM's name: never, whatever its age. */
   write_raw (f, "bad", "{\"name\": \"bad\", ");
+  written_before_boot (half);
   g_assert_false (bg_state_store_never_written (f->store, "bad"));
-  g_assert_false (bg_state_store_never_written (f->store, "../escape"));
+  write_raw (f, "Bad Name", "");
+  written_before_boot (bad);
+  g_assert_false (bg_state_store_never_written (f->store, "Bad Name"));
+}
+
+/* A record that is a FIFO, a link to a device without end, or huge is
+ * refused, naming the file, without waiting on it or reading it. */
+static void
+test_state_odd_files_are_refused (Fixture *f, gconstpointer data)
+{
+  static const struct { const char *name; const char *expect; } cases[] = {
+    { "fifo", "is not a regular file" },
+    { "link", "is a symbolic link" },
+    { "huge", "larger than 1 MiB" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *dir = g_build_filename (f->tmp, cases[i].name, NULL);
+      g_autofree char *path = g_build_filename (dir, "vm.json", NULL);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(BgVmRecord) r = NULL;
+
+      g_assert_no_errno (g_mkdir (dir, 0700));
+      if (i == 0)
+        g_assert_no_errno (mkfifo (path, 0600));
+      else if (i == 1)
+        g_assert_no_errno (symlink ("/dev/zero", path));
+      else
+        {
+          int fd = open (path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+          g_assert_cmpint (fd, >=, 0);
+          g_assert_no_errno (ftruncate (fd, 2 << 20));
+          close (fd);
+        }
+      written_before_boot (path);
+      r = bg_state_store_load (f->store, cases[i].name, &error);
+      g_assert_null (r);
+      g_assert_error (error, BG_ERROR, BG_ERROR_CORRUPT);
+      if (strstr (error->message, path) == NULL || strstr (error->message, cases[i].expect) == NULL)
+        g_error ("%s: \"%s\" lacks the file or \"%s\"", cases[i].name, error->message, cases[i].expect);
+      g_assert_false (bg_state_store_never_written (f->store, cases[i].name));
+    }
 }
 
 static void
@@ -348,6 +413,7 @@ main (int argc, char **argv)
   ADD ("/state/missing-is-not-found", test_state_missing_is_not_found);
   ADD ("/state/corrupt-files-name-the-file", test_state_corrupt_files_name_the_file);
   ADD ("/state/never-written", test_state_never_written);
+  ADD ("/state/odd-files-are-refused", test_state_odd_files_are_refused);
   ADD ("/state/list-skips-corrupt-and-reports", test_state_list_skips_corrupt_and_reports);
   ADD ("/state/delete", test_state_delete);
   ADD ("/state/parallel-writers-lose-nothing", test_state_parallel_writers_lose_nothing);

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
@@ -423,6 +425,52 @@ append_hint (GError    **error,
   (*error)->message = message;
 }
 
+/* A record is small; anything larger is not one. */
+#define RECORD_MAX (1 << 20)
+
+/* @path's bytes, if it is a regular file of at most RECORD_MAX bytes:
+ * not through a symbolic link, and without waiting on a FIFO or
+ * reading a device without end (what `vm ls` would otherwise hang on).
+ * FALSE with errno set (ENOENT: none; ELOOP: a link; EINVAL: not a
+ * regular file; EFBIG: too large); @mtime, if not NULL, its mtime. */
+static gboolean
+read_record (const char  *path,
+             char       **text,
+             gsize       *len,
+             gint64      *mtime)
+{
+  g_auto(BgFd) fd = open (path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  g_autofree char *buf = NULL;
+  struct stat st;
+  gsize done = 0;
+
+  if (fd < 0 || fstat (fd, &st) < 0)
+    return FALSE;
+  if (!S_ISREG (st.st_mode))
+    return errno = EINVAL, FALSE;
+  if (st.st_size > RECORD_MAX)
+    return errno = EFBIG, FALSE;
+  buf = g_malloc (st.st_size + 1);
+  while (done < (gsize) st.st_size)
+    {
+      gssize n = read (fd, buf + done, st.st_size - done);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return FALSE;
+      if (n == 0)
+        break;
+      done += n;
+    }
+  buf[done] = '\0';
+  *text = g_steal_pointer (&buf);
+  *len = done;
+  if (mtime != NULL)
+    *mtime = st.st_mtim.tv_sec;
+  return TRUE;
+}
+
 /* Nothing, or nothing but NUL bytes: what a power loss can leave of a
  * VM's first record, which 'vm up' writes without a sync (a new VM's
  * "creating" record, BG_STATE_WRITE_UNSYNCED). Every later record is
@@ -438,6 +486,17 @@ never_written (const char *text,
   return TRUE;
 }
 
+/* When this boot began, in unix seconds. */
+static gint64
+boot_time (void)
+{
+  struct timespec boot;
+
+  if (clock_gettime (CLOCK_BOOTTIME, &boot) < 0)
+    return 0;
+  return g_get_real_time () / G_USEC_PER_SEC - boot.tv_sec;
+}
+
 gboolean
 bg_state_store_never_written (BgStateStore *store,
                               const char   *name)
@@ -445,8 +504,12 @@ bg_state_store_never_written (BgStateStore *store,
   g_autofree char *path = record_path (store, name, NULL);
   g_autofree char *text = NULL;
   gsize len;
+  gint64 mtime;
 
-  return path != NULL && g_file_get_contents (path, &text, &len, NULL) && never_written (text, len);
+  /* Only a power loss leaves one: written before this boot. An empty
+   * record of this boot is someone's doing, and not a leftover. */
+  return path != NULL && read_record (path, &text, &len, &mtime) && never_written (text, len) &&
+         mtime < boot_time ();
 }
 
 BgVmRecord *
@@ -463,13 +526,21 @@ bg_state_store_load (BgStateStore  *store,
 
   if ((path = record_path (store, name, error)) == NULL)
     return NULL;
-  if (!g_file_get_contents (path, &text, &len, &local))
+  if (!read_record (path, &text, &len, NULL))
     {
-      if (g_error_matches (local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+      int errsv = errno;
+
+      if (errsv == ENOENT)
         g_set_error (error, BG_ERROR, BG_ERROR_NOT_FOUND,
                      "No VM named \"%s\"; see 'banger vm ls'", name);
+      else if (errsv == ELOOP || errsv == EINVAL || errsv == EFBIG)
+        {
+          g_set_error (error, BG_ERROR, BG_ERROR_CORRUPT, "%s is %s, not a VM record", path,
+                       errsv == ELOOP ? "a symbolic link" : errsv == EINVAL ? "not a regular file" : "larger than 1 MiB");
+          append_hint (error, name);
+        }
       else
-        g_propagate_error (error, g_steal_pointer (&local));
+        bg_error_errno (error, errsv, "Cannot read", path);
       return NULL;
     }
 
@@ -512,10 +583,12 @@ save_record (BgStateStore      *store,
   node = bg_vm_record_to_json (record);
   text = json_to_string (node, TRUE);
 
-  /* GLib syncs the new file even with CONSISTENT alone (~0.7 ms):
-   * UNSYNCED writes it as bg_file_replace does, without. */
+  /* GLib syncs the new file and the directory even with CONSISTENT
+   * alone (~0.9 ms): UNSYNCED writes it as bg_file_replace does,
+   * without, and never over a record (one that was whole must not be
+   * replaced by one a power loss can empty). */
   if (how == BG_STATE_WRITE_UNSYNCED)
-    return bg_file_replace_full (path, text, -1, 0600, BG_FILE_NO_SYNC, error);
+    return bg_file_replace_full (path, text, -1, 0600, BG_FILE_NO_SYNC | BG_FILE_NO_REPLACE, error);
   /* DURABLE also syncs the directory. */
   return g_file_set_contents_full (path, text, -1,
                                    G_FILE_SET_CONTENTS_CONSISTENT |
@@ -581,6 +654,34 @@ bg_state_store_update_full (BgStateStore       *store,
   ok = save_record (store, updated, how, error);
   bg_vm_record_free (updated);
   return ok;
+}
+
+/* @name's directory, if it still has no record or one a power loss cut
+ * short (bg_state_store_never_written): checked and removed under the
+ * store's lock, so a `vm up` that has just made it is not taken. */
+gboolean
+bg_state_store_remove_leftover (BgStateStore  *store,
+                                const char    *name,
+                                GError       **error)
+{
+  g_autofree char *dir = g_build_filename (store->dir, name, NULL);
+  g_autofree char *json = g_build_filename (dir, "vm.json", NULL);
+  g_auto(BgFd) lock = store_lock (store, error);
+  struct stat st;
+
+  if (lock < 0)
+    return FALSE;
+  if (strchr (name, '/') != NULL || g_str_equal (name, ".") || g_str_equal (name, ".."))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_INVALID_ARGUMENT, "%s is not a directory of the store", name);
+      return FALSE;
+    }
+  if (lstat (json, &st) == 0 && !bg_state_store_never_written (store, name))
+    {
+      g_set_error (error, BG_ERROR, BG_ERROR_EXISTS, "%s has a record now; left as it is", dir);
+      return FALSE;
+    }
+  return bg_file_remove_tree (dir, error);
 }
 
 gboolean

@@ -85,10 +85,11 @@ gboolean      bg_state_store_update   (BgStateStore  *store,
  * the old record or the new one, never half of one (the new file is
  * synced before it replaces the old), but possibly the old: for a record
  * whose previous version says as much for what a reboot leaves.
- * UNSYNCED: only for a VM's first record (none to replace): readers see
- * it whole or not at all, but a power loss may leave it missing, empty
- * or NUL bytes, which bg_state_store_never_written() tells and 'system
- * cleanup' removes; every later record is synced. */
+ * UNSYNCED: only a VM's first record, and never over one (it fails if
+ * one exists): readers see it whole or not at all, but a power loss may
+ * leave it missing, empty or NUL bytes, which
+ * bg_state_store_never_written() tells and 'system cleanup' removes.
+ * A VM is never said to exist before a DURABLE record of it. */
 typedef enum {
   BG_STATE_WRITE_DURABLE,
   BG_STATE_WRITE_CONSISTENT,
@@ -100,10 +101,14 @@ gboolean      bg_state_store_update_full (BgStateStore *store,
                                        gpointer       user_data,
                                        BgStateWrite   how,
                                        GError       **error);
-/* Whether @name's record file exists and holds nothing or only NUL
- * bytes: a first record a power loss cut short. */
+/* Whether @name's record file is a regular file that holds nothing or
+ * only NUL bytes, written before this boot: a first record a power loss
+ * cut short. */
 gboolean      bg_state_store_never_written (BgStateStore *store,
                                        const char    *name);
+gboolean      bg_state_store_remove_leftover (BgStateStore *store,
+                                       const char    *name,
+                                       GError       **error);
 gboolean      bg_state_store_delete   (BgStateStore  *store,
                                        const char    *name,
                                        GError       **error);

@@ -214,10 +214,7 @@ bg_cleanup_remove (BgCli       *cli,
   if (g_str_equal (l->kind, "half-made vm"))
     return remove_half_made (cli, l->name, error);
   if (g_str_equal (l->kind, "directory"))
-    {
-      g_autofree char *dir = g_build_filename (bg_state_store_get_dir (store), l->name, NULL);
-      return bg_file_remove_tree (dir, error);
-    }
+    return bg_state_store_remove_leftover (store, l->name, error);
   if (g_str_equal (l->kind, "pinned key"))
     {
       g_autofree char *kh = bg_known_hosts_path ();

@@ -273,13 +273,13 @@ make_new_vm (BgStateStore *store,
   ok = bg_cli_check_interrupt (error);
   if (ok && later != NULL)
     {
-      /* A layered disk's formatted copy is synced with the VM's other
-       * files, while it is launched, not before. */
-      if (work.used == BG_DISK_MODE_LAYERED)
-        {
-          g_autofree char *upper = g_build_filename (dir, "upper.img", NULL);
-          bg_fsync_batch_add (later, upper);
-        }
+      /* The VM's disk is synced with its other files, while it is
+       * launched, not before: a layered VM's (a formatted copy, or
+       * blank), and a reflinked or copied one, which nothing synced. */
+      g_autofree char *disk = g_build_filename (dir, work.used == BG_DISK_MODE_LAYERED ? "upper.img" : "disk.ext4",
+                                                NULL);
+
+      bg_fsync_batch_add (later, disk);
       bg_fsync_batch_start (later);
     }
 
@@ -378,8 +378,11 @@ generate_name (BgStateStore *store)
   for (;;)
     {
       g_autofree char *name = g_strdup_printf ("vm-%04x", g_random_int_range (0, 0x10000));
-      g_autoptr(BgVmRecord) r = bg_state_store_load (store, name, NULL);
-      if (r == NULL)
+      g_autofree char *dir = g_build_filename (bg_state_store_get_dir (store), name, NULL);
+
+      /* Not one whose directory is there without a record to read (a
+       * leftover for `system cleanup`). */
+      if (!g_file_test (dir, G_FILE_TEST_EXISTS))
         return g_steal_pointer (&name);
     }
 }
