@@ -51,6 +51,24 @@ bg_fsync_batch_add (BgFsyncBatch *batch,
   g_ptr_array_add (batch->paths, g_strdup (path));
 }
 
+/* As bg_fsync_batch_add, but synced before the others (moved to the
+ * front if it is there): a file some other process is about to sync
+ * itself (the kernel does, for a loop device's backing file) is then
+ * clean when it does. */
+void
+bg_fsync_batch_add_first (BgFsyncBatch *batch,
+                          const char   *path)
+{
+  g_return_if_fail (batch->thread == NULL && !batch->done);
+  for (guint i = 0; i < batch->paths->len; i++)
+    if (g_str_equal (batch->paths->pdata[i], path))
+      {
+        g_free (g_ptr_array_steal_index (batch->paths, i));
+        break;
+      }
+  g_ptr_array_insert (batch->paths, 0, g_strdup (path));
+}
+
 static gpointer
 sync_all (gpointer data)
 {

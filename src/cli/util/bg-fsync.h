@@ -11,6 +11,8 @@ typedef struct _BgFsyncBatch BgFsyncBatch;
 BgFsyncBatch *bg_fsync_batch_new    (void);
 void          bg_fsync_batch_add    (BgFsyncBatch  *batch,
                                      const char    *path);
+void          bg_fsync_batch_add_first (BgFsyncBatch *batch,
+                                       const char    *path);
 void          bg_fsync_batch_start  (BgFsyncBatch  *batch);
 gboolean      bg_fsync_batch_finish (BgFsyncBatch  *batch,
                                      GError       **error);

@@ -275,11 +275,15 @@ make_new_vm (BgStateStore *store,
     {
       /* The VM's disk is synced with its other files, while it is
        * launched, not before: a layered VM's (a formatted copy, or
-       * blank), and a reflinked or copied one, which nothing synced. */
+       * blank), and a reflinked or copied one, which nothing synced.
+       * It and the config drive first: LaunchVm puts both on loop
+       * devices, whose setup syncs them in the mechanism too. */
       g_autofree char *disk = g_build_filename (dir, work.used == BG_DISK_MODE_LAYERED ? "upper.img" : "disk.ext4",
                                                 NULL);
+      g_autofree char *drive = g_build_filename (dir, "cidata.img", NULL);
 
-      bg_fsync_batch_add (later, disk);
+      bg_fsync_batch_add_first (later, drive);
+      bg_fsync_batch_add_first (later, disk);
       bg_fsync_batch_start (later);
     }
 
