@@ -12,11 +12,16 @@
  *
  * And system programs found the way banger finds them (bg_program_find:
  * PATH, then the system directories), since a login user's PATH on
- * Debian has no /usr/sbin, where mke2fs and fsck.fat live. */
+ * Debian has no /usr/sbin, where mke2fs and fsck.fat live.
+ *
+ * And a file dated before this boot, as one a power loss left. */
 #pragma once
 
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <glib.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -114,4 +119,17 @@ bg_test_spawn_sync (const char          *dir,
   memcpy (copy, argv, n * sizeof *copy);
   copy[0] = path;
   return g_spawn_sync (dir, (char **) copy, envp, flags & ~G_SPAWN_SEARCH_PATH, NULL, NULL, out, err, status, error);
+}
+
+/* @path's mtime set to an hour before this boot, as a file written
+ * before a power loss has it when the machine is up again. */
+static inline void
+bg_test_written_before_boot (const char *path)
+{
+  struct timespec boot, times[2];
+
+  g_assert_cmpint (clock_gettime (CLOCK_BOOTTIME, &boot), ==, 0);
+  times[0].tv_sec = times[1].tv_sec = g_get_real_time () / G_USEC_PER_SEC - boot.tv_sec - 3600;
+  times[0].tv_nsec = times[1].tv_nsec = 0;
+  g_assert_cmpint (utimensat (AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW), ==, 0);
 }

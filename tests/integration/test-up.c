@@ -606,19 +606,6 @@ cleanup_kinds (const char *out, gboolean removed)
   return g_string_free (g_steal_pointer (&s), FALSE);
 }
 
-/* @path's mtime set to an hour before this boot, as a file written
- * before a power loss has it when the machine is up again. */
-static void
-written_before_boot (const char *path)
-{
-  struct timespec boot, times[2];
-
-  g_assert_no_errno (clock_gettime (CLOCK_BOOTTIME, &boot));
-  times[0].tv_sec = times[1].tv_sec = g_get_real_time () / G_USEC_PER_SEC - boot.tv_sec - 3600;
-  times[0].tv_nsec = times[1].tv_nsec = 0;
-  g_assert_no_errno (utimensat (AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW));
-}
-
 /* A power loss during `vm up`, before the record that says the VM runs:
  * the first record, written unsynced, may be left empty or as NUL bytes
  * (the file's length, its data never written), from before the boot.
@@ -669,7 +656,7 @@ test_record_cut_short_is_cleaned_up (Fixture *f, gconstpointer data)
         g_error ("cleanup would take the directory of %s, whose record is of this boot:\n%s", name, o1);
       g_assert_true (g_file_test (dir, G_FILE_TEST_IS_DIR));
 
-      written_before_boot (record);
+      bg_test_written_before_boot (record);
       if (bg_harness_cli (f->h, &o, &e, "system", "cleanup", "--json", NULL) != 0)
         g_error ("cleanup after a record cut short failed: %s", e);
       kinds = cleanup_kinds (o, TRUE);

@@ -119,19 +119,6 @@ test_state_corrupt_files_name_the_file (Fixture *f, gconstpointer data)
     }
 }
 
-/* @path's mtime set to an hour before this boot: what a file written
- * before a power loss has when the machine is up again. */
-static void
-written_before_boot (const char *path)
-{
-  struct timespec boot, times[2];
-
-  g_assert_no_errno (clock_gettime (CLOCK_BOOTTIME, &boot));
-  times[0].tv_sec = times[1].tv_sec = g_get_real_time () / G_USEC_PER_SEC - boot.tv_sec - 3600;
-  times[0].tv_nsec = times[1].tv_nsec = 0;
-  g_assert_no_errno (utimensat (AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW));
-}
-
 /* What a power loss can leave of a first record written unsynced:
  * nothing, or its length in NUL bytes, from before this boot. Told
  * apart from a record that was whole once, and from an empty one of
@@ -150,10 +137,10 @@ test_state_never_written (Fixture *f, gconstpointer data)
   g_assert_false (bg_state_store_never_written (f->store, "cut"));
   write_raw (f, "cut", "");
   g_assert_false (bg_state_store_never_written (f->store, "cut"));
-  written_before_boot (path);
+  bg_test_written_before_boot (path);
   g_assert_true (bg_state_store_never_written (f->store, "cut"));
   g_assert_true (g_file_set_contents (path, zeros, sizeof zeros, NULL));
-  written_before_boot (path);
+  bg_test_written_before_boot (path);
   g_assert_true (bg_state_store_never_written (f->store, "cut"));
   r = bg_state_store_load (f->store, "cut", &error);
   g_assert_null (r);
@@ -162,10 +149,10 @@ test_state_never_written (Fixture *f, gconstpointer data)
 
   /* Whole once, or not a VM's name: never, whatever its age. */
   write_raw (f, "bad", "{\"name\": \"bad\", ");
-  written_before_boot (half);
+  bg_test_written_before_boot (half);
   g_assert_false (bg_state_store_never_written (f->store, "bad"));
   write_raw (f, "Bad Name", "");
-  written_before_boot (bad);
+  bg_test_written_before_boot (bad);
   g_assert_false (bg_state_store_never_written (f->store, "Bad Name"));
 }
 
@@ -199,7 +186,7 @@ test_state_odd_files_are_refused (Fixture *f, gconstpointer data)
           g_assert_no_errno (ftruncate (fd, 2 << 20));
           close (fd);
         }
-      written_before_boot (path);
+      bg_test_written_before_boot (path);
       r = bg_state_store_load (f->store, cases[i].name, &error);
       g_assert_null (r);
       g_assert_error (error, BG_ERROR, BG_ERROR_CORRUPT);
