@@ -45,10 +45,8 @@ bg_fsync_batch_add (BgFsyncBatch *batch,
                     const char   *path)
 {
   g_return_if_fail (batch->thread == NULL && !batch->done);
-  for (guint i = 0; i < batch->paths->len; i++)
-    if (g_str_equal (batch->paths->pdata[i], path))
-      return;
-  g_ptr_array_add (batch->paths, g_strdup (path));
+  if (!g_ptr_array_find_with_equal_func (batch->paths, path, g_str_equal, NULL))
+    g_ptr_array_add (batch->paths, g_strdup (path));
 }
 
 /* As bg_fsync_batch_add, but synced before the others (moved to the
@@ -59,13 +57,11 @@ void
 bg_fsync_batch_add_first (BgFsyncBatch *batch,
                           const char   *path)
 {
+  guint i;
+
   g_return_if_fail (batch->thread == NULL && !batch->done);
-  for (guint i = 0; i < batch->paths->len; i++)
-    if (g_str_equal (batch->paths->pdata[i], path))
-      {
-        g_free (g_ptr_array_steal_index (batch->paths, i));
-        break;
-      }
+  if (g_ptr_array_find_with_equal_func (batch->paths, path, g_str_equal, &i))
+    g_ptr_array_remove_index (batch->paths, i);
   g_ptr_array_insert (batch->paths, 0, g_strdup (path));
 }
 
