@@ -137,7 +137,6 @@ typedef struct {
   guint64       bytes;
   const char   *dir;
   GCancellable *cancellable;
-  BgFileFlags   flags;       /* NO_SYNC: the fsync batch syncs the disk */
   GMutex        lock;
   GCond         cond;
   gboolean      done;
@@ -152,8 +151,9 @@ local_work_run (gpointer data)
   LocalWork *w = data;
 
   bg_cli_block_interrupts ();
-  bg_disk_vm_make_full (w->image, w->dir, w->mode, w->bytes, w->flags, &w->used, &w->reason, w->cancellable,
-                        &w->error);
+  /* Not synced here: make_new_vm adds the disk to its fsync batch. */
+  bg_disk_vm_make_full (w->image, w->dir, w->mode, w->bytes, BG_FILE_NO_SYNC, &w->used, &w->reason,
+                        w->cancellable, &w->error);
   g_mutex_lock (&w->lock);
   w->done = TRUE;
   g_cond_signal (&w->cond);
@@ -209,8 +209,7 @@ make_new_vm (BgStateStore *store,
 {
   g_autoptr(GVariant) reply = NULL, info = NULL;
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
-  LocalWork work = { image, config->disk_mode, r->disk_bytes, dir, cancellable,
-                     later != NULL ? BG_FILE_NO_SYNC : BG_FILE_NONE };
+  LocalWork work = { image, config->disk_mode, r->disk_bytes, dir, cancellable };
   g_autoptr(GThread) thread = NULL;
   gboolean ok = FALSE;
 
@@ -271,7 +270,7 @@ make_new_vm (BgStateStore *store,
   g_free (r->disk_reason);
   r->disk_reason = g_steal_pointer (&work.reason);
   ok = bg_cli_check_interrupt (error);
-  if (ok && later != NULL)
+  if (ok)
     {
       /* The VM's disk is synced with its other files, while it is
        * launched, not before: a layered VM's (a formatted copy, or
